@@ -1,0 +1,3 @@
+"""casescope: DFIR evidence platform."""
+
+__version__ = "0.1.0"

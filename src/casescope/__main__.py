@@ -1,0 +1,3 @@
+from casescope.cli.app import main
+
+main()

@@ -1,0 +1,25 @@
+"""The `casescope` command: a thin shell over the services (parse args, call, render)."""
+
+from __future__ import annotations
+
+import typer
+
+from casescope.cli import cases, ingest, jobs, search
+
+app = typer.Typer(
+    name="casescope",
+    help="DFIR evidence platform: ingest EVTX/NDJSON/CSV, search, detect, hunt, export.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+app.add_typer(cases.app, name="case")
+app.command("ingest")(ingest.ingest)
+app.command("worker")(jobs.worker)
+app.command("status")(jobs.status)
+app.command("reindex")(jobs.reindex)
+app.command("search")(search.search)
+app.command("export")(search.export)
+
+
+def main() -> None:
+    app()

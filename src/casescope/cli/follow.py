@@ -1,0 +1,104 @@
+"""Follow queued work to the end with a Rich progress bar, loading the index as files finish.
+
+The following process is the index owner (unless `casescope serve` is), so it loads ready
+segments in batches while it waits; if the worker pool dies, a new one is started.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from contextlib import nullcontext
+
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from casescope.cli.common import AppContext, console
+from casescope.errors import IndexBusyError
+from casescope.jobs.launcher import ensure_workers
+from casescope.jobs.registry import live_workers
+from casescope.services.progress import FileSet, read_progress
+from casescope.store.loader import load_pending
+from casescope.store.owner import open_index
+
+POLL_SECONDS = 0.5
+LOAD_INTERVAL_SECONDS = 3.0
+POOL_CHECK_SECONDS = 5.0
+
+
+class _EventRate(TextColumn):
+    def __init__(self) -> None:
+        super().__init__("")
+
+    def render(self, task):  # type: ignore[no-untyped-def]
+        speed = task.finished_speed or task.speed
+        return f"{speed:,.0f} ev/s" if speed else ""
+
+
+def _bars() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<7}"), BarColumn(), MofNCompleteColumn(),
+        TaskProgressColumn(), _EventRate(), TimeElapsedColumn(), TextColumn("eta"),
+        TimeRemainingColumn(), console=console, transient=False,
+    )  # fmt: skip
+
+
+def _keep_pool_alive(ctx: AppContext, pool: subprocess.Popen | None,
+                     workers: int | None) -> subprocess.Popen | None:  # fmt: skip
+    if pool is not None and pool.poll() is None:
+        return pool
+    return ensure_workers(ctx.settings, ctx.db, workers=workers) or pool
+
+
+def follow(ctx: AppContext, files: FileSet, *, workers: int | None = None,
+           start_pool: bool = True) -> None:  # fmt: skip
+    """Block until every file in `files` is terminal and loaded into the index."""
+    pool = ensure_workers(ctx.settings, ctx.db, workers=workers) if start_pool else None
+    try:
+        owner = open_index(ctx.settings, role="casescope ingest")
+        index = owner.__enter__()
+    except IndexBusyError as exc:
+        console.print(f"[yellow]{exc}[/]: it will load the results", highlight=False)
+        owner, index = nullcontext(), None
+    try:
+        pool = _follow_loop(ctx, files, index, pool, workers)
+    finally:
+        owner.__exit__(None, None, None)
+    if pool is not None:
+        try:
+            pool.wait(30)  # it exits by itself once the queue is empty
+        except subprocess.TimeoutExpired:
+            pool.terminate()
+
+
+def _follow_loop(ctx: AppContext, files: FileSet, index, pool, workers):  # type: ignore[no-untyped-def]
+    last_load = last_pool_check = time.monotonic()
+    with _bars() as bars:
+        file_task = bars.add_task("files", total=None)
+        event_task = bars.add_task("events", total=None)
+        while True:
+            progress = read_progress(ctx.db, files)
+            bars.update(file_task, total=progress.total, completed=progress.done)
+            bars.update(event_task, total=progress.events_estimated,
+                        completed=progress.events_done)  # fmt: skip
+            now = time.monotonic()
+            if index is not None and progress.awaiting_load and (
+                progress.finished or now - last_load > LOAD_INTERVAL_SECONDS
+            ):
+                load_pending(ctx.db, index, ctx.settings)
+                last_load = now
+                continue
+            if progress.finished and (index is None or progress.awaiting_load == 0):
+                return pool
+            if now - last_pool_check > POOL_CHECK_SECONDS:
+                last_pool_check = now
+                if not live_workers(ctx.db, ctx.settings.heartbeat_seconds * 3):
+                    pool = _keep_pool_alive(ctx, pool, workers)
+            time.sleep(POLL_SECONDS)

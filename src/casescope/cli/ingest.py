@@ -1,0 +1,78 @@
+"""`casescope ingest`: take evidence into a case and process it to completion."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from casescope.cli.common import AppContext, console, friendly_errors, open_app
+from casescope.cli.follow import follow
+from casescope.evidence.intake import IntakeReport, ingest_paths
+from casescope.jobs.launcher import ensure_workers
+from casescope.services.cases import get_or_create_case
+from casescope.services.progress import FileSet, read_progress
+from casescope.services.status import collect_status
+
+
+@friendly_errors
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="Files and folders (walked recursively).")],
+    case: Annotated[str, typer.Option("--case", "-c", help="Case name (created if new).")],
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Queue and return.")] = False,
+    workers: Annotated[int | None, typer.Option(help="Worker processes to start.")] = None,
+) -> None:
+    """Copy evidence into a case, then parse, index, detect and hunt every file."""
+    ctx = open_app("ingest")
+    case_row, created = get_or_create_case(ctx.db, case)
+    if created:
+        console.print(f"created case [bold]{case_row.name}[/]", highlight=False)
+    with console.status("taking in evidence...") as status:
+        counter = {"n": 0}
+
+        def on_file(_path: Path) -> None:
+            counter["n"] += 1
+            if counter["n"] % 100 == 0:
+                status.update(f"taking in evidence... {counter['n']:,} files")
+
+        report = ingest_paths(ctx.db, ctx.settings, case_row, paths, on_file=on_file)
+    _print_intake(report)
+    if not report.queued:
+        return
+    files = FileSet(case_row.id, min(report.queued), max(report.queued))
+    if no_wait:
+        ensure_workers(ctx.settings, ctx.db, workers=workers, detach=True)
+        console.print("queued; follow with `casescope status`")
+        return
+    follow(ctx, files, workers=workers)
+    _print_outcome(ctx, files)
+
+
+def _print_intake(report: IntakeReport) -> None:
+    console.print(
+        f"{report.total:,} files: {len(report.queued):,} queued, "
+        f"{len(report.duplicates):,} duplicates, {len(report.empty):,} empty, "
+        f"{len(report.rejected):,} rejected",
+        highlight=False,
+    )
+    for path, existing in report.duplicates[:20]:
+        console.print(f"  duplicate of file {existing}: {path}", highlight=False)
+    for path, reason in report.rejected:
+        console.print(f"  [red]rejected[/] {path}: {reason}", highlight=False)
+
+
+def _print_outcome(ctx: AppContext, files: FileSet) -> None:
+    progress = read_progress(ctx.db, files)
+    console.print(
+        f"done: {progress.done - progress.failed:,} completed, {progress.failed:,} failed, "
+        f"{progress.events_done:,} events",
+        highlight=False,
+    )
+    if progress.failed:
+        report = collect_status(ctx.db, case_id=files.case_id, index=None, stale_after=0)
+        table = Table("file", "path", "error", title="failed files")
+        for failure in report.failures:
+            table.add_row(str(failure.file_id), failure.path, failure.error)
+        console.print(table)

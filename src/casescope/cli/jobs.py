@@ -1,0 +1,108 @@
+"""`casescope worker`, `status` and `reindex`."""
+
+from __future__ import annotations
+
+import json
+import signal
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from casescope.cli.common import console, friendly_errors, open_app
+from casescope.cli.follow import follow
+from casescope.errors import IndexBusyError
+from casescope.jobs.pool import WorkerPool
+from casescope.model.enums import Operation
+from casescope.services.cases import get_case
+from casescope.services.reprocess import requeue_files
+from casescope.services.status import StatusReport, collect_status
+from casescope.store.loader import load_pending
+from casescope.store.owner import open_index
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+
+
+@friendly_errors
+def worker(
+    workers: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
+    exit_when_idle: Annotated[
+        bool, typer.Option("--exit-when-idle", help="Stop once the queue is empty.")
+    ] = False,
+) -> None:
+    """Run a pool of worker processes that take jobs from the queue."""
+    ctx = open_app("worker")
+    pool = WorkerPool(ctx.settings, workers or ctx.settings.workers, exit_when_idle=exit_when_idle)
+    signal.signal(signal.SIGTERM, lambda *_: pool.stop())
+    try:
+        pool.run()
+    except KeyboardInterrupt:
+        pool.stop()
+
+
+@friendly_errors
+def status(
+    case: Annotated[str | None, typer.Option("--case", "-c", help="Only this case.")] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
+        OutputFormat.TABLE
+    ),
+) -> None:
+    """Files per status, events indexed, failures, queue depth, live workers and memory."""
+    ctx = open_app("status")
+    case_id = get_case(ctx.db, case).id if case else None
+    stale = ctx.settings.heartbeat_seconds * 3
+    try:
+        with open_index(ctx.settings, role="casescope status") as index:
+            load_pending(ctx.db, index, ctx.settings)
+            report = collect_status(ctx.db, case_id=case_id, index=index, stale_after=stale)
+    except IndexBusyError:
+        report = collect_status(ctx.db, case_id=case_id, index=None, stale_after=stale)
+    if fmt is OutputFormat.JSON:
+        console.print_json(json.dumps(report.as_dict()))
+    else:
+        _render_status(report)
+
+
+def _render_status(report: StatusReport) -> None:
+    files = Table("status", "files", title="files")
+    for name, count in sorted(report.files_by_status.items()):
+        files.add_row(name, f"{count:,}")
+    files.add_row("(hidden: no events)", f"{report.hidden_files:,}")
+    files.add_row("(awaiting index load)", f"{report.awaiting_index_load:,}")
+    console.print(files)
+    indexed = "n/a (index owned elsewhere)" if report.events_indexed is None else (
+        f"{report.events_indexed:,}"
+    )
+    console.print(f"events parsed: {report.events_parsed:,}  indexed: {indexed}", highlight=False)
+    console.print(f"queue: {report.queue or 'empty'}", highlight=False)
+    workers = Table("worker", "pid", "rss MB", "tasks", "file", title="live workers")
+    for w in report.workers:
+        workers.add_row(w.id, str(w.pid), f"{w.rss_mb:.0f}", str(w.tasks_done),
+                        str(w.current_file_id or ""))  # fmt: skip
+    console.print(workers)
+    if report.failures:
+        failures = Table("file", "path", "error", title="failures")
+        for f in report.failures:
+            failures.add_row(str(f.file_id), f.path, f.error)
+        console.print(failures)
+
+
+@friendly_errors
+def reindex(
+    case: Annotated[str, typer.Option("--case", "-c", help="Case to re-index.")],
+    file_ids: Annotated[
+        list[int] | None, typer.Option("--file", help="Only these file ids (repeatable).")
+    ] = None,
+    no_wait: Annotated[bool, typer.Option("--no-wait", help="Queue and return.")] = False,
+) -> None:
+    """Re-parse and re-index files of a case (all of them, or the given ids)."""
+    ctx = open_app("reindex")
+    case_row = get_case(ctx.db, case)
+    files = requeue_files(ctx.db, ctx.settings, case_row.id, Operation.REINDEX, file_ids)
+    console.print(f"queued {files.count:,} files for re-index", highlight=False)
+    if files.count and not no_wait:
+        follow(ctx, files.file_set)

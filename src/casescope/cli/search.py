@@ -1,0 +1,143 @@
+"""`casescope search` and `casescope export`."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from casescope.cli.common import console, friendly_errors, open_app
+from casescope.errors import CasescopeError
+from casescope.services.cases import get_case
+from casescope.services.search import (
+    SearchRequest,
+    export_batches,
+    search as run_search,
+    write_csv,
+    write_jsonl,
+)
+from casescope.store.loader import load_pending
+from casescope.store.owner import open_index
+from casescope.store.query import QuerySyntaxError
+
+
+class SearchFormat(StrEnum):
+    TABLE = "table"
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+class ExportFormat(StrEnum):
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise CasescopeError(f"not an ISO 8601 time: {value!r}") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+FromOpt = Annotated[str | None, typer.Option("--from", help="Start time (ISO 8601, UTC).")]
+ToOpt = Annotated[str | None, typer.Option("--to", help="End time, exclusive (ISO 8601, UTC).")]
+CaseOpt = Annotated[str, typer.Option("--case", "-c", help="Case name.")]
+
+
+@friendly_errors
+def search(
+    query: Annotated[str, typer.Argument(help='Query, e.g. \'EventID:4624 AND "logon"\'.')],
+    case: CaseOpt,
+    start: FromOpt = None,
+    end: ToOpt = None,
+    limit: Annotated[int, typer.Option(help="Rows to show.", min=1)] = 50,
+    offset: Annotated[int, typer.Option(help="Rows to skip.", min=0)] = 0,
+    fmt: Annotated[SearchFormat, typer.Option("--format")] = SearchFormat.TABLE,
+) -> None:
+    """Search a case's events (query language: docs/query-language.md)."""
+    ctx = open_app("search")
+    request = SearchRequest(get_case(ctx.db, case).id, query, _parse_time(start),
+                            _parse_time(end), limit, offset)  # fmt: skip
+    with open_index(ctx.settings, role="casescope search") as index:
+        load_pending(ctx.db, index, ctx.settings)
+        try:
+            if fmt is SearchFormat.TABLE:
+                rows, total = run_search(index, request)
+                _render_rows(rows, total, request)
+                return
+            batches = export_batches(index, request)
+            head = _limited(batches, offset, limit)
+            if fmt is SearchFormat.CSV:
+                write_csv(head, sys.stdout)
+            else:
+                write_jsonl(head, sys.stdout.buffer)
+        except QuerySyntaxError as exc:
+            raise CasescopeError(f"query: {exc}") from None
+
+
+def _limited(batches, offset: int, limit: int):  # type: ignore[no-untyped-def]
+    skipped = taken = 0
+    for batch in batches:
+        if skipped + batch.num_rows <= offset:
+            skipped += batch.num_rows
+            continue
+        batch = batch.slice(max(0, offset - skipped))
+        skipped = offset
+        batch = batch.slice(0, limit - taken)
+        taken += batch.num_rows
+        yield batch
+        if taken >= limit:
+            return
+
+
+def _render_rows(rows: list[dict], total: int, request: SearchRequest) -> None:
+    table = Table("ts", "file", "EventID", "channel", "computer", "details", expand=True)
+    for row in rows:
+        fields = row.get("fields") or {}
+        summary = " ".join(f"{k}={v}" for k, v in list(fields.items())[:6])
+        # Text(...) renders event data literally: no Rich markup from attacker-controlled fields
+        table.add_row(Text(str(row["ts"])), Text(str(row["file_id"])), Text(str(row["event_id"])),
+                      Text(row["channel"]), Text(row["computer"]), Text(summary[:300]))  # fmt: skip
+    console.print(table)
+    shown = f"{request.offset + 1:,}-{request.offset + len(rows):,}" if rows else "0"
+    console.print(f"{shown} of {total:,} matching events", highlight=False)
+
+
+@friendly_errors
+def export(
+    case: CaseOpt,
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="csv or jsonl.")],
+    query: Annotated[str, typer.Option("--query", "-q", help="Only matching events.")] = "",
+    start: FromOpt = None,
+    end: ToOpt = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default stdout).")]
+    = None,
+) -> None:
+    """Stream every (matching) event of a case as CSV or JSONL — no row cap."""
+    ctx = open_app("export")
+    request = SearchRequest(get_case(ctx.db, case).id, query, _parse_time(start), _parse_time(end))
+    with ExitStack() as stack:
+        index = stack.enter_context(open_index(ctx.settings, role="casescope export"))
+        load_pending(ctx.db, index, ctx.settings)
+        try:
+            batches = export_batches(index, request)
+            if fmt is ExportFormat.CSV:
+                out = stack.enter_context(output.open("w", newline="", encoding="utf-8")) if output else sys.stdout  # noqa: E501
+                count = write_csv(batches, out)
+            else:
+                bout = stack.enter_context(output.open("wb")) if output else sys.stdout.buffer
+                count = write_jsonl(batches, bout)
+        except QuerySyntaxError as exc:
+            raise CasescopeError(f"query: {exc}") from None
+    if output:
+        console.print(f"exported {count:,} events to {output}", highlight=False)

@@ -1,0 +1,83 @@
+"""Settings: every tunable and every path comes from here.
+
+Values come from ``CASESCOPE_*`` environment variables (e.g. ``CASESCOPE_HOME``,
+``CASESCOPE_WORKERS``); the README's "Configuration" table documents each one, and a test
+fails when a field here is missing from it.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+class Settings(BaseSettings):
+    """casescope settings; see README "Configuration"."""
+
+    model_config = SettingsConfigDict(env_prefix="CASESCOPE_", extra="ignore")
+
+    home: Path = Field(default=Path("~/.casescope"), description="Root of all state.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the metadata DB; default SQLite in home."
+    )
+    workers: int = Field(default_factory=_default_workers, ge=1, description="Worker processes.")
+    batch_size: int = Field(default=10_000, ge=100, description="Events per parse batch.")
+    lease_seconds: float = Field(default=60.0, gt=0, description="Job lease before re-claim.")
+    heartbeat_seconds: float = Field(default=10.0, gt=0, description="Lease renewal interval.")
+    max_attempts: int = Field(default=3, ge=1, description="Claims of a job before it fails.")
+    worker_max_tasks: int = Field(default=500, ge=1, description="Files before a recycle.")
+    worker_max_rss_mb: int = Field(default=450, ge=64, description="RSS that triggers recycle.")
+    worker_hard_rss_mb: int = Field(default=1500, ge=64, description="RSS that kills a parse.")
+    file_timeout_seconds: float = Field(default=1800.0, gt=0, description="Kill a parse after.")
+    max_line_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, description="NDJSON/CSV line cap.")
+    load_batch_rows: int = Field(default=2_000_000, ge=1, description="Rows per index INSERT.")
+    load_batch_files: int = Field(default=1000, ge=1, description="Files per index INSERT.")
+
+    @cached_property
+    def home_dir(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def db_path(self) -> Path:
+        return self.home_dir / "casescope.db"
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.db_path}"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.home_dir / "index"
+
+    @property
+    def evidence_dir(self) -> Path:
+        return self.home_dir / "evidence"
+
+    @property
+    def segments_dir(self) -> Path:
+        return self.home_dir / "segments"
+
+    @property
+    def tmp_dir(self) -> Path:
+        return self.home_dir / "tmp"
+
+    @property
+    def owner_lock_path(self) -> Path:
+        return self.home_dir / "index.lock"
+
+    def ensure_dirs(self) -> None:
+        for path in (self.home_dir, self.evidence_dir, self.segments_dir, self.tmp_dir):
+            path.mkdir(parents=True, exist_ok=True)
+
+
+def get_settings() -> Settings:
+    """Fresh settings from the environment (cheap; tests change the environment)."""
+    return Settings()

@@ -1,0 +1,233 @@
+"""`process_file(ctx, job)`: one worker takes one file through every step (DESIGN decision 1).
+
+    full / reindex:  estimating → indexing → sigma → ioc → completed
+    sigma_only:      sigma → completed      (re-reads the segment; no re-parse)
+    ioc_only:        ioc → completed        (likewise)
+
+Sigma and IOC analyzers see every batch during indexing (one pass over the data); their
+steps then persist what they found. A step that raises fails the attempt; the queue decides
+whether to retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from casescope.config import Settings
+from casescope.errors import PermanentError
+from casescope.jobs import queue
+from casescope.jobs.steps import StepResult, StepScope, step
+from casescope.model.db import Database
+from casescope.model.enums import FileStatus, FileType, IndexState, Operation
+from casescope.model.tables import EvidenceFile, Segment, utcnow
+from casescope.parse import ParseReport, estimate_events, iter_batches
+from casescope.parse.schema import PARSER_VERSION
+from casescope.store.segments import SegmentWriter, read_segment, segment_path
+
+logger = logging.getLogger(__name__)
+
+MAX_WARNING_CHARS = 20_000
+
+
+class Analyzer(Protocol):
+    """Sees every batch of a file; persists its findings in its own step."""
+
+    status: FileStatus
+
+    def consume(self, batch: pa.RecordBatch) -> None: ...
+    def persist(self, session: Session, file_id: int) -> int: ...
+
+
+@dataclass
+class Progress:
+    """Shared with the worker's heartbeat thread, which reports it to the DB."""
+
+    events: int = 0
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    db: Database
+    worker_id: str
+    progress: Progress = field(default_factory=Progress)
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    id: int
+    case_id: int
+    sha256: str
+    stored_path: Path
+    file_type: FileType
+    segment_id: int | None
+
+
+def _file_info(db: Database, file_id: int) -> FileInfo:
+    with db.session() as session:
+        f = session.get(EvidenceFile, file_id)
+        if f is None:
+            raise PermanentError(f"file {file_id} no longer exists")
+        return FileInfo(f.id, f.case_id, f.sha256, Path(f.stored_path), f.file_type, f.segment_id)
+
+
+def _feed(batches: Iterable[pa.RecordBatch], analyzers: list[Analyzer], progress: Progress,
+          writer: SegmentWriter | None = None) -> Iterator[pa.RecordBatch]:  # fmt: skip
+    for batch in batches:
+        if writer is not None:
+            writer.write(batch)
+        for analyzer in analyzers:
+            analyzer.consume(batch)
+        progress.events += batch.num_rows
+        yield batch
+
+
+def _parse_to_segment(ctx: WorkerContext, info: FileInfo, analyzers: list[Analyzer],
+                      result: StepResult) -> tuple[Path, int, ParseReport]:  # fmt: skip
+    settings = ctx.settings
+    report = ParseReport()
+    final = segment_path(settings.segments_dir, info.sha256, PARSER_VERSION)
+    with SegmentWriter(final, settings.tmp_dir) as writer:
+        batches = iter_batches(
+            info.stored_path, info.file_type, report,
+            batch_size=settings.batch_size, max_line_bytes=settings.max_line_bytes,
+        )  # fmt: skip
+        for _ in _feed(batches, analyzers, ctx.progress, writer):
+            pass
+        if report.error and writer.rows == 0:
+            raise PermanentError(report.error)
+        path = writer.commit()
+    result.events = writer.rows
+    result.details.append(f"parsed {writer.rows} events")
+    return path, writer.rows, report
+
+
+def _reusable_segment(db: Database, sha256: str) -> Segment | None:
+    with db.session() as session:
+        seg = session.scalar(
+            select(Segment).where(Segment.sha256 == sha256, Segment.parser_version == PARSER_VERSION)
+        )
+    return seg if seg is not None and Path(seg.path).is_file() else None
+
+
+def _record_segment(db: Database, sha256: str, path: Path, rows: int) -> int:
+    with db.session() as session:
+        seg = session.scalar(
+            select(Segment).where(Segment.sha256 == sha256, Segment.parser_version == PARSER_VERSION)
+        )
+        if seg is None:
+            seg = Segment(sha256=sha256, parser_version=PARSER_VERSION)
+            session.add(seg)
+        seg.path, seg.event_count, seg.size_bytes = str(path), rows, path.stat().st_size
+        session.flush()
+        return seg.id
+
+
+def _format_warnings(report: ParseReport | None) -> str:
+    if report is None:
+        return ""
+    lines = list(report.warnings)
+    if report.error:
+        lines.insert(0, f"error: {report.error}")
+    if report.skipped:
+        lines.insert(0, f"{report.skipped} records could not be read")
+    return "\n".join(lines)[:MAX_WARNING_CHARS]
+
+
+@dataclass
+class Outcome:
+    """What the steps produced, written in the completing transaction."""
+
+    segment_id: int | None = None
+    event_count: int | None = None
+    warnings: str | None = None
+
+
+def _index_steps(ctx: WorkerContext, scope: StepScope, info: FileInfo, operation: Operation,
+                 analyzers: list[Analyzer]) -> Outcome:  # fmt: skip
+    with step(ctx.db, scope, FileStatus.ESTIMATING) as result:
+        estimate = estimate_events(info.stored_path, info.file_type)
+        result.events = estimate
+        with ctx.db.session() as session:
+            session.get(EvidenceFile, info.id).events_estimated = estimate  # type: ignore[union-attr]
+    with step(ctx.db, scope, FileStatus.INDEXING) as result:
+        reuse = _reusable_segment(ctx.db, info.sha256) if operation is Operation.FULL else None
+        if reuse is not None:
+            for _ in _feed(read_segment(Path(reuse.path), ctx.settings.batch_size), analyzers,
+                           ctx.progress):  # fmt: skip
+                pass
+            result.events = reuse.event_count
+            result.details.append(f"re-used segment {reuse.id} (same evidence seen before)")
+            return Outcome(reuse.id, reuse.event_count, "")
+        path, rows, report = _parse_to_segment(ctx, info, analyzers, result)
+        segment_id = _record_segment(ctx.db, info.sha256, path, rows)
+    return Outcome(segment_id, rows, _format_warnings(report))
+
+
+def _reread_segment(ctx: WorkerContext, info: FileInfo, analyzers: list[Analyzer]) -> None:
+    with ctx.db.session() as session:
+        seg = session.get(Segment, info.segment_id) if info.segment_id else None
+    if seg is None or not Path(seg.path).is_file():
+        raise PermanentError(f"file {info.id} has no segment to re-read; re-index it first")
+    for _ in _feed(read_segment(Path(seg.path), ctx.settings.batch_size), analyzers, ctx.progress):
+        pass
+
+
+def _persist_steps(ctx: WorkerContext, scope: StepScope, analyzers: list[Analyzer],
+                   operation: Operation) -> None:  # fmt: skip
+    wanted = {
+        Operation.FULL: (FileStatus.SIGMA, FileStatus.IOC),
+        Operation.REINDEX: (FileStatus.SIGMA, FileStatus.IOC),
+        Operation.SIGMA_ONLY: (FileStatus.SIGMA,),
+        Operation.IOC_ONLY: (FileStatus.IOC,),
+    }[operation]
+    for status in wanted:
+        with step(ctx.db, scope, status) as result:
+            for analyzer in analyzers:
+                if analyzer.status is status:
+                    with ctx.db.session() as session:
+                        result.events += analyzer.persist(session, scope.file_id)
+
+
+def _complete(ctx: WorkerContext, job: queue.ClaimedJob, outcome: Outcome) -> bool:
+    with ctx.db.session() as session:
+        if not queue.finish(session, job.id, ctx.worker_id):
+            return False
+        f = session.get(EvidenceFile, job.file_id)
+        assert f is not None
+        f.status = FileStatus.COMPLETED
+        f.completed_at = utcnow()
+        if outcome.event_count is not None:
+            f.segment_id = outcome.segment_id
+            f.event_count = f.events_processed = outcome.event_count
+            f.hidden = outcome.event_count == 0
+            f.index_state = IndexState.PENDING
+            f.index_generation += 1
+            f.warnings = outcome.warnings or ""
+    return True
+
+
+def process_file(ctx: WorkerContext, job: queue.ClaimedJob,
+                 analyzers: list[Analyzer] | None = None) -> bool:  # fmt: skip
+    """Run every step of `job.operation` for its file; True if this worker completed it."""
+    info = _file_info(ctx.db, job.file_id)
+    if not info.stored_path.is_file():
+        raise PermanentError(f"evidence file is missing: {info.stored_path}")
+    scope = StepScope(info.case_id, info.id, job.id, f"worker:{ctx.worker_id}")
+    analyzers = analyzers or []
+    ctx.progress.events = 0
+    outcome = Outcome()
+    if job.operation in (Operation.FULL, Operation.REINDEX):
+        outcome = _index_steps(ctx, scope, info, job.operation, analyzers)
+    else:
+        _reread_segment(ctx, info, analyzers)
+    _persist_steps(ctx, scope, analyzers, job.operation)
+    return _complete(ctx, job, outcome)

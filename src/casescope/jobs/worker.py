@@ -1,0 +1,132 @@
+"""A worker process: claim a job, run `process_file`, repeat; heartbeat meanwhile.
+
+The process exits (to be replaced by the pool) after `worker_max_tasks` files or when its RSS
+passes `worker_max_rss_mb` between files, so memory can never creep across a long run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import traceback
+
+from sqlalchemy import update
+
+from casescope.config import Settings
+from casescope.errors import PermanentError
+from casescope.jobs import queue
+from casescope.jobs.pipeline import WorkerContext, process_file
+from casescope.jobs.registry import register, rss_mb, unregister
+from casescope.model.db import Database
+from casescope.model.enums import JobState
+from casescope.model.tables import EvidenceFile, WorkerRecord
+
+logger = logging.getLogger(__name__)
+
+IDLE_POLL_SECONDS = 0.25
+
+
+class Heartbeat(threading.Thread):
+    """Renews the current job's lease and reports progress; exits the process if orphaned."""
+
+    def __init__(self, ctx: WorkerContext, parent_pid: int) -> None:
+        super().__init__(name="heartbeat", daemon=True)
+        self.ctx = ctx
+        self.parent_pid = parent_pid
+        self.job: queue.ClaimedJob | None = None
+        self.job_started: float | None = None
+        self.tasks_done = 0
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        while not self._stop_event.wait(self.ctx.settings.heartbeat_seconds):
+            if os.getppid() != self.parent_pid:
+                logger.error("worker %s: pool process is gone, exiting", self.ctx.worker_id)
+                os._exit(3)
+            try:
+                self.beat()
+            except Exception:  # isolation boundary: a missed beat must not kill the worker
+                logger.exception("worker %s: heartbeat failed", self.ctx.worker_id)
+
+    def beat(self) -> None:
+        ctx, job = self.ctx, self.job
+        if job is not None:
+            queue.renew_lease(ctx.db, job.id, ctx.worker_id, ctx.settings.lease_seconds)
+        with ctx.db.session() as session:
+            if job is not None:
+                session.execute(
+                    update(EvidenceFile)
+                    .where(EvidenceFile.id == job.file_id)
+                    .values(events_processed=ctx.progress.events)
+                )
+            session.execute(
+                update(WorkerRecord)
+                .where(WorkerRecord.id == ctx.worker_id)
+                .values(
+                    heartbeat_at=time.time(),
+                    rss_mb=rss_mb(),
+                    current_job_id=job.id if job else None,
+                    current_file_id=job.file_id if job else None,
+                    job_started_at=self.job_started,
+                    tasks_done=self.tasks_done,
+                )
+            )
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+
+def run_job(ctx: WorkerContext, job: queue.ClaimedJob) -> None:
+    """Process one claimed job; failures are recorded, never raised."""
+    try:
+        process_file(ctx, job)
+    except PermanentError as exc:
+        logger.warning("job %d file %d failed: %s", job.id, job.file_id, exc)
+        queue.fail(ctx.db, job.id, ctx.worker_id, str(exc), permanent=True)
+    except Exception as exc:  # isolation boundary: one file's failure never stops the worker
+        logger.exception("job %d file %d: attempt %d failed", job.id, job.file_id, job.attempts)
+        detail = f"{type(exc).__name__}: {exc}"
+        state = queue.fail(ctx.db, job.id, ctx.worker_id, detail, permanent=False)
+        if state is JobState.FAILED:
+            logger.debug("job %d traceback:\n%s", job.id, traceback.format_exc())
+
+
+def _should_recycle(settings: Settings, tasks_done: int) -> str | None:
+    if tasks_done >= settings.worker_max_tasks:
+        return f"{tasks_done} tasks done"
+    rss = rss_mb()
+    if rss > settings.worker_max_rss_mb:
+        return f"RSS {rss:.0f} MB over {settings.worker_max_rss_mb} MB"
+    return None
+
+
+def worker_main(settings: Settings, worker_id: str, exit_when_idle: bool) -> None:
+    """Entry point of one worker process."""
+    db = Database(settings, run_migrations=False)
+    ctx = WorkerContext(settings=settings, db=db, worker_id=worker_id)
+    register(db, worker_id)
+    heartbeat = Heartbeat(ctx, os.getppid())
+    heartbeat.start()
+    try:
+        while True:
+            job = queue.claim(db, worker_id, settings.lease_seconds)
+            if job is None:
+                if exit_when_idle and not queue.has_active_jobs(db):
+                    return
+                time.sleep(IDLE_POLL_SECONDS)
+                continue
+            heartbeat.job, heartbeat.job_started = job, time.time()
+            heartbeat.beat()
+            run_job(ctx, job)
+            heartbeat.job, heartbeat.job_started = None, None
+            heartbeat.tasks_done += 1
+            reason = _should_recycle(settings, heartbeat.tasks_done)
+            if reason:
+                logger.info("worker %s recycles: %s", worker_id, reason)
+                return
+    finally:
+        heartbeat.stop()
+        unregister(db, worker_id)
+        db.dispose()

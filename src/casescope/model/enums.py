@@ -1,0 +1,57 @@
+"""Every fixed set of values the metadata DB stores, as enums (never bare string literals)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class FileType(StrEnum):
+    """Evidence format, detected from content (never from the extension)."""
+
+    EVTX = "evtx"
+    NDJSON = "ndjson"
+    CSV = "csv"
+    UNKNOWN = "unknown"
+
+
+class FileStatus(StrEnum):
+    """Where a file is in its processing; the order is the order of the pipeline."""
+
+    QUEUED = "queued"
+    ESTIMATING = "estimating"
+    INDEXING = "indexing"
+    SIGMA = "sigma"
+    IOC = "ioc"
+    COMPLETED = "completed"
+    FAILED = "failed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (FileStatus.COMPLETED, FileStatus.FAILED)
+
+
+class IndexState(StrEnum):
+    """Whether a completed file's segment has been loaded into the event index."""
+
+    NONE = "none"  # nothing to load (not processed yet, failed, or zero events)
+    PENDING = "pending"  # a segment is ready; the index owner has not loaded it yet
+    LOADED = "loaded"
+
+
+class Operation(StrEnum):
+    """What `process_file` does to a file."""
+
+    FULL = "full"
+    REINDEX = "reindex"
+    SIGMA_ONLY = "sigma_only"
+    IOC_ONLY = "ioc_only"
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+ACTIVE_JOB_STATES = (JobState.QUEUED, JobState.RUNNING)

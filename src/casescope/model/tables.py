@@ -1,0 +1,171 @@
+"""ORM tables of the metadata DB (SQLite by default, PostgreSQL when scaled out).
+
+Times that workers compare (leases, heartbeats) are epoch seconds as floats: portable across
+both databases and free of timezone handling. Times shown to people are UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from casescope.model.enums import FileStatus, FileType, IndexState, JobState, Operation
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _enum(enum_cls: type) -> Enum:
+    """Store enum *values* as plain strings (no native DB enum: migrations stay simple)."""
+    return Enum(
+        enum_cls,
+        values_callable=lambda e: [m.value for m in e],
+        native_enum=False,
+        validate_strings=True,
+        length=16,
+    )
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Case(Base):
+    __tablename__ = "cases"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    files: Mapped[list[EvidenceFile]] = relationship(back_populates="case")
+
+
+class Segment(Base):
+    """An immutable Parquet file of parsed events, shared by every file with the same bytes."""
+
+    __tablename__ = "segments"
+    __table_args__ = (UniqueConstraint("sha256", "parser_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
+    parser_version: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(Text)
+    event_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class EvidenceFile(Base):
+    __tablename__ = "evidence_files"
+    __table_args__ = (
+        UniqueConstraint("case_id", "sha256"),
+        Index("ix_files_case_status", "case_id", "status"),
+        Index("ix_files_index_state", "index_state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    file_type: Mapped[FileType] = mapped_column(_enum(FileType))
+    original_path: Mapped[str] = mapped_column(Text)
+    stored_path: Mapped[str] = mapped_column(Text)
+    status: Mapped[FileStatus] = mapped_column(_enum(FileStatus), default=FileStatus.QUEUED)
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    index_state: Mapped[IndexState] = mapped_column(_enum(IndexState), default=IndexState.NONE)
+    index_generation: Mapped[int] = mapped_column(Integer, default=0)
+    segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id"), nullable=True)
+    events_estimated: Mapped[int] = mapped_column(BigInteger, default=0)
+    events_processed: Mapped[int] = mapped_column(BigInteger, default=0)
+    event_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    warnings: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    case: Mapped[Case] = relationship(back_populates="files")
+    segment: Mapped[Segment | None] = relationship()
+
+
+class Job(Base):
+    """A work item: the queue is this table (DESIGN decision 2)."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        # One evidence file can never be queued or running twice.
+        Index(
+            "uq_jobs_active_file",
+            "file_id",
+            unique=True,
+            sqlite_where=text("state IN ('queued', 'running')"),
+            postgresql_where=text("state IN ('queued', 'running')"),
+        ),
+        Index("ix_jobs_claim", "state", "priority", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("evidence_files.id"))
+    operation: Mapped[Operation] = mapped_column(_enum(Operation))
+    state: Mapped[JobState] = mapped_column(_enum(JobState), default=JobState.QUEUED)
+    priority: Mapped[int] = mapped_column(Integer, default=100)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    worker_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuditRecord(Base):
+    """One row per pipeline step and per state-changing action."""
+
+    __tablename__ = "audit"
+    __table_args__ = (Index("ix_audit_file", "file_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100), default="system")
+    action: Mapped[str] = mapped_column(String(50))
+    case_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    file_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ok: Mapped[bool] = mapped_column(Boolean, default=True)
+    duration_ms: Mapped[float] = mapped_column(Float, default=0.0)
+    events: Mapped[int] = mapped_column(BigInteger, default=0)
+    detail: Mapped[str] = mapped_column(Text, default="")
+
+
+class WorkerRecord(Base):
+    """A live (or recently live) worker process, refreshed by its heartbeat."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(200))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[float] = mapped_column(Float)
+    heartbeat_at: Mapped[float] = mapped_column(Float)
+    current_job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    current_file_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    job_started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    rss_mb: Mapped[float] = mapped_column(Float, default=0.0)
+    tasks_done: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,70 @@
+"""Cases: create, find, list — shared by the CLI and the web app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from casescope.errors import CasescopeError, NotFoundError
+from casescope.model.db import Database
+from casescope.model.enums import FileStatus
+from casescope.model.tables import AuditRecord, Case, EvidenceFile
+
+
+@dataclass(frozen=True)
+class CaseSummary:
+    id: int
+    name: str
+    description: str
+    files: int
+    events: int
+    failed: int
+
+
+def create_case(db: Database, name: str, description: str = "", actor: str = "cli") -> Case:
+    name = name.strip()
+    if not name:
+        raise CasescopeError("a case needs a name")
+    try:
+        with db.session() as session:
+            case = Case(name=name, description=description)
+            session.add(case)
+            session.flush()
+            session.add(AuditRecord(actor=actor, action="case.create", case_id=case.id,
+                                    detail=name))  # fmt: skip
+            return case
+    except IntegrityError:
+        raise CasescopeError(f"a case named {name!r} already exists") from None
+
+
+def get_case(db: Database, name: str) -> Case:
+    with db.session() as session:
+        case = session.scalar(select(Case).where(Case.name == name))
+    if case is None:
+        raise NotFoundError(f"no case named {name!r} (create it with `casescope case create`)")
+    return case
+
+
+def get_or_create_case(db: Database, name: str, actor: str = "cli") -> tuple[Case, bool]:
+    try:
+        return get_case(db, name), False
+    except NotFoundError:
+        return create_case(db, name, actor=actor), True
+
+
+def list_cases(db: Database) -> list[CaseSummary]:
+    with db.session() as session:
+        rows = session.execute(
+            select(
+                Case.id, Case.name, Case.description,
+                func.count(EvidenceFile.id),
+                func.coalesce(func.sum(EvidenceFile.event_count), 0),
+                func.count(EvidenceFile.id).filter(EvidenceFile.status == FileStatus.FAILED),
+            )  # fmt: skip
+            .outerjoin(EvidenceFile, EvidenceFile.case_id == Case.id)
+            .group_by(Case.id)
+            .order_by(Case.id)
+        ).all()
+    return [CaseSummary(*row) for row in rows]

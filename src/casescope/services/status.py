@@ -1,0 +1,74 @@
+"""What is going on: files per status, events, failures, queue depth and live workers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from sqlalchemy import func, select
+
+from casescope.jobs.registry import WorkerInfo, live_workers
+from casescope.model.db import Database
+from casescope.model.enums import FileStatus, IndexState, JobState
+from casescope.model.tables import EvidenceFile, Job
+from casescope.store.index import EventIndex
+
+
+@dataclass(frozen=True)
+class Failure:
+    file_id: int
+    path: str
+    error: str
+
+
+@dataclass
+class StatusReport:
+    files_by_status: dict[str, int] = field(default_factory=dict)
+    hidden_files: int = 0
+    awaiting_index_load: int = 0
+    events_parsed: int = 0
+    events_indexed: int | None = None  # None when another process owns the index
+    queue: dict[str, int] = field(default_factory=dict)
+    workers: list[WorkerInfo] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _case_filter(case_id: int | None) -> list:
+    return [EvidenceFile.case_id == case_id] if case_id is not None else []
+
+
+def collect_status(db: Database, *, case_id: int | None, index: EventIndex | None,
+                   stale_after: float, max_failures: int = 50) -> StatusReport:  # fmt: skip
+    report = StatusReport()
+    where = _case_filter(case_id)
+    with db.session() as session:
+        for status, count in session.execute(
+            select(EvidenceFile.status, func.count()).where(*where).group_by(EvidenceFile.status)
+        ):
+            report.files_by_status[FileStatus(status).value] = count
+        report.hidden_files = session.scalar(
+            select(func.count()).where(EvidenceFile.hidden, *where)
+        ) or 0
+        report.awaiting_index_load = session.scalar(
+            select(func.count()).where(EvidenceFile.index_state == IndexState.PENDING, *where)
+        ) or 0
+        report.events_parsed = session.scalar(
+            select(func.coalesce(func.sum(EvidenceFile.event_count), 0)).where(*where)
+        ) or 0
+        job_query = select(Job.state, func.count()).group_by(Job.state)
+        if case_id is not None:
+            job_query = job_query.join(EvidenceFile, EvidenceFile.id == Job.file_id).where(*where)
+        report.queue = {JobState(s).value: n for s, n in session.execute(job_query)}
+        failed = session.execute(
+            select(EvidenceFile.id, EvidenceFile.original_path, EvidenceFile.error)
+            .where(EvidenceFile.status == FileStatus.FAILED, *where)
+            .order_by(EvidenceFile.id)
+            .limit(max_failures)
+        ).all()
+        report.failures = [Failure(i, p, e or "") for i, p, e in failed]
+    report.workers = live_workers(db, stale_after)
+    if index is not None:
+        report.events_indexed = index.count(case_id)
+    return report

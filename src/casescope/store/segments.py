@@ -1,0 +1,72 @@
+"""Immutable per-file Parquet segments, content-addressed by (evidence sha256, parser version).
+
+A segment is written to a temporary file in the home's tmp dir and renamed into place only
+when complete, so a crash never leaves a half segment under its final name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from casescope.parse.schema import EVENT_SCHEMA
+
+ROW_GROUP_ROWS = 50_000
+
+
+def segment_path(segments_dir: Path, sha256: str, parser_version: int) -> Path:
+    """The one place a segment for this content lives."""
+    return segments_dir / sha256[:2] / f"{sha256}-p{parser_version}.parquet"
+
+
+class SegmentWriter:
+    """Streams batches into a segment; `commit()` publishes it atomically."""
+
+    def __init__(self, final_path: Path, tmp_dir: Path) -> None:
+        self.final_path = final_path
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        self._tmp_path = tmp_dir / f"{final_path.name}.{os.getpid()}.tmp"
+        self._writer = pq.ParquetWriter(
+            self._tmp_path, EVENT_SCHEMA, compression="zstd", write_statistics=["seq", "ts"]
+        )
+        self.rows = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows:
+            self._writer.write_batch(batch, row_group_size=ROW_GROUP_ROWS)
+            self.rows += batch.num_rows
+
+    def commit(self) -> Path:
+        self._writer.close()
+        with self._tmp_path.open("rb") as handle:
+            os.fsync(handle.fileno())
+        self.final_path.parent.mkdir(parents=True, exist_ok=True)
+        self._tmp_path.replace(self.final_path)
+        return self.final_path
+
+    def abort(self) -> None:
+        self._writer.close()
+        self._tmp_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> SegmentWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+def read_segment(path: Path, batch_size: int = 10_000) -> Iterator[pa.RecordBatch]:
+    """Stream a segment back as batches of the event schema."""
+    parquet = pq.ParquetFile(path)
+    yield from parquet.iter_batches(batch_size=batch_size)

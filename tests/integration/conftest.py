@@ -1,0 +1,54 @@
+"""Fixtures for tests against the real metadata DB (SQLite) and the real chDB index."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from casescope.config import Settings
+from casescope.model.db import Database
+from casescope.model.enums import FileType, Operation
+from casescope.model.tables import Case, EvidenceFile
+from casescope.jobs import queue
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    home = tmp_path / "home"
+    monkeypatch.setenv("CASESCOPE_HOME", str(home))
+    monkeypatch.setenv("CASESCOPE_WORKERS", "2")
+    monkeypatch.setenv("CASESCOPE_HEARTBEAT_SECONDS", "0.5")
+    monkeypatch.setenv("CASESCOPE_LEASE_SECONDS", "3")
+    s = Settings()
+    s.ensure_dirs()
+    return s
+
+
+@pytest.fixture
+def db(settings: Settings) -> Iterator[Database]:
+    database = Database(settings)
+    yield database
+    database.dispose()
+
+
+def add_files(db: Database, count: int, *, case_name: str = "case", queued: bool = True,
+              stored_dir: Path | None = None) -> list[int]:  # fmt: skip
+    """Register `count` evidence rows (pointing at placeholder paths) and queue them."""
+    with db.session() as session:
+        case = Case(name=case_name)
+        session.add(case)
+        session.flush()
+        ids = []
+        for n in range(count):
+            path = (stored_dir or Path("/nonexistent")) / f"file{n}"
+            row = EvidenceFile(case_id=case.id, sha256=f"{n:064x}", size_bytes=1,
+                               file_type=FileType.EVTX, original_path=str(path),
+                               stored_path=str(path))  # fmt: skip
+            session.add(row)
+            session.flush()
+            if queued:
+                queue.enqueue(session, row, Operation.FULL, max_attempts=3)
+            ids.append(row.id)
+    return ids
