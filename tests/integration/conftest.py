@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from casescope.config import Settings
+from casescope.jobs import queue
 from casescope.model.db import Database
 from casescope.model.enums import FileType, Operation
 from casescope.model.tables import Case, EvidenceFile
-from casescope.jobs import queue
 
 
 @pytest.fixture
@@ -33,8 +33,14 @@ def db(settings: Settings) -> Iterator[Database]:
     database.dispose()
 
 
-def add_files(db: Database, count: int, *, case_name: str = "case", queued: bool = True,
-              stored_dir: Path | None = None) -> list[int]:  # fmt: skip
+def add_files(
+    db: Database,
+    count: int,
+    *,
+    case_name: str = "case",
+    queued: bool = True,
+    stored_dir: Path | None = None,
+) -> list[int]:
     """Register `count` evidence rows (pointing at placeholder paths) and queue them."""
     with db.session() as session:
         case = Case(name=case_name)
@@ -43,9 +49,14 @@ def add_files(db: Database, count: int, *, case_name: str = "case", queued: bool
         ids = []
         for n in range(count):
             path = (stored_dir or Path("/nonexistent")) / f"file{n}"
-            row = EvidenceFile(case_id=case.id, sha256=f"{n:064x}", size_bytes=1,
-                               file_type=FileType.EVTX, original_path=str(path),
-                               stored_path=str(path))  # fmt: skip
+            row = EvidenceFile(
+                case_id=case.id,
+                sha256=f"{n:064x}",
+                size_bytes=1,
+                file_type=FileType.EVTX,
+                original_path=str(path),
+                stored_path=str(path),
+            )
             session.add(row)
             session.flush()
             if queued:

@@ -22,7 +22,9 @@ def make_batch(n: int, marker: str) -> pa.RecordBatch:
     return pa.RecordBatch.from_pydict(
         {
             "seq": pa.array(range(n), pa.uint64()),
-            "ts": pa.array([1_600_000_000_000_000 + i for i in range(n)], pa.timestamp("us", "UTC")),
+            "ts": pa.array(
+                [1_600_000_000_000_000 + i for i in range(n)], pa.timestamp("us", "UTC")
+            ),
             "event_id": pa.array([4624] * n, pa.uint32()),
             "channel": ["Security"] * n,
             "provider": ["Microsoft-Windows-Security-Auditing"] * n,

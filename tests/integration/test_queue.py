@@ -93,8 +93,9 @@ def test_concurrent_processes_claim_each_job_exactly_once(db: Database, settings
     add_files(db, 200)
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_claim_all, args=(settings.model_dump(), f"w{i}", out))
-             for i in range(4)]  # fmt: skip
+    procs = [
+        ctx.Process(target=_claim_all, args=(settings.model_dump(), f"w{i}", out)) for i in range(4)
+    ]
     for p in procs:
         p.start()
     claimed = [job for _ in procs for job in out.get(timeout=120)]

@@ -32,6 +32,12 @@ def list_() -> None:
     ctx = open_app("case list")
     table = Table("id", "name", "files", "events", "failed", "description")
     for case in list_cases(ctx.db):
-        table.add_row(str(case.id), case.name, str(case.files), f"{case.events:,}",
-                      str(case.failed), case.description)  # fmt: skip
+        table.add_row(
+            str(case.id),
+            case.name,
+            str(case.files),
+            f"{case.events:,}",
+            str(case.failed),
+            case.description,
+        )
     console.print(table)

@@ -44,21 +44,30 @@ class _EventRate(TextColumn):
 
 def _bars() -> Progress:
     return Progress(
-        TextColumn("{task.description:<7}"), BarColumn(), MofNCompleteColumn(),
-        TaskProgressColumn(), _EventRate(), TimeElapsedColumn(), TextColumn("eta"),
-        TimeRemainingColumn(), console=console, transient=False,
-    )  # fmt: skip
+        TextColumn("{task.description:<7}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TaskProgressColumn(),
+        _EventRate(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
 
 
-def _keep_pool_alive(ctx: AppContext, pool: subprocess.Popen | None,
-                     workers: int | None) -> subprocess.Popen | None:  # fmt: skip
+def _keep_pool_alive(
+    ctx: AppContext, pool: subprocess.Popen | None, workers: int | None
+) -> subprocess.Popen | None:
     if pool is not None and pool.poll() is None:
         return pool
     return ensure_workers(ctx.settings, ctx.db, workers=workers) or pool
 
 
-def follow(ctx: AppContext, files: FileSet, *, workers: int | None = None,
-           start_pool: bool = True) -> None:  # fmt: skip
+def follow(
+    ctx: AppContext, files: FileSet, *, workers: int | None = None, start_pool: bool = True
+) -> None:
     """Block until every file in `files` is terminal and loaded into the index."""
     pool = ensure_workers(ctx.settings, ctx.db, workers=workers) if start_pool else None
     try:
@@ -86,11 +95,12 @@ def _follow_loop(ctx: AppContext, files: FileSet, index, pool, workers):  # type
         while True:
             progress = read_progress(ctx.db, files)
             bars.update(file_task, total=progress.total, completed=progress.done)
-            bars.update(event_task, total=progress.events_estimated,
-                        completed=progress.events_done)  # fmt: skip
+            bars.update(event_task, total=progress.events_estimated, completed=progress.events_done)
             now = time.monotonic()
-            if index is not None and progress.awaiting_load and (
-                progress.finished or now - last_load > LOAD_INTERVAL_SECONDS
+            if (
+                index is not None
+                and progress.awaiting_load
+                and (progress.finished or now - last_load > LOAD_INTERVAL_SECONDS)
             ):
                 load_pending(ctx.db, index, ctx.settings)
                 last_load = now

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from casescope.cli.common import AppContext, console, friendly_errors, open_app
 from casescope.cli.follow import follow
+from casescope.errors import CasescopeError
 from casescope.evidence.intake import IntakeReport, ingest_paths
 from casescope.jobs.launcher import ensure_workers
 from casescope.services.cases import get_or_create_case
@@ -23,6 +24,14 @@ def ingest(
     case: Annotated[str, typer.Option("--case", "-c", help="Case name (created if new).")],
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Queue and return.")] = False,
     workers: Annotated[int | None, typer.Option(help="Worker processes to start.")] = None,
+    field_map: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--map",
+            help="NDJSON/CSV field for a core column, e.g. --map ts=EventTime "
+            "--map computer=Host (see docs/parsing.md).",
+        ),
+    ] = None,
 ) -> None:
     """Copy evidence into a case, then parse, index, detect and hunt every file."""
     ctx = open_app("ingest")
@@ -37,7 +46,9 @@ def ingest(
             if counter["n"] % 100 == 0:
                 status.update(f"taking in evidence... {counter['n']:,} files")
 
-        report = ingest_paths(ctx.db, ctx.settings, case_row, paths, on_file=on_file)
+        report = ingest_paths(
+            ctx.db, ctx.settings, case_row, paths, field_map=_parse_map(field_map), on_file=on_file
+        )
     _print_intake(report)
     if not report.queued:
         return
@@ -48,6 +59,16 @@ def ingest(
         return
     follow(ctx, files, workers=workers)
     _print_outcome(ctx, files)
+
+
+def _parse_map(pairs: list[str] | None) -> dict[str, str]:
+    mapping = {}
+    for pair in pairs or []:
+        column, sep, source = pair.partition("=")
+        if not sep or not column.strip() or not source.strip():
+            raise CasescopeError(f"--map takes COLUMN=FIELD, got {pair!r}")
+        mapping[column.strip()] = source.strip()
+    return mapping
 
 
 def _print_intake(report: IntakeReport) -> None:

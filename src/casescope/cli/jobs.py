@@ -74,15 +74,18 @@ def _render_status(report: StatusReport) -> None:
     files.add_row("(hidden: no events)", f"{report.hidden_files:,}")
     files.add_row("(awaiting index load)", f"{report.awaiting_index_load:,}")
     console.print(files)
-    indexed = "n/a (index owned elsewhere)" if report.events_indexed is None else (
-        f"{report.events_indexed:,}"
+    indexed = (
+        "n/a (index owned elsewhere)"
+        if report.events_indexed is None
+        else (f"{report.events_indexed:,}")
     )
     console.print(f"events parsed: {report.events_parsed:,}  indexed: {indexed}", highlight=False)
     console.print(f"queue: {report.queue or 'empty'}", highlight=False)
     workers = Table("worker", "pid", "rss MB", "tasks", "file", title="live workers")
     for w in report.workers:
-        workers.add_row(w.id, str(w.pid), f"{w.rss_mb:.0f}", str(w.tasks_done),
-                        str(w.current_file_id or ""))  # fmt: skip
+        workers.add_row(
+            w.id, str(w.pid), f"{w.rss_mb:.0f}", str(w.tasks_done), str(w.current_file_id or "")
+        )
     console.print(workers)
     if report.failures:
         failures = Table("file", "path", "error", title="failures")

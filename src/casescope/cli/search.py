@@ -19,9 +19,11 @@ from casescope.services.cases import get_case
 from casescope.services.search import (
     SearchRequest,
     export_batches,
-    search as run_search,
     write_csv,
     write_jsonl,
+)
+from casescope.services.search import (
+    search as run_search,
 )
 from casescope.store.loader import load_pending
 from casescope.store.owner import open_index
@@ -56,7 +58,7 @@ CaseOpt = Annotated[str, typer.Option("--case", "-c", help="Case name.")]
 
 @friendly_errors
 def search(
-    query: Annotated[str, typer.Argument(help='Query, e.g. \'EventID:4624 AND "logon"\'.')],
+    query: Annotated[str, typer.Argument(help="Query, e.g. 'EventID:4624 AND \"logon\"'.")],
     case: CaseOpt,
     start: FromOpt = None,
     end: ToOpt = None,
@@ -66,8 +68,9 @@ def search(
 ) -> None:
     """Search a case's events (query language: docs/query-language.md)."""
     ctx = open_app("search")
-    request = SearchRequest(get_case(ctx.db, case).id, query, _parse_time(start),
-                            _parse_time(end), limit, offset)  # fmt: skip
+    request = SearchRequest(
+        get_case(ctx.db, case).id, query, _parse_time(start), _parse_time(end), limit, offset
+    )
     with open_index(ctx.settings, role="casescope search") as index:
         load_pending(ctx.db, index, ctx.settings)
         try:
@@ -106,8 +109,14 @@ def _render_rows(rows: list[dict], total: int, request: SearchRequest) -> None:
         fields = row.get("fields") or {}
         summary = " ".join(f"{k}={v}" for k, v in list(fields.items())[:6])
         # Text(...) renders event data literally: no Rich markup from attacker-controlled fields
-        table.add_row(Text(str(row["ts"])), Text(str(row["file_id"])), Text(str(row["event_id"])),
-                      Text(row["channel"]), Text(row["computer"]), Text(summary[:300]))  # fmt: skip
+        table.add_row(
+            Text(str(row["ts"])),
+            Text(str(row["file_id"])),
+            Text(str(row["event_id"])),
+            Text(row["channel"]),
+            Text(row["computer"]),
+            Text(summary[:300]),
+        )
     console.print(table)
     shown = f"{request.offset + 1:,}-{request.offset + len(rows):,}" if rows else "0"
     console.print(f"{shown} of {total:,} matching events", highlight=False)
@@ -120,8 +129,9 @@ def export(
     query: Annotated[str, typer.Option("--query", "-q", help="Only matching events.")] = "",
     start: FromOpt = None,
     end: ToOpt = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="File (default stdout).")]
-    = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="File (default stdout).")
+    ] = None,
 ) -> None:
     """Stream every (matching) event of a case as CSV or JSONL — no row cap."""
     ctx = open_app("export")
@@ -132,7 +142,11 @@ def export(
         try:
             batches = export_batches(index, request)
             if fmt is ExportFormat.CSV:
-                out = stack.enter_context(output.open("w", newline="", encoding="utf-8")) if output else sys.stdout  # noqa: E501
+                out = (
+                    stack.enter_context(output.open("w", newline="", encoding="utf-8"))
+                    if output
+                    else sys.stdout
+                )
                 count = write_csv(batches, out)
             else:
                 bout = stack.enter_context(output.open("wb")) if output else sys.stdout.buffer

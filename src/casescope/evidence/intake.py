@@ -9,13 +9,15 @@ silently: every input path ends as a queued file, a duplicate, or a recorded fai
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from casescope.config import Settings
 from casescope.jobs import queue
@@ -88,20 +90,38 @@ def store_file(source: Path, case_dir: Path, tmp_dir: Path) -> StoredFile:
     return StoredFile(source.resolve(), final, sha, size, file_type)
 
 
-def _register(session, case_id: int, item: StoredFile, settings: Settings,
-              report: IntakeReport) -> None:  # fmt: skip
+@dataclass(frozen=True)
+class IntakeOptions:
+    """How to take files in: the case, and an optional NDJSON/CSV field map (`--map`)."""
+
+    case_id: int
+    field_map: dict[str, str] = field(default_factory=dict)
+
+
+def _register(
+    session: Session,
+    options: IntakeOptions,
+    item: StoredFile,
+    settings: Settings,
+    report: IntakeReport,
+) -> None:
     existing = session.scalar(
         select(EvidenceFile.id).where(
-            EvidenceFile.case_id == case_id, EvidenceFile.sha256 == item.sha256
+            EvidenceFile.case_id == options.case_id, EvidenceFile.sha256 == item.sha256
         )
     )
     if existing is not None:
         report.duplicates.append((str(item.original), existing))
         return
     row = EvidenceFile(
-        case_id=case_id, sha256=item.sha256, size_bytes=item.size, file_type=item.file_type,
-        original_path=str(item.original), stored_path=str(item.stored),
-    )  # fmt: skip
+        case_id=options.case_id,
+        sha256=item.sha256,
+        size_bytes=item.size,
+        file_type=item.file_type,
+        original_path=str(item.original),
+        stored_path=str(item.stored),
+        field_map=json.dumps(options.field_map) if options.field_map else "",
+    )
     session.add(row)
     session.flush()
     if item.size == 0:
@@ -116,19 +136,38 @@ def _register(session, case_id: int, item: StoredFile, settings: Settings,
         report.queued.append(row.id)
 
 
-def _register_batch(db: Database, case_id: int, batch: list[StoredFile], settings: Settings,
-                    report: IntakeReport) -> None:  # fmt: skip
+def _register_batch(
+    db: Database,
+    options: IntakeOptions,
+    batch: list[StoredFile],
+    settings: Settings,
+    report: IntakeReport,
+) -> None:
     with db.session() as session:
         for item in batch:
-            _register(session, case_id, item, settings, report)
-        session.add(AuditRecord(action="intake", case_id=case_id, events=len(batch),
-                                detail=f"{len(batch)} files registered"))  # fmt: skip
+            _register(session, options, item, settings, report)
+        session.add(
+            AuditRecord(
+                action="intake",
+                case_id=options.case_id,
+                events=len(batch),
+                detail=f"{len(batch)} files registered",
+            )
+        )
 
 
-def ingest_paths(db: Database, settings: Settings, case: Case, paths: Iterable[Path],
-                 on_file: callable | None = None) -> IntakeReport:  # type: ignore[valid-type]  # fmt: skip
+def ingest_paths(
+    db: Database,
+    settings: Settings,
+    case: Case,
+    paths: Iterable[Path],
+    *,
+    field_map: dict[str, str] | None = None,
+    on_file: Callable[[Path], None] | None = None,
+) -> IntakeReport:
     """Store, register and queue every file under `paths` for `case`."""
     settings.ensure_dirs()
+    options = IntakeOptions(case.id, dict(field_map or {}))
     case_dir = settings.evidence_dir / str(case.id)
     report = IntakeReport()
     batch: list[StoredFile] = []
@@ -141,8 +180,8 @@ def ingest_paths(db: Database, settings: Settings, case: Case, paths: Iterable[P
         if on_file is not None:
             on_file(source)
         if len(batch) >= REGISTER_BATCH:
-            _register_batch(db, case.id, batch, settings, report)
+            _register_batch(db, options, batch, settings, report)
             batch = []
     if batch:
-        _register_batch(db, case.id, batch, settings, report)
+        _register_batch(db, options, batch, settings, report)
     return report

@@ -7,14 +7,15 @@ import subprocess
 import sys
 
 from casescope.config import Settings
-from casescope.model.db import Database
 from casescope.jobs.registry import live_workers
+from casescope.model.db import Database
 
 logger = logging.getLogger(__name__)
 
 
-def ensure_workers(settings: Settings, db: Database, *, workers: int | None = None,
-                   detach: bool = False) -> subprocess.Popen | None:  # fmt: skip
+def ensure_workers(
+    settings: Settings, db: Database, *, workers: int | None = None, detach: bool = False
+) -> subprocess.Popen | None:
     """Start `casescope worker --exit-when-idle` unless live workers exist; returns it."""
     if live_workers(db, stale_after=settings.heartbeat_seconds * 3):
         return None
@@ -22,7 +23,7 @@ def ensure_workers(settings: Settings, db: Database, *, workers: int | None = No
     if workers:
         command += ["--workers", str(workers)]
     logger.info("starting a worker pool: %s", " ".join(command))
-    return subprocess.Popen(  # noqa: S603 - our own interpreter and module
+    return subprocess.Popen(
         command,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,

@@ -11,14 +11,15 @@ whether to retry.
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import pyarrow as pa
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from casescope.config import Settings
@@ -30,7 +31,7 @@ from casescope.model.enums import FileStatus, FileType, IndexState, Operation
 from casescope.model.tables import EvidenceFile, Segment, utcnow
 from casescope.parse import ParseReport, estimate_events, iter_batches
 from casescope.parse.schema import PARSER_VERSION
-from casescope.store.segments import SegmentWriter, read_segment, segment_path
+from casescope.store.segments import SegmentWriter, read_segment, segment_path, segment_variant
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,11 @@ class FileInfo:
     stored_path: Path
     file_type: FileType
     segment_id: int | None
+    field_map: dict[str, str]
+
+    @property
+    def variant(self) -> str:
+        return segment_variant(self.field_map)
 
 
 def _file_info(db: Database, file_id: int) -> FileInfo:
@@ -76,32 +82,43 @@ def _file_info(db: Database, file_id: int) -> FileInfo:
         f = session.get(EvidenceFile, file_id)
         if f is None:
             raise PermanentError(f"file {file_id} no longer exists")
-        return FileInfo(f.id, f.case_id, f.sha256, Path(f.stored_path), f.file_type, f.segment_id)
+        field_map = json.loads(f.field_map) if f.field_map else {}
+        return FileInfo(
+            f.id, f.case_id, f.sha256, Path(f.stored_path), f.file_type, f.segment_id, field_map
+        )
 
 
-def _feed(batches: Iterable[pa.RecordBatch], analyzers: list[Analyzer], progress: Progress,
-          writer: SegmentWriter | None = None) -> Iterator[pa.RecordBatch]:  # fmt: skip
+def _feed(
+    batches: Iterable[pa.RecordBatch],
+    analyzers: list[Analyzer],
+    progress: Progress,
+    writer: SegmentWriter | None = None,
+) -> None:
+    """The one pass over a file's events: segment, analyzers and progress see each batch."""
     for batch in batches:
         if writer is not None:
             writer.write(batch)
         for analyzer in analyzers:
             analyzer.consume(batch)
         progress.events += batch.num_rows
-        yield batch
 
 
-def _parse_to_segment(ctx: WorkerContext, info: FileInfo, analyzers: list[Analyzer],
-                      result: StepResult) -> tuple[Path, int, ParseReport]:  # fmt: skip
+def _parse_to_segment(
+    ctx: WorkerContext, info: FileInfo, analyzers: list[Analyzer], result: StepResult
+) -> tuple[Path, int, ParseReport]:
     settings = ctx.settings
     report = ParseReport()
-    final = segment_path(settings.segments_dir, info.sha256, PARSER_VERSION)
+    final = segment_path(settings.segments_dir, info.sha256, PARSER_VERSION, info.variant)
     with SegmentWriter(final, settings.tmp_dir) as writer:
         batches = iter_batches(
-            info.stored_path, info.file_type, report,
-            batch_size=settings.batch_size, max_line_bytes=settings.max_line_bytes,
-        )  # fmt: skip
-        for _ in _feed(batches, analyzers, ctx.progress, writer):
-            pass
+            info.stored_path,
+            info.file_type,
+            report,
+            batch_size=settings.batch_size,
+            field_map=info.field_map or None,
+            max_line_bytes=settings.max_line_bytes,
+        )
+        _feed(batches, analyzers, ctx.progress, writer)
         if report.error and writer.rows == 0:
             raise PermanentError(report.error)
         path = writer.commit()
@@ -110,21 +127,25 @@ def _parse_to_segment(ctx: WorkerContext, info: FileInfo, analyzers: list[Analyz
     return path, writer.rows, report
 
 
-def _reusable_segment(db: Database, sha256: str) -> Segment | None:
+def _segment_query(info: FileInfo) -> Select[tuple[Segment]]:
+    return select(Segment).where(
+        Segment.sha256 == info.sha256,
+        Segment.parser_version == PARSER_VERSION,
+        Segment.variant == info.variant,
+    )
+
+
+def _reusable_segment(db: Database, info: FileInfo) -> Segment | None:
     with db.session() as session:
-        seg = session.scalar(
-            select(Segment).where(Segment.sha256 == sha256, Segment.parser_version == PARSER_VERSION)
-        )
+        seg = session.scalar(_segment_query(info))
     return seg if seg is not None and Path(seg.path).is_file() else None
 
 
-def _record_segment(db: Database, sha256: str, path: Path, rows: int) -> int:
+def _record_segment(db: Database, info: FileInfo, path: Path, rows: int) -> int:
     with db.session() as session:
-        seg = session.scalar(
-            select(Segment).where(Segment.sha256 == sha256, Segment.parser_version == PARSER_VERSION)
-        )
+        seg = session.scalar(_segment_query(info))
         if seg is None:
-            seg = Segment(sha256=sha256, parser_version=PARSER_VERSION)
+            seg = Segment(sha256=info.sha256, parser_version=PARSER_VERSION, variant=info.variant)
             session.add(seg)
         seg.path, seg.event_count, seg.size_bytes = str(path), rows, path.stat().st_size
         session.flush()
@@ -151,24 +172,27 @@ class Outcome:
     warnings: str | None = None
 
 
-def _index_steps(ctx: WorkerContext, scope: StepScope, info: FileInfo, operation: Operation,
-                 analyzers: list[Analyzer]) -> Outcome:  # fmt: skip
+def _index_steps(
+    ctx: WorkerContext,
+    scope: StepScope,
+    info: FileInfo,
+    operation: Operation,
+    analyzers: list[Analyzer],
+) -> Outcome:
     with step(ctx.db, scope, FileStatus.ESTIMATING) as result:
         estimate = estimate_events(info.stored_path, info.file_type)
         result.events = estimate
         with ctx.db.session() as session:
             session.get(EvidenceFile, info.id).events_estimated = estimate  # type: ignore[union-attr]
     with step(ctx.db, scope, FileStatus.INDEXING) as result:
-        reuse = _reusable_segment(ctx.db, info.sha256) if operation is Operation.FULL else None
+        reuse = _reusable_segment(ctx.db, info) if operation is Operation.FULL else None
         if reuse is not None:
-            for _ in _feed(read_segment(Path(reuse.path), ctx.settings.batch_size), analyzers,
-                           ctx.progress):  # fmt: skip
-                pass
+            _feed(read_segment(Path(reuse.path), ctx.settings.batch_size), analyzers, ctx.progress)
             result.events = reuse.event_count
             result.details.append(f"re-used segment {reuse.id} (same evidence seen before)")
             return Outcome(reuse.id, reuse.event_count, "")
         path, rows, report = _parse_to_segment(ctx, info, analyzers, result)
-        segment_id = _record_segment(ctx.db, info.sha256, path, rows)
+        segment_id = _record_segment(ctx.db, info, path, rows)
     return Outcome(segment_id, rows, _format_warnings(report))
 
 
@@ -177,12 +201,12 @@ def _reread_segment(ctx: WorkerContext, info: FileInfo, analyzers: list[Analyzer
         seg = session.get(Segment, info.segment_id) if info.segment_id else None
     if seg is None or not Path(seg.path).is_file():
         raise PermanentError(f"file {info.id} has no segment to re-read; re-index it first")
-    for _ in _feed(read_segment(Path(seg.path), ctx.settings.batch_size), analyzers, ctx.progress):
-        pass
+    _feed(read_segment(Path(seg.path), ctx.settings.batch_size), analyzers, ctx.progress)
 
 
-def _persist_steps(ctx: WorkerContext, scope: StepScope, analyzers: list[Analyzer],
-                   operation: Operation) -> None:  # fmt: skip
+def _persist_steps(
+    ctx: WorkerContext, scope: StepScope, analyzers: list[Analyzer], operation: Operation
+) -> None:
     wanted = {
         Operation.FULL: (FileStatus.SIGMA, FileStatus.IOC),
         Operation.REINDEX: (FileStatus.SIGMA, FileStatus.IOC),
@@ -215,8 +239,9 @@ def _complete(ctx: WorkerContext, job: queue.ClaimedJob, outcome: Outcome) -> bo
     return True
 
 
-def process_file(ctx: WorkerContext, job: queue.ClaimedJob,
-                 analyzers: list[Analyzer] | None = None) -> bool:  # fmt: skip
+def process_file(
+    ctx: WorkerContext, job: queue.ClaimedJob, analyzers: list[Analyzer] | None = None
+) -> bool:
     """Run every step of `job.operation` for its file; True if this worker completed it."""
     info = _file_info(ctx.db, job.file_id)
     if not info.stored_path.is_file():

@@ -99,13 +99,19 @@ class WorkerPool:
                 continue
             rss = rss_mb(child.process.pid)
             if rss > self.settings.worker_hard_rss_mb:
-                self._kill(child, f"processing exceeded the memory bound "
-                                  f"({rss:.0f} MB > {self.settings.worker_hard_rss_mb} MB)")  # fmt: skip
+                self._kill(
+                    child,
+                    f"processing exceeded the memory bound "
+                    f"({rss:.0f} MB > {self.settings.worker_hard_rss_mb} MB)",
+                )
             elif record.job_started_at and (
                 now - record.job_started_at > self.settings.file_timeout_seconds
             ):
-                self._kill(child, f"processing exceeded the time bound "
-                                  f"({self.settings.file_timeout_seconds:.0f} s)")  # fmt: skip
+                self._kill(
+                    child,
+                    f"processing exceeded the time bound "
+                    f"({self.settings.file_timeout_seconds:.0f} s)",
+                )
 
     def _kill(self, child: Child, reason: str) -> None:
         logger.error("killing worker %s: %s", child.worker_id, reason)

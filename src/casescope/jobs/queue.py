@@ -45,9 +45,7 @@ def enqueue(
     )
     if active is not None:
         return None
-    job = Job(
-        file_id=file.id, operation=operation, max_attempts=max_attempts, priority=priority
-    )
+    job = Job(file_id=file.id, operation=operation, max_attempts=max_attempts, priority=priority)
     session.add(job)
     file.status = FileStatus.QUEUED
     file.error = None
@@ -93,8 +91,9 @@ def expire_leases(session: Session, now: float) -> int:
         select(Job).where(Job.state == JobState.RUNNING, Job.lease_until < now)
     ).all()
     for job in stale:
-        logger.warning("job %d (file %d): lease expired, worker %s lost", job.id, job.file_id,
-                       job.worker_id)  # fmt: skip
+        logger.warning(
+            "job %d (file %d): lease expired, worker %s lost", job.id, job.file_id, job.worker_id
+        )
         _retry_or_fail(session, job, f"worker {job.worker_id} stopped heartbeating")
     return len(stale)
 

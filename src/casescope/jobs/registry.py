@@ -37,9 +37,14 @@ def register(db: Database, worker_id: str) -> None:
     with db.session() as session:
         session.merge(
             WorkerRecord(
-                id=worker_id, host=socket.gethostname(), pid=os.getpid(),
-                started_at=now, heartbeat_at=now, rss_mb=rss_mb(), tasks_done=0,
-            )  # fmt: skip
+                id=worker_id,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                started_at=now,
+                heartbeat_at=now,
+                rss_mb=rss_mb(),
+                tasks_done=0,
+            )
         )
 
 
@@ -56,7 +61,14 @@ def live_workers(db: Database, stale_after: float) -> list[WorkerInfo]:
             select(WorkerRecord).where(WorkerRecord.heartbeat_at > now - stale_after)
         ).all()
     return [
-        WorkerInfo(r.id, r.pid, r.host, round(r.rss_mb, 1), r.tasks_done, r.current_file_id,
-                   round(now - r.heartbeat_at, 1))  # fmt: skip
+        WorkerInfo(
+            r.id,
+            r.pid,
+            r.host,
+            round(r.rss_mb, 1),
+            r.tasks_done,
+            r.current_file_id,
+            round(now - r.heartbeat_at, 1),
+        )
         for r in rows
     ]

@@ -37,7 +37,9 @@ class StepScope:
 
 def set_status(db: Database, file_id: int, status: FileStatus) -> None:
     with db.session() as session:
-        session.execute(update(EvidenceFile).where(EvidenceFile.id == file_id).values(status=status))
+        session.execute(
+            update(EvidenceFile).where(EvidenceFile.id == file_id).values(status=status)
+        )
 
 
 def audit(db: Database, scope: StepScope, action: str, result: StepResult, **kw: object) -> None:
@@ -73,5 +75,10 @@ def step(db: Database, scope: StepScope, status: FileStatus) -> Iterator[StepRes
     audit(db, scope, status.value, result, ok=True, duration_ms=elapsed)
     logger.debug(
         "case %d file %d job %d: %s done in %.1f ms (%d events)",
-        scope.case_id, scope.file_id, scope.job_id, status.value, elapsed, result.events,
-    )  # fmt: skip
+        scope.case_id,
+        scope.file_id,
+        scope.job_id,
+        status.value,
+        elapsed,
+        result.events,
+    )

@@ -61,11 +61,12 @@ class Segment(Base):
     """An immutable Parquet file of parsed events, shared by every file with the same bytes."""
 
     __tablename__ = "segments"
-    __table_args__ = (UniqueConstraint("sha256", "parser_version"),)
+    __table_args__ = (UniqueConstraint("sha256", "parser_version", "variant"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     sha256: Mapped[str] = mapped_column(String(64))
     parser_version: Mapped[int] = mapped_column(Integer)
+    variant: Mapped[str] = mapped_column(String(16), default="")  # hash of a --map, if any
     path: Mapped[str] = mapped_column(Text)
     event_count: Mapped[int] = mapped_column(BigInteger, default=0)
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -95,6 +96,7 @@ class EvidenceFile(Base):
     events_estimated: Mapped[int] = mapped_column(BigInteger, default=0)
     events_processed: Mapped[int] = mapped_column(BigInteger, default=0)
     event_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    field_map: Mapped[str] = mapped_column(Text, default="")  # JSON: core column -> source field
     warnings: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

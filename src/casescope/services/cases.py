@@ -32,8 +32,9 @@ def create_case(db: Database, name: str, description: str = "", actor: str = "cl
             case = Case(name=name, description=description)
             session.add(case)
             session.flush()
-            session.add(AuditRecord(actor=actor, action="case.create", case_id=case.id,
-                                    detail=name))  # fmt: skip
+            session.add(
+                AuditRecord(actor=actor, action="case.create", case_id=case.id, detail=name)
+            )
             return case
     except IntegrityError:
         raise CasescopeError(f"a case named {name!r} already exists") from None
@@ -58,11 +59,13 @@ def list_cases(db: Database) -> list[CaseSummary]:
     with db.session() as session:
         rows = session.execute(
             select(
-                Case.id, Case.name, Case.description,
+                Case.id,
+                Case.name,
+                Case.description,
                 func.count(EvidenceFile.id),
                 func.coalesce(func.sum(EvidenceFile.event_count), 0),
                 func.count(EvidenceFile.id).filter(EvidenceFile.status == FileStatus.FAILED),
-            )  # fmt: skip
+            )
             .outerjoin(EvidenceFile, EvidenceFile.case_id == Case.id)
             .group_by(Case.id)
             .order_by(Case.id)

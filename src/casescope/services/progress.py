@@ -49,8 +49,9 @@ def read_progress(db: Database, files: FileSet) -> Progress:
                 func.sum(case((terminal, 1), else_=0)),
                 func.sum(case((EvidenceFile.status == FileStatus.FAILED, 1), else_=0)),
                 func.sum(EvidenceFile.events_estimated),
-                func.sum(case((terminal, EvidenceFile.event_count),
-                              else_=EvidenceFile.events_processed)),  # fmt: skip
+                func.sum(
+                    case((terminal, EvidenceFile.event_count), else_=EvidenceFile.events_processed)
+                ),
                 func.sum(case((EvidenceFile.index_state == IndexState.PENDING, 1), else_=0)),
             ).where(
                 EvidenceFile.case_id == files.case_id,

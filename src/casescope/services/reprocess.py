@@ -21,8 +21,14 @@ class Requeued:
     file_set: FileSet
 
 
-def requeue_files(db: Database, settings: Settings, case_id: int, operation: Operation,
-                  file_ids: Sequence[int] | None = None, actor: str = "cli") -> Requeued:  # fmt: skip
+def requeue_files(
+    db: Database,
+    settings: Settings,
+    case_id: int,
+    operation: Operation,
+    file_ids: Sequence[int] | None = None,
+    actor: str = "cli",
+) -> Requeued:
     """Queue `operation` for the case's processable files (or the given ones)."""
     with db.session() as session:
         query = select(EvidenceFile).where(
@@ -39,7 +45,14 @@ def requeue_files(db: Database, settings: Settings, case_id: int, operation: Ope
             if f.status in (FileStatus.COMPLETED, FileStatus.FAILED)
             and queue.enqueue(session, f, operation, max_attempts=settings.max_attempts)
         ]
-        session.add(AuditRecord(actor=actor, action=f"queue.{operation.value}", case_id=case_id,
-                                events=len(queued), detail=f"{len(queued)} files"))  # fmt: skip
+        session.add(
+            AuditRecord(
+                actor=actor,
+                action=f"queue.{operation.value}",
+                case_id=case_id,
+                events=len(queued),
+                detail=f"{len(queued)} files",
+            )
+        )
     first, last = (min(queued), max(queued)) if queued else (0, -1)
     return Requeued(len(queued), FileSet(case_id, first, last))

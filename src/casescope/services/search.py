@@ -17,9 +17,20 @@ from casescope.store.query import compile_query
 
 ORDER = "ts, file_id, seq"
 EXPORT_COLUMNS = (
-    "ts", "file_id", "seq", "event_id", "channel", "provider", "computer", "record_id",
-    "level", "user_name", "user_sid", "fields", "raw",
-)  # fmt: skip
+    "ts",
+    "file_id",
+    "seq",
+    "event_id",
+    "channel",
+    "provider",
+    "computer",
+    "record_id",
+    "level",
+    "user_name",
+    "user_sid",
+    "fields",
+    "raw",
+)
 #: A CSV cell starting with one of these is run as a formula by spreadsheet programs.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -66,7 +77,9 @@ def search(index: EventIndex, request: SearchRequest) -> tuple[list[dict[str, An
 def export_batches(index: EventIndex, request: SearchRequest) -> Iterator[pa.RecordBatch]:
     """Every matching event, streamed in order (no row cap, bounded memory)."""
     where, params = build_where(request)
-    sql = f"SELECT {', '.join(EXPORT_COLUMNS)} FROM {DATABASE}.events WHERE {where} ORDER BY {ORDER}"
+    sql = (
+        f"SELECT {', '.join(EXPORT_COLUMNS)} FROM {DATABASE}.events WHERE {where} ORDER BY {ORDER}"
+    )
     yield from index.stream_batches(sql, params)
 
 

@@ -39,8 +39,14 @@ def _case_filter(case_id: int | None) -> list:
     return [EvidenceFile.case_id == case_id] if case_id is not None else []
 
 
-def collect_status(db: Database, *, case_id: int | None, index: EventIndex | None,
-                   stale_after: float, max_failures: int = 50) -> StatusReport:  # fmt: skip
+def collect_status(
+    db: Database,
+    *,
+    case_id: int | None,
+    index: EventIndex | None,
+    stale_after: float,
+    max_failures: int = 50,
+) -> StatusReport:
     report = StatusReport()
     where = _case_filter(case_id)
     with db.session() as session:
@@ -48,15 +54,21 @@ def collect_status(db: Database, *, case_id: int | None, index: EventIndex | Non
             select(EvidenceFile.status, func.count()).where(*where).group_by(EvidenceFile.status)
         ):
             report.files_by_status[FileStatus(status).value] = count
-        report.hidden_files = session.scalar(
-            select(func.count()).where(EvidenceFile.hidden, *where)
-        ) or 0
-        report.awaiting_index_load = session.scalar(
-            select(func.count()).where(EvidenceFile.index_state == IndexState.PENDING, *where)
-        ) or 0
-        report.events_parsed = session.scalar(
-            select(func.coalesce(func.sum(EvidenceFile.event_count), 0)).where(*where)
-        ) or 0
+        report.hidden_files = (
+            session.scalar(select(func.count()).where(EvidenceFile.hidden, *where)) or 0
+        )
+        report.awaiting_index_load = (
+            session.scalar(
+                select(func.count()).where(EvidenceFile.index_state == IndexState.PENDING, *where)
+            )
+            or 0
+        )
+        report.events_parsed = (
+            session.scalar(
+                select(func.coalesce(func.sum(EvidenceFile.event_count), 0)).where(*where)
+            )
+            or 0
+        )
         job_query = select(Job.state, func.count()).group_by(Job.state)
         if case_id is not None:
             job_query = job_query.join(EvidenceFile, EvidenceFile.id == Job.file_id).where(*where)

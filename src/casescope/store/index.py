@@ -48,9 +48,21 @@ ORDER BY (case_id, ts, file_id, seq)
 
 #: Columns a search returns, in order (everything but the materialised search text).
 EVENT_COLUMNS = (
-    "case_id", "file_id", "seq", "ts", "event_id", "channel", "provider", "computer",
-    "record_id", "level", "user_name", "user_sid", "fields", "raw",
-)  # fmt: skip
+    "case_id",
+    "file_id",
+    "seq",
+    "ts",
+    "event_id",
+    "channel",
+    "provider",
+    "computer",
+    "record_id",
+    "level",
+    "user_name",
+    "user_sid",
+    "fields",
+    "raw",
+)
 
 _SEGMENT_COLUMNS = ", ".join(
     "ifNull(ts, toDateTime64(0, 6, 'UTC'))" if c == "ts" else c for c in EVENT_COLUMNS[2:]
@@ -188,7 +200,8 @@ class ChdbIndex:
         if not file_ids:
             return set()
         rows = self.query_rows(
-            f"SELECT DISTINCT file_id FROM {DATABASE}.events WHERE file_id IN {{ids:Array(UInt64)}}",
+            f"SELECT DISTINCT file_id FROM {DATABASE}.events "
+            "WHERE file_id IN {ids:Array(UInt64)}",
             {"ids": list(file_ids)},
         )
         return {int(row["file_id"]) for row in rows}

@@ -123,6 +123,9 @@ def load_pending(db: Database, index: EventIndex, settings: Settings) -> LoadRep
     if report.files:
         logger.info(
             "loaded %d files (%d rows) in %d batches, %.2f s",
-            report.files, report.rows, report.batches, report.seconds,
-        )  # fmt: skip
+            report.files,
+            report.rows,
+            report.batches,
+            report.seconds,
+        )
     return report

@@ -6,8 +6,10 @@ when complete, so a crash never leaves a half segment under its final name.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 
@@ -19,9 +21,18 @@ from casescope.parse.schema import EVENT_SCHEMA
 ROW_GROUP_ROWS = 50_000
 
 
-def segment_path(segments_dir: Path, sha256: str, parser_version: int) -> Path:
-    """The one place a segment for this content lives."""
-    return segments_dir / sha256[:2] / f"{sha256}-p{parser_version}.parquet"
+def segment_variant(field_map: Mapping[str, str] | None) -> str:
+    """Parsing with a field map gives other events from the same bytes: a distinct segment."""
+    if not field_map:
+        return ""
+    canonical = json.dumps(dict(field_map), sort_keys=True).encode()
+    return hashlib.sha256(canonical).hexdigest()[:12]
+
+
+def segment_path(segments_dir: Path, sha256: str, parser_version: int, variant: str = "") -> Path:
+    """The one place a segment for this content (and field map) lives."""
+    suffix = f"-m{variant}" if variant else ""
+    return segments_dir / sha256[:2] / f"{sha256}-p{parser_version}{suffix}.parquet"
 
 
 class SegmentWriter:

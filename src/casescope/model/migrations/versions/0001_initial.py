@@ -1,15 +1,14 @@
-"""initial schema: cases, files, segments, jobs, audit, workers
+"""initial schema
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 15:50:39.372945
+Create Date: 2026-11-22 15:54:03.355132
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-
 
 revision = "0001"
 down_revision = None
@@ -51,12 +50,13 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("parser_version", sa.Integer(), nullable=False),
+        sa.Column("variant", sa.String(length=16), nullable=False),
         sa.Column("path", sa.Text(), nullable=False),
         sa.Column("event_count", sa.BigInteger(), nullable=False),
         sa.Column("size_bytes", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("sha256", "parser_version"),
+        sa.UniqueConstraint("sha256", "parser_version", "variant"),
     )
     op.create_table(
         "workers",
@@ -114,6 +114,7 @@ def upgrade() -> None:
         sa.Column("events_estimated", sa.BigInteger(), nullable=False),
         sa.Column("events_processed", sa.BigInteger(), nullable=False),
         sa.Column("event_count", sa.BigInteger(), nullable=False),
+        sa.Column("field_map", sa.Text(), nullable=False),
         sa.Column("warnings", sa.Text(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),

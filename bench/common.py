@@ -1,0 +1,102 @@
+"""Helpers shared by the benchmark scripts: sample data, a fresh home, RSS sampling."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(os.environ.get("CASESCOPE_DATA", REPO.parent / "shared" / "data"))
+ATTACK_SAMPLES = DATA / "evtx" / "attack-samples"
+EVTX_HEADER_PADDING = range(128, 4096)  # unused bytes of the EVTX file header (not checksummed)
+
+
+def make_bulk_set(target: Path, copies: int) -> list[Path]:
+    """Copy the attack samples `copies` times under distinct names AND distinct bytes.
+
+    Identical copies would be deduplicated (that is a feature), so each copy gets a unique
+    marker in the unused padding of the EVTX file header; parsing is unaffected.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    samples = sorted(ATTACK_SAMPLES.rglob("*.evtx"))
+    out = []
+    for copy in range(copies):
+        for n, sample in enumerate(samples):
+            data = bytearray(sample.read_bytes())
+            marker = f"casescope-bench-{copy}-{n}".encode()
+            start = EVTX_HEADER_PADDING.start
+            data[start : start + len(marker)] = marker
+            path = target / f"host{copy:03d}" / f"{n:03d} {sample.name}"
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(data)
+            out.append(path)
+    return out
+
+
+@dataclass
+class RssSampler:
+    """Samples the RSS of a process tree; keeps each process's peak."""
+
+    root_pid: int
+    interval: float = 0.1
+    peaks: dict[int, tuple[str, float]] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                root = psutil.Process(self.root_pid)
+                procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            for proc in procs:
+                try:
+                    rss = proc.memory_info().rss / 2**20
+                    role = " ".join(proc.cmdline()[2:5]) or proc.name()
+                except psutil.Error:
+                    continue
+                if rss > self.peaks.get(proc.pid, ("", 0.0))[1]:
+                    self.peaks[proc.pid] = (role[:60], rss)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def report(self) -> str:
+        rows = sorted(self.peaks.values(), key=lambda r: -r[1])
+        worst = rows[0][1] if rows else 0.0
+        lines = [f"  peak RSS {rss:7.1f} MB  {role}" for role, rss in rows[:8]]
+        return f"max process RSS: {worst:.1f} MB ({len(rows)} processes)\n" + "\n".join(lines)
+
+
+def run_casescope(args: Sequence[str], home: Path, **env: str) -> tuple[float, RssSampler]:
+    """Run `casescope ARGS` in `home`; returns wall seconds and the RSS sampler."""
+    environ = {**os.environ, "CASESCOPE_HOME": str(home), **env}
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "casescope", *args], env=environ, stdout=subprocess.DEVNULL
+    )
+    sampler = RssSampler(proc.pid)
+    sampler.start()
+    code = proc.wait()
+    sampler.stop()
+    if code != 0:
+        raise SystemExit(f"casescope {' '.join(args)} exited with {code}")
+    return time.perf_counter() - started, sampler
+
+
+def percentiles(values: Sequence[float]) -> str:
+    ordered = sorted(values)
+    q = statistics.quantiles(ordered, n=100) if len(ordered) > 1 else ordered * 99
+    return f"p50 {q[49]:.1f}  p95 {q[94]:.1f}  p99 {q[98]:.1f}"

@@ -1,0 +1,76 @@
+"""Benchmark: ingest the attack samples, then a ~11,600-file bulk set, into fresh homes.
+
+Prints wall time, files/s, events/s, peak RSS per process and the share of time per step.
+Usage: .venv/bin/python bench/ingest.py [--copies 42] [--skip-bulk] [--workers N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from casescope.config import Settings
+from casescope.model.db import Database
+from casescope.model.tables import AuditRecord, EvidenceFile
+from common import ATTACK_SAMPLES, make_bulk_set, run_casescope
+
+
+def step_shares(home: Path) -> str:
+    db = Database(Settings(home=home))
+    with db.session() as session:
+        rows = session.execute(
+            select(AuditRecord.action, func.sum(AuditRecord.duration_ms), func.count())
+            .where(AuditRecord.file_id.is_not(None))
+            .group_by(AuditRecord.action)
+        ).all()
+        files, events = session.execute(
+            select(func.count(), func.sum(EvidenceFile.event_count))
+        ).one()
+    total = sum(ms for _, ms, _ in rows) or 1.0
+    lines = [
+        f"  {action:<11} {ms / 1000:8.2f} s  {100 * ms / total:5.1f}%  "
+        f"({ms / max(n, 1):.1f} ms/file)"
+        for action, ms, n in sorted(rows)
+    ]
+    return f"files {files:,}, events {events or 0:,}; worker time per step:\n" + "\n".join(lines)
+
+
+def bench(label: str, evidence: Path, workers: int | None) -> None:
+    with tempfile.TemporaryDirectory(prefix="cs-bench-") as tmp:
+        home = Path(tmp) / "home"
+        env = {"CASESCOPE_WORKERS": str(workers)} if workers else {}
+        wall, sampler = run_casescope(["ingest", "--case", "bench", str(evidence)], home, **env)
+        db = Database(Settings(home=home))
+        with db.session() as session:
+            files, events = session.execute(
+                select(func.count(), func.coalesce(func.sum(EvidenceFile.event_count), 0))
+            ).one()
+        print(f"\n== {label}: {files:,} files, {events:,} events")
+        print(
+            f"wall {wall:.2f} s | {files / wall:,.0f} files/s | {events / wall:,.0f} events/s "
+            f"| {1000 * wall / files:.1f} ms/file end to end"
+        )
+        print(sampler.report())
+        print(step_shares(home))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--copies", type=int, default=42, help="bulk copies of the samples")
+    parser.add_argument("--skip-bulk", action="store_true")
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args()
+    bench("attack samples", ATTACK_SAMPLES, args.workers)
+    if not args.skip_bulk:
+        with tempfile.TemporaryDirectory(prefix="cs-bulk-") as tmp:
+            make_bulk_set(Path(tmp), args.copies)
+            bench(f"bulk set ({args.copies} copies)", Path(tmp), args.workers)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""Run the real `casescope` command in a fresh home."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from casescope.config import Settings
+from casescope.model.db import Database
+
+
+@dataclass
+class Cli:
+    home: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            CASESCOPE_HOME=str(self.home),
+            CASESCOPE_WORKERS="2",
+            CASESCOPE_HEARTBEAT_SECONDS="0.5",
+            CASESCOPE_LEASE_SECONDS="4",
+            COLUMNS="200",
+        )
+        return env
+
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            [sys.executable, "-m", "casescope", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"casescope {args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
+        return proc
+
+    def popen(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(
+            [sys.executable, "-m", "casescope", *args],
+            env=self.env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+    def db(self) -> Database:
+        return Database(Settings(home=self.home))
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Cli:
+    return Cli(tmp_path / "home")

@@ -1,0 +1,68 @@
+"""Bad input never stops a batch: each file ends completed (with what could be read) or failed
+with a clear reason, and the rest of the batch is unaffected."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sqlalchemy import select
+
+from casescope.evidence.intake import ingest_paths
+from casescope.model.enums import FileStatus
+from casescope.model.tables import EvidenceFile
+from casescope.services.cases import create_case
+from tests.e2e.conftest import Cli
+
+
+def _files(cli: Cli) -> dict[str, EvidenceFile]:
+    with cli.db().session() as session:
+        return {Path(f.original_path).name: f for f in session.scalars(select(EvidenceFile))}
+
+
+def test_mixed_bad_batch(cli: Cli, attack_samples: Path, tmp_path: Path) -> None:
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    good = sorted(attack_samples.rglob("*.evtx"), key=lambda p: p.stat().st_size)[-1]
+    data = good.read_bytes()
+    (evidence / "good.evtx").write_bytes(data)
+    (evidence / "truncated.evtx").write_bytes(data[: len(data) * 2 // 3])
+    (evidence / "empty.evtx").write_bytes(b"")
+    (evidence / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 10)
+    (evidence / "bad utf8.jsonl").write_bytes(
+        b'{"timestamp": "2024-01-01T00:00:00Z", "msg": "ok"}\n'
+        b'{"timestamp": "2024-01-01T00:00:01Z", "msg": "caf\xe9"}\n'
+        b"not json at all\n"
+    )
+    proc = cli.run("ingest", "--case", "bad", str(evidence))
+    files = _files(cli)
+    assert files["good.evtx"].status is FileStatus.COMPLETED
+    truncated = files["truncated.evtx"]
+    assert truncated.status is FileStatus.COMPLETED
+    assert 0 < truncated.event_count < files["good.evtx"].event_count
+    assert files["empty.evtx"].status is FileStatus.COMPLETED and files["empty.evtx"].hidden
+    assert files["picture.png"].status is FileStatus.FAILED
+    assert "not recognised as evidence" in files["picture.png"].error
+    assert "picture.png" in proc.stdout
+    jsonl = files["bad utf8.jsonl"]
+    assert jsonl.status is FileStatus.COMPLETED and jsonl.event_count == 2
+    assert "line 3" in jsonl.warnings
+
+
+def test_missing_evidence_fails_naming_the_path(cli: Cli, attack_samples: Path) -> None:
+    samples = sorted(attack_samples.rglob("*.evtx"))[:3]
+    db = cli.db()
+    case = create_case(db, "gone")
+    report = ingest_paths(db, db.settings, case, samples)  # queued; no worker runs yet
+    assert len(report.queued) == 3
+    stored = Path(_files(cli)[samples[1].name].stored_path)
+    stored.unlink()
+    cli.run("worker", "--exit-when-idle", "--workers", "1", timeout=120)
+    files = _files(cli)
+    gone = files[samples[1].name]
+    assert gone.status is FileStatus.FAILED
+    assert str(stored) in gone.error and "missing" in gone.error
+    for sample in (samples[0], samples[2]):
+        assert files[sample.name].status is FileStatus.COMPLETED
+    status = json.loads(cli.run("status", "--format", "json").stdout)
+    assert status["files_by_status"] == {"completed": 2, "failed": 1}

@@ -1,0 +1,98 @@
+"""Workers die mid-file: the file is re-claimed and completes once, with no duplicate rows."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from casescope.evidence.intake import ingest_paths
+from casescope.model.enums import FileStatus, JobState
+from casescope.model.tables import EvidenceFile, Job, WorkerRecord
+from casescope.services.cases import create_case
+from casescope.store.index import ChdbIndex
+from tests.e2e.conftest import Cli
+
+LINES = 300_000
+
+
+@pytest.fixture(scope="module")
+def big_ndjson(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("big") / "big.jsonl"
+    with path.open("w") as out:
+        for n in range(LINES):
+            out.write(
+                f'{{"@timestamp": "2024-03-01T10:{n // 6000 % 60:02d}:{n // 100 % 60:02d}Z", '
+                f'"host": {{"name": "ws-{n % 50}"}}, "process": {{"command_line": '
+                f'"cmd.exe /c echo {n}"}}, "event": {{"code": "{n % 7}"}}, "n": {n}}}\n'
+            )
+    return path
+
+
+def _wait_until_busy(cli: Cli, file_id: int, timeout: float = 120) -> int:
+    """The pid of the worker processing `file_id`, once it has made progress."""
+    db = cli.db()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with db.session() as session:
+            worker = session.scalar(
+                select(WorkerRecord).where(WorkerRecord.current_file_id == file_id)
+            )
+            progress = session.get(EvidenceFile, file_id).events_processed
+        if worker is not None and progress > 0:
+            return worker.pid
+        time.sleep(0.2)
+    raise AssertionError("the worker never started on the big file")
+
+
+def _assert_indexed_once(cli: Cli, file_id: int) -> None:
+    with cli.db().session() as session:
+        f = session.get(EvidenceFile, file_id)
+        assert f.status is FileStatus.COMPLETED, f.error
+        assert f.event_count == LINES
+        job = session.scalar(select(Job).where(Job.file_id == file_id))
+        assert job.state is JobState.DONE and job.attempts == 2
+    status = json.loads(cli.run("status", "--format", "json").stdout)
+    assert status["events_indexed"] == LINES
+    index = ChdbIndex(cli.home / "index")
+    try:
+        assert index.scalar("SELECT uniqExact(seq) FROM casescope.events") == LINES
+    finally:
+        index.close()
+
+
+def _queue(cli: Cli, path: Path) -> int:
+    db = cli.db()
+    report = ingest_paths(db, db.settings, create_case(db, "crash"), [path])
+    return report.queued[0]
+
+
+def test_sigkill_worker_mid_file(cli: Cli, big_ndjson: Path) -> None:
+    file_id = _queue(cli, big_ndjson)
+    pool = cli.popen("worker", "--workers", "1", "--exit-when-idle")
+    os.kill(_wait_until_busy(cli, file_id), signal.SIGKILL)
+    assert pool.wait(240) == 0, pool.stderr.read()
+    _assert_indexed_once(cli, file_id)
+
+
+def test_whole_pool_killed_then_lease_expires(cli: Cli, big_ndjson: Path) -> None:
+    file_id = _queue(cli, big_ndjson)
+    pool = subprocess.Popen(
+        [sys.executable, "-m", "casescope", "worker", "--workers", "1"],
+        env=cli.env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    _wait_until_busy(cli, file_id)
+    os.killpg(pool.pid, signal.SIGKILL)
+    pool.wait(10)
+    cli.run("worker", "--workers", "1", "--exit-when-idle", timeout=240)
+    _assert_indexed_once(cli, file_id)
