@@ -4,6 +4,7 @@ with a clear reason, and the rest of the batch is unaffected."""
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 from sqlalchemy import select
@@ -23,10 +24,12 @@ def _files(cli: Cli) -> dict[str, EvidenceFile]:
 def test_mixed_bad_batch(cli: Cli, attack_samples: Path, tmp_path: Path) -> None:
     evidence = tmp_path / "evidence"
     evidence.mkdir()
-    good = sorted(attack_samples.rglob("*.evtx"), key=lambda p: p.stat().st_size)[-1]
+    good = max(attack_samples.rglob("*.evtx"), key=lambda p: p.stat().st_size)
     data = good.read_bytes()
     (evidence / "good.evtx").write_bytes(data)
-    (evidence / "truncated.evtx").write_bytes(data[: len(data) * 2 // 3])
+    chunks = struct.unpack_from("<H", data, 42)[0]  # chunk count in the EVTX file header
+    cut = 4096 + 65536 * (chunks // 2) + 4000  # mid-way through a chunk that holds records
+    (evidence / "truncated.evtx").write_bytes(data[:cut])
     (evidence / "empty.evtx").write_bytes(b"")
     (evidence / "picture.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 10)
     (evidence / "bad utf8.jsonl").write_bytes(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -30,30 +31,37 @@ def evtx_count(path: Path) -> int:
 def ingested(tmp_path_factory: pytest.TempPathFactory, attack_samples: Path) -> Cli:
     cli = Cli(tmp_path_factory.mktemp("ingest") / "home")
     proc = cli.run("ingest", "--case", "attack", str(attack_samples))
-    assert "277 files" in proc.stdout, proc.stdout
+    assert "279 files" in proc.stdout, proc.stdout  # 277 EVTX + README + LICENSE
+    assert "1 duplicates" in proc.stdout  # two sample names hold the same bytes
     return cli
 
 
 def test_every_sample_file_completes_with_evtx_counts(ingested: Cli, attack_samples: Path) -> None:
-    expected = {str(p.resolve()): evtx_count(p) for p in attack_samples.rglob("*.evtx")}
-    db = ingested.db()
-    with db.session() as session:
-        files = session.scalars(select(EvidenceFile)).all()
-    by_path = {f.original_path: f for f in files}
-    assert set(by_path) == set(expected)
-    for path, count in expected.items():
-        f = by_path[path]
+    samples = sorted(attack_samples.rglob("*.evtx"))
+    by_sha = {hashlib.sha256(p.read_bytes()).hexdigest(): p for p in samples}
+    with ingested.db().session() as session:
+        files = {f.sha256: f for f in session.scalars(select(EvidenceFile))}
+    # every distinct EVTX content is one completed file with exactly what `evtx` reads
+    for sha, path in by_sha.items():
+        f = files[sha]
+        count = evtx_count(path)
         assert f.status is FileStatus.COMPLETED, (path, f.error)
         assert f.event_count == count, path
         assert f.hidden == (count == 0)
         assert f.index_state is IndexState.LOADED or count == 0
-    assert sum(expected.values()) == 8255
+    assert sum(evtx_count(p) for p in samples) == 8255
+    # the non-EVTX files in the folder are recorded as failed with the reason, not dropped
+    others = {f.original_path: f for f in files.values() if f.sha256 not in by_sha}
+    assert {Path(p).name for p in others} == {"README.md", "LICENSE.GPL"}
+    assert all("not recognised as evidence" in f.error for f in others.values())
 
 
 def test_index_holds_every_event_once(ingested: Cli) -> None:
     status = json.loads(ingested.run("status", "--format", "json").stdout)
-    assert status["events_indexed"] == 8255
-    assert status["files_by_status"] == {"completed": 277}
+    with ingested.db().session() as session:
+        parsed = sum(session.scalars(select(EvidenceFile.event_count)))
+    assert status["events_indexed"] == parsed == status["events_parsed"]
+    assert status["files_by_status"] == {"completed": 276, "failed": 2}
     index = ChdbIndex(ingested.home / "index")
     try:
         dupes = index.scalar(
@@ -69,7 +77,7 @@ def test_every_step_is_audited(ingested: Cli) -> None:
     with ingested.db().session() as session:
         actions = session.scalars(select(AuditRecord.action)).all()
     for step in ("estimating", "indexing", "sigma", "ioc"):
-        assert actions.count(step) == 277, step
+        assert actions.count(step) == 276, step
 
 
 def test_same_evidence_twice_is_a_duplicate(ingested: Cli, attack_samples: Path) -> None:
@@ -77,7 +85,7 @@ def test_same_evidence_twice_is_a_duplicate(ingested: Cli, attack_samples: Path)
     proc = ingested.run("ingest", "--case", "attack", str(sample))
     assert "1 duplicates" in proc.stdout
     with ingested.db().session() as session:
-        assert len(session.scalars(select(EvidenceFile.id)).all()) == 277
+        assert len(session.scalars(select(EvidenceFile.id)).all()) == 278
 
 
 def test_same_evidence_in_another_case_reuses_the_segment(

@@ -17,6 +17,7 @@ app.command("ingest")(ingest.ingest)
 app.command("worker")(jobs.worker)
 app.command("status")(jobs.status)
 app.command("reindex")(jobs.reindex)
+app.command("doctor")(jobs.doctor)
 app.command("search")(search.search)
 app.command("export")(search.export)
 

@@ -39,7 +39,8 @@ class _EventRate(TextColumn):
 
     def render(self, task):  # type: ignore[no-untyped-def]
         speed = task.finished_speed or task.speed
-        return f"{speed:,.0f} ev/s" if speed else ""
+        unit = "events/s" if task.description.startswith("events") else "files/s"
+        return f"{speed:,.0f} {unit}" if speed else ""
 
 
 def _bars() -> Progress:

@@ -16,6 +16,7 @@ from casescope.errors import IndexBusyError
 from casescope.jobs.pool import WorkerPool
 from casescope.model.enums import Operation
 from casescope.services.cases import get_case
+from casescope.services.doctor import run_doctor
 from casescope.services.reprocess import requeue_files
 from casescope.services.status import StatusReport, collect_status
 from casescope.store.loader import load_pending
@@ -109,3 +110,23 @@ def reindex(
     console.print(f"queued {files.count:,} files for re-index", highlight=False)
     if files.count and not no_wait:
         follow(ctx, files.file_set)
+
+
+@friendly_errors
+def doctor(
+    repair: Annotated[
+        bool, typer.Option("--repair/--check", help="Repair what can be repaired.")
+    ] = True,
+) -> None:
+    """Check that every file is accounted for; re-queue orphans, release dead leases."""
+    ctx = open_app("doctor")
+    report = run_doctor(ctx.db, ctx.settings, repair=repair)
+    verb = "re-queued" if repair else "found"
+    console.print(f"orphaned files {verb}: {len(report.orphans_requeued)}", highlight=False)
+    console.print(f"expired leases released: {report.leases_expired}", highlight=False)
+    console.print(f"stale worker rows removed: {report.stale_workers_removed}", highlight=False)
+    console.print(f"files missing their segment: {len(report.segments_missing)}", highlight=False)
+    for file_id, path in report.evidence_missing:
+        console.print(f"[red]evidence missing[/] file {file_id}: {path}", highlight=False)
+    if not report.healthy and not repair:
+        raise typer.Exit(1)

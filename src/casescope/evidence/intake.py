@@ -24,7 +24,7 @@ from casescope.jobs import queue
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, FileType, Operation
 from casescope.model.tables import AuditRecord, Case, EvidenceFile, utcnow
-from casescope.parse.sniff import detect_file_type
+from casescope.parse import detect_file_type
 
 logger = logging.getLogger(__name__)
 

@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS {DATABASE}.events (
     user_sid String,
     fields Map(LowCardinality(String), String),
     raw String CODEC(ZSTD(3)),
-    search_text String MATERIALIZED lower(raw) CODEC(ZSTD(3)),
+    search_text String MATERIALIZED lowerUTF8(concat(channel, ' ', provider, ' ', computer, ' ',
+        user_name, ' ', user_sid, ' ', arrayStringConcat(mapValues(fields), '\n'))) CODEC(ZSTD(3)),
     INDEX file_idx file_id TYPE minmax GRANULARITY 1,
     INDEX text_idx search_text TYPE text(tokenizer = 'splitByNonAlpha')
 ) ENGINE = MergeTree

@@ -1,0 +1,48 @@
+"""`doctor` finds and repairs the predecessor's broken states."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select, update
+
+from casescope.config import Settings
+from casescope.jobs import queue
+from casescope.model.db import Database
+from casescope.model.enums import FileStatus, IndexState, JobState
+from casescope.model.tables import EvidenceFile, Job
+from casescope.services.doctor import run_doctor
+from tests.integration.conftest import add_files
+
+
+def test_queued_file_without_a_job_is_requeued(db: Database, settings: Settings) -> None:
+    ids = add_files(db, 3, stored_dir=settings.evidence_dir)
+    with db.session() as session:  # "1,491 files Queued while the broker held 0 tasks"
+        session.execute(delete(Job).where(Job.file_id == ids[1]))
+    check = run_doctor(db, settings, repair=False)
+    assert check.orphans_requeued == [ids[1]] and not check.healthy
+    run_doctor(db, settings, repair=True)
+    assert run_doctor(db, settings, repair=False).orphans_requeued == []
+    claimed = {queue.claim(db, "w", 30).file_id for _ in range(3)}
+    assert claimed == set(ids)
+
+
+def test_expired_lease_and_missing_segment_and_evidence(db: Database, settings: Settings) -> None:
+    ids = add_files(db, 2)
+    queue.claim(db, "dead-worker", lease_seconds=-1)  # already expired
+    with db.session() as session:
+        session.execute(
+            update(EvidenceFile)
+            .where(EvidenceFile.id == ids[1])
+            .values(status=FileStatus.COMPLETED, index_state=IndexState.PENDING)
+        )
+        session.execute(update(Job).where(Job.file_id == ids[1]).values(state=JobState.DONE))
+    report = run_doctor(db, settings, repair=True)
+    assert report.leases_expired == 1
+    assert report.segments_missing == [ids[1]]
+    assert {i for i, _ in report.evidence_missing} == set(ids)
+    with db.session() as session:
+        states = dict(
+            session.execute(
+                select(Job.file_id, Job.state).where(Job.state == JobState.QUEUED)
+            ).all()
+        )
+    assert states == {ids[0]: JobState.QUEUED, ids[1]: JobState.QUEUED}
