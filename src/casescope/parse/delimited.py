@@ -34,12 +34,17 @@ def sniff_encoding(sample: bytes) -> str:
     return "cp1252"
 
 
-def sniff_dialect(text: str) -> type[csv.Dialect] | csv.Dialect:
-    lines = text.splitlines()[:50]
-    try:
-        return csv.Sniffer().sniff("\n".join(lines), delimiters=DELIMITERS)
-    except csv.Error:
-        return csv.excel
+class _Dialect(csv.excel):
+    pass
+
+
+def sniff_dialect(text: str) -> type[csv.Dialect]:
+    """The delimiter is the candidate the header line uses most (comma on a tie)."""
+    header = text.split("\n", 1)[0]
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: (counts[d], d == ","))
+    dialect = type("Sniffed", (_Dialect,), {"delimiter": best if counts[best] else ","})
+    return dialect
 
 
 def _open(path: Path, report: ParseReport) -> tuple[io.TextIOWrapper, csv.Dialect]:

@@ -40,14 +40,15 @@ def _looks_like_csv(sample: bytes, complete: bool) -> bool:
     lines = text.splitlines()
     if not complete and len(lines) > 1:
         lines = lines[:-1]
-    if not lines:
+    if len(lines) < 2:  # a header and at least one row
         return False
     dialect = sniff_dialect("\n".join(lines))
     rows = list(csv.reader(lines[:20], dialect))
     width = len(rows[0])
     if width < 2 or not all(cell.strip() for cell in rows[0]):
         return False
-    return all(len(row) == width for row in rows[1:] if row) if len(rows) > 1 else True
+    data_rows = [row for row in rows[1:] if row]
+    return bool(data_rows) and all(len(row) >= width for row in data_rows)
 
 
 def detect_file_type(path: Path) -> FileType:

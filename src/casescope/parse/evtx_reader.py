@@ -30,7 +30,11 @@ MAX_ERRORS = 10_000  # a file this broken is not worth reading further
 
 
 def _records(path: Path, report: ParseReport) -> Iterator[dict]:
-    records = evtx.PyEvtxParser(str(path), number_of_threads=1).records_json()
+    try:
+        records = evtx.PyEvtxParser(str(path), number_of_threads=1).records_json()
+    except (OSError, RuntimeError, ValueError) as exc:
+        report.error = f"not a readable EVTX file: {exc}"
+        return
     errors = 0
     while True:
         try:

@@ -81,12 +81,17 @@ def _literal(value: object) -> str:
     raise TypeError(f"unsupported array parameter element: {type(value).__name__}")
 
 
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
 def _bind(params: Mapping[str, object] | None) -> dict[str, object]:
     """chDB passes parameters as text: render lists/tuples as ClickHouse array literals."""
     bound: dict[str, object] = {}
     for name, value in (params or {}).items():
         if isinstance(value, list | tuple):
             bound[name] = "[" + ",".join(_literal(v) for v in value) + "]"
+        elif isinstance(value, str):  # parameters are parsed as escaped text: \t is a tab
+            bound[name] = value.translate(_ESCAPES)
         else:
             bound[name] = value
     return bound

@@ -1,0 +1,86 @@
+"""Search and export through the CLI, with attacker-controlled strings in event fields."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import orjson
+import pytest
+
+from tests.e2e.conftest import Cli
+
+HOSTILE = [
+    "=cmd|' /C calc'!A0",
+    "+1+1",
+    "-2+3",
+    "@SUM(1+1)",
+    "<img src=x onerror=alert(1)>",
+    "javascript:alert(document.cookie)",
+    "[bold red]rich markup[/]",
+    "evil\u202etxt.exe",
+    "tab\tand\nnewline",
+    "'; DROP TABLE events; --",
+]
+
+
+@pytest.fixture(scope="module")
+def case(tmp_path_factory: pytest.TempPathFactory, attack_samples: Path) -> Cli:
+    root = tmp_path_factory.mktemp("search")
+    evidence = root / "evidence"
+    evidence.mkdir()
+    lines = [
+        orjson.dumps({"@timestamp": f"2024-02-0{1 + n % 9}T12:00:00Z", "host": {"name": f"H{n}"},
+                      "EventID": 9000 + n, "payload": value}).decode()
+        for n, value in enumerate(HOSTILE)
+    ]  # fmt: skip
+    (evidence / "hostile.jsonl").write_text("\n".join(lines) + "\n")
+    (evidence / "sysmon").mkdir()
+    for sample in sorted(attack_samples.rglob("*Sysmon*.evtx"))[:5]:
+        (evidence / "sysmon" / sample.name).write_bytes(sample.read_bytes())
+    cli = Cli(root / "home")
+    cli.run("ingest", "--case", "s", str(evidence))
+    return cli
+
+
+def test_export_csv_streams_every_event_and_defuses_formulas(case: Cli, tmp_path: Path) -> None:
+    out = tmp_path / "all.csv"
+    proc = case.run("export", "--case", "s", "--format", "csv", "-o", str(out))
+    status = json.loads(case.run("status", "--case", "s", "--format", "json").stdout)
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert len(rows) == status["events_indexed"] > len(HOSTILE)
+    assert f"exported {len(rows):,} events" in proc.stdout
+    fields = [json.loads(r["fields"]) for r in rows]
+    payloads = {f["payload"] for f in fields if "payload" in f}
+    assert payloads == set(HOSTILE)  # the JSON column keeps the exact value
+    for row in rows:
+        for value in row.values():
+            assert not value.startswith(("=", "+", "-", "@")), value
+
+
+def test_export_jsonl_round_trips_exact_values(case: Cli) -> None:
+    proc = case.run("export", "--case", "s", "--format", "jsonl", "--query", "_exists_:payload")
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert sorted(r["fields"]["payload"] for r in records) == sorted(HOSTILE)
+    assert [r["ts"] for r in records] == sorted(r["ts"] for r in records)
+
+
+def test_search_table_shows_markup_literally(case: Cli) -> None:
+    proc = case.run("search", "--case", "s", '"rich markup"')
+    assert "[bold red]rich markup[/]" in proc.stdout
+    assert "1-1 of 1 matching events" in proc.stdout
+
+
+def test_search_jsonl_with_field_and_time_filters(case: Cli) -> None:
+    proc = case.run("search", "--case", "s", "EventID:[9000 TO 9009]", "--from",
+                    "2024-02-03T00:00:00Z", "--to", "2024-02-05", "--format", "jsonl")  # fmt: skip
+    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert sorted(r["event_id"] for r in records) == [9002, 9003]
+
+
+def test_bad_query_is_a_clear_error(case: Cli) -> None:
+    proc = case.run("search", "--case", "s", "EventID:(4624", check=False)
+    assert proc.returncode == 1 and "error:" in proc.stderr and "column" in proc.stderr
+    assert "Traceback" not in proc.stderr
