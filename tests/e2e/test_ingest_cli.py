@@ -96,11 +96,11 @@ def test_same_evidence_in_another_case_reuses_the_segment(
     shutil.copy(sample, copy)
     ingested.run("ingest", "--case", "other", str(copy))
     with ingested.db().session() as session:
+        other = session.scalar(select(EvidenceFile).where(EvidenceFile.original_path == str(copy)))
         details = session.scalars(
-            select(AuditRecord.detail)
-            .where(AuditRecord.action == "indexing")
-            .order_by(AuditRecord.id.desc())
-            .limit(1)
+            select(AuditRecord.detail).where(
+                AuditRecord.action == "indexing", AuditRecord.file_id == other.id
+            )
         ).all()
     assert "re-used segment" in details[0]
     status = json.loads(ingested.run("status", "--case", "other", "--format", "json").stdout)

@@ -32,10 +32,16 @@ def case(tmp_path_factory: pytest.TempPathFactory, attack_samples: Path) -> Cli:
     evidence = root / "evidence"
     evidence.mkdir()
     lines = [
-        orjson.dumps({"@timestamp": f"2024-02-0{1 + n % 9}T12:00:00Z", "host": {"name": f"H{n}"},
-                      "EventID": 9000 + n, "payload": value}).decode()
+        orjson.dumps(
+            {
+                "@timestamp": f"2024-02-0{1 + n % 9}T12:00:00Z",
+                "host": {"name": f"H{n}"},
+                "EventID": 9000 + n,
+                "payload": value,
+            }
+        ).decode()
         for n, value in enumerate(HOSTILE)
-    ]  # fmt: skip
+    ]
     (evidence / "hostile.jsonl").write_text("\n".join(lines) + "\n")
     (evidence / "sysmon").mkdir()
     for sample in sorted(attack_samples.rglob("*Sysmon*.evtx"))[:5]:
@@ -74,8 +80,18 @@ def test_search_table_shows_markup_literally(case: Cli) -> None:
 
 
 def test_search_jsonl_with_field_and_time_filters(case: Cli) -> None:
-    proc = case.run("search", "--case", "s", "EventID:[9000 TO 9009]", "--from",
-                    "2024-02-03T00:00:00Z", "--to", "2024-02-05", "--format", "jsonl")  # fmt: skip
+    proc = case.run(
+        "search",
+        "--case",
+        "s",
+        "EventID:[9000 TO 9009]",
+        "--from",
+        "2024-02-03T00:00:00Z",
+        "--to",
+        "2024-02-05",
+        "--format",
+        "jsonl",
+    )
     records = [json.loads(line) for line in proc.stdout.splitlines()]
     assert sorted(r["event_id"] for r in records) == [9002, 9003]
 

@@ -19,18 +19,26 @@ T0 = 1_700_000_000_000_000  # 2023-11-14T22:13:20Z in microseconds
 EVENTS = [  # (event_id, computer, user, fields)
     (4624, "DC1", "alice", {"LogonType": "3", "IpAddress": "10.1.1.1"}),
     (4624, "DC1", "bob", {"LogonType": "10", "IpAddress": "10.1.1.10"}),
-    (4688, "WS1", "alice", {"NewProcessName": r"C:\Windows\System32\cmd.exe",
-                            "CommandLine": r"cmd.exe /c whoami"}),
-    (1, "WS2", "carol", {"Image": r"C:\Tools\mimikatz.exe",
-                         "CommandLine": "sekurlsa::logonpasswords"}),
+    (
+        4688,
+        "WS1",
+        "alice",
+        {"NewProcessName": r"C:\Windows\System32\cmd.exe", "CommandLine": r"cmd.exe /c whoami"},
+    ),
+    (
+        1,
+        "WS2",
+        "carol",
+        {"Image": r"C:\Tools\mimikatz.exe", "CommandLine": "sekurlsa::logonpasswords"},
+    ),
     (3, "WS2", "carol", {"DestinationHostname": "evil-site.com", "DestinationPort": "443"}),
     (3, "WS2", "carol", {"DestinationHostname": "notevil-site.com", "DestinationPort": "80"}),
     (4104, "WS3", "dave", {"ScriptBlockText": "Write-Host 'héllo wörld'"}),
-    (4104, "WS3", "dave", {"ScriptBlockText": "'; DROP TABLE events; -- \"quoted\""}),
+    (4104, "WS3", "dave", {"ScriptBlockText": '\'; DROP TABLE events; -- "quoted"'}),
     (7045, "SRV", "", {"ServiceName": "PSEXESVC", "ImagePath": "%SystemRoot%\\PSEXESVC.exe"}),
     (4625, "DC1", "Administrator", {"LogonType": "3", "Status": "0xc000006d"}),
     (4688, "WS1", "eve", {"NewProcessName": "C:\\temp\\new\\run.exe", "Tab": "a\tb"}),
-]  # fmt: skip
+]
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from casescope.config import Settings
 from casescope.errors import PermanentError
 from casescope.jobs import queue
-from casescope.jobs.steps import StepResult, StepScope, step
+from casescope.jobs.steps import StepLog, StepResult, StepScope, advance
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, FileType, IndexState, Operation
 from casescope.model.tables import EvidenceFile, Segment, utcnow
@@ -36,6 +36,9 @@ from casescope.store.segments import SegmentWriter, read_segment, segment_path, 
 logger = logging.getLogger(__name__)
 
 MAX_WARNING_CHARS = 20_000
+#: Files estimated above this many events commit their "indexing" status before parsing;
+#: smaller ones skip that write (at 10,000+ small files every transaction counts).
+LIVE_STATUS_EVENTS = 20_000
 
 
 class Analyzer(Protocol):
@@ -78,7 +81,7 @@ class FileInfo:
 
 
 def _file_info(db: Database, file_id: int) -> FileInfo:
-    with db.session() as session:
+    with db.read() as session:
         f = session.get(EvidenceFile, file_id)
         if f is None:
             raise PermanentError(f"file {file_id} no longer exists")
@@ -135,21 +138,20 @@ def _segment_query(info: FileInfo) -> Select[tuple[Segment]]:
     )
 
 
-def _reusable_segment(db: Database, info: FileInfo) -> Segment | None:
-    with db.session() as session:
-        seg = session.scalar(_segment_query(info))
+def _reusable_segment(session: Session, info: FileInfo) -> Segment | None:
+    seg = session.scalar(_segment_query(info))
     return seg if seg is not None and Path(seg.path).is_file() else None
 
 
-def _record_segment(db: Database, info: FileInfo, path: Path, rows: int) -> int:
-    with db.session() as session:
-        seg = session.scalar(_segment_query(info))
-        if seg is None:
-            seg = Segment(sha256=info.sha256, parser_version=PARSER_VERSION, variant=info.variant)
-            session.add(seg)
-        seg.path, seg.event_count, seg.size_bytes = str(path), rows, path.stat().st_size
-        session.flush()
-        return seg.id
+def _record_segment(session: Session, info: FileInfo, path: Path, rows: int) -> int:
+    """Register a newly written segment (in the completing transaction)."""
+    seg = session.scalar(_segment_query(info))
+    if seg is None:
+        seg = Segment(sha256=info.sha256, parser_version=PARSER_VERSION, variant=info.variant)
+        session.add(seg)
+    seg.path, seg.event_count, seg.size_bytes = str(path), rows, path.stat().st_size
+    session.flush()
+    return seg.id
 
 
 def _format_warnings(report: ParseReport | None) -> str:
@@ -167,33 +169,34 @@ def _format_warnings(report: ParseReport | None) -> str:
 class Outcome:
     """What the steps produced, written in the completing transaction."""
 
-    segment_id: int | None = None
+    segment_id: int | None = None  # a re-used segment
+    new_segment: Path | None = None  # a segment written by this job, registered on completion
     event_count: int | None = None
     warnings: str | None = None
 
 
 def _index_steps(
     ctx: WorkerContext,
-    scope: StepScope,
+    log: StepLog,
     info: FileInfo,
     operation: Operation,
     analyzers: list[Analyzer],
 ) -> Outcome:
-    with step(ctx.db, scope, FileStatus.ESTIMATING) as result:
-        estimate = estimate_events(info.stored_path, info.file_type)
-        result.events = estimate
-        with ctx.db.session() as session:
-            session.get(EvidenceFile, info.id).events_estimated = estimate  # type: ignore[union-attr]
-    with step(ctx.db, scope, FileStatus.INDEXING) as result:
-        reuse = _reusable_segment(ctx.db, info) if operation is Operation.FULL else None
+    with log.step(FileStatus.ESTIMATING) as result:
+        result.events = estimate_events(info.stored_path, info.file_type)
+        if result.events >= LIVE_STATUS_EVENTS:  # worth showing "indexing" while it runs
+            with ctx.db.session() as session:
+                advance(session, info.id, FileStatus.INDEXING, events_estimated=result.events)
+        with ctx.db.read() as session:
+            reuse = _reusable_segment(session, info) if operation is Operation.FULL else None
+    with log.step(FileStatus.INDEXING) as result:
         if reuse is not None:
             _feed(read_segment(Path(reuse.path), ctx.settings.batch_size), analyzers, ctx.progress)
             result.events = reuse.event_count
             result.details.append(f"re-used segment {reuse.id} (same evidence seen before)")
-            return Outcome(reuse.id, reuse.event_count, "")
+            return Outcome(segment_id=reuse.id, event_count=reuse.event_count, warnings="")
         path, rows, report = _parse_to_segment(ctx, info, analyzers, result)
-        segment_id = _record_segment(ctx.db, info, path, rows)
-    return Outcome(segment_id, rows, _format_warnings(report))
+    return Outcome(new_segment=path, event_count=rows, warnings=_format_warnings(report))
 
 
 def _reread_segment(ctx: WorkerContext, info: FileInfo, analyzers: list[Analyzer]) -> None:
@@ -204,31 +207,47 @@ def _reread_segment(ctx: WorkerContext, info: FileInfo, analyzers: list[Analyzer
     _feed(read_segment(Path(seg.path), ctx.settings.batch_size), analyzers, ctx.progress)
 
 
+PERSIST_STEPS = {
+    Operation.FULL: (FileStatus.SIGMA, FileStatus.IOC),
+    Operation.REINDEX: (FileStatus.SIGMA, FileStatus.IOC),
+    Operation.SIGMA_ONLY: (FileStatus.SIGMA,),
+    Operation.IOC_ONLY: (FileStatus.IOC,),
+}
+
+
 def _persist_steps(
-    ctx: WorkerContext, scope: StepScope, analyzers: list[Analyzer], operation: Operation
+    ctx: WorkerContext, log: StepLog, analyzers: list[Analyzer], operation: Operation
 ) -> None:
-    wanted = {
-        Operation.FULL: (FileStatus.SIGMA, FileStatus.IOC),
-        Operation.REINDEX: (FileStatus.SIGMA, FileStatus.IOC),
-        Operation.SIGMA_ONLY: (FileStatus.SIGMA,),
-        Operation.IOC_ONLY: (FileStatus.IOC,),
-    }[operation]
-    for status in wanted:
-        with step(ctx.db, scope, status) as result:
-            for analyzer in analyzers:
-                if analyzer.status is status:
-                    with ctx.db.session() as session:
-                        result.events += analyzer.persist(session, scope.file_id)
+    """Each analyzer writes its findings; the file moves to the next step in that write."""
+    steps = PERSIST_STEPS[operation]
+    for n, status in enumerate(steps):
+        following = steps[n + 1] if n + 1 < len(steps) else None
+        with log.step(status) as result:
+            mine = [a for a in analyzers if a.status is status]
+            if not mine:
+                continue
+            with ctx.db.session() as session:
+                for analyzer in mine:
+                    result.events += analyzer.persist(session, log.scope.file_id)
+                if following is not None:
+                    advance(session, log.scope.file_id, following)
 
 
-def _complete(ctx: WorkerContext, job: queue.ClaimedJob, outcome: Outcome) -> bool:
+def _complete(
+    ctx: WorkerContext, job: queue.ClaimedJob, info: FileInfo, log: StepLog, outcome: Outcome
+) -> bool:
     with ctx.db.session() as session:
+        log.flush(session)
         if not queue.finish(session, job.id, ctx.worker_id):
             return False
         f = session.get(EvidenceFile, job.file_id)
         assert f is not None
         f.status = FileStatus.COMPLETED
         f.completed_at = utcnow()
+        if outcome.new_segment is not None:
+            outcome.segment_id = _record_segment(
+                session, info, outcome.new_segment, outcome.event_count or 0
+            )
         if outcome.event_count is not None:
             f.segment_id = outcome.segment_id
             f.event_count = f.events_processed = outcome.event_count
@@ -246,13 +265,17 @@ def process_file(
     info = _file_info(ctx.db, job.file_id)
     if not info.stored_path.is_file():
         raise PermanentError(f"evidence file is missing: {info.stored_path}")
-    scope = StepScope(info.case_id, info.id, job.id, f"worker:{ctx.worker_id}")
+    log = StepLog(StepScope(info.case_id, info.id, job.id, f"worker:{ctx.worker_id}"))
     analyzers = analyzers or []
     ctx.progress.events = 0
-    outcome = Outcome()
-    if job.operation in (Operation.FULL, Operation.REINDEX):
-        outcome = _index_steps(ctx, scope, info, job.operation, analyzers)
-    else:
-        _reread_segment(ctx, info, analyzers)
-    _persist_steps(ctx, scope, analyzers, job.operation)
-    return _complete(ctx, job, outcome)
+    try:
+        outcome = Outcome()
+        if job.operation in (Operation.FULL, Operation.REINDEX):
+            outcome = _index_steps(ctx, log, info, job.operation, analyzers)
+        else:
+            _reread_segment(ctx, info, analyzers)
+        _persist_steps(ctx, log, analyzers, job.operation)
+        return _complete(ctx, job, info, log, outcome)
+    except BaseException:
+        log.flush_alone(ctx.db)
+        raise

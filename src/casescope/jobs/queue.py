@@ -23,6 +23,15 @@ from casescope.model.tables import EvidenceFile, Job, utcnow
 logger = logging.getLogger(__name__)
 
 
+#: The status a file enters when a worker claims its job.
+FIRST_STATUS = {
+    Operation.FULL: FileStatus.ESTIMATING,
+    Operation.REINDEX: FileStatus.ESTIMATING,
+    Operation.SIGMA_ONLY: FileStatus.SIGMA,
+    Operation.IOC_ONLY: FileStatus.IOC,
+}
+
+
 @dataclass(frozen=True)
 class ClaimedJob:
     id: int
@@ -117,6 +126,11 @@ def claim(db: Database, worker_id: str, lease_seconds: float) -> ClaimedJob | No
         job.lease_until = now + lease_seconds
         job.attempts += 1
         job.started_at = utcnow()
+        session.execute(
+            update(EvidenceFile)
+            .where(EvidenceFile.id == job.file_id)
+            .values(status=FIRST_STATUS[job.operation], events_processed=0)
+        )
         return ClaimedJob(job.id, job.file_id, job.operation, job.attempts)
 
 
@@ -181,7 +195,7 @@ def queue_depth(session: Session) -> dict[JobState, int]:
 
 
 def has_active_jobs(db: Database) -> bool:
-    with db.session() as session:
+    with db.read() as session:
         return (
             session.scalar(select(Job.id).where(Job.state.in_(ACTIVE_JOB_STATES)).limit(1))
             is not None

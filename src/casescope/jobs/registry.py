@@ -56,7 +56,7 @@ def unregister(db: Database, worker_id: str) -> None:
 def live_workers(db: Database, stale_after: float) -> list[WorkerInfo]:
     """Workers whose heartbeat is younger than `stale_after` seconds."""
     now = time.time()
-    with db.session() as session:
+    with db.read() as session:
         rows = session.scalars(
             select(WorkerRecord).where(WorkerRecord.heartbeat_at > now - stale_after)
         ).all()

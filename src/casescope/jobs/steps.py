@@ -1,4 +1,10 @@
-"""Step bookkeeping for `process_file`: status transitions and one audit row per step."""
+"""Step bookkeeping for `process_file`: status transitions and one audit row per step.
+
+Per-file overhead matters at 10,000+ small files, so a file's audit rows are collected in
+memory and written in the transaction that completes (or fails) it, and each status change
+rides on a write the pipeline makes anyway (`advance`). A long step still shows live: its
+status is committed before the step's work starts.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus
@@ -35,50 +42,66 @@ class StepScope:
     actor: str
 
 
-def set_status(db: Database, file_id: int, status: FileStatus) -> None:
-    with db.session() as session:
-        session.execute(
-            update(EvidenceFile).where(EvidenceFile.id == file_id).values(status=status)
-        )
+def advance(session: Session, file_id: int, status: FileStatus, **values: object) -> None:
+    """Move a file to `status` (and set other columns) inside the caller's transaction."""
+    session.execute(
+        update(EvidenceFile).where(EvidenceFile.id == file_id).values(status=status, **values)
+    )
 
 
-def audit(db: Database, scope: StepScope, action: str, result: StepResult, **kw: object) -> None:
-    with db.session() as session:
-        session.add(
-            AuditRecord(
-                actor=scope.actor,
-                action=action,
-                case_id=scope.case_id,
-                file_id=scope.file_id,
-                job_id=scope.job_id,
+class StepLog:
+    """Times each step and keeps its audit row until `flush`."""
+
+    def __init__(self, scope: StepScope) -> None:
+        self.scope = scope
+        self._rows: list[dict[str, object]] = []
+
+    def _record(self, status: FileStatus, result: StepResult, ok: bool, started: float) -> None:
+        elapsed = (time.perf_counter() - started) * 1000
+        self._rows.append(
+            dict(
+                actor=self.scope.actor,
+                action=status.value,
+                case_id=self.scope.case_id,
+                file_id=self.scope.file_id,
+                job_id=self.scope.job_id,
+                ok=ok,
+                duration_ms=elapsed,
                 events=result.events,
                 detail="; ".join(result.details),
-                **kw,
             )
         )
+        logger.debug(
+            "case %d file %d job %d: %s %s in %.1f ms (%d events)",
+            self.scope.case_id,
+            self.scope.file_id,
+            self.scope.job_id,
+            status.value,
+            "done" if ok else "failed",
+            elapsed,
+            result.events,
+        )
 
+    @contextmanager
+    def step(self, status: FileStatus) -> Iterator[StepResult]:
+        result = StepResult()
+        started = time.perf_counter()
+        try:
+            yield result
+        except BaseException as exc:
+            result.details.append(f"{type(exc).__name__}: {exc}")
+            self._record(status, result, False, started)
+            raise
+        self._record(status, result, True, started)
 
-@contextmanager
-def step(db: Database, scope: StepScope, status: FileStatus) -> Iterator[StepResult]:
-    """Enter `status`, run the block, and audit it (timing, counts, success or the error)."""
-    set_status(db, scope.file_id, status)
-    result = StepResult()
-    started = time.perf_counter()
-    try:
-        yield result
-    except BaseException as exc:
-        result.details.append(f"{type(exc).__name__}: {exc}")
-        elapsed = (time.perf_counter() - started) * 1000
-        audit(db, scope, status.value, result, ok=False, duration_ms=elapsed)
-        raise
-    elapsed = (time.perf_counter() - started) * 1000
-    audit(db, scope, status.value, result, ok=True, duration_ms=elapsed)
-    logger.debug(
-        "case %d file %d job %d: %s done in %.1f ms (%d events)",
-        scope.case_id,
-        scope.file_id,
-        scope.job_id,
-        status.value,
-        elapsed,
-        result.events,
-    )
+    def flush(self, session: Session) -> None:
+        """Add the rows to `session`; they are kept until `flush_alone` or the next flush, so
+        a rolled-back completion can still write them on the failure path."""
+        session.add_all(AuditRecord(**row) for row in self._rows)
+
+    def flush_alone(self, db: Database) -> None:
+        """Write the rows in their own transaction (the failure path)."""
+        if self._rows:
+            with db.session() as session:
+                session.add_all(AuditRecord(**row) for row in self._rows)
+            self._rows = []

@@ -118,7 +118,6 @@ def worker_main(settings: Settings, worker_id: str, exit_when_idle: bool) -> Non
                 time.sleep(IDLE_POLL_SECONDS)
                 continue
             heartbeat.job, heartbeat.job_started = job, time.time()
-            heartbeat.beat()
             run_job(ctx, job)
             heartbeat.job, heartbeat.job_started = None, None
             heartbeat.tasks_done += 1

@@ -24,7 +24,7 @@ logger = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
         dbapi_conn.isolation_level = None  # the driver must not BEGIN on its own
@@ -37,15 +37,16 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn):  # type: ignore[no-untyped-def]
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def make_engine(settings: Settings) -> Engine:
+def make_engine(settings: Settings, *, read_only: bool = False) -> Engine:
+    """An engine; on SQLite, writers BEGIN IMMEDIATE and `read_only` ones plain BEGIN."""
     url = settings.db_url
     if url.startswith("sqlite"):
         settings.home_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 60})
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, immediate=not read_only)
         return engine
     return create_engine(url, pool_pre_ping=True)
 
@@ -68,6 +69,9 @@ class Database:
         if run_migrations:
             migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        is_sqlite = self.engine.dialect.name == "sqlite"
+        self._read_engine = make_engine(settings, read_only=True) if is_sqlite else self.engine
+        self._read_sessions = sessionmaker(self._read_engine, expire_on_commit=False)
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -75,5 +79,12 @@ class Database:
         with self._sessions.begin() as session:
             yield session
 
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only session: on SQLite it takes no write lock, so it never delays workers."""
+        with self._read_sessions.begin() as session:
+            yield session
+
     def dispose(self) -> None:
         self.engine.dispose()
+        self._read_engine.dispose()

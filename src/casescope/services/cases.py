@@ -41,7 +41,7 @@ def create_case(db: Database, name: str, description: str = "", actor: str = "cl
 
 
 def get_case(db: Database, name: str) -> Case:
-    with db.session() as session:
+    with db.read() as session:
         case = session.scalar(select(Case).where(Case.name == name))
     if case is None:
         raise NotFoundError(f"no case named {name!r} (create it with `casescope case create`)")
@@ -56,7 +56,7 @@ def get_or_create_case(db: Database, name: str, actor: str = "cli") -> tuple[Cas
 
 
 def list_cases(db: Database) -> list[CaseSummary]:
-    with db.session() as session:
+    with db.read() as session:
         rows = session.execute(
             select(
                 Case.id,

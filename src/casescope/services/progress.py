@@ -42,7 +42,7 @@ class Progress:
 
 def read_progress(db: Database, files: FileSet) -> Progress:
     terminal = EvidenceFile.status.in_(TERMINAL)
-    with db.session() as session:
+    with db.read() as session:
         row = session.execute(
             select(
                 func.count(),

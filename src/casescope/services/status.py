@@ -49,7 +49,7 @@ def collect_status(
 ) -> StatusReport:
     report = StatusReport()
     where = _case_filter(case_id)
-    with db.session() as session:
+    with db.read() as session:
         for status, count in session.execute(
             select(EvidenceFile.status, func.count()).where(*where).group_by(EvidenceFile.status)
         ):

@@ -17,7 +17,6 @@ from typing import Any, Protocol
 
 import orjson
 import pyarrow as pa
-from chdb import session as chdb_session
 
 logger = logging.getLogger(__name__)
 
@@ -140,6 +139,10 @@ class ChdbIndex:
     """The embedded event index (chDB). One instance per process, held by the lock owner."""
 
     def __init__(self, path: Path) -> None:
+        # chDB maps a ~300 MB native library: imported here so that only the index owner
+        # pays for it, never workers or the pool supervisor.
+        from chdb import session as chdb_session
+
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._session = chdb_session.Session(str(path))

@@ -23,6 +23,8 @@ from casescope.store.index import EventIndex, LoadItem
 
 logger = logging.getLogger(__name__)
 
+MAX_PENDING_PER_CALL = 20_000
+
 
 @dataclass(frozen=True)
 class PendingFile:
@@ -42,7 +44,7 @@ class LoadReport:
 
 
 def _pending_files(db: Database, limit: int) -> list[PendingFile]:
-    with db.session() as session:
+    with db.read() as session:
         rows = session.execute(
             select(
                 EvidenceFile.id,
@@ -108,14 +110,15 @@ def load_batch(db: Database, index: EventIndex, batch: list[PendingFile]) -> int
 
 
 def load_pending(db: Database, index: EventIndex, settings: Settings) -> LoadReport:
-    """Load every pending segment; returns what was done."""
+    """Load the segments pending now (not those that finish meanwhile: they wait for the
+    next call, so a busy ingest makes few large INSERTs rather than many small ones)."""
     report = LoadReport()
     started = time.perf_counter()
-    while True:
-        pending = _pending_files(db, settings.load_batch_files * 2)
+    pending = _pending_files(db, MAX_PENDING_PER_CALL)
+    while pending:
         batch = _take_batch(pending, settings)
-        if not batch:
-            break
+        taken = {item.file_id for item in batch}
+        pending = [item for item in pending if item.file_id not in taken]
         report.rows += load_batch(db, index, batch)
         report.files += len(batch)
         report.batches += 1

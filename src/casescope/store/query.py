@@ -24,14 +24,26 @@ from casescope.store.query_parse import (
 __all__ = ["CompiledQuery", "QuerySyntaxError", "compile_query"]
 
 STRING_COLUMNS = {
-    "channel": "channel", "provider": "provider", "provider_name": "provider",
-    "computer": "computer", "host": "computer", "hostname": "computer",
-    "user": "user_name", "user_name": "user_name", "sid": "user_sid", "user_sid": "user_sid",
-}  # fmt: skip
+    "channel": "channel",
+    "provider": "provider",
+    "provider_name": "provider",
+    "computer": "computer",
+    "host": "computer",
+    "hostname": "computer",
+    "user": "user_name",
+    "user_name": "user_name",
+    "sid": "user_sid",
+    "user_sid": "user_sid",
+}
 NUMBER_COLUMNS = {
-    "eventid": "event_id", "event_id": "event_id", "eventrecordid": "record_id",
-    "record_id": "record_id", "level": "level", "file_id": "file_id", "seq": "seq",
-}  # fmt: skip
+    "eventid": "event_id",
+    "event_id": "event_id",
+    "eventrecordid": "record_id",
+    "record_id": "record_id",
+    "level": "level",
+    "file_id": "file_id",
+    "seq": "seq",
+}
 TIME_NAMES = {"ts", "@timestamp", "timestamp", "time"}
 TOKEN_RE = re.compile(r"[a-z0-9]+")
 COMPARE = {"gt": ">", "gte": ">=", "lt": "<", "lte": "<="}

@@ -22,8 +22,9 @@ def test_sample_events_match_the_evtx_crate(attack_samples: Path) -> None:
     for path in samples:
         crate = [r for r in evtx.PyEvtxParser(str(path)).records_json()]
         report = ParseReport()
-        table = pa.Table.from_batches(list(iter_batches(path, FileType.EVTX, report, batch_size=7)),
-                                      EVENT_SCHEMA)  # fmt: skip
+        table = pa.Table.from_batches(
+            list(iter_batches(path, FileType.EVTX, report, batch_size=7)), EVENT_SCHEMA
+        )
         assert table.num_rows == len(crate) == estimate_events(path, FileType.EVTX)
         assert table.column("seq").to_pylist() == list(range(len(crate)))
         expected_ids = [orjson.loads(r["data"])["Event"]["System"]["EventRecordID"] for r in crate]
@@ -43,12 +44,21 @@ def test_sysmon_event_fields(attack_samples: Path) -> None:
 
 
 def test_qualifiers_userdata_and_unnamed_data() -> None:
-    core, fields = normalise_event({
-        "System": {"EventID": {"#attributes": {"Qualifiers": 16384}, "#text": 7036},
-                   "Security": {"#attributes": {"UserID": "S-1-5-18"}}},
-        "UserData": {"LogFileCleared": {"#attributes": {"xmlns": "x"},
-                                        "SubjectUserName": "bob", "Nested": {"A": 1}}},
-    })  # fmt: skip
+    core, fields = normalise_event(
+        {
+            "System": {
+                "EventID": {"#attributes": {"Qualifiers": 16384}, "#text": 7036},
+                "Security": {"#attributes": {"UserID": "S-1-5-18"}},
+            },
+            "UserData": {
+                "LogFileCleared": {
+                    "#attributes": {"xmlns": "x"},
+                    "SubjectUserName": "bob",
+                    "Nested": {"A": 1},
+                }
+            },
+        }
+    )
     assert core[1] == 7036 and core[8] == "S-1-5-18" and core[7] == "bob"
     assert fields == {"SubjectUserName": "bob", "Nested.A": "1"}
     _, fields = normalise_event({"System": {}, "EventData": {"Data": ["a", "b"]}})
