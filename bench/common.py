@@ -42,6 +42,21 @@ def make_bulk_set(target: Path, copies: int) -> list[Path]:
     return out
 
 
+def make_large_ndjson(path: Path, lines: int) -> Path:
+    """An EDR-like NDJSON export with `lines` events (about 330 bytes each)."""
+    with path.open("w") as out:
+        for n in range(lines):
+            out.write(
+                f'{{"@timestamp": "2024-03-01T{n // 360000 % 24:02d}:{n // 6000 % 60:02d}:'
+                f'{n // 100 % 60:02d}.{n % 100:02d}0Z", "host": {{"name": "ws-{n % 500}"}}, '
+                f'"event": {{"code": "{n % 11}", "action": "process_start"}}, '
+                f'"process": {{"pid": {n}, "command_line": "C:\\\\Windows\\\\cmd.exe /c '
+                f'echo {n}", "parent": {{"name": "explorer.exe"}}}}, '
+                f'"user": {{"name": "user{n % 97}"}}}}\n'
+            )
+    return path
+
+
 @dataclass
 class RssSampler:
     """Samples the RSS of a process tree; keeps each process's peak."""

@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from casescope.config import Settings
 from casescope.model.db import Database
 from casescope.model.tables import AuditRecord, EvidenceFile
-from common import ATTACK_SAMPLES, make_bulk_set, run_casescope
+from common import ATTACK_SAMPLES, make_bulk_set, make_large_ndjson, run_casescope
 
 
 def step_shares(home: Path) -> str:
@@ -64,8 +64,13 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=42, help="bulk copies of the samples")
     parser.add_argument("--skip-bulk", action="store_true")
     parser.add_argument("--workers", type=int, default=None)
+    parser.add_argument("--large-lines", type=int, default=1_000_000, help="0 to skip")
     args = parser.parse_args()
     bench("attack samples", ATTACK_SAMPLES, args.workers)
+    if args.large_lines:
+        with tempfile.TemporaryDirectory(prefix="cs-large-") as tmp:
+            path = make_large_ndjson(Path(tmp) / "edr.jsonl", args.large_lines)
+            bench(f"one large NDJSON file ({path.stat().st_size / 2**20:.0f} MiB)", path, 1)
     if not args.skip_bulk:
         with tempfile.TemporaryDirectory(prefix="cs-bulk-") as tmp:
             make_bulk_set(Path(tmp), args.copies)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from casescope.evidence.intake import ingest_paths
 from casescope.model.enums import FileStatus, JobState
-from casescope.model.tables import EvidenceFile, Job, WorkerRecord
+from casescope.model.tables import AuditRecord, EvidenceFile, Job, WorkerRecord
 from casescope.services.cases import create_case
 from casescope.store.index import ChdbIndex
 from tests.e2e.conftest import Cli
@@ -96,3 +96,57 @@ def test_whole_pool_killed_then_lease_expires(cli: Cli, big_ndjson: Path) -> Non
     pool.wait(10)
     cli.run("worker", "--workers", "1", "--exit-when-idle", timeout=240)
     _assert_indexed_once(cli, file_id)
+
+
+def test_file_over_the_time_bound_is_killed_and_failed(
+    cli: Cli, big_ndjson: Path, attack_samples: Path
+) -> None:
+    file_id = _queue(cli, big_ndjson)
+    env = {**cli.env, "CASESCOPE_FILE_TIMEOUT_SECONDS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "casescope", "worker", "--workers", "1", "--exit-when-idle"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stderr
+    with cli.db().session() as session:
+        f = session.get(EvidenceFile, file_id)
+        job = session.scalar(select(Job).where(Job.file_id == file_id))
+    assert f.status is FileStatus.FAILED and job.attempts == 1
+    assert "exceeded the time bound (1 s)" in f.error
+
+
+def test_workers_are_recycled_after_max_tasks(cli: Cli, attack_samples: Path) -> None:
+    samples = sorted(attack_samples.rglob("*.evtx"))[:7]
+    db = cli.db()
+    ingest_paths(db, db.settings, create_case(db, "recycle"), samples)
+    env = {**cli.env, "CASESCOPE_WORKER_MAX_TASKS": "2"}
+    subprocess.run(
+        [sys.executable, "-m", "casescope", "worker", "--workers", "1", "--exit-when-idle"],
+        env=env,
+        check=True,
+        timeout=240,
+        capture_output=True,
+    )
+    with db.session() as session:
+        actors = set(session.scalars(select(AuditRecord.actor).where(AuditRecord.file_id > 0)))
+        statuses = set(session.scalars(select(EvidenceFile.status)))
+    assert statuses == {FileStatus.COMPLETED}
+    assert len(actors) == 4  # 7 files, 2 per worker process: 4 processes
+
+
+def test_no_wait_queues_and_a_background_pool_finishes(cli: Cli, attack_samples: Path) -> None:
+    samples = sorted(attack_samples.rglob("*.evtx"))[:4]
+    proc = cli.run("ingest", "--no-wait", "--case", "bg", *map(str, samples))
+    assert "queued" in proc.stdout
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status = json.loads(cli.run("status", "--format", "json").stdout)
+        if status["files_by_status"].get("completed") == 4 and not status["awaiting_index_load"]:
+            break
+        time.sleep(1)
+    else:
+        raise AssertionError(f"background ingest did not finish: {status}")
+    assert status["events_indexed"] == status["events_parsed"] > 0

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 import pyarrow as pa
-from sqlalchemy import Select, select
+from sqlalchemy import Select, insert, select, update
 from sqlalchemy.orm import Session
 
 from casescope.config import Settings
@@ -145,13 +145,13 @@ def _reusable_segment(session: Session, info: FileInfo) -> Segment | None:
 
 def _record_segment(session: Session, info: FileInfo, path: Path, rows: int) -> int:
     """Register a newly written segment (in the completing transaction)."""
-    seg = session.scalar(_segment_query(info))
-    if seg is None:
-        seg = Segment(sha256=info.sha256, parser_version=PARSER_VERSION, variant=info.variant)
-        session.add(seg)
-    seg.path, seg.event_count, seg.size_bytes = str(path), rows, path.stat().st_size
-    session.flush()
-    return seg.id
+    values = {"path": str(path), "event_count": rows, "size_bytes": path.stat().st_size}
+    segment_id = session.scalar(_segment_query(info).with_only_columns(Segment.id))
+    if segment_id is None:
+        key = {"sha256": info.sha256, "parser_version": PARSER_VERSION, "variant": info.variant}
+        return session.execute(insert(Segment).values(**key, **values)).inserted_primary_key[0]
+    session.execute(update(Segment).where(Segment.id == segment_id).values(**values))
+    return segment_id
 
 
 def _format_warnings(report: ParseReport | None) -> str:
@@ -240,21 +240,22 @@ def _complete(
         log.flush(session)
         if not queue.finish(session, job.id, ctx.worker_id):
             return False
-        f = session.get(EvidenceFile, job.file_id)
-        assert f is not None
-        f.status = FileStatus.COMPLETED
-        f.completed_at = utcnow()
+        values: dict[str, object] = {"status": FileStatus.COMPLETED, "completed_at": utcnow()}
         if outcome.new_segment is not None:
             outcome.segment_id = _record_segment(
                 session, info, outcome.new_segment, outcome.event_count or 0
             )
         if outcome.event_count is not None:
-            f.segment_id = outcome.segment_id
-            f.event_count = f.events_processed = outcome.event_count
-            f.hidden = outcome.event_count == 0
-            f.index_state = IndexState.PENDING
-            f.index_generation += 1
-            f.warnings = outcome.warnings or ""
+            values.update(
+                segment_id=outcome.segment_id,
+                event_count=outcome.event_count,
+                events_processed=outcome.event_count,
+                hidden=outcome.event_count == 0,
+                index_state=IndexState.PENDING,
+                index_generation=EvidenceFile.index_generation + 1,
+                warnings=outcome.warnings or "",
+            )
+        session.execute(update(EvidenceFile).where(EvidenceFile.id == info.id).values(**values))
     return True
 
 

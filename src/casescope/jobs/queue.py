@@ -96,9 +96,12 @@ def _retry_or_fail(session: Session, job: Job, error: str) -> JobState:
 
 def expire_leases(session: Session, now: float) -> int:
     """Re-queue (or fail, past max attempts) running jobs whose lease has run out."""
-    stale = session.scalars(
-        select(Job).where(Job.state == JobState.RUNNING, Job.lease_until < now)
+    stale_ids = session.scalars(
+        select(Job.id).where(Job.state == JobState.RUNNING, Job.lease_until < now)
     ).all()
+    if not stale_ids:  # the common case: no ORM objects loaded on the claim path
+        return 0
+    stale = session.scalars(select(Job).where(Job.id.in_(stale_ids))).all()
     for job in stale:
         logger.warning(
             "job %d (file %d): lease expired, worker %s lost", job.id, job.file_id, job.worker_id
@@ -112,26 +115,33 @@ def claim(db: Database, worker_id: str, lease_seconds: float) -> ClaimedJob | No
     now = time.time()
     with db.session() as session:
         expire_leases(session, now)
-        job = session.scalars(
-            select(Job)
+        row = session.execute(
+            select(Job.id, Job.file_id, Job.operation, Job.attempts)
             .where(Job.state == JobState.QUEUED)
             .order_by(Job.priority, Job.id)
             .limit(1)
             .with_for_update(skip_locked=True)
         ).first()
-        if job is None:
+        if row is None:
             return None
-        job.state = JobState.RUNNING
-        job.worker_id = worker_id
-        job.lease_until = now + lease_seconds
-        job.attempts += 1
-        job.started_at = utcnow()
+        session.execute(
+            update(Job)
+            .where(Job.id == row.id)
+            .values(
+                state=JobState.RUNNING,
+                worker_id=worker_id,
+                lease_until=now + lease_seconds,
+                attempts=row.attempts + 1,
+                started_at=utcnow(),
+            )
+        )
+        operation = Operation(row.operation)
         session.execute(
             update(EvidenceFile)
-            .where(EvidenceFile.id == job.file_id)
-            .values(status=FIRST_STATUS[job.operation], events_processed=0)
+            .where(EvidenceFile.id == row.file_id)
+            .values(status=FIRST_STATUS[operation], events_processed=0)
         )
-        return ClaimedJob(job.id, job.file_id, job.operation, job.attempts)
+        return ClaimedJob(row.id, row.file_id, operation, row.attempts + 1)
 
 
 def _owned(session: Session, job_id: int, worker_id: str) -> Job | None:
@@ -154,13 +164,12 @@ def renew_lease(db: Database, job_id: int, worker_id: str, lease_seconds: float)
 
 def finish(session: Session, job_id: int, worker_id: str) -> bool:
     """Mark the job done in the caller's transaction; False if the lease was lost."""
-    job = _owned(session, job_id, worker_id)
-    if job is None:
-        return False
-    job.state = JobState.DONE
-    job.lease_until = None
-    job.finished_at = utcnow()
-    return True
+    result = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.worker_id == worker_id, Job.state == JobState.RUNNING)
+        .values(state=JobState.DONE, lease_until=None, finished_at=utcnow())
+    )
+    return bool(result.rowcount)
 
 
 def fail(db: Database, job_id: int, worker_id: str, error: str, *, permanent: bool) -> JobState:

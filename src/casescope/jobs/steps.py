@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus
-from casescope.model.tables import AuditRecord, EvidenceFile
+from casescope.model.tables import AuditRecord, EvidenceFile, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,8 @@ class StepLog:
     def flush(self, session: Session) -> None:
         """Add the rows to `session`; they are kept until `flush_alone` or the next flush, so
         a rolled-back completion can still write them on the failure path."""
-        session.add_all(AuditRecord(**row) for row in self._rows)
+        if self._rows:
+            session.execute(insert(AuditRecord), [{"at": utcnow(), **row} for row in self._rows])
 
     def flush_alone(self, db: Database) -> None:
         """Write the rows in their own transaction (the failure path)."""
