@@ -33,14 +33,14 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=60.0, gt=0, description="Job lease before re-claim.")
     heartbeat_seconds: float = Field(default=10.0, gt=0, description="Lease renewal interval.")
     max_attempts: int = Field(default=3, ge=1, description="Claims of a job before it fails.")
-    worker_max_tasks: int = Field(default=500, ge=1, description="Files before a recycle.")
+    worker_max_tasks: int = Field(default=2000, ge=1, description="Files before a recycle.")
     worker_max_rss_mb: int = Field(default=450, ge=64, description="RSS that triggers recycle.")
     worker_hard_rss_mb: int = Field(default=1500, ge=64, description="RSS that kills a parse.")
     file_timeout_seconds: float = Field(default=1800.0, gt=0, description="Kill a parse after.")
     max_line_bytes: int = Field(
         default=16 * 1024 * 1024, ge=1024, description="NDJSON/CSV line cap."
     )
-    load_batch_rows: int = Field(default=2_000_000, ge=1, description="Rows per index INSERT.")
+    load_batch_rows: int = Field(default=500_000, ge=1, description="Rows per index INSERT.")
     load_batch_files: int = Field(default=1000, ge=1, description="Files per index INSERT.")
 
     @cached_property

@@ -150,3 +150,20 @@ def test_no_wait_queues_and_a_background_pool_finishes(cli: Cli, attack_samples:
     else:
         raise AssertionError(f"background ingest did not finish: {status}")
     assert status["events_indexed"] == status["events_parsed"] > 0
+
+
+def test_file_over_the_memory_bound_is_killed_and_failed(cli: Cli, big_ndjson: Path) -> None:
+    file_id = _queue(cli, big_ndjson)
+    # any worker process is above 64 MB once it has imported pyarrow: the bound must trip
+    env = {**cli.env, "CASESCOPE_WORKER_HARD_RSS_MB": "64"}
+    subprocess.run(
+        [sys.executable, "-m", "casescope", "worker", "--workers", "1", "--exit-when-idle"],
+        env=env,
+        check=True,
+        timeout=240,
+        capture_output=True,
+    )
+    with cli.db().session() as session:
+        f = session.get(EvidenceFile, file_id)
+    assert f.status is FileStatus.FAILED
+    assert "exceeded the memory bound" in f.error and "> 64 MB" in f.error

@@ -105,3 +105,29 @@ def test_same_evidence_in_another_case_reuses_the_segment(
     assert "re-used segment" in details[0]
     status = json.loads(ingested.run("status", "--case", "other", "--format", "json").stdout)
     assert status["events_indexed"] == evtx_count(sample)
+
+
+def test_reindex_replaces_a_files_rows(ingested: Cli) -> None:
+    with ingested.db().session() as session:
+        target = session.scalar(
+            select(EvidenceFile).where(EvidenceFile.event_count > 20).order_by(EvidenceFile.id)
+        )
+    before = json.loads(ingested.run("status", "--format", "json").stdout)["events_indexed"]
+    proc = ingested.run("reindex", "--case", "attack", "--file", str(target.id))
+    assert "queued 1 files for re-index" in proc.stdout
+    after = json.loads(ingested.run("status", "--format", "json").stdout)
+    assert after["events_indexed"] == before
+    with ingested.db().session() as session:
+        row = session.get(EvidenceFile, target.id)
+        generation = row.index_generation
+        reindexed = session.scalars(
+            select(AuditRecord.id).where(
+                AuditRecord.file_id == target.id, AuditRecord.action == "indexing"
+            )
+        ).all()
+    assert row.status is FileStatus.COMPLETED and generation == 2 and len(reindexed) == 2
+    index = ChdbIndex(ingested.home / "index")
+    try:
+        assert index.counts_by_file(target.case_id)[target.id] == target.event_count
+    finally:
+        index.close()

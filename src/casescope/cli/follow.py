@@ -67,10 +67,17 @@ def _keep_pool_alive(
 
 
 def follow(
-    ctx: AppContext, files: FileSet, *, workers: int | None = None, start_pool: bool = True
+    ctx: AppContext,
+    files: FileSet,
+    *,
+    workers: int | None = None,
+    pool: subprocess.Popen | None = None,
 ) -> None:
-    """Block until every file in `files` is terminal and loaded into the index."""
-    pool = ensure_workers(ctx.settings, ctx.db, workers=workers) if start_pool else None
+    """Block until every file in `files` is terminal and loaded into the index.
+
+    Starts a worker pool unless `pool` (one already started) or live workers exist.
+    """
+    pool = pool or ensure_workers(ctx.settings, ctx.db, workers=workers)
     try:
         owner = open_index(ctx.settings, role="casescope ingest")
         index = owner.__enter__()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Annotated
 
@@ -38,6 +39,12 @@ def ingest(
     case_row, created = get_or_create_case(ctx.db, case)
     if created:
         console.print(f"created case [bold]{case_row.name}[/]", highlight=False)
+    pools: list[subprocess.Popen | None] = []
+
+    def on_batch(report: IntakeReport) -> None:  # workers start on the first queued files
+        if report.queued and not pools:
+            pools.append(ensure_workers(ctx.settings, ctx.db, workers=workers, detach=no_wait))
+
     with console.status("taking in evidence...") as status:
         counter = {"n": 0}
 
@@ -47,17 +54,22 @@ def ingest(
                 status.update(f"taking in evidence... {counter['n']:,} files")
 
         report = ingest_paths(
-            ctx.db, ctx.settings, case_row, paths, field_map=_parse_map(field_map), on_file=on_file
+            ctx.db,
+            ctx.settings,
+            case_row,
+            paths,
+            field_map=_parse_map(field_map),
+            on_file=on_file,
+            on_batch=on_batch,
         )
     _print_intake(report)
     if not report.queued:
         return
     files = FileSet(case_row.id, min(report.queued), max(report.queued))
     if no_wait:
-        ensure_workers(ctx.settings, ctx.db, workers=workers, detach=True)
         console.print("queued; follow with `casescope status`")
         return
-    follow(ctx, files, workers=workers)
+    follow(ctx, files, workers=workers, pool=pools[0] if pools else None)
     _print_outcome(ctx, files)
 
 

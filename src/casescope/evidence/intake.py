@@ -164,8 +164,13 @@ def ingest_paths(
     *,
     field_map: dict[str, str] | None = None,
     on_file: Callable[[Path], None] | None = None,
+    on_batch: Callable[[IntakeReport], None] | None = None,
 ) -> IntakeReport:
-    """Store, register and queue every file under `paths` for `case`."""
+    """Store, register and queue every file under `paths` for `case`.
+
+    Files are registered (and queued) in batches as intake goes, so workers can start on the
+    first files while later ones are still being copied; `on_batch` is told after each.
+    """
     settings.ensure_dirs()
     options = IntakeOptions(case.id, dict(field_map or {}))
     case_dir = settings.evidence_dir / str(case.id)
@@ -182,6 +187,10 @@ def ingest_paths(
         if len(batch) >= REGISTER_BATCH:
             _register_batch(db, options, batch, settings, report)
             batch = []
+            if on_batch is not None:
+                on_batch(report)
     if batch:
         _register_batch(db, options, batch, settings, report)
+        if on_batch is not None:
+            on_batch(report)
     return report

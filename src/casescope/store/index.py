@@ -96,6 +96,14 @@ def _bind(params: Mapping[str, object] | None) -> dict[str, object]:
     return bound
 
 
+#: Measured on a 1M-event segment: peak RSS of the owner 2.0 GB with defaults, 1.2 GB with
+#: these (single-threaded read, small blocks). Still the largest process; see docs/decisions.md.
+LOAD_SETTINGS = (
+    "max_threads = 1, max_insert_threads = 1, max_block_size = 8192, "
+    "min_insert_block_size_rows = 65536, min_insert_block_size_bytes = 33554432"
+)
+
+
 @dataclass(frozen=True)
 class LoadItem:
     """One file's segment to load into the index."""
@@ -194,7 +202,8 @@ class ChdbIndex:
             f"INSERT INTO {DATABASE}.events ({', '.join(EVENT_COLUMNS)}) "
             "SELECT transform(_file, {names:Array(String)}, {case_ids:Array(UInt32)}, 0), "
             "transform(_file, {names:Array(String)}, {file_ids:Array(UInt64)}, 0), "
-            f"{_SEGMENT_COLUMNS} FROM file({_literal(_glob_of(items))}, Parquet)"
+            f"{_SEGMENT_COLUMNS} FROM file({_literal(_glob_of(items))}, Parquet) "
+            f"SETTINGS {LOAD_SETTINGS}"
         )
         self.execute(sql, params)
 
