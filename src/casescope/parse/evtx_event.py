@@ -45,6 +45,7 @@ def _int(value: object) -> int | None:
     return None
 
 
+UINT64_MAX = 2**64 - 1
 UINT32_MAX = 2**32 - 1
 UINT8_MAX = 255
 
@@ -112,8 +113,19 @@ def flatten_user_data(user_data: object, out: dict[str, str]) -> None:
             _put(out, "UserData", wrapper)
 
 
+def _number(value: object, limit: int) -> int | None:
+    """Fast path for the usual plain int; anything else goes the long way."""
+    if type(value) is int:
+        return value if 0 <= value <= limit else None
+    return bounded(_int(value), limit)
+
+
 def _system_time(system: Mapping[str, object]) -> int | None:
     created = system.get("TimeCreated")
+    if type(created) is dict:  # fast path: {"#attributes": {"SystemTime": "..."}}
+        attributes = created.get("#attributes")
+        if type(attributes) is dict and "SystemTime" in attributes:
+            return to_epoch_us(attributes["SystemTime"])
     value = _attr(created, "SystemTime")
     if value is None:
         value = _attr({"#attributes": system.get("TimeCreated_attributes")}, "SystemTime")
@@ -124,6 +136,10 @@ def _system_time(system: Mapping[str, object]) -> int | None:
 
 def _provider(system: Mapping[str, object]) -> str:
     provider = system.get("Provider")
+    if type(provider) is dict:  # fast path: {"#attributes": {"Name": "..."}}
+        attributes = provider.get("#attributes")
+        if type(attributes) is dict and type(attributes.get("Name")) is str:
+            return attributes["Name"]
     name = _attr(provider, "Name")
     if name is None and isinstance(provider, dict):
         name = provider.get("Name")
@@ -148,7 +164,7 @@ def _user_name(fields: Mapping[str, str]) -> str:
 
 
 def normalise_event(
-    event: Mapping[str, object], ts_fallback: int | None = None
+    event: Mapping[str, object], ts_fallback: object = None
 ) -> tuple[CoreValues, dict[str, str]]:
     """Core columns and fields of one `{"System": ..., "EventData"/"UserData": ...}` event."""
     system = event.get("System")
@@ -160,13 +176,13 @@ def normalise_event(
     ts = _system_time(system)
     channel, computer = system.get("Channel"), system.get("Computer")
     core: CoreValues = (
-        ts if ts is not None else ts_fallback,
-        bounded(_int(system.get("EventID")), UINT32_MAX),
+        ts if ts is not None else to_epoch_us(ts_fallback),
+        _number(system.get("EventID"), UINT32_MAX),
         channel if isinstance(channel, str) else "",
         _provider(system),
         computer if isinstance(computer, str) else "",
-        _int(system.get("EventRecordID")),
-        bounded(_int(system.get("Level")), UINT8_MAX),
+        _number(system.get("EventRecordID"), UINT64_MAX),
+        _number(system.get("Level"), UINT8_MAX),
         _user_name(fields),
         _user_sid(system, fields),
     )

@@ -19,7 +19,6 @@ import pyarrow as pa
 from casescope.parse.batch import BatchBuilder
 from casescope.parse.evtx_event import normalise_event
 from casescope.parse.report import ParseReport
-from casescope.parse.timestamps import to_epoch_us
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +59,7 @@ def iter_evtx(path: Path, report: ParseReport, batch_size: int) -> Iterator[pa.R
         except (orjson.JSONDecodeError, AttributeError) as exc:
             report.skip(f"record {record.get('event_record_id')}: bad JSON from evtx: {exc}")
             continue
-        core, fields = normalise_event(event, to_epoch_us(record.get("timestamp")))
+        core, fields = normalise_event(event, record.get("timestamp"))
         builder.add(core, fields, raw)
         if len(builder) >= batch_size:
             yield builder.flush()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from casescope.parse.batch import CoreValues
-from casescope.parse.evtx_event import UINT8_MAX, UINT32_MAX, bounded
+from casescope.parse.evtx_event import UINT8_MAX, UINT32_MAX, UINT64_MAX, bounded
 from casescope.parse.fields import core_keys
 from casescope.parse.report import ParseReport
 from casescope.parse.timestamps import to_epoch_us
@@ -42,7 +42,7 @@ def normalise_flat(
         channel or "",
         provider or "",
         computer or "",
-        bounded(_as_int(record_id), 2**64 - 1),
+        bounded(_as_int(record_id), UINT64_MAX),
         bounded(_as_int(level), UINT8_MAX),
         user or "",
         sid or "",

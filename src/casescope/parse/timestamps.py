@@ -7,9 +7,10 @@ milliseconds, microseconds or nanoseconds (told apart by magnitude). Anything el
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 _US_FORMATS = ("%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %I:%M:%S.%f %p")
 
 
@@ -27,8 +28,7 @@ def _from_number(value: float) -> int | None:
 def _to_us(moment: datetime) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 def _from_text(text: str) -> int | None:
@@ -60,6 +60,11 @@ def _from_text(text: str) -> int | None:
 
 def to_epoch_us(value: object) -> int | None:
     """Microseconds since the epoch for a timestamp-like value, or None."""
+    if type(value) is str:  # the common case first
+        try:
+            return _to_us(datetime.fromisoformat(value))
+        except ValueError:
+            return _from_text(value)
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, int | float):
