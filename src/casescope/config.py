@@ -41,7 +41,7 @@ class Settings(BaseSettings):
         default=16 * 1024 * 1024, ge=1024, description="NDJSON/CSV line cap."
     )
     load_batch_rows: int = Field(default=500_000, ge=1, description="Rows per index INSERT.")
-    load_batch_files: int = Field(default=1000, ge=1, description="Files per index INSERT.")
+    load_batch_files: int = Field(default=200, ge=1, description="Files per index INSERT.")
 
     @cached_property
     def home_dir(self) -> Path:
