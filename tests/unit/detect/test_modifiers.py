@@ -65,7 +65,8 @@ def fires(detection: str, category: str = "process_creation") -> list[int]:
         ("  sel: {CommandLine|windash|contains: '/c '}\n  condition: sel", [0]),
         ("  sel: {CommandLine|base64offset|contains: 'IEX'}\n  condition: sel", []),
         (
-            "  sel: {Image|endswith: '.exe'}\n  f: {CommandLine: notepad}\n  condition: sel and not f",
+            "  sel: {Image|endswith: '.exe'}\n  f: {CommandLine: notepad}\n"
+            "  condition: sel and not f",
             [0, 1],
         ),
         (
