@@ -1,11 +1,13 @@
-"""Compile a pySigma rule (after its processing pipeline) into one Polars expression.
+"""Compile a pySigma condition (after its processing pipeline) into a small boolean tree.
 
-The expression runs on a per-batch frame (see `frame.py`) with, for each field a rule names,
-a column `v:<field>` of the original text and `l:<field>` lowercased, and `l:*` holding all of
-an event's values for keyword (field-less) searches. Sigma matching is case-insensitive
-unless the value is `cased`; pySigma has already applied the value modifiers (contains,
-startswith, windash, base64offset, …) so what remains are strings with wildcards, numbers,
-regular expressions, CIDR ranges, comparisons, null/exists checks and field references.
+Leaves are *atoms* — one test of one field, e.g. `Image` ends with `\\cmd.exe` — interned in
+an `AtomTable` shared by the whole rule set, so an atom that many rules use is evaluated
+once per batch. pySigma has already applied the value modifiers (contains, startswith,
+windash, base64offset, …): what remains are strings with wildcards, numbers, regular
+expressions, CIDR ranges, comparisons, null/exists tests and field references. Sigma
+matching is case-insensitive unless the value is `cased`.
+
+Tree nodes: ("atom", id) | ("and", (nodes…)) | ("or", (nodes…)) | ("not", node).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
 from sigma.conditions import (
     ConditionAND,
     ConditionFieldEqualsValueExpression,
@@ -36,152 +39,167 @@ from sigma.types import (
     SpecialChars,
 )
 
-KEYWORDS = "*"
-_COMPARE = {
-    SigmaCompareExpression.CompareOperators.LT: "__lt__",
-    SigmaCompareExpression.CompareOperators.LTE: "__le__",
-    SigmaCompareExpression.CompareOperators.GT: "__gt__",
-    SigmaCompareExpression.CompareOperators.GTE: "__ge__",
+KEYWORDS = "*"  # pseudo-field: every value of the event
+_OPS = {
+    SigmaCompareExpression.CompareOperators.LT: "lt",
+    SigmaCompareExpression.CompareOperators.LTE: "le",
+    SigmaCompareExpression.CompareOperators.GT: "gt",
+    SigmaCompareExpression.CompareOperators.GTE: "ge",
 }
+
+Node = tuple
 
 
 class CompileError(Exception):
     """A rule uses something the matcher cannot express; kept with the rule as its reason."""
 
 
+@dataclass(frozen=True)
+class Atom:
+    field: str
+    kind: str  # eq prefix suffix contains regex any null exists missing cmp fieldref
+    arg: str = ""
+    cased: bool = False
+    op: str = ""
+    number: float = 0.0
+
+
 @dataclass
-class Compiled:
-    expr: pl.Expr
-    fields: set[str] = field(default_factory=set)  # field names the expression reads
+class AtomTable:
+    atoms: list[Atom] = field(default_factory=list)
+    ids: dict[Atom, int] = field(default_factory=dict)
+
+    _literals: dict[str, list[str]] = field(default_factory=dict)
+
+    def intern(self, atom: Atom) -> Node:
+        if atom not in self.ids:
+            self.ids[atom] = len(self.atoms)
+            self.atoms.append(atom)
+            self._literals.clear()
+        return ("atom", self.ids[atom])
+
+    def literals(self, name: str) -> list[str]:
+        """The lowercase texts of every literal atom on field `name` (for prefiltering)."""
+        if not self._literals:
+            by_field: dict[str, set[str]] = {}
+            for atom in self.atoms:
+                literal = atom.kind in ("eq", "prefix", "suffix", "contains")
+                if literal and atom.arg and not atom.cased:
+                    by_field.setdefault(atom.field, set()).add(atom.arg)
+            self._literals = {f: sorted(v) for f, v in by_field.items()}
+        return self._literals.get(name, [])
 
 
-def value_col(name: str) -> str:
-    return f"v:{name}"
-
-
-def lower_col(name: str) -> str:
-    return f"l:{name}"
-
-
-def _pattern(value: SigmaString, lowercase: bool) -> tuple[str, str]:
-    """Classify a Sigma string: ("eq"|"prefix"|"suffix"|"contains"|"regex", text)."""
+def _string_atom(name: str, value: SigmaString, cased: bool) -> Atom:
     parts = value.s
-    literal = all(isinstance(p, str) for p in parts)
-    text = "".join(p for p in parts if isinstance(p, str))
-    text = text.lower() if lowercase else text
-    if literal:
-        return "eq", text
-    inner = parts[1:-1] if len(parts) >= 2 else []
     star = SpecialChars.WILDCARD_MULTI
-    if all(isinstance(p, str) for p in inner):
-        if len(parts) == 2 and parts[0] == star and isinstance(parts[1], str):
-            return "suffix", text
-        if len(parts) == 2 and parts[1] == star and isinstance(parts[0], str):
-            return "prefix", text
-        if len(parts) == 3 and parts[0] == star and parts[2] == star:
-            return "contains", text
-        if len(parts) == 1 and parts[0] == star:
-            return "any", ""
+    norm = (lambda t: t) if cased else str.lower
+    text = norm("".join(p for p in parts if isinstance(p, str)))
+    if all(isinstance(p, str) for p in parts):
+        return Atom(name, "eq", text, cased)
+    if len(parts) == 1 and parts[0] == star:
+        return Atom(name, "any")
+    if len(parts) == 2 and parts[0] == star and isinstance(parts[1], str):
+        return Atom(name, "suffix", text, cased)
+    if len(parts) == 2 and parts[1] == star and isinstance(parts[0], str):
+        return Atom(name, "prefix", text, cased)
+    if len(parts) == 3 and parts[0] == star == parts[2] and isinstance(parts[1], str):
+        return Atom(name, "contains", text, cased)
     regex = "".join(
-        re.escape(p.lower() if lowercase else p)
-        if isinstance(p, str)
-        else (".*" if p == star else ".")
-        for p in parts
+        re.escape(norm(p)) if isinstance(p, str) else (".*" if p == star else ".") for p in parts
     )
-    return "regex", f"(?s)^{regex}$"
+    return Atom(name, "regex", f"(?s)^{regex}$", cased)
 
 
-def _string(name: str, value: SigmaString) -> pl.Expr:
-    cased = isinstance(value, SigmaCasedString)
-    column = pl.col(value_col(name) if cased else lower_col(name))
-    kind, text = _pattern(value, lowercase=not cased)
-    if kind == "eq":
-        return column == text
-    if kind == "prefix":
-        return column.str.starts_with(text)
-    if kind == "suffix":
-        return column.str.ends_with(text)
-    if kind == "contains":
-        return column.str.contains(text, literal=True)
-    if kind == "any":
-        return column.is_not_null()
-    return column.str.contains(text)
+def check_regex(pattern: str) -> None:
+    """RE2 (pyarrow) has no look-around or back-references: refuse those at compile time."""
+    try:
+        pc.match_substring_regex(pa.array([""]), pattern)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise CompileError(f"regex {pattern!r} is not supported: {exc}") from None
 
 
-def _regex(name: str, value: SigmaRegularExpression) -> pl.Expr:
+def _regex_atom(name: str, value: SigmaRegularExpression) -> Atom:
+    names = {f.name for f in value.flags}
     flags = "".join(
-        {"IGNORECASE": "i", "MULTILINE": "m", "DOTALL": "s"}.get(f.name, "") for f in value.flags
+        c for n, c in (("IGNORECASE", "i"), ("MULTILINE", "m"), ("DOTALL", "s")) if n in names
     )
     regexp = str(value.regexp)
     pattern = f"(?{flags}){regexp}" if flags else regexp
-    try:
-        pl.select(pl.lit("").str.contains(pattern))  # Rust regex: no look-around, no backrefs
-    except pl.exceptions.PolarsError as exc:
-        raise CompileError(f"regex {regexp!r} is not supported: {exc}") from None
-    return pl.col(value_col(name)).str.contains(pattern)
+    check_regex(pattern)
+    return Atom(name, "regex", pattern, cased=True)
 
 
-def _field_value(name: str, value: object, fields: set[str]) -> pl.Expr:
-    fields.add(name)
-    if isinstance(value, SigmaString):
-        return _string(name, value)
-    if isinstance(value, SigmaNumber):
-        return pl.col(lower_col(name)) == str(value.number).lower()
-    if isinstance(value, SigmaBool):
-        return pl.col(lower_col(name)) == str(value.boolean).lower()
-    if isinstance(value, SigmaRegularExpression):
-        return _regex(name, value)
-    if isinstance(value, SigmaCIDRExpression):
-        prefixes = [str(p).rstrip("*") for p in value.expand(wildcard="*")]
-        return (
-            pl.col(lower_col(name)).str.starts_with(prefixes[0])
-            if len(prefixes) == 1
-            else (pl.any_horizontal(pl.col(lower_col(name)).str.starts_with(p) for p in prefixes))
-        )
-    if isinstance(value, SigmaNull):
-        column = pl.col(value_col(name))
-        return column.is_null() | (column == "")
-    if isinstance(value, SigmaExists):
-        present = pl.col(value_col(name)).is_not_null()
-        return present if value.exists else ~present
-    if isinstance(value, SigmaCompareExpression):
-        number = pl.col(value_col(name)).cast(pl.Float64, strict=False)
-        return getattr(number, _COMPARE[value.op])(float(value.number.number))
+def _value(name: str, value: object, table: AtomTable) -> Node:
     if isinstance(value, SigmaExpansion):  # e.g. windash: any of the alternatives
-        return pl.any_horizontal(_field_value(name, v, fields) for v in value.values)
+        return ("or", tuple(_value(name, v, table) for v in value.values))
+    if isinstance(value, SigmaString):
+        atom = _string_atom(name, value, isinstance(value, SigmaCasedString))
+        if atom.kind == "regex":
+            check_regex(atom.arg)
+        return table.intern(atom)
+    if isinstance(value, SigmaNumber | SigmaBool):
+        text = str(value.number if isinstance(value, SigmaNumber) else value.boolean).lower()
+        return table.intern(Atom(name, "eq", text))
+    if isinstance(value, SigmaRegularExpression):
+        return table.intern(_regex_atom(name, value))
+    if isinstance(value, SigmaCIDRExpression):
+        prefixes = [str(p).rstrip("*").lower() for p in value.expand(wildcard="*")]
+        return ("or", tuple(table.intern(Atom(name, "prefix", p)) for p in prefixes))
+    if isinstance(value, SigmaNull):
+        return table.intern(Atom(name, "null"))
+    if isinstance(value, SigmaExists):
+        return table.intern(Atom(name, "exists" if value.exists else "missing"))
+    if isinstance(value, SigmaCompareExpression):
+        number = float(value.number.number)
+        return table.intern(Atom(name, "cmp", op=_OPS[value.op], number=number))
     if isinstance(value, SigmaFieldReference):
-        fields.add(value.field)
-        return pl.col(lower_col(name)) == pl.col(lower_col(value.field))
+        return table.intern(Atom(name, "fieldref", value.field))
     raise CompileError(f"value type {type(value).__name__} is not supported")
 
 
-def _keyword(value: object, fields: set[str]) -> pl.Expr:
-    fields.add(KEYWORDS)
-    if isinstance(value, SigmaString):
-        kind, text = _pattern(value, lowercase=True)
-        column = pl.col(lower_col(KEYWORDS))
-        if kind == "regex":
-            return column.str.contains(text.removeprefix("(?s)^").removesuffix("$"))
-        return column.str.contains(text, literal=True)
-    if isinstance(value, SigmaNumber):
-        return pl.col(lower_col(KEYWORDS)).str.contains(str(value.number), literal=True)
+def _keyword(value: object, table: AtomTable) -> Node:
     if isinstance(value, SigmaExpansion):
-        return pl.any_horizontal(_keyword(v, fields) for v in value.values)
+        return ("or", tuple(_keyword(v, table) for v in value.values))
+    if isinstance(value, SigmaString):
+        atom = _string_atom(KEYWORDS, value, cased=False)
+        if atom.kind == "regex":  # a keyword matches anywhere in the event
+            pattern = atom.arg.removeprefix("(?s)^").removesuffix("$")
+            check_regex(pattern)
+            return table.intern(Atom(KEYWORDS, "regex", pattern))
+        return table.intern(Atom(KEYWORDS, "contains", atom.arg))
+    if isinstance(value, SigmaNumber):
+        return table.intern(Atom(KEYWORDS, "contains", str(value.number)))
     raise CompileError(f"keyword of type {type(value).__name__} is not supported")
 
 
-def compile_condition(node: object, fields: set[str]) -> pl.Expr:
+def compile_condition(node: object, table: AtomTable) -> Node:
     if isinstance(node, ConditionAND):
-        return pl.all_horizontal(compile_condition(a, fields) for a in node.args)
+        return ("and", tuple(compile_condition(a, table) for a in node.args))
     if isinstance(node, ConditionOR):
-        return pl.any_horizontal(compile_condition(a, fields) for a in node.args)
+        return ("or", tuple(compile_condition(a, table) for a in node.args))
     if isinstance(node, ConditionNOT):
-        return ~compile_condition(node.args[0], fields)
+        return ("not", compile_condition(node.args[0], table))
     if isinstance(node, ConditionFieldEqualsValueExpression):
-        return _field_value(node.field, node.value, fields).fill_null(False)
+        return _value(node.field, node.value, table)
     if isinstance(node, ConditionValueExpression):
-        return _keyword(node.value, fields).fill_null(False)
+        return _keyword(node.value, table)
     raise CompileError(f"condition element {type(node).__name__} is not supported")
+
+
+def tree_fields(node: Node, table: AtomTable, out: set[str]) -> set[str]:
+    """Every field a tree reads."""
+    if node[0] == "atom":
+        atom = table.atoms[node[1]]
+        out.add(atom.field)
+        if atom.kind == "fieldref":
+            out.add(atom.arg)
+    elif node[0] == "not":
+        tree_fields(node[1], table, out)
+    else:
+        for child in node[1]:
+            tree_fields(child, table, out)
+    return out
 
 
 def constraints(node: object) -> tuple[set[int] | None, set[str] | None]:

@@ -13,7 +13,7 @@ import copy
 import logging
 from dataclasses import dataclass, field
 
-import polars as pl
+import numpy as np
 import pyarrow as pa
 from sigma.exceptions import SigmaError
 from sigma.pipelines.sysmon import sysmon_pipeline
@@ -21,8 +21,16 @@ from sigma.pipelines.windows import windows_audit_pipeline, windows_logsource_pi
 from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 
-from casescope.detect.compile import CompileError, compile_condition, constraints
-from casescope.detect.frame import build_frame
+from casescope.detect.compile import (
+    AtomTable,
+    CompileError,
+    Node,
+    compile_condition,
+    constraints,
+    tree_fields,
+)
+from casescope.detect.evaluate import Evaluator
+from casescope.detect.frame import BatchColumns
 from casescope.detect.load import LoadedRule, RuleFailure, RuleLoad
 
 logger = logging.getLogger(__name__)
@@ -46,7 +54,7 @@ class CompiledRule:
     tags: list[str]
     path: str
     sha256: str
-    expr: pl.Expr
+    tree: Node
     fields: set[str]
     event_ids: set[int] | None
     channels: set[str] | None
@@ -56,6 +64,7 @@ class CompiledRule:
 class CompiledRuleSet:
     rules: list[CompiledRule] = field(default_factory=list)
     failures: list[RuleFailure] = field(default_factory=list)
+    atoms: AtomTable = field(default_factory=AtomTable)
 
     def candidates(self, batch: pa.RecordBatch) -> list[CompiledRule]:
         event_ids = set(batch.column("event_id").drop_null().unique().to_pylist())
@@ -72,38 +81,21 @@ class CompiledRuleSet:
         rules = self.candidates(batch) if batch.num_rows else []
         if not rules:
             return HITS_SCHEMA.empty_table()
-        frame = build_frame(batch, set().union(*(r.fields for r in rules)))
-        try:
-            matched = frame.select(r.expr.alias(str(i)) for i, r in enumerate(rules))
-        except pl.exceptions.PolarsError:
-            matched = self._one_by_one(frame, rules)
-        return self._hits(batch, matched, rules)
-
-    @staticmethod
-    def _one_by_one(frame: pl.DataFrame, rules: list[CompiledRule]) -> pl.DataFrame:
-        columns = []
-        for i, rule in enumerate(rules):
-            try:
-                columns.append(frame.select(rule.expr.alias(str(i))).to_series())
-            except pl.exceptions.PolarsError as exc:
-                logger.warning("rule %s failed on a batch: %s", rule.id, exc)
-        return pl.DataFrame(columns)
-
-    @staticmethod
-    def _hits(batch: pa.RecordBatch, matched: pl.DataFrame, rules: list[CompiledRule]) -> pa.Table:
-        if matched.width == 0:
+        columns = BatchColumns(batch, set().union(*(r.fields for r in rules)))
+        evaluator = Evaluator(self.atoms, columns)
+        seq = batch.column("seq").to_numpy()
+        hit_seqs, hit_ids = [], []
+        for rule in rules:
+            rows = np.flatnonzero(evaluator.tree(rule.tree))
+            if rows.size:
+                hit_seqs.append(seq[rows])
+                hit_ids.extend([rule.id] * rows.size)
+        if not hit_ids:
             return HITS_SCHEMA.empty_table()
-        seq = pl.from_arrow(batch.column("seq"))
-        long = (
-            matched.with_columns(seq.alias("__seq"))
-            .unpivot(index="__seq", variable_name="rule", value_name="hit")
-            .filter(pl.col("hit"))
-        )
-        ids = [rules[int(r)].id for r in long.get_column("rule").to_list()]
         return pa.table(
             {
-                "seq": long.get_column("__seq").to_arrow().cast(pa.uint64()),
-                "rule_id": pa.array(ids, pa.string()),
+                "seq": pa.array(np.concatenate(hit_seqs), pa.uint64()),
+                "rule_id": pa.array(hit_ids, pa.string()),
             },
             schema=HITS_SCHEMA,
         )
@@ -115,9 +107,14 @@ def _variant(rule: SigmaRule, pipeline: ProcessingPipeline):  # type: ignore[no-
     return processed.detection.parsed_condition
 
 
-def compile_rule(loaded: LoadedRule, variants: dict[str, ProcessingPipeline]) -> CompiledRule:
+def compile_rule(
+    loaded: LoadedRule, variants: dict[str, ProcessingPipeline], atoms: AtomTable
+) -> CompiledRule:
     rule = loaded.rule
-    exprs, fields, event_ids, channels, seen = [], set(), set(), set(), set()
+    trees: list[Node] = []
+    event_ids: set[int] = set()
+    channels: set[str] = set()
+    seen: set[str] = set()
     unconstrained_ids = unconstrained_channels = False
     errors = []
     for pipeline in variants.values():
@@ -132,14 +129,15 @@ def compile_rule(loaded: LoadedRule, variants: dict[str, ProcessingPipeline]) ->
             if key in seen:
                 continue
             seen.add(key)
-            exprs.append(compile_condition(tree, fields))
+            trees.append(compile_condition(tree, atoms))
             ids, chans = constraints(tree)
             unconstrained_ids |= ids is None
             unconstrained_channels |= chans is None
             event_ids |= ids or set()
             channels |= chans or set()
-    if not exprs:
+    if not trees:
         raise CompileError("; ".join(errors) or "no condition")
+    combined = trees[0] if len(trees) == 1 else ("or", tuple(trees))
     return CompiledRule(
         id=str(rule.id or loaded.path),
         title=rule.title,
@@ -148,8 +146,8 @@ def compile_rule(loaded: LoadedRule, variants: dict[str, ProcessingPipeline]) ->
         tags=[str(t) for t in rule.tags],
         path=loaded.path,
         sha256=loaded.sha256,
-        expr=pl.any_horizontal(exprs) if len(exprs) > 1 else exprs[0],
-        fields=fields,
+        tree=combined,
+        fields=tree_fields(combined, atoms, set()),
         event_ids=None if unconstrained_ids else event_ids,
         channels=None if unconstrained_channels else channels,
     )
@@ -168,7 +166,7 @@ def compile_rules(load: RuleLoad) -> CompiledRuleSet:
             compiled.failures.append(RuleFailure(loaded.path, "not a Windows rule (skipped)"))
             continue
         try:
-            compiled.rules.append(compile_rule(loaded, variants))
+            compiled.rules.append(compile_rule(loaded, variants, compiled.atoms))
         except (CompileError, SigmaError, ValueError, TypeError) as exc:
             compiled.failures.append(RuleFailure(loaded.path, f"{type(exc).__name__}: {exc}"))
     logger.info("compiled %d rules, %d not compiled", len(compiled.rules), len(compiled.failures))

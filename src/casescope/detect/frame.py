@@ -1,9 +1,9 @@
-"""The per-batch frame Sigma expressions run on: only the fields the candidate rules name.
+"""Per-batch field columns for Sigma atoms: pivoted once, converted and lowercased lazily.
 
 Core columns answer to their Sigma names (EventID, Channel, Provider_Name, Computer,
-EventRecordID, Level); every other field is pivoted out of the `fields` map once per batch.
-Each field gets `v:<name>` (original) and `l:<name>` (lowercased); `l:*` joins every value
-of the event for keyword searches.
+EventRecordID, Level); every other field comes out of the `fields` map with one Polars
+pivot per batch, restricted to the names the candidate rules read. `*` is every value of
+the event joined by newlines (keyword searches).
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from collections.abc import Iterable
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from casescope.detect.compile import KEYWORDS, lower_col, value_col
+from casescope.detect.compile import KEYWORDS
 
 CORE_FIELDS = {
     "EventID": "event_id",
@@ -23,62 +24,69 @@ CORE_FIELDS = {
     "EventRecordID": "record_id",
     "Level": "level",
 }
-
-
+MISSING = "\x00"
 PAIRS_TYPE = pa.list_(pa.struct([("key", pa.string()), ("value", pa.string())]))
-
-
-def _core(batch: pa.RecordBatch, column: str) -> pl.Series:
-    series = pl.from_arrow(batch.column(column))
-    assert isinstance(series, pl.Series)
-    return series.cast(pl.Utf8)
 
 
 def _pairs(batch: pa.RecordBatch) -> pl.DataFrame:
     """The `fields` map as long (row, key, value) rows."""
     fields = pl.from_arrow(batch.column("fields").cast(PAIRS_TYPE))
-    frame = pl.DataFrame(
-        {"row": pl.arange(0, batch.num_rows, eager=True, dtype=pl.UInt32), "kv": fields}
-    )
-    return frame.explode("kv").drop_nulls("kv").unnest("kv")
+    rows = pl.arange(0, batch.num_rows, eager=True, dtype=pl.UInt32)
+    return pl.DataFrame({"row": rows, "kv": fields}).explode("kv").drop_nulls("kv").unnest("kv")
 
 
-def _map_fields(pairs: pl.DataFrame, rows: int, names: set[str]) -> pl.DataFrame:
-    """Rows x requested map keys (null where an event lacks the key)."""
-    index = pl.DataFrame({"row": pl.arange(0, rows, eager=True, dtype=pl.UInt32)})
-    wanted = pairs.filter(pl.col("key").is_in(list(names))) if names else pairs.clear()
-    if wanted.height == 0:
-        return index
-    wide = wanted.pivot(on="key", index="row", values="value", aggregate_function="first")
-    return index.join(wide, on="row", how="left")
+class BatchColumns:
+    """The columns atoms read, each built on first use and cached for the batch."""
 
+    def __init__(self, batch: pa.RecordBatch, names: Iterable[str]) -> None:
+        self.batch = batch
+        self.rows = batch.num_rows
+        self._pairs = _pairs(batch)
+        mapped = {n for n in names if n not in CORE_FIELDS and n != KEYWORDS}
+        self._wide = self._pivot(mapped)
+        self._original: dict[str, pa.Array] = {}
+        self._lower: dict[str, pa.Array] = {}
 
-def _all_values(batch: pa.RecordBatch, pairs: pl.DataFrame) -> pl.Series:
-    joined = pairs.group_by("row").agg(pl.col("value").str.join("\n"))
-    index = pl.DataFrame({"row": pl.arange(0, batch.num_rows, eager=True, dtype=pl.UInt32)})
-    values = index.join(joined, on="row", how="left").get_column("value").fill_null("")
-    core = [_core(batch, c).fill_null("") for c in ("channel", "provider", "computer")]
-    return pl.select(pl.concat_str([*core, values], separator="\n")).to_series()
+    def _pivot(self, names: set[str]) -> pl.DataFrame:
+        index = pl.DataFrame({"row": pl.arange(0, self.rows, eager=True, dtype=pl.UInt32)})
+        wanted = self._pairs.filter(pl.col("key").is_in(list(names)))
+        if wanted.height == 0:
+            return index
+        wide = wanted.pivot(on="key", index="row", values="value", aggregate_function="first")
+        return index.join(wide, on="row", how="left", maintain_order="left")
 
+    def _build(self, name: str) -> pa.Array:
+        if name in CORE_FIELDS:
+            return pc.cast(self.batch.column(CORE_FIELDS[name]), pa.string())
+        if name == KEYWORDS:
+            return self._all_values()
+        if name in self._wide.columns:
+            return self._wide.get_column(name).to_arrow().cast(pa.string())
+        return pa.nulls(self.rows, pa.string())
 
-def build_frame(batch: pa.RecordBatch, names: Iterable[str]) -> pl.DataFrame:
-    """The frame holding exactly the columns that `names` need."""
-    wanted = set(names)
-    core = {n for n in wanted if n in CORE_FIELDS}
-    mapped = wanted - core - {KEYWORDS}
-    pairs = _pairs(batch)
-    frame = _map_fields(pairs, batch.num_rows, mapped)
-    columns: list[pl.Series] = []
-    for name in core:
-        columns.append(_core(batch, CORE_FIELDS[name]).alias(value_col(name)))
-    for name in mapped:
-        source = frame.get_column(name) if name in frame.columns else None
-        if source is None:
-            source = pl.Series(name, [None] * batch.num_rows, dtype=pl.Utf8)
-        columns.append(source.alias(value_col(name)))
-    if KEYWORDS in wanted:
-        columns.append(_all_values(batch, pairs).alias(value_col(KEYWORDS)))
-    out = pl.DataFrame(columns) if columns else pl.DataFrame({"_": [0] * batch.num_rows})
-    return out.with_columns(
-        pl.col(value_col(n)).str.to_lowercase().alias(lower_col(n)) for n in wanted
-    )
+    def _all_values(self) -> pa.Array:
+        joined = self._pairs.group_by("row").agg(pl.col("value").str.join("\n"))
+        index = pl.DataFrame({"row": pl.arange(0, self.rows, eager=True, dtype=pl.UInt32)})
+        values = index.join(joined, on="row", how="left", maintain_order="left")
+        core = [pc.fill_null(self.batch.column(c), "") for c in ("channel", "provider", "computer")]
+        tail = pc.fill_null(values.get_column("value").to_arrow().cast(pa.string()), "")
+        return pc.binary_join_element_wise(*core, tail, "\n")
+
+    def original(self, name: str) -> pa.Array:
+        if name not in self._original:
+            self._original[name] = self._build(name)
+        return self._original[name]
+
+    def lower(self, name: str) -> pa.Array:
+        """Lowercased, with missing values as a NUL sentinel so matches never yield null."""
+        if name not in self._lower:
+            self._lower[name] = pc.fill_null(pc.utf8_lower(self.original(name)), MISSING)
+        return self._lower[name]
+
+    def present(self, name: str, literals: list[str]) -> set[str]:
+        """Which of `literals` occur anywhere in the field in this batch (one Aho-Corasick
+        pass), so atoms whose text is absent are known false without a kernel call."""
+        series = pl.from_arrow(self.lower(name))
+        assert isinstance(series, pl.Series)
+        found = series.str.extract_many(literals, overlapping=True).explode().drop_nulls()
+        return set(found.unique().to_list())

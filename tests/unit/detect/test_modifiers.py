@@ -97,3 +97,8 @@ def test_cidr_and_numbers_on_network_events() -> None:
     ) == [3]
     assert fires("  sel: {DestinationPort|gt: 1000}\n  condition: sel", "network_connection") == [3]
     assert fires("  sel: {DestinationPort: 80}\n  condition: sel", "network_connection") == [4]
+
+
+def test_fieldref_never_matches_two_missing_fields() -> None:
+    assert fires("  sel: {ParentImage|fieldref: Image}\n  condition: sel") == []
+    assert fires("  sel: {Nope|fieldref: AlsoMissing}\n  condition: sel") == []

@@ -58,7 +58,7 @@ def test_every_regression_sample_fires_its_rule(snapshot: CompiledRuleSet, sigma
         if rule is None:
             missed.append((rule_id, "rule did not compile"))
             continue
-        single = CompiledRuleSet(rules=[rule])
+        single = CompiledRuleSet(rules=[rule], atoms=snapshot.atoms)
         fired = any(
             single.evaluate(batch).num_rows
             for batch in iter_batches(evtx, FileType.EVTX, ParseReport())
