@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import ahocorasick
 import pyarrow as pa
 import pyarrow.compute as pc
 from sigma.conditions import (
@@ -70,13 +71,28 @@ class AtomTable:
     ids: dict[Atom, int] = field(default_factory=dict)
 
     _literals: dict[str, list[str]] = field(default_factory=dict)
+    _automata: dict[str, ahocorasick.Automaton | None] = field(default_factory=dict)
 
     def intern(self, atom: Atom) -> Node:
         if atom not in self.ids:
             self.ids[atom] = len(self.atoms)
             self.atoms.append(atom)
             self._literals.clear()
+            self._automata.clear()
         return ("atom", self.ids[atom])
+
+    def automaton(self, name: str) -> ahocorasick.Automaton | None:
+        """An Aho-Corasick automaton over the field's literal atom texts, built once."""
+        if name not in self._automata:
+            literals = self.literals(name)
+            automaton = None
+            if literals:
+                automaton = ahocorasick.Automaton()
+                for text in literals:
+                    automaton.add_word(text, text)
+                automaton.make_automaton()
+            self._automata[name] = automaton
+        return self._automata[name]
 
     def literals(self, name: str) -> list[str]:
         """The lowercase texts of every literal atom on field `name` (for prefiltering)."""
@@ -185,6 +201,29 @@ def compile_condition(node: object, table: AtomTable) -> Node:
     if isinstance(node, ConditionValueExpression):
         return _keyword(node.value, table)
     raise CompileError(f"condition element {type(node).__name__} is not supported")
+
+
+def required(node: Node) -> list[frozenset[int]]:
+    """Necessary conditions of a tree: clauses of atom ids, at least one of each must hold.
+
+    AND keeps all its children's clauses; OR needs one child, so it yields one clause made of
+    the smallest clause of every child (none if any child has none); NOT yields none. A
+    batch in which every atom of some clause is known absent cannot match the rule.
+    """
+    kind = node[0]
+    if kind == "atom":
+        return [frozenset((node[1],))]
+    if kind == "not":
+        return []
+    if kind == "and":
+        return [clause for child in node[1] for clause in required(child)]
+    smallest = []
+    for child in node[1]:
+        clauses = required(child)
+        if not clauses:
+            return []
+        smallest.append(min(clauses, key=len))
+    return [frozenset().union(*smallest)]
 
 
 def tree_fields(node: Node, table: AtomTable, out: set[str]) -> set[str]:

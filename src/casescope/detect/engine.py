@@ -27,6 +27,7 @@ from casescope.detect.compile import (
     Node,
     compile_condition,
     constraints,
+    required,
     tree_fields,
 )
 from casescope.detect.evaluate import Evaluator
@@ -56,6 +57,7 @@ class CompiledRule:
     sha256: str
     tree: Node
     fields: set[str]
+    clauses: tuple[frozenset[int], ...]  # necessary conditions, see compile.required
     event_ids: set[int] | None
     channels: set[str] | None
 
@@ -86,6 +88,8 @@ class CompiledRuleSet:
         seq = batch.column("seq").to_numpy()
         hit_seqs, hit_ids = [], []
         for rule in rules:
+            if any(evaluator.surely_false(clause) for clause in rule.clauses):
+                continue
             rows = np.flatnonzero(evaluator.tree(rule.tree))
             if rows.size:
                 hit_seqs.append(seq[rows])
@@ -148,6 +152,7 @@ def compile_rule(
         sha256=loaded.sha256,
         tree=combined,
         fields=tree_fields(combined, atoms, set()),
+        clauses=tuple(sorted(required(combined), key=len)[:4]),
         event_ids=None if unconstrained_ids else event_ids,
         channels=None if unconstrained_channels else channels,
     )

@@ -21,6 +21,7 @@ def _bools(array: pa.Array) -> np.ndarray:
 
 
 LITERAL_KINDS = ("eq", "prefix", "suffix", "contains")
+ALL: set[str] = set()  # marker: no prefilter for this field
 
 
 def _compare(column: pa.Array, atom: Atom) -> np.ndarray:
@@ -73,10 +74,15 @@ class Evaluator:
             return False
         present = self._present.get(atom.field)
         if present is None:
-            literals = self.table.literals(atom.field)
-            present = self.columns.present(atom.field, literals)
+            automaton = self.table.automaton(atom.field)
+            present = ALL if automaton is None else self.columns.present(atom.field, automaton)
             self._present[atom.field] = present
-        return atom.arg not in present
+        return present is not ALL and atom.arg not in present
+
+    def surely_false(self, clause: frozenset[int]) -> bool:
+        """Every atom of the clause is a literal absent from this batch (nothing evaluated)."""
+        atoms = self.table.atoms
+        return all(self._absent(atoms[atom_id]) for atom_id in clause)
 
     def atom(self, atom_id: int) -> np.ndarray:
         mask = self._cache.get(atom_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import ahocorasick
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -83,10 +84,12 @@ class BatchColumns:
             self._lower[name] = pc.fill_null(pc.utf8_lower(self.original(name)), MISSING)
         return self._lower[name]
 
-    def present(self, name: str, literals: list[str]) -> set[str]:
-        """Which of `literals` occur anywhere in the field in this batch (one Aho-Corasick
-        pass), so atoms whose text is absent are known false without a kernel call."""
-        series = pl.from_arrow(self.lower(name))
-        assert isinstance(series, pl.Series)
-        found = series.str.extract_many(literals, overlapping=True).explode().drop_nulls()
-        return set(found.unique().to_list())
+    def present(self, name: str, automaton: ahocorasick.Automaton) -> set[str]:
+        """Which literal texts occur anywhere in the field in this batch (one Aho-Corasick
+        pass over its distinct values), so atoms whose text is absent are known false
+        without a kernel call."""
+        found: set[str] = set()
+        for value in pc.unique(self.lower(name)).to_pylist():
+            if value and value != MISSING:
+                found.update(text for _, text in automaton.iter(value))
+        return found
