@@ -46,6 +46,17 @@ class Cli:
             )
         return proc
 
+    def worker(self, **env: str) -> subprocess.CompletedProcess:
+        """Run one `casescope worker --exit-when-idle` with extra settings, to completion."""
+        return subprocess.run(
+            [sys.executable, "-m", "casescope", "worker", "--workers", "1", "--exit-when-idle"],
+            env={**self.env, **env},
+            check=True,
+            timeout=240,
+            capture_output=True,
+            text=True,
+        )
+
     def popen(self, *args: str) -> subprocess.Popen:
         return subprocess.Popen(
             [sys.executable, "-m", "casescope", *args],

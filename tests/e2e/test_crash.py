@@ -102,15 +102,7 @@ def test_file_over_the_time_bound_is_killed_and_failed(
     cli: Cli, big_ndjson: Path, attack_samples: Path
 ) -> None:
     file_id = _queue(cli, big_ndjson)
-    env = {**cli.env, "CASESCOPE_FILE_TIMEOUT_SECONDS": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "casescope", "worker", "--workers", "1", "--exit-when-idle"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-    assert proc.returncode == 0, proc.stderr
+    cli.worker(CASESCOPE_FILE_TIMEOUT_SECONDS="1")
     with cli.db().session() as session:
         f = session.get(EvidenceFile, file_id)
         job = session.scalar(select(Job).where(Job.file_id == file_id))
@@ -122,14 +114,7 @@ def test_workers_are_recycled_after_max_tasks(cli: Cli, attack_samples: Path) ->
     samples = sorted(attack_samples.rglob("*.evtx"))[:7]
     db = cli.db()
     ingest_paths(db, db.settings, create_case(db, "recycle"), samples)
-    env = {**cli.env, "CASESCOPE_WORKER_MAX_TASKS": "2"}
-    subprocess.run(
-        [sys.executable, "-m", "casescope", "worker", "--workers", "1", "--exit-when-idle"],
-        env=env,
-        check=True,
-        timeout=240,
-        capture_output=True,
-    )
+    cli.worker(CASESCOPE_WORKER_MAX_TASKS="2")
     with db.session() as session:
         actors = set(session.scalars(select(AuditRecord.actor).where(AuditRecord.file_id > 0)))
         statuses = set(session.scalars(select(EvidenceFile.status)))
@@ -155,14 +140,7 @@ def test_no_wait_queues_and_a_background_pool_finishes(cli: Cli, attack_samples:
 def test_file_over_the_memory_bound_is_killed_and_failed(cli: Cli, big_ndjson: Path) -> None:
     file_id = _queue(cli, big_ndjson)
     # any worker process is above 64 MB once it has imported pyarrow: the bound must trip
-    env = {**cli.env, "CASESCOPE_WORKER_HARD_RSS_MB": "64"}
-    subprocess.run(
-        [sys.executable, "-m", "casescope", "worker", "--workers", "1", "--exit-when-idle"],
-        env=env,
-        check=True,
-        timeout=240,
-        capture_output=True,
-    )
+    cli.worker(CASESCOPE_WORKER_HARD_RSS_MB="64")
     with cli.db().session() as session:
         f = session.get(EvidenceFile, file_id)
     assert f.status is FileStatus.FAILED

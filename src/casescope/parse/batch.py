@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import pyarrow as pa
 
@@ -22,6 +22,20 @@ CoreValues = tuple[
 ]
 
 _CORE_TYPES = [EVENT_SCHEMA.field(i).type for i in range(1, 10)]
+
+
+Event = tuple[CoreValues, Mapping[str, str], str]  # (core values, fields, raw JSON)
+
+
+def to_batches(events: Iterator[Event], batch_size: int) -> Iterator[pa.RecordBatch]:
+    """Group a parser's events into RecordBatches of at most `batch_size` rows."""
+    builder = BatchBuilder()
+    for core, fields, raw in events:
+        builder.add(core, fields, raw)
+        if len(builder) >= batch_size:
+            yield builder.flush()
+    if len(builder):
+        yield builder.flush()
 
 
 class BatchBuilder:

@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 
-from casescope.parse.batch import BatchBuilder
+from casescope.parse.batch import Event, to_batches
 from casescope.parse.generic import normalise_flat
 from casescope.parse.report import ParseReport
 
@@ -89,8 +89,13 @@ def iter_csv(
     overrides: tuple[tuple[str, str], ...],
 ) -> Iterator[pa.RecordBatch]:
     csv.field_size_limit(max_line_bytes)
+    return to_batches(_events(path, report, overrides), batch_size)
+
+
+def _events(
+    path: Path, report: ParseReport, overrides: tuple[tuple[str, str], ...]
+) -> Iterator[Event]:
     handle, dialect = _open(path, report)
-    builder = BatchBuilder()
     with handle:
         reader = csv.reader(handle, dialect)
         header = next(reader, None)
@@ -102,8 +107,4 @@ def iter_csv(
                 continue
             record = _record(header, row)
             core, fields = normalise_flat(record, overrides, report, number)
-            builder.add(core, fields, orjson.dumps(record).decode())
-            if len(builder) >= batch_size:
-                yield builder.flush()
-    if len(builder):
-        yield builder.flush()
+            yield core, fields, orjson.dumps(record).decode()

@@ -16,7 +16,7 @@ import evtx
 import orjson
 import pyarrow as pa
 
-from casescope.parse.batch import BatchBuilder
+from casescope.parse.batch import Event, to_batches
 from casescope.parse.evtx_event import normalise_event
 from casescope.parse.report import ParseReport
 
@@ -51,7 +51,10 @@ def _records(path: Path, report: ParseReport) -> Iterator[dict]:
 
 
 def iter_evtx(path: Path, report: ParseReport, batch_size: int) -> Iterator[pa.RecordBatch]:
-    builder = BatchBuilder()
+    return to_batches(_events(path, report), batch_size)
+
+
+def _events(path: Path, report: ParseReport) -> Iterator[Event]:
     for record in _records(path, report):
         raw = record["data"]
         try:
@@ -60,11 +63,7 @@ def iter_evtx(path: Path, report: ParseReport, batch_size: int) -> Iterator[pa.R
             report.skip(f"record {record.get('event_record_id')}: bad JSON from evtx: {exc}")
             continue
         core, fields = normalise_event(event, record.get("timestamp"))
-        builder.add(core, fields, raw)
-        if len(builder) >= batch_size:
-            yield builder.flush()
-    if len(builder):
-        yield builder.flush()
+        yield core, fields, raw
 
 
 def estimate_evtx(path: Path) -> int:

@@ -13,7 +13,7 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 
-from casescope.parse.batch import BatchBuilder
+from casescope.parse.batch import Event, to_batches
 from casescope.parse.evtx_event import normalise_event
 from casescope.parse.fields import flatten
 from casescope.parse.generic import normalise_flat
@@ -58,7 +58,12 @@ def iter_jsonl(
     max_line_bytes: int,
     overrides: tuple[tuple[str, str], ...],
 ) -> Iterator[pa.RecordBatch]:
-    builder = BatchBuilder()
+    return to_batches(_events(path, report, max_line_bytes, overrides), batch_size)
+
+
+def _events(
+    path: Path, report: ParseReport, max_line_bytes: int, overrides: tuple[tuple[str, str], ...]
+) -> Iterator[Event]:
     for line in read_lines(path, max_line_bytes):
         if line.data is None:
             report.skip(
@@ -81,8 +86,4 @@ def iter_jsonl(
             core, fields = normalise_event(event)
         else:
             core, fields = normalise_flat(flatten(obj, {}), overrides, report, line.number)
-        builder.add(core, fields, raw)
-        if len(builder) >= batch_size:
-            yield builder.flush()
-    if len(builder):
-        yield builder.flush()
+        yield core, fields, raw

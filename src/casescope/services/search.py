@@ -16,21 +16,9 @@ from casescope.store.index import DATABASE, EVENT_COLUMNS, EventIndex
 from casescope.store.query import compile_query
 
 ORDER = "ts, file_id, seq"
-EXPORT_COLUMNS = (
-    "ts",
-    "file_id",
-    "seq",
-    "event_id",
-    "channel",
-    "provider",
-    "computer",
-    "record_id",
-    "level",
-    "user_name",
-    "user_sid",
-    "fields",
-    "raw",
-)
+#: Export order: time and location first, then the rest of the indexed columns.
+_LEADING = ("ts", "file_id", "seq")
+EXPORT_COLUMNS = (*_LEADING, *(c for c in EVENT_COLUMNS if c not in (*_LEADING, "case_id")))
 #: A CSV cell starting with one of these is run as a formula by spreadsheet programs.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
