@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from casescope.cli import cases, ingest, jobs, search
+from casescope.cli import cases, ingest, jobs, rules, search
 
 app = typer.Typer(
     name="casescope",
@@ -13,6 +13,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(cases.app, name="case")
+app.add_typer(rules.app, name="rules")
+app.command("detections")(rules.detections)
 app.command("ingest")(ingest.ingest)
 app.command("worker")(jobs.worker)
 app.command("status")(jobs.status)

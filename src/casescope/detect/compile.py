@@ -81,6 +81,10 @@ class AtomTable:
             self._automata.clear()
         return ("atom", self.ids[atom])
 
+    def __getstate__(self) -> dict:
+        """Pickle without the automata (C objects); they are rebuilt on first use."""
+        return {"atoms": self.atoms, "ids": self.ids, "_literals": {}, "_automata": {}}
+
     def automaton(self, name: str) -> ahocorasick.Automaton | None:
         """An Aho-Corasick automaton over the field's literal atom texts, built once."""
         if name not in self._automata:

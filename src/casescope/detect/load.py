@@ -37,6 +37,7 @@ class LoadedRule:
     rule: SigmaRule
     path: str
     sha256: str  # of the YAML document: a rule's content hash
+    text: str = ""  # the YAML itself, so the rule can be stored and compiled elsewhere
 
 
 @dataclass
@@ -59,7 +60,8 @@ def _documents(source: Path) -> Iterator[tuple[str, bytes]]:
                 yield info.filename, archive.read(info)
 
 
-def _load_document(path: str, data: bytes, load: RuleLoad) -> None:
+def load_document(path: str, data: bytes, load: RuleLoad) -> None:
+    """Add one YAML file's rules (or its failure) to `load`."""
     try:
         docs = [d for d in yaml.load_all(data, Loader=_Loader) if d is not None]
     except yaml.YAMLError as exc:
@@ -81,14 +83,14 @@ def _load_document(path: str, data: bytes, load: RuleLoad) -> None:
                 reason = "; ".join(str(e) for e in rule.errors)
                 load.failures.append(RuleFailure(path, reason))
             else:
-                load.rules.append(LoadedRule(rule, path, digest))
+                load.rules.append(LoadedRule(rule, path, digest, data.decode("utf-8", "replace")))
 
 
 def load_rules(source: Path) -> RuleLoad:
     """Every Sigma rule under `source` (a folder or a .zip), and every failure with why."""
     load = RuleLoad()
     for path, data in _documents(source):
-        _load_document(path, data, load)
+        load_document(path, data, load)
     logger.info(
         "loaded %d rules, %d failures, %d correlation rules from %s",
         len(load.rules),

@@ -23,6 +23,7 @@ from sqlalchemy import Select, insert, select, update
 from sqlalchemy.orm import Session
 
 from casescope.config import Settings
+from casescope.detect.ruleset import ActiveRules
 from casescope.errors import PermanentError
 from casescope.jobs import queue
 from casescope.jobs.steps import StepLog, StepResult, StepScope, advance
@@ -63,6 +64,7 @@ class WorkerContext:
     db: Database
     worker_id: str
     progress: Progress = field(default_factory=Progress)
+    rules: ActiveRules | None = None  # the compiled Sigma set this worker has loaded
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,11 @@ import traceback
 from sqlalchemy import update
 
 from casescope.config import Settings
+from casescope.detect.ruleset import load_active
 from casescope.errors import PermanentError
 from casescope.jobs import queue
-from casescope.jobs.pipeline import WorkerContext, process_file
+from casescope.jobs.analyzers import SigmaAnalyzer
+from casescope.jobs.pipeline import Analyzer, WorkerContext, process_file
 from casescope.jobs.registry import register, rss_mb, unregister
 from casescope.model.db import Database
 from casescope.model.enums import JobState
@@ -78,10 +80,16 @@ class Heartbeat(threading.Thread):
         self._stop_event.set()
 
 
+def _analyzers(ctx: WorkerContext) -> list[Analyzer]:
+    """The analyzers for the next file, with the rule set active right now."""
+    ctx.rules = load_active(ctx.settings, ctx.rules)
+    return [SigmaAnalyzer(ctx.rules)] if ctx.rules is not None else []
+
+
 def run_job(ctx: WorkerContext, job: queue.ClaimedJob) -> None:
     """Process one claimed job; failures are recorded, never raised."""
     try:
-        process_file(ctx, job)
+        process_file(ctx, job, _analyzers(ctx))
     except PermanentError as exc:
         logger.warning("job %d file %d failed: %s", job.id, job.file_id, exc)
         queue.fail(ctx.db, job.id, ctx.worker_id, str(exc), permanent=True)

@@ -171,3 +171,42 @@ class WorkerRecord(Base):
     job_started_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     rss_mb: Mapped[float] = mapped_column(Float, default=0.0)
     tasks_done: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Rule(Base):
+    """A Sigma rule as imported; its YAML is kept so any worker can compile the active set."""
+
+    __tablename__ = "rules"
+    __table_args__ = (UniqueConstraint("source", "path"), Index("ix_rules_uid", "rule_uid"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rule_uid: Mapped[str] = mapped_column(String(100))  # the Sigma id (or the path if none)
+    title: Mapped[str] = mapped_column(Text, default="")
+    level: Mapped[str] = mapped_column(String(20), default="")
+    status: Mapped[str] = mapped_column(String(20), default="")
+    tags: Mapped[str] = mapped_column(Text, default="")  # space separated
+    source: Mapped[str] = mapped_column(String(200))  # the import's name
+    path: Mapped[str] = mapped_column(Text)
+    sha256: Mapped[str] = mapped_column(String(64))
+    yaml: Mapped[str] = mapped_column(Text, default="")
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)  # why it cannot run
+    imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Detection(Base):
+    """One Sigma hit: the exact event (file, seq, record id, time) and the rule."""
+
+    __tablename__ = "detections"
+    __table_args__ = (
+        Index("ix_detections_case_rule", "case_id", "rule_id"),
+        Index("ix_detections_file", "file_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(Integer)
+    file_id: Mapped[int] = mapped_column(ForeignKey("evidence_files.id"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    record_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    rule_id: Mapped[int] = mapped_column(ForeignKey("rules.id"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from casescope.detect.engine import compile_rules
-from casescope.detect.load import RuleLoad, _load_document
+from casescope.detect.load import RuleLoad, load_document
 from casescope.parse.batch import BatchBuilder
 
 EVENTS = [  # (event_id, fields)
@@ -41,7 +41,7 @@ def fires(detection: str, category: str = "process_creation") -> list[int]:
         f"logsource: {{category: {category}, product: windows}}\ndetection:\n{detection}"
     )
     load = RuleLoad()
-    _load_document("t.yml", text.encode(), load)
+    load_document("t.yml", text.encode(), load)
     assert not load.failures, load.failures
     ruleset = compile_rules(load)
     assert ruleset.rules, ruleset.failures

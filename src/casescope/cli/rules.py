@@ -1,0 +1,97 @@
+"""`casescope rules ...` and `casescope detections`."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from casescope.cli.common import console, friendly_errors, open_app
+from casescope.detect.ruleset import import_rules, list_rules
+from casescope.services.cases import get_case
+from casescope.services.detections import LEVELS, DetectionFilter, iter_detections, summary
+from casescope.services.search import neutralise_cell
+
+app = typer.Typer(help="Import and list Sigma rules.", no_args_is_help=True)
+
+
+class DetectionFormat(StrEnum):
+    TABLE = "table"
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+@app.command("import")
+@friendly_errors
+def import_(
+    path: Annotated[Path, typer.Argument(help="A folder tree or .zip of Sigma YAML rules.")],
+    name: Annotated[
+        str | None, typer.Option(help="Name of this rule set (default: folder).")
+    ] = None,
+) -> None:
+    """Import Sigma rules; rules that cannot load or compile are kept with the reason."""
+    ctx = open_app("rules import")
+    with console.status("loading and compiling rules..."):
+        report = import_rules(ctx.db, ctx.settings, path, name)
+    console.print(
+        f"{report.source}: {report.rules:,} rules loaded, {report.failed:,} cannot run "
+        "(see `casescope rules list --failed`)",
+        highlight=False,
+    )
+
+
+@app.command("list")
+@friendly_errors
+def list_(
+    failed: Annotated[bool, typer.Option("--failed", help="Only rules that cannot run.")] = False,
+) -> None:
+    """List imported rules (or only those that failed, with why)."""
+    ctx = open_app("rules list")
+    table = Table("source", "id", "level", "title" if not failed else "path", "error")
+    for rule in list_rules(ctx.db, failed=failed):
+        table.add_row(
+            rule.source,
+            rule.rule_uid[:36],
+            rule.level,
+            Text(rule.path if failed else rule.title),
+            Text(rule.error or ""),
+        )
+    console.print(table)
+
+
+@friendly_errors
+def detections(
+    case: Annotated[str, typer.Option("--case", "-c", help="Case name.")],
+    level: Annotated[str | None, typer.Option(help=f"Minimum level: {', '.join(LEVELS)}.")] = None,
+    rule: Annotated[str | None, typer.Option(help="Only this Sigma rule id.")] = None,
+    fmt: Annotated[DetectionFormat, typer.Option("--format")] = DetectionFormat.TABLE,
+) -> None:
+    """Sigma detections of a case: a summary by rule (table) or every hit (jsonl/csv)."""
+    ctx = open_app("detections")
+    if level is not None and level not in LEVELS:
+        raise typer.BadParameter(f"level must be one of {', '.join(LEVELS)}")
+    filters = DetectionFilter(get_case(ctx.db, case).id, level, rule)
+    if fmt is DetectionFormat.TABLE:
+        table = Table("level", "rule id", "title", "hits", title="detections by rule")
+        for lvl, uid, title, hits in summary(ctx.db, filters):
+            table.add_row(lvl, uid, Text(title), f"{hits:,}")
+        console.print(table)
+        return
+    rows = iter_detections(ctx.db, filters)
+    if fmt is DetectionFormat.JSONL:
+        for row in rows:
+            sys.stdout.buffer.write(orjson.dumps(row, default=str) + b"\n")
+        return
+    writer = None
+    for row in rows:
+        if writer is None:
+            writer = csv.DictWriter(sys.stdout, fieldnames=list(row))
+            writer.writeheader()
+        writer.writerow({k: neutralise_cell("" if v is None else str(v)) for k, v in row.items()})

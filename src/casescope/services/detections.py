@@ -1,0 +1,69 @@
+"""Detections of a case: filtered listing and a summary by rule and level."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from casescope.model.db import Database
+from casescope.model.tables import Detection, EvidenceFile, Rule
+
+LEVELS = ("informational", "low", "medium", "high", "critical")
+
+
+@dataclass(frozen=True)
+class DetectionFilter:
+    case_id: int
+    min_level: str | None = None
+    rule_uid: str | None = None
+
+
+def _where(filters: DetectionFilter) -> list:
+    clauses = [Detection.case_id == filters.case_id]
+    if filters.min_level:
+        clauses.append(Rule.level.in_(LEVELS[LEVELS.index(filters.min_level) :]))
+    if filters.rule_uid:
+        clauses.append(Rule.rule_uid == filters.rule_uid)
+    return clauses
+
+
+def iter_detections(
+    db: Database, filters: DetectionFilter, chunk: int = 5000
+) -> Iterator[dict[str, object]]:
+    """Every matching detection with its rule and file, in time order (streamed)."""
+    query = (
+        select(
+            Detection.ts,
+            Detection.file_id,
+            Detection.seq,
+            Detection.record_id,
+            Rule.rule_uid,
+            Rule.title,
+            Rule.level,
+            Rule.tags,
+            EvidenceFile.original_path,
+        )
+        .join(Rule, Rule.id == Detection.rule_id)
+        .join(EvidenceFile, EvidenceFile.id == Detection.file_id)
+        .where(*_where(filters))
+        .order_by(Detection.ts, Detection.file_id, Detection.seq)
+    )
+    with db.read() as session:
+        for row in session.execute(query.execution_options(yield_per=chunk)):
+            yield dict(row._mapping)
+
+
+def summary(db: Database, filters: DetectionFilter) -> list[tuple[str, str, str, int]]:
+    """(level, rule id, title, hits), most hits first."""
+    with db.read() as session:
+        rows = session.execute(
+            select(Rule.level, Rule.rule_uid, Rule.title, func.count())
+            .select_from(Detection)
+            .join(Rule, Rule.id == Detection.rule_id)
+            .where(*_where(filters))
+            .group_by(Rule.id)
+            .order_by(func.count().desc())
+        ).all()
+    return [(level, uid, title, count) for level, uid, title, count in rows]
