@@ -7,10 +7,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from casescope.detect.engine import compile_rules
 from casescope.detect.load import load_rules
 from casescope.model.enums import FileType
+from casescope.model.tables import AuditRecord
 from casescope.parse import ParseReport, iter_batches
 from tests.e2e.conftest import Cli
 
@@ -51,3 +53,23 @@ def test_detections_match_the_engine(
     assert got == expected and len(got) > 10
     summary = cli.run("detections", "--case", "s", "--level", "high").stdout
     assert "detections by rule" in summary
+
+
+def test_rules_run_on_a_case_without_reparsing(
+    tmp_path_factory: pytest.TempPathFactory, rules_dir: Path, samples: list[Path]
+) -> None:
+    cli = Cli(tmp_path_factory.mktemp("rerun") / "home")
+    cli.run("ingest", "--case", "r", *map(str, samples))  # no rules yet: no detections
+    assert cli.run("detections", "--case", "r", "--format", "jsonl").stdout == ""
+    cli.run("rules", "import", str(rules_dir), "--name", "pc")
+    proc = cli.run("rules", "run", "--case", "r")
+    assert f"queued {len(samples)} files for Sigma" in proc.stdout
+    hits = cli.run("detections", "--case", "r", "--format", "jsonl").stdout.splitlines()
+    assert len(hits) > 10
+    with cli.db().session() as session:
+        actions = session.scalars(select(AuditRecord.action)).all()
+    assert actions.count("indexing") == len(samples)  # parsed once, at ingest
+    assert actions.count("sigma") == 2 * len(samples)
+    cli.run("rules", "run", "--case", "r")  # again: detections replaced, not doubled
+    again = cli.run("detections", "--case", "r", "--format", "jsonl").stdout.splitlines()
+    assert len(again) == len(hits)

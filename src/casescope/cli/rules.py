@@ -14,9 +14,12 @@ from rich.table import Table
 from rich.text import Text
 
 from casescope.cli.common import console, friendly_errors, open_app
+from casescope.cli.follow import follow
 from casescope.detect.ruleset import import_rules, list_rules
+from casescope.model.enums import Operation
 from casescope.services.cases import get_case
 from casescope.services.detections import LEVELS, DetectionFilter, iter_detections, summary
+from casescope.services.reprocess import requeue_files
 from casescope.services.search import neutralise_cell
 
 app = typer.Typer(help="Import and list Sigma rules.", no_args_is_help=True)
@@ -95,3 +98,20 @@ def detections(
             writer = csv.DictWriter(sys.stdout, fieldnames=list(row))
             writer.writeheader()
         writer.writerow({k: neutralise_cell("" if v is None else str(v)) for k, v in row.items()})
+
+
+@app.command("run")
+@friendly_errors
+def run(
+    case: Annotated[str, typer.Option("--case", "-c", help="Case to re-run the rules on.")],
+    file_ids: Annotated[
+        list[int] | None, typer.Option("--file", help="Only these file ids (repeatable).")
+    ] = None,
+) -> None:
+    """Re-run the active rules on a case's files from their segments (no re-parsing)."""
+    ctx = open_app("rules run")
+    case_row = get_case(ctx.db, case)
+    files = requeue_files(ctx.db, ctx.settings, case_row.id, Operation.SIGMA_ONLY, file_ids)
+    console.print(f"queued {files.count:,} files for Sigma", highlight=False)
+    if files.count:
+        follow(ctx, files.file_set)

@@ -152,7 +152,7 @@ def compile_rule(
         sha256=loaded.sha256,
         tree=combined,
         fields=tree_fields(combined, atoms, set()),
-        clauses=tuple(sorted(required(combined), key=len)[:4]),
+        clauses=tuple(sorted(set(required(combined)), key=len)),
         event_ids=None if unconstrained_ids else event_ids,
         channels=None if unconstrained_channels else channels,
     )
