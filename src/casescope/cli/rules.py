@@ -15,7 +15,7 @@ from rich.text import Text
 
 from casescope.cli.common import console, friendly_errors, open_app
 from casescope.cli.follow import follow
-from casescope.detect.ruleset import import_rules, list_rules
+from casescope.detect.ruleset import RuleSelector, import_rules, list_rules, set_enabled
 from casescope.model.enums import Operation
 from casescope.services.cases import get_case
 from casescope.services.detections import LEVELS, DetectionFilter, iter_detections, summary
@@ -57,12 +57,13 @@ def list_(
 ) -> None:
     """List imported rules (or only those that failed, with why)."""
     ctx = open_app("rules list")
-    table = Table("source", "id", "level", "title" if not failed else "path", "error")
+    table = Table("source", "id", "level", "on", "title" if not failed else "path", "error")
     for rule in list_rules(ctx.db, failed=failed):
         table.add_row(
             rule.source,
             rule.rule_uid[:36],
             rule.level,
+            "yes" if rule.enabled else "no",
             Text(rule.path if failed else rule.title),
             Text(rule.error or ""),
         )
@@ -98,6 +99,40 @@ def detections(
             writer = csv.DictWriter(sys.stdout, fieldnames=list(row))
             writer.writeheader()
         writer.writerow({k: neutralise_cell("" if v is None else str(v)) for k, v in row.items()})
+
+
+IdOpt = Annotated[list[str] | None, typer.Option("--id", help="Sigma rule id (repeatable).")]
+LevelOpt = Annotated[list[str] | None, typer.Option("--level", help="Level (repeatable).")]
+StatusOpt = Annotated[
+    list[str] | None, typer.Option("--status", help="stable/test/experimental/deprecated.")
+]
+PathOpt = Annotated[str | None, typer.Option("--path", help="Glob on the rule's path.")]
+
+
+def _toggle(enabled: bool, ids, levels, statuses, path) -> None:  # type: ignore[no-untyped-def]
+    ctx = open_app("rules enable" if enabled else "rules disable")
+    selector = RuleSelector(tuple(ids or ()), tuple(levels or ()), tuple(statuses or ()), path)
+    changed = set_enabled(ctx.db, ctx.settings, selector, enabled)
+    state = "enabled" if enabled else "disabled"
+    console.print(f"{changed:,} rules {state}; re-run with `casescope rules run`", highlight=False)
+
+
+@app.command("enable")
+@friendly_errors
+def enable(
+    ids: IdOpt = None, levels: LevelOpt = None, statuses: StatusOpt = None, path: PathOpt = None
+) -> None:
+    """Enable rules by id, level, status or path (criteria combine with AND)."""
+    _toggle(True, ids, levels, statuses, path)
+
+
+@app.command("disable")
+@friendly_errors
+def disable(
+    ids: IdOpt = None, levels: LevelOpt = None, statuses: StatusOpt = None, path: PathOpt = None
+) -> None:
+    """Disable rules by id, level, status or path (criteria combine with AND)."""
+    _toggle(False, ids, levels, statuses, path)
 
 
 @app.command("run")

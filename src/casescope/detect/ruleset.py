@@ -16,11 +16,12 @@ import pickle
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from casescope.config import Settings
 from casescope.detect.engine import CompiledRuleSet, compile_rules
 from casescope.detect.load import RuleLoad, load_document, load_rules
+from casescope.errors import CasescopeError
 from casescope.model.db import Database
 from casescope.model.tables import AuditRecord, Rule
 
@@ -126,6 +127,50 @@ def load_active(settings: Settings, current: ActiveRules | None) -> ActiveRules 
     cache = marker.parent / f"compiled-{active_hash}.pkl"
     ruleset, row_ids = pickle.loads(cache.read_bytes())
     return ActiveRules(active_hash, ruleset, row_ids)
+
+
+@dataclass(frozen=True)
+class RuleSelector:
+    """Which rules an enable/disable applies to; every given criterion must hold."""
+
+    rule_uids: tuple[str, ...] = ()
+    levels: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    path_glob: str | None = None  # e.g. "windows/process_creation/*"
+
+    @property
+    def empty(self) -> bool:
+        return not (self.rule_uids or self.levels or self.statuses or self.path_glob)
+
+
+def _glob_to_like(glob: str) -> str:
+    escaped = glob.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped.replace("*", "%").replace("?", "_")
+
+
+def set_enabled(
+    db: Database, settings: Settings, selector: RuleSelector, enabled: bool, actor: str = "cli"
+) -> int:
+    """Enable or disable the selected rules and re-activate the set; returns rules changed."""
+    if selector.empty:
+        raise CasescopeError("select rules by --id, --level, --status or --path")
+    query = update(Rule).values(enabled=enabled)
+    if selector.rule_uids:
+        query = query.where(Rule.rule_uid.in_(selector.rule_uids))
+    if selector.levels:
+        query = query.where(Rule.level.in_(selector.levels))
+    if selector.statuses:
+        query = query.where(Rule.status.in_(selector.statuses))
+    if selector.path_glob:
+        query = query.where(Rule.path.like(_glob_to_like(selector.path_glob), escape="\\"))
+    with db.session() as session:
+        changed = session.execute(query.where(Rule.enabled != enabled)).rowcount or 0
+        verb = "enable" if enabled else "disable"
+        session.add(
+            AuditRecord(actor=actor, action=f"rules.{verb}", events=changed, detail=repr(selector))
+        )
+    activate(db, settings)
+    return changed
 
 
 def list_rules(db: Database, *, failed: bool = False) -> list[Rule]:

@@ -1,0 +1,91 @@
+"""Rule sets in the metadata DB: import, failures kept, enable/disable, the active set."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from casescope.config import Settings
+from casescope.detect.ruleset import (
+    RuleSelector,
+    import_rules,
+    list_rules,
+    load_active,
+    set_enabled,
+)
+from casescope.errors import CasescopeError
+from casescope.model.db import Database
+
+RULE = """title: {title}
+id: 00000000-0000-0000-0000-00000000000{n}
+status: {status}
+level: {level}
+logsource: {{category: process_creation, product: windows}}
+detection:
+  sel: {{CommandLine|contains: '{word}'}}
+  condition: sel
+"""
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path) -> Path:
+    root = tmp_path / "rules"
+    (root / "proc").mkdir(parents=True)
+    (root / "other").mkdir()
+    specs = [
+        ("one", 1, "stable", "high", "whoami"),
+        ("two", 2, "test", "low", "net user"),
+        ("three", 3, "experimental", "high", "mimikatz"),
+    ]
+    for title, n, status, level, word in specs:
+        folder = root / ("other" if n == 3 else "proc")
+        (folder / f"{title}.yml").write_text(
+            RULE.format(title=title, n=n, status=status, level=level, word=word)
+        )
+    (root / "bad.yml").write_text("title: x\ndetection: {sel: {a: 1}, condition: nope and}\n")
+    return root
+
+
+def active_titles(settings: Settings) -> set[str]:
+    active = load_active(settings, None)
+    assert active is not None
+    return {rule.title for rule in active.ruleset.rules}
+
+
+def test_import_keeps_failures_and_activates(
+    db: Database, settings: Settings, rules_dir: Path
+) -> None:
+    report = import_rules(db, settings, rules_dir, "t")
+    assert (report.rules, report.failed) == (3, 1)
+    failed = list_rules(db, failed=True)
+    assert [r.path for r in failed] == ["bad.yml"] and failed[0].error
+    assert active_titles(settings) == {"one", "two", "three"}
+
+
+def test_enable_disable_by_level_status_path_and_id(
+    db: Database, settings: Settings, rules_dir: Path
+) -> None:
+    import_rules(db, settings, rules_dir, "t")
+    assert set_enabled(db, settings, RuleSelector(levels=("high",)), False) == 2
+    assert active_titles(settings) == {"two"}
+    assert set_enabled(db, settings, RuleSelector(path_glob="proc/*"), True) == 1
+    assert active_titles(settings) == {"one", "two"}
+    assert set_enabled(db, settings, RuleSelector(statuses=("test",)), False) == 1
+    uid = "00000000-0000-0000-0000-000000000003"
+    assert set_enabled(db, settings, RuleSelector(rule_uids=(uid,)), True) == 1
+    assert active_titles(settings) == {"one", "three"}
+    with pytest.raises(CasescopeError):
+        set_enabled(db, settings, RuleSelector(), False)
+
+
+def test_reimport_replaces_and_cache_is_reused(
+    db: Database, settings: Settings, rules_dir: Path
+) -> None:
+    import_rules(db, settings, rules_dir, "t")
+    first = load_active(settings, None)
+    assert load_active(settings, first) is first  # unchanged set: nothing reloaded
+    (rules_dir / "proc" / "two.yml").unlink()
+    import_rules(db, settings, rules_dir, "t")
+    assert active_titles(settings) == {"one", "three"}
+    assert len(list_rules(db)) == 3  # two rules and the broken file
