@@ -1,46 +1,134 @@
 """Parse the analyst query language (Lucene-like) into a small AST.
 
-    word  "a phrase"  field:value  field:"quoted value"  field:val*  field:[a TO b]
-    field:>4000  _exists_:field  AND OR NOT  && || !  -term  ( … )
-Adjacent terms are AND-ed; precedence NOT > AND > OR. A backslash escapes the next character
-only when that character is special (`\\ " * ? : ( ) [ ] { }` or space), so a Windows path
-such as C:\\Windows\\System32 needs no doubling. docs/query-language.md is the reference.
+    query    := or_expr?
+    or_expr  := and_expr (("OR" | "||") and_expr)*
+    and_expr := unary (("AND" | "&&")? unary)*            adjacent terms are AND-ed
+    unary    := ("NOT" | "!" | "-") unary | primary
+    primary  := "(" or_expr ")" | NAME ":" value | word | "phrase"
+    value    := "(" group ")" | "phrase" | range | (">" | ">=" | "<" | "<=") operand | word
+    range    := ("[" | "{") bound "TO" bound ("]" | "}")
+
+A backslash escapes the next character only when it is one of `\\ " * ? : ( )` or a space
+(and, as the first character of a word, one of `- ! [ { < >`), so `C:\\Windows\\System32` needs
+no doubling. docs/query-language.md is the analyst-facing reference.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from dataclasses import field as dc_field
+from enum import StrEnum
+from typing import Any
 
-SPECIAL = set('\\"*?:()[]{} ')
-FIELD_RE = re.compile(r"^[A-Za-z_@][A-Za-z0-9_.@-]*$")
-KEYWORDS = {"AND": "AND", "&&": "AND", "OR": "OR", "||": "OR", "NOT": "NOT", "!": "NOT"}
+FIELD_RE = re.compile(r"[A-Za-z_@][A-Za-z0-9_.@-]*")
+KEYWORDS = {"AND": "AND", "OR": "OR", "NOT": "NOT", "&&": "AND", "||": "OR"}
+ESCAPABLE = frozenset('\\"*?:() ')
+START_ESCAPABLE = frozenset("-![{<>")
+WORD_END = frozenset('()"')
+EXISTS = "_exists_"
+MAX_DEPTH = 50
+_RANGE_LIKE = re.compile(r"[\[{]\S*\s+TO(\s|$)")
+_COMPARE_OPS = (">=", "<=", ">", "<")
+
+
+def escapable(ch: str, *, first: bool) -> bool:
+    """Whether a backslash before `ch` escapes it (`first`: at the start of a word)."""
+    return ch in ESCAPABLE or ch.isspace() or (first and ch in START_ESCAPABLE)
 
 
 class QuerySyntaxError(ValueError):
-    """A query an analyst typed cannot be understood; the message says where and why."""
+    """A query cannot be understood; the message says what and where (1-based column)."""
 
-    def __init__(self, message: str, position: int) -> None:
-        super().__init__(f"{message} at column {position + 1}")
+    def __init__(self, reason: str, position: int, hint: str = "") -> None:
+        message = f"{reason} at column {position + 1}" + (f"; {hint}" if hint else "")
+        super().__init__(message)
+        self.reason = reason
         self.position = position
+        self.hint = hint
+
+    @property
+    def column(self) -> int:
+        return self.position + 1
+
+
+def _pos() -> Any:
+    """A source position: kept for error messages, ignored when comparing ASTs."""
+    return dc_field(default=0, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
-class Value:
-    text: str  # unescaped
-    quoted: bool = False
-    wildcard: bool = False  # has an unescaped * or ? (pattern kept in `pattern`)
-    pattern: str = ""  # text with wildcards as * and ?, literals escaped with \
+class Literal:
+    """Text matched as written (ignoring case)."""
+
+    text: str
 
 
 @dataclass(frozen=True)
-class Term:
-    field: str | None
-    op: str  # "eq", "range", "gt", "gte", "lt", "lte", "exists"
-    value: Value | None = None
-    upper: Value | None = None
-    include_lower: bool = True
-    include_upper: bool = True
+class Pattern:
+    """Text with wildcards: in `glob`, `*` and `?` are wildcards and `\\` escapes `* ? \\`."""
+
+    glob: str
+
+
+Value = Literal | Pattern
+
+
+@dataclass(frozen=True)
+class Text:
+    """Free text, searched in every value of the event."""
+
+    value: Value
+    pos: int = _pos()
+
+
+@dataclass(frozen=True)
+class Match:
+    """`field:value`: equal to a literal, or matching a pattern."""
+
+    field: str
+    value: Value
+    pos: int = _pos()
+
+
+class Op(StrEnum):
+    GT = ">"
+    GTE = ">="
+    LT = "<"
+    LTE = "<="
+
+
+@dataclass(frozen=True)
+class Compare:
+    """`field:>value` and friends."""
+
+    field: str
+    op: Op
+    value: str
+    pos: int = _pos()
+
+
+@dataclass(frozen=True)
+class Range:
+    """`field:[low TO high]`; a bound of None is open (`*`)."""
+
+    field: str
+    low: str | None
+    high: str | None
+    include_low: bool = True
+    include_high: bool = True
+    low_pos: int = _pos()
+    high_pos: int = _pos()
+
+
+@dataclass(frozen=True)
+class Exists:
+    """`_exists_:field`."""
+
+    field: str
+    pos: int = _pos()
 
 
 @dataclass(frozen=True)
@@ -58,219 +146,341 @@ class Or:
     children: tuple[Node, ...]
 
 
-Node = Term | Not | And | Or
+Node = Text | Match | Compare | Range | Exists | Not | And | Or
+Part = tuple[str, bool]  # one character of a value, and whether it is a wildcard
 
 
-@dataclass(frozen=True)
-class Token:
-    kind: str  # WORD, PHRASE, LPAREN, RPAREN, AND, OR, NOT, MINUS, RANGE, FIELD
-    value: object
-    pos: int
+def make_glob(parts: list[Part]) -> str:
+    """Encode characters and wildcards as a `Pattern.glob`."""
+    return "".join(c if wild or c not in "*?\\" else "\\" + c for c, wild in parts)
 
 
-class _Lexer:
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.i = 0
-
-    def tokens(self) -> list[Token]:
-        out: list[Token] = []
-        while True:
-            while self.i < len(self.text) and self.text[self.i].isspace():
-                self.i += 1
-            if self.i >= len(self.text):
-                return out
-            out.append(self._next(after_field=bool(out) and out[-1].kind == "FIELD"))
-
-    def _next(self, *, after_field: bool) -> Token:
-        ch, pos = self.text[self.i], self.i
-        if ch in "()":
-            self.i += 1
-            return Token("LPAREN" if ch == "(" else "RPAREN", ch, pos)
-        if ch == '"':
-            return Token("PHRASE", self._phrase(), pos)
-        if ch in "[{":
-            return Token("RANGE", self._range(), pos)
-        if ch == "-" and self._is_negation(pos):
-            self.i += 1
-            return Token("NOT", "-", pos)
-        word = self._word(allow_colon=after_field)
-        if after_field:
-            return Token("WORD", word, pos)
-        if word.text in KEYWORDS and not word.quoted and word.pattern == word.text:
-            return Token(KEYWORDS[word.text], word.text, pos)
-        if self.i < len(self.text) and self.text[self.i] == ":":
-            self.i += 1
-            return Token("FIELD", word.text, pos)
-        return Token("WORD", word, pos)
-
-    def _phrase(self) -> Value:
-        start = self.i
-        self.i += 1
-        chars: list[str] = []
-        while self.i < len(self.text):
-            ch = self.text[self.i]
-            if ch == "\\" and self.i + 1 < len(self.text) and self.text[self.i + 1] in SPECIAL:
-                chars.append(self.text[self.i + 1])
-                self.i += 2
-                continue
-            if ch == '"':
-                self.i += 1
-                text = "".join(chars)
-                return Value(text, quoted=True, pattern=_escape_pattern(text))
-            chars.append(ch)
-            self.i += 1
-        raise QuerySyntaxError("unclosed quote", start)
-
-    def _is_negation(self, pos: int) -> bool:
-        """A `-` directly before a term, at the start or after a space or `(`."""
-        followed = pos + 1 < len(self.text) and not self.text[pos + 1].isspace()
-        preceded = pos == 0 or self.text[pos - 1].isspace() or self.text[pos - 1] == "("
-        return followed and preceded
-
-    def _ends_field(self, text: list[str]) -> bool:
-        """Whether the `:` at the cursor ends a field name (`C:\\x` is a path, not a field)."""
-        if not text:
-            return True
-        drive_path = len(text) == 1 and self.text[self.i + 1 : self.i + 2] == "\\"
-        return bool(FIELD_RE.match("".join(text))) and not drive_path
-
-    def _word(self, *, allow_colon: bool) -> Value:
-        start = self.i
-        text: list[str] = []
-        pattern: list[str] = []
-        wildcard = False
-        while self.i < len(self.text):
-            ch = self.text[self.i]
-            if ch == "\\" and self.i + 1 < len(self.text) and self.text[self.i + 1] in SPECIAL:
-                literal = self.text[self.i + 1]
-                text.append(literal)
-                pattern.append(_escape_pattern(literal))
-                self.i += 2
-                continue
-            if ch.isspace() or ch in '()"':
-                break
-            if ch == ":" and not allow_colon and self._ends_field(text):
-                break
-            if ch in "*?":
-                wildcard = True
-                pattern.append(ch)
-            else:
-                pattern.append(_escape_pattern(ch))
-            text.append(ch)
-            self.i += 1
-        if not text:
-            raise QuerySyntaxError(f"unexpected {self.text[start]!r}", start)
-        return Value("".join(text), wildcard=wildcard, pattern="".join(pattern))
-
-    def _range(self) -> tuple[Value, Value, bool, bool]:
-        start = self.i
-        include_lower = self.text[self.i] == "["
-        close = self.text.find("]" if include_lower else "}", self.i)
-        close_other = self.text.find("}" if include_lower else "]", self.i)
-        ends = [c for c in (close, close_other) if c != -1]
-        if not ends:
-            raise QuerySyntaxError("unclosed range", start)
-        end = min(ends)
-        parts = self.text[self.i + 1 : end].split()
-        if len(parts) != 3 or parts[1] != "TO":
-            raise QuerySyntaxError("a range is written [low TO high]", start)
-        self.i = end + 1
-        low, high = (Value(p, pattern=_escape_pattern(p)) for p in (parts[0], parts[2]))
-        return low, high, include_lower, self.text[end] == "]"
+def glob_parts(glob: str) -> list[Part]:
+    """Decode a `Pattern.glob` into characters and wildcards."""
+    parts: list[Part] = []
+    i = 0
+    while i < len(glob):
+        if glob[i] == "\\" and i + 1 < len(glob):
+            parts.append((glob[i + 1], False))
+            i += 2
+            continue
+        parts.append((glob[i], glob[i] in "*?"))
+        i += 1
+    return parts
 
 
-def _escape_pattern(text: str) -> str:
-    return "".join("\\" + c if c in "\\*?" else c for c in text)
+def value_parts(value: Value) -> list[Part]:
+    """The characters of a value, wildcards marked."""
+    if isinstance(value, Literal):
+        return [(c, False) for c in value.text]
+    return glob_parts(value.glob)
+
+
+def _value_of(parts: list[Part]) -> Value:
+    if any(wild for _, wild in parts):
+        return Pattern(make_glob(parts))
+    return Literal("".join(c for c, _ in parts))
+
+
+@dataclass
+class _Word:
+    parts: list[Part]
+    field: str | None = None  # set when the word was `name:` (a field name)
 
 
 class _Parser:
-    def __init__(self, tokens: list[Token], length: int) -> None:
-        self.tokens = tokens
+    """Recursive descent over the characters; `ctx` is the field of a `field:( … )` group."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
         self.i = 0
-        self.length = length
+        self.depth = 0
 
-    def peek(self) -> Token | None:
-        return self.tokens[self.i] if self.i < len(self.tokens) else None
+    # -- cursor -------------------------------------------------------------------------------
+    def peek(self, k: int = 0) -> str:
+        j = self.i + k
+        return self.text[j] if j < len(self.text) else ""
 
-    def take(self) -> Token:
-        token = self.tokens[self.i]
-        self.i += 1
-        return token
+    def skip_ws(self) -> bool:
+        """Skip whitespace; whether there was any."""
+        start = self.i
+        while self.peek().isspace():
+            self.i += 1
+        return self.i > start
 
+    def at_end(self) -> bool:
+        self.skip_ws()
+        return self.i >= len(self.text)
+
+    def boundary(self, j: int) -> bool:
+        return j >= len(self.text) or self.text[j].isspace() or self.text[j] in WORD_END
+
+    def operator(self) -> tuple[str, int] | None:
+        """The keyword operator (AND, OR, NOT, &&, ||) at the cursor and its length."""
+        for word, meaning in KEYWORDS.items():
+            if self.text.startswith(word, self.i) and self.boundary(self.i + len(word)):
+                return meaning, len(word)
+        return None
+
+    @contextmanager
+    def nested(self, pos: int) -> Iterator[None]:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise QuerySyntaxError(f"the query nests deeper than {MAX_DEPTH} levels", pos)
+        yield
+        self.depth -= 1
+
+    # -- expressions --------------------------------------------------------------------------
     def parse(self) -> Node | None:
-        if not self.tokens:
+        if self.at_end():
             return None
-        node = self.or_expr()
-        if (token := self.peek()) is not None:
-            raise QuerySyntaxError(f"unexpected {token.value!r}", token.pos)
+        node = self.or_expr(None)
+        if not self.at_end():
+            raise QuerySyntaxError("unmatched )", self.i)
         return node
 
-    def or_expr(self) -> Node:
-        children = [self.and_expr()]
-        while (token := self.peek()) is not None and token.kind == "OR":
-            self.take()
-            children.append(self.and_expr())
+    def or_expr(self, ctx: str | None) -> Node:
+        children = [self.and_expr(ctx)]
+        while (op := self.operator()) is not None and op[0] == "OR":
+            self.binary(op[1])
+            children.append(self.and_expr(ctx))
         return children[0] if len(children) == 1 else Or(tuple(children))
 
-    def and_expr(self) -> Node:
-        children = [self.not_expr()]
-        while (token := self.peek()) is not None and token.kind not in ("OR", "RPAREN"):
-            if token.kind == "AND":
-                self.take()
-            children.append(self.not_expr())
+    def and_expr(self, ctx: str | None) -> Node:
+        children = [self.unary(ctx)]
+        while not self.at_end() and self.peek() != ")":
+            op = self.operator()
+            if op is not None and op[0] == "OR":
+                break
+            if op is not None and op[0] == "AND":
+                self.binary(op[1])
+            children.append(self.unary(ctx))
         return children[0] if len(children) == 1 else And(tuple(children))
 
-    def not_expr(self) -> Node:
-        token = self.peek()
-        if token is not None and token.kind == "NOT":
-            self.take()
-            return Not(self.not_expr())
-        return self.primary()
+    def binary(self, length: int) -> None:
+        pos = self.i
+        self.i += length
+        if self.at_end() or self.peek() == ")":
+            word = self.text[pos : pos + length]
+            raise QuerySyntaxError(f"{word} needs something after it", pos)
 
-    def primary(self) -> Node:
-        token = self.peek()
-        if token is None:
-            raise QuerySyntaxError("the query ends too early", self.length)
-        if token.kind == "LPAREN":
-            self.take()
-            node = self.or_expr()
-            closing = self.peek()
-            if closing is None or closing.kind != "RPAREN":
-                raise QuerySyntaxError("missing )", token.pos)
-            self.take()
-            return node
-        if token.kind == "FIELD":
-            self.take()
-            return self.field_term(str(token.value), token.pos)
-        if token.kind in ("WORD", "PHRASE"):
-            self.take()
-            return Term(None, "eq", token.value)  # type: ignore[arg-type]
-        raise QuerySyntaxError(f"unexpected {token.value!r}", token.pos)
+    def negation(self) -> int:
+        """The length of a NOT operator (`NOT`, `!`, `-` before a term) at the cursor, or 0."""
+        op = self.operator()
+        if op is not None and op[0] == "NOT":
+            return op[1]
+        following = self.peek(1)
+        if self.peek() == "!" or (
+            self.peek() == "-" and following and not following.isspace() and following != ")"
+        ):
+            return 1
+        return 0
 
-    def field_term(self, field: str, pos: int) -> Term:
-        token = self.peek()
-        if token is None or token.kind not in ("WORD", "PHRASE", "RANGE"):
-            raise QuerySyntaxError(f"{field}: needs a value", pos)
-        self.take()
-        if token.kind == "RANGE":
-            low, high, inc_low, inc_high = token.value  # type: ignore[misc]
-            return Term(field, "range", low, high, inc_low, inc_high)
-        value: Value = token.value  # type: ignore[assignment]
-        if field == "_exists_":
-            if not FIELD_RE.match(value.text):
-                raise QuerySyntaxError("_exists_ needs a field name", token.pos)
-            return Term(value.text, "exists")
-        if token.kind == "WORD":
-            for prefix, op in ((">=", "gte"), ("<=", "lte"), (">", "gt"), ("<", "lt")):
-                if value.text.startswith(prefix) and len(value.text) > len(prefix):
-                    rest = value.text[len(prefix) :]
-                    return Term(field, op, Value(rest, pattern=_escape_pattern(rest)))
-        return Term(field, "eq", value)
+    def unary(self, ctx: str | None) -> Node:
+        self.skip_ws()
+        length = self.negation()
+        if not length:
+            return self.primary(ctx)
+        pos = self.i
+        self.i += length
+        if self.at_end() or self.peek() == ")":
+            raise QuerySyntaxError("NOT needs something after it", pos)
+        with self.nested(pos):
+            return Not(self.unary(ctx))
+
+    def primary(self, ctx: str | None) -> Node:
+        self.skip_ws()
+        pos, ch = self.i, self.peek()
+        if (op := self.operator()) is not None:
+            raise QuerySyntaxError(f"{self.text[pos : pos + op[1]]} needs something before it", pos)
+        if ch == ")":
+            raise QuerySyntaxError("unexpected )", pos)
+        if ch == "(":
+            return self.group(ctx)
+        if ctx is not None:
+            return self.value(ctx)
+        if ch == '"':
+            return Text(Literal(self.quoted()), pos)
+        if ch in "[{" and _RANGE_LIKE.match(self.text, pos):
+            raise QuerySyntaxError("a range needs a field name: write field:[low TO high]", pos)
+        word = self.word(value=False)
+        if word.field is not None:
+            return self.value(word.field)
+        return Text(_value_of(word.parts), pos)
+
+    def group(self, ctx: str | None) -> Node:
+        start = self.i
+        self.i += 1
+        with self.nested(start):
+            if self.at_end():
+                raise QuerySyntaxError("unclosed (", start)
+            if self.peek() == ")":
+                raise QuerySyntaxError("empty parentheses", start)
+            node = self.or_expr(ctx)
+        if self.at_end():
+            raise QuerySyntaxError("unclosed (", start)
+        self.i += 1
+        return node
+
+    # -- field values -------------------------------------------------------------------------
+    def value(self, name: str) -> Node:
+        spaced = self.skip_ws()
+        start, ch = self.i, self.peek()
+        if not ch or ch == ")" or (spaced and self.operator() is not None):
+            raise QuerySyntaxError(f"a value is missing after '{name}:'", start)
+        if ch == "(":
+            return self.group(name)
+        if name == EXISTS:
+            return self.exists(start)
+        if ch == '"':
+            return Match(name, Literal(self.quoted()), start)
+        if ch in "[{":
+            return self.range(name)
+        for op in _COMPARE_OPS:
+            if self.text.startswith(op, start):
+                self.i += len(op)
+                return self.compare(name, Op(op))
+        return Match(name, _value_of(self.word(value=True).parts), start)
+
+    def exists(self, start: int) -> Exists:
+        word = self.word(value=True)
+        name = "".join(c for c, _ in word.parts)
+        if any(wild for _, wild in word.parts) or not FIELD_RE.fullmatch(name):
+            raise QuerySyntaxError(f"{EXISTS} needs a field name", start)
+        return Exists(name, start)
+
+    def compare(self, name: str, op: Op) -> Compare:
+        self.skip_ws()
+        pos, ch = self.i, self.peek()
+        if not ch or ch == ")":
+            raise QuerySyntaxError(f"a value is missing after '{name}:{op}'", pos)
+        if ch == '"':
+            return Compare(name, op, self.quoted(), pos)
+        return Compare(name, op, "".join(c for c, _ in self.word(value=True).parts), pos)
+
+    def range(self, name: str) -> Range:
+        start = self.i
+        include_low = self.text[start] == "["
+        self.i += 1
+        low, low_pos = self.bound(start)
+        self.skip_ws()
+        if not (
+            self.text.startswith("TO", self.i) and (self.peek(2).isspace() or not self.peek(2))
+        ):
+            if self.i >= len(self.text):
+                raise QuerySyntaxError("unclosed range", start)
+            raise QuerySyntaxError("a range is written [low TO high]", self.i)
+        self.i += 2
+        high, high_pos = self.bound(start)
+        self.skip_ws()
+        close = self.peek()
+        if not close:
+            raise QuerySyntaxError("unclosed range", start)
+        if close not in "]}":
+            raise QuerySyntaxError("a range is written [low TO high]", self.i)
+        self.i += 1
+        return Range(name, low, high, include_low, close == "]", low_pos, high_pos)
+
+    def bound(self, start: int) -> tuple[str | None, int]:
+        self.skip_ws()
+        pos = self.i
+        if pos >= len(self.text):
+            raise QuerySyntaxError("unclosed range", start)
+        if self.peek() == '"':
+            return self.quoted(), pos
+        chars: list[str] = []
+        while (ch := self.peek()) and not ch.isspace() and ch not in "]}":
+            if ch == "\\" and self.peek(1) and escapable(self.peek(1), first=False):
+                ch = self.peek(1)
+                self.i += 1
+            chars.append(ch)
+            self.i += 1
+        if not chars:
+            raise QuerySyntaxError("a range is written [low TO high]", pos)
+        return (None if self.text[pos : self.i] == "*" else "".join(chars)), pos
+
+    # -- lexical ------------------------------------------------------------------------------
+    def quoted(self) -> str:
+        start = self.i
+        self.i += 1
+        chars: list[str] = []
+        while (ch := self.peek()) != "":
+            if ch == "\\" and self.peek(1) and escapable(self.peek(1), first=False):
+                chars.append(self.peek(1))
+                self.i += 2
+                continue
+            self.i += 1
+            if ch == '"':
+                return "".join(chars)
+            chars.append(ch)
+        hint = ""
+        if '\\"' in self.text[start:]:
+            hint = 'inside quotes \\" is a literal quote: end a value with a backslash as \\\\"'
+        raise QuerySyntaxError("unclosed quote", start, hint)
+
+    def word(self, *, value: bool) -> _Word:
+        """A run of characters up to whitespace, a parenthesis or a quote.
+
+        Outside field values, an unescaped `:` after a field name ends the word: the word is
+        that field's name (see `separates` for the colons that do not).
+        """
+        start = self.i
+        parts: list[Part] = []
+        escaped = False
+        while (ch := self.peek()) != "":
+            if ch == "\\" and self.peek(1) and escapable(self.peek(1), first=not parts):
+                parts.append((self.peek(1), False))
+                escaped = True
+                self.i += 2
+                continue
+            if ch.isspace() or ch in WORD_END:
+                break
+            if ch == ":" and not value and (":", False) not in parts and self.separates(start):
+                name = self.field_name(start, escaped)
+                self.i += 1
+                return _Word([], name)
+            parts.append((ch, ch in "*?"))
+            self.i += 1
+        if not parts:
+            raise QuerySyntaxError(f"unexpected {ch!r}" if ch else "a value is missing", start)
+        return _Word(parts)
+
+    def separates(self, start: int) -> bool:
+        """Whether the `:` at the cursor ends a field name.
+
+        Only the first colon of a word can; it does not in `::` (IPv6,
+        `sekurlsa::logonpasswords`), after a drive letter (`C:\\`, `C:/`) or before `//` (URLs).
+        """
+        following = self.peek(1)
+        if following == ":":
+            return False
+        if self.text.startswith("//", self.i + 1):
+            return False
+        before = self.text[start : self.i]
+        drive = len(before) == 1 and before.isascii() and before.isalpha()
+        return not (drive and following in ("\\", "/"))
+
+    def field_name(self, start: int, escaped: bool) -> str:
+        name = self.text[start : self.i]
+        if not name:
+            raise QuerySyntaxError("a field name is missing before ':'", start)
+        if escaped or not FIELD_RE.fullmatch(name):
+            raise QuerySyntaxError(
+                f"{name!r} is not a field name",
+                start,
+                "field names use only letters, digits and _ . @ -, so quote text containing ':'",
+            )
+        if name in KEYWORDS:
+            raise QuerySyntaxError(f"{name} is an operator, not a field name", start)
+        return name
 
 
 def parse_query(text: str) -> Node | None:
     """The AST of a query, or None for an empty one."""
     if "\x00" in text:
-        raise QuerySyntaxError("NUL character in query", text.index("\x00"))
-    return _Parser(_Lexer(text).tokens(), len(text)).parse()
+        raise QuerySyntaxError("NUL character in the query", text.index("\x00"))
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise QuerySyntaxError("the query is not valid text", exc.start) from None
+    return _Parser(text).parse()
