@@ -1,8 +1,14 @@
 """Evidence parsers: every format becomes Arrow batches of one schema (`parse.schema`).
 
-iter_batches(path, file_type, report, batch_size=..., field_map=..., max_line_bytes=...)
-estimate_events(path, file_type)
-detect_file_type(path)
+Public API:
+
+- `detect_file_type(path) -> FileType`: the format, from the file's content;
+- `iter_batches(path, file_type, report, *, batch_size, field_map, max_line_bytes)`: stream a
+  file as `pyarrow.RecordBatch`es of exactly `EVENT_SCHEMA`, `seq` continuous from 0;
+- `estimate_events(path, file_type) -> int`: a cheap event count for progress bars;
+- `ParseReport`: warnings (capped), skipped records and a fatal per-file error.
+
+The rules (formats, fields, timestamps) are in docs/parsing.md and the module docstrings.
 """
 
 from __future__ import annotations
@@ -13,16 +19,25 @@ from pathlib import Path
 import pyarrow as pa
 
 from casescope.model.enums import FileType
-from casescope.parse.delimited import iter_csv
-from casescope.parse.detect import detect_file_type
-from casescope.parse.evtx_reader import estimate_evtx, iter_evtx
-from casescope.parse.jsonl import iter_jsonl
+from casescope.parse.csvlog import iter_csv
+from casescope.parse.evtx import estimate_evtx, iter_evtx
+from casescope.parse.fieldmap import check_field_map
+from casescope.parse.ndjson import iter_ndjson
 from casescope.parse.report import ParseReport
+from casescope.parse.sniff import detect_file_type
 
-__all__ = ["ParseReport", "detect_file_type", "estimate_events", "iter_batches"]
+__all__ = [
+    "DEFAULT_BATCH_SIZE",
+    "DEFAULT_MAX_LINE_BYTES",
+    "ParseReport",
+    "detect_file_type",
+    "estimate_events",
+    "iter_batches",
+]
 
+DEFAULT_BATCH_SIZE = 10_000
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
-_SAMPLE = 1024 * 1024
+_ESTIMATE_SAMPLE = 1024 * 1024
 
 
 def iter_batches(
@@ -30,27 +45,43 @@ def iter_batches(
     file_type: FileType,
     report: ParseReport,
     *,
-    batch_size: int = 10_000,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     field_map: Mapping[str, str] | None = None,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
 ) -> Iterator[pa.RecordBatch]:
-    """Stream a file as batches of EVENT_SCHEMA; problems go into `report`."""
-    overrides = tuple(sorted((field_map or {}).items()))
+    """Stream a file as batches of EVENT_SCHEMA; problems go into `report`.
+
+    Only one batch of records is held at a time. `field_map` ({"ts": "MyTime", …}) names the
+    field feeding a core column in NDJSON/CSV (EVTX ignores it); an unknown column name, a
+    batch size below 1 or an UNKNOWN file type raise ValueError before anything is read.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+    overrides = check_field_map(field_map)
+    file_type = FileType(file_type)  # also accepts the stored string value
     if file_type is FileType.EVTX:
         return iter_evtx(path, report, batch_size)
     if file_type is FileType.NDJSON:
-        return iter_jsonl(path, report, batch_size, max_line_bytes, overrides)
+        return iter_ndjson(path, report, batch_size, max_line_bytes, overrides)
     if file_type is FileType.CSV:
         return iter_csv(path, report, batch_size, max_line_bytes, overrides)
     raise ValueError(f"cannot parse a file of type {file_type}")
 
 
 def estimate_events(path: Path, file_type: FileType) -> int:
-    """A cheap estimate of a file's event count, for progress bars."""
-    if file_type is FileType.EVTX:
+    """A cheap estimate of a file's event count, for progress bars.
+
+    EVTX: the sum of the chunk headers' record-number ranges (exact for healthy files).
+    NDJSON/CSV: the newlines in the first MiB, extrapolated to the file's size.
+    """
+    if FileType(file_type) is FileType.EVTX:
         return estimate_evtx(path)
     size = path.stat().st_size
+    if size == 0:
+        return 0
     with path.open("rb") as handle:
-        sample = handle.read(_SAMPLE)
-    lines = sample.count(b"\n") or 1
-    return max(1, round(lines * size / max(len(sample), 1)) - (file_type is FileType.CSV))
+        sample = handle.read(_ESTIMATE_SAMPLE)
+    lines = sample.count(b"\n") + (not sample.endswith(b"\n"))
+    estimate = round(lines * size / len(sample))
+    header = 1 if file_type is FileType.CSV else 0
+    return max(estimate - header, 1)

@@ -1,0 +1,117 @@
+"""One batch of events as plain column lists; parsers append, `flush` builds the RecordBatch.
+
+Parsers append to the public lists directly (the hot loops bind `append` once), then call
+`end_event()`. Timestamps are collected as strings and parsed for the whole batch at once
+(`timestamps.parse_timestamps`); `flush` clears the lists in place, so bound methods stay valid.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pyarrow as pa
+
+from casescope.parse.report import ParseReport
+from casescope.parse.schema import EVENT_SCHEMA, FIELDS_TYPE
+from casescope.parse.timestamps import parse_timestamps
+
+logger = logging.getLogger(__name__)
+
+UINT8_MAX = 2**8 - 1
+UINT32_MAX = 2**32 - 1
+UINT64_MAX = 2**64 - 1
+
+
+class EventColumns:
+    """Column lists for one batch of EVENT_SCHEMA rows; `seq` continues across flushes."""
+
+    def __init__(self, report: ParseReport) -> None:
+        self.report = report
+        self.next_seq = 0
+        self.ts: list[str | None] = []
+        self.event_id: list[int | None] = []
+        self.channel: list[str] = []
+        self.provider: list[str] = []
+        self.computer: list[str] = []
+        self.record_id: list[int | None] = []
+        self.level: list[int | None] = []
+        self.user_name: list[str] = []
+        self.user_sid: list[str] = []
+        self.keys: list[str] = []
+        self.values: list[str | int] = []  # ints (EVTX fast path) become str in flush
+        self.offsets: list[int] = [0]
+        self.raw: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def end_event(self) -> None:
+        """Close the current event's `fields` (its keys/values were appended)."""
+        self.offsets.append(len(self.keys))
+
+    def flush(self) -> pa.RecordBatch:
+        """The batch so far as a RecordBatch of EVENT_SCHEMA; the lists start empty again."""
+        rows = len(self.raw)
+        ts = parse_timestamps(self.ts)
+        if ts.failed:
+            self.report.warn(f"{ts.failed} timestamp(s) not understood, e.g. {ts.example!r:.60}")
+        columns = [
+            pa.array(range(self.next_seq, self.next_seq + rows), pa.uint64()),
+            ts.values,
+            _uint_array(self.event_id, pa.uint32(), UINT32_MAX),
+            pa.array(self.channel, pa.string()),
+            pa.array(self.provider, pa.string()),
+            pa.array(self.computer, pa.string()),
+            _uint_array(self.record_id, pa.uint64(), UINT64_MAX),
+            _uint_array(self.level, pa.uint8(), UINT8_MAX),
+            pa.array(self.user_name, pa.string()),
+            pa.array(self.user_sid, pa.string()),
+            pa.MapArray.from_arrays(
+                pa.array(self.offsets, pa.int32()),
+                pa.array(self.keys, pa.string()),
+                pa.array(list(map(str, self.values)), pa.string()),
+                type=FIELDS_TYPE,
+            ),
+            pa.array(self.raw, pa.string()),
+        ]
+        self.next_seq += rows
+        self._clear()
+        return pa.RecordBatch.from_arrays(columns, schema=EVENT_SCHEMA)
+
+    def _clear(self) -> None:
+        for column in (self.ts, self.event_id, self.channel, self.provider, self.computer):
+            column.clear()
+        for column in (self.record_id, self.level, self.user_name, self.user_sid):
+            column.clear()
+        for column in (self.keys, self.values, self.raw):
+            column.clear()
+        del self.offsets[1:]
+        self.offsets[0] = 0
+
+
+def _uint_array(values: list[int | None], type_: pa.DataType, limit: int) -> pa.Array:
+    """Values that do not fit the column (negative, too large) become null."""
+    try:
+        return pa.array(values, type_)
+    except (pa.ArrowInvalid, OverflowError, TypeError):
+        fitting = [v if type(v) is int and 0 <= v <= limit else None for v in values]
+        return pa.array(fitting, type_)
+
+
+def as_uint(value: object, limit: int) -> int | None:
+    """An unsigned integer from an int or a decimal/hex string (else None)."""
+    if type(value) is int:
+        return value if 0 <= value <= limit else None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = int(text, 16) if text[:2].lower() == "0x" else int(text)
+        except ValueError:
+            try:
+                number = int(float(text))
+            except (ValueError, OverflowError):
+                return None
+        return number if 0 <= number <= limit else None
+    if isinstance(value, float) and value.is_integer():
+        return as_uint(int(value), limit)
+    return None
