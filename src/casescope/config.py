@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     )
     workers: int = Field(default_factory=_default_workers, ge=1, description="Worker processes.")
     batch_size: int = Field(default=10_000, ge=100, description="Events per parse batch.")
+    sigma_batch_events: int = Field(
+        default=50_000, ge=100, description="Events Sigma evaluates at once (larger is faster)."
+    )
     lease_seconds: float = Field(default=60.0, gt=0, description="Job lease before re-claim.")
     heartbeat_seconds: float = Field(default=10.0, gt=0, description="Lease renewal interval.")
     max_attempts: int = Field(default=3, ge=1, description="Claims of a job before it fails.")

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from casescope.detect.engine import compile_rules
 from casescope.detect.load import load_rules
 from casescope.model.enums import FileType
-from casescope.model.tables import AuditRecord
+from casescope.model.tables import AuditRecord, Detection, Rule
 from casescope.parse import ParseReport, iter_batches
 from tests.e2e.conftest import Cli
 
@@ -54,6 +55,21 @@ def test_detections_match_the_engine(
     summary = cli.run("detections", "--case", "s", "--level", "high").stdout
     assert "detections by rule" in summary
 
+    detected = {(d["file_id"], d["seq"]) for d in map(json.loads, lines)}
+    assert _searched(cli, "--detections") == detected
+    high = cli.run("detections", "--case", "s", "--level", "high", "--format", "jsonl").stdout
+    high_events = {(d["file_id"], d["seq"]) for d in map(json.loads, high.splitlines())}
+    assert _searched(cli, "--level", "high") == high_events < detected
+    assert _searched(cli, "--rule", "x' OR 1=1 --") == set()
+
+
+def _searched(cli: Cli, *options: str) -> set[tuple[int, int]]:
+    """(file id, seq) of every event `casescope search` returns with these options."""
+    out = cli.run(
+        "search", "", "--case", "s", "--format", "jsonl", "--limit", "1000000", *options
+    ).stdout
+    return {(e["file_id"], e["seq"]) for e in map(json.loads, out.splitlines())}
+
 
 def test_rules_run_on_a_case_without_reparsing(
     tmp_path_factory: pytest.TempPathFactory, rules_dir: Path, samples: list[Path]
@@ -73,3 +89,93 @@ def test_rules_run_on_a_case_without_reparsing(
     cli.run("rules", "run", "--case", "r")  # again: detections replaced, not doubled
     again = cli.run("detections", "--case", "r", "--format", "jsonl").stdout.splitlines()
     assert len(again) == len(hits)
+
+
+def _sigma_rows(cli: Cli) -> dict[int, str]:
+    """Detection row id -> rule uid, straight from the metadata DB."""
+    with cli.db().session() as session:
+        rows = session.execute(
+            select(Detection.id, Rule.rule_uid).join(Rule, Rule.id == Detection.rule_id)
+        )
+        return {row_id: uid for row_id, uid in rows}
+
+
+def _sigma_events_since(cli: Cli, audit_id: int) -> list[int]:
+    with cli.db().session() as session:
+        query = select(AuditRecord.events).where(
+            AuditRecord.action == "sigma", AuditRecord.id > audit_id
+        )
+        return list(session.scalars(query))
+
+
+def _last_audit_id(cli: Cli) -> int:
+    with cli.db().session() as session:
+        return session.scalar(select(func.max(AuditRecord.id))) or 0
+
+
+def test_rules_run_evaluates_only_changed_rules(
+    tmp_path_factory: pytest.TempPathFactory, rules_dir: Path, samples: list[Path]
+) -> None:
+    rules = tmp_path_factory.mktemp("editable") / "pc"
+    shutil.copytree(rules_dir, rules)
+    cli = Cli(tmp_path_factory.mktemp("changed") / "home")
+    cli.run("rules", "import", str(rules), "--name", "pc")
+    cli.run("ingest", "--case", "c", *map(str, samples))
+    before = _sigma_rows(cli)
+    uid, count = Counter(before.values()).most_common(1)[0]
+    assert count > 1
+
+    mark = _last_audit_id(cli)
+    cli.run("rules", "run", "--case", "c")  # nothing changed: nothing evaluated or rewritten
+    assert _sigma_rows(cli) == before
+    assert sum(_sigma_events_since(cli, mark)) == 0
+
+    edited = next(p for p in rules.rglob("*.yml") if f"id: {uid}" in p.read_text())
+    edited.write_text(edited.read_text() + "\n# edited by the analyst\n")
+    cli.run("rules", "import", str(rules), "--name", "pc")
+    mark = _last_audit_id(cli)
+    cli.run("rules", "run", "--case", "c")
+    after = _sigma_rows(cli)
+    kept = {row: rule for row, rule in before.items() if rule != uid}
+    assert {row: rule for row, rule in after.items() if rule != uid} == kept  # untouched rows
+    assert Counter(after.values())[uid] == count and not set(after) & (set(before) - set(kept))
+    assert sum(_sigma_events_since(cli, mark)) == count  # only the edited rule re-ran
+
+
+CORRELATION = """title: Same user runs a flagged tool three times
+id: 6b1f0d5e-0000-4000-8000-00000000c0c0
+status: experimental
+level: critical
+correlation:
+  type: event_count
+  rules: [502b42de-4306-40b4-9596-6f590c81f073]
+  group-by: [User]
+  timespan: 3650d
+  condition: {gte: 3}
+"""
+
+
+def test_correlation_rules_run_over_the_case(
+    tmp_path_factory: pytest.TempPathFactory, rules_dir: Path, samples: list[Path]
+) -> None:
+    rules = tmp_path_factory.mktemp("corr") / "pc"
+    shutil.copytree(rules_dir, rules)
+    (rules / "correlation.yml").write_text(CORRELATION)
+    cli = Cli(tmp_path_factory.mktemp("correlate") / "home")
+    cli.run("rules", "import", str(rules), "--name", "pc")
+    cli.run("ingest", "--case", "k", *map(str, samples))
+    detections = [
+        json.loads(line)
+        for line in cli.run("detections", "--case", "k", "--format", "jsonl").stdout.splitlines()
+    ]
+    base = [d for d in detections if d["rule_uid"] == "502b42de-4306-40b4-9596-6f590c81f073"]
+    hits = [d for d in detections if d["rule_uid"] == "6b1f0d5e-0000-4000-8000-00000000c0c0"]
+    assert len(base) >= 3 and len(hits) == 1 and hits[0]["level"] == "critical"
+    with cli.db().session() as session:
+        stored = session.scalars(select(Detection.fields).where(Detection.seq == hits[0]["seq"]))
+        summary = next(json.loads(f) for f in stored if f and '"group"' in f)
+    assert summary["group"] == {"User": "IEWIN7\\IEUser"} and summary["count"] == 3
+    assert (hits[0]["file_id"], hits[0]["seq"]) in {(d["file_id"], d["seq"]) for d in base}
+    cli.run("rules", "run", "--case", "k")  # re-run: the correlation hit is replaced
+    again = cli.run("detections", "--case", "k", "--format", "jsonl").stdout.splitlines()
+    assert len(again) == len(detections)

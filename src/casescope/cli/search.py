@@ -15,7 +15,9 @@ from rich.text import Text
 
 from casescope.cli.common import console, friendly_errors, open_app
 from casescope.errors import CasescopeError
+from casescope.model.db import Database
 from casescope.services.cases import get_case
+from casescope.services.detections import LEVELS, DetectionFilter, detected_events
 from casescope.services.search import (
     SearchRequest,
     export_batches,
@@ -54,6 +56,40 @@ def _parse_time(value: str | None) -> datetime | None:
 FromOpt = Annotated[str | None, typer.Option("--from", help="Start time (ISO 8601, UTC).")]
 ToOpt = Annotated[str | None, typer.Option("--to", help="End time, exclusive (ISO 8601, UTC).")]
 CaseOpt = Annotated[str, typer.Option("--case", "-c", help="Case name.")]
+DetectedOpt = Annotated[
+    bool, typer.Option("--detections", help="Only events with a Sigma detection.")
+]
+LevelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--level",
+        help="Only events with a detection at this level or above (implies --detections).",
+    ),
+]
+RuleOpt = Annotated[
+    str | None,
+    typer.Option("--rule", help="Only events detected by this rule id (implies --detections)."),
+]
+
+
+def _request(
+    db: Database,
+    case: str,
+    query: str,
+    span: tuple[str | None, str | None],
+    detection: tuple[bool, str | None, str | None],
+    page: tuple[int, int] = (100, 0),
+) -> SearchRequest:
+    """The search request for the CLI options (detection filters resolved in the DB)."""
+    case_id = get_case(db, case).id
+    detected, level, rule = detection
+    if level is not None and level not in LEVELS:
+        raise CasescopeError(f"--level must be one of {', '.join(LEVELS)}")
+    only = None
+    if detected or level or rule:
+        only = detected_events(db, DetectionFilter(case_id, level, rule))
+    start, end = (_parse_time(t) for t in span)
+    return SearchRequest(case_id, query, start, end, *page, only_events=only)
 
 
 @friendly_errors
@@ -65,12 +101,13 @@ def search(
     limit: Annotated[int, typer.Option(help="Rows to show.", min=1)] = 50,
     offset: Annotated[int, typer.Option(help="Rows to skip.", min=0)] = 0,
     fmt: Annotated[SearchFormat, typer.Option("--format")] = SearchFormat.TABLE,
+    detected: DetectedOpt = False,
+    level: LevelOpt = None,
+    rule: RuleOpt = None,
 ) -> None:
     """Search a case's events (query language: docs/query-language.md)."""
     ctx = open_app("search")
-    request = SearchRequest(
-        get_case(ctx.db, case).id, query, _parse_time(start), _parse_time(end), limit, offset
-    )
+    request = _request(ctx.db, case, query, (start, end), (detected, level, rule), (limit, offset))
     with open_index(ctx.settings, role="casescope search") as index:
         load_pending(ctx.db, index, ctx.settings)
         try:
@@ -132,10 +169,13 @@ def export(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="File (default stdout).")
     ] = None,
+    detected: DetectedOpt = False,
+    level: LevelOpt = None,
+    rule: RuleOpt = None,
 ) -> None:
     """Stream every (matching) event of a case as CSV or JSONL — no row cap."""
     ctx = open_app("export")
-    request = SearchRequest(get_case(ctx.db, case).id, query, _parse_time(start), _parse_time(end))
+    request = _request(ctx.db, case, query, (start, end), (detected, level, rule))
     with ExitStack() as stack:
         index = stack.enter_context(open_index(ctx.settings, role="casescope export"))
         load_pending(ctx.db, index, ctx.settings)

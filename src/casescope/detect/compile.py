@@ -1,23 +1,12 @@
-"""Compile a pySigma condition (after its processing pipeline) into a small boolean tree.
+"""Turn a processed pySigma condition into a small boolean tree over interned atoms.
 
-Leaves are *atoms* — one test of one field, e.g. `Image` ends with `\\cmd.exe` — interned in
-an `AtomTable` shared by the whole rule set, so an atom that many rules use is evaluated
-once per batch. pySigma has already applied the value modifiers (contains, startswith,
-windash, base64offset, …): what remains are strings with wildcards, numbers, regular
-expressions, CIDR ranges, comparisons, null/exists tests and field references. Sigma
-matching is case-insensitive unless the value is `cased`.
-
-Tree nodes: ("atom", id) | ("and", (nodes…)) | ("or", (nodes…)) | ("not", node).
+Tree nodes are tuples: `("a", atom_id)`, `("&", children)`, `("|", children)`,
+`("!", child)`, and the constants `TRUE` / `FALSE`. Builders flatten and simplify, so two
+pipelines that produce the same condition produce the same tree (and are evaluated once).
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-
-import ahocorasick
-import pyarrow as pa
-import pyarrow.compute as pc
 from sigma.conditions import (
     ConditionAND,
     ConditionFieldEqualsValueExpression,
@@ -26,6 +15,7 @@ from sigma.conditions import (
     ConditionValueExpression,
 )
 from sigma.types import (
+    Placeholder,
     SigmaBool,
     SigmaCasedString,
     SigmaCIDRExpression,
@@ -37,242 +27,240 @@ from sigma.types import (
     SigmaNumber,
     SigmaRegularExpression,
     SigmaString,
+    SigmaTimestampPart,
     SpecialChars,
 )
 
-KEYWORDS = "*"  # pseudo-field: every value of the event
-_OPS = {
-    SigmaCompareExpression.CompareOperators.LT: "lt",
-    SigmaCompareExpression.CompareOperators.LTE: "le",
-    SigmaCompareExpression.CompareOperators.GT: "gt",
-    SigmaCompareExpression.CompareOperators.GTE: "ge",
-}
+from casescope.detect.atoms import (
+    KEYWORDS,
+    Atom,
+    AtomTable,
+    CompileError,
+    Kind,
+    check_regex,
+    escape,
+    field_key,
+)
 
 Node = tuple
+TRUE: Node = ("T",)
+FALSE: Node = ("F",)
+STAR = SpecialChars.WILDCARD_MULTI
+_OPS = {"LT": "lt", "LTE": "le", "GT": "gt", "GTE": "ge"}
+MAX_OR_CLAUSES = 6  # clauses an OR passes up (see `required`)
+_FIELDREF_OPS = {(False, False): "eq", (True, False): "prefix", (False, True): "suffix"}
 
 
-class CompileError(Exception):
-    """A rule uses something the matcher cannot express; kept with the rule as its reason."""
+def and_(children: list[Node]) -> Node:
+    return _join("&", children, absorbing=FALSE, neutral=TRUE)
 
 
-@dataclass(frozen=True)
-class Atom:
-    field: str
-    kind: str  # eq prefix suffix contains regex any null exists missing cmp fieldref
-    arg: str = ""
-    cased: bool = False
-    op: str = ""
-    number: float = 0.0
+def or_(children: list[Node]) -> Node:
+    return _join("|", children, absorbing=TRUE, neutral=FALSE)
 
 
-@dataclass
-class AtomTable:
-    atoms: list[Atom] = field(default_factory=list)
-    ids: dict[Atom, int] = field(default_factory=dict)
-
-    _literals: dict[str, list[str]] = field(default_factory=dict)
-    _automata: dict[str, ahocorasick.Automaton | None] = field(default_factory=dict)
-
-    def intern(self, atom: Atom) -> Node:
-        if atom not in self.ids:
-            self.ids[atom] = len(self.atoms)
-            self.atoms.append(atom)
-            self._literals.clear()
-            self._automata.clear()
-        return ("atom", self.ids[atom])
-
-    def __getstate__(self) -> dict:
-        """Pickle without the automata (C objects); they are rebuilt on first use."""
-        return {"atoms": self.atoms, "ids": self.ids, "_literals": {}, "_automata": {}}
-
-    def automaton(self, name: str) -> ahocorasick.Automaton | None:
-        """An Aho-Corasick automaton over the field's literal atom texts, built once."""
-        if name not in self._automata:
-            literals = self.literals(name)
-            automaton = None
-            if literals:
-                automaton = ahocorasick.Automaton()
-                for text in literals:
-                    automaton.add_word(text, text)
-                automaton.make_automaton()
-            self._automata[name] = automaton
-        return self._automata[name]
-
-    def literals(self, name: str) -> list[str]:
-        """The lowercase texts of every literal atom on field `name` (for prefiltering)."""
-        if not self._literals:
-            by_field: dict[str, set[str]] = {}
-            for atom in self.atoms:
-                literal = atom.kind in ("eq", "prefix", "suffix", "contains")
-                if literal and atom.arg and not atom.cased:
-                    by_field.setdefault(atom.field, set()).add(atom.arg)
-            self._literals = {f: sorted(v) for f, v in by_field.items()}
-        return self._literals.get(name, [])
+def not_(child: Node) -> Node:
+    if child == TRUE:
+        return FALSE
+    if child == FALSE:
+        return TRUE
+    return child[1] if child[0] == "!" else ("!", child)
 
 
-def _string_atom(name: str, value: SigmaString, cased: bool) -> Atom:
-    parts = value.s
-    star = SpecialChars.WILDCARD_MULTI
+def _join(op: str, children: list[Node], absorbing: Node, neutral: Node) -> Node:
+    flat: list[Node] = []
+    seen: set[Node] = set()
+    for child in children:
+        if child == absorbing:
+            return absorbing
+        if child == neutral:
+            continue
+        for item in child[1] if child[0] == op else (child,):
+            if item not in seen:
+                seen.add(item)
+                flat.append(item)
+    if not flat:
+        return neutral
+    return flat[0] if len(flat) == 1 else (op, tuple(flat))
+
+
+def _parts(value: SigmaString) -> list[object]:
+    parts: list[object] = []
+    for part in value.s:
+        if isinstance(part, Placeholder):
+            raise CompileError(
+                f"placeholder %{part.name}% has no value (the expand modifier needs a "
+                "pipeline that defines it)"
+            )
+        if part == SpecialChars.WILDCARD_MULTI and parts and parts[-1] == STAR:
+            continue
+        parts.append(part)
+    return parts
+
+
+def _glob(key: str, parts: list[object], cased: bool, table: AtomTable) -> Node:
     norm = (lambda t: t) if cased else str.lower
-    text = norm("".join(p for p in parts if isinstance(p, str)))
-    if all(isinstance(p, str) for p in parts):
-        return Atom(name, "eq", text, cased)
-    if len(parts) == 1 and parts[0] == star:
-        return Atom(name, "any")
-    if len(parts) == 2 and parts[0] == star and isinstance(parts[1], str):
-        return Atom(name, "suffix", text, cased)
-    if len(parts) == 2 and parts[1] == star and isinstance(parts[0], str):
-        return Atom(name, "prefix", text, cased)
-    if len(parts) == 3 and parts[0] == star == parts[2] and isinstance(parts[1], str):
-        return Atom(name, "contains", text, cased)
-    regex = "".join(
-        re.escape(norm(p)) if isinstance(p, str) else (".*" if p == star else ".") for p in parts
+    pattern = "".join(
+        escape(norm(p)) if isinstance(p, str) else (".*" if p == STAR else ".") for p in parts
     )
-    return Atom(name, "regex", f"(?s)^{regex}$", cased)
+    texts = [p.lower() for p in parts if isinstance(p, str)]
+    hint = table.intern(Atom(key, Kind.CONTAINS, max(texts, key=len))) if texts else -1
+    return ("a", table.intern(Atom(key, Kind.GLOB, f"(?s)^{pattern}$", cased, hint=hint)))
 
 
-def check_regex(pattern: str) -> None:
-    """RE2 (pyarrow) has no look-around or back-references: refuse those at compile time."""
-    try:
-        pc.match_substring_regex(pa.array([""]), pattern)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise CompileError(f"regex {pattern!r} is not supported: {exc}") from None
+def string_node(key: str, value: SigmaString, table: AtomTable) -> Node:
+    """A Sigma string (with wildcards) as a literal, glob, exists or empty atom."""
+    return parts_node(key, _parts(value), isinstance(value, SigmaCasedString), table)
 
 
-def _regex_atom(name: str, value: SigmaRegularExpression) -> Atom:
-    names = {f.name for f in value.flags}
+def parts_node(key: str, parts: list[object], cased: bool, table: AtomTable) -> Node:
+    """String parts (text, `*`, `?`) as a literal, glob, exists or empty atom."""
+    if parts == [STAR]:
+        return ("a", table.intern(Atom(key, Kind.EXISTS)))
+    if not parts or parts == [""]:
+        return ("a", table.intern(Atom(key, Kind.EMPTY)))
+    if cased:
+        return _glob(key, parts, cased, table)
+    texts = [p for p in parts if isinstance(p, str)]
+    shape = tuple("s" if isinstance(p, str) else ("*" if p == STAR else "?") for p in parts)
+    kind = {
+        ("s",): Kind.EQ,
+        ("s", "*"): Kind.PREFIX,
+        ("*", "s"): Kind.SUFFIX,
+        ("*", "s", "*"): Kind.CONTAINS,
+    }.get(shape)
+    if kind is None:
+        return _glob(key, parts, cased, table)
+    return ("a", table.intern(Atom(key, kind, texts[0].lower())))
+
+
+def _regex(key: str, value: SigmaRegularExpression, table: AtomTable) -> Node:
+    names = {flag.name for flag in value.flags}
     flags = "".join(
         c for n, c in (("IGNORECASE", "i"), ("MULTILINE", "m"), ("DOTALL", "s")) if n in names
     )
-    regexp = str(value.regexp)
-    pattern = f"(?{flags}){regexp}" if flags else regexp
-    check_regex(pattern)
-    return Atom(name, "regex", pattern, cased=True)
+    pattern = f"(?{flags}){value.regexp}" if flags else str(value.regexp)
+    python = not check_regex(pattern)
+    return ("a", table.intern(Atom(key, Kind.REGEX, pattern, cased=True, python=python)))
 
 
-def _value(name: str, value: object, table: AtomTable) -> Node:
-    if isinstance(value, SigmaExpansion):  # e.g. windash: any of the alternatives
-        return ("or", tuple(_value(name, v, table) for v in value.values))
+def _cidr(key: str, value: SigmaCIDRExpression, table: AtomTable) -> Node:
+    nodes = []
+    for pattern in value.expand(wildcard="*"):
+        text = str(pattern).lower()
+        if text.endswith("*"):
+            prefix = text.rstrip("*")
+            atom = Atom(key, Kind.PREFIX, prefix) if prefix else Atom(key, Kind.EXISTS)
+        else:
+            atom = Atom(key, Kind.EQ, text)
+        nodes.append(("a", table.intern(atom)))
+    return or_(nodes)
+
+
+def value_node(key: str, value: object, table: AtomTable) -> Node:
+    """One `field = value` test (after modifiers) as a tree."""
+    if isinstance(value, SigmaExpansion):  # e.g. windash, base64offset: any alternative
+        return or_([value_node(key, v, table) for v in value.values])
     if isinstance(value, SigmaString):
-        atom = _string_atom(name, value, isinstance(value, SigmaCasedString))
-        if atom.kind == "regex":
-            check_regex(atom.arg)
-        return table.intern(atom)
-    if isinstance(value, SigmaNumber | SigmaBool):
-        text = str(value.number if isinstance(value, SigmaNumber) else value.boolean).lower()
-        return table.intern(Atom(name, "eq", text))
+        return string_node(key, value, table)
+    if isinstance(value, SigmaTimestampPart):
+        raise CompileError("timestamp part modifiers (|minute, |hour…) are not supported")
+    if isinstance(value, SigmaNumber):
+        return ("a", table.intern(Atom(key, Kind.EQ, str(value.number).lower())))
+    if isinstance(value, SigmaBool):
+        return ("a", table.intern(Atom(key, Kind.EQ, str(value.boolean).lower())))
     if isinstance(value, SigmaRegularExpression):
-        return table.intern(_regex_atom(name, value))
+        return _regex(key, value, table)
     if isinstance(value, SigmaCIDRExpression):
-        prefixes = [str(p).rstrip("*").lower() for p in value.expand(wildcard="*")]
-        return ("or", tuple(table.intern(Atom(name, "prefix", p)) for p in prefixes))
+        return _cidr(key, value, table)
     if isinstance(value, SigmaNull):
-        return table.intern(Atom(name, "null"))
+        return ("a", table.intern(Atom(key, Kind.NULL)))
     if isinstance(value, SigmaExists):
-        return table.intern(Atom(name, "exists" if value.exists else "missing"))
+        return ("a", table.intern(Atom(key, Kind.EXISTS if value.exists else Kind.MISSING)))
     if isinstance(value, SigmaCompareExpression):
-        number = float(value.number.number)
-        return table.intern(Atom(name, "cmp", op=_OPS[value.op], number=number))
+        op = _OPS[value.op.name]
+        return ("a", table.intern(Atom(key, Kind.CMP, op=op, number=float(value.number.number))))
     if isinstance(value, SigmaFieldReference):
-        return table.intern(Atom(name, "fieldref", value.field))
+        op = _FIELDREF_OPS.get((value.starts_with, value.ends_with), "contains")
+        atom = Atom(key, Kind.FIELDREF, op=op, ref=field_key(value.field))
+        return ("a", table.intern(atom))
     raise CompileError(f"value type {type(value).__name__} is not supported")
 
 
-def _keyword(value: object, table: AtomTable) -> Node:
+def keyword_node(value: object, table: AtomTable) -> Node:
+    """A field-less value: found anywhere in one of the event's values."""
     if isinstance(value, SigmaExpansion):
-        return ("or", tuple(_keyword(v, table) for v in value.values))
+        return or_([keyword_node(v, table) for v in value.values])
     if isinstance(value, SigmaString):
-        atom = _string_atom(KEYWORDS, value, cased=False)
-        if atom.kind == "regex":  # a keyword matches anywhere in the event
-            pattern = atom.arg.removeprefix("(?s)^").removesuffix("$")
-            check_regex(pattern)
-            return table.intern(Atom(KEYWORDS, "regex", pattern))
-        return table.intern(Atom(KEYWORDS, "contains", atom.arg))
-    if isinstance(value, SigmaNumber):
-        return table.intern(Atom(KEYWORDS, "contains", str(value.number)))
+        parts = [STAR, *_parts(value), STAR]
+        parts = [p for i, p in enumerate(parts) if not (p == STAR and i and parts[i - 1] == STAR)]
+        return parts_node(KEYWORDS, parts, isinstance(value, SigmaCasedString), table)
+    if isinstance(value, SigmaNumber) and not isinstance(value, SigmaTimestampPart):
+        return ("a", table.intern(Atom(KEYWORDS, Kind.CONTAINS, str(value.number).lower())))
+    if isinstance(value, SigmaRegularExpression):
+        return _regex(KEYWORDS, value, table)
     raise CompileError(f"keyword of type {type(value).__name__} is not supported")
 
 
-def compile_condition(node: object, table: AtomTable) -> Node:
+def condition_node(node: object, table: AtomTable) -> Node:
+    """A parsed pySigma condition (detection items resolved) as a tree."""
     if isinstance(node, ConditionAND):
-        return ("and", tuple(compile_condition(a, table) for a in node.args))
+        return and_([condition_node(a, table) for a in node.args])
     if isinstance(node, ConditionOR):
-        return ("or", tuple(compile_condition(a, table) for a in node.args))
+        return or_([condition_node(a, table) for a in node.args])
     if isinstance(node, ConditionNOT):
-        return ("not", compile_condition(node.args[0], table))
+        return not_(condition_node(node.args[0], table))
     if isinstance(node, ConditionFieldEqualsValueExpression):
-        return _value(node.field, node.value, table)
+        return value_node(field_key(node.field), node.value, table)
     if isinstance(node, ConditionValueExpression):
-        return _keyword(node.value, table)
+        return keyword_node(node.value, table)
     raise CompileError(f"condition element {type(node).__name__} is not supported")
 
 
 def required(node: Node) -> list[frozenset[int]]:
-    """Necessary conditions of a tree: clauses of atom ids, at least one of each must hold.
+    """Necessary conditions of a tree: clauses of atom ids, one atom of each must hold.
 
-    AND keeps all its children's clauses; OR needs one child, so it yields one clause made of
-    the smallest clause of every child (none if any child has none); NOT yields none. A
-    batch in which every atom of some clause is known absent cannot match the rule.
+    AND keeps all its children's clauses. OR needs one child, so any union of one clause
+    per child is necessary: the i-th union takes every child's i-th shortest clause (its
+    last one when it has fewer), which pairs like with like when the children are the same
+    rule under two pipelines (EventID with EventID, selection with selection). A child
+    without clauses makes the OR yield none; NOT yields none.
     """
     kind = node[0]
-    if kind == "atom":
+    if kind == "a":
         return [frozenset((node[1],))]
-    if kind == "not":
+    if kind in ("!", "T", "F"):
         return []
-    if kind == "and":
+    if kind == "&":
         return [clause for child in node[1] for clause in required(child)]
-    smallest = []
+    per_child = []
     for child in node[1]:
-        clauses = required(child)
+        clauses = sorted(required(child), key=len)
         if not clauses:
             return []
-        smallest.append(min(clauses, key=len))
-    return [frozenset().union(*smallest)]
+        per_child.append(clauses)
+    width = min(max(len(c) for c in per_child), MAX_OR_CLAUSES)
+    return [frozenset().union(*(c[min(i, len(c) - 1)] for c in per_child)) for i in range(width)]
 
 
-def tree_fields(node: Node, table: AtomTable, out: set[str]) -> set[str]:
-    """Every field a tree reads."""
-    if node[0] == "atom":
-        atom = table.atoms[node[1]]
-        out.add(atom.field)
-        if atom.kind == "fieldref":
-            out.add(atom.arg)
-    elif node[0] == "not":
-        tree_fields(node[1], table, out)
-    else:
+def tree_atoms(node: Node, out: set[int]) -> set[int]:
+    """Every atom id a tree reads."""
+    if node[0] == "a":
+        out.add(node[1])
+    elif node[0] == "!":
+        tree_atoms(node[1], out)
+    elif node[0] in ("&", "|"):
         for child in node[1]:
-            tree_fields(child, table, out)
+            tree_atoms(child, out)
     return out
 
 
-def constraints(node: object) -> tuple[set[int] | None, set[str] | None]:
-    """EventIDs and Channels a rule requires (None: unconstrained), from top-level ANDs."""
-    event_ids: set[int] | None = None
-    channels: set[str] | None = None
-    items = node.args if isinstance(node, ConditionAND) else [node]
-    for item in items:
-        found = _equalities(item)
-        if found is None:
-            continue
-        name, values = found
-        if name == "EventID" and all(isinstance(v, int) for v in values):
-            event_ids = set(values) if event_ids is None else event_ids & set(values)
-        elif name == "Channel" and all(isinstance(v, str) for v in values):
-            channels = set(values) if channels is None else channels & set(values)
-    return event_ids, channels
-
-
-def _equalities(node: object) -> tuple[str, list[object]] | None:
-    """`F = a` or `F = a OR F = b …` as (F, [a, b, …])."""
-    if isinstance(node, ConditionFieldEqualsValueExpression):
-        value = node.value
-        if isinstance(value, SigmaNumber):
-            return node.field, [int(value.number)]
-        if isinstance(value, SigmaString) and value.s and all(isinstance(p, str) for p in value.s):
-            return node.field, [str(value).lower()]
-        return None
-    if isinstance(node, ConditionOR):
-        parts = [_equalities(a) for a in node.args]
-        if parts and all(p is not None for p in parts) and len({p[0] for p in parts}) == 1:
-            return parts[0][0], [v for p in parts for v in p[1]]  # type: ignore[index]
-    return None
+def equal_values(clauses: list[frozenset[int]], table: AtomTable, key: str) -> set[str] | None:
+    """Values of field `key` the rule requires (from clauses of plain equalities), or None."""
+    found: set[str] | None = None
+    for clause in clauses:
+        atoms = [table.atoms[i] for i in clause]
+        if all(a.field == key and a.kind is Kind.EQ for a in atoms):
+            values = {a.text for a in atoms}
+            found = values if found is None else found & values
+    return found

@@ -1,65 +1,38 @@
-"""Compile a rule set once; evaluate it on event batches in native code.
+"""A compiled rule set: compile once, evaluate on event batches, save and load.
 
-Each rule is compiled under two pySigma pipelines — Windows log sources + Sysmon, and Windows
-log sources + Security auditing (so `process_creation` fires on Sysmon EID 1 and on Security
-4688 with `NewProcessName` as `Image`) — and the variants are OR-ed. Rules are indexed by the
-EventIDs and Channels their conditions require: a batch meets only rules whose constraints
-it can satisfy (plus the unconstrained ones), and all of them run in one Polars `select`.
+`compile_rules(load)` processes every Windows rule under the pySigma pipeline variants
+(`pipelines.py`), compiles their conditions to trees over shared atoms (`compile.py`) and
+indexes them (`plan.py`). `CompiledRuleSet.evaluate(batch)` returns one row per
+(event, rule) hit; `save`/`load` keep the whole compiled form (automata included) in one
+pickle, so a worker loads ~2,400 rules in a fraction of a second.
 """
 
 from __future__ import annotations
 
-import copy
+import json
 import logging
+import os
+import pickle
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 from sigma.exceptions import SigmaError
-from sigma.pipelines.sysmon import sysmon_pipeline
-from sigma.pipelines.windows import windows_audit_pipeline, windows_logsource_pipeline
-from sigma.processing.pipeline import ProcessingPipeline
-from sigma.rule import SigmaRule
 
-from casescope.detect.compile import (
-    AtomTable,
-    CompileError,
-    Node,
-    compile_condition,
-    constraints,
-    required,
-    tree_fields,
-)
-from casescope.detect.evaluate import Evaluator
-from casescope.detect.frame import BatchColumns
-from casescope.detect.load import LoadedRule, RuleFailure, RuleLoad
+from casescope.detect.atoms import AtomTable, CompileError
+from casescope.detect.correlations import CompiledCorrelation, compile_correlations
+from casescope.detect.evaluate import BatchEvaluator
+from casescope.detect.load import RuleFailure, RuleLoad
+from casescope.detect.memory import paused_gc
+from casescope.detect.pipelines import pipeline_versions, variant_pipelines
+from casescope.detect.plan import RulePlan
+from casescope.detect.rules import ENGINE_VERSION, CompiledRule, compile_rule
 
 logger = logging.getLogger(__name__)
 
-HITS_SCHEMA = pa.schema([("seq", pa.uint64()), ("rule_id", pa.string())])
-
-
-def pipelines() -> dict[str, ProcessingPipeline]:
-    return {
-        "sysmon": windows_logsource_pipeline() + sysmon_pipeline(),
-        "audit": windows_logsource_pipeline() + windows_audit_pipeline(),
-    }
-
-
-@dataclass
-class CompiledRule:
-    id: str
-    title: str
-    level: str
-    status: str
-    tags: list[str]
-    path: str
-    sha256: str
-    tree: Node
-    fields: set[str]
-    clauses: tuple[frozenset[int], ...]  # necessary conditions, see compile.required
-    event_ids: set[int] | None
-    channels: set[str] | None
+HITS_SCHEMA = pa.schema([pa.field("seq", pa.uint64()), pa.field("rule_id", pa.string())])
+SUPPORTED_PRODUCTS = ("windows",)
 
 
 @dataclass
@@ -67,112 +40,104 @@ class CompiledRuleSet:
     rules: list[CompiledRule] = field(default_factory=list)
     failures: list[RuleFailure] = field(default_factory=list)
     atoms: AtomTable = field(default_factory=AtomTable)
+    correlations: list[CompiledCorrelation] = field(default_factory=list)
+    hash: str = ""  # content hash of the rule set when it came through `cache.py`
+    _plan: RulePlan | None = field(default=None, repr=False, compare=False)
 
-    def candidates(self, batch: pa.RecordBatch) -> list[CompiledRule]:
-        event_ids = set(batch.column("event_id").drop_null().unique().to_pylist())
-        channels = {c.lower() for c in batch.column("channel").unique().to_pylist()}
-        return [
-            rule
-            for rule in self.rules
-            if (rule.event_ids is None or rule.event_ids & event_ids)
-            and (rule.channels is None or rule.channels & channels)
-        ]
+    @property
+    def failed(self) -> list[RuleFailure]:
+        """Rules that did not load or compile, with the reason."""
+        return self.failures
+
+    @property
+    def plan(self) -> RulePlan:
+        if self._plan is None:
+            self._plan = RulePlan(self.rules, self.atoms)
+        return self._plan
+
+    def by_id(self) -> dict[str, CompiledRule]:
+        return {rule.id: rule for rule in self.rules}
+
+    def subset(self, rule_ids: set[str]) -> CompiledRuleSet:
+        """The same compiled rules restricted to `rule_ids` (atoms shared, index rebuilt)."""
+        rules = [rule for rule in self.rules if rule.id in rule_ids]
+        return CompiledRuleSet(rules, [], self.atoms, [])
 
     def evaluate(self, batch: pa.RecordBatch) -> pa.Table:
-        """One row per (event, rule) hit: `seq`, `rule_id`."""
-        rules = self.candidates(batch) if batch.num_rows else []
-        if not rules:
+        """One row per (event, rule) hit: `seq` (uint64), `rule_id` (string)."""
+        if not batch.num_rows or not self.rules:
             return HITS_SCHEMA.empty_table()
-        columns = BatchColumns(batch, set().union(*(r.fields for r in rules)))
-        evaluator = Evaluator(self.atoms, columns)
-        seq = batch.column("seq").to_numpy()
-        hit_seqs, hit_ids = [], []
-        for rule in rules:
-            if any(evaluator.surely_false(clause) for clause in rule.clauses):
-                continue
-            rows = np.flatnonzero(evaluator.tree(rule.tree))
-            if rows.size:
-                hit_seqs.append(seq[rows])
-                hit_ids.extend([rule.id] * rows.size)
-        if not hit_ids:
+        evaluator = BatchEvaluator(self.plan, self.atoms.atoms, self.plan.trees, batch)
+        rule, row = evaluator.matches()
+        if not len(row):
             return HITS_SCHEMA.empty_table()
-        return pa.table(
-            {
-                "seq": pa.array(np.concatenate(hit_seqs), pa.uint64()),
-                "rule_id": pa.array(hit_ids, pa.string()),
-            },
-            schema=HITS_SCHEMA,
-        )
+        order = np.lexsort((rule, row))
+        seq = batch.column("seq").take(pa.array(row[order]))
+        ids = self.plan.rule_ids.take(pa.array(rule[order]))
+        return pa.Table.from_arrays([seq.cast(pa.uint64()), ids], schema=HITS_SCHEMA)
+
+    def warm(self) -> CompiledRuleSet:
+        """Build every index and automaton now instead of on the first batches."""
+        self.plan.build_all()
+        return self
+
+    def save(self, path: Path) -> None:
+        """Write the compiled set (index included) atomically to `path`."""
+        self.warm()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> CompiledRuleSet:
+        """Read a set written by `save` (only from a trusted cache directory: pickle)."""
+        data = path.read_bytes()
+        with paused_gc():
+            loaded = pickle.loads(data)
+        if not isinstance(loaded, cls):
+            raise TypeError(f"{path} does not hold a compiled rule set")
+        return loaded
 
 
-def _variant(rule: SigmaRule, pipeline: ProcessingPipeline):  # type: ignore[no-untyped-def]
-    processed = copy.deepcopy(rule)
-    pipeline.apply(processed)
-    return processed.detection.parsed_condition
+def version_salt() -> str:
+    """Engine and pipeline versions: part of every rule's and rule set's content hash."""
+    return json.dumps({"engine": ENGINE_VERSION, **pipeline_versions()}, sort_keys=True)
 
 
-def compile_rule(
-    loaded: LoadedRule, variants: dict[str, ProcessingPipeline], atoms: AtomTable
-) -> CompiledRule:
-    rule = loaded.rule
-    trees: list[Node] = []
-    event_ids: set[int] = set()
-    channels: set[str] = set()
-    seen: set[str] = set()
-    unconstrained_ids = unconstrained_channels = False
-    errors = []
-    for pipeline in variants.values():
-        try:
-            conditions = _variant(rule, pipeline)
-        except SigmaError as exc:  # this log source does not apply under that pipeline
-            errors.append(str(exc))
-            continue
-        for condition in conditions:
-            tree = condition.parsed
-            key = repr(tree)
-            if key in seen:
-                continue
-            seen.add(key)
-            trees.append(compile_condition(tree, atoms))
-            ids, chans = constraints(tree)
-            unconstrained_ids |= ids is None
-            unconstrained_channels |= chans is None
-            event_ids |= ids or set()
-            channels |= chans or set()
-    if not trees:
-        raise CompileError("; ".join(errors) or "no condition")
-    combined = trees[0] if len(trees) == 1 else ("or", tuple(trees))
-    return CompiledRule(
-        id=str(rule.id or loaded.path),
-        title=rule.title,
-        level=str(rule.level or ""),
-        status=str(rule.status or ""),
-        tags=[str(t) for t in rule.tags],
-        path=loaded.path,
-        sha256=loaded.sha256,
-        tree=combined,
-        fields=tree_fields(combined, atoms, set()),
-        clauses=tuple(sorted(set(required(combined)), key=len)),
-        event_ids=None if unconstrained_ids else event_ids,
-        channels=None if unconstrained_channels else channels,
-    )
-
-
-def is_windows(rule: SigmaRule) -> bool:
-    return (rule.logsource.product or "").lower() == "windows"
+def _unsupported(product: str | None) -> str | None:
+    if (product or "").lower() in SUPPORTED_PRODUCTS:
+        return None
+    return f"log source product {product!r} is not supported (Windows rules only)"
 
 
 def compile_rules(load: RuleLoad) -> CompiledRuleSet:
     """Compile every Windows rule; others and failures are kept with the reason."""
-    variants = pipelines()
+    with paused_gc():
+        return _compile_rules(load)
+
+
+def _compile_rules(load: RuleLoad) -> CompiledRuleSet:
+    pipelines = variant_pipelines()
+    salt = version_salt()
     compiled = CompiledRuleSet(failures=list(load.failures))
+    seen: dict[str, str] = {}
     for loaded in load.rules:
-        if not is_windows(loaded.rule):
-            compiled.failures.append(RuleFailure(loaded.path, "not a Windows rule (skipped)"))
-            continue
-        try:
-            compiled.rules.append(compile_rule(loaded, variants, compiled.atoms))
-        except (CompileError, SigmaError, ValueError, TypeError) as exc:
-            compiled.failures.append(RuleFailure(loaded.path, f"{type(exc).__name__}: {exc}"))
+        reason = _unsupported(loaded.rule.logsource.product)
+        if reason is None:
+            try:
+                rule = compile_rule(loaded, pipelines, compiled.atoms, salt)
+            except (CompileError, SigmaError, ValueError, TypeError, KeyError) as exc:
+                reason = f"{type(exc).__name__}: {exc}"
+            else:
+                if rule.id in seen:
+                    reason = f"duplicate rule id {rule.id} (also in {seen[rule.id]})"
+                else:
+                    seen[rule.id] = rule.path
+                    compiled.rules.append(rule)
+        if reason is not None:
+            compiled.failures.append(RuleFailure(loaded.path, reason))
+    compiled.correlations, failures = compile_correlations(load.correlations, compiled.rules)
+    compiled.failures += failures
     logger.info("compiled %d rules, %d not compiled", len(compiled.rules), len(compiled.failures))
     return compiled

@@ -1,33 +1,36 @@
 """Sigma rule sets: import, list, and the compiled active set that workers evaluate.
 
 Rules live in the metadata DB with their YAML, so any worker can compile them. The active
-set (enabled rules that compiled) has a content hash; its compiled form is cached on disk
-as `<home>/rules/compiled-<hash>.pkl` and the hash of the current one is in
-`<home>/rules/active`, so a worker checks one small file per job and re-loads only when
-the set changed.
+set (enabled rules that compiled) has a content hash (`detect.ruleset_hash`: rule files,
+engine and pipeline versions). Its compiled form is cached on disk as
+`<home>/rules/compiled-<hash>.pkl` and the hash of the current one is in `<home>/rules/active`,
+so a worker checks one small file per job and re-loads only when the set changed. Each
+activated set's manifest (rule id -> content hash of the compiled rule) is kept in the
+`rule_sets` table: a `sigma_only` run compares the file's last set with the active one and
+evaluates only the rules that changed or are new.
 """
 
 from __future__ import annotations
 
-import hashlib
+import functools
+import json
 import logging
-import os
-import pickle
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select, update
 
 from casescope.config import Settings
+from casescope.detect.cache import ruleset_hash
+from casescope.detect.correlations import needed_fields
 from casescope.detect.engine import CompiledRuleSet, compile_rules
-from casescope.detect.load import RuleLoad, load_document, load_rules
+from casescope.detect.load import LoadedRule, RuleLoad, load_document, load_rules
 from casescope.errors import CasescopeError
 from casescope.model.db import Database
-from casescope.model.tables import AuditRecord, Rule
+from casescope.model.tables import AuditRecord, Rule, RuleSetManifest
 
 logger = logging.getLogger(__name__)
-
-ENGINE_VERSION = "1"
 
 
 @dataclass(frozen=True)
@@ -39,9 +42,46 @@ class ImportReport:
 
 @dataclass
 class ActiveRules:
+    """The compiled active set as a worker holds it."""
+
     hash: str
     ruleset: CompiledRuleSet
     row_ids: dict[str, int]  # Sigma rule id -> rules.id
+    _pending: dict[str, CompiledRuleSet] = field(default_factory=dict, repr=False)
+
+    @functools.cached_property
+    def correlation_fields(self) -> dict[str, set[str]]:
+        """Rule id -> fields its detections must carry for the set's correlation rules."""
+        return needed_fields(self.ruleset.correlations)
+
+    @property
+    def manifest(self) -> dict[str, str]:
+        """Rule id -> content hash of every rule in the set."""
+        return {rule.id: rule.content_hash for rule in self.ruleset.rules}
+
+    def unchanged_since(self, previous: Mapping[str, str] | None) -> frozenset[str]:
+        """Ids of rules whose results under `previous` (a manifest) are still valid.
+
+        Rules that correlation rules reference always run again: their detections must
+        carry the fields the (possibly new) correlations group by."""
+        if not previous:
+            return frozenset()
+        referenced = self.correlation_fields
+        return frozenset(
+            r.id
+            for r in self.ruleset.rules
+            if previous.get(r.id) == r.content_hash and r.id not in referenced
+        )
+
+    def pending(self, previous_hash: str | None, keep: frozenset[str]) -> CompiledRuleSet:
+        """The rules to evaluate for a file last evaluated with `previous_hash` (memoised)."""
+        if not keep:
+            return self.ruleset
+        key = previous_hash or ""
+        if key not in self._pending:
+            todo = {rule.id for rule in self.ruleset.rules} - keep
+            self._pending[key] = self.ruleset.subset(todo)
+        return self._pending[key]
 
 
 def _rules_dir(settings: Settings) -> Path:
@@ -50,26 +90,67 @@ def _rules_dir(settings: Settings) -> Path:
     return path
 
 
+def _row_path(path: str, used: dict[str, int]) -> str:
+    """Row key of the next rule of a file: its path, then `path#2`, `path#3`, ..."""
+    used[path] = used.get(path, 0) + 1
+    return path if used[path] == 1 else f"{path}#{used[path]}"
+
+
+def _file_path(row_path: str) -> str:
+    return row_path.split("#", 1)[0]
+
+
+def _describe(row: Rule, doc: Mapping[str, object], uid: str, loaded: LoadedRule | None) -> None:
+    if loaded is not None:
+        rule = loaded.rule
+        row.title, row.level = rule.title, str(rule.level or "")
+        row.status, row.tags = str(rule.status or ""), " ".join(str(t) for t in rule.tags)
+    else:  # a correlation rule: its YAML document
+        row.title, row.level = str(doc.get("title", uid)), str(doc.get("level") or "")
+        tags = doc.get("tags") or []
+        row.status = str(doc.get("status") or "")
+        row.tags = " ".join(map(str, tags)) if isinstance(tags, list) else ""
+    row.rule_uid = uid
+
+
 def import_rules(
     db: Database, settings: Settings, source: Path, name: str | None = None, actor: str = "cli"
 ) -> ImportReport:
-    """Load a folder or zip of Sigma rules into the DB (replacing an import of that name)."""
+    """Load a folder or zip of Sigma rules into the DB (replacing an import of that name).
+
+    Each rule, correlation rule and failure is one row; the second and later rules of one
+    file are keyed `path#2`, `path#3`, ... (the whole file's YAML is kept on each).
+    """
     name = name or source.name
     load = load_rules(source)
-    failures = {f.path: f.reason for f in compile_rules(load).failures}
+    failures: dict[str, str] = {}
+    for failure in compile_rules(load).failures:
+        failures.setdefault(failure.path, failure.reason)
+    used: dict[str, int] = {}
     with db.session() as session:
         existing = {r.path: r for r in session.scalars(select(Rule).where(Rule.source == name))}
+
+        def row_for(path: str) -> Rule:
+            key = _row_path(path, used)
+            return existing.pop(key, None) or Rule(source=name, path=key)
+
         for loaded in load.rules:
-            rule = loaded.rule
-            row = existing.pop(loaded.path, None) or Rule(source=name, path=loaded.path)
-            row.rule_uid = str(rule.id or loaded.path)
-            row.title, row.level = rule.title, str(rule.level or "")
-            row.status, row.tags = str(rule.status or ""), " ".join(str(t) for t in rule.tags)
-            row.sha256, row.yaml = loaded.sha256, loaded.text
-            row.error = failures.get(loaded.path)
+            row = row_for(loaded.path)
+            _describe(row, {}, str(loaded.rule.id or loaded.path), loaded)
+            row.sha256, row.yaml, row.error = loaded.sha256, loaded.text, failures.get(loaded.path)
+            session.add(row)
+        for corr in load.correlations:
+            if corr.rule is None or corr.error:
+                continue  # listed among the failures
+            row = row_for(corr.path)
+            uid = str(corr.rule.id or corr.path)  # as `CompiledCorrelation.id`
+            _describe(row, corr.definition, uid, None)
+            row.sha256, row.yaml, row.error = corr.sha256, corr.text, failures.get(corr.path)
             session.add(row)
         for failure in load.failures:
-            row = existing.pop(failure.path, None) or Rule(source=name, path=failure.path)
+            if failure.path in used:  # the file's rules carry the reason
+                continue
+            row = row_for(failure.path)
             row.rule_uid, row.sha256, row.error = failure.path, "", failure.reason
             session.add(row)
         for stale in existing.values():
@@ -79,9 +160,8 @@ def import_rules(
                 actor=actor, action="rules.import", detail=f"{name}: {len(load.rules)} rules"
             )
         )
-    failed = len(failures)
     activate(db, settings)
-    return ImportReport(name, len(load.rules), failed)
+    return ImportReport(name, len(load.rules) + len(load.correlations), len(failures))
 
 
 def _active_rows(db: Database) -> list[Rule]:
@@ -93,26 +173,63 @@ def _active_rows(db: Database) -> list[Rule]:
         )
 
 
-def activate(db: Database, settings: Settings) -> str:
-    """Compile the enabled rules, cache them, and make them the active set."""
-    rows = _active_rows(db)
-    digest = hashlib.sha256(ENGINE_VERSION.encode())
+def _compiled_paths(settings: Settings, active_hash: str) -> tuple[Path, Path]:
+    base = _rules_dir(settings) / f"compiled-{active_hash}"
+    return base.with_suffix(".pkl"), base.with_suffix(".ids.json")
+
+
+def _compile_rows(rows: list[Rule]) -> CompiledRuleSet:
+    """Compile the files of `rows` (each once), keeping only the rules and correlations of
+    `rows` plus the rules those correlations reference."""
+    files: dict[tuple[str, str], str] = {}
     for row in rows:
-        digest.update(f"{row.id}:{row.sha256}\n".encode())
-    active_hash = digest.hexdigest()[:16]
-    cache = _rules_dir(settings) / f"compiled-{active_hash}.pkl"
-    if not cache.exists():
-        load = RuleLoad()
-        for row in rows:
-            load_document(row.path, row.yaml.encode(), load)
+        files.setdefault((row.source, _file_path(row.path)), row.yaml)
+    load = RuleLoad()
+    for (_, path), text in files.items():
+        load_document(path, text.encode(), load)
+    compiled = compile_rules(load)
+    wanted = {row.rule_uid for row in rows}
+    correlations = [c for c in compiled.correlations if c.id in wanted]
+    wanted |= {rule_id for c in correlations for rule_id in c.rules}
+    rules = [rule for rule in compiled.rules if rule.id in wanted]
+    return CompiledRuleSet(rules, compiled.failures, compiled.atoms, correlations)
+
+
+def activate(db: Database, settings: Settings) -> str:
+    """Compile the enabled rules, cache them, record their manifest, make them active."""
+    rows = _active_rows(db)
+    active_hash = ruleset_hash((f"{row.source}/{row.path}", row.sha256) for row in rows)
+    pickle_path, ids_path = _compiled_paths(settings, active_hash)
+    if not (pickle_path.exists() and ids_path.exists()):
+        ruleset = _compile_rows(rows)
+        ruleset.hash = active_hash
+        ruleset.save(pickle_path)
         row_ids = {row.rule_uid: row.id for row in reversed(rows)}
-        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(pickle.dumps((compile_rules(load), row_ids), protocol=5))
-        tmp.replace(cache)
+        ids_path.with_suffix(".tmp").write_text(json.dumps(row_ids))
+        ids_path.with_suffix(".tmp").replace(ids_path)
+        _record_manifest(db, active_hash, ruleset)
+    elif manifest_of(db, active_hash) is None:  # a cache from another DB
+        _record_manifest(db, active_hash, CompiledRuleSet.load(pickle_path))
     marker = _rules_dir(settings) / "active"
     marker.with_suffix(".tmp").write_text(active_hash)
     marker.with_suffix(".tmp").replace(marker)
     return active_hash
+
+
+def _record_manifest(db: Database, active_hash: str, ruleset: CompiledRuleSet) -> None:
+    manifest = {rule.id: rule.content_hash for rule in ruleset.rules}
+    with db.session() as session:
+        if session.get(RuleSetManifest, active_hash) is None:
+            session.add(RuleSetManifest(hash=active_hash, rules=json.dumps(manifest)))
+
+
+def manifest_of(db: Database, ruleset_hash_: str | None) -> dict[str, str] | None:
+    """The manifest of an activated set (None if unknown: evaluate everything)."""
+    if not ruleset_hash_:
+        return None
+    with db.read() as session:
+        row = session.get(RuleSetManifest, ruleset_hash_)
+        return json.loads(row.rules) if row is not None else None
 
 
 def load_active(settings: Settings, current: ActiveRules | None) -> ActiveRules | None:
@@ -124,9 +241,9 @@ def load_active(settings: Settings, current: ActiveRules | None) -> ActiveRules 
         return None
     if current is not None and current.hash == active_hash:
         return current
-    cache = marker.parent / f"compiled-{active_hash}.pkl"
-    ruleset, row_ids = pickle.loads(cache.read_bytes())
-    return ActiveRules(active_hash, ruleset, row_ids)
+    pickle_path, ids_path = _compiled_paths(settings, active_hash)
+    ruleset = CompiledRuleSet.load(pickle_path)
+    return ActiveRules(active_hash, ruleset, json.loads(ids_path.read_text()))
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,16 @@ class Analyzer(Protocol):
 
     status: FileStatus
 
+    @property
+    def wants_events(self) -> bool:
+        """False when re-reading the segment would be for nothing (no rules/IOCs to run)."""
+        ...
+
     def consume(self, batch: pa.RecordBatch) -> None: ...
+    def finish(self) -> None:
+        """Called after the last batch (analyzers may buffer batches)."""
+        ...
+
     def persist(self, session: Session, file_id: int) -> int: ...
 
 
@@ -106,6 +115,8 @@ def _feed(
         for analyzer in analyzers:
             analyzer.consume(batch)
         progress.events += batch.num_rows
+    for analyzer in analyzers:
+        analyzer.finish()
 
 
 def _parse_to_segment(
@@ -202,6 +213,8 @@ def _index_steps(
 
 
 def _reread_segment(ctx: WorkerContext, info: FileInfo, analyzers: list[Analyzer]) -> None:
+    if not any(analyzer.wants_events for analyzer in analyzers):
+        return
     with ctx.db.session() as session:
         seg = session.get(Segment, info.segment_id) if info.segment_id else None
     if seg is None or not Path(seg.path).is_file():

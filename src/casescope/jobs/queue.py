@@ -203,6 +203,18 @@ def queue_depth(session: Session) -> dict[JobState, int]:
     return {JobState(state): count for state, count in rows}
 
 
+def case_has_active_jobs(db: Database, case_id: int) -> bool:
+    """Whether any file of the case is still queued or running."""
+    query = (
+        select(Job.id)
+        .join(EvidenceFile, EvidenceFile.id == Job.file_id)
+        .where(EvidenceFile.case_id == case_id, Job.state.in_(ACTIVE_JOB_STATES))
+        .limit(1)
+    )
+    with db.read() as session:
+        return session.scalar(query) is not None
+
+
 def has_active_jobs(db: Database) -> bool:
     with db.read() as session:
         return (

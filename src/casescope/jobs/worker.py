@@ -12,18 +12,19 @@ import threading
 import time
 import traceback
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from casescope.config import Settings
-from casescope.detect.ruleset import load_active
+from casescope.detect.ruleset import load_active, manifest_of
 from casescope.errors import PermanentError
 from casescope.jobs import queue
 from casescope.jobs.analyzers import SigmaAnalyzer
 from casescope.jobs.pipeline import Analyzer, WorkerContext, process_file
 from casescope.jobs.registry import register, rss_mb, unregister
 from casescope.model.db import Database
-from casescope.model.enums import JobState
+from casescope.model.enums import JobState, Operation
 from casescope.model.tables import EvidenceFile, WorkerRecord
+from casescope.services.correlations import run_correlations
 
 logger = logging.getLogger(__name__)
 
@@ -80,16 +81,47 @@ class Heartbeat(threading.Thread):
         self._stop_event.set()
 
 
-def _analyzers(ctx: WorkerContext) -> list[Analyzer]:
-    """The analyzers for the next file, with the rule set active right now."""
+def _sigma_analyzer(ctx: WorkerContext, job: queue.ClaimedJob) -> SigmaAnalyzer | None:
+    """Sigma with the set active right now; `sigma_only` evaluates only changed rules."""
     ctx.rules = load_active(ctx.settings, ctx.rules)
-    return [SigmaAnalyzer(ctx.rules)] if ctx.rules is not None else []
+    if ctx.rules is None:
+        return None
+    batch_events = ctx.settings.sigma_batch_events
+    if job.operation is not Operation.SIGMA_ONLY:
+        return SigmaAnalyzer(ctx.rules, batch_events=batch_events)
+    with ctx.db.read() as session:
+        previous_hash = session.scalar(
+            select(EvidenceFile.sigma_ruleset).where(EvidenceFile.id == job.file_id)
+        )
+    previous = manifest_of(ctx.db, previous_hash)
+    return SigmaAnalyzer(ctx.rules, previous_hash, previous, batch_events=batch_events)
+
+
+def _analyzers(ctx: WorkerContext, job: queue.ClaimedJob) -> list[Analyzer]:
+    """The analyzers for the job's file."""
+    sigma = _sigma_analyzer(ctx, job)
+    return [sigma] if sigma is not None else []
+
+
+def _correlate_when_case_done(ctx: WorkerContext, job: queue.ClaimedJob) -> None:
+    """Correlation rules run over a whole case, after its last queued file is done."""
+    if ctx.rules is None or not ctx.rules.ruleset.correlations:
+        return
+    with ctx.db.read() as session:
+        case_id = session.scalar(select(EvidenceFile.case_id).where(EvidenceFile.id == job.file_id))
+    if case_id is None or queue.case_has_active_jobs(ctx.db, case_id):
+        return
+    try:
+        run_correlations(ctx.db, ctx.rules, case_id)
+    except Exception:  # isolation boundary: the file itself is done
+        logger.exception("case %d: correlation rules failed", case_id)
 
 
 def run_job(ctx: WorkerContext, job: queue.ClaimedJob) -> None:
     """Process one claimed job; failures are recorded, never raised."""
     try:
-        process_file(ctx, job, _analyzers(ctx))
+        if process_file(ctx, job, _analyzers(ctx, job)):
+            _correlate_when_case_done(ctx, job)
     except PermanentError as exc:
         logger.warning("job %d file %d failed: %s", job.id, job.file_id, exc)
         queue.fail(ctx.db, job.id, ctx.worker_id, str(exc), permanent=True)

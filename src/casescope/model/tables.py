@@ -101,6 +101,8 @@ class EvidenceFile(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: The Sigma rule set (`rule_sets.hash`) the file's detections are the results of.
+    sigma_ruleset: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
     case: Mapped[Case] = relationship(back_populates="files")
     segment: Mapped[Segment | None] = relationship()
@@ -210,3 +212,20 @@ class Detection(Base):
     record_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     rule_id: Mapped[int] = mapped_column(ForeignKey("rules.id"))
+    #: JSON: the event fields correlation rules group by (for hits of rules they reference),
+    #: or, for a correlation hit, its group, count, window and the detections in it.
+    fields: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class RuleSetManifest(Base):
+    """An activated Sigma rule set: which rules (id -> content hash) it evaluated.
+
+    A `sigma_only` run compares the manifest of a file's last set with the active one and
+    evaluates only rules that are new or changed; the other results stay.
+    """
+
+    __tablename__ = "rule_sets"
+
+    hash: Mapped[str] = mapped_column(String(32), primary_key=True)
+    rules: Mapped[str] = mapped_column(Text)  # JSON object: rule id -> content hash
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -67,3 +67,15 @@ def summary(db: Database, filters: DetectionFilter) -> list[tuple[str, str, str,
             .order_by(func.count().desc())
         ).all()
     return [(level, uid, title, count) for level, uid, title, count in rows]
+
+
+def detected_events(db: Database, filters: DetectionFilter) -> tuple[tuple[int, int], ...]:
+    """The (file id, seq) of every event with a matching detection (for search filters)."""
+    query = (
+        select(Detection.file_id, Detection.seq)
+        .join(Rule, Rule.id == Detection.rule_id)
+        .where(*_where(filters))
+        .distinct()
+    )
+    with db.read() as session:
+        return tuple((file_id, seq) for file_id, seq in session.execute(query))

@@ -31,6 +31,32 @@ class SearchRequest:
     end: datetime | None = None
     limit: int = 100
     offset: int = 0
+    #: Restrict to these events, (file id, seq) pairs, e.g. those with a Sigma detection;
+    #: None means no restriction.
+    only_events: tuple[tuple[int, int], ...] | None = None
+
+
+#: (file_id, seq) as one UInt64 for set membership: 24 bits of file id, 40 of event number.
+_EVENT_KEY = "bitOr(bitShiftLeft(toUInt64(file_id), 40), seq)"
+
+
+def event_key(file_id: int, seq: int) -> int:
+    """The `_EVENT_KEY` of one event, computed on this side."""
+    return (file_id << 40) | seq
+
+
+def _only_events_clause(events: tuple[tuple[int, int], ...]) -> tuple[str, dict[str, object]]:
+    if not events:
+        return "0", {}
+    params: dict[str, object] = {
+        "only_files": sorted({file_id for file_id, _ in events}),
+        "only_keys": [event_key(file_id, seq) for file_id, seq in events],
+    }
+    clause = (
+        "file_id IN (SELECT arrayJoin({only_files:Array(UInt64)})) AND "
+        f"{_EVENT_KEY} IN (SELECT arrayJoin({{only_keys:Array(UInt64)}}))"
+    )
+    return clause, params
 
 
 def build_where(request: SearchRequest) -> tuple[str, dict[str, object]]:
@@ -44,6 +70,10 @@ def build_where(request: SearchRequest) -> tuple[str, dict[str, object]]:
     if request.end is not None:
         clauses.append("ts < {t_end:DateTime64(6, 'UTC')}")
         params["t_end"] = request.end.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if request.only_events is not None:
+        clause, extra = _only_events_clause(request.only_events)
+        clauses.append(clause)
+        params.update(extra)
     return " AND ".join(clauses), params
 
 

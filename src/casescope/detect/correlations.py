@@ -1,0 +1,129 @@
+"""Sigma correlation rules: resolve them against the compiled rules, and collect the
+fields their windows group by from the batches the rules fired on.
+
+Supported types: `event_count`, `value_count`, `temporal` and `temporal_ordered`, with
+`group-by`, field `aliases`, `timespan` and a simple condition (`gte: 10`, or for
+value_count `{field: User, gte: 3}`). Value sums/averages/percentiles and extended
+(boolean) conditions are kept as failures with that reason. Evaluation: `correlate.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from casescope.detect.atoms import field_key
+from casescope.detect.columns import BatchFields
+from casescope.detect.load import LoadedCorrelation, RuleFailure
+from casescope.detect.rules import CompiledRule
+
+SUPPORTED = ("event_count", "value_count", "temporal", "temporal_ordered")
+
+
+@dataclass
+class CompiledCorrelation:
+    id: str
+    title: str
+    level: str
+    path: str
+    type: str  # one of SUPPORTED
+    rules: list[str]  # compiled rule ids, in the order the correlation lists them
+    group_by: list[str]
+    aliases: dict[str, dict[str, str]]  # alias -> {rule id: field of that rule's events}
+    timespan: int  # seconds
+    op: str  # lt lte gt gte eq neq
+    count: int
+    field: str | None  # value_count: the field whose distinct values are counted
+    definition: dict = field(repr=False)
+
+
+def _reference_ids(refs: list[str], by_ref: dict[str, str]) -> list[str]:
+    missing = [r for r in refs if r not in by_ref]
+    if missing:
+        raise KeyError(f"referenced rules not found: {', '.join(missing)}")
+    return [by_ref[r] for r in refs]
+
+
+def _compile_one(loaded: LoadedCorrelation, by_ref: dict[str, str]) -> CompiledCorrelation:
+    rule = loaded.rule
+    assert rule is not None
+    kind = str(rule.type.name).lower()
+    condition = rule.condition
+    if kind not in SUPPORTED or not hasattr(condition, "op"):
+        raise ValueError(f"correlation type {kind} or its condition is not supported")
+    rules = _reference_ids([r.reference for r in rule.rules or []], by_ref)
+    aliases = {
+        alias.alias: {by_ref[ref.reference]: name for ref, name in alias.mapping.items()}
+        for alias in rule.aliases
+    }
+    fieldref = condition.fieldref[0] if isinstance(condition.fieldref, list) else condition.fieldref
+    return CompiledCorrelation(
+        id=str(rule.id or loaded.path),
+        title=rule.title,
+        level=rule.level.name.lower() if rule.level else "",
+        path=loaded.path,
+        type=kind,
+        rules=rules,
+        group_by=list(rule.group_by or []),
+        aliases=aliases,
+        timespan=rule.timespan.seconds,
+        op=condition.op.name.lower(),
+        count=int(condition.count),
+        field=fieldref,
+        definition=loaded.definition,
+    )
+
+
+def compile_correlations(
+    loaded: list[LoadedCorrelation], rules: list[CompiledRule]
+) -> tuple[list[CompiledCorrelation], list[RuleFailure]]:
+    """Resolve each correlation's rule references (by id or name) to compiled rules."""
+    by_ref = {rule.id: rule.id for rule in rules}
+    by_ref.update({rule.name: rule.id for rule in rules if rule.name})
+    compiled, failures = [], []
+    for item in loaded:
+        if item.rule is None:
+            continue  # already a failure from loading
+        try:
+            compiled.append(_compile_one(item, by_ref))
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            failures.append(RuleFailure(item.path, f"correlation rule: {exc}"))
+    return compiled, failures
+
+
+def needed_fields(correlations: list[CompiledCorrelation]) -> dict[str, set[str]]:
+    """For each rule id: the event fields its detections must carry for the correlations."""
+    needed: dict[str, set[str]] = {}
+    for corr in correlations:
+        for rule_id in corr.rules:
+            names = needed.setdefault(rule_id, set())
+            for name in [*corr.group_by, *([corr.field] if corr.field else [])]:
+                names.add(corr.aliases.get(name, {}).get(rule_id, name))
+    return needed
+
+
+def detection_frame(batch: pa.RecordBatch, hits: pa.Table, names: list[str]) -> pl.DataFrame:
+    """The hits of one batch as `ts`, `seq`, `rule_id` and one column per field in `names`
+    (Sigma names, matched like rule fields; null where the event lacks the field)."""
+    found = pc.index_in(hits.column("seq").combine_chunks(), batch.column("seq"))
+    rows = found.to_numpy(zero_copy_only=False).astype(np.int64)
+    keys = {field_key(name): number for number, name in enumerate(names)}
+    fields = BatchFields(batch, keys)
+    columns = {
+        "ts": batch.column("ts").take(pa.array(rows)),
+        "seq": hits.column("seq").combine_chunks(),
+        "rule_id": hits.column("rule_id").combine_chunks(),
+    }
+    for number in keys.values():
+        slots = fields.slot_of(np.full(len(rows), number), rows)
+        present = slots >= 0
+        values = pa.nulls(len(rows), pa.string())
+        if present.any():
+            found = fields.strings(np.where(present, slots, 0), lower=False)
+            values = pc.if_else(pa.array(present), found, values)
+        columns[names[number]] = values
+    return pl.from_arrow(pa.table(columns))  # type: ignore[return-value]
