@@ -20,14 +20,14 @@ ATTACK_SAMPLES = DATA / "evtx" / "attack-samples"
 EVTX_HEADER_PADDING = range(128, 4096)  # unused bytes of the EVTX file header (not checksummed)
 
 
-def make_bulk_set(target: Path, copies: int) -> list[Path]:
-    """Copy the attack samples `copies` times under distinct names AND distinct bytes.
+def make_bulk_set(target: Path, copies: int, samples: Sequence[Path] | None = None) -> list[Path]:
+    """Copy the attack samples (or `samples`) `copies` times under distinct names AND bytes.
 
     Identical copies would be deduplicated (that is a feature), so each copy gets a unique
     marker in the unused padding of the EVTX file header; parsing is unaffected.
     """
     target.mkdir(parents=True, exist_ok=True)
-    samples = sorted(ATTACK_SAMPLES.rglob("*.evtx"))
+    samples = sorted(samples) if samples is not None else sorted(ATTACK_SAMPLES.rglob("*.evtx"))
     out = []
     for copy in range(copies):
         for n, sample in enumerate(samples):

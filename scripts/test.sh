@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
+scripts/browser.sh  # Debian chromium + playwright for tests/browser (skips there if absent)
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
 exec .venv/bin/python -m pytest "$@"

@@ -45,6 +45,33 @@ class Settings(BaseSettings):
     )
     load_batch_rows: int = Field(default=500_000, ge=1, description="Rows per index INSERT.")
     load_batch_files: int = Field(default=200, ge=1, description="Files per index INSERT.")
+    # --- web app (`casescope serve`, docs/web.md) ---
+    secret_key: str | None = Field(
+        default=None, description="Key of the web app's session/token hashes (required)."
+    )
+    session_hours: float = Field(default=12.0, gt=0, description="Web session lifetime.")
+    cookie_secure: bool = Field(default=True, description="Send cookies over HTTPS only.")
+    login_attempts_per_minute: int = Field(
+        default=5, ge=1, description="Failed logins per user and client before refusal."
+    )
+    memory_limit_mb: int = Field(
+        default=8192, ge=256, description="Memory budget; the System page warns above 80%."
+    )
+    # --- zip archives taken in by `casescope ingest` (evidence/archive.py) ---
+    max_archive_bytes: int = Field(
+        default=64 * 2**30, ge=1, description="Bytes one zip (nested included) may expand to."
+    )
+    max_archive_members: int = Field(
+        default=100_000, ge=1, description="Members one zip (nested included) may hold."
+    )
+    max_archive_depth: int = Field(default=4, ge=1, description="Zips nested inside zips, at most.")
+    max_archive_ratio: int = Field(
+        default=200, ge=2, description="Expanded/compressed ratio above which a member is a bomb."
+    )
+    # --- memory of the index owner (store/index.py, docs/decisions.md) ---
+    index_memory_mb: int = Field(
+        default=480, ge=300, description="Memory budget of the process owning the chDB index."
+    )
 
     @cached_property
     def home_dir(self) -> Path:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class CasescopeError(Exception):
     """Root of every error casescope raises on purpose; its message is shown to the user."""
@@ -21,3 +23,20 @@ class PermanentError(CasescopeError):
 
 class IndexBusyError(CasescopeError):
     """Another process owns the embedded event index."""
+
+
+#: errno values of a write that failed for want of space (or of a file size limit).
+DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+
+
+def disk_full_message(exc: BaseException) -> str | None:
+    """A clear message when `exc` is a write that ran out of disk space, else None.
+
+    Retrying cannot help until space is freed, so callers fail the work at once and say so.
+    """
+    if isinstance(exc, OSError) and exc.errno in DISK_FULL_ERRNOS:
+        return (
+            f"disk full or file size limit reached ({exc}); free space, then process the "
+            "file again (`casescope reindex --case CASE --file ID`)"
+        )
+    return None

@@ -131,3 +131,18 @@ def test_reindex_replaces_a_files_rows(ingested: Cli) -> None:
         assert index.counts_by_file(target.case_id)[target.id] == target.event_count
     finally:
         index.close()
+
+
+def test_unknown_map_column_is_refused_before_anything_is_queued(
+    tmp_path: Path, attack_samples: Path
+) -> None:
+    cli = Cli(tmp_path / "home")
+    sample = next(attack_samples.rglob("*.evtx"))
+    proc = cli.run(
+        "ingest", "--case", "m", "--map", "timestamp=EventTime", str(sample), check=False
+    )
+    assert (
+        proc.returncode != 0 and "--map: unknown column(s) timestamp" in proc.stdout + proc.stderr
+    )
+    evidence = cli.home / "evidence"
+    assert not evidence.exists() or not any(p.is_file() for p in evidence.rglob("*"))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from casescope.cli import cases, ingest, jobs, rules, search
+from casescope.cli import cases, ingest, iocs, jobs, rules, search
+from casescope.cli import serve as serve_cmd
+from casescope.cli import users as users_cmd
 
 app = typer.Typer(
     name="casescope",
@@ -15,6 +17,8 @@ app = typer.Typer(
 app.add_typer(cases.app, name="case")
 app.add_typer(rules.app, name="rules")
 app.command("detections")(rules.detections)
+app.add_typer(iocs.app, name="ioc")
+app.command("hits")(iocs.hits)
 app.command("ingest")(ingest.ingest)
 app.command("worker")(jobs.worker)
 app.command("status")(jobs.status)
@@ -22,6 +26,8 @@ app.command("reindex")(jobs.reindex)
 app.command("doctor")(jobs.doctor)
 app.command("search")(search.search)
 app.command("export")(search.export)
+app.add_typer(users_cmd.app, name="user")
+app.command("serve")(serve_cmd.serve)
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from casescope.cli.common import AppContext, console, friendly_errors, open_app
@@ -14,7 +15,9 @@ from casescope.cli.follow import follow
 from casescope.errors import CasescopeError
 from casescope.evidence.intake import IntakeReport, ingest_paths
 from casescope.jobs.launcher import ensure_workers
+from casescope.parse.fieldmap import check_field_map
 from casescope.services.cases import get_or_create_case
+from casescope.services.doctor import verify_files
 from casescope.services.progress import FileSet, read_progress
 from casescope.services.status import collect_status
 
@@ -63,6 +66,7 @@ def ingest(
             on_batch=on_batch,
         )
     _print_intake(report)
+    _print_verification(ctx, case_row.id)
     if not report.queued:
         return
     files = FileSet(case_row.id, min(report.queued), max(report.queued))
@@ -80,6 +84,10 @@ def _parse_map(pairs: list[str] | None) -> dict[str, str]:
         if not sep or not column.strip() or not source.strip():
             raise CasescopeError(f"--map takes COLUMN=FIELD, got {pair!r}")
         mapping[column.strip()] = source.strip()
+    try:
+        check_field_map(mapping)  # before anything is copied or queued
+    except ValueError as exc:
+        raise CasescopeError(str(exc).replace("field map", "--map")) from None
     return mapping
 
 
@@ -91,9 +99,20 @@ def _print_intake(report: IntakeReport) -> None:
         highlight=False,
     )
     for path, existing in report.duplicates[:20]:
-        console.print(f"  duplicate of file {existing}: {path}", highlight=False)
+        console.print(f"  duplicate of file {existing}: {escape(path)}", highlight=False)
     for path, reason in report.rejected:
-        console.print(f"  [red]rejected[/] {path}: {reason}", highlight=False)
+        console.print(f"  [red]rejected[/] {escape(path)}: {escape(reason)}", highlight=False)
+
+
+def _print_verification(ctx: AppContext, case_id: int) -> None:
+    """The end-of-intake proof: every file of the case is terminal or has its one job."""
+    with ctx.db.session() as session:
+        result = verify_files(session, case_id)
+    console.print(result.summary(), style=None if result.ok else "red", highlight=False)
+    for file_id, problem in result.problems[:20]:
+        console.print(f"  [red]file {file_id}[/]: {escape(problem)}", highlight=False)
+    if not result.ok:
+        console.print("run `casescope doctor` to repair", highlight=False)
 
 
 def _print_outcome(ctx: AppContext, files: FileSet) -> None:

@@ -128,5 +128,8 @@ def doctor(
     console.print(f"files missing their segment: {len(report.segments_missing)}", highlight=False)
     for file_id, path in report.evidence_missing:
         console.print(f"[red]evidence missing[/] file {file_id}: {path}", highlight=False)
+    console.print(report.verification.summary(), highlight=False)
+    for file_id, problem in report.verification.problems[:50]:
+        console.print(f"  [red]file {file_id}[/]: {problem}", highlight=False)
     if not report.healthy and not repair:
         raise typer.Exit(1)

@@ -4,11 +4,13 @@ Order of work (the predecessor's post-mortem): hash while copying, dedup, triage
 unrecognised files, and only then create each file's row — already pointing at its final,
 content-addressed path — together with its job, in one transaction. Nothing is skipped
 silently: every input path ends as a queued file, a duplicate, or a recorded failure.
+
+A zip archive (recognised by its first bytes, nested ones too) is taken in member by member
+(`evidence.archive`); a refused member is reported and audited (`intake_refused`) with why.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -20,25 +22,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casescope.config import Settings
+from casescope.evidence.archive import ArchiveLimits, is_zip, store_archive
+from casescope.evidence.store import Refused, StoredFile, describe_os_error, store_file
 from casescope.jobs import queue
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, FileType, Operation
 from casescope.model.tables import AuditRecord, Case, EvidenceFile, utcnow
-from casescope.parse import detect_file_type
 
 logger = logging.getLogger(__name__)
 
-CHUNK = 1024 * 1024
 REGISTER_BATCH = 200
-
-
-@dataclass(frozen=True)
-class StoredFile:
-    original: Path
-    stored: Path
-    sha256: str
-    size: int
-    file_type: FileType
 
 
 @dataclass
@@ -69,25 +62,18 @@ def walk_paths(paths: Iterable[Path]) -> Iterator[Path]:
             raise FileNotFoundError(f"no such file or folder: {path}")
 
 
-def store_file(source: Path, case_dir: Path, tmp_dir: Path) -> StoredFile:
-    """Copy `source` into the case store under its sha256 (a name that cannot escape)."""
-    digest = hashlib.sha256()
-    tmp = tmp_dir / f"intake-{os.getpid()}-{id(source)}.part"
-    size = 0
-    with source.open("rb") as src, tmp.open("wb") as dst:
-        while chunk := src.read(CHUNK):
-            digest.update(chunk)
-            dst.write(chunk)
-            size += len(chunk)
-    sha = digest.hexdigest()
-    final = case_dir / sha[:2] / sha
-    final.parent.mkdir(parents=True, exist_ok=True)
-    if final.exists():
-        tmp.unlink()
-    else:
-        tmp.replace(final)
-    file_type = detect_file_type(final) if size else FileType.UNKNOWN
-    return StoredFile(source.resolve(), final, sha, size, file_type)
+def take_in(source: Path, case_dir: Path, settings: Settings) -> Iterator[StoredFile | Refused]:
+    """Store one input: a loose file, or every member of a zip (detected by content)."""
+    try:
+        if is_zip(source):
+            limits = ArchiveLimits.from_settings(settings)
+            label = str(source.resolve())
+            yield from store_archive(source, label, case_dir, settings.tmp_dir, limits)
+        else:
+            yield store_file(source, case_dir, settings.tmp_dir)
+    except OSError as exc:
+        logger.warning("cannot take in %s: %s", source, exc)
+        yield Refused(str(source), describe_os_error(exc, "read"))
 
 
 @dataclass(frozen=True)
@@ -101,24 +87,35 @@ class IntakeOptions:
 def _register(
     session: Session,
     options: IntakeOptions,
-    item: StoredFile,
+    item: StoredFile | Refused,
     settings: Settings,
     report: IntakeReport,
 ) -> None:
+    if isinstance(item, Refused):
+        report.rejected.append((item.path, item.reason))
+        session.add(
+            AuditRecord(
+                action="intake_refused",
+                case_id=options.case_id,
+                ok=False,
+                detail=f"{item.path}: {item.reason}"[:4000],
+            )
+        )
+        return
     existing = session.scalar(
         select(EvidenceFile.id).where(
             EvidenceFile.case_id == options.case_id, EvidenceFile.sha256 == item.sha256
         )
     )
     if existing is not None:
-        report.duplicates.append((str(item.original), existing))
+        report.duplicates.append((item.original, existing))
         return
     row = EvidenceFile(
         case_id=options.case_id,
         sha256=item.sha256,
         size_bytes=item.size,
         file_type=item.file_type,
-        original_path=str(item.original),
+        original_path=item.original,
         stored_path=str(item.stored),
         field_map=json.dumps(options.field_map) if options.field_map else "",
     )
@@ -130,7 +127,7 @@ def _register(
     elif item.file_type is FileType.UNKNOWN:
         row.status = FileStatus.FAILED
         row.error = "not recognised as evidence (EVTX, NDJSON/JSONL or CSV) by its content"
-        report.rejected.append((str(item.original), row.error))
+        report.rejected.append((item.original, row.error))
     else:
         queue.enqueue(session, row, Operation.FULL, max_attempts=settings.max_attempts)
         report.queued.append(row.id)
@@ -139,7 +136,7 @@ def _register(
 def _register_batch(
     db: Database,
     options: IntakeOptions,
-    batch: list[StoredFile],
+    batch: list[StoredFile | Refused],
     settings: Settings,
     report: IntakeReport,
 ) -> None:
@@ -175,20 +172,17 @@ def ingest_paths(
     options = IntakeOptions(case.id, dict(field_map or {}))
     case_dir = settings.evidence_dir / str(case.id)
     report = IntakeReport()
-    batch: list[StoredFile] = []
+    batch: list[StoredFile | Refused] = []
     for source in walk_paths(paths):
-        try:
-            batch.append(store_file(source, case_dir, settings.tmp_dir))
-        except OSError as exc:
-            report.rejected.append((str(source), f"cannot read: {exc}"))
-            logger.warning("cannot take in %s: %s", source, exc)
+        for item in take_in(source, case_dir, settings):
+            batch.append(item)
+            if len(batch) >= REGISTER_BATCH:
+                _register_batch(db, options, batch, settings, report)
+                batch = []
+                if on_batch is not None:
+                    on_batch(report)
         if on_file is not None:
             on_file(source)
-        if len(batch) >= REGISTER_BATCH:
-            _register_batch(db, options, batch, settings, report)
-            batch = []
-            if on_batch is not None:
-                on_batch(report)
     if batch:
         _register_batch(db, options, batch, settings, report)
         if on_batch is not None:

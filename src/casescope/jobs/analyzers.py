@@ -1,4 +1,4 @@
-"""Analyzers that see every batch of a file during `process_file`: Sigma (IOCs to come)."""
+"""Analyzers that see every batch of a file during `process_file`: Sigma and IOCs."""
 
 from __future__ import annotations
 
@@ -12,8 +12,11 @@ from sqlalchemy.orm import Session
 
 from casescope.detect.correlations import detection_frame
 from casescope.detect.ruleset import ActiveRules
+from casescope.hunt import IocMatcher
+from casescope.hunt.values import CORE_TEXT_COLUMNS
 from casescope.model.enums import FileStatus
-from casescope.model.tables import Detection, EvidenceFile
+from casescope.model.tables import Detection, EvidenceFile, IocHit
+from casescope.services.iocs import enabled_ioc_ids
 
 
 class SigmaAnalyzer:
@@ -117,3 +120,98 @@ class SigmaAnalyzer:
             rows = [{"case_id": case_id, "file_id": file_id, **row} for row in self._rows]
             session.execute(insert(Detection), rows)
         return len(self._rows)
+
+
+#: Longest excerpt of a matched value kept with an IOC hit.
+EXCERPT_CHARS = 400
+
+
+class IocAnalyzer:
+    """Runs the case's compiled IOCs on each batch; writes the file's IOC hits.
+
+    Every run replaces all of the file's hits, so an `ioc_only` re-hunt after any IOC change
+    and a retried attempt both leave exactly one set of hits.
+    """
+
+    status = FileStatus.IOC
+
+    def __init__(self, matcher: IocMatcher, case_id: int) -> None:
+        self.matcher = matcher
+        self.case_id = case_id
+        self._rows: list[dict[str, object]] = []
+
+    @property
+    def wants_events(self) -> bool:
+        return bool(self.matcher.patterns)
+
+    def consume(self, batch: pa.RecordBatch) -> None:
+        hits = self.matcher.match(batch)
+        if hits.num_rows:
+            self._rows.extend(_hit_rows(batch, hits))
+
+    def finish(self) -> None:
+        """Nothing is buffered: the matcher's cost per batch is small."""
+
+    def persist(self, session: Session, file_id: int) -> int:
+        """Replace the file's hits with this run's (idempotent across retries).
+
+        Hits of IOCs disabled or removed while the file was being read are dropped here, in
+        the same transaction that writes the others.
+        """
+        session.execute(delete(IocHit).where(IocHit.file_id == file_id))
+        enabled = enabled_ioc_ids(session, self.case_id)
+        rows = [
+            {"case_id": self.case_id, "file_id": file_id, **row}
+            for row in self._rows
+            if row["ioc_id"] in enabled
+        ]
+        if rows:
+            session.execute(insert(IocHit), rows)
+        return len(rows)
+
+
+def _hit_rows(batch: pa.RecordBatch, hits: pa.Table) -> list[dict[str, object]]:
+    """One IocHit row (without case and file) per matcher hit, with the matched value."""
+    seqs = batch.column("seq").to_numpy(zero_copy_only=False)
+    index = np.searchsorted(seqs, hits.column("seq").to_numpy())
+    take = pa.array(index)
+    record_ids = batch.column("record_id").take(take).to_pylist()
+    times = batch.column("ts").take(take).to_pylist()
+    values = _field_values(batch, index.tolist(), hits.column("field").to_pylist())
+    return [
+        {
+            "seq": seq,
+            "record_id": record_id,
+            "ts": ts,
+            "ioc_id": ioc_id,
+            "field": name,
+            "excerpt": value[:EXCERPT_CHARS],
+        }
+        for seq, record_id, ts, ioc_id, name, value in zip(
+            hits.column("seq").to_pylist(),
+            record_ids,
+            times,
+            hits.column("ioc_id").to_pylist(),
+            hits.column("field").to_pylist(),
+            values,
+            strict=True,
+        )
+    ]
+
+
+def _field_values(batch: pa.RecordBatch, rows: list[int], names: list[str]) -> list[str]:
+    """The value of field `names[i]` of event `rows[i]` (a core column or a map key)."""
+    maps: dict[int, dict[str, str]] = {}
+    fields = batch.column("fields")
+    out = []
+    for row, name in zip(rows, names, strict=True):
+        if name in CORE_TEXT_COLUMNS:
+            out.append(str(batch.column(name)[row].as_py() or ""))
+            continue
+        if row not in maps:
+            pairs = fields[row].as_py() or []
+            maps[row] = {}
+            for key, value in pairs:  # the first value of a repeated key, as matched first
+                maps[row].setdefault(key, value or "")
+        out.append(maps[row].get(name, ""))
+    return out

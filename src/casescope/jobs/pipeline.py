@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from casescope.config import Settings
 from casescope.detect.ruleset import ActiveRules
 from casescope.errors import PermanentError
+from casescope.hunt import IocMatcher
 from casescope.jobs import queue
 from casescope.jobs.steps import StepLog, StepResult, StepScope, advance
 from casescope.model.db import Database
@@ -74,6 +75,8 @@ class WorkerContext:
     worker_id: str
     progress: Progress = field(default_factory=Progress)
     rules: ActiveRules | None = None  # the compiled Sigma set this worker has loaded
+    #: Compiled IOC matchers by (case id, IOC-set hash): small files must not recompile.
+    ioc_matchers: dict[tuple[int, str], IocMatcher] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

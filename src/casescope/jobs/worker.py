@@ -16,15 +16,17 @@ from sqlalchemy import select, update
 
 from casescope.config import Settings
 from casescope.detect.ruleset import load_active, manifest_of
-from casescope.errors import PermanentError
+from casescope.errors import PermanentError, disk_full_message
+from casescope.hunt import compile_iocs
 from casescope.jobs import queue
-from casescope.jobs.analyzers import SigmaAnalyzer
-from casescope.jobs.pipeline import Analyzer, WorkerContext, process_file
+from casescope.jobs.analyzers import IocAnalyzer, SigmaAnalyzer
+from casescope.jobs.pipeline import PERSIST_STEPS, Analyzer, WorkerContext, process_file
 from casescope.jobs.registry import register, rss_mb, unregister
 from casescope.model.db import Database
-from casescope.model.enums import JobState, Operation
+from casescope.model.enums import FileStatus, JobState, Operation
 from casescope.model.tables import EvidenceFile, WorkerRecord
 from casescope.services.correlations import run_correlations
+from casescope.services.iocs import enabled_iocs, ioc_set_hash
 
 logger = logging.getLogger(__name__)
 
@@ -97,10 +99,36 @@ def _sigma_analyzer(ctx: WorkerContext, job: queue.ClaimedJob) -> SigmaAnalyzer 
     return SigmaAnalyzer(ctx.rules, previous_hash, previous, batch_events=batch_events)
 
 
+#: Compiled IOC matchers a worker keeps (one per case and IOC set).
+IOC_MATCHER_CACHE = 8
+
+
+def _ioc_analyzer(ctx: WorkerContext, job: queue.ClaimedJob) -> IocAnalyzer | None:
+    """The case's enabled IOCs, compiled once per (case, IOC set) in this worker.
+
+    None when the case has no enabled IOCs and the job is not a re-hunt: hits of disabled or
+    removed IOCs are deleted when they change, so there is nothing to replace.
+    """
+    with ctx.db.read() as session:
+        case_id = session.scalar(select(EvidenceFile.case_id).where(EvidenceFile.id == job.file_id))
+        iocs = enabled_iocs(session, case_id) if case_id is not None else []
+    if case_id is None or (not iocs and job.operation is not Operation.IOC_ONLY):
+        return None
+    key = (case_id, ioc_set_hash(iocs))
+    matcher = ctx.ioc_matchers.get(key)
+    if matcher is None:
+        if len(ctx.ioc_matchers) >= IOC_MATCHER_CACHE:
+            ctx.ioc_matchers.pop(next(iter(ctx.ioc_matchers)))
+        matcher = ctx.ioc_matchers[key] = compile_iocs(iocs)
+    return IocAnalyzer(matcher, case_id)
+
+
 def _analyzers(ctx: WorkerContext, job: queue.ClaimedJob) -> list[Analyzer]:
-    """The analyzers for the job's file."""
-    sigma = _sigma_analyzer(ctx, job)
-    return [sigma] if sigma is not None else []
+    """The analyzers for the job's file (only those whose step the operation runs)."""
+    steps = PERSIST_STEPS[job.operation]
+    sigma = _sigma_analyzer(ctx, job) if FileStatus.SIGMA in steps else None
+    ioc = _ioc_analyzer(ctx, job) if FileStatus.IOC in steps else None
+    return [a for a in (sigma, ioc) if a is not None]
 
 
 def _correlate_when_case_done(ctx: WorkerContext, job: queue.ClaimedJob) -> None:
@@ -126,6 +154,10 @@ def run_job(ctx: WorkerContext, job: queue.ClaimedJob) -> None:
         logger.warning("job %d file %d failed: %s", job.id, job.file_id, exc)
         queue.fail(ctx.db, job.id, ctx.worker_id, str(exc), permanent=True)
     except Exception as exc:  # isolation boundary: one file's failure never stops the worker
+        if disk_full := disk_full_message(exc):  # retrying cannot help until space is freed
+            logger.error("job %d file %d failed: %s", job.id, job.file_id, disk_full)
+            queue.fail(ctx.db, job.id, ctx.worker_id, disk_full, permanent=True)
+            return
         logger.exception("job %d file %d: attempt %d failed", job.id, job.file_id, job.attempts)
         detail = f"{type(exc).__name__}: {exc}"
         state = queue.fail(ctx.db, job.id, ctx.worker_id, detail, permanent=False)

@@ -229,3 +229,44 @@ class RuleSetManifest(Base):
     hash: Mapped[str] = mapped_column(String(32), primary_key=True)
     rules: Mapped[str] = mapped_column(Text)  # JSON object: rule id -> content hash
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Ioc(Base):
+    """An indicator of compromise hunted in one case (see docs/ioc.md for the types).
+
+    `value` is the normalised form that is matched; `original` is what the analyst entered or
+    imported. A disabled IOC is kept but not hunted, and has no hits.
+    """
+
+    __tablename__ = "iocs"
+    __table_args__ = (UniqueConstraint("case_id", "type", "value"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    type: Mapped[str] = mapped_column(String(16))  # a `casescope.hunt.IocType` value
+    value: Mapped[str] = mapped_column(Text)
+    original: Mapped[str] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(200), default="")  # "cli", a file name, ...
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class IocHit(Base):
+    """One IOC found in one field of one event (file, seq, record id, time)."""
+
+    __tablename__ = "ioc_hits"
+    __table_args__ = (
+        Index("ix_ioc_hits_case_ioc", "case_id", "ioc_id"),
+        Index("ix_ioc_hits_file", "file_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(Integer)
+    file_id: Mapped[int] = mapped_column(ForeignKey("evidence_files.id"))
+    seq: Mapped[int] = mapped_column(BigInteger)
+    record_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    ioc_id: Mapped[int] = mapped_column(ForeignKey("iocs.id"))
+    field: Mapped[str] = mapped_column(Text)  # the map key, or a core column's name
+    excerpt: Mapped[str] = mapped_column(Text, default="")  # the matched value, truncated

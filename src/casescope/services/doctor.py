@@ -5,6 +5,9 @@ Invariants (the predecessor broke each of them):
 - no running job holds an expired lease;
 - every file awaiting an index load has a segment on disk;
 - every file's evidence is where its row says.
+
+`verify_files` is the read-only proof of the first invariant; `casescope ingest` prints it
+at the end of intake and `casescope doctor` after its repairs.
 """
 
 from __future__ import annotations
@@ -13,15 +16,89 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, case, delete, func, select
+from sqlalchemy.orm import Session
 
 from casescope.config import Settings
 from casescope.jobs import queue
 from casescope.model.db import Database
-from casescope.model.enums import ACTIVE_JOB_STATES, FileStatus, IndexState, Operation
+from casescope.model.enums import (
+    ACTIVE_JOB_STATES,
+    FileStatus,
+    IndexState,
+    JobState,
+    Operation,
+)
 from casescope.model.tables import EvidenceFile, Job, Segment, WorkerRecord
 
 TERMINAL = (FileStatus.COMPLETED, FileStatus.FAILED)
+
+
+@dataclass
+class Verification:
+    """Every file in exactly one state: terminal, or in progress with exactly one job."""
+
+    files: int = 0
+    completed: int = 0
+    failed: int = 0
+    in_progress: int = 0  # queued with a claimable job, or running under a lease
+    problems: list[tuple[int, str]] = field(default_factory=list)  # (file id, what is wrong)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        verdict = "every file accounted for" if self.ok else f"{len(self.problems)} problems"
+        return (
+            f"verified {self.files:,} files: {self.completed:,} completed, "
+            f"{self.failed:,} failed, {self.in_progress:,} queued or running; {verdict}"
+        )
+
+
+def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+
+def _file_problem(status: FileStatus, queued: int, running: int) -> str | None:
+    if status.is_terminal:
+        return f"{status} but still has an active job" if queued + running else None
+    if queued + running > 1:
+        return f"{status} with {queued + running} active jobs"
+    if status is FileStatus.QUEUED and queued != 1:
+        return "queued without a claimable job" if not running else "queued but its job runs"
+    if status is not FileStatus.QUEUED and running != 1:
+        return f"{status} without a running job"
+    return None
+
+
+def verify_files(session: Session, case_id: int | None = None) -> Verification:
+    """Check, in one read, that every file (of `case_id`, or all) is in exactly one state."""
+    query = (
+        select(
+            EvidenceFile.id,
+            EvidenceFile.status,
+            _count(Job.state == JobState.QUEUED),
+            _count(Job.state == JobState.RUNNING),
+        )
+        .outerjoin(Job, (Job.file_id == EvidenceFile.id) & Job.state.in_(ACTIVE_JOB_STATES))
+        .group_by(EvidenceFile.id, EvidenceFile.status)
+    )
+    if case_id is not None:
+        query = query.where(EvidenceFile.case_id == case_id)
+    result = Verification()
+    for file_id, status, queued, running in session.execute(query):
+        result.files += 1
+        problem = _file_problem(FileStatus(status), int(queued), int(running))
+        if problem:
+            result.problems.append((file_id, problem))
+        elif status == FileStatus.COMPLETED:
+            result.completed += 1
+        elif status == FileStatus.FAILED:
+            result.failed += 1
+        else:
+            result.in_progress += 1
+    return result
 
 
 @dataclass
@@ -31,10 +108,12 @@ class DoctorReport:
     stale_workers_removed: int = 0
     segments_missing: list[int] = field(default_factory=list)
     evidence_missing: list[tuple[int, str]] = field(default_factory=list)
+    verification: Verification = field(default_factory=Verification)
 
     @property
     def healthy(self) -> bool:
-        return not (self.orphans_requeued or self.segments_missing or self.evidence_missing)
+        problems = self.orphans_requeued or self.segments_missing or self.evidence_missing
+        return not problems and self.verification.ok
 
 
 def _orphans(session) -> list[EvidenceFile]:  # type: ignore[no-untyped-def]
@@ -77,4 +156,6 @@ def run_doctor(db: Database, settings: Settings, *, repair: bool) -> DoctorRepor
             stale = time.time() - settings.heartbeat_seconds * 6
             result = session.execute(delete(WorkerRecord).where(WorkerRecord.heartbeat_at < stale))
             report.stale_workers_removed = result.rowcount or 0
+        session.flush()
+        report.verification = verify_files(session)
     return report

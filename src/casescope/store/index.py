@@ -20,6 +20,13 @@ import pyarrow as pa
 
 logger = logging.getLogger(__name__)
 
+#: chDB links jemalloc, which by default keeps freed pages resident for 5 s: during a load
+#: that is most of the owner's RSS (a 1M-event load: 1.2 GB peak, 300 MB of it in use).
+#: Returning them at once keeps RSS near what is in use. jemalloc reads this variable (its
+#: `JE_` prefix, not `MALLOC_CONF`) once, when chDB is first imported, which happens only in
+#: `ChdbIndex`; a value set by the user wins.
+os.environ.setdefault("JE_MALLOC_CONF", "dirty_decay_ms:0")
+
 DATABASE = "casescope"
 
 EVENTS_DDL = f"""
@@ -96,21 +103,80 @@ def _bind(params: Mapping[str, object] | None) -> dict[str, object]:
     return bound
 
 
-#: Measured on a 1M-event segment: peak RSS of the owner 2.0 GB with defaults, 1.2 GB with
-#: these (single-threaded read, small blocks). Still the largest process; see docs/decisions.md.
+#: Single-threaded read and small blocks (a 1M-event segment in one INSERT: 2.0 GB peak RSS
+#: with ClickHouse's defaults, 1.2 GB with these). What bounds the owner's memory is the
+#: allocator setting above, the rows per INSERT (`insert_rows_for`) and the server limits
+#: (`server_settings`).
 LOAD_SETTINGS = (
     "max_threads = 1, max_insert_threads = 1, max_block_size = 8192, "
     "min_insert_block_size_rows = 65536, min_insert_block_size_bytes = 33554432"
 )
 
+#: Measured (bench/index_memory.py, /tmp probes): one INSERT of N events adds about 75 MB +
+#: 0.7 MB per 1,000 events to the owner's RSS (50k: +110 MB, 100k: +145, 200k: +220),
+#: whatever the block sizes; the constants below keep a margin for events with larger raw
+#: records than the measured ~330-byte ones.
+INSERT_OVERHEAD_MB = 80
+INSERT_MB_PER_1000_ROWS = 1.0
+MIN_INSERT_ROWS = 10_000
+
+_MIB = 1024 * 1024
+
+
+def insert_rows_for(memory_mb: int, rss_mb: float) -> int:
+    """Most events one INSERT may hold so that an owner now at `rss_mb` stays within
+    `memory_mb` (never fewer than MIN_INSERT_ROWS: tiny INSERTs make too many parts)."""
+    spare_mb = memory_mb - rss_mb - INSERT_OVERHEAD_MB
+    return max(MIN_INSERT_ROWS, int(spare_mb * 1000 / INSERT_MB_PER_1000_ROWS))
+
+
+def server_settings(memory_mb: int) -> dict[str, int]:
+    """chDB server settings bounding its memory by `memory_mb` instead of the host's RAM.
+
+    `max_server_memory_usage` caps everything chDB allocates (not its mapped code): past it a
+    query fails with MEMORY_LIMIT_EXCEEDED rather than growing the process. The caches, sized
+    by default as fractions of the host's RAM (GBs of marks and primary keys), get small
+    fixed shares of the budget; the uncompressed caches stay off.
+    """
+    budget = memory_mb * _MIB
+    return {
+        "max_server_memory_usage": budget,
+        "mark_cache_size": budget // 32,
+        "index_mark_cache_size": budget // 64,
+        "primary_index_cache_size": budget // 32,
+        "text_index_tokens_cache_size": budget // 64,
+        "text_index_header_cache_size": budget // 64,
+        "text_index_postings_cache_size": budget // 32,
+        "query_condition_cache_size": budget // 64,
+        "parquet_metadata_cache_size": budget // 64,
+        "uncompressed_cache_size": 0,
+        "index_uncompressed_cache_size": 0,
+    }
+
+
+def _connection_string(path: Path, memory_mb: int | None) -> str:
+    if memory_mb is None:
+        return str(path)
+    if any(ch in str(path) for ch in "?&="):
+        raise ValueError(f"the index path must not contain '?', '&' or '=': {path}")
+    query = "&".join(f"{name}={value}" for name, value in server_settings(memory_mb).items())
+    return f"{path}?{query}"
+
 
 @dataclass(frozen=True)
 class LoadItem:
-    """One file's segment to load into the index."""
+    """One file's segment to load into the index, or the slice of its events with
+    `seq_from <= seq < seq_to` (`seq_to` None: to the end)."""
 
     case_id: int
     file_id: int
     segment_path: Path
+    seq_from: int = 0
+    seq_to: int | None = None
+
+    @property
+    def is_slice(self) -> bool:
+        return self.seq_from > 0 or self.seq_to is not None
 
 
 def _glob_of(items: Sequence[LoadItem]) -> str:
@@ -123,6 +189,17 @@ def _glob_of(items: Sequence[LoadItem]) -> str:
     if any(ch in stem for stem in stems for ch in "{},*?"):
         raise ValueError("segment names must not contain glob characters")
     return f"{base}/{{{','.join(stems)}}}.parquet"
+
+
+def _slice_filter(item: LoadItem, params: dict[str, object]) -> str:
+    """The WHERE clause of a slice (adding its bounds to `params`), or nothing."""
+    if not item.is_slice:
+        return ""
+    params["seq_from"] = item.seq_from
+    if item.seq_to is None:
+        return "WHERE seq >= {seq_from:UInt64} "
+    params["seq_to"] = item.seq_to
+    return "WHERE seq >= {seq_from:UInt64} AND seq < {seq_to:UInt64} "
 
 
 @dataclass(frozen=True)
@@ -146,14 +223,16 @@ class EventIndex(Protocol):
 class ChdbIndex:
     """The embedded event index (chDB). One instance per process, held by the lock owner."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, memory_mb: int | None = None) -> None:
+        """Open (create) the index at `path`; `memory_mb` bounds chDB's memory
+        (`server_settings`; None: ClickHouse's defaults, sized by the host's RAM)."""
         # chDB maps a ~300 MB native library: imported here so that only the index owner
         # pays for it, never workers or the pool supervisor.
         from chdb import session as chdb_session
 
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._session = chdb_session.Session(str(path))
+        self._session = chdb_session.Session(_connection_string(path, memory_mb))
         self._session.query(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
         self._session.query(EVENTS_DDL)
 
@@ -186,14 +265,18 @@ class ChdbIndex:
         """Insert many segments with one INSERT (few, large parts: DESIGN decision 4).
 
         Segment file names are unique per content and a batch never holds one segment twice,
-        so each row's case and file are found from its segment's name (`_file`).
+        so each row's case and file are found from its segment's name (`_file`). A slice of a
+        segment (`LoadItem.seq_from/seq_to`) is loaded alone; the Parquet reader skips the
+        row groups outside it by their `seq` statistics.
         """
         if not items:
             return
         names = [item.segment_path.name for item in items]
         if len(set(names)) != len(names):
             raise ValueError("a load batch must not contain the same segment twice")
-        params = {
+        if len(items) > 1 and any(item.is_slice for item in items):
+            raise ValueError("a slice of a segment must be loaded alone")
+        params: dict[str, object] = {
             "names": names,
             "file_ids": [item.file_id for item in items],
             "case_ids": [item.case_id for item in items],
@@ -203,7 +286,7 @@ class ChdbIndex:
             "SELECT transform(_file, {names:Array(String)}, {case_ids:Array(UInt32)}, 0), "
             "transform(_file, {names:Array(String)}, {file_ids:Array(UInt64)}, 0), "
             f"{_SEGMENT_COLUMNS} FROM file({_literal(_glob_of(items))}, Parquet) "
-            f"SETTINGS {LOAD_SETTINGS}"
+            f"{_slice_filter(items[0], params)}SETTINGS {LOAD_SETTINGS}"
         )
         self.execute(sql, params)
 

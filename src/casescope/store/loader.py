@@ -4,6 +4,11 @@ Workers finish a file by marking it `index_state = pending` (with a new `index_g
 The owner picks pending files in batches of many files (one INSERT per batch, never one per
 file), first deleting any rows the index already holds for them — left by a reindex, or by an
 owner that died between its INSERT and its bookkeeping — so a file's rows exist exactly once.
+
+An INSERT holds at most `rows_per_insert` events (memory grows with the rows of one INSERT,
+docs/decisions.md); a larger segment is inserted in `seq` slices. Its file stays pending
+until the last slice is in, so an owner killed between slices leaves a partial file that the
+next owner deletes and loads again.
 """
 
 from __future__ import annotations
@@ -13,13 +18,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 from sqlalchemy import select, update
 
 from casescope.config import Settings
 from casescope.model.db import Database
 from casescope.model.enums import IndexState
 from casescope.model.tables import EvidenceFile, Segment
-from casescope.store.index import EventIndex, LoadItem
+from casescope.store.index import EventIndex, LoadItem, insert_rows_for
 
 logger = logging.getLogger(__name__)
 
@@ -61,15 +67,24 @@ def _pending_files(db: Database, limit: int) -> list[PendingFile]:
     return [PendingFile(r[0], r[1], r[2], Path(r[3]), r[4]) for r in rows]
 
 
-def _take_batch(pending: list[PendingFile], settings: Settings) -> list[PendingFile]:
-    """Up to the file and row limits, never the same segment twice in one INSERT."""
+def rows_per_insert(settings: Settings, rss_mb: float | None = None) -> int:
+    """The most events one INSERT holds: `load_batch_rows`, or fewer if that would take the
+    owner (now at `rss_mb`, default: measured) past `index_memory_mb`."""
+    if rss_mb is None:
+        rss_mb = psutil.Process().memory_info().rss / 2**20
+    return min(settings.load_batch_rows, insert_rows_for(settings.index_memory_mb, rss_mb))
+
+
+def _take_batch(pending: list[PendingFile], settings: Settings, limit: int) -> list[PendingFile]:
+    """Up to the file and row limits, never the same segment twice in one INSERT (a file
+    over the row limit makes a batch of its own)."""
     batch: list[PendingFile] = []
     seen: set[Path] = set()
     rows = 0
     for item in pending:
         if item.segment_path in seen:
             continue
-        if batch and rows + item.event_count > settings.load_batch_rows:
+        if batch and rows + item.event_count > limit:
             break
         batch.append(item)
         seen.add(item.segment_path)
@@ -93,18 +108,35 @@ def _mark_loaded(db: Database, batch: list[PendingFile]) -> None:
             )
 
 
-def load_batch(db: Database, index: EventIndex, batch: list[PendingFile]) -> int:
-    """Load one batch; returns rows inserted."""
+def _load_sliced(index: EventIndex, item: PendingFile, limit: int) -> None:
+    """Insert one large segment in slices of `limit` events (the last slice open-ended)."""
+    for start in range(0, item.event_count, limit):
+        end = start + limit if start + limit < item.event_count else None
+        index.load([LoadItem(item.case_id, item.file_id, item.segment_path, start, end)])
+        logger.info(
+            "loaded events %d-%s of file %d", start, end if end is not None else "end", item.file_id
+        )
+
+
+def load_batch(
+    db: Database, index: EventIndex, batch: list[PendingFile], limit: int | None = None
+) -> int:
+    """Load one batch (segments over `limit` events in slices); returns rows inserted."""
     present = index.files_present([item.file_id for item in batch])
     if present:
         logger.info("replacing index rows of %d files", len(present))
         index.delete_files(sorted(present))
-    items = [
-        LoadItem(item.case_id, item.file_id, item.segment_path)
-        for item in batch
-        if item.event_count > 0
-    ]
-    index.load(items)
+    whole = [item for item in batch if item.event_count > 0]
+    large = [item for item in whole if limit is not None and item.event_count > limit]
+    index.load(
+        [
+            LoadItem(item.case_id, item.file_id, item.segment_path)
+            for item in whole
+            if item not in large
+        ]
+    )
+    for item in large:
+        _load_sliced(index, item, limit or item.event_count)
     _mark_loaded(db, batch)
     return sum(item.event_count for item in batch)
 
@@ -116,10 +148,11 @@ def load_pending(db: Database, index: EventIndex, settings: Settings) -> LoadRep
     started = time.perf_counter()
     pending = _pending_files(db, MAX_PENDING_PER_CALL)
     while pending:
-        batch = _take_batch(pending, settings)
+        limit = rows_per_insert(settings)
+        batch = _take_batch(pending, settings, limit)
         taken = {item.file_id for item in batch}
         pending = [item for item in pending if item.file_id not in taken]
-        report.rows += load_batch(db, index, batch)
+        report.rows += load_batch(db, index, batch, limit)
         report.files += len(batch)
         report.batches += 1
     report.seconds = time.perf_counter() - started

@@ -49,7 +49,7 @@ def index_lock(path: Path, role: str) -> Iterator[None]:
 def open_index(settings: Settings, role: str) -> Iterator[ChdbIndex]:
     """Become the index owner and open the embedded index."""
     with index_lock(settings.owner_lock_path, role):
-        index = ChdbIndex(settings.index_dir)
+        index = ChdbIndex(settings.index_dir, memory_mb=settings.index_memory_mb)
         try:
             yield index
         finally:

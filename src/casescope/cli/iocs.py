@@ -1,0 +1,289 @@
+"""`casescope ioc ...` (add, import, list, enable/disable/remove, rehunt) and `casescope hits`."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.table import Table
+from rich.text import Text
+
+from casescope.cli.common import AppContext, console, err_console, friendly_errors, open_app
+from casescope.cli.follow import follow
+from casescope.errors import CasescopeError
+from casescope.hunt import IocError, IocType
+from casescope.hunt.normalise import coerce_type
+from casescope.jobs.launcher import ensure_workers
+from casescope.services.cases import get_case
+from casescope.services.iocs import (
+    HIT_COLUMNS,
+    HitFilter,
+    ImportFormat,
+    IocChange,
+    hit_summary,
+    import_iocs,
+    iter_hits,
+    list_iocs,
+    rehunt,
+    remove_iocs,
+    set_enabled,
+)
+from casescope.services.iocs import add_iocs as add_iocs_service
+from casescope.services.search import neutralise_cell
+
+app = typer.Typer(help="Manage a case's IOCs (indicators of compromise).", no_args_is_help=True)
+
+#: Largest IOC file `ioc import` reads.
+MAX_IMPORT_BYTES = 64 * 1024 * 1024
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSONL = "jsonl"
+    CSV = "csv"
+
+
+CaseOpt = Annotated[str, typer.Option("--case", "-c", help="Case name.")]
+TypeOpt = Annotated[
+    str | None,
+    typer.Option("--type", "-t", help="IOC type (ip, domain, sha256, ...; default: inferred)."),
+]
+NoWaitOpt = Annotated[
+    bool, typer.Option("--no-wait", help="Queue the re-hunt, start workers and return.")
+]
+TypeFilterOpt = Annotated[
+    str | None, typer.Option("--type", "-t", help="Only IOCs of this type (ip, domain, ...).")
+]
+IdsArg = Annotated[list[int], typer.Argument(help="IOC ids (see `casescope ioc list`).")]
+FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="table, jsonl or csv.")]
+
+
+def _ioc_type(name: str | None) -> IocType | str | None:
+    """Check a --type early (aliases allowed; `hash` is kept for the length to decide)."""
+    if name is None:
+        return None
+    try:
+        resolved = coerce_type(name)
+    except IocError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return resolved if resolved is not None else name
+
+
+def _filter_type(name: str | None) -> IocType | None:
+    """A --type filter: one exact type (aliases allowed, but not `hash`)."""
+    kind = _ioc_type(name)
+    if kind is not None and not isinstance(kind, IocType):
+        raise typer.BadParameter("filter on md5, sha1 or sha256, not hash")
+    return kind
+
+
+def _report(ctx: AppContext, change: IocChange, no_wait: bool) -> None:
+    """Say what changed; follow the re-hunt it queued unless --no-wait."""
+    if change.queued:
+        console.print(f"queued {change.queued:,} files for IOC re-hunt", highlight=False)
+        if no_wait:
+            ensure_workers(ctx.settings, ctx.db, detach=True)
+            console.print("follow with `casescope status`", highlight=False)
+        elif change.file_set is not None:
+            follow(ctx, change.file_set)
+
+
+@app.command("add")
+@friendly_errors
+def add(
+    case: CaseOpt,
+    values: Annotated[list[str], typer.Argument(help="Indicator values (refanged for you).")],
+    ioc_type: TypeOpt = None,
+    note: Annotated[str, typer.Option(help="A note kept with each IOC.")] = "",
+    no_wait: NoWaitOpt = False,
+) -> None:
+    """Add IOCs to a case and re-hunt its completed files (all or none: a bad value stops)."""
+    ctx = open_app("ioc add")
+    case_id = get_case(ctx.db, case).id
+    change = add_iocs_service(
+        ctx.db, ctx.settings, case_id, values, _ioc_type(ioc_type), note=note, source="cli"
+    )
+    console.print(
+        f"added {len(change.added):,} IOCs ({change.existing:,} already in the case, "
+        f"{change.duplicates:,} repeated)",
+        highlight=False,
+    )
+    _report(ctx, change, no_wait)
+
+
+@app.command("import")
+@friendly_errors
+def import_(
+    case: CaseOpt,
+    path: Annotated[Path, typer.Argument(help="CSV with a `type,value[,note]` header, or a list.")],
+    ioc_type: TypeOpt = None,
+    fmt: Annotated[
+        ImportFormat, typer.Option("--format", help="auto: CSV if the file has a header.")
+    ] = ImportFormat.AUTO,
+    no_wait: NoWaitOpt = False,
+) -> None:
+    """Import IOCs from a file; bad lines are reported with their line numbers and skipped."""
+    ctx = open_app("ioc import")
+    case_id = get_case(ctx.db, case).id
+    text = _read_text(path)
+    change = import_iocs(
+        ctx.db, ctx.settings, case_id, text, ioc_type=_ioc_type(ioc_type), fmt=fmt, source=path.name
+    )
+    for error in change.errors:
+        err_console.print(Text(f"line {error.line}: {error.message}"))
+    console.print(
+        f"imported {len(change.added):,} IOCs ({change.existing:,} already in the case, "
+        f"{change.duplicates:,} repeated, {len(change.errors):,} bad lines)",
+        highlight=False,
+    )
+    _report(ctx, change, no_wait)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        if path.stat().st_size > MAX_IMPORT_BYTES:
+            raise CasescopeError(f"{path}: larger than {MAX_IMPORT_BYTES // 2**20} MiB")
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise CasescopeError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise CasescopeError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+@app.command("list")
+@friendly_errors
+def list_(
+    case: CaseOpt,
+    ioc_type: TypeFilterOpt = None,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """List a case's IOCs (id, type, value, on/off, source, note)."""
+    ctx = open_app("ioc list")
+    case_id = get_case(ctx.db, case).id
+    records = list_iocs(ctx.db, case_id, ioc_type=_filter_type(ioc_type))
+    rows = (
+        {k: v for k, v in asdict(r).items() if k != "case_id"} | {"type": r.type.value}
+        for r in records
+    )
+    if fmt is OutputFormat.TABLE:
+        table = Table("id", "type", "value", "on", "source", "note", title="IOCs")
+        for r in records:
+            on = "yes" if r.enabled else "no"
+            table.add_row(
+                str(r.id), r.type.value, Text(r.original), on, Text(r.source), Text(r.note)
+            )
+        console.print(table)
+        return
+    _write_rows(rows, fmt)
+
+
+def _toggle(case: str, ids: Sequence[int], enabled: bool, no_wait: bool) -> None:
+    ctx = open_app("ioc enable" if enabled else "ioc disable")
+    change = set_enabled(ctx.db, ctx.settings, get_case(ctx.db, case).id, ids, enabled)
+    state = "enabled" if enabled else "disabled (their hits deleted)"
+    console.print(
+        f"{len(change.changed):,} IOCs {state} ({change.existing:,} already were)",
+        highlight=False,
+    )
+    _report(ctx, change, no_wait)
+
+
+@app.command("enable")
+@friendly_errors
+def enable(case: CaseOpt, ids: IdsArg, no_wait: NoWaitOpt = False) -> None:
+    """Enable IOCs and re-hunt the case's completed files."""
+    _toggle(case, ids, True, no_wait)
+
+
+@app.command("disable")
+@friendly_errors
+def disable(case: CaseOpt, ids: IdsArg) -> None:
+    """Disable IOCs: they are kept but not hunted, and their hits are deleted now."""
+    _toggle(case, ids, False, True)
+
+
+@app.command("remove")
+@friendly_errors
+def remove(case: CaseOpt, ids: IdsArg) -> None:
+    """Delete IOCs and their hits."""
+    ctx = open_app("ioc remove")
+    hits = remove_iocs(ctx.db, get_case(ctx.db, case).id, ids)
+    console.print(f"removed {len(set(ids)):,} IOCs and {hits:,} hits", highlight=False)
+
+
+@app.command("rehunt")
+@friendly_errors
+def rehunt_(case: CaseOpt, no_wait: NoWaitOpt = False) -> None:
+    """Hunt the case's enabled IOCs again in all its completed files (from their segments)."""
+    ctx = open_app("ioc rehunt")
+    change = rehunt(ctx.db, ctx.settings, get_case(ctx.db, case).id)
+    if not change.queued:
+        console.print("no completed files to re-hunt", highlight=False)
+    _report(ctx, change, no_wait)
+
+
+@friendly_errors
+def hits(
+    case: CaseOpt,
+    ioc_ids: Annotated[
+        list[int] | None, typer.Option("--ioc", help="Only this IOC id (repeatable).")
+    ] = None,
+    ioc_type: TypeFilterOpt = None,
+    file_ids: Annotated[
+        list[int] | None, typer.Option("--file", help="Only this file id (repeatable).")
+    ] = None,
+    fmt: FormatOpt = OutputFormat.TABLE,
+) -> None:
+    """IOC hits of a case: a summary by IOC (table) or every hit (jsonl/csv)."""
+    ctx = open_app("hits")
+    filters = HitFilter(
+        get_case(ctx.db, case).id,
+        tuple(ioc_ids or ()),
+        _filter_type(ioc_type),
+        tuple(file_ids or ()),
+    )
+    if fmt is OutputFormat.TABLE:
+        table = Table("id", "type", "value", "on", "hits", "events", "files", title="IOC hits")
+        for s in hit_summary(ctx.db, filters):
+            on = "yes" if s.enabled else "no"
+            counts = (f"{s.hits:,}", f"{s.events:,}", f"{s.files:,}")
+            table.add_row(str(s.ioc_id), s.type.value, Text(s.value), on, *counts)
+        console.print(table)
+        return
+    _write_rows(iter_hits(ctx.db, filters), fmt, HIT_COLUMNS)
+
+
+def _write_rows(
+    rows: Iterable[Mapping[str, object]], fmt: OutputFormat, columns: Sequence[str] = ()
+) -> None:
+    """JSON lines, or CSV with formula-like cells neutralised (OWASP CSV injection)."""
+    if fmt is OutputFormat.JSONL:
+        for row in rows:
+            record = {k: _text(v) if isinstance(v, datetime) else v for k, v in row.items()}
+            sys.stdout.buffer.write(orjson.dumps(record, default=str) + b"\n")
+        return
+    writer = None
+    for row in rows:
+        if writer is None:
+            writer = csv.DictWriter(sys.stdout, fieldnames=list(row))
+            writer.writeheader()
+        writer.writerow({k: neutralise_cell(_text(v)) for k, v in row.items()})
+    if writer is None and columns:
+        csv.writer(sys.stdout).writerow(columns)
+
+
+def _text(value: object) -> str:
+    """A cell's text; times (UTC, naive from SQLite) as ISO 8601 with a Z."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return str(value)

@@ -1,0 +1,130 @@
+"""Tables of the web app: users and their case access, sessions, API tokens, event marks and
+saved searches. State-changing web actions and exports are audited in `AuditRecord`.
+
+Secrets are never stored: sessions and API tokens are kept as keyed hashes (see
+`casescope.services.auth`), passwords as argon2 hashes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from casescope.model.tables import Base, _enum, utcnow
+
+
+class Role(StrEnum):
+    """What a user may do; per-case access further limits analysts and read-only users."""
+
+    ADMIN = "admin"  # everything, every case, users, audit log
+    ANALYST = "analyst"  # create cases; upload, re-process, tag in cases they can access
+    READ_ONLY = "read_only"  # view, search and export cases they can access
+
+    @property
+    def can_write(self) -> bool:
+        return self is not Role.READ_ONLY
+
+
+class EventMark(StrEnum):
+    """What an analyst can attach to one event."""
+
+    TAG = "tag"  # free text label
+    STAR = "star"
+    HIDDEN = "hidden"  # left out of search results unless asked for
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[Role] = mapped_column(_enum(Role))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class CaseAccess(Base):
+    """A non-admin user may see (and, by role, change) the cases listed here."""
+
+    __tablename__ = "case_access"
+    __table_args__ = (UniqueConstraint("user_id", "case_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+
+
+class WebSession(Base):
+    """A server-side login session; the cookie holds the secret, the table its hash."""
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float] = mapped_column(Float)
+
+
+class ApiToken(Base):
+    """A bearer token for the JSON API: shown once, stored as a hash, expiring, revocable."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[float] = mapped_column(Float)
+    expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class EventMarkRecord(Base):
+    """A tag, star or hide on one event (file id + seq) of a case."""
+
+    __tablename__ = "event_marks"
+    __table_args__ = (
+        UniqueConstraint("case_id", "file_id", "seq", "kind", "label"),
+        Index("ix_event_marks_case_kind", "case_id", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    file_id: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[EventMark] = mapped_column(_enum(EventMark))
+    label: Mapped[str] = mapped_column(String(100), default="")
+    actor: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SavedSearch(Base):
+    """A named search of one user in one case; `saved` False rows are the search history."""
+
+    __tablename__ = "saved_searches"
+    __table_args__ = (Index("ix_saved_searches_user_case", "user_id", "case_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200), default="")
+    params: Mapped[str] = mapped_column(Text)  # JSON of the search form
+    saved: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -1,0 +1,290 @@
+"""Search for the web app: filters, keyset pages deep into a result set, event detail, marks.
+
+Pages use keyset pagination on the index's sort key (ts, file_id, seq): page 10,000 costs what
+page 1 does, where OFFSET would read and drop every earlier row. A cursor is the key of the
+last row shown. Exports reuse the same keyset walk in chunks, so the single chDB session is
+never held for longer than one chunk.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import select
+
+from casescope.errors import CasescopeError
+from casescope.model.db import Database
+from casescope.model.users import EventMark, EventMarkRecord
+from casescope.services.detections import DetectionFilter, detected_events
+from casescope.services.iocs import HitFilter, hit_events
+from casescope.services.search import EXPORT_COLUMNS, SearchRequest, build_where, event_key
+from casescope.store.index import DATABASE, EVENT_COLUMNS, EventIndex
+
+TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+EXPORT_CHUNK_ROWS = 20_000
+MAX_PAGE = 500
+
+
+@dataclass(frozen=True)
+class EventFilters:
+    """The search form's filters beyond the query text and time range."""
+
+    has_detection: bool = False
+    min_level: str | None = None
+    has_ioc_hit: bool = False
+    channel: str = ""
+    computer: str = ""
+    file_id: int | None = None
+    show_hidden: bool = False
+    starred_only: bool = False
+
+
+@dataclass(frozen=True)
+class Cursor:
+    ts: str
+    file_id: int
+    seq: int
+
+    def encode(self) -> str:
+        return base64.urlsafe_b64encode(f"{self.ts}|{self.file_id}|{self.seq}".encode()).decode()
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        try:
+            ts, file_id, seq = base64.urlsafe_b64decode(text.encode()).decode().split("|")
+            datetime.strptime(ts, TS_FORMAT)
+            return cls(ts, int(file_id), int(seq))
+        except ValueError:
+            raise CasescopeError("invalid page cursor") from None
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[dict[str, Any]]
+    total: int
+    next_cursor: str | None
+
+
+def _marked(db: Database, case_id: int, kind: EventMark) -> tuple[tuple[int, int], ...]:
+    with db.read() as session:
+        rows = session.execute(
+            select(EventMarkRecord.file_id, EventMarkRecord.seq)
+            .where(EventMarkRecord.case_id == case_id, EventMarkRecord.kind == kind)
+            .distinct()
+        )
+        return tuple((f, s) for f, s in rows)
+
+
+def _intersect(
+    current: tuple[tuple[int, int], ...] | None, new: tuple[tuple[int, int], ...]
+) -> tuple[tuple[int, int], ...]:
+    return new if current is None else tuple(sorted(set(current) & set(new)))
+
+
+def resolve_request(db: Database, request: SearchRequest, filters: EventFilters) -> SearchRequest:
+    """Turn DB-side filters (detections, IOC hits, stars) into the request's event set."""
+    only = request.only_events
+    if filters.has_detection or filters.min_level:
+        only = _intersect(
+            only, detected_events(db, DetectionFilter(request.case_id, filters.min_level))
+        )
+    if filters.has_ioc_hit:
+        only = _intersect(only, hit_events(db, HitFilter(request.case_id)))
+    if filters.starred_only:
+        only = _intersect(only, _marked(db, request.case_id, EventMark.STAR))
+    return replace(request, only_events=only)
+
+
+def build_filtered_where(
+    db: Database, request: SearchRequest, filters: EventFilters
+) -> tuple[str, dict[str, object]]:
+    """The WHERE of `services.search.build_where` plus the web filters (all parameterised)."""
+    where, params = build_where(resolve_request(db, request, filters))
+    clauses = [where]
+    if filters.channel:
+        clauses.append("channel = {w_channel:String}")
+        params["w_channel"] = filters.channel
+    if filters.computer:
+        clauses.append("computer = {w_computer:String}")
+        params["w_computer"] = filters.computer
+    if filters.file_id is not None:
+        clauses.append("file_id = {w_file:UInt64}")
+        params["w_file"] = filters.file_id
+    if not filters.show_hidden:
+        hidden = _marked(db, request.case_id, EventMark.HIDDEN)
+        if hidden:
+            clauses.append(
+                "bitOr(bitShiftLeft(toUInt64(file_id), 40), seq) "
+                "NOT IN (SELECT arrayJoin({w_hidden:Array(UInt64)}))"
+            )
+            params["w_hidden"] = [event_key(f, s) for f, s in hidden]
+    return " AND ".join(clauses), params
+
+
+def _after(cursor: Cursor | None, descending: bool, params: dict[str, object]) -> str:
+    if cursor is None:
+        return "1"
+    params.update(k_ts=cursor.ts, k_file=cursor.file_id, k_seq=cursor.seq)
+    op, bound = ("<", "<=") if descending else (">", ">=")
+    key = "({k_ts:DateTime64(6, 'UTC')}, {k_file:UInt64}, {k_seq:UInt64})"
+    # the plain `ts` bound lets ClickHouse skip granules by the primary key
+    return f"ts {bound} {{k_ts:DateTime64(6, 'UTC')}} AND (ts, file_id, seq) {op} {key}"
+
+
+def _order(descending: bool) -> str:
+    direction = "DESC" if descending else "ASC"
+    return f"ts {direction}, file_id {direction}, seq {direction}"
+
+
+def search_page(
+    index: EventIndex,
+    where: tuple[str, dict[str, object]],
+    cursor: Cursor | None,
+    limit: int,
+    *,
+    descending: bool = False,
+    with_total: bool = True,
+) -> Page:
+    """One page after `cursor` and (optionally) the number of matches."""
+    sql_where, base = where
+    limit = max(1, min(limit, MAX_PAGE))
+    table = f"{DATABASE}.events"
+    total = -1
+    if with_total:
+        rows = index.query_rows(f"SELECT count() AS n FROM {table} WHERE {sql_where}", base)
+        total = int(rows[0]["n"]) if rows else 0
+    params = {**base, "lim": limit + 1}
+    after = _after(cursor, descending, params)
+    rows = index.query_rows(
+        f"SELECT {', '.join(EVENT_COLUMNS)} FROM {table} WHERE {sql_where} AND {after} "
+        f"ORDER BY {_order(descending)} LIMIT {{lim:UInt64}}",
+        params,
+    )
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if rows else None
+    next_cursor = (
+        Cursor(_ts_text(last["ts"]), int(last["file_id"]), int(last["seq"])).encode()
+        if more and last
+        else None
+    )
+    return Page(rows, total, next_cursor)
+
+
+def _ts_text(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.strftime(TS_FORMAT)
+    text = str(value)
+    return text if "." in text else text + ".000000"
+
+
+def get_event(index: EventIndex, case_id: int, file_id: int, seq: int) -> dict[str, Any] | None:
+    rows = index.query_rows(
+        f"SELECT {', '.join(EVENT_COLUMNS)} FROM {DATABASE}.events "
+        "WHERE case_id = {c:UInt32} AND file_id = {f:UInt64} AND seq = {s:UInt64} LIMIT 1",
+        {"c": case_id, "f": file_id, "s": seq},
+    )
+    return rows[0] if rows else None
+
+
+def export_chunks(
+    use_index: Callable[[], AbstractContextManager[EventIndex]],
+    where: tuple[str, dict[str, object]],
+    chunk_rows: int = EXPORT_CHUNK_ROWS,
+) -> Iterator[pa.RecordBatch]:
+    """Every match in order, fetched chunk by chunk (the index is held per chunk only)."""
+    sql_where, base = where
+    cursor: Cursor | None = None
+    while True:
+        params = {**base, "lim": chunk_rows}
+        sql = (
+            f"SELECT {', '.join(EXPORT_COLUMNS)} FROM {DATABASE}.events "
+            f"WHERE {sql_where} AND {_after(cursor, False, params)} "
+            f"ORDER BY {_order(False)} LIMIT {{lim:UInt64}}"
+        )
+        with use_index() as index:
+            batches = [b for b in index.stream_batches(sql, params) if b.num_rows]
+        if not batches:
+            return
+        yield from batches
+        last = batches[-1]
+        cursor = Cursor(
+            _ts_text(last.column("ts")[-1].as_py()),
+            int(last.column("file_id")[-1].as_py()),
+            int(last.column("seq")[-1].as_py()),
+        )
+        if sum(b.num_rows for b in batches) < chunk_rows:
+            return
+
+
+def set_mark(
+    db: Database, case_id: int, event: tuple[int, int], mark: EventMark, label: str, actor: str
+) -> None:
+    """Add a tag/star/hide to one event (idempotent)."""
+    file_id, seq = event
+    label = label.strip()[:100] if mark is EventMark.TAG else ""
+    if mark is EventMark.TAG and not label:
+        raise CasescopeError("a tag needs a label")
+    with db.session() as session:
+        exists = session.scalar(
+            select(EventMarkRecord.id).where(
+                EventMarkRecord.case_id == case_id,
+                EventMarkRecord.file_id == file_id,
+                EventMarkRecord.seq == seq,
+                EventMarkRecord.kind == mark,
+                EventMarkRecord.label == label,
+            )
+        )
+        if exists is None:
+            session.add(
+                EventMarkRecord(
+                    case_id=case_id, file_id=file_id, seq=seq, kind=mark, label=label, actor=actor
+                )
+            )
+
+
+def clear_mark(
+    db: Database, case_id: int, event: tuple[int, int], mark: EventMark, label: str = ""
+) -> None:
+    with db.session() as session:
+        rows = session.scalars(
+            select(EventMarkRecord).where(
+                EventMarkRecord.case_id == case_id,
+                EventMarkRecord.file_id == event[0],
+                EventMarkRecord.seq == event[1],
+                EventMarkRecord.kind == mark,
+                EventMarkRecord.label == label.strip(),
+            )
+        )
+        for row in rows:
+            session.delete(row)
+
+
+def marks_of(
+    db: Database, case_id: int, events: list[tuple[int, int]]
+) -> dict[tuple[int, int], list[dict]]:
+    """The marks of the given events (for a page of results)."""
+    if not events:
+        return {}
+    files = sorted({f for f, _ in events})
+    wanted = set(events)
+    out: dict[tuple[int, int], list[dict]] = {}
+    with db.read() as session:
+        rows = session.scalars(
+            select(EventMarkRecord).where(
+                EventMarkRecord.case_id == case_id, EventMarkRecord.file_id.in_(files)
+            )
+        )
+        for row in rows:
+            key = (row.file_id, row.seq)
+            if key in wanted:
+                out.setdefault(key, []).append(
+                    {"kind": row.kind.value, "label": row.label, "by": row.actor}
+                )
+    return out

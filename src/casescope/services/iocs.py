@@ -1,0 +1,491 @@
+"""IOCs of a case: add, import, list, enable/disable, remove; their hits and a summary.
+
+Every change that can create hits (add, import, enable) queues an `ioc_only` re-hunt of the
+case's completed files: workers re-read each file's segment (no re-parse) and replace the
+file's hits with those of the case's enabled IOCs. Disabling or removing an IOC deletes its
+hits at once, and a worker never writes hits of an IOC that is not enabled when it persists
+(`enabled_ioc_ids`), so a re-hunt in flight cannot bring them back.
+
+The CLI and the web app call this module; attacker-controlled text (IOC values, notes, field
+values) is only ever bound as SQL parameters here. Escaping for output is the caller's job.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.orm import Session
+
+from casescope.config import Settings
+from casescope.hunt import (
+    Ioc,
+    IocError,
+    IocImport,
+    IocLineError,
+    IocType,
+    normalise,
+    parse_ioc_csv,
+    parse_ioc_list,
+)
+from casescope.model.db import Database
+from casescope.model.enums import FileStatus, Operation
+from casescope.model.tables import AuditRecord, EvidenceFile, IocHit
+from casescope.model.tables import Ioc as IocRow
+from casescope.services.progress import FileSet
+from casescope.services.reprocess import requeue_files
+
+#: Longest note kept with an IOC (imports may carry long descriptions).
+MAX_NOTE_CHARS = 2000
+
+
+class ImportFormat(StrEnum):
+    """How an IOC file is read; `auto` picks CSV when the first line is a `type,value` header."""
+
+    AUTO = "auto"
+    CSV = "csv"
+    LIST = "list"
+
+
+@dataclass(frozen=True)
+class IocRecord:
+    """One stored IOC, detached from the session."""
+
+    id: int
+    case_id: int
+    type: IocType
+    value: str  # normalised: what is matched
+    original: str  # as entered or imported
+    note: str
+    source: str
+    enabled: bool
+    created_at: datetime
+
+
+@dataclass
+class IocChange:
+    """What an add, import or enable did, and the re-hunt it queued."""
+
+    added: list[int] = field(default_factory=list)  # ids of the new (or re-enabled) IOCs
+    changed: list[int] = field(default_factory=list)  # ids enabled or disabled by this call
+    existing: int = 0  # already in the case (or already in the wanted state): left as they are
+    duplicates: int = 0  # repeated within the input
+    errors: list[IocLineError] = field(default_factory=list)  # bad lines (imports)
+    queued: int = 0  # files queued for `ioc_only`
+    file_set: FileSet | None = None  # those files, for following their progress
+
+
+@dataclass(frozen=True)
+class HitFilter:
+    """Which hits to list; every field but `case_id` is optional."""
+
+    case_id: int
+    ioc_ids: tuple[int, ...] = ()
+    ioc_type: IocType | None = None
+    file_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class IocSummary:
+    """Hits of one IOC: how many, in how many events and files."""
+
+    ioc_id: int
+    type: IocType
+    value: str
+    enabled: bool
+    hits: int
+    events: int
+    files: int
+
+
+# ---------------------------------------------------------------- reading IOCs
+
+
+def _record(row: IocRow) -> IocRecord:
+    return IocRecord(
+        row.id,
+        row.case_id,
+        IocType(row.type),
+        row.value,
+        row.original,
+        row.note,
+        row.source,
+        row.enabled,
+        row.created_at,
+    )
+
+
+def list_iocs(
+    db: Database,
+    case_id: int,
+    *,
+    enabled: bool | None = None,
+    ioc_type: IocType | None = None,
+) -> list[IocRecord]:
+    """The case's IOCs in id order, optionally only enabled/disabled ones or one type."""
+    query = select(IocRow).where(IocRow.case_id == case_id)
+    if enabled is not None:
+        query = query.where(IocRow.enabled == enabled)
+    if ioc_type is not None:
+        query = query.where(IocRow.type == IocType(ioc_type).value)
+    with db.read() as session:
+        return [_record(row) for row in session.scalars(query.order_by(IocRow.id))]
+
+
+def enabled_iocs(session: Session, case_id: int) -> list[Ioc]:
+    """The case's enabled IOCs as the hunt engine's `Ioc` (with ids), in id order."""
+    rows = session.execute(
+        select(IocRow.id, IocRow.type, IocRow.original, IocRow.value, IocRow.note)
+        .where(IocRow.case_id == case_id, IocRow.enabled.is_(True))
+        .order_by(IocRow.id)
+    )
+    return [
+        Ioc(IocType(kind), original, value, note or None, ioc_id)
+        for ioc_id, kind, original, value, note in rows
+    ]
+
+
+def enabled_ioc_ids(session: Session, case_id: int) -> set[int]:
+    """Ids of the case's enabled IOCs (what a worker may write hits for)."""
+    query = select(IocRow.id).where(IocRow.case_id == case_id, IocRow.enabled.is_(True))
+    return set(session.scalars(query))
+
+
+def ioc_set_hash(iocs: Iterable[Ioc]) -> str:
+    """A short hash of an IOC set (ids, types, values): the key of a compiled matcher."""
+    digest = hashlib.sha256()
+    for ioc in sorted(iocs, key=lambda i: i.id or 0):
+        digest.update(f"{ioc.id}\0{ioc.type.value}\0{ioc.normalised}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+# ---------------------------------------------------------------- adding IOCs
+
+
+def add_iocs(
+    db: Database,
+    settings: Settings,
+    case_id: int,
+    values: Sequence[str],
+    ioc_type: IocType | str | None = None,
+    *,
+    note: str = "",
+    source: str = "cli",
+    actor: str = "cli",
+) -> IocChange:
+    """Add indicators (type inferred per value unless given) and queue a re-hunt.
+
+    All or nothing: if any value is invalid, `IocError` names every bad one and nothing is
+    added.
+    """
+    found = IocImport()
+    for number, value in enumerate(values, start=1):
+        try:
+            found.add(normalise(value, ioc_type, note or None))
+        except IocError as exc:
+            found.errors.append(IocLineError(number, value, str(exc)))
+    if found.errors:
+        raise IocError("; ".join(error.message for error in found.errors))
+    return _store(db, settings, case_id, found, source=source, actor=actor)
+
+
+def import_iocs(
+    db: Database,
+    settings: Settings,
+    case_id: int,
+    text: str,
+    *,
+    ioc_type: IocType | str | None = None,
+    fmt: ImportFormat = ImportFormat.AUTO,
+    source: str = "import",
+    actor: str = "cli",
+) -> IocChange:
+    """Import a CSV (`type,value[,note]`) or a plain list (one value per line).
+
+    Bad lines are reported in `IocChange.errors` with their line numbers; the good ones are
+    stored. With `ioc_type`, a plain list's values all get that type (CSV rows keep theirs;
+    an empty type cell gets `ioc_type`).
+    """
+    found = parse_iocs(text, ioc_type=ioc_type, fmt=fmt)
+    change = _store(db, settings, case_id, found, source=source, actor=actor)
+    change.errors = found.errors
+    return change
+
+
+def parse_iocs(
+    text: str, *, ioc_type: IocType | str | None = None, fmt: ImportFormat = ImportFormat.AUTO
+) -> IocImport:
+    """Parse an IOC file without storing it (see `import_iocs`)."""
+    if fmt is ImportFormat.AUTO:
+        fmt = ImportFormat.CSV if _has_csv_header(text) else ImportFormat.LIST
+    if fmt is ImportFormat.LIST:
+        return parse_ioc_list(text, ioc_type)
+    return parse_ioc_csv(_retype_empty_cells(text, ioc_type) if ioc_type else text)
+
+
+def _has_csv_header(text: str) -> bool:
+    for line in text.splitlines():
+        stripped = line.strip().lstrip("\ufeff")
+        if stripped and not stripped.startswith("#"):
+            cells = [cell.strip().strip('"').lower() for cell in stripped.split(",")[:2]]
+            return cells == ["type", "value"]
+    return False
+
+
+def _retype_empty_cells(text: str, ioc_type: IocType | str) -> str:
+    """The CSV with `ioc_type` in every empty type cell (quoting and line numbers kept)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for row in csv.reader(io.StringIO(text)):
+        if len(row) >= 2 and not row[0].strip() and row[1].strip():
+            row = [str(ioc_type), *row[1:]]
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def _store(
+    db: Database, settings: Settings, case_id: int, found: IocImport, *, source: str, actor: str
+) -> IocChange:
+    """Insert the new IOCs (skipping ones the case has), audit, and queue a re-hunt."""
+    change = IocChange(duplicates=found.duplicates)
+    with db.session() as session:
+        have = _existing_keys(session, case_id, found.iocs)
+        for ioc in found.iocs:
+            if (ioc.type.value, ioc.normalised) in have:
+                change.existing += 1
+                continue
+            row = IocRow(
+                case_id=case_id,
+                type=ioc.type.value,
+                value=ioc.normalised,
+                original=ioc.value.strip(),
+                note=(ioc.comment or "")[:MAX_NOTE_CHARS],
+                source=source[:200],
+                enabled=True,
+            )
+            session.add(row)
+            session.flush()
+            change.added.append(row.id)
+        _audit(session, actor, "ioc.add", case_id, len(change.added), f"source={source}")
+    if change.added:
+        _queue_rehunt(db, settings, case_id, change, actor)
+    return change
+
+
+def _existing_keys(session: Session, case_id: int, iocs: Sequence[Ioc]) -> set[tuple[str, str]]:
+    values = list({ioc.normalised for ioc in iocs})
+    keys: set[tuple[str, str]] = set()
+    for start in range(0, len(values), 500):  # stay under SQLite's parameter limit
+        rows = session.execute(
+            select(IocRow.type, IocRow.value).where(
+                IocRow.case_id == case_id, IocRow.value.in_(values[start : start + 500])
+            )
+        )
+        keys.update((kind, value) for kind, value in rows)
+    return keys
+
+
+# ---------------------------------------------------------------- changing IOCs
+
+
+def set_enabled(
+    db: Database,
+    settings: Settings,
+    case_id: int,
+    ioc_ids: Sequence[int],
+    enabled: bool,
+    *,
+    actor: str = "cli",
+) -> IocChange:
+    """Enable (and re-hunt) or disable (deleting their hits at once) the given IOCs.
+
+    Raises `IocError` if an id is not an IOC of the case; nothing is changed then.
+    """
+    change = IocChange()
+    with db.session() as session:
+        _check_ids(session, case_id, ioc_ids)
+        changed = list(
+            session.scalars(
+                select(IocRow.id).where(IocRow.id.in_(ioc_ids), IocRow.enabled.is_not(enabled))
+            )
+        )
+        if changed:
+            session.execute(update(IocRow).where(IocRow.id.in_(changed)).values(enabled=enabled))
+        if changed and not enabled:
+            session.execute(delete(IocHit).where(IocHit.ioc_id.in_(changed)))
+        action = "ioc.enable" if enabled else "ioc.disable"
+        _audit(session, actor, action, case_id, len(changed), _ids_detail(changed))
+    change.changed = changed
+    change.added = changed if enabled else []
+    change.existing = len(set(ioc_ids)) - len(changed)
+    if enabled and changed:
+        _queue_rehunt(db, settings, case_id, change, actor)
+    return change
+
+
+def remove_iocs(db: Database, case_id: int, ioc_ids: Sequence[int], *, actor: str = "cli") -> int:
+    """Delete the given IOCs and their hits; returns how many hits were deleted.
+
+    Raises `IocError` if an id is not an IOC of the case; nothing is deleted then.
+    """
+    with db.session() as session:
+        _check_ids(session, case_id, ioc_ids)
+        hits = session.execute(delete(IocHit).where(IocHit.ioc_id.in_(ioc_ids))).rowcount
+        session.execute(delete(IocRow).where(IocRow.id.in_(ioc_ids)))
+        _audit(session, actor, "ioc.remove", case_id, len(set(ioc_ids)), _ids_detail(ioc_ids))
+    return hits or 0
+
+
+def rehunt(db: Database, settings: Settings, case_id: int, *, actor: str = "cli") -> IocChange:
+    """Queue `ioc_only` for the case's completed files (e.g. after a failed re-hunt)."""
+    change = IocChange()
+    _queue_rehunt(db, settings, case_id, change, actor)
+    return change
+
+
+def _check_ids(session: Session, case_id: int, ioc_ids: Sequence[int]) -> None:
+    wanted = set(ioc_ids)
+    if not wanted:
+        raise IocError("no IOC ids given")
+    found = set(
+        session.scalars(select(IocRow.id).where(IocRow.case_id == case_id, IocRow.id.in_(wanted)))
+    )
+    missing = sorted(wanted - found)
+    if missing:
+        raise IocError(f"no IOC with id {', '.join(map(str, missing))} in this case")
+
+
+def _ids_detail(ids: Iterable[int]) -> str:
+    return "ids=" + ",".join(map(str, sorted(set(ids))))[:1000]
+
+
+def _audit(
+    session: Session, actor: str, action: str, case_id: int, count: int, detail: str
+) -> None:
+    session.add(
+        AuditRecord(actor=actor, action=action, case_id=case_id, events=count, detail=detail)
+    )
+
+
+def _queue_rehunt(
+    db: Database, settings: Settings, case_id: int, change: IocChange, actor: str
+) -> None:
+    """Queue `ioc_only` for every completed file of the case that has a segment.
+
+    Files still queued or being processed pick the IOCs up when a worker builds their job's
+    analyzers; only files completed before the change need re-hunting.
+    """
+    with db.read() as session:
+        file_ids = list(
+            session.scalars(
+                select(EvidenceFile.id).where(
+                    EvidenceFile.case_id == case_id,
+                    EvidenceFile.status == FileStatus.COMPLETED,
+                    EvidenceFile.segment_id.is_not(None),
+                    EvidenceFile.event_count > 0,
+                )
+            )
+        )
+    if not file_ids:
+        return
+    requeued = requeue_files(db, settings, case_id, Operation.IOC_ONLY, file_ids, actor=actor)
+    change.queued, change.file_set = requeued.count, requeued.file_set
+
+
+# ---------------------------------------------------------------- hits
+
+
+def _hit_where(filters: HitFilter) -> list:
+    clauses = [IocHit.case_id == filters.case_id]
+    if filters.ioc_ids:
+        clauses.append(IocHit.ioc_id.in_(filters.ioc_ids))
+    if filters.ioc_type is not None:
+        clauses.append(IocRow.type == IocType(filters.ioc_type).value)
+    if filters.file_ids:
+        clauses.append(IocHit.file_id.in_(filters.file_ids))
+    return clauses
+
+
+#: The columns of each hit `iter_hits` yields, in order (CSV header).
+HIT_COLUMNS = (
+    "ts",
+    "file_id",
+    "seq",
+    "record_id",
+    "ioc_id",
+    "ioc_type",
+    "ioc_value",
+    "field",
+    "excerpt",
+    "original_path",
+)
+
+
+def iter_hits(db: Database, filters: HitFilter, chunk: int = 5000) -> Iterator[dict[str, object]]:
+    """Every matching hit with its IOC and file, in time order (streamed); keys: HIT_COLUMNS."""
+    query = (
+        select(
+            IocHit.ts,
+            IocHit.file_id,
+            IocHit.seq,
+            IocHit.record_id,
+            IocHit.ioc_id,
+            IocRow.type.label("ioc_type"),
+            IocRow.value.label("ioc_value"),
+            IocHit.field,
+            IocHit.excerpt,
+            EvidenceFile.original_path,
+        )
+        .join(IocRow, IocRow.id == IocHit.ioc_id)
+        .join(EvidenceFile, EvidenceFile.id == IocHit.file_id)
+        .where(*_hit_where(filters))
+        .order_by(IocHit.ts, IocHit.file_id, IocHit.seq, IocHit.ioc_id, IocHit.field)
+    )
+    with db.read() as session:
+        for row in session.execute(query.execution_options(yield_per=chunk)):
+            yield dict(row._mapping)
+
+
+def hit_summary(db: Database, filters: HitFilter) -> list[IocSummary]:
+    """Per IOC with hits: hits, distinct events and files; most hits first."""
+    event = func.count(func.distinct(IocHit.file_id * 4294967296 + IocHit.seq))
+    query = (
+        select(
+            IocRow.id,
+            IocRow.type,
+            IocRow.value,
+            IocRow.enabled,
+            func.count(),
+            event,
+            func.count(func.distinct(IocHit.file_id)),
+        )
+        .select_from(IocHit)
+        .join(IocRow, IocRow.id == IocHit.ioc_id)
+        .where(*_hit_where(filters))
+        .group_by(IocRow.id)
+        .order_by(func.count().desc(), IocRow.id)
+    )
+    with db.read() as session:
+        rows = session.execute(query).all()
+    return [
+        IocSummary(ioc_id, IocType(kind), value, enabled, hits, events, files)
+        for ioc_id, kind, value, enabled, hits, events, files in rows
+    ]
+
+
+def hit_events(db: Database, filters: HitFilter) -> tuple[tuple[int, int], ...]:
+    """The (file id, seq) of every event with a matching hit (for search filters)."""
+    query = (
+        select(IocHit.file_id, IocHit.seq)
+        .join(IocRow, IocRow.id == IocHit.ioc_id)
+        .where(*_hit_where(filters))
+        .distinct()
+    )
+    with db.read() as session:
+        return tuple((file_id, seq) for file_id, seq in session.execute(query))

@@ -1,0 +1,133 @@
+"""Users of the web app: create, authenticate (argon2), and per-case access."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+
+from casescope.errors import CasescopeError, NotFoundError
+from casescope.model.db import Database
+from casescope.model.tables import AuditRecord, Case
+from casescope.model.users import CaseAccess, Role, User
+
+MIN_PASSWORD_LENGTH = 10
+_hasher = PasswordHasher()
+#: Verified against when the user name is unknown, so both paths cost one argon2 check.
+_DUMMY_HASH = _hasher.hash("casescope-no-such-user")
+
+
+@dataclass(frozen=True)
+class UserInfo:
+    id: int
+    username: str
+    role: Role
+    active: bool
+
+
+def _info(user: User) -> UserInfo:
+    return UserInfo(user.id, user.username, Role(user.role), user.active)
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise CasescopeError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+
+
+def count_users(db: Database) -> int:
+    with db.read() as session:
+        return session.scalar(select(func.count()).select_from(User)) or 0
+
+
+def create_user(
+    db: Database, username: str, password: str, role: Role, actor: str = "cli"
+) -> UserInfo:
+    username = username.strip()
+    if not username or len(username) > 100 or any(c.isspace() for c in username):
+        raise CasescopeError("a user name is 1-100 characters without spaces")
+    check_password(password)
+    try:
+        with db.session() as session:
+            user = User(username=username, password_hash=_hasher.hash(password), role=role)
+            session.add(user)
+            session.flush()
+            session.add(
+                AuditRecord(actor=actor, action="user.create", detail=f"{username} ({role})")
+            )
+            return _info(user)
+    except IntegrityError:
+        raise CasescopeError(f"a user named {username!r} already exists") from None
+
+
+def authenticate(db: Database, username: str, password: str) -> UserInfo | None:
+    """The active user with this name and password, or None (constant work either way)."""
+    with db.read() as session:
+        user = session.scalar(select(User).where(User.username == username))
+    stored = user.password_hash if user is not None else _DUMMY_HASH
+    try:
+        _hasher.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if user is None or not user.active:
+        return None
+    return _info(user)
+
+
+def get_user(db: Database, user_id: int) -> UserInfo | None:
+    with db.read() as session:
+        user = session.get(User, user_id)
+    return _info(user) if user is not None and user.active else None
+
+
+def list_users(db: Database) -> list[UserInfo]:
+    with db.read() as session:
+        return [_info(u) for u in session.scalars(select(User).order_by(User.id))]
+
+
+def grant_case(db: Database, username: str, case_id: int, actor: str = "cli") -> None:
+    """Give a user access to one case (idempotent)."""
+    with db.session() as session:
+        user = session.scalar(select(User).where(User.username == username))
+        if user is None:
+            raise NotFoundError(f"no user named {username!r}")
+        if session.get(Case, case_id) is None:
+            raise NotFoundError(f"no case {case_id}")
+        exists = session.scalar(
+            select(CaseAccess.id).where(
+                CaseAccess.user_id == user.id, CaseAccess.case_id == case_id
+            )
+        )
+        if exists is None:
+            session.add(CaseAccess(user_id=user.id, case_id=case_id))
+            session.add(
+                AuditRecord(actor=actor, action="case.grant", case_id=case_id, detail=username)
+            )
+
+
+def revoke_case(db: Database, username: str, case_id: int, actor: str = "cli") -> None:
+    with db.session() as session:
+        user_id = session.scalar(select(User.id).where(User.username == username))
+        if user_id is None:
+            raise NotFoundError(f"no user named {username!r}")
+        session.execute(
+            delete(CaseAccess).where(CaseAccess.user_id == user_id, CaseAccess.case_id == case_id)
+        )
+        session.add(
+            AuditRecord(actor=actor, action="case.revoke", case_id=case_id, detail=username)
+        )
+
+
+def accessible_case_ids(db: Database, user: UserInfo) -> set[int] | None:
+    """The case ids this user may open; None means every case (admins)."""
+    if user.role is Role.ADMIN:
+        return None
+    with db.read() as session:
+        return set(session.scalars(select(CaseAccess.case_id).where(CaseAccess.user_id == user.id)))
+
+
+def can_access(db: Database, user: UserInfo, case_id: int) -> bool:
+    allowed = accessible_case_ids(db, user)
+    return allowed is None or case_id in allowed

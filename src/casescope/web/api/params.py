@@ -1,0 +1,95 @@
+"""The search form as request parameters, shared by the search, export and page routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Query
+
+from casescope.services.detections import LEVELS
+from casescope.services.event_search import EventFilters
+from casescope.services.search import SearchRequest
+from casescope.store.query import QuerySyntaxError, compile_query
+
+
+def parse_time(value: str | None, name: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise HTTPException(400, f"{name}: not an ISO 8601 time") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class SearchForm:
+    q: str = ""
+    start: str = ""
+    end: str = ""
+    has_detection: bool = False
+    level: str = ""
+    has_ioc_hit: bool = False
+    channel: str = ""
+    computer: str = ""
+    file_id: int | None = None
+    show_hidden: bool = False
+    starred: bool = False
+
+    def request(self, case_id: int) -> SearchRequest:
+        try:
+            compile_query(self.q)  # a syntax error is the caller's: 400, with its column
+        except QuerySyntaxError as exc:
+            raise HTTPException(400, f"query: {exc}") from None
+        return SearchRequest(
+            case_id, self.q, parse_time(self.start, "start"), parse_time(self.end, "end")
+        )
+
+    def filters(self) -> EventFilters:
+        if self.level and self.level not in LEVELS:
+            raise HTTPException(400, f"level must be one of {', '.join(LEVELS)}")
+        return EventFilters(
+            has_detection=self.has_detection,
+            min_level=self.level or None,
+            has_ioc_hit=self.has_ioc_hit,
+            channel=self.channel,
+            computer=self.computer,
+            file_id=self.file_id,
+            show_hidden=self.show_hidden,
+            starred_only=self.starred,
+        )
+
+
+def search_form(
+    q: Annotated[str, Query(max_length=10_000, description="Query language text.")] = "",
+    start: Annotated[str, Query(description="From (ISO 8601, UTC).")] = "",
+    end: Annotated[str, Query(description="To, exclusive (ISO 8601, UTC).")] = "",
+    has_detection: bool = False,
+    level: Annotated[str, Query(description="Minimum Sigma level (implies detections).")] = "",
+    has_ioc_hit: bool = False,
+    channel: Annotated[str, Query(max_length=500)] = "",
+    computer: Annotated[str, Query(max_length=500)] = "",
+    file_id: Annotated[str, Query(max_length=20, description="Only this file id.")] = "",
+    show_hidden: bool = False,
+    starred: bool = False,
+) -> SearchForm:
+    if file_id.strip() and not file_id.strip().isdigit():
+        raise HTTPException(400, "file_id must be a number")
+    return SearchForm(
+        q,
+        start,
+        end,
+        has_detection,
+        level,
+        has_ioc_hit,
+        channel,
+        computer,
+        int(file_id) if file_id.strip() else None,
+        show_hidden,
+        starred,
+    )
+
+
+Form = Annotated[SearchForm, Depends(search_form)]

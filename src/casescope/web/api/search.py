@@ -1,0 +1,179 @@
+"""Events: paged search, one event, tags/stars/hides, streamed export, detections, IOC hits."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from enum import StrEnum
+from typing import Annotated
+
+import orjson
+import pyarrow as pa
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
+
+from casescope.errors import CasescopeError
+from casescope.model.users import EventMark
+from casescope.services import event_search as es
+from casescope.services.detections import DetectionFilter, summary
+from casescope.services.iocs import HitFilter, hit_summary
+from casescope.services.search import write_csv, write_jsonl
+from casescope.web.api.params import Form, SearchForm
+from casescope.web.security import CaseRead, CaseScope, CaseWrite, State, audit
+from casescope.web.state import WebState
+
+router = APIRouter(prefix="/api/cases/{case_id}", tags=["search"])
+
+
+class Order(StrEnum):
+    ASC = "asc"
+    DESC = "desc"
+
+
+def run_search(
+    state: WebState,
+    scope: CaseScope,
+    form: SearchForm,
+    cursor: str | None,
+    page: tuple[int, Order],
+) -> dict:
+    """One page of results with each event's marks."""
+    limit, order = page
+    where = es.build_filtered_where(state.db, form.request(scope.case_id), form.filters())
+    try:
+        decoded = es.Cursor.decode(cursor) if cursor else None
+    except CasescopeError as exc:
+        raise HTTPException(400, str(exc)) from None
+    with state.index.use() as index:
+        result = es.search_page(index, where, decoded, limit, descending=order is Order.DESC)
+    marks = es.marks_of(
+        state.db, scope.case_id, [(int(r["file_id"]), int(r["seq"])) for r in result.rows]
+    )
+    for row in result.rows:
+        row["marks"] = marks.get((int(row["file_id"]), int(row["seq"])), [])
+    return {"total": result.total, "rows": result.rows, "next_cursor": result.next_cursor}
+
+
+@router.get("/events")
+def events(
+    scope: CaseRead,
+    state: State,
+    form: Form,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=es.MAX_PAGE)] = 50,
+    order: Order = Order.ASC,
+) -> dict:
+    """Matching events, one keyset page at a time (pass `next_cursor` back as `cursor`)."""
+    return run_search(state, scope, form, cursor, (limit, order))
+
+
+def fetch_event(state: WebState, case_id: int, file_id: int, seq: int) -> dict:
+    with state.index.use() as index:
+        row = es.get_event(index, case_id, file_id, seq)
+    if row is None:
+        raise HTTPException(404, "no such event")
+    row["marks"] = es.marks_of(state.db, case_id, [(file_id, seq)]).get((file_id, seq), [])
+    return row
+
+
+@router.get("/events/{file_id}/{seq}")
+def event(scope: CaseRead, state: State, file_id: int, seq: int) -> dict:
+    return fetch_event(state, scope.case_id, file_id, seq)
+
+
+class MarkBody(BaseModel):
+    kind: EventMark
+    label: Annotated[str, Field(max_length=100)] = ""
+
+
+@router.post("/events/{file_id}/{seq}/marks")
+def add_mark(body: MarkBody, scope: CaseWrite, state: State, file_id: int, seq: int) -> dict:
+    try:
+        es.set_mark(
+            state.db, scope.case_id, (file_id, seq), body.kind, body.label, scope.principal.name
+        )
+    except CasescopeError as exc:
+        raise HTTPException(400, str(exc)) from None
+    audit(state, scope.principal, f"event.{body.kind.value}", scope.case_id, f"{file_id}:{seq}")
+    return {"ok": True}
+
+
+@router.delete("/events/{file_id}/{seq}/marks")
+def remove_mark(body: MarkBody, scope: CaseWrite, state: State, file_id: int, seq: int) -> dict:
+    es.clear_mark(state.db, scope.case_id, (file_id, seq), body.kind, body.label)
+    audit(state, scope.principal, f"event.un{body.kind.value}", scope.case_id, f"{file_id}:{seq}")
+    return {"ok": True}
+
+
+class ExportFormat(StrEnum):
+    CSV = "csv"
+    JSONL = "jsonl"
+
+
+def _csv_chunks(batches: Iterator[pa.RecordBatch]) -> Iterator[bytes]:
+    """`write_csv` per batch; its header line is kept only from the first batch."""
+    first = True
+    for batch in batches:
+        out = io.StringIO()
+        write_csv(iter([batch]), out)
+        text = out.getvalue()
+        yield (text if first else text.split("\r\n", 1)[1]).encode()
+        first = False
+    if first:  # no rows: still the header
+        out = io.StringIO()
+        write_csv(iter([]), out)
+        yield out.getvalue().encode()
+
+
+def _jsonl_chunks(batches: Iterator[pa.RecordBatch]) -> Iterator[bytes]:
+    for batch in batches:
+        out = io.BytesIO()
+        write_jsonl(iter([batch]), out)
+        yield out.getvalue()
+
+
+def export_response(
+    state: WebState, scope: CaseScope, form: SearchForm, fmt: ExportFormat
+) -> StreamingResponse:
+    where = es.build_filtered_where(state.db, form.request(scope.case_id), form.filters())
+    audit(
+        state,
+        scope.principal,
+        "export",
+        scope.case_id,
+        orjson.dumps({"format": fmt.value, **form.__dict__}).decode(),
+    )
+    batches = es.export_chunks(state.index.use, where)
+    body = _csv_chunks(batches) if fmt is ExportFormat.CSV else _jsonl_chunks(batches)
+    media = "text/csv; charset=utf-8" if fmt is ExportFormat.CSV else "application/x-ndjson"
+    name = f"case{scope.case_id}-events.{fmt.value}"
+    return StreamingResponse(
+        body, media_type=media, headers={"Content-Disposition": f'attachment; filename="{name}"'}
+    )
+
+
+@router.get("/export")
+def export(
+    scope: CaseRead, state: State, form: Form, format: ExportFormat = ExportFormat.CSV
+) -> StreamingResponse:
+    """Every matching event, streamed (no cap); audited."""
+    return export_response(state, scope, form, format)
+
+
+@router.get("/detections")
+def detections(scope: CaseRead, state: State, level: str | None = None) -> list[dict]:
+    """Detections grouped by rule, most hits first (drill down: /events?has_detection)."""
+    return [
+        {"level": lv, "rule_uid": uid, "title": title, "hits": n}
+        for lv, uid, title, n in summary(state.db, DetectionFilter(scope.case_id, level))
+    ]
+
+
+@router.get("/ioc-hits")
+def ioc_hits(scope: CaseRead, state: State) -> list[dict]:
+    """IOC hits grouped by IOC."""
+    return [
+        {**s.__dict__, "type": s.type.value}
+        for s in hit_summary(state.db, HitFilter(scope.case_id))
+    ]

@@ -1,0 +1,77 @@
+"""Health, Prometheus metrics, the system view and the audit log (admins)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from fastapi.responses import JSONResponse, PlainTextResponse
+from sqlalchemy import select
+
+from casescope.model.tables import AuditRecord
+from casescope.services.system import collect_system, prometheus_text
+from casescope.web.security import Admin, Caller, State
+from casescope.web.state import WebState
+
+router = APIRouter(tags=["system"])
+
+
+def system_report(state: WebState) -> dict:
+    with state.index.use() as index:
+        return collect_system(state.db, state.settings, index).as_dict()
+
+
+@router.get("/health")
+def health(state: State) -> JSONResponse:
+    """Store, DB, workers and disk; 503 when the DB or the index cannot answer."""
+    report = system_report(state)
+    body = {
+        "ok": report["ok"],
+        "db": report["db"],
+        "store": report["store"],
+        "workers": len(report["workers"]),
+        "disk_free_bytes": report["disk_free_bytes"],
+    }
+    return JSONResponse(body, status_code=200 if report["ok"] else 503)
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+def metrics(state: State) -> str:
+    """Prometheus text format."""
+    with state.index.use() as index:
+        return prometheus_text(state.db, index)
+
+
+@router.get("/api/system")
+def system(state: State, principal: Caller) -> dict:
+    return system_report(state)
+
+
+def audit_rows(state: WebState, limit: int, case_id: int | None = None) -> list[dict]:
+    query = select(AuditRecord).order_by(AuditRecord.id.desc()).limit(limit)
+    if case_id is not None:
+        query = query.where(AuditRecord.case_id == case_id)
+    with state.db.read() as session:
+        return [
+            {
+                "id": r.id,
+                "at": r.at.isoformat(),
+                "actor": r.actor,
+                "action": r.action,
+                "case_id": r.case_id,
+                "file_id": r.file_id,
+                "ok": r.ok,
+                "detail": r.detail,
+            }
+            for r in session.scalars(query)
+        ]
+
+
+@router.get("/api/audit")
+def audit_log(
+    state: State,
+    admin: Admin,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 200,
+    case_id: int | None = None,
+) -> list[dict]:
+    return audit_rows(state, limit, case_id)

@@ -1,0 +1,386 @@
+"""Server-rendered pages (Jinja2, autoescaped): thin views over the same code as the API."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlencode
+
+import orjson
+from fastapi import APIRouter, Form, HTTPException, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, FileSystemLoader
+from sqlalchemy import select
+
+from casescope.errors import CasescopeError
+from casescope.model.enums import Operation
+from casescope.model.tables import Case
+from casescope.model.users import EventMark, SavedSearch
+from casescope.services import event_search as es
+from casescope.services.auth import close_session
+from casescope.services.dashboard import build_dashboard
+from casescope.services.detections import LEVELS, DetectionFilter, summary
+from casescope.services.files import list_files, retry_failed
+from casescope.services.iocs import HitFilter, hit_summary
+from casescope.services.reprocess import requeue_files
+from casescope.services.users import count_users
+from casescope.web.api.auth import Credentials, log_in, setup
+from casescope.web.api.auth import SetupRequest as SetupBody
+from casescope.web.api.cases import new_case, visible_cases
+from casescope.web.api.params import Form as SearchFormDep
+from casescope.web.api.params import SearchForm
+from casescope.web.api.search import Order, fetch_event, run_search
+from casescope.web.api.system import audit_rows, system_report
+from casescope.web.security import (
+    SESSION_COOKIE,
+    Admin,
+    Caller,
+    CaseRead,
+    CaseWrite,
+    Principal,
+    State,
+    audit,
+)
+from casescope.web.state import WebState
+
+#: Characters shown as visible escapes: NUL and the bidi controls that reorder text (event
+#: data is attacker-controlled, and U+202E can make `exe.txt` read as `txt.exe`).
+_INVISIBLE = {c: f"[U+{c:04X}]" for c in (0, *range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+
+
+def _finalize(value: object) -> object:
+    """Every `{{ }}` output: None as empty, strings with invisible controls made visible."""
+    if value is None:
+        return ""
+    return value.translate(_INVISIBLE) if isinstance(value, str) else value
+
+
+TEMPLATES = Jinja2Templates(
+    env=Environment(
+        loader=FileSystemLoader(Path(__file__).with_name("templates")),
+        autoescape=True,
+        finalize=_finalize,
+    )
+)
+LOGIN_CSRF_COOKIE = "casescope_login_csrf"
+router = APIRouter(include_in_schema=False)
+
+
+def render(
+    request: Request, name: str, principal: Principal | None, **context: object
+) -> HTMLResponse:
+    context.update(
+        user=principal.user if principal else None, csrf=principal.csrf_token if principal else ""
+    )
+    return TEMPLATES.TemplateResponse(request, name, context)
+
+
+def _login_form(request: Request, state: WebState, name: str, error: str = "") -> HTMLResponse:
+    token = secrets.token_urlsafe(24)
+    response = render(
+        request, name, None, login_csrf=token, error=error, setup=state.setup_token is not None
+    )
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=state.settings.cookie_secure,
+    )
+    return response
+
+
+def _check_login_csrf(request: Request, sent: str) -> None:
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not cookie or not secrets.compare_digest(cookie, sent):
+        raise HTTPException(403, "missing or wrong CSRF token; reload the form")
+
+
+@router.get("/login")
+def login_page(request: Request, state: State) -> HTMLResponse:
+    return _login_form(request, state, "login.html")
+
+
+@router.post("/login")
+def login_submit(
+    request: Request,
+    state: State,
+    username: Annotated[str, Form(max_length=100)],
+    password: Annotated[str, Form(max_length=1000)],
+    login_csrf: Annotated[str, Form()] = "",
+) -> Response:
+    _check_login_csrf(request, login_csrf)
+    response = RedirectResponse("/", status_code=303)
+    try:
+        log_in(state, request, response, Credentials(username=username, password=password))
+    except HTTPException as exc:
+        page = _login_form(request, state, "login.html", error=str(exc.detail))
+        page.status_code = exc.status_code
+        return page
+    response.delete_cookie(LOGIN_CSRF_COOKIE)
+    return response
+
+
+@router.get("/setup")
+def setup_page(request: Request, state: State) -> Response:
+    if state.setup_token is None or count_users(state.db):
+        return RedirectResponse("/login", status_code=303)
+    return _login_form(request, state, "setup.html")
+
+
+@router.post("/setup")
+def setup_submit(
+    request: Request,
+    state: State,
+    setup_token: Annotated[str, Form()],
+    username: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    login_csrf: Annotated[str, Form()] = "",
+) -> Response:
+    _check_login_csrf(request, login_csrf)
+    try:
+        setup(SetupBody(username=username, password=password, setup_token=setup_token), state)
+    except HTTPException as exc:
+        return _login_form(request, state, "setup.html", error=str(exc.detail))
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.post("/logout")
+def logout(request: Request, state: State, principal: Caller) -> Response:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        close_session(state.db, state.secret, cookie)
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+@router.get("/")
+def cases_page(request: Request, state: State, principal: Caller) -> HTMLResponse:
+    return render(request, "cases.html", principal, cases=visible_cases(state, principal))
+
+
+@router.post("/cases")
+def create_case_page(
+    state: State,
+    principal: Caller,
+    name: Annotated[str, Form(max_length=200)],
+    description: Annotated[str, Form(max_length=10_000)] = "",
+) -> Response:
+    if not principal.role.can_write:
+        raise HTTPException(403, "read-only users cannot create cases")
+    case_id = new_case(state, principal, name, description)
+    return RedirectResponse(f"/cases/{case_id}", status_code=303)
+
+
+def _case_row(state: WebState, case_id: int) -> Case:
+    with state.db.read() as session:
+        case = session.get(Case, case_id)
+    if case is None:
+        raise HTTPException(404, "no such case")
+    return case
+
+
+@router.get("/cases/{case_id}")
+def dashboard_page(request: Request, scope: CaseRead, state: State) -> HTMLResponse:
+    with state.index.use() as index:
+        board = build_dashboard(state.db, index, scope.case_id)
+    hist_max = max((b["events"] for b in board.histogram), default=1) or 1
+    return render(
+        request,
+        "case.html",
+        scope.principal,
+        case=_case_row(state, scope.case_id),
+        case_id=scope.case_id,
+        board=board,
+        hist_max=hist_max,
+    )
+
+
+@router.get("/cases/{case_id}/evidence")
+def evidence_page(request: Request, scope: CaseRead, state: State) -> HTMLResponse:
+    files = list_files(state.db, scope.case_id)
+    return render(request, "evidence.html", scope.principal, case_id=scope.case_id, files=files)
+
+
+@router.post("/cases/{case_id}/evidence/reprocess")
+async def reprocess_page(request: Request, scope: CaseWrite, state: State) -> Response:
+    form = await request.form()
+    try:
+        operation = Operation(str(form.get("operation", "reindex")))
+    except ValueError:
+        raise HTTPException(400, "unknown operation") from None
+    ids = [int(v) for v in form.getlist("file_ids") if str(v).isdigit()]
+    if form.get("scope") == "selected" and not ids:
+        raise HTTPException(400, "select files first")
+    ids_or_all = ids if form.get("scope") == "selected" else None
+    done = requeue_files(
+        state.db,
+        state.settings,
+        scope.case_id,
+        operation,
+        ids_or_all,
+        actor=f"web:{scope.principal.name}",
+    )
+    if done.count:
+        state.kick_workers()
+    return RedirectResponse(f"/cases/{scope.case_id}/evidence", status_code=303)
+
+
+@router.post("/cases/{case_id}/evidence/retry")
+async def retry_page(request: Request, scope: CaseWrite, state: State) -> Response:
+    form = await request.form()
+    ids = [int(v) for v in form.getlist("file_ids") if str(v).isdigit()] or None
+    done = retry_failed(
+        state.db, state.settings, scope.case_id, ids, actor=f"web:{scope.principal.name}"
+    )
+    if done.count:
+        state.kick_workers()
+    return RedirectResponse(f"/cases/{scope.case_id}/evidence", status_code=303)
+
+
+def _remember(state: WebState, scope: CaseRead, form: SearchForm) -> None:
+    with state.db.session() as session:
+        session.add(
+            SavedSearch(
+                user_id=scope.principal.user.id,
+                case_id=scope.case_id,
+                params=orjson.dumps(form.__dict__).decode(),
+                saved=False,
+            )
+        )
+
+
+def _history(state: WebState, scope: CaseRead) -> list[dict]:
+    with state.db.read() as session:
+        rows = session.scalars(
+            select(SavedSearch)
+            .where(
+                SavedSearch.user_id == scope.principal.user.id, SavedSearch.case_id == scope.case_id
+            )
+            .order_by(SavedSearch.id.desc())
+            .limit(10)
+        ).all()
+    out = []
+    for row in rows:
+        params = {k: v for k, v in orjson.loads(row.params).items() if v not in ("", None, False)}
+        out.append({"q": params.get("q", ""), "qs": urlencode(params)})
+    return out
+
+
+def _form_qs(form: SearchForm) -> str:
+    return urlencode({k: v for k, v in form.__dict__.items() if v not in ("", None, False)})
+
+
+@router.get("/cases/{case_id}/search")
+def search_page(
+    request: Request,
+    scope: CaseRead,
+    state: State,
+    form: SearchFormDep,
+    cursor: str | None = None,
+    order: Order = Order.ASC,
+    columns: str = "",
+) -> HTMLResponse:
+    result, error = None, ""
+    if request.query_params:
+        try:
+            result = run_search(state, scope, form, cursor, (50, order))
+            if cursor is None:
+                _remember(state, scope, form)
+        except HTTPException as exc:
+            error = str(exc.detail)
+    cols = [c.strip() for c in columns.split(",") if c.strip()][:10]
+    page_qs = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "cursor"])
+    return render(
+        request,
+        "search.html",
+        scope.principal,
+        case_id=scope.case_id,
+        form=form,
+        levels=LEVELS,
+        order=order.value,
+        columns=cols,
+        result=result,
+        error=error,
+        export_qs=_form_qs(form),
+        page_qs=page_qs,
+        history=_history(state, scope),
+    )
+
+
+@router.get("/cases/{case_id}/events/{file_id}/{seq}")
+def event_page(
+    request: Request, scope: CaseRead, state: State, file_id: int, seq: int
+) -> HTMLResponse:
+    event = fetch_event(state, scope.case_id, file_id, seq)
+    return render(request, "event.html", scope.principal, case_id=scope.case_id, event=event)
+
+
+@router.post("/cases/{case_id}/events/{file_id}/{seq}/marks")
+def mark_page(
+    scope: CaseWrite,
+    state: State,
+    file_id: int,
+    seq: int,
+    kind: Annotated[EventMark, Form()],
+    label: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    try:
+        es.set_mark(state.db, scope.case_id, (file_id, seq), kind, label, scope.principal.name)
+    except CasescopeError as exc:
+        raise HTTPException(400, str(exc)) from None
+    audit(state, scope.principal, f"event.{kind.value}", scope.case_id, f"{file_id}:{seq}")
+    return RedirectResponse(f"/cases/{scope.case_id}/events/{file_id}/{seq}", status_code=303)
+
+
+@router.get("/cases/{case_id}/detections")
+def detections_page(request: Request, scope: CaseRead, state: State) -> HTMLResponse:
+    detections = [
+        {"level": lv, "rule_uid": uid, "title": t, "hits": n}
+        for lv, uid, t, n in summary(state.db, DetectionFilter(scope.case_id))
+    ]
+    hits = hit_summary(state.db, HitFilter(scope.case_id))
+    return render(
+        request,
+        "detections.html",
+        scope.principal,
+        case_id=scope.case_id,
+        detections=detections,
+        ioc_hits=hits,
+    )
+
+
+@router.get("/system")
+def system_page(request: Request, state: State, principal: Caller) -> HTMLResponse:
+    report = system_report(state)
+    workers = [
+        (w["pid"], w["current_file_id"], f"{w['rss_mb']} MB", w["tasks_done"])
+        for w in report["workers"]
+    ]
+    overview = [
+        ("events indexed", report["events_indexed"]),
+        ("queue", report["queue"]),
+        ("memory used", f"{report['memory_used_mb']} MB of {report['memory_limit_mb']} MB"),
+        (
+            "disk free",
+            f"{report['disk_free_bytes'] // 2**20:,} MB free of "
+            f"{report['disk_total_bytes'] // 2**20:,} MB",
+        ),
+    ]
+    warning = "memory use is above 80% of the configured limit" if report["memory_warning"] else ""
+    tables = [("Overview", overview), ("Workers (pid, file, RSS, tasks)", workers)]
+    return render(
+        request, "table.html", principal, heading="System", tables=tables, warning=warning
+    )
+
+
+@router.get("/audit")
+def audit_page(request: Request, state: State, admin: Admin) -> HTMLResponse:
+    rows = [
+        (r["at"], r["actor"], r["action"], r["case_id"], r["detail"])
+        for r in audit_rows(state, 500)
+    ]
+    return render(request, "table.html", admin, heading="Audit log", tables=[("Latest 500", rows)])

@@ -1,0 +1,159 @@
+"""Who is asking and what they may do: one set of dependencies used by every route.
+
+A request is authenticated by the session cookie (browser) or `Authorization: Bearer`
+(API token). State-changing requests made with the cookie must carry the session's CSRF token
+(`X-CSRF-Token` header or `csrf_token` form field); bearer requests are exempt, as a browser
+never sends that header on its own.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Path, Request
+
+from casescope.model.tables import AuditRecord, Case
+from casescope.model.users import Role
+from casescope.services.auth import find_session, verify_token
+from casescope.services.users import UserInfo, can_access, get_user
+from casescope.web.state import WebState
+
+SESSION_COOKIE = "casescope_session"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class LoginRequired(Exception):
+    """No valid session or token: pages redirect to the login form, the API answers 401."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    user: UserInfo
+    via_token: bool
+    csrf_token: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.user.username
+
+    @property
+    def role(self) -> Role:
+        return self.user.role
+
+
+def get_state(request: Request) -> WebState:
+    return request.app.state.web
+
+
+State = Annotated[WebState, Depends(get_state)]
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    return value.strip() if scheme.lower() == "bearer" and value.strip() else None
+
+
+def _authenticate(request: Request, state: WebState) -> Principal | None:
+    token = _bearer(request)
+    if token is not None:
+        user_id = verify_token(state.db, state.secret, token)
+        user = get_user(state.db, user_id) if user_id is not None else None
+        return Principal(user, via_token=True) if user else None
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return None
+    info = find_session(state.db, state.secret, cookie)
+    user = get_user(state.db, info.user_id) if info else None
+    return Principal(user, via_token=False, csrf_token=info.csrf_token) if user and info else None
+
+
+async def _csrf_ok(request: Request, principal: Principal) -> bool:
+    sent = request.headers.get("x-csrf-token")
+    if sent is None:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()
+            value = form.get("csrf_token")
+            sent = value if isinstance(value, str) else None
+    return sent is not None and hmac.compare_digest(sent, principal.csrf_token)
+
+
+async def current_principal(request: Request, state: State) -> Principal:
+    """The authenticated caller; CSRF-checked for cookie requests that change state."""
+    principal = getattr(request.state, "principal", None)
+    if principal is None:
+        principal = _authenticate(request, state)
+        if principal is None:
+            raise LoginRequired()
+        request.state.principal = principal
+    if (
+        request.method not in SAFE_METHODS
+        and not principal.via_token
+        and not await _csrf_ok(request, principal)
+    ):
+        raise HTTPException(403, "missing or wrong CSRF token")
+    return principal
+
+
+Caller = Annotated[Principal, Depends(current_principal)]
+
+
+def require_writer(principal: Caller) -> Principal:
+    if not principal.role.can_write:
+        raise HTTPException(403, "read-only users cannot change anything")
+    return principal
+
+
+def require_admin(principal: Caller) -> Principal:
+    if principal.role is not Role.ADMIN:
+        raise HTTPException(403, "admins only")
+    return principal
+
+
+Writer = Annotated[Principal, Depends(require_writer)]
+Admin = Annotated[Principal, Depends(require_admin)]
+
+
+@dataclass(frozen=True)
+class CaseScope:
+    """The case a request is about, checked against the caller's access."""
+
+    case_id: int
+    principal: Principal
+
+
+def _check_case(state: WebState, principal: Principal, case_id: int) -> CaseScope:
+    with state.db.read() as session:
+        exists = session.get(Case, case_id) is not None
+    if not exists:
+        raise HTTPException(404, f"no case {case_id}")
+    if not can_access(state.db, principal.user, case_id):
+        raise HTTPException(403, "no access to this case")
+    return CaseScope(case_id, principal)
+
+
+def case_reader(case_id: Annotated[int, Path(ge=1)], state: State, principal: Caller) -> CaseScope:
+    return _check_case(state, principal, case_id)
+
+
+def case_writer(case_id: Annotated[int, Path(ge=1)], state: State, principal: Writer) -> CaseScope:
+    return _check_case(state, principal, case_id)
+
+
+CaseRead = Annotated[CaseScope, Depends(case_reader)]
+CaseWrite = Annotated[CaseScope, Depends(case_writer)]
+
+
+def audit(
+    state: WebState, principal: Principal, action: str, case_id: int | None = None, detail: str = ""
+) -> None:
+    """Record a state-changing action or an export in the audit log."""
+    with state.db.session() as session:
+        session.add(
+            AuditRecord(
+                actor=f"web:{principal.name}", action=action, case_id=case_id, detail=detail[:2000]
+            )
+        )

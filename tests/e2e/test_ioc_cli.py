@@ -1,0 +1,125 @@
+"""IOC hunting through the `casescope` command: ioc add/import/list/remove and hits."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from casescope.model.tables import AuditRecord
+from tests.e2e.conftest import Cli
+
+SHARP_RDP = "Lateral Movement/LM_sysmon_3_12_13_1_SharpRDP.evtx"
+WMIC_XSL = "Execution/exec_wmic_xsl_internet_sysmon_3_1_11.evtx"
+
+#: Attacker-controlled event values: they reach the CSV export and the terminal.
+HOSTILE_EVENTS = [
+    {
+        "@timestamp": "2024-05-01T10:00:00Z",
+        "host": "ws01",
+        "message": '=HYPERLINK("http://evil.example/","click")',
+        "note": "'; DROP TABLE ioc_hits; --",
+    },
+    {"@timestamp": "2024-05-01T10:00:01Z", "host": "ws01", "html": "<script>alert(1)</script>"},
+]
+
+IOC_FILE = """type,value,note
+ip,192.168.56[.]1,SharpRDP source
+domain,inwitelecom.net,C2
+md5,not-a-hash,bad line
+string,"'; DROP TABLE ioc_hits; --",sql
+string,<script>,html
+string,=hyperlink(,formula
+regex,(?<=x)y,look-behind is not supported
+"""
+
+
+@pytest.fixture
+def evidence(tmp_path: Path, attack_samples: Path) -> list[Path]:
+    ndjson = tmp_path / "hostile.ndjson"
+    ndjson.write_text("".join(json.dumps(e) + "\n" for e in HOSTILE_EVENTS))
+    return [attack_samples / SHARP_RDP, attack_samples / WMIC_XSL, ndjson]
+
+
+def _jsonl(cli: Cli, *args: str) -> list[dict]:
+    return [json.loads(line) for line in cli.run(*args).stdout.splitlines()]
+
+
+def test_ioc_import_hunts_ingested_evidence(cli: Cli, evidence: list[Path], tmp_path: Path) -> None:
+    cli.run("ingest", "--case", "c", *map(str, evidence))
+    iocs_csv = tmp_path / "iocs.csv"
+    iocs_csv.write_text(IOC_FILE)
+    proc = cli.run("ioc", "import", "--case", "c", str(iocs_csv))
+    assert "queued 3 files for IOC re-hunt" in proc.stdout
+    assert "imported 5 IOCs" in proc.stdout and "2 bad lines" in proc.stdout
+    assert "line 4: 'not-a-hash' is not a valid md5 hash" in proc.stderr
+    assert "line 8:" in proc.stderr
+
+    listed = _jsonl(cli, "ioc", "list", "--case", "c", "--format", "jsonl")
+    assert {i["original"] for i in listed} == {
+        "192.168.56[.]1",
+        "inwitelecom.net",
+        "'; DROP TABLE ioc_hits; --",
+        "<script>",
+        "=hyperlink(",
+    }
+    hits = _jsonl(cli, "hits", "--case", "c", "--format", "jsonl")
+    got = sorted(
+        (Path(h["original_path"]).name, h["seq"], h["ioc_value"], h["field"]) for h in hits
+    )
+    assert got == [
+        ("LM_sysmon_3_12_13_1_SharpRDP.evtx", seq, "192.168.56.1", "SourceIp")
+        for seq in (0, 7, 13, 21)
+    ] + [
+        ("exec_wmic_xsl_internet_sysmon_3_1_11.evtx", 6, "inwitelecom.net", "DestinationHostname"),
+        ("hostile.ndjson", 0, "'; drop table ioc_hits; --", "note"),
+        ("hostile.ndjson", 0, "=hyperlink(", "message"),
+        ("hostile.ndjson", 1, "<script>", "html"),
+    ]
+    assert all(h["ts"].endswith("Z") for h in hits)
+
+    table = cli.run("hits", "--case", "c").stdout
+    assert "IOC hits" in table and "<script>" in table
+
+    out = cli.run("hits", "--case", "c", "--format", "csv").stdout
+    rows = list(csv.DictReader(io.StringIO(out)))
+    formula = next(r for r in rows if r["field"] == "message")
+    assert formula["excerpt"].startswith("'=HYPERLINK(") and formula["ioc_value"] == "'=hyperlink("
+    assert not any(cell.startswith(("=", "+", "-", "@")) for r in rows for cell in r.values())
+    sql = next(r for r in rows if r["field"] == "note")
+    assert sql["excerpt"] == "'; DROP TABLE ioc_hits; --"
+    listed = cli.run("ioc", "list", "--case", "c", "--format", "csv").stdout
+    assert "'=hyperlink(" in listed
+
+
+def test_ioc_add_remove_and_filters(cli: Cli, evidence: list[Path]) -> None:
+    cli.run("ingest", "--case", "c", *map(str, evidence[:2]))
+    values = ("192.168.56.1", "10.0.2.1", "27.static.afterburst.com")
+    proc = cli.run("ioc", "add", "--case", "c", *values)
+    assert "added 3 IOCs" in proc.stdout and "queued 2 files" in proc.stdout
+    listed = _jsonl(cli, "ioc", "list", "--case", "c", "--format", "jsonl")
+    ids = {i["value"]: i["id"] for i in listed}
+    hits = _jsonl(cli, "hits", "--case", "c", "--format", "jsonl")
+    assert {h["ioc_id"] for h in hits} == {ids["192.168.56.1"]} and len(hits) == 4
+    only = _jsonl(cli, "hits", "--case", "c", "--ioc", str(ids["10.0.2.1"]), "--format", "jsonl")
+    assert only == []
+    assert len(_jsonl(cli, "hits", "--case", "c", "--type", "ip", "--format", "jsonl")) == 4
+    assert _jsonl(cli, "hits", "--case", "c", "--type", "domain", "--format", "jsonl") == []
+
+    bad = cli.run("ioc", "add", "--case", "c", "--type", "md5", "xyz", check=False)
+    assert bad.returncode == 1 and "'xyz' is not a valid md5 hash" in bad.stderr
+    missing = cli.run("ioc", "remove", "--case", "c", "999", check=False)
+    assert missing.returncode == 1 and "no IOC with id 999" in missing.stderr
+
+    proc = cli.run("ioc", "remove", "--case", "c", str(ids["192.168.56.1"]))
+    assert "removed 1 IOCs and 4 hits" in proc.stdout
+    assert _jsonl(cli, "hits", "--case", "c", "--format", "jsonl") == []
+    with cli.db().session() as session:
+        actions = session.scalars(select(AuditRecord.action)).all()
+    assert actions.count("indexing") == 2 and "ioc.remove" in actions
+    for command in ("add", "import", "list", "enable", "disable", "remove", "rehunt"):
+        assert "Usage" in cli.run("ioc", command, "--help").stdout

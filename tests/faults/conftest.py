@@ -1,0 +1,86 @@
+"""Fault tests: real worker pools that are killed, starved of disk, or robbed of evidence."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+from bench.common import make_bulk_set
+from sqlalchemy import func, select
+
+from casescope.config import Settings
+from casescope.model.db import Database
+from casescope.model.tables import Detection, EvidenceFile, IocHit
+from casescope.store.index import ChdbIndex
+from tests.e2e.conftest import Cli, cli
+
+__all__ = ["cli", "make_bulk_set"]
+
+
+def smallest_samples(attack_samples: Path, count: int) -> list[Path]:
+    """The `count` smallest attack samples (stable order): cheap to parse many times."""
+    by_size = sorted(attack_samples.rglob("*.evtx"), key=lambda p: (p.stat().st_size, p.name))
+    return by_size[:count]
+
+
+def pool(cli: Cli, workers: int = 2, **env: str) -> subprocess.Popen:
+    """`casescope worker --exit-when-idle` with extra settings, in the background."""
+    command = ["worker", "--workers", str(workers), "--exit-when-idle"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "casescope", *command],
+        env={**cli.env, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def children(proc: subprocess.Popen) -> set[int]:
+    """Pids of the processes `proc` started (never anyone else's)."""
+    try:
+        return {c.pid for c in psutil.Process(proc.pid).children(recursive=True)}
+    except psutil.NoSuchProcess:
+        return set()
+
+
+def db_for(cli: Cli, **settings: object) -> Database:
+    return Database(Settings(home=cli.home, **settings))  # type: ignore[arg-type]
+
+
+def index_counts(cli: Cli) -> tuple[int, int]:
+    """(rows, distinct (file_id, seq)) in the event index."""
+    cli.run("status")  # the index owner loads every ready segment
+    index = ChdbIndex(cli.home / "index")
+    try:
+        rows = index.scalar("SELECT count() FROM casescope.events")
+        distinct = index.scalar("SELECT uniqExact(file_id, seq) FROM casescope.events")
+    finally:
+        index.close()
+    return int(rows), int(distinct)
+
+
+def duplicate_results(db: Database) -> tuple[int, int]:
+    """(detections, IOC hits) that repeat an earlier one for the same event."""
+    with db.session() as session:
+        detections = session.scalar(select(func.count()).select_from(Detection))
+        distinct_detections = session.scalar(
+            select(func.count()).select_from(
+                select(Detection.file_id, Detection.seq, Detection.rule_id).distinct().subquery()
+            )
+        )
+        hits = session.scalar(select(func.count()).select_from(IocHit))
+        distinct_hits = session.scalar(
+            select(func.count()).select_from(
+                select(IocHit.file_id, IocHit.seq, IocHit.ioc_id, IocHit.field)
+                .distinct()
+                .subquery()
+            )
+        )
+    return detections - distinct_detections, hits - distinct_hits
+
+
+def events_by_file(db: Database) -> dict[str, int]:
+    with db.session() as session:
+        return dict(session.execute(select(EvidenceFile.original_path, EvidenceFile.event_count)))

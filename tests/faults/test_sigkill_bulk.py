@@ -1,0 +1,135 @@
+"""2,000 files while a worker is SIGKILLed every few seconds: each completes exactly once.
+
+Copies of the same sample hold the same events, so every copy must end with the same event,
+detection and hit counts whether or not its worker was killed under it; and nothing may be
+in the index or the result tables twice.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import signal
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from casescope.evidence.intake import ingest_paths
+from casescope.model.db import Database
+from casescope.model.enums import FileStatus, JobState
+from casescope.model.tables import Detection, EvidenceFile, IocHit, Job, WorkerRecord
+from casescope.services.cases import create_case
+from casescope.services.doctor import verify_files
+from tests.e2e.conftest import Cli
+from tests.faults.conftest import (
+    children,
+    db_for,
+    duplicate_results,
+    index_counts,
+    make_bulk_set,
+    pool,
+    smallest_samples,
+)
+
+SAMPLES, COPIES = 10, 200  # 2,000 files
+KILL_EVERY = 2.5  # seconds
+#: Small samples of these techniques, and the Sigma rules for them: every copy has hits.
+TECHNIQUES = re.compile(r"rundll32|schtask|regsvr32")
+
+
+@pytest.fixture
+def bulk(tmp_path: Path, attack_samples: Path) -> Path:
+    small = smallest_samples(attack_samples, 300)
+    samples = sorted(p for p in small if TECHNIQUES.search(p.name))[:SAMPLES]
+    make_bulk_set(tmp_path / "bulk", COPIES, samples)
+    return tmp_path / "bulk"
+
+
+def _rules_subset(sigma_dir: Path, target: Path) -> Path:
+    target.mkdir()
+    for rule in (sigma_dir / "rules" / "windows" / "process_creation").glob("*.yml"):
+        if TECHNIQUES.search(rule.name):
+            (target / rule.name).write_bytes(rule.read_bytes())
+    return target
+
+
+def _busy_workers(db: Database, ours: set[int]) -> list[int]:
+    with db.session() as session:
+        pids = session.scalars(
+            select(WorkerRecord.pid).where(WorkerRecord.current_file_id.is_not(None))
+        )
+        return sorted(set(pids) & ours)
+
+
+def _run_killing(cli: Cli, db: Database) -> int:
+    """Run a pool to the end, SIGKILLing one of its busy workers every few seconds."""
+    workers = pool(cli, CASESCOPE_MAX_ATTEMPTS="50")
+    kills, rng = 0, random.Random(7)
+    deadline = time.monotonic() + 400
+    while workers.poll() is None and time.monotonic() < deadline:
+        time.sleep(KILL_EVERY)
+        busy = _busy_workers(db, children(workers))
+        if busy:
+            os.kill(rng.choice(busy), signal.SIGKILL)
+            kills += 1
+    if workers.poll() is None:
+        workers.kill()
+        raise AssertionError("the pool did not finish")
+    assert workers.returncode == 0, workers.stderr.read()
+    return kills
+
+
+def _per_sample(db: Database, model: type) -> dict[str, set[int]]:
+    """For each sample (the name after the copy folder), the set of per-copy counts."""
+    with db.session() as session:
+        counts = dict(
+            session.execute(select(model.file_id, func.count()).group_by(model.file_id)).all()
+        )
+        files = session.execute(select(EvidenceFile.id, EvidenceFile.original_path)).all()
+    by_sample: dict[str, set[int]] = defaultdict(set)
+    for file_id, original in files:
+        by_sample[Path(original).name].add(counts.get(file_id, 0))
+    return by_sample
+
+
+def test_sigkill_every_few_seconds_during_2000_files(
+    cli: Cli, bulk: Path, sigma_dir: Path, tmp_path: Path
+) -> None:
+    cli.run("rules", "import", str(_rules_subset(sigma_dir, tmp_path / "rules")))
+    db = db_for(cli, max_attempts=50)
+    report = ingest_paths(db, db.settings, create_case(db, "faults"), [bulk])
+    assert len(report.queued) == SAMPLES * COPIES
+    cli.run("ioc", "add", "--case", "faults", "rundll32.exe", "cmd.exe", "schtasks.exe")
+
+    kills = _run_killing(cli, db)
+
+    with db.session() as session:
+        statuses = dict(
+            session.execute(select(EvidenceFile.status, func.count()).group_by("status")).all()
+        )
+        done_jobs = dict(
+            session.execute(
+                select(Job.file_id, func.count())
+                .where(Job.state == JobState.DONE)
+                .group_by(Job.file_id)
+            ).all()
+        )
+        retried = session.scalar(select(func.count()).where(Job.attempts > 1))
+        parsed = session.scalar(select(func.sum(EvidenceFile.event_count)))
+        verification = verify_files(session)
+    assert statuses == {FileStatus.COMPLETED: SAMPLES * COPIES}
+    assert set(done_jobs.values()) == {1} and len(done_jobs) == SAMPLES * COPIES
+    assert verification.ok and verification.completed == SAMPLES * COPIES
+    assert kills >= 3 and retried >= 1, (kills, retried)  # the faults really happened
+    rows, distinct = index_counts(cli)
+    assert rows == distinct == parsed
+    assert duplicate_results(db) == (0, 0)
+    for model in (Detection, IocHit):
+        by_sample = _per_sample(db, model)
+        assert all(len(counts) == 1 for counts in by_sample.values()), (model, by_sample)
+    assert sum(next(iter(c)) for c in _per_sample(db, Detection).values()) > 0
+    assert sum(next(iter(c)) for c in _per_sample(db, IocHit).values()) > 0

@@ -1,0 +1,118 @@
+"""The index owner's memory bound: large segments load in slices, chDB's memory is capped."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import pytest
+
+from casescope.config import Settings
+from casescope.errors import IndexBusyError
+from casescope.model.db import Database
+from casescope.model.enums import IndexState
+from casescope.model.tables import EvidenceFile
+from casescope.store.index import MIN_INSERT_ROWS, ChdbIndex, LoadItem, insert_rows_for
+from casescope.store.loader import load_pending, rows_per_insert
+from casescope.store.owner import open_index
+from tests.integration.conftest import add_files
+from tests.integration.test_loader import make_batch, mark_ready, write_segment
+
+MIB = 1024 * 1024
+
+
+def _duplicates(index: ChdbIndex) -> int:
+    return int(
+        index.scalar("SELECT count() - uniqExact(file_id, seq) AS d FROM casescope.events", {})
+    )
+
+
+def test_large_segment_loads_in_slices_exactly_once(
+    settings: Settings, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = settings.model_copy(update={"load_batch_rows": 1000})
+    big, *small = add_files(db, 4)
+    mark_ready(db, big, write_segment(settings, "b" * 64, make_batch(2500, "big")), 2500)
+    for n, file_id in enumerate(small):
+        mark_ready(db, file_id, write_segment(settings, f"{n:064x}", make_batch(300, "s")), 300)
+    index = ChdbIndex(settings.index_dir)
+    try:
+        with caplog.at_level(logging.INFO, logger="casescope.store.loader"):
+            report = load_pending(db, index, settings)
+        assert (report.files, report.rows) == (4, 3400)
+        slices = [r.getMessage() for r in caplog.records if "loaded events" in r.getMessage()]
+        assert slices == [
+            f"loaded events 0-1000 of file {big}",
+            f"loaded events 1000-2000 of file {big}",
+            f"loaded events 2000-end of file {big}",
+        ]
+        assert index.counts_by_file(1) == {big: 2500, **{f: 300 for f in small}}
+        assert _duplicates(index) == 0
+    finally:
+        index.close()
+
+
+def test_owner_dead_after_some_slices_reloads_the_file_once(
+    settings: Settings, db: Database
+) -> None:
+    """Slices of a file are in the index but its bookkeeping is still pending (the owner
+    died between slices): the next owner deletes them and loads the whole file again."""
+    settings = settings.model_copy(update={"load_batch_rows": 400})
+    [file_id] = add_files(db, 1)
+    path = write_segment(settings, "c" * 64, make_batch(1000, "x"))
+    mark_ready(db, file_id, path, 1000)
+    index = ChdbIndex(settings.index_dir)
+    try:
+        index.load([LoadItem(1, file_id, path, 0, 400)])
+        index.load([LoadItem(1, file_id, path, 400, 800)])
+        assert index.count() == 800
+        load_pending(db, index, settings)
+        assert index.count() == 1000
+        assert _duplicates(index) == 0
+        with db.read() as session:
+            assert session.get(EvidenceFile, file_id).index_state is IndexState.LOADED
+    finally:
+        index.close()
+
+
+def test_a_slice_must_be_loaded_alone(settings: Settings) -> None:
+    path = write_segment(settings, "d" * 64, make_batch(10, "x"))
+    other = write_segment(settings, "e" * 64, make_batch(10, "x"))
+    index = ChdbIndex(settings.index_dir)
+    try:
+        with pytest.raises(ValueError, match="loaded alone"):
+            index.load([LoadItem(1, 1, path, 0, 5), LoadItem(1, 2, other)])
+        assert index.count() == 0
+    finally:
+        index.close()
+
+
+def test_rows_per_insert_follow_the_memory_budget(settings: Settings) -> None:
+    assert insert_rows_for(480, rss_mb=470) == MIN_INSERT_ROWS  # no room: the floor
+    assert insert_rows_for(480, rss_mb=300) > insert_rows_for(480, rss_mb=350)
+    assert insert_rows_for(480, rss_mb=300) < insert_rows_for(800, rss_mb=300)
+    tight = settings.model_copy(update={"index_memory_mb": 480, "load_batch_rows": 500_000})
+    assert rows_per_insert(tight, rss_mb=300) == insert_rows_for(480, 300) < 500_000
+    loose = settings.model_copy(update={"index_memory_mb": 4000, "load_batch_rows": 5000})
+    assert rows_per_insert(loose) == 5000  # the measured RSS is far below 4 GB
+
+
+def test_owner_caps_chdb_memory_and_survives_a_query_over_it(settings: Settings) -> None:
+    settings = settings.model_copy(update={"index_memory_mb": 300})
+    with open_index(settings, role="test") as index:
+        rows = index.query_rows(
+            "SELECT name, value FROM system.server_settings WHERE name IN "
+            "('max_server_memory_usage', 'mark_cache_size', 'primary_index_cache_size')"
+        )
+        values = {row["name"]: int(row["value"]) for row in rows}
+        assert values["max_server_memory_usage"] == 300 * MIB
+        assert values["mark_cache_size"] <= 300 * MIB // 16
+        assert values["primary_index_cache_size"] <= 300 * MIB // 16
+        # ~1 GB in one aggregate: refused by chDB's memory limit, not grown into
+        with pytest.raises(Exception, match=re.compile("memory limit", re.IGNORECASE)):
+            index.query_rows(
+                "SELECT length(groupArray(repeat('x', 1000))) AS n FROM numbers(1000000)"
+            )
+        assert index.scalar("SELECT 1 AS one") == 1  # the index is still usable
+        with pytest.raises(IndexBusyError), open_index(settings, role="second"):
+            pass  # the index is still owned by this process only

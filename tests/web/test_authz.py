@@ -1,0 +1,66 @@
+"""Each role against each endpoint: read-only users cannot change anything; users without
+access to a case get 403 for everything in it; admins only for users and the audit log."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.web.conftest import ROLES, Web
+
+# (method, path, json body, roles allowed)
+ENDPOINTS = [
+    ("GET", "/api/cases/{case}", None, {"admin", "analyst", "reader"}),
+    ("GET", "/api/cases/{case}/files", None, {"admin", "analyst", "reader"}),
+    ("GET", "/api/cases/{case}/events", None, {"admin", "analyst", "reader"}),
+    ("GET", "/api/cases/{case}/export", None, {"admin", "analyst", "reader"}),
+    ("GET", "/api/cases/{case}/detections", None, {"admin", "analyst", "reader"}),
+    ("GET", "/api/cases/{case}/ioc-hits", None, {"admin", "analyst", "reader"}),
+    ("GET", "/api/cases/{case}/progress", None, {"admin", "analyst", "reader"}),
+    ("POST", "/api/cases/{case}/files/reprocess", {"file_ids": [-1]}, {"admin", "analyst"}),
+    ("POST", "/api/cases/{case}/files/retry", {"file_ids": [-1]}, {"admin", "analyst"}),
+    ("POST", "/api/cases/{case}/files/import", {"path": "/nonexistent"}, {"admin"}),
+    ("POST", "/api/cases/{case}/events/1/0/marks", {"kind": "star"}, {"admin", "analyst"}),
+    ("POST", "/api/cases", {"name": "authz-{role}"}, {"admin", "analyst", "outsider"}),
+    ("GET", "/api/users", None, {"admin"}),
+    ("POST", "/api/users", {"username": "u-{role}", "password": "x" * 12}, {"admin"}),
+    ("GET", "/api/audit", None, {"admin"}),
+    ("GET", "/api/system", None, set(ROLES)),
+]
+PAGES = [
+    "/cases/{case}",
+    "/cases/{case}/evidence",
+    "/cases/{case}/search?q=",
+    "/cases/{case}/detections",
+]
+
+
+def _fill(value: object, case_id: int, role: str) -> object:
+    if isinstance(value, str):
+        return value.replace("{case}", str(case_id)).replace("{role}", role)
+    if isinstance(value, dict):
+        return {k: _fill(v, case_id, role) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize(("method", "path", "body", "allowed"), ENDPOINTS)
+def test_role_matrix(web: Web, role: str, method: str, path: str, body, allowed) -> None:  # type: ignore[no-untyped-def]
+    client = web.clients[role]
+    r = client.request(method, _fill(path, web.case_id, role), json=_fill(body, web.case_id, role))
+    if role in allowed:
+        assert r.status_code not in (401, 403), (role, path, r.status_code, r.text)
+    else:
+        assert r.status_code == 403, (role, path, r.status_code, r.text)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("page", PAGES)
+def test_case_pages(web: Web, role: str, page: str) -> None:
+    r = web.clients[role].get(_fill(page, web.case_id, role))
+    assert r.status_code == (403 if role == "outsider" else 200)
+
+
+def test_anonymous_gets_401_or_the_login_page(web: Web) -> None:
+    assert web.anonymous.get(f"/api/cases/{web.case_id}/events").status_code == 401
+    r = web.anonymous.get(f"/cases/{web.case_id}", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login"

@@ -1,0 +1,84 @@
+"""Pages render attacker-controlled event data escaped (XSS, javascript: URLs, bidi, NUL)."""
+
+from __future__ import annotations
+
+import re
+
+from fastapi.testclient import TestClient
+
+from tests.web.conftest import NUL, XSS, Web
+
+
+def _xss_event(web: Web) -> dict:
+    client = web.clients["analyst"]
+    rows = client.get(f"/api/cases/{web.case_id}/events", params={"q": '"onerror"'}).json()["rows"]
+    assert rows, "the NDJSON event with the payload was not indexed"
+    return rows[0]
+
+
+def _assert_safe(html: str) -> None:
+    assert "<img src=x onerror" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+    assert not re.search(r"""(href|src)\s*=\s*["']?\s*javascript:""", html, re.I)
+    assert "\u202e" not in html and "[U+202E]" in html
+    assert "\x00" not in html and NUL not in html
+
+
+def test_search_page_escapes_event_fields(web: Web) -> None:
+    _xss_event(web)
+    html = (
+        web.clients["analyst"]
+        .get(f"/cases/{web.case_id}/search", params={"q": '"onerror"', "columns": "Url,FileName"})
+        .text
+    )
+    _assert_safe(html)
+    assert XSS not in html
+
+
+def test_event_page_escapes_fields_and_raw(web: Web) -> None:
+    event = _xss_event(web)
+    html = (
+        web.clients["analyst"]
+        .get(f"/cases/{web.case_id}/events/{event['file_id']}/{event['seq']}")
+        .text
+    )
+    _assert_safe(html)
+    assert "javascript:alert(1)" in html  # shown as text, never as a link
+
+
+def test_pages_send_a_strict_content_security_policy(web: Web) -> None:
+    r = web.clients["reader"].get("/")
+    assert "script-src 'self'" in r.headers["content-security-policy"]
+    assert r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_page_forms_carry_the_csrf_token_and_reject_without(web: Web) -> None:
+    client = web.clients["analyst"]
+    html = client.get("/").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert token
+    saved = client.headers.pop("X-CSRF-Token")
+    try:
+        refused = client.post("/cases", data={"name": "form case"}, follow_redirects=False)
+        assert refused.status_code == 403
+        ok = client.post(
+            "/cases",
+            data={"name": "form case", "csrf_token": token.group(1)},
+            follow_redirects=False,
+        )
+        assert ok.status_code == 303
+    finally:
+        client.headers["X-CSRF-Token"] = saved
+
+
+def test_login_form_flow(web: Web) -> None:
+    client = TestClient(web.app, base_url="https://testserver")
+    page = client.get("/login").text
+    login_csrf = re.search(r'name="login_csrf" value="([^"]+)"', page).group(1)
+    r = client.post(
+        "/login",
+        data={"username": "reader", "password": "correct horse battery", "login_csrf": login_csrf},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert "web case" in client.get("/").text
