@@ -21,6 +21,8 @@ from casescope.services.doctor import verify_files
 from casescope.services.progress import FileSet, read_progress
 from casescope.services.status import collect_status
 
+REJECTED_SHOWN = 100
+
 
 @friendly_errors
 def ingest(
@@ -100,8 +102,11 @@ def _print_intake(report: IntakeReport) -> None:
     )
     for path, existing in report.duplicates[:20]:
         console.print(f"  duplicate of file {existing}: {escape(path)}", highlight=False)
-    for path, reason in report.rejected:
+    for path, reason in report.rejected[:REJECTED_SHOWN]:
         console.print(f"  [red]rejected[/] {escape(path)}: {escape(reason)}", highlight=False)
+    if len(report.rejected) > REJECTED_SHOWN:
+        more = len(report.rejected) - REJECTED_SHOWN
+        console.print(f"  ... and {more:,} more rejected (audit log: intake_refused)")
 
 
 def _print_verification(ctx: AppContext, case_id: int) -> None:

@@ -51,6 +51,9 @@ class OutputFormat(StrEnum):
     CSV = "csv"
 
 
+#: Columns of `ioc list --format csv` (header even when the case has no IOCs).
+IOC_COLUMNS = ("id", "type", "value", "original", "note", "source", "enabled", "created_at")
+
 CaseOpt = Annotated[str, typer.Option("--case", "-c", help="Case name.")]
 TypeOpt = Annotated[
     str | None,
@@ -182,7 +185,7 @@ def list_(
             )
         console.print(table)
         return
-    _write_rows(rows, fmt)
+    _write_rows(rows, fmt, IOC_COLUMNS)
 
 
 def _toggle(case: str, ids: Sequence[int], enabled: bool, no_wait: bool) -> None:

@@ -143,7 +143,7 @@ def _walk_archive(
         return
     with archive:
         members = [m for m in archive.infolist() if not m.is_dir()]
-        problem = _budget_problem(walk, members)
+        problem = _budget_problem(walk, members) or ("" if members else "empty archive: no files")
         if problem:
             yield Refused(label, problem)
             return

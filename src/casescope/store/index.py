@@ -136,7 +136,8 @@ def server_settings(memory_mb: int) -> dict[str, int]:
     `max_server_memory_usage` caps everything chDB allocates (not its mapped code): past it a
     query fails with MEMORY_LIMIT_EXCEEDED rather than growing the process. The caches, sized
     by default as fractions of the host's RAM (GBs of marks and primary keys), get small
-    fixed shares of the budget; the uncompressed caches stay off.
+    fixed shares of the budget; the uncompressed caches stay off; merges are two at a time
+    at most. Two query settings ride along as the session's defaults.
     """
     budget = memory_mb * _MIB
     return {
@@ -151,6 +152,12 @@ def server_settings(memory_mb: int) -> dict[str, int]:
         "parquet_metadata_cache_size": budget // 64,
         "uncompressed_cache_size": 0,
         "index_uncompressed_cache_size": 0,
+        # at most two merges at a time, whatever the host's cores
+        "background_pool_size": 2,
+        "background_merges_mutations_concurrency_ratio": 1,
+        # query defaults: large sorts and aggregations spill to disk instead of failing
+        "max_bytes_before_external_sort": budget // 4,
+        "max_bytes_before_external_group_by": budget // 4,
     }
 
 

@@ -126,17 +126,17 @@ def load_batch(
     if present:
         logger.info("replacing index rows of %d files", len(present))
         index.delete_files(sorted(present))
-    whole = [item for item in batch if item.event_count > 0]
-    large = [item for item in whole if limit is not None and item.event_count > limit]
+    limit = limit or max((item.event_count for item in batch), default=0)
     index.load(
         [
             LoadItem(item.case_id, item.file_id, item.segment_path)
-            for item in whole
-            if item not in large
+            for item in batch
+            if 0 < item.event_count <= limit
         ]
     )
-    for item in large:
-        _load_sliced(index, item, limit or item.event_count)
+    for item in batch:
+        if item.event_count > limit:
+            _load_sliced(index, item, limit)
     _mark_loaded(db, batch)
     return sum(item.event_count for item in batch)
 

@@ -13,6 +13,9 @@ from sqlalchemy import select
 
 from casescope.model.db import Database
 from casescope.model.tables import AuditRecord, EvidenceFile
+from tests.e2e.conftest import cli
+
+__all__ = ["cli"]  # the `casescope` command in a fresh home, for test_archive_cli
 
 
 @pytest.fixture(scope="session")

@@ -270,3 +270,14 @@ def test_duplicate_members_are_deduplicated(
 
     assert len(report.queued) == 1 and len(report.duplicates) == 2
     _assert_accounted(db, settings)
+
+
+def test_an_archive_without_files_is_reported(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    archive = make_zip(tmp_path / "dirs-only.zip", {"a/": b"", "a/b/": b""})
+
+    report = _ingest(db, settings, archive)
+
+    assert report.rejected == [(str(archive.resolve()), "empty archive: no files")]
+    _assert_accounted(db, settings)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.e2e.conftest import Cli, cli  # noqa: F401  (the fixture)
+from tests.e2e.conftest import Cli
 from tests.integration.evidence.conftest import make_zip
 
 
 def test_ingest_a_zip_to_completion_then_doctor_verifies(
-    cli: Cli,  # noqa: F811
+    cli: Cli,
     samples: list[Path],
     tmp_path: Path,
 ) -> None:

@@ -1,0 +1,123 @@
+"""Benchmark: `casescope ingest` of the ~11,600-file bulk set, end to end.
+
+The attack samples are copied `--copies` times under distinct names and bytes (42 copies:
+~11,600 files, ~436k records); optionally the whole set is first packed into one zip
+(`--zip`, to time the archive path). With `--sigma` the rules under that folder are imported
+first (default: the full snapshot) and with `--iocs N` N IOCs (a few that hit, the rest
+that do not) are added to the case; setup is not timed. Prints wall time, files/s,
+events/s, peak RSS per process and the detection and IOC-hit counts.
+
+Goal on the 2-core machine: under 60 s for the whole set, no process above 500 MB.
+Usage: .venv/bin/python bench/bulk.py [--copies 42] [--sigma DIR | --no-sigma] [--iocs 100]
+Run the full set once; use e.g. `--copies 2` to try changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from casescope.config import Settings
+from casescope.model.db import Database
+from casescope.model.enums import FileStatus
+from casescope.model.tables import Detection, EvidenceFile, IocHit
+from common import DATA, make_bulk_set, run_casescope
+
+HITTING_IOCS = [
+    "rundll32.exe",
+    "cmd.exe",
+    "powershell.exe",
+    "schtasks.exe",
+    "whoami.exe",
+    "regsvr32.exe",
+    "mshta.exe",
+    "wmic.exe",
+    "net.exe",
+    "lsass.exe",
+]
+
+
+def write_iocs(path: Path, count: int) -> Path:
+    """`count` IOCs, one a line: the executables above, then indicators that never occur."""
+    lines = HITTING_IOCS[:count]
+    n = 0
+    while len(lines) < count:
+        lines.append(f"198.51.100.{n % 250 + 1}" if n % 2 else f"bench-{n}.example.com")
+        n += 1
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def zip_folder(folder: Path, archive: Path) -> Path:
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zf.write(path, path.relative_to(folder).as_posix())
+    return archive
+
+
+def setup(home: Path, sigma: Path | None, iocs: int, tmp: Path) -> None:
+    run_casescope(["case", "create", "bench"], home)
+    if sigma is not None:
+        wall, _ = run_casescope(["rules", "import", str(sigma)], home)
+        print(f"setup: Sigma rules from {sigma} imported in {wall:.1f} s")
+    if iocs:
+        path = write_iocs(tmp / "iocs.txt", iocs)
+        run_casescope(["ioc", "import", "--case", "bench", "--no-wait", str(path)], home)
+        print(f"setup: {iocs} IOCs imported")
+
+
+def results(home: Path) -> tuple[int, int, int, int, int]:
+    """(files, failed files, events, detections, IOC hits)."""
+    db = Database(Settings(home=home))
+    with db.session() as session:
+        files, events = session.execute(
+            select(func.count(), func.coalesce(func.sum(EvidenceFile.event_count), 0))
+        ).one()
+        failed = session.scalar(
+            select(func.count()).where(EvidenceFile.status == FileStatus.FAILED)
+        )
+        detections = session.scalar(select(func.count()).select_from(Detection))
+        hits = session.scalar(select(func.count()).select_from(IocHit))
+    db.dispose()
+    return files, failed or 0, events, detections or 0, hits or 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--copies", type=int, default=42, help="copies of the attack samples")
+    parser.add_argument("--sigma", type=Path, default=DATA / "sigma", help="rules to import")
+    parser.add_argument("--no-sigma", action="store_true", help="no Sigma rules")
+    parser.add_argument("--iocs", type=int, default=100, help="IOCs in the case (0: none)")
+    parser.add_argument("--zip", action="store_true", help="ingest the set as one zip")
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="cs-bulk-") as tmp_name:
+        tmp = Path(tmp_name)
+        evidence = tmp / "bulk"
+        make_bulk_set(evidence, args.copies)
+        if args.zip:
+            evidence = zip_folder(evidence, tmp / "bulk.zip")
+        home = tmp / "home"
+        setup(home, None if args.no_sigma else args.sigma, args.iocs, tmp)
+        env = {"CASESCOPE_WORKERS": str(args.workers)} if args.workers else {}
+        wall, sampler = run_casescope(["ingest", "--case", "bench", str(evidence)], home, **env)
+        files, failed, events, detections, hits = results(home)
+    print(f"\n== bulk set: {args.copies} copies{' (one zip)' if args.zip else ''}")
+    print(f"{files:,} files ({failed:,} failed), {events:,} events")
+    print(
+        f"wall {wall:.2f} s | {files / wall:,.0f} files/s | {events / wall:,.0f} events/s "
+        f"| goal: < 60 s for 42 copies"
+    )
+    print(f"detections {detections:,} | IOC hits {hits:,}")
+    print(sampler.report())
+
+
+if __name__ == "__main__":
+    main()
