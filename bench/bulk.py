@@ -15,6 +15,7 @@ Run the full set once; use e.g. `--copies 2` to try changes.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import zipfile
@@ -22,12 +23,15 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[1]
+# bench/ must not be on sys.path: bench/sigma.py would shadow pySigma's `sigma` namespace package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"] + [str(ROOT)]
+from bench.common import DATA, make_bulk_set, run_casescope
+
 from casescope.config import Settings
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus
 from casescope.model.tables import Detection, EvidenceFile, IocHit
-from common import DATA, make_bulk_set, run_casescope
 
 HITTING_IOCS = [
     "rundll32.exe",
@@ -115,8 +119,14 @@ def main() -> None:
         f"wall {wall:.2f} s | {files / wall:,.0f} files/s | {events / wall:,.0f} events/s "
         f"| goal: < 60 s for 42 copies"
     )
+    cpu = sampler.cpu_seconds
+    print(
+        f"CPU (user+sys, all casescope processes) {cpu:.1f} s | {1000 * cpu / max(files, 1):.1f} "
+        f"ms/file | {1000 * cpu / max(events / 1000, 1):.0f} ms per 1k events"
+    )
     print(f"detections {detections:,} | IOC hits {hits:,}")
     print(sampler.report())
+    print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -64,6 +65,8 @@ class RssSampler:
     root_pid: int
     interval: float = 0.1
     peaks: dict[int, tuple[str, float]] = field(default_factory=dict)
+    #: user+sys CPU seconds of the whole process tree (set by `run_casescope`).
+    cpu_seconds: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
@@ -95,9 +98,16 @@ class RssSampler:
         return f"max process RSS: {worst:.1f} MB ({len(rows)} processes)\n" + "\n".join(lines)
 
 
+def _children_cpu() -> float:
+    """User+sys seconds of all waited-for descendants (workers are reaped by their pool)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_casescope(args: Sequence[str], home: Path, **env: str) -> tuple[float, RssSampler]:
     """Run `casescope ARGS` in `home`; returns wall seconds and the RSS sampler."""
     environ = {**os.environ, "CASESCOPE_HOME": str(home), **env}
+    cpu_before = _children_cpu()
     started = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "casescope", *args], env=environ, stdout=subprocess.DEVNULL
@@ -106,6 +116,7 @@ def run_casescope(args: Sequence[str], home: Path, **env: str) -> tuple[float, R
     sampler.start()
     code = proc.wait()
     sampler.stop()
+    sampler.cpu_seconds = _children_cpu() - cpu_before
     if code != 0:
         raise SystemExit(f"casescope {' '.join(args)} exited with {code}")
     return time.perf_counter() - started, sampler

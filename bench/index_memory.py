@@ -19,10 +19,13 @@ from pathlib import Path
 
 import psutil
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[1]
+# bench/ must not be on sys.path: bench/sigma.py would shadow pySigma's `sigma` namespace package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"] + [str(ROOT)]
+from bench.common import ATTACK_SAMPLES, RssSampler, make_large_ndjson
+
 from casescope.config import Settings
 from casescope.store.owner import open_index
-from common import ATTACK_SAMPLES, RssSampler, make_large_ndjson
 
 SEARCHES = {
     "token (hasToken)": "SELECT count() AS n FROM casescope.events "

@@ -13,11 +13,14 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[1]
+# bench/ must not be on sys.path: bench/sigma.py would shadow pySigma's `sigma` namespace package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"] + [str(ROOT)]
+from bench.common import ATTACK_SAMPLES, make_bulk_set, make_large_ndjson, run_casescope
+
 from casescope.config import Settings
 from casescope.model.db import Database
 from casescope.model.tables import AuditRecord, EvidenceFile
-from common import ATTACK_SAMPLES, make_bulk_set, make_large_ndjson, run_casescope
 
 
 def step_shares(home: Path) -> str:
@@ -54,6 +57,11 @@ def bench(label: str, evidence: Path, workers: int | None) -> None:
         print(
             f"wall {wall:.2f} s | {files / wall:,.0f} files/s | {events / wall:,.0f} events/s "
             f"| {1000 * wall / files:.1f} ms/file end to end"
+        )
+        cpu = sampler.cpu_seconds
+        print(
+            f"CPU (user+sys, all casescope processes) {cpu:.1f} s "
+            f"| {1000 * cpu / files:.1f} ms/file"
         )
         print(sampler.report())
         print(step_shares(home))

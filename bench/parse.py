@@ -17,10 +17,13 @@ from pathlib import Path
 
 import evtx
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[1]
+# bench/ must not be on sys.path: bench/sigma.py would shadow pySigma's `sigma` namespace package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"] + [str(ROOT)]
+from bench.common import ATTACK_SAMPLES, make_large_ndjson
+
 from casescope.model.enums import FileType
 from casescope.parse import ParseReport, iter_batches
-from common import ATTACK_SAMPLES, make_large_ndjson
 
 
 def rate(run: Callable[[], int], repeats: int = 3) -> tuple[float, int]:

@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     memory_limit_mb: int = Field(
         default=8192, ge=256, description="Memory budget; the System page warns above 80%."
     )
+    sse_heartbeat_seconds: float = Field(
+        default=15.0, gt=0, description="Silence after which an event stream sends a comment."
+    )
     # --- zip archives taken in by `casescope ingest` (evidence/archive.py) ---
     max_archive_bytes: int = Field(
         default=64 * 2**30, ge=1, description="Bytes one zip (nested included) may expand to."

@@ -102,3 +102,41 @@ def test_login_upload_search_tag_export(server: str, attack_samples: Path, tmp_p
         download.value.save_as(target)
         assert target.read_text().startswith("ts,file_id,seq")
         browser.close()
+
+
+def test_jobs_page_follows_progress_live(server: str, tmp_path: Path) -> None:
+    """The Jobs page's progress arrives over Server-Sent Events (CSP-clean script), and its
+    buttons pause and cancel an operation."""
+    if CHROMIUM is None:
+        pytest.skip("Debian chromium is not installed (run scripts/browser.sh)")
+    playwright = pytest.importorskip("playwright.sync_api", reason="run scripts/browser.sh")
+    from casescope.config import Settings
+    from casescope.model.db import Database
+    from casescope.model.enums import OperationKind
+    from casescope.services import operations as ops
+    from casescope.services.cases import get_or_create_case
+
+    db = Database(Settings(home=tmp_path / "home"), run_migrations=False)
+    case = get_or_create_case(db, "jobs case")[0]
+    operation_id = ops.create_operation(db, case.id, OperationKind.REINDEX, "test")  # stays open
+    row = f"tr[data-op='{operation_id}']"
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.goto(f"{server}/login")
+        page.fill("input[name=username]", "admin")
+        page.fill("input[name=password]", PASSWORD)
+        page.click("button[type=submit]")
+        page.goto(f"{server}/cases/{case.id}/jobs")
+        assert page.inner_text(f"{row} td.state") == "running"
+        ops.pause(db, operation_id, "test")  # elsewhere: the page must learn it by itself
+        page.wait_for_selector(f"{row} td.state:has-text('paused')", timeout=60_000)
+        assert page.is_visible(f"{row} form[data-action=resume] button")
+        assert not page.is_visible(f"{row} form[data-action=pause] button")
+        page.click(f"{row} form[data-action=cancel] button")
+        page.wait_for_selector(f"{row} td.state:has-text('cancelled')", timeout=60_000)
+        assert not [e for e in errors if "Content Security Policy" in e], errors
+        browser.close()
+    db.dispose()

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from casescope.config import Settings
 from casescope.model.tables import AuditRecord
+from casescope.store.owner import index_lock
 from tests.e2e.conftest import Cli
 
 SHARP_RDP = "Lateral Movement/LM_sysmon_3_12_13_1_SharpRDP.evtx"
@@ -54,7 +56,8 @@ def test_ioc_import_hunts_ingested_evidence(cli: Cli, evidence: list[Path], tmp_
     iocs_csv = tmp_path / "iocs.csv"
     iocs_csv.write_text(IOC_FILE)
     proc = cli.run("ioc", "import", "--case", "c", str(iocs_csv))
-    assert "queued 3 files for IOC re-hunt" in proc.stdout
+    assert "hunted the new IOCs in the index: 8 hits" in proc.stdout  # not re-read: indexed
+    assert "queued" not in proc.stdout
     assert "imported 5 IOCs" in proc.stdout and "2 bad lines" in proc.stdout
     assert "line 4: 'not-a-hash' is not a valid md5 hash" in proc.stderr
     assert "line 8:" in proc.stderr
@@ -100,7 +103,7 @@ def test_ioc_add_remove_and_filters(cli: Cli, evidence: list[Path]) -> None:
     cli.run("ingest", "--case", "c", *map(str, evidence[:2]))
     values = ("192.168.56.1", "10.0.2.1", "27.static.afterburst.com")
     proc = cli.run("ioc", "add", "--case", "c", *values)
-    assert "added 3 IOCs" in proc.stdout and "queued 2 files" in proc.stdout
+    assert "added 3 IOCs" in proc.stdout and "in the index: 4 hits" in proc.stdout
     listed = _jsonl(cli, "ioc", "list", "--case", "c", "--format", "jsonl")
     ids = {i["value"]: i["id"] for i in listed}
     hits = _jsonl(cli, "hits", "--case", "c", "--format", "jsonl")
@@ -123,3 +126,65 @@ def test_ioc_add_remove_and_filters(cli: Cli, evidence: list[Path]) -> None:
     assert actions.count("indexing") == 2 and "ioc.remove" in actions
     for command in ("add", "import", "list", "enable", "disable", "remove", "rehunt"):
         assert "Usage" in cli.run("ioc", command, "--help").stdout
+
+
+def _searched(cli: Cli, *options: str, query: str = "") -> set[tuple[str, int]]:
+    """(file name, seq) of every event `casescope search` returns with these options."""
+    args = ("search", query, "--case", "c", "--format", "jsonl", "--limit", "100000")
+    rows = _jsonl(cli, *args, *options)
+    return {(str(r["file_id"]), r["seq"]) for r in rows}
+
+
+def test_search_and_export_only_events_with_ioc_hits(
+    cli: Cli, evidence: list[Path], tmp_path: Path
+) -> None:
+    cli.run("ingest", "--case", "c", *map(str, evidence))
+    cli.run("ioc", "add", "--case", "c", "192.168.56.1", "inwitelecom.net", "10.9.9.9")
+    listed = _jsonl(cli, "ioc", "list", "--case", "c", "--format", "jsonl")
+    ids = {i["value"]: str(i["id"]) for i in listed}
+    hits = _jsonl(cli, "hits", "--case", "c", "--format", "jsonl")
+    hit_events = {(str(h["file_id"]), h["seq"]) for h in hits}
+    by_ioc = {
+        value: {(str(h["file_id"]), h["seq"]) for h in hits if h["ioc_value"] == value}
+        for value in ("192.168.56.1", "inwitelecom.net")
+    }
+    assert len(hit_events) == 5 and len(by_ioc["192.168.56.1"]) == 4
+
+    assert _searched(cli, "--ioc") == hit_events
+    assert _searched(cli, "--ioc-id", ids["192.168.56.1"]) == by_ioc["192.168.56.1"]
+    assert _searched(cli, "--ioc-type", "domain") == by_ioc["inwitelecom.net"]
+    assert _searched(cli, "--ioc-id", ids["10.9.9.9"]) == set()  # an IOC with no hits
+    both = ("--ioc-id", ids["192.168.56.1"], "--ioc-id", ids["inwitelecom.net"])
+    assert _searched(cli, *both) == hit_events
+    # --ioc narrows a query; it does not widen it
+    assert _searched(cli, "--ioc", query="EventID:3") <= hit_events
+    assert _searched(cli, "--ioc", query="EventID:3") == _searched(cli, query="EventID:3") & (
+        hit_events
+    )
+    assert _searched(cli, "--ioc", "--detections") == set()  # no rules: no detections
+
+    table = cli.run("search", "", "--case", "c", "--ioc").stdout
+    assert "1-5 of 5 matching events" in table
+    out = tmp_path / "ioc.csv"
+    proc = cli.run("export", "--case", "c", "--format", "csv", "--ioc", "-o", str(out))
+    assert "exported 5 events" in proc.stdout
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    assert {(r["file_id"], int(r["seq"])) for r in rows} == hit_events
+    jsonl = cli.run("export", "--case", "c", "--format", "jsonl", "--ioc-type", "ip").stdout
+    assert len(jsonl.splitlines()) == 4
+
+    bad = cli.run("search", "", "--case", "c", "--ioc-type", "nonsense", check=False)
+    assert bad.returncode != 0 and "nonsense" in bad.stderr
+
+
+def test_ioc_add_while_another_process_owns_the_index_rehunts_segments(
+    cli: Cli, evidence: list[Path]
+) -> None:
+    cli.run("ingest", "--case", "c", *map(str, evidence[:2]))
+    settings = Settings(home=cli.home)
+    with index_lock(settings.owner_lock_path, "casescope serve"):  # as if `serve` ran
+        proc = cli.run("ioc", "add", "--case", "c", "192.168.56.1")
+    assert "owned by" in proc.stderr and "re-hunting from segments instead" in proc.stderr
+    assert "queued 2 files for IOC re-hunt" in proc.stdout
+    hits = _jsonl(cli, "hits", "--case", "c", "--format", "jsonl")
+    assert len(hits) == 4

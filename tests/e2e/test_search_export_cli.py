@@ -100,3 +100,33 @@ def test_bad_query_is_a_clear_error(case: Cli) -> None:
     proc = case.run("search", "--case", "s", "EventID:(4624", check=False)
     assert proc.returncode == 1 and "error:" in proc.stderr and "column" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+#: Text logs as Windows tools write them: UTF-16 with a BOM (LE and BE), UTF-8 with a BOM.
+WIDE_NDJSON = "".join(
+    orjson.dumps({"@timestamp": f"2024-04-0{n}T08:00:00Z", "host": "PC-é", "user": u}).decode()
+    + "\r\n"
+    for n, u in enumerate(["Ünïcødé", "日本語", "😀"], start=1)
+)
+WIDE_CSV = "TimeCreated,Computer,Message\r\n2024-04-05 09:00:00,DC-ü,Ереван\r\n"
+
+
+def test_utf16_and_bom_text_logs_are_ingested_and_searchable(tmp_path: Path) -> None:
+    evidence = tmp_path / "evidence"
+    evidence.mkdir()
+    (evidence / "le.jsonl").write_bytes(b"\xff\xfe" + WIDE_NDJSON.encode("utf-16-le"))
+    (evidence / "be.csv").write_bytes(b"\xfe\xff" + WIDE_CSV.encode("utf-16-be"))
+    (evidence / "bom.csv").write_bytes(b"\xef\xbb\xbf" + WIDE_CSV.replace("05", "06").encode())
+    cli = Cli(tmp_path / "home")
+    cli.run("ingest", "--case", "w", str(evidence))
+    status = json.loads(cli.run("status", "--case", "w", "--format", "json").stdout)
+    assert status["events_indexed"] == 5
+    out = cli.run("search", "", "--case", "w", "--format", "jsonl").stdout
+    records = [json.loads(line) for line in out.splitlines()]
+    users = [r["fields"].get("user") for r in records if "user" in r["fields"]]
+    assert users == ["Ünïcødé", "日本語", "😀"]
+    messages = [r["fields"]["Message"] for r in records if "Message" in r["fields"]]
+    assert messages == ["Ереван", "Ереван"]
+    assert {r["computer"] for r in records} == {"PC-é", "DC-ü"}
+    found = cli.run("search", '"日本語"', "--case", "w", "--format", "jsonl").stdout
+    assert len(found.splitlines()) == 1

@@ -103,3 +103,29 @@ def test_concurrent_processes_claim_each_job_exactly_once(db: Database, settings
         p.join(30)
     assert len(claimed) == 200
     assert len(set(claimed)) == 200
+
+
+def test_completion_claims_next_job_in_the_same_transaction(db: Database) -> None:
+    first_id, second_id = add_files(db, 2)
+    first = queue.claim(db, "w1", 30)
+    with db.session() as session:
+        assert queue.finish(session, first.id, "w1")
+        following = queue.claim_in(session, "w1", 30)
+    assert following is not None and following.file_id == second_id
+    with db.session() as session:
+        jobs = {job.file_id: job for job in session.scalars(select(Job))}
+        assert jobs[first_id].state is JobState.DONE
+        assert jobs[second_id].state is JobState.RUNNING and jobs[second_id].worker_id == "w1"
+        assert session.get(EvidenceFile, second_id).status is FileStatus.ESTIMATING
+    assert queue.claim(db, "w2", 30) is None  # the next file has exactly one owner
+
+
+def test_failed_completion_rolls_back_the_next_claim(db: Database) -> None:
+    _, second_id = add_files(db, 2)
+    first = queue.claim(db, "w1", 30)
+    with pytest.raises(RuntimeError), db.session() as session:
+        queue.finish(session, first.id, "w1")
+        queue.claim_in(session, "w1", 30)
+        raise RuntimeError("completion failed")
+    second = queue.claim(db, "w2", 30)  # still queued: another worker takes it
+    assert second is not None and second.file_id == second_id and second.attempts == 1

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from casescope.config import Settings
+from casescope.detect import CompiledRuleSet, RuleLoad, ruleset
 from casescope.detect.ruleset import (
     RuleSelector,
     import_rules,
@@ -16,6 +17,7 @@ from casescope.detect.ruleset import (
 )
 from casescope.errors import CasescopeError
 from casescope.model.db import Database
+from tests.unit.detect.support import make_batch
 
 RULE = """title: {title}
 id: 00000000-0000-0000-0000-00000000000{n}
@@ -89,3 +91,50 @@ def test_reimport_replaces_and_cache_is_reused(
     import_rules(db, settings, rules_dir, "t")
     assert active_titles(settings) == {"one", "three"}
     assert len(list_rules(db)) == 3  # two rules and the broken file
+
+
+def _counting_compiles(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count `compile_rules` calls made by `ruleset.py` (the real compile still runs)."""
+    calls: list[int] = []
+    real = ruleset.compile_rules
+
+    def counted(load: RuleLoad) -> CompiledRuleSet:
+        calls.append(len(load.rules))
+        return real(load)
+
+    monkeypatch.setattr(ruleset, "compile_rules", counted)
+    return calls
+
+
+def test_import_compiles_once_and_equals_a_compile_from_the_db(
+    db: Database, settings: Settings, rules_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _counting_compiles(monkeypatch)
+    import_rules(db, settings, rules_dir, "t")
+    assert calls == [3]  # the import's compile is reused for the active set
+    active = load_active(settings, None)
+    assert active is not None
+    from_rows = ruleset._compile_rows(ruleset._active_rows(db))
+    manifest = {rule.id: rule.content_hash for rule in from_rows.rules}
+    assert active.manifest == manifest
+    batch = make_batch([{"EventID": 1, "CommandLine": f"x {w} y"} for w in ("whoami", "mimikatz")])
+    assert active.ruleset.evaluate(batch).equals(from_rows.evaluate(batch))
+
+
+def test_a_second_source_is_compiled_with_the_first(
+    db: Database,
+    settings: Settings,
+    rules_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import_rules(db, settings, rules_dir, "t")
+    other = tmp_path / "more"
+    other.mkdir()
+    (other / "four.yml").write_text(
+        RULE.format(title="four", n=4, status="stable", level="low", word="certutil")
+    )
+    calls = _counting_compiles(monkeypatch)
+    import_rules(db, settings, other, "more")
+    assert calls == [1, 4]  # the import, then the active set of both sources
+    assert active_titles(settings) == {"one", "two", "three", "four"}

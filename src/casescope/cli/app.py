@@ -1,33 +1,76 @@
-"""The `casescope` command: a thin shell over the services (parse args, call, render)."""
+"""The `casescope` command: a thin shell over the services (parse args, call, render).
+
+Commands are imported when they run, not up front: `casescope ingest` owns the chDB index
+for the whole load and `casescope worker` is the parent of every worker, so each module
+it would import for other commands (the web app, the Sigma engine, ...) is memory held
+for hours. `casescope --help` still lists every command.
+"""
 
 from __future__ import annotations
 
-import typer
+import importlib
 
-from casescope.cli import cases, ingest, iocs, jobs, rules, search
-from casescope.cli import serve as serve_cmd
-from casescope.cli import users as users_cmd
+import click
+import typer
+from typer.core import TyperGroup
+
+#: Command name -> (module under `casescope.cli`, attribute): a Typer app or a function.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "case": ("cases", "app"),
+    "ingest": ("ingest", "ingest"),
+    "status": ("jobs", "status"),
+    "search": ("search", "search"),
+    "export": ("search", "export"),
+    "rules": ("rules", "app"),
+    "detections": ("rules", "detections"),
+    "ioc": ("iocs", "app"),
+    "hits": ("iocs", "hits"),
+    "reindex": ("jobs", "reindex"),
+    "jobs": ("jobs", "app"),
+    "worker": ("jobs", "worker"),
+    "doctor": ("jobs", "doctor"),
+    "user": ("users", "app"),
+    "serve": ("serve", "serve"),
+}
+
+
+def load_command(name: str) -> click.Command:
+    """The click command for `name`, importing its module now."""
+    module_name, attribute = COMMANDS[name]
+    target = getattr(importlib.import_module(f"casescope.cli.{module_name}"), attribute)
+    if not isinstance(target, typer.Typer):
+        single = typer.Typer(add_completion=False)
+        single.command(name)(target)
+        target = single
+    target._add_completion = False  # as `add_typer` would: completion is the top level's business
+    command = typer.main.get_command(target)
+    command.name = name
+    return command
+
+
+class LazyGroup(TyperGroup):
+    """A command group whose commands are imported on first use (see the module doc)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            self.commands[cmd_name] = load_command(cmd_name)
+        return self.commands.get(cmd_name)
+
 
 app = typer.Typer(
     name="casescope",
-    help="DFIR evidence platform: ingest EVTX/NDJSON/CSV, search, detect, hunt, export.",
+    cls=LazyGroup,
     no_args_is_help=True,
     add_completion=False,
 )
-app.add_typer(cases.app, name="case")
-app.add_typer(rules.app, name="rules")
-app.command("detections")(rules.detections)
-app.add_typer(iocs.app, name="ioc")
-app.command("hits")(iocs.hits)
-app.command("ingest")(ingest.ingest)
-app.command("worker")(jobs.worker)
-app.command("status")(jobs.status)
-app.command("reindex")(jobs.reindex)
-app.command("doctor")(jobs.doctor)
-app.command("search")(search.search)
-app.command("export")(search.export)
-app.add_typer(users_cmd.app, name="user")
-app.command("serve")(serve_cmd.serve)
+
+
+@app.callback()
+def casescope() -> None:
+    """DFIR evidence platform: ingest EVTX/NDJSON/CSV, search, detect, hunt, export."""
 
 
 def main() -> None:

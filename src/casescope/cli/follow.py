@@ -55,6 +55,7 @@ def _bars() -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=False,
+        refresh_per_second=2,  # the figures change once a poll; redrawing costs the owner CPU
     )
 
 

@@ -15,9 +15,11 @@ from casescope.cli.follow import follow
 from casescope.errors import CasescopeError
 from casescope.evidence.intake import IntakeReport, ingest_paths
 from casescope.jobs.launcher import ensure_workers
+from casescope.model.enums import OperationKind
 from casescope.parse.fieldmap import check_field_map
 from casescope.services.cases import get_or_create_case
 from casescope.services.doctor import verify_files
+from casescope.services.operations import intake_operation
 from casescope.services.progress import FileSet, read_progress
 from casescope.services.status import collect_status
 
@@ -58,22 +60,26 @@ def ingest(
             if counter["n"] % 100 == 0:
                 status.update(f"taking in evidence... {counter['n']:,} files")
 
-        report = ingest_paths(
-            ctx.db,
-            ctx.settings,
-            case_row,
-            paths,
-            field_map=_parse_map(field_map),
-            on_file=on_file,
-            on_batch=on_batch,
-        )
+        mapping = _parse_map(field_map)
+        detail = ", ".join(str(p) for p in paths)
+        with intake_operation(ctx.db, case_row.id, OperationKind.INGEST, "cli", detail) as op_id:
+            report = ingest_paths(
+                ctx.db,
+                ctx.settings,
+                case_row,
+                paths,
+                field_map=mapping,
+                on_file=on_file,
+                on_batch=on_batch,
+                operation_id=op_id,
+            )
     _print_intake(report)
     _print_verification(ctx, case_row.id)
     if not report.queued:
         return
     files = FileSet(case_row.id, min(report.queued), max(report.queued))
     if no_wait:
-        console.print("queued; follow with `casescope status`")
+        console.print(f"queued as operation {op_id}; follow with `casescope jobs list`")
         return
     follow(ctx, files, workers=workers, pool=pools[0] if pools else None)
     _print_outcome(ctx, files)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import asdict
 from datetime import datetime
 from enum import StrEnum
@@ -18,7 +19,7 @@ from rich.text import Text
 
 from casescope.cli.common import AppContext, console, err_console, friendly_errors, open_app
 from casescope.cli.follow import follow
-from casescope.errors import CasescopeError
+from casescope.errors import CasescopeError, IndexBusyError
 from casescope.hunt import IocError, IocType
 from casescope.hunt.normalise import coerce_type
 from casescope.jobs.launcher import ensure_workers
@@ -38,6 +39,8 @@ from casescope.services.iocs import (
 )
 from casescope.services.iocs import add_iocs as add_iocs_service
 from casescope.services.search import neutralise_cell
+from casescope.store.index import ChdbIndex
+from casescope.store.owner import open_index
 
 app = typer.Typer(help="Manage a case's IOCs (indicators of compromise).", no_args_is_help=True)
 
@@ -80,7 +83,7 @@ def _ioc_type(name: str | None) -> IocType | str | None:
     return resolved if resolved is not None else name
 
 
-def _filter_type(name: str | None) -> IocType | None:
+def filter_type(name: str | None) -> IocType | None:
     """A --type filter: one exact type (aliases allowed, but not `hash`)."""
     kind = _ioc_type(name)
     if kind is not None and not isinstance(kind, IocType):
@@ -88,8 +91,26 @@ def _filter_type(name: str | None) -> IocType | None:
     return kind
 
 
+@contextmanager
+def index_if_free(ctx: AppContext, role: str) -> Iterator[ChdbIndex | None]:
+    """The event index if no other process owns it (new IOCs are then hunted in it), else
+    None (completed files are re-hunted from their segments by workers)."""
+    stack = ExitStack()
+    try:
+        index = stack.enter_context(open_index(ctx.settings, role=role))
+    except IndexBusyError as exc:
+        err_console.print(Text(f"{exc}: re-hunting from segments instead"))
+        index = None
+    with stack:
+        yield index
+
+
 def _report(ctx: AppContext, change: IocChange, no_wait: bool) -> None:
     """Say what changed; follow the re-hunt it queued unless --no-wait."""
+    if change.index_hits is not None:
+        console.print(
+            f"hunted the new IOCs in the index: {change.index_hits:,} hits", highlight=False
+        )
     if change.queued:
         console.print(f"queued {change.queued:,} files for IOC re-hunt", highlight=False)
         if no_wait:
@@ -111,9 +132,17 @@ def add(
     """Add IOCs to a case and re-hunt its completed files (all or none: a bad value stops)."""
     ctx = open_app("ioc add")
     case_id = get_case(ctx.db, case).id
-    change = add_iocs_service(
-        ctx.db, ctx.settings, case_id, values, _ioc_type(ioc_type), note=note, source="cli"
-    )
+    with index_if_free(ctx, "casescope ioc add") as index:
+        change = add_iocs_service(
+            ctx.db,
+            ctx.settings,
+            case_id,
+            values,
+            _ioc_type(ioc_type),
+            note=note,
+            source="cli",
+            index=index,
+        )
     console.print(
         f"added {len(change.added):,} IOCs ({change.existing:,} already in the case, "
         f"{change.duplicates:,} repeated)",
@@ -137,9 +166,18 @@ def import_(
     ctx = open_app("ioc import")
     case_id = get_case(ctx.db, case).id
     text = _read_text(path)
-    change = import_iocs(
-        ctx.db, ctx.settings, case_id, text, ioc_type=_ioc_type(ioc_type), fmt=fmt, source=path.name
-    )
+    kind = _ioc_type(ioc_type)
+    with index_if_free(ctx, "casescope ioc import") as index:
+        change = import_iocs(
+            ctx.db,
+            ctx.settings,
+            case_id,
+            text,
+            ioc_type=kind,
+            fmt=fmt,
+            source=path.name,
+            index=index,
+        )
     for error in change.errors:
         err_console.print(Text(f"line {error.line}: {error.message}"))
     console.print(
@@ -171,7 +209,7 @@ def list_(
     """List a case's IOCs (id, type, value, on/off, source, note)."""
     ctx = open_app("ioc list")
     case_id = get_case(ctx.db, case).id
-    records = list_iocs(ctx.db, case_id, ioc_type=_filter_type(ioc_type))
+    records = list_iocs(ctx.db, case_id, ioc_type=filter_type(ioc_type))
     rows = (
         {k: v for k, v in asdict(r).items() if k != "case_id"} | {"type": r.type.value}
         for r in records
@@ -190,7 +228,9 @@ def list_(
 
 def _toggle(case: str, ids: Sequence[int], enabled: bool, no_wait: bool) -> None:
     ctx = open_app("ioc enable" if enabled else "ioc disable")
-    change = set_enabled(ctx.db, ctx.settings, get_case(ctx.db, case).id, ids, enabled)
+    case_id = get_case(ctx.db, case).id
+    with index_if_free(ctx, "casescope ioc enable") if enabled else nullcontext() as index:
+        change = set_enabled(ctx.db, ctx.settings, case_id, ids, enabled, index=index)
     state = "enabled" if enabled else "disabled (their hits deleted)"
     console.print(
         f"{len(change.changed):,} IOCs {state} ({change.existing:,} already were)",
@@ -250,7 +290,7 @@ def hits(
     filters = HitFilter(
         get_case(ctx.db, case).id,
         tuple(ioc_ids or ()),
-        _filter_type(ioc_type),
+        filter_type(ioc_type),
         tuple(file_ids or ()),
     )
     if fmt is OutputFormat.TABLE:

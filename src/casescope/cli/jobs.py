@@ -1,4 +1,4 @@
-"""`casescope worker`, `status` and `reindex`."""
+"""`casescope worker`, `status`, `reindex`, `doctor` and `jobs` (bulk operations)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,13 @@ from rich.table import Table
 from casescope.cli.common import console, friendly_errors, open_app
 from casescope.cli.follow import follow
 from casescope.errors import IndexBusyError
+from casescope.jobs.launcher import ensure_workers
 from casescope.jobs.pool import WorkerPool
 from casescope.model.enums import Operation
+from casescope.services import operations
 from casescope.services.cases import get_case
 from casescope.services.doctor import run_doctor
-from casescope.services.reprocess import requeue_files
+from casescope.services.reprocess import requeue_files, retry_operation
 from casescope.services.status import StatusReport, collect_status
 from casescope.store.loader import load_pending
 from casescope.store.owner import open_index
@@ -107,7 +109,10 @@ def reindex(
     ctx = open_app("reindex")
     case_row = get_case(ctx.db, case)
     files = requeue_files(ctx.db, ctx.settings, case_row.id, Operation.REINDEX, file_ids)
-    console.print(f"queued {files.count:,} files for re-index", highlight=False)
+    console.print(
+        f"queued {files.count:,} files for re-index (operation {files.operation_id})",
+        highlight=False,
+    )
     if files.count and not no_wait:
         follow(ctx, files.file_set)
 
@@ -133,3 +138,100 @@ def doctor(
         console.print(f"  [red]file {file_id}[/]: {problem}", highlight=False)
     if not report.healthy and not repair:
         raise typer.Exit(1)
+
+
+# --- `casescope jobs ...`: bulk operations (services/operations.py, docs/web.md "Jobs") ---
+
+app = typer.Typer(
+    help="Bulk operations (ingests, uploads, re-processing): list, pause, resume, cancel, retry.",
+    no_args_is_help=True,
+)
+OperationArg = Annotated[int, typer.Argument(help="Operation id (see `casescope jobs list`).")]
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+
+
+@app.command("list")
+@friendly_errors
+def list_jobs(
+    case: Annotated[str | None, typer.Option("--case", "-c", help="Only this case.")] = None,
+    limit: Annotated[int, typer.Option(help="Newest operations shown.", min=1)] = 20,
+    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
+        OutputFormat.TABLE
+    ),
+) -> None:
+    """Operations, newest first: state, files done/total, events, rate and ETA."""
+    ctx = open_app("jobs")
+    case_id = get_case(ctx.db, case).id if case else None
+    progress = operations.list_operations(ctx.db, case_id, limit)
+    if fmt is OutputFormat.JSON:
+        console.print_json(json.dumps([p.as_dict() for p in progress]))
+        return
+    table = Table(
+        "id", "case", "kind", "state", "files", "failed", "paused", "events", "files/s", "eta"
+    )
+    for p in progress:
+        table.add_row(
+            str(p.id),
+            str(p.case_id),
+            p.kind,
+            p.state,
+            f"{p.files_finished:,}/{p.files_total:,}",
+            f"{p.files_failed:,}",
+            f"{p.files_paused:,}",
+            f"{p.events:,}",
+            f"{p.files_per_second:.1f}",
+            _duration(p.eta_seconds),
+        )
+    console.print(table)
+
+
+@app.command("pause")
+@friendly_errors
+def pause_job(operation_id: OperationArg) -> None:
+    """Stop claims of the operation's files; files being processed finish."""
+    ctx = open_app("jobs")
+    paused = operations.pause(ctx.db, operation_id, "cli")
+    console.print(f"operation {operation_id} paused: {paused:,} files wait", highlight=False)
+
+
+@app.command("resume")
+@friendly_errors
+def resume_job(operation_id: OperationArg) -> None:
+    """Queue a paused operation's files again (a worker pool is started if none runs)."""
+    ctx = open_app("jobs")
+    resumed = operations.resume(ctx.db, operation_id, "cli")
+    if resumed:
+        ensure_workers(ctx.settings, ctx.db, detach=True)
+    console.print(f"operation {operation_id} resumed: {resumed:,} files queued", highlight=False)
+
+
+@app.command("cancel")
+@friendly_errors
+def cancel_job(operation_id: OperationArg) -> None:
+    """Cancel the queued and paused files; they return to their previous outcome."""
+    ctx = open_app("jobs")
+    cancelled = operations.cancel(ctx.db, operation_id, "cli")
+    console.print(
+        f"operation {operation_id} cancelled: {cancelled:,} files not processed", highlight=False
+    )
+
+
+@app.command("retry")
+@friendly_errors
+def retry_job(operation_id: OperationArg) -> None:
+    """Process the operation's failed (or cancelled) files again, as a new operation."""
+    ctx = open_app("jobs")
+    done = retry_operation(ctx.db, ctx.settings, operation_id, "cli")
+    if not done.count:
+        console.print(f"operation {operation_id} has no failed files")
+        return
+    ensure_workers(ctx.settings, ctx.db, detach=True)
+    console.print(
+        f"{done.count:,} files queued again as operation {done.operation_id}", highlight=False
+    )

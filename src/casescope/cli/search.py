@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import ExitStack
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -14,13 +15,16 @@ from rich.table import Table
 from rich.text import Text
 
 from casescope.cli.common import console, friendly_errors, open_app
+from casescope.cli.iocs import filter_type
 from casescope.errors import CasescopeError
 from casescope.model.db import Database
 from casescope.services.cases import get_case
 from casescope.services.detections import LEVELS, DetectionFilter, detected_events
+from casescope.services.iocs import HitFilter, hit_events
 from casescope.services.search import (
     SearchRequest,
     export_batches,
+    narrow_events,
     write_csv,
     write_jsonl,
 )
@@ -70,6 +74,40 @@ RuleOpt = Annotated[
     str | None,
     typer.Option("--rule", help="Only events detected by this rule id (implies --detections)."),
 ]
+IocOpt = Annotated[bool, typer.Option("--ioc", help="Only events with an IOC hit.")]
+IocIdOpt = Annotated[
+    list[int] | None,
+    typer.Option("--ioc-id", help="Only events hit by this IOC id (repeatable; implies --ioc)."),
+]
+IocTypeOpt = Annotated[
+    str | None,
+    typer.Option("--ioc-type", help="Only events hit by an IOC of this type (implies --ioc)."),
+]
+
+
+@dataclass(frozen=True)
+class _Only:
+    """The options that restrict a search to events with detections or IOC hits."""
+
+    detected: bool = False
+    level: str | None = None
+    rule: str | None = None
+    ioc: bool = False
+    ioc_ids: tuple[int, ...] = ()
+    ioc_type: str | None = None
+
+
+def _only_events(db: Database, case_id: int, only: _Only) -> tuple[tuple[int, int], ...] | None:
+    """The events the options allow (resolved in the metadata DB); None: no restriction."""
+    if only.level is not None and only.level not in LEVELS:
+        raise CasescopeError(f"--level must be one of {', '.join(LEVELS)}")
+    events = None
+    if only.detected or only.level or only.rule:
+        events = detected_events(db, DetectionFilter(case_id, only.level, only.rule))
+    if only.ioc or only.ioc_ids or only.ioc_type:
+        hits = HitFilter(case_id, only.ioc_ids, filter_type(only.ioc_type))
+        events = narrow_events(events, hit_events(db, hits))
+    return events
 
 
 def _request(
@@ -77,19 +115,14 @@ def _request(
     case: str,
     query: str,
     span: tuple[str | None, str | None],
-    detection: tuple[bool, str | None, str | None],
+    only: _Only,
     page: tuple[int, int] = (100, 0),
 ) -> SearchRequest:
-    """The search request for the CLI options (detection filters resolved in the DB)."""
+    """The search request for the CLI options (detection and IOC filters resolved in the DB)."""
     case_id = get_case(db, case).id
-    detected, level, rule = detection
-    if level is not None and level not in LEVELS:
-        raise CasescopeError(f"--level must be one of {', '.join(LEVELS)}")
-    only = None
-    if detected or level or rule:
-        only = detected_events(db, DetectionFilter(case_id, level, rule))
+    events = _only_events(db, case_id, only)
     start, end = (_parse_time(t) for t in span)
-    return SearchRequest(case_id, query, start, end, *page, only_events=only)
+    return SearchRequest(case_id, query, start, end, *page, only_events=events)
 
 
 @friendly_errors
@@ -104,10 +137,14 @@ def search(
     detected: DetectedOpt = False,
     level: LevelOpt = None,
     rule: RuleOpt = None,
+    ioc: IocOpt = False,
+    ioc_ids: IocIdOpt = None,
+    ioc_type: IocTypeOpt = None,
 ) -> None:
     """Search a case's events (query language: docs/query-language.md)."""
     ctx = open_app("search")
-    request = _request(ctx.db, case, query, (start, end), (detected, level, rule), (limit, offset))
+    only = _Only(detected, level, rule, ioc, tuple(ioc_ids or ()), ioc_type)
+    request = _request(ctx.db, case, query, (start, end), only, (limit, offset))
     with open_index(ctx.settings, role="casescope search") as index:
         load_pending(ctx.db, index, ctx.settings)
         try:
@@ -172,10 +209,14 @@ def export(
     detected: DetectedOpt = False,
     level: LevelOpt = None,
     rule: RuleOpt = None,
+    ioc: IocOpt = False,
+    ioc_ids: IocIdOpt = None,
+    ioc_type: IocTypeOpt = None,
 ) -> None:
     """Stream every (matching) event of a case as CSV or JSONL — no row cap."""
     ctx = open_app("export")
-    request = _request(ctx.db, case, query, (start, end), (detected, level, rule))
+    only = _Only(detected, level, rule, ioc, tuple(ioc_ids or ()), ioc_type)
+    request = _request(ctx.db, case, query, (start, end), only)
     with ExitStack() as stack:
         index = stack.enter_context(open_index(ctx.settings, role="casescope export"))
         load_pending(ctx.db, index, ctx.settings)

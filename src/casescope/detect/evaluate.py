@@ -27,11 +27,12 @@ from casescope.detect.literals import EMPTY
 from casescope.detect.plan import Code, RulePlan
 from casescope.detect.program import evaluate_tree, ranges
 from casescope.detect.search import distinct, distinct_first, isin_sorted, key_ranges
-from casescope.detect.values import fieldref_mask, value_mask
+from casescope.detect.values import SMALL_VALUES, Values, fieldref_mask, value_mask
 
 TREE_WORK = 300_000  # rules with more node x row values short-circuit row by row
 # Code values as plain ints (IntEnum attribute access is slow in hot loops)
 _LITERAL, _EXISTS, _MISSING, _NULL, _EMPTY, _VALUES, _FIELDREF, _KEYWORD = (int(c) for c in Code)
+TEXT_SLOTS = 20_000  # batches with more slots take values from Arrow, not from Python lists
 REFINE_ROWS = 64  # candidates anchoring on more rows get their regexes computed exactly
 
 
@@ -63,11 +64,11 @@ class BatchEvaluator:
         plan, fields = self.plan, self.fields
         possible = plan.absent_possible.copy()
         exact = np.zeros(plan.num_atoms + 1, dtype=bool)
-        order, starts = plan.field_atoms, plan.field_atom_starts
-        for field in fields.present.tolist():
-            some = order[starts[field] : starts[field + 1]]
-            possible[some] = plan.present_possible[some]
-            exact[some] = ~plan.present_possible[some]  # the literal atoms
+        starts = plan.field_atom_starts
+        lo = starts[fields.present]
+        some = plan.field_atoms[ranges(lo, starts[fields.present + 1] - lo)[1]]
+        possible[some] = plan.present_possible[some]
+        exact[some] = ~plan.present_possible[some]  # the literal atoms
         refs = plan.fieldref_ids
         possible[refs[fields.field_local[plan.atom_ref[refs]] < 0]] = False
         scanned = fields.present[plan.literals.field_atoms[fields.present]]
@@ -91,13 +92,30 @@ class BatchEvaluator:
         plan = self.plan
         self.match_literals()
         maybe = plan.candidates(self.possible)
-        self.clause_cost = np.add.reduceat(self.cost[plan.clause_atoms], plan.clause_starts)
-        if self.match_keywords(np.flatnonzero(maybe & plan.rule_keywords)):
-            maybe &= plan.candidates(self.possible)
-        if self.refine(np.flatnonzero(maybe)):
-            maybe &= plan.candidates(self.possible)
-            self.clause_cost = np.add.reduceat(self.cost[plan.clause_atoms], plan.clause_starts)
+        self.clause_cost = self._clause_costs(np.flatnonzero(maybe))
+        # only the rules whose atoms a step changed are checked again
+        keyword_rules = np.flatnonzero(maybe & plan.rule_keywords)
+        if self.match_keywords(keyword_rules):
+            maybe[keyword_rules] = plan.candidates_of(self.possible, keyword_rules)
+        refined = self.refine(np.flatnonzero(maybe))
+        if len(refined):
+            maybe[refined] = plan.candidates_of(self.possible, refined)
+            self.clause_cost = self._clause_costs(np.flatnonzero(maybe))
         return np.flatnonzero(maybe)
+
+    def _clause_costs(self, rules: np.ndarray) -> np.ndarray:
+        """Cost of every clause of `rules` (indexed by clause id; other clauses: 0)."""
+        plan = self.plan
+        out = np.zeros(len(plan.clause_starts), dtype=np.int64)
+        lo = plan.rule_bounds[rules]
+        _, clause = ranges(lo, plan.rule_bounds[rules + 1] - lo)
+        if len(clause):
+            start = plan.clause_bounds[clause]
+            size = plan.clause_bounds[clause + 1] - start
+            _, slot = ranges(start, size)
+            costs = self.cost[plan.clause_atoms[slot]]
+            out[clause] = np.add.reduceat(costs, np.cumsum(size) - size)
+        return out
 
     def match_keywords(self, rules: np.ndarray) -> bool:
         """Scan the map values of the keyword rules' anchor rows (e.g. their channel's rows)
@@ -115,10 +133,11 @@ class BatchEvaluator:
         self.possible[globs] = self.possible[self.plan.atom_hint[globs]]
         return True
 
-    def refine(self, rules: np.ndarray) -> bool:
+    def refine(self, rules: np.ndarray) -> np.ndarray:
         """Compute exactly, on all of their field's values, the globs, regexes and
         comparisons in the clauses of candidates that would otherwise anchor on many rows
-        (e.g. a rule whose only selective part is a regex on CommandLine); True if any."""
+        (e.g. a rule whose only selective part is a regex on CommandLine). Returns the rules
+        whose clauses read an atom so computed (empty if none)."""
         plan = self.plan
         lo = plan.rule_bounds[rules]
         count = plan.rule_bounds[rules + 1] - lo
@@ -131,7 +150,7 @@ class BatchEvaluator:
         atoms = atoms[(plan.atom_code[atoms] == Code.VALUES) & ~self.exact[atoms]]
         atoms = atoms[self.fields.field_local[plan.atom_field[atoms]] >= 0]
         if not len(atoms):
-            return False
+            return EMPTY
         found = [a * self.width + self._value_slots(int(a)) for a in atoms]
         self.keys = distinct(np.concatenate([self.keys, *found]))
         counts = np.diff(self.fields.slot_starts)
@@ -139,7 +158,17 @@ class BatchEvaluator:
             self.possible[atom] = len(keys) > 0
             self.cost[atom] = counts[keys % self.width].sum()
         self.exact[atoms] = True
-        return True
+        return self._reading(rules, atoms)
+
+    def _reading(self, rules: np.ndarray, atoms: np.ndarray) -> np.ndarray:
+        """Those of `rules` with a necessary clause that holds one of `atoms` (sorted)."""
+        plan = self.plan
+        lo = plan.rule_bounds[rules]
+        owner, clause = ranges(lo, plan.rule_bounds[rules + 1] - lo)
+        start = plan.clause_bounds[clause]
+        each, slot = ranges(start, plan.clause_bounds[clause + 1] - start)
+        reads = isin_sorted(plan.clause_atoms[slot], atoms)
+        return rules[distinct(owner[each[reads]])]
 
     def _value_slots(self, atom_id: int) -> np.ndarray:
         """The slots of its field on which a GLOB/REGEX/CMP atom holds."""
@@ -151,7 +180,7 @@ class BatchEvaluator:
             slots = np.arange(fields.field_starts[local], fields.field_starts[local + 1])
         if not len(slots):
             return slots
-        return slots[value_mask(atom, fields.strings(slots, lower=not atom.cased))]
+        return slots[value_mask(atom, self._strings(slots, lower=not atom.cased))]
 
     def matches(self) -> tuple[np.ndarray, np.ndarray]:
         """(rule index, row) of every hit."""
@@ -217,16 +246,22 @@ class BatchEvaluator:
         if not len(needed):
             return np.zeros(len(slots), dtype=bool)
         lower = not atom.cased
-        holds = needed[value_mask(atom, self.fields.strings(needed, lower))]
+        holds = needed[value_mask(atom, self._strings(needed, lower))]
         return isin_sorted(slots, holds)
+
+    def _strings(self, slots: np.ndarray, lower: bool) -> Values:
+        """The values of some slots: a list when few (see `values.SMALL_VALUES`)."""
+        if len(slots) <= SMALL_VALUES and self.fields.num_slots <= TEXT_SLOTS:
+            return self.fields.texts(slots, lower)
+        return self.fields.strings(slots, lower)
 
     def _fieldref(self, atom_id: int, slots: np.ndarray, rows: np.ndarray) -> np.ndarray:
         other = self.fields.slot_of(np.full(len(rows), self.plan.atom_ref[atom_id]), rows)
         both = (slots >= 0) & (other >= 0)
         out = np.zeros(len(slots), dtype=bool)
         if both.any():
-            left = self.fields.strings(slots[both], lower=True)
-            right = self.fields.strings(other[both], lower=True)
+            left = self._strings(slots[both], lower=True)
+            right = self._strings(other[both], lower=True)
             out[both] = fieldref_mask(self.atoms[atom_id].op, left, right)
         return out
 

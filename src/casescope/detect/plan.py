@@ -18,7 +18,7 @@ import pyarrow as pa
 from casescope.detect.atoms import KEYWORDS, LITERAL_KINDS, Atom, AtomTable, Kind
 from casescope.detect.compile import required, tree_atoms
 from casescope.detect.literals import LiteralTable
-from casescope.detect.program import Programs
+from casescope.detect.program import Programs, ranges
 from casescope.detect.rules import CompiledRule
 
 MAX_CLAUSES = 8  # per rule: the shortest ones are the most selective
@@ -132,6 +132,20 @@ class RulePlan:
             return np.zeros(0, dtype=bool)
         clause_ok = np.logical_or.reduceat(possible[self.clause_atoms], self.clause_starts)
         return np.logical_and.reduceat(clause_ok, self.rule_bounds[:-1])
+
+    def candidates_of(self, possible: np.ndarray, rules: np.ndarray) -> np.ndarray:
+        """`candidates(possible)[rules]`, computed on those rules' clauses only."""
+        if not len(rules):
+            return np.zeros(0, dtype=bool)
+        lo = self.rule_bounds[rules]
+        count = self.rule_bounds[rules + 1] - lo
+        _, clause = ranges(lo, count)
+        start = self.clause_bounds[clause]
+        size = self.clause_bounds[clause + 1] - start
+        _, slot = ranges(start, size)
+        held = possible[self.clause_atoms[slot]]
+        clause_ok = np.logical_or.reduceat(held, np.cumsum(size) - size)
+        return np.logical_and.reduceat(clause_ok, np.cumsum(count) - count)
 
     def build_all(self) -> None:
         """Build every automaton now (before saving, or to time evaluation fairly)."""

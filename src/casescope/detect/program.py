@@ -6,9 +6,10 @@ subtrees of a rule are shared), concatenated over the rule set: `kind`, `atom`, 
 
 A batch evaluates a set of candidate rules, each on its own rows: rule r gets a block of
 `nodes(r) × rows(r)` booleans in one flat array (node-major). Leaves are filled by the
-caller's atom function for all (atom, row) pairs at once; then, level by level, every AND
-and OR of every rule is one gather plus one `reduceat`, and every NOT one gather. Python
-does a constant number of numpy calls per level, whatever the number of rules or rows.
+caller's atom function for all (atom, row) pairs at once; then, level by level, all AND,
+OR and NOT nodes of every rule are one gather plus one `reduceat` (as ORs with negations).
+Python does a constant number of numpy calls per level, whatever the number of rules or
+rows: what matters on small batches (one 30-event file), where these calls are the cost.
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ AtomFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
 def ranges(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For segments (start, count): the owning segment and start + offset of each element."""
     owner = np.repeat(np.arange(len(counts)), counts)
-    offset = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
-    return owner, np.repeat(starts, counts) + offset
+    shift = starts - np.cumsum(counts) + counts  # start minus the segment's first position
+    return owner, shift[owner] + np.arange(len(owner))
 
 
 class Programs:
@@ -118,26 +119,24 @@ class Programs:
             values[where] = atom_fn(self.atom[at.ids][each], layout.rows[row_slot])
 
     def _inner(self, nodes: _Nodes, layout: _Layout, values: np.ndarray) -> None:
-        """One level of AND/OR/NOT nodes of every rule: a gather and a `reduceat` each."""
+        """One level of AND/OR/NOT nodes of every rule: one gather and one `reduceat` for
+        all of them, as ORs with negations: AND = ~OR(~children), NOT = ~OR(child)."""
+        if not len(nodes.ids):
+            return
         kind = self.kind[nodes.ids]
-        for op in (AND, OR, NOT):
-            at = nodes.where(kind == op)
-            if not len(at.ids):
-                continue
-            m = layout.counts[at.owner]
-            k = self.child_starts[at.ids + 1] - self.child_starts[at.ids]
-            # one element per (node, row, child): node-major, then row, then child
-            each, t = ranges(np.zeros(len(at.ids), dtype=np.int64), k * m)
-            row, child = t // k[each], t % k[each]
-            child_local = self.children[self.child_starts[at.ids][each] + child]
-            gathered = values[layout.block[at.owner][each] + child_local * m[each] + row]
-            _, out = ranges(layout.start_of(at), m)
-            if op == NOT:
-                values[out] = ~gathered
-            elif len(out):
-                segments = np.concatenate(([0], np.cumsum(np.repeat(k, m))))[:-1]
-                reduce = np.logical_and if op == AND else np.logical_or
-                values[out] = reduce.reduceat(gathered, segments)
+        m = layout.counts[nodes.owner]
+        k = self.child_starts[nodes.ids + 1] - self.child_starts[nodes.ids]
+        # one element per (node, row, child): node-major, then row, then child
+        each, t = ranges(np.zeros(len(nodes.ids), dtype=np.int64), k * m)
+        row, child = t // k[each], t % k[each]
+        child_local = self.children[self.child_starts[nodes.ids][each] + child]
+        gathered = values[layout.block[nodes.owner][each] + child_local * m[each] + row]
+        gathered ^= (kind == AND)[each]
+        _, out = ranges(layout.start_of(nodes), m)
+        if len(out):
+            segments = np.concatenate(([0], np.cumsum(np.repeat(k, m))))[:-1]
+            negate = np.repeat(kind != OR, m)
+            values[out] = np.logical_or.reduceat(gathered, segments) ^ negate
 
 
 @dataclass

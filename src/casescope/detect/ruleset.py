@@ -123,8 +123,9 @@ def import_rules(
     """
     name = name or source.name
     load = load_rules(source)
+    compiled = compile_rules(load)
     failures: dict[str, str] = {}
-    for failure in compile_rules(load).failures:
+    for failure in compiled.failures:
         failures.setdefault(failure.path, failure.reason)
     used: dict[str, int] = {}
     with db.session() as session:
@@ -160,7 +161,7 @@ def import_rules(
                 actor=actor, action="rules.import", detail=f"{name}: {len(load.rules)} rules"
             )
         )
-    activate(db, settings)
+    activate(db, settings, fresh=(name, compiled))
     return ImportReport(name, len(load.rules) + len(load.correlations), len(failures))
 
 
@@ -187,7 +188,12 @@ def _compile_rows(rows: list[Rule]) -> CompiledRuleSet:
     load = RuleLoad()
     for (_, path), text in files.items():
         load_document(path, text.encode(), load)
-    compiled = compile_rules(load)
+    return _select(compile_rules(load), rows)
+
+
+def _select(compiled: CompiledRuleSet, rows: list[Rule]) -> CompiledRuleSet:
+    """The rules and correlations of `rows` out of a compiled set holding all of their
+    files, plus the rules those correlations reference."""
     wanted = {row.rule_uid for row in rows}
     correlations = [c for c in compiled.correlations if c.id in wanted]
     wanted |= {rule_id for c in correlations for rule_id in c.rules}
@@ -195,13 +201,22 @@ def _compile_rows(rows: list[Rule]) -> CompiledRuleSet:
     return CompiledRuleSet(rules, compiled.failures, compiled.atoms, correlations)
 
 
-def activate(db: Database, settings: Settings) -> str:
-    """Compile the enabled rules, cache them, record their manifest, make them active."""
+def activate(
+    db: Database, settings: Settings, fresh: tuple[str, CompiledRuleSet] | None = None
+) -> str:
+    """Compile the enabled rules, cache them, record their manifest, make them active.
+
+    `fresh`: (source name, the compiled whole import) when an import just compiled every
+    file of that source; reused instead of compiling again when all enabled rules come
+    from that source (compiling ~2,900 rules takes several seconds)."""
     rows = _active_rows(db)
     active_hash = ruleset_hash((f"{row.source}/{row.path}", row.sha256) for row in rows)
     pickle_path, ids_path = _compiled_paths(settings, active_hash)
     if not (pickle_path.exists() and ids_path.exists()):
-        ruleset = _compile_rows(rows)
+        if fresh is not None and all(row.source == fresh[0] for row in rows):
+            ruleset = _select(fresh[1], rows)
+        else:
+            ruleset = _compile_rows(rows)
         ruleset.hash = active_hash
         ruleset.save(pickle_path)
         row_ids = {row.rule_uid: row.id for row in reversed(rows)}

@@ -40,6 +40,7 @@ class IntakeReport:
     duplicates: list[tuple[str, int]] = field(default_factory=list)  # (path, existing file id)
     empty: list[int] = field(default_factory=list)
     rejected: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    operation_id: int | None = None  # the bulk operation the queued files belong to
 
     @property
     def total(self) -> int:
@@ -82,35 +83,36 @@ class IntakeOptions:
 
     case_id: int
     field_map: dict[str, str] = field(default_factory=dict)
+    operation_id: int | None = None
 
 
-def _register(
-    session: Session,
-    options: IntakeOptions,
-    item: StoredFile | Refused,
-    settings: Settings,
-    report: IntakeReport,
-) -> None:
-    if isinstance(item, Refused):
-        report.rejected.append((item.path, item.reason))
-        session.add(
-            AuditRecord(
-                action="intake_refused",
-                case_id=options.case_id,
-                ok=False,
-                detail=f"{item.path}: {item.reason}"[:4000],
-            )
-        )
-        return
-    existing = session.scalar(
-        select(EvidenceFile.id).where(
-            EvidenceFile.case_id == options.case_id, EvidenceFile.sha256 == item.sha256
+def _refused(session: Session, options: IntakeOptions, item: Refused, report: IntakeReport) -> None:
+    report.rejected.append((item.path, item.reason))
+    session.add(
+        AuditRecord(
+            action="intake_refused",
+            case_id=options.case_id,
+            ok=False,
+            detail=f"{item.path}: {item.reason}"[:4000],
         )
     )
-    if existing is not None:
-        report.duplicates.append((item.original, existing))
-        return
-    row = EvidenceFile(
+
+
+def _known_digests(session: Session, case_id: int, items: Iterable[StoredFile]) -> dict[str, int]:
+    """Ids of the case's files that already have one of these digests (one query)."""
+    digests = {item.sha256 for item in items}
+    if not digests:
+        return {}
+    rows = session.execute(
+        select(EvidenceFile.sha256, EvidenceFile.id).where(
+            EvidenceFile.case_id == case_id, EvidenceFile.sha256.in_(digests)
+        )
+    )
+    return {sha: file_id for sha, file_id in rows}
+
+
+def _new_row(options: IntakeOptions, item: StoredFile) -> EvidenceFile:
+    return EvidenceFile(
         case_id=options.case_id,
         sha256=item.sha256,
         size_bytes=item.size,
@@ -119,18 +121,20 @@ def _register(
         stored_path=str(item.stored),
         field_map=json.dumps(options.field_map) if options.field_map else "",
     )
-    session.add(row)
-    session.flush()
+
+
+def _triage(row: EvidenceFile, item: StoredFile, report: IntakeReport) -> bool:
+    """Settle empty and unrecognised files at once; True for a file to queue."""
     if item.size == 0:
         row.status, row.hidden, row.completed_at = FileStatus.COMPLETED, True, utcnow()
         report.empty.append(row.id)
-    elif item.file_type is FileType.UNKNOWN:
+        return False
+    if item.file_type is FileType.UNKNOWN:
         row.status = FileStatus.FAILED
         row.error = "not recognised as evidence (EVTX, NDJSON/JSONL or CSV) by its content"
         report.rejected.append((item.original, row.error))
-    else:
-        queue.enqueue(session, row, Operation.FULL, max_attempts=settings.max_attempts)
-        report.queued.append(row.id)
+        return False
+    return True
 
 
 def _register_batch(
@@ -140,9 +144,34 @@ def _register_batch(
     settings: Settings,
     report: IntakeReport,
 ) -> None:
+    """Register a batch in one transaction: one duplicate query, one INSERT of files, one of
+    jobs (per-file queries and flushes cost ~5 ms a file at 10,000+ small files)."""
     with db.session() as session:
+        stored = [item for item in batch if isinstance(item, StoredFile)]
+        known = _known_digests(session, options.case_id, stored)
+        new: dict[str, EvidenceFile] = {}
+        for item in stored:
+            if item.sha256 not in known and item.sha256 not in new:
+                new[item.sha256] = _new_row(options, item)
+        session.add_all(new.values())
+        session.flush()  # the new rows get their ids
+        known.update((sha, row.id) for sha, row in new.items())
+        to_queue: list[EvidenceFile] = []
         for item in batch:
-            _register(session, options, item, settings, report)
+            if isinstance(item, Refused):
+                _refused(session, options, item, report)
+            elif (row := new.pop(item.sha256, None)) is None:  # known, or earlier in the batch
+                report.duplicates.append((item.original, known[item.sha256]))
+            elif _triage(row, item, report):
+                to_queue.append(row)
+        queue.enqueue_new(
+            session,
+            to_queue,
+            Operation.FULL,
+            options.operation_id,
+            max_attempts=settings.max_attempts,
+        )
+        report.queued.extend(row.id for row in to_queue)
         session.add(
             AuditRecord(
                 action="intake",
@@ -162,16 +191,18 @@ def ingest_paths(
     field_map: dict[str, str] | None = None,
     on_file: Callable[[Path], None] | None = None,
     on_batch: Callable[[IntakeReport], None] | None = None,
+    operation_id: int | None = None,
 ) -> IntakeReport:
     """Store, register and queue every file under `paths` for `case`.
 
     Files are registered (and queued) in batches as intake goes, so workers can start on the
     first files while later ones are still being copied; `on_batch` is told after each.
+    The jobs belong to the bulk operation `operation_id`, when given (services/operations.py).
     """
     settings.ensure_dirs()
-    options = IntakeOptions(case.id, dict(field_map or {}))
+    options = IntakeOptions(case.id, dict(field_map or {}), operation_id)
     case_dir = settings.evidence_dir / str(case.id)
-    report = IntakeReport()
+    report = IntakeReport(operation_id=operation_id)
     batch: list[StoredFile | Refused] = []
     for source in walk_paths(paths):
         for item in take_in(source, case_dir, settings):

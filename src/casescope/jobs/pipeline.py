@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol
 
 import pyarrow as pa
-from sqlalchemy import Select, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from casescope.config import Settings
@@ -75,8 +75,21 @@ class WorkerContext:
     worker_id: str
     progress: Progress = field(default_factory=Progress)
     rules: ActiveRules | None = None  # the compiled Sigma set this worker has loaded
+    #: Asked by `_complete`: claim the next job in the transaction that completes this one?
+    claim_next: Callable[[], bool] = lambda: False
+    #: The job claimed that way (the worker runs it next).
+    next_job: queue.ClaimedJob | None = None
     #: Compiled IOC matchers by (case id, IOC-set hash): small files must not recompile.
     ioc_matchers: dict[tuple[int, str], IocMatcher] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReusableSegment:
+    """A segment already parsed from the same bytes (a `full` job re-uses it)."""
+
+    id: int
+    path: Path
+    event_count: int
 
 
 @dataclass(frozen=True)
@@ -88,21 +101,52 @@ class FileInfo:
     file_type: FileType
     segment_id: int | None
     field_map: dict[str, str]
+    reuse: ReusableSegment | None = None
 
     @property
     def variant(self) -> str:
         return segment_variant(self.field_map)
 
 
-def _file_info(db: Database, file_id: int) -> FileInfo:
-    with db.read() as session:
-        f = session.get(EvidenceFile, file_id)
-        if f is None:
-            raise PermanentError(f"file {file_id} no longer exists")
-        field_map = json.loads(f.field_map) if f.field_map else {}
-        return FileInfo(
-            f.id, f.case_id, f.sha256, Path(f.stored_path), f.file_type, f.segment_id, field_map
-        )
+_FILES = EvidenceFile.__table__
+_SEGMENTS = Segment.__table__
+_FILE_INFO = select(
+    _FILES.c.id,
+    _FILES.c.case_id,
+    _FILES.c.sha256,
+    _FILES.c.stored_path,
+    _FILES.c.file_type,
+    _FILES.c.segment_id,
+    _FILES.c.field_map,
+).where(_FILES.c.id == bindparam("file_id"))
+_SEGMENT_OF = select(_SEGMENTS.c.id, _SEGMENTS.c.path, _SEGMENTS.c.event_count).where(
+    _SEGMENTS.c.sha256 == bindparam("sha256"),
+    _SEGMENTS.c.parser_version == PARSER_VERSION,
+    _SEGMENTS.c.variant == bindparam("variant"),
+)
+
+
+def file_info(session: Session, file_id: int, operation: Operation) -> FileInfo:
+    """What processing needs to know of a file (and, for `full`, a segment to re-use)."""
+    row = session.execute(_FILE_INFO, {"file_id": file_id}).first()
+    if row is None:
+        raise PermanentError(f"file {file_id} no longer exists")
+    field_map = json.loads(row.field_map) if row.field_map else {}
+    info = FileInfo(
+        row.id,
+        row.case_id,
+        row.sha256,
+        Path(row.stored_path),
+        row.file_type,
+        row.segment_id,
+        field_map,
+    )
+    if operation is not Operation.FULL:
+        return info
+    seg = session.execute(_SEGMENT_OF, {"sha256": info.sha256, "variant": info.variant}).first()
+    if seg is None or not Path(seg.path).is_file():
+        return info
+    return replace(info, reuse=ReusableSegment(seg.id, Path(seg.path), seg.event_count))
 
 
 def _feed(
@@ -146,27 +190,25 @@ def _parse_to_segment(
     return path, writer.rows, report
 
 
-def _segment_query(info: FileInfo) -> Select[tuple[Segment]]:
-    return select(Segment).where(
-        Segment.sha256 == info.sha256,
-        Segment.parser_version == PARSER_VERSION,
-        Segment.variant == info.variant,
-    )
-
-
-def _reusable_segment(session: Session, info: FileInfo) -> Segment | None:
-    seg = session.scalar(_segment_query(info))
-    return seg if seg is not None and Path(seg.path).is_file() else None
+_INSERT_SEGMENT = insert(_SEGMENTS)
+_UPDATE_SEGMENT = (
+    update(_SEGMENTS)
+    .where(_SEGMENTS.c.id == bindparam("segment_id"))
+    .values(path=bindparam("new_path"), event_count=bindparam("rows"), size_bytes=bindparam("size"))
+)
 
 
 def _record_segment(session: Session, info: FileInfo, path: Path, rows: int) -> int:
     """Register a newly written segment (in the completing transaction)."""
-    values = {"path": str(path), "event_count": rows, "size_bytes": path.stat().st_size}
-    segment_id = session.scalar(_segment_query(info).with_only_columns(Segment.id))
+    size = path.stat().st_size
+    existing = session.execute(_SEGMENT_OF, {"sha256": info.sha256, "variant": info.variant})
+    segment_id = existing.scalar()
     if segment_id is None:
+        values = {"path": str(path), "event_count": rows, "size_bytes": size}
         key = {"sha256": info.sha256, "parser_version": PARSER_VERSION, "variant": info.variant}
-        return session.execute(insert(Segment).values(**key, **values)).inserted_primary_key[0]
-    session.execute(update(Segment).where(Segment.id == segment_id).values(**values))
+        return session.execute(_INSERT_SEGMENT, {**key, **values}).inserted_primary_key[0]
+    params = {"segment_id": segment_id, "new_path": str(path), "rows": rows, "size": size}
+    session.execute(_UPDATE_SEGMENT, params)
     return segment_id
 
 
@@ -203,11 +245,10 @@ def _index_steps(
         if result.events >= LIVE_STATUS_EVENTS:  # worth showing "indexing" while it runs
             with ctx.db.session() as session:
                 advance(session, info.id, FileStatus.INDEXING, events_estimated=result.events)
-        with ctx.db.read() as session:
-            reuse = _reusable_segment(session, info) if operation is Operation.FULL else None
+    reuse = info.reuse if operation is Operation.FULL else None
     with log.step(FileStatus.INDEXING) as result:
         if reuse is not None:
-            _feed(read_segment(Path(reuse.path), ctx.settings.batch_size), analyzers, ctx.progress)
+            _feed(read_segment(reuse.path, ctx.settings.batch_size), analyzers, ctx.progress)
             result.events = reuse.event_count
             result.details.append(f"re-used segment {reuse.id} (same evidence seen before)")
             return Outcome(segment_id=reuse.id, event_count=reuse.event_count, warnings="")
@@ -251,37 +292,67 @@ def _persist_steps(
                     advance(session, log.scope.file_id, following)
 
 
+_COMPLETE_FILE = (
+    update(_FILES)
+    .where(_FILES.c.id == bindparam("file_id"))
+    .values(status=FileStatus.COMPLETED, completed_at=bindparam("at"))
+)
+_COMPLETE_INDEXED_FILE = _COMPLETE_FILE.values(
+    segment_id=bindparam("segment"),
+    event_count=bindparam("events"),
+    events_processed=bindparam("events"),
+    hidden=bindparam("empty"),
+    index_state=IndexState.PENDING,
+    index_generation=_FILES.c.index_generation + 1,
+    warnings=bindparam("report"),
+)
+
+
 def _complete(
     ctx: WorkerContext, job: queue.ClaimedJob, info: FileInfo, log: StepLog, outcome: Outcome
 ) -> bool:
+    """Finish job and file in one transaction (and, when asked, claim the next job in it)."""
+    next_job = None
     with ctx.db.session() as session:
         log.flush(session)
         if not queue.finish(session, job.id, ctx.worker_id):
             return False
-        values: dict[str, object] = {"status": FileStatus.COMPLETED, "completed_at": utcnow()}
+        params: dict[str, object] = {"file_id": info.id, "at": utcnow()}
         if outcome.new_segment is not None:
             outcome.segment_id = _record_segment(
                 session, info, outcome.new_segment, outcome.event_count or 0
             )
-        if outcome.event_count is not None:
-            values.update(
-                segment_id=outcome.segment_id,
-                event_count=outcome.event_count,
-                events_processed=outcome.event_count,
-                hidden=outcome.event_count == 0,
-                index_state=IndexState.PENDING,
-                index_generation=EvidenceFile.index_generation + 1,
-                warnings=outcome.warnings or "",
+        if outcome.event_count is None:
+            session.execute(_COMPLETE_FILE, params)
+        else:
+            params.update(
+                segment=outcome.segment_id,
+                events=outcome.event_count,
+                empty=outcome.event_count == 0,
+                report=outcome.warnings or "",
             )
-        session.execute(update(EvidenceFile).where(EvidenceFile.id == info.id).values(**values))
+            session.execute(_COMPLETE_INDEXED_FILE, params)
+        if ctx.claim_next():
+            next_job = queue.claim_in(session, ctx.worker_id, ctx.settings.lease_seconds)
+    ctx.next_job = next_job  # only once committed
     return True
 
 
 def process_file(
-    ctx: WorkerContext, job: queue.ClaimedJob, analyzers: list[Analyzer] | None = None
+    ctx: WorkerContext,
+    job: queue.ClaimedJob,
+    analyzers: list[Analyzer] | None = None,
+    info: FileInfo | None = None,
 ) -> bool:
-    """Run every step of `job.operation` for its file; True if this worker completed it."""
-    info = _file_info(ctx.db, job.file_id)
+    """Run every step of `job.operation` for its file; True if this worker completed it.
+
+    With `ctx.claim_next`, the completing transaction also claims the worker's next job
+    (`ctx.next_job`): one worker still owns each file from claim to completion.
+    """
+    ctx.next_job = None
+    if info is None:
+        with ctx.db.read() as session:
+            info = file_info(session, job.file_id, job.operation)
     if not info.stored_path.is_file():
         raise PermanentError(f"evidence file is missing: {info.stored_path}")
     log = StepLog(StepScope(info.case_id, info.id, job.id, f"worker:{ctx.worker_id}"))

@@ -26,7 +26,6 @@ from sqlalchemy import select
 from casescope.config import Settings
 from casescope.jobs import queue
 from casescope.jobs.registry import rss_mb, unregister
-from casescope.jobs.worker import worker_main
 from casescope.model.db import Database
 from casescope.model.tables import WorkerRecord
 
@@ -36,7 +35,10 @@ SUPERVISE_SECONDS = 0.25
 
 
 def _child_entry(settings_data: dict, worker_id: str, exit_when_idle: bool) -> None:
-    from casescope.cli.logs import setup_logging  # the child is a fresh interpreter
+    # imported here, in the child: the pool process itself never needs the Sigma engine,
+    # polars or the parsers, and holding them would cost ~80 MB for the pool's lifetime
+    from casescope.cli.logs import setup_logging
+    from casescope.jobs.worker import worker_main
 
     settings = Settings(**settings_data)
     setup_logging(settings, role=f"worker {worker_id}")

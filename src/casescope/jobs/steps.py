@@ -23,6 +23,8 @@ from casescope.model.tables import AuditRecord, EvidenceFile, utcnow
 
 logger = logging.getLogger(__name__)
 
+_INSERT_AUDIT = insert(AuditRecord.__table__)  # Core: no ORM bulk-insert overhead per file
+
 
 @dataclass
 class StepResult:
@@ -98,7 +100,8 @@ class StepLog:
         """Add the rows to `session`; they are kept until `flush_alone` or the next flush, so
         a rolled-back completion can still write them on the failure path."""
         if self._rows:
-            session.execute(insert(AuditRecord), [{"at": utcnow(), **row} for row in self._rows])
+            at = utcnow()
+            session.execute(_INSERT_AUDIT, [{"at": at, **row} for row in self._rows])
 
     def flush_alone(self, db: Database) -> None:
         """Write the rows in their own transaction (the failure path)."""

@@ -13,6 +13,7 @@ import time
 import traceback
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from casescope.config import Settings
 from casescope.detect.ruleset import load_active, manifest_of
@@ -20,7 +21,14 @@ from casescope.errors import PermanentError, disk_full_message
 from casescope.hunt import compile_iocs
 from casescope.jobs import queue
 from casescope.jobs.analyzers import IocAnalyzer, SigmaAnalyzer
-from casescope.jobs.pipeline import PERSIST_STEPS, Analyzer, WorkerContext, process_file
+from casescope.jobs.pipeline import (
+    PERSIST_STEPS,
+    Analyzer,
+    FileInfo,
+    WorkerContext,
+    file_info,
+    process_file,
+)
 from casescope.jobs.registry import register, rss_mb, unregister
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, JobState, Operation
@@ -103,16 +111,16 @@ def _sigma_analyzer(ctx: WorkerContext, job: queue.ClaimedJob) -> SigmaAnalyzer 
 IOC_MATCHER_CACHE = 8
 
 
-def _ioc_analyzer(ctx: WorkerContext, job: queue.ClaimedJob) -> IocAnalyzer | None:
+def _ioc_analyzer(
+    ctx: WorkerContext, job: queue.ClaimedJob, session: Session, case_id: int
+) -> IocAnalyzer | None:
     """The case's enabled IOCs, compiled once per (case, IOC set) in this worker.
 
     None when the case has no enabled IOCs and the job is not a re-hunt: hits of disabled or
     removed IOCs are deleted when they change, so there is nothing to replace.
     """
-    with ctx.db.read() as session:
-        case_id = session.scalar(select(EvidenceFile.case_id).where(EvidenceFile.id == job.file_id))
-        iocs = enabled_iocs(session, case_id) if case_id is not None else []
-    if case_id is None or (not iocs and job.operation is not Operation.IOC_ONLY):
+    iocs = enabled_iocs(session, case_id)
+    if not iocs and job.operation is not Operation.IOC_ONLY:
         return None
     key = (case_id, ioc_set_hash(iocs))
     matcher = ctx.ioc_matchers.get(key)
@@ -123,21 +131,22 @@ def _ioc_analyzer(ctx: WorkerContext, job: queue.ClaimedJob) -> IocAnalyzer | No
     return IocAnalyzer(matcher, case_id)
 
 
-def _analyzers(ctx: WorkerContext, job: queue.ClaimedJob) -> list[Analyzer]:
-    """The analyzers for the job's file (only those whose step the operation runs)."""
+def _prepare(ctx: WorkerContext, job: queue.ClaimedJob) -> tuple[FileInfo, list[Analyzer]]:
+    """The job's file and its analyzers (only those whose step the operation runs), read in
+    one transaction."""
     steps = PERSIST_STEPS[job.operation]
     sigma = _sigma_analyzer(ctx, job) if FileStatus.SIGMA in steps else None
-    ioc = _ioc_analyzer(ctx, job) if FileStatus.IOC in steps else None
-    return [a for a in (sigma, ioc) if a is not None]
+    with ctx.db.read() as session:
+        info = file_info(session, job.file_id, job.operation)
+        ioc = _ioc_analyzer(ctx, job, session, info.case_id) if FileStatus.IOC in steps else None
+    return info, [a for a in (sigma, ioc) if a is not None]
 
 
-def _correlate_when_case_done(ctx: WorkerContext, job: queue.ClaimedJob) -> None:
+def _correlate_when_case_done(ctx: WorkerContext, case_id: int) -> None:
     """Correlation rules run over a whole case, after its last queued file is done."""
     if ctx.rules is None or not ctx.rules.ruleset.correlations:
         return
-    with ctx.db.read() as session:
-        case_id = session.scalar(select(EvidenceFile.case_id).where(EvidenceFile.id == job.file_id))
-    if case_id is None or queue.case_has_active_jobs(ctx.db, case_id):
+    if queue.case_has_active_jobs(ctx.db, case_id):
         return
     try:
         run_correlations(ctx.db, ctx.rules, case_id)
@@ -148,8 +157,9 @@ def _correlate_when_case_done(ctx: WorkerContext, job: queue.ClaimedJob) -> None
 def run_job(ctx: WorkerContext, job: queue.ClaimedJob) -> None:
     """Process one claimed job; failures are recorded, never raised."""
     try:
-        if process_file(ctx, job, _analyzers(ctx, job)):
-            _correlate_when_case_done(ctx, job)
+        info, analyzers = _prepare(ctx, job)
+        if process_file(ctx, job, analyzers, info):
+            _correlate_when_case_done(ctx, info.case_id)
     except PermanentError as exc:
         logger.warning("job %d file %d failed: %s", job.id, job.file_id, exc)
         queue.fail(ctx.db, job.id, ctx.worker_id, str(exc), permanent=True)
@@ -182,19 +192,23 @@ def worker_main(settings: Settings, worker_id: str, exit_when_idle: bool) -> Non
     heartbeat = Heartbeat(ctx, os.getppid())
     heartbeat.start()
     try:
+        job: queue.ClaimedJob | None = None
         while True:
-            job = queue.claim(db, worker_id, settings.lease_seconds)
+            job = job or queue.claim(db, worker_id, settings.lease_seconds)
             if job is None:
                 if exit_when_idle and not queue.has_active_jobs(db):
                     return
                 time.sleep(IDLE_POLL_SECONDS)
                 continue
             heartbeat.job, heartbeat.job_started = job, time.time()
+            # The next job is claimed in the completing transaction unless this is the last.
+            done = heartbeat.tasks_done + 1
+            ctx.claim_next = lambda done=done: _should_recycle(settings, done) is None
             run_job(ctx, job)
+            job, ctx.next_job = ctx.next_job, None
             heartbeat.job, heartbeat.job_started = None, None
-            heartbeat.tasks_done += 1
-            reason = _should_recycle(settings, heartbeat.tasks_done)
-            if reason:
+            heartbeat.tasks_done = done
+            if job is None and (reason := _should_recycle(settings, done)):
                 logger.info("worker %s recycles: %s", worker_id, reason)
                 return
     finally:

@@ -52,6 +52,35 @@ class JobState(StrEnum):
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    #: Waiting in a paused operation: not claimable, not lost (resume makes it queued again).
+    PAUSED = "paused"
+    #: Never ran to the end: its operation was cancelled (see docs/web.md "Jobs").
+    CANCELLED = "cancelled"
 
 
-ACTIVE_JOB_STATES = (JobState.QUEUED, JobState.RUNNING)
+#: A file with a job in one of these states is in progress: it may not be queued again.
+ACTIVE_JOB_STATES = (JobState.QUEUED, JobState.RUNNING, JobState.PAUSED)
+#: Jobs that will not change any more.
+FINISHED_JOB_STATES = (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+class OperationKind(StrEnum):
+    """What started a bulk operation (one row of `operations`, many jobs)."""
+
+    INGEST = "ingest"  # `casescope ingest`, or a server-side folder import
+    UPLOAD = "upload"  # files uploaded through the web app
+    REINDEX = "reindex"
+    SIGMA_ONLY = "sigma_only"
+    IOC_ONLY = "ioc_only"
+    RETRY = "retry"  # failed files processed again from scratch
+
+
+class OperationState(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (OperationState.CANCELLED, OperationState.COMPLETED)

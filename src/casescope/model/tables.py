@@ -118,10 +118,13 @@ class Job(Base):
             "uq_jobs_active_file",
             "file_id",
             unique=True,
-            sqlite_where=text("state IN ('queued', 'running')"),
-            postgresql_where=text("state IN ('queued', 'running')"),
+            sqlite_where=text("state IN ('queued', 'running', 'paused')"),
+            postgresql_where=text("state IN ('queued', 'running', 'paused')"),
         ),
         Index("ix_jobs_claim", "state", "priority", "id"),
+        Index("ix_jobs_operation", "operation_id", "state"),
+        # A file's jobs (enqueue's "already active?" check, a cancel's previous outcomes).
+        Index("ix_jobs_file", "file_id", "state"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -137,6 +140,8 @@ class Job(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    #: The bulk operation (`operations` row) this job belongs to; None for repairs.
+    operation_id: Mapped[int | None] = mapped_column(ForeignKey("operations.id"), nullable=True)
 
 
 class AuditRecord(Base):

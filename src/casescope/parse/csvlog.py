@@ -3,7 +3,8 @@
 - The first row is the header: names are trimmed, a blank name becomes `column_N`, a repeated
   one gets `_2`, `_3`…; cells beyond the header become `_extra_0`, `_extra_1`…; empty rows
   are skipped; a row the csv module cannot read is skipped with a warning.
-- Encoding: UTF-8 (a BOM is allowed) when the first 64 KiB decode as UTF-8, otherwise
+- Encoding: UTF-16 or UTF-32 (LE or BE) when the file starts with their BOM, streamed by
+  the codec; else UTF-8 (a BOM is allowed) when the first 64 KiB decode as UTF-8, otherwise
   Windows-1252 with a warning. Bytes that do not decode are replaced (U+FFFD) and counted in
   one warning.
 - Fields up to `max_line_bytes` are read (`csv.field_size_limit`); a physical line longer
@@ -54,7 +55,7 @@ def iter_csv(
     with path.open("rb") as handle:
         sample = handle.read(SAMPLE_BYTES)
     encoding = sniff_encoding(sample)
-    if encoding != "utf-8-sig":
+    if encoding == "cp1252":
         report.warn(f"not valid UTF-8: read as {encoding}")
     dialect = sniff_dialect(sample.decode(encoding, errors="replace"))
     _counter.value = 0

@@ -5,6 +5,8 @@
 - Invalid UTF-8 is replaced (U+FFFD) and the event kept, with a warning.
 - A line that is not JSON, or JSON that is not an object, is skipped with a warning.
 - Blank lines are ignored; a UTF-8 BOM on the first line and a trailing CR are dropped.
+- A file starting with a UTF-16 or UTF-32 BOM (LE or BE) is transcoded to UTF-8 as it streams
+  (`sniff.utf8_chunks`); line sizes and limits then count UTF-8 bytes.
 - EVTX exported as JSON (Hayabusa/Chainsaw/Velociraptor: `Event.System…`, or `System…` beside
   `EventData`/`UserData` at the top) is normalised exactly like EVTX (`evtx.add_event`);
   anything else is flattened and its core columns found by the rules in `fieldmap`.
@@ -23,11 +25,11 @@ import pyarrow as pa
 from casescope.parse.columns import EventColumns
 from casescope.parse.fieldmap import Overrides, add_flat, flatten
 from casescope.parse.report import ParseReport
+from casescope.parse.sniff import READ_SIZE, utf8_chunks
 from casescope.parse.winevent import add_event
 
 logger = logging.getLogger(__name__)
 
-READ_SIZE = 1024 * 1024
 BOM = b"\xef\xbb\xbf"
 
 
@@ -46,7 +48,7 @@ def read_lines(path: Path, max_line_bytes: int) -> Iterator[Line]:
     held = 0  # bytes in `pieces`
     dropped = 0  # bytes dropped so far from the current over-long line
     with path.open("rb") as handle:
-        while chunk := handle.read(READ_SIZE):
+        for chunk in utf8_chunks(handle, READ_SIZE):
             start = 0
             while (end := chunk.find(b"\n", start)) != -1:
                 number += 1

@@ -1,7 +1,11 @@
 """Tell the evidence format from a file's first 64 KiB (never from its name).
 
 - EVTX: the `ElfFile\\0` magic.
-- NDJSON / JSON Lines: after an optional UTF-8 BOM, the first non-empty line starts with `{`
+- Text encoding: a UTF-16 or UTF-32 byte order mark (LE or BE) means that encoding; the
+  sample is decoded and judged as text like a UTF-8 one (the readers transcode the file as
+  they stream it, `utf8_chunks`). A UTF-8 BOM is dropped. Without a BOM, text is UTF-8 (or
+  Windows-1252 for CSV, `sniff_encoding`).
+- NDJSON / JSON Lines: after an optional BOM, the first non-empty line starts with `{`
   and at least half of the first 20 complete lines are JSON objects (a few bad lines are
   the parser's business); a first line longer than the sample only has to start with `{"`.
 - CSV: no NUL bytes; a header of at least two distinct, non-empty names and at least one
@@ -13,9 +17,12 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import logging
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import orjson
 
@@ -26,6 +33,18 @@ logger = logging.getLogger(__name__)
 SAMPLE_BYTES = 64 * 1024
 EVTX_MAGIC = b"ElfFile\x00"
 BOM = b"\xef\xbb\xbf"
+#: Byte order marks and the codec that reads past them (UTF-32 first: its LE mark starts
+#: with UTF-16's).
+BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+    (BOM, "utf-8-sig"),
+)
+#: Encodings whose files are transcoded to UTF-8 as they are read.
+WIDE_ENCODINGS = ("utf-16", "utf-32")
+READ_SIZE = 1024 * 1024
 DELIMITERS = ",;\t|"
 _SNIFF_CHARS = 16 * 1024  # csv.Sniffer is regex based: keep its input small
 _SAMPLE_LINES = 20
@@ -39,6 +58,10 @@ def detect_file_type(path: Path) -> FileType:
     sample = sample[:SAMPLE_BYTES]
     if sample.startswith(EVTX_MAGIC):
         return FileType.EVTX
+    encoding = bom_encoding(sample)
+    if encoding in WIDE_ENCODINGS:
+        decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+        sample = decoder.decode(sample, final=complete).encode("utf-8")
     sample = sample.removeprefix(BOM)
     if not sample.strip() or b"\x00" in sample:
         return FileType.UNKNOWN
@@ -88,8 +111,35 @@ def _looks_like_csv(sample: bytes, complete: bool) -> bool:
     return same_width >= 0.8 * (len(rows) - 1)
 
 
+def bom_encoding(sample: bytes) -> str | None:
+    """The codec named by the sample's byte order mark (`utf-16`, `utf-32`, `utf-8-sig`)."""
+    return next((name for mark, name in BOMS if sample.startswith(mark)), None)
+
+
+def utf8_chunks(handle: BinaryIO, size: int = READ_SIZE) -> Iterator[bytes]:
+    """A binary file's bytes as UTF-8, in chunks of about `size` bytes read: UTF-16/32 (by
+    their BOM) are transcoded as they stream (BOM dropped, bad code units as U+FFFD); any
+    other file is passed through as it is."""
+    chunk = handle.read(max(size, 4))  # a whole BOM, however small the chunks
+    encoding = bom_encoding(chunk)
+    if encoding not in WIDE_ENCODINGS:
+        while chunk:
+            yield chunk
+            chunk = handle.read(size)
+        return
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    while chunk:
+        yield decoder.decode(chunk).encode("utf-8")
+        chunk = handle.read(size)
+    yield decoder.decode(b"", final=True).encode("utf-8")
+
+
 def sniff_encoding(sample: bytes) -> str:
-    """`utf-8-sig` when the sample is UTF-8 (a character cut at its end allowed), else cp1252."""
+    """The codec of the sample's BOM if any; else `utf-8-sig` when the sample is UTF-8 (a
+    character cut at its end allowed), else cp1252."""
+    encoding = bom_encoding(sample)
+    if encoding is not None:
+        return encoding
     for trim in range(4):
         try:
             sample[: len(sample) - trim].decode("utf-8")

@@ -1,7 +1,8 @@
 """`casescope doctor`: prove every file is accounted for, and repair what can be repaired.
 
 Invariants (the predecessor broke each of them):
-- every file is terminal (completed/failed) or has exactly one active job;
+- every file is terminal (completed/failed) or has exactly one active job (a paused job, in a
+  paused operation, is waiting, not lost);
 - no running job holds an expired lease;
 - every file awaiting an index load has a segment on disk;
 - every file's evidence is where its row says.
@@ -41,7 +42,8 @@ class Verification:
     files: int = 0
     completed: int = 0
     failed: int = 0
-    in_progress: int = 0  # queued with a claimable job, or running under a lease
+    in_progress: int = 0  # queued with a claimable or paused job, or running under a lease
+    paused: int = 0  # of those in progress: waiting in a paused operation
     problems: list[tuple[int, str]] = field(default_factory=list)  # (file id, what is wrong)
 
     @property
@@ -52,7 +54,8 @@ class Verification:
         verdict = "every file accounted for" if self.ok else f"{len(self.problems)} problems"
         return (
             f"verified {self.files:,} files: {self.completed:,} completed, "
-            f"{self.failed:,} failed, {self.in_progress:,} queued or running; {verdict}"
+            f"{self.failed:,} failed, {self.in_progress:,} queued or running"
+            f"{f' ({self.paused:,} paused)' if self.paused else ''}; {verdict}"
         )
 
 
@@ -61,6 +64,7 @@ def _count(condition: ColumnElement[bool]) -> ColumnElement[int]:
 
 
 def _file_problem(status: FileStatus, queued: int, running: int) -> str | None:
+    """What is wrong with a file and its active jobs (`queued` counts paused ones too)."""
     if status.is_terminal:
         return f"{status} but still has an active job" if queued + running else None
     if queued + running > 1:
@@ -78,8 +82,9 @@ def verify_files(session: Session, case_id: int | None = None) -> Verification:
         select(
             EvidenceFile.id,
             EvidenceFile.status,
-            _count(Job.state == JobState.QUEUED),
+            _count(Job.state.in_((JobState.QUEUED, JobState.PAUSED))),
             _count(Job.state == JobState.RUNNING),
+            _count(Job.state == JobState.PAUSED),
         )
         .outerjoin(Job, (Job.file_id == EvidenceFile.id) & Job.state.in_(ACTIVE_JOB_STATES))
         .group_by(EvidenceFile.id, EvidenceFile.status)
@@ -87,7 +92,7 @@ def verify_files(session: Session, case_id: int | None = None) -> Verification:
     if case_id is not None:
         query = query.where(EvidenceFile.case_id == case_id)
     result = Verification()
-    for file_id, status, queued, running in session.execute(query):
+    for file_id, status, queued, running, paused in session.execute(query):
         result.files += 1
         problem = _file_problem(FileStatus(status), int(queued), int(running))
         if problem:
@@ -98,6 +103,7 @@ def verify_files(session: Session, case_id: int | None = None) -> Verification:
             result.failed += 1
         else:
             result.in_progress += 1
+            result.paused += int(paused)
     return result
 
 

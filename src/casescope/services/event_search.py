@@ -2,19 +2,24 @@
 
 Pages use keyset pagination on the index's sort key (ts, file_id, seq): page 10,000 costs what
 page 1 does, where OFFSET would read and drop every earlier row. A cursor is the key of the
-last row shown. Exports reuse the same keyset walk in chunks, so the single chDB session is
-never held for longer than one chunk.
+last row shown. Other sorts (computer, channel, provider, event id, level) page on
+(that column, ts, file_id, seq): the event key breaks ties, so pages stay stable and complete.
+Exports reuse the same keyset walk in chunks, so the single chDB session is never held for
+longer than one chunk.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
+import orjson
 import pyarrow as pa
 from sqlalchemy import select
 
@@ -23,11 +28,17 @@ from casescope.model.db import Database
 from casescope.model.users import EventMark, EventMarkRecord
 from casescope.services.detections import DetectionFilter, detected_events
 from casescope.services.iocs import HitFilter, hit_events
-from casescope.services.search import EXPORT_COLUMNS, SearchRequest, build_where, event_key
+from casescope.services.search import (
+    EXPORT_BATCH_ROWS,
+    EXPORT_COLUMNS,
+    SearchRequest,
+    build_where,
+    event_key,
+)
 from casescope.store.index import DATABASE, EVENT_COLUMNS, EventIndex
 
 TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
-EXPORT_CHUNK_ROWS = 20_000
+EXPORT_CHUNK_ROWS = EXPORT_BATCH_ROWS
 MAX_PAGE = 500
 
 
@@ -43,6 +54,40 @@ class EventFilters:
     file_id: int | None = None
     show_hidden: bool = False
     starred_only: bool = False
+    rule_uid: str | None = None
+    ioc_id: int | None = None
+
+
+class SortKey(StrEnum):
+    """What results can be sorted by; every sort ends with the event key (ts, file_id, seq)."""
+
+    TIME = "time"
+    COMPUTER = "computer"
+    CHANNEL = "channel"
+    PROVIDER = "provider"
+    EVENT_ID = "event_id"
+    LEVEL = "level"
+
+
+#: The SQL expression and parameter type of each sort other than time. Nullable columns sort
+#: as -1 when missing (a NULL would drop out of the keyset comparison).
+_SORT_SQL: dict[SortKey, tuple[str, str]] = {
+    SortKey.COMPUTER: ("computer", "String"),
+    SortKey.CHANNEL: ("channel", "String"),
+    SortKey.PROVIDER: ("provider", "String"),
+    SortKey.EVENT_ID: ("ifNull(toInt64(event_id), -1)", "Int64"),
+    SortKey.LEVEL: ("ifNull(toInt64(level), -1)", "Int64"),
+}
+
+
+def sort_value(row: dict[str, Any], sort: SortKey) -> str | int | None:
+    """The row's value of the sort column, as `_SORT_SQL` computes it."""
+    if sort is SortKey.TIME:
+        return None
+    value = row[sort.value]
+    if _SORT_SQL[sort][1] == "Int64":
+        return -1 if value is None else int(value)
+    return str(value)
 
 
 @dataclass(frozen=True)
@@ -50,17 +95,21 @@ class Cursor:
     ts: str
     file_id: int
     seq: int
+    value: str | int | None = None  # the sort column's value (None for time order)
 
     def encode(self) -> str:
-        return base64.urlsafe_b64encode(f"{self.ts}|{self.file_id}|{self.seq}".encode()).decode()
+        data = [self.ts, self.file_id, self.seq, self.value]
+        return base64.urlsafe_b64encode(orjson.dumps(data)).decode()
 
     @classmethod
     def decode(cls, text: str) -> Cursor:
         try:
-            ts, file_id, seq = base64.urlsafe_b64decode(text.encode()).decode().split("|")
+            ts, file_id, seq, value = orjson.loads(base64.urlsafe_b64decode(text.encode()))
             datetime.strptime(ts, TS_FORMAT)
-            return cls(ts, int(file_id), int(seq))
-        except ValueError:
+            if not isinstance(value, str | int | None) or isinstance(value, bool):
+                raise ValueError(value)
+            return cls(ts, int(file_id), int(seq), value)
+        except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
             raise CasescopeError("invalid page cursor") from None
 
 
@@ -90,12 +139,12 @@ def _intersect(
 def resolve_request(db: Database, request: SearchRequest, filters: EventFilters) -> SearchRequest:
     """Turn DB-side filters (detections, IOC hits, stars) into the request's event set."""
     only = request.only_events
-    if filters.has_detection or filters.min_level:
-        only = _intersect(
-            only, detected_events(db, DetectionFilter(request.case_id, filters.min_level))
-        )
-    if filters.has_ioc_hit:
-        only = _intersect(only, hit_events(db, HitFilter(request.case_id)))
+    if filters.has_detection or filters.min_level or filters.rule_uid:
+        wanted = DetectionFilter(request.case_id, filters.min_level, filters.rule_uid)
+        only = _intersect(only, detected_events(db, wanted))
+    if filters.has_ioc_hit or filters.ioc_id is not None:
+        ids = () if filters.ioc_id is None else (filters.ioc_id,)
+        only = _intersect(only, hit_events(db, HitFilter(request.case_id, ioc_ids=ids)))
     if filters.starred_only:
         only = _intersect(only, _marked(db, request.case_id, EventMark.STAR))
     return replace(request, only_events=only)
@@ -127,50 +176,72 @@ def build_filtered_where(
     return " AND ".join(clauses), params
 
 
-def _after(cursor: Cursor | None, descending: bool, params: dict[str, object]) -> str:
+def _after(
+    cursor: Cursor | None, descending: bool, params: dict[str, object], sort: SortKey
+) -> str:
     if cursor is None:
         return "1"
     params.update(k_ts=cursor.ts, k_file=cursor.file_id, k_seq=cursor.seq)
     op, bound = ("<", "<=") if descending else (">", ">=")
-    key = "({k_ts:DateTime64(6, 'UTC')}, {k_file:UInt64}, {k_seq:UInt64})"
-    # the plain `ts` bound lets ClickHouse skip granules by the primary key
-    return f"ts {bound} {{k_ts:DateTime64(6, 'UTC')}} AND (ts, file_id, seq) {op} {key}"
+    key = "{k_ts:DateTime64(6, 'UTC')}, {k_file:UInt64}, {k_seq:UInt64}"
+    if sort is SortKey.TIME:
+        # the plain `ts` bound lets ClickHouse skip granules by the primary key
+        return f"ts {bound} {{k_ts:DateTime64(6, 'UTC')}} AND (ts, file_id, seq) {op} ({key})"
+    expr, kind = _SORT_SQL[sort]
+    if cursor.value is None or isinstance(cursor.value, str) != (kind == "String"):
+        raise CasescopeError("invalid page cursor for this sort")
+    params["k_val"] = cursor.value
+    return f"({expr}, ts, file_id, seq) {op} ({{k_val:{kind}}}, {key})"
 
 
-def _order(descending: bool) -> str:
+def _order(descending: bool, sort: SortKey = SortKey.TIME) -> str:
     direction = "DESC" if descending else "ASC"
-    return f"ts {direction}, file_id {direction}, seq {direction}"
+    lead = "" if sort is SortKey.TIME else f"{_SORT_SQL[sort][0]} {direction}, "
+    return f"{lead}ts {direction}, file_id {direction}, seq {direction}"
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """Which page: after `cursor`, `limit` rows, in this sort and direction."""
+
+    cursor: Cursor | None = None
+    limit: int = 50
+    sort: SortKey = SortKey.TIME
+    descending: bool = False
 
 
 def search_page(
     index: EventIndex,
     where: tuple[str, dict[str, object]],
-    cursor: Cursor | None,
-    limit: int,
+    spec: PageSpec,
     *,
-    descending: bool = False,
     with_total: bool = True,
 ) -> Page:
-    """One page after `cursor` and (optionally) the number of matches."""
+    """One page after `spec.cursor` and (optionally) the number of matches."""
     sql_where, base = where
-    limit = max(1, min(limit, MAX_PAGE))
+    limit = max(1, min(spec.limit, MAX_PAGE))
     table = f"{DATABASE}.events"
     total = -1
     if with_total:
         rows = index.query_rows(f"SELECT count() AS n FROM {table} WHERE {sql_where}", base)
         total = int(rows[0]["n"]) if rows else 0
     params = {**base, "lim": limit + 1}
-    after = _after(cursor, descending, params)
+    after = _after(spec.cursor, spec.descending, params, spec.sort)
     rows = index.query_rows(
         f"SELECT {', '.join(EVENT_COLUMNS)} FROM {table} WHERE {sql_where} AND {after} "
-        f"ORDER BY {_order(descending)} LIMIT {{lim:UInt64}}",
+        f"ORDER BY {_order(spec.descending, spec.sort)} LIMIT {{lim:UInt64}}",
         params,
     )
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if rows else None
     next_cursor = (
-        Cursor(_ts_text(last["ts"]), int(last["file_id"]), int(last["seq"])).encode()
+        Cursor(
+            _ts_text(last["ts"]),
+            int(last["file_id"]),
+            int(last["seq"]),
+            sort_value(last, spec.sort),
+        ).encode()
         if more and last
         else None
     )
@@ -182,6 +253,28 @@ def _ts_text(value: object) -> str:
         return value.strftime(TS_FORMAT)
     text = str(value)
     return text if "." in text else text + ".000000"
+
+
+#: Columns that `top_values` counts directly; any other name is an event field.
+FACET_COLUMNS = ("computer", "channel", "provider", "event_id", "level", "user_name")
+
+
+def top_values(
+    index: EventIndex, where: tuple[str, dict[str, object]], field: str, limit: int = 20
+) -> list[dict[str, Any]]:
+    """The most frequent values of a column or event field among the matches, with counts."""
+    sql_where, base = where
+    params: dict[str, object] = {**base, "lim": max(1, min(limit, MAX_PAGE))}
+    if field in FACET_COLUMNS:
+        expr, extra = field, ""
+    else:
+        params["facet"] = field
+        expr, extra = "fields[{facet:String}]", " AND mapContains(fields, {facet:String})"
+    return index.query_rows(
+        f"SELECT {expr} AS value, count() AS events FROM {DATABASE}.events "
+        f"WHERE {sql_where}{extra} GROUP BY value ORDER BY events DESC, value LIMIT {{lim:UInt64}}",
+        params,
+    )
 
 
 def get_event(index: EventIndex, case_id: int, file_id: int, seq: int) -> dict[str, Any] | None:
@@ -205,7 +298,7 @@ def export_chunks(
         params = {**base, "lim": chunk_rows}
         sql = (
             f"SELECT {', '.join(EXPORT_COLUMNS)} FROM {DATABASE}.events "
-            f"WHERE {sql_where} AND {_after(cursor, False, params)} "
+            f"WHERE {sql_where} AND {_after(cursor, False, params, SortKey.TIME)} "
             f"ORDER BY {_order(False)} LIMIT {{lim:UInt64}}"
         )
         with use_index() as index:

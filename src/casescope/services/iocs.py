@@ -1,10 +1,12 @@
 """IOCs of a case: add, import, list, enable/disable, remove; their hits and a summary.
 
-Every change that can create hits (add, import, enable) queues an `ioc_only` re-hunt of the
-case's completed files: workers re-read each file's segment (no re-parse) and replace the
-file's hits with those of the case's enabled IOCs. Disabling or removing an IOC deletes its
-hits at once, and a worker never writes hits of an IOC that is not enabled when it persists
-(`enabled_ioc_ids`), so a re-hunt in flight cannot bring them back.
+Every change that can create hits (add, import, enable) hunts the new IOCs in the case's
+completed files. When the caller owns the event index, only the new IOCs are hunted there
+(`services.ioc_index`): every other hit stays as it is. Otherwise it queues an `ioc_only`
+re-hunt: workers re-read each file's segment (no re-parse) and replace the file's hits
+with those of the case's enabled IOCs (`rehunt` always does that). Disabling or removing
+an IOC deletes its hits at once, and a worker never writes hits of an IOC that is not
+enabled when it persists (`enabled_ioc_ids`), so a re-hunt in flight cannot bring them back.
 
 The CLI and the web app call this module; attacker-controlled text (IOC values, notes, field
 values) is only ever bound as SQL parameters here. Escaping for output is the caller's job.
@@ -38,8 +40,10 @@ from casescope.model.db import Database
 from casescope.model.enums import FileStatus, Operation
 from casescope.model.tables import AuditRecord, EvidenceFile, IocHit
 from casescope.model.tables import Ioc as IocRow
+from casescope.services.ioc_index import hunt_new_iocs
 from casescope.services.progress import FileSet
 from casescope.services.reprocess import requeue_files
+from casescope.store.index import EventIndex
 
 #: Longest note kept with an IOC (imports may carry long descriptions).
 MAX_NOTE_CHARS = 2000
@@ -79,6 +83,7 @@ class IocChange:
     errors: list[IocLineError] = field(default_factory=list)  # bad lines (imports)
     queued: int = 0  # files queued for `ioc_only`
     file_set: FileSet | None = None  # those files, for following their progress
+    index_hits: int | None = None  # hits of the new IOCs found in the index (None: not used)
 
 
 @dataclass(frozen=True)
@@ -178,8 +183,9 @@ def add_iocs(
     note: str = "",
     source: str = "cli",
     actor: str = "cli",
+    index: EventIndex | None = None,
 ) -> IocChange:
-    """Add indicators (type inferred per value unless given) and queue a re-hunt.
+    """Add indicators (type inferred per value unless given) and hunt them (`_hunt_new`).
 
     All or nothing: if any value is invalid, `IocError` names every bad one and nothing is
     added.
@@ -192,7 +198,7 @@ def add_iocs(
             found.errors.append(IocLineError(number, value, str(exc)))
     if found.errors:
         raise IocError("; ".join(error.message for error in found.errors))
-    return _store(db, settings, case_id, found, source=source, actor=actor)
+    return _store(db, settings, case_id, found, _Origin(source, actor, index))
 
 
 def import_iocs(
@@ -205,6 +211,7 @@ def import_iocs(
     fmt: ImportFormat = ImportFormat.AUTO,
     source: str = "import",
     actor: str = "cli",
+    index: EventIndex | None = None,
 ) -> IocChange:
     """Import a CSV (`type,value[,note]`) or a plain list (one value per line).
 
@@ -213,7 +220,7 @@ def import_iocs(
     an empty type cell gets `ioc_type`).
     """
     found = parse_iocs(text, ioc_type=ioc_type, fmt=fmt)
-    change = _store(db, settings, case_id, found, source=source, actor=actor)
+    change = _store(db, settings, case_id, found, _Origin(source, actor, index))
     change.errors = found.errors
     return change
 
@@ -249,10 +256,20 @@ def _retype_empty_cells(text: str, ioc_type: IocType | str) -> str:
     return out.getvalue()
 
 
+@dataclass(frozen=True)
+class _Origin:
+    """Who made a change, and the index to hunt new IOCs in (None: re-read segments)."""
+
+    source: str
+    actor: str
+    index: EventIndex | None = None
+
+
 def _store(
-    db: Database, settings: Settings, case_id: int, found: IocImport, *, source: str, actor: str
+    db: Database, settings: Settings, case_id: int, found: IocImport, origin: _Origin
 ) -> IocChange:
-    """Insert the new IOCs (skipping ones the case has), audit, and queue a re-hunt."""
+    """Insert the new IOCs (skipping ones the case has), audit, and hunt them."""
+    source, actor = origin.source, origin.actor
     change = IocChange(duplicates=found.duplicates)
     with db.session() as session:
         have = _existing_keys(session, case_id, found.iocs)
@@ -274,7 +291,7 @@ def _store(
             change.added.append(row.id)
         _audit(session, actor, "ioc.add", case_id, len(change.added), f"source={source}")
     if change.added:
-        _queue_rehunt(db, settings, case_id, change, actor)
+        _hunt_new(db, settings, case_id, change, origin)
     return change
 
 
@@ -302,8 +319,9 @@ def set_enabled(
     enabled: bool,
     *,
     actor: str = "cli",
+    index: EventIndex | None = None,
 ) -> IocChange:
-    """Enable (and re-hunt) or disable (deleting their hits at once) the given IOCs.
+    """Enable (and hunt, `_hunt_new`) or disable (deleting their hits at once) the given IOCs.
 
     Raises `IocError` if an id is not an IOC of the case; nothing is changed then.
     """
@@ -325,7 +343,7 @@ def set_enabled(
     change.added = changed if enabled else []
     change.existing = len(set(ioc_ids)) - len(changed)
     if enabled and changed:
-        _queue_rehunt(db, settings, case_id, change, actor)
+        _hunt_new(db, settings, case_id, change, _Origin("", actor, index))
     return change
 
 
@@ -373,10 +391,39 @@ def _audit(
     )
 
 
-def _queue_rehunt(
-    db: Database, settings: Settings, case_id: int, change: IocChange, actor: str
+def _hunt_new(
+    db: Database, settings: Settings, case_id: int, change: IocChange, origin: _Origin
 ) -> None:
-    """Queue `ioc_only` for every completed file of the case that has a segment.
+    """Hunt the IOCs `change.added` in the case's completed files.
+
+    With the index (the caller owns it): only those IOCs, in the index, keeping every other
+    hit as it is; completed files not in the index are queued for `ioc_only`. Without:
+    `ioc_only` for every completed file (workers re-hunt all enabled IOCs from segments).
+    """
+    if origin.index is None:
+        _queue_rehunt(db, settings, case_id, change, origin.actor)
+        return
+    added = set(change.added)
+    with db.read() as session:
+        iocs = [ioc for ioc in enabled_iocs(session, case_id) if ioc.id in added]
+    hunt = hunt_new_iocs(db, settings, origin.index, case_id, iocs)
+    change.index_hits = hunt.hits
+    with db.session() as session:
+        detail = f"{_ids_detail(added)[:900]} files={hunt.files}"
+        _audit(session, origin.actor, "ioc.index_hunt", case_id, hunt.hits, detail)
+    if hunt.not_indexed:
+        _queue_rehunt(db, settings, case_id, change, origin.actor, hunt.not_indexed)
+
+
+def _queue_rehunt(
+    db: Database,
+    settings: Settings,
+    case_id: int,
+    change: IocChange,
+    actor: str,
+    only: Sequence[int] | None = None,
+) -> None:
+    """Queue `ioc_only` for every completed file of the case that has a segment (or `only`).
 
     Files still queued or being processed pick the IOCs up when a worker builds their job's
     analyzers; only files completed before the change need re-hunting.
@@ -392,6 +439,9 @@ def _queue_rehunt(
                 )
             )
         )
+    if only is not None:
+        wanted = set(only)
+        file_ids = [file_id for file_id in file_ids if file_id in wanted]
     if not file_ids:
         return
     requeued = requeue_files(db, settings, case_id, Operation.IOC_ONLY, file_ids, actor=actor)

@@ -1,4 +1,7 @@
-"""Re-index / re-run Sigma / re-hunt IOCs on one file, a selection, or a whole case."""
+"""Re-index / re-run Sigma / re-hunt IOCs on one file, a selection, or a whole case.
+
+Each call is one bulk operation (services/operations.py) whose jobs are the files queued.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +13,26 @@ from sqlalchemy import select
 from casescope.config import Settings
 from casescope.jobs import queue
 from casescope.model.db import Database
-from casescope.model.enums import FileStatus, FileType, Operation
+from casescope.model.enums import FileStatus, FileType, Operation, OperationKind
 from casescope.model.tables import AuditRecord, EvidenceFile
+from casescope.services import operations
 from casescope.services.progress import FileSet
+
+#: The kind of operation a re-process is; a full run of finished files is a retry.
+KINDS = {
+    Operation.FULL: OperationKind.RETRY,
+    Operation.REINDEX: OperationKind.REINDEX,
+    Operation.SIGMA_ONLY: OperationKind.SIGMA_ONLY,
+    Operation.IOC_ONLY: OperationKind.IOC_ONLY,
+}
 
 
 @dataclass(frozen=True)
 class Requeued:
     count: int
     file_set: FileSet
+    #: The bulk operation the files were queued in (None when nothing was queued).
+    operation_id: int | None = None
 
 
 def requeue_files(
@@ -30,6 +44,29 @@ def requeue_files(
     actor: str = "cli",
 ) -> Requeued:
     """Queue `operation` for the case's processable files (or the given ones)."""
+    scope = f"{len(file_ids)} selected files" if file_ids else "all files"
+    operation_id = operations.create_operation(
+        db, case_id, KINDS[operation], actor, f"{operation.value}: {scope}"
+    )
+    try:
+        queued = _queue(db, settings, case_id, operation, file_ids, actor, operation_id)
+    finally:
+        operations.seal_operation(db, operation_id)
+    if not queued:  # nothing to do: no empty operation clutters the jobs page
+        operations.discard_if_empty(db, operation_id)
+        return Requeued(0, FileSet(case_id, 0, -1))
+    return Requeued(len(queued), FileSet(case_id, min(queued), max(queued)), operation_id)
+
+
+def _queue(
+    db: Database,
+    settings: Settings,
+    case_id: int,
+    operation: Operation,
+    file_ids: Sequence[int] | None,
+    actor: str,
+    operation_id: int,
+) -> list[int]:
     with db.session() as session:
         query = select(EvidenceFile).where(
             EvidenceFile.case_id == case_id,
@@ -43,7 +80,9 @@ def requeue_files(
             f.id
             for f in files
             if f.status in (FileStatus.COMPLETED, FileStatus.FAILED)
-            and queue.enqueue(session, f, operation, max_attempts=settings.max_attempts)
+            and queue.enqueue_in_operation(
+                session, f, operation, operation_id, max_attempts=settings.max_attempts
+            )
         ]
         session.add(
             AuditRecord(
@@ -51,8 +90,19 @@ def requeue_files(
                 action=f"queue.{operation.value}",
                 case_id=case_id,
                 events=len(queued),
-                detail=f"{len(queued)} files",
+                detail=f"{len(queued)} files (operation {operation_id})",
             )
         )
-    first, last = (min(queued), max(queued)) if queued else (0, -1)
-    return Requeued(len(queued), FileSet(case_id, first, last))
+    return queued
+
+
+def retry_operation(
+    db: Database, settings: Settings, operation_id: int, actor: str, case_id: int | None = None
+) -> Requeued:
+    """Process the operation's failed (or cancelled) files again from scratch, as a new
+    `retry` operation; `count` 0 and no operation when none of its files is failed."""
+    op = operations.get_progress(db, operation_id, case_id)
+    failed = operations.failed_files(db, operation_id)
+    if not failed:
+        return Requeued(0, FileSet(op.case_id, 0, -1))
+    return requeue_files(db, settings, op.case_id, Operation.FULL, failed, actor=actor)

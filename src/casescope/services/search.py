@@ -21,6 +21,8 @@ _LEADING = ("ts", "file_id", "seq")
 EXPORT_COLUMNS = (*_LEADING, *(c for c in EVENT_COLUMNS if c not in (*_LEADING, "case_id")))
 #: A CSV cell starting with one of these is run as a formula by spreadsheet programs.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+#: Rows per Arrow batch of an export: ~10k rows of raw JSON keep the owner's memory bounded.
+EXPORT_BATCH_ROWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,16 @@ class SearchRequest:
     #: Restrict to these events, (file id, seq) pairs, e.g. those with a Sigma detection;
     #: None means no restriction.
     only_events: tuple[tuple[int, int], ...] | None = None
+
+
+def narrow_events(
+    current: tuple[tuple[int, int], ...] | None, events: tuple[tuple[int, int], ...]
+) -> tuple[tuple[int, int], ...]:
+    """`only_events` further restricted to `events` (None, no restriction yet, becomes them)."""
+    if current is None:
+        return events
+    keep = set(events)
+    return tuple(event for event in current if event in keep)
 
 
 #: (file_id, seq) as one UInt64 for set membership: 24 bits of file id, 40 of event number.
@@ -98,7 +110,7 @@ def export_batches(index: EventIndex, request: SearchRequest) -> Iterator[pa.Rec
     sql = (
         f"SELECT {', '.join(EXPORT_COLUMNS)} FROM {DATABASE}.events WHERE {where} ORDER BY {ORDER}"
     )
-    yield from index.stream_batches(sql, params)
+    yield from index.stream_batches(sql, params, rows_per_batch=EXPORT_BATCH_ROWS)
 
 
 def neutralise_cell(value: str) -> str:
@@ -116,8 +128,10 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def _records(batch: pa.RecordBatch) -> Iterator[dict[str, object]]:
-    yield from batch.to_pylist()
+def _records(batch: pa.RecordBatch, slice_rows: int = 1000) -> Iterator[dict[str, object]]:
+    """The batch's rows as dicts, converted 1,000 at a time (not a whole batch at once)."""
+    for start in range(0, batch.num_rows, slice_rows):
+        yield from batch.slice(start, slice_rows).to_pylist()
 
 
 def write_csv(batches: Iterator[pa.RecordBatch], out: io.TextIOBase) -> int:

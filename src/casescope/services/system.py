@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import psutil
 from sqlalchemy import func, select, text
@@ -14,7 +17,7 @@ from casescope.jobs import queue
 from casescope.jobs.registry import WorkerInfo, live_workers
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, JobState
-from casescope.model.tables import EvidenceFile, Job
+from casescope.model.tables import EvidenceFile, Job, Segment
 from casescope.store.index import EventIndex
 
 MEMORY_WARN_FRACTION = 0.8
@@ -30,6 +33,8 @@ class SystemReport:
     queue: dict[str, int] = field(default_factory=dict)
     disk_total_bytes: int = 0
     disk_free_bytes: int = 0
+    #: What the home itself takes: evidence, segments, the metadata DB and the event index.
+    home_used_bytes: int = 0
     memory_used_mb: float = 0.0
     memory_limit_mb: int = 0
     memory_warning: bool = False
@@ -54,10 +59,35 @@ def collect_system(db: Database, settings: Settings, index: EventIndex | None) -
     report.workers = live_workers(db, stale_after=settings.heartbeat_seconds * 3)
     usage = shutil.disk_usage(settings.home_dir)
     report.disk_total_bytes, report.disk_free_bytes = usage.total, usage.free
+    report.home_used_bytes = home_usage(db, settings)
     memory = psutil.virtual_memory()
     report.memory_used_mb = round((memory.total - memory.available) / 2**20, 1)
     report.memory_warning = report.memory_used_mb > MEMORY_WARN_FRACTION * settings.memory_limit_mb
     return report
+
+
+def _tree_bytes(path: Path) -> int:
+    """Bytes of the regular files under `path` (files vanishing meanwhile are skipped)."""
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += Path(root, name).lstat().st_size
+    return total
+
+
+def home_usage(db: Database, settings: Settings) -> int:
+    """Disk use of the home: evidence and segments from their rows (no walk over thousands of
+    files), the metadata DB and the index directory from the disk."""
+    try:
+        with db.read() as session:
+            evidence = session.scalar(select(func.coalesce(func.sum(EvidenceFile.size_bytes), 0)))
+            segments = session.scalar(select(func.coalesce(func.sum(Segment.size_bytes), 0)))
+    except SQLAlchemyError:
+        evidence = segments = 0
+    db_files = settings.home_dir.glob("casescope.db*")
+    own = sum(p.stat().st_size for p in db_files if p.is_file())
+    return int(evidence or 0) + int(segments or 0) + own + _tree_bytes(settings.index_dir)
 
 
 def _metric(lines: list[str], name: str, kind: str, help_text: str) -> None:

@@ -1,8 +1,11 @@
-"""Evidence uploaded through the web app: stream to disk, unpack zips safely, take in.
+"""Evidence uploaded through the web app: stream to disk, then the ordinary intake.
 
 A client's file name is never used as a path: it is reduced to a safe display name, and the
 bytes land in a fresh temporary folder under the home's `tmp/` before the ordinary intake
-(`evidence.intake.ingest_paths`) hashes and stores them under their sha256.
+(`evidence.intake.ingest_paths`, as `casescope ingest`) hashes and stores them under their
+sha256. Zips (by content, nested too) are taken in member by member by that intake
+(`evidence.archive`): unsafe paths, symlinks and bombs are refused per member, with a reason
+in the report; nothing is ever extracted under a member's name.
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ import re
 import shutil
 import tempfile
 import unicodedata
-import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,9 @@ from casescope.config import Settings
 from casescope.errors import EvidenceError
 from casescope.evidence.intake import IntakeReport, ingest_paths
 from casescope.model.db import Database
+from casescope.model.enums import OperationKind
 from casescope.model.tables import AuditRecord, Case, EvidenceFile
+from casescope.services.operations import intake_operation
 
 CHUNK = 1024 * 1024
 UPLOAD_PREFIX = "upload:"
@@ -59,31 +63,6 @@ def save_stream(stream: BinaryIO, folder: Path, client_name: str | None) -> Path
     return target
 
 
-def _unpack_zip(archive: Path, folder: Path) -> None:
-    """Extract members as flattened safe names; refuse archives larger than the free disk."""
-    with zipfile.ZipFile(archive) as zf:
-        members = [m for m in zf.infolist() if not m.is_dir()]
-        total = sum(m.file_size for m in members)
-        if total > shutil.disk_usage(folder).free:
-            raise EvidenceError(f"{archive.name}: unpacked size exceeds the free disk space")
-        target_dir = folder / (archive.name + ".d")
-        target_dir.mkdir()
-        for member in members:
-            name = safe_name(member.filename.replace("/", "_"), fallback="member")
-            with zf.open(member) as src, _unique(target_dir, name).open("wb") as out:
-                shutil.copyfileobj(src, out, CHUNK)
-    archive.unlink()
-
-
-def _expand_zips(folder: Path) -> None:
-    for path in sorted(folder.iterdir()):
-        if path.is_file() and zipfile.is_zipfile(path):
-            try:
-                _unpack_zip(path, folder)
-            except (zipfile.BadZipFile, OSError) as exc:
-                raise EvidenceError(f"{path.name}: not a readable zip archive: {exc}") from None
-
-
 def _relabel(db: Database, case_id: int, folder: Path, report: IntakeReport) -> None:
     """Record uploads as `upload:<name>` instead of their temporary path."""
     prefix = str(folder.resolve()) + "/"
@@ -110,15 +89,16 @@ def ingest_uploads(
     uploads: Iterable[tuple[BinaryIO, str | None]],
     actor: str,
 ) -> UploadResult:
-    """Take in uploaded streams (zips unpacked) for `case`; the temporary copies are removed."""
+    """Take in uploaded streams for `case` (zips member by member); the temporary copies are
+    removed. Members are recorded as `upload:<name>.zip!<member path>`."""
     settings.ensure_dirs()
     result = UploadResult()
     with tempfile.TemporaryDirectory(prefix="upload-", dir=settings.tmp_dir) as tmp:
         folder = Path(tmp)
         for stream, name in uploads:
             result.names.append(save_stream(stream, folder, name).name)
-        _expand_zips(folder)
-        result.report = ingest_paths(db, settings, case, [folder])
+        with intake_operation(db, case.id, OperationKind.UPLOAD, actor) as operation_id:
+            result.report = ingest_paths(db, settings, case, [folder], operation_id=operation_id)
         _relabel(db, case.id, folder, result.report)
     with db.session() as session:
         session.add(
@@ -138,7 +118,8 @@ def import_folder(
     """Server-side import of a folder (admins only: it reads the server's disk)."""
     if not folder.is_absolute() or not folder.is_dir():
         raise EvidenceError(f"not an absolute path of a folder on the server: {folder}")
-    report = ingest_paths(db, settings, case, [folder])
+    with intake_operation(db, case.id, OperationKind.INGEST, actor, str(folder)) as operation_id:
+        report = ingest_paths(db, settings, case, [folder], operation_id=operation_id)
     with db.session() as session:
         session.add(
             AuditRecord(actor=actor, action="import_folder", case_id=case.id, detail=str(folder))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,20 @@ CREATE TABLE IF NOT EXISTS {DATABASE}.events (
 ) ENGINE = MergeTree
 ORDER BY (case_id, ts, file_id, seq)
 """
+
+#: Merge settings of the events table, applied at every open (new and existing tables).
+#: Background merges, not INSERTs, are what outgrow the memory budget on large cases: a merge
+#: builds the text index of the part it writes in memory, so its cost grows with the part.
+#: Measured on 5M events (~1 KB each) at the default 480 MB budget: merges of 230-380 MB and
+#: a failed load after ~1M events with ClickHouse's defaults; small merge blocks and parts
+#: capped at 64 MiB on disk (~500k events) keep a merge within the budget. The price is more
+#: parts: ~80 for 40M events.
+MERGE_SETTINGS = "merge_max_block_size = 1024, max_bytes_to_merge_at_max_space_in_pool = 67108864"
+
+#: An INSERT that fails for memory (a merge running beside it) is retried this many times,
+#: after its partial rows are removed and the running merges have finished.
+LOAD_ATTEMPTS = 4
+MERGE_WAIT_SECONDS = 300.0
 
 #: Columns a search returns, in order (everything but the materialised search text).
 EVENT_COLUMNS = (
@@ -242,6 +257,7 @@ class ChdbIndex:
         self._session = chdb_session.Session(_connection_string(path, memory_mb))
         self._session.query(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
         self._session.query(EVENTS_DDL)
+        self._session.query(f"ALTER TABLE {DATABASE}.events MODIFY SETTING {MERGE_SETTINGS}")
 
     def close(self) -> None:
         self._session.close()
@@ -295,7 +311,37 @@ class ChdbIndex:
             f"{_SEGMENT_COLUMNS} FROM file({_literal(_glob_of(items))}, Parquet) "
             f"{_slice_filter(items[0], params)}SETTINGS {LOAD_SETTINGS}"
         )
-        self.execute(sql, params)
+        for attempt in range(1, LOAD_ATTEMPTS + 1):
+            try:
+                self.execute(sql, params)
+                return
+            except RuntimeError as error:  # chdb.ChdbError (imported only by the owner)
+                if "MEMORY_LIMIT_EXCEEDED" not in str(error) or attempt == LOAD_ATTEMPTS:
+                    raise
+                logger.warning("load hit the memory limit (attempt %d); retrying", attempt)
+                self.remove_partial(items)
+                self.wait_for_merges(MERGE_WAIT_SECONDS)
+
+    def remove_partial(self, items: Sequence[LoadItem]) -> None:
+        """Delete what a failed INSERT of `items` may have written (a multi-block INSERT is
+        not atomic): their files' rows, or only the slice's rows for a slice."""
+        params: dict[str, object] = {"ids": [item.file_id for item in items]}
+        where = _slice_filter(items[0], params).replace("WHERE ", "AND ", 1)
+        self.execute(
+            f"DELETE FROM {DATABASE}.events WHERE file_id IN {{ids:Array(UInt64)}} {where}",
+            params,
+        )
+
+    def wait_for_merges(self, timeout: float) -> None:
+        """Return once no merge runs on the events table (or after `timeout` seconds)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            running = self.scalar(
+                f"SELECT count() FROM system.merges WHERE database = '{DATABASE}'", {}
+            )
+            if not running:
+                return
+            time.sleep(0.5)
 
     def delete_files(self, file_ids: Sequence[int]) -> None:
         if file_ids:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from casescope.config import Settings
 from casescope.model.db import Database
@@ -94,18 +94,25 @@ def _take_batch(pending: list[PendingFile], settings: Settings, limit: int) -> l
     return batch
 
 
+_FILES = EvidenceFile.__table__
+_MARK_LOADED = (
+    update(_FILES)
+    .where(
+        _FILES.c.id == bindparam("file_id"),
+        _FILES.c.index_generation == bindparam("generation"),
+        _FILES.c.index_state == IndexState.PENDING,
+    )
+    .values(index_state=IndexState.LOADED)
+)
+
+
 def _mark_loaded(db: Database, batch: list[PendingFile]) -> None:
+    """One statement for the whole batch (executemany), not one ORM update per file."""
+    if not batch:
+        return
+    params = [{"file_id": item.file_id, "generation": item.generation} for item in batch]
     with db.session() as session:
-        for item in batch:
-            session.execute(
-                update(EvidenceFile)
-                .where(
-                    EvidenceFile.id == item.file_id,
-                    EvidenceFile.index_generation == item.generation,
-                    EvidenceFile.index_state == IndexState.PENDING,
-                )
-                .values(index_state=IndexState.LOADED)
-            )
+        session.execute(_MARK_LOADED, params)
 
 
 def _load_sliced(index: EventIndex, item: PendingFile, limit: int) -> None:

@@ -5,33 +5,22 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 from typing import Annotated
-from urllib.parse import urlencode
 
-import orjson
 from fastapi import APIRouter, Form, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
-from sqlalchemy import select
 
-from casescope.errors import CasescopeError
 from casescope.model.enums import Operation
 from casescope.model.tables import Case
-from casescope.model.users import EventMark, SavedSearch
-from casescope.services import event_search as es
 from casescope.services.auth import close_session
 from casescope.services.dashboard import build_dashboard
-from casescope.services.detections import LEVELS, DetectionFilter, summary
 from casescope.services.files import list_files, retry_failed
-from casescope.services.iocs import HitFilter, hit_summary
 from casescope.services.reprocess import requeue_files
 from casescope.services.users import count_users
 from casescope.web.api.auth import Credentials, log_in, setup
 from casescope.web.api.auth import SetupRequest as SetupBody
 from casescope.web.api.cases import new_case, visible_cases
-from casescope.web.api.params import Form as SearchFormDep
-from casescope.web.api.params import SearchForm
-from casescope.web.api.search import Order, fetch_event, run_search
 from casescope.web.api.system import audit_rows, system_report
 from casescope.web.security import (
     SESSION_COOKIE,
@@ -41,7 +30,6 @@ from casescope.web.security import (
     CaseWrite,
     Principal,
     State,
-    audit,
 )
 from casescope.web.state import WebState
 
@@ -241,118 +229,6 @@ async def retry_page(request: Request, scope: CaseWrite, state: State) -> Respon
     return RedirectResponse(f"/cases/{scope.case_id}/evidence", status_code=303)
 
 
-def _remember(state: WebState, scope: CaseRead, form: SearchForm) -> None:
-    with state.db.session() as session:
-        session.add(
-            SavedSearch(
-                user_id=scope.principal.user.id,
-                case_id=scope.case_id,
-                params=orjson.dumps(form.__dict__).decode(),
-                saved=False,
-            )
-        )
-
-
-def _history(state: WebState, scope: CaseRead) -> list[dict]:
-    with state.db.read() as session:
-        rows = session.scalars(
-            select(SavedSearch)
-            .where(
-                SavedSearch.user_id == scope.principal.user.id, SavedSearch.case_id == scope.case_id
-            )
-            .order_by(SavedSearch.id.desc())
-            .limit(10)
-        ).all()
-    out = []
-    for row in rows:
-        params = {k: v for k, v in orjson.loads(row.params).items() if v not in ("", None, False)}
-        out.append({"q": params.get("q", ""), "qs": urlencode(params)})
-    return out
-
-
-def _form_qs(form: SearchForm) -> str:
-    return urlencode({k: v for k, v in form.__dict__.items() if v not in ("", None, False)})
-
-
-@router.get("/cases/{case_id}/search")
-def search_page(
-    request: Request,
-    scope: CaseRead,
-    state: State,
-    form: SearchFormDep,
-    cursor: str | None = None,
-    order: Order = Order.ASC,
-    columns: str = "",
-) -> HTMLResponse:
-    result, error = None, ""
-    if request.query_params:
-        try:
-            result = run_search(state, scope, form, cursor, (50, order))
-            if cursor is None:
-                _remember(state, scope, form)
-        except HTTPException as exc:
-            error = str(exc.detail)
-    cols = [c.strip() for c in columns.split(",") if c.strip()][:10]
-    page_qs = urlencode([(k, v) for k, v in request.query_params.multi_items() if k != "cursor"])
-    return render(
-        request,
-        "search.html",
-        scope.principal,
-        case_id=scope.case_id,
-        form=form,
-        levels=LEVELS,
-        order=order.value,
-        columns=cols,
-        result=result,
-        error=error,
-        export_qs=_form_qs(form),
-        page_qs=page_qs,
-        history=_history(state, scope),
-    )
-
-
-@router.get("/cases/{case_id}/events/{file_id}/{seq}")
-def event_page(
-    request: Request, scope: CaseRead, state: State, file_id: int, seq: int
-) -> HTMLResponse:
-    event = fetch_event(state, scope.case_id, file_id, seq)
-    return render(request, "event.html", scope.principal, case_id=scope.case_id, event=event)
-
-
-@router.post("/cases/{case_id}/events/{file_id}/{seq}/marks")
-def mark_page(
-    scope: CaseWrite,
-    state: State,
-    file_id: int,
-    seq: int,
-    kind: Annotated[EventMark, Form()],
-    label: Annotated[str, Form(max_length=100)] = "",
-) -> Response:
-    try:
-        es.set_mark(state.db, scope.case_id, (file_id, seq), kind, label, scope.principal.name)
-    except CasescopeError as exc:
-        raise HTTPException(400, str(exc)) from None
-    audit(state, scope.principal, f"event.{kind.value}", scope.case_id, f"{file_id}:{seq}")
-    return RedirectResponse(f"/cases/{scope.case_id}/events/{file_id}/{seq}", status_code=303)
-
-
-@router.get("/cases/{case_id}/detections")
-def detections_page(request: Request, scope: CaseRead, state: State) -> HTMLResponse:
-    detections = [
-        {"level": lv, "rule_uid": uid, "title": t, "hits": n}
-        for lv, uid, t, n in summary(state.db, DetectionFilter(scope.case_id))
-    ]
-    hits = hit_summary(state.db, HitFilter(scope.case_id))
-    return render(
-        request,
-        "detections.html",
-        scope.principal,
-        case_id=scope.case_id,
-        detections=detections,
-        ioc_hits=hits,
-    )
-
-
 @router.get("/system")
 def system_page(request: Request, state: State, principal: Caller) -> HTMLResponse:
     report = system_report(state)
@@ -369,6 +245,7 @@ def system_page(request: Request, state: State, principal: Caller) -> HTMLRespon
             f"{report['disk_free_bytes'] // 2**20:,} MB free of "
             f"{report['disk_total_bytes'] // 2**20:,} MB",
         ),
+        ("home disk use", f"{report['home_used_bytes'] // 2**20:,} MB"),
     ]
     warning = "memory use is above 80% of the configured limit" if report["memory_warning"] else ""
     tables = [("Overview", overview), ("Workers (pid, file, RSS, tasks)", workers)]

@@ -97,17 +97,23 @@ def test_persist_drops_hits_of_iocs_disabled_meanwhile(
     assert written == again == _hits_of(db, other) > 0 and _hits_of(db, ip) == 0
 
 
+def _ioc_analyzer_for(ctx: WorkerContext, job: ClaimedJob, case_id: int) -> IocAnalyzer | None:
+    """The worker's IOC analyzer for a job, in a read transaction as the worker builds it."""
+    with ctx.db.read() as session:
+        return _ioc_analyzer(ctx, job, session, case_id)
+
+
 def test_worker_compiles_each_ioc_set_once(
     db: Database, settings: Settings, case: Case, samples: list[Path]
 ) -> None:
     files = ingest(db, settings, case, samples)
     add_iocs(db, settings, case.id, [IP])
     ctx = WorkerContext(settings=settings, db=db, worker_id="w")
-    first = _ioc_analyzer(ctx, ClaimedJob(1, files[0], Operation.IOC_ONLY, 1))
-    second = _ioc_analyzer(ctx, ClaimedJob(2, files[1], Operation.IOC_ONLY, 1))
+    first = _ioc_analyzer_for(ctx, ClaimedJob(1, files[0], Operation.IOC_ONLY, 1), case.id)
+    second = _ioc_analyzer_for(ctx, ClaimedJob(2, files[1], Operation.IOC_ONLY, 1), case.id)
     assert first is not None and second is not None and first.matcher is second.matcher
     add_iocs(db, settings, case.id, [DOMAIN])
-    third = _ioc_analyzer(ctx, ClaimedJob(3, files[0], Operation.FULL, 1))
+    third = _ioc_analyzer_for(ctx, ClaimedJob(3, files[0], Operation.FULL, 1), case.id)
     assert third is not None and third.matcher is not first.matcher
     assert len(third.matcher.patterns) == 2 and len(ctx.ioc_matchers) == 2
 
@@ -117,8 +123,8 @@ def test_no_iocs_no_analyzer_except_for_a_rehunt(
 ) -> None:
     (file_id,) = ingest(db, settings, case, samples[:1])
     ctx = WorkerContext(settings=settings, db=db, worker_id="w")
-    assert _ioc_analyzer(ctx, ClaimedJob(1, file_id, Operation.FULL, 1)) is None
-    rehunt = _ioc_analyzer(ctx, ClaimedJob(1, file_id, Operation.IOC_ONLY, 1))
+    assert _ioc_analyzer_for(ctx, ClaimedJob(1, file_id, Operation.FULL, 1), case.id) is None
+    rehunt = _ioc_analyzer_for(ctx, ClaimedJob(1, file_id, Operation.IOC_ONLY, 1), case.id)
     assert rehunt is not None and not rehunt.wants_events
 
 

@@ -116,3 +116,39 @@ def test_owner_caps_chdb_memory_and_survives_a_query_over_it(settings: Settings)
         assert index.scalar("SELECT 1 AS one") == 1  # the index is still usable
         with pytest.raises(IndexBusyError), open_index(settings, role="second"):
             pass  # the index is still owned by this process only
+
+
+def test_partial_rows_of_a_failed_insert_are_removed_slice_by_slice(settings: Settings) -> None:
+    """Before a load that hit the memory limit is retried, what it may have written goes:
+    only the slice's rows for a slice, the files' rows otherwise; nothing else."""
+    path = write_segment(settings, "f" * 64, make_batch(1000, "x"))
+    other = write_segment(settings, "9" * 64, make_batch(300, "y"))
+    index = ChdbIndex(settings.index_dir)
+    try:
+        index.load([LoadItem(1, 7, path, 0, 400)])
+        index.load([LoadItem(1, 7, path, 400, 800)])
+        index.load([LoadItem(1, 8, other)])
+        index.remove_partial([LoadItem(1, 7, path, 400, 800)])
+        assert index.counts_by_file(1) == {7: 400, 8: 300}
+        assert (
+            index.scalar("SELECT max(seq) AS m FROM casescope.events WHERE file_id = 7", {}) == 399
+        )
+        index.load([LoadItem(1, 7, path, 400, None)])  # the retry, to the end
+        assert index.counts_by_file(1) == {7: 1000, 8: 300}
+        assert _duplicates(index) == 0
+        index.remove_partial([LoadItem(1, 8, other)])
+        assert index.counts_by_file(1) == {7: 1000}
+    finally:
+        index.close()
+
+
+def test_events_table_gets_the_bounded_merge_settings(settings: Settings) -> None:
+    index = ChdbIndex(settings.index_dir)
+    try:
+        ddl = index.scalar(
+            "SELECT create_table_query AS q FROM system.tables WHERE name = 'events'", {}
+        )
+    finally:
+        index.close()
+    assert "merge_max_block_size = 1024" in ddl
+    assert "max_bytes_to_merge_at_max_space_in_pool = 67108864" in ddl

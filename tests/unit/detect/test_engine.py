@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from casescope.detect import HITS_SCHEMA, CompiledRuleSet, anchors, evaluate
+from casescope.detect import HITS_SCHEMA, CompiledRuleSet, anchors, evaluate, values
 from casescope.model.enums import FileType
 from casescope.parse import ParseReport, iter_batches
 from tests.unit.detect.support import SYSMON, make_batch
@@ -78,6 +78,8 @@ def test_hits_do_not_depend_on_batch_boundaries(
         (anchors, "FILTER_CLAUSES", 0),  # anchors not filtered by further clauses
         (evaluate, "TREE_WORK", 0),  # every rule through the short-circuit tree
         (evaluate, "REFINE_ROWS", 10**9),  # regexes never computed ahead
+        (values, "SMALL_VALUES", -1),  # RE2 and Polars kernels even for a few values
+        (evaluate, "TEXT_SLOTS", 10**9),  # values as Python lists on this large batch
     ],
 )
 def test_strategies_agree(
@@ -91,6 +93,13 @@ def test_strategies_agree(
 ) -> None:
     monkeypatch.setattr(module, name, value)
     assert _hits(snapshot, samples.to_batches()) == expected
+
+
+def test_small_batches_give_the_same_hits(
+    snapshot: CompiledRuleSet, samples: pa.Table, expected: set
+) -> None:
+    """~30 events a batch, like one small EVTX file: the small-value kernels run."""
+    assert _hits(snapshot, samples.to_batches(max_chunksize=30)) == expected
 
 
 def test_save_and_load_give_the_same_hits(

@@ -65,6 +65,7 @@ def upload_files(state: WebState, scope: CaseWrite, uploads: list[UploadFile]) -
         "rejected": report.rejected,
         "first_id": min(report.queued) if report.queued else None,
         "last_id": max(report.queued) if report.queued else None,
+        "operation_id": report.operation_id,
     }
 
 
@@ -94,7 +95,12 @@ def server_import(body: FolderImport, scope: CaseWrite, state: State) -> dict:
         raise HTTPException(400, str(exc)) from None
     if report.queued:
         state.kick_workers()
-    return {"queued": report.queued, "duplicates": report.duplicates, "rejected": report.rejected}
+    return {
+        "queued": report.queued,
+        "duplicates": report.duplicates,
+        "rejected": report.rejected,
+        "operation_id": report.operation_id,
+    }
 
 
 class Reprocess(BaseModel):
@@ -119,6 +125,7 @@ def reprocess(body: Reprocess, scope: CaseWrite, state: State) -> dict:
         "queued": done.count,
         "first_id": done.file_set.first_id,
         "last_id": done.file_set.last_id,
+        "operation_id": done.operation_id,
     }
 
 
@@ -133,7 +140,7 @@ def retry(body: Retry, scope: CaseWrite, state: State) -> dict:
     )
     if done.count:
         state.kick_workers()
-    return {"queued": done.count}
+    return {"queued": done.count, "operation_id": done.operation_id}
 
 
 @router.get("/progress")

@@ -37,6 +37,8 @@ class SearchForm:
     file_id: int | None = None
     show_hidden: bool = False
     starred: bool = False
+    rule: str = ""
+    ioc_id: int | None = None
 
     def request(self, case_id: int) -> SearchRequest:
         try:
@@ -59,6 +61,8 @@ class SearchForm:
             file_id=self.file_id,
             show_hidden=self.show_hidden,
             starred_only=self.starred,
+            rule_uid=self.rule or None,
+            ioc_id=self.ioc_id,
         )
 
 
@@ -74,9 +78,9 @@ def search_form(
     file_id: Annotated[str, Query(max_length=20, description="Only this file id.")] = "",
     show_hidden: bool = False,
     starred: bool = False,
+    rule: Annotated[str, Query(max_length=200, description="Only events this rule hit.")] = "",
+    ioc_id: Annotated[str, Query(max_length=20, description="Only events this IOC hit.")] = "",
 ) -> SearchForm:
-    if file_id.strip() and not file_id.strip().isdigit():
-        raise HTTPException(400, "file_id must be a number")
     return SearchForm(
         q,
         start,
@@ -86,10 +90,20 @@ def search_form(
         has_ioc_hit,
         channel,
         computer,
-        int(file_id) if file_id.strip() else None,
+        _number(file_id, "file_id"),
         show_hidden,
         starred,
+        rule.strip(),
+        _number(ioc_id, "ioc_id"),
     )
+
+
+def _number(text: str, name: str) -> int | None:
+    """An optional id parameter: empty is None, anything but digits is a 400."""
+    text = text.strip()
+    if text and not text.isdigit():
+        raise HTTPException(400, f"{name} must be a number")
+    return int(text) if text else None
 
 
 Form = Annotated[SearchForm, Depends(search_form)]

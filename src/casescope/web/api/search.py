@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated
 
 import orjson
 import pyarrow as pa
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -18,6 +19,7 @@ from casescope.model.users import EventMark
 from casescope.services import event_search as es
 from casescope.services.detections import DetectionFilter, summary
 from casescope.services.iocs import HitFilter, hit_summary
+from casescope.services.saved_searches import Owner, record_history
 from casescope.services.search import write_csv, write_jsonl
 from casescope.web.api.params import Form, SearchForm
 from casescope.web.security import CaseRead, CaseScope, CaseWrite, State, audit
@@ -31,22 +33,69 @@ class Order(StrEnum):
     DESC = "desc"
 
 
+MAX_COLUMNS = 10
+
+
+@dataclass(frozen=True)
+class View:
+    """How results are shown: direction, sort column, extra field columns."""
+
+    order: Order = Order.ASC
+    sort: es.SortKey = es.SortKey.TIME
+    columns: tuple[str, ...] = ()
+
+    def as_params(self) -> dict[str, str]:
+        return {
+            "order": self.order.value,
+            "sort": self.sort.value,
+            "columns": ",".join(self.columns),
+        }
+
+
+def parse_columns(text: str) -> tuple[str, ...]:
+    """Comma-separated field names, at most `MAX_COLUMNS`, duplicates dropped."""
+    names = [c.strip()[:100] for c in text.split(",") if c.strip()]
+    return tuple(dict.fromkeys(names))[:MAX_COLUMNS]
+
+
+def view_params(
+    order: Order = Order.ASC,
+    sort: es.SortKey = es.SortKey.TIME,
+    columns: Annotated[str, Query(max_length=2000, description="Extra field columns.")] = "",
+) -> View:
+    return View(order, sort, parse_columns(columns))
+
+
+ViewDep = Annotated[View, Depends(view_params)]
+
+
+def search_params(form: SearchForm, view: View) -> dict:
+    """The form and view as one JSON-able dict (history, saved searches), defaults left out."""
+    both = {**form.__dict__, **view.as_params()}
+    defaults = {**SearchForm().__dict__, **View().as_params()}
+    return {k: v for k, v in both.items() if v != defaults[k]}
+
+
 def run_search(
     state: WebState,
     scope: CaseScope,
     form: SearchForm,
     cursor: str | None,
-    page: tuple[int, Order],
+    page: tuple[int, View],
 ) -> dict:
-    """One page of results with each event's marks."""
-    limit, order = page
+    """One page of results with each event's marks; a first page goes into the history."""
+    limit, view = page
     where = es.build_filtered_where(state.db, form.request(scope.case_id), form.filters())
     try:
         decoded = es.Cursor.decode(cursor) if cursor else None
+        spec = es.PageSpec(decoded, limit, view.sort, view.order is Order.DESC)
+        with state.index.use() as index:
+            result = es.search_page(index, where, spec)
     except CasescopeError as exc:
         raise HTTPException(400, str(exc)) from None
-    with state.index.use() as index:
-        result = es.search_page(index, where, decoded, limit, descending=order is Order.DESC)
+    if cursor is None:
+        owner = Owner(scope.principal.user.id, scope.case_id)
+        record_history(state.db, owner, search_params(form, view))
     marks = es.marks_of(
         state.db, scope.case_id, [(int(r["file_id"]), int(r["seq"])) for r in result.rows]
     )
@@ -60,12 +109,26 @@ def events(
     scope: CaseRead,
     state: State,
     form: Form,
+    view: ViewDep,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=es.MAX_PAGE)] = 50,
-    order: Order = Order.ASC,
 ) -> dict:
     """Matching events, one keyset page at a time (pass `next_cursor` back as `cursor`)."""
-    return run_search(state, scope, form, cursor, (limit, order))
+    return run_search(state, scope, form, cursor, (limit, view))
+
+
+@router.get("/facets")
+def facets(
+    scope: CaseRead,
+    state: State,
+    form: Form,
+    field: Annotated[str, Query(min_length=1, max_length=200)],
+    limit: Annotated[int, Query(ge=1, le=es.MAX_PAGE)] = 20,
+) -> list[dict]:
+    """Top values of a column (computer, channel, ...) or event field among the matches."""
+    where = es.build_filtered_where(state.db, form.request(scope.case_id), form.filters())
+    with state.index.use() as index:
+        return es.top_values(index, where, field, limit)
 
 
 def fetch_event(state: WebState, case_id: int, file_id: int, seq: int) -> dict:

@@ -1,0 +1,419 @@
+"""Benchmark: search latency through the HTTP API of `casescope serve` on a ≥ 5M-event case.
+
+Builds the case (or reuses it with `--home`): the attack samples' EVTX events are written
+as NDJSON copies with shifted timestamps (copy k is k hours later), in a few large files, and
+ingested with `casescope ingest`. Then starts `casescope serve` on a free port, creates an
+admin and an API token, and times 50 typical queries (full-text words, field queries, time
+ranges, aggregations, deep keyset pages) `--repeat` times each. Prints p50/p95/p99 per
+category and overall against the targets (p50 < 100 ms, p95 < 500 ms).
+
+Usage: .venv/bin/python bench/search.py [--home DIR] [--events 5000000] [--files 8]
+       [--repeat 3] [--export] [--index-memory-mb MB]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlencode
+
+import evtx
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+# bench/ must not be on sys.path: bench/sigma.py would shadow pySigma's `sigma` namespace package
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"] + [str(ROOT)]
+from bench.common import ATTACK_SAMPLES, RssSampler, percentiles
+
+CASE = "bench-search"
+USER = "bench"
+PASSWORD = "bench password 1234"
+MARKER = "bench-search.json"
+TS_HOLE = "@@casescope-bench-ts@@"
+TARGETS_MS = {"p50": 100.0, "p95": 500.0}
+
+
+# ---------------------------------------------------------------- building the case
+
+
+def sample_templates() -> list[tuple[str, str, datetime]]:
+    """Each sample event as JSON split around its timestamp, with that timestamp."""
+    out = []
+    for path in sorted(ATTACK_SAMPLES.rglob("*.evtx")):
+        try:
+            records = list(evtx.PyEvtxParser(str(path), number_of_threads=1).records_json())
+        except (OSError, RuntimeError):
+            continue
+        for record in records:
+            event = json.loads(record["data"])
+            created = event.get("Event", {}).get("System", {}).get("TimeCreated", {})
+            attrs = created.get("#attributes", {}) if isinstance(created, dict) else {}
+            stamp = attrs.get("SystemTime")
+            if not stamp:
+                continue
+            attrs["SystemTime"] = TS_HOLE
+            head, tail = json.dumps(event, separators=(",", ":")).split(TS_HOLE)
+            out.append((head, tail, datetime.fromisoformat(stamp.replace("Z", "+00:00"))))
+    return out
+
+
+def write_copies(target: Path, events: int, files: int) -> tuple[int, list[Path]]:
+    """NDJSON files holding `events` events: copies of the samples, copy k shifted k hours."""
+    templates = sample_templates()
+    target.mkdir(parents=True, exist_ok=True)
+    paths = [target / f"copies-{n:02d}.ndjson" for n in range(files)]
+    outs = [p.open("w", encoding="utf-8") for p in paths]
+    written = 0
+    copy = 0
+    try:
+        while written < events:
+            out = outs[copy % files]
+            shift = timedelta(hours=copy)
+            lines = []
+            for head, tail, ts in templates[: events - written]:
+                stamp = (ts + shift).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+                lines.append(f"{head}{stamp}{tail}\n")
+            out.write("".join(lines))
+            written += len(lines)
+            copy += 1
+    finally:
+        for out in outs:
+            out.close()
+    return written, paths
+
+
+def casescope(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "CASESCOPE_HOME": str(home)}
+    return subprocess.run(
+        [sys.executable, "-m", "casescope", *args],
+        env=env,
+        check=check,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def build_case(home: Path, events: int, files: int) -> dict:
+    """Generate and ingest the case; remembers what was built in `home/MARKER`."""
+    marker = home / MARKER
+    if marker.exists():
+        built = json.loads(marker.read_text())
+        if built["events"] >= events:
+            print(f"reusing {home}: {built['events']:,} events (ingested in {built['ingest_s']} s)")
+            return built
+    with tempfile.TemporaryDirectory(dir=home) as tmp:
+        started = time.perf_counter()
+        written, paths = write_copies(Path(tmp) / "copies", events, files)
+        generate_s = time.perf_counter() - started
+        size = sum(p.stat().st_size for p in paths)
+        print(
+            f"generated {written:,} events in {files} NDJSON files ({size / 2**30:.1f} GiB) "
+            f"in {generate_s:.0f} s; ingesting ...",
+            flush=True,
+        )
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "casescope", "ingest", "--case", CASE, str(Path(tmp))],
+            env={**os.environ, "CASESCOPE_HOME": str(home)},
+            stdout=subprocess.DEVNULL,
+        )
+        sampler = RssSampler(proc.pid)
+        sampler.start()
+        if proc.wait() != 0:
+            raise SystemExit(f"casescope ingest exited with {proc.returncode}")
+        sampler.stop()
+        ingest_s = time.perf_counter() - started
+    built = {"events": written, "files": files, "ingest_s": round(ingest_s, 1)}
+    print(f"ingested in {ingest_s:.0f} s ({written / ingest_s:,.0f} events/s)")
+    print(sampler.report())
+    marker.write_text(json.dumps(built))
+    return built
+
+
+# ---------------------------------------------------------------- the server
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Api:
+    """A keep-alive HTTP client with the bearer token."""
+
+    def __init__(self, port: int, token: str = "") -> None:
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
+        headers = dict(self.headers)
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        self.conn.request(method, path, body=data, headers=headers)
+        response = self.conn.getresponse()
+        return response.status, response.read()
+
+    def get(self, path: str, **params: object) -> dict | list:
+        status, data = self.call("GET", f"{path}?{urlencode(params)}" if params else path)
+        if status != 200:
+            raise SystemExit(f"GET {path} {params}: {status} {data[:300]!r}")
+        return json.loads(data)
+
+
+def start_server(home: Path, port: int, index_memory_mb: int | None) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "CASESCOPE_HOME": str(home),
+        "CASESCOPE_SECRET_KEY": secrets.token_urlsafe(48),
+    }
+    if index_memory_mb:
+        env["CASESCOPE_INDEX_MEMORY_MB"] = str(index_memory_mb)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "casescope", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        try:
+            status, _ = Api(port).call("GET", "/health")
+            if status in (200, 503):
+                return proc
+        except OSError:
+            time.sleep(0.5)
+    proc.terminate()
+    raise SystemExit("casescope serve did not come up in 300 s")
+
+
+def api_token(port: int) -> str:
+    """Log in (session cookie), then create an API token with it."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    body = json.dumps({"username": USER, "password": PASSWORD})
+    conn.request("POST", "/api/login", body=body, headers={"Content-Type": "application/json"})
+    response = conn.getresponse()
+    login = json.loads(response.read())
+    cookie = response.getheader("set-cookie", "").split(";", 1)[0]
+    headers = {
+        "Content-Type": "application/json",
+        "Cookie": cookie,
+        "X-CSRF-Token": login["csrf_token"],
+    }
+    conn.request("POST", "/api/tokens", body=json.dumps({"name": "bench"}), headers=headers)
+    response = conn.getresponse()
+    created = json.loads(response.read())
+    if response.status != 200:
+        raise SystemExit(f"token: {response.status} {created}")
+    return created["token"]
+
+
+# ---------------------------------------------------------------- the queries
+
+
+def _deep_cursor(api: Api, base: str, at: str, sort: str = "time", **extra: object) -> str:
+    """A cursor deep in the result: the key of the first event at/after a point."""
+    if sort == "time":
+        page = api.get(f"{base}/events", start=at, limit=1, **extra)
+    else:
+        page = api.get(f"{base}/events", sort=sort, limit=1, **extra)
+    return str(page["next_cursor"])
+
+
+def queries(api: Api, case_id: int) -> Iterator[tuple[str, str, dict]]:
+    """(category, path, params): 50 queries of five kinds."""
+    base = f"/api/cases/{case_id}"
+    ev = f"{base}/events"
+    words = [
+        "mimikatz",
+        "powershell",
+        "lsass",
+        "psexesvc",
+        "rundll32",
+        "whoami",
+        "svchost",
+        '"cmd.exe"',
+        "admin*",
+        '"sekurlsa"',
+    ]
+    for word in words:
+        yield "full-text", ev, {"q": word}
+    fields = [
+        "EventID:4624",
+        "EventID:4688",
+        "EventID:7045",
+        "EventID:(4624 OR 4625)",
+        "EventID:[4624 TO 4634]",
+        "_exists_:ScriptBlockText",
+        "user:admin*",
+        "EventID:1 AND Image:*\\powershell.exe",
+        "EventID:>=4600 AND NOT EventID:4624",
+        "EventID:4104 AND invoke",
+    ]
+    for query in fields:
+        yield "field", ev, {"q": query}
+    first = api.get(ev, limit=1)["rows"][0]["ts"]
+    last = api.get(ev, limit=1, order="desc")["rows"][0]["ts"]
+    t0 = datetime.fromisoformat(str(first).replace(" ", "T")).replace(tzinfo=UTC)
+    t1 = datetime.fromisoformat(str(last).replace(" ", "T")).replace(tzinfo=UTC)
+    span = t1 - t0
+    windows = [
+        (0.5, timedelta(hours=1)),
+        (0.9, timedelta(days=1)),
+        (0.2, timedelta(days=7)),
+        (0.6, timedelta(days=30)),
+        (0.0, span / 2),
+    ]
+    for n, (at, width) in enumerate(windows):
+        start = t0 + span * at
+        params = {"start": start.isoformat(), "end": (start + width).isoformat()}
+        yield "time range", ev, params
+        yield (
+            "time range",
+            ev,
+            {**params, "q": ["EventID:4624", "powershell", "admin*", "EventID:4688", "lsass"][n]},
+        )
+    facets = f"{base}/facets"
+    for field in ("computer", "channel", "provider", "event_id", "user_name"):
+        yield "aggregation", facets, {"field": field}
+    yield "aggregation", facets, {"field": "IpAddress"}
+    yield "aggregation", facets, {"field": "computer", "q": "EventID:4624"}
+    yield "aggregation", facets, {"field": "event_id", "q": "powershell"}
+    yield "aggregation", facets, {"field": "TargetUserName", "q": "EventID:4625"}
+    yield "aggregation", base, {}  # the dashboard: counts, levels, histogram
+    for at in (0.1, 0.5, 0.9):
+        point = (t0 + span * at).isoformat()
+        yield "deep page", ev, {"cursor": _deep_cursor(api, base, point)}
+        yield "deep page", ev, {"cursor": _deep_cursor(api, base, point), "order": "desc"}
+        yield "deep page", ev, {"cursor": _deep_cursor(api, base, point), "q": "EventID:4624"}
+    hosts = api.get(facets, field="computer", limit=50)
+    host = hosts[len(hosts) // 2]["value"]
+    yield (
+        "deep page",
+        ev,
+        {"sort": "computer", "cursor": _deep_cursor(api, base, "", "computer", computer=host)},
+    )
+
+
+def wait_loaded(api: Api, events: int, timeout: float = 3600) -> dict:
+    """The bench case once `serve` has loaded all its segments (it loads what is pending)."""
+    started = time.monotonic()
+    (case,) = [c for c in api.get("/api/cases") if c["name"] == CASE]
+    while True:
+        indexed = api.get(f"/api/cases/{case['id']}")["events_indexed"]
+        if indexed >= events or time.monotonic() - started > timeout:
+            break
+        time.sleep(10)
+    waited = time.monotonic() - started
+    print(f"case {case['id']}: {indexed:,} events searchable (waited {waited:.0f} s for loads)")
+    return case
+
+
+def timed(api: Api, path: str, params: dict) -> float:
+    started = time.perf_counter()
+    status, data = api.call("GET", f"{path}?{urlencode(params)}" if params else path)
+    elapsed = (time.perf_counter() - started) * 1000
+    if status != 200:
+        raise SystemExit(f"GET {path} {params}: {status} {data[:300]!r}")
+    return elapsed
+
+
+def report(samples: dict[str, list[float]]) -> None:
+    print("\nlatency through the HTTP API, ms (first page of 50 with the total count)")
+    everything = [v for values in samples.values() for v in values]
+    for name, values in [*samples.items(), ("overall", everything)]:
+        print(f"  {name:12s} n={len(values):3d}  {percentiles(values)}")
+    ordered = sorted(everything)
+    p50 = ordered[len(ordered) // 2]
+    p95 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+    print(
+        f"targets: p50 {p50:.0f} ms / {TARGETS_MS['p50']:.0f} ms = "
+        f"{p50 / TARGETS_MS['p50']:.2f}x, p95 {p95:.0f} ms / {TARGETS_MS['p95']:.0f} ms = "
+        f"{p95 / TARGETS_MS['p95']:.2f}x  (below 1.0 meets the target)"
+    )
+
+
+def slowest(plan: list[tuple[str, str, dict]], per_query: dict[int, list[float]]) -> None:
+    medians = sorted(((statistics.median(v), n) for n, v in per_query.items()), reverse=True)
+    print("slowest queries (median ms):")
+    for ms, n in medians[:10]:
+        category, path, params = plan[n]
+        shown = {k: v for k, v in params.items() if k != "cursor"}
+        print(f"  {ms:8.0f}  {category:11s} {path.rsplit('/', 1)[-1]} {shown}")
+
+
+def export_all(api: Api, case_id: int, server: subprocess.Popen) -> None:
+    """Stream the whole case as JSONL; the server's peak RSS while it does."""
+    before = psutil.Process(server.pid).memory_info().rss / 2**20
+    sampler = RssSampler(server.pid)
+    sampler.start()
+    started = time.perf_counter()
+    api.conn.request("GET", f"/api/cases/{case_id}/export?format=jsonl", headers=api.headers)
+    response = api.conn.getresponse()
+    lines = 0
+    while chunk := response.read(1 << 20):
+        lines += chunk.count(b"\n")
+    sampler.stop()
+    peak = sampler.peaks.get(server.pid, ("", 0.0))[1]
+    print(
+        f"\nexport of all {lines:,} events (JSONL): {time.perf_counter() - started:.0f} s; "
+        f"serve RSS {before:.0f} MB before, peak {peak:.0f} MB during"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--home", type=Path, help="casescope home to build in or reuse")
+    parser.add_argument("--events", type=int, default=5_000_000)
+    parser.add_argument("--files", type=int, default=8, help="NDJSON files to ingest")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--export", action="store_true", help="also time a full export")
+    parser.add_argument(
+        "--index-memory-mb", type=int, help="CASESCOPE_INDEX_MEMORY_MB for serve (its default)"
+    )
+    args = parser.parse_args()
+    home = args.home or Path(tempfile.mkdtemp(prefix="casescope-bench-search-"))
+    home.mkdir(parents=True, exist_ok=True)
+    print(f"home {home}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    built = build_case(home, args.events, args.files)
+    casescope(home, "user", "create", USER, "--admin", "--password", PASSWORD, check=False)
+    port = free_port()
+    server = start_server(home, port, args.index_memory_mb)
+    try:
+        api = Api(port, api_token(port))
+        case = wait_loaded(api, built["events"])
+        plan = list(queries(api, case["id"]))
+        samples: dict[str, list[float]] = {}
+        per_query: dict[int, list[float]] = {}
+        for _ in range(args.repeat):
+            for n, (category, path, params) in enumerate(plan):
+                elapsed = timed(api, path, params)
+                samples.setdefault(category, []).append(elapsed)
+                per_query.setdefault(n, []).append(elapsed)
+        print(f"{len(plan)} queries x {args.repeat}; load average {os.getloadavg()[0]:.1f}")
+        report(samples)
+        slowest(plan, per_query)
+        if args.export:
+            export_all(api, case["id"], server)
+    finally:
+        server.terminate()
+        server.wait(60)
+
+
+if __name__ == "__main__":
+    main()

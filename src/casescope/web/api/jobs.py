@@ -1,0 +1,187 @@
+"""Bulk operations of a case: list, progress, pause/resume/cancel/retry, live progress (SSE).
+
+The event stream (docs/web.md "Jobs") sends the operation's progress as JSON whenever it
+changes, each message with an `id:` that only grows: `step * 1,000,000 + n`, where the step
+counts finished files and state changes. A reconnecting client's `Last-Event-ID` is honoured:
+every message after it has a larger id, and a client that already saw the end gets 204 (the
+browser then stops reconnecting). A comment line is sent after `sse_heartbeat_seconds` of
+silence; the stream ends once the operation is terminal and nothing of it runs any more.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated
+
+import anyio
+import orjson
+from fastapi import APIRouter, Header, HTTPException, Path, Query, Request
+from fastapi.responses import Response, StreamingResponse
+from fastapi.sse import format_sse_event
+from starlette.concurrency import run_in_threadpool
+
+from casescope.errors import NotFoundError
+from casescope.services import operations as ops
+from casescope.services.reprocess import retry_operation
+from casescope.web.security import CaseRead, CaseWrite, State
+from casescope.web.state import WebState
+
+router = APIRouter(prefix="/api/cases/{case_id}/operations", tags=["jobs"])
+
+OperationId = Annotated[int, Path(ge=1)]
+#: How often a stream reads the operation's progress (at most; never slower than heartbeats).
+POLL_SECONDS = 1.0
+#: Browsers wait this long (ms) before reconnecting a dropped stream.
+RETRY_MS = 3000
+#: Fields of the progress that change by themselves with time: not a reason to send.
+_CLOCK_FIELDS = ("seconds", "files_per_second", "events_per_second", "eta_seconds")
+
+
+def operation_progress(state: WebState, case_id: int, operation_id: int) -> ops.OperationProgress:
+    try:
+        return ops.get_progress(state.db, operation_id, case_id)
+    except NotFoundError as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+@router.get("")
+def list_operations(
+    scope: CaseRead, state: State, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> list[dict]:
+    """The case's latest operations, newest first, with their progress."""
+    return [p.as_dict() for p in ops.list_operations(state.db, scope.case_id, limit)]
+
+
+@router.get("/{operation_id}")
+def get_operation(operation_id: OperationId, scope: CaseRead, state: State) -> dict:
+    return operation_progress(state, scope.case_id, operation_id).as_dict()
+
+
+def change_operation(
+    state: WebState,
+    scope: CaseWrite,
+    operation_id: int,
+    action: Callable[..., int],
+) -> dict:
+    """Apply pause/resume/cancel (audited by the service as `operation.<action>`)."""
+    try:
+        changed = action(state.db, operation_id, f"web:{scope.principal.name}", scope.case_id)
+    except NotFoundError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except ops.OperationStateError as exc:
+        raise HTTPException(409, str(exc)) from None
+    return {"changed": changed, **operation_progress(state, scope.case_id, operation_id).as_dict()}
+
+
+@router.post("/{operation_id}/pause")
+def pause(operation_id: OperationId, scope: CaseWrite, state: State) -> dict:
+    """Stop claims of the operation's files; files already running finish."""
+    return change_operation(state, scope, operation_id, ops.pause)
+
+
+@router.post("/{operation_id}/resume")
+def resume(operation_id: OperationId, scope: CaseWrite, state: State) -> dict:
+    body = change_operation(state, scope, operation_id, ops.resume)
+    state.kick_workers()
+    return body
+
+
+@router.post("/{operation_id}/cancel")
+def cancel(operation_id: OperationId, scope: CaseWrite, state: State) -> dict:
+    """Cancel the queued and paused files (they return to their previous outcome)."""
+    return change_operation(state, scope, operation_id, ops.cancel)
+
+
+def retry_failed(state: WebState, scope: CaseWrite, operation_id: int) -> dict:
+    """Queue the operation's failed files again, as a new `retry` operation."""
+    try:
+        done = retry_operation(
+            state.db,
+            state.settings,
+            operation_id,
+            f"web:{scope.principal.name}",
+            scope.case_id,
+        )
+    except NotFoundError as exc:
+        raise HTTPException(404, str(exc)) from None
+    if done.count:
+        state.kick_workers()
+    return {"queued": done.count, "operation_id": done.operation_id}
+
+
+@router.post("/{operation_id}/retry")
+def retry(operation_id: OperationId, scope: CaseWrite, state: State) -> dict:
+    return retry_failed(state, scope, operation_id)
+
+
+def _last_event_id(value: str | None) -> int:
+    if value is None or not value.strip():
+        return -1
+    if not value.strip().isdigit():
+        raise HTTPException(400, "Last-Event-ID must be an id this stream sent (an integer)")
+    return int(value)
+
+
+@router.get("/{operation_id}/events", response_class=StreamingResponse)
+async def events(
+    request: Request,
+    operation_id: OperationId,
+    scope: CaseRead,
+    state: State,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> Response:
+    """Server-Sent Events: the operation's progress, live (see the module docstring)."""
+    last = _last_event_id(last_event_id)
+    progress = await run_in_threadpool(operation_progress, state, scope.case_id, operation_id)
+    if progress.finished and last >= progress.step * ops.STEP_IDS:
+        return Response(status_code=204)  # seen to the end: the browser stops reconnecting
+    stream = ProgressStream(state, scope.case_id, operation_id, last)
+    return StreamingResponse(
+        stream.run(request, progress),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+class ProgressStream:
+    """One client's stream: ids above `last`, heartbeats in silences, ends when finished."""
+
+    def __init__(self, state: WebState, case_id: int, operation_id: int, last: int) -> None:
+        self.state, self.case_id, self.operation_id, self.last = state, case_id, operation_id, last
+        self.heartbeat = state.settings.sse_heartbeat_seconds
+        self.sent: dict | None = None
+
+    def _message(self, progress: ops.OperationProgress) -> bytes | None:
+        data = progress.as_dict()
+        key = {k: v for k, v in data.items() if k not in _CLOCK_FIELDS}
+        if key == self.sent:
+            return None
+        self.sent = key
+        self.last = max(self.last + 1, progress.step * ops.STEP_IDS)
+        data["event_id"] = self.last
+        body = orjson.dumps(data).decode()
+        return format_sse_event(data_str=body, event="progress", id=str(self.last))
+
+    async def run(self, request: Request, progress: ops.OperationProgress) -> AsyncIterator[bytes]:
+        yield f"retry: {RETRY_MS}\n\n".encode()
+        quiet_since = time.monotonic()
+        while True:
+            message = self._message(progress)
+            if message is not None:
+                yield message
+                quiet_since = time.monotonic()
+                if progress.finished:
+                    return
+            elif time.monotonic() - quiet_since >= self.heartbeat:
+                yield b": heartbeat\n\n"
+                quiet_since = time.monotonic()
+            await anyio.sleep(min(POLL_SECONDS, self.heartbeat))
+            if await request.is_disconnected():
+                return
+            try:
+                progress = await run_in_threadpool(
+                    ops.get_progress, self.state.db, self.operation_id, self.case_id
+                )
+            except NotFoundError:
+                return

@@ -1,0 +1,121 @@
+"""Saved searches and search history of the caller in one case.
+
+Saved searches are personal: any user who can read the case (read-only included) may save,
+run and delete their own, and never sees another user's. They change no case data.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from casescope.errors import CasescopeError
+from casescope.services import event_search as es
+from casescope.services import saved_searches as ss
+from casescope.web.api.params import SearchForm
+from casescope.web.api.search import Order, View, parse_columns, run_search, search_params
+from casescope.web.security import CaseRead, CaseScope, State
+
+router = APIRouter(prefix="/api/cases/{case_id}", tags=["saved searches"])
+
+
+class SearchParams(BaseModel):
+    """A search as stored: the search form, sort, direction and extra columns."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    q: Annotated[str, Field(max_length=10_000)] = ""
+    start: Annotated[str, Field(max_length=50)] = ""
+    end: Annotated[str, Field(max_length=50)] = ""
+    has_detection: bool = False
+    level: Annotated[str, Field(max_length=20)] = ""
+    has_ioc_hit: bool = False
+    channel: Annotated[str, Field(max_length=500)] = ""
+    computer: Annotated[str, Field(max_length=500)] = ""
+    file_id: int | None = None
+    show_hidden: bool = False
+    starred: bool = False
+    rule: Annotated[str, Field(max_length=200)] = ""
+    ioc_id: int | None = None
+    order: Order = Order.ASC
+    sort: es.SortKey = es.SortKey.TIME
+    columns: Annotated[str, Field(max_length=2000)] = ""
+
+    def form(self) -> SearchForm:
+        values = self.model_dump(exclude={"order", "sort", "columns"})
+        return SearchForm(**values)
+
+    def view(self) -> View:
+        return View(self.order, self.sort, parse_columns(self.columns))
+
+
+class NewSavedSearch(BaseModel):
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    params: SearchParams = SearchParams()
+
+
+def owner_of(scope: CaseScope) -> ss.Owner:
+    return ss.Owner(scope.principal.user.id, scope.case_id)
+
+
+def save(state: State, scope: CaseScope, name: str, params: SearchParams) -> dict:
+    """Check the search (a bad query is a 400 now, not when run) and keep it."""
+    form = params.form()
+    form.request(scope.case_id)
+    form.filters()
+    try:
+        stored = ss.save_search(state.db, owner_of(scope), name, search_params(form, params.view()))
+    except CasescopeError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return stored.as_dict()
+
+
+def load(state: State, scope: CaseScope, search_id: int) -> ss.StoredSearch:
+    try:
+        return ss.get_saved(state.db, owner_of(scope), search_id)
+    except LookupError:
+        raise HTTPException(404, "no such saved search") from None
+
+
+@router.get("/saved-searches")
+def list_saved(scope: CaseRead, state: State) -> list[dict]:
+    """The caller's saved searches in this case, by name."""
+    return [s.as_dict() for s in ss.list_saved(state.db, owner_of(scope))]
+
+
+@router.post("/saved-searches", status_code=201)
+def create_saved(body: NewSavedSearch, scope: CaseRead, state: State) -> dict:
+    """Save a search under a name (the same name replaces the earlier one)."""
+    return save(state, scope, body.name, body.params)
+
+
+@router.get("/saved-searches/{search_id}/events")
+def run_saved(
+    scope: CaseRead,
+    state: State,
+    search_id: int,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=es.MAX_PAGE)] = 50,
+) -> dict:
+    """Run a saved search: one page of its events, like `/events`."""
+    params = SearchParams(**load(state, scope, search_id).params)
+    return run_search(state, scope, params.form(), cursor, (limit, params.view()))
+
+
+@router.delete("/saved-searches/{search_id}")
+def delete_saved(scope: CaseRead, state: State, search_id: int) -> dict:
+    try:
+        ss.delete_saved(state.db, owner_of(scope), search_id)
+    except LookupError:
+        raise HTTPException(404, "no such saved search") from None
+    return {"ok": True}
+
+
+@router.get("/search-history")
+def search_history(
+    scope: CaseRead, state: State, limit: Annotated[int, Query(ge=1, le=ss.HISTORY_KEEP)] = 10
+) -> list[dict]:
+    """The caller's latest searches in this case (first pages only), newest first."""
+    return [s.as_dict() for s in ss.history(state.db, owner_of(scope), limit)]

@@ -1,0 +1,50 @@
+"""The `casescope` command imports a command's module only when that command runs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from casescope.cli.app import COMMANDS, app, load_command
+
+#: Heavy modules that the long-lived processes of an ingest must not hold.
+HEAVY = ("fastapi", "uvicorn", "jinja2", "sigma", "polars", "casescope.detect", "casescope.web")
+
+
+def _modules_after_loading(*names: str) -> set[str]:
+    """Top-level and casescope modules imported by a fresh interpreter loading `names`."""
+    code = (
+        "import json, sys\n"
+        "from casescope.cli.app import load_command\n"
+        f"for name in {list(names)!r}: load_command(name)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    return set(json.loads(out))
+
+
+@pytest.mark.parametrize("command", ["ingest", "worker"])
+def test_long_lived_commands_do_not_import_the_web_app_or_sigma_engine(command: str) -> None:
+    loaded = _modules_after_loading(command)
+    assert f"casescope.cli.{COMMANDS[command][0]}" in loaded
+    assert not [name for name in HEAVY if name in loaded]
+
+
+def test_help_lists_every_command_with_its_summary() -> None:
+    result = CliRunner().invoke(app, ["--help"], terminal_width=200)
+    assert result.exit_code == 0
+    for name in COMMANDS:
+        assert f" {name} " in result.output
+        assert load_command(name).get_short_help_str()
+
+
+def test_unknown_command_is_refused() -> None:
+    result = CliRunner().invoke(app, ["no-such-command"])
+    assert result.exit_code != 0
+    assert "No such command" in result.output

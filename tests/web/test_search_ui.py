@@ -1,0 +1,327 @@
+"""Search UI: saved searches and history, sorts with keyset pages, detections and IOC pages.
+
+One real app (SQLite, chDB, workers) with two small Sigma rules and one IOC loaded before the
+samples are uploaded, so detections and IOC hits come from the real ingest.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from textwrap import dedent
+
+import pytest
+from fastapi.testclient import TestClient
+
+from casescope.config import Settings
+from casescope.detect.ruleset import import_rules
+from casescope.model.users import Role
+from casescope.services.detections import DetectionFilter, detected_events, summary
+from casescope.services.event_search import SortKey, sort_value
+from casescope.services.iocs import add_iocs
+from casescope.services.users import create_user
+from casescope.web.app import create_app
+from tests.web.conftest import PASSWORD, SAMPLES, XSS, Web, login, wait_searchable, xss_ndjson
+
+RULES = {
+    "tgt.yml": """\
+        title: Kerberos TGT requested
+        id: 6f1c1a4e-0000-4000-8000-000000004768
+        status: test
+        level: medium
+        logsource: {product: windows, service: security}
+        detection:
+          selection: {EventID: 4768}
+          condition: selection
+        """,
+    "service.yml": """\
+        title: Service installed
+        id: 6f1c1a4e-0000-4000-8000-000000007045
+        status: test
+        level: high
+        logsource: {product: windows, service: system}
+        detection:
+          selection: {EventID: 7045}
+          condition: selection
+        """,
+}
+IOC_IP = "172.16.66.1"
+
+
+def _rules(folder: Path) -> Path:
+    folder.mkdir()
+    for name, text in RULES.items():
+        (folder / name).write_text(dedent(text))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def ui(tmp_path_factory: pytest.TempPathFactory, attack_samples: Path) -> Iterator[Web]:
+    home = tmp_path_factory.mktemp("uihome")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CASESCOPE_HOME", str(home))
+        mp.setenv("CASESCOPE_SECRET_KEY", secrets.token_urlsafe(48))
+        mp.setenv("CASESCOPE_WORKERS", "2")
+        mp.setenv("CASESCOPE_HEARTBEAT_SECONDS", "0.5")
+        mp.setenv("CASESCOPE_LEASE_SECONDS", "5")
+        settings = Settings()
+        app = create_app(settings)
+        with TestClient(app, base_url="https://testserver") as anonymous:
+            db = app.state.web.db
+            import_rules(db, settings, _rules(home / "rules"), "ui")
+            for name, role in (
+                ("admin", Role.ADMIN),
+                ("analyst", Role.ANALYST),
+                ("reader", Role.READ_ONLY),
+                ("outsider", Role.ANALYST),
+            ):
+                create_user(db, name, PASSWORD, role)
+            clients = {
+                name: login(app, name) for name in ("admin", "analyst", "reader", "outsider")
+            }
+            analyst = clients["analyst"]
+            case_id = analyst.post("/api/cases", json={"name": "ui case"}).json()["id"]
+            clients["admin"].post(f"/api/users/reader/cases/{case_id}")
+            add_iocs(db, settings, case_id, [IOC_IP], note=XSS)
+            files = [("files", (Path(s).name, (attack_samples / s).read_bytes())) for s in SAMPLES]
+            files.append(("files", ("xss.ndjson", xss_ndjson(home / "xss.ndjson").read_bytes())))
+            body = analyst.post(f"/api/cases/{case_id}/files/upload", files=files).json()
+            wait_searchable(analyst, case_id, body["first_id"], body["last_id"])
+            yield Web(app, settings, clients, anonymous, case_id)
+
+
+def _url(ui: Web, tail: str) -> str:
+    return f"/api/cases/{ui.case_id}/{tail}"
+
+
+# ---------------------------------------------------------------- saved searches, history
+
+
+def test_saved_search_crud_and_run(ui: Web) -> None:
+    analyst = ui.clients["analyst"]
+    params = {"q": "EventID:4768", "sort": "computer", "order": "desc", "columns": "IpAddress"}
+    r = analyst.post(_url(ui, "saved-searches"), json={"name": "tgts", "params": params})
+    assert r.status_code == 201, r.text
+    saved = r.json()
+    assert saved["params"] == params
+    assert [s["name"] for s in analyst.get(_url(ui, "saved-searches")).json()] == ["tgts"]
+    ran = analyst.get(_url(ui, f"saved-searches/{saved['id']}/events")).json()
+    direct = analyst.get(
+        _url(ui, "events"), params={"q": "EventID:4768", "sort": "computer", "order": "desc"}
+    ).json()
+    assert ran["total"] == direct["total"] > 0
+    assert [r["seq"] for r in ran["rows"]] == [r["seq"] for r in direct["rows"]]
+    page = analyst.get(f"/cases/{ui.case_id}/search").text
+    assert "tgts" in page
+    assert analyst.delete(_url(ui, f"saved-searches/{saved['id']}")).status_code == 200
+    assert analyst.get(_url(ui, "saved-searches")).json() == []
+    assert analyst.delete(_url(ui, f"saved-searches/{saved['id']}")).status_code == 404
+
+
+def test_saved_searches_are_personal_and_case_scoped(ui: Web) -> None:
+    reader, analyst = ui.clients["reader"], ui.clients["analyst"]
+    mine = reader.post(_url(ui, "saved-searches"), json={"name": "reader's", "params": {}})
+    assert mine.status_code == 201  # read-only users may keep their own searches
+    sid = mine.json()["id"]
+    assert all(s["name"] != "reader's" for s in analyst.get(_url(ui, "saved-searches")).json())
+    assert analyst.get(_url(ui, f"saved-searches/{sid}/events")).status_code == 404
+    assert analyst.delete(_url(ui, f"saved-searches/{sid}")).status_code == 404
+    outsider = ui.clients["outsider"]
+    assert outsider.get(_url(ui, "saved-searches")).status_code == 403
+    assert outsider.post(_url(ui, "saved-searches"), json={"name": "x"}).status_code == 403
+    assert outsider.get(_url(ui, "search-history")).status_code == 403
+    assert reader.delete(_url(ui, f"saved-searches/{sid}")).status_code == 200
+
+
+def test_saving_checks_the_query_and_csrf(ui: Web) -> None:
+    analyst = login(ui.app, "analyst")
+    bad = analyst.post(_url(ui, "saved-searches"), json={"name": "b", "params": {"q": "a AND ("}})
+    assert bad.status_code == 400
+    unknown = analyst.post(_url(ui, "saved-searches"), json={"name": "b", "params": {"x": 1}})
+    assert unknown.status_code == 422
+    del analyst.headers["X-CSRF-Token"]
+    assert analyst.post(_url(ui, "saved-searches"), json={"name": "b"}).status_code == 403
+
+
+def test_save_form_and_hostile_name_escaped(ui: Web) -> None:
+    client = ui.clients["analyst"]
+    page = client.get(f"/cases/{ui.case_id}/search", params={"q": "EventID:4771"}).text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    qs = re.search(r'name="params" value="([^"]*)"', page).group(1)
+    r = client.post(
+        f"/cases/{ui.case_id}/saved-searches",
+        data={"csrf_token": token, "params": qs.replace("&amp;", "&"), "name": XSS},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    html = client.get(f"/cases/{ui.case_id}/search").text
+    assert XSS not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
+    (saved,) = [s for s in client.get(_url(ui, "saved-searches")).json() if s["name"] == XSS]
+    assert saved["params"] == {"q": "EventID:4771"}
+    client.delete(_url(ui, f"saved-searches/{saved['id']}"))
+
+
+def test_history_newest_first_and_columns_remembered(ui: Web) -> None:
+    client = login(ui.app, "admin")
+    client.get(_url(ui, "events"), params={"q": "EventID:4768"})
+    client.get(_url(ui, "events"), params={"q": "EventID:4771", "columns": "IpAddress,Status"})
+    first = client.get(_url(ui, "events"), params={"q": "EventID:4771"}).json()
+    history = client.get(_url(ui, "search-history")).json()
+    assert [h["params"].get("q") for h in history[:3]] == [
+        "EventID:4771",
+        "EventID:4771",
+        "EventID:4768",
+    ]
+    assert history[1]["params"]["columns"] == "IpAddress,Status"
+    if first["next_cursor"]:  # later pages are not history
+        client.get(_url(ui, "events"), params={"q": "x", "cursor": first["next_cursor"]})
+    assert len(client.get(_url(ui, "search-history")).json()) == len(history)
+    client.get(_url(ui, "events"), params={"q": "EventID:4768", "columns": "TargetUserName"})
+    html = client.get(f"/cases/{ui.case_id}/search", params={"q": "EventID:4771"}).text
+    assert "<th>TargetUserName</th>" in html  # no columns in the URL: the latest ones
+    html = client.get(f"/cases/{ui.case_id}/search", params={"q": "x", "columns": ""}).text
+    assert "<th>TargetUserName</th>" not in html
+
+
+# ---------------------------------------------------------------- sorts and keyset pages
+
+
+def _walk(client: TestClient, url: str, params: dict) -> list[dict]:
+    rows, cursor = [], None
+    while True:
+        page = client.get(
+            url, params={**params, "limit": 7, **({"cursor": cursor} if cursor else {})}
+        )
+        assert page.status_code == 200, page.text
+        body = page.json()
+        rows += body["rows"]
+        cursor = body["next_cursor"]
+        if not cursor:
+            return rows
+
+
+def _key(row: dict, sort: SortKey) -> tuple:
+    ts = datetime.fromisoformat(str(row["ts"]))
+    return (sort_value(row, sort), ts, row["file_id"], row["seq"])
+
+
+@pytest.mark.parametrize("sort", list(SortKey))
+@pytest.mark.parametrize("order", ["asc", "desc"])
+def test_sorted_keyset_pages_are_complete_and_ordered(ui: Web, sort: SortKey, order: str) -> None:
+    client = ui.clients["reader"]
+    params = {"sort": sort.value, "order": order}
+    full = client.get(_url(ui, "events"), params={**params, "limit": 500}).json()
+    assert full["next_cursor"] is None and full["total"] == len(full["rows"]) > 7
+    walked = _walk(client, _url(ui, "events"), params)
+    ids = [(r["file_id"], r["seq"]) for r in walked]
+    assert ids == [(r["file_id"], r["seq"]) for r in full["rows"]]
+    assert len(set(ids)) == len(ids) == full["total"]
+    keys = [_key(r, sort) for r in walked]
+    assert keys == sorted(keys, reverse=order == "desc")
+
+
+def test_cursor_of_another_sort_is_a_400(ui: Web) -> None:
+    client = ui.clients["reader"]
+    first = client.get(_url(ui, "events"), params={"sort": "computer", "limit": 2}).json()
+    wrong = client.get(
+        _url(ui, "events"), params={"sort": "event_id", "cursor": first["next_cursor"]}
+    )
+    assert wrong.status_code == 400
+    assert client.get(_url(ui, "events"), params={"cursor": "bm90IGEgY3Vyc29y"}).status_code == 400
+
+
+# ---------------------------------------------------------------- detections and IOC hits
+
+
+def test_detections_grouped_like_the_cli_summary_with_drill_down(ui: Web) -> None:
+    client, db = ui.clients["reader"], ui.app.state.web.db
+    expected = summary(db, DetectionFilter(ui.case_id))
+    assert {uid[-4:] for _, uid, _, _ in expected} == {"4768", "7045"}
+    api = client.get(_url(ui, "detections")).json()
+    assert [(d["level"], d["rule_uid"], d["title"], d["hits"]) for d in api] == expected
+    html = client.get(f"/cases/{ui.case_id}/detections").text
+    for _, uid, _, hits in expected:
+        link = re.search(rf'href="/cases/{ui.case_id}/search\?rule={uid}">(\d+)</a>', html)
+        assert link and int(link.group(1)) == hits
+        events = detected_events(db, DetectionFilter(ui.case_id, rule_uid=uid))
+        drilled = client.get(_url(ui, "events"), params={"rule": uid, "limit": 500}).json()
+        assert drilled["total"] == len(events)
+        assert {(r["file_id"], r["seq"]) for r in drilled["rows"]} == set(events)
+
+
+def test_ioc_hits_grouped_with_drill_down(ui: Web) -> None:
+    client = ui.clients["reader"]
+    (hit,) = client.get(_url(ui, "ioc-hits")).json()
+    assert hit["value"] == IOC_IP and hit["events"] > 0
+    drilled = client.get(_url(ui, "events"), params={"ioc_id": hit["ioc_id"]}).json()
+    assert drilled["total"] == hit["events"]
+    html = client.get(f"/cases/{ui.case_id}/detections").text
+    assert f'search?ioc_id={hit["ioc_id"]}">{hit["events"]}</a>' in html
+
+
+# ---------------------------------------------------------------- IOC management page
+
+
+def _csrf(html: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)
+
+
+def test_ioc_page_add_disable_remove_with_csrf(ui: Web) -> None:
+    client = login(ui.app, "analyst")
+    html = client.get(f"/cases/{ui.case_id}/iocs").text
+    assert IOC_IP in html and XSS not in html and "&lt;img src=x onerror" in html
+    token = _csrf(html)
+    del client.headers["X-CSRF-Token"]
+    base = f"/cases/{ui.case_id}/iocs"
+    refused = client.post(f"{base}/add", data={"values": "evil[.]example"})
+    assert refused.status_code == 403
+    added = client.post(
+        f"{base}/add",
+        data={"values": "evil[.]example\nbad.example", "note": XSS, "csrf_token": token},
+        follow_redirects=False,
+    )
+    assert added.status_code == 303, added.text
+    ids = {i["value"]: i["id"] for i in client.get(_url(ui, "iocs")).json()}
+    assert {"evil.example", "bad.example"} <= set(ids)
+    new = [ids["evil.example"], ids["bad.example"]]
+    data = {"action": "disable", "ioc_ids": new, "csrf_token": token}
+    assert client.post(f"{base}/action", data=data, follow_redirects=False).status_code == 303
+    state = {i["id"]: i["enabled"] for i in client.get(_url(ui, "iocs")).json()}
+    assert not state[new[0]] and not state[new[1]]
+    data = {"action": "remove", "ioc_ids": new, "csrf_token": token}
+    assert client.post(f"{base}/action", data=data, follow_redirects=False).status_code == 303
+    left = {i["id"] for i in client.get(_url(ui, "iocs")).json()}
+    assert not left & set(new)
+
+
+def test_ioc_import_upload_reports_bad_lines(ui: Web) -> None:
+    client = ui.clients["analyst"]
+    text = "type,value,note\ndomain,import.example,from a feed\nmd5,nothex,broken\n"
+    r = client.post(
+        _url(ui, "iocs/import"), files={"file": ("feed.csv", text.encode(), "text/csv")}
+    )
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert len(body["added"]) == 1 and [e["line"] for e in body["errors"]] == [3]
+    client.post(_url(ui, "iocs/remove"), json={"ids": body["added"]})
+
+
+def test_readers_cannot_change_iocs(ui: Web) -> None:
+    reader = ui.clients["reader"]
+    assert reader.get(f"/cases/{ui.case_id}/iocs").status_code == 200
+    assert reader.post(_url(ui, "iocs"), json={"values": ["x.example"]}).status_code == 403
+    assert reader.post(_url(ui, "iocs/disable"), json={"ids": [1]}).status_code == 403
+    assert ui.clients["outsider"].get(f"/cases/{ui.case_id}/iocs").status_code == 403
+
+
+def test_facets_count_the_matches(ui: Web) -> None:
+    client = ui.clients["reader"]
+    total = client.get(_url(ui, "events"), params={"q": "EventID:4768"}).json()["total"]
+    hosts = client.get(_url(ui, "facets"), params={"field": "computer", "q": "EventID:4768"})
+    assert sum(h["events"] for h in hosts.json()) == total
+    ips = client.get(_url(ui, "facets"), params={"field": "IpAddress"}).json()
+    assert ips[0] == {"value": IOC_IP, "events": 10}
+    assert ui.clients["outsider"].get(_url(ui, "facets"), params={"field": "x"}).status_code == 403
