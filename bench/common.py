@@ -65,6 +65,8 @@ class RssSampler:
     root_pid: int
     interval: float = 0.1
     peaks: dict[int, tuple[str, float]] = field(default_factory=dict)
+    #: user+sys CPU seconds of each process, as last sampled (a lower bound at its exit).
+    cpu: dict[int, float] = field(default_factory=dict)
     #: user+sys CPU seconds of the whole process tree (set by `run_casescope`).
     cpu_seconds: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -83,8 +85,10 @@ class RssSampler:
                 try:
                     rss = proc.memory_info().rss / 2**20
                     role = " ".join(proc.cmdline()[2:5]) or proc.name()
+                    times = proc.cpu_times()
                 except psutil.Error:
                     continue
+                self.cpu[proc.pid] = times.user + times.system
                 if rss > self.peaks.get(proc.pid, ("", 0.0))[1]:
                     self.peaks[proc.pid] = (role[:60], rss)
 
@@ -92,9 +96,12 @@ class RssSampler:
         self._stop.set()
 
     def report(self) -> str:
-        rows = sorted(self.peaks.values(), key=lambda r: -r[1])
-        worst = rows[0][1] if rows else 0.0
-        lines = [f"  peak RSS {rss:7.1f} MB  {role}" for role, rss in rows[:8]]
+        rows = sorted(self.peaks.items(), key=lambda r: -r[1][1])
+        worst = rows[0][1][1] if rows else 0.0
+        lines = [
+            f"  peak RSS {rss:7.1f} MB  CPU {self.cpu.get(pid, 0.0):6.1f} s  {role}"
+            for pid, (role, rss) in rows[:8]
+        ]
         return f"max process RSS: {worst:.1f} MB ({len(rows)} processes)\n" + "\n".join(lines)
 
 

@@ -7,8 +7,9 @@ Prints, for the rule set `casescope rules import DATA/sigma` builds (the whole s
   (this process, all threads) and events/s: one batch per file (as ingest does for small
   files), and 50,000-event batches (the samples concatenated);
 - the same on a bulk-like set: every per-file batch evaluated 42 times (= the 11,634 small
-  files of `bench/bulk.py`, which are the samples copied 42x), and the samples concatenated
-  42x in 50,000-event batches;
+  files of `bench/bulk.py`, which are the samples copied 42x), the per-file batches in groups
+  of 64 as workers evaluate small files (jobs/group.py), and the samples concatenated 42x
+  in 50,000-event batches;
 - parse + Sigma of the attack samples, detections per level, and the rules whose hit counts
   differ from Zircolite's on the same files (DATA/reference; a peer, not ground truth);
 - with `--import`: `casescope rules import DATA/sigma` into a fresh home (wall and CPU).
@@ -41,6 +42,7 @@ from collections.abc import Callable
 import pyarrow as pa
 from bench import common
 
+from casescope.config import Settings
 from casescope.detect import CompiledRuleSet, compile_rules, load_rules
 from casescope.detect.cache import load_or_compile
 from casescope.model.enums import FileType
@@ -133,6 +135,22 @@ def file_batches(files: list[Path]) -> tuple[list[pa.RecordBatch], float]:
     return batches, time.perf_counter() - started
 
 
+#: Small files a worker evaluates together (the `CASESCOPE_GROUP_MAX_FILES` default).
+GROUP_FILES = Settings.model_fields["group_max_files"].default
+
+
+def group_batches(per_file: list[pa.RecordBatch], size: int) -> list[pa.RecordBatch]:
+    """The per-file batches `size` at a time as one batch each, `seq` renumbered to the row
+    (as jobs/group.py does: `seq` is unique only within a file)."""
+    out = []
+    for start in range(0, len(per_file), size):
+        batch = pa.concat_batches(per_file[start : start + size])
+        columns = list(batch.columns)
+        columns[batch.schema.get_field_index("seq")] = pa.array(range(batch.num_rows), pa.uint64())
+        out.append(pa.RecordBatch.from_arrays(columns, schema=batch.schema))
+    return out
+
+
 def sigma_step(
     ruleset: CompiledRuleSet, per_file: list[pa.RecordBatch], args: argparse.Namespace
 ) -> None:
@@ -153,6 +171,10 @@ def sigma_step(
         cpu,
         wall,
     )
+    grouped = group_batches(per_file, GROUP_FILES)
+    cpu, wall, _ = timed(1, evaluate_all(ruleset, grouped, copies))
+    label = f"bulk-like: groups of {GROUP_FILES} files, as workers evaluate small files, x{copies}"
+    report(f"{label} (one run)", events * copies, len(grouped) * copies, cpu, wall)
     repeated = pa.concat_tables([table] * copies).combine_chunks()
     big = repeated.to_batches(max_chunksize=LARGE)
     cpu, wall, _ = timed(1, evaluate_all(ruleset, big))

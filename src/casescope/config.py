@@ -33,10 +33,16 @@ class Settings(BaseSettings):
     sigma_batch_events: int = Field(
         default=50_000, ge=100, description="Events Sigma evaluates at once (larger is faster)."
     )
+    group_max_files: int = Field(
+        default=64, ge=1, description="Small files a worker claims and evaluates together."
+    )
+    group_max_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=0, description="Evidence bytes of a group of small files."
+    )
     lease_seconds: float = Field(default=60.0, gt=0, description="Job lease before re-claim.")
     heartbeat_seconds: float = Field(default=10.0, gt=0, description="Lease renewal interval.")
     max_attempts: int = Field(default=3, ge=1, description="Claims of a job before it fails.")
-    worker_max_tasks: int = Field(default=2000, ge=1, description="Files before a recycle.")
+    worker_max_tasks: int = Field(default=10_000, ge=1, description="Files before a recycle.")
     worker_max_rss_mb: int = Field(default=450, ge=64, description="RSS that triggers recycle.")
     worker_hard_rss_mb: int = Field(default=1500, ge=64, description="RSS that kills a parse.")
     file_timeout_seconds: float = Field(default=1800.0, gt=0, description="Kill a parse after.")
@@ -56,6 +62,12 @@ class Settings(BaseSettings):
     )
     memory_limit_mb: int = Field(
         default=8192, ge=256, description="Memory budget; the System page warns above 80%."
+    )
+    search_count_limit: int = Field(
+        default=10_000, ge=0, description="Matches a web search counts exactly (0: all)."
+    )
+    facet_sample_events: int = Field(
+        default=10_000, ge=0, description="Matches an event-field facet counts (0: all)."
     )
     sse_heartbeat_seconds: float = Field(
         default=15.0, gt=0, description="Silence after which an event stream sends a comment."

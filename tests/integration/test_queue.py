@@ -129,3 +129,52 @@ def test_failed_completion_rolls_back_the_next_claim(db: Database) -> None:
         raise RuntimeError("completion failed")
     second = queue.claim(db, "w2", 30)  # still queued: another worker takes it
     assert second is not None and second.file_id == second_id and second.attempts == 1
+
+
+def _set_sizes(db: Database, sizes: dict[int, int]) -> None:
+    with db.session() as session:
+        for file_id, size in sizes.items():
+            session.get(EvidenceFile, file_id).size_bytes = size
+
+
+def test_claim_group_takes_small_files_together_each_with_its_own_lease(db: Database) -> None:
+    ids = add_files(db, 6)
+    _set_sizes(db, {ids[0]: 100, ids[1]: 100, ids[2]: 100, ids[3]: 5000, ids[4]: 100})
+    group = queue.claim_group(db, "w1", 30, max_files=8, max_bytes=1000)
+    assert [job.file_id for job in group] == ids[:3]  # the 5000-byte file would pass the cap
+    assert all(job.attempts == 1 for job in group)
+    large = queue.claim_group(db, "w2", 30, max_files=8, max_bytes=1000)
+    assert [job.file_id for job in large] == [ids[3]]  # over the cap: alone
+    rest = queue.claim_group(db, "w3", 30, max_files=1, max_bytes=1000)
+    assert [job.file_id for job in rest] == [ids[4]]  # at most max_files
+    with db.session() as session:
+        owners = dict(session.execute(select(Job.file_id, Job.worker_id)).all())
+        statuses = {f.id: f.status for f in session.scalars(select(EvidenceFile))}
+    assert [owners[i] for i in ids] == ["w1", "w1", "w1", "w2", "w3", None]
+    assert statuses[ids[0]] is FileStatus.ESTIMATING and statuses[ids[5]] is FileStatus.QUEUED
+    assert queue.renew_leases(db, [job.id for job in group], "w1", 30) == 3
+    assert queue.renew_leases(db, [job.id for job in group], "intruder", 30) == 0
+    with db.session() as session:
+        finished = queue.finish_many(session, [j.id for j in group + large], "w1")
+    assert finished == {job.id for job in group}  # w2's job is not w1's to finish
+
+
+def test_claim_group_never_mixes_operations(db: Database) -> None:
+    ids = add_files(db, 3)
+    with db.session() as session:
+        job = session.scalar(select(Job).where(Job.file_id == ids[1]))
+        job.operation = Operation.SIGMA_ONLY
+    group = queue.claim_group(db, "w1", 30, max_files=8, max_bytes=1000)
+    assert [job.file_id for job in group] == [ids[0]]
+    assert [j.operation for j in queue.claim_group(db, "w1", 30, 8, 1000)] == [Operation.SIGMA_ONLY]
+
+
+def test_release_worker_blames_only_the_file_it_was_killed_for(db: Database) -> None:
+    ids = add_files(db, 3)
+    group = queue.claim_group(db, "killed", 300, max_files=8, max_bytes=1000)
+    assert len(group) == 3
+    blamed = group[1]
+    assert queue.release_worker(db, "killed", "too slow", blame_job_id=blamed.id) == 3
+    with db.session() as session:
+        states = dict(session.execute(select(Job.file_id, Job.state)).all())
+    assert states == {ids[0]: JobState.QUEUED, ids[1]: JobState.FAILED, ids[2]: JobState.QUEUED}

@@ -325,3 +325,57 @@ def test_facets_count_the_matches(ui: Web) -> None:
     ips = client.get(_url(ui, "facets"), params={"field": "IpAddress"}).json()
     assert ips[0] == {"value": IOC_IP, "events": 10}
     assert ui.clients["outsider"].get(_url(ui, "facets"), params={"field": "x"}).status_code == 403
+
+
+def test_counts_past_the_limit_say_so_and_can_be_made_exact(ui: Web) -> None:
+    client = ui.clients["reader"]
+    settings = ui.app.state.web.settings
+    exact = client.get(_url(ui, "events"), params={"limit": 3}).json()
+    assert exact["total_exact"] is True and exact["total"] > 5
+    saved = settings.search_count_limit
+    settings.search_count_limit = 5
+    try:
+        capped = client.get(_url(ui, "events"), params={"limit": 3}).json()
+        assert (capped["total"], capped["total_exact"]) == (5, False)
+        assert capped["rows"] == exact["rows"] and capped["next_cursor"] == exact["next_cursor"]
+        asked = client.get(_url(ui, "events"), params={"limit": 3, "exact_total": "true"}).json()
+        assert (asked["total"], asked["total_exact"]) == (exact["total"], True)
+        page = client.get(f"/cases/{ui.case_id}/search", params={"q": ""})
+        assert page.status_code == 200
+        count = re.search(r'<p id="result-count"[^>]*>(.*?)</p>', page.text, re.S)
+        assert count and "5+ matching events" in count.group(1)
+        link = re.search(r'id="exact-count" href="([^"]+)"', count.group(1))
+        assert link and "exact_total=true" in link.group(1)
+        counted = client.get(link.group(1).replace("&amp;", "&"))
+        assert f"{exact['total']:,} matching events" in counted.text
+        assert 'id="exact-count"' not in counted.text
+    finally:
+        settings.search_count_limit = saved
+    settings.search_count_limit = 0  # 0: always exact
+    try:
+        again = client.get(_url(ui, "events"), params={"limit": 3}).json()
+        assert (again["total"], again["total_exact"]) == (exact["total"], True)
+    finally:
+        settings.search_count_limit = saved
+
+
+def test_event_field_facets_past_the_sample_are_labelled(ui: Web) -> None:
+    client = ui.clients["reader"]
+    settings = ui.app.state.web.settings
+    full = client.get(_url(ui, "facets"), params={"field": "IpAddress"}).json()
+    matched = sum(r["events"] for r in full)
+    assert matched > 3 and all("sample" not in r for r in full)
+    saved = settings.facet_sample_events
+    settings.facet_sample_events = 3
+    try:
+        sampled = client.get(_url(ui, "facets"), params={"field": "IpAddress"}).json()
+        assert sampled and all(r["sample"] == 3 for r in sampled)
+        assert sum(r["events"] for r in sampled) == 3
+        asked = client.get(_url(ui, "facets"), params={"field": "IpAddress", "exact": "true"})
+        assert asked.json() == full
+        hosts = client.get(_url(ui, "facets"), params={"field": "computer"}).json()
+        assert all("sample" not in r for r in hosts)  # columns: always all matches
+        total = client.get(_url(ui, "events"), params={"limit": 1}).json()["total"]
+        assert sum(r["events"] for r in hosts) == total
+    finally:
+        settings.facet_sample_events = saved

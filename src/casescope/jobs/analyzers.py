@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -64,8 +64,21 @@ class SigmaAnalyzer:
         self._buffer, self._buffered = [], 0
         self._evaluate(batch)
 
+    @property
+    def shared(self) -> object:
+        """Analyzers with the same `shared` find hits the same way: a group of small files
+        is evaluated once over all their events (`jobs/group.py`)."""
+        return self.ruleset
+
+    def find(self, batch: pa.RecordBatch) -> pa.Table:
+        """Hits (`seq`, `rule_id`, ordered by seq) of the rules to run on `batch`."""
+        return self.ruleset.evaluate(batch)
+
     def _evaluate(self, batch: pa.RecordBatch) -> None:
-        hits = self.ruleset.evaluate(batch)
+        self.add_hits(batch, self.find(batch))
+
+    def add_hits(self, batch: pa.RecordBatch, hits: pa.Table) -> None:
+        """Keep the detections `hits` (found in `batch`) for `persist`."""
         if not hits.num_rows:
             return
         first = batch.column("seq")[0].as_py()
@@ -106,20 +119,39 @@ class SigmaAnalyzer:
     def persist(self, session: Session, file_id: int) -> int:
         """Replace the file's detections with this run's (idempotent across retries)."""
         case_id = session.scalar(select(EvidenceFile.case_id).where(EvidenceFile.id == file_id))
-        stale = delete(Detection).where(Detection.file_id == file_id)
-        if self.keep:
-            kept = [self.active.row_ids[uid] for uid in self.keep if uid in self.active.row_ids]
-            stale = stale.where(Detection.rule_id.not_in(kept))
-        session.execute(stale)
-        session.execute(
-            update(EvidenceFile)
-            .where(EvidenceFile.id == file_id)
-            .values(sigma_ruleset=self.active.hash)
-        )
-        if self._rows:
-            rows = [{"case_id": case_id, "file_id": file_id, **row} for row in self._rows]
+        return self.persist_many(session, [(self, file_id, case_id)])[0]
+
+    @classmethod
+    def persist_many(
+        cls, session: Session, items: Sequence[tuple[SigmaAnalyzer, int, int]]
+    ) -> list[int]:
+        """`persist` for several files at once, each (analyzer, file id, case id), in a few
+        statements; the detections written per file."""
+        replaced = [file_id for analyzer, file_id, _ in items if not analyzer.keep]
+        if replaced:
+            session.execute(delete(Detection).where(Detection.file_id.in_(replaced)))
+        by_hash: dict[str, list[int]] = {}
+        rows: list[dict[str, object]] = []
+        for analyzer, file_id, case_id in items:
+            if analyzer.keep:
+                active = analyzer.active
+                kept = [active.row_ids[uid] for uid in analyzer.keep if uid in active.row_ids]
+                session.execute(
+                    delete(Detection).where(
+                        Detection.file_id == file_id, Detection.rule_id.not_in(kept)
+                    )
+                )
+            by_hash.setdefault(analyzer.active.hash, []).append(file_id)
+            rows.extend({"case_id": case_id, "file_id": file_id, **r} for r in analyzer._rows)
+        for ruleset_hash, file_ids in by_hash.items():
+            session.execute(
+                update(EvidenceFile)
+                .where(EvidenceFile.id.in_(file_ids))
+                .values(sigma_ruleset=ruleset_hash)
+            )
+        if rows:
             session.execute(insert(Detection), rows)
-        return len(self._rows)
+        return [len(analyzer._rows) for analyzer, _, _ in items]
 
 
 #: Longest excerpt of a matched value kept with an IOC hit.
@@ -144,8 +176,20 @@ class IocAnalyzer:
     def wants_events(self) -> bool:
         return bool(self.matcher.patterns)
 
+    @property
+    def shared(self) -> object:
+        """The compiled matcher: see `SigmaAnalyzer.shared`."""
+        return self.matcher
+
+    def find(self, batch: pa.RecordBatch) -> pa.Table:
+        """Hits (`seq`, `ioc_id`, `field`, ordered by seq) of the IOCs in `batch`."""
+        return self.matcher.match(batch)
+
     def consume(self, batch: pa.RecordBatch) -> None:
-        hits = self.matcher.match(batch)
+        self.add_hits(batch, self.find(batch))
+
+    def add_hits(self, batch: pa.RecordBatch, hits: pa.Table) -> None:
+        """Keep the IOC hits `hits` (found in `batch`) for `persist`."""
         if hits.num_rows:
             self._rows.extend(_hit_rows(batch, hits))
 
@@ -158,16 +202,29 @@ class IocAnalyzer:
         Hits of IOCs disabled or removed while the file was being read are dropped here, in
         the same transaction that writes the others.
         """
-        session.execute(delete(IocHit).where(IocHit.file_id == file_id))
-        enabled = enabled_ioc_ids(session, self.case_id)
-        rows = [
-            {"case_id": self.case_id, "file_id": file_id, **row}
-            for row in self._rows
-            if row["ioc_id"] in enabled
-        ]
+        return self.persist_many(session, [(self, file_id, self.case_id)])[0]
+
+    @classmethod
+    def persist_many(
+        cls, session: Session, items: Sequence[tuple[IocAnalyzer, int, int]]
+    ) -> list[int]:
+        """`persist` for several files at once, each (analyzer, file id, case id), in a few
+        statements; the hits written per file."""
+        session.execute(delete(IocHit).where(IocHit.file_id.in_([f for _, f, _ in items])))
+        enabled = {case: enabled_ioc_ids(session, case) for case in {c for _, _, c in items}}
+        rows: list[dict[str, object]] = []
+        written = []
+        for analyzer, file_id, case_id in items:
+            mine = [
+                {"case_id": case_id, "file_id": file_id, **row}
+                for row in analyzer._rows
+                if row["ioc_id"] in enabled[case_id]
+            ]
+            rows.extend(mine)
+            written.append(len(mine))
         if rows:
             session.execute(insert(IocHit), rows)
-        return len(rows)
+        return written
 
 
 def _hit_rows(batch: pa.RecordBatch, hits: pa.Table) -> list[dict[str, object]]:

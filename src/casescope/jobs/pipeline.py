@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+import traceback
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import pyarrow as pa
 from sqlalchemy import bindparam, insert, select, update
@@ -24,12 +26,12 @@ from sqlalchemy.orm import Session
 
 from casescope.config import Settings
 from casescope.detect.ruleset import ActiveRules
-from casescope.errors import PermanentError
+from casescope.errors import PermanentError, disk_full_message
 from casescope.hunt import IocMatcher
 from casescope.jobs import queue
 from casescope.jobs.steps import StepLog, StepResult, StepScope, advance
 from casescope.model.db import Database
-from casescope.model.enums import FileStatus, FileType, IndexState, Operation
+from casescope.model.enums import FileStatus, FileType, IndexState, JobState, Operation
 from casescope.model.tables import EvidenceFile, Segment, utcnow
 from casescope.parse import ParseReport, estimate_events, iter_batches
 from casescope.parse.schema import PARSER_VERSION
@@ -43,10 +45,8 @@ MAX_WARNING_CHARS = 20_000
 LIVE_STATUS_EVENTS = 20_000
 
 
-class Analyzer(Protocol):
-    """Sees every batch of a file; persists its findings in its own step."""
-
-    status: FileStatus
+class Consumer(Protocol):
+    """Sees every batch of a file as it is read."""
 
     @property
     def wants_events(self) -> bool:
@@ -55,10 +55,34 @@ class Analyzer(Protocol):
 
     def consume(self, batch: pa.RecordBatch) -> None: ...
     def finish(self) -> None:
-        """Called after the last batch (analyzers may buffer batches)."""
+        """Called after the last batch (consumers may buffer batches)."""
         ...
 
+
+class Analyzer(Consumer, Protocol):
+    """A consumer that persists its findings in its own step."""
+
+    status: FileStatus
+
     def persist(self, session: Session, file_id: int) -> int: ...
+
+    @classmethod
+    def persist_many(cls, session: Session, items: Sequence[tuple[Any, int, int]]) -> list[int]:
+        """`persist` of several (analyzer, file id, case id) at once; the rows per file."""
+        ...
+
+    @property
+    def shared(self) -> object:
+        """Analyzers with the same `shared` object find hits alike (jobs/group.py)."""
+        ...
+
+    def find(self, batch: pa.RecordBatch) -> pa.Table:
+        """The hits in `batch`, with its `seq`, ordered by seq."""
+        ...
+
+    def add_hits(self, batch: pa.RecordBatch, hits: pa.Table) -> None:
+        """Keep `hits` found in `batch` for `persist`."""
+        ...
 
 
 @dataclass
@@ -75,10 +99,16 @@ class WorkerContext:
     worker_id: str
     progress: Progress = field(default_factory=Progress)
     rules: ActiveRules | None = None  # the compiled Sigma set this worker has loaded
-    #: Asked by `_complete`: claim the next job in the transaction that completes this one?
-    claim_next: Callable[[], bool] = lambda: False
-    #: The job claimed that way (the worker runs it next).
-    next_job: queue.ClaimedJob | None = None
+    #: Asked by `_complete`: how many files to claim in the transaction that completes
+    #: these (0: none; the worker is about to be recycled).
+    claim_next: Callable[[], int] = lambda: 0
+    #: The jobs claimed that way (the worker runs them next).
+    next_jobs: list[queue.ClaimedJob] = field(default_factory=list)
+    #: Every job this worker holds now (the heartbeat renews their leases) and the one whose
+    #: file it is reading (reported for the pool's time and memory bounds).
+    claimed: list[queue.ClaimedJob] = field(default_factory=list)
+    current: queue.ClaimedJob | None = None
+    current_started: float | None = None
     #: Compiled IOC matchers by (case id, IOC-set hash): small files must not recompile.
     ioc_matchers: dict[tuple[int, str], IocMatcher] = field(default_factory=dict)
 
@@ -151,7 +181,7 @@ def file_info(session: Session, file_id: int, operation: Operation) -> FileInfo:
 
 def _feed(
     batches: Iterable[pa.RecordBatch],
-    analyzers: list[Analyzer],
+    analyzers: Sequence[Consumer],
     progress: Progress,
     writer: SegmentWriter | None = None,
 ) -> None:
@@ -167,7 +197,7 @@ def _feed(
 
 
 def _parse_to_segment(
-    ctx: WorkerContext, info: FileInfo, analyzers: list[Analyzer], result: StepResult
+    ctx: WorkerContext, info: FileInfo, analyzers: Sequence[Consumer], result: StepResult
 ) -> tuple[Path, int, ParseReport]:
     settings = ctx.settings
     report = ParseReport()
@@ -238,7 +268,7 @@ def _index_steps(
     log: StepLog,
     info: FileInfo,
     operation: Operation,
-    analyzers: list[Analyzer],
+    analyzers: Sequence[Consumer],
 ) -> Outcome:
     with log.step(FileStatus.ESTIMATING) as result:
         result.events = estimate_events(info.stored_path, info.file_type)
@@ -256,7 +286,7 @@ def _index_steps(
     return Outcome(new_segment=path, event_count=rows, warnings=_format_warnings(report))
 
 
-def _reread_segment(ctx: WorkerContext, info: FileInfo, analyzers: list[Analyzer]) -> None:
+def _reread_segment(ctx: WorkerContext, info: FileInfo, analyzers: Sequence[Consumer]) -> None:
     if not any(analyzer.wants_events for analyzer in analyzers):
         return
     with ctx.db.session() as session:
@@ -308,34 +338,93 @@ _COMPLETE_INDEXED_FILE = _COMPLETE_FILE.values(
 )
 
 
+def complete_file(session: Session, info: FileInfo, outcome: Outcome) -> None:
+    """Mark the file completed with what its steps produced (in the caller's transaction)."""
+    params: dict[str, object] = {"file_id": info.id, "at": utcnow()}
+    if outcome.new_segment is not None:
+        outcome.segment_id = _record_segment(
+            session, info, outcome.new_segment, outcome.event_count or 0
+        )
+    if outcome.event_count is None:
+        session.execute(_COMPLETE_FILE, params)
+        return
+    params.update(
+        segment=outcome.segment_id,
+        events=outcome.event_count,
+        empty=outcome.event_count == 0,
+        report=outcome.warnings or "",
+    )
+    session.execute(_COMPLETE_INDEXED_FILE, params)
+
+
+def claim_next_in(ctx: WorkerContext, session: Session) -> list[queue.ClaimedJob]:
+    """The worker's next jobs, claimed in its completing transaction when it wants more."""
+    wanted = ctx.claim_next()
+    if wanted <= 0:
+        return []
+    settings = ctx.settings
+    return queue.claim_group_in(
+        session, ctx.worker_id, settings.lease_seconds, wanted, settings.group_max_bytes
+    )
+
+
 def _complete(
     ctx: WorkerContext, job: queue.ClaimedJob, info: FileInfo, log: StepLog, outcome: Outcome
 ) -> bool:
-    """Finish job and file in one transaction (and, when asked, claim the next job in it)."""
-    next_job = None
+    """Finish job and file in one transaction (and, when asked, claim the next jobs in it)."""
+    next_jobs: list[queue.ClaimedJob] = []
     with ctx.db.session() as session:
         log.flush(session)
         if not queue.finish(session, job.id, ctx.worker_id):
             return False
-        params: dict[str, object] = {"file_id": info.id, "at": utcnow()}
-        if outcome.new_segment is not None:
-            outcome.segment_id = _record_segment(
-                session, info, outcome.new_segment, outcome.event_count or 0
-            )
-        if outcome.event_count is None:
-            session.execute(_COMPLETE_FILE, params)
-        else:
-            params.update(
-                segment=outcome.segment_id,
-                events=outcome.event_count,
-                empty=outcome.event_count == 0,
-                report=outcome.warnings or "",
-            )
-            session.execute(_COMPLETE_INDEXED_FILE, params)
-        if ctx.claim_next():
-            next_job = queue.claim_in(session, ctx.worker_id, ctx.settings.lease_seconds)
-    ctx.next_job = next_job  # only once committed
+        complete_file(session, info, outcome)
+        next_jobs = claim_next_in(ctx, session)
+    ctx.next_jobs = next_jobs  # only once committed
     return True
+
+
+@contextmanager
+def failure_recorded(ctx: WorkerContext, job: queue.ClaimedJob) -> Iterator[None]:
+    """Run the block; if it raises, record a failed attempt of `job` instead.
+
+    A permanent error or a full disk fails the file at once (retrying cannot help);
+    anything else is retried while attempts remain.
+    """
+    try:
+        yield
+    except PermanentError as exc:
+        logger.warning("job %d file %d failed: %s", job.id, job.file_id, exc)
+        queue.fail(ctx.db, job.id, ctx.worker_id, str(exc), permanent=True)
+    except Exception as exc:  # isolation boundary: one file's failure never stops the worker
+        if disk_full := disk_full_message(exc):
+            logger.error("job %d file %d failed: %s", job.id, job.file_id, disk_full)
+            queue.fail(ctx.db, job.id, ctx.worker_id, disk_full, permanent=True)
+            return
+        logger.exception("job %d file %d: attempt %d failed", job.id, job.file_id, job.attempts)
+        detail = f"{type(exc).__name__}: {exc}"
+        state = queue.fail(ctx.db, job.id, ctx.worker_id, detail, permanent=False)
+        if state is JobState.FAILED:
+            logger.debug("job %d traceback:\n%s", job.id, traceback.format_exc())
+
+
+def check_evidence(info: FileInfo) -> None:
+    if not info.stored_path.is_file():
+        raise PermanentError(f"evidence file is missing: {info.stored_path}")
+
+
+def read_events(
+    ctx: WorkerContext,
+    job: queue.ClaimedJob,
+    info: FileInfo,
+    log: StepLog,
+    analyzers: Sequence[Consumer],
+) -> Outcome:
+    """The reading part of a job: parse (full/reindex) or re-read the segment, feeding
+    `analyzers`; what the indexing steps produced."""
+    if job.operation in (Operation.FULL, Operation.REINDEX):
+        return _index_steps(ctx, log, info, job.operation, analyzers)
+    _reread_segment(ctx, info, analyzers)
+    return Outcome()
 
 
 def process_file(
@@ -346,24 +435,19 @@ def process_file(
 ) -> bool:
     """Run every step of `job.operation` for its file; True if this worker completed it.
 
-    With `ctx.claim_next`, the completing transaction also claims the worker's next job
-    (`ctx.next_job`): one worker still owns each file from claim to completion.
+    With `ctx.claim_next`, the completing transaction also claims the worker's next jobs
+    (`ctx.next_jobs`): one worker still owns each file from claim to completion.
     """
-    ctx.next_job = None
+    ctx.next_jobs = []
     if info is None:
         with ctx.db.read() as session:
             info = file_info(session, job.file_id, job.operation)
-    if not info.stored_path.is_file():
-        raise PermanentError(f"evidence file is missing: {info.stored_path}")
+    check_evidence(info)
     log = StepLog(StepScope(info.case_id, info.id, job.id, f"worker:{ctx.worker_id}"))
     analyzers = analyzers or []
     ctx.progress.events = 0
     try:
-        outcome = Outcome()
-        if job.operation in (Operation.FULL, Operation.REINDEX):
-            outcome = _index_steps(ctx, log, info, job.operation, analyzers)
-        else:
-            _reread_segment(ctx, info, analyzers)
+        outcome = read_events(ctx, job, info, log, analyzers)
         _persist_steps(ctx, log, analyzers, job.operation)
         return _complete(ctx, job, info, log, outcome)
     except BaseException:

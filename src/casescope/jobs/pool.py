@@ -103,6 +103,7 @@ class WorkerPool:
             if rss > self.settings.worker_hard_rss_mb:
                 self._kill(
                     child,
+                    record.current_job_id,
                     f"processing exceeded the memory bound "
                     f"({rss:.0f} MB > {self.settings.worker_hard_rss_mb} MB)",
                 )
@@ -111,16 +112,18 @@ class WorkerPool:
             ):
                 self._kill(
                     child,
+                    record.current_job_id,
                     f"processing exceeded the time bound "
                     f"({self.settings.file_timeout_seconds:.0f} s)",
                 )
 
-    def _kill(self, child: Child, reason: str) -> None:
+    def _kill(self, child: Child, job_id: int, reason: str) -> None:
+        """Kill a worker over its bound: the file it was on fails, its group's others retry."""
         logger.error("killing worker %s: %s", child.worker_id, reason)
         if child.process.pid is not None:
             os.kill(child.process.pid, signal.SIGKILL)
         child.process.join(5)
-        queue.release_worker(self.db, child.worker_id, reason, permanent=True)
+        queue.release_worker(self.db, child.worker_id, reason, blame_job_id=job_id)
 
     def _wanted(self) -> int:
         if self._stopping:

@@ -227,6 +227,65 @@ def claim_in(session: Session, worker_id: str, lease_seconds: float) -> ClaimedJ
     return ClaimedJob(row.id, row.file_id, operation, attempts)
 
 
+_NEXT_JOBS = (
+    select(_JOBS.c.id, _JOBS.c.file_id, _JOBS.c.operation, _JOBS.c.attempts, _FILES.c.size_bytes)
+    .join(_FILES, _FILES.c.id == _JOBS.c.file_id)
+    .where(_JOBS.c.state == JobState.QUEUED)
+    .order_by(_JOBS.c.priority, _JOBS.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True, of=_JOBS)
+)
+
+
+def claim_group(
+    db: Database, worker_id: str, lease_seconds: float, max_files: int, max_bytes: int
+) -> list[ClaimedJob]:
+    """`claim_group_in` in its own transaction."""
+    with db.session() as session:
+        return claim_group_in(session, worker_id, lease_seconds, max_files, max_bytes)
+
+
+def claim_group_in(
+    session: Session, worker_id: str, lease_seconds: float, max_files: int, max_bytes: int
+) -> list[ClaimedJob]:
+    """Take the next job and, when its file is small, the small files queued right after it
+    with the same operation: at most `max_files` files of at most `max_bytes` together.
+
+    Each job is claimed exactly as `claim_in` claims one (its own lease and attempt); the
+    worker owns every file of the group from claim to completion. A file larger than
+    `max_bytes` is claimed alone.
+    """
+    now = time.time()
+    if session.execute(_STALE_JOBS, {"now": now}).first() is not None:
+        expire_leases(session, now)
+    rows = session.execute(_NEXT_JOBS, {"limit": max(1, max_files)}).all()
+    taken, total = [], 0
+    for row in rows:
+        size = row.size_bytes or 0
+        if taken and (row.operation != taken[0].operation or total + size > max_bytes):
+            break
+        taken.append(row)
+        total += size
+        if total > max_bytes:  # a large first file: alone
+            break
+    claimed = []
+    for row in taken:
+        attempts = row.attempts + 1
+        params = {
+            "job_id": row.id,
+            "owner": worker_id,
+            "lease": now + lease_seconds,
+            "attempt": attempts,
+            "started": utcnow(),
+        }
+        session.execute(_TAKE_JOB, params)
+        operation = Operation(row.operation)
+        first = {"file_id": row.file_id, "first_status": FIRST_STATUS[operation]}
+        session.execute(_START_FILE, first)
+        claimed.append(ClaimedJob(row.id, row.file_id, operation, attempts))
+    return claimed
+
+
 def _owned(session: Session, job_id: int, worker_id: str) -> Job | None:
     job = session.get(Job, job_id)
     if job is None or job.state != JobState.RUNNING or job.worker_id != worker_id:
@@ -245,10 +304,52 @@ def renew_lease(db: Database, job_id: int, worker_id: str, lease_seconds: float)
         return bool(session.execute(_RENEW, params).rowcount)
 
 
+_RENEW_MANY = (
+    update(_JOBS)
+    .where(
+        _JOBS.c.id.in_(bindparam("job_ids", expanding=True)),
+        _JOBS.c.worker_id == bindparam("owner"),
+        _JOBS.c.state == JobState.RUNNING,
+    )
+    .values(lease_until=bindparam("lease"))
+)
+
+
+def renew_leases(db: Database, job_ids: Sequence[int], worker_id: str, lease_seconds: float) -> int:
+    """Extend the leases of a worker's jobs in one statement; how many are still its own."""
+    if not job_ids:
+        return 0
+    params = {"job_ids": list(job_ids), "owner": worker_id, "lease": time.time() + lease_seconds}
+    with db.session() as session:
+        return session.execute(_RENEW_MANY, params).rowcount
+
+
 def finish(session: Session, job_id: int, worker_id: str) -> bool:
     """Mark the job done in the caller's transaction; False if the lease was lost."""
     params = {"job_id": job_id, "owner": worker_id, "finished": utcnow()}
     return bool(session.execute(_FINISH, params).rowcount)
+
+
+def finish_many(session: Session, job_ids: Sequence[int], worker_id: str) -> set[int]:
+    """`finish` for several jobs in one statement; the ids that were still this worker's."""
+    owned = set(
+        session.scalars(
+            select(_JOBS.c.id)
+            .where(
+                _JOBS.c.id.in_(list(job_ids)),
+                _JOBS.c.worker_id == worker_id,
+                _JOBS.c.state == JobState.RUNNING,
+            )
+            .with_for_update()
+        )
+    )
+    if owned:
+        session.execute(
+            update(_JOBS)
+            .where(_JOBS.c.id.in_(sorted(owned)))
+            .values(state=JobState.DONE, lease_until=None, finished_at=utcnow())
+        )
+    return owned
 
 
 def fail(db: Database, job_id: int, worker_id: str, error: str, *, permanent: bool) -> JobState:
@@ -263,14 +364,20 @@ def fail(db: Database, job_id: int, worker_id: str, error: str, *, permanent: bo
         return _retry_or_fail(session, job, error)
 
 
-def release_worker(db: Database, worker_id: str, reason: str, *, permanent: bool = False) -> int:
-    """A worker died: its running jobs are retried (or failed) at once, not after the lease."""
+def release_worker(
+    db: Database, worker_id: str, reason: str, *, blame_job_id: int | None = None
+) -> int:
+    """A worker died: its running jobs are retried (or failed) at once, not after the lease.
+
+    `blame_job_id`, the job it was killed for (a parse past its time or memory bound), fails
+    for good; the other files of its group did nothing wrong and are retried.
+    """
     with db.session() as session:
         jobs = session.scalars(
             select(Job).where(Job.worker_id == worker_id, Job.state == JobState.RUNNING)
         ).all()
         for job in jobs:
-            if permanent:
+            if job.id == blame_job_id:
                 _fail_in_session(session, job, reason)
             else:
                 _retry_or_fail(session, job, reason)

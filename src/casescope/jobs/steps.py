@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -58,8 +58,10 @@ class StepLog:
         self.scope = scope
         self._rows: list[dict[str, object]] = []
 
-    def _record(self, status: FileStatus, result: StepResult, ok: bool, started: float) -> None:
-        elapsed = (time.perf_counter() - started) * 1000
+    def _record(
+        self, status: FileStatus, result: StepResult, ok: bool, started: float, shared_ms: float
+    ) -> None:
+        elapsed = (time.perf_counter() - started) * 1000 + shared_ms
         self._rows.append(
             dict(
                 actor=self.scope.actor,
@@ -85,23 +87,38 @@ class StepLog:
         )
 
     @contextmanager
-    def step(self, status: FileStatus) -> Iterator[StepResult]:
+    def step(self, status: FileStatus, shared_ms: float = 0.0) -> Iterator[StepResult]:
+        """Time a step; `shared_ms` adds this file's share of work done for a group."""
         result = StepResult()
         started = time.perf_counter()
         try:
             yield result
         except BaseException as exc:
             result.details.append(f"{type(exc).__name__}: {exc}")
-            self._record(status, result, False, started)
+            self._record(status, result, False, started, shared_ms)
             raise
-        self._record(status, result, True, started)
+        self._record(status, result, True, started, shared_ms)
+
+    def checkpoint(self) -> int:
+        """A mark to `rewind` to (steps recorded in a transaction that was rolled back)."""
+        return len(self._rows)
+
+    def rewind(self, mark: int) -> None:
+        del self._rows[mark:]
 
     def flush(self, session: Session) -> None:
         """Add the rows to `session`; they are kept until `flush_alone` or the next flush, so
         a rolled-back completion can still write them on the failure path."""
-        if self._rows:
-            at = utcnow()
-            session.execute(_INSERT_AUDIT, [{"at": at, **row} for row in self._rows])
+        flush_logs(session, [self])
+
+    @contextmanager
+    def flushed_on_error(self, db: Database) -> Iterator[None]:
+        """Write the rows alone if the block raises (then re-raise)."""
+        try:
+            yield
+        except BaseException:
+            self.flush_alone(db)
+            raise
 
     def flush_alone(self, db: Database) -> None:
         """Write the rows in their own transaction (the failure path)."""
@@ -109,3 +126,11 @@ class StepLog:
             with db.session() as session:
                 session.add_all(AuditRecord(**row) for row in self._rows)
             self._rows = []
+
+
+def flush_logs(session: Session, logs: Sequence[StepLog]) -> None:
+    """`StepLog.flush` of several logs in one INSERT."""
+    at = utcnow()
+    rows = [{"at": at, **row} for log in logs for row in log._rows]
+    if rows:
+        session.execute(_INSERT_AUDIT, rows)

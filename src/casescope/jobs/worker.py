@@ -10,28 +10,27 @@ import logging
 import os
 import threading
 import time
-import traceback
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
 
 from casescope.config import Settings
 from casescope.detect.ruleset import load_active, manifest_of
-from casescope.errors import PermanentError, disk_full_message
-from casescope.hunt import compile_iocs
+from casescope.hunt import Ioc, compile_iocs
 from casescope.jobs import queue
 from casescope.jobs.analyzers import IocAnalyzer, SigmaAnalyzer
+from casescope.jobs.group import Member, process_group
 from casescope.jobs.pipeline import (
     PERSIST_STEPS,
     Analyzer,
     FileInfo,
     WorkerContext,
+    failure_recorded,
     file_info,
     process_file,
 )
 from casescope.jobs.registry import register, rss_mb, unregister
 from casescope.model.db import Database
-from casescope.model.enums import FileStatus, JobState, Operation
+from casescope.model.enums import FileStatus, Operation
 from casescope.model.tables import EvidenceFile, WorkerRecord
 from casescope.services.correlations import run_correlations
 from casescope.services.iocs import enabled_iocs, ioc_set_hash
@@ -42,14 +41,12 @@ IDLE_POLL_SECONDS = 0.25
 
 
 class Heartbeat(threading.Thread):
-    """Renews the current job's lease and reports progress; exits the process if orphaned."""
+    """Renews the leases of the worker's jobs and reports progress; exits if orphaned."""
 
     def __init__(self, ctx: WorkerContext, parent_pid: int) -> None:
         super().__init__(name="heartbeat", daemon=True)
         self.ctx = ctx
         self.parent_pid = parent_pid
-        self.job: queue.ClaimedJob | None = None
-        self.job_started: float | None = None
         self.tasks_done = 0
         self._stop_event = threading.Event()
 
@@ -64,9 +61,10 @@ class Heartbeat(threading.Thread):
                 logger.exception("worker %s: heartbeat failed", self.ctx.worker_id)
 
     def beat(self) -> None:
-        ctx, job = self.ctx, self.job
-        if job is not None:
-            queue.renew_lease(ctx.db, job.id, ctx.worker_id, ctx.settings.lease_seconds)
+        ctx = self.ctx
+        claimed, job, started = list(ctx.claimed), ctx.current, ctx.current_started
+        settings = ctx.settings
+        queue.renew_leases(ctx.db, [j.id for j in claimed], ctx.worker_id, settings.lease_seconds)
         with ctx.db.session() as session:
             if job is not None:
                 session.execute(
@@ -82,7 +80,7 @@ class Heartbeat(threading.Thread):
                     rss_mb=rss_mb(),
                     current_job_id=job.id if job else None,
                     current_file_id=job.file_id if job else None,
-                    job_started_at=self.job_started,
+                    job_started_at=started if job else None,
                     tasks_done=self.tasks_done,
                 )
             )
@@ -112,14 +110,13 @@ IOC_MATCHER_CACHE = 8
 
 
 def _ioc_analyzer(
-    ctx: WorkerContext, job: queue.ClaimedJob, session: Session, case_id: int
+    ctx: WorkerContext, job: queue.ClaimedJob, iocs: list[Ioc], case_id: int
 ) -> IocAnalyzer | None:
     """The case's enabled IOCs, compiled once per (case, IOC set) in this worker.
 
     None when the case has no enabled IOCs and the job is not a re-hunt: hits of disabled or
     removed IOCs are deleted when they change, so there is nothing to replace.
     """
-    iocs = enabled_iocs(session, case_id)
     if not iocs and job.operation is not Operation.IOC_ONLY:
         return None
     key = (case_id, ioc_set_hash(iocs))
@@ -131,15 +128,27 @@ def _ioc_analyzer(
     return IocAnalyzer(matcher, case_id)
 
 
-def _prepare(ctx: WorkerContext, job: queue.ClaimedJob) -> tuple[FileInfo, list[Analyzer]]:
-    """The job's file and its analyzers (only those whose step the operation runs), read in
-    one transaction."""
-    steps = PERSIST_STEPS[job.operation]
-    sigma = _sigma_analyzer(ctx, job) if FileStatus.SIGMA in steps else None
+Prepared = tuple[queue.ClaimedJob, FileInfo, list[Analyzer]]
+
+
+def _prepare(ctx: WorkerContext, jobs: list[queue.ClaimedJob]) -> list[Prepared]:
+    """Each job's file and analyzers (only those whose step its operation runs), read in one
+    transaction. A job that cannot be prepared (its file is gone) is failed here."""
+    prepared: list[Prepared] = []
+    iocs_of: dict[int, list[Ioc]] = {}
     with ctx.db.read() as session:
-        info = file_info(session, job.file_id, job.operation)
-        ioc = _ioc_analyzer(ctx, job, session, info.case_id) if FileStatus.IOC in steps else None
-    return info, [a for a in (sigma, ioc) if a is not None]
+        for job in jobs:
+            steps = PERSIST_STEPS[job.operation]
+            with failure_recorded(ctx, job):  # this file fails alone
+                sigma = _sigma_analyzer(ctx, job) if FileStatus.SIGMA in steps else None
+                info = file_info(session, job.file_id, job.operation)
+                ioc = None
+                if FileStatus.IOC in steps:
+                    if info.case_id not in iocs_of:
+                        iocs_of[info.case_id] = enabled_iocs(session, info.case_id)
+                    ioc = _ioc_analyzer(ctx, job, iocs_of[info.case_id], info.case_id)
+                prepared.append((job, info, [a for a in (sigma, ioc) if a is not None]))
+    return prepared
 
 
 def _correlate_when_case_done(ctx: WorkerContext, case_id: int) -> None:
@@ -150,29 +159,33 @@ def _correlate_when_case_done(ctx: WorkerContext, case_id: int) -> None:
         return
     try:
         run_correlations(ctx.db, ctx.rules, case_id)
-    except Exception:  # isolation boundary: the file itself is done
+    except Exception:  # isolation boundary: the files themselves are done
         logger.exception("case %d: correlation rules failed", case_id)
 
 
 def run_job(ctx: WorkerContext, job: queue.ClaimedJob) -> None:
     """Process one claimed job; failures are recorded, never raised."""
-    try:
-        info, analyzers = _prepare(ctx, job)
-        if process_file(ctx, job, analyzers, info):
-            _correlate_when_case_done(ctx, info.case_id)
-    except PermanentError as exc:
-        logger.warning("job %d file %d failed: %s", job.id, job.file_id, exc)
-        queue.fail(ctx.db, job.id, ctx.worker_id, str(exc), permanent=True)
-    except Exception as exc:  # isolation boundary: one file's failure never stops the worker
-        if disk_full := disk_full_message(exc):  # retrying cannot help until space is freed
-            logger.error("job %d file %d failed: %s", job.id, job.file_id, disk_full)
-            queue.fail(ctx.db, job.id, ctx.worker_id, disk_full, permanent=True)
-            return
-        logger.exception("job %d file %d: attempt %d failed", job.id, job.file_id, job.attempts)
-        detail = f"{type(exc).__name__}: {exc}"
-        state = queue.fail(ctx.db, job.id, ctx.worker_id, detail, permanent=False)
-        if state is JobState.FAILED:
-            logger.debug("job %d traceback:\n%s", job.id, traceback.format_exc())
+    run_jobs(ctx, [job])
+
+
+def run_jobs(ctx: WorkerContext, jobs: list[queue.ClaimedJob]) -> None:
+    """Process claimed jobs: one file streamed by `process_file`, a group of small files
+    together (jobs/group.py). Failures are recorded per file, never raised."""
+    ctx.next_jobs = []
+    prepared = _prepare(ctx, jobs)
+    if len(prepared) == 1:
+        job, info, analyzers = prepared[0]
+        ctx.current, ctx.current_started = job, time.time()
+        done_cases: set[int] = set()
+        with failure_recorded(ctx, job):
+            if process_file(ctx, job, analyzers, info):
+                done_cases.add(info.case_id)
+        ctx.current = None
+    else:
+        members = [Member.of(ctx, job, info, analyzers) for job, info, analyzers in prepared]
+        done_cases = {m.info.case_id for m in process_group(ctx, members)}
+    for case_id in sorted(done_cases):
+        _correlate_when_case_done(ctx, case_id)
 
 
 def _should_recycle(settings: Settings, tasks_done: int) -> str | None:
@@ -184,6 +197,14 @@ def _should_recycle(settings: Settings, tasks_done: int) -> str | None:
     return None
 
 
+def _files_to_claim(settings: Settings, tasks_done: int, *, check_rss: bool = False) -> int:
+    """How many files the worker may claim now: a group, within its tasks before recycling
+    (0 when it is due for recycling)."""
+    if check_rss and _should_recycle(settings, tasks_done) is not None:
+        return 0
+    return max(0, min(settings.group_max_files, settings.worker_max_tasks - tasks_done))
+
+
 def worker_main(settings: Settings, worker_id: str, exit_when_idle: bool) -> None:
     """Entry point of one worker process."""
     db = Database(settings, run_migrations=False)
@@ -192,23 +213,29 @@ def worker_main(settings: Settings, worker_id: str, exit_when_idle: bool) -> Non
     heartbeat = Heartbeat(ctx, os.getppid())
     heartbeat.start()
     try:
-        job: queue.ClaimedJob | None = None
+        jobs: list[queue.ClaimedJob] = []
         while True:
-            job = job or queue.claim(db, worker_id, settings.lease_seconds)
-            if job is None:
+            jobs = jobs or queue.claim_group(
+                db,
+                worker_id,
+                settings.lease_seconds,
+                _files_to_claim(settings, heartbeat.tasks_done),
+                settings.group_max_bytes,
+            )
+            if not jobs:
                 if exit_when_idle and not queue.has_active_jobs(db):
                     return
                 time.sleep(IDLE_POLL_SECONDS)
                 continue
-            heartbeat.job, heartbeat.job_started = job, time.time()
-            # The next job is claimed in the completing transaction unless this is the last.
-            done = heartbeat.tasks_done + 1
-            ctx.claim_next = lambda done=done: _should_recycle(settings, done) is None
-            run_job(ctx, job)
-            job, ctx.next_job = ctx.next_job, None
-            heartbeat.job, heartbeat.job_started = None, None
+            ctx.claimed = jobs
+            # The next jobs are claimed in the completing transaction unless these are last.
+            done = heartbeat.tasks_done + len(jobs)
+            ctx.claim_next = lambda done=done: _files_to_claim(settings, done, check_rss=True)
+            run_jobs(ctx, jobs)
+            jobs, ctx.next_jobs = ctx.next_jobs, []
+            ctx.claimed = jobs
             heartbeat.tasks_done = done
-            if job is None and (reason := _should_recycle(settings, done)):
+            if not jobs and (reason := _should_recycle(settings, done)):
                 logger.info("worker %s recycles: %s", worker_id, reason)
                 return
     finally:

@@ -29,19 +29,29 @@ class Dashboard:
 
 
 def histogram(index: EventIndex, case_id: int) -> tuple[list[dict[str, object]], int]:
-    """Events per time bucket (about HISTOGRAM_BUCKETS of them), skipping epoch (no time)."""
+    """Events per time bucket (about HISTOGRAM_BUCKETS of them), skipping epoch (no time).
+
+    The first and last times come from the ends of the index's order (two reads of one
+    row each, not a scan); the buckets are counted on whole seconds, which is cheaper than
+    `toStartOfInterval` on the DateTime64 column and gives the same epoch-aligned starts.
+    """
     where = "case_id = {c:UInt32} AND ts > toDateTime64(0, 6, 'UTC')"
-    span = index.query_rows(
-        f"SELECT toUnixTimestamp(min(ts)) AS lo, toUnixTimestamp(max(ts)) AS hi, count() AS n "
-        f"FROM {DATABASE}.events WHERE {where}",
-        {"c": case_id},
-    )
-    if not span or not int(span[0]["n"]):
+    ends = [
+        index.query_rows(
+            f"SELECT toUnixTimestamp(ts) AS t FROM {DATABASE}.events WHERE {where} "
+            f"ORDER BY ts {direction} LIMIT 1",
+            {"c": case_id},
+        )
+        for direction in ("ASC", "DESC")
+    ]
+    if not ends[0] or not ends[1]:
         return [], 0
-    seconds = max(1, (int(span[0]["hi"]) - int(span[0]["lo"])) // HISTOGRAM_BUCKETS + 1)
+    span = int(ends[1][0]["t"]) - int(ends[0][0]["t"])
+    seconds = max(1, span // HISTOGRAM_BUCKETS + 1)
     rows = index.query_rows(
-        "SELECT toStartOfInterval(ts, toIntervalSecond({s:UInt32})) AS bucket, count() AS n "
-        f"FROM {DATABASE}.events WHERE {where} GROUP BY bucket ORDER BY bucket",
+        "SELECT toDateTime(b * {s:UInt32}, 'UTC') AS bucket, n FROM ("
+        "SELECT intDiv(toUnixTimestamp(ts), {s:UInt32}) AS b, count() AS n "
+        f"FROM {DATABASE}.events WHERE {where} GROUP BY b) ORDER BY bucket",
         {"c": case_id, "s": seconds},
     )
     return [{"start": str(r["bucket"]), "events": int(r["n"])} for r in rows], seconds

@@ -40,6 +40,19 @@ from casescope.store.index import DATABASE, EVENT_COLUMNS, EventIndex
 TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 EXPORT_CHUNK_ROWS = EXPORT_BATCH_ROWS
 MAX_PAGE = 500
+#: Matches a search counts exactly before it answers "at least this many" (like
+#: Elasticsearch's `track_total_hits`): a count stops reading once it has passed this.
+#: `CASESCOPE_SEARCH_COUNT_LIMIT` sets it for the web app; None counts every match.
+COUNT_LIMIT = 10_000
+#: At most this many matches (counted exactly) are "sparse": their page is found by reading
+#: the matches and sorting them, not by reading the index in time order until the page is
+#: full, which for rare matches walks most of every part (5M events: 70-160 ms against
+#: 150-220 ms). Many matches fill a page early in time order, so they keep it.
+SPARSE_MATCHES = 10_000
+#: Matches whose event-field values a facet counts (the first ones in the index's order):
+#: past this, the counts are those of the sample, and the result says so. Column facets
+#: are always exact.
+FACET_SAMPLE = 10_000
 
 
 @dataclass(frozen=True)
@@ -116,8 +129,10 @@ class Cursor:
 @dataclass(frozen=True)
 class Page:
     rows: list[dict[str, Any]]
+    #: The number of matches, or (`total_exact` false) the count limit that they exceed.
     total: int
     next_cursor: str | None
+    total_exact: bool = True
 
 
 def _marked(db: Database, case_id: int, kind: EventMark) -> tuple[tuple[int, int], ...]:
@@ -216,20 +231,23 @@ def search_page(
     spec: PageSpec,
     *,
     with_total: bool = True,
+    count_limit: int | None = COUNT_LIMIT,
 ) -> Page:
-    """One page after `spec.cursor` and (optionally) the number of matches."""
+    """One page after `spec.cursor` and (optionally) the number of matches, counted exactly
+    up to `count_limit` (None: all of them)."""
     sql_where, base = where
     limit = max(1, min(spec.limit, MAX_PAGE))
     table = f"{DATABASE}.events"
-    total = -1
+    total, exact = -1, True
     if with_total:
-        rows = index.query_rows(f"SELECT count() AS n FROM {table} WHERE {sql_where}", base)
-        total = int(rows[0]["n"]) if rows else 0
+        total, exact = count_matches(index, where, count_limit)
     params = {**base, "lim": limit + 1}
     after = _after(spec.cursor, spec.descending, params, spec.sort)
+    sparse = with_total and exact and total <= SPARSE_MATCHES
     rows = index.query_rows(
         f"SELECT {', '.join(EVENT_COLUMNS)} FROM {table} WHERE {sql_where} AND {after} "
-        f"ORDER BY {_order(spec.descending, spec.sort)} LIMIT {{lim:UInt64}}",
+        f"ORDER BY {_order(spec.descending, spec.sort)} LIMIT {{lim:UInt64}}"
+        + (" SETTINGS optimize_read_in_order = 0" if sparse else ""),
         params,
     )
     more = len(rows) > limit
@@ -245,7 +263,29 @@ def search_page(
         if more and last
         else None
     )
-    return Page(rows, total, next_cursor)
+    return Page(rows, total, next_cursor, exact)
+
+
+def count_matches(
+    index: EventIndex, where: tuple[str, dict[str, object]], limit: int | None = COUNT_LIMIT
+) -> tuple[int, bool]:
+    """The number of matches and True, or `limit` and False when there are more than it.
+
+    A bounded count reads matches only until it has `limit + 1` of them: for a common term
+    that is a small part of the case, where counting every match reads all of it.
+    """
+    sql_where, base = where
+    table = f"{DATABASE}.events"
+    if limit is None:
+        rows = index.query_rows(f"SELECT count() AS n FROM {table} WHERE {sql_where}", base)
+        return (int(rows[0]["n"]) if rows else 0), True
+    rows = index.query_rows(
+        f"SELECT count() AS n FROM (SELECT 1 FROM {table} WHERE {sql_where} "
+        "LIMIT {count_lim:UInt64})",
+        {**base, "count_lim": limit + 1},
+    )
+    found = int(rows[0]["n"]) if rows else 0
+    return (limit, False) if found > limit else (found, True)
 
 
 def _ts_text(value: object) -> str:
@@ -259,22 +299,73 @@ def _ts_text(value: object) -> str:
 FACET_COLUMNS = ("computer", "channel", "provider", "event_id", "level", "user_name")
 
 
+@dataclass(frozen=True)
+class Facet:
+    """Top values with their counts; `sample` is the number of matches counted when the
+    counts come from a sample of the matches (None: from all of them)."""
+
+    values: list[dict[str, Any]]
+    sample: int | None = None
+
+
 def top_values(
-    index: EventIndex, where: tuple[str, dict[str, object]], field: str, limit: int = 20
-) -> list[dict[str, Any]]:
-    """The most frequent values of a column or event field among the matches, with counts."""
+    index: EventIndex,
+    where: tuple[str, dict[str, object]],
+    field: str,
+    limit: int = 20,
+    sample: int | None = FACET_SAMPLE,
+) -> Facet:
+    """The most frequent values of a column or event field among the matches, with counts.
+
+    Columns are counted over all matches. An event field is read from the `fields` map,
+    the largest column: it is counted over the first `sample` matches in the index's
+    storage order (None: all), which costs about the same at any case size. That sample is
+    deterministic but not random: it leans to the data loaded first (the index is sorted
+    by time within each loaded part, not across parts). With fewer matches than `sample`
+    the counts are exact and the facet says so (`Facet.sample` None).
+    """
     sql_where, base = where
     params: dict[str, object] = {**base, "lim": max(1, min(limit, MAX_PAGE))}
+    table = f"{DATABASE}.events"
+    order = "ORDER BY events DESC, value LIMIT {lim:UInt64}"
     if field in FACET_COLUMNS:
-        expr, extra = field, ""
-    else:
-        params["facet"] = field
-        expr, extra = "fields[{facet:String}]", " AND mapContains(fields, {facet:String})"
-    return index.query_rows(
-        f"SELECT {expr} AS value, count() AS events FROM {DATABASE}.events "
-        f"WHERE {sql_where}{extra} GROUP BY value ORDER BY events DESC, value LIMIT {{lim:UInt64}}",
+        rows = index.query_rows(
+            f"SELECT {field} AS value, count() AS events FROM {table} "
+            f"WHERE {sql_where} GROUP BY value {order}",
+            params,
+        )
+        return Facet(rows)
+    params["facet"] = field
+    matches = f"{sql_where} AND mapContains(fields, {{facet:String}})"
+    if sample is None or sample <= 0:
+        rows = index.query_rows(
+            f"SELECT fields[{{facet:String}}] AS value, count() AS events FROM {table} "
+            f"WHERE {matches} GROUP BY value {order}",
+            params,
+        )
+        return Facet(rows)
+    # the first sample + 1 matches in the index's storage order, read by one thread so that
+    # the sample is the same on every call (the extra one only says there are more; it is
+    # not counted). Measured on 5M events: ~40-220 ms, against 0.5-1.7 s for the oldest or
+    # most recent matches (ORDER BY ts over many overlapping parts) and ~1.2 s for all.
+    params["sample"] = sample
+    params["sample1"] = sample + 1
+    first = (
+        f"SELECT fields[{{facet:String}}] AS value, _part AS part, _part_offset AS offset "
+        f"FROM {table} WHERE {matches} LIMIT {{sample1:UInt64}}"
+    )
+    numbered = (
+        "SELECT value, row_number() OVER (ORDER BY part, offset) AS n, "
+        f"count() OVER () AS seen FROM ({first})"
+    )
+    rows = index.query_rows(
+        f"SELECT value, count() AS events, any(seen) AS seen FROM ({numbered}) "
+        f"WHERE n <= {{sample:UInt64}} GROUP BY value {order} SETTINGS max_threads = 1",
         params,
     )
+    seen = int(rows[0]["seen"]) if rows else 0
+    values = [{"value": r["value"], "events": int(r["events"])} for r in rows]
+    return Facet(values, sample if seen > sample else None)
 
 
 def get_event(index: EventIndex, case_id: int, file_id: int, seq: int) -> dict[str, Any] | None:

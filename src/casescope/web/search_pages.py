@@ -75,15 +75,19 @@ def search_page(
     form: SearchFormDep,
     view: ViewDep,
     cursor: str | None = None,
+    exact_total: bool = False,
 ) -> HTMLResponse:
+    """The search form and a page of results; the count reads "10,000+" past the count
+    limit, with a link that counts every match (`exact_total=true`)."""
     view = _remembered_view(request, state, scope, view)
     result, error = None, ""
     if request.query_params:
         try:
-            result = run_search(state, scope, form, cursor, (50, view))
+            result = run_search(state, scope, form, cursor, (50, view), exact_total=exact_total)
         except HTTPException as exc:
             error = str(exc.detail)
     current = search_params(form, view)
+    exact = {"exact_total": True} if exact_total else {}
     base = {k: v for k, v in current.items() if k not in ("sort", "order")}
     owner = owner_of(scope)
     return render(
@@ -97,9 +101,11 @@ def search_page(
         sorts=list(es.SortKey),
         sort_links=_sort_links(base, view),
         result=result,
+        cursor=cursor,
         error=error,
         export_qs=_qs({k: v for k, v in current.items() if k not in ("sort", "order", "columns")}),
-        page_qs=_qs(current),
+        page_qs=_qs({**current, **exact}),
+        exact_qs=_qs({**current, "exact_total": True}),
         current_qs=_qs(current),
         history=_stored_links(ss.history(state.db, owner, 10)),
         saved=_stored_links(ss.list_saved(state.db, owner)),

@@ -100,7 +100,7 @@ def test_persist_drops_hits_of_iocs_disabled_meanwhile(
 def _ioc_analyzer_for(ctx: WorkerContext, job: ClaimedJob, case_id: int) -> IocAnalyzer | None:
     """The worker's IOC analyzer for a job, in a read transaction as the worker builds it."""
     with ctx.db.read() as session:
-        return _ioc_analyzer(ctx, job, session, case_id)
+        return _ioc_analyzer(ctx, job, enabled_iocs(session, case_id), case_id)
 
 
 def test_worker_compiles_each_ioc_set_once(

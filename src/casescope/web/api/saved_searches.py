@@ -98,10 +98,12 @@ def run_saved(
     search_id: int,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=es.MAX_PAGE)] = 50,
+    exact_total: bool = False,
 ) -> dict:
-    """Run a saved search: one page of its events, like `/events`."""
+    """Run a saved search: one page of its events, like `/events` (`total_exact` too)."""
     params = SearchParams(**load(state, scope, search_id).params)
-    return run_search(state, scope, params.form(), cursor, (limit, params.view()))
+    form, page = params.form(), (limit, params.view())
+    return run_search(state, scope, form, cursor, page, exact_total=exact_total)
 
 
 @router.delete("/saved-searches/{search_id}")

@@ -82,15 +82,24 @@ def run_search(
     form: SearchForm,
     cursor: str | None,
     page: tuple[int, View],
+    *,
+    exact_total: bool = False,
 ) -> dict:
-    """One page of results with each event's marks; a first page goes into the history."""
+    """One page of results with each event's marks; a first page goes into the history.
+
+    The matches are counted up to `CASESCOPE_SEARCH_COUNT_LIMIT` (`total_exact` false: there
+    are more than `total`) unless `exact_total` asks for all of them.
+    """
     limit, view = page
     where = es.build_filtered_where(state.db, form.request(scope.case_id), form.filters())
+    cap = state.settings.search_count_limit
     try:
         decoded = es.Cursor.decode(cursor) if cursor else None
         spec = es.PageSpec(decoded, limit, view.sort, view.order is Order.DESC)
         with state.index.use() as index:
-            result = es.search_page(index, where, spec)
+            result = es.search_page(
+                index, where, spec, count_limit=None if exact_total or not cap else cap
+            )
     except CasescopeError as exc:
         raise HTTPException(400, str(exc)) from None
     if cursor is None:
@@ -101,7 +110,12 @@ def run_search(
     )
     for row in result.rows:
         row["marks"] = marks.get((int(row["file_id"]), int(row["seq"])), [])
-    return {"total": result.total, "rows": result.rows, "next_cursor": result.next_cursor}
+    return {
+        "total": result.total,
+        "total_exact": result.total_exact,
+        "rows": result.rows,
+        "next_cursor": result.next_cursor,
+    }
 
 
 @router.get("/events")
@@ -112,9 +126,16 @@ def events(
     view: ViewDep,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=es.MAX_PAGE)] = 50,
+    exact_total: Annotated[
+        bool, Query(description="Count every match (default: up to the count limit).")
+    ] = False,
 ) -> dict:
-    """Matching events, one keyset page at a time (pass `next_cursor` back as `cursor`)."""
-    return run_search(state, scope, form, cursor, (limit, view))
+    """Matching events, one keyset page at a time (pass `next_cursor` back as `cursor`).
+
+    `total` is exact when `total_exact` is true; otherwise there are more than `total`
+    matches (the count limit) and `exact_total=true` counts them all.
+    """
+    return run_search(state, scope, form, cursor, (limit, view), exact_total=exact_total)
 
 
 @router.get("/facets")
@@ -124,11 +145,23 @@ def facets(
     form: Form,
     field: Annotated[str, Query(min_length=1, max_length=200)],
     limit: Annotated[int, Query(ge=1, le=es.MAX_PAGE)] = 20,
+    exact: Annotated[
+        bool, Query(description="Count an event field over all matches, not a sample.")
+    ] = False,
 ) -> list[dict]:
-    """Top values of a column (computer, channel, ...) or event field among the matches."""
+    """Top values of a column (computer, channel, ...) or event field among the matches.
+
+    Each row is `{value, events}`, counted over all matches. An event field with more
+    matches than `CASESCOPE_FACET_SAMPLE_EVENTS` is counted over that many of them only:
+    then every row also has `sample`, that number (`exact=true` counts all matches).
+    """
     where = es.build_filtered_where(state.db, form.request(scope.case_id), form.filters())
+    size = state.settings.facet_sample_events
     with state.index.use() as index:
-        return es.top_values(index, where, field, limit)
+        facet = es.top_values(index, where, field, limit, None if exact or not size else size)
+    if facet.sample is None:
+        return facet.values
+    return [{**row, "sample": facet.sample} for row in facet.values]
 
 
 def fetch_event(state: WebState, case_id: int, file_id: int, seq: int) -> dict:

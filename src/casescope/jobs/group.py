@@ -1,0 +1,233 @@
+"""Small files in groups: one claim, one Sigma and IOC evaluation, one completing transaction.
+
+At 10,000+ small files (the bulk case: ~30 events an EVTX) the fixed costs of a file
+dominate its work: a transaction per step, a Sigma evaluation (~5 ms however few the
+events), the IOC automata. So a worker claims the small files queued together
+(`queue.claim_group_in`), reads each into its own segment exactly as `process_file` does,
+evaluates each analyzer once over all their events, and completes every file in one
+transaction. Each file keeps its own job, lease, attempt count, segment, audit rows and
+outcome; a file that fails fails alone, and one worker owns each file from claim to
+completion (DESIGN decision 1). Large files are claimed alone and streamed by
+`process_file`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy.orm import Session
+
+from casescope.jobs import queue
+from casescope.jobs.pipeline import (
+    PERSIST_STEPS,
+    Analyzer,
+    FileInfo,
+    Outcome,
+    WorkerContext,
+    check_evidence,
+    claim_next_in,
+    complete_file,
+    failure_recorded,
+    read_events,
+)
+from casescope.jobs.steps import StepLog, StepScope, flush_logs
+from casescope.model.enums import FileStatus
+from casescope.parse.schema import EVENT_SCHEMA
+
+logger = logging.getLogger(__name__)
+
+
+class EventSink:
+    """Keeps a small file's batches while it is read (the group evaluates them later)."""
+
+    status = FileStatus.INDEXING
+    wants_events = True
+
+    def __init__(self) -> None:
+        self.batches: list[pa.RecordBatch] = []
+
+    def consume(self, batch: pa.RecordBatch) -> None:
+        if batch.num_rows:
+            self.batches.append(_event_schema(batch))
+
+    def finish(self) -> None:
+        """Nothing to do: the batches are taken by `Member.read`."""
+
+
+@dataclass
+class Member:
+    """One file of a group: its job, analyzers, steps and what they produced."""
+
+    job: queue.ClaimedJob
+    info: FileInfo
+    analyzers: list[Analyzer]
+    log: StepLog
+    outcome: Outcome = field(default_factory=Outcome)
+    #: All its events, as one batch (None when nothing wants them, or the file is empty).
+    events: pa.RecordBatch | None = None
+    #: This file's share of the group's evaluation time, per step (for its audit rows).
+    shared_ms: dict[FileStatus, float] = field(default_factory=dict)
+
+    @classmethod
+    def of(
+        cls, ctx: WorkerContext, job: queue.ClaimedJob, info: FileInfo, analyzers: list[Analyzer]
+    ) -> Member:
+        scope = StepScope(info.case_id, info.id, job.id, f"worker:{ctx.worker_id}")
+        return cls(job, info, analyzers, StepLog(scope))
+
+    def read(self, ctx: WorkerContext) -> None:
+        """Parse the file into its segment (or re-read its segment), keeping its events."""
+        check_evidence(self.info)
+        sink = EventSink()
+        wanted = any(a.wants_events for a in self.analyzers)
+        self.outcome = read_events(ctx, self.job, self.info, self.log, [sink] if wanted else [])
+        if sink.batches:
+            self.events = pa.concat_batches(sink.batches)
+
+
+def _event_schema(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """Parser batches and segment batches alike, so a group's batches concatenate."""
+    return batch if batch.schema.equals(EVENT_SCHEMA) else batch.cast(EVENT_SCHEMA)
+
+
+def _renumbered(batches: list[pa.RecordBatch]) -> tuple[pa.RecordBatch, list[int]]:
+    """The events of several files as one batch whose `seq` is the row number, and the row
+    where each file starts (then the total)."""
+    starts = np.concatenate([[0], np.cumsum([b.num_rows for b in batches])]).tolist()
+    combined = pa.concat_batches(batches)
+    columns = list(combined.columns)
+    columns[EVENT_SCHEMA.get_field_index("seq")] = pa.array(
+        np.arange(combined.num_rows, dtype=np.uint64)
+    )
+    return pa.RecordBatch.from_arrays(columns, schema=EVENT_SCHEMA), starts
+
+
+def _by_seq(hits: pa.Table) -> pa.Table:
+    hits = hits.combine_chunks()
+    seqs = hits.column("seq").to_numpy().astype(np.int64)
+    return hits.sort_by("seq") if (np.diff(seqs) < 0).any() else hits
+
+
+def _file_hits(hits: pa.Table, start: int, stop: int) -> pa.Table:
+    """The hits on rows `start..stop` of a combined batch, with that file's own `seq`."""
+    lo, hi = np.searchsorted(hits.column("seq").to_numpy(), [start, stop])
+    part = hits.slice(int(lo), int(hi - lo))
+    index = part.schema.get_field_index("seq")
+    own = pc.subtract(part.column(index), pa.scalar(start, pa.uint64()))
+    return part.set_column(index, "seq", own)
+
+
+def evaluate_together(members: list[Member]) -> None:
+    """Each analyzer's hits over all the group's events at once, handed back per file."""
+    by_shared: dict[int, list[tuple[Member, Analyzer]]] = {}
+    for member in members:
+        for analyzer in member.analyzers if member.events is not None else ():
+            if analyzer.wants_events:
+                by_shared.setdefault(id(analyzer.shared), []).append((member, analyzer))
+    for pairs in by_shared.values():
+        started = time.perf_counter()
+        combined, starts = _renumbered([m.events for m, _ in pairs if m.events is not None])
+        hits = _by_seq(pairs[0][1].find(combined))
+        for n, (member, analyzer) in enumerate(pairs):
+            assert member.events is not None
+            analyzer.add_hits(member.events, _file_hits(hits, starts[n], starts[n + 1]))
+        elapsed = (time.perf_counter() - started) * 1000
+        for member, analyzer in pairs:
+            assert member.events is not None
+            share = elapsed * member.events.num_rows / max(combined.num_rows, 1)
+            member.shared_ms[analyzer.status] = member.shared_ms.get(analyzer.status, 0.0) + share
+
+
+def _persist_all(session: Session, members: list[Member], status: FileStatus) -> None:
+    """Every member's findings of one step in a few statements, with its audit row."""
+    started = time.perf_counter()
+    written: dict[int, int] = {}
+    by_kind: dict[type, list[tuple[Member, Analyzer]]] = {}
+    for member in members:
+        for analyzer in member.analyzers:
+            if analyzer.status is status:
+                by_kind.setdefault(type(analyzer), []).append((member, analyzer))
+    for kind, pairs in by_kind.items():
+        items = [(a, m.info.id, m.info.case_id) for m, a in pairs]
+        for (member, _), count in zip(pairs, kind.persist_many(session, items), strict=True):
+            written[member.job.id] = written.get(member.job.id, 0) + count
+    each_ms = (time.perf_counter() - started) * 1000 / max(len(members), 1)
+    for member in members:
+        shared = member.shared_ms.get(status)
+        with member.log.step(status, each_ms + (shared or 0.0)) as result:
+            result.events = written.get(member.job.id, 0)
+            if shared is not None:
+                result.details.append(f"evaluated together with {len(members) - 1} other files")
+
+
+def _complete_all(ctx: WorkerContext, session: Session, members: list[Member]) -> list[Member]:
+    """Persist the members' findings, audit rows and completions in the caller's
+    transaction; the members completed (a member whose lease was lost is left alone:
+    another worker owns its file now)."""
+    owned = queue.finish_many(session, [m.job.id for m in members], ctx.worker_id)
+    done = [m for m in members if m.job.id in owned]
+    steps = dict.fromkeys(s for m in done for s in PERSIST_STEPS[m.job.operation])
+    for status in steps:
+        _persist_all(session, [m for m in done if status in PERSIST_STEPS[m.job.operation]], status)
+    flush_logs(session, [m.log for m in done])
+    for member in done:
+        complete_file(session, member.info, member.outcome)
+    return done
+
+
+def complete_together(ctx: WorkerContext, members: list[Member]) -> list[Member]:
+    """Complete the group in one transaction (claiming the next jobs in it when asked);
+    the members this worker completed. If that transaction fails, each file is completed
+    in its own, so one file's bad write cannot fail the others."""
+    ctx.next_jobs = []
+    marks = [m.log.checkpoint() for m in members]
+    try:
+        with ctx.db.session() as session:
+            done = _complete_all(ctx, session, members)
+            next_jobs = claim_next_in(ctx, session)
+    except Exception:  # isolation boundary: fall back to one transaction per file
+        logger.exception("group of %d files: completing together failed", len(members))
+        for member, mark in zip(members, marks, strict=True):
+            member.log.rewind(mark)
+        return [m for m in members if _complete_alone(ctx, m)]
+    ctx.next_jobs = next_jobs
+    return done
+
+
+def _complete_alone(ctx: WorkerContext, member: Member) -> bool:
+    """Complete one file in its own transaction; a failure fails that file only."""
+    with (
+        failure_recorded(ctx, member.job),
+        member.log.flushed_on_error(ctx.db),
+        ctx.db.session() as session,
+    ):
+        return bool(_complete_all(ctx, session, [member]))
+    return False
+
+
+def process_group(ctx: WorkerContext, members: list[Member]) -> list[Member]:
+    """Read every file of the group, evaluate them together and complete them; the members
+    this worker completed (the others failed alone, or were lost with their lease)."""
+    ctx.next_jobs = []
+    read: list[Member] = []
+    for member in members:
+        ctx.current, ctx.current_started = member.job, time.time()
+        ctx.progress.events = 0
+        with failure_recorded(ctx, member.job), member.log.flushed_on_error(ctx.db):
+            member.read(ctx)
+            read.append(member)
+    ctx.current = None
+    try:
+        evaluate_together(read)
+    except Exception:  # isolation boundary: the group's attempt fails, its files retry
+        logger.exception("group of %d files: evaluation failed", len(read))
+        for member in read:
+            member.log.flush_alone(ctx.db)
+            queue.fail(ctx.db, member.job.id, ctx.worker_id, "evaluation failed", permanent=False)
+        return []
+    return complete_together(ctx, read) if read else []
