@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
 from casescope.config import Settings
@@ -12,6 +13,8 @@ from casescope.jobs import queue
 from casescope.model.db import Database
 from casescope.model.enums import FileType, Operation
 from casescope.model.tables import Case, EvidenceFile
+from casescope.store.index import ChdbIndex, LoadItem
+from casescope.store.segments import SegmentWriter
 
 
 @pytest.fixture
@@ -63,3 +66,13 @@ def add_files(
                 queue.enqueue(session, row, Operation.FULL, max_attempts=3)
             ids.append(row.id)
     return ids
+
+
+def index_of(home: Path, batch: pa.RecordBatch) -> ChdbIndex:
+    """A real chDB index under `home` holding `batch` as file 1 of case 1 (via a segment)."""
+    with SegmentWriter(home / "seg" / "aa" / "events.parquet", home / "tmp") as writer:
+        writer.write(batch)
+        path = writer.commit()
+    index = ChdbIndex(home / "index")
+    index.load([LoadItem(1, 1, path)])
+    return index

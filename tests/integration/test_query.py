@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 
 from casescope.parse.batch import BatchBuilder
 from casescope.services.search import SearchRequest, search
-from casescope.store.index import ChdbIndex, LoadItem
+from casescope.store.index import ChdbIndex
 from casescope.store.query import QuerySyntaxError, compile_query
-from casescope.store.segments import SegmentWriter
+from tests.integration.conftest import index_of
 
 T0 = 1_700_000_000_000_000  # 2023-11-14T22:13:20Z in microseconds
 
@@ -48,11 +48,7 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbIndex]:
     for n, (event_id, computer, user, fields) in enumerate(EVENTS):
         core = (T0 + n * 60_000_000, event_id, "Security", "Prov", computer, n, 4, user, "")
         builder.add(core, fields, "{}")
-    with SegmentWriter(home / "seg" / "aa" / "q.parquet", home / "tmp") as writer:
-        writer.write(builder.flush())
-        path = writer.commit()
-    chdb_index = ChdbIndex(home / "index")
-    chdb_index.load([LoadItem(1, 1, path)])
+    chdb_index = index_of(home, builder.flush())
     yield chdb_index
     chdb_index.close()
 

@@ -328,22 +328,23 @@ def top_values(
     params: dict[str, object] = {**base, "lim": max(1, min(limit, MAX_PAGE))}
     table = f"{DATABASE}.events"
     order = "ORDER BY events DESC, value LIMIT {lim:UInt64}"
-    if field in FACET_COLUMNS:
-        rows = index.query_rows(
-            f"SELECT {field} AS value, count() AS events FROM {table} "
-            f"WHERE {sql_where} GROUP BY value {order}",
-            params,
+
+    def counted(expr: str, where_sql: str) -> Facet:
+        """Exact counts of `expr` over every match of `where_sql`."""
+        return Facet(
+            index.query_rows(
+                f"SELECT {expr} AS value, count() AS events FROM {table} "
+                f"WHERE {where_sql} GROUP BY value {order}",
+                params,
+            )
         )
-        return Facet(rows)
+
+    if field in FACET_COLUMNS:
+        return counted(field, sql_where)
     params["facet"] = field
     matches = f"{sql_where} AND mapContains(fields, {{facet:String}})"
     if sample is None or sample <= 0:
-        rows = index.query_rows(
-            f"SELECT fields[{{facet:String}}] AS value, count() AS events FROM {table} "
-            f"WHERE {matches} GROUP BY value {order}",
-            params,
-        )
-        return Facet(rows)
+        return counted("fields[{facet:String}]", matches)
     # the first sample + 1 matches in the index's storage order, read by one thread so that
     # the sample is the same on every call (the extra one only says there are more; it is
     # not counted). Measured on 5M events: ~40-220 ms, against 0.5-1.7 s for the oldest or

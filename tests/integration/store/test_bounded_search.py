@@ -12,8 +12,8 @@ from casescope.parse.batch import BatchBuilder
 from casescope.services import event_search as es
 from casescope.services.dashboard import HISTOGRAM_BUCKETS, histogram
 from casescope.services.search import SearchRequest, build_where
-from casescope.store.index import ChdbIndex, LoadItem
-from casescope.store.segments import SegmentWriter
+from casescope.store.index import ChdbIndex
+from tests.integration.conftest import index_of
 
 T0 = 1_700_000_000_000_000  # microseconds
 EVENTS = 40
@@ -37,11 +37,7 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChdbIndex]:
         host = "DC1" if n < 30 else "WS1"
         core = (T0 + n * 60_000_000, 4624, "Security", "Prov", host, n, 4, "alice", "")
         builder.add(core, _fields(n), "{}")
-    with SegmentWriter(home / "seg" / "aa" / "b.parquet", home / "tmp") as writer:
-        writer.write(builder.flush())
-        path = writer.commit()
-    chdb_index = ChdbIndex(home / "index")
-    chdb_index.load([LoadItem(1, 1, path)])
+    chdb_index = index_of(home, builder.flush())
     yield chdb_index
     chdb_index.close()
 
