@@ -113,6 +113,11 @@ class Settings(BaseSettings):
         return self.home_dir / "segments"
 
     @property
+    def bundles_dir(self) -> Path:
+        """Load bundles: a group's events in one file for the index owner (jobs/group.py)."""
+        return self.home_dir / "bundles"
+
+    @property
     def tmp_dir(self) -> Path:
         return self.home_dir / "tmp"
 

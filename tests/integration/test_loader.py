@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 from sqlalchemy import update
 
 from casescope.config import Settings
@@ -104,5 +105,77 @@ def test_reload_replaces_rows_never_duplicates(settings: Settings, db: Database)
         assert index.count() == 7
         rows = index.query_rows("SELECT DISTINCT fields['Marker'] AS m FROM casescope.events")
         assert rows == [{"m": "new"}]
+    finally:
+        index.close()
+
+
+def _bundle(settings: Settings, name: str, parts: list[tuple[int, pa.RecordBatch]]) -> Path:
+    """A group load bundle (jobs/group.py) holding these (file id, events) of case 1."""
+    tables = []
+    for file_id, batch in parts:
+        n = batch.num_rows
+        table = pa.Table.from_batches([batch])
+        table = table.append_column("case_id", pa.array([1] * n, pa.uint32()))
+        tables.append(table.append_column("file_id", pa.array([file_id] * n, pa.uint64())))
+    path = settings.bundles_dir / f"{name}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.concat_tables(tables), path)
+    return path
+
+
+def _set_bundle(db: Database, file_ids: list[int], bundle: Path | None) -> None:
+    with db.session() as session:
+        session.execute(
+            update(EvidenceFile)
+            .where(EvidenceFile.id.in_(file_ids))
+            .values(load_bundle=str(bundle) if bundle else None)
+        )
+
+
+def _markers(index: ChdbIndex) -> dict[int, set[str]]:
+    rows = index.query_rows("SELECT file_id, fields['Marker'] AS m FROM casescope.events", {})
+    out: dict[int, set[str]] = {}
+    for row in rows:
+        out.setdefault(int(row["file_id"]), set()).add(row["m"])
+    return out
+
+
+def test_bundles_load_only_the_files_that_refer_to_them(settings: Settings, db: Database) -> None:
+    a, b, c = add_files(db, 3)
+    for n, file_id in enumerate((a, b, c)):
+        mark_ready(db, file_id, write_segment(settings, f"{n:064x}", make_batch(4, "seg")), 4)
+    # one bundle holds a and b (as a group wrote them) and stale rows of c, which was
+    # re-indexed alone since: c must come from its segment, and only once
+    bundle = _bundle(
+        settings,
+        "w-1",
+        [(a, make_batch(4, "bundle")), (b, make_batch(4, "bundle")), (c, make_batch(9, "stale"))],
+    )
+    _set_bundle(db, [a, b], bundle)
+    index = ChdbIndex(settings.index_dir)
+    try:
+        load_pending(db, index, settings)
+        assert _markers(index) == {a: {"bundle"}, b: {"bundle"}, c: {"seg"}}
+        assert index.counts_by_file(1) == {a: 4, b: 4, c: 4}
+        assert not bundle.exists()  # no pending file refers to it any more: pruned
+    finally:
+        index.close()
+
+
+def test_missing_or_damaged_bundles_fall_back_to_segments(settings: Settings, db: Database) -> None:
+    ids = add_files(db, 4)
+    for n, file_id in enumerate(ids):
+        mark_ready(db, file_id, write_segment(settings, f"{n:064x}", make_batch(5, "seg")), 5)
+    damaged = settings.bundles_dir / "w-2.parquet"
+    damaged.parent.mkdir(parents=True, exist_ok=True)
+    damaged.write_bytes(b"PAR1" + b"\x00garbage" * 100)
+    _set_bundle(db, ids[:2], settings.bundles_dir / "gone.parquet")
+    _set_bundle(db, ids[2:], damaged)
+    index = ChdbIndex(settings.index_dir)
+    try:
+        report = load_pending(db, index, settings)
+        assert report.files == 4
+        assert index.counts_by_file(1) == {i: 5 for i in ids}
+        assert _markers(index) == {i: {"seg"} for i in ids}
     finally:
         index.close()

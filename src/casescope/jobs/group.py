@@ -16,10 +16,12 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
 from casescope.jobs import queue
@@ -36,7 +38,7 @@ from casescope.jobs.pipeline import (
     read_events,
 )
 from casescope.jobs.steps import StepLog, StepScope, flush_logs
-from casescope.model.enums import FileStatus
+from casescope.model.enums import FileStatus, Operation
 from casescope.parse.schema import EVENT_SCHEMA
 
 logger = logging.getLogger(__name__)
@@ -80,11 +82,17 @@ class Member:
         scope = StepScope(info.case_id, info.id, job.id, f"worker:{ctx.worker_id}")
         return cls(job, info, analyzers, StepLog(scope))
 
+    @property
+    def indexes(self) -> bool:
+        """Whether the job (re)writes the file's events in the index."""
+        return self.job.operation in (Operation.FULL, Operation.REINDEX)
+
     def read(self, ctx: WorkerContext) -> None:
         """Parse the file into its segment (or re-read its segment), keeping its events."""
         check_evidence(self.info)
         sink = EventSink()
-        wanted = any(a.wants_events for a in self.analyzers)
+        # parsed events go to the group's load bundle too; re-reads only if an analyzer wants them
+        wanted = self.indexes or any(a.wants_events for a in self.analyzers)
         self.outcome = read_events(ctx, self.job, self.info, self.log, [sink] if wanted else [])
         if sink.batches:
             self.events = pa.concat_batches(sink.batches)
@@ -141,6 +149,44 @@ def evaluate_together(members: list[Member]) -> None:
             assert member.events is not None
             share = elapsed * member.events.num_rows / max(combined.num_rows, 1)
             member.shared_ms[analyzer.status] = member.shared_ms.get(analyzer.status, 0.0) + share
+
+
+#: Columns a load bundle adds to the event schema: whose events each row is.
+BUNDLE_KEYS = pa.schema([pa.field("case_id", pa.uint32()), pa.field("file_id", pa.uint64())])
+
+
+def _keyed(events: pa.RecordBatch, info: FileInfo) -> pa.Table:
+    """A file's events with its case and file id on every row."""
+    n = events.num_rows
+    table = pa.Table.from_batches([events])
+    table = table.append_column(BUNDLE_KEYS.field(0), pa.array(np.full(n, info.case_id, np.uint32)))
+    return table.append_column(BUNDLE_KEYS.field(1), pa.array(np.full(n, info.id, np.uint64)))
+
+
+def write_bundle(ctx: WorkerContext, members: list[Member]) -> Path | None:
+    """The parsed events of the group's files in one Parquet file, each row with its case and
+    file id, for the index owner to load in one read instead of one per small segment (the
+    owner's cost of a small file is mostly opening its segment). Each file's own segment
+    stays the source of truth: the bundle is not synced, and a missing or unreadable one
+    makes the owner load the segments. None if there is nothing to bundle or it cannot be
+    written."""
+    parts = [m for m in members if m.indexes and m.events is not None and m.events.num_rows]
+    if len(parts) < 2:
+        return None
+    tables = [_keyed(m.events, m.info) for m in parts if m.events is not None]
+    final = ctx.settings.bundles_dir / f"{ctx.worker_id}-{parts[0].job.id}.parquet"
+    tmp = ctx.settings.tmp_dir / f"{final.name}.tmp"
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.concat_tables(tables), tmp, compression="lz4")
+        tmp.replace(final)
+    except OSError as exc:  # the segments suffice: load them instead
+        logger.warning("group load bundle not written (%s); segments will be loaded", exc)
+        tmp.unlink(missing_ok=True)
+        return None
+    for member in parts:
+        member.outcome.bundle = final
+    return final
 
 
 def _persist_all(session: Session, members: list[Member], status: FileStatus) -> None:
@@ -230,4 +276,10 @@ def process_group(ctx: WorkerContext, members: list[Member]) -> list[Member]:
             member.log.flush_alone(ctx.db)
             queue.fail(ctx.db, member.job.id, ctx.worker_id, "evaluation failed", permanent=False)
         return []
-    return complete_together(ctx, read) if read else []
+    if not read:
+        return []
+    bundle = write_bundle(ctx, read)
+    done = complete_together(ctx, read)
+    if bundle is not None and not any(m.outcome.bundle == bundle for m in done):
+        bundle.unlink(missing_ok=True)  # no completed file refers to it
+    return done

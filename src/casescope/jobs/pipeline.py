@@ -261,6 +261,7 @@ class Outcome:
     new_segment: Path | None = None  # a segment written by this job, registered on completion
     event_count: int | None = None
     warnings: str | None = None
+    bundle: Path | None = None  # a group's load bundle holding the file's events
 
 
 def _index_steps(
@@ -335,6 +336,7 @@ _COMPLETE_INDEXED_FILE = _COMPLETE_FILE.values(
     index_state=IndexState.PENDING,
     index_generation=_FILES.c.index_generation + 1,
     warnings=bindparam("report"),
+    load_bundle=bindparam("bundle"),
 )
 
 
@@ -353,6 +355,7 @@ def complete_file(session: Session, info: FileInfo, outcome: Outcome) -> None:
         events=outcome.event_count,
         empty=outcome.event_count == 0,
         report=outcome.warnings or "",
+        bundle=str(outcome.bundle) if outcome.bundle else None,
     )
     session.execute(_COMPLETE_INDEXED_FILE, params)
 

@@ -93,6 +93,9 @@ class EvidenceFile(Base):
     index_state: Mapped[IndexState] = mapped_column(_enum(IndexState), default=IndexState.NONE)
     index_generation: Mapped[int] = mapped_column(Integer, default=0)
     segment_id: Mapped[int | None] = mapped_column(ForeignKey("segments.id"), nullable=True)
+    #: A group's load bundle holding this file's events (jobs/group.py); None: load the
+    #: segment itself. Only an optimisation: a missing bundle falls back to the segment.
+    load_bundle: Mapped[str | None] = mapped_column(Text, nullable=True)
     events_estimated: Mapped[int] = mapped_column(BigInteger, default=0)
     events_processed: Mapped[int] = mapped_column(BigInteger, default=0)
     event_count: Mapped[int] = mapped_column(BigInteger, default=0)

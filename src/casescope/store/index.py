@@ -201,9 +201,8 @@ class LoadItem:
         return self.seq_from > 0 or self.seq_to is not None
 
 
-def _glob_of(items: Sequence[LoadItem]) -> str:
-    """One ClickHouse glob naming exactly these segment files: `base/{a/x,b/y}.parquet`."""
-    paths = [item.segment_path for item in items]
+def _glob_of(paths: Sequence[Path]) -> str:
+    """One ClickHouse glob naming exactly these Parquet files: `base/{a/x,b/y}.parquet`."""
     if len(paths) == 1:
         return str(paths[0])
     base = Path(os.path.commonpath(paths))
@@ -232,6 +231,8 @@ class SearchPage:
 
 class EventIndex(Protocol):
     def load(self, items: Sequence[LoadItem]) -> None: ...
+    def load_bundles(self, bundles: Mapping[Path, Sequence[LoadItem]]) -> None: ...
+    def remove_partial(self, items: Sequence[LoadItem]) -> None: ...
     def delete_files(self, file_ids: Sequence[int]) -> None: ...
     def files_present(self, file_ids: Sequence[int]) -> set[int]: ...
     def count(self, case_id: int | None = None) -> int: ...
@@ -299,6 +300,7 @@ class ChdbIndex:
             raise ValueError("a load batch must not contain the same segment twice")
         if len(items) > 1 and any(item.is_slice for item in items):
             raise ValueError("a slice of a segment must be loaded alone")
+        paths = [item.segment_path for item in items]
         params: dict[str, object] = {
             "names": names,
             "file_ids": [item.file_id for item in items],
@@ -308,9 +310,31 @@ class ChdbIndex:
             f"INSERT INTO {DATABASE}.events ({', '.join(EVENT_COLUMNS)}) "
             "SELECT transform(_file, {names:Array(String)}, {case_ids:Array(UInt32)}, 0), "
             "transform(_file, {names:Array(String)}, {file_ids:Array(UInt64)}, 0), "
-            f"{_SEGMENT_COLUMNS} FROM file({_literal(_glob_of(items))}, Parquet) "
+            f"{_SEGMENT_COLUMNS} FROM file({_literal(_glob_of(paths))}, Parquet) "
             f"{_slice_filter(items[0], params)}SETTINGS {LOAD_SETTINGS}"
         )
+        self._insert(sql, params, items)
+
+    def load_bundles(self, bundles: Mapping[Path, Sequence[LoadItem]]) -> None:
+        """Insert files from group load bundles (jobs/group.py) with one INSERT: each file's
+        rows from the bundle it is listed under, and no other rows of that bundle (a bundle
+        may hold older events of a file since re-indexed, or a file another worker owns)."""
+        items = [item for group in bundles.values() for item in group]
+        if not items:
+            return
+        keys = [f"{path.name}/{item.file_id}" for path, group in bundles.items() for item in group]
+        sql = (
+            f"INSERT INTO {DATABASE}.events ({', '.join(EVENT_COLUMNS)}) "
+            f"SELECT case_id, file_id, {_SEGMENT_COLUMNS} "
+            f"FROM file({_literal(_glob_of(list(bundles)))}, Parquet) "
+            "WHERE has({keys:Array(String)}, concat(_file, '/', toString(file_id))) "
+            f"SETTINGS {LOAD_SETTINGS}"
+        )
+        self._insert(sql, {"keys": keys}, items)
+
+    def _insert(self, sql: str, params: dict[str, object], items: Sequence[LoadItem]) -> None:
+        """Run a loading INSERT; after a memory error its partial rows are removed and it is
+        retried once the running merges are done."""
         for attempt in range(1, LOAD_ATTEMPTS + 1):
             try:
                 self.execute(sql, params)

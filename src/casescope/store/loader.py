@@ -39,6 +39,7 @@ class PendingFile:
     generation: int
     segment_path: Path
     event_count: int
+    bundle: Path | None = None  # a group's load bundle holding its events (jobs/group.py)
 
 
 @dataclass
@@ -58,13 +59,16 @@ def _pending_files(db: Database, limit: int) -> list[PendingFile]:
                 EvidenceFile.index_generation,
                 Segment.path,
                 Segment.event_count,
+                EvidenceFile.load_bundle,
             )
             .join(Segment, Segment.id == EvidenceFile.segment_id)
             .where(EvidenceFile.index_state == IndexState.PENDING)
             .order_by(EvidenceFile.id)
             .limit(limit)
         ).all()
-    return [PendingFile(r[0], r[1], r[2], Path(r[3]), r[4]) for r in rows]
+    return [
+        PendingFile(r[0], r[1], r[2], Path(r[3]), r[4], Path(r[5]) if r[5] else None) for r in rows
+    ]
 
 
 def rows_per_insert(settings: Settings, rss_mb: float | None = None) -> int:
@@ -125,6 +129,55 @@ def _load_sliced(index: EventIndex, item: PendingFile, limit: int) -> None:
         )
 
 
+def _load_item(item: PendingFile) -> LoadItem:
+    return LoadItem(item.case_id, item.file_id, item.segment_path)
+
+
+def _load_bundled(index: EventIndex, items: list[PendingFile]) -> list[PendingFile]:
+    """Load the files whose group bundle is there in one INSERT; the files left to load
+    from their own segments (no bundle, a bundle gone, or one that could not be read)."""
+    bundles: dict[Path, list[PendingFile]] = {}
+    alone: list[PendingFile] = []
+    for item in items:
+        if item.bundle is not None and item.bundle.is_file():
+            bundles.setdefault(item.bundle, []).append(item)
+        else:
+            alone.append(item)
+    if not bundles:
+        return alone
+    grouped = {path: [_load_item(i) for i in group] for path, group in bundles.items()}
+    try:
+        index.load_bundles(grouped)
+    except (RuntimeError, OSError) as error:  # a damaged bundle: the segments are the truth
+        logger.warning("load bundles failed (%s); loading their files' segments", error)
+        index.remove_partial([i for group in grouped.values() for i in group])
+        return alone + [i for group in bundles.values() for i in group]
+    return alone
+
+
+def prune_bundles(db: Database, settings: Settings) -> int:
+    """Delete load bundles no pending file refers to; how many. Always safe: a file whose
+    bundle is gone is loaded from its segment."""
+    directory = settings.bundles_dir
+    if not directory.is_dir():
+        return 0
+    with db.read() as session:
+        wanted = set(
+            session.scalars(
+                select(EvidenceFile.load_bundle).where(
+                    EvidenceFile.index_state == IndexState.PENDING,
+                    EvidenceFile.load_bundle.is_not(None),
+                )
+            )
+        )
+    removed = 0
+    for path in directory.glob("*.parquet"):
+        if str(path) not in wanted:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def load_batch(
     db: Database, index: EventIndex, batch: list[PendingFile], limit: int | None = None
 ) -> int:
@@ -134,13 +187,8 @@ def load_batch(
         logger.info("replacing index rows of %d files", len(present))
         index.delete_files(sorted(present))
     limit = limit or max((item.event_count for item in batch), default=0)
-    index.load(
-        [
-            LoadItem(item.case_id, item.file_id, item.segment_path)
-            for item in batch
-            if 0 < item.event_count <= limit
-        ]
-    )
+    whole = [item for item in batch if 0 < item.event_count <= limit]
+    index.load([_load_item(item) for item in _load_bundled(index, whole)])
     for item in batch:
         if item.event_count > limit:
             _load_sliced(index, item, limit)
@@ -162,6 +210,8 @@ def load_pending(db: Database, index: EventIndex, settings: Settings) -> LoadRep
         report.rows += load_batch(db, index, batch, limit)
         report.files += len(batch)
         report.batches += 1
+    if report.files:
+        prune_bundles(db, settings)
     report.seconds = time.perf_counter() - started
     if report.files:
         logger.info(
