@@ -38,7 +38,8 @@ from casescope.jobs.worker import worker_main
 from casescope.model.db import Database
 from casescope.model.tables import EvidenceFile
 from casescope.services.cases import get_or_create_case
-from casescope.services.iocs import HitFilter, add_iocs, hit_summary
+from casescope.services.ioc_hits import HitFilter, hit_summary
+from casescope.services.iocs import add_iocs
 from casescope.store.index import ChdbIndex
 from casescope.store.loader import load_pending
 from casescope.store.owner import open_index

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from casescope.errors import CasescopeError
-from casescope.jobs import queue
+from casescope.jobs import operation_jobs, queue
 from casescope.model.db import Database
 from casescope.model.enums import (
     FileStatus,
@@ -41,7 +41,9 @@ def _operation_with_files(db: Database, count: int) -> tuple[int, list[int]]:
     with db.session() as session:
         for file_id in ids:
             row = session.get(EvidenceFile, file_id)
-            queue.enqueue_in_operation(session, row, Operation.FULL, operation_id, max_attempts=2)
+            operation_jobs.enqueue_in_operation(
+                session, row, Operation.FULL, operation_id, max_attempts=2
+            )
     ops.seal_operation(db, operation_id)
     return operation_id, ids
 

@@ -24,14 +24,11 @@ from casescope.hunt import IocError, IocType
 from casescope.hunt.normalise import coerce_type
 from casescope.jobs.launcher import ensure_workers
 from casescope.services.cases import get_case
+from casescope.services.ioc_hits import HIT_COLUMNS, HitFilter, hit_summary, iter_hits
 from casescope.services.iocs import (
-    HIT_COLUMNS,
-    HitFilter,
     ImportFormat,
     IocChange,
-    hit_summary,
     import_iocs,
-    iter_hits,
     list_iocs,
     rehunt,
     remove_iocs,

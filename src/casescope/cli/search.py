@@ -20,7 +20,7 @@ from casescope.errors import CasescopeError
 from casescope.model.db import Database
 from casescope.services.cases import get_case
 from casescope.services.detections import LEVELS, DetectionFilter, detected_events
-from casescope.services.iocs import HitFilter, hit_events
+from casescope.services.ioc_hits import HitFilter, hit_events
 from casescope.services.search import (
     SearchRequest,
     export_batches,

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from casescope.config import Settings
 from casescope.evidence.archive import ArchiveLimits, is_zip, store_archive
 from casescope.evidence.store import Refused, StoredFile, describe_os_error, store_file
-from casescope.jobs import queue
+from casescope.jobs import operation_jobs
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, FileType, Operation
 from casescope.model.tables import AuditRecord, Case, EvidenceFile, utcnow
@@ -164,7 +164,7 @@ def _register_batch(
                 report.duplicates.append((item.original, known[item.sha256]))
             elif _triage(row, item, report):
                 to_queue.append(row)
-        queue.enqueue_new(
+        operation_jobs.enqueue_new(
             session,
             to_queue,
             Operation.FULL,

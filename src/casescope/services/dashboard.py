@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 from casescope.model.db import Database
 from casescope.services.detections import DetectionFilter, summary
-from casescope.services.iocs import HitFilter, hit_summary
+from casescope.services.ioc_hits import HitFilter, hit_summary
 from casescope.services.status import collect_status
 from casescope.store.index import DATABASE, EventIndex
 

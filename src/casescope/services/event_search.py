@@ -27,7 +27,7 @@ from casescope.errors import CasescopeError
 from casescope.model.db import Database
 from casescope.model.users import EventMark, EventMarkRecord
 from casescope.services.detections import DetectionFilter, detected_events
-from casescope.services.iocs import HitFilter, hit_events
+from casescope.services.ioc_hits import HitFilter, hit_events
 from casescope.services.search import (
     EXPORT_BATCH_ROWS,
     EXPORT_COLUMNS,

@@ -1,4 +1,4 @@
-"""IOCs of a case: add, import, list, enable/disable, remove; their hits and a summary.
+"""IOCs of a case: add, import, list, enable/disable, remove (their hits: ioc_hits.py).
 
 Every change that can create hits (add, import, enable) hunts the new IOCs in the case's
 completed files. When the caller owns the event index, only the new IOCs are hunted there
@@ -17,12 +17,12 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from casescope.config import Settings
@@ -84,29 +84,6 @@ class IocChange:
     queued: int = 0  # files queued for `ioc_only`
     file_set: FileSet | None = None  # those files, for following their progress
     index_hits: int | None = None  # hits of the new IOCs found in the index (None: not used)
-
-
-@dataclass(frozen=True)
-class HitFilter:
-    """Which hits to list; every field but `case_id` is optional."""
-
-    case_id: int
-    ioc_ids: tuple[int, ...] = ()
-    ioc_type: IocType | None = None
-    file_ids: tuple[int, ...] = ()
-
-
-@dataclass(frozen=True)
-class IocSummary:
-    """Hits of one IOC: how many, in how many events and files."""
-
-    ioc_id: int
-    type: IocType
-    value: str
-    enabled: bool
-    hits: int
-    events: int
-    files: int
 
 
 # ---------------------------------------------------------------- reading IOCs
@@ -446,96 +423,3 @@ def _queue_rehunt(
         return
     requeued = requeue_files(db, settings, case_id, Operation.IOC_ONLY, file_ids, actor=actor)
     change.queued, change.file_set = requeued.count, requeued.file_set
-
-
-# ---------------------------------------------------------------- hits
-
-
-def _hit_where(filters: HitFilter) -> list:
-    clauses = [IocHit.case_id == filters.case_id]
-    if filters.ioc_ids:
-        clauses.append(IocHit.ioc_id.in_(filters.ioc_ids))
-    if filters.ioc_type is not None:
-        clauses.append(IocRow.type == IocType(filters.ioc_type).value)
-    if filters.file_ids:
-        clauses.append(IocHit.file_id.in_(filters.file_ids))
-    return clauses
-
-
-#: The columns of each hit `iter_hits` yields, in order (CSV header).
-HIT_COLUMNS = (
-    "ts",
-    "file_id",
-    "seq",
-    "record_id",
-    "ioc_id",
-    "ioc_type",
-    "ioc_value",
-    "field",
-    "excerpt",
-    "original_path",
-)
-
-
-def iter_hits(db: Database, filters: HitFilter, chunk: int = 5000) -> Iterator[dict[str, object]]:
-    """Every matching hit with its IOC and file, in time order (streamed); keys: HIT_COLUMNS."""
-    query = (
-        select(
-            IocHit.ts,
-            IocHit.file_id,
-            IocHit.seq,
-            IocHit.record_id,
-            IocHit.ioc_id,
-            IocRow.type.label("ioc_type"),
-            IocRow.value.label("ioc_value"),
-            IocHit.field,
-            IocHit.excerpt,
-            EvidenceFile.original_path,
-        )
-        .join(IocRow, IocRow.id == IocHit.ioc_id)
-        .join(EvidenceFile, EvidenceFile.id == IocHit.file_id)
-        .where(*_hit_where(filters))
-        .order_by(IocHit.ts, IocHit.file_id, IocHit.seq, IocHit.ioc_id, IocHit.field)
-    )
-    with db.read() as session:
-        for row in session.execute(query.execution_options(yield_per=chunk)):
-            yield dict(row._mapping)
-
-
-def hit_summary(db: Database, filters: HitFilter) -> list[IocSummary]:
-    """Per IOC with hits: hits, distinct events and files; most hits first."""
-    event = func.count(func.distinct(IocHit.file_id * 4294967296 + IocHit.seq))
-    query = (
-        select(
-            IocRow.id,
-            IocRow.type,
-            IocRow.value,
-            IocRow.enabled,
-            func.count(),
-            event,
-            func.count(func.distinct(IocHit.file_id)),
-        )
-        .select_from(IocHit)
-        .join(IocRow, IocRow.id == IocHit.ioc_id)
-        .where(*_hit_where(filters))
-        .group_by(IocRow.id)
-        .order_by(func.count().desc(), IocRow.id)
-    )
-    with db.read() as session:
-        rows = session.execute(query).all()
-    return [
-        IocSummary(ioc_id, IocType(kind), value, enabled, hits, events, files)
-        for ioc_id, kind, value, enabled, hits, events, files in rows
-    ]
-
-
-def hit_events(db: Database, filters: HitFilter) -> tuple[tuple[int, int], ...]:
-    """The (file id, seq) of every event with a matching hit (for search filters)."""
-    query = (
-        select(IocHit.file_id, IocHit.seq)
-        .join(IocRow, IocRow.id == IocHit.ioc_id)
-        .where(*_hit_where(filters))
-        .distinct()
-    )
-    with db.read() as session:
-        return tuple((file_id, seq) for file_id, seq in session.execute(query))

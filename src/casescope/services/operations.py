@@ -17,7 +17,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from casescope.errors import CasescopeError, NotFoundError
-from casescope.jobs import queue
+from casescope.jobs import operation_jobs
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, JobState, OperationKind, OperationState
 from casescope.model.operations import BulkOperation
@@ -120,7 +120,7 @@ def seal_operation(db: Database, operation_id: int) -> None:
     with db.session() as session:
         op = _get(session, operation_id, lock=True)
         op.sealed = True
-        op.files_total = sum(n for n, _ in queue.operation_counts(session, op.id).values())
+        op.files_total = sum(n for n, _ in operation_jobs.operation_counts(session, op.id).values())
         _touch(op)
         _complete_if_done(session, op)
 
@@ -128,7 +128,7 @@ def seal_operation(db: Database, operation_id: int) -> None:
 def discard_if_empty(db: Database, operation_id: int) -> None:
     """Delete the operation if no job belongs to it."""
     with db.session() as session:
-        if not queue.operation_counts(session, operation_id):
+        if not operation_jobs.operation_counts(session, operation_id):
             session.execute(delete(BulkOperation).where(BulkOperation.id == operation_id))
 
 
@@ -154,7 +154,7 @@ def _get(session: Session, operation_id: int, *, lock: bool = False) -> BulkOper
 
 
 def _active(session: Session, operation_id: int) -> dict[JobState, int]:
-    counts = queue.operation_counts(session, operation_id)
+    counts = operation_jobs.operation_counts(session, operation_id)
     return {
         s: counts.get(s, (0, 0))[0] for s in (JobState.QUEUED, JobState.RUNNING, JobState.PAUSED)
     }
@@ -182,11 +182,11 @@ def _reconcile(session: Session, op: BulkOperation) -> None:
     """
     active = _active(session, op.id)
     if active[JobState.QUEUED] and op.state is OperationState.PAUSED:
-        queue.pause_jobs(session, op.id)
+        operation_jobs.pause_jobs(session, op.id)
     elif op.state is OperationState.CANCELLED and (
         active[JobState.QUEUED] or active[JobState.PAUSED]
     ):
-        queue.cancel_jobs(session, op.id, "its operation was cancelled")
+        operation_jobs.cancel_jobs(session, op.id, "its operation was cancelled")
     _complete_if_done(session, op)
 
 
@@ -199,7 +199,7 @@ def _needs_reconcile(p: OperationProgress) -> bool:
 
 
 def _progress(session: Session, op: BulkOperation) -> OperationProgress:
-    counts = queue.operation_counts(session, op.id)
+    counts = operation_jobs.operation_counts(session, op.id)
 
     def n(state: JobState) -> int:
         return counts.get(state, (0, 0))[0]
@@ -303,7 +303,7 @@ def pause(db: Database, operation_id: int, actor: str, case_id: int | None = Non
     """Stop claims of the operation's files; running files finish. Returns the jobs paused."""
     states = (OperationState.RUNNING, OperationState.PAUSED)
     with _change(db, operation_id, case_id, states) as (session, op):
-        paused = queue.pause_jobs(session, op.id)
+        paused = operation_jobs.pause_jobs(session, op.id)
         if op.state is not OperationState.PAUSED:
             _touch(op, OperationState.PAUSED)
         _audit(session, op, actor, "pause", f"operation {op.id}: {paused} jobs paused")
@@ -314,7 +314,7 @@ def resume(db: Database, operation_id: int, actor: str, case_id: int | None = No
     """Queue the paused files again, in their former order. Returns the jobs resumed."""
     states = (OperationState.RUNNING, OperationState.PAUSED)
     with _change(db, operation_id, case_id, states) as (session, op):
-        resumed = queue.resume_jobs(session, op.id)
+        resumed = operation_jobs.resume_jobs(session, op.id)
         if op.state is not OperationState.RUNNING:
             _touch(op, OperationState.RUNNING)
         _audit(session, op, actor, "resume", f"operation {op.id}: {resumed} jobs resumed")
@@ -325,7 +325,9 @@ def cancel(db: Database, operation_id: int, actor: str, case_id: int | None = No
     """Cancel the queued and paused files (running ones finish). Returns the files cancelled."""
     states = (OperationState.RUNNING, OperationState.PAUSED)
     with _change(db, operation_id, case_id, states) as (session, op):
-        files = queue.cancel_jobs(session, op.id, f"operation {op.id} cancelled by {actor}")
+        files = operation_jobs.cancel_jobs(
+            session, op.id, f"operation {op.id} cancelled by {actor}"
+        )
         _touch(op, OperationState.CANCELLED)
         _audit(session, op, actor, "cancel", f"operation {op.id}: {len(files)} files cancelled")
         _complete_if_done(session, op)

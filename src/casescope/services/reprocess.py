@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from casescope.config import Settings
-from casescope.jobs import queue
+from casescope.jobs import operation_jobs
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, FileType, Operation, OperationKind
 from casescope.model.tables import AuditRecord, EvidenceFile
@@ -80,7 +80,7 @@ def _queue(
             f.id
             for f in files
             if f.status in (FileStatus.COMPLETED, FileStatus.FAILED)
-            and queue.enqueue_in_operation(
+            and operation_jobs.enqueue_in_operation(
                 session, f, operation, operation_id, max_attempts=settings.max_attempts
             )
         ]

@@ -20,7 +20,7 @@ from casescope.model.users import EventMark
 from casescope.services import event_search as es
 from casescope.services import saved_searches as ss
 from casescope.services.detections import LEVELS, DetectionFilter, summary
-from casescope.services.iocs import HitFilter, hit_summary
+from casescope.services.ioc_hits import HitFilter, hit_summary
 from casescope.web.api import iocs as ioc_api
 from casescope.web.api.params import Form as SearchFormDep
 from casescope.web.api.saved_searches import SearchParams, owner_of, save

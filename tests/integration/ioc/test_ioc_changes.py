@@ -19,12 +19,10 @@ from casescope.model.tables import Case, IocHit
 from casescope.model.tables import Ioc as IocRow
 from casescope.parse import ParseReport, iter_batches
 from casescope.services.cases import get_or_create_case
+from casescope.services.ioc_hits import HitFilter, hit_summary, iter_hits
 from casescope.services.iocs import (
-    HitFilter,
     add_iocs,
     enabled_iocs,
-    hit_summary,
-    iter_hits,
     list_iocs,
     remove_iocs,
     set_enabled,

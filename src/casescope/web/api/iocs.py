@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from casescope.errors import CasescopeError
 from casescope.hunt.ioc import IocType
-from casescope.services import iocs
+from casescope.services import ioc_hits, iocs
 from casescope.web.security import CaseRead, CaseScope, CaseWrite, State, audit
 from casescope.web.state import WebState
 
@@ -119,7 +119,9 @@ def remove(state: WebState, scope: CaseScope, ids: list[int]) -> dict:
 @router.get("")
 def list_case_iocs(scope: CaseRead, state: State, enabled: bool | None = None) -> list[dict]:
     """The case's IOCs in id order with their hit counts."""
-    counts = {s.ioc_id: s for s in iocs.hit_summary(state.db, iocs.HitFilter(scope.case_id))}
+    counts = {
+        s.ioc_id: s for s in ioc_hits.hit_summary(state.db, ioc_hits.HitFilter(scope.case_id))
+    }
     out = []
     for ioc in iocs.list_iocs(state.db, scope.case_id, enabled=enabled):
         hit = counts.get(ioc.id)

@@ -18,7 +18,7 @@ from casescope.errors import CasescopeError
 from casescope.model.users import EventMark
 from casescope.services import event_search as es
 from casescope.services.detections import DetectionFilter, summary
-from casescope.services.iocs import HitFilter, hit_summary
+from casescope.services.ioc_hits import HitFilter, hit_summary
 from casescope.services.saved_searches import Owner, record_history
 from casescope.services.search import write_csv, write_jsonl
 from casescope.web.api.params import Form, SearchForm
