@@ -48,6 +48,7 @@ class ActiveRules:
     ruleset: CompiledRuleSet
     row_ids: dict[str, int]  # Sigma rule id -> rules.id
     _pending: dict[str, CompiledRuleSet] = field(default_factory=dict, repr=False)
+    _kept: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
 
     @functools.cached_property
     def correlation_fields(self) -> dict[str, set[str]]:
@@ -72,6 +73,17 @@ class ActiveRules:
             for r in self.ruleset.rules
             if previous.get(r.id) == r.content_hash and r.id not in referenced
         )
+
+    def kept_since(
+        self, previous_hash: str | None, previous: Mapping[str, str] | None
+    ) -> frozenset[str]:
+        """`unchanged_since(previous)`, memoised by the previous set's hash (which names one
+        manifest): a re-run over thousands of files compares the rules once, not per file."""
+        if not previous_hash:
+            return self.unchanged_since(previous)
+        if previous_hash not in self._kept:
+            self._kept[previous_hash] = self.unchanged_since(previous)
+        return self._kept[previous_hash]
 
     def pending(self, previous_hash: str | None, keep: frozenset[str]) -> CompiledRuleSet:
         """The rules to evaluate for a file last evaluated with `previous_hash` (memoised)."""

@@ -37,7 +37,7 @@ class SigmaAnalyzer:
         batch_events: int = 50_000,
     ) -> None:
         self.active = active
-        self.keep = active.unchanged_since(previous)
+        self.keep = active.kept_since(previous_hash, previous)
         self.ruleset = active.pending(previous_hash, self.keep)
         self.batch_events = batch_events
         self._buffer: list[pa.RecordBatch] = []

@@ -137,9 +137,13 @@ def evaluate_together(members: list[Member]) -> None:
         for analyzer in member.analyzers if member.events is not None else ():
             if analyzer.wants_events:
                 by_shared.setdefault(id(analyzer.shared), []).append((member, analyzer))
+    combined_of: dict[tuple[int, ...], tuple[pa.RecordBatch, list[int]]] = {}
     for pairs in by_shared.values():
         started = time.perf_counter()
-        combined, starts = _renumbered([m.events for m, _ in pairs if m.events is not None])
+        key = tuple(m.info.id for m, _ in pairs)  # Sigma and IOCs mostly see the same files
+        if key not in combined_of:
+            combined_of[key] = _renumbered([m.events for m, _ in pairs if m.events is not None])
+        combined, starts = combined_of[key]
         hits = _by_seq(pairs[0][1].find(combined))
         for n, (member, analyzer) in enumerate(pairs):
             assert member.events is not None

@@ -124,13 +124,6 @@ _FILES = EvidenceFile.__table__
 _STALE_JOBS = select(_JOBS.c.id).where(
     _JOBS.c.state == JobState.RUNNING, _JOBS.c.lease_until < bindparam("now")
 )
-_NEXT_JOB = (
-    select(_JOBS.c.id, _JOBS.c.file_id, _JOBS.c.operation, _JOBS.c.attempts)
-    .where(_JOBS.c.state == JobState.QUEUED)
-    .order_by(_JOBS.c.priority, _JOBS.c.id)
-    .limit(1)
-    .with_for_update(skip_locked=True)
-)
 _TAKE_JOB = (
     update(_JOBS)
     .where(_JOBS.c.id == bindparam("job_id"))
@@ -167,28 +160,9 @@ def claim(db: Database, worker_id: str, lease_seconds: float) -> ClaimedJob | No
 
 
 def claim_in(session: Session, worker_id: str, lease_seconds: float) -> ClaimedJob | None:
-    """`claim` in the caller's write transaction (a worker completing one file takes the
-    next one in the same transaction: one commit per file instead of two)."""
-    now = time.time()
-    if session.execute(_STALE_JOBS, {"now": now}).first() is not None:
-        expire_leases(session, now)
-    row = session.execute(_NEXT_JOB).first()
-    if row is None:
-        return None
-    attempts = row.attempts + 1
-    session.execute(
-        _TAKE_JOB,
-        {
-            "job_id": row.id,
-            "owner": worker_id,
-            "lease": now + lease_seconds,
-            "attempt": attempts,
-            "started": utcnow(),
-        },
-    )
-    operation = Operation(row.operation)
-    session.execute(_START_FILE, {"file_id": row.file_id, "first_status": FIRST_STATUS[operation]})
-    return ClaimedJob(row.id, row.file_id, operation, attempts)
+    """`claim` in the caller's write transaction: a group of one."""
+    claimed = claim_group_in(session, worker_id, lease_seconds, max_files=1, max_bytes=0)
+    return claimed[0] if claimed else None
 
 
 _NEXT_JOBS = (
@@ -215,7 +189,7 @@ def claim_group_in(
     """Take the next job and, when its file is small, the small files queued right after it
     with the same operation: at most `max_files` files of at most `max_bytes` together.
 
-    Each job is claimed exactly as `claim_in` claims one (its own lease and attempt); the
+    Each job is claimed on its own terms (its own lease and attempt count); the
     worker owns every file of the group from claim to completion. A file larger than
     `max_bytes` is claimed alone.
     """

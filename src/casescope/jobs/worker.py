@@ -12,6 +12,7 @@ import threading
 import time
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from casescope.config import Settings
 from casescope.detect.ruleset import load_active, manifest_of
@@ -89,19 +90,25 @@ class Heartbeat(threading.Thread):
         self._stop_event.set()
 
 
-def _sigma_analyzer(ctx: WorkerContext, job: queue.ClaimedJob) -> SigmaAnalyzer | None:
-    """Sigma with the set active right now; `sigma_only` evaluates only changed rules."""
-    ctx.rules = load_active(ctx.settings, ctx.rules)
+def _sigma_analyzer(
+    ctx: WorkerContext,
+    job: queue.ClaimedJob,
+    session: Session,
+    manifests: dict[str, dict[str, str] | None],
+) -> SigmaAnalyzer | None:
+    """Sigma with the set `_prepare` loaded; `sigma_only` evaluates only changed rules
+    (`manifests`: those of previous sets, read once per group)."""
     if ctx.rules is None:
         return None
     batch_events = ctx.settings.sigma_batch_events
     if job.operation is not Operation.SIGMA_ONLY:
         return SigmaAnalyzer(ctx.rules, batch_events=batch_events)
-    with ctx.db.read() as session:
-        previous_hash = session.scalar(
-            select(EvidenceFile.sigma_ruleset).where(EvidenceFile.id == job.file_id)
-        )
-    previous = manifest_of(ctx.db, previous_hash)
+    previous_hash = session.scalar(
+        select(EvidenceFile.sigma_ruleset).where(EvidenceFile.id == job.file_id)
+    )
+    if previous_hash and previous_hash not in manifests:
+        manifests[previous_hash] = manifest_of(ctx.db, previous_hash)
+    previous = manifests.get(previous_hash) if previous_hash else None
     return SigmaAnalyzer(ctx.rules, previous_hash, previous, batch_events=batch_events)
 
 
@@ -136,11 +143,18 @@ def _prepare(ctx: WorkerContext, jobs: list[queue.ClaimedJob]) -> list[Prepared]
     transaction. A job that cannot be prepared (its file is gone) is failed here."""
     prepared: list[Prepared] = []
     iocs_of: dict[int, list[Ioc]] = {}
+    manifests: dict[str, dict[str, str] | None] = {}
+    if any(FileStatus.SIGMA in PERSIST_STEPS[job.operation] for job in jobs):
+        ctx.rules = load_active(ctx.settings, ctx.rules)  # once per group, not per file
     with ctx.db.read() as session:
         for job in jobs:
             steps = PERSIST_STEPS[job.operation]
             with failure_recorded(ctx, job):  # this file fails alone
-                sigma = _sigma_analyzer(ctx, job) if FileStatus.SIGMA in steps else None
+                sigma = (
+                    _sigma_analyzer(ctx, job, session, manifests)
+                    if FileStatus.SIGMA in steps
+                    else None
+                )
                 info = file_info(session, job.file_id, job.operation)
                 ioc = None
                 if FileStatus.IOC in steps:
@@ -161,11 +175,6 @@ def _correlate_when_case_done(ctx: WorkerContext, case_id: int) -> None:
         run_correlations(ctx.db, ctx.rules, case_id)
     except Exception:  # isolation boundary: the files themselves are done
         logger.exception("case %d: correlation rules failed", case_id)
-
-
-def run_job(ctx: WorkerContext, job: queue.ClaimedJob) -> None:
-    """Process one claimed job; failures are recorded, never raised."""
-    run_jobs(ctx, [job])
 
 
 def run_jobs(ctx: WorkerContext, jobs: list[queue.ClaimedJob]) -> None:

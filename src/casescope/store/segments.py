@@ -65,22 +65,14 @@ class SegmentWriter:
             self._writer.write_batch(batch, row_group_size=ROW_GROUP_ROWS)
             self.rows += batch.num_rows
 
-    def close(self) -> Path:
-        """Finish writing the file (not yet published)."""
+    def commit(self) -> Path:
         (self._writer or self._open(0)).close()
         self._writer = None
-        return self._tmp_path
-
-    def publish(self) -> Path:
-        """Move the closed, synced file to its final name."""
+        with self._tmp_path.open("rb") as handle:
+            os.fsync(handle.fileno())
         self.final_path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp_path.replace(self.final_path)
         return self.final_path
-
-    def commit(self) -> Path:
-        with self.close().open("rb") as handle:
-            os.fsync(handle.fileno())
-        return self.publish()
 
     def abort(self) -> None:
         if self._writer is not None:
