@@ -60,13 +60,20 @@ def make_large_ndjson(path: Path, lines: int) -> Path:
 
 @dataclass
 class RssSampler:
-    """Samples the RSS of a process tree; keeps each process's peak."""
+    """Samples the RSS of a process tree; keeps each process's peak, and the peak of its
+    private part (RSS less the pages of mapped files: chDB's ~550 MB library counts in RSS as
+    far as it was touched, and on kernels with large page-cache folios that is hundreds of MB).
+    """
 
     root_pid: int
     interval: float = 0.1
     peaks: dict[int, tuple[str, float]] = field(default_factory=dict)
     #: user+sys CPU seconds of each process, as last sampled (a lower bound at its exit).
     cpu: dict[int, float] = field(default_factory=dict)
+    #: of that, system CPU seconds (file creation, fsync, page faults)
+    sys_cpu: dict[int, float] = field(default_factory=dict)
+    #: peak RSS less file-backed resident pages (psutil's `shared`), MB
+    private_peaks: dict[int, float] = field(default_factory=dict)
     #: user+sys CPU seconds of the whole process tree (set by `run_casescope`).
     cpu_seconds: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -83,12 +90,16 @@ class RssSampler:
                 continue
             for proc in procs:
                 try:
-                    rss = proc.memory_info().rss / 2**20
+                    memory = proc.memory_info()
+                    rss = memory.rss / 2**20
                     role = " ".join(proc.cmdline()[2:5]) or proc.name()
                     times = proc.cpu_times()
                 except psutil.Error:
                     continue
                 self.cpu[proc.pid] = times.user + times.system
+                self.sys_cpu[proc.pid] = times.system
+                private = (memory.rss - memory.shared) / 2**20
+                self.private_peaks[proc.pid] = max(self.private_peaks.get(proc.pid, 0.0), private)
                 if rss > self.peaks.get(proc.pid, ("", 0.0))[1]:
                     self.peaks[proc.pid] = (role[:60], rss)
 
@@ -99,7 +110,8 @@ class RssSampler:
         rows = sorted(self.peaks.items(), key=lambda r: -r[1][1])
         worst = rows[0][1][1] if rows else 0.0
         lines = [
-            f"  peak RSS {rss:7.1f} MB  CPU {self.cpu.get(pid, 0.0):6.1f} s  {role}"
+            f"  peak RSS {rss:7.1f} MB (private {self.private_peaks.get(pid, 0.0):5.1f})  "
+            f"CPU {self.cpu.get(pid, 0.0):6.1f} s (sys {self.sys_cpu.get(pid, 0.0):5.1f})  {role}"
             for pid, (role, rss) in rows[:8]
         ]
         return f"max process RSS: {worst:.1f} MB ({len(rows)} processes)\n" + "\n".join(lines)

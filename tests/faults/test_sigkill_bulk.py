@@ -36,7 +36,7 @@ from tests.faults.conftest import (
 )
 
 SAMPLES, COPIES = 10, 200  # 2,000 files
-KILL_EVERY = 1.5  # seconds (a killed worker is replaced in ~1-2 s; a group of 64 files takes ~1 s)
+KILL_EVERY = 0.75  # seconds (a killed worker is replaced in ~1-2 s; a group of 64 files, ~0.5 s)
 #: Small samples of these techniques, and the Sigma rules for them: every copy has hits.
 TECHNIQUES = re.compile(r"rundll32|schtask|regsvr32")
 

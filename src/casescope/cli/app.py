@@ -14,6 +14,8 @@ import click
 import typer
 from typer.core import TyperGroup
 
+from casescope.collector import tune_collector
+
 #: Command name -> (module under `casescope.cli`, attribute): a Typer app or a function.
 COMMANDS: dict[str, tuple[str, str]] = {
     "case": ("cases", "app"),
@@ -74,4 +76,5 @@ def casescope() -> None:
 
 
 def main() -> None:
+    tune_collector()
     app()

@@ -20,11 +20,11 @@ import numpy as np
 import pyarrow as pa
 from sigma.exceptions import SigmaError
 
+from casescope.collector import paused_gc
 from casescope.detect.atoms import AtomTable, CompileError
 from casescope.detect.correlations import CompiledCorrelation, compile_correlations
 from casescope.detect.evaluate import BatchEvaluator
 from casescope.detect.load import RuleFailure, RuleLoad
-from casescope.detect.memory import paused_gc
 from casescope.detect.pipelines import pipeline_versions, variant_pipelines
 from casescope.detect.plan import RulePlan
 from casescope.detect.rules import ENGINE_VERSION, CompiledRule, compile_rule

@@ -24,7 +24,7 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
-from casescope.detect.memory import paused_gc
+from casescope.collector import paused_gc
 
 logger = logging.getLogger(__name__)
 

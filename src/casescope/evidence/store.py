@@ -56,10 +56,13 @@ def copy_hashing(src: BinaryIO, tmp: Path, limit: int | None = None) -> tuple[st
     """
     digest = hashlib.sha256()
     size = 0
+    # one reused buffer: a fresh 1 MiB bytes object per read is a page-faulting mmap each
+    buffer = memoryview(bytearray(CHUNK))
     try:
         with tmp.open("wb") as dst:
-            while chunk := src.read(CHUNK):
-                size += len(chunk)
+            while read := src.readinto(buffer):
+                chunk = buffer[:read]
+                size += read
                 if limit is not None and size > limit:
                     raise SizeLimitExceeded(f"more than {limit:,} bytes")
                 digest.update(chunk)

@@ -36,6 +36,7 @@ from casescope.jobs.pipeline import (
     complete_file,
     failure_recorded,
     read_events,
+    sync_written,
 )
 from casescope.jobs.steps import StepLog, StepScope, flush_logs
 from casescope.model.enums import FileStatus, Operation
@@ -235,6 +236,7 @@ def complete_together(ctx: WorkerContext, members: list[Member]) -> list[Member]
     the members this worker completed. If that transaction fails, each file is completed
     in its own, so one file's bad write cannot fail the others."""
     ctx.next_jobs = []
+    sync_written([m.outcome for m in members])
     marks = [m.log.checkpoint() for m in members]
     try:
         with ctx.db.session() as session:

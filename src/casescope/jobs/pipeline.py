@@ -35,7 +35,13 @@ from casescope.model.enums import FileStatus, FileType, IndexState, JobState, Op
 from casescope.model.tables import EvidenceFile, Segment, utcnow
 from casescope.parse import ParseReport, estimate_events, iter_batches
 from casescope.parse.schema import PARSER_VERSION
-from casescope.store.segments import SegmentWriter, read_segment, segment_path, segment_variant
+from casescope.store.segments import (
+    SegmentWriter,
+    read_segment,
+    segment_path,
+    segment_variant,
+    sync_to_disk,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +220,7 @@ def _parse_to_segment(
         _feed(batches, analyzers, ctx.progress, writer)
         if report.error and writer.rows == 0:
             raise PermanentError(report.error)
-        path = writer.commit()
+        path = writer.commit(sync=False)  # synced with the rest before completion
     result.events = writer.rows
     result.details.append(f"parsed {writer.rows} events")
     return path, writer.rows, report
@@ -340,6 +346,11 @@ _COMPLETE_INDEXED_FILE = _COMPLETE_FILE.values(
 )
 
 
+def sync_written(outcomes: Sequence[Outcome]) -> None:
+    """The new segments made durable, in one flush, before the transaction naming them."""
+    sync_to_disk([o.new_segment for o in outcomes if o.new_segment is not None])
+
+
 def complete_file(session: Session, info: FileInfo, outcome: Outcome) -> None:
     """Mark the file completed with what its steps produced (in the caller's transaction)."""
     params: dict[str, object] = {"file_id": info.id, "at": utcnow()}
@@ -376,6 +387,7 @@ def _complete(
 ) -> bool:
     """Finish job and file in one transaction (and, when asked, claim the next jobs in it)."""
     next_jobs: list[queue.ClaimedJob] = []
+    sync_written([outcome])
     with ctx.db.session() as session:
         log.flush(session)
         if not queue.finish(session, job.id, ctx.worker_id):

@@ -14,6 +14,7 @@ import time
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from casescope.collector import tune_collector
 from casescope.config import Settings
 from casescope.detect.ruleset import load_active, manifest_of
 from casescope.hunt import Ioc, compile_iocs
@@ -216,6 +217,7 @@ def _files_to_claim(settings: Settings, tasks_done: int, *, check_rss: bool = Fa
 
 def worker_main(settings: Settings, worker_id: str, exit_when_idle: bool) -> None:
     """Entry point of one worker process."""
+    tune_collector()
     db = Database(settings, run_migrations=False)
     ctx = WorkerContext(settings=settings, db=db, worker_id=worker_id)
     register(db, worker_id)

@@ -71,12 +71,31 @@ def _pending_files(db: Database, limit: int) -> list[PendingFile]:
     ]
 
 
+#: Below this many rows per INSERT the owner first trims its memory (`EventIndex.trim_memory`).
+TRIM_BELOW_ROWS = 100_000
+
+
+def _rss_mb() -> float:
+    return psutil.Process().memory_info().rss / 2**20
+
+
 def rows_per_insert(settings: Settings, rss_mb: float | None = None) -> int:
     """The most events one INSERT holds: `load_batch_rows`, or fewer if that would take the
     owner (now at `rss_mb`, default: measured) past `index_memory_mb`."""
     if rss_mb is None:
-        rss_mb = psutil.Process().memory_info().rss / 2**20
+        rss_mb = _rss_mb()
     return min(settings.load_batch_rows, insert_rows_for(settings.index_memory_mb, rss_mb))
+
+
+def _insert_limit(settings: Settings, index: EventIndex) -> int:
+    """`rows_per_insert`, after trimming the owner's memory if it leaves little room."""
+    limit = rows_per_insert(settings)
+    if limit < min(TRIM_BELOW_ROWS, settings.load_batch_rows):
+        before = _rss_mb()
+        index.trim_memory()
+        limit = rows_per_insert(settings)
+        logger.debug("index owner trimmed from %.0f MB: %d rows per INSERT", before, limit)
+    return limit
 
 
 def _take_batch(pending: list[PendingFile], settings: Settings, limit: int) -> list[PendingFile]:
@@ -203,7 +222,7 @@ def load_pending(db: Database, index: EventIndex, settings: Settings) -> LoadRep
     started = time.perf_counter()
     pending = _pending_files(db, MAX_PENDING_PER_CALL)
     while pending:
-        limit = rows_per_insert(settings)
+        limit = _insert_limit(settings, index)
         batch = _take_batch(pending, settings, limit)
         taken = {item.file_id for item in batch}
         pending = [item for item in pending if item.file_id not in taken]

@@ -6,10 +6,12 @@ when complete, so a crash never leaves a half segment under its final name.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
+import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -17,6 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from casescope.parse.schema import EVENT_SCHEMA
+
+logger = logging.getLogger(__name__)
 
 ROW_GROUP_ROWS = 50_000
 
@@ -40,6 +44,7 @@ def segment_path(segments_dir: Path, sha256: str, parser_version: int, variant: 
 #: per file, more than the rest of a small file's write; large segments keep ZSTD (~25%
 #: smaller on EVTX events).
 SMALL_SEGMENT_ROWS = 10_000
+WRITE_BUFFER = 1 << 20
 
 
 class SegmentWriter:
@@ -50,13 +55,26 @@ class SegmentWriter:
         tmp_dir.mkdir(parents=True, exist_ok=True)
         self._tmp_path = tmp_dir / f"{final_path.name}.{os.getpid()}.tmp"
         self._writer: pq.ParquetWriter | None = None
+        self._sink: pa.NativeFile | None = None
         self.rows = 0
 
     def _open(self, first_rows: int) -> pq.ParquetWriter:
         compression = "lz4" if first_rows < SMALL_SEGMENT_ROWS else "zstd"
+        # buffered: the writer's many small writes (one per page) become a few syscalls
+        self._sink = pa.BufferedOutputStream(pa.OSFile(str(self._tmp_path), "wb"), WRITE_BUFFER)
         return pq.ParquetWriter(
-            self._tmp_path, EVENT_SCHEMA, compression=compression, write_statistics=["seq", "ts"]
+            self._sink, EVENT_SCHEMA, compression=compression, write_statistics=["seq", "ts"]
         )
+
+    def _close(self) -> None:
+        writer, sink = self._writer, self._sink
+        self._writer = self._sink = None
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            if sink is not None:
+                sink.close()
 
     def write(self, batch: pa.RecordBatch) -> None:
         if batch.num_rows:
@@ -65,19 +83,26 @@ class SegmentWriter:
             self._writer.write_batch(batch, row_group_size=ROW_GROUP_ROWS)
             self.rows += batch.num_rows
 
-    def commit(self) -> Path:
-        (self._writer or self._open(0)).close()
-        self._writer = None
-        with self._tmp_path.open("rb") as handle:
-            os.fsync(handle.fileno())
+    def commit(self, sync: bool = True) -> Path:
+        """Publish the segment under its final name. With `sync=False` its bytes may still
+        be in the page cache: the caller must `sync_to_disk` it before any row names it."""
+        if self._writer is None:
+            self._writer = self._open(0)
+        self._close()
+        if sync:
+            with self._tmp_path.open("rb") as handle:
+                os.fsync(handle.fileno())
         self.final_path.parent.mkdir(parents=True, exist_ok=True)
         self._tmp_path.replace(self.final_path)
         return self.final_path
 
     def abort(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        self._tmp_path.unlink(missing_ok=True)
+        try:
+            self._close()
+        except (OSError, pa.ArrowException):  # a write already failed (a full disk): the
+            pass  # flush of what is buffered fails too, and the partial file goes anyway
+        finally:
+            self._tmp_path.unlink(missing_ok=True)
 
     def __enter__(self) -> SegmentWriter:
         return self
@@ -90,6 +115,36 @@ class SegmentWriter:
     ) -> None:
         if exc_type is not None:
             self.abort()
+
+
+def _syncfs(fd: int) -> bool:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.syncfs(fd) == 0
+    except (OSError, AttributeError):  # no syncfs(2) here (not Linux)
+        return False
+
+
+def sync_to_disk(paths: Sequence[Path]) -> None:
+    """Make the written files (and their names) durable before a transaction names them.
+
+    One `syncfs` of their filesystem costs one journal commit, where an `fsync` per file
+    costs one each: for a group of small files that is most of their write time (measured
+    on ext4: ~17% of a worker's samples in fsync on the bulk set). Where syncfs is missing
+    or fails, each file is fsynced.
+    """
+    if not paths:
+        return
+    fd = os.open(paths[0].parent, os.O_RDONLY)
+    try:
+        if _syncfs(fd):
+            return
+    finally:
+        os.close(fd)
+    logger.debug("syncfs unavailable: fsync per file")
+    for path in paths:
+        with path.open("rb") as handle:
+            os.fsync(handle.fileno())
 
 
 def read_segment(path: Path, batch_size: int = 10_000) -> Iterator[pa.RecordBatch]:
