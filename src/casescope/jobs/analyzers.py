@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
@@ -234,7 +235,7 @@ def _hit_rows(batch: pa.RecordBatch, hits: pa.Table) -> list[dict[str, object]]:
     take = pa.array(index)
     record_ids = batch.column("record_id").take(take).to_pylist()
     times = batch.column("ts").take(take).to_pylist()
-    values = _field_values(batch, index.tolist(), hits.column("field").to_pylist())
+    values = _field_values(batch, index, hits.column("field").to_pylist())
     return [
         {
             "seq": seq,
@@ -256,19 +257,20 @@ def _hit_rows(batch: pa.RecordBatch, hits: pa.Table) -> list[dict[str, object]]:
     ]
 
 
-def _field_values(batch: pa.RecordBatch, rows: list[int], names: list[str]) -> list[str]:
-    """The value of field `names[i]` of event `rows[i]` (a core column or a map key)."""
-    maps: dict[int, dict[str, str]] = {}
+def _field_values(batch: pa.RecordBatch, rows: np.ndarray, names: list[str]) -> list[str]:
+    """The value of field `names[i]` of event `rows[i]` (a core column or a map key; the
+    first value of a repeated key, as matched first), looked up per distinct name."""
+    out = [""] * len(names)
+    positions_of: dict[str, list[int]] = {}
+    for position, name in enumerate(names):
+        positions_of.setdefault(name, []).append(position)
     fields = batch.column("fields")
-    out = []
-    for row, name in zip(rows, names, strict=True):
+    for name, positions in positions_of.items():
+        take = pa.array(rows[positions])
         if name in CORE_TEXT_COLUMNS:
-            out.append(str(batch.column(name)[row].as_py() or ""))
-            continue
-        if row not in maps:
-            pairs = fields[row].as_py() or []
-            maps[row] = {}
-            for key, value in pairs:  # the first value of a repeated key, as matched first
-                maps[row].setdefault(key, value or "")
-        out.append(maps[row].get(name, ""))
+            values = batch.column(name).take(take)
+        else:
+            values = pc.map_lookup(fields.take(take), pa.scalar(name), "first")
+        for position, value in zip(positions, values.to_pylist(), strict=True):
+            out[position] = value or ""
     return out
