@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
+import psutil
 import pyarrow as pa
 
 from casescope.store.pages import page_out_library
@@ -25,6 +26,15 @@ logger = logging.getLogger(__name__)
 
 #: chDB's native library, as named in /proc/self/maps.
 CHDB_LIBRARY = "_chdb.abi3.so"
+#: `ChdbIndex.trim_memory` runs at most this often, and only above this much file-backed RSS.
+TRIM_INTERVAL_S = 30.0
+TRIM_FILE_MB = 160
+
+
+def _file_backed_mb() -> float:
+    """Resident pages of mapped files (and shared memory), MB: psutil's `shared`."""
+    return psutil.Process().memory_info().shared / 2**20
+
 
 #: chDB links jemalloc, which by default keeps freed pages resident for 5 s: during a load
 #: that is most of the owner's RSS (a 1M-event load: 1.2 GB peak, 300 MB of it in use).
@@ -262,6 +272,7 @@ class ChdbIndex:
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._session = chdb_session.Session(_connection_string(path, memory_mb))
+        self._trimmed_at: float | None = None
         self._session.query(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
         self._session.query(EVENTS_DDL)
         self._session.query(f"ALTER TABLE {DATABASE}.events MODIFY SETTING {MERGE_SETTINGS}")
@@ -272,7 +283,16 @@ class ChdbIndex:
 
     def trim_memory(self) -> None:
         """Give back the pages of chDB's library that this process mapped but does not use
-        (store/pages.py): ~200 MB after opening a session, less later."""
+        (store/pages.py): ~200 MB after opening a session, less later. At most once per
+        TRIM_INTERVAL_S, and only while more than TRIM_FILE_MB of mapped files are resident:
+        the pages it drops that are still used are read again (a 5M-event load that trimmed
+        before every INSERT spent most of its system time faulting them back)."""
+        now = time.monotonic()
+        if self._trimmed_at is not None and now - self._trimmed_at < TRIM_INTERVAL_S:
+            return
+        if self._trimmed_at is not None and _file_backed_mb() < TRIM_FILE_MB:
+            return
+        self._trimmed_at = now
         page_out_library(CHDB_LIBRARY)
 
     def execute(self, sql: str, params: Mapping[str, object] | None = None) -> None:

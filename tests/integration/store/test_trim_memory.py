@@ -22,22 +22,23 @@ from tests.integration.test_loader import make_batch, mark_ready, write_segment
 _PROBE = """
 import json, sys
 from pathlib import Path
-from casescope.store.index import ChdbIndex
+from casescope.store import index as index_module
 
 def file_kb():
     for line in open("/proc/self/status"):
         if line.startswith("RssFile:"):
             return int(line.split()[1])
 
-index = ChdbIndex(Path(sys.argv[1]), memory_mb=480)
-after_open = file_kb()
-index.trim_memory()
-after_trim = file_kb()
+index = index_module.ChdbIndex(Path(sys.argv[1]), memory_mb=480)
 index.execute(
     "INSERT INTO casescope.events (case_id, file_id, seq, ts, raw) VALUES (1, 1, 0, now64(6), 'x')"
 )
+before = file_kb()
+index_module.TRIM_INTERVAL_S = index_module.TRIM_FILE_MB = 0
+index.trim_memory()
+after = file_kb()
 count = index.scalar("SELECT count() FROM casescope.events", {})
-print(json.dumps({"after_open": after_open, "after_trim": after_trim, "count": count}))
+print(json.dumps({"before": before, "after": after, "count": count}))
 index.close()
 """
 
@@ -53,8 +54,7 @@ def test_trimmed_owner_maps_less_of_the_library_and_still_works(tmp_path: Path) 
     )
     figures = json.loads(out.stdout.strip().splitlines()[-1])
     assert figures["count"] == 1
-    # opening a session already trims, so a second trim finds little left to drop
-    assert figures["after_trim"] <= figures["after_open"]
+    assert figures["after"] < figures["before"]
 
 
 def test_read_only_ranges_skip_writable_and_other_mappings(tmp_path: Path) -> None:
@@ -101,5 +101,27 @@ def test_loader_trims_before_an_insert_that_would_be_small(
         assert report.files == 1
         assert CountingIndex.trims == 1
         assert index.counts_by_file(1) == {ids[0]: 50, ids[1]: 50}
+    finally:
+        index.close()
+
+
+def test_trimming_is_rate_limited(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Dropped pages that are still used are read again: at most one trim per interval."""
+    from casescope.store import index as index_module
+
+    calls: list[str] = []
+    monkeypatch.setattr(index_module, "page_out_library", lambda name: calls.append(name) or 0)
+    index = ChdbIndex(tmp_path / "index")
+    try:
+        assert calls == ["_chdb.abi3.so"]  # at open
+        index.trim_memory()
+        assert len(calls) == 1  # within the interval: nothing
+        monkeypatch.setattr(index_module, "TRIM_INTERVAL_S", 0.0)
+        monkeypatch.setattr(index_module, "TRIM_FILE_MB", 0)
+        index.trim_memory()
+        assert len(calls) == 2
+        monkeypatch.setattr(index_module, "TRIM_FILE_MB", 10**9)  # little mapped: nothing
+        index.trim_memory()
+        assert len(calls) == 2
     finally:
         index.close()
