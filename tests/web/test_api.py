@@ -140,6 +140,17 @@ def test_filters_channel_and_file(web: Web) -> None:
     )
 
 
+def test_pages_leave_out_the_original_record_unless_asked(web: Web) -> None:
+    client = web.clients["reader"]
+    base = f"/api/cases/{web.case_id}/events"
+    plain = client.get(base, params={"limit": 3}).json()["rows"]
+    full = client.get(base, params={"limit": 3, "raw": "true"}).json()["rows"]
+    assert plain and all("raw" not in r and isinstance(r["fields"], dict) for r in plain)
+    assert [(r["file_id"], r["seq"]) for r in full] == [(r["file_id"], r["seq"]) for r in plain]
+    detail = client.get(f"{base}/{plain[0]['file_id']}/{plain[0]['seq']}").json()
+    assert full[0]["raw"] == detail["raw"] and full[0]["raw"]
+
+
 def test_event_detail_tag_and_hide(web: Web) -> None:
     analyst = web.clients["analyst"]
     base = f"/api/cases/{web.case_id}/events"

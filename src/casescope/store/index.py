@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 #: chDB's native library, as named in /proc/self/maps.
 CHDB_LIBRARY = "_chdb.abi3.so"
 #: `ChdbIndex.trim_memory` runs at most this often, and only above this much file-backed RSS.
-TRIM_INTERVAL_S = 30.0
+TRIM_INTERVAL_S = 5.0
 TRIM_FILE_MB = 160
 
 

@@ -84,6 +84,7 @@ def run_search(
     page: tuple[int, View],
     *,
     exact_total: bool = False,
+    raw: bool = False,
 ) -> dict:
     """One page of results with each event's marks; a first page goes into the history.
 
@@ -95,7 +96,7 @@ def run_search(
     cap = state.settings.search_count_limit
     try:
         decoded = es.Cursor.decode(cursor) if cursor else None
-        spec = es.PageSpec(decoded, limit, view.sort, view.order is Order.DESC)
+        spec = es.PageSpec(decoded, limit, view.sort, view.order is Order.DESC, raw)
         with state.index.use() as index:
             result = es.search_page(
                 index, where, spec, count_limit=None if exact_total or not cap else cap
@@ -129,13 +130,18 @@ def events(
     exact_total: Annotated[
         bool, Query(description="Count every match (default: up to the count limit).")
     ] = False,
+    raw: Annotated[
+        bool, Query(description="Include each event's original record (`raw`) in its row.")
+    ] = False,
 ) -> dict:
     """Matching events, one keyset page at a time (pass `next_cursor` back as `cursor`).
 
     `total` is exact when `total_exact` is true; otherwise there are more than `total`
-    matches (the count limit) and `exact_total=true` counts them all.
+    matches (the count limit) and `exact_total=true` counts them all. Rows carry every
+    column and field but the original record, unless `raw=true` (or fetch one event:
+    `GET /events/{file_id}/{seq}`).
     """
-    return run_search(state, scope, form, cursor, (limit, view), exact_total=exact_total)
+    return run_search(state, scope, form, cursor, (limit, view), exact_total=exact_total, raw=raw)
 
 
 @router.get("/facets")
