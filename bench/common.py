@@ -15,10 +15,27 @@ from pathlib import Path
 
 import psutil
 
+from casescope.parse.evtx_layout import (
+    CHUNK_SIZE,
+    FILE_HEADER_SIZE,
+    chunk_fill,
+    chunk_is_intact,
+    chunk_record_range,
+    file_header,
+)
+
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("CASESCOPE_DATA", REPO.parent / "shared" / "data"))
 ATTACK_SAMPLES = DATA / "evtx" / "attack-samples"
 EVTX_HEADER_PADDING = range(128, 4096)  # unused bytes of the EVTX file header (not checksummed)
+#: Chunks of a real, large log are full; most samples' are not (357 intact chunks with 23
+#: records in 24 KB on average; the 87 filled at least this much: 70 records in 63 KB)
+EVTX_MIN_FILL = 48 * 1024
+
+
+def sample_paths(samples: Sequence[Path] | None = None) -> list[Path]:
+    """`samples` sorted, or else every attack sample."""
+    return sorted(samples) if samples is not None else sorted(ATTACK_SAMPLES.rglob("*.evtx"))
 
 
 def make_bulk_set(target: Path, copies: int, samples: Sequence[Path] | None = None) -> list[Path]:
@@ -28,7 +45,7 @@ def make_bulk_set(target: Path, copies: int, samples: Sequence[Path] | None = No
     marker in the unused padding of the EVTX file header; parsing is unaffected.
     """
     target.mkdir(parents=True, exist_ok=True)
-    samples = sorted(samples) if samples is not None else sorted(ATTACK_SAMPLES.rglob("*.evtx"))
+    samples = sample_paths(samples)
     out = []
     for copy in range(copies):
         for n, sample in enumerate(samples):
@@ -41,6 +58,49 @@ def make_bulk_set(target: Path, copies: int, samples: Sequence[Path] | None = No
             path.write_bytes(data)
             out.append(path)
     return out
+
+
+def evtx_sample_chunks(
+    samples: Sequence[Path] | None = None, min_fill: int = EVTX_MIN_FILL
+) -> list[tuple[bytes, tuple[int, int]]]:
+    """The intact chunks of the attack samples (or `samples`) whose records fill at least
+    `min_fill` bytes, in file order (87 chunks, 5.4 MiB), each with its first and last
+    record number."""
+    chunks = []
+    for sample in sample_paths(samples):
+        with sample.open("rb") as handle:
+            handle.seek(FILE_HEADER_SIZE)
+            while len(chunk := handle.read(CHUNK_SIZE)) == CHUNK_SIZE:
+                found = chunk_record_range(chunk)
+                if found and chunk_fill(chunk) >= min_fill and chunk_is_intact(chunk):
+                    chunks.append((chunk, found))
+    return chunks
+
+
+def make_large_evtx(path: Path, size: int, samples: Sequence[Path] | None = None) -> int:
+    """Write a valid EVTX file of `size` bytes or a little less (whole chunks, at least one):
+    the samples' well-filled chunks, unchanged, repeated; returns its record count.
+
+    The file header is rewritten for the chunks (count, numbers, next record, checksum), so
+    the file reads as a healthy log whose record numbers restart with each repeated chunk.
+    Written chunk by chunk: only the source chunks (~5 MiB) are held in memory.
+    """
+    sources = evtx_sample_chunks(samples)
+    if not sources:
+        raise ValueError("no intact, well-filled EVTX chunk in the samples")
+    with sample_paths(samples)[0].open("rb") as handle:
+        template = handle.read(FILE_HEADER_SIZE)
+    chunks = max(1, (size - FILE_HEADER_SIZE) // CHUNK_SIZE)
+    records = 0
+    with path.open("wb") as out:
+        out.write(bytes(FILE_HEADER_SIZE))  # the header once the chunks are written
+        for n in range(chunks):
+            chunk, (first, last) = sources[n % len(sources)]
+            out.write(chunk)
+            records += last - first + 1
+        out.seek(0)
+        out.write(file_header(template, chunks, next_record=last + 1))
+    return records
 
 
 def make_large_ndjson(path: Path, lines: int) -> Path:
@@ -76,6 +136,8 @@ class RssSampler:
     private_peaks: dict[int, float] = field(default_factory=dict)
     #: user+sys CPU seconds of the whole process tree (set by `run_casescope`).
     cpu_seconds: float = 0.0
+    #: the exit code of the process (set by `run_casescope`)
+    exit_code: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
 
     def start(self) -> None:
@@ -123,8 +185,11 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_casescope(args: Sequence[str], home: Path, **env: str) -> tuple[float, RssSampler]:
-    """Run `casescope ARGS` in `home`; returns wall seconds and the RSS sampler."""
+def run_casescope(
+    args: Sequence[str], home: Path, *, check: bool = True, **env: str
+) -> tuple[float, RssSampler]:
+    """Run `casescope ARGS` in `home`; returns wall seconds and the RSS sampler. A failed
+    command ends the benchmark unless `check` is false (then see `sampler.exit_code`)."""
     environ = {**os.environ, "CASESCOPE_HOME": str(home), **env}
     cpu_before = _children_cpu()
     started = time.perf_counter()
@@ -136,7 +201,8 @@ def run_casescope(args: Sequence[str], home: Path, **env: str) -> tuple[float, R
     code = proc.wait()
     sampler.stop()
     sampler.cpu_seconds = _children_cpu() - cpu_before
-    if code != 0:
+    sampler.exit_code = code
+    if check and code != 0:
         raise SystemExit(f"casescope {' '.join(args)} exited with {code}")
     return time.perf_counter() - started, sampler
 

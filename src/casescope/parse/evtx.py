@@ -29,16 +29,18 @@ import orjson
 import pyarrow as pa
 
 from casescope.parse.columns import EventColumns
+from casescope.parse.evtx_layout import (
+    CHUNK_SIZE,
+    FILE_HEADER_SIZE,
+    FILE_MAGIC,
+    chunk_record_range,
+)
 from casescope.parse.evtx_salvage import DEFAULT_TIMEOUT_S, salvage_chunk
 from casescope.parse.report import ParseReport
 from casescope.parse.winevent import add_event, crate_adder
 
 logger = logging.getLogger(__name__)
 
-FILE_MAGIC = b"ElfFile\x00"
-CHUNK_MAGIC = b"ElfChnk\x00"
-FILE_HEADER_SIZE = 4096
-CHUNK_SIZE = 65536
 MAX_ERRORS = 10_000  # a file this broken is not worth reading further
 MAX_SALVAGED_CHUNKS = 64  # child processes per file, at most
 SALVAGE_TIMEOUT_S = DEFAULT_TIMEOUT_S
@@ -148,9 +150,7 @@ def estimate_evtx(path: Path) -> int:
             header = handle.read(24)
             if len(header) < 24:
                 break
-            if header[:8] == CHUNK_MAGIC:
-                first, last = struct.unpack_from("<QQ", header, 8)
-                if first <= last < first + CHUNK_SIZE:  # a 64 KiB chunk holds fewer records
-                    total += last - first + 1
+            if found := chunk_record_range(header):
+                total += found[1] - found[0] + 1
             offset += CHUNK_SIZE
     return total

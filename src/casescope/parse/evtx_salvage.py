@@ -10,18 +10,16 @@ validation by a child Python process that is killed after `timeout_s`.
 from __future__ import annotations
 
 import logging
-import struct
 import subprocess
 import sys
 import tempfile
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from casescope.parse.evtx_layout import CHUNK_SIZE, FILE_HEADER_SIZE, file_header
+
 logger = logging.getLogger(__name__)
 
-FILE_HEADER_SIZE = 4096
-CHUNK_SIZE = 65536
 DEFAULT_TIMEOUT_S = 15.0
 
 # Runs in the child: the crate's JSON records on stdout (one per line; JSON has no raw
@@ -54,23 +52,19 @@ class Salvaged:
 def salvage_chunk(path: Path, chunk: int, timeout_s: float = DEFAULT_TIMEOUT_S) -> Salvaged:
     """The records the crate can read from chunk number `chunk` (0-based) of `path`."""
     with path.open("rb") as handle:
-        header = bytearray(handle.read(FILE_HEADER_SIZE))
+        header = handle.read(FILE_HEADER_SIZE)
         handle.seek(FILE_HEADER_SIZE + chunk * CHUNK_SIZE)
         data = handle.read(CHUNK_SIZE)
     if len(header) < FILE_HEADER_SIZE or len(data) < CHUNK_SIZE:
         return Salvaged(errors=[f"chunk {chunk} is not in the file"])
+    try:
+        one_chunk = file_header(header, chunks=1)
+    except ValueError as exc:
+        return Salvaged(errors=[f"chunk {chunk}: {exc}"])
     with tempfile.TemporaryDirectory(prefix="casescope-salvage-") as tmp:
         single = Path(tmp) / "chunk.evtx"
-        single.write_bytes(_one_chunk_header(header) + data)
+        single.write_bytes(one_chunk + data)
         return _run_child(single, timeout_s)
-
-
-def _one_chunk_header(header: bytearray) -> bytes:
-    """The file's header rewritten for a file holding one chunk (checksum recomputed)."""
-    struct.pack_into("<QQ", header, 8, 0, 0)  # first and last chunk number
-    struct.pack_into("<H", header, 42, 1)  # chunk count
-    struct.pack_into("<I", header, 124, zlib.crc32(bytes(header[:120])))
-    return bytes(header)
 
 
 def _run_child(single: Path, timeout_s: float) -> Salvaged:
