@@ -51,7 +51,7 @@ from casescope.parse import ParseReport, iter_batches
 DATA: Path = common.DATA
 ATTACK_SAMPLES: Path = common.ATTACK_SAMPLES
 REFERENCE = DATA / "reference" / "zircolite-3.7.0_attack-samples_per-rule.csv"
-LARGE = 50_000  # events per batch when large files are evaluated (the analyzer's default)
+LARGE = 50_000  # events per batch when large files are evaluated (the analyzer's: 25,000)
 
 
 def rule_source(windows: bool) -> Path:

@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     workers: int = Field(default_factory=_default_workers, ge=1, description="Worker processes.")
     batch_size: int = Field(default=10_000, ge=100, description="Events per parse batch.")
     sigma_batch_events: int = Field(
-        default=50_000, ge=100, description="Events Sigma evaluates at once (larger is faster)."
+        default=25_000, ge=100, description="Events Sigma evaluates at once (larger is faster)."
     )
     group_max_files: int = Field(
         default=64, ge=1, description="Small files a worker claims and evaluates together."

@@ -14,6 +14,7 @@ import time
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from casescope.allocators import use_system_arrow_pool
 from casescope.collector import tune_collector
 from casescope.config import Settings
 from casescope.detect.ruleset import load_active, manifest_of
@@ -218,6 +219,7 @@ def _files_to_claim(settings: Settings, tasks_done: int, *, check_rss: bool = Fa
 def worker_main(settings: Settings, worker_id: str, exit_when_idle: bool) -> None:
     """Entry point of one worker process."""
     tune_collector()
+    use_system_arrow_pool()
     db = Database(settings, run_migrations=False)
     ctx = WorkerContext(settings=settings, db=db, worker_id=worker_id)
     register(db, worker_id)
