@@ -70,13 +70,17 @@ ORDER BY (case_id, ts, file_id, seq)
 """
 
 #: Merge settings of the events table, applied at every open (new and existing tables).
-#: Background merges, not INSERTs, are what outgrow the memory budget on large cases: a merge
-#: builds the text index of the part it writes in memory, so its cost grows with the part.
-#: Measured on 5M events (~1 KB each) at the default 480 MB budget: merges of 230-380 MB and
-#: a failed load after ~1M events with ClickHouse's defaults; small merge blocks and parts
-#: capped at 64 MiB on disk (~500k events) keep a merge within the budget. The price is more
-#: parts: ~80 for 40M events.
-MERGE_SETTINGS = "merge_max_block_size = 1024, max_bytes_to_merge_at_max_space_in_pool = 67108864"
+#: Searches read the first matches in time order from every part, so they slow down with the
+#: number of parts and of granules: on 5M events, first pages took 45-175 ms from 22 parts of
+#: ~1,100-row granules and 13-30 ms from one part of ~5,000-row granules. So merges write
+#: granules of up to 8,192 rows (4 MiB: events are wide) and parts grow to 512 MiB on disk
+#: (~4M events). A merge's memory grows with its blocks, not with the part it writes: 14
+#: parts (5M events) merged into one within a 480 MB budget at a 449 MB peak RSS. A load
+#: that meets a merge at the memory limit is retried once the merge is done (`_insert`).
+MERGE_SETTINGS = (
+    "merge_max_block_size = 8192, merge_max_block_size_bytes = 4194304, "
+    "max_bytes_to_merge_at_max_space_in_pool = 536870912"
+)
 
 #: An INSERT that fails for memory (a merge running beside it) is retried this many times,
 #: after its partial rows are removed and the running merges have finished.

@@ -150,5 +150,6 @@ def test_events_table_gets_the_bounded_merge_settings(settings: Settings) -> Non
         )
     finally:
         index.close()
-    assert "merge_max_block_size = 1024" in ddl
-    assert "max_bytes_to_merge_at_max_space_in_pool = 67108864" in ddl
+    assert "merge_max_block_size = 8192" in ddl
+    assert "merge_max_block_size_bytes = 4194304" in ddl
+    assert "max_bytes_to_merge_at_max_space_in_pool = 536870912" in ddl
