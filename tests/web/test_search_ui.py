@@ -309,6 +309,22 @@ def test_ioc_import_upload_reports_bad_lines(ui: Web) -> None:
     client.post(_url(ui, "iocs/remove"), json={"ids": body["added"]})
 
 
+def test_new_ioc_is_hunted_in_serves_index_without_a_rehunt(ui: Web) -> None:
+    """serve owns the index, so an IOC added in the web app is hunted there at once: no
+    ioc_only job for the case's files, and its hits are the events that hold the value."""
+    client = ui.clients["analyst"]
+    computer = client.get(_url(ui, "events"), params={"limit": 1}).json()["rows"][0]["computer"]
+    expected = client.get(_url(ui, "events"), params={"computer": computer}).json()["total"]
+    body = client.post(_url(ui, "iocs"), json={"values": [computer], "type": "string"}).json()
+    try:
+        assert body["queued"] == 0 and body["index_hits"] >= expected > 0, body
+        (ioc_id,) = body["added"]
+        hits = {h["ioc_id"]: h for h in client.get(_url(ui, "ioc-hits")).json()}
+        assert hits[ioc_id]["events"] >= expected
+    finally:
+        client.post(_url(ui, "iocs/remove"), json={"ids": body["added"]})
+
+
 def test_readers_cannot_change_iocs(ui: Web) -> None:
     reader = ui.clients["reader"]
     assert reader.get(f"/cases/{ui.case_id}/iocs").status_code == 200
