@@ -38,6 +38,7 @@ __all__ = [
 DEFAULT_BATCH_SIZE = 10_000
 DEFAULT_MAX_LINE_BYTES = 16 * 1024 * 1024
 _ESTIMATE_SAMPLE = 1024 * 1024
+_ESTIMATE_WINDOWS = 8  # evenly spread, 128 KiB each
 
 
 def iter_batches(
@@ -72,16 +73,27 @@ def estimate_events(path: Path, file_type: FileType) -> int:
     """A cheap estimate of a file's event count, for progress bars.
 
     EVTX: the sum of the chunk headers' record-number ranges (exact for healthy files).
-    NDJSON/CSV: the newlines in the first MiB, extrapolated to the file's size.
+    NDJSON/CSV: the newlines in windows spread over the file, extrapolated to its size
+    (exact up to 1 MiB). The first MiB alone misjudged exports whose early events differ in
+    size from the rest (1.38M estimated for 1.88M events).
     """
     if FileType(file_type) is FileType.EVTX:
         return estimate_evtx(path)
     size = path.stat().st_size
     if size == 0:
         return 0
-    with path.open("rb") as handle:
-        sample = handle.read(_ESTIMATE_SAMPLE)
-    lines = sample.count(b"\n") + (not sample.endswith(b"\n"))
-    estimate = round(lines * size / len(sample))
     header = 1 if file_type is FileType.CSV else 0
-    return max(estimate - header, 1)
+    return max(_estimate_lines(path, size) - header, 1)
+
+
+def _estimate_lines(path: Path, size: int) -> int:
+    with path.open("rb") as handle:
+        if size <= _ESTIMATE_SAMPLE:
+            data = handle.read()
+            return data.count(b"\n") + (not data.endswith(b"\n"))
+        window = _ESTIMATE_SAMPLE // _ESTIMATE_WINDOWS
+        newlines = 0
+        for k in range(_ESTIMATE_WINDOWS):
+            handle.seek((size - window) * k // (_ESTIMATE_WINDOWS - 1))
+            newlines += handle.read(window).count(b"\n")
+    return round(newlines * size / (window * _ESTIMATE_WINDOWS))

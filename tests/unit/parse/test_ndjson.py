@@ -200,3 +200,19 @@ def test_estimate_is_close(tmp_path: Path) -> None:
     path = tmp_path / "many.jsonl"
     path.write_text("".join(f'{{"n": {n}, "pad": "{"x" * (n % 50)}"}}\n' for n in range(60_000)))
     assert 54_000 <= estimate_events(path, FileType.NDJSON) <= 66_000
+
+
+def test_estimate_samples_the_whole_file_not_its_start(tmp_path: Path) -> None:
+    """Short events first, long ones after (an export sorted by type): reading only the
+    first MiB would estimate ~3x too many."""
+    short = "".join(f'{{"n": {n}}}\n' for n in range(100_000))
+    long = "".join(f'{{"n": {n}, "pad": "{"x" * 100}"}}\n' for n in range(40_000))
+    path = tmp_path / "skewed.jsonl"
+    path.write_text(short + long)
+    assert 112_000 <= estimate_events(path, FileType.NDJSON) <= 168_000  # 140,000 ± 20%
+
+
+def test_estimate_is_exact_for_small_files(tmp_path: Path) -> None:
+    path = tmp_path / "small.jsonl"
+    path.write_text('{"a": 1}\n' * 999 + '{"a": 2}')
+    assert estimate_events(path, FileType.NDJSON) == 1000
