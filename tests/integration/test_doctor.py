@@ -46,3 +46,28 @@ def test_expired_lease_and_missing_segment_and_evidence(db: Database, settings: 
             ).all()
         )
     assert states == {ids[0]: JobState.QUEUED, ids[1]: JobState.QUEUED}
+
+
+def test_unneeded_load_bundles_are_reported_and_deleted_on_repair(
+    db: Database, settings: Settings
+) -> None:
+    """A worker that died between writing its group's bundle and committing leaves a bundle
+    no file names; a bundle a pending file names is kept."""
+    ids = add_files(db, 1)
+    settings.bundles_dir.mkdir(parents=True, exist_ok=True)
+    stray = settings.bundles_dir / "w1-7.parquet"
+    needed = settings.bundles_dir / "w2-9.parquet"
+    for path in (stray, needed):
+        path.write_bytes(b"PAR1")
+    with db.session() as session:
+        session.execute(
+            update(EvidenceFile)
+            .where(EvidenceFile.id == ids[0])
+            .values(index_state=IndexState.PENDING, load_bundle=str(needed))
+        )
+    checked = run_doctor(db, settings, repair=False)
+    assert checked.bundles_orphaned == 1 and stray.exists() and needed.exists()
+    # repairing also re-queues the file (it has no segment), so its bundle goes too
+    repaired = run_doctor(db, settings, repair=True)
+    assert repaired.segments_missing == ids and repaired.bundles_orphaned == 2
+    assert not stray.exists() and not needed.exists()

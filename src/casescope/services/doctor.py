@@ -31,6 +31,7 @@ from casescope.model.enums import (
     Operation,
 )
 from casescope.model.tables import EvidenceFile, Job, Segment, WorkerRecord
+from casescope.store.loader import orphan_bundles, prune_bundles
 
 TERMINAL = (FileStatus.COMPLETED, FileStatus.FAILED)
 
@@ -112,6 +113,8 @@ class DoctorReport:
     orphans_requeued: list[int] = field(default_factory=list)
     leases_expired: int = 0
     stale_workers_removed: int = 0
+    #: Load bundles no pending file needs (deleted when repairing): disk only, never lost data.
+    bundles_orphaned: int = 0
     segments_missing: list[int] = field(default_factory=list)
     evidence_missing: list[tuple[int, str]] = field(default_factory=list)
     verification: Verification = field(default_factory=Verification)
@@ -164,4 +167,8 @@ def run_doctor(db: Database, settings: Settings, *, repair: bool) -> DoctorRepor
             report.stale_workers_removed = result.rowcount or 0
         session.flush()
         report.verification = verify_files(session)
+    if repair:
+        report.bundles_orphaned = prune_bundles(db, settings)
+    else:
+        report.bundles_orphaned = len(orphan_bundles(db, settings))
     return report

@@ -174,12 +174,12 @@ def _load_bundled(index: EventIndex, items: list[PendingFile]) -> list[PendingFi
     return alone
 
 
-def prune_bundles(db: Database, settings: Settings) -> int:
-    """Delete load bundles no pending file refers to; how many. Always safe: a file whose
-    bundle is gone is loaded from its segment."""
+def orphan_bundles(db: Database, settings: Settings) -> list[Path]:
+    """Load bundles no pending file refers to: loaded already, or left by a worker that died
+    before committing its group."""
     directory = settings.bundles_dir
     if not directory.is_dir():
-        return 0
+        return []
     with db.read() as session:
         wanted = set(
             session.scalars(
@@ -189,12 +189,16 @@ def prune_bundles(db: Database, settings: Settings) -> int:
                 )
             )
         )
-    removed = 0
-    for path in directory.glob("*.parquet"):
-        if str(path) not in wanted:
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed
+    return [path for path in directory.glob("*.parquet") if str(path) not in wanted]
+
+
+def prune_bundles(db: Database, settings: Settings) -> int:
+    """Delete `orphan_bundles`; how many. Always safe: a file whose bundle is gone is loaded
+    from its segment."""
+    orphans = orphan_bundles(db, settings)
+    for path in orphans:
+        path.unlink(missing_ok=True)
+    return len(orphans)
 
 
 def load_batch(
