@@ -37,6 +37,9 @@ from tests.faults.conftest import (
 
 SAMPLES, COPIES = 10, 200  # 2,000 files
 KILL_EVERY = 0.75  # seconds (a killed worker is replaced in ~1-2 s; a group of 64 files, ~0.5 s)
+#: Also kill when this share of the files is complete (the run took ~10 s, then less: a
+#: fixed interval alone gave 2 kills in one run).
+KILL_AT = (0.1, 0.3, 0.5, 0.7)
 #: Small samples of these techniques, and the Sigma rules for them: every copy has hits.
 TECHNIQUES = re.compile(r"rundll32|schtask|regsvr32")
 
@@ -65,17 +68,31 @@ def _busy_workers(db: Database, ours: set[int]) -> list[int]:
         return sorted(set(pids) & ours)
 
 
+def _completed(db: Database) -> int:
+    with db.read() as session:
+        status = EvidenceFile.status == FileStatus.COMPLETED
+        return int(session.scalar(select(func.count()).where(status)) or 0)
+
+
 def _run_killing(cli: Cli, db: Database) -> int:
-    """Run a pool to the end, SIGKILLing one of its busy workers every few seconds."""
+    """Run a pool to the end, SIGKILLing one of its busy workers every `KILL_EVERY` seconds
+    and whenever the completed files pass one of `KILL_AT`, so the faults are spread over
+    the whole run however fast this machine gets through it."""
     workers = pool(cli, CASESCOPE_MAX_ATTEMPTS="50")
-    kills, rng = 0, random.Random(7)
-    deadline = time.monotonic() + 400
+    kills, rng, marks = 0, random.Random(7), list(KILL_AT)
+    last_kill = time.monotonic()
+    deadline = last_kill + 400
     while workers.poll() is None and time.monotonic() < deadline:
-        time.sleep(KILL_EVERY)
+        time.sleep(0.05)
+        passed = marks and _completed(db) >= marks[0] * SAMPLES * COPIES
+        if not passed and time.monotonic() - last_kill < KILL_EVERY:
+            continue
         busy = _busy_workers(db, children(workers))
         if busy:
             os.kill(rng.choice(busy), signal.SIGKILL)
-            kills += 1
+            kills, last_kill = kills + 1, time.monotonic()
+            if passed:
+                marks.pop(0)
     if workers.poll() is None:
         workers.kill()
         raise AssertionError("the pool did not finish")

@@ -3,7 +3,7 @@
 `python -m tests.integration.parse_probe PATH [--keep]`, with CASESCOPE_HOME and
 CASESCOPE_BATCH_SIZE set: the file is parsed by `casescope.parse` at the configured batch
 size into a segment, as the worker's indexing step does (without Sigma and IOCs). Prints one
-JSON line: rows, the RSS after the imports and the peak RSS (`ru_maxrss`), in MB. `--keep`
+JSON line: rows, the RSS after the imports and the peak RSS (`VmHWM`), in MB. `--keep`
 also holds every batch: memory that grows with the file, on purpose (the test's control).
 """
 
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 from pathlib import Path
 
 import psutil
@@ -46,8 +45,16 @@ def main() -> None:
             if args.keep:
                 kept.append(batch)
         writer.commit(sync=False)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    print(json.dumps({"rows": writer.rows, "base_mb": base, "peak_mb": peak}))
+    print(json.dumps({"rows": writer.rows, "base_mb": base, "peak_mb": peak_rss_mb()}))
+
+
+def peak_rss_mb() -> float:
+    """This process image's peak RSS. Not `ru_maxrss`: Linux carries that across exec, so a
+    child of a large pytest process reported the parent's size (1,048 MB for every file)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 if __name__ == "__main__":
