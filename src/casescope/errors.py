@@ -25,6 +25,11 @@ class IndexBusyError(CasescopeError):
     """Another process owns the embedded event index."""
 
 
+class IndexMemoryError(CasescopeError):
+    """A query needed more memory than the index's budget allows at that moment (its own
+    size, or background merges holding part of the budget): worth retrying shortly."""
+
+
 #: errno values of a write that failed for want of space (or of a file size limit).
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import time
@@ -11,10 +12,10 @@ import pytest
 from sqlalchemy import select, update
 
 from casescope.config import Settings
-from casescope.errors import CasescopeError
+from casescope.errors import CasescopeError, IndexMemoryError
 from casescope.model.tables import EvidenceFile
 from casescope.model.users import ApiToken
-from casescope.web.app import create_app
+from casescope.web.app import _index_memory, create_app
 from tests.web.conftest import PASSWORD, Web, login
 
 
@@ -206,3 +207,12 @@ def test_dashboard_detections_health_metrics(web: Web) -> None:
 def test_refuses_to_start_without_a_real_secret_key(key: str | None) -> None:
     with pytest.raises(CasescopeError, match="CASESCOPE_SECRET_KEY"):
         create_app(Settings(secret_key=key))
+
+
+def test_a_query_over_the_index_budget_is_503_with_retry_after() -> None:
+    """chDB's MEMORY_LIMIT_EXCEEDED becomes IndexMemoryError in the index (tested in
+    tests/integration/store); the app answers it as a busy server, not a bad request."""
+    busy = IndexMemoryError("over the budget")
+    response = asyncio.run(_index_memory(None, busy))  # type: ignore[arg-type]
+    assert response.status_code == 503 and response.headers["Retry-After"] == "5"
+    assert orjson.loads(response.body) == {"detail": "over the budget"}

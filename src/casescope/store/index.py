@@ -20,6 +20,7 @@ import orjson
 import psutil
 import pyarrow as pa
 
+from casescope.errors import IndexMemoryError
 from casescope.store.pages import page_out_library
 
 logger = logging.getLogger(__name__)
@@ -303,7 +304,16 @@ class ChdbIndex:
         self._session.query(sql, "CSV", params=_bind(params))
 
     def query_rows(self, sql: str, params: Mapping[str, object] | None = None) -> list[dict]:
-        result = self._session.query(sql, "JSONEachRow", params=_bind(params))
+        try:
+            result = self._session.query(sql, "JSONEachRow", params=_bind(params))
+        except RuntimeError as error:  # chdb.ChdbError (imported only by the owner)
+            if "MEMORY_LIMIT_EXCEEDED" not in str(error):
+                raise
+            raise IndexMemoryError(
+                "the query needed more memory than the index's budget "
+                "(CASESCOPE_INDEX_MEMORY_MB) allows now; retry in a moment (merges after a "
+                "large load hold part of it) or narrow the query"
+            ) from error
         data = result.bytes()
         return [orjson.loads(line) for line in data.splitlines() if line]
 

@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from casescope.config import Settings
+from casescope.errors import IndexMemoryError
 from casescope.model.db import Database
 from casescope.services.auth import check_secret_key
 from casescope.services.users import count_users
@@ -60,6 +61,11 @@ def _login_required(request: Request, _exc: Exception) -> Response:
     return RedirectResponse("/login", status_code=303)
 
 
+async def _index_memory(request: Request, exc: Exception) -> Response:
+    """A query over the index's memory budget: the server is busy, not broken (503)."""
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The app; the state (DB, index ownership) is opened by its lifespan."""
     check_secret_key(settings)  # refuse at once, before anything listens
@@ -75,6 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="casescope", version="0.1.0", lifespan=lifespan)
     app.state.login_limiter = LoginLimiter(settings.login_attempts_per_minute)
     app.add_exception_handler(LoginRequired, _login_required)
+    app.add_exception_handler(IndexMemoryError, _index_memory)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]

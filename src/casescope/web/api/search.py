@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from casescope.errors import CasescopeError
+from casescope.errors import CasescopeError, IndexMemoryError
 from casescope.model.users import EventMark
 from casescope.services import event_search as es
 from casescope.services.detections import DetectionFilter, summary
@@ -101,6 +101,8 @@ def run_search(
             result = es.search_page(
                 index, where, spec, count_limit=None if exact_total or not cap else cap
             )
+    except IndexMemoryError:
+        raise  # 503 (web/app.py), not a bad request
     except CasescopeError as exc:
         raise HTTPException(400, str(exc)) from None
     if cursor is None:
