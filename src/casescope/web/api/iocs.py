@@ -7,6 +7,7 @@ Disabling or removing deletes the IOC's hits at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, UploadFile
@@ -16,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from casescope.errors import CasescopeError
 from casescope.hunt.ioc import IocType
 from casescope.services import ioc_hits, iocs
+from casescope.store.index import EventIndex
 from casescope.web.security import CaseRead, CaseScope, CaseWrite, State, audit
 from casescope.web.state import WebState
 
@@ -47,7 +49,14 @@ def change_dict(change: iocs.IocChange) -> dict:
     }
 
 
-def _after_change(state: WebState, change: iocs.IocChange) -> dict:
+def _hunted(state: WebState, change_iocs: Callable[[EventIndex], iocs.IocChange]) -> dict:
+    """Run an IOC change that hunts new IOCs, with `serve`'s index to hunt them in; start
+    workers if it queued files that are not in the index."""
+    try:
+        with state.index.use() as index:
+            change = change_iocs(index)
+    except CasescopeError as exc:
+        raise HTTPException(400, str(exc)) from None
     if change.queued:
         state.kick_workers()
     return change_dict(change)
@@ -58,40 +67,36 @@ def actor(scope: CaseScope) -> str:
 
 
 def add(state: WebState, scope: CaseScope, body: NewIocs) -> dict:
-    try:
-        with state.index.use() as index:
-            change = iocs.add_iocs(
-                state.db,
-                state.settings,
-                scope.case_id,
-                body.values,
-                body.type,
-                note=body.note,
-                source="web",
-                actor=actor(scope),
-                index=index,
-            )
-    except CasescopeError as exc:
-        raise HTTPException(400, str(exc)) from None
-    return _after_change(state, change)
+    return _hunted(
+        state,
+        lambda index: iocs.add_iocs(
+            state.db,
+            state.settings,
+            scope.case_id,
+            body.values,
+            body.type,
+            note=body.note,
+            source="web",
+            actor=actor(scope),
+            index=index,
+        ),
+    )
 
 
 def import_text(state: WebState, scope: CaseScope, text: str, ioc_type: IocType | None) -> dict:
-    try:
-        with state.index.use() as index:
-            change = iocs.import_iocs(
-                state.db,
-                state.settings,
-                scope.case_id,
-                text,
-                ioc_type=ioc_type,
-                source="web-import",
-                actor=actor(scope),
-                index=index,
-            )
-    except CasescopeError as exc:
-        raise HTTPException(400, str(exc)) from None
-    return _after_change(state, change)
+    return _hunted(
+        state,
+        lambda index: iocs.import_iocs(
+            state.db,
+            state.settings,
+            scope.case_id,
+            text,
+            ioc_type=ioc_type,
+            source="web-import",
+            actor=actor(scope),
+            index=index,
+        ),
+    )
 
 
 async def read_upload(upload: UploadFile) -> str:
@@ -105,20 +110,12 @@ async def read_upload(upload: UploadFile) -> str:
 
 
 def set_enabled(state: WebState, scope: CaseScope, ids: list[int], enabled: bool) -> dict:
-    try:
-        with state.index.use() as index:
-            change = iocs.set_enabled(
-                state.db,
-                state.settings,
-                scope.case_id,
-                ids,
-                enabled,
-                actor=actor(scope),
-                index=index,
-            )
-    except CasescopeError as exc:
-        raise HTTPException(400, str(exc)) from None
-    return _after_change(state, change)
+    return _hunted(
+        state,
+        lambda index: iocs.set_enabled(
+            state.db, state.settings, scope.case_id, ids, enabled, actor=actor(scope), index=index
+        ),
+    )
 
 
 def remove(state: WebState, scope: CaseScope, ids: list[int]) -> dict:
