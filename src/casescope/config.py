@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     )
     load_batch_rows: int = Field(default=500_000, ge=1, description="Rows per index INSERT.")
     load_batch_files: int = Field(default=200, ge=1, description="Files per index INSERT.")
+    load_piece_events: int = Field(
+        default=100_000,
+        ge=1,
+        description="Pieces a large file (2 pieces or more) is loaded in while it is parsed.",
+    )
     # --- web app (`casescope serve`, docs/web.md) ---
     secret_key: str | None = Field(
         default=None, description="Key of the web app's session/token hashes (required)."

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,8 @@ from casescope.model.db import Database
 @dataclass
 class Cli:
     home: Path
+    #: Settings of this test's commands (CASESCOPE_* variables).
+    extra: dict[str, str] = field(default_factory=dict)
 
     @property
     def env(self) -> dict[str, str]:
@@ -28,6 +30,7 @@ class Cli:
             CASESCOPE_LEASE_SECONDS="4",
             COLUMNS="200",
         )
+        env.update(self.extra)
         return env
 
     def run(

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from casescope.evidence.intake import ingest_paths
 from casescope.model.enums import FileStatus, JobState
-from casescope.model.tables import AuditRecord, EvidenceFile, Job, WorkerRecord
+from casescope.model.tables import AuditRecord, EvidenceFile, Job, LoadPiece, WorkerRecord
 from casescope.services.cases import create_case
 from casescope.store.index import ChdbIndex
 from tests.e2e.conftest import Cli
@@ -80,6 +80,26 @@ def test_sigkill_worker_mid_file(cli: Cli, big_ndjson: Path) -> None:
     os.kill(_wait_until_busy(cli, file_id), signal.SIGKILL)
     assert pool.wait(240) == 0, pool.stderr.read()
     _assert_indexed_once(cli, file_id)
+
+
+def test_sigkill_worker_after_its_pieces_were_loaded(cli: Cli, big_ndjson: Path) -> None:
+    """The owner (`ingest`) loads a large file's pieces while it is parsed; its worker dies
+    after some were loaded: the next attempt replaces them, and each event is in once."""
+    cli.extra["CASESCOPE_LOAD_PIECE_EVENTS"] = "10000"
+    proc = cli.popen("ingest", "--case", "pieces", str(big_ndjson))
+    db = cli.db()
+    deadline = time.monotonic() + 120
+    loaded = 0
+    while not loaded and time.monotonic() < deadline:
+        time.sleep(0.2)
+        with db.session() as session:
+            loaded = session.scalar(select(func.count()).where(LoadPiece.loaded)) or 0
+    assert loaded, "no piece was loaded during the parse"
+    with db.session() as session:
+        file_id = session.scalar(select(EvidenceFile.id))
+    os.kill(_wait_until_busy(cli, file_id), signal.SIGKILL)
+    assert proc.wait(240) == 0, proc.stderr.read()
+    _assert_indexed_once(cli, file_id)  # attempts == 2: it was killed mid-file
 
 
 def test_whole_pool_killed_then_lease_expires(cli: Cli, big_ndjson: Path) -> None:

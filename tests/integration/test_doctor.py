@@ -7,8 +7,8 @@ from sqlalchemy import delete, select, update
 from casescope.config import Settings
 from casescope.jobs import queue
 from casescope.model.db import Database
-from casescope.model.enums import FileStatus, IndexState, JobState
-from casescope.model.tables import EvidenceFile, Job
+from casescope.model.enums import FileStatus, IndexState, JobState, Operation
+from casescope.model.tables import EvidenceFile, Job, Segment
 from casescope.services.doctor import run_doctor
 from tests.integration.conftest import add_files
 
@@ -71,3 +71,26 @@ def test_unneeded_load_bundles_are_reported_and_deleted_on_repair(
     repaired = run_doctor(db, settings, repair=True)
     assert repaired.segments_missing == ids and repaired.bundles_orphaned == 2
     assert not stray.exists() and not needed.exists()
+
+
+def test_piece_folders_of_dead_attempts_are_reported_and_deleted_on_repair(
+    db: Database, settings: Settings
+) -> None:
+    """A large file's pieces are written in a folder per job attempt (store/pieces.py): the
+    folder of an attempt that died goes; the one its segment names, or a running attempt
+    writes, stays."""
+    ids = add_files(db, 1)
+    base = settings.segments_dir / "ab"
+    dead, kept, running = (base / f"{'ab' * 32}-p2.j{job}a1" for job in (1, 2, 3))
+    for folder in (dead, kept, running):
+        folder.mkdir(parents=True)
+        (folder / f"{folder.name}.00000.parquet").write_bytes(b"PAR1")
+    with db.session() as session:
+        session.execute(delete(Job))
+        session.add(Segment(sha256="ab" * 32, parser_version=2, path=str(kept)))
+        session.add(
+            Job(id=3, file_id=ids[0], operation=Operation.FULL, state=JobState.RUNNING, attempts=1)
+        )
+    assert run_doctor(db, settings, repair=False).piece_dirs_orphaned == 1
+    assert run_doctor(db, settings, repair=True).piece_dirs_orphaned == 1
+    assert not dead.exists() and kept.exists() and running.exists()

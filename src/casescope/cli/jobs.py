@@ -133,6 +133,8 @@ def doctor(
     console.print(f"files missing their segment: {len(report.segments_missing)}", highlight=False)
     bundles = "deleted" if repair else "found"
     console.print(f"unneeded load bundles {bundles}: {report.bundles_orphaned}", highlight=False)
+    pieces = report.piece_dirs_orphaned
+    console.print(f"unneeded segment piece folders {bundles}: {pieces}", highlight=False)
     for file_id, path in report.evidence_missing:
         console.print(f"[red]evidence missing[/] file {file_id}: {path}", highlight=False)
     console.print(report.verification.summary(), highlight=False)

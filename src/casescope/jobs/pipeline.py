@@ -35,9 +35,13 @@ from casescope.model.enums import FileStatus, FileType, IndexState, JobState, Op
 from casescope.model.tables import EvidenceFile, Segment, utcnow
 from casescope.parse import ParseReport, estimate_events, iter_batches
 from casescope.parse.schema import PARSER_VERSION
+from casescope.store.pieces import publish_piece
 from casescope.store.segments import (
+    PieceWriter,
     SegmentWriter,
+    pieces_dir,
     read_segment,
+    segment_bytes,
     segment_path,
     segment_variant,
     sync_to_disk,
@@ -180,7 +184,7 @@ def file_info(session: Session, file_id: int, operation: Operation) -> FileInfo:
     if operation is not Operation.FULL:
         return info
     seg = session.execute(_SEGMENT_OF, {"sha256": info.sha256, "variant": info.variant}).first()
-    if seg is None or not Path(seg.path).is_file():
+    if seg is None or not Path(seg.path).exists():
         return info
     return replace(info, reuse=ReusableSegment(seg.id, Path(seg.path), seg.event_count))
 
@@ -189,7 +193,7 @@ def _feed(
     batches: Iterable[pa.RecordBatch],
     analyzers: Sequence[Consumer],
     progress: Progress,
-    writer: SegmentWriter | None = None,
+    writer: SegmentWriter | PieceWriter | None = None,
 ) -> None:
     """The one pass over a file's events: segment, analyzers and progress see each batch."""
     for batch in batches:
@@ -202,13 +206,35 @@ def _feed(
         analyzer.finish()
 
 
+def _segment_writer(
+    ctx: WorkerContext, job: queue.ClaimedJob, info: FileInfo, estimate: int
+) -> SegmentWriter | PieceWriter:
+    """One Parquet file, or pieces the index owner loads during the parse for a file
+    estimated at two pieces or more (store/pieces.py)."""
+    settings = ctx.settings
+    final = segment_path(settings.segments_dir, info.sha256, PARSER_VERSION, info.variant)
+    piece_rows = settings.load_piece_events
+    if estimate < 2 * piece_rows:
+        return SegmentWriter(final, settings.tmp_dir)
+
+    def publish(piece: int, seq_from: int, seq_to: int, path: Path) -> None:
+        seq = range(seq_from, seq_to)
+        publish_piece(ctx.db, job.id, job.attempts, info.id, piece, seq, path)
+
+    return PieceWriter(pieces_dir(final, job.id, job.attempts), piece_rows, publish)
+
+
 def _parse_to_segment(
-    ctx: WorkerContext, info: FileInfo, analyzers: Sequence[Consumer], result: StepResult
+    ctx: WorkerContext,
+    job: queue.ClaimedJob,
+    info: FileInfo,
+    analyzers: Sequence[Consumer],
+    result: StepResult,
+    estimate: int,
 ) -> tuple[Path, int, ParseReport]:
     settings = ctx.settings
     report = ParseReport()
-    final = segment_path(settings.segments_dir, info.sha256, PARSER_VERSION, info.variant)
-    with SegmentWriter(final, settings.tmp_dir) as writer:
+    with _segment_writer(ctx, job, info, estimate) as writer:
         batches = iter_batches(
             info.stored_path,
             info.file_type,
@@ -236,7 +262,7 @@ _UPDATE_SEGMENT = (
 
 def _record_segment(session: Session, info: FileInfo, path: Path, rows: int) -> int:
     """Register a newly written segment (in the completing transaction)."""
-    size = path.stat().st_size
+    size = segment_bytes(path)
     existing = session.execute(_SEGMENT_OF, {"sha256": info.sha256, "variant": info.variant})
     segment_id = existing.scalar()
     if segment_id is None:
@@ -273,23 +299,23 @@ class Outcome:
 def _index_steps(
     ctx: WorkerContext,
     log: StepLog,
+    job: queue.ClaimedJob,
     info: FileInfo,
-    operation: Operation,
     analyzers: Sequence[Consumer],
 ) -> Outcome:
     with log.step(FileStatus.ESTIMATING) as result:
-        result.events = estimate_events(info.stored_path, info.file_type)
-        if result.events >= LIVE_STATUS_EVENTS:  # worth showing "indexing" while it runs
+        estimate = result.events = estimate_events(info.stored_path, info.file_type)
+        if estimate >= LIVE_STATUS_EVENTS:  # worth showing "indexing" while it runs
             with ctx.db.session() as session:
-                advance(session, info.id, FileStatus.INDEXING, events_estimated=result.events)
-    reuse = info.reuse if operation is Operation.FULL else None
+                advance(session, info.id, FileStatus.INDEXING, events_estimated=estimate)
+    reuse = info.reuse if job.operation is Operation.FULL else None
     with log.step(FileStatus.INDEXING) as result:
         if reuse is not None:
             _feed(read_segment(reuse.path, ctx.settings.batch_size), analyzers, ctx.progress)
             result.events = reuse.event_count
             result.details.append(f"re-used segment {reuse.id} (same evidence seen before)")
             return Outcome(segment_id=reuse.id, event_count=reuse.event_count, warnings="")
-        path, rows, report = _parse_to_segment(ctx, info, analyzers, result)
+        path, rows, report = _parse_to_segment(ctx, job, info, analyzers, result, estimate)
     return Outcome(new_segment=path, event_count=rows, warnings=_format_warnings(report))
 
 
@@ -298,7 +324,7 @@ def _reread_segment(ctx: WorkerContext, info: FileInfo, analyzers: Sequence[Cons
         return
     with ctx.db.session() as session:
         seg = session.get(Segment, info.segment_id) if info.segment_id else None
-    if seg is None or not Path(seg.path).is_file():
+    if seg is None or not Path(seg.path).exists():
         raise PermanentError(f"file {info.id} has no segment to re-read; re-index it first")
     _feed(read_segment(Path(seg.path), ctx.settings.batch_size), analyzers, ctx.progress)
 
@@ -437,7 +463,7 @@ def read_events(
     """The reading part of a job: parse (full/reindex) or re-read the segment, feeding
     `analyzers`; what the indexing steps produced."""
     if job.operation in (Operation.FULL, Operation.REINDEX):
-        return _index_steps(ctx, log, info, job.operation, analyzers)
+        return _index_steps(ctx, log, job, info, analyzers)
     _reread_segment(ctx, info, analyzers)
     return Outcome()
 

@@ -111,6 +111,29 @@ class EvidenceFile(Base):
     segment: Mapped[Segment | None] = relationship()
 
 
+class LoadPiece(Base):
+    """A complete piece of a large file's segment, published while its worker parses on,
+    so that the index owner loads it before the file completes (store/pieces.py)."""
+
+    __tablename__ = "load_pieces"
+    __table_args__ = (
+        UniqueConstraint("file_id", "job_id", "attempt", "piece"),
+        Index("ix_load_pieces_loaded", "loaded", "file_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("evidence_files.id"))
+    #: The job attempt that wrote it: only the running (or finished) attempt's pieces load.
+    job_id: Mapped[int] = mapped_column(Integer)
+    attempt: Mapped[int] = mapped_column(Integer)
+    piece: Mapped[int] = mapped_column(Integer)
+    #: Its events are those with seq_from <= seq < seq_to.
+    seq_from: Mapped[int] = mapped_column(BigInteger)
+    seq_to: Mapped[int] = mapped_column(BigInteger)
+    path: Mapped[str] = mapped_column(Text)
+    loaded: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
 class Job(Base):
     """A work item: the queue is this table (DESIGN decision 2)."""
 

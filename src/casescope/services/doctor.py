@@ -31,7 +31,8 @@ from casescope.model.enums import (
     Operation,
 )
 from casescope.model.tables import EvidenceFile, Job, Segment, WorkerRecord
-from casescope.store.loader import orphan_bundles, prune_bundles
+from casescope.store.loader import orphan_bundles, prune_bundles, prune_piece_dirs
+from casescope.store.pieces import orphan_piece_dirs
 
 TERMINAL = (FileStatus.COMPLETED, FileStatus.FAILED)
 
@@ -115,6 +116,9 @@ class DoctorReport:
     stale_workers_removed: int = 0
     #: Load bundles no pending file needs (deleted when repairing): disk only, never lost data.
     bundles_orphaned: int = 0
+    #: Piece directories of attempts that died or of replaced segments (store/pieces.py),
+    #: deleted when repairing: disk only.
+    piece_dirs_orphaned: int = 0
     segments_missing: list[int] = field(default_factory=list)
     evidence_missing: list[tuple[int, str]] = field(default_factory=list)
     verification: Verification = field(default_factory=Verification)
@@ -142,7 +146,7 @@ def _missing_segments(session) -> list[EvidenceFile]:  # type: ignore[no-untyped
         .outerjoin(Segment, Segment.id == EvidenceFile.segment_id)
         .where(EvidenceFile.index_state == IndexState.PENDING)
     ).all()
-    return [f for f, path in rows if path is None or not Path(path).is_file()]
+    return [f for f, path in rows if path is None or not Path(path).exists()]
 
 
 def run_doctor(db: Database, settings: Settings, *, repair: bool) -> DoctorReport:
@@ -169,6 +173,8 @@ def run_doctor(db: Database, settings: Settings, *, repair: bool) -> DoctorRepor
         report.verification = verify_files(session)
     if repair:
         report.bundles_orphaned = prune_bundles(db, settings)
+        report.piece_dirs_orphaned = prune_piece_dirs(db, settings)
     else:
         report.bundles_orphaned = len(orphan_bundles(db, settings))
+        report.piece_dirs_orphaned = len(orphan_piece_dirs(db, settings))
     return report

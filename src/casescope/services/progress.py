@@ -9,6 +9,7 @@ from sqlalchemy import case, func, select
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, IndexState
 from casescope.model.tables import EvidenceFile
+from casescope.store.pieces import ready_count
 
 TERMINAL = (FileStatus.COMPLETED, FileStatus.FAILED)
 
@@ -29,6 +30,7 @@ class Progress:
     failed: int
     events_estimated: int
     events_done: int
+    #: Files and load pieces (store/pieces.py) waiting for the index owner.
     awaiting_load: int
 
     @property
@@ -42,6 +44,10 @@ class Progress:
 
 def read_progress(db: Database, files: FileSet) -> Progress:
     terminal = EvidenceFile.status.in_(TERMINAL)
+    in_set = (
+        EvidenceFile.case_id == files.case_id,
+        EvidenceFile.id.between(files.first_id, files.last_id),
+    )
     with db.read() as session:
         row = session.execute(
             select(
@@ -53,10 +59,8 @@ def read_progress(db: Database, files: FileSet) -> Progress:
                     case((terminal, EvidenceFile.event_count), else_=EvidenceFile.events_processed)
                 ),
                 func.sum(case((EvidenceFile.index_state == IndexState.PENDING, 1), else_=0)),
-            ).where(
-                EvidenceFile.case_id == files.case_id,
-                EvidenceFile.id.between(files.first_id, files.last_id),
-            )
+            ).where(*in_set)
         ).one()
+        pieces = ready_count(session, in_set)
     total, done, failed, estimated, events, pending = (int(v or 0) for v in row)
-    return Progress(total, done, failed, max(estimated, events), events, pending)
+    return Progress(total, done, failed, max(estimated, events), events, pending + pieces)

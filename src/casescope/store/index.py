@@ -22,6 +22,7 @@ import pyarrow as pa
 
 from casescope.errors import IndexMemoryError
 from casescope.store.pages import page_out_library
+from casescope.store.segments import segment_files
 
 logger = logging.getLogger(__name__)
 
@@ -256,6 +257,7 @@ class EventIndex(Protocol):
     def remove_partial(self, items: Sequence[LoadItem]) -> None: ...
     def delete_files(self, file_ids: Sequence[int]) -> None: ...
     def files_present(self, file_ids: Sequence[int]) -> set[int]: ...
+    def rows_present(self, item: LoadItem) -> bool: ...
     def count(self, case_id: int | None = None) -> int: ...
     def counts_by_file(self, case_id: int) -> dict[int, int]: ...
     def query_rows(self, sql: str, params: Mapping[str, object]) -> list[dict[str, Any]]: ...
@@ -335,22 +337,24 @@ class ChdbIndex:
         """Insert many segments with one INSERT (few, large parts: DESIGN decision 4).
 
         Segment file names are unique per content and a batch never holds one segment twice,
-        so each row's case and file are found from its segment's name (`_file`). A slice of a
+        so each row's case and file are found from its segment's name (`_file`); a segment
+        written in pieces (a directory) is read from every piece. A slice of a
         segment (`LoadItem.seq_from/seq_to`) is loaded alone; the Parquet reader skips the
         row groups outside it by their `seq` statistics.
         """
-        if not items:
+        files = [(item, path) for item in items for path in segment_files(item.segment_path)]
+        if not files:
             return
-        names = [item.segment_path.name for item in items]
+        names = [path.name for _, path in files]
         if len(set(names)) != len(names):
             raise ValueError("a load batch must not contain the same segment twice")
         if len(items) > 1 and any(item.is_slice for item in items):
             raise ValueError("a slice of a segment must be loaded alone")
-        paths = [item.segment_path for item in items]
+        paths = [path for _, path in files]
         params: dict[str, object] = {
             "names": names,
-            "file_ids": [item.file_id for item in items],
-            "case_ids": [item.case_id for item in items],
+            "file_ids": [item.file_id for item, _ in files],
+            "case_ids": [item.case_id for item, _ in files],
         }
         sql = (
             f"INSERT INTO {DATABASE}.events ({', '.join(EVENT_COLUMNS)}) "
@@ -429,6 +433,13 @@ class ChdbIndex:
             {"ids": list(file_ids)},
         )
         return {int(row["file_id"]) for row in rows}
+
+    def rows_present(self, item: LoadItem) -> bool:
+        """Whether the index holds any row of `item` (its file, or its slice)."""
+        params: dict[str, object] = {"file_id": item.file_id}
+        where = _slice_filter(item, params).replace("WHERE ", "AND ", 1)
+        sql = f"SELECT count() AS n FROM {DATABASE}.events WHERE file_id = {{file_id:UInt64}} "
+        return bool(self.scalar(sql + where, params))
 
     def count(self, case_id: int | None = None) -> int:
         if case_id is None:

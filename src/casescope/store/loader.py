@@ -9,13 +9,18 @@ An INSERT holds at most `rows_per_insert` events (memory grows with the rows of 
 docs/decisions.md); a larger segment is inserted in `seq` slices. Its file stays pending
 until the last slice is in, so an owner killed between slices leaves a partial file that the
 next owner deletes and loads again.
+
+A large file's events are loaded during its parse, in the pieces its worker publishes
+(store/pieces.py): each call loads the pieces ready first, and a completed file whose pieces
+hold all its events is only marked loaded.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psutil
@@ -26,6 +31,13 @@ from casescope.model.db import Database
 from casescope.model.enums import IndexState
 from casescope.model.tables import EvidenceFile, Segment
 from casescope.store.index import EventIndex, LoadItem, insert_rows_for
+from casescope.store.pieces import (
+    drop_abandoned,
+    forget_pieces,
+    fully_loaded,
+    load_ready_pieces,
+    orphan_piece_dirs,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +52,8 @@ class PendingFile:
     segment_path: Path
     event_count: int
     bundle: Path | None = None  # a group's load bundle holding its events (jobs/group.py)
+    #: Its events are in the index already: its pieces were loaded during its parse.
+    pieced: bool = False
 
 
 @dataclass
@@ -107,11 +121,12 @@ def _take_batch(pending: list[PendingFile], settings: Settings, limit: int) -> l
     for item in pending:
         if item.segment_path in seen:
             continue
-        if batch and rows + item.event_count > limit:
+        events = 0 if item.pieced else item.event_count
+        if batch and rows + events > limit:
             break
         batch.append(item)
         seen.add(item.segment_path)
-        rows += item.event_count
+        rows += events
         if len(batch) >= settings.load_batch_files:
             break
     return batch
@@ -130,12 +145,14 @@ _MARK_LOADED = (
 
 
 def _mark_loaded(db: Database, batch: list[PendingFile]) -> None:
-    """One statement for the whole batch (executemany), not one ORM update per file."""
+    """One statement for the whole batch (executemany), not one ORM update per file; the
+    files' load pieces go in the same transaction."""
     if not batch:
         return
     params = [{"file_id": item.file_id, "generation": item.generation} for item in batch]
     with db.session() as session:
         session.execute(_MARK_LOADED, params)
+        forget_pieces(session, [item.file_id for item in batch])
 
 
 def _load_sliced(index: EventIndex, item: PendingFile, limit: int) -> None:
@@ -174,6 +191,20 @@ def _load_bundled(index: EventIndex, items: list[PendingFile]) -> list[PendingFi
     return alone
 
 
+def _with_pieces(db: Database, pending: list[PendingFile]) -> list[PendingFile]:
+    """`pending`, with the files whose pieces hold all their events marked `pieced`."""
+    done = fully_loaded(db, {item.file_id: item.event_count for item in pending})
+    return [replace(item, pieced=True) if item.file_id in done else item for item in pending]
+
+
+def prune_piece_dirs(db: Database, settings: Settings) -> int:
+    """Delete `orphan_piece_dirs`; how many."""
+    orphans = orphan_piece_dirs(db, settings)
+    for path in orphans:
+        shutil.rmtree(path, ignore_errors=True)
+    return len(orphans)
+
+
 def orphan_bundles(db: Database, settings: Settings) -> list[Path]:
     """Load bundles no pending file refers to: loaded already, or left by a worker that died
     before committing its group."""
@@ -204,19 +235,21 @@ def prune_bundles(db: Database, settings: Settings) -> int:
 def load_batch(
     db: Database, index: EventIndex, batch: list[PendingFile], limit: int | None = None
 ) -> int:
-    """Load one batch (segments over `limit` events in slices); returns rows inserted."""
-    present = index.files_present([item.file_id for item in batch])
+    """Load one batch (segments over `limit` events in slices; files loaded in pieces
+    already are only marked loaded); returns rows inserted."""
+    fresh = [item for item in batch if not item.pieced]
+    present = index.files_present([item.file_id for item in fresh])
     if present:
         logger.info("replacing index rows of %d files", len(present))
         index.delete_files(sorted(present))
-    limit = limit or max((item.event_count for item in batch), default=0)
-    whole = [item for item in batch if 0 < item.event_count <= limit]
+    limit = limit or max((item.event_count for item in fresh), default=0)
+    whole = [item for item in fresh if 0 < item.event_count <= limit]
     index.load([_load_item(item) for item in _load_bundled(index, whole)])
-    for item in batch:
+    for item in fresh:
         if item.event_count > limit:
             _load_sliced(index, item, limit)
     _mark_loaded(db, batch)
-    return sum(item.event_count for item in batch)
+    return sum(item.event_count for item in fresh)
 
 
 def load_pending(db: Database, index: EventIndex, settings: Settings) -> LoadReport:
@@ -224,7 +257,11 @@ def load_pending(db: Database, index: EventIndex, settings: Settings) -> LoadRep
     next call, so a busy ingest makes few large INSERTs rather than many small ones)."""
     report = LoadReport()
     started = time.perf_counter()
+    drop_abandoned(db, index)
     pending = _pending_files(db, MAX_PENDING_PER_CALL)
+    # pieces after the files pending now: those files' last pieces are among them
+    report.rows += load_ready_pieces(db, index, lambda: _insert_limit(settings, index))
+    pending = _with_pieces(db, pending)
     while pending:
         limit = _insert_limit(settings, index)
         batch = _take_batch(pending, settings, limit)
@@ -235,6 +272,7 @@ def load_pending(db: Database, index: EventIndex, settings: Settings) -> LoadRep
         report.batches += 1
     if report.files:
         prune_bundles(db, settings)
+        prune_piece_dirs(db, settings)
     report.seconds = time.perf_counter() - started
     if report.files:
         logger.info(

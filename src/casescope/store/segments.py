@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -117,6 +117,77 @@ class SegmentWriter:
             self.abort()
 
 
+def pieces_dir(final_path: Path, job_id: int, attempt: int) -> Path:
+    """Where one job attempt writes a large file's segment as pieces: a directory of its
+    own, so that a retry never writes over pieces the index owner may be reading."""
+    return final_path.with_name(f"{final_path.stem}.j{job_id}a{attempt}")
+
+
+#: Called with (piece number, first seq, end seq, path) once a piece is complete.
+PublishPiece = Callable[[int, int, int, Path], None]
+
+
+class PieceWriter:
+    """Streams a large file's batches into a directory of pieces of about `piece_rows`
+    events. Each complete piece is handed to `publish` while the parse goes on, so the
+    index owner loads a large file during its parse rather than after it (store/pieces.py).
+
+    Same interface as `SegmentWriter`; `commit()` returns the directory, which is the
+    segment. Pieces already published stay on abort: the owner may be loading them.
+    """
+
+    def __init__(self, directory: Path, piece_rows: int, publish: PublishPiece) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.directory = directory
+        self._piece_rows = piece_rows
+        self._publish = publish
+        self._writer: SegmentWriter | None = None
+        self._piece = 0
+        self.rows = 0
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        if not batch.num_rows:
+            return
+        if self._writer is None:
+            name = f"{self.directory.name}.{self._piece:05d}.parquet"
+            self._writer = SegmentWriter(self.directory / name, self.directory)
+        self._writer.write(batch)
+        self.rows += batch.num_rows
+        if self._writer.rows >= self._piece_rows:
+            self._finish_piece()
+
+    def _finish_piece(self) -> None:
+        writer, self._writer = self._writer, None
+        assert writer is not None
+        path = writer.commit(sync=False)  # synced with the rest before completion
+        self._publish(self._piece, self.rows - writer.rows, self.rows, path)
+        self._piece += 1
+
+    def commit(self, sync: bool = True) -> Path:
+        if self._writer is not None:
+            self._finish_piece()
+        if sync:
+            sync_to_disk([self.directory])
+        return self.directory
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.abort()
+            self._writer = None
+
+    def __enter__(self) -> PieceWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
 def _syncfs(fd: int) -> bool:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
@@ -143,11 +214,21 @@ def sync_to_disk(paths: Sequence[Path]) -> None:
         os.close(fd)
     logger.debug("syncfs unavailable: fsync per file")
     for path in paths:
-        with path.open("rb") as handle:
-            os.fsync(handle.fileno())
+        for part in segment_files(path):
+            with part.open("rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def segment_files(path: Path) -> list[Path]:
+    """The Parquet files of a segment: the segment itself, or its pieces in order."""
+    return sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+
+
+def segment_bytes(path: Path) -> int:
+    return sum(part.stat().st_size for part in segment_files(path))
 
 
 def read_segment(path: Path, batch_size: int = 10_000) -> Iterator[pa.RecordBatch]:
-    """Stream a segment back as batches of the event schema."""
-    parquet = pq.ParquetFile(path)
-    yield from parquet.iter_batches(batch_size=batch_size)
+    """Stream a segment (one file or a directory of pieces) back as event batches."""
+    for part in segment_files(path):
+        yield from pq.ParquetFile(part).iter_batches(batch_size=batch_size)

@@ -1,0 +1,257 @@
+"""Load pieces: a large file's events loaded while its worker is still parsing it.
+
+A worker writing a file estimated at two `load_piece_events` or more writes its segment as a
+directory of pieces (`segments.PieceWriter`) and publishes each complete piece here
+(`publish_piece`). The index owner loads the pieces of running attempts as they come
+(`load_ready_pieces`), so the parse and the load of a large file overlap instead of
+following each other (docs/decisions.md, "Large files load in pieces").
+
+Each event is in the index exactly once:
+- the first piece of an attempt replaces every row the index holds for its file (rows of an
+  earlier attempt, or of the previous generation of a re-indexed file); a later piece
+  replaces the rows of its own `seq` range, left by an owner that died between its INSERT
+  and marking the piece loaded;
+- only the pieces of a job's current attempt load, once it runs or is done; publishing the
+  first piece of an attempt removes the piece rows of earlier ones;
+- when the file completes, the loader marks it loaded if its pieces cover all its events
+  and are all in (`fully_loaded`); otherwise it loads the whole segment as usual;
+- pieces of a job that failed or was cancelled are dropped with the rows they loaded, and
+  a file with an earlier complete segment gets that one loaded again (`drop_abandoned`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import ColumnElement, Integer, Select, delete, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from casescope.config import Settings
+from casescope.model.db import Database
+from casescope.model.enums import IndexState, JobState
+from casescope.model.tables import EvidenceFile, Job, LoadPiece, Segment
+from casescope.store.index import EventIndex, LoadItem
+
+logger = logging.getLogger(__name__)
+
+_PIECES = LoadPiece.__table__
+_LIVE = (JobState.RUNNING, JobState.DONE)
+_ABANDONED = (JobState.FAILED, JobState.CANCELLED)
+
+
+def publish_piece(
+    db: Database, job_id: int, attempt: int, file_id: int, piece: int, seq: range, path: Path
+) -> None:
+    """Offer a complete piece to the index owner (the first piece of an attempt also
+    withdraws the pieces of earlier attempts)."""
+    with db.session() as session:
+        if piece == 0:
+            session.execute(
+                delete(_PIECES).where(
+                    _PIECES.c.file_id == file_id,
+                    or_(_PIECES.c.job_id != job_id, _PIECES.c.attempt < attempt),
+                )
+            )
+        session.execute(
+            insert(_PIECES).values(
+                file_id=file_id,
+                job_id=job_id,
+                attempt=attempt,
+                piece=piece,
+                seq_from=seq.start,
+                seq_to=seq.stop,
+                path=str(path),
+                loaded=False,
+            )
+        )
+
+
+def _ready(query: Select) -> Select:
+    """Pieces of a job's current attempt, running or done, not loaded yet."""
+    return query.join(Job, Job.id == LoadPiece.job_id).where(
+        LoadPiece.loaded.is_(False),
+        Job.attempts == LoadPiece.attempt,
+        Job.state.in_(_LIVE),
+    )
+
+
+def ready_count(session: Session, file_filter: Iterable[ColumnElement[bool]]) -> int:
+    """Pieces waiting for the owner among the files matching `file_filter` (progress)."""
+    query = select(func.count()).select_from(LoadPiece)
+    query = _ready(query).join(EvidenceFile, EvidenceFile.id == LoadPiece.file_id)
+    return int(session.scalar(query.where(*file_filter)) or 0)
+
+
+@dataclass(frozen=True)
+class ReadyPiece:
+    id: int
+    case_id: int
+    file_id: int
+    piece: int
+    seq_from: int
+    seq_to: int
+    path: Path
+
+    def item(self, seq_from: int, seq_to: int) -> LoadItem:
+        return LoadItem(self.case_id, self.file_id, self.path, seq_from, seq_to)
+
+
+def _ready_pieces(db: Database) -> list[ReadyPiece]:
+    query = select(
+        LoadPiece.id,
+        EvidenceFile.case_id,
+        LoadPiece.file_id,
+        LoadPiece.piece,
+        LoadPiece.seq_from,
+        LoadPiece.seq_to,
+        LoadPiece.path,
+    ).join(EvidenceFile, EvidenceFile.id == LoadPiece.file_id)
+    with db.read() as session:
+        rows = session.execute(_ready(query).order_by(LoadPiece.file_id, LoadPiece.piece)).all()
+    return [ReadyPiece(*row[:6], Path(row[6])) for row in rows]
+
+
+def _clear_for(index: EventIndex, piece: ReadyPiece) -> None:
+    """Remove rows the piece would duplicate: all of its file's for a first piece."""
+    if piece.piece == 0:
+        if index.files_present([piece.file_id]):
+            index.delete_files([piece.file_id])
+        return
+    stale = piece.item(piece.seq_from, piece.seq_to)
+    if index.rows_present(stale):
+        index.remove_partial([stale])
+
+
+def _load_piece(index: EventIndex, piece: ReadyPiece, limit: Callable[[], int]) -> None:
+    """Insert the piece, in slices of at most `limit()` events (always as a `seq` slice:
+    a failed INSERT then removes only this piece's rows)."""
+    start = piece.seq_from
+    while start < piece.seq_to:
+        end = min(start + limit(), piece.seq_to)
+        index.load([piece.item(start, end)])
+        start = end
+
+
+def load_ready_pieces(db: Database, index: EventIndex, limit: Callable[[], int]) -> int:
+    """Load every ready piece (in file and piece order); the events loaded. A piece whose
+    file is gone is withdrawn: its file then loads from its segment once complete."""
+    events = 0
+    for piece in _ready_pieces(db):
+        if not piece.path.is_file():
+            logger.warning("load piece %s is missing; withdrawn", piece.path)
+            with db.session() as session:
+                session.execute(delete(_PIECES).where(_PIECES.c.id == piece.id))
+            continue
+        _clear_for(index, piece)
+        _load_piece(index, piece, limit)
+        with db.session() as session:
+            session.execute(update(_PIECES).where(_PIECES.c.id == piece.id).values(loaded=True))
+        events += piece.seq_to - piece.seq_from
+        logger.info(
+            "loaded piece %d of file %d (events %d-%d)",
+            piece.piece,
+            piece.file_id,
+            piece.seq_from,
+            piece.seq_to,
+        )
+    return events
+
+
+def fully_loaded(db: Database, counts: dict[int, int]) -> set[int]:
+    """Of files completed with `counts` events (file id -> events), those whose finished
+    attempt's pieces are all loaded and hold exactly that many events."""
+    if not counts:
+        return set()
+    query = (
+        select(
+            LoadPiece.file_id,
+            func.sum(LoadPiece.seq_to - LoadPiece.seq_from),
+            func.min(LoadPiece.loaded.cast(Integer)),
+        )
+        .join(Job, Job.id == LoadPiece.job_id)
+        .where(
+            LoadPiece.file_id.in_(list(counts)),
+            Job.attempts == LoadPiece.attempt,
+            Job.state == JobState.DONE,
+        )
+        .group_by(LoadPiece.file_id)
+    )
+    with db.read() as session:
+        rows = session.execute(query).all()
+    return {file_id for file_id, events, loaded in rows if loaded and events == counts[file_id]}
+
+
+def forget_pieces(session: Session, file_ids: list[int]) -> None:
+    """The piece rows of files now loaded (in the caller's transaction)."""
+    if file_ids:
+        session.execute(delete(_PIECES).where(_PIECES.c.file_id.in_(file_ids)))
+
+
+def drop_abandoned(db: Database, index: EventIndex) -> int:
+    """Withdraw the pieces of failed or cancelled jobs and the rows they loaded; a file
+    with an earlier complete segment is set to load it again. The files dropped."""
+    with db.read() as session:
+        rows = session.execute(
+            select(LoadPiece.file_id, LoadPiece.job_id, LoadPiece.loaded)
+            .join(Job, Job.id == LoadPiece.job_id)
+            .where(Job.state.in_(_ABANDONED))
+        ).all()
+        if not rows:
+            return 0
+        files = {row.file_id for row in rows}
+        jobs = {row.job_id for row in rows}
+        others = set(
+            session.scalars(
+                select(LoadPiece.file_id).where(
+                    LoadPiece.file_id.in_(files), LoadPiece.job_id.not_in(jobs)
+                )
+            )
+        )
+    # rows of a file whose newer job has pieces too are that job's to replace
+    touched = sorted({row.file_id for row in rows if row.loaded} - others)
+    if touched:
+        index.delete_files(touched)
+    with db.session() as session:
+        session.execute(
+            update(EvidenceFile)
+            .where(EvidenceFile.id.in_(touched), EvidenceFile.segment_id.is_not(None))
+            .values(
+                index_state=IndexState.PENDING,
+                index_generation=EvidenceFile.index_generation + 1,
+            )
+        )
+        session.execute(delete(_PIECES).where(_PIECES.c.job_id.in_(jobs)))
+    logger.info("dropped the pieces of %d abandoned jobs (%d files)", len(jobs), len(files))
+    return len(files)
+
+
+_ATTEMPT_DIR = re.compile(r"\.j(\d+)a(\d+)$")
+
+
+def orphan_piece_dirs(db: Database, settings: Settings) -> list[Path]:
+    """Piece directories no segment, piece or running attempt refers to (left by attempts
+    that died, or by segments since replaced)."""
+    found = [p for p in settings.segments_dir.glob("*/*") if _ATTEMPT_DIR.search(p.name)]
+    if not found:
+        return []
+    with db.read() as session:
+        kept = {str(Path(p)) for p in session.scalars(select(Segment.path))}
+        kept |= {str(Path(p).parent) for p in session.scalars(select(LoadPiece.path))}
+        running = {
+            (job_id, attempts)
+            for job_id, attempts in session.execute(
+                select(Job.id, Job.attempts).where(Job.state == JobState.RUNNING)
+            )
+        }
+    orphans = []
+    for path in found:
+        match = _ATTEMPT_DIR.search(path.name)
+        assert match is not None
+        if str(path) in kept or (int(match[1]), int(match[2])) in running:
+            continue
+        orphans.append(path)
+    return orphans

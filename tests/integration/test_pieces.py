@@ -1,0 +1,222 @@
+"""Large files load in pieces while they are parsed (store/pieces.py): real parse, real
+SQLite, real chDB; every event in the index exactly once, whatever happens to the attempt."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+from sqlalchemy import func, select
+
+from casescope.config import Settings
+from casescope.evidence.intake import ingest_paths
+from casescope.jobs import queue
+from casescope.jobs.pipeline import WorkerContext, process_file
+from casescope.model.db import Database
+from casescope.model.enums import FileStatus, IndexState, JobState, Operation
+from casescope.model.tables import EvidenceFile, Job, LoadPiece
+from casescope.services.cases import create_case
+from casescope.store.index import ChdbIndex
+from casescope.store.loader import load_pending
+from casescope.store.segments import segment_files
+
+LINES = 5_000
+PIECE = 1_000
+
+
+def _write_ndjson(path: Path, lines: int, tag: str) -> Path:
+    with path.open("w") as out:
+        for n in range(lines):
+            out.write(
+                f'{{"@timestamp": "2024-03-01T10:{n // 600 % 60:02d}:{n // 10 % 60:02d}Z", '
+                f'"host": {{"name": "ws-{n % 7}"}}, "tag": "{tag}", "n": {n}}}\n'
+            )
+    return path
+
+
+@pytest.fixture
+def pieced(settings: Settings) -> Settings:
+    """Pieces of PIECE events, written in parse batches of 250."""
+    return settings.model_copy(update={"load_piece_events": PIECE, "batch_size": 250})
+
+
+@pytest.fixture
+def index(settings: Settings) -> Iterator[ChdbIndex]:
+    idx = ChdbIndex(settings.index_dir)
+    yield idx
+    idx.close()
+
+
+@dataclass
+class OwnerDuringParse:
+    """A consumer of the parse that acts as the index owner after every batch: it loads
+    what is ready and records how many of the file's events the index holds meanwhile."""
+
+    db: Database
+    index: ChdbIndex
+    settings: Settings
+    file_id: int
+    seen: list[int] = field(default_factory=list)
+    status = None  # never persisted
+    wants_events = True
+
+    def consume(self, batch: pa.RecordBatch) -> None:
+        load_pending(self.db, self.index, self.settings)
+        self.seen.append(_rows(self.index, self.file_id))
+
+    def pieces_loaded(self) -> int:
+        with self.db.read() as session:
+            query = select(func.count()).where(LoadPiece.file_id == self.file_id, LoadPiece.loaded)
+            return int(session.scalar(query) or 0)
+
+    def finish(self) -> None:
+        pass
+
+
+def _ingest(db: Database, settings: Settings, path: Path, case: str = "c") -> int:
+    report = ingest_paths(db, settings, create_case(db, case), [path])
+    return report.queued[0]
+
+
+def _run_job(ctx: WorkerContext, analyzers: list | None = None) -> queue.ClaimedJob:
+    job = queue.claim(ctx.db, ctx.worker_id, ctx.settings.lease_seconds)
+    assert job is not None
+    assert process_file(ctx, job, analyzers or [])
+    return job
+
+
+def _rows(index: ChdbIndex, file_id: int) -> int:
+    sql = "SELECT count() FROM casescope.events WHERE file_id = {f:UInt64}"
+    return int(index.scalar(sql, {"f": file_id}))
+
+
+def _fingerprint(index: ChdbIndex, file_id: int) -> dict:
+    return index.query_rows(
+        "SELECT count() AS n, uniqExact(seq) AS seqs, "
+        "groupBitXor(cityHash64(seq, ts, computer, raw, toString(fields))) AS h "
+        "FROM casescope.events WHERE file_id = {f:UInt64}",
+        {"f": file_id},
+    )[0]
+
+
+def test_pieces_load_during_the_parse_and_once(
+    pieced: Settings, db: Database, index: ChdbIndex, tmp_path: Path
+) -> None:
+    file_id = _ingest(db, pieced, _write_ndjson(tmp_path / "big.jsonl", LINES, "a"))
+    owner = OwnerDuringParse(db, index, pieced, file_id)
+    _run_job(WorkerContext(settings=pieced, db=db, worker_id="w"), [owner])
+
+    # while the worker was still parsing, the index held its first pieces, in whole pieces
+    assert max(owner.seen) >= LINES - PIECE
+    assert all(n % PIECE == 0 for n in owner.seen)
+    assert owner.seen == sorted(owner.seen)
+    load_pending(db, index, pieced)
+    with db.read() as session:
+        f = session.get(EvidenceFile, file_id)
+        assert f.index_state is IndexState.LOADED and f.event_count == LINES
+        assert session.scalar(select(func.count()).select_from(LoadPiece)) == 0
+        segment = Path(f.segment.path)
+    assert segment.is_dir() and len(segment_files(segment)) == LINES // PIECE
+    rows = _fingerprint(index, file_id)
+    assert rows["n"] == rows["seqs"] == LINES
+
+
+def test_pieced_and_whole_segments_index_the_same_rows(
+    settings: Settings, pieced: Settings, db: Database, index: ChdbIndex, tmp_path: Path
+) -> None:
+    """Differential: the same events whether loaded from one segment or in pieces (a
+    re-index of the same file, parsed again)."""
+    file_id = _ingest(db, settings, _write_ndjson(tmp_path / "big.jsonl", LINES, "same"))
+    _run_job(WorkerContext(settings=settings, db=db, worker_id="w"))
+    load_pending(db, index, settings)
+    whole = _fingerprint(index, file_id)
+    with db.session() as session:
+        f = session.get(EvidenceFile, file_id)
+        assert Path(f.segment.path).is_file()
+        queue.enqueue(session, f, Operation.REINDEX, max_attempts=3)
+    owner = OwnerDuringParse(db, index, pieced, file_id)
+    _run_job(WorkerContext(settings=pieced, db=db, worker_id="w"), [owner])
+    load_pending(db, index, pieced)
+    assert PIECE in owner.seen  # the re-index did load in pieces
+    assert _fingerprint(index, file_id) == whole
+    assert whole["n"] == whole["seqs"] == LINES
+
+
+def test_reindex_and_a_retried_attempt_replace_rows(
+    pieced: Settings, db: Database, index: ChdbIndex, tmp_path: Path
+) -> None:
+    file_id = _ingest(db, pieced, _write_ndjson(tmp_path / "big.jsonl", LINES, "r"))
+    ctx = WorkerContext(settings=pieced, db=db, worker_id="w")
+    _run_job(ctx, [OwnerDuringParse(db, index, pieced, file_id)])
+    load_pending(db, index, pieced)
+    before = _fingerprint(index, file_id)
+
+    # a reindex whose first attempt dies after some of its pieces were loaded...
+    with db.session() as session:
+        queue.enqueue(
+            session, session.get(EvidenceFile, file_id), Operation.REINDEX, max_attempts=3
+        )
+    job = queue.claim(db, "dead", pieced.lease_seconds)
+    assert job is not None
+
+    class Crash(Exception):
+        pass
+
+    class DieAfterTwoPieces(OwnerDuringParse):
+        def consume(self, batch: pa.RecordBatch) -> None:
+            super().consume(batch)
+            if self.pieces_loaded() == 2:
+                raise Crash
+
+    dying = WorkerContext(settings=pieced, db=db, worker_id="dead")
+    with pytest.raises(Crash):
+        process_file(dying, job, [DieAfterTwoPieces(db, index, pieced, file_id)])
+    assert _rows(index, file_id) == 2 * PIECE  # the old rows gave way to the first pieces
+    with db.session() as session:  # its lease runs out; the job is claimable again
+        session.get(Job, job.id).state = JobState.QUEUED
+    # ...and whose second attempt completes: each event once, as before
+    second = _run_job(ctx, [OwnerDuringParse(db, index, pieced, file_id)])
+    assert second.attempts == 2
+    load_pending(db, index, pieced)
+    assert _fingerprint(index, file_id) == before
+
+
+def test_pieces_of_a_failed_job_are_dropped_and_the_old_segment_reloaded(
+    pieced: Settings, db: Database, index: ChdbIndex, tmp_path: Path
+) -> None:
+    file_id = _ingest(db, pieced, _write_ndjson(tmp_path / "big.jsonl", LINES, "f"))
+    _run_job(WorkerContext(settings=pieced, db=db, worker_id="w"))
+    load_pending(db, index, pieced)
+    before = _fingerprint(index, file_id)
+
+    with db.session() as session:
+        queue.enqueue(
+            session, session.get(EvidenceFile, file_id), Operation.REINDEX, max_attempts=1
+        )
+    job = queue.claim(db, "w", pieced.lease_seconds)
+    assert job is not None
+
+    class Fail(Exception):
+        pass
+
+    class FailAfterTwoPieces(OwnerDuringParse):
+        def consume(self, batch: pa.RecordBatch) -> None:
+            super().consume(batch)
+            if self.pieces_loaded() == 2:
+                raise Fail
+
+    ctx = WorkerContext(settings=pieced, db=db, worker_id="w")
+    with pytest.raises(Fail):
+        process_file(ctx, job, [FailAfterTwoPieces(db, index, pieced, file_id)])
+    assert _fingerprint(index, file_id)["n"] == 2 * PIECE  # only the new pieces so far
+    queue.fail(db, job.id, "w", "Fail", permanent=True)
+
+    load_pending(db, index, pieced)
+    assert _fingerprint(index, file_id) == before
+    with db.read() as session:
+        assert session.scalar(select(func.count()).select_from(LoadPiece)) == 0
+        assert session.get(EvidenceFile, file_id).index_state is IndexState.LOADED
+        assert session.get(EvidenceFile, file_id).status is FileStatus.FAILED
