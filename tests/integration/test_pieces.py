@@ -76,6 +76,34 @@ class OwnerDuringParse:
         pass
 
 
+class WorkerDies(Exception):
+    """Raised in the middle of a parse, as if the worker died there."""
+
+
+class DiesAfterTwoPieces(OwnerDuringParse):
+    """The owner loads the first two pieces; then the parse fails."""
+
+    def consume(self, batch: pa.RecordBatch) -> None:
+        super().consume(batch)
+        if self.pieces_loaded() == 2:
+            raise WorkerDies
+
+
+def _reindex_dying(db: Database, index: ChdbIndex, settings: Settings, file_id: int) -> int:
+    """Queue a re-index of the file and run its first attempt until it dies after two
+    pieces were loaded; the job's id."""
+    with db.session() as session:
+        f = session.get(EvidenceFile, file_id)
+        queue.enqueue(session, f, Operation.REINDEX, max_attempts=settings.max_attempts)
+    job = queue.claim(db, "dying", settings.lease_seconds)
+    assert job is not None
+    dying = WorkerContext(settings=settings, db=db, worker_id="dying")
+    with pytest.raises(WorkerDies):
+        process_file(dying, job, [DiesAfterTwoPieces(db, index, settings, file_id)])
+    assert _rows(index, file_id) == 2 * PIECE  # the old rows gave way to the first pieces
+    return job.id
+
+
 def _ingest(db: Database, settings: Settings, path: Path, case: str = "c") -> int:
     report = ingest_paths(db, settings, create_case(db, case), [path])
     return report.queued[0]
@@ -155,28 +183,9 @@ def test_reindex_and_a_retried_attempt_replace_rows(
     before = _fingerprint(index, file_id)
 
     # a reindex whose first attempt dies after some of its pieces were loaded...
-    with db.session() as session:
-        queue.enqueue(
-            session, session.get(EvidenceFile, file_id), Operation.REINDEX, max_attempts=3
-        )
-    job = queue.claim(db, "dead", pieced.lease_seconds)
-    assert job is not None
-
-    class Crash(Exception):
-        pass
-
-    class DieAfterTwoPieces(OwnerDuringParse):
-        def consume(self, batch: pa.RecordBatch) -> None:
-            super().consume(batch)
-            if self.pieces_loaded() == 2:
-                raise Crash
-
-    dying = WorkerContext(settings=pieced, db=db, worker_id="dead")
-    with pytest.raises(Crash):
-        process_file(dying, job, [DieAfterTwoPieces(db, index, pieced, file_id)])
-    assert _rows(index, file_id) == 2 * PIECE  # the old rows gave way to the first pieces
+    job_id = _reindex_dying(db, index, pieced, file_id)
     with db.session() as session:  # its lease runs out; the job is claimable again
-        session.get(Job, job.id).state = JobState.QUEUED
+        session.get(Job, job_id).state = JobState.QUEUED
     # ...and whose second attempt completes: each event once, as before
     second = _run_job(ctx, [OwnerDuringParse(db, index, pieced, file_id)])
     assert second.attempts == 2
@@ -192,27 +201,8 @@ def test_pieces_of_a_failed_job_are_dropped_and_the_old_segment_reloaded(
     load_pending(db, index, pieced)
     before = _fingerprint(index, file_id)
 
-    with db.session() as session:
-        queue.enqueue(
-            session, session.get(EvidenceFile, file_id), Operation.REINDEX, max_attempts=1
-        )
-    job = queue.claim(db, "w", pieced.lease_seconds)
-    assert job is not None
-
-    class Fail(Exception):
-        pass
-
-    class FailAfterTwoPieces(OwnerDuringParse):
-        def consume(self, batch: pa.RecordBatch) -> None:
-            super().consume(batch)
-            if self.pieces_loaded() == 2:
-                raise Fail
-
-    ctx = WorkerContext(settings=pieced, db=db, worker_id="w")
-    with pytest.raises(Fail):
-        process_file(ctx, job, [FailAfterTwoPieces(db, index, pieced, file_id)])
-    assert _fingerprint(index, file_id)["n"] == 2 * PIECE  # only the new pieces so far
-    queue.fail(db, job.id, "w", "Fail", permanent=True)
+    job_id = _reindex_dying(db, index, pieced, file_id)
+    queue.fail(db, job_id, "dying", "WorkerDies", permanent=True)
 
     load_pending(db, index, pieced)
     assert _fingerprint(index, file_id) == before

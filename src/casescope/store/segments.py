@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -47,7 +48,26 @@ SMALL_SEGMENT_ROWS = 10_000
 WRITE_BUFFER = 1 << 20
 
 
-class SegmentWriter:
+class _AbortOnError:
+    """A writer used as a context manager: `abort()` when its block raises."""
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self.abort()
+
+
+class SegmentWriter(_AbortOnError):
     """Streams batches into a segment; `commit()` publishes it atomically."""
 
     def __init__(self, final_path: Path, tmp_dir: Path) -> None:
@@ -104,18 +124,6 @@ class SegmentWriter:
         finally:
             self._tmp_path.unlink(missing_ok=True)
 
-    def __enter__(self) -> SegmentWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is not None:
-            self.abort()
-
 
 def pieces_dir(final_path: Path, job_id: int, attempt: int) -> Path:
     """Where one job attempt writes a large file's segment as pieces: a directory of its
@@ -127,7 +135,7 @@ def pieces_dir(final_path: Path, job_id: int, attempt: int) -> Path:
 PublishPiece = Callable[[int, int, int, Path], None]
 
 
-class PieceWriter:
+class PieceWriter(_AbortOnError):
     """Streams a large file's batches into a directory of pieces of about `piece_rows`
     events. Each complete piece is handed to `publish` while the parse goes on, so the
     index owner loads a large file during its parse rather than after it (store/pieces.py).
@@ -174,18 +182,6 @@ class PieceWriter:
         if self._writer is not None:
             self._writer.abort()
             self._writer = None
-
-    def __enter__(self) -> PieceWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if exc_type is not None:
-            self.abort()
 
 
 def _syncfs(fd: int) -> bool:
