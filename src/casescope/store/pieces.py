@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+import pyarrow.parquet as pq
 from sqlalchemy import ColumnElement, Integer, Select, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -34,7 +35,7 @@ from casescope.config import Settings
 from casescope.model.db import Database
 from casescope.model.enums import IndexState, JobState
 from casescope.model.tables import EvidenceFile, Job, LoadPiece, Segment
-from casescope.store.index import EventIndex, LoadItem
+from casescope.store.index import MIN_INSERT_ROWS, EventIndex, LoadItem
 
 logger = logging.getLogger(__name__)
 
@@ -126,12 +127,29 @@ def _clear_for(index: EventIndex, piece: ReadyPiece) -> None:
         index.remove_partial([stale])
 
 
+#: A piece is inserted in INSERTs of about this many bytes of events: one part's worth
+#: (`LOAD_SETTINGS`' min_insert_block_size_bytes). More rows per INSERT make no fewer parts,
+#: only more memory: 100,000 events of 1.1 KB took ~420 MB of chDB's budget, and met the
+#: merges there (docs/decisions.md, "Large files load in pieces").
+PIECE_INSERT_BYTES = 32 * 2**20
+
+
+def _insert_rows(piece: ReadyPiece) -> int:
+    """Events per INSERT for this piece: PIECE_INSERT_BYTES of its events (at least
+    MIN_INSERT_ROWS), from the uncompressed sizes in its Parquet metadata."""
+    meta = pq.read_metadata(piece.path)
+    size = sum(meta.row_group(n).total_byte_size for n in range(meta.num_row_groups))
+    per_event = size / max(meta.num_rows, 1)
+    return max(MIN_INSERT_ROWS, int(PIECE_INSERT_BYTES / max(per_event, 1.0)))
+
+
 def _load_piece(index: EventIndex, piece: ReadyPiece, limit: Callable[[], int]) -> None:
-    """Insert the piece, in slices of at most `limit()` events (always as a `seq` slice:
-    a failed INSERT then removes only this piece's rows)."""
+    """Insert the piece, in slices of at most `_insert_rows` and `limit()` events (always
+    as a `seq` slice: a failed INSERT then removes only this piece's rows)."""
+    most = _insert_rows(piece)
     start = piece.seq_from
     while start < piece.seq_to:
-        end = min(start + limit(), piece.seq_to)
+        end = min(start + min(most, limit()), piece.seq_to)
         index.load([piece.item(start, end)])
         start = end
 
