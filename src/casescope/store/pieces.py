@@ -134,7 +134,7 @@ def _clear_for(index: EventIndex, piece: ReadyPiece) -> None:
 PIECE_INSERT_BYTES = 32 * 2**20
 
 
-def _insert_rows(piece: ReadyPiece) -> int:
+def piece_insert_rows(piece: ReadyPiece) -> int:
     """Events per INSERT for this piece: PIECE_INSERT_BYTES of its events (at least
     MIN_INSERT_ROWS), from the uncompressed sizes in its Parquet metadata."""
     meta = pq.read_metadata(piece.path)
@@ -144,9 +144,9 @@ def _insert_rows(piece: ReadyPiece) -> int:
 
 
 def _load_piece(index: EventIndex, piece: ReadyPiece, limit: Callable[[], int]) -> None:
-    """Insert the piece, in slices of at most `_insert_rows` and `limit()` events (always
+    """Insert the piece, in slices of at most `piece_insert_rows` and `limit()` events (always
     as a `seq` slice: a failed INSERT then removes only this piece's rows)."""
-    most = _insert_rows(piece)
+    most = piece_insert_rows(piece)
     start = piece.seq_from
     while start < piece.seq_to:
         end = min(start + min(most, limit()), piece.seq_to)
