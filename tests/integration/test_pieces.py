@@ -19,7 +19,7 @@ from casescope.model.db import Database
 from casescope.model.enums import FileStatus, IndexState, JobState, Operation
 from casescope.model.tables import EvidenceFile, Job, LoadPiece
 from casescope.services.cases import create_case
-from casescope.store.index import INDEX_GRANULARITY_BYTES, ChdbIndex
+from casescope.store.index import ChdbIndex
 from casescope.store.loader import load_pending
 from casescope.store.pieces import PIECE_INSERT_BYTES, ReadyPiece, piece_insert_rows
 from casescope.store.segments import segment_files
@@ -214,10 +214,10 @@ def test_pieces_of_a_failed_job_are_dropped_and_the_old_segment_reloaded(
 
 
 def test_pieces_are_inserted_about_one_part_at_a_time(
-    pieced: Settings, db: Database, index: ChdbIndex, tmp_path: Path
+    pieced: Settings, db: Database, tmp_path: Path
 ) -> None:
     """A piece's INSERTs hold PIECE_INSERT_BYTES of its events: fewer events when they are
-    wide, and the index gets new indexes' 4 MiB granules."""
+    wide."""
     narrow = _write_ndjson(tmp_path / "narrow.jsonl", LINES, "n")
     wide = tmp_path / "wide.jsonl"
     wide.write_text(narrow.read_text().replace('"tag": "n"', '"tag": "' + "w" * 2_000 + '"'))
@@ -231,5 +231,3 @@ def test_pieces_are_inserted_about_one_part_at_a_time(
         sizes[name] = piece_insert_rows(ReadyPiece(0, 1, file_id, 0, 0, PIECE, first))
     assert sizes["narrow"] > 4 * sizes["wide"]  # ~2 KB more per event: far fewer per INSERT
     assert sizes["wide"] * 2_000 < PIECE_INSERT_BYTES * 1.2
-    engine = index.scalar("SELECT engine_full FROM system.tables WHERE name = 'events'")
-    assert f"index_granularity_bytes = {INDEX_GRANULARITY_BYTES}" in engine

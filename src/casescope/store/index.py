@@ -47,14 +47,6 @@ os.environ.setdefault("JE_MALLOC_CONF", "dirty_decay_ms:0")
 
 DATABASE = "casescope"
 
-#: Granules of at most 4 MiB (ClickHouse's default: 10 MiB), as merges write them
-#: (`MERGE_SETTINGS`). A merge holds a granule of each part it reads, so with wide events
-#: its memory followed this: a vertical merge of 24 fresh parts of 1.1 KB events peaked at
-#: 388 MB with 10 MiB granules, 197 MB with 4 MiB (85 MB with 1 MiB, but merged granules
-#: would shrink below the ~4,000 rows searches want). Read-only after creation: an index
-#: made before keeps 10 MiB.
-INDEX_GRANULARITY_BYTES = 4 * 1024 * 1024
-
 EVENTS_DDL = f"""
 CREATE TABLE IF NOT EXISTS {DATABASE}.events (
     case_id UInt32,
@@ -77,7 +69,6 @@ CREATE TABLE IF NOT EXISTS {DATABASE}.events (
     INDEX text_idx search_text TYPE text(tokenizer = 'splitByNonAlpha')
 ) ENGINE = MergeTree
 ORDER BY (case_id, ts, file_id, seq)
-SETTINGS index_granularity_bytes = {INDEX_GRANULARITY_BYTES}
 """
 
 #: Merge settings of the events table, applied at every open (new and existing tables).
