@@ -192,6 +192,10 @@ def test_reindex_and_a_retried_attempt_replace_rows(
     assert second.attempts == 2
     load_pending(db, index, pieced)
     assert _fingerprint(index, file_id) == before
+    # the loader removed the dead attempt's piece folder; the segment's own stays
+    with db.read() as session:
+        segment = Path(session.get(EvidenceFile, file_id).segment.path)
+    assert list(pieced.segments_dir.glob("*/*.j*a*")) == [segment]
 
 
 def test_pieces_of_a_failed_job_are_dropped_and_the_old_segment_reloaded(

@@ -257,11 +257,14 @@ def load_pending(db: Database, index: EventIndex, settings: Settings) -> LoadRep
     next call, so a busy ingest makes few large INSERTs rather than many small ones)."""
     report = LoadReport()
     started = time.perf_counter()
-    drop_abandoned(db, index)
+    dropped = drop_abandoned(db, index)
     pending = _pending_files(db, MAX_PENDING_PER_CALL)
     # pieces after the files pending now: those files' last pieces are among them
     report.rows += load_ready_pieces(db, index, lambda: _insert_limit(settings, index))
     pending = _with_pieces(db, pending)
+    # piece folders are left over only where pieced files finish or attempts are dropped:
+    # other calls (a bulk ingest's many) need not list the segments
+    prune_pieces = dropped > 0 or any(item.pieced for item in pending)
     while pending:
         limit = _insert_limit(settings, index)
         batch = _take_batch(pending, settings, limit)
@@ -272,6 +275,7 @@ def load_pending(db: Database, index: EventIndex, settings: Settings) -> LoadRep
         report.batches += 1
     if report.files:
         prune_bundles(db, settings)
+    if prune_pieces:
         prune_piece_dirs(db, settings)
     report.seconds = time.perf_counter() - started
     if report.files:
