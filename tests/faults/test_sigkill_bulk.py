@@ -36,9 +36,11 @@ from tests.faults.conftest import (
 )
 
 SAMPLES, COPIES = 10, 200  # 2,000 files
-KILL_EVERY = 0.75  # seconds (a killed worker is replaced in ~1-2 s; a group of 64 files, ~0.5 s)
-#: Also kill when this share of the files is complete (the run took ~10 s, then less: a
-#: fixed interval alone gave 2 kills in one run).
+#: Seconds between kills. A new worker needs ~1-2 s to start and a group of 64 files ~1 s:
+#: with busy workers read from 0.2 s heartbeats, kills every 0.75 s starved every group.
+KILL_EVERY = 4.0
+#: Also kill when this share of the files is complete, so at least four kills land however
+#: fast this machine gets through the run (a fixed interval alone gave 2 kills in one run).
 KILL_AT = (0.1, 0.3, 0.5, 0.7)
 #: Small samples of these techniques, and the Sigma rules for them: every copy has hits.
 TECHNIQUES = re.compile(r"rundll32|schtask|regsvr32")
@@ -78,7 +80,8 @@ def _run_killing(cli: Cli, db: Database) -> int:
     """Run a pool to the end, SIGKILLing one of its busy workers every `KILL_EVERY` seconds
     and whenever the completed files pass one of `KILL_AT`, so the faults are spread over
     the whole run however fast this machine gets through it."""
-    workers = pool(cli, CASESCOPE_MAX_ATTEMPTS="50")
+    # Busy workers are read from their heartbeat rows: beat often, or a short run shows none.
+    workers = pool(cli, CASESCOPE_MAX_ATTEMPTS="50", CASESCOPE_HEARTBEAT_SECONDS="0.2")
     kills, rng, marks = 0, random.Random(7), list(KILL_AT)
     last_kill = time.monotonic()
     deadline = last_kill + 400
