@@ -79,9 +79,14 @@ ORDER BY (case_id, ts, file_id, seq)
 #: (~4M events). A merge's memory grows with its blocks, not with the part it writes: 14
 #: parts (5M events) merged into one within a 480 MB budget at a 449 MB peak RSS. A load
 #: that meets a merge at the memory limit is retried once the merge is done (`_insert`).
+#: Merges of more than 16,384 events are vertical (one column at a time). ClickHouse makes
+#: that choice from 131,072 rows and 11 non-key columns (we have 10), so a merge of six
+#: 25,000-event parts of a large file was horizontal: ~200 MB, against 60-120 MB vertical.
 MERGE_SETTINGS = (
     "merge_max_block_size = 8192, merge_max_block_size_bytes = 4194304, "
-    "max_bytes_to_merge_at_max_space_in_pool = 536870912"
+    "max_bytes_to_merge_at_max_space_in_pool = 536870912, "
+    "vertical_merge_algorithm_min_rows_to_activate = 16384, "
+    "vertical_merge_algorithm_min_columns_to_activate = 1"
 )
 
 #: An INSERT that fails for memory (a merge running beside it) is retried this many times,
@@ -158,6 +163,13 @@ MIN_INSERT_ROWS = 10_000
 
 _MIB = 1024 * 1024
 
+#: Merges at a time in a budget under 1 GiB (merges are vertical: `MERGE_SETTINGS`). Two
+#: merges beside a piece INSERT of wide events passed the 500 MB goal (1 GiB EVTX: owner
+#: 471-507 MB with two, 486 with one; 2 GiB NDJSON: 537-637 MB with two, 459 with one), and
+#: one was no slower on large files of wide events (44.8 s against 50-51; 77.5 s against
+#: 86-96) but ~5% slower on 1M narrow events.
+MERGES_BELOW_1GIB = 1
+
 
 def insert_rows_for(memory_mb: int, rss_mb: float) -> int:
     """Most events one INSERT may hold so that an owner now at `rss_mb` stays within
@@ -172,8 +184,9 @@ def server_settings(memory_mb: int) -> dict[str, int]:
     `max_server_memory_usage` caps everything chDB allocates (not its mapped code): past it a
     query fails with MEMORY_LIMIT_EXCEEDED rather than growing the process. The caches, sized
     by default as fractions of the host's RAM (GBs of marks and primary keys), get small
-    fixed shares of the budget; the uncompressed caches stay off; merges are two at a time
-    at most. Two query settings ride along as the session's defaults.
+    fixed shares of the budget; the uncompressed caches stay off; below 1 GiB of budget one
+    merge runs at a time (`MERGES_BELOW_1GIB`). Two query settings ride along as the
+    session's defaults.
     """
     budget = memory_mb * _MIB
     return {
@@ -188,8 +201,8 @@ def server_settings(memory_mb: int) -> dict[str, int]:
         "parquet_metadata_cache_size": budget // 64,
         "uncompressed_cache_size": 0,
         "index_uncompressed_cache_size": 0,
-        # at most two merges at a time, whatever the host's cores
-        "background_pool_size": 2,
+        # whatever the host's cores
+        "background_pool_size": MERGES_BELOW_1GIB if memory_mb < 1024 else 2,
         "background_merges_mutations_concurrency_ratio": 1,
         # query defaults: large sorts and aggregations spill to disk instead of failing
         "max_bytes_before_external_sort": budget // 4,

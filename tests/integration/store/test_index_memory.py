@@ -101,12 +101,14 @@ def test_owner_caps_chdb_memory_and_survives_a_query_over_it(settings: Settings)
     with open_index(settings, role="test") as index:
         rows = index.query_rows(
             "SELECT name, value FROM system.server_settings WHERE name IN "
-            "('max_server_memory_usage', 'mark_cache_size', 'primary_index_cache_size')"
+            "('max_server_memory_usage', 'mark_cache_size', 'primary_index_cache_size', "
+            "'background_pool_size')"
         )
         values = {row["name"]: int(row["value"]) for row in rows}
         assert values["max_server_memory_usage"] == 300 * MIB
         assert values["mark_cache_size"] <= 300 * MIB // 16
         assert values["primary_index_cache_size"] <= 300 * MIB // 16
+        assert values["background_pool_size"] == 1  # one merge at a time in a small budget
         # ~1 GB in one aggregate: refused by chDB's memory limit, not grown into
         with pytest.raises(IndexMemoryError, match="CASESCOPE_INDEX_MEMORY_MB"):
             index.query_rows(
@@ -152,3 +154,23 @@ def test_events_table_gets_the_bounded_merge_settings(settings: Settings) -> Non
     assert "merge_max_block_size = 8192" in ddl
     assert "merge_max_block_size_bytes = 4194304" in ddl
     assert "max_bytes_to_merge_at_max_space_in_pool = 536870912" in ddl
+    assert "vertical_merge_algorithm_min_rows_to_activate = 16384" in ddl
+    assert "vertical_merge_algorithm_min_columns_to_activate = 1" in ddl
+
+
+def test_an_index_made_before_a_merge_setting_gets_it_when_opened(settings: Settings) -> None:
+    """Merge settings are applied at every open: an existing index is not left behind."""
+    index = ChdbIndex(settings.index_dir)
+    index.execute(
+        "ALTER TABLE casescope.events MODIFY SETTING vertical_merge_algorithm_min_rows_to_activate"
+        " = 131072"
+    )
+    index.close()
+    index = ChdbIndex(settings.index_dir)
+    try:
+        ddl = index.scalar(
+            "SELECT create_table_query AS q FROM system.tables WHERE name = 'events'", {}
+        )
+    finally:
+        index.close()
+    assert "vertical_merge_algorithm_min_rows_to_activate = 16384" in ddl
