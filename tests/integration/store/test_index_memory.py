@@ -143,14 +143,19 @@ def test_partial_rows_of_a_failed_insert_are_removed_slice_by_slice(settings: Se
         index.close()
 
 
-def test_events_table_gets_the_bounded_merge_settings(settings: Settings) -> None:
+def _events_ddl(settings: Settings) -> str:
+    """The events table's CREATE statement as an index opened now sees it."""
     index = ChdbIndex(settings.index_dir)
     try:
-        ddl = index.scalar(
+        return index.scalar(
             "SELECT create_table_query AS q FROM system.tables WHERE name = 'events'", {}
         )
     finally:
         index.close()
+
+
+def test_events_table_gets_the_bounded_merge_settings(settings: Settings) -> None:
+    ddl = _events_ddl(settings)
     assert "merge_max_block_size = 8192" in ddl
     assert "merge_max_block_size_bytes = 4194304" in ddl
     assert "max_bytes_to_merge_at_max_space_in_pool = 536870912" in ddl
@@ -166,11 +171,4 @@ def test_an_index_made_before_a_merge_setting_gets_it_when_opened(settings: Sett
         " = 131072"
     )
     index.close()
-    index = ChdbIndex(settings.index_dir)
-    try:
-        ddl = index.scalar(
-            "SELECT create_table_query AS q FROM system.tables WHERE name = 'events'", {}
-        )
-    finally:
-        index.close()
-    assert "vertical_merge_algorithm_min_rows_to_activate = 16384" in ddl
+    assert "vertical_merge_algorithm_min_rows_to_activate = 16384" in _events_ddl(settings)
