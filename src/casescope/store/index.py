@@ -163,13 +163,6 @@ MIN_INSERT_ROWS = 10_000
 
 _MIB = 1024 * 1024
 
-#: Merges at a time in a budget under 1 GiB (merges are vertical: `MERGE_SETTINGS`). Two
-#: merges beside a piece INSERT of wide events passed the 500 MB goal (1 GiB EVTX: owner
-#: 471-507 MB with two, 486 with one; 2 GiB NDJSON: 537-637 MB with two, 459 with one), and
-#: one was no slower on large files of wide events (44.8 s against 50-51; 77.5 s against
-#: 86-96) but ~5% slower on 1M narrow events.
-MERGES_BELOW_1GIB = 1
-
 
 def insert_rows_for(memory_mb: int, rss_mb: float) -> int:
     """Most events one INSERT may hold so that an owner now at `rss_mb` stays within
@@ -185,8 +178,7 @@ def server_settings(memory_mb: int) -> dict[str, int]:
     query fails with MEMORY_LIMIT_EXCEEDED rather than growing the process. The caches, sized
     by default as fractions of the host's RAM (GBs of marks and primary keys), get small
     fixed shares of the budget; the uncompressed caches stay off; below 1 GiB of budget one
-    merge runs at a time (`MERGES_BELOW_1GIB`). Two query settings ride along as the
-    session's defaults.
+    merge runs at a time, two above. Two query settings ride along as the session's defaults.
     """
     budget = memory_mb * _MIB
     return {
@@ -201,8 +193,12 @@ def server_settings(memory_mb: int) -> dict[str, int]:
         "parquet_metadata_cache_size": budget // 64,
         "uncompressed_cache_size": 0,
         "index_uncompressed_cache_size": 0,
-        # whatever the host's cores
-        "background_pool_size": MERGES_BELOW_1GIB if memory_mb < 1024 else 2,
+        # Merges at a time, whatever the host's cores. Two (vertical) merges beside a piece
+        # INSERT of wide events passed the 500 MB goal (1 GiB EVTX: owner 471-507 MB with
+        # two, 449-486 with one; 2 GiB NDJSON: 537-637 MB, 459-482); one was no slower on
+        # those files (median 44.8 s against 50-58; 76-78 s against 86-96) but ~5% slower
+        # on 1M narrow events.
+        "background_pool_size": 1 if memory_mb < 1024 else 2,
         "background_merges_mutations_concurrency_ratio": 1,
         # query defaults: large sorts and aggregations spill to disk instead of failing
         "max_bytes_before_external_sort": budget // 4,
