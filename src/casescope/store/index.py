@@ -42,8 +42,11 @@ def _file_backed_mb() -> float:
 #: that is most of the owner's RSS (a 1M-event load: 1.2 GB peak, 300 MB of it in use).
 #: Returning them at once keeps RSS near what is in use. jemalloc reads this variable (its
 #: `JE_` prefix, not `MALLOC_CONF`) once, when chDB is first imported, which happens only in
-#: `ChdbIndex`; a value set by the user wins.
-os.environ.setdefault("JE_MALLOC_CONF", "dirty_decay_ms:0")
+#: `ChdbIndex`; a value set by the user wins. (Keeping them 1 s, with chDB's memory worker
+#: purging them by the budget, made the owner faster on one file and slower and larger on
+#: another: docs/decisions.md.)
+DIRTY_DECAY_MS = 0
+os.environ.setdefault("JE_MALLOC_CONF", f"dirty_decay_ms:{DIRTY_DECAY_MS}")
 
 DATABASE = "casescope"
 
@@ -178,7 +181,8 @@ def server_settings(memory_mb: int) -> dict[str, int]:
     query fails with MEMORY_LIMIT_EXCEEDED rather than growing the process. The caches, sized
     by default as fractions of the host's RAM (GBs of marks and primary keys), get small
     fixed shares of the budget; the uncompressed caches stay off; below 1 GiB of budget one
-    merge runs at a time, two above. Two query settings ride along as the session's defaults.
+    merge runs at a time, two above; chDB's memory worker reads only this process. Two query
+    settings ride along as the session's defaults.
     """
     budget = memory_mb * _MIB
     return {
@@ -200,6 +204,13 @@ def server_settings(memory_mb: int) -> dict[str, int]:
         # on 1M narrow events.
         "background_pool_size": 1 if memory_mb < 1024 else 2,
         "background_merges_mutations_concurrency_ratio": 1,
+        # chDB's memory worker reads this process's own memory (jemalloc's), not its
+        # cgroup's: a cgroup holds the workers and, on a desktop, the whole session, which
+        # ClickHouse would count against the budget. Nor does it shrink the budget to the
+        # host's free memory, or add a guess of the growth to come.
+        "memory_worker_use_cgroup": 0,
+        "memory_worker_dynamic_hard_limit": 0,
+        "memory_worker_rss_speculative_reserve_ratio": 0,
         # query defaults: large sorts and aggregations spill to disk instead of failing
         "max_bytes_before_external_sort": budget // 4,
         "max_bytes_before_external_group_by": budget // 4,

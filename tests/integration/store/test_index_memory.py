@@ -11,7 +11,13 @@ from casescope.errors import IndexBusyError, IndexMemoryError
 from casescope.model.db import Database
 from casescope.model.enums import IndexState
 from casescope.model.tables import EvidenceFile
-from casescope.store.index import MIN_INSERT_ROWS, ChdbIndex, LoadItem, insert_rows_for
+from casescope.store.index import (
+    DIRTY_DECAY_MS,
+    MIN_INSERT_ROWS,
+    ChdbIndex,
+    LoadItem,
+    insert_rows_for,
+)
 from casescope.store.loader import load_pending, rows_per_insert
 from casescope.store.owner import open_index
 from tests.integration.conftest import add_files
@@ -117,6 +123,22 @@ def test_owner_caps_chdb_memory_and_survives_a_query_over_it(settings: Settings)
         assert index.scalar("SELECT 1 AS one") == 1  # the index is still usable
         with pytest.raises(IndexBusyError), open_index(settings, role="second"):
             pass  # the index is still owned by this process only
+
+
+def test_chdb_memory_worker_reads_this_process_only(settings: Settings) -> None:
+    """chDB never counts its cgroup (the workers, a desktop session) against the budget, and
+    jemalloc hands freed pages back after DIRTY_DECAY_MS (JE_MALLOC_CONF, set before chDB is
+    imported)."""
+    with open_index(settings.model_copy(update={"index_memory_mb": 300}), role="test") as index:
+        rows = index.query_rows(
+            "SELECT name, value FROM system.server_settings WHERE name LIKE 'memory_worker%'"
+        )
+        values = {row["name"]: float(row["value"]) for row in rows}
+        stats = index.query_rows("SELECT stats FROM system.jemalloc_stats")[0]["stats"]
+    assert values["memory_worker_use_cgroup"] == 0
+    assert values["memory_worker_dynamic_hard_limit"] == 0
+    assert values["memory_worker_rss_speculative_reserve_ratio"] == 0
+    assert f"opt.dirty_decay_ms: {DIRTY_DECAY_MS} " in stats
 
 
 def test_partial_rows_of_a_failed_insert_are_removed_slice_by_slice(settings: Settings) -> None:
