@@ -20,6 +20,7 @@ import orjson
 import psutil
 import pyarrow as pa
 
+from casescope.allocators import use_system_arrow_pool
 from casescope.errors import IndexMemoryError
 from casescope.store.pages import page_out_library
 from casescope.store.segments import segment_files
@@ -155,6 +156,12 @@ LOAD_SETTINGS = (
     "max_threads = 1, max_insert_threads = 1, max_block_size = 8192, "
     "min_insert_block_size_rows = 65536, min_insert_block_size_bytes = 33554432"
 )
+
+#: A streamed result (exports, IOC hunts) travels in blocks of this many rows. ClickHouse's
+#: default (65,505) makes a block of wide events tens of MB in each of several buffers: an
+#: export of the 5M-event case (~1.1 KB events) failed at once at the 480 MB budget, and 300k
+#: events of 1.5 KB at a 300 MB budget (tests/integration/store/test_index_memory.py).
+STREAM_SETTINGS = "max_block_size = 4096"
 
 #: Measured (bench/index_memory.py, /tmp probes): one INSERT of N events adds about 75 MB +
 #: 0.7 MB per 1,000 events to the owner's RSS (50k: +110 MB, 100k: +145, 200k: +220),
@@ -296,6 +303,7 @@ class ChdbIndex:
         # pays for it, never workers or the pool supervisor.
         from chdb import session as chdb_session
 
+        use_system_arrow_pool()  # streamed results are built and dropped: give memory back
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._session = chdb_session.Session(_connection_string(path, memory_mb))
@@ -346,7 +354,9 @@ class ChdbIndex:
     def stream_batches(
         self, sql: str, params: Mapping[str, object] | None = None, rows_per_batch: int = 50_000
     ) -> Iterator[pa.RecordBatch]:
-        """Stream a query's result as Arrow batches (bounded memory, no row cap)."""
+        """Stream a query's result as Arrow batches (bounded memory, no row cap; `sql` must
+        not have a SETTINGS clause of its own: STREAM_SETTINGS are added)."""
+        sql = f"{sql} SETTINGS {STREAM_SETTINGS}"
         result = self._session.send_query(sql, "Arrow", params=_bind(params))
         try:
             yield from result.record_batch(rows_per_batch=rows_per_batch)
