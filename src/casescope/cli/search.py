@@ -22,11 +22,11 @@ from casescope.services.cases import get_case
 from casescope.services.detections import LEVELS, DetectionFilter, detected_events
 from casescope.services.ioc_hits import HitFilter, hit_events
 from casescope.services.search import (
+    ExportFormat,
     SearchRequest,
     export_batches,
     narrow_events,
-    write_csv,
-    write_jsonl,
+    write_export,
 )
 from casescope.services.search import (
     search as run_search,
@@ -38,11 +38,6 @@ from casescope.store.query import QuerySyntaxError
 
 class SearchFormat(StrEnum):
     TABLE = "table"
-    JSONL = "jsonl"
-    CSV = "csv"
-
-
-class ExportFormat(StrEnum):
     JSONL = "jsonl"
     CSV = "csv"
 
@@ -152,12 +147,10 @@ def search(
                 rows, total = run_search(index, request)
                 _render_rows(rows, total, request)
                 return
-            batches = export_batches(index, request)
-            head = _limited(batches, offset, limit)
-            if fmt is SearchFormat.CSV:
-                write_csv(head, sys.stdout)
-            else:
-                write_jsonl(head, sys.stdout.buffer)
+            lines = ExportFormat(fmt.value)
+            head = _limited(export_batches(index, request, lines), offset, limit)
+            sys.stdout.flush()
+            write_export(head, lines, sys.stdout.buffer)
         except QuerySyntaxError as exc:
             raise CasescopeError(f"query: {exc}") from None
 
@@ -221,17 +214,8 @@ def export(
         index = stack.enter_context(open_index(ctx.settings, role="casescope export"))
         load_pending(ctx.db, index, ctx.settings)
         try:
-            batches = export_batches(index, request)
-            if fmt is ExportFormat.CSV:
-                out = (
-                    stack.enter_context(output.open("w", newline="", encoding="utf-8"))
-                    if output
-                    else sys.stdout
-                )
-                count = write_csv(batches, out)
-            else:
-                bout = stack.enter_context(output.open("wb")) if output else sys.stdout.buffer
-                count = write_jsonl(batches, bout)
+            out = stack.enter_context(output.open("wb")) if output else sys.stdout.buffer
+            count = write_export(export_batches(index, request, fmt), fmt, out)
         except QuerySyntaxError as exc:
             raise CasescopeError(f"query: {exc}") from None
     if output:

@@ -30,15 +30,18 @@ from casescope.services.detections import DetectionFilter, detected_events
 from casescope.services.ioc_hits import HitFilter, hit_events
 from casescope.services.search import (
     EXPORT_BATCH_ROWS,
-    EXPORT_COLUMNS,
+    EXPORT_LINE_SETTINGS,
+    ExportFormat,
     SearchRequest,
     build_where,
     event_key,
+    export_select,
 )
 from casescope.store.index import DATABASE, EVENT_COLUMNS, EventIndex
 
 TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
-EXPORT_CHUNK_ROWS = EXPORT_BATCH_ROWS
+#: Events per query of a chunked export (the index is held for one query at a time).
+EXPORT_CHUNK_ROWS = 10_000
 MAX_PAGE = 500
 #: Matches a search counts exactly before it answers "at least this many" (like
 #: Elasticsearch's `track_total_hits`): a count stops reading once it has passed this.
@@ -390,20 +393,25 @@ def get_event(index: EventIndex, case_id: int, file_id: int, seq: int) -> dict[s
 def export_chunks(
     use_index: Callable[[], AbstractContextManager[EventIndex]],
     where: tuple[str, dict[str, object]],
+    fmt: ExportFormat,
     chunk_rows: int = EXPORT_CHUNK_ROWS,
 ) -> Iterator[pa.RecordBatch]:
-    """Every match in order, fetched chunk by chunk (the index is held per chunk only)."""
+    """Every match in order as `export_batches` gives it, fetched chunk by chunk (the index
+    is held per chunk only)."""
     sql_where, base = where
     cursor: Cursor | None = None
     while True:
         params = {**base, "lim": chunk_rows}
         sql = (
-            f"SELECT {', '.join(EXPORT_COLUMNS)} FROM {DATABASE}.events "
+            f"{export_select(fmt)} "
             f"WHERE {sql_where} AND {_after(cursor, False, params, SortKey.TIME)} "
             f"ORDER BY {_order(False)} LIMIT {{lim:UInt64}}"
         )
         with use_index() as index:
-            batches = [b for b in index.stream_batches(sql, params) if b.num_rows]
+            stream = index.stream_batches(
+                sql, params, rows_per_batch=EXPORT_BATCH_ROWS, settings=EXPORT_LINE_SETTINGS
+            )
+            batches = [b for b in stream if b.num_rows]
         if not batches:
             return
         yield from batches

@@ -289,7 +289,11 @@ class EventIndex(Protocol):
     def counts_by_file(self, case_id: int) -> dict[int, int]: ...
     def query_rows(self, sql: str, params: Mapping[str, object]) -> list[dict[str, Any]]: ...
     def stream_batches(
-        self, sql: str, params: Mapping[str, object], rows_per_batch: int = 50_000
+        self,
+        sql: str,
+        params: Mapping[str, object],
+        rows_per_batch: int = 50_000,
+        settings: str = "",
     ) -> Iterator[pa.RecordBatch]: ...
 
 
@@ -352,11 +356,15 @@ class ChdbIndex:
         return next(iter(rows[0].values())) if rows else None
 
     def stream_batches(
-        self, sql: str, params: Mapping[str, object] | None = None, rows_per_batch: int = 50_000
+        self,
+        sql: str,
+        params: Mapping[str, object] | None = None,
+        rows_per_batch: int = 50_000,
+        settings: str = "",
     ) -> Iterator[pa.RecordBatch]:
-        """Stream a query's result as Arrow batches (bounded memory, no row cap; `sql` must
-        not have a SETTINGS clause of its own: STREAM_SETTINGS are added)."""
-        sql = f"{sql} SETTINGS {STREAM_SETTINGS}"
+        """Stream a query's result as Arrow batches (bounded memory, no row cap). `sql` has no
+        SETTINGS clause of its own: STREAM_SETTINGS are added, and `settings` after them."""
+        sql = f"{sql} SETTINGS {STREAM_SETTINGS}" + (f", {settings}" if settings else "")
         result = self._session.send_query(sql, "Arrow", params=_bind(params))
         try:
             yield from result.record_batch(rows_per_batch=rows_per_batch)

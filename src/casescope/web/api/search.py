@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -20,7 +19,7 @@ from casescope.services import event_search as es
 from casescope.services.detections import DetectionFilter, summary
 from casescope.services.ioc_hits import HitFilter, hit_summary
 from casescope.services.saved_searches import Owner, record_history
-from casescope.services.search import write_csv, write_jsonl
+from casescope.services.search import ExportFormat, export_header, export_lines
 from casescope.web.api.params import Form, SearchForm
 from casescope.web.security import CaseRead, CaseScope, CaseWrite, State, audit
 from casescope.web.state import WebState
@@ -210,31 +209,12 @@ def remove_mark(body: MarkBody, scope: CaseWrite, state: State, file_id: int, se
     return {"ok": True}
 
 
-class ExportFormat(StrEnum):
-    CSV = "csv"
-    JSONL = "jsonl"
-
-
-def _csv_chunks(batches: Iterator[pa.RecordBatch]) -> Iterator[bytes]:
-    """`write_csv` per batch; its header line is kept only from the first batch."""
-    first = True
+def _export_chunks(batches: Iterator[pa.RecordBatch], fmt: ExportFormat) -> Iterator[bytes]:
+    """The export's header, then each batch's lines (one chunk of the response each)."""
+    if header := export_header(fmt):
+        yield header
     for batch in batches:
-        out = io.StringIO()
-        write_csv(iter([batch]), out)
-        text = out.getvalue()
-        yield (text if first else text.split("\r\n", 1)[1]).encode()
-        first = False
-    if first:  # no rows: still the header
-        out = io.StringIO()
-        write_csv(iter([]), out)
-        yield out.getvalue().encode()
-
-
-def _jsonl_chunks(batches: Iterator[pa.RecordBatch]) -> Iterator[bytes]:
-    for batch in batches:
-        out = io.BytesIO()
-        write_jsonl(iter([batch]), out)
-        yield out.getvalue()
+        yield export_lines(batch)
 
 
 def export_response(
@@ -248,8 +228,7 @@ def export_response(
         scope.case_id,
         orjson.dumps({"format": fmt.value, **form.__dict__}).decode(),
     )
-    batches = es.export_chunks(state.index.use, where)
-    body = _csv_chunks(batches) if fmt is ExportFormat.CSV else _jsonl_chunks(batches)
+    body = _export_chunks(es.export_chunks(state.index.use, where, fmt), fmt)
     media = "text/csv; charset=utf-8" if fmt is ExportFormat.CSV else "application/x-ndjson"
     name = f"case{scope.case_id}-events.{fmt.value}"
     return StreamingResponse(
