@@ -23,6 +23,7 @@ HOSTILE = [
     "evil\u202etxt.exe",
     "tab\tand\nnewline",
     "'; DROP TABLE events; --",
+    '\t=HYPERLINK("http://x")',
 ]
 
 
@@ -37,6 +38,7 @@ def case(tmp_path_factory: pytest.TempPathFactory, attack_samples: Path) -> Cli:
                 "@timestamp": f"2024-02-0{1 + n % 9}T12:00:00Z",
                 "host": {"name": f"H{n}"},
                 "EventID": 9000 + n,
+                "user": value,
                 "payload": value,
             }
         ).decode()
@@ -63,7 +65,7 @@ def test_export_csv_streams_every_event_and_defuses_formulas(case: Cli, tmp_path
     assert payloads == set(HOSTILE)  # the JSON column keeps the exact value
     for row in rows:
         for value in row.values():
-            assert not value.startswith(("=", "+", "-", "@")), value
+            assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), value
 
 
 def test_export_jsonl_round_trips_exact_values(case: Cli) -> None:

@@ -47,8 +47,13 @@ _JSON_TYPE = (
     "user_name String, user_sid String, fields Map(String, String), raw String)"
 )
 _TEXT_COLUMNS = ("channel", "provider", "computer", "user_name", "user_sid", "raw")
-#: FORMULA_PREFIXES as a ClickHouse regular expression (a string literal: `\\t` is a tab).
-_FORMULA_RE = r"'^[=+@\t\r-]'"
+#: FORMULA_PREFIXES as a ClickHouse string literal of a regular expression (`-` last in the
+#: class; a tab and a CR written as the literal's escapes).
+_FORMULA_RE = (
+    "'^["
+    + "".join(sorted(FORMULA_PREFIXES, key="-".__eq__)).replace("\t", "\\t").replace("\r", "\\r")
+    + "]'"
+)
 
 
 def _neutralised_sql(expr: str) -> str:
