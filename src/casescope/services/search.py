@@ -20,9 +20,9 @@ _LEADING = ("ts", "file_id", "seq")
 EXPORT_COLUMNS = (*_LEADING, *(c for c in EVENT_COLUMNS if c not in (*_LEADING, "case_id")))
 #: A CSV cell starting with one of these is run as a formula by spreadsheet programs.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-#: Rows per Arrow batch of an export: ClickHouse's blocks as they come (EXPORT_LINE_SETTINGS),
-#: not gathered into larger batches (10,000-row batches: 584 MB peak over 1M exported events
-#: of ~1.1 KB, 478 MB with these).
+#: Rows per Arrow batch of an export, handed on as ClickHouse's blocks (`STREAM_SETTINGS`)
+#: come, never gathered into larger batches (10,000-row batches: 584 MB peak over 1M
+#: exported events of ~1.1 KB, 478 MB with these).
 EXPORT_BATCH_ROWS = 1_024
 
 
@@ -32,12 +32,10 @@ class ExportFormat(StrEnum):
 
 
 #: How ClickHouse writes exported lines: JSON numbers unquoted (UInt64 too) and `/` as is;
-#: CSV nulls as empty cells and CRLF line ends (RFC 4180); in blocks smaller than a stream's
-#: (the lines of 4,096 wide events met a 280 MB budget: tests/integration/store/).
+#: CSV nulls as empty cells and CRLF line ends (RFC 4180).
 EXPORT_LINE_SETTINGS = (
     "output_format_json_quote_64bit_integers = 0, output_format_json_escape_forward_slashes = 0, "
-    "format_csv_null_representation = '', output_format_csv_crlf_end_of_line = 1, "
-    f"max_block_size = {EXPORT_BATCH_ROWS}"
+    "format_csv_null_representation = '', output_format_csv_crlf_end_of_line = 1"
 )
 _ISO_TS = "formatDateTime(ts, '%Y-%m-%dT%H:%i:%S.%fZ')"
 #: The JSON object of an exported event: its keys and types, in EXPORT_COLUMNS order.

@@ -159,8 +159,8 @@ LOAD_SETTINGS = (
 
 #: A streamed result (exports, IOC hunts) travels in blocks of this many rows. ClickHouse's
 #: default (65,505) makes a block of wide events tens of MB in each of several buffers: an
-#: export of the 5M-event case (~1.1 KB events) failed at once at the 480 MB budget, and 300k
-#: events of 1.5 KB at a 300 MB budget (tests/integration/store/test_index_memory.py).
+#: export of the 5M-event case (~1.1 KB events) failed at once at the 480 MB budget, and one
+#: of 150,000 events of 1.5 KB at 280 MB (tests/integration/store/test_index_memory.py).
 STREAM_SETTINGS = "max_block_size = 4096"
 
 #: Measured (bench/index_memory.py, /tmp probes): one INSERT of N events adds about 75 MB +
@@ -363,7 +363,8 @@ class ChdbIndex:
         settings: str = "",
     ) -> Iterator[pa.RecordBatch]:
         """Stream a query's result as Arrow batches (bounded memory, no row cap). `sql` has no
-        SETTINGS clause of its own: STREAM_SETTINGS are added, and `settings` after them."""
+        SETTINGS clause of its own: STREAM_SETTINGS are added, then `settings` (a setting named
+        twice keeps its first value, so these cannot change STREAM_SETTINGS)."""
         sql = f"{sql} SETTINGS {STREAM_SETTINGS}" + (f", {settings}" if settings else "")
         result = self._session.send_query(sql, "Arrow", params=_bind(params))
         try:
