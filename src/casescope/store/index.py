@@ -20,7 +20,7 @@ import orjson
 import psutil
 import pyarrow as pa
 
-from casescope.allocators import limit_glibc_heap, use_system_arrow_pool
+from casescope.allocators import use_system_arrow_pool
 from casescope.errors import IndexMemoryError
 from casescope.store.pages import page_out_library
 from casescope.store.segments import segment_files
@@ -308,7 +308,6 @@ class ChdbIndex:
         from chdb import session as chdb_session
 
         use_system_arrow_pool()  # streamed results are built and dropped: give memory back
-        limit_glibc_heap()
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._session = chdb_session.Session(_connection_string(path, memory_mb))
