@@ -30,7 +30,8 @@ from casescope.config import Settings
 from casescope.model.db import Database
 from casescope.model.enums import IndexState
 from casescope.model.tables import EvidenceFile, Segment
-from casescope.store.index import EventIndex, LoadItem, insert_rows_for
+from casescope.store.chdb_memory import insert_rows_for
+from casescope.store.index import EventIndex, LoadItem
 from casescope.store.pieces import (
     drop_abandoned,
     forget_pieces,

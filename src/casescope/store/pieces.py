@@ -35,7 +35,8 @@ from casescope.config import Settings
 from casescope.model.db import Database
 from casescope.model.enums import IndexState, JobState
 from casescope.model.tables import EvidenceFile, Job, LoadPiece, Segment
-from casescope.store.index import MIN_INSERT_ROWS, EventIndex, LoadItem
+from casescope.store.chdb_memory import MIN_INSERT_ROWS
+from casescope.store.index import EventIndex, LoadItem
 
 logger = logging.getLogger(__name__)
 

@@ -15,13 +15,8 @@ from casescope.errors import IndexBusyError, IndexMemoryError
 from casescope.model.db import Database
 from casescope.model.enums import IndexState
 from casescope.model.tables import EvidenceFile
-from casescope.store.index import (
-    DIRTY_DECAY_MS,
-    MIN_INSERT_ROWS,
-    ChdbIndex,
-    LoadItem,
-    insert_rows_for,
-)
+from casescope.store.chdb_memory import DIRTY_DECAY_MS, MIN_INSERT_ROWS, insert_rows_for
+from casescope.store.index import ChdbIndex, LoadItem
 from casescope.store.loader import load_pending, rows_per_insert
 from casescope.store.owner import open_index
 from tests.integration.conftest import add_files

@@ -1,0 +1,105 @@
+"""The index owner's memory: chDB's allocator, server limits and per-query block sizes.
+
+What bounds the owner's RSS (`CASESCOPE_INDEX_MEMORY_MB`, docs/decisions.md): jemalloc's
+decay (set here, before chDB is imported), the server settings passed in the connection
+string, the rows of one INSERT (`insert_rows_for`) and the block sizes of loads and streams.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: chDB links jemalloc, which by default keeps freed pages resident for 5 s: during a load
+#: that is most of the owner's RSS (a 1M-event load: 1.2 GB peak, 300 MB of it in use).
+#: Returning them at once keeps RSS near what is in use. jemalloc reads this variable (its
+#: `JE_` prefix, not `MALLOC_CONF`) once, when chDB is first imported, which happens only in
+#: `ChdbIndex`; a value set by the user wins. (Keeping them 1 s, with chDB's memory worker
+#: purging them by the budget, made the owner faster on one file and slower and larger on
+#: another: docs/decisions.md.)
+DIRTY_DECAY_MS = 0
+os.environ.setdefault("JE_MALLOC_CONF", f"dirty_decay_ms:{DIRTY_DECAY_MS}")
+
+#: Single-threaded read and small blocks (a 1M-event segment in one INSERT: 2.0 GB peak RSS
+#: with ClickHouse's defaults, 1.2 GB with these). What bounds the owner's memory is the
+#: allocator setting above, the rows per INSERT (`insert_rows_for`) and the server limits
+#: (`server_settings`).
+LOAD_SETTINGS = (
+    "max_threads = 1, max_insert_threads = 1, max_block_size = 8192, "
+    "min_insert_block_size_rows = 65536, min_insert_block_size_bytes = 33554432"
+)
+
+#: A streamed result (exports, IOC hunts) travels in blocks of this many rows. ClickHouse's
+#: default (65,505) makes a block of wide events tens of MB in each of several buffers: an
+#: export of the 5M-event case (~1.1 KB events) failed at once at the 480 MB budget, and one
+#: of 150,000 events of 1.5 KB at 280 MB (tests/integration/store/test_index_memory.py).
+STREAM_SETTINGS = "max_block_size = 4096"
+
+#: Measured (bench/index_memory.py, /tmp probes): one INSERT of N events adds about 75 MB +
+#: 0.7 MB per 1,000 events to the owner's RSS (50k: +110 MB, 100k: +145, 200k: +220),
+#: whatever the block sizes; the constants below keep a margin for events with larger raw
+#: records than the measured ~330-byte ones.
+INSERT_OVERHEAD_MB = 80
+INSERT_MB_PER_1000_ROWS = 1.0
+MIN_INSERT_ROWS = 10_000
+
+_MIB = 1024 * 1024
+
+
+def insert_rows_for(memory_mb: int, rss_mb: float) -> int:
+    """Most events one INSERT may hold so that an owner now at `rss_mb` stays within
+    `memory_mb` (never fewer than MIN_INSERT_ROWS: tiny INSERTs make too many parts)."""
+    spare_mb = memory_mb - rss_mb - INSERT_OVERHEAD_MB
+    return max(MIN_INSERT_ROWS, int(spare_mb * 1000 / INSERT_MB_PER_1000_ROWS))
+
+
+def server_settings(memory_mb: int) -> dict[str, int]:
+    """chDB server settings bounding its memory by `memory_mb` instead of the host's RAM.
+
+    `max_server_memory_usage` caps everything chDB allocates (not its mapped code): past it a
+    query fails with MEMORY_LIMIT_EXCEEDED rather than growing the process. The caches, sized
+    by default as fractions of the host's RAM (GBs of marks and primary keys), get small
+    fixed shares of the budget; the uncompressed caches stay off; below 1 GiB of budget one
+    merge runs at a time, two above; chDB's memory worker reads only this process. Two query
+    settings ride along as the session's defaults.
+    """
+    budget = memory_mb * _MIB
+    return {
+        "max_server_memory_usage": budget,
+        "mark_cache_size": budget // 32,
+        "index_mark_cache_size": budget // 64,
+        "primary_index_cache_size": budget // 32,
+        "text_index_tokens_cache_size": budget // 64,
+        "text_index_header_cache_size": budget // 64,
+        "text_index_postings_cache_size": budget // 32,
+        "query_condition_cache_size": budget // 64,
+        "parquet_metadata_cache_size": budget // 64,
+        "uncompressed_cache_size": 0,
+        "index_uncompressed_cache_size": 0,
+        # Merges at a time, whatever the host's cores. Two (vertical) merges beside a piece
+        # INSERT of wide events passed the 500 MB goal (1 GiB EVTX: owner 471-507 MB with
+        # two, 449-486 with one; 2 GiB NDJSON: 537-637 MB, 459-482); one was no slower on
+        # those files (median 44.8 s against 50-58; 76-78 s against 86-96) but ~5% slower
+        # on 1M narrow events.
+        "background_pool_size": 1 if memory_mb < 1024 else 2,
+        "background_merges_mutations_concurrency_ratio": 1,
+        # chDB's memory worker reads this process's own memory (jemalloc's), not its
+        # cgroup's: a cgroup holds the workers and, on a desktop, the whole session, which
+        # ClickHouse would count against the budget. Nor does it shrink the budget to the
+        # host's free memory, or add a guess of the growth to come.
+        "memory_worker_use_cgroup": 0,
+        "memory_worker_dynamic_hard_limit": 0,
+        "memory_worker_rss_speculative_reserve_ratio": 0,
+        # query defaults: large sorts and aggregations spill to disk instead of failing
+        "max_bytes_before_external_sort": budget // 4,
+        "max_bytes_before_external_group_by": budget // 4,
+    }
+
+
+def connection_string(path: Path, memory_mb: int | None) -> str:
+    if memory_mb is None:
+        return str(path)
+    if any(ch in str(path) for ch in "?&="):
+        raise ValueError(f"the index path must not contain '?', '&' or '=': {path}")
+    query = "&".join(f"{name}={value}" for name, value in server_settings(memory_mb).items())
+    return f"{path}?{query}"
