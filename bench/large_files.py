@@ -96,7 +96,8 @@ def print_memory(sampler: RssSampler, settings: Settings) -> None:
         private = sampler.private_peaks.get(pid, 0.0)
         print(
             f"  {role:<22} pid {pid:<8} peak RSS {rss:7.1f} MB (private {private:6.1f})  "
-            f"CPU {sampler.cpu.get(pid, 0.0):6.1f} s  {verdict(role, rss, settings)}"
+            f"CPU {sampler.cpu.get(pid, 0.0):6.1f} s (sys {sampler.sys_cpu.get(pid, 0.0):4.1f})  "
+            f"{verdict(role, rss, settings)}"
         )
 
 

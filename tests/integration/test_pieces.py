@@ -19,6 +19,7 @@ from casescope.model.db import Database
 from casescope.model.enums import FileStatus, IndexState, JobState, Operation
 from casescope.model.tables import EvidenceFile, Job, LoadPiece
 from casescope.services.cases import create_case
+from casescope.services.progress import FileSet, read_progress
 from casescope.store.index import ChdbIndex
 from casescope.store.loader import load_pending
 from casescope.store.pieces import PIECE_INSERT_BYTES, ReadyPiece, piece_insert_rows
@@ -151,6 +152,31 @@ def test_pieces_load_during_the_parse_and_once(
     assert segment.is_dir() and len(segment_files(segment)) == LINES // PIECE
     rows = _fingerprint(index, file_id)
     assert rows["n"] == rows["seqs"] == LINES
+
+
+@dataclass
+class ProgressDuringParse(OwnerDuringParse):
+    """Reads the intake's progress after every batch, loading nothing."""
+
+    ready: list[int] = field(default_factory=list)
+
+    def consume(self, batch: pa.RecordBatch) -> None:
+        progress = read_progress(self.db, FileSet(1, self.file_id, self.file_id))
+        self.ready.append(progress.pieces_ready)
+
+
+def test_progress_counts_the_pieces_ready_to_load(
+    pieced: Settings, db: Database, index: ChdbIndex, tmp_path: Path
+) -> None:
+    """`ingest` loads as soon as a piece is ready (`cli.follow.load_due`): the progress it
+    reads counts them, and none once they are loaded."""
+    file_id = _ingest(db, pieced, _write_ndjson(tmp_path / "big.jsonl", LINES, "a"))
+    watcher = ProgressDuringParse(db, index, pieced, file_id)
+    _run_job(WorkerContext(settings=pieced, db=db, worker_id="w"), [watcher])
+    assert watcher.ready[0] == 0 and max(watcher.ready) >= LINES // PIECE - 1
+    load_pending(db, index, pieced)
+    progress = read_progress(db, FileSet(1, file_id, file_id))
+    assert progress.pieces_ready == 0 and progress.awaiting_load == 0 and progress.searchable
 
 
 def test_pieced_and_whole_segments_index_the_same_rows(

@@ -25,10 +25,13 @@ from casescope.errors import IndexBusyError
 from casescope.jobs.launcher import ensure_workers
 from casescope.jobs.registry import live_workers
 from casescope.services.progress import FileSet, read_progress
+from casescope.services.progress import Progress as FileProgress
 from casescope.store.loader import load_pending
 from casescope.store.owner import open_index
 
 POLL_SECONDS = 0.5
+#: Files finished meanwhile wait this long for the owner's next load (a busy ingest then makes
+#: few large INSERTs, not many small ones); a large file's load pieces are loaded when ready.
 LOAD_INTERVAL_SECONDS = 3.0
 POOL_CHECK_SECONDS = 5.0
 
@@ -96,6 +99,16 @@ def follow(
             pool.terminate()
 
 
+def load_due(progress: FileProgress, since_last_load: float) -> bool:
+    """Whether the owner should load now: something awaits it, and the files are all done,
+    a large file's load piece is ready, or LOAD_INTERVAL_SECONDS have passed."""
+    if not progress.awaiting_load:
+        return False
+    return bool(
+        progress.finished or progress.pieces_ready or since_last_load > LOAD_INTERVAL_SECONDS
+    )
+
+
 def _follow_loop(ctx: AppContext, files: FileSet, index, pool, workers):  # type: ignore[no-untyped-def]
     last_load = last_pool_check = time.monotonic()
     with _bars() as bars:
@@ -106,11 +119,7 @@ def _follow_loop(ctx: AppContext, files: FileSet, index, pool, workers):  # type
             bars.update(file_task, total=progress.total, completed=progress.done)
             bars.update(event_task, total=progress.events_estimated, completed=progress.events_done)
             now = time.monotonic()
-            if (
-                index is not None
-                and progress.awaiting_load
-                and (progress.finished or now - last_load > LOAD_INTERVAL_SECONDS)
-            ):
+            if index is not None and load_due(progress, now - last_load):
                 load_pending(ctx.db, index, ctx.settings)
                 last_load = now
                 continue

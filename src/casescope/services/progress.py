@@ -32,6 +32,8 @@ class Progress:
     events_done: int
     #: Files and load pieces (store/pieces.py) waiting for the index owner.
     awaiting_load: int
+    #: Of those, the load pieces: each is a large INSERT already, worth loading at once.
+    pieces_ready: int = 0
 
     @property
     def finished(self) -> bool:
@@ -63,4 +65,4 @@ def read_progress(db: Database, files: FileSet) -> Progress:
         ).one()
         pieces = ready_count(session, in_set)
     total, done, failed, estimated, events, pending = (int(v or 0) for v in row)
-    return Progress(total, done, failed, max(estimated, events), events, pending + pieces)
+    return Progress(total, done, failed, max(estimated, events), events, pending + pieces, pieces)

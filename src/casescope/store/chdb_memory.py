@@ -43,6 +43,9 @@ INSERT_OVERHEAD_MB = 80
 INSERT_MB_PER_1000_ROWS = 1.0
 MIN_INSERT_ROWS = 10_000
 
+#: The nice value of chDB's merge threads (`server_settings`): the lowest priority.
+MERGE_NICE = 19
+
 _MIB = 1024 * 1024
 
 
@@ -60,8 +63,8 @@ def server_settings(memory_mb: int) -> dict[str, int]:
     query fails with MEMORY_LIMIT_EXCEEDED rather than growing the process. The caches, sized
     by default as fractions of the host's RAM (GBs of marks and primary keys), get small
     fixed shares of the budget; the uncompressed caches stay off; below 1 GiB of budget one
-    merge runs at a time, two above; chDB's memory worker reads only this process. Two query
-    settings ride along as the session's defaults.
+    merge runs at a time, two above, at the lowest CPU priority; chDB's memory worker reads
+    only this process. Two query settings ride along as the session's defaults.
     """
     budget = memory_mb * _MIB
     return {
@@ -83,6 +86,11 @@ def server_settings(memory_mb: int) -> dict[str, int]:
         # on 1M narrow events.
         "background_pool_size": 1 if memory_mb < 1024 else 2,
         "background_merges_mutations_concurrency_ratio": 1,
+        # Merge threads run at the lowest CPU priority: while a large file is parsed and
+        # loaded, the parse and the INSERTs are what the analyst waits for, and merges take
+        # the CPU they leave (1 GiB EVTX: 23.1 s against 27.5-28.6 s, owner 20 CPU-s
+        # against 28-29; docs/decisions.md, "Merges run niced, ten parts at a time").
+        "os_threads_nice_value_merge_mutate": MERGE_NICE,
         # chDB's memory worker reads this process's own memory (jemalloc's), not its
         # cgroup's: a cgroup holds the workers and, on a desktop, the whole session, which
         # ClickHouse would count against the budget. Nor does it shrink the budget to the

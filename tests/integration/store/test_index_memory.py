@@ -15,7 +15,12 @@ from casescope.errors import IndexBusyError, IndexMemoryError
 from casescope.model.db import Database
 from casescope.model.enums import IndexState
 from casescope.model.tables import EvidenceFile
-from casescope.store.chdb_memory import DIRTY_DECAY_MS, MIN_INSERT_ROWS, insert_rows_for
+from casescope.store.chdb_memory import (
+    DIRTY_DECAY_MS,
+    MERGE_NICE,
+    MIN_INSERT_ROWS,
+    insert_rows_for,
+)
 from casescope.store.index import ChdbIndex, LoadItem
 from casescope.store.loader import load_pending, rows_per_insert
 from casescope.store.owner import open_index
@@ -125,18 +130,20 @@ def test_owner_caps_chdb_memory_and_survives_a_query_over_it(settings: Settings)
 
 
 def test_chdb_memory_worker_reads_this_process_only(settings: Settings) -> None:
-    """chDB never counts its cgroup (the workers, a desktop session) against the budget, and
+    """chDB never counts its cgroup (the workers, a desktop session) against the budget,
     jemalloc hands freed pages back after DIRTY_DECAY_MS (JE_MALLOC_CONF, set before chDB is
-    imported)."""
+    imported), and merge threads run at nice MERGE_NICE."""
     with open_index(settings.model_copy(update={"index_memory_mb": 300}), role="test") as index:
         rows = index.query_rows(
-            "SELECT name, value FROM system.server_settings WHERE name LIKE 'memory_worker%'"
+            "SELECT name, value FROM system.server_settings "
+            "WHERE name LIKE 'memory_worker%' OR name = 'os_threads_nice_value_merge_mutate'"
         )
         values = {row["name"]: float(row["value"]) for row in rows}
         stats = index.query_rows("SELECT stats FROM system.jemalloc_stats")[0]["stats"]
     assert values["memory_worker_use_cgroup"] == 0
     assert values["memory_worker_dynamic_hard_limit"] == 0
     assert values["memory_worker_rss_speculative_reserve_ratio"] == 0
+    assert values["os_threads_nice_value_merge_mutate"] == MERGE_NICE == 19
     assert f"opt.dirty_decay_ms: {DIRTY_DECAY_MS} " in stats
 
 
@@ -219,6 +226,7 @@ def test_events_table_gets_the_bounded_merge_settings(settings: Settings) -> Non
     assert "merge_max_block_size = 8192" in ddl
     assert "merge_max_block_size_bytes = 4194304" in ddl
     assert "max_bytes_to_merge_at_max_space_in_pool = 536870912" in ddl
+    assert "max_parts_to_merge_at_once = 10" in ddl
     assert "vertical_merge_algorithm_min_rows_to_activate = 16384" in ddl
     assert "vertical_merge_algorithm_min_columns_to_activate = 1" in ddl
 
