@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -145,8 +146,24 @@ def bench(label: str, evidence: Path, home: Path, rules: Path | None) -> None:
         f"CPU of all processes {sampler.cpu_seconds:.1f} s | load average before "
         f"{load[0]:.2f}, after {os.getloadavg()[0]:.2f}"
     )
+    compacting = compaction_seconds(home)
+    if compacting is not None:
+        searchable = wall - compacting
+        print(
+            f"  of which compacting the index after the load {compacting:.1f} s: every event "
+            f"searchable after {searchable:.1f} s ({events / searchable:,.0f} events/s)"
+        )
     print_memory(sampler, Settings(home=home))
     print_log(home)
+
+
+def compaction_seconds(home: Path) -> float | None:
+    """How long `ingest` compacted the index after its last load (its log line)."""
+    log = home / "logs" / "casescope.log"
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    found = [re.search(r"compacted the index: .* in ([0-9.]+) s", line) for line in lines]
+    seconds = [float(match.group(1)) for match in found if match]
+    return seconds[-1] if seconds else None
 
 
 def main() -> None:

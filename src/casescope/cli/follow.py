@@ -1,11 +1,14 @@
 """Follow queued work to the end with a Rich progress bar, loading the index as files finish.
 
 The following process is the index owner (unless `casescope serve` is), so it loads ready
-segments in batches while it waits; if the worker pool dies, a new one is started.
+segments in batches while it waits (a large file's load pieces as soon as they are ready),
+then compacts the index (merges run niced, so a large load leaves parts to merge); if the
+worker pool dies, a new one is started.
 """
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import time
 from contextlib import nullcontext
@@ -26,8 +29,11 @@ from casescope.jobs.launcher import ensure_workers
 from casescope.jobs.registry import live_workers
 from casescope.services.progress import FileSet, read_progress
 from casescope.services.progress import Progress as FileProgress
+from casescope.store.index import EventIndex
 from casescope.store.loader import load_pending
 from casescope.store.owner import open_index
+
+logger = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.5
 #: Files finished meanwhile wait this long for the owner's next load (a busy ingest then makes
@@ -90,6 +96,8 @@ def follow(
         owner, index = nullcontext(), None
     try:
         pool = _follow_loop(ctx, files, index, pool, workers)
+        if index is not None:
+            _compact(index)
     finally:
         owner.__exit__(None, None, None)
     if pool is not None:
@@ -97,6 +105,19 @@ def follow(
             pool.wait(30)  # it exits by itself once the queue is empty
         except subprocess.TimeoutExpired:
             pool.terminate()
+
+
+def _compact(index: EventIndex) -> None:
+    """Every event is searchable: merge the parts the load left (docs/decisions.md, "Merges
+    run niced"), so that the next searches read a few parts, not dozens."""
+    started, before = time.monotonic(), index.active_parts()
+    note = "Ctrl-C is safe: merging resumes when the index is next opened"
+    with console.status(f"compacting the index: {before} parts ({note})") as status:
+        left = index.compact(lambda n: status.update(f"compacting the index: {n} parts ({note})"))
+    seconds = time.monotonic() - started
+    logger.info("compacted the index: %d parts -> %d in %.2f s", before, left, seconds)
+    if left < before:
+        console.print(f"index compacted: {before} parts -> {left} in {seconds:.1f} s")
 
 
 def load_due(progress: FileProgress, since_last_load: float) -> bool:

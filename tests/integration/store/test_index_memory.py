@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import time
 
 import orjson
 import pyarrow as pa
@@ -21,7 +22,7 @@ from casescope.store.chdb_memory import (
     MIN_INSERT_ROWS,
     insert_rows_for,
 )
-from casescope.store.index import ChdbIndex, LoadItem
+from casescope.store.index import COMPACT_ABOVE_PARTS, ChdbIndex, LoadItem
 from casescope.store.loader import load_pending, rows_per_insert
 from casescope.store.owner import open_index
 from tests.integration.conftest import add_files
@@ -153,7 +154,7 @@ _EXPORT_IN_A_FRESH_OWNER = """
 import sys
 from pathlib import Path
 from casescope.services.search import ExportFormat, SearchRequest, export_batches, export_lines
-from casescope.store.index import ChdbIndex, LoadItem
+from casescope.store.index import COMPACT_ABOVE_PARTS, ChdbIndex, LoadItem
 index = ChdbIndex(Path(sys.argv[1]), memory_mb=280)
 segment, events = Path(sys.argv[2]), int(sys.argv[3])
 for start in range(0, events, 10_000):
@@ -206,6 +207,28 @@ def test_partial_rows_of_a_failed_insert_are_removed_slice_by_slice(settings: Se
         assert _duplicates(index) == 0
         index.remove_partial([LoadItem(1, 8, other)])
         assert index.counts_by_file(1) == {7: 1000}
+    finally:
+        index.close()
+
+
+def test_compact_waits_until_the_merges_are_done(settings: Settings) -> None:
+    """What a large load leaves (merges run niced and fall behind it) is merged before
+    `compact` returns: fewer parts, the same rows once each, and no merge left to run."""
+    index = ChdbIndex(settings.index_dir, memory_mb=300)
+    try:
+        index.execute("SYSTEM STOP MERGES casescope.events")  # as if starved by the parse
+        for n in range(24):
+            sha = f"{n:02d}" + "c" * 62
+            index.load([LoadItem(1, n + 1, write_segment(settings, sha, make_batch(500, sha)))])
+        assert index.active_parts() == 24
+        index.execute("SYSTEM START MERGES casescope.events")
+        steps: list[int] = []
+        left = index.compact(steps.append)
+        assert left == index.active_parts() <= COMPACT_ABOVE_PARTS
+        assert steps == sorted(steps, reverse=True)
+        assert index.count() == 24 * 500 and _duplicates(index) == 0
+        time.sleep(1)
+        assert index.active_parts() == left  # the background merges had nothing left to do
     finally:
         index.close()
 
