@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -20,10 +20,12 @@ from casescope.errors import CasescopeError
 from casescope.model.db import Database
 from casescope.services.cases import get_case
 from casescope.services.detections import LEVELS, DetectionFilter, detected_events
+from casescope.services.event_search import export_chunks
 from casescope.services.ioc_hits import HitFilter, hit_events
 from casescope.services.search import (
     ExportFormat,
     SearchRequest,
+    build_where,
     export_batches,
     narrow_events,
     write_export,
@@ -215,7 +217,10 @@ def export(
         load_pending(ctx.db, index, ctx.settings)
         try:
             out = stack.enter_context(output.open("wb")) if output else sys.stdout.buffer
-            count = write_export(export_batches(index, request, fmt), fmt, out)
+            # chunk by chunk, as the web app does: one stream in time order over a dozen
+            # parts (what `ingest` leaves of a large case) outgrew the index's budget
+            chunks = export_chunks(lambda: nullcontext(index), build_where(request), fmt)
+            count = write_export(chunks, fmt, out)
         except QuerySyntaxError as exc:
             raise CasescopeError(f"query: {exc}") from None
     if output:

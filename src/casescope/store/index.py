@@ -12,6 +12,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,7 +22,7 @@ import psutil
 import pyarrow as pa
 
 from casescope.allocators import use_system_arrow_pool
-from casescope.errors import IndexMemoryError
+from casescope.errors import CasescopeError, IndexMemoryError
 from casescope.store.chdb_memory import LOAD_SETTINGS, STREAM_SETTINGS, connection_string
 from casescope.store.pages import page_out_library
 from casescope.store.segments import segment_files
@@ -149,6 +150,21 @@ def _bind(params: Mapping[str, object] | None) -> dict[str, object]:
     return bound
 
 
+@contextmanager
+def _memory_errors() -> Iterator[None]:
+    """chDB's MEMORY_LIMIT_EXCEEDED as IndexMemoryError: a clear message, worth a retry."""
+    try:
+        yield
+    except RuntimeError as error:  # chdb.ChdbError (imported only by the owner)
+        if "MEMORY_LIMIT_EXCEEDED" not in str(error):
+            raise
+        raise IndexMemoryError(
+            "the query needed more memory than the index's budget "
+            "(CASESCOPE_INDEX_MEMORY_MB) allows now; retry in a moment (merges after a "
+            "large load hold part of it) or narrow the query"
+        ) from error
+
+
 @dataclass(frozen=True)
 class LoadItem:
     """One file's segment to load into the index, or the slice of its events with
@@ -256,16 +272,8 @@ class ChdbIndex:
         self._session.query(sql, "CSV", params=_bind(params))
 
     def query_rows(self, sql: str, params: Mapping[str, object] | None = None) -> list[dict]:
-        try:
+        with _memory_errors():
             result = self._session.query(sql, "JSONEachRow", params=_bind(params))
-        except RuntimeError as error:  # chdb.ChdbError (imported only by the owner)
-            if "MEMORY_LIMIT_EXCEEDED" not in str(error):
-                raise
-            raise IndexMemoryError(
-                "the query needed more memory than the index's budget "
-                "(CASESCOPE_INDEX_MEMORY_MB) allows now; retry in a moment (merges after a "
-                "large load hold part of it) or narrow the query"
-            ) from error
         data = result.bytes()
         return [orjson.loads(line) for line in data.splitlines() if line]
 
@@ -284,11 +292,19 @@ class ChdbIndex:
         SETTINGS clause of its own: STREAM_SETTINGS are added, then `settings` (a setting named
         twice keeps its first value, so these cannot change STREAM_SETTINGS)."""
         sql = f"{sql} SETTINGS {STREAM_SETTINGS}" + (f", {settings}" if settings else "")
-        result = self._session.send_query(sql, "Arrow", params=_bind(params))
+        with _memory_errors():
+            result = self._session.send_query(sql, "Arrow", params=_bind(params))
+        failed = False
         try:
-            yield from result.record_batch(rows_per_batch=rows_per_batch)
+            with _memory_errors():
+                yield from result.record_batch(rows_per_batch=rows_per_batch)
+        except (CasescopeError, RuntimeError):
+            failed = True
+            raise
         finally:
             result.close()
+            if failed:  # chDB answers the next query with what was left of a failed stream
+                self._session.query("SELECT 1", "CSV")
 
     def load(self, items: Sequence[LoadItem]) -> None:
         """Insert many segments with one INSERT (few, large parts: DESIGN decision 4).

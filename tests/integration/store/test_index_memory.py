@@ -16,10 +16,18 @@ from casescope.errors import IndexBusyError, IndexMemoryError
 from casescope.model.db import Database
 from casescope.model.enums import IndexState
 from casescope.model.tables import EvidenceFile
+from casescope.services.search import (
+    ORDER,
+    ExportFormat,
+    SearchRequest,
+    build_where,
+    export_select,
+)
 from casescope.store.chdb_memory import (
     DIRTY_DECAY_MS,
     MERGE_NICE,
     MIN_INSERT_ROWS,
+    STREAM_SETTINGS,
     insert_rows_for,
 )
 from casescope.store.index import COMPACT_ABOVE_PARTS, ChdbIndex, LoadItem
@@ -125,6 +133,12 @@ def test_owner_caps_chdb_memory_and_survives_a_query_over_it(settings: Settings)
             index.query_rows(
                 "SELECT length(groupArray(repeat('x', 1000))) AS n FROM numbers(1000000)"
             )
+        with pytest.raises(IndexMemoryError, match="CASESCOPE_INDEX_MEMORY_MB"):
+            list(  # the same when streamed (exports, IOC hunts): a clear error, no traceback
+                index.stream_batches(
+                    "SELECT length(groupArray(repeat('x', 1000))) AS n FROM numbers(1000000)"
+                )
+            )
         assert index.scalar("SELECT 1 AS one") == 1  # the index is still usable
         with pytest.raises(IndexBusyError), open_index(settings, role="second"):
             pass  # the index is still owned by this process only
@@ -154,7 +168,7 @@ _EXPORT_IN_A_FRESH_OWNER = """
 import sys
 from pathlib import Path
 from casescope.services.search import ExportFormat, SearchRequest, export_batches, export_lines
-from casescope.store.index import COMPACT_ABOVE_PARTS, ChdbIndex, LoadItem
+from casescope.store.index import ChdbIndex, LoadItem
 index = ChdbIndex(Path(sys.argv[1]), memory_mb=280)
 segment, events = Path(sys.argv[2]), int(sys.argv[3])
 for start in range(0, events, 10_000):
@@ -185,6 +199,32 @@ def test_an_export_of_wide_events_streams_within_a_small_budget(settings: Settin
     lines = out.read_bytes().splitlines()
     assert len(lines) == events
     assert orjson.loads(lines[-1])["raw"] == "x" * 1500
+
+
+def test_an_export_over_many_parts_reads_them_without_buffering(settings: Settings) -> None:
+    """A read in time order merges one stream per part; ClickHouse's read-ahead buffer of
+    each stream made the export of the 5M-event case (12 parts, as `ingest` leaves it) fail
+    at once at the 480 MB budget. STREAM_SETTINGS turn it off: no BufferChunks step."""
+    index = ChdbIndex(settings.index_dir, memory_mb=300)
+    try:
+        index.execute("SYSTEM STOP MERGES casescope.events")
+        for n in range(3):
+            sha = f"{n:02d}" + "b" * 62
+            index.load([LoadItem(1, n + 1, write_segment(settings, sha, make_batch(200, sha)))])
+        where, params = build_where(SearchRequest(case_id=1))
+        sql = f"{export_select(ExportFormat.CSV)} WHERE {where} ORDER BY {ORDER}"
+
+        def pipeline(stream_settings: str) -> str:
+            explain = f"EXPLAIN PIPELINE {sql} SETTINGS {stream_settings}"
+            # its arrows come back from JSONEachRow as text orjson refuses
+            lines = f"SELECT replaceAll(explain, '→', '->') AS line FROM ({explain})"
+            return "\n".join(row["line"] for row in index.query_rows(lines, params))
+
+        assert "MergingSortedTransform 3 -> 1" in pipeline(STREAM_SETTINGS)
+        assert "BufferChunks" not in pipeline(STREAM_SETTINGS)
+        assert "BufferChunks" in pipeline("max_block_size = 4096")  # ClickHouse's default
+    finally:
+        index.close()
 
 
 def test_partial_rows_of_a_failed_insert_are_removed_slice_by_slice(settings: Settings) -> None:
