@@ -20,13 +20,12 @@ from casescope.errors import CasescopeError
 from casescope.model.db import Database
 from casescope.services.cases import get_case
 from casescope.services.detections import LEVELS, DetectionFilter, detected_events
-from casescope.services.event_search import export_chunks
+from casescope.services.event_search import EXPORT_CHUNK_ROWS, export_chunks
 from casescope.services.ioc_hits import HitFilter, hit_events
 from casescope.services.search import (
     ExportFormat,
     SearchRequest,
     build_where,
-    export_batches,
     narrow_events,
     write_export,
 )
@@ -150,7 +149,9 @@ def search(
                 _render_rows(rows, total, request)
                 return
             lines = ExportFormat(fmt.value)
-            head = _limited(export_batches(index, request, lines), offset, limit)
+            chunk = min(offset + limit, EXPORT_CHUNK_ROWS)
+            chunks = export_chunks(lambda: nullcontext(index), build_where(request), lines, chunk)
+            head = _limited(chunks, offset, limit)
             sys.stdout.flush()
             write_export(head, lines, sys.stdout.buffer)
         except QuerySyntaxError as exc:

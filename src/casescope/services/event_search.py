@@ -396,8 +396,10 @@ def export_chunks(
     fmt: ExportFormat,
     chunk_rows: int = EXPORT_CHUNK_ROWS,
 ) -> Iterator[pa.RecordBatch]:
-    """Every match in order as `export_batches` gives it, fetched chunk by chunk (the index
-    is held per chunk only)."""
+    """Every match in order, fetched chunk by chunk (the index is held per chunk only):
+    batches of `ts`, `file_id`, `seq` (the cursor) and `line`, the event as exported
+    (`export_line_sql`). Chunks, not one stream: one query in time order over a dozen parts
+    outgrew the index's budget (docs/decisions.md)."""
     sql_where, base = where
     cursor: Cursor | None = None
     while True:

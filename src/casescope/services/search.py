@@ -155,20 +155,8 @@ def search(index: EventIndex, request: SearchRequest) -> tuple[list[dict[str, An
     return rows, total
 
 
-def export_batches(
-    index: EventIndex, request: SearchRequest, fmt: ExportFormat
-) -> Iterator[pa.RecordBatch]:
-    """Every matching event, streamed in order (no row cap, bounded memory): batches of
-    `ts`, `file_id`, `seq` (a cursor) and `line`, the event as exported (`export_line_sql`)."""
-    where, params = build_where(request)
-    sql = export_select(fmt) + f" WHERE {where} ORDER BY {ORDER}"
-    yield from index.stream_batches(
-        sql, params, rows_per_batch=EXPORT_BATCH_ROWS, settings=EXPORT_LINE_SETTINGS
-    )
-
-
 def export_select(fmt: ExportFormat) -> str:
-    """SELECT … FROM the events table, for `export_batches` and the API's keyset chunks."""
+    """SELECT … FROM the events table, for the keyset chunks of exports (`export_chunks`)."""
     return f"SELECT ts, file_id, seq, {export_line_sql(fmt)} AS line FROM {DATABASE}.events"
 
 
@@ -192,7 +180,7 @@ def export_lines(batch: pa.RecordBatch) -> bytes:
 
 
 def write_export(batches: Iterator[pa.RecordBatch], fmt: ExportFormat, out: BinaryIO) -> int:
-    """Write an export (`export_batches`) to `out`; how many events."""
+    """Write an export (`event_search.export_chunks`) to `out`; how many events."""
     out.write(export_header(fmt))
     count = 0
     for batch in batches:

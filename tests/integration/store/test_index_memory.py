@@ -167,7 +167,9 @@ def test_chdb_memory_worker_reads_this_process_only(settings: Settings) -> None:
 _EXPORT_IN_A_FRESH_OWNER = """
 import sys
 from pathlib import Path
-from casescope.services.search import ExportFormat, SearchRequest, export_batches, export_lines
+from contextlib import nullcontext
+from casescope.services.event_search import export_chunks
+from casescope.services.search import ExportFormat, SearchRequest, build_where, export_lines
 from casescope.store.index import ChdbIndex, LoadItem
 index = ChdbIndex(Path(sys.argv[1]), memory_mb=280)
 segment, events = Path(sys.argv[2]), int(sys.argv[3])
@@ -175,7 +177,8 @@ for start in range(0, events, 10_000):
     index.load([LoadItem(1, 1, segment, start, start + 10_000)])
 index.wait_for_merges(300)
 with open(sys.argv[4], "wb") as out:
-    for batch in export_batches(index, SearchRequest(case_id=1), ExportFormat.JSONL):
+    where = build_where(SearchRequest(case_id=1))
+    for batch in export_chunks(lambda: nullcontext(index), where, ExportFormat.JSONL):
         out.write(export_lines(batch))
 """
 
