@@ -29,13 +29,12 @@ LOAD_SETTINGS = (
     "min_insert_block_size_rows = 65536, min_insert_block_size_bytes = 33554432"
 )
 
-#: A streamed result (exports, IOC hunts) travels in blocks of this many rows. ClickHouse's
-#: default (65,505) makes a block of wide events tens of MB in each of several buffers: an
-#: export of the 5M-event case (~1.1 KB events) failed at once at the 480 MB budget, and one
-#: of 150,000 events of 1.5 KB at 280 MB (tests/integration/store/test_index_memory.py).
-#: A read in time order merges one stream per part, and ClickHouse buffers each stream ahead
-#: by default: over the 12 parts `ingest` leaves of the 5M-event case, or the 15 of that
-#: test, the export failed at once; without the buffering it streams.
+#: A streamed result (export chunks, IOC hunts) travels in blocks of this many rows.
+#: ClickHouse's default (65,505) makes a block of wide events tens of MB in each of several
+#: buffers: a one-stream export of the 5M-event case (~1.1 KB events) failed at once at the
+#: 480 MB budget. A read in time order merges one stream per part, and ClickHouse buffers
+#: each stream ahead by default: over the 12 parts `ingest` leaves of that case the export
+#: failed at once (tests/integration/store/test_index_memory.py checks the pipeline).
 STREAM_SETTINGS = "max_block_size = 4096, read_in_order_use_buffering = 0"
 
 #: Measured (bench/index_memory.py, /tmp probes): one INSERT of N events adds about 75 MB +

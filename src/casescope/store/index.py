@@ -93,6 +93,7 @@ MERGE_SETTINGS = (
 #: after its partial rows are removed and the running merges have finished.
 LOAD_ATTEMPTS = 4
 MERGE_WAIT_SECONDS = 300.0
+MERGE_POLL_SECONDS = 0.1
 #: `compact` leaves an index of COMPACT_ABOVE_PARTS parts or fewer to the background merges,
 #: and takes them to be done once none has run for MERGES_QUIET_SECONDS (the next merge of a
 #: backlog starts within a second of the last; stopping early only leaves merges to the next
@@ -379,13 +380,27 @@ class ChdbIndex:
             params,
         )
 
-    def wait_for_merges(self, timeout: float) -> None:
-        """Return once no merge runs on the events table (or after `timeout` seconds)."""
+    def wait_for_merges(
+        self,
+        timeout: float,
+        quiet: float = 0.0,
+        on_step: Callable[[int], None] | None = None,
+    ) -> None:
+        """Return once no merge has run on the events table for `quiet` seconds (0: once
+        none runs), or after `timeout` seconds; `on_step` gets the parts left while merges
+        run."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self._merges_running():
-                return
-            time.sleep(0.5)
+        quiet_since: float | None = None
+        while (now := time.monotonic()) < deadline:
+            if self._merges_running():
+                quiet_since = None
+                if on_step is not None:
+                    on_step(self.active_parts())
+            else:
+                quiet_since = now if quiet_since is None else quiet_since
+                if now - quiet_since >= quiet:
+                    return
+            time.sleep(MERGE_POLL_SECONDS)
 
     def active_parts(self) -> int:
         """Parts of the events table (each search reads every part that may match)."""
@@ -406,25 +421,9 @@ class ChdbIndex:
         merges run."""
         parts = self.active_parts()
         if parts > COMPACT_ABOVE_PARTS:
-            self._wait_until_merges_quiet(on_step)
+            self.wait_for_merges(MERGE_WAIT_SECONDS, MERGES_QUIET_SECONDS, on_step)
             parts = self.active_parts()
         return parts
-
-    def _wait_until_merges_quiet(self, on_step: Callable[[int], None] | None) -> None:
-        """Return once no merge has run for MERGES_QUIET_SECONDS (or after
-        MERGE_WAIT_SECONDS); `on_step` gets the parts left while merges run."""
-        deadline = time.monotonic() + MERGE_WAIT_SECONDS
-        quiet_since: float | None = None
-        while (now := time.monotonic()) < deadline:
-            if self._merges_running():
-                quiet_since = None
-                if on_step is not None:
-                    on_step(self.active_parts())
-            elif quiet_since is None:
-                quiet_since = now
-            elif now - quiet_since >= MERGES_QUIET_SECONDS:
-                return
-            time.sleep(0.1)
 
     def _merges_running(self) -> int:
         return int(
