@@ -37,7 +37,7 @@ from casescope.services.search import (
     event_key,
     export_select,
 )
-from casescope.store.index import DATABASE, EVENT_COLUMNS, EventIndex
+from casescope.store.index import DATABASE, EVENT_COLUMNS, SORTED_READ, EventIndex
 
 TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 #: Events per query of a chunked export (the index is held for one query at a time).
@@ -259,7 +259,7 @@ def search_page(
     rows = index.query_rows(
         f"SELECT {', '.join(columns)} FROM {table} WHERE {sql_where} AND {after} "
         f"ORDER BY {_order(spec.descending, spec.sort)} LIMIT {{lim:UInt64}}"
-        + (" SETTINGS optimize_read_in_order = 0" if sparse else ""),
+        + (f" SETTINGS {SORTED_READ}" if sparse or not index.reads_in_order() else ""),
         params,
     )
     more = len(rows) > limit
@@ -410,8 +410,11 @@ def export_chunks(
             f"ORDER BY {_order(False)} LIMIT {{lim:UInt64}}"
         )
         with use_index() as index:
+            settings = EXPORT_LINE_SETTINGS
+            if not index.reads_in_order():  # slower (each chunk sorts), but within the budget
+                settings += f", {SORTED_READ}"
             stream = index.stream_batches(
-                sql, params, rows_per_batch=EXPORT_BATCH_ROWS, settings=EXPORT_LINE_SETTINGS
+                sql, params, rows_per_batch=EXPORT_BATCH_ROWS, settings=settings
             )
             batches = [b for b in stream if b.num_rows]
         if not batches:

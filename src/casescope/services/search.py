@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from casescope.store.index import DATABASE, EVENT_COLUMNS, EventIndex
+from casescope.store.index import DATABASE, EVENT_COLUMNS, SORTED_READ, EventIndex
 from casescope.store.query import compile_query
 
 ORDER = "ts, file_id, seq"
@@ -149,7 +149,8 @@ def search(index: EventIndex, request: SearchRequest) -> tuple[list[dict[str, An
     params = {**params, "lim": request.limit, "off": request.offset}
     rows = index.query_rows(
         f"SELECT {', '.join(EVENT_COLUMNS)} FROM {table} WHERE {where} "
-        f"ORDER BY {ORDER} LIMIT {{lim:UInt64}} OFFSET {{off:UInt64}}",
+        f"ORDER BY {ORDER} LIMIT {{lim:UInt64}} OFFSET {{off:UInt64}}"
+        + ("" if index.reads_in_order() else f" SETTINGS {SORTED_READ}"),
         params,
     )
     return rows, total
