@@ -1,4 +1,4 @@
-"""Search for the web app: filters, keyset pages deep into a result set, event detail, marks.
+"""Search for the web app: filters, keyset pages deep into a result set, event detail, export.
 
 Pages use keyset pagination on the index's sort key (ts, file_id, seq): page 10,000 costs what
 page 1 does, where OFFSET would read and drop every earlier row. A cursor is the key of the
@@ -21,13 +21,13 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
-from sqlalchemy import select
 
-from casescope.errors import CasescopeError
+from casescope.errors import CasescopeError, IndexMemoryError
 from casescope.model.db import Database
-from casescope.model.users import EventMark, EventMarkRecord
+from casescope.model.users import EventMark
 from casescope.services.detections import DetectionFilter, detected_events
 from casescope.services.ioc_hits import HitFilter, hit_events
+from casescope.services.marks import marked_events
 from casescope.services.search import (
     EXPORT_BATCH_ROWS,
     EXPORT_LINE_SETTINGS,
@@ -35,13 +35,23 @@ from casescope.services.search import (
     SearchRequest,
     build_where,
     event_key,
+    export_lines,
     export_select,
 )
 from casescope.store.index import DATABASE, EVENT_COLUMNS, SORTED_READ, EventIndex
 
 TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
-#: Events per query of a chunked export (the index is held for one query at a time).
+#: Most events per query of a chunked export (the index is held for one query at a time).
 EXPORT_CHUNK_ROWS = 10_000
+#: A chunk's exported lines, about: its rows follow the width of the last chunk's events.
+#: chDB builds a chunk as one block (its lazy materialisation reads the chunk's rows at once)
+#: and needs several times the lines' bytes to do so: 10,000 events of ~4 KB (40 MB of CSV)
+#: needed 200-300 MB of the index's budget, 5,000 of them 100-150 MB, 2,500 50-100 MB.
+EXPORT_CHUNK_BYTES = 16 * 2**20
+#: The first chunk's rows (a quick first answer; later chunks at most double).
+EXPORT_FIRST_CHUNK_ROWS = 1_000
+#: The fewest rows a chunk is retried with after it outgrew the index's budget.
+EXPORT_MIN_CHUNK_ROWS = 100
 MAX_PAGE = 500
 #: Matches a search counts exactly before it answers "at least this many" (like
 #: Elasticsearch's `track_total_hits`): a count stops reading once it has passed this.
@@ -138,16 +148,6 @@ class Page:
     total_exact: bool = True
 
 
-def _marked(db: Database, case_id: int, kind: EventMark) -> tuple[tuple[int, int], ...]:
-    with db.read() as session:
-        rows = session.execute(
-            select(EventMarkRecord.file_id, EventMarkRecord.seq)
-            .where(EventMarkRecord.case_id == case_id, EventMarkRecord.kind == kind)
-            .distinct()
-        )
-        return tuple((f, s) for f, s in rows)
-
-
 def _intersect(
     current: tuple[tuple[int, int], ...] | None, new: tuple[tuple[int, int], ...]
 ) -> tuple[tuple[int, int], ...]:
@@ -164,7 +164,7 @@ def resolve_request(db: Database, request: SearchRequest, filters: EventFilters)
         ids = () if filters.ioc_id is None else (filters.ioc_id,)
         only = _intersect(only, hit_events(db, HitFilter(request.case_id, ioc_ids=ids)))
     if filters.starred_only:
-        only = _intersect(only, _marked(db, request.case_id, EventMark.STAR))
+        only = _intersect(only, marked_events(db, request.case_id, EventMark.STAR))
     return replace(request, only_events=only)
 
 
@@ -184,7 +184,7 @@ def build_filtered_where(
         clauses.append("file_id = {w_file:UInt64}")
         params["w_file"] = filters.file_id
     if not filters.show_hidden:
-        hidden = _marked(db, request.case_id, EventMark.HIDDEN)
+        hidden = marked_events(db, request.case_id, EventMark.HIDDEN)
         if hidden:
             clauses.append(
                 "bitOr(bitShiftLeft(toUInt64(file_id), 40), seq) "
@@ -399,24 +399,19 @@ def export_chunks(
     """Every match in order, fetched chunk by chunk (the index is held per chunk only):
     batches of `ts`, `file_id`, `seq` (the cursor) and `line`, the event as exported
     (`export_line_sql`). Chunks, not one stream: one query in time order over a dozen parts
-    outgrew the index's budget (docs/decisions.md)."""
-    sql_where, base = where
+    outgrew the index's budget (docs/decisions.md). A chunk holds at most `chunk_rows`
+    events and about EXPORT_CHUNK_BYTES of lines; one that outgrows the budget all the same
+    (events far wider than the last chunk's) is fetched again in a quarter of the rows."""
     cursor: Cursor | None = None
+    rows = min(chunk_rows, EXPORT_FIRST_CHUNK_ROWS)
     while True:
-        params = {**base, "lim": chunk_rows}
-        sql = (
-            f"{export_select(fmt)} "
-            f"WHERE {sql_where} AND {_after(cursor, False, params, SortKey.TIME)} "
-            f"ORDER BY {_order(False)} LIMIT {{lim:UInt64}}"
-        )
-        with use_index() as index:
-            settings = EXPORT_LINE_SETTINGS
-            if not index.reads_in_order():  # slower (each chunk sorts), but within the budget
-                settings += f", {SORTED_READ}"
-            stream = index.stream_batches(
-                sql, params, rows_per_batch=EXPORT_BATCH_ROWS, settings=settings
-            )
-            batches = [b for b in stream if b.num_rows]
+        try:
+            batches = _export_chunk(use_index, where, fmt, cursor, rows)
+        except IndexMemoryError:
+            if rows <= EXPORT_MIN_CHUNK_ROWS:
+                raise
+            rows = max(EXPORT_MIN_CHUNK_ROWS, rows // 4)
+            continue
         if not batches:
             return
         yield from batches
@@ -426,72 +421,40 @@ def export_chunks(
             int(last.column("file_id")[-1].as_py()),
             int(last.column("seq")[-1].as_py()),
         )
-        if sum(b.num_rows for b in batches) < chunk_rows:
+        got = sum(b.num_rows for b in batches)
+        if got < rows:
             return
+        line_bytes = sum(len(export_lines(b)) for b in batches)
+        rows = _next_chunk_rows(rows, line_bytes, chunk_rows)
 
 
-def set_mark(
-    db: Database, case_id: int, event: tuple[int, int], mark: EventMark, label: str, actor: str
-) -> None:
-    """Add a tag/star/hide to one event (idempotent)."""
-    file_id, seq = event
-    label = label.strip()[:100] if mark is EventMark.TAG else ""
-    if mark is EventMark.TAG and not label:
-        raise CasescopeError("a tag needs a label")
-    with db.session() as session:
-        exists = session.scalar(
-            select(EventMarkRecord.id).where(
-                EventMarkRecord.case_id == case_id,
-                EventMarkRecord.file_id == file_id,
-                EventMarkRecord.seq == seq,
-                EventMarkRecord.kind == mark,
-                EventMarkRecord.label == label,
-            )
+def _export_chunk(
+    use_index: Callable[[], AbstractContextManager[EventIndex]],
+    where: tuple[str, dict[str, object]],
+    fmt: ExportFormat,
+    cursor: Cursor | None,
+    rows: int,
+) -> list[pa.RecordBatch]:
+    """The next `rows` matches after `cursor`, as exported (`export_chunks`)."""
+    sql_where, base = where
+    params = {**base, "lim": rows}
+    sql = (
+        f"{export_select(fmt)} "
+        f"WHERE {sql_where} AND {_after(cursor, False, params, SortKey.TIME)} "
+        f"ORDER BY {_order(False)} LIMIT {{lim:UInt64}}"
+    )
+    with use_index() as index:
+        settings = EXPORT_LINE_SETTINGS
+        if not index.reads_in_order():  # slower (each chunk sorts), but within the budget
+            settings += f", {SORTED_READ}"
+        stream = index.stream_batches(
+            sql, params, rows_per_batch=EXPORT_BATCH_ROWS, settings=settings
         )
-        if exists is None:
-            session.add(
-                EventMarkRecord(
-                    case_id=case_id, file_id=file_id, seq=seq, kind=mark, label=label, actor=actor
-                )
-            )
+        return [b for b in stream if b.num_rows]
 
 
-def clear_mark(
-    db: Database, case_id: int, event: tuple[int, int], mark: EventMark, label: str = ""
-) -> None:
-    with db.session() as session:
-        rows = session.scalars(
-            select(EventMarkRecord).where(
-                EventMarkRecord.case_id == case_id,
-                EventMarkRecord.file_id == event[0],
-                EventMarkRecord.seq == event[1],
-                EventMarkRecord.kind == mark,
-                EventMarkRecord.label == label.strip(),
-            )
-        )
-        for row in rows:
-            session.delete(row)
-
-
-def marks_of(
-    db: Database, case_id: int, events: list[tuple[int, int]]
-) -> dict[tuple[int, int], list[dict]]:
-    """The marks of the given events (for a page of results)."""
-    if not events:
-        return {}
-    files = sorted({f for f, _ in events})
-    wanted = set(events)
-    out: dict[tuple[int, int], list[dict]] = {}
-    with db.read() as session:
-        rows = session.scalars(
-            select(EventMarkRecord).where(
-                EventMarkRecord.case_id == case_id, EventMarkRecord.file_id.in_(files)
-            )
-        )
-        for row in rows:
-            key = (row.file_id, row.seq)
-            if key in wanted:
-                out.setdefault(key, []).append(
-                    {"kind": row.kind.value, "label": row.label, "by": row.actor}
-                )
-    return out
+def _next_chunk_rows(rows: int, line_bytes: int, most: int) -> int:
+    """Rows of the next export chunk after one of `rows` events and `line_bytes` of lines:
+    about EXPORT_CHUNK_BYTES of them, at most twice as many as the last and `most`."""
+    fitting = rows * EXPORT_CHUNK_BYTES // max(line_bytes, 1)
+    return max(EXPORT_MIN_CHUNK_ROWS, min(most, 2 * rows, fitting))

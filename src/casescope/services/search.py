@@ -9,7 +9,6 @@ from enum import StrEnum
 from typing import Any, BinaryIO
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from casescope.store.index import DATABASE, EVENT_COLUMNS, SORTED_READ, EventIndex
 from casescope.store.query import compile_query
@@ -171,13 +170,20 @@ def export_header(fmt: ExportFormat) -> bytes:
     return (",".join(EXPORT_COLUMNS) + "\r\n").encode() if fmt is ExportFormat.CSV else b""
 
 
-def export_lines(batch: pa.RecordBatch) -> bytes:
-    """The batch's exported lines end to end, joined by Arrow (no Python object per row)."""
+def export_lines(batch: pa.RecordBatch) -> memoryview:
+    """The batch's exported lines end to end, without a copy: the `line` column's data
+    buffer holds them one after the other (each ends with its line break), so the bytes
+    between the first and the last offset are the export. A copy of each 10,000-event chunk
+    (~20-40 MB of CSV on ~1.1 KB events) was two: Arrow's join and its Python bytes."""
     lines = batch.column("line")
+    if lines.null_count:
+        raise ValueError("exported lines are never null (export_line_sql)")
     if not len(lines):
-        return b""
-    whole = pa.ListArray.from_arrays(pa.array([0, len(lines)], pa.int32()), lines)
-    return pc.binary_join(whole, "")[0].as_buffer().to_pybytes()
+        return memoryview(b"")
+    _, offsets, data = lines.buffers()
+    large = pa.types.is_large_binary(lines.type) or pa.types.is_large_string(lines.type)
+    bounds = memoryview(offsets).cast("q" if large else "i")
+    return memoryview(data)[bounds[lines.offset] : bounds[lines.offset + len(lines)]]
 
 
 def write_export(batches: Iterator[pa.RecordBatch], fmt: ExportFormat, out: BinaryIO) -> int:

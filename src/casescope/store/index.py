@@ -21,7 +21,7 @@ import orjson
 import psutil
 import pyarrow as pa
 
-from casescope.allocators import use_system_arrow_pool
+from casescope.allocators import return_large_blocks, use_system_arrow_pool
 from casescope.errors import CasescopeError, IndexMemoryError
 from casescope.store.chdb_memory import LOAD_SETTINGS, STREAM_SETTINGS, connection_string
 from casescope.store.pages import page_out_library
@@ -253,6 +253,7 @@ class ChdbIndex:
         from chdb import session as chdb_session
 
         use_system_arrow_pool()  # streamed results are built and dropped: give memory back
+        return_large_blocks()
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._session = chdb_session.Session(connection_string(path, memory_mb))

@@ -21,6 +21,7 @@ from casescope.services import event_search as es
 from casescope.services import saved_searches as ss
 from casescope.services.detections import LEVELS, DetectionFilter, summary
 from casescope.services.ioc_hits import HitFilter, hit_summary
+from casescope.services.marks import set_mark
 from casescope.web.api import iocs as ioc_api
 from casescope.web.api.params import Form as SearchFormDep
 from casescope.web.api.saved_searches import SearchParams, owner_of, save
@@ -166,7 +167,7 @@ def mark_page(
     label: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     try:
-        es.set_mark(state.db, scope.case_id, (file_id, seq), kind, label, scope.principal.name)
+        set_mark(state.db, scope.case_id, (file_id, seq), kind, label, scope.principal.name)
     except CasescopeError as exc:
         raise HTTPException(400, str(exc)) from None
     audit(state, scope.principal, f"event.{kind.value}", scope.case_id, f"{file_id}:{seq}")

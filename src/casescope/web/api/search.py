@@ -18,6 +18,7 @@ from casescope.model.users import EventMark
 from casescope.services import event_search as es
 from casescope.services.detections import DetectionFilter, summary
 from casescope.services.ioc_hits import HitFilter, hit_summary
+from casescope.services.marks import clear_mark, marks_of, set_mark
 from casescope.services.saved_searches import Owner, record_history
 from casescope.services.search import ExportFormat, export_header, export_lines
 from casescope.web.api.params import Form, SearchForm
@@ -107,7 +108,7 @@ def run_search(
     if cursor is None:
         owner = Owner(scope.principal.user.id, scope.case_id)
         record_history(state.db, owner, search_params(form, view))
-    marks = es.marks_of(
+    marks = marks_of(
         state.db, scope.case_id, [(int(r["file_id"]), int(r["seq"])) for r in result.rows]
     )
     for row in result.rows:
@@ -176,7 +177,7 @@ def fetch_event(state: WebState, case_id: int, file_id: int, seq: int) -> dict:
         row = es.get_event(index, case_id, file_id, seq)
     if row is None:
         raise HTTPException(404, "no such event")
-    row["marks"] = es.marks_of(state.db, case_id, [(file_id, seq)]).get((file_id, seq), [])
+    row["marks"] = marks_of(state.db, case_id, [(file_id, seq)]).get((file_id, seq), [])
     return row
 
 
@@ -193,7 +194,7 @@ class MarkBody(BaseModel):
 @router.post("/events/{file_id}/{seq}/marks")
 def add_mark(body: MarkBody, scope: CaseWrite, state: State, file_id: int, seq: int) -> dict:
     try:
-        es.set_mark(
+        set_mark(
             state.db, scope.case_id, (file_id, seq), body.kind, body.label, scope.principal.name
         )
     except CasescopeError as exc:
@@ -204,12 +205,14 @@ def add_mark(body: MarkBody, scope: CaseWrite, state: State, file_id: int, seq: 
 
 @router.delete("/events/{file_id}/{seq}/marks")
 def remove_mark(body: MarkBody, scope: CaseWrite, state: State, file_id: int, seq: int) -> dict:
-    es.clear_mark(state.db, scope.case_id, (file_id, seq), body.kind, body.label)
+    clear_mark(state.db, scope.case_id, (file_id, seq), body.kind, body.label)
     audit(state, scope.principal, f"event.un{body.kind.value}", scope.case_id, f"{file_id}:{seq}")
     return {"ok": True}
 
 
-def _export_chunks(batches: Iterator[pa.RecordBatch], fmt: ExportFormat) -> Iterator[bytes]:
+def _export_chunks(
+    batches: Iterator[pa.RecordBatch], fmt: ExportFormat
+) -> Iterator[bytes | memoryview]:
     """The export's header, then each batch's lines (one chunk of the response each)."""
     if header := export_header(fmt):
         yield header
