@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 
 from tests.web.conftest import SAMPLES
@@ -54,9 +54,9 @@ def server(tmp_path: Path):  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{base}/health").status_code == 200:
+            if httpx2.get(f"{base}/health").status_code == 200:
                 break
-        except httpx.TransportError:
+        except httpx2.TransportError:
             time.sleep(0.3)
     yield base
     proc.terminate()
