@@ -57,3 +57,9 @@ def test_the_next_chunk_follows_the_width_of_the_last(
 ) -> None:
     assert EXPORT_CHUNK_BYTES == 16 * 2**20
     assert _next_chunk_rows(rows, line_bytes, 10_000) == expected
+
+
+def test_the_next_chunk_aims_at_a_smaller_target_once_one_failed() -> None:
+    """After a failure the target is half the failed chunk's bytes (`export_chunks`)."""
+    assert _next_chunk_rows(250, 2_500_000, 10_000, chunk_bytes=5_000_000) == 500
+    assert _next_chunk_rows(500, 5_000_000, 10_000, chunk_bytes=5_000_000) == 500

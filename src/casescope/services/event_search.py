@@ -401,16 +401,18 @@ def export_chunks(
     (`export_line_sql`). Chunks, not one stream: one query in time order over a dozen parts
     outgrew the index's budget (docs/decisions.md). A chunk holds at most `chunk_rows`
     events and about EXPORT_CHUNK_BYTES of lines; one that outgrows the budget all the same
-    (events far wider than the last chunk's) is fetched again in a quarter of the rows."""
+    (events far wider than the last chunk's, or a budget that others use) is fetched again
+    in a quarter of the rows, and later chunks aim at half the bytes that failed."""
     cursor: Cursor | None = None
     rows = min(chunk_rows, EXPORT_FIRST_CHUNK_ROWS)
+    chunk_bytes, failed_rows = EXPORT_CHUNK_BYTES, 0
     while True:
         try:
             batches = _export_chunk(use_index, where, fmt, cursor, rows)
         except IndexMemoryError:
             if rows <= EXPORT_MIN_CHUNK_ROWS:
                 raise
-            rows = max(EXPORT_MIN_CHUNK_ROWS, rows // 4)
+            failed_rows, rows = rows, max(EXPORT_MIN_CHUNK_ROWS, rows // 4)
             continue
         if not batches:
             return
@@ -425,7 +427,10 @@ def export_chunks(
         if got < rows:
             return
         line_bytes = sum(len(export_lines(b)) for b in batches)
-        rows = _next_chunk_rows(rows, line_bytes, chunk_rows)
+        if failed_rows:  # the failed chunk's bytes, at the width of these events, halved
+            chunk_bytes = min(chunk_bytes, failed_rows * line_bytes // got // 2)
+            failed_rows = 0
+        rows = _next_chunk_rows(rows, line_bytes, chunk_rows, chunk_bytes)
 
 
 def _export_chunk(
@@ -453,8 +458,10 @@ def _export_chunk(
         return [b for b in stream if b.num_rows]
 
 
-def _next_chunk_rows(rows: int, line_bytes: int, most: int) -> int:
+def _next_chunk_rows(
+    rows: int, line_bytes: int, most: int, chunk_bytes: int = EXPORT_CHUNK_BYTES
+) -> int:
     """Rows of the next export chunk after one of `rows` events and `line_bytes` of lines:
-    about EXPORT_CHUNK_BYTES of them, at most twice as many as the last and `most`."""
-    fitting = rows * EXPORT_CHUNK_BYTES // max(line_bytes, 1)
+    about `chunk_bytes` of them, at most twice as many as the last and `most`."""
+    fitting = rows * chunk_bytes // max(line_bytes, 1)
     return max(EXPORT_MIN_CHUNK_ROWS, min(most, 2 * rows, fitting))

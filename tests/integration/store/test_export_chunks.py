@@ -26,6 +26,8 @@ T0 = 1_700_000_000_000_000  # microseconds
 #: A query's memory limit (`max_memory_usage`): the chunk that first reaches the wide events
 #: (4,000 of them: ~40 MB of lines) needs 150-250 MB; ~1,600 (16 MB) fit in 75.
 QUERY_LIMIT_MB = 100
+#: A budget others hold most of: 500 wide events fit in 30-50 MB, 1,000 do not.
+TIGHT_LIMIT_MB = 40
 
 
 class _Recording:
@@ -34,6 +36,7 @@ class _Recording:
     def __init__(self, index: ChdbIndex) -> None:
         self.index = index
         self.asked: list[int] = []
+        self.failed: list[int] = []
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.index, name)
@@ -41,8 +44,13 @@ class _Recording:
     def stream_batches(
         self, sql: str, params: Mapping[str, object], **kwargs: object
     ) -> Iterator[pa.RecordBatch]:
-        self.asked.append(int(params["lim"]))  # type: ignore[call-overload]
-        return self.index.stream_batches(sql, params, **kwargs)  # type: ignore[arg-type]
+        rows = int(params["lim"])  # type: ignore[call-overload]
+        self.asked.append(rows)
+        try:
+            yield from self.index.stream_batches(sql, params, **kwargs)  # type: ignore[arg-type]
+        except IndexMemoryError:
+            self.failed.append(rows)
+            raise
 
 
 def _events() -> pa.RecordBatch:
@@ -101,3 +109,23 @@ def test_every_event_in_order_in_chunks_of_about_the_same_bytes(index: ChdbIndex
     assert 1_000 in asked[3:]  # the 4,000 failed and was fetched again in a quarter
     wide_chunk = max(1, es.EXPORT_CHUNK_BYTES // (WIDE_CHARS + 300))
     assert min(asked) <= wide_chunk  # then chunks of ~16 MB of lines
+
+
+def test_a_tight_budget_does_not_ask_again_for_what_failed(index: ChdbIndex) -> None:
+    """A chunk that failed for memory is not asked for again once the rows grow back:
+    later chunks aim at half its bytes (before: 250, 500, 1,000 failed, 250, ... a wasted
+    query every third chunk)."""
+    recording = _Recording(index)
+    index.execute(f"SET max_memory_usage = {TIGHT_LIMIT_MB * 1024 * 1024}")
+    try:
+        batches = _export(recording)
+    finally:
+        index.execute(f"SET max_memory_usage = {QUERY_LIMIT_MB * 1024 * 1024}")
+    assert sum(batch.num_rows for batch in batches) == NARROW + WIDE
+    assert recording.failed[:2] == [4_000, 1_000]  # the wide events at 40 and 10 MB of lines
+    failed_at = recording.asked.index(4_000) + 1
+    assert recording.asked[failed_at] == 1_000
+    later = recording.asked[failed_at + 1 :]
+    assert later  # the wide events came in smaller chunks ...
+    assert max(later) < 1_000  # ... and never as many as failed again
+    assert recording.failed == [4_000, 1_000]
