@@ -4,37 +4,127 @@ The supervisor (the `casescope worker` process) never processes files itself. It
 - starts `workers` processes (spawned, not forked: no inherited DB or index handles),
 - replaces one that exits (recycled after N tasks or its memory limit) or dies (its running
   job is released at once, counting an attempt, instead of waiting for the lease),
-- kills one whose current file runs past `file_timeout_seconds` or whose RSS passes
-  `worker_hard_rss_mb`, failing that file with the reason (a parse that cannot finish within
-  its bounds must not hang the batch or retry forever).
+- kills one whose current file runs past `file_timeout_seconds`, whose RSS passes
+  `worker_hard_rss_mb`, or whose interpreter stopped running Python for `stall_seconds`
+  (a native call that never returns, holding the GIL), failing that file with the reason (a
+  parse that cannot finish within its bounds must not hang the batch or retry forever).
+
+It learns what each worker is doing from a `WorkerSlot` in memory shared with it, written by
+the worker's main thread and pulse thread: never through the database nor a thread that a
+stuck call can starve (see docs/decisions.md "Bounds that a stuck parser cannot starve").
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
 import signal
 import socket
+import sys
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from multiprocessing.context import SpawnContext
 from multiprocessing.process import BaseProcess
 
-from sqlalchemy import select
+import psutil
 
 from casescope.config import Settings
 from casescope.jobs import queue
-from casescope.jobs.registry import rss_mb, unregister
+from casescope.jobs.registry import unregister
 from casescope.model.db import Database
-from casescope.model.tables import WorkerRecord
 
 logger = logging.getLogger(__name__)
 
 SUPERVISE_SECONDS = 0.25
+#: How often a worker's pulse thread shows that its interpreter still runs Python code.
+PULSE_SECONDS = 1.0
+#: A shorter stall is never a stuck worker: the GIL changes hands every 5 ms.
+MIN_STALL_SECONDS = 5.0
 
 
-def _child_entry(settings_data: dict, worker_id: str, exit_when_idle: bool) -> None:
+def stall_seconds(settings: Settings) -> float:
+    """How long a worker may go without a pulse: half its lease, so a stuck worker is killed
+    (and its file blamed) before the lease runs out and another worker re-claims the file."""
+    return max(settings.lease_seconds / 2, MIN_STALL_SECONDS)
+
+
+@dataclass(frozen=True)
+class Current:
+    """The file a worker is reading, as its pool sees it."""
+
+    job_id: int
+    file_id: int
+    started: float  # time.monotonic()
+
+
+class WorkerSlot:
+    """What one worker process is doing, in memory shared with its pool.
+
+    The worker's main thread writes how many jobs it holds, and the job whose file it starts
+    (cleared after); its pulse thread writes the time every `PULSE_SECONDS`. Plain stores,
+    no lock: the reader checks that the start time did not change while it read the job.
+    Times are `time.monotonic()` (system wide, and still while the machine sleeps).
+    """
+
+    _JOB, _FILE, _STARTED, _PULSE, _HELD = range(5)
+
+    def __init__(self, ctx: SpawnContext) -> None:
+        self._values = ctx.RawArray(ctypes.c_double, 5)
+
+    def hold(self, jobs: int) -> None:
+        self._values[self._HELD] = jobs
+
+    def holds_jobs(self) -> bool:
+        return self._values[self._HELD] > 0
+
+    def start(self, job_id: int, file_id: int) -> None:
+        values = self._values
+        values[self._STARTED] = 0.0  # "none" while the job is written
+        values[self._JOB], values[self._FILE] = job_id, file_id
+        values[self._STARTED] = time.monotonic()
+
+    def clear(self) -> None:
+        self._values[self._STARTED] = 0.0
+
+    def pulse(self) -> None:
+        self._values[self._PULSE] = time.monotonic()
+
+    def stop_pulse(self) -> None:
+        """The worker is leaving: its stall bound no longer applies."""
+        self._values[self._PULSE] = 0.0
+
+    def current(self) -> Current | None:
+        values = self._values
+        started = values[self._STARTED]
+        job_id, file_id = int(values[self._JOB]), int(values[self._FILE])
+        if not started or values[self._STARTED] != started:
+            return None
+        return Current(job_id, file_id, started)
+
+    def silent_for(self, now: float) -> float:
+        """Seconds since the last pulse (0 before the first and after `stop_pulse`)."""
+        pulse = self._values[self._PULSE]
+        return now - pulse if pulse else 0.0
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """On Linux, the kernel kills the worker when the pool dies, even if a stuck native call
+    keeps its own orphan check (the heartbeat thread) from ever running."""
+    if sys.platform != "linux":
+        return
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent_pid:  # the pool died before the request was made
+        os._exit(3)
+
+
+def _child_entry(
+    settings_data: dict, worker_id: str, exit_when_idle: bool, slot: WorkerSlot, parent: int
+) -> None:
+    _die_with_parent(parent)
     # imported here, in the child: the pool process itself never needs the Sigma engine,
     # polars or the parsers, and holding them would cost ~80 MB for the pool's lifetime
     from casescope.cli.logs import setup_logging
@@ -42,13 +132,25 @@ def _child_entry(settings_data: dict, worker_id: str, exit_when_idle: bool) -> N
 
     settings = Settings(**settings_data)
     setup_logging(settings, role=f"worker {worker_id}")
-    worker_main(settings, worker_id, exit_when_idle)
+    worker_main(settings, worker_id, exit_when_idle, slot)
 
 
 @dataclass
 class Child:
     worker_id: str
     process: BaseProcess
+    slot: WorkerSlot
+    _handle: psutil.Process | None = field(default=None, repr=False)
+
+    def rss_mb(self) -> float:
+        """Its resident memory, measured by the pool (a psutil handle kept: making one per
+        check would cost more than the check)."""
+        try:
+            if self._handle is None and self.process.pid is not None:
+                self._handle = psutil.Process(self.process.pid)
+            return self._handle.memory_info().rss / 2**20 if self._handle else 0.0
+        except psutil.Error:
+            return 0.0
 
 
 class WorkerPool:
@@ -60,16 +162,18 @@ class WorkerPool:
         self.children: list[Child] = []
         self._ctx = multiprocessing.get_context("spawn")
         self._stopping = False
+        self.stall_seconds = stall_seconds(settings)
 
     def _spawn(self) -> None:
         worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        slot = WorkerSlot(self._ctx)
         process = self._ctx.Process(
             target=_child_entry,
-            args=(self.settings.model_dump(), worker_id, self.exit_when_idle),
+            args=(self.settings.model_dump(), worker_id, self.exit_when_idle, slot, os.getpid()),
             name=f"casescope-worker-{worker_id}",
         )
         process.start()
-        self.children.append(Child(worker_id, process))
+        self.children.append(Child(worker_id, process, slot))
         logger.info("started worker %s (pid %s)", worker_id, process.pid)
 
     def _reap(self) -> None:
@@ -84,46 +188,47 @@ class WorkerPool:
                 logger.warning("%s; released %d job(s)", reason, released)
             unregister(self.db, child.worker_id)
 
-    def _police(self) -> None:
-        with self.db.session() as session:
-            records = {
-                r.id: r
-                for r in session.scalars(
-                    select(WorkerRecord).where(
-                        WorkerRecord.id.in_([c.worker_id for c in self.children])
-                    )
-                )
-            }
-        now = time.time()
-        for child in self.children:
-            record = records.get(child.worker_id)
-            if record is None or record.current_job_id is None or child.process.pid is None:
-                continue
-            rss = rss_mb(child.process.pid)
-            if rss > self.settings.worker_hard_rss_mb:
-                self._kill(
-                    child,
-                    record.current_job_id,
-                    f"processing exceeded the memory bound "
-                    f"({rss:.0f} MB > {self.settings.worker_hard_rss_mb} MB)",
-                )
-            elif record.job_started_at and (
-                now - record.job_started_at > self.settings.file_timeout_seconds
-            ):
-                self._kill(
-                    child,
-                    record.current_job_id,
-                    f"processing exceeded the time bound "
-                    f"({self.settings.file_timeout_seconds:.0f} s)",
-                )
+    def _over_bound(self, child: Child, current: Current | None, now: float) -> str | None:
+        """Why `child` must be killed now, or None. Measured here, from the child's process
+        and its shared slot: a worker stuck in a native call cannot report anything."""
+        settings = self.settings
+        # only a worker holding jobs: one over the bound from its start must get to fail them
+        rss = child.rss_mb() if child.slot.holds_jobs() else 0.0
+        if rss > settings.worker_hard_rss_mb:
+            return (
+                f"processing exceeded the memory bound "
+                f"({rss:.0f} MB > {settings.worker_hard_rss_mb} MB)"
+            )
+        if current is not None and now - current.started > settings.file_timeout_seconds:
+            return f"processing exceeded the time bound ({settings.file_timeout_seconds:.0f} s)"
+        silent = child.slot.silent_for(now)
+        if silent > self.stall_seconds:
+            return (
+                f"processing stalled: the worker ran no Python code for {silent:.0f} s "
+                f"(a native call that never returns; bound {self.stall_seconds:.0f} s)"
+            )
+        return None
 
-    def _kill(self, child: Child, job_id: int, reason: str) -> None:
+    def _police(self) -> None:
+        for child in list(self.children):
+            if child.process.pid is None or not child.process.is_alive():
+                continue
+            current = child.slot.current()
+            reason = self._over_bound(child, current, time.monotonic())
+            if reason is not None:
+                self._kill(child, current.job_id if current else None, reason)
+
+    def _kill(self, child: Child, job_id: int | None, reason: str) -> None:
         """Kill a worker over its bound: the file it was on fails, its group's others retry."""
-        logger.error("killing worker %s: %s", child.worker_id, reason)
+        logger.error("killing worker %s (job %s): %s", child.worker_id, job_id, reason)
         if child.process.pid is not None:
             os.kill(child.process.pid, signal.SIGKILL)
         child.process.join(5)
-        queue.release_worker(self.db, child.worker_id, reason, blame_job_id=job_id)
+        released = queue.release_worker(self.db, child.worker_id, reason, blame_job_id=job_id)
+        logger.warning("worker %s killed; released %d job(s)", child.worker_id, released)
+        if not child.process.is_alive():  # else `_reap` takes it once it is gone
+            self.children.remove(child)
+            unregister(self.db, child.worker_id)
 
     def _wanted(self) -> int:
         if self._stopping:

@@ -2,6 +2,10 @@
 
 The process exits (to be replaced by the pool) after `worker_max_tasks` files or when its RSS
 passes `worker_max_rss_mb` between files, so memory can never creep across a long run.
+
+Under a pool, the main thread shows the pool which file it starts, and a pulse thread shows
+that the interpreter still runs, in memory shared with the pool (`pool.WorkerSlot`): the
+pool's bounds must hold when a native call never returns and starves the heartbeat thread.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from casescope.jobs.pipeline import (
     file_info,
     process_file,
 )
+from casescope.jobs.pool import PULSE_SECONDS, WorkerSlot
 from casescope.jobs.registry import register, rss_mb, unregister
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, Operation
@@ -90,6 +95,61 @@ class Heartbeat(threading.Thread):
 
     def stop(self) -> None:
         self._stop_event.set()
+
+
+class Pulse(threading.Thread):
+    """Writes the time to the pool's slot every `PULSE_SECONDS`: proof that the interpreter
+    still runs Python code. Apart from the heartbeat, which may wait on the database."""
+
+    def __init__(self, slot: WorkerSlot) -> None:
+        super().__init__(name="pulse", daemon=True)
+        self.slot = slot
+        self._stop_event = threading.Event()
+
+    def run(self) -> None:
+        self.slot.pulse()
+        while not self._stop_event.wait(PULSE_SECONDS):
+            self.slot.pulse()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.join()
+        self.slot.stop_pulse()
+
+
+class PolicedContext(WorkerContext):
+    """A worker context that shows the pool what it holds: `claimed` (set by the worker
+    loop) and `current`, the file being read (set by the main thread when a file starts and
+    cleared after: `run_jobs`, `process_group`). Each change is also written to the pool's
+    slot: a few stores, no transaction."""
+
+    slot: WorkerSlot | None = None
+    _current: queue.ClaimedJob | None = None
+    _claimed: list[queue.ClaimedJob]
+
+    @property
+    def claimed(self) -> list[queue.ClaimedJob]:
+        return self._claimed
+
+    @claimed.setter
+    def claimed(self, jobs: list[queue.ClaimedJob]) -> None:
+        self._claimed = jobs
+        if self.slot is not None:
+            self.slot.hold(len(jobs))
+
+    @property
+    def current(self) -> queue.ClaimedJob | None:
+        return self._current
+
+    @current.setter
+    def current(self, job: queue.ClaimedJob | None) -> None:
+        self._current = job
+        if self.slot is None:
+            return
+        if job is None:
+            self.slot.clear()
+        else:
+            self.slot.start(job.id, job.file_id)
 
 
 def _sigma_analyzer(
@@ -216,12 +276,18 @@ def _files_to_claim(settings: Settings, tasks_done: int, *, check_rss: bool = Fa
     return max(0, min(settings.group_max_files, settings.worker_max_tasks - tasks_done))
 
 
-def worker_main(settings: Settings, worker_id: str, exit_when_idle: bool) -> None:
-    """Entry point of one worker process."""
+def worker_main(
+    settings: Settings, worker_id: str, exit_when_idle: bool, slot: WorkerSlot | None = None
+) -> None:
+    """Entry point of one worker process (`slot`: shared with its pool, if any)."""
+    pulse = Pulse(slot) if slot is not None else None
+    if pulse is not None:
+        pulse.start()
     tune_collector()
     use_system_arrow_pool()
     db = Database(settings, run_migrations=False)
-    ctx = WorkerContext(settings=settings, db=db, worker_id=worker_id)
+    ctx = PolicedContext(settings=settings, db=db, worker_id=worker_id)
+    ctx.slot = slot
     register(db, worker_id)
     heartbeat = Heartbeat(ctx, os.getppid())
     heartbeat.start()
@@ -253,5 +319,7 @@ def worker_main(settings: Settings, worker_id: str, exit_when_idle: bool) -> Non
                 return
     finally:
         heartbeat.stop()
+        if pulse is not None:
+            pulse.stop()
         unregister(db, worker_id)
         db.dispose()
