@@ -21,6 +21,31 @@ UINT8_MAX = 2**8 - 1
 UINT32_MAX = 2**32 - 1
 UINT64_MAX = 2**64 - 1
 
+#: A batch is also cut before an event that would take its raw records past this many
+#: characters (NDJSON: bytes of its lines), whatever its row count; an event larger than
+#: that makes a batch of its own. A batch is one row group of the segment, and both
+#: the worker building it and the index owner loading it hold it whole: 20 NDJSON lines of
+#: 15 MB in one batch took the worker to 2.3 GB and could not be loaded within the owner's
+#: 480 MB (docs/decisions.md, "Wide events"). Usual events (~1.1 KB) fill 10,000-event
+#: batches long before this.
+BATCH_RAW_CHARS = 16 * 2**20
+
+#: The most characters of one event that are kept: of its raw record, of its field values
+#: together, and of each core column. Lines are read up to 16 MiB (`max_line_bytes`), but
+#: every copy of an event downstream is held whole: a part of the index holding 15 MB events
+#: could not be merged within the owner's 480 MB, and a lightweight DELETE then waited for
+#: that merge for ever (docs/decisions.md, "Wide events"). The parser warns, with the line;
+#: the evidence file keeps the event whole.
+EVENT_CHARS = 2**20
+
+
+def capped_warning(size: int) -> str:
+    """What a parser warns (after the record's place) for an event kept to EVENT_CHARS."""
+    return (
+        f"an event of {size:,} characters, kept to the first {EVENT_CHARS:,} of its raw record "
+        "and of its field values (the evidence file holds it whole)"
+    )
+
 
 class EventColumns:
     """Column lists for one batch of EVENT_SCHEMA rows; `seq` continues across flushes."""
@@ -48,6 +73,30 @@ class EventColumns:
     def end_event(self) -> None:
         """Close the current event's `fields` (its keys/values were appended)."""
         self.offsets.append(len(self.keys))
+
+    def cap_last(self) -> int:
+        """Keep the last event within EVENT_CHARS (`end_event` and its raw record done);
+        the characters dropped. Parsers call it only for events whose raw record is over
+        EVENT_CHARS: the raw record holds every value."""
+        dropped = 0
+        raw = self.raw[-1]
+        if len(raw) > EVENT_CHARS:
+            self.raw[-1] = raw[:EVENT_CHARS]
+            dropped += len(raw) - EVENT_CHARS
+        room = EVENT_CHARS
+        values = self.values
+        for n in range(self.offsets[-2], self.offsets[-1]):
+            value = values[n]
+            if type(value) is str:
+                if len(value) > room:
+                    values[n] = value[:room]
+                    dropped += len(value) - room
+                room -= len(values[n])  # type: ignore[arg-type]
+        for column in (self.channel, self.provider, self.computer, self.user_name, self.user_sid):
+            if len(column[-1]) > EVENT_CHARS:
+                dropped += len(column[-1]) - EVENT_CHARS
+                column[-1] = column[-1][:EVENT_CHARS]
+        return dropped
 
     def flush(self) -> pa.RecordBatch:
         """The batch so far as a RecordBatch of EVENT_SCHEMA; the lists start empty again."""

@@ -9,7 +9,9 @@
   one warning.
 - Fields up to `max_line_bytes` are read (`csv.field_size_limit`); a physical line longer
   than that is skipped without being held whole.
-- `raw` is the row as a JSON object; core columns are found by the rules in `fieldmap`.
+- `raw` is the row as a JSON object; core columns are found by the rules in `fieldmap`. A
+  row whose `raw` is over 1 MiB (`columns.EVENT_CHARS`) is kept to its first MiB of raw
+  record and of field values, with a warning.
 """
 
 from __future__ import annotations
@@ -25,7 +27,12 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 
-from casescope.parse.columns import EventColumns
+from casescope.parse.columns import (
+    BATCH_RAW_CHARS,
+    EVENT_CHARS,
+    EventColumns,
+    capped_warning,
+)
 from casescope.parse.fieldmap import Overrides, add_flat
 from casescope.parse.report import ParseReport
 from casescope.parse.sniff import SAMPLE_BYTES, sniff_dialect, sniff_encoding
@@ -63,10 +70,20 @@ def iter_csv(
     with path.open("r", encoding=encoding, errors=_REPLACE, newline="") as text:
         reader = csv.reader(_bounded_lines(text, max_line_bytes, report), dialect)
         header = _header(next(reader, None) or [])
-        for record in _records(reader, header, report):
-            add_flat(columns, record, orjson.dumps(record).decode(), overrides)
+        held = 0  # characters of the raw rows in `columns`
+        for number, record in _records(reader, header, report):
+            raw = orjson.dumps(record).decode()
+            kept = min(len(raw), EVENT_CHARS)
+            if held + kept > BATCH_RAW_CHARS and len(columns):
+                yield columns.flush()
+                held = 0
+            add_flat(columns, record, raw, overrides)
+            if len(raw) > EVENT_CHARS and columns.cap_last():
+                report.warn(f"row {number}: {capped_warning(len(raw))}")
+            held += kept
             if len(columns) >= batch_size:
                 yield columns.flush()
+                held = 0
     if len(columns):
         yield columns.flush()
     if _counter.value:
@@ -105,7 +122,8 @@ def _header(names: list[str]) -> list[str]:
 
 def _records(
     reader: Iterator[list[str]], header: list[str], report: ParseReport
-) -> Iterator[dict[str, str]]:
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """(row number, the row as a record), the header being row 1."""
     row_number = 1
     while True:
         try:
@@ -123,4 +141,4 @@ def _records(
         record = dict(zip(header, row, strict=False))
         for extra, value in enumerate(row[len(header) :]):
             record[f"_extra_{extra}"] = value
-        yield record
+        yield row_number, record

@@ -28,7 +28,7 @@ import evtx
 import orjson
 import pyarrow as pa
 
-from casescope.parse.columns import EventColumns
+from casescope.parse.columns import BATCH_RAW_CHARS, EventColumns
 from casescope.parse.evtx_layout import (
     CHUNK_SIZE,
     FILE_HEADER_SIZE,
@@ -54,6 +54,7 @@ def iter_evtx(path: Path, report: ParseReport, batch_size: int) -> Iterator[pa.R
     columns = EventColumns(report)
     add_fast, rows = crate_adder(columns), columns.raw
     loads = orjson.loads
+    held = 0  # characters of the records in `columns`
     for raw in _records(path, report):
         try:
             event = loads(raw)["Event"]
@@ -64,10 +65,15 @@ def iter_evtx(path: Path, report: ParseReport, batch_size: int) -> Iterator[pa.R
             report.warn("a record without an event in the crate's JSON, skipped")
             logger.debug("record without an event: %s (%.200s)", event, raw)
             continue
+        if held + len(raw) > BATCH_RAW_CHARS and rows:
+            yield columns.flush()
+            held = 0
         if not add_fast(event, raw):
             add_event(columns, event, raw)
+        held += len(raw)
         if len(rows) >= batch_size:
             yield columns.flush()
+            held = 0
     if len(columns):
         yield columns.flush()
 

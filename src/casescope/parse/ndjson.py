@@ -2,6 +2,8 @@
 
 - A line longer than `max_line_bytes` is skipped without ever being held whole: the reader
   drops its bytes up to the next newline and reports the line's number and size.
+- A line over 1 MiB (`columns.EVENT_CHARS`) is kept to its first MiB of raw record and of
+  field values, with a warning; batches are cut by bytes as well as by events.
 - Invalid UTF-8 is replaced (U+FFFD) and the event kept, with a warning.
 - A line that is not JSON, or JSON that is not an object, is skipped with a warning.
 - Blank lines are ignored; a UTF-8 BOM on the first line and a trailing CR are dropped.
@@ -22,7 +24,12 @@ from pathlib import Path
 import orjson
 import pyarrow as pa
 
-from casescope.parse.columns import EventColumns
+from casescope.parse.columns import (
+    BATCH_RAW_CHARS,
+    EVENT_CHARS,
+    EventColumns,
+    capped_warning,
+)
 from casescope.parse.fieldmap import Overrides, add_flat, flatten
 from casescope.parse.report import ParseReport
 from casescope.parse.sniff import READ_SIZE, utf8_chunks
@@ -80,6 +87,7 @@ def iter_ndjson(
 ) -> Iterator[pa.RecordBatch]:
     """Batches of EVENT_SCHEMA from a JSON Lines file; bad lines go into `report`."""
     columns = EventColumns(report)
+    held = 0  # bytes of the lines in `columns`
     for line in read_lines(path, max_line_bytes):
         if line.data is None:
             report.skipped += 1
@@ -92,13 +100,21 @@ def iter_ndjson(
         if parsed is None:
             continue
         obj, raw = parsed
+        kept = min(line.size, EVENT_CHARS)  # bytes of the line the batch will hold, about
+        if held + kept > BATCH_RAW_CHARS and len(columns):
+            yield columns.flush()
+            held = 0
         event = _evtx_shaped(obj)
         if event is not None:
             add_event(columns, event, raw)
         else:
             add_flat(columns, flatten(obj, {}), raw, overrides)
+        if line.size > EVENT_CHARS and columns.cap_last():
+            report.warn(f"line {line.number}: {capped_warning(line.size)}")
+        held += kept
         if len(columns) >= batch_size:
             yield columns.flush()
+            held = 0
     if len(columns):
         yield columns.flush()
 

@@ -5,10 +5,15 @@ The owner picks pending files in batches of many files (one INSERT per batch, ne
 file), first deleting any rows the index already holds for them — left by a reindex, or by an
 owner that died between its INSERT and its bookkeeping — so a file's rows exist exactly once.
 
-An INSERT holds at most `rows_per_insert` events (memory grows with the rows of one INSERT,
-docs/decisions.md); a larger segment is inserted in `seq` slices. Its file stays pending
-until the last slice is in, so an owner killed between slices leaves a partial file that the
-next owner deletes and loads again.
+An INSERT holds at most `rows_per_insert` events and, as far as the segments' Parquet
+metadata says, LOAD_INSERT_BYTES of them (memory grows with the rows and the bytes of one
+INSERT, docs/decisions.md); a larger segment is inserted alone in `seq` slices. Its file stays
+pending until the last slice is in, so an owner killed between slices leaves a partial file
+that the next owner deletes and loads again.
+
+One file never blocks the others: when a batch fails, its files are loaded one by one, and a
+file that fails alone is failed with the reason (store/load_failures.py) instead of failing
+every later load, and with it every command that opens the index.
 
 A large file's events are loaded during its parse, in the pieces its worker publishes
 (store/pieces.py): each call loads the pieces ready first, and a completed file whose pieces
@@ -32,17 +37,26 @@ from casescope.model.enums import IndexState
 from casescope.model.tables import EvidenceFile, Segment
 from casescope.store.chdb_memory import insert_rows_for
 from casescope.store.index import EventIndex, LoadItem
+from casescope.store.load_failures import LOAD_ERRORS, fail_load
 from casescope.store.pieces import (
+    PIECE_INSERT_BYTES,
     drop_abandoned,
     forget_pieces,
     fully_loaded,
     load_ready_pieces,
     orphan_piece_dirs,
 )
+from casescope.store.segments import insert_slices, segment_data_bytes
 
 logger = logging.getLogger(__name__)
 
 MAX_PENDING_PER_CALL = 20_000
+#: The events one INSERT holds, in uncompressed bytes: one part's worth, as for load pieces
+#: (an INSERT's memory follows its bytes: 20 events of 15 MB in one INSERT needed ~860 MB).
+LOAD_INSERT_BYTES = PIECE_INSERT_BYTES
+#: Segments of evidence files at least this large are measured (their Parquet metadata is
+#: read) before they are batched; smaller ones cannot hold much, and small files are many.
+MEASURE_FROM_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -55,6 +69,9 @@ class PendingFile:
     bundle: Path | None = None  # a group's load bundle holding its events (jobs/group.py)
     #: Its events are in the index already: its pieces were loaded during its parse.
     pieced: bool = False
+    size_bytes: int = 0  # of the evidence file
+    #: Uncompressed bytes of its events, from its segment's metadata (None: not measured).
+    data_bytes: int | None = None
 
 
 @dataclass
@@ -63,6 +80,7 @@ class LoadReport:
     rows: int = 0
     batches: int = 0
     seconds: float = 0.0
+    failed: int = 0  # files failed because their events could not be loaded
 
 
 def _pending_files(db: Database, limit: int) -> list[PendingFile]:
@@ -75,6 +93,7 @@ def _pending_files(db: Database, limit: int) -> list[PendingFile]:
                 Segment.path,
                 Segment.event_count,
                 EvidenceFile.load_bundle,
+                EvidenceFile.size_bytes,
             )
             .join(Segment, Segment.id == EvidenceFile.segment_id)
             .where(EvidenceFile.index_state == IndexState.PENDING)
@@ -82,8 +101,25 @@ def _pending_files(db: Database, limit: int) -> list[PendingFile]:
             .limit(limit)
         ).all()
     return [
-        PendingFile(r[0], r[1], r[2], Path(r[3]), r[4], Path(r[5]) if r[5] else None) for r in rows
+        PendingFile(
+            r[0], r[1], r[2], Path(r[3]), r[4], Path(r[5]) if r[5] else None, size_bytes=r[6]
+        )
+        for r in rows
     ]
+
+
+def _measured(pending: list[PendingFile]) -> list[PendingFile]:
+    """`pending`, with the data bytes of the unbundled files of MEASURE_FROM_BYTES or more
+    (a segment that cannot be read stays unmeasured: its load fails, for that file alone)."""
+    measured = []
+    for item in pending:
+        if not item.pieced and item.bundle is None and item.size_bytes >= MEASURE_FROM_BYTES:
+            try:
+                item = replace(item, data_bytes=segment_data_bytes(item.segment_path))
+            except LOAD_ERRORS as error:
+                logger.debug("segment of file %d not measured: %s", item.file_id, error)
+        measured.append(item)
+    return measured
 
 
 #: Below this many rows per INSERT the owner first trims its memory (`EventIndex.trim_memory`).
@@ -114,20 +150,22 @@ def _insert_limit(settings: Settings, index: EventIndex) -> int:
 
 
 def _take_batch(pending: list[PendingFile], settings: Settings, limit: int) -> list[PendingFile]:
-    """Up to the file and row limits, never the same segment twice in one INSERT (a file
-    over the row limit makes a batch of its own)."""
+    """Up to the file, row and byte limits, never the same segment twice in one INSERT (a
+    file over the row or byte limit makes a batch of its own)."""
     batch: list[PendingFile] = []
     seen: set[Path] = set()
-    rows = 0
+    rows = size = 0
     for item in pending:
         if item.segment_path in seen:
             continue
         events = 0 if item.pieced else item.event_count
-        if batch and rows + events > limit:
+        data = 0 if item.pieced else item.data_bytes or 0
+        if batch and (rows + events > limit or size + data > LOAD_INSERT_BYTES):
             break
         batch.append(item)
         seen.add(item.segment_path)
         rows += events
+        size += data
         if len(batch) >= settings.load_batch_files:
             break
     return batch
@@ -156,14 +194,28 @@ def _mark_loaded(db: Database, batch: list[PendingFile]) -> None:
         forget_pieces(session, [item.file_id for item in batch])
 
 
+def _slices(item: PendingFile, limit: int) -> list[tuple[int, int]]:
+    """`seq` ranges of at most `limit` events and about LOAD_INSERT_BYTES each."""
+    slices = []
+    for first, end in insert_slices(item.segment_path, item.event_count, LOAD_INSERT_BYTES):
+        slices += [(start, min(start + limit, end)) for start in range(first, end, limit)]
+    return slices
+
+
 def _load_sliced(index: EventIndex, item: PendingFile, limit: int) -> None:
-    """Insert one large segment in slices of `limit` events (the last slice open-ended)."""
-    for start in range(0, item.event_count, limit):
-        end = start + limit if start + limit < item.event_count else None
-        index.load([LoadItem(item.case_id, item.file_id, item.segment_path, start, end)])
-        logger.info(
-            "loaded events %d-%s of file %d", start, end if end is not None else "end", item.file_id
+    """Insert one large segment in slices (`_slices`; the last one open-ended)."""
+    slices = _slices(item, limit)
+    for n, (start, end) in enumerate(slices):
+        last = n == len(slices) - 1
+        index.load(
+            [LoadItem(item.case_id, item.file_id, item.segment_path, start, None if last else end)]
         )
+        logger.info("loaded events %d-%s of file %d", start, "end" if last else end, item.file_id)
+
+
+def _alone(item: PendingFile, limit: int) -> bool:
+    """Whether a file is loaded alone, in slices: over the row or the byte limit."""
+    return item.event_count > limit or (item.data_bytes or 0) > LOAD_INSERT_BYTES
 
 
 def _load_item(item: PendingFile) -> LoadItem:
@@ -244,13 +296,38 @@ def load_batch(
         logger.info("replacing index rows of %d files", len(present))
         index.delete_files(sorted(present))
     limit = limit or max((item.event_count for item in fresh), default=0)
-    whole = [item for item in fresh if 0 < item.event_count <= limit]
+    whole = [item for item in fresh if item.event_count > 0 and not _alone(item, limit)]
     index.load([_load_item(item) for item in _load_bundled(index, whole)])
     for item in fresh:
-        if item.event_count > limit:
+        if _alone(item, limit):
             _load_sliced(index, item, limit)
     _mark_loaded(db, batch)
     return sum(item.event_count for item in fresh)
+
+
+def _load_isolated(
+    db: Database,
+    index: EventIndex,
+    batch: list[PendingFile],
+    limit: int,
+    settings: Settings,
+    report: LoadReport,
+) -> None:
+    """`load_batch`; if it fails, the batch's files one by one, and a file that fails
+    alone is failed (`fail_load`), so that the others, and later loads, go on."""
+    try:
+        report.rows += load_batch(db, index, batch, limit)
+        report.files += len(batch)
+        return
+    except LOAD_ERRORS as error:
+        if len(batch) == 1:
+            item = batch[0]
+            memory_mb = settings.index_memory_mb
+            report.failed += fail_load(db, index, item.file_id, item.generation, error, memory_mb)
+            return
+        logger.warning("loading %d files failed (%s); loading them one by one", len(batch), error)
+    for item in batch:
+        _load_isolated(db, index, [item], limit, settings, report)
 
 
 def load_pending(db: Database, index: EventIndex, settings: Settings) -> LoadReport:
@@ -262,7 +339,7 @@ def load_pending(db: Database, index: EventIndex, settings: Settings) -> LoadRep
     pending = _pending_files(db, MAX_PENDING_PER_CALL)
     # pieces after the files pending now: those files' last pieces are among them
     report.rows += load_ready_pieces(db, index, lambda: _insert_limit(settings, index))
-    pending = _with_pieces(db, pending)
+    pending = _measured(_with_pieces(db, pending))
     # piece folders are left over only where pieced files finish or attempts are dropped:
     # other calls (a bulk ingest's many) need not list the segments
     prune_pieces = dropped > 0 or any(item.pieced for item in pending)
@@ -271,8 +348,7 @@ def load_pending(db: Database, index: EventIndex, settings: Settings) -> LoadRep
         batch = _take_batch(pending, settings, limit)
         taken = {item.file_id for item in batch}
         pending = [item for item in pending if item.file_id not in taken]
-        report.rows += load_batch(db, index, batch, limit)
-        report.files += len(batch)
+        _load_isolated(db, index, batch, limit, settings, report)
         report.batches += 1
     if report.files:
         prune_bundles(db, settings)

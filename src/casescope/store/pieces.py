@@ -16,7 +16,9 @@ Each event is in the index exactly once:
 - when the file completes, the loader marks it loaded if its pieces cover all its events
   and are all in (`fully_loaded`); otherwise it loads the whole segment as usual;
 - pieces of a job that failed or was cancelled are dropped with the rows they loaded, and
-  a file with an earlier complete segment gets that one loaded again (`drop_abandoned`).
+  a file with an earlier complete segment gets that one loaded again (`drop_abandoned`);
+- a piece that cannot be loaded (its INSERT fails even when retried) withdraws its file's
+  pieces and rows (`load_failures.withdraw_pieces`): the file is loaded whole once complete.
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ from casescope.config import Settings
 from casescope.model.db import Database
 from casescope.model.enums import IndexState, JobState
 from casescope.model.tables import EvidenceFile, Job, LoadPiece, Segment
-from casescope.store.chdb_memory import MIN_INSERT_ROWS
 from casescope.store.index import EventIndex, LoadItem
+from casescope.store.load_failures import LOAD_ERRORS, withdraw_pieces
 
 logger = logging.getLogger(__name__)
 
@@ -136,12 +138,13 @@ PIECE_INSERT_BYTES = 32 * 2**20
 
 
 def piece_insert_rows(piece: ReadyPiece) -> int:
-    """Events per INSERT for this piece: PIECE_INSERT_BYTES of its events (at least
-    MIN_INSERT_ROWS), from the uncompressed sizes in its Parquet metadata."""
+    """Events per INSERT for this piece: PIECE_INSERT_BYTES of its events (at least one),
+    from the uncompressed sizes in its Parquet metadata (no floor in events: 10,000 events
+    of 15 MB would need gigabytes)."""
     meta = pq.read_metadata(piece.path)
     size = sum(meta.row_group(n).total_byte_size for n in range(meta.num_row_groups))
     per_event = size / max(meta.num_rows, 1)
-    return max(MIN_INSERT_ROWS, int(PIECE_INSERT_BYTES / max(per_event, 1.0)))
+    return max(1, int(PIECE_INSERT_BYTES / max(per_event, 1.0)))
 
 
 def _load_piece(index: EventIndex, piece: ReadyPiece, limit: Callable[[], int]) -> None:
@@ -157,16 +160,25 @@ def _load_piece(index: EventIndex, piece: ReadyPiece, limit: Callable[[], int]) 
 
 def load_ready_pieces(db: Database, index: EventIndex, limit: Callable[[], int]) -> int:
     """Load every ready piece (in file and piece order); the events loaded. A piece whose
-    file is gone is withdrawn: its file then loads from its segment once complete."""
+    file is gone is withdrawn, and so are the pieces of a file one of whose pieces cannot be
+    loaded: that file then loads from its segment once complete."""
     events = 0
+    withdrawn: set[int] = set()
     for piece in _ready_pieces(db):
+        if piece.file_id in withdrawn:
+            continue
         if not piece.path.is_file():
             logger.warning("load piece %s is missing; withdrawn", piece.path)
             with db.session() as session:
                 session.execute(delete(_PIECES).where(_PIECES.c.id == piece.id))
             continue
-        _clear_for(index, piece)
-        _load_piece(index, piece, limit)
+        try:
+            _clear_for(index, piece)
+            _load_piece(index, piece, limit)
+        except LOAD_ERRORS as error:
+            withdraw_pieces(db, index, piece.file_id, error)
+            withdrawn.add(piece.file_id)
+            continue
         with db.session() as session:
             session.execute(update(_PIECES).where(_PIECES.c.id == piece.id).values(loaded=True))
         events += piece.seq_to - piece.seq_from

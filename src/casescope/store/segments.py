@@ -225,6 +225,50 @@ def segment_bytes(path: Path) -> int:
 
 
 def read_segment(path: Path, batch_size: int = 10_000) -> Iterator[pa.RecordBatch]:
-    """Stream a segment (one file or a directory of pieces) back as event batches."""
+    """Stream a segment (one file or a directory of pieces) back as event batches, never
+    more than one row group in a batch (a row group is one parse batch, bounded in bytes:
+    batches spanning row groups would hold 10,000 events however wide)."""
     for part in segment_files(path):
-        yield from pq.ParquetFile(part).iter_batches(batch_size=batch_size)
+        reader = pq.ParquetFile(part)
+        for group in range(reader.num_row_groups):
+            yield from reader.iter_batches(batch_size=batch_size, row_groups=[group])
+
+
+def _row_groups(path: Path) -> Iterator[tuple[int, int]]:
+    """(events, uncompressed bytes) of each row group of a segment, in `seq` order."""
+    for part in segment_files(path):
+        meta = pq.read_metadata(part)
+        for n in range(meta.num_row_groups):
+            group = meta.row_group(n)
+            yield group.num_rows, group.total_byte_size
+
+
+def segment_data_bytes(path: Path) -> int:
+    """Uncompressed bytes of a segment's events, from its Parquet metadata."""
+    return sum(size for _, size in _row_groups(path))
+
+
+def insert_slices(path: Path, events: int, max_bytes: int) -> list[tuple[int, int]]:
+    """The `seq` ranges [start, end) of a segment of `events` events, each holding about
+    `max_bytes` of events or less (uncompressed, from the Parquet metadata, spread evenly
+    over each row group's events), an event larger than that alone. Events are numbered in
+    row-group order from 0, so a slice's bytes are known without reading any event."""
+    slices: list[tuple[int, int]] = []
+    start = seq = 0
+    room = float(max_bytes)
+    for rows, size in _row_groups(path):
+        per_event = size / max(rows, 1)
+        end = seq + rows
+        while seq < end:
+            fit = min(end - seq, int(room // per_event) if per_event else end - seq)
+            if fit == 0 and seq == start:
+                fit = 1  # one event over max_bytes: an INSERT of its own
+            if fit == 0:
+                slices.append((start, seq))
+                start, room = seq, float(max_bytes)
+                continue
+            seq += fit
+            room -= fit * per_event
+    if seq < events or start < seq:
+        slices.append((start, max(seq, events)))
+    return slices
