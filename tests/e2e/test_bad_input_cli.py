@@ -50,6 +50,19 @@ def test_mixed_bad_batch(cli: Cli, attack_samples: Path, tmp_path: Path) -> None
     jsonl = files["bad utf8.jsonl"]
     assert jsonl.status is FileStatus.COMPLETED and jsonl.event_count == 2
     assert "line 3" in jsonl.warnings
+    # what could not be read is said, not only kept in the DB: by ingest, status and files
+    assert "2 files with warnings" in proc.stdout
+    for shown in (cli.run("status", "--case", "bad").stdout, proc.stdout):
+        assert "files with warnings" in shown
+        assert "truncated.evtx" in shown and "line 3" in shown
+    listed = [
+        json.loads(line)
+        for line in cli.run("files", "--case", "bad", "--format", "jsonl").stdout.splitlines()
+    ]
+    by_name = {Path(row["name"]).name: row for row in listed}
+    assert "line 3" in by_name["bad utf8.jsonl"]["warnings"]
+    assert by_name["good.evtx"]["sha256"] == files["good.evtx"].sha256
+    assert by_name["picture.png"]["status"] == "failed"
 
 
 def test_missing_evidence_fails_naming_the_path(cli: Cli, attack_samples: Path) -> None:

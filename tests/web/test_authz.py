@@ -64,3 +64,10 @@ def test_anonymous_gets_401_or_the_login_page(web: Web) -> None:
     assert web.anonymous.get(f"/api/cases/{web.case_id}/events").status_code == 401
     r = web.anonymous.get(f"/cases/{web.case_id}", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/login"
+
+
+def test_reprocess_of_a_file_not_in_the_case_is_404(web: Web) -> None:
+    r = web.clients["analyst"].post(
+        f"/api/cases/{web.case_id}/files/reprocess", json={"file_ids": [999_999]}
+    )
+    assert r.status_code == 404 and r.json()["detail"] == "no file 999999 in this case"

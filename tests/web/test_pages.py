@@ -6,7 +6,7 @@ import re
 
 from fastapi.testclient import TestClient
 
-from tests.web.conftest import NUL, XSS, Web
+from tests.web.conftest import NUL, XSS, Web, wait_searchable
 
 
 def _xss_event(web: Web) -> dict:
@@ -82,3 +82,20 @@ def test_login_form_flow(web: Web) -> None:
     )
     assert r.status_code == 303
     assert "web case" in client.get("/").text
+
+
+def test_evidence_page_and_api_say_what_could_not_be_read(web: Web) -> None:
+    """A file that kept its readable events: its warnings are shown, not only stored."""
+    client = web.clients["analyst"]
+    lines = b'{"EventTime": "2024-05-02T10:00:00Z", "Message": "kept"}\n' + XSS.encode() + b"\n"
+    upload = [("files", ("half-good.ndjson", lines))]
+    body = client.post(f"/api/cases/{web.case_id}/files/upload", files=upload).json()
+    wait_searchable(client, web.case_id, body["first_id"], body["last_id"])
+    files = client.get(f"/api/cases/{web.case_id}/files").json()
+    (row,) = [f for f in files if f["name"].endswith("half-good.ndjson")]
+    assert row["status"] == "completed" and row["event_count"] == 1
+    assert "line 2" in row["warnings"]
+    assert all(len(f["sha256"]) == 64 for f in files)
+    html = client.get(f"/cases/{web.case_id}/evidence").text
+    assert 'class="warnings"' in html and "line 2" in html
+    assert "<img src=x onerror" not in html

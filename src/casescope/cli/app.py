@@ -20,6 +20,7 @@ from casescope.collector import tune_collector
 COMMANDS: dict[str, tuple[str, str]] = {
     "case": ("cases", "app"),
     "ingest": ("ingest", "ingest"),
+    "files": ("cases", "files"),
     "status": ("jobs", "status"),
     "search": ("search", "search"),
     "export": ("search", "export"),

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import sys
+from dataclasses import asdict
+from enum import StrEnum
 from typing import Annotated
 
+import orjson
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from casescope.cli.common import console, friendly_errors, open_app
-from casescope.services.cases import create_case, list_cases
+from casescope.cli.common import console, friendly_errors, open_app, shown
+from casescope.model.enums import FileStatus
+from casescope.services.cases import create_case, get_case, list_cases
+from casescope.services.files import list_files
 
 app = typer.Typer(help="Create and list cases.", no_args_is_help=True)
 
@@ -22,7 +29,7 @@ def create(
     """Create a case."""
     ctx = open_app("case create")
     case = create_case(ctx.db, name, description)
-    console.print(f"created case [bold]{case.name}[/] (id {case.id})", highlight=False)
+    console.print(Text("created case ") + shown(case.name) + Text(f" (id {case.id})"))
 
 
 @app.command("list")
@@ -34,10 +41,49 @@ def list_() -> None:
     for case in list_cases(ctx.db):
         table.add_row(
             str(case.id),
-            case.name,
+            shown(case.name),
             str(case.files),
             f"{case.events:,}",
             str(case.failed),
-            case.description,
+            shown(case.description),
+        )
+    console.print(table)
+
+
+class FilesFormat(StrEnum):
+    TABLE = "table"
+    JSONL = "jsonl"
+
+
+@friendly_errors
+def files(
+    case: Annotated[str, typer.Option("--case", "-c", help="Case name.")],
+    status: Annotated[
+        FileStatus | None, typer.Option(help="Only files in this status (e.g. failed).")
+    ] = None,
+    fmt: Annotated[FilesFormat, typer.Option("--format", help="table or jsonl.")] = (
+        FilesFormat.TABLE
+    ),
+) -> None:
+    """A case's files: id (for `reindex --file`), status, type, size, events, original path,
+    sha256, and the error or warnings of each."""
+    ctx = open_app("files")
+    rows = list_files(ctx.db, get_case(ctx.db, case).id, status=status)
+    if fmt is FilesFormat.JSONL:
+        for row in rows:
+            sys.stdout.buffer.write(orjson.dumps(asdict(row), default=str) + b"\n")
+        return
+    table = Table("id", "status", "type", "size", "events", "path", "sha256", "error / warnings")
+    for row in rows:
+        status_text = f"{row.status} (hidden)" if row.hidden else row.status
+        table.add_row(
+            str(row.id),
+            status_text,
+            row.file_type,
+            f"{row.size_bytes:,}",
+            f"{row.event_count:,}",
+            shown(row.name),
+            row.sha256[:12],
+            shown(row.error or row.warnings.partition("\n")[0]),
         )
     console.print(table)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.text import Text
 
 from casescope.cli.logs import setup_logging
 from casescope.config import Settings, get_settings
@@ -17,6 +19,9 @@ from casescope.model.db import Database
 
 console = Console()
 err_console = Console(stderr=True)
+
+#: C0 controls but tab and newline, DEL, and C1 controls: what a terminal acts on.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -35,6 +40,14 @@ def open_app(role: str) -> AppContext:
     return AppContext(settings, Database(settings))
 
 
+def shown(value: object) -> Text:
+    """Text for the terminal from what others wrote (event fields, case names, paths, rule
+    titles): printed as it is, never read as Rich markup, and with control characters as
+    visible escapes (ESC as \\x1b), so a log cannot retitle, clear or recolour the terminal."""
+    text = "" if value is None else str(value)
+    return Text(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
+
+
 def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
     """Show a CasescopeError as one clear line and exit 1 (no traceback for expected errors)."""
 
@@ -43,7 +56,7 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
         try:
             return func(*args, **kwargs)
         except CasescopeError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            err_console.print(Text("error: ", style="bold red") + shown(exc), highlight=False)
             raise typer.Exit(1) from None
 
     return wrapper

@@ -3,7 +3,7 @@
 The following process is the index owner (unless `casescope serve` is), so it loads ready
 segments in batches while it waits (a large file's load pieces as soon as they are ready),
 then compacts the index (merges run niced, so a large load leaves parts to merge); if the
-worker pool dies, a new one is started.
+worker pool dies, a new one is started. `print_outcome` then says how the files ended.
 """
 
 from __future__ import annotations
@@ -22,13 +22,15 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.table import Table
 
-from casescope.cli.common import AppContext, console
+from casescope.cli.common import AppContext, console, shown
 from casescope.errors import IndexBusyError
 from casescope.jobs.launcher import ensure_workers
 from casescope.jobs.registry import live_workers
 from casescope.services.progress import FileSet, read_progress
 from casescope.services.progress import Progress as FileProgress
+from casescope.services.status import StatusReport, collect_status
 from casescope.store.index import EventIndex
 from casescope.store.loader import load_pending
 from casescope.store.owner import open_index
@@ -151,3 +153,53 @@ def _follow_loop(ctx: AppContext, files: FileSet, index, pool, workers):  # type
                 if not live_workers(ctx.db, ctx.settings.heartbeat_seconds * 3):
                     pool = _keep_pool_alive(ctx, pool, workers)
             time.sleep(POLL_SECONDS)
+
+
+def print_outcome(ctx: AppContext, files: FileSet, rejected: int = 0) -> None:
+    """How the files of a run ended: counts, then the failed ones and those with warnings."""
+    progress = read_progress(ctx.db, files)
+    report = collect_status(
+        ctx.db,
+        case_id=files.case_id,
+        index=None,
+        stale_after=0,
+        file_ids=(files.first_id, files.last_id),
+    )
+    refused = f" (and {rejected:,} rejected at intake, above)" if rejected else ""
+    console.print(
+        f"done: {progress.done - progress.failed:,} completed, {progress.failed:,} failed, "
+        f"{progress.events_done:,} events; {report.files_with_warnings:,} files with "
+        f"warnings{refused}",
+        highlight=False,
+    )
+    print_file_problems(report)
+
+
+def _shown_of(what: str, shown_rows: list, total: int) -> str:
+    return what if len(shown_rows) >= total else f"{what} (first {len(shown_rows):,} of {total:,})"
+
+
+def _first_lines(text: str, most: int = 3) -> str:
+    lines = text.splitlines()
+    more = f"\n(+{len(lines) - most} more lines)" if len(lines) > most else ""
+    return "\n".join(lines[:most]) + more
+
+
+def print_file_problems(report: StatusReport) -> None:
+    """The failed files with why, and the files that kept what could be read, with what not."""
+    failed = report.files_by_status.get("failed", 0)
+    if report.failures:
+        table = Table(
+            "file", "path", "error", title=_shown_of("failed files", report.failures, failed)
+        )
+        for f in report.failures:
+            table.add_row(str(f.file_id), shown(f.path), shown(f.error))
+        console.print(table)
+    if report.warnings:
+        title = _shown_of("files with warnings", report.warnings, report.files_with_warnings)
+        table = Table(
+            "file", "status", "path", "warnings (events that could be read are kept)", title=title
+        )
+        for w in report.warnings:
+            table.add_row(str(w.file_id), w.status, shown(w.path), shown(_first_lines(w.warnings)))
+        console.print(table)

@@ -7,23 +7,22 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
-from rich.table import Table
+from rich.text import Text
 
-from casescope.cli.common import AppContext, console, friendly_errors, open_app
-from casescope.cli.follow import follow
+from casescope.cli.common import AppContext, console, friendly_errors, open_app, shown
+from casescope.cli.follow import follow, print_outcome
 from casescope.errors import CasescopeError
-from casescope.evidence.intake import IntakeReport, ingest_paths
+from casescope.evidence.intake import IntakeReport, check_sources, ingest_paths
 from casescope.jobs.launcher import ensure_workers
 from casescope.model.enums import OperationKind
 from casescope.parse.fieldmap import check_field_map
 from casescope.services.cases import get_or_create_case
 from casescope.services.doctor import verify_files
 from casescope.services.operations import intake_operation
-from casescope.services.progress import FileSet, read_progress
-from casescope.services.status import collect_status
+from casescope.services.progress import FileSet
 
 REJECTED_SHOWN = 100
+DUPLICATES_SHOWN = 20
 
 
 @friendly_errors
@@ -31,7 +30,7 @@ def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files and folders (walked recursively).")],
     case: Annotated[str, typer.Option("--case", "-c", help="Case name (created if new).")],
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Queue and return.")] = False,
-    workers: Annotated[int | None, typer.Option(help="Worker processes to start.")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="Worker processes to start.")] = None,
     field_map: Annotated[
         list[str] | None,
         typer.Option(
@@ -43,9 +42,10 @@ def ingest(
 ) -> None:
     """Copy evidence into a case, then parse, index, detect and hunt every file."""
     ctx = open_app("ingest")
+    paths = check_sources(paths)  # a mistyped path: a clear error, no case, nothing copied
     case_row, created = get_or_create_case(ctx.db, case)
     if created:
-        console.print(f"created case [bold]{case_row.name}[/]", highlight=False)
+        console.print(Text("created case ") + shown(case_row.name))
     pools: list[subprocess.Popen | None] = []
 
     def on_batch(report: IntakeReport) -> None:  # workers start on the first queued files
@@ -82,7 +82,7 @@ def ingest(
         console.print(f"queued as operation {op_id}; follow with `casescope jobs list`")
         return
     follow(ctx, files, workers=workers, pool=pools[0] if pools else None)
-    _print_outcome(ctx, files)
+    print_outcome(ctx, files, len(report.rejected))
 
 
 def _parse_map(pairs: list[str] | None) -> dict[str, str]:
@@ -106,10 +106,12 @@ def _print_intake(report: IntakeReport) -> None:
         f"{len(report.rejected):,} rejected",
         highlight=False,
     )
-    for path, existing in report.duplicates[:20]:
-        console.print(f"  duplicate of file {existing}: {escape(path)}", highlight=False)
+    for path, existing in report.duplicates[:DUPLICATES_SHOWN]:
+        console.print(Text(f"  duplicate of file {existing}: ") + shown(path))
+    if len(report.duplicates) > DUPLICATES_SHOWN:
+        console.print(f"  ... and {len(report.duplicates) - DUPLICATES_SHOWN:,} more duplicates")
     for path, reason in report.rejected[:REJECTED_SHOWN]:
-        console.print(f"  [red]rejected[/] {escape(path)}: {escape(reason)}", highlight=False)
+        console.print(Text("  rejected ", style="red") + shown(path) + Text(": ") + shown(reason))
     if len(report.rejected) > REJECTED_SHOWN:
         more = len(report.rejected) - REJECTED_SHOWN
         console.print(f"  ... and {more:,} more rejected (audit log: intake_refused)")
@@ -121,21 +123,6 @@ def _print_verification(ctx: AppContext, case_id: int) -> None:
         result = verify_files(session, case_id)
     console.print(result.summary(), style=None if result.ok else "red", highlight=False)
     for file_id, problem in result.problems[:20]:
-        console.print(f"  [red]file {file_id}[/]: {escape(problem)}", highlight=False)
+        console.print(Text(f"  file {file_id}: ", style="red") + shown(problem))
     if not result.ok:
         console.print("run `casescope doctor` to repair", highlight=False)
-
-
-def _print_outcome(ctx: AppContext, files: FileSet) -> None:
-    progress = read_progress(ctx.db, files)
-    console.print(
-        f"done: {progress.done - progress.failed:,} completed, {progress.failed:,} failed, "
-        f"{progress.events_done:,} events",
-        highlight=False,
-    )
-    if progress.failed:
-        report = collect_status(ctx.db, case_id=files.case_id, index=None, stale_after=0)
-        table = Table("file", "path", "error", title="failed files")
-        for failure in report.failures:
-            table.add_row(str(failure.file_id), failure.path, failure.error)
-        console.print(table)

@@ -15,9 +15,8 @@ from typing import Annotated
 import orjson
 import typer
 from rich.table import Table
-from rich.text import Text
 
-from casescope.cli.common import AppContext, console, err_console, friendly_errors, open_app
+from casescope.cli.common import AppContext, console, err_console, friendly_errors, open_app, shown
 from casescope.cli.follow import follow
 from casescope.errors import CasescopeError, IndexBusyError
 from casescope.hunt import IocError, IocType
@@ -96,7 +95,7 @@ def index_if_free(ctx: AppContext, role: str) -> Iterator[ChdbIndex | None]:
     try:
         index = stack.enter_context(open_index(ctx.settings, role=role))
     except IndexBusyError as exc:
-        err_console.print(Text(f"{exc}: re-hunting from segments instead"))
+        err_console.print(shown(f"{exc}: re-hunting from segments instead"))
         index = None
     with stack:
         yield index
@@ -176,7 +175,7 @@ def import_(
             index=index,
         )
     for error in change.errors:
-        err_console.print(Text(f"line {error.line}: {error.message}"))
+        err_console.print(shown(f"line {error.line}: {error.message}"))
     console.print(
         f"imported {len(change.added):,} IOCs ({change.existing:,} already in the case, "
         f"{change.duplicates:,} repeated, {len(change.errors):,} bad lines)",
@@ -216,7 +215,7 @@ def list_(
         for r in records:
             on = "yes" if r.enabled else "no"
             table.add_row(
-                str(r.id), r.type.value, Text(r.original), on, Text(r.source), Text(r.note)
+                str(r.id), r.type.value, shown(r.original), on, shown(r.source), shown(r.note)
             )
         console.print(table)
         return
@@ -295,7 +294,7 @@ def hits(
         for s in hit_summary(ctx.db, filters):
             on = "yes" if s.enabled else "no"
             counts = (f"{s.hits:,}", f"{s.events:,}", f"{s.files:,}")
-            table.add_row(str(s.ioc_id), s.type.value, Text(s.value), on, *counts)
+            table.add_row(str(s.ioc_id), s.type.value, shown(s.value), on, *counts)
         console.print(table)
         return
     _write_rows(iter_hits(ctx.db, filters), fmt, HIT_COLUMNS)

@@ -9,9 +9,10 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
-from casescope.cli.common import console, friendly_errors, open_app
-from casescope.cli.follow import follow
+from casescope.cli.common import console, friendly_errors, open_app, shown
+from casescope.cli.follow import follow, print_file_problems, print_outcome
 from casescope.errors import IndexBusyError
 from casescope.jobs.launcher import ensure_workers
 from casescope.jobs.pool import WorkerPool
@@ -32,7 +33,9 @@ class OutputFormat(StrEnum):
 
 @friendly_errors
 def worker(
-    workers: Annotated[int | None, typer.Option(help="Worker processes (default: cores).")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Worker processes (default: cores).")
+    ] = None,
     exit_when_idle: Annotated[
         bool, typer.Option("--exit-when-idle", help="Stop once the queue is empty.")
     ] = False,
@@ -76,6 +79,7 @@ def _render_status(report: StatusReport) -> None:
         files.add_row(name, f"{count:,}")
     files.add_row("(hidden: no events)", f"{report.hidden_files:,}")
     files.add_row("(awaiting index load)", f"{report.awaiting_index_load:,}")
+    files.add_row("(with warnings)", f"{report.files_with_warnings:,}")
     console.print(files)
     indexed = (
         "n/a (index owned elsewhere)"
@@ -83,18 +87,24 @@ def _render_status(report: StatusReport) -> None:
         else (f"{report.events_indexed:,}")
     )
     console.print(f"events parsed: {report.events_parsed:,}  indexed: {indexed}", highlight=False)
-    console.print(f"queue: {report.queue or 'empty'}", highlight=False)
+    console.print(f"queue: {_queue_line(report.queue)}", highlight=False)
     workers = Table("worker", "pid", "rss MB", "tasks", "file", title="live workers")
     for w in report.workers:
         workers.add_row(
             w.id, str(w.pid), f"{w.rss_mb:.0f}", str(w.tasks_done), str(w.current_file_id or "")
         )
     console.print(workers)
-    if report.failures:
-        failures = Table("file", "path", "error", title="failures")
-        for f in report.failures:
-            failures.add_row(str(f.file_id), f.path, f.error)
-        console.print(failures)
+    print_file_problems(report)
+
+
+def _queue_line(jobs: dict[str, int]) -> str:
+    """Jobs waiting and running first (the queue), then the finished ones."""
+    waiting = [f"{jobs[s]:,} {s}" for s in ("queued", "running", "paused") if jobs.get(s)]
+    finished = [
+        f"{s} {n:,}" for s, n in sorted(jobs.items()) if s not in ("queued", "running", "paused")
+    ]
+    line = ", ".join(waiting) or "empty"
+    return f"{line} (jobs finished: {', '.join(finished)})" if finished else line
 
 
 @friendly_errors
@@ -115,6 +125,7 @@ def reindex(
     )
     if files.count and not no_wait:
         follow(ctx, files.file_set)
+        print_outcome(ctx, files.file_set)
 
 
 @friendly_errors
@@ -136,10 +147,10 @@ def doctor(
     pieces = report.piece_dirs_orphaned
     console.print(f"unneeded segment piece folders {bundles}: {pieces}", highlight=False)
     for file_id, path in report.evidence_missing:
-        console.print(f"[red]evidence missing[/] file {file_id}: {path}", highlight=False)
+        console.print(Text(f"evidence missing file {file_id}: ", style="red") + shown(path))
     console.print(report.verification.summary(), highlight=False)
     for file_id, problem in report.verification.problems[:50]:
-        console.print(f"  [red]file {file_id}[/]: {problem}", highlight=False)
+        console.print(Text(f"  file {file_id}: ", style="red") + shown(problem))
     if not report.healthy and not repair:
         raise typer.Exit(1)
 

@@ -11,9 +11,8 @@ from typing import Annotated
 import orjson
 import typer
 from rich.table import Table
-from rich.text import Text
 
-from casescope.cli.common import console, friendly_errors, open_app
+from casescope.cli.common import console, friendly_errors, open_app, shown
 from casescope.cli.follow import follow
 from casescope.detect.ruleset import RuleSelector, import_rules, list_rules, set_enabled
 from casescope.model.enums import Operation
@@ -60,12 +59,12 @@ def list_(
     table = Table("source", "id", "level", "on", "title" if not failed else "path", "error")
     for rule in list_rules(ctx.db, failed=failed):
         table.add_row(
-            rule.source,
+            shown(rule.source),
             rule.rule_uid[:36],
             rule.level,
             "yes" if rule.enabled else "no",
-            Text(rule.path if failed else rule.title),
-            Text(rule.error or ""),
+            shown(rule.path if failed else rule.title),
+            shown(rule.error or ""),
         )
     console.print(table)
 
@@ -85,7 +84,7 @@ def detections(
     if fmt is DetectionFormat.TABLE:
         table = Table("level", "rule id", "title", "hits", title="detections by rule")
         for lvl, uid, title, hits in summary(ctx.db, filters):
-            table.add_row(lvl, uid, Text(title), f"{hits:,}")
+            table.add_row(lvl, uid, shown(title), f"{hits:,}")
         console.print(table)
         return
     rows = iter_detections(ctx.db, filters)

@@ -8,13 +8,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, BinaryIO
 
 import typer
 from rich.table import Table
-from rich.text import Text
 
-from casescope.cli.common import console, friendly_errors, open_app
+from casescope.cli.common import console, friendly_errors, open_app, shown
 from casescope.cli.iocs import filter_type
 from casescope.errors import CasescopeError
 from casescope.model.db import Database
@@ -118,6 +117,8 @@ def _request(
     case_id = get_case(db, case).id
     events = _only_events(db, case_id, only)
     start, end = (_parse_time(t) for t in span)
+    if start is not None and end is not None and start > end:
+        raise CasescopeError(f"--from ({span[0]}) is after --to ({span[1]}): nothing can match")
     return SearchRequest(case_id, query, start, end, *page, only_events=events)
 
 
@@ -178,18 +179,17 @@ def _render_rows(rows: list[dict], total: int, request: SearchRequest) -> None:
     for row in rows:
         fields = row.get("fields") or {}
         summary = " ".join(f"{k}={v}" for k, v in list(fields.items())[:6])
-        # Text(...) renders event data literally: no Rich markup from attacker-controlled fields
-        table.add_row(
-            Text(str(row["ts"])),
-            Text(str(row["file_id"])),
-            Text(str(row["event_id"])),
-            Text(row["channel"]),
-            Text(row["computer"]),
-            Text(summary[:300]),
+        table.add_row(  # event data as it is: no markup, no terminal control (`shown`)
+            shown(row["ts"]),
+            shown(row["file_id"]),
+            shown(row["event_id"]),
+            shown(row["channel"]),
+            shown(row["computer"]),
+            shown(summary[:300]),
         )
     console.print(table)
-    shown = f"{request.offset + 1:,}-{request.offset + len(rows):,}" if rows else "0"
-    console.print(f"{shown} of {total:,} matching events", highlight=False)
+    span = f"{request.offset + 1:,}-{request.offset + len(rows):,}" if rows else "0"
+    console.print(f"{span} of {total:,} matching events", highlight=False)
 
 
 @friendly_errors
@@ -214,10 +214,10 @@ def export(
     only = _Only(detected, level, rule, ioc, tuple(ioc_ids or ()), ioc_type)
     request = _request(ctx.db, case, query, (start, end), only)
     with ExitStack() as stack:
+        out = stack.enter_context(_open_output(output)) if output else sys.stdout.buffer
         index = stack.enter_context(open_index(ctx.settings, role="casescope export"))
         load_pending(ctx.db, index, ctx.settings)
         try:
-            out = stack.enter_context(output.open("wb")) if output else sys.stdout.buffer
             # chunk by chunk, as the web app does: one stream in time order over a dozen
             # parts (what `ingest` leaves of a large case) outgrew the index's budget
             chunks = export_chunks(lambda: nullcontext(index), build_where(request), fmt)
@@ -226,3 +226,11 @@ def export(
             raise CasescopeError(f"query: {exc}") from None
     if output:
         console.print(f"exported {count:,} events to {output}", highlight=False)
+
+
+def _open_output(path: Path) -> BinaryIO:
+    """The export's file, opened before the index is (a mistyped folder: one clear line)."""
+    try:
+        return path.open("wb")
+    except OSError as exc:
+        raise CasescopeError(f"cannot write the export to {path}: {exc.strerror}") from None

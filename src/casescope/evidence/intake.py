@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casescope.config import Settings
+from casescope.errors import EvidenceError
 from casescope.evidence.archive import ArchiveLimits, is_zip, store_archive
 from casescope.evidence.store import Refused, StoredFile, describe_os_error, store_file
 from casescope.jobs import operation_jobs
@@ -32,6 +33,8 @@ from casescope.model.tables import AuditRecord, Case, EvidenceFile, utcnow
 logger = logging.getLogger(__name__)
 
 REGISTER_BATCH = 200
+#: Unrecognised files up to this size are read to tell a blank file (no events) from junk.
+BLANK_CHECK_BYTES = 64 * 1024
 
 
 @dataclass
@@ -47,20 +50,41 @@ class IntakeReport:
         return len(self.queued) + len(self.duplicates) + len(self.empty) + len(self.rejected)
 
 
-def walk_paths(paths: Iterable[Path]) -> Iterator[Path]:
-    """Every regular file under the given files and folders, in a stable order."""
-    for path in paths:
-        if path.is_dir():
-            for root, dirs, files in os.walk(path, followlinks=False):
-                dirs.sort()
-                for name in sorted(files):
-                    candidate = Path(root, name)
-                    if candidate.is_file():
-                        yield candidate
-        elif path.is_file():
+def check_sources(paths: Iterable[Path]) -> list[Path]:
+    """The inputs, each an existing file or folder; a clear error before anything is copied."""
+    sources = list(paths)
+    for path in sources:
+        if not (path.is_dir() or path.is_file()):
+            what = "not a file or folder" if os.path.lexists(path) else "no such file or folder"
+            raise EvidenceError(f"{what}: {path} (nothing was taken in)")
+    return sources
+
+
+def walk_paths(paths: Iterable[Path]) -> Iterator[Path | Refused]:
+    """Every regular file under the given files and folders, in a stable order. What else a
+    folder holds (symbolic links, pipes, devices) comes as Refused, with why: not followed,
+    never skipped in silence. A link given by name is the analyst's choice and is followed."""
+    for path in check_sources(paths):
+        if not path.is_dir():
             yield path
-        else:
-            raise FileNotFoundError(f"no such file or folder: {path}")
+            continue
+        for root, dirs, files in os.walk(path, followlinks=False):
+            dirs.sort()
+            for name in dirs:
+                if Path(root, name).is_symlink():
+                    yield Refused(str(Path(root, name)), "link to a folder: not followed")
+            for name in sorted(files):
+                yield _regular_or_refused(Path(root, name))
+
+
+def _regular_or_refused(candidate: Path) -> Path | Refused:
+    if candidate.is_symlink():
+        if not candidate.exists():
+            return Refused(str(candidate), "symbolic link to a missing target")
+        return Refused(str(candidate), "symbolic link: not followed (take in its target by name)")
+    if not candidate.is_file():
+        return Refused(str(candidate), "not a regular file (a pipe, socket or device)")
+    return candidate
 
 
 def take_in(source: Path, case_dir: Path, settings: Settings) -> Iterator[StoredFile | Refused]:
@@ -123,9 +147,16 @@ def _new_row(options: IntakeOptions, item: StoredFile) -> EvidenceFile:
     )
 
 
+def _blank(item: StoredFile) -> bool:
+    """A small unrecognised file of only blank lines (and a BOM): no events, not an error."""
+    if item.file_type is not FileType.UNKNOWN or item.size > BLANK_CHECK_BYTES:
+        return False
+    return not Path(item.stored).read_bytes().removeprefix(b"\xef\xbb\xbf").strip()
+
+
 def _triage(row: EvidenceFile, item: StoredFile, report: IntakeReport) -> bool:
-    """Settle empty and unrecognised files at once; True for a file to queue."""
-    if item.size == 0:
+    """Settle empty (or blank) and unrecognised files at once; True for a file to queue."""
+    if item.size == 0 or _blank(item):
         row.status, row.hidden, row.completed_at = FileStatus.COMPLETED, True, utcnow()
         report.empty.append(row.id)
         return False
@@ -205,14 +236,15 @@ def ingest_paths(
     report = IntakeReport(operation_id=operation_id)
     batch: list[StoredFile | Refused] = []
     for source in walk_paths(paths):
-        for item in take_in(source, case_dir, settings):
+        items = [source] if isinstance(source, Refused) else take_in(source, case_dir, settings)
+        for item in items:
             batch.append(item)
             if len(batch) >= REGISTER_BATCH:
                 _register_batch(db, options, batch, settings, report)
                 batch = []
                 if on_batch is not None:
                     on_batch(report)
-        if on_file is not None:
+        if on_file is not None and not isinstance(source, Refused):
             on_file(source)
     if batch:
         _register_batch(db, options, batch, settings, report)

@@ -30,6 +30,8 @@ class FileRow:
     error: str | None
     created_at: datetime
     completed_at: datetime | None
+    sha256: str = ""
+    warnings: str = ""  # what could not be read, a line each (the rest was kept)
 
     @property
     def percent(self) -> int:
@@ -65,6 +67,8 @@ def list_files(
                 f.error,
                 f.created_at,
                 f.completed_at,
+                f.sha256,
+                f.warnings or "",
             )
             for f in session.scalars(query.order_by(EvidenceFile.id))
         ]

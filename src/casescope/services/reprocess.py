@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from casescope.config import Settings
+from casescope.errors import NotFoundError
 from casescope.jobs import operation_jobs
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, FileType, Operation, OperationKind
@@ -44,6 +45,8 @@ def requeue_files(
     actor: str = "cli",
 ) -> Requeued:
     """Queue `operation` for the case's processable files (or the given ones)."""
+    if file_ids:
+        _check_file_ids(db, case_id, file_ids)
     scope = f"{len(file_ids)} selected files" if file_ids else "all files"
     operation_id = operations.create_operation(
         db, case_id, KINDS[operation], actor, f"{operation.value}: {scope}"
@@ -56,6 +59,21 @@ def requeue_files(
         operations.discard_if_empty(db, operation_id)
         return Requeued(0, FileSet(case_id, 0, -1))
     return Requeued(len(queued), FileSet(case_id, min(queued), max(queued)), operation_id)
+
+
+def _check_file_ids(db: Database, case_id: int, file_ids: Sequence[int]) -> None:
+    with db.read() as session:
+        found = set(
+            session.scalars(
+                select(EvidenceFile.id).where(
+                    EvidenceFile.case_id == case_id, EvidenceFile.id.in_(list(file_ids))
+                )
+            )
+        )
+    missing = sorted(set(file_ids) - found)
+    if missing:
+        ids = ", ".join(str(i) for i in missing[:20])
+        raise NotFoundError(f"no file {ids} in this case")
 
 
 def _queue(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from casescope.jobs.registry import WorkerInfo, live_workers
 from casescope.model.db import Database
@@ -20,6 +21,16 @@ class Failure:
     error: str
 
 
+@dataclass(frozen=True)
+class Warned:
+    """A file that kept what could be read, and what could not (parse warnings, a line each)."""
+
+    file_id: int
+    path: str
+    status: str
+    warnings: str
+
+
 @dataclass
 class StatusReport:
     files_by_status: dict[str, int] = field(default_factory=dict)
@@ -30,13 +41,18 @@ class StatusReport:
     queue: dict[str, int] = field(default_factory=dict)
     workers: list[WorkerInfo] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    files_with_warnings: int = 0
+    warnings: list[Warned] = field(default_factory=list)  # the first max_failures of them
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def _case_filter(case_id: int | None) -> list:
-    return [EvidenceFile.case_id == case_id] if case_id is not None else []
+def _file_filter(case_id: int | None, file_ids: tuple[int, int] | None) -> list:
+    where = [EvidenceFile.case_id == case_id] if case_id is not None else []
+    if file_ids is not None:
+        where.append(EvidenceFile.id.between(*file_ids))
+    return where
 
 
 def collect_status(
@@ -46,9 +62,11 @@ def collect_status(
     index: EventIndex | None,
     stale_after: float,
     max_failures: int = 50,
+    file_ids: tuple[int, int] | None = None,
 ) -> StatusReport:
+    """The state of every file (or of a case's, or of its files with ids in `file_ids`)."""
     report = StatusReport()
-    where = _case_filter(case_id)
+    where = _file_filter(case_id, file_ids)
     with db.read() as session:
         for status, count in session.execute(
             select(EvidenceFile.status, func.count()).where(*where).group_by(EvidenceFile.status)
@@ -80,7 +98,22 @@ def collect_status(
             .limit(max_failures)
         ).all()
         report.failures = [Failure(i, p, e or "") for i, p, e in failed]
+        _collect_warnings(session, report, where, max_failures)
     report.workers = live_workers(db, stale_after)
     if index is not None:
         report.events_indexed = index.count(case_id)
     return report
+
+
+def _collect_warnings(session: Session, report: StatusReport, where: list, most: int) -> None:
+    has_warnings = [EvidenceFile.warnings != "", *where]
+    report.files_with_warnings = session.scalar(select(func.count()).where(*has_warnings)) or 0
+    rows = session.execute(
+        select(
+            EvidenceFile.id, EvidenceFile.original_path, EvidenceFile.status, EvidenceFile.warnings
+        )
+        .where(*has_warnings)
+        .order_by(EvidenceFile.id)
+        .limit(most)
+    )
+    report.warnings = [Warned(i, p, FileStatus(st).value, w) for i, p, st, w in rows]

@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from casescope.config import Settings
-from casescope.errors import IndexMemoryError
+from casescope.errors import IndexMemoryError, NotFoundError
 from casescope.model.db import Database
 from casescope.services.auth import check_secret_key
 from casescope.services.users import count_users
@@ -66,6 +66,11 @@ async def _index_memory(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
 
 
+async def _not_found(request: Request, exc: Exception) -> Response:
+    """Something named in the request that is not there (a file id of another case): 404."""
+    return JSONResponse({"detail": str(exc)}, status_code=404)
+
+
 def create_app(settings: Settings) -> FastAPI:
     """The app; the state (DB, index ownership) is opened by its lifespan."""
     check_secret_key(settings)  # refuse at once, before anything listens
@@ -82,6 +87,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.login_limiter = LoginLimiter(settings.login_attempts_per_minute)
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(IndexMemoryError, _index_memory)
+    app.add_exception_handler(NotFoundError, _not_found)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]

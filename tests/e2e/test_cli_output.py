@@ -1,0 +1,115 @@
+"""What the CLI prints is safe and says what happened: strings from evidence and from users
+are shown as they are (no Rich markup, no terminal control sequences), mistakes get one clear
+line (no traceback), and nothing found in a folder is skipped without a word."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from sqlalchemy import select
+
+from casescope.model.enums import FileStatus
+from casescope.model.tables import AuditRecord, Case, EvidenceFile
+from tests.e2e.conftest import Cli
+
+HOSTILE = "evil\x1b]0;PWNED\x07\x1b[2J\x1b[31mred\x9b[0m"
+
+
+def _clean_terminal_output(text: str) -> None:
+    assert "\x1b" not in text and "\x07" not in text and "\x9b" not in text
+    assert "Traceback" not in text
+
+
+def test_markup_in_a_case_name_is_printed_as_it_is(cli: Cli) -> None:
+    for name in ("[/bold]", "[red]x[/red] y"):
+        created = cli.run("case", "create", name)
+        assert name in created.stdout
+    listed = cli.run("case", "list")
+    assert "[/bold]" in listed.stdout and "[red]x[/red] y" in listed.stdout
+    duplicate = cli.run("case", "create", "[/bold]", check=False)
+    assert duplicate.returncode == 1 and "[/bold]" in duplicate.stderr
+    _clean_terminal_output(duplicate.stderr)
+
+
+def test_control_sequences_in_events_reach_the_terminal_as_visible_escapes(
+    cli: Cli, tmp_path: Path
+) -> None:
+    events = tmp_path / "hostile.jsonl"
+    record = {"@timestamp": "2024-05-01T10:00:00Z", "host": HOSTILE, "user": "a\x00b"}
+    events.write_text(json.dumps(record) + "\n")
+    cli.run("ingest", "--case", "esc", str(events))
+    table = cli.run("search", "--case", "esc", "*").stdout
+    _clean_terminal_output(table)
+    assert "\\x1b]0;PWNED\\x07" in table and "\\x00" not in table.replace("a\\x00b", "")
+    assert "a\\x00b" in table
+    # the data formats keep the data: JSONL escapes it, CSV holds the bytes as they were
+    jsonl = cli.run("search", "--case", "esc", "*", "--format", "jsonl").stdout
+    assert json.loads(jsonl.splitlines()[0])["computer"] == HOSTILE
+
+
+def test_links_and_special_files_in_a_folder_are_reported_not_skipped(
+    cli: Cli, attack_samples: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "links"
+    folder.mkdir()
+    sample = next(attack_samples.rglob("*.evtx"))
+    (folder / "real.evtx").write_bytes(sample.read_bytes())
+    (folder / "file-link.evtx").symlink_to(sample)
+    (folder / "folder-link").symlink_to(attack_samples)
+    (folder / "dangling.evtx").symlink_to(tmp_path / "gone.evtx")
+    os.mkfifo(folder / "pipe")
+    proc = cli.run("ingest", "--case", "links", str(folder))
+    assert "5 files: 1 queued" in proc.stdout and "4 rejected" in proc.stdout
+    assert "symbolic link: not followed" in proc.stdout
+    assert "link to a folder: not followed" in proc.stdout
+    assert "symbolic link to a missing target" in proc.stdout
+    assert "not a regular file" in proc.stdout
+    with cli.db().session() as session:
+        refused = session.scalars(
+            select(AuditRecord.detail).where(AuditRecord.action == "intake_refused")
+        ).all()
+    assert len(refused) == 4
+    # a link named on the command line is the analyst's choice: followed
+    proc = cli.run("ingest", "--case", "links2", str(folder / "file-link.evtx"))
+    assert "1 files: 1 queued" in proc.stdout
+
+
+def test_mistakes_get_one_clear_line_and_change_nothing(
+    cli: Cli, attack_samples: Path, tmp_path: Path
+) -> None:
+    sample = next(attack_samples.rglob("*.evtx"))
+    missing = cli.run("ingest", "--case", "typo", str(sample), str(tmp_path / "nope"), check=False)
+    assert missing.returncode == 1
+    assert f"no such file or folder: {tmp_path / 'nope'} (nothing was taken in)" in missing.stderr
+    _clean_terminal_output(missing.stderr)
+    with cli.db().session() as session:
+        assert session.scalars(select(Case)).all() == []
+        assert session.scalars(select(EvidenceFile)).all() == []
+    assert (
+        cli.run("ingest", "--case", "x", "--workers", "0", str(sample), check=False).returncode == 2
+    )
+    assert cli.run("worker", "--workers", "-1", check=False).returncode == 2
+
+    cli.run("ingest", "--case", "ok", str(sample))
+    into_folder = cli.run(
+        "export", "--case", "ok", "--format", "csv", "-o", str(tmp_path), check=False
+    )
+    assert into_folder.returncode == 1 and "cannot write the export to" in into_folder.stderr
+    _clean_terminal_output(into_folder.stderr)
+    unknown = cli.run("reindex", "--case", "ok", "--file", "999999", check=False)
+    assert unknown.returncode == 1 and "no file 999999 in this case" in unknown.stderr
+    span = ("--from", "2024-02-01", "--to", "2024-01-01")
+    backwards = cli.run("search", "--case", "ok", "*", *span, check=False)
+    assert backwards.returncode == 1 and "is after --to" in backwards.stderr
+
+
+def test_a_file_of_blank_lines_is_empty_not_junk(cli: Cli, tmp_path: Path) -> None:
+    blank = tmp_path / "blank.jsonl"
+    blank.write_bytes(b"\xef\xbb\xbf\n\n   \r\n\n")
+    proc = cli.run("ingest", "--case", "blank", str(blank))
+    assert "1 empty" in proc.stdout
+    with cli.db().session() as session:
+        row = session.scalars(select(EvidenceFile)).one()
+    assert row.status is FileStatus.COMPLETED and row.hidden
