@@ -82,3 +82,30 @@ def test_missing_evidence_fails_naming_the_path(cli: Cli, attack_samples: Path) 
         assert files[sample.name].status is FileStatus.COMPLETED
     status = json.loads(cli.run("status", "--format", "json").stdout)
     assert status["files_by_status"] == {"completed": 2, "failed": 1}
+
+
+def test_reindex_refuses_an_evidence_copy_changed_since_intake(
+    cli: Cli, attack_samples: Path
+) -> None:
+    samples = sorted(attack_samples.rglob("*.evtx"), key=lambda p: p.stat().st_size)[-2:]
+    cli.run("ingest", "--case", "kept", *map(str, samples))
+    files = _files(cli)
+    altered, intact = files[samples[0].name], files[samples[1].name]
+    stored = Path(altered.stored_path)
+    data = bytearray(stored.read_bytes())
+    data[-1] ^= 0xFF  # one flipped bit-pattern in the last chunk
+    stored.write_bytes(bytes(data))
+    before = json.loads(cli.run("status", "--format", "json").stdout)["events_indexed"]
+
+    proc = cli.run("reindex", "--case", "kept", "--file", str(altered.id), "--file", str(intact.id))
+
+    files = _files(cli)
+    assert files[samples[1].name].status is FileStatus.COMPLETED
+    failed = files[samples[0].name]
+    assert failed.status is FileStatus.FAILED
+    assert "changed since it was taken in" in failed.error
+    assert altered.sha256 in failed.error and str(stored) in failed.error
+    assert "changed since it was taken in" in proc.stdout
+    # the events read from the copy before it changed stay searchable
+    after = json.loads(cli.run("status", "--format", "json").stdout)["events_indexed"]
+    assert after == before

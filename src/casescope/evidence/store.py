@@ -93,6 +93,12 @@ def store_file(source: Path, case_dir: Path, tmp_dir: Path) -> StoredFile:
     return publish(tmp, sha, size, case_dir, str(source.resolve()))
 
 
+def sha256_of(path: Path) -> str:
+    """The sha256 of a stored file, read again (hashlib drops the GIL while it hashes)."""
+    with path.open("rb") as stored:
+        return hashlib.file_digest(stored, "sha256").hexdigest()
+
+
 def describe_os_error(exc: OSError, doing: str) -> str:
     """A clear message for an I/O failure; a full disk says so and says what to do."""
     if exc.errno in DISK_FULL_ERRNOS:

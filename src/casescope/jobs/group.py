@@ -90,7 +90,7 @@ class Member:
 
     def read(self, ctx: WorkerContext) -> None:
         """Parse the file into its segment (or re-read its segment), keeping its events."""
-        check_evidence(self.info)
+        check_evidence(self.info, self.job.operation)
         sink = EventSink()
         # parsed events go to the group's load bundle too; re-reads only if an analyzer wants them
         wanted = self.indexes or any(a.wants_events for a in self.analyzers)

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from casescope.config import Settings
 from casescope.detect.ruleset import ActiveRules
 from casescope.errors import PermanentError, disk_full_message
+from casescope.evidence.store import sha256_of
 from casescope.hunt import IocMatcher
 from casescope.jobs import queue
 from casescope.jobs.steps import StepLog, StepResult, StepScope, advance
@@ -448,9 +449,20 @@ def failure_recorded(ctx: WorkerContext, job: queue.ClaimedJob) -> Iterator[None
             logger.debug("job %d traceback:\n%s", job.id, traceback.format_exc())
 
 
-def check_evidence(info: FileInfo) -> None:
+def check_evidence(info: FileInfo, operation: Operation) -> None:
+    """The evidence copy is there and, before a `reindex` reads it again, still holds the
+    bytes hashed at intake: events are never re-read from a copy altered since."""
     if not info.stored_path.is_file():
         raise PermanentError(f"evidence file is missing: {info.stored_path}")
+    if operation is not Operation.REINDEX:
+        return
+    found = sha256_of(info.stored_path)
+    if found != info.sha256:
+        raise PermanentError(
+            f"evidence file changed since it was taken in: {info.stored_path} has sha256 "
+            f"{found}, {info.sha256} was recorded; its events were not read again (the index "
+            "keeps those read before); take in the original evidence again"
+        )
 
 
 def read_events(
@@ -483,7 +495,7 @@ def process_file(
     if info is None:
         with ctx.db.read() as session:
             info = file_info(session, job.file_id, job.operation)
-    check_evidence(info)
+    check_evidence(info, job.operation)
     log = StepLog(StepScope(info.case_id, info.id, job.id, f"worker:{ctx.worker_id}"))
     analyzers = analyzers or []
     ctx.progress.events = 0
