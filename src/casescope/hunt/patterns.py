@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from casescope.hunt.ioc import HASH_LENGTHS, Ioc, IocError, IocType
+from casescope.parse.schema import INDEXED_TOKEN_CHARS
 
 #: Characters a regex treats specially outside a class: escaped in literals.
 _META = frozenset("\\.+*?()|[]{}^$")
@@ -119,7 +120,11 @@ def inner_tokens(literal: str) -> tuple[str, ...]:
     Wherever `literal` occurs, these occur as whole tokens of ClickHouse's `splitByNonAlpha`
     (which treats bytes of non-ASCII characters as part of tokens).
     """
-    found = {m.group(1) for m in _INNER_TOKEN.finditer(literal) if len(m.group(1)) >= _MIN_TOKEN}
+    found = {
+        token
+        for m in _INNER_TOKEN.finditer(literal)
+        if _MIN_TOKEN <= len(token := m.group(1)) < INDEXED_TOKEN_CHARS
+    }
     return tuple(sorted(found, key=lambda t: (-len(t), t))[:_MAX_TOKENS])
 
 

@@ -12,6 +12,12 @@ import pyarrow as pa
 #: content-addressed by (evidence sha256, PARSER_VERSION), so a bump re-parses on next use.
 PARSER_VERSION = 3  # 3: events kept to 1 MiB, batches cut at 16 MiB (docs/decisions.md)
 
+#: The event index's text index leaves out runs of ASCII letters and digits of this many
+#: characters or more (`store.index.LONG_TOKEN`): a blob of hex of hundreds of KB as one token
+#: made the index's merges outgrow its memory budget. A whole-word search for a word this long
+#: is a substring scan instead (`store.query_sql`); no IOC or analyst's word is so long.
+INDEXED_TOKEN_CHARS = 1000
+
 FIELDS_TYPE = pa.map_(pa.string(), pa.string())
 
 EVENT_SCHEMA = pa.schema(

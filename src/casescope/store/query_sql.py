@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from enum import Enum
 
+from casescope.parse.schema import INDEXED_TOKEN_CHARS
 from casescope.store.query_parse import (
     And,
     Compare,
@@ -102,7 +103,8 @@ def _token_char(ch: str) -> bool:
 
 
 def is_token(text: str) -> bool:
-    return bool(text) and all(_token_char(c) for c in text)
+    """Whether `text` is one token that the text index holds (not one it leaves out)."""
+    return 0 < len(text) < INDEXED_TOKEN_CHARS and all(_token_char(c) for c in text)
 
 
 def prefilter_tokens(parts: list[Part], *, anchored: bool) -> list[str]:
@@ -123,7 +125,7 @@ def prefilter_tokens(parts: list[Part], *, anchored: bool) -> list[str]:
         left = anchored if i == 0 else not parts[i - 1][1]
         right = anchored if j == len(parts) else not parts[j][1]
         word = "".join(c for c, _ in parts[i:j])
-        if left and right and len(word) >= 2 and word not in found:
+        if left and right and 2 <= len(word) < INDEXED_TOKEN_CHARS and word not in found:
             found.append(word)
         i = j
     return sorted(found, key=len, reverse=True)[:MAX_TOKENS]
