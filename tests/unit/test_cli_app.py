@@ -48,3 +48,16 @@ def test_unknown_command_is_refused() -> None:
     result = CliRunner().invoke(app, ["no-such-command"])
     assert result.exit_code != 0
     assert "No such command" in result.output
+
+
+def test_a_query_starting_with_a_dash_is_shown_where_it_goes() -> None:
+    result = CliRunner().invoke(app, ["search", "--case", "c", "-EventID:4624"], terminal_width=200)
+    assert result.exit_code == 2
+    assert "No such option: -E" in result.output
+    assert "casescope search --case CASE [OPTIONS] -- -EventID:4624" in result.output
+
+
+def test_an_unknown_long_option_of_search_stays_a_plain_error() -> None:
+    result = CliRunner().invoke(app, ["search", "--case", "c", "--limt", "3", "x"])
+    assert result.exit_code == 2
+    assert "--limt" in result.output and "after '--'" not in result.output

@@ -43,7 +43,8 @@ def load_command(name: str) -> click.Command:
     target = getattr(importlib.import_module(f"casescope.cli.{module_name}"), attribute)
     if not isinstance(target, typer.Typer):
         single = typer.Typer(add_completion=False)
-        single.command(name)(target)
+        # a command may bring its own click class (`search`: `QueryCommand`)
+        single.command(name, cls=getattr(target, "command_class", None))(target)
         target = single
     target._add_completion = False  # as `add_typer` would: completion is the top level's business
     command = typer.main.get_command(target)

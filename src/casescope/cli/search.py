@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import sys
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
@@ -12,6 +13,9 @@ from typing import Annotated, BinaryIO
 
 import typer
 from rich.table import Table
+from typer._click import Context
+from typer._click.exceptions import NoSuchOption, UsageError  # typer vendors click
+from typer.core import TyperCommand
 
 from casescope.cli.common import console, friendly_errors, open_app, shown
 from casescope.cli.iocs import filter_type
@@ -122,6 +126,25 @@ def _request(
     return SearchRequest(case_id, query, start, end, *page, only_events=events)
 
 
+class QueryCommand(TyperCommand):
+    """`search`: a query that starts with `-` (NOT, as in Lucene) reads as an unknown option
+    unless it follows `--`; the error says so instead of only "No such option: -E"."""
+
+    def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
+        given = list(args)  # the parser consumes `args`
+        try:
+            return super().parse_args(ctx, args)
+        except NoSuchOption as exc:
+            query = next((a for a in given if a.startswith(exc.option_name)), None)
+            if query is None or query.startswith("--"):
+                raise
+            raise UsageError(
+                f"{exc.format_message()}. A query that starts with '-' goes last, after "
+                f"'--': casescope search --case CASE [OPTIONS] -- {shlex.quote(query)}",
+                ctx,
+            ) from exc
+
+
 @friendly_errors
 def search(
     query: Annotated[str, typer.Argument(help="Query, e.g. 'EventID:4624 AND \"logon\"'.")],
@@ -157,6 +180,9 @@ def search(
             write_export(head, lines, sys.stdout.buffer)
         except QuerySyntaxError as exc:
             raise CasescopeError(f"query: {exc}") from None
+
+
+search.command_class = QueryCommand  # type: ignore[attr-defined]
 
 
 def _limited(batches, offset: int, limit: int):  # type: ignore[no-untyped-def]
