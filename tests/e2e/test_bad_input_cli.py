@@ -84,7 +84,7 @@ def test_missing_evidence_fails_naming_the_path(cli: Cli, attack_samples: Path) 
     assert status["files_by_status"] == {"completed": 2, "failed": 1}
 
 
-def test_reindex_refuses_an_evidence_copy_changed_since_intake(
+def test_doctor_and_reindex_find_an_evidence_copy_changed_since_intake(
     cli: Cli, attack_samples: Path
 ) -> None:
     samples = sorted(attack_samples.rglob("*.evtx"), key=lambda p: p.stat().st_size)[-2:]
@@ -96,6 +96,11 @@ def test_reindex_refuses_an_evidence_copy_changed_since_intake(
     data[-1] ^= 0xFF  # one flipped bit-pattern in the last chunk
     stored.write_bytes(bytes(data))
     before = json.loads(cli.run("status", "--format", "json").stdout)["events_indexed"]
+    assert cli.run("doctor", "--check").returncode == 0  # present: only a re-hash can tell
+    doctor = cli.run("doctor", "--check", "--verify-evidence", check=False)
+    assert doctor.returncode == 1
+    assert "evidence copies re-hashed: 2, changed since intake: 1" in doctor.stdout
+    assert f"evidence changed file {altered.id}: " in doctor.stdout
 
     proc = cli.run("reindex", "--case", "kept", "--file", str(altered.id), "--file", str(intact.id))
 

@@ -133,10 +133,18 @@ def doctor(
     repair: Annotated[
         bool, typer.Option("--repair/--check", help="Repair what can be repaired.")
     ] = True,
+    verify_evidence: Annotated[
+        bool,
+        typer.Option(
+            "--verify-evidence",
+            help="Also re-hash every evidence copy and compare it with the sha256 recorded "
+            "at intake (reads all the evidence).",
+        ),
+    ] = False,
 ) -> None:
     """Check that every file is accounted for; re-queue orphans, release dead leases."""
     ctx = open_app("doctor")
-    report = run_doctor(ctx.db, ctx.settings, repair=repair)
+    report = run_doctor(ctx.db, ctx.settings, repair=repair, verify_evidence=verify_evidence)
     verb = "re-queued" if repair else "found"
     console.print(f"orphaned files {verb}: {len(report.orphans_requeued)}", highlight=False)
     console.print(f"expired leases released: {report.leases_expired}", highlight=False)
@@ -148,6 +156,18 @@ def doctor(
     console.print(f"unneeded segment piece folders {bundles}: {pieces}", highlight=False)
     for file_id, path in report.evidence_missing:
         console.print(Text(f"evidence missing file {file_id}: ", style="red") + shown(path))
+    if verify_evidence:
+        altered = len(report.evidence_altered)
+        console.print(
+            f"evidence copies re-hashed: {report.evidence_hashed}, changed since intake: {altered}",
+            highlight=False,
+        )
+    for file_id, path, found in report.evidence_altered:
+        console.print(
+            Text(f"evidence changed file {file_id}: ", style="red")
+            + shown(path)
+            + Text(f" (sha256 now {found})")
+        )
     console.print(report.verification.summary(), highlight=False)
     for file_id, problem in report.verification.problems[:50]:
         console.print(Text(f"  file {file_id}: ", style="red") + shown(problem))

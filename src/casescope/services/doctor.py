@@ -5,7 +5,8 @@ Invariants (the predecessor broke each of them):
   paused operation, is waiting, not lost);
 - no running job holds an expired lease;
 - every file awaiting an index load has a segment on disk;
-- every file's evidence is where its row says.
+- every file's evidence is where its row says (and, with `verify_evidence`, still holds the
+  bytes hashed at intake).
 
 `verify_files` is the read-only proof of the first invariant; `casescope ingest` prints it
 at the end of intake and `casescope doctor` after its repairs.
@@ -21,6 +22,7 @@ from sqlalchemy import ColumnElement, case, delete, func, select
 from sqlalchemy.orm import Session
 
 from casescope.config import Settings
+from casescope.evidence.store import sha256_of
 from casescope.jobs import queue
 from casescope.model.db import Database
 from casescope.model.enums import (
@@ -121,11 +123,20 @@ class DoctorReport:
     piece_dirs_orphaned: int = 0
     segments_missing: list[int] = field(default_factory=list)
     evidence_missing: list[tuple[int, str]] = field(default_factory=list)
+    #: Copies re-hashed (`verify_evidence`), and those whose sha256 is no longer the one
+    #: recorded at intake: (file id, path, sha256 now).
+    evidence_hashed: int = 0
+    evidence_altered: list[tuple[int, str, str]] = field(default_factory=list)
     verification: Verification = field(default_factory=Verification)
 
     @property
     def healthy(self) -> bool:
-        problems = self.orphans_requeued or self.segments_missing or self.evidence_missing
+        problems = (
+            self.orphans_requeued
+            or self.segments_missing
+            or self.evidence_missing
+            or self.evidence_altered
+        )
         return not problems and self.verification.ok
 
 
@@ -149,8 +160,22 @@ def _missing_segments(session) -> list[EvidenceFile]:  # type: ignore[no-untyped
     return [f for f, path in rows if path is None or not Path(path).exists()]
 
 
-def run_doctor(db: Database, settings: Settings, *, repair: bool) -> DoctorReport:
+def _rehash(report: DoctorReport, evidence: list[tuple[int, str, str]]) -> None:
+    """Hash each (file id, path, recorded sha256) copy again; note those that changed."""
+    for file_id, path, recorded in evidence:
+        found = sha256_of(Path(path))
+        report.evidence_hashed += 1
+        if found != recorded:
+            report.evidence_altered.append((file_id, path, found))
+
+
+def run_doctor(
+    db: Database, settings: Settings, *, repair: bool, verify_evidence: bool = False
+) -> DoctorReport:
+    """Check the invariants, repairing what can be; `verify_evidence` also re-hashes every
+    evidence copy (reads all of it, outside any transaction)."""
     report = DoctorReport()
+    present: list[tuple[int, str, str]] = []
     with db.session() as session:
         report.leases_expired = queue.expire_leases(session, time.time()) if repair else 0
         for f in _orphans(session):
@@ -165,12 +190,16 @@ def run_doctor(db: Database, settings: Settings, *, repair: bool) -> DoctorRepor
         for f in session.scalars(select(EvidenceFile).where(EvidenceFile.size_bytes > 0)):
             if not Path(f.stored_path).is_file():
                 report.evidence_missing.append((f.id, f.stored_path))
+            else:
+                present.append((f.id, f.stored_path, f.sha256))
         if repair:
             stale = time.time() - settings.heartbeat_seconds * 6
             result = session.execute(delete(WorkerRecord).where(WorkerRecord.heartbeat_at < stale))
             report.stale_workers_removed = result.rowcount or 0
         session.flush()
         report.verification = verify_files(session)
+    if verify_evidence:
+        _rehash(report, present)
     if repair:
         report.bundles_orphaned = prune_bundles(db, settings)
         report.piece_dirs_orphaned = prune_piece_dirs(db, settings)
