@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from sqlalchemy import select
@@ -113,3 +115,20 @@ def test_a_file_of_blank_lines_is_empty_not_junk(cli: Cli, tmp_path: Path) -> No
     with cli.db().session() as session:
         row = session.scalars(select(EvidenceFile)).one()
     assert row.status is FileStatus.COMPLETED and row.hidden
+
+
+def test_piped_tables_are_not_cut_at_80_columns(cli: Cli, attack_samples: Path) -> None:
+    sample = max(attack_samples.rglob("*.evtx"), key=lambda p: p.stat().st_size)
+    cli.run("ingest", "--case", "wide", str(sample))
+    env = {k: v for k, v in cli.env.items() if k != "COLUMNS"}  # as in `casescope files | less`
+    for extra in ({}, {"COLUMNS": "80"}):
+        listed = subprocess.run(
+            [sys.executable, "-m", "casescope", "files", "--case", "wide"],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        assert "completed" in listed and "…" not in listed  # folded where needed, never cut
+        assert sample.stem[:8] in listed
+    assert max(map(len, listed.splitlines())) <= 80  # COLUMNS still wins

@@ -9,7 +9,9 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.table import Table
+from rich import box
+from rich.filesize import decimal
+from rich.table import Column, Table
 from rich.text import Text
 
 from casescope.cli.common import console, friendly_errors, open_app, shown
@@ -73,14 +75,24 @@ def files(
         for row in rows:
             sys.stdout.buffer.write(orjson.dumps(asdict(row), default=str) + b"\n")
         return
-    table = Table("id", "status", "type", "size", "events", "path", "sha256", "error / warnings")
+    table = Table(
+        Column("id", no_wrap=True, justify="right"),
+        Column("status", no_wrap=True),
+        Column("type", no_wrap=True),
+        Column("size", no_wrap=True, justify="right"),
+        Column("events", no_wrap=True, justify="right"),
+        Column("path", overflow="fold"),
+        Column("sha256", no_wrap=True),
+        Column("error or warnings", overflow="fold", min_width=16),
+        box=box.SIMPLE_HEAD,
+    )
     for row in rows:
         status_text = f"{row.status} (hidden)" if row.hidden else row.status
         table.add_row(
             str(row.id),
             status_text,
             row.file_type,
-            f"{row.size_bytes:,}",
+            decimal(row.size_bytes),
             f"{row.event_count:,}",
             shown(row.name),
             row.sha256[:12],

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import functools
+import os
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, TextIO, TypeVar
 
 import typer
 from rich.console import Console
@@ -17,8 +19,17 @@ from casescope.config import Settings, get_settings
 from casescope.errors import CasescopeError
 from casescope.model.db import Database
 
-console = Console()
-err_console = Console(stderr=True)
+#: Width of output that goes to a file or a pipe (COLUMNS, when set, wins): Rich's default of
+#: 80 columns cut the cells of wide tables such as `files`.
+PIPED_WIDTH = 160
+
+
+def _width(stream: TextIO) -> int | None:
+    return None if "COLUMNS" in os.environ or stream.isatty() else PIPED_WIDTH
+
+
+console = Console(width=_width(sys.stdout))
+err_console = Console(stderr=True, width=_width(sys.stderr))
 
 #: C0 controls but tab and newline, DEL, and C1 controls: what a terminal acts on.
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
