@@ -13,7 +13,11 @@ Damaged files never stop the parse and never hang it:
   chunk's record range when the crate names it, else 1) with the crate's message;
 - a file shorter than its header's chunk count says is reported as `report.error`
   ("truncated EVTX: stopped at chunk 3 of 5"): the crate silently drops a cut last chunk;
-- after `MAX_ERRORS` errors the file is given up with an error.
+- after `MAX_ERRORS` errors the file is given up with an error;
+- record numbers that skip ahead (record 1,204 then 1,210) are reported as one warning
+  with the count of missing records (`RecordGaps`): records deleted from the log (a known
+  anti-forensics trace) or lost in chunks that could not be read. A healthy log, wrapped or
+  not, has none: its numbers only go back at the wrap.
 """
 
 from __future__ import annotations
@@ -48,14 +52,58 @@ _RECORD_RANGE = re.compile(r"record IDs (\d+)\.\.(\d+)")
 _BAD_CHECKSUM = re.compile(r"chunk number (\d+): .*(?:CRC32|checksum)", re.IGNORECASE)
 
 
+class RecordGaps:
+    """Where the record numbers of a file skip ahead, in file order.
+
+    The numbers are the records' own headers', not the EventRecordID of their XML: a log
+    saved from a filtered view renumbers its headers 1, 2, 3 ... and keeps the XML's original
+    numbers, whose gaps are the records filtered out, not lost ones.
+    """
+
+    def __init__(self) -> None:
+        self.ranges = 0
+        self.missing = 0
+        self.first: tuple[int, int] | None = None  # the first missing range
+
+    def note(self, expected: int | None, number: int) -> None:
+        """Record `number` read where `expected` was due (None: no number was due). The
+        caller calls this only when they differ: it runs once per record."""
+        if expected is None or number <= expected:
+            return
+        self.ranges += 1
+        self.missing += number - expected
+        if self.first is None:
+            self.first = (expected, number - 1)
+
+    def report_to(self, report: ParseReport) -> None:
+        if self.first is None:
+            return
+        low, high = self.first
+        first = f"{low:,}" if low == high else f"{low:,}-{high:,}"
+        report.warn(
+            f"record number gaps: {self.missing:,} records missing in {self.ranges:,} "
+            f"range(s), the first {first}: deleted from the log, or in chunks that could "
+            "not be read"
+        )
+
+
 def iter_evtx(path: Path, report: ParseReport, batch_size: int) -> Iterator[pa.RecordBatch]:
-    """Batches of EVENT_SCHEMA from an EVTX file; unreadable chunks go into `report`."""
+    """Batches of EVENT_SCHEMA from an EVTX file; unreadable chunks and gaps in the record
+    numbers go into `report`."""
     _check_truncation(path, report)
+    gaps = RecordGaps()
+    yield from _batches(_records(path, report, gaps), report, batch_size)
+    gaps.report_to(report)
+
+
+def _batches(
+    records: Iterator[str], report: ParseReport, batch_size: int
+) -> Iterator[pa.RecordBatch]:
     columns = EventColumns(report)
     add_fast, rows = crate_adder(columns), columns.raw
     loads = orjson.loads
     held = 0  # characters of the records in `columns`
-    for raw in _records(path, report):
+    for raw in records:
         try:
             event = loads(raw)["Event"]
         except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
@@ -78,7 +126,7 @@ def iter_evtx(path: Path, report: ParseReport, batch_size: int) -> Iterator[pa.R
         yield columns.flush()
 
 
-def _records(path: Path, report: ParseReport) -> Iterator[str]:
+def _records(path: Path, report: ParseReport, gaps: RecordGaps) -> Iterator[str]:
     """The crate's JSON records in file order, salvaged chunks included."""
     try:
         parser = evtx.PyEvtxParser(str(path), number_of_threads=1, validate_checksums=True)
@@ -87,9 +135,14 @@ def _records(path: Path, report: ParseReport) -> Iterator[str]:
         report.error = f"not a readable EVTX file: {exc}"
         return
     errors = salvaged = 0
+    expected: int | None = None  # the record number due next
     while True:
         try:
             for record in records:  # resumes after an error: the crate goes on
+                number = record["event_record_id"]
+                if number != expected:
+                    gaps.note(expected, number)
+                expected = number + 1
                 yield record["data"]
             return
         except (RuntimeError, OSError, ValueError) as exc:
@@ -98,6 +151,7 @@ def _records(path: Path, report: ParseReport) -> Iterator[str]:
             if bad_checksum and salvaged < MAX_SALVAGED_CHUNKS:
                 salvaged += 1
                 yield from _salvage(path, int(bad_checksum[1]), report)
+                expected = None  # its records were read without their numbers
             else:
                 _record_error(report, str(exc))
             if errors >= MAX_ERRORS:

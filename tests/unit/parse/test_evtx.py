@@ -6,6 +6,7 @@ import random
 import shutil
 import struct
 import time
+import zlib
 from pathlib import Path
 
 import evtx
@@ -18,6 +19,7 @@ from casescope.parse import ParseReport, estimate_events, iter_batches
 from casescope.parse import evtx as evtx_reader
 from casescope.parse.columns import EventColumns
 from casescope.parse.evtx import CHUNK_SIZE, FILE_HEADER_SIZE
+from casescope.parse.evtx_layout import CHUNK_HEADER_SIZE, chunk_is_intact
 from casescope.parse.schema import EVENT_SCHEMA
 from casescope.parse.winevent import add_event
 
@@ -206,20 +208,69 @@ def test_garbage_chunk_keeps_the_rest(attack_samples: Path, tmp_path: Path) -> N
     assert 0 < table.num_rows == crate_count(broken) < crate_count(source)
     assert report.skipped >= 1 and report.error is None
     assert report.warnings[0].startswith("unreadable EVTX data: Failed to parse chunk")
+    # the crate cannot say how many records the chunk held; the record numbers can
+    lost = crate_count(source) - table.num_rows
+    assert report.warnings[-1].startswith(f"record number gaps: {lost:,} records missing in 1 ")
 
 
-def test_garbage_inside_a_chunk_counts_the_lost_records(
-    attack_samples: Path, tmp_path: Path
-) -> None:
+def _gaps_of(*runs: list[int]) -> evtx_reader.RecordGaps:
+    """Numbers noted as `evtx._records` notes them."""
+    gaps, expected = evtx_reader.RecordGaps(), None
+    for number in (n for run in runs for n in run):
+        if number != expected:
+            gaps.note(expected, number)
+        expected = number + 1
+    return gaps
+
+
+def test_record_number_gaps_are_counted() -> None:
+    gaps = _gaps_of([1, 2, 3], [5, 6], [10, 11])
+    assert (gaps.missing, gaps.ranges, gaps.first) == (4, 2, (4, 4))
+    report = ParseReport()
+    gaps.report_to(report)
+    assert report.warnings == [
+        "record number gaps: 4 records missing in 2 range(s), the first 4: deleted from the "
+        "log, or in chunks that could not be read"
+    ]
+
+
+def test_a_wrapped_log_has_no_gaps() -> None:
+    """A circular log that wrapped holds its newest chunks first: the numbers go back once."""
+    gaps = _gaps_of([5000, 5001, 5002], [1000, 1001, 1002])
+    assert gaps.missing == 0 and gaps.first is None
+
+
+def test_a_log_saved_from_a_filtered_view_has_no_gaps(attack_samples: Path) -> None:
+    """Its headers are numbered anew; its XML keeps the original EventRecordIDs (6,575-6,595
+    then 6,622: 26 records filtered out, none lost)."""
+    name = "DE_timestomp_and_dll_sideloading_and_RunPersist.evtx"
+    table, report = parse(next(attack_samples.rglob(name)))
+    numbers = table.column("record_id").to_pylist()
+    assert numbers[21] - numbers[20] == 27
+    assert report.warnings == []
+
+
+def test_records_deleted_from_a_log_are_reported(attack_samples: Path, tmp_path: Path) -> None:
+    """A log cleaner that cuts records out leaves their numbers missing, with the chunk's
+    checksums made valid again. Simulated on the first record of the second chunk: its
+    header numbered 5 higher, the chunk's checksums recomputed."""
     source = largest(attack_samples)
     data = bytearray(source.read_bytes())
-    start = FILE_HEADER_SIZE + CHUNK_SIZE + 600  # past the chunk header: records are garbage
-    data[start : start + 20_000] = random.Random(3).randbytes(20_000)
-    broken = tmp_path / "garbage records.evtx"
-    broken.write_bytes(bytes(data))
-    table, report = parse(broken)
-    assert table.num_rows == crate_count(broken)
-    assert table.num_rows + report.skipped == crate_count(source)
+    chunk = FILE_HEADER_SIZE + CHUNK_SIZE
+    record = chunk + CHUNK_HEADER_SIZE
+    assert data[record : record + 4] == b"\x2a\x2a\x00\x00"  # record magic
+    number = struct.unpack_from("<Q", data, record + 8)[0]
+    struct.pack_into("<Q", data, record + 8, number + 5)
+    free = struct.unpack_from("<I", data, chunk + 48)[0]
+    struct.pack_into("<I", data, chunk + 52, zlib.crc32(data[record : chunk + free]))
+    header_crc = zlib.crc32(data[chunk + 128 : record], zlib.crc32(data[chunk : chunk + 120]))
+    struct.pack_into("<I", data, chunk + 124, header_crc)
+    assert chunk_is_intact(bytes(data[chunk : chunk + CHUNK_SIZE]))
+    edited = tmp_path / "edited.evtx"
+    edited.write_bytes(bytes(data))
+    table, report = parse(edited)
+    assert table.num_rows == crate_count(source)  # nothing unreadable: only the numbering
+    assert any(w.startswith("record number gaps: 5 records missing in 1 ") for w in report.warnings)
 
 
 def test_checksum_mismatch_is_read_anyway_in_order(attack_samples: Path, tmp_path: Path) -> None:
