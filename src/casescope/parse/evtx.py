@@ -13,6 +13,7 @@ Damaged files never stop the parse and never hang it:
   chunk's record range when the crate names it, else 1) with the crate's message;
 - a file shorter than its header's chunk count says is reported as `report.error`
   ("truncated EVTX: stopped at chunk 3 of 5"): the crate silently drops a cut last chunk;
+  a file header whose checksum fails is a warning;
 - after `MAX_ERRORS` errors the file is given up with an error;
 - record numbers that skip ahead (record 1,204 then 1,210) are reported as one warning
   with the count of missing records (`RecordGaps`): records deleted from the log (a known
@@ -38,6 +39,7 @@ from casescope.parse.evtx_layout import (
     FILE_HEADER_SIZE,
     FILE_MAGIC,
     chunk_record_range,
+    file_header_is_intact,
 )
 from casescope.parse.evtx_salvage import DEFAULT_TIMEOUT_S, salvage_chunk
 from casescope.parse.report import ParseReport
@@ -90,7 +92,7 @@ class RecordGaps:
 def iter_evtx(path: Path, report: ParseReport, batch_size: int) -> Iterator[pa.RecordBatch]:
     """Batches of EVENT_SCHEMA from an EVTX file; unreadable chunks and gaps in the record
     numbers go into `report`."""
-    _check_truncation(path, report)
+    _check_header(path, report)
     gaps = RecordGaps()
     yield from _batches(_records(path, report, gaps), report, batch_size)
     gaps.report_to(report)
@@ -184,14 +186,20 @@ def _record_error(report: ParseReport, message: str) -> None:
     logger.debug("evtx error in a file: %s", message)
 
 
-def _check_truncation(path: Path, report: ParseReport) -> None:
-    """A file shorter than its header's chunk count is truncated: the crate silently drops
-    a cut final chunk, so say so."""
+def _check_header(path: Path, report: ParseReport) -> None:
+    """What the file header says that the crate does not: a file shorter than its chunk
+    count is truncated (the crate silently drops a cut final chunk), and a header whose
+    checksum fails was altered or damaged (the crate reads on; its chunks are checked alone)."""
     size = path.stat().st_size
     with path.open("rb") as handle:
-        header = handle.read(44)
-    if len(header) < 44 or not header.startswith(FILE_MAGIC):
+        header = handle.read(128)
+    if len(header) < 128 or not header.startswith(FILE_MAGIC):
         return
+    if not file_header_is_intact(header):
+        report.warn(
+            "the EVTX file header's checksum does not match: the header was altered or "
+            "damaged (each chunk is still checked on its own)"
+        )
     declared = struct.unpack_from("<H", header, 42)[0]
     whole, partial = divmod(max(size - FILE_HEADER_SIZE, 0), CHUNK_SIZE)
     if whole < declared:

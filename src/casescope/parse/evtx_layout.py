@@ -50,6 +50,13 @@ def file_header(template: bytes, chunks: int, next_record: int | None = None) ->
     return bytes(header)
 
 
+def file_header_is_intact(header: bytes) -> bool:
+    """Whether a file header's checksum matches its first 120 bytes."""
+    if len(header) < 128:
+        return False
+    return zlib.crc32(header[:_FILE_CHECKED]) == struct.unpack_from("<I", header, 124)[0]
+
+
 def chunk_fill(chunk: bytes) -> int:
     """Bytes a chunk's header and records take (its free space offset)."""
     return int(struct.unpack_from("<I", chunk, 48)[0])

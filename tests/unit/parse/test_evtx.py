@@ -273,6 +273,22 @@ def test_records_deleted_from_a_log_are_reported(attack_samples: Path, tmp_path:
     assert any(w.startswith("record number gaps: 5 records missing in 1 ") for w in report.warnings)
 
 
+def test_an_altered_file_header_is_reported_and_the_chunks_still_read(
+    attack_samples: Path, tmp_path: Path
+) -> None:
+    source = largest(attack_samples)
+    data = bytearray(source.read_bytes())
+    data[100] ^= 0xFF  # unused bytes that its checksum covers
+    edited = tmp_path / "edited header.evtx"
+    edited.write_bytes(bytes(data))
+    table, report = parse(edited)
+    assert table.num_rows == crate_count(source) and report.error is None
+    assert report.warnings == [
+        "the EVTX file header's checksum does not match: the header was altered or damaged "
+        "(each chunk is still checked on its own)"
+    ]
+
+
 def test_checksum_mismatch_is_read_anyway_in_order(attack_samples: Path, tmp_path: Path) -> None:
     """One flipped bit fails the chunk's checksum; the salvage still reads all of it."""
     source = largest(attack_samples)
