@@ -73,6 +73,15 @@ def test_links_and_special_files_in_a_folder_are_reported_not_skipped(
             select(AuditRecord.detail).where(AuditRecord.action == "intake_refused")
         ).all()
     assert len(refused) == 4
+    # and later, from the audit log
+    audited = cli.run(
+        "audit", "--case", "links", "--action", "intake_refused", "--format", "jsonl"
+    ).stdout.splitlines()
+    assert sorted(json.loads(line)["detail"] for line in audited) == sorted(refused)
+    table = cli.run("audit", "--case", "links", "--action", "intake_refused").stdout
+    assert "pipe" in table and "not a regular file" in table and "intake_refused" in table
+    unknown = cli.run("audit", "--case", "nope", check=False)
+    assert unknown.returncode == 1 and "nope" in unknown.stderr
     # a link named on the command line is the analyst's choice: followed
     proc = cli.run("ingest", "--case", "links2", str(folder / "file-link.evtx"))
     assert "1 files: 1 queued" in proc.stdout
@@ -132,3 +141,18 @@ def test_piped_tables_are_not_cut_at_80_columns(cli: Cli, attack_samples: Path) 
         assert "completed" in listed and "…" not in listed  # folded where needed, never cut
         assert sample.stem[:8] in listed
     assert max(map(len, listed.splitlines())) <= 80  # COLUMNS still wins
+
+
+def test_a_long_list_of_refusals_says_where_the_rest_are(cli: Cli, tmp_path: Path) -> None:
+    folder = tmp_path / "many links"
+    folder.mkdir()
+    for n in range(102):
+        (folder / f"gone-{n}.evtx").symlink_to(tmp_path / f"missing-{n}.evtx")
+    proc = cli.run("ingest", "--case", "many links", str(folder), check=False)
+    assert "102 rejected" in proc.stdout
+    hint = "... and 2 more rejected: casescope audit --case 'many links' --action intake_refused"
+    assert hint in proc.stdout
+    audited = cli.run(
+        "audit", "--case", "many links", "--action", "intake_refused", "--format", "jsonl"
+    )
+    assert len(audited.stdout.splitlines()) == 102

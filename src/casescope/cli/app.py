@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "jobs": ("jobs", "app"),
     "worker": ("jobs", "worker"),
     "doctor": ("jobs", "doctor"),
+    "audit": ("audit", "audit"),
     "user": ("users", "app"),
     "serve": ("serve", "serve"),
 }

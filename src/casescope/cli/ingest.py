@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 from pathlib import Path
 from typing import Annotated
@@ -73,7 +74,7 @@ def ingest(
                 on_batch=on_batch,
                 operation_id=op_id,
             )
-    _print_intake(report)
+    _print_intake(report, case_row.name)
     _print_verification(ctx, case_row.id)
     if not report.queued:
         return
@@ -99,7 +100,7 @@ def _parse_map(pairs: list[str] | None) -> dict[str, str]:
     return mapping
 
 
-def _print_intake(report: IntakeReport) -> None:
+def _print_intake(report: IntakeReport, case_name: str) -> None:
     console.print(
         f"{report.total:,} files: {len(report.queued):,} queued, "
         f"{len(report.duplicates):,} duplicates, {len(report.empty):,} empty, "
@@ -114,7 +115,11 @@ def _print_intake(report: IntakeReport) -> None:
         console.print(Text("  rejected ", style="red") + shown(path) + Text(": ") + shown(reason))
     if len(report.rejected) > REJECTED_SHOWN:
         more = len(report.rejected) - REJECTED_SHOWN
-        console.print(f"  ... and {more:,} more rejected (audit log: intake_refused)")
+        console.print(
+            Text(f"  ... and {more:,} more rejected: casescope audit --case ")
+            + shown(shlex.quote(case_name))
+            + Text(" --action intake_refused")
+        )
 
 
 def _print_verification(ctx: AppContext, case_id: int) -> None:

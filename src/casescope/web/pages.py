@@ -13,6 +13,7 @@ from jinja2 import Environment, FileSystemLoader
 
 from casescope.model.enums import Operation
 from casescope.model.tables import Case
+from casescope.services.audit import audit_rows
 from casescope.services.auth import close_session
 from casescope.services.dashboard import build_dashboard
 from casescope.services.files import list_files, retry_failed
@@ -21,7 +22,7 @@ from casescope.services.users import count_users
 from casescope.web.api.auth import Credentials, log_in, setup
 from casescope.web.api.auth import SetupRequest as SetupBody
 from casescope.web.api.cases import new_case, visible_cases
-from casescope.web.api.system import audit_rows, system_report
+from casescope.web.api.system import system_report
 from casescope.web.security import (
     SESSION_COOKIE,
     Admin,
@@ -258,6 +259,6 @@ def system_page(request: Request, state: State, principal: Caller) -> HTMLRespon
 def audit_page(request: Request, state: State, admin: Admin) -> HTMLResponse:
     rows = [
         (r["at"], r["actor"], r["action"], r["case_id"], r["detail"])
-        for r in audit_rows(state, 500)
+        for r in audit_rows(state.db, 500)
     ]
     return render(request, "table.html", admin, heading="Audit log", tables=[("Latest 500", rows)])

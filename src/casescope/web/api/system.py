@@ -6,9 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse, PlainTextResponse
-from sqlalchemy import select
 
-from casescope.model.tables import AuditRecord
+from casescope.services.audit import audit_rows
 from casescope.services.system import collect_system, prometheus_text
 from casescope.web.security import Admin, Caller, State
 from casescope.web.state import WebState
@@ -47,31 +46,13 @@ def system(state: State, principal: Caller) -> dict:
     return system_report(state)
 
 
-def audit_rows(state: WebState, limit: int, case_id: int | None = None) -> list[dict]:
-    query = select(AuditRecord).order_by(AuditRecord.id.desc()).limit(limit)
-    if case_id is not None:
-        query = query.where(AuditRecord.case_id == case_id)
-    with state.db.read() as session:
-        return [
-            {
-                "id": r.id,
-                "at": r.at.isoformat(),
-                "actor": r.actor,
-                "action": r.action,
-                "case_id": r.case_id,
-                "file_id": r.file_id,
-                "ok": r.ok,
-                "detail": r.detail,
-            }
-            for r in session.scalars(query)
-        ]
-
-
 @router.get("/api/audit")
 def audit_log(
     state: State,
     admin: Admin,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
     case_id: int | None = None,
+    action: str | None = None,
 ) -> list[dict]:
-    return audit_rows(state, limit, case_id)
+    """The newest audit rows, of one case and one action (e.g. `intake_refused`) if given."""
+    return audit_rows(state.db, limit, case_id, action)

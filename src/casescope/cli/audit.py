@@ -1,0 +1,66 @@
+"""`casescope audit`: the audit log, newest first."""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from typing import Annotated
+
+import orjson
+import typer
+from rich import box
+from rich.table import Column, Table
+from rich.text import Text
+
+from casescope.cli.common import console, friendly_errors, open_app, shown
+from casescope.services.audit import audit_rows
+from casescope.services.cases import get_case
+
+
+class AuditFormat(StrEnum):
+    TABLE = "table"
+    JSONL = "jsonl"
+
+
+@friendly_errors
+def audit(
+    case: Annotated[str | None, typer.Option("--case", "-c", help="Only this case.")] = None,
+    action: Annotated[
+        str | None,
+        typer.Option(help="Only this action, e.g. intake_refused, indexing, export."),
+    ] = None,
+    limit: Annotated[int, typer.Option(help="Rows, newest first.", min=1)] = 200,
+    fmt: Annotated[AuditFormat, typer.Option("--format", help="table or jsonl.")] = (
+        AuditFormat.TABLE
+    ),
+) -> None:
+    """The audit log: every pipeline step with its timing and counts, and every action
+    (intake, refusals at intake, exports, re-processing, rule and IOC changes)."""
+    ctx = open_app("audit")
+    case_id = get_case(ctx.db, case).id if case is not None else None
+    rows = audit_rows(ctx.db, limit, case_id, action)
+    if fmt is AuditFormat.JSONL:
+        for row in rows:
+            sys.stdout.buffer.write(orjson.dumps(row) + b"\n")
+        return
+    table = Table(
+        Column("at", no_wrap=True),
+        Column("actor", overflow="fold"),
+        Column("action", no_wrap=True),
+        Column("case", no_wrap=True, justify="right"),
+        Column("file", no_wrap=True, justify="right"),
+        Column("ok", no_wrap=True),
+        Column("detail", overflow="fold"),
+        box=box.SIMPLE_HEAD,
+    )
+    for row in rows:
+        table.add_row(
+            row["at"][:19].replace("T", " "),
+            shown(row["actor"]),
+            row["action"],
+            "" if row["case_id"] is None else str(row["case_id"]),
+            "" if row["file_id"] is None else str(row["file_id"]),
+            "yes" if row["ok"] else Text("no", style="red"),
+            shown(row["detail"]),
+        )
+    console.print(table)
