@@ -146,3 +146,27 @@ def test_unknown_map_column_is_refused_before_anything_is_queued(
     )
     evidence = cli.home / "evidence"
     assert not evidence.exists() or not any(p.is_file() for p in evidence.rglob("*"))
+
+
+def test_reindex_with_a_new_map_fixes_the_timestamp_column(tmp_path: Path) -> None:
+    """Ingested with the collector's time in @timestamp; the event time was EventTime."""
+    cli = Cli(tmp_path / "home")
+    lines = [
+        {"@timestamp": "2026-01-05T09:00:00Z", "EventTime": f"2024-03-0{n}T12:00:00Z", "n": n}
+        for n in (1, 2, 3)
+    ]
+    export = tmp_path / "edr.jsonl"
+    export.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    cli.run("ingest", "--case", "edr", str(export))
+
+    def times() -> list[str]:
+        found = cli.run("search", "--case", "edr", "n:*", "--format", "jsonl").stdout
+        return sorted(json.loads(line)["ts"][:10] for line in found.splitlines())
+
+    assert times() == ["2026-01-05"] * 3
+    refused = cli.run("reindex", "--case", "edr", "--map", "when=EventTime", check=False)
+    assert refused.returncode == 1 and "--map: unknown column(s) when" in refused.stderr
+    cli.run("reindex", "--case", "edr", "--map", "ts=EventTime")
+    assert times() == ["2024-03-01", "2024-03-02", "2024-03-03"]
+    with cli.db().session() as session:
+        assert json.loads(session.scalar(select(EvidenceFile.field_map))) == {"ts": "EventTime"}

@@ -8,7 +8,7 @@ import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ParamSpec, TextIO, TypeVar
+from typing import Annotated, ParamSpec, TextIO, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,6 +18,7 @@ from casescope.cli.logs import setup_logging
 from casescope.config import Settings, get_settings
 from casescope.errors import CasescopeError
 from casescope.model.db import Database
+from casescope.parse.fieldmap import check_field_map
 
 #: Width of output that goes to a file or a pipe (COLUMNS, when set, wins): Rich's default of
 #: 80 columns cut the cells of wide tables such as `files`.
@@ -71,3 +72,29 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+#: `--map COLUMN=FIELD` (repeatable), for `ingest` and `reindex`.
+MapOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--map",
+        help="NDJSON/CSV field for a core column, e.g. --map ts=EventTime "
+        "--map computer=Host (see docs/parsing.md).",
+    ),
+]
+
+
+def parse_field_map(pairs: list[str] | None) -> dict[str, str]:
+    """`--map` pairs as a field map, checked before anything is copied or queued."""
+    mapping = {}
+    for pair in pairs or []:
+        column, sep, source = pair.partition("=")
+        if not sep or not column.strip() or not source.strip():
+            raise CasescopeError(f"--map takes COLUMN=FIELD, got {pair!r}")
+        mapping[column.strip()] = source.strip()
+    try:
+        check_field_map(mapping)
+    except ValueError as exc:
+        raise CasescopeError(str(exc).replace("field map", "--map")) from None
+    return mapping

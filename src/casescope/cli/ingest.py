@@ -10,13 +10,19 @@ from typing import Annotated
 import typer
 from rich.text import Text
 
-from casescope.cli.common import AppContext, console, friendly_errors, open_app, shown
+from casescope.cli.common import (
+    AppContext,
+    MapOpt,
+    console,
+    friendly_errors,
+    open_app,
+    parse_field_map,
+    shown,
+)
 from casescope.cli.follow import follow, print_outcome
-from casescope.errors import CasescopeError
 from casescope.evidence.intake import IntakeReport, check_sources, ingest_paths
 from casescope.jobs.launcher import ensure_workers
 from casescope.model.enums import OperationKind
-from casescope.parse.fieldmap import check_field_map
 from casescope.services.cases import get_or_create_case
 from casescope.services.doctor import verify_files
 from casescope.services.operations import intake_operation
@@ -32,14 +38,7 @@ def ingest(
     case: Annotated[str, typer.Option("--case", "-c", help="Case name (created if new).")],
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Queue and return.")] = False,
     workers: Annotated[int | None, typer.Option(min=1, help="Worker processes to start.")] = None,
-    field_map: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--map",
-            help="NDJSON/CSV field for a core column, e.g. --map ts=EventTime "
-            "--map computer=Host (see docs/parsing.md).",
-        ),
-    ] = None,
+    field_map: MapOpt = None,
 ) -> None:
     """Copy evidence into a case, then parse, index, detect and hunt every file."""
     ctx = open_app("ingest")
@@ -61,7 +60,7 @@ def ingest(
             if counter["n"] % 100 == 0:
                 status.update(f"taking in evidence... {counter['n']:,} files")
 
-        mapping = _parse_map(field_map)
+        mapping = parse_field_map(field_map)
         detail = ", ".join(str(p) for p in paths)
         with intake_operation(ctx.db, case_row.id, OperationKind.INGEST, "cli", detail) as op_id:
             report = ingest_paths(
@@ -84,20 +83,6 @@ def ingest(
         return
     follow(ctx, files, workers=workers, pool=pools[0] if pools else None)
     print_outcome(ctx, files, len(report.rejected))
-
-
-def _parse_map(pairs: list[str] | None) -> dict[str, str]:
-    mapping = {}
-    for pair in pairs or []:
-        column, sep, source = pair.partition("=")
-        if not sep or not column.strip() or not source.strip():
-            raise CasescopeError(f"--map takes COLUMN=FIELD, got {pair!r}")
-        mapping[column.strip()] = source.strip()
-    try:
-        check_field_map(mapping)  # before anything is copied or queued
-    except ValueError as exc:
-        raise CasescopeError(str(exc).replace("field map", "--map")) from None
-    return mapping
 
 
 def _print_intake(report: IntakeReport, case_name: str) -> None:

@@ -11,7 +11,14 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from casescope.cli.common import console, friendly_errors, open_app, shown
+from casescope.cli.common import (
+    MapOpt,
+    console,
+    friendly_errors,
+    open_app,
+    parse_field_map,
+    shown,
+)
 from casescope.cli.follow import follow, print_file_problems, print_outcome
 from casescope.errors import IndexBusyError
 from casescope.jobs.launcher import ensure_workers
@@ -114,11 +121,16 @@ def reindex(
         list[int] | None, typer.Option("--file", help="Only these file ids (repeatable).")
     ] = None,
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Queue and return.")] = False,
+    field_map: MapOpt = None,
 ) -> None:
-    """Re-parse and re-index files of a case (all of them, or the given ids)."""
+    """Re-parse and re-index files of a case (all of them, or the given ids); with --map,
+    under a new field map (it replaces the one given at ingest)."""
+    mapping = parse_field_map(field_map) if field_map else None
     ctx = open_app("reindex")
     case_row = get_case(ctx.db, case)
-    files = requeue_files(ctx.db, ctx.settings, case_row.id, Operation.REINDEX, file_ids)
+    files = requeue_files(
+        ctx.db, ctx.settings, case_row.id, Operation.REINDEX, file_ids, field_map=mapping
+    )
     console.print(
         f"queued {files.count:,} files for re-index (operation {files.operation_id})",
         highlight=False,

@@ -5,13 +5,14 @@ Each call is one bulk operation (services/operations.py) whose jobs are the file
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
 
 from casescope.config import Settings
-from casescope.errors import NotFoundError
+from casescope.errors import CasescopeError, NotFoundError
 from casescope.jobs import operation_jobs
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, FileType, Operation, OperationKind
@@ -43,16 +44,23 @@ def requeue_files(
     operation: Operation,
     file_ids: Sequence[int] | None = None,
     actor: str = "cli",
+    field_map: Mapping[str, str] | None = None,
 ) -> Requeued:
-    """Queue `operation` for the case's processable files (or the given ones)."""
+    """Queue `operation` for the case's processable files (or the given ones). A
+    `field_map` (only with `reindex`) replaces the files' map before they are parsed again:
+    a wrong timestamp column is fixed without taking the evidence in again."""
+    if field_map is not None and operation is not Operation.REINDEX:
+        raise CasescopeError("a field map applies only when files are parsed again (reindex)")
     if file_ids:
         _check_file_ids(db, case_id, file_ids)
     scope = f"{len(file_ids)} selected files" if file_ids else "all files"
+    if field_map is not None:
+        scope += f", map {json.dumps(dict(field_map), sort_keys=True)}"
     operation_id = operations.create_operation(
         db, case_id, KINDS[operation], actor, f"{operation.value}: {scope}"
     )
     try:
-        queued = _queue(db, settings, case_id, operation, file_ids, actor, operation_id)
+        queued = _queue(db, settings, case_id, operation, file_ids, actor, operation_id, field_map)
     finally:
         operations.seal_operation(db, operation_id)
     if not queued:  # nothing to do: no empty operation clutters the jobs page
@@ -84,7 +92,9 @@ def _queue(
     file_ids: Sequence[int] | None,
     actor: str,
     operation_id: int,
+    field_map: Mapping[str, str] | None = None,
 ) -> list[int]:
+    stored_map = json.dumps(dict(field_map), sort_keys=True) if field_map else ""
     with db.session() as session:
         query = select(EvidenceFile).where(
             EvidenceFile.case_id == case_id,
@@ -102,6 +112,10 @@ def _queue(
                 session, f, operation, operation_id, max_attempts=settings.max_attempts
             )
         ]
+        if field_map is not None:  # in the enqueuing transaction: no worker sees the old map
+            for f in files:
+                if f.id in queued:
+                    f.field_map = stored_map
         session.add(
             AuditRecord(
                 actor=actor,
