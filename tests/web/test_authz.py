@@ -71,3 +71,12 @@ def test_reprocess_of_a_file_not_in_the_case_is_404(web: Web) -> None:
         f"/api/cases/{web.case_id}/files/reprocess", json={"file_ids": [999_999]}
     )
     assert r.status_code == 404 and r.json()["detail"] == "no file 999999 in this case"
+
+
+def test_reprocess_with_a_field_map_is_checked(web: Web) -> None:
+    url = f"/api/cases/{web.case_id}/files/reprocess"
+    analyst = web.clients["analyst"]
+    r = analyst.post(url, json={"operation": "reindex", "field_map": {"when": "EventTime"}})
+    assert r.status_code == 400 and "unknown column(s) when" in r.json()["detail"]
+    r = analyst.post(url, json={"operation": "sigma_only", "field_map": {"ts": "EventTime"}})
+    assert r.status_code == 400 and "only when files are parsed again" in r.json()["detail"]

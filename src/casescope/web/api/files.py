@@ -9,10 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, File, HTTPException, Query, UploadFile
 from pydantic import BaseModel, Field
 
-from casescope.errors import CasescopeError
+from casescope.errors import CasescopeError, NotFoundError
 from casescope.model.enums import FileStatus, Operation
 from casescope.model.tables import Case
 from casescope.model.users import Role
+from casescope.parse.fieldmap import check_field_map
 from casescope.services.files import list_files, retry_failed
 from casescope.services.progress import FileSet, read_progress
 from casescope.services.reprocess import requeue_files
@@ -107,18 +108,30 @@ class Reprocess(BaseModel):
     operation: Operation = Operation.REINDEX
     #: None or empty: every file of the case.
     file_ids: list[int] | None = None
+    #: With `reindex`: the files' new field map, e.g. {"ts": "EventTime"} (docs/parsing.md).
+    field_map: dict[str, str] | None = None
 
 
 @router.post("/files/reprocess")
 def reprocess(body: Reprocess, scope: CaseWrite, state: State) -> dict:
-    done = requeue_files(
-        state.db,
-        state.settings,
-        scope.case_id,
-        body.operation,
-        body.file_ids,
-        actor=f"web:{scope.principal.name}",
-    )
+    try:
+        if body.field_map is not None:
+            check_field_map(body.field_map)
+        done = requeue_files(
+            state.db,
+            state.settings,
+            scope.case_id,
+            body.operation,
+            body.file_ids,
+            actor=f"web:{scope.principal.name}",
+            field_map=body.field_map,
+        )
+    except ValueError as exc:  # an unknown column in the map
+        raise HTTPException(400, str(exc)) from None
+    except NotFoundError:
+        raise
+    except CasescopeError as exc:
+        raise HTTPException(400, str(exc)) from None
     if done.count:
         state.kick_workers()
     return {
