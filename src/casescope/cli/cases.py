@@ -67,8 +67,7 @@ def files(
         FilesFormat.TABLE
     ),
 ) -> None:
-    """A case's files: id (for `reindex --file`), status, type, size, events, original path,
-    sha256, and the error or warnings of each."""
+    """A case's files: id (for `reindex --file`), status, size, events, path, sha256, problems."""
     ctx = open_app("files")
     rows = list_files(ctx.db, get_case(ctx.db, case).id, status=status)
     if fmt is FilesFormat.JSONL:
