@@ -29,6 +29,21 @@ UINT64_MAX = 2**64 - 1
 #: 480 MB (docs/decisions.md, "Wide events"). Usual events (~1.1 KB) fill 10,000-event
 #: batches long before this.
 BATCH_RAW_CHARS = 16 * 2**20
+#: A batch of wide events (more than WIDE_EVENT_CHARS of raw record each, on average) is cut
+#: at WIDE_BATCH_RAW_CHARS instead: each such event is held several times over (raw record,
+#: field values, the index's search text), so 16 MiB of 1 MB events took a worker to 471-530
+#: MB and the owner to 464-470 MB; 4 MiB, to 322-327 and 427-432 MB.
+WIDE_BATCH_RAW_CHARS = 4 * 2**20
+WIDE_EVENT_CHARS = 16 * 2**10
+
+
+def batch_full(raw_chars: int, events: int) -> bool:
+    """Whether a batch of `events` events whose raw records hold `raw_chars` characters is
+    past its bound (parsers ask before adding an event, counting it in)."""
+    return raw_chars > BATCH_RAW_CHARS or (
+        raw_chars > WIDE_BATCH_RAW_CHARS and raw_chars > WIDE_EVENT_CHARS * events
+    )
+
 
 #: The most characters of one event that are kept: of its raw record, of its field values
 #: together, and of each core column. Lines are read up to 16 MiB (`max_line_bytes`), but

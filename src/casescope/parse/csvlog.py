@@ -28,9 +28,9 @@ import orjson
 import pyarrow as pa
 
 from casescope.parse.columns import (
-    BATCH_RAW_CHARS,
     EVENT_CHARS,
     EventColumns,
+    batch_full,
     capped_warning,
 )
 from casescope.parse.fieldmap import Overrides, add_flat
@@ -74,7 +74,7 @@ def iter_csv(
         for number, record in _records(reader, header, report):
             raw = orjson.dumps(record).decode()
             kept = min(len(raw), EVENT_CHARS)
-            if held + kept > BATCH_RAW_CHARS and len(columns):
+            if len(columns) and batch_full(held + kept, len(columns) + 1):
                 yield columns.flush()
                 held = 0
             add_flat(columns, record, raw, overrides)

@@ -33,7 +33,7 @@ import evtx
 import orjson
 import pyarrow as pa
 
-from casescope.parse.columns import BATCH_RAW_CHARS, EventColumns
+from casescope.parse.columns import EventColumns, batch_full
 from casescope.parse.evtx_layout import (
     CHUNK_SIZE,
     FILE_HEADER_SIZE,
@@ -115,7 +115,7 @@ def _batches(
             report.warn("a record without an event in the crate's JSON, skipped")
             logger.debug("record without an event: %s (%.200s)", event, raw)
             continue
-        if held + len(raw) > BATCH_RAW_CHARS and rows:
+        if rows and batch_full(held + len(raw), len(rows) + 1):
             yield columns.flush()
             held = 0
         if not add_fast(event, raw):

@@ -25,9 +25,9 @@ import orjson
 import pyarrow as pa
 
 from casescope.parse.columns import (
-    BATCH_RAW_CHARS,
     EVENT_CHARS,
     EventColumns,
+    batch_full,
     capped_warning,
 )
 from casescope.parse.fieldmap import Overrides, add_flat, flatten
@@ -101,7 +101,7 @@ def iter_ndjson(
             continue
         obj, raw = parsed
         kept = min(line.size, EVENT_CHARS)  # bytes of the line the batch will hold, about
-        if held + kept > BATCH_RAW_CHARS and len(columns):
+        if len(columns) and batch_full(held + kept, len(columns) + 1):
             yield columns.flush()
             held = 0
         event = _evtx_shaped(obj)

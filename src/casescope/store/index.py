@@ -82,9 +82,12 @@ ORDER BY (case_id, ts, file_id, seq)
 #: (~4M events). A merge's memory grows with its blocks, not with the part it writes: 14
 #: parts (5M events) merged into one within a 480 MB budget at a 449 MB peak RSS. A load
 #: that meets a merge at the memory limit is retried once the merge is done (`_insert`).
-#: Merges of more than 16,384 events are vertical (one column at a time). ClickHouse makes
-#: that choice from 131,072 rows and 11 non-key columns (we have 10), so a merge of six
-#: 25,000-event parts of a large file was horizontal: ~200 MB, against 60-120 MB vertical.
+#: Merges of more than 32 MiB of events (uncompressed) are vertical (one column at a time).
+#: ClickHouse makes that choice from 131,072 rows and 11 non-key columns (we have 10), so a
+#: merge of six 25,000-event parts of a large file was horizontal: ~200 MB, against 60-120 MB
+#: vertical. Counted in bytes, not rows (16,384 rows before, ~36 MB of usual events): parts
+#: of a few hundred 1 MB events merged horizontally at 570-676 MB and failed at the budget;
+#: vertically, 456 MB.
 #: A merge takes at most ten parts: its memory grows with the parts it reads, and merges run
 #: niced (`server_settings`), so parts pile up while a large file loads and a merge of dozens
 #: of them passed the 500 MB goal (1 GiB EVTX: owner 500-574 MB with ClickHouse's 100,
@@ -92,7 +95,8 @@ ORDER BY (case_id, ts, file_id, seq)
 MERGE_SETTINGS = (
     "merge_max_block_size = 8192, merge_max_block_size_bytes = 4194304, "
     "max_bytes_to_merge_at_max_space_in_pool = 536870912, max_parts_to_merge_at_once = 10, "
-    "vertical_merge_algorithm_min_rows_to_activate = 16384, "
+    "vertical_merge_algorithm_min_rows_to_activate = 1, "
+    "vertical_merge_algorithm_min_bytes_to_activate = 33554432, "
     "vertical_merge_algorithm_min_columns_to_activate = 1"
 )
 

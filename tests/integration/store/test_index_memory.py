@@ -294,7 +294,8 @@ def test_events_table_gets_the_bounded_merge_settings(settings: Settings) -> Non
     assert "merge_max_block_size_bytes = 4194304" in ddl
     assert "max_bytes_to_merge_at_max_space_in_pool = 536870912" in ddl
     assert "max_parts_to_merge_at_once = 10" in ddl
-    assert "vertical_merge_algorithm_min_rows_to_activate = 16384" in ddl
+    assert "vertical_merge_algorithm_min_rows_to_activate = 1" in ddl
+    assert "vertical_merge_algorithm_min_bytes_to_activate = 33554432" in ddl
     assert "vertical_merge_algorithm_min_columns_to_activate = 1" in ddl
 
 
@@ -303,7 +304,9 @@ def test_an_index_made_before_a_merge_setting_gets_it_when_opened(settings: Sett
     index = ChdbIndex(settings.index_dir)
     index.execute(
         "ALTER TABLE casescope.events MODIFY SETTING vertical_merge_algorithm_min_rows_to_activate"
-        " = 131072"
+        " = 131072, vertical_merge_algorithm_min_bytes_to_activate = 0"
     )
     index.close()
-    assert "vertical_merge_algorithm_min_rows_to_activate = 16384" in _events_ddl(settings)
+    ddl = _events_ddl(settings)
+    assert "vertical_merge_algorithm_min_rows_to_activate = 1" in ddl
+    assert "vertical_merge_algorithm_min_bytes_to_activate = 33554432" in ddl

@@ -11,7 +11,13 @@ import pyarrow as pa
 
 from casescope.model.enums import FileType
 from casescope.parse import ParseReport, iter_batches
-from casescope.parse.columns import BATCH_RAW_CHARS, EVENT_CHARS
+from casescope.parse.columns import (
+    BATCH_RAW_CHARS,
+    EVENT_CHARS,
+    WIDE_BATCH_RAW_CHARS,
+    WIDE_EVENT_CHARS,
+    batch_full,
+)
 from casescope.parse.schema import EVENT_SCHEMA
 
 MB = 10**6
@@ -28,13 +34,22 @@ def _line(n: int, size: int) -> str:
 
 def test_ndjson_batches_are_cut_by_bytes(tmp_path: Path) -> None:
     path = tmp_path / "wide.jsonl"
-    path.write_text("".join(_line(n, MB) + "\n" for n in range(40)))  # under the event cap
+    path.write_text("".join(_line(n, MB) + "\n" for n in range(10)))  # under the event cap
     batches, report = _parse(path, FileType.NDJSON)
     assert report.warning_count == 0
-    assert [b.num_rows for b in batches] == [16, 16, 8]  # 16 lines of ~1 MB per 16 MiB
-    assert all(sum(map(len, b.column("raw").to_pylist())) <= BATCH_RAW_CHARS for b in batches)
+    assert [b.num_rows for b in batches] == [4, 4, 2]  # wide events: 4 lines of ~1 MB per 4 MiB
+    assert all(sum(map(len, b.column("raw").to_pylist())) <= WIDE_BATCH_RAW_CHARS for b in batches)
     table = pa.Table.from_batches(batches, EVENT_SCHEMA)
-    assert table.column("seq").to_pylist() == list(range(40))
+    assert table.column("seq").to_pylist() == list(range(10))
+
+
+def test_the_wide_cut_applies_to_wide_events_only() -> None:
+    narrow, wide = 2_000, WIDE_EVENT_CHARS + 1_000  # characters of raw record per event
+    for events in (100, 2_000, 8_000):  # ~16 MB of usual events: only the 16 MiB bound
+        assert batch_full(narrow * events, events) == (narrow * events > BATCH_RAW_CHARS)
+    assert not batch_full(wide * 100, 100)  # 1.7 MB
+    assert batch_full(wide * 300, 300)  # 5.2 MB of events of 17 KB
+    assert not batch_full(WIDE_BATCH_RAW_CHARS + 1, WIDE_BATCH_RAW_CHARS // 2_000)  # mixed
 
 
 def test_ndjson_event_over_the_cap_is_kept_to_it(tmp_path: Path) -> None:
