@@ -39,7 +39,8 @@ from casescope.errors import IndexMemoryError
 from casescope.services import event_search as es
 from casescope.services.search import SearchRequest, build_where
 from casescope.store import index as index_module
-from casescope.store.index import DATABASE, ChdbIndex, LoadItem
+from casescope.store.events_table import DATABASE
+from casescope.store.index import ChdbIndex, LoadItem
 
 QUERIES = ("", "powershell", "EventID:4688", "cmd.exe")
 

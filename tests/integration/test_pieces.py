@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 from casescope.config import Settings
 from casescope.evidence.intake import ingest_paths
 from casescope.jobs import queue
-from casescope.jobs.pipeline import WorkerContext, process_file
+from casescope.jobs.context import WorkerContext
+from casescope.jobs.pipeline import process_file
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, IndexState, JobState, Operation
 from casescope.model.tables import EvidenceFile, Job, LoadPiece

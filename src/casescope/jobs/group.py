@@ -25,13 +25,10 @@ import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
 from casescope.jobs import queue
+from casescope.jobs.context import Analyzer, FileInfo, WorkerContext, check_evidence
 from casescope.jobs.pipeline import (
     PERSIST_STEPS,
-    Analyzer,
-    FileInfo,
     Outcome,
-    WorkerContext,
-    check_evidence,
     claim_next_in,
     complete_file,
     failure_recorded,

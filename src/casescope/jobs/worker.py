@@ -25,16 +25,9 @@ from casescope.detect.ruleset import load_active, manifest_of
 from casescope.hunt import Ioc, compile_iocs
 from casescope.jobs import queue
 from casescope.jobs.analyzers import IocAnalyzer, SigmaAnalyzer
+from casescope.jobs.context import Analyzer, FileInfo, WorkerContext, file_info
 from casescope.jobs.group import Member, process_group
-from casescope.jobs.pipeline import (
-    PERSIST_STEPS,
-    Analyzer,
-    FileInfo,
-    WorkerContext,
-    failure_recorded,
-    file_info,
-    process_file,
-)
+from casescope.jobs.pipeline import PERSIST_STEPS, failure_recorded, process_file
 from casescope.jobs.pool import PULSE_SECONDS, WorkerSlot
 from casescope.jobs.registry import register, rss_mb, unregister
 from casescope.model.db import Database

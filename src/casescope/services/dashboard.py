@@ -8,7 +8,8 @@ from casescope.model.db import Database
 from casescope.services.detections import DetectionFilter, summary
 from casescope.services.ioc_hits import HitFilter, hit_summary
 from casescope.services.status import collect_status
-from casescope.store.index import DATABASE, EventIndex
+from casescope.store.events_table import DATABASE
+from casescope.store.index import EventIndex
 
 HISTOGRAM_BUCKETS = 60
 

@@ -38,7 +38,8 @@ from casescope.services.search import (
     export_lines,
     export_select,
 )
-from casescope.store.index import DATABASE, EVENT_COLUMNS, SORTED_READ, EventIndex
+from casescope.store.events_table import DATABASE, EVENT_COLUMNS
+from casescope.store.index import SORTED_READ, EventIndex
 
 TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 #: Most events per query of a chunked export (the index is held for one query at a time).

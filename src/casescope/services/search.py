@@ -10,7 +10,8 @@ from typing import Any, BinaryIO
 
 import pyarrow as pa
 
-from casescope.store.index import DATABASE, EVENT_COLUMNS, SORTED_READ, EventIndex
+from casescope.store.events_table import DATABASE, EVENT_COLUMNS
+from casescope.store.index import SORTED_READ, EventIndex
 from casescope.store.query import compile_query
 
 ORDER = "ts, file_id, seq"

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from casescope.config import Settings
 from casescope.hunt import IocError, compile_iocs
 from casescope.jobs.analyzers import IocAnalyzer
-from casescope.jobs.pipeline import WorkerContext
+from casescope.jobs.context import WorkerContext
 from casescope.jobs.queue import ClaimedJob
 from casescope.jobs.worker import _ioc_analyzer
 from casescope.model.db import Database

@@ -18,7 +18,8 @@ from casescope.parse.batch import BatchBuilder
 from casescope.parse.schema import INDEXED_TOKEN_CHARS
 from casescope.services import event_search as es
 from casescope.services.search import SearchRequest, build_where
-from casescope.store.index import DATABASE, ChdbIndex
+from casescope.store.events_table import DATABASE
+from casescope.store.index import ChdbIndex
 from tests.integration.conftest import index_of
 
 T0 = 1_700_000_000_000_000  # microseconds

@@ -16,7 +16,8 @@ from casescope.errors import IndexMemoryError
 from casescope.parse.batch import BatchBuilder
 from casescope.services import event_search as es
 from casescope.services.search import ORDER, ExportFormat, SearchRequest, build_where, search
-from casescope.store.index import DATABASE, IN_ORDER_MAX_PARTS, ChdbIndex, LoadItem
+from casescope.store.events_table import DATABASE
+from casescope.store.index import IN_ORDER_MAX_PARTS, ChdbIndex, LoadItem
 from casescope.store.segments import SegmentWriter
 
 PARTS = 40

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select, update
 
 from casescope.config import Settings
-from casescope.jobs.pipeline import WorkerContext
+from casescope.jobs.context import WorkerContext
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, IndexState, JobState
 from casescope.model.tables import EvidenceFile, Job, LoadPiece, Segment

@@ -13,7 +13,7 @@ import pytest
 
 from casescope.hunt import Ioc, compile_iocs, hunt_chdb, hunt_queries, ioc_hunt_sql, sql
 from casescope.hunt.sql import CHUNK_SIZE
-from casescope.store.index import DATABASE, EVENTS_DDL
+from casescope.store.events_table import DATABASE, EVENTS_DDL
 from tests.unit.hunt.cases import CASES
 from tests.unit.hunt.events import ioc, make_batch
 

@@ -1,0 +1,178 @@
+"""What a worker knows while it takes files through their steps: its context, the facts of
+the file at hand (`file_info`, with a segment a `full` job can re-use), and the protocols of
+the analyzers that see every batch (pipeline.py runs the steps).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+import pyarrow as pa
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
+
+from casescope.config import Settings
+from casescope.detect.ruleset import ActiveRules
+from casescope.errors import PermanentError
+from casescope.evidence.store import sha256_of
+from casescope.hunt import IocMatcher
+from casescope.jobs import queue
+from casescope.model.db import Database
+from casescope.model.enums import FileStatus, FileType, Operation
+from casescope.model.tables import EvidenceFile, Segment
+from casescope.parse.schema import PARSER_VERSION
+from casescope.store.segments import segment_variant
+
+
+class Consumer(Protocol):
+    """Sees every batch of a file as it is read."""
+
+    @property
+    def wants_events(self) -> bool:
+        """False when re-reading the segment would be for nothing (no rules/IOCs to run)."""
+        ...
+
+    def consume(self, batch: pa.RecordBatch) -> None: ...
+    def finish(self) -> None:
+        """Called after the last batch (consumers may buffer batches)."""
+        ...
+
+
+class Analyzer(Consumer, Protocol):
+    """A consumer that persists its findings in its own step."""
+
+    status: FileStatus
+
+    def persist(self, session: Session, file_id: int) -> int: ...
+
+    @classmethod
+    def persist_many(cls, session: Session, items: Sequence[tuple[Any, int, int]]) -> list[int]:
+        """`persist` of several (analyzer, file id, case id) at once; the rows per file."""
+        ...
+
+    @property
+    def shared(self) -> object:
+        """Analyzers with the same `shared` object find hits alike (jobs/group.py)."""
+        ...
+
+    def find(self, batch: pa.RecordBatch) -> pa.Table:
+        """The hits in `batch`, with its `seq`, ordered by seq."""
+        ...
+
+    def add_hits(self, batch: pa.RecordBatch, hits: pa.Table) -> None:
+        """Keep `hits` found in `batch` for `persist`."""
+        ...
+
+
+@dataclass
+class Progress:
+    """Shared with the worker's heartbeat thread, which reports it to the DB."""
+
+    events: int = 0
+
+
+@dataclass
+class WorkerContext:
+    settings: Settings
+    db: Database
+    worker_id: str
+    progress: Progress = field(default_factory=Progress)
+    rules: ActiveRules | None = None  # the compiled Sigma set this worker has loaded
+    #: Asked by `_complete`: how many files to claim in the transaction that completes
+    #: these (0: none; the worker is about to be recycled).
+    claim_next: Callable[[], int] = lambda: 0
+    #: The jobs claimed that way (the worker runs them next).
+    next_jobs: list[queue.ClaimedJob] = field(default_factory=list)
+    #: Every job this worker holds now (the heartbeat renews their leases) and the one whose
+    #: file it is reading (reported for the pool's time and memory bounds).
+    claimed: list[queue.ClaimedJob] = field(default_factory=list)
+    current: queue.ClaimedJob | None = None
+    current_started: float | None = None
+    #: Compiled IOC matchers by (case id, IOC-set hash): small files must not recompile.
+    ioc_matchers: dict[tuple[int, str], IocMatcher] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReusableSegment:
+    """A segment already parsed from the same bytes (a `full` job re-uses it)."""
+
+    id: int
+    path: Path
+    event_count: int
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    id: int
+    case_id: int
+    sha256: str
+    stored_path: Path
+    file_type: FileType
+    segment_id: int | None
+    field_map: dict[str, str]
+    reuse: ReusableSegment | None = None
+
+    @property
+    def variant(self) -> str:
+        return segment_variant(self.field_map)
+
+
+_FILES = EvidenceFile.__table__
+_SEGMENTS = Segment.__table__
+_FILE_INFO = select(
+    _FILES.c.id,
+    _FILES.c.case_id,
+    _FILES.c.sha256,
+    _FILES.c.stored_path,
+    _FILES.c.file_type,
+    _FILES.c.segment_id,
+    _FILES.c.field_map,
+).where(_FILES.c.id == bindparam("file_id"))
+SEGMENT_OF = select(_SEGMENTS.c.id, _SEGMENTS.c.path, _SEGMENTS.c.event_count).where(
+    _SEGMENTS.c.sha256 == bindparam("sha256"),
+    _SEGMENTS.c.parser_version == PARSER_VERSION,
+    _SEGMENTS.c.variant == bindparam("variant"),
+)
+
+
+def file_info(session: Session, file_id: int, operation: Operation) -> FileInfo:
+    """What processing needs to know of a file (and, for `full`, a segment to re-use)."""
+    row = session.execute(_FILE_INFO, {"file_id": file_id}).first()
+    if row is None:
+        raise PermanentError(f"file {file_id} no longer exists")
+    field_map = json.loads(row.field_map) if row.field_map else {}
+    info = FileInfo(
+        row.id,
+        row.case_id,
+        row.sha256,
+        Path(row.stored_path),
+        row.file_type,
+        row.segment_id,
+        field_map,
+    )
+    if operation is not Operation.FULL:
+        return info
+    seg = session.execute(SEGMENT_OF, {"sha256": info.sha256, "variant": info.variant}).first()
+    if seg is None or not Path(seg.path).exists():
+        return info
+    return replace(info, reuse=ReusableSegment(seg.id, Path(seg.path), seg.event_count))
+
+
+def check_evidence(info: FileInfo, operation: Operation) -> None:
+    """The evidence copy is there and, before a `reindex` reads it again, still holds the
+    bytes hashed at intake: events are never re-read from a copy altered since."""
+    if not info.stored_path.is_file():
+        raise PermanentError(f"evidence file is missing: {info.stored_path}")
+    if operation is not Operation.REINDEX:
+        return
+    found = sha256_of(info.stored_path)
+    if found != info.sha256:
+        raise PermanentError(
+            f"evidence file changed since it was taken in: {info.stored_path} has sha256 "
+            f"{found}, {info.sha256} was recorded; its events were not read again (the index "
+            "keeps those read before); take in the original evidence again"
+        )
