@@ -81,9 +81,18 @@ class EventColumns:
         self.values: list[str | int] = []  # ints (EVTX fast path) become str in flush
         self.offsets: list[int] = [0]
         self.raw: list[str] = []
+        #: Characters of raw record the batch holds, as counted by the parser after each
+        #: event (capped events count EVENT_CHARS); `flush` starts it again.
+        self.raw_chars = 0
 
     def __len__(self) -> int:
         return len(self.raw)
+
+    def full_before(self, chars: int) -> bool:
+        """Whether a batch with events must be flushed before one of `chars` raw characters
+        is added: it would pass its bound in bytes (`batch_full`)."""
+        total = self.raw_chars + chars  # below WIDE_BATCH_RAW_CHARS no bound is near
+        return total > WIDE_BATCH_RAW_CHARS and bool(self.raw) and batch_full(total, len(self) + 1)
 
     def end_event(self) -> None:
         """Close the current event's `fields` (its keys/values were appended)."""
@@ -139,6 +148,7 @@ class EventColumns:
             pa.array(self.raw, pa.string()),
         ]
         self.next_seq += rows
+        self.raw_chars = 0
         self._clear()
         return pa.RecordBatch.from_arrays(columns, schema=EVENT_SCHEMA)
 

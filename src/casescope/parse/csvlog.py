@@ -30,7 +30,6 @@ import pyarrow as pa
 from casescope.parse.columns import (
     EVENT_CHARS,
     EventColumns,
-    batch_full,
     capped_warning,
 )
 from casescope.parse.fieldmap import Overrides, add_flat
@@ -70,20 +69,17 @@ def iter_csv(
     with path.open("r", encoding=encoding, errors=_REPLACE, newline="") as text:
         reader = csv.reader(_bounded_lines(text, max_line_bytes, report), dialect)
         header = _header(next(reader, None) or [])
-        held = 0  # characters of the raw rows in `columns`
         for number, record in _records(reader, header, report):
             raw = orjson.dumps(record).decode()
             kept = min(len(raw), EVENT_CHARS)
-            if len(columns) and batch_full(held + kept, len(columns) + 1):
+            if columns.full_before(kept):
                 yield columns.flush()
-                held = 0
             add_flat(columns, record, raw, overrides)
             if len(raw) > EVENT_CHARS and columns.cap_last():
                 report.warn(f"row {number}: {capped_warning(len(raw))}")
-            held += kept
+            columns.raw_chars += kept
             if len(columns) >= batch_size:
                 yield columns.flush()
-                held = 0
     if len(columns):
         yield columns.flush()
     if _counter.value:

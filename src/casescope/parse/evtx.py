@@ -33,7 +33,7 @@ import evtx
 import orjson
 import pyarrow as pa
 
-from casescope.parse.columns import EventColumns, batch_full
+from casescope.parse.columns import EventColumns
 from casescope.parse.evtx_layout import (
     CHUNK_SIZE,
     FILE_HEADER_SIZE,
@@ -104,7 +104,6 @@ def _batches(
     columns = EventColumns(report)
     add_fast, rows = crate_adder(columns), columns.raw
     loads = orjson.loads
-    held = 0  # characters of the records in `columns`
     for raw in records:
         try:
             event = loads(raw)["Event"]
@@ -115,15 +114,13 @@ def _batches(
             report.warn("a record without an event in the crate's JSON, skipped")
             logger.debug("record without an event: %s (%.200s)", event, raw)
             continue
-        if rows and batch_full(held + len(raw), len(rows) + 1):
+        if columns.full_before(len(raw)):
             yield columns.flush()
-            held = 0
         if not add_fast(event, raw):
             add_event(columns, event, raw)
-        held += len(raw)
+        columns.raw_chars += len(raw)
         if len(rows) >= batch_size:
             yield columns.flush()
-            held = 0
     if len(columns):
         yield columns.flush()
 

@@ -27,7 +27,6 @@ import pyarrow as pa
 from casescope.parse.columns import (
     EVENT_CHARS,
     EventColumns,
-    batch_full,
     capped_warning,
 )
 from casescope.parse.fieldmap import Overrides, add_flat, flatten
@@ -87,7 +86,6 @@ def iter_ndjson(
 ) -> Iterator[pa.RecordBatch]:
     """Batches of EVENT_SCHEMA from a JSON Lines file; bad lines go into `report`."""
     columns = EventColumns(report)
-    held = 0  # bytes of the lines in `columns`
     for line in read_lines(path, max_line_bytes):
         if line.data is None:
             report.skipped += 1
@@ -101,9 +99,8 @@ def iter_ndjson(
             continue
         obj, raw = parsed
         kept = min(line.size, EVENT_CHARS)  # bytes of the line the batch will hold, about
-        if len(columns) and batch_full(held + kept, len(columns) + 1):
+        if columns.full_before(kept):
             yield columns.flush()
-            held = 0
         event = _evtx_shaped(obj)
         if event is not None:
             add_event(columns, event, raw)
@@ -111,10 +108,9 @@ def iter_ndjson(
             add_flat(columns, flatten(obj, {}), raw, overrides)
         if line.size > EVENT_CHARS and columns.cap_last():
             report.warn(f"line {line.number}: {capped_warning(line.size)}")
-        held += kept
+        columns.raw_chars += kept
         if len(columns) >= batch_size:
             yield columns.flush()
-            held = 0
     if len(columns):
         yield columns.flush()
 

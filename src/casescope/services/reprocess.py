@@ -17,6 +17,7 @@ from casescope.jobs import operation_jobs
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, FileType, Operation, OperationKind
 from casescope.model.tables import AuditRecord, EvidenceFile
+from casescope.parse.fieldmap import check_field_map
 from casescope.services import operations
 from casescope.services.progress import FileSet
 
@@ -51,6 +52,11 @@ def requeue_files(
     a wrong timestamp column is fixed without taking the evidence in again."""
     if field_map is not None and operation is not Operation.REINDEX:
         raise CasescopeError("a field map applies only when files are parsed again (reindex)")
+    if field_map is not None:
+        try:
+            check_field_map(field_map)
+        except ValueError as exc:
+            raise CasescopeError(str(exc)) from None
     if file_ids:
         _check_file_ids(db, case_id, file_ids)
     scope = f"{len(file_ids)} selected files" if file_ids else "all files"

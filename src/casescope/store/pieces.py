@@ -29,7 +29,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow.parquet as pq
 from sqlalchemy import ColumnElement, Integer, Select, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
@@ -39,6 +38,7 @@ from casescope.model.enums import IndexState, JobState
 from casescope.model.tables import EvidenceFile, Job, LoadPiece, Segment
 from casescope.store.index import EventIndex, LoadItem
 from casescope.store.load_failures import LOAD_ERRORS, withdraw_pieces
+from casescope.store.segments import segment_data_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -141,9 +141,7 @@ def piece_insert_rows(piece: ReadyPiece) -> int:
     """Events per INSERT for this piece: PIECE_INSERT_BYTES of its events (at least one),
     from the uncompressed sizes in its Parquet metadata (no floor in events: 10,000 events
     of 15 MB would need gigabytes)."""
-    meta = pq.read_metadata(piece.path)
-    size = sum(meta.row_group(n).total_byte_size for n in range(meta.num_row_groups))
-    per_event = size / max(meta.num_rows, 1)
+    per_event = segment_data_bytes(piece.path) / max(piece.seq_to - piece.seq_from, 1)
     return max(1, int(PIECE_INSERT_BYTES / max(per_event, 1.0)))
 
 

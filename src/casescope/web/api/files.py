@@ -13,7 +13,6 @@ from casescope.errors import CasescopeError, NotFoundError
 from casescope.model.enums import FileStatus, Operation
 from casescope.model.tables import Case
 from casescope.model.users import Role
-from casescope.parse.fieldmap import check_field_map
 from casescope.services.files import list_files, retry_failed
 from casescope.services.progress import FileSet, read_progress
 from casescope.services.reprocess import requeue_files
@@ -115,8 +114,6 @@ class Reprocess(BaseModel):
 @router.post("/files/reprocess")
 def reprocess(body: Reprocess, scope: CaseWrite, state: State) -> dict:
     try:
-        if body.field_map is not None:
-            check_field_map(body.field_map)
         done = requeue_files(
             state.db,
             state.settings,
@@ -126,11 +123,9 @@ def reprocess(body: Reprocess, scope: CaseWrite, state: State) -> dict:
             actor=f"web:{scope.principal.name}",
             field_map=body.field_map,
         )
-    except ValueError as exc:  # an unknown column in the map
-        raise HTTPException(400, str(exc)) from None
     except NotFoundError:
-        raise
-    except CasescopeError as exc:
+        raise  # a 404 (web/app.py)
+    except CasescopeError as exc:  # a map with an unknown column, or with another operation
         raise HTTPException(400, str(exc)) from None
     if done.count:
         state.kick_workers()
