@@ -178,3 +178,50 @@ def test_release_worker_blames_only_the_file_it_was_killed_for(db: Database) -> 
     with db.session() as session:
         states = dict(session.execute(select(Job.file_id, Job.state)).all())
     assert states == {ids[0]: JobState.QUEUED, ids[1]: JobState.FAILED, ids[2]: JobState.QUEUED}
+
+
+def _claim_and_kill(db: Database, worker: str, max_files: int = 64) -> list[int]:
+    """A worker claims a group and dies holding it; the file ids it held."""
+    group = queue.claim_group(db, worker, 300, max_files=max_files, max_bytes=10**9)
+    queue.release_worker(db, worker, f"worker {worker} died")
+    return [job.file_id for job in group]
+
+
+def test_a_dead_group_is_retried_smaller_and_only_solo_attempts_count(db: Database) -> None:
+    ids = add_files(db, 64)
+    sizes = [len(_claim_and_kill(db, f"w{n}")) for n in range(3)]
+    assert sizes == [64, 16, 4]  # each death: groups a quarter the size
+    alone = [_claim_and_kill(db, f"solo{n}") for n in range(3)]
+    assert alone == [[ids[0]]] * 3  # then alone, and only these attempts count
+    with db.session() as session:
+        jobs = {j.file_id: j for j in session.scalars(select(Job))}
+        first = session.get(EvidenceFile, ids[0])
+    assert jobs[ids[0]].state is JobState.FAILED and first.status is FileStatus.FAILED
+    assert "while processing this file alone (gave up after 3 attempts)" in first.error
+    others = [jobs[i] for i in ids[1:]]
+    assert all(j.state is JobState.QUEUED for j in others)  # three group deaths: none failed
+    assert jobs[ids[1]].group_deaths == 3 and jobs[ids[1]].group_limit == 1
+
+
+def test_expired_leases_of_a_group_count_as_a_group_death(db: Database) -> None:
+    add_files(db, 8)
+    group = queue.claim_group(db, "lost", lease_seconds=0.05, max_files=8, max_bytes=10**9)
+    assert len(group) == 8
+    time.sleep(0.1)
+    regroup = queue.claim_group(db, "next", 300, max_files=8, max_bytes=10**9)
+    assert len(regroup) == 2  # 8 // 4
+    with db.session() as session:
+        deaths = set(session.scalars(select(Job.group_deaths)))
+        errors = set(session.scalars(select(Job.last_error)))
+    assert deaths == {1}
+    assert errors == {"worker lost stopped heartbeating (in a group of 8 files)"}
+
+
+def test_release_workers_like_releases_every_worker_of_a_dead_pool(db: Database) -> None:
+    add_files(db, 3)
+    for worker in ("host-41-aaaa", "host-41-bbbb", "host-412-cccc"):
+        queue.claim_group(db, worker, 300, max_files=1, max_bytes=10**9)
+    assert queue.release_workers_like(db, "host-41-", "pool died") == 2
+    with db.session() as session:
+        running = set(session.scalars(select(Job.worker_id).where(Job.state == "running")))
+    assert running == {"host-412-cccc"}  # another pool's worker (pid 412) keeps its job

@@ -14,9 +14,9 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from casescope.cli.logs import setup_logging
 from casescope.config import Settings, get_settings
 from casescope.errors import CasescopeError
+from casescope.logs import setup_logging
 from casescope.model.db import Database
 from casescope.parse.fieldmap import check_field_map
 

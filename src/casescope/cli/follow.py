@@ -3,13 +3,13 @@
 The following process is the index owner (unless `casescope serve` is), so it loads ready
 segments in batches while it waits (a large file's load pieces as soon as they are ready),
 then compacts the index (merges run niced, so a large load leaves parts to merge); if the
-worker pool dies, a new one is started. `print_outcome` then says how the files ended.
+worker pool dies, its jobs are released and a new one is started (`jobs.launcher.PoolKeeper`).
+`print_outcome` then says how the files ended.
 """
 
 from __future__ import annotations
 
 import logging
-import subprocess
 import time
 from contextlib import nullcontext
 
@@ -26,8 +26,7 @@ from rich.table import Table
 
 from casescope.cli.common import AppContext, console, shown
 from casescope.errors import IndexBusyError
-from casescope.jobs.launcher import ensure_workers
-from casescope.jobs.registry import live_workers
+from casescope.jobs.launcher import PoolKeeper
 from casescope.services.progress import FileSet, read_progress
 from casescope.services.progress import Progress as FileProgress
 from casescope.services.status import StatusReport, collect_status
@@ -70,26 +69,17 @@ def _bars() -> Progress:
     )
 
 
-def _keep_pool_alive(
-    ctx: AppContext, pool: subprocess.Popen | None, workers: int | None
-) -> subprocess.Popen | None:
-    if pool is not None and pool.poll() is None:
-        return pool
-    return ensure_workers(ctx.settings, ctx.db, workers=workers) or pool
-
-
 def follow(
-    ctx: AppContext,
-    files: FileSet,
-    *,
-    workers: int | None = None,
-    pool: subprocess.Popen | None = None,
+    ctx: AppContext, files: FileSet, *, workers: int | None = None, keeper: PoolKeeper | None = None
 ) -> None:
     """Block until every file in `files` is terminal and loaded into the index.
 
-    Starts a worker pool unless `pool` (one already started) or live workers exist.
+    Starts a worker pool unless `keeper` holds one already or live workers exist, and keeps
+    one running (a pool that dies is replaced at once, its jobs released); raises
+    `PoolStartError` when the pool keeps dying as it starts.
     """
-    pool = pool or ensure_workers(ctx.settings, ctx.db, workers=workers)
+    keeper = keeper or PoolKeeper(ctx.settings, ctx.db, workers=workers)
+    keeper.ensure()
     try:
         owner = open_index(ctx.settings, role="casescope ingest")
         index = owner.__enter__()
@@ -97,16 +87,12 @@ def follow(
         console.print(f"[yellow]{exc}[/]: it will load the results", highlight=False)
         owner, index = nullcontext(), None
     try:
-        pool = _follow_loop(ctx, files, index, pool, workers)
+        _follow_loop(ctx, files, index, keeper)
         if index is not None:
             _compact(index)
     finally:
         owner.__exit__(None, None, None)
-    if pool is not None:
-        try:
-            pool.wait(30)  # it exits by itself once the queue is empty
-        except subprocess.TimeoutExpired:
-            pool.terminate()
+    keeper.stop()
 
 
 def _compact(index: EventIndex) -> None:
@@ -132,7 +118,9 @@ def load_due(progress: FileProgress, since_last_load: float) -> bool:
     )
 
 
-def _follow_loop(ctx: AppContext, files: FileSet, index, pool, workers):  # type: ignore[no-untyped-def]
+def _follow_loop(
+    ctx: AppContext, files: FileSet, index: EventIndex | None, keeper: PoolKeeper
+) -> None:
     last_load = last_pool_check = time.monotonic()
     with _bars() as bars:
         file_task = bars.add_task("files", total=None)
@@ -147,11 +135,11 @@ def _follow_loop(ctx: AppContext, files: FileSet, index, pool, workers):  # type
                 last_load = now
                 continue
             if progress.finished and (index is None or progress.awaiting_load == 0):
-                return pool
+                return
+            keeper.watch(work_left=True)  # our pool died: its jobs are released at once
             if now - last_pool_check > POOL_CHECK_SECONDS:
                 last_pool_check = now
-                if not live_workers(ctx.db, ctx.settings.heartbeat_seconds * 3):
-                    pool = _keep_pool_alive(ctx, pool, workers)
+                keeper.ensure()  # no live workers (another pool that served us died)
             time.sleep(POLL_SECONDS)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shlex
-import subprocess
 from pathlib import Path
 from typing import Annotated
 
@@ -21,7 +20,7 @@ from casescope.cli.common import (
 )
 from casescope.cli.follow import follow, print_outcome
 from casescope.evidence.intake import IntakeReport, check_sources, ingest_paths
-from casescope.jobs.launcher import ensure_workers
+from casescope.jobs.launcher import PoolKeeper, ensure_workers
 from casescope.model.enums import OperationKind
 from casescope.services.cases import get_or_create_case
 from casescope.services.doctor import verify_files
@@ -46,11 +45,16 @@ def ingest(
     case_row, created = get_or_create_case(ctx.db, case)
     if created:
         console.print(Text("created case ") + shown(case_row.name))
-    pools: list[subprocess.Popen | None] = []
+    keeper = PoolKeeper(ctx.settings, ctx.db, workers=workers)
+    started: list[bool] = []
 
     def on_batch(report: IntakeReport) -> None:  # workers start on the first queued files
-        if report.queued and not pools:
-            pools.append(ensure_workers(ctx.settings, ctx.db, workers=workers, detach=no_wait))
+        if report.queued and not started:
+            started.append(True)
+            if no_wait:
+                ensure_workers(ctx.settings, ctx.db, workers=workers, detach=True)
+            else:
+                keeper.ensure()
 
     with console.status("taking in evidence...") as status:
         counter = {"n": 0}
@@ -81,7 +85,7 @@ def ingest(
     if no_wait:
         console.print(f"queued as operation {op_id}; follow with `casescope jobs list`")
         return
-    follow(ctx, files, workers=workers, pool=pools[0] if pools else None)
+    follow(ctx, files, keeper=keeper)
     print_outcome(ctx, files, len(report.rejected))
 
 

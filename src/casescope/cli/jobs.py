@@ -101,6 +101,11 @@ def _render_status(report: StatusReport) -> None:
             w.id, str(w.pid), f"{w.rss_mb:.0f}", str(w.tasks_done), str(w.current_file_id or "")
         )
     console.print(workers)
+    if report.pool_failure is not None:
+        console.print(
+            Text(f"no worker runs: at {report.pool_failure.at} ", style="red")
+            + shown(report.pool_failure.detail)
+        )
     print_file_problems(report)
 
 

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from casescope.cli.common import friendly_errors
-from casescope.cli.logs import setup_logging
 from casescope.config import get_settings
+from casescope.logs import setup_logging
 
 
 @friendly_errors

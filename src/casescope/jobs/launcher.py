@@ -1,32 +1,247 @@
-"""Start a worker pool in the background when none is running (used by `ingest` and `serve`)."""
+"""Start a worker pool in the background and watch it (used by `ingest`, `serve`, `ioc`, `jobs`).
+
+A pool runs `python -P -m casescope worker` from the home directory: `-P` keeps the working
+directory off `sys.path` (with plain `-m` a `glob.py` in the folder the analyst ran `ingest`
+from, an evidence folder, was imported by the pool and every worker), and the pool passes
+`PYTHONSAFEPATH` on to the workers it spawns. Its settings travel in its environment, its
+stderr goes to `logs/pool-stderr.log`.
+
+`PoolKeeper` is what the process that started a pool holds while it waits: when the pool dies
+(killed, crashed) the jobs of its workers are released at once instead of after their leases,
+and a new pool is started; a pool that keeps dying as it starts is not restarted forever:
+after `MAX_EARLY_DEATHS` in a row the keeper gives up with the pool's own error.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy import func, select
 
 from casescope.config import Settings
-from casescope.jobs.registry import live_workers
+from casescope.errors import CasescopeError
+from casescope.jobs import queue
+from casescope.jobs.registry import live_workers, unregister_pool
 from casescope.model.db import Database
+from casescope.model.enums import JobState
+from casescope.model.tables import AuditRecord, Job
 
 logger = logging.getLogger(__name__)
+
+#: A pool that exits with an error sooner than this after its start never got going.
+EARLY_DEATH_SECONDS = 10.0
+#: Early deaths in a row after which the keeper stops restarting the pool.
+MAX_EARLY_DEATHS = 3
+#: Lines of the pool's stderr kept in the error shown to the user.
+STDERR_LINES = 15
+POOL_STDERR = "pool-stderr.log"
+POOL_FAILED_ACTION = "pool.failed"
+
+
+class PoolStartError(CasescopeError):
+    """The worker pool dies as it starts, again and again; the message carries its error."""
+
+
+def pool_command(workers: int | None = None) -> list[str]:
+    command = [sys.executable, "-P", "-m", "casescope", "worker", "--exit-when-idle"]
+    return command + (["--workers", str(workers)] if workers else [])
+
+
+def _env_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def pool_environment(settings: Settings) -> dict[str, str]:
+    """This process's environment with its settings made explicit: the pool runs from another
+    directory (a relative `CASESCOPE_HOME` must not change meaning) and must see the settings
+    its starter was given, however they were given."""
+    env = dict(os.environ)
+    for name in settings.model_fields_set:
+        value = getattr(settings, name)
+        key = f"CASESCOPE_{name.upper()}"
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = _env_value(value)
+    env["CASESCOPE_HOME"] = str(settings.home_dir)
+    env["PYTHONSAFEPATH"] = "1"
+    return env
+
+
+def pool_stderr_path(settings: Settings) -> Path:
+    return settings.home_dir / "logs" / POOL_STDERR
+
+
+def worker_id_prefix(pool_pid: int, host: str | None = None) -> str:
+    """The start of the ids of the workers a pool spawns (`WorkerPool._spawn`)."""
+    return f"{host or socket.gethostname()}-{pool_pid}-"
+
+
+@dataclass
+class StartedPool:
+    """A pool this process started: its process, when, and where its stderr begins."""
+
+    process: subprocess.Popen
+    started: float  # time.monotonic()
+    stderr_path: Path
+    stderr_offset: int
+
+    def stderr_tail(self, lines: int = STDERR_LINES) -> str:
+        """What the pool wrote on stderr (only this pool's part of the shared file)."""
+        try:
+            with self.stderr_path.open("rb") as f:
+                f.seek(self.stderr_offset)
+                text = f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+        return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def start_pool(
+    settings: Settings, *, workers: int | None = None, detach: bool = False
+) -> StartedPool:
+    """Start `casescope worker --exit-when-idle` from the home directory."""
+    command = pool_command(workers)
+    stderr_path = pool_stderr_path(settings)
+    stderr_path.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("starting a worker pool: %s", " ".join(command))
+    with stderr_path.open("ab") as stderr:
+        offset = stderr.tell()
+        process = subprocess.Popen(
+            command,
+            cwd=settings.home_dir,
+            env=pool_environment(settings),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=detach,
+        )
+    return StartedPool(process, time.monotonic(), stderr_path, offset)
 
 
 def ensure_workers(
     settings: Settings, db: Database, *, workers: int | None = None, detach: bool = False
 ) -> subprocess.Popen | None:
-    """Start `casescope worker --exit-when-idle` unless live workers exist; returns it."""
+    """Start a pool unless live workers exist; returns its process (for `--no-wait`)."""
     if live_workers(db, stale_after=settings.heartbeat_seconds * 3):
         return None
-    command = [sys.executable, "-m", "casescope", "worker", "--exit-when-idle"]
-    if workers:
-        command += ["--workers", str(workers)]
-    logger.info("starting a worker pool: %s", " ".join(command))
-    return subprocess.Popen(
-        command,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=detach,
-    )
+    return start_pool(settings, workers=workers, detach=detach).process
+
+
+def release_pool(db: Database, pool_pid: int, reason: str) -> int:
+    """A pool died (its workers die with it): retry their jobs now, not after the leases."""
+    released = queue.release_workers_like(db, worker_id_prefix(pool_pid), reason)
+    unregister_pool(db, worker_id_prefix(pool_pid))
+    return released
+
+
+def record_pool_failure(db: Database, detail: str) -> None:
+    """Leave the pool's error where `status` and the System page look for it."""
+    with db.session() as session:
+        session.add(AuditRecord(actor="system", action=POOL_FAILED_ACTION, ok=False, detail=detail))
+
+
+@dataclass(frozen=True)
+class PoolFailure:
+    at: str  # ISO 8601, UTC
+    detail: str
+
+
+def pool_failure_since_work(db: Database) -> PoolFailure | None:
+    """The last time a pool was given up on, if work has been waiting since (queued before
+    it): what `status` and the System page show while no worker runs."""
+    with db.read() as session:
+        oldest_waiting = session.scalar(
+            select(func.min(Job.created_at)).where(Job.state == JobState.QUEUED)
+        )
+        if oldest_waiting is None:
+            return None
+        row = session.execute(
+            select(AuditRecord.at, AuditRecord.detail)
+            .where(AuditRecord.action == POOL_FAILED_ACTION)
+            .order_by(AuditRecord.id.desc())
+            .limit(1)
+        ).first()
+    if row is None or _aware(row.at) < _aware(oldest_waiting):
+        return None
+    return PoolFailure(_aware(row.at).isoformat(timespec="seconds"), row.detail)
+
+
+def _aware(at: datetime) -> datetime:
+    """SQLite hands back naive datetimes for the UTC ones stored."""
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
+
+
+class PoolKeeper:
+    """Keeps a worker pool running for the process that waits on the queue."""
+
+    def __init__(self, settings: Settings, db: Database, *, workers: int | None = None) -> None:
+        self.settings = settings
+        self.db = db
+        self.workers = workers
+        self.pool: StartedPool | None = None
+        self.early_deaths = 0
+
+    @property
+    def process(self) -> subprocess.Popen | None:
+        return self.pool.process if self.pool else None
+
+    def ensure(self) -> None:
+        """Start a pool unless ours is alive or other live workers serve the queue."""
+        if self.pool is not None and self.pool.process.poll() is None:
+            return
+        if live_workers(self.db, stale_after=self.settings.heartbeat_seconds * 3):
+            return
+        self.pool = start_pool(self.settings, workers=self.workers)
+
+    def watch(self, work_left: bool) -> None:
+        """Called while waiting: if our pool died, release its jobs at once and (while work
+        is left) start another; raises PoolStartError when it keeps dying as it starts."""
+        pool = self.pool
+        if pool is None or pool.process.poll() is None:
+            return
+        self.pool = None
+        code = pool.process.returncode
+        lived = time.monotonic() - pool.started
+        if code != 0:
+            reason = f"worker pool {pool.process.pid} died (exit code {code})"
+            released = release_pool(self.db, pool.process.pid, reason)
+            logger.warning("%s after %.1f s; released %d job(s)", reason, lived, released)
+            self._count_death(pool, code, lived)
+        if work_left:
+            self.ensure()
+
+    def _count_death(self, pool: StartedPool, code: int, lived: float) -> None:
+        if lived >= EARLY_DEATH_SECONDS:
+            self.early_deaths = 0
+            return
+        self.early_deaths += 1
+        if self.early_deaths < MAX_EARLY_DEATHS:
+            return
+        tail = pool.stderr_tail() or "(it wrote nothing on stderr)"
+        message = (
+            f"the worker pool died {self.early_deaths} times in a row within "
+            f"{EARLY_DEATH_SECONDS:.0f} s of its start (last exit code {code}); its error:\n"
+            f"{tail}\n(full output: {pool.stderr_path})"
+        )
+        record_pool_failure(self.db, message)
+        raise PoolStartError(message)
+
+    def stop(self, timeout: float = 30) -> None:
+        """Wait for our pool (it exits by itself once the queue is empty), else end it."""
+        if self.pool is None:
+            return
+        try:
+            self.pool.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.pool.process.terminate()

@@ -12,6 +12,11 @@ The supervisor (the `casescope worker` process) never processes files itself. It
 It learns what each worker is doing from a `WorkerSlot` in memory shared with it, written by
 the worker's main thread and pulse thread: never through the database nor a thread that a
 stuck call can starve (see docs/decisions.md "Bounds that a stuck parser cannot starve").
+
+Nothing from the directory it was started in may run in it or its workers: it moves to the
+home directory and drops that directory from `sys.path` before it spawns anyone, and its
+workers start with `PYTHONSAFEPATH` (their bootstrap would otherwise put their working
+directory first on the path before it is replaced by the pool's).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import uuid
 from dataclasses import dataclass, field
 from multiprocessing.context import SpawnContext
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 
 import psutil
 
@@ -127,8 +133,8 @@ def _child_entry(
     _die_with_parent(parent)
     # imported here, in the child: the pool process itself never needs the Sigma engine,
     # polars or the parsers, and holding them would cost ~80 MB for the pool's lifetime
-    from casescope.cli.logs import setup_logging
     from casescope.jobs.worker import worker_main
+    from casescope.logs import setup_logging
 
     settings = Settings(**settings_data)
     setup_logging(settings, role=f"worker {worker_id}")
@@ -151,6 +157,20 @@ class Child:
             return self._handle.memory_info().rss / 2**20 if self._handle else 0.0
         except psutil.Error:
             return 0.0
+
+
+def leave_start_directory(home: Path) -> None:
+    """Run from `home` with no path from the start directory on `sys.path` (evidence folders
+    are attacker-controlled: a `glob.py` there must never be imported)."""
+    start = Path.cwd()
+    os.chdir(home)
+    os.environ["PYTHONSAFEPATH"] = "1"
+    package_root = Path(__file__).resolve().parents[2]  # where casescope itself is imported from
+    sys.path[:] = [
+        entry
+        for entry in sys.path
+        if entry and (Path(entry).resolve() != start or Path(entry).resolve() == package_root)
+    ]
 
 
 class WorkerPool:
@@ -239,6 +259,7 @@ class WorkerPool:
 
     def run(self) -> None:
         """Supervise until stopped (or, with exit_when_idle, until the queue is drained)."""
+        leave_start_directory(self.settings.home_dir)
         try:
             while True:
                 self._reap()

@@ -4,7 +4,10 @@ A job row and its file's status change in the same transaction, so "queued but n
 run it" cannot happen. Workers claim under ``BEGIN IMMEDIATE`` (SQLite) or ``FOR UPDATE SKIP
 LOCKED`` (PostgreSQL), hold a lease renewed by heartbeats, and an expired lease is re-claimed.
 Every claim counts an attempt; past ``max_attempts`` the job and its file fail with the last
-error kept.
+error kept. A worker that dies holding a group of small files does not use up its files'
+attempts: they are queued again in groups a quarter the size, down to one file, and only the
+attempts a file made alone count (a killed group need not hold a guilty file: the kernel's
+OOM killer picks the largest worker, whatever it reads).
 """
 
 from __future__ import annotations
@@ -93,11 +96,44 @@ def _requeue_in_session(session: Session, job: Job, error: str) -> None:
 
 
 def _retry_or_fail(session: Session, job: Job, error: str) -> JobState:
-    if job.attempts >= job.max_attempts:
-        _fail_in_session(session, job, f"{error} (gave up after {job.attempts} attempts)")
+    counted = job.attempts - job.group_deaths
+    if counted >= job.max_attempts:
+        _fail_in_session(session, job, f"{error} (gave up after {counted} attempts)")
         return JobState.FAILED
     _requeue_in_session(session, job, error)
     return JobState.QUEUED
+
+
+#: A group whose worker died is claimed again in groups this many times smaller.
+GROUP_SHRINK = 4
+
+
+def _release_claim(
+    session: Session, jobs: Sequence[Job], reason: str, blame_job_id: int | None = None
+) -> None:
+    """A worker died holding `jobs` (one claim: a file alone, or a group of small files).
+
+    The file it was killed for (`blame_job_id`) fails; a file alone is retried while its
+    attempts last; the files of a group are queued again in smaller groups without counting
+    the attempt, so that a file fails only on attempts it made alone.
+    """
+    size = len(jobs)
+    for job in jobs:
+        if job.id == blame_job_id:
+            _fail_in_session(session, job, reason)
+        elif size > 1:
+            job.group_deaths += 1
+            job.group_limit = max(1, size // GROUP_SHRINK)
+            _requeue_in_session(session, job, f"{reason} (in a group of {size} files)")
+        else:
+            _retry_or_fail(session, job, f"{reason}, while processing this file alone")
+
+
+def _by_worker(jobs: Sequence[Job]) -> dict[str | None, list[Job]]:
+    claims: dict[str | None, list[Job]] = {}
+    for job in jobs:
+        claims.setdefault(job.worker_id, []).append(job)
+    return claims
 
 
 def expire_leases(session: Session, now: float) -> int:
@@ -108,11 +144,9 @@ def expire_leases(session: Session, now: float) -> int:
     if not stale_ids:  # the common case: no ORM objects loaded on the claim path
         return 0
     stale = session.scalars(select(Job).where(Job.id.in_(stale_ids))).all()
-    for job in stale:
-        logger.warning(
-            "job %d (file %d): lease expired, worker %s lost", job.id, job.file_id, job.worker_id
-        )
-        _retry_or_fail(session, job, f"worker {job.worker_id} stopped heartbeating")
+    for worker_id, jobs in _by_worker(stale).items():
+        logger.warning("lease expired: worker %s lost %d job(s)", worker_id, len(jobs))
+        _release_claim(session, jobs, f"worker {worker_id} stopped heartbeating")
     return len(stale)
 
 
@@ -166,7 +200,14 @@ def claim_in(session: Session, worker_id: str, lease_seconds: float) -> ClaimedJ
 
 
 _NEXT_JOBS = (
-    select(_JOBS.c.id, _JOBS.c.file_id, _JOBS.c.operation, _JOBS.c.attempts, _FILES.c.size_bytes)
+    select(
+        _JOBS.c.id,
+        _JOBS.c.file_id,
+        _JOBS.c.operation,
+        _JOBS.c.attempts,
+        _JOBS.c.group_limit,
+        _FILES.c.size_bytes,
+    )
     .join(_FILES, _FILES.c.id == _JOBS.c.file_id)
     .where(_JOBS.c.state == JobState.QUEUED)
     .order_by(_JOBS.c.priority, _JOBS.c.id)
@@ -191,16 +232,20 @@ def claim_group_in(
 
     Each job is claimed on its own terms (its own lease and attempt count); the
     worker owns every file of the group from claim to completion. A file larger than
-    `max_bytes` is claimed alone.
+    `max_bytes` is claimed alone, and a file whose earlier group died (`group_limit`) only
+    in a group of at most its limit.
     """
     now = time.time()
     if session.execute(_STALE_JOBS, {"now": now}).first() is not None:
         expire_leases(session, now)
     rows = session.execute(_NEXT_JOBS, {"limit": max(1, max_files)}).all()
-    taken, total = [], 0
+    taken, total, limit = [], 0, max(1, max_files)
     for row in rows:
         size = row.size_bytes or 0
-        if taken and (row.operation != taken[0].operation or total + size > max_bytes):
+        limit = min(limit, row.group_limit or limit)
+        if taken and (
+            row.operation != taken[0].operation or total + size > max_bytes or len(taken) >= limit
+        ):
             break
         taken.append(row)
         total += size
@@ -314,11 +359,20 @@ def release_worker(
         jobs = session.scalars(
             select(Job).where(Job.worker_id == worker_id, Job.state == JobState.RUNNING)
         ).all()
-        for job in jobs:
-            if job.id == blame_job_id:
-                _fail_in_session(session, job, reason)
-            else:
-                _retry_or_fail(session, job, reason)
+        _release_claim(session, jobs, reason, blame_job_id)
+        return len(jobs)
+
+
+def release_workers_like(db: Database, prefix: str, reason: str) -> int:
+    """`release_worker` for every worker whose id starts with `prefix` (a dead pool's)."""
+    with db.session() as session:
+        jobs = session.scalars(
+            select(Job).where(
+                Job.worker_id.startswith(prefix, autoescape=True), Job.state == JobState.RUNNING
+            )
+        ).all()
+        for claim in _by_worker(jobs).values():
+            _release_claim(session, claim, reason)
         return len(jobs)
 
 

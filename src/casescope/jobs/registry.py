@@ -66,6 +66,14 @@ def unregister(db: Database, worker_id: str) -> None:
         session.execute(delete(WorkerRecord).where(WorkerRecord.id == worker_id))
 
 
+def unregister_pool(db: Database, prefix: str) -> None:
+    """Drop the rows of a dead pool's workers (their ids start with `prefix`)."""
+    with db.session() as session:
+        session.execute(
+            delete(WorkerRecord).where(WorkerRecord.id.startswith(prefix, autoescape=True))
+        )
+
+
 def live_workers(db: Database, stale_after: float) -> list[WorkerInfo]:
     """Workers whose heartbeat is younger than `stale_after` seconds."""
     now = time.time()

@@ -160,6 +160,11 @@ class Job(Base):
     priority: Mapped[int] = mapped_column(Integer, default=100)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
+    #: Claims that ended because the worker died while holding the file in a group of small
+    #: files: they do not count against `max_attempts` (jobs/queue.py).
+    group_deaths: Mapped[int] = mapped_column(Integer, default=0)
+    #: The most files it may be claimed with, after such a death (None: the usual group).
+    group_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
     worker_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
     lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass, field
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from casescope.jobs.launcher import PoolFailure, pool_failure_since_work
 from casescope.jobs.registry import WorkerInfo, live_workers
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, IndexState, JobState
@@ -43,6 +44,8 @@ class StatusReport:
     failures: list[Failure] = field(default_factory=list)
     files_with_warnings: int = 0
     warnings: list[Warned] = field(default_factory=list)  # the first max_failures of them
+    #: Why no worker runs while files wait: the pool kept dying at its start (its error).
+    pool_failure: PoolFailure | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -100,6 +103,8 @@ def collect_status(
         report.failures = [Failure(i, p, e or "") for i, p, e in failed]
         _collect_warnings(session, report, where, max_failures)
     report.workers = live_workers(db, stale_after)
+    if not report.workers:
+        report.pool_failure = pool_failure_since_work(db)
     if index is not None:
         report.events_indexed = index.count(case_id)
     return report

@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from casescope.config import Settings
 from casescope.jobs import queue
+from casescope.jobs.launcher import PoolFailure, pool_failure_since_work
 from casescope.jobs.registry import WorkerInfo, live_workers
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, JobState
@@ -38,6 +39,8 @@ class SystemReport:
     memory_used_mb: float = 0.0
     memory_limit_mb: int = 0
     memory_warning: bool = False
+    #: Why no worker runs while files wait: the pool kept dying at its start (its error).
+    pool_failure: PoolFailure | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -57,6 +60,8 @@ def collect_system(db: Database, settings: Settings, index: EventIndex | None) -
         except (RuntimeError, OSError) as exc:  # chDB errors are RuntimeErrors
             report.ok, report.store = False, f"error: {exc}"
     report.workers = live_workers(db, stale_after=settings.heartbeat_seconds * 3)
+    if not report.workers:
+        report.pool_failure = pool_failure_since_work(db)
     usage = shutil.disk_usage(settings.home_dir)
     report.disk_total_bytes, report.disk_free_bytes = usage.total, usage.free
     report.home_used_bytes = home_usage(db, settings)

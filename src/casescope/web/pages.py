@@ -248,7 +248,13 @@ def system_page(request: Request, state: State, principal: Caller) -> HTMLRespon
         ),
         ("home disk use", f"{report['home_used_bytes'] // 2**20:,} MB"),
     ]
-    warning = "memory use is above 80% of the configured limit" if report["memory_warning"] else ""
+    warnings = []
+    if report["memory_warning"]:
+        warnings.append("memory use is above 80% of the configured limit")
+    if report["pool_failure"]:
+        failure = report["pool_failure"]
+        warnings.append(f"no worker runs: at {failure['at']} {failure['detail']}")
+    warning = "; ".join(warnings)
     tables = [("Overview", overview), ("Workers (pid, file, RSS, tasks)", workers)]
     return render(
         request, "table.html", principal, heading="System", tables=tables, warning=warning

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from casescope.config import Settings
-from casescope.jobs.launcher import ensure_workers
+from casescope.jobs.launcher import PoolKeeper, PoolStartError
+from casescope.jobs.queue import has_active_jobs
 from casescope.model.db import Database
 from casescope.store.index import ChdbIndex
 from casescope.store.loader import load_pending
@@ -26,6 +26,7 @@ from casescope.store.owner import open_index
 logger = logging.getLogger(__name__)
 
 LOAD_INTERVAL_SECONDS = 1.0
+POOL_WATCH_SECONDS = 1.0
 
 
 class IndexHandle:
@@ -82,21 +83,36 @@ class WebState:
     #: The one-time setup token (printed at first start) while no user exists.
     setup_token: str | None = None
     started_at: float = field(default_factory=time.time)
-    _pool: subprocess.Popen | None = None
+    _keeper: PoolKeeper = field(init=False)
     _pool_lock: threading.Lock = field(default_factory=threading.Lock)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._keeper = PoolKeeper(self.settings, self.db)
+        watcher = threading.Thread(target=self._watch_pool, name="pool-watcher", daemon=True)
+        watcher.start()
 
     def kick_workers(self) -> None:
-        """Start a worker pool unless one is alive (it exits by itself when idle)."""
+        """Start a worker pool unless one is alive (it exits by itself when idle); a user's
+        action gives a pool that kept dying at start another chance."""
         with self._pool_lock:
-            if self._pool is not None and self._pool.poll() is None:
-                return
-            self._pool = ensure_workers(self.settings, self.db) or self._pool
+            self._keeper.early_deaths = 0
+            self._keeper.ensure()
+
+    def _watch_pool(self) -> None:
+        """Our pool died: release its jobs at once, start another while work is queued (a pool
+        that keeps dying at start is given up on: recorded for `status` and the System page)."""
+        while not self._stop.wait(POOL_WATCH_SECONDS):
+            with self._pool_lock:
+                try:
+                    self._keeper.watch(work_left=has_active_jobs(self.db))
+                except PoolStartError as exc:
+                    logger.error("%s", exc)
+                except Exception:  # isolation boundary: the watcher must outlive one bad check
+                    logger.exception("watching the worker pool failed")
 
     def close(self) -> None:
+        self._stop.set()
         self.index.close()
-        if self._pool is not None and self._pool.poll() is None:
-            try:
-                self._pool.wait(5)
-            except subprocess.TimeoutExpired:
-                self._pool.terminate()
+        self._keeper.stop(timeout=5)
         self.db.dispose()
