@@ -232,7 +232,8 @@ class PoolKeeper:
         message = (
             f"the worker pool died {self.early_deaths} times in a row within "
             f"{EARLY_DEATH_SECONDS:.0f} s of its start (last exit code {code}); its error:\n"
-            f"{tail}\n(full output: {pool.stderr_path})"
+            f"{tail}\n(full output: {pool.stderr_path}; the files stay queued: once the cause "
+            "is fixed, `casescope worker --exit-when-idle` processes them)"
         )
         record_pool_failure(self.db, message)
         raise PoolStartError(message)
