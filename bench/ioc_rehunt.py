@@ -33,7 +33,6 @@ from sqlalchemy import func, select
 from casescope.config import Settings
 from casescope.evidence.intake import ingest_paths
 from casescope.hunt import compile_iocs
-from casescope.jobs import queue
 from casescope.jobs.worker import worker_main
 from casescope.model.db import Database
 from casescope.model.tables import EvidenceFile
@@ -43,6 +42,7 @@ from casescope.services.iocs import add_iocs
 from casescope.store.index import ChdbIndex
 from casescope.store.loader import load_pending
 from casescope.store.owner import open_index
+from casescope.workqueue import queue
 
 
 def _timed_worker(label: str, settings: Settings, db: Database, files: int) -> None:

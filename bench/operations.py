@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 from casescope.config import Settings
-from casescope.jobs import queue
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, FileType, Operation, OperationKind
 from casescope.model.tables import Case, EvidenceFile
 from casescope.services import operations as ops
+from casescope.workqueue import queue
 
 
 def _setup(db: Database, files: int) -> int:

@@ -9,4 +9,5 @@ python3 -m venv .venv
 scripts/browser.sh  # Debian chromium + playwright for tests/browser (skips there if absent)
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
+.venv/bin/lint-imports  # layers point down (pyproject.toml, docs/architecture.md)
 exec .venv/bin/python -m pytest "$@"

@@ -9,12 +9,12 @@ import pyarrow as pa
 import pytest
 
 from casescope.config import Settings
-from casescope.jobs import queue
 from casescope.model.db import Database
 from casescope.model.enums import FileType, Operation
 from casescope.model.tables import Case, EvidenceFile
 from casescope.store.index import ChdbIndex, LoadItem
 from casescope.store.segments import SegmentWriter
+from casescope.workqueue import queue
 
 
 @pytest.fixture

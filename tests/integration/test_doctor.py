@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy import delete, select, update
 
 from casescope.config import Settings
-from casescope.jobs import queue
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, IndexState, JobState, Operation
 from casescope.model.tables import EvidenceFile, Job, Segment
 from casescope.services.doctor import run_doctor
+from casescope.workqueue import queue
 from tests.integration.conftest import add_files
 
 

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 from sqlalchemy import select, update
 
 from casescope.errors import CasescopeError
-from casescope.jobs import operation_jobs, queue
 from casescope.model.db import Database
 from casescope.model.enums import (
     FileStatus,
@@ -24,6 +23,7 @@ from casescope.model.enums import (
 from casescope.model.tables import EvidenceFile, Job
 from casescope.services import operations as ops
 from casescope.services.doctor import verify_files
+from casescope.workqueue import operation_jobs, queue
 from tests.integration.conftest import add_files
 
 ACTIONS = st.lists(

@@ -13,7 +13,6 @@ from casescope.cli.app import app as cli
 from casescope.config import Settings
 from casescope.errors import NotFoundError
 from casescope.evidence.intake import ingest_paths
-from casescope.jobs import queue
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, JobState, Operation, OperationKind
 from casescope.model.tables import Case, EvidenceFile, Job
@@ -21,6 +20,7 @@ from casescope.services import operations as ops
 from casescope.services.cases import get_or_create_case
 from casescope.services.doctor import verify_files
 from casescope.services.reprocess import requeue_files, retry_operation
+from casescope.workqueue import queue
 from tests.integration.ioc.conftest import run_worker
 
 SAMPLES = (

@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 
 from casescope.config import Settings
 from casescope.evidence.intake import ingest_paths
-from casescope.jobs import queue
 from casescope.jobs.context import WorkerContext
 from casescope.jobs.pipeline import process_file
 from casescope.model.db import Database
@@ -25,6 +24,7 @@ from casescope.store.index import ChdbIndex
 from casescope.store.loader import load_pending
 from casescope.store.pieces import PIECE_INSERT_BYTES, ReadyPiece, piece_insert_rows
 from casescope.store.segments import segment_files
+from casescope.workqueue import queue
 
 LINES = 5_000
 PIECE = 1_000

@@ -10,10 +10,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from casescope.config import Settings
-from casescope.jobs import queue
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, JobState, Operation
 from casescope.model.tables import EvidenceFile, Job
+from casescope.workqueue import queue
 from tests.integration.conftest import add_files
 
 

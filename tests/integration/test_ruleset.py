@@ -7,16 +7,17 @@ from pathlib import Path
 import pytest
 
 from casescope.config import Settings
-from casescope.detect import CompiledRuleSet, RuleLoad, ruleset
-from casescope.detect.ruleset import (
+from casescope.detect import CompiledRuleSet, RuleLoad
+from casescope.errors import CasescopeError
+from casescope.model.db import Database
+from casescope.store import rulesets as ruleset
+from casescope.store.rulesets import (
     RuleSelector,
     import_rules,
     list_rules,
     load_active,
     set_enabled,
 )
-from casescope.errors import CasescopeError
-from casescope.model.db import Database
 from tests.unit.detect.support import make_batch
 
 RULE = """title: {title}
@@ -94,7 +95,7 @@ def test_reimport_replaces_and_cache_is_reused(
 
 
 def _counting_compiles(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Count `compile_rules` calls made by `ruleset.py` (the real compile still runs)."""
+    """Count `compile_rules` calls made by `store/rulesets.py` (the real compile still runs)."""
     calls: list[int] = []
     real = ruleset.compile_rules
 

@@ -13,9 +13,9 @@ import time
 
 from casescope.config import Settings
 from casescope.jobs.pool import PULSE_SECONDS, WorkerSlot, stall_seconds
-from casescope.jobs.queue import ClaimedJob
 from casescope.jobs.worker import PolicedContext, Pulse
 from casescope.model.enums import Operation
+from casescope.workqueue.queue import ClaimedJob
 
 SPAWN = multiprocessing.get_context("spawn")
 

@@ -17,12 +17,12 @@ import pytest
 from fastapi.testclient import TestClient
 
 from casescope.config import Settings
-from casescope.detect.ruleset import import_rules
 from casescope.model.users import Role
 from casescope.services.detections import DetectionFilter, detected_events, summary
 from casescope.services.event_search import SortKey, sort_value
 from casescope.services.iocs import add_iocs
 from casescope.services.users import create_user
+from casescope.store.rulesets import import_rules
 from casescope.web.app import create_app
 from tests.web.conftest import PASSWORD, SAMPLES, XSS, Web, login, wait_searchable, xss_ndjson
 

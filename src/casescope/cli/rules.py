@@ -14,12 +14,12 @@ from rich.table import Table
 
 from casescope.cli.common import console, friendly_errors, open_app, shown
 from casescope.cli.follow import follow
-from casescope.detect.ruleset import RuleSelector, import_rules, list_rules, set_enabled
 from casescope.model.enums import Operation
 from casescope.services.cases import get_case
 from casescope.services.detections import LEVELS, DetectionFilter, iter_detections, summary
 from casescope.services.reprocess import requeue_files
 from casescope.services.search import neutralise_cell
+from casescope.store.rulesets import RuleSelector, import_rules, list_rules, set_enabled
 
 app = typer.Typer(help="Import and list Sigma rules.", no_args_is_help=True)
 

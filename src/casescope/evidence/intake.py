@@ -25,10 +25,10 @@ from casescope.config import Settings
 from casescope.errors import EvidenceError
 from casescope.evidence.archive import ArchiveLimits, is_zip, store_archive
 from casescope.evidence.store import Refused, StoredFile, describe_os_error, store_file
-from casescope.jobs import operation_jobs
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, FileType, Operation
 from casescope.model.tables import AuditRecord, Case, EvidenceFile, utcnow
+from casescope.workqueue import operation_jobs
 
 logger = logging.getLogger(__name__)
 

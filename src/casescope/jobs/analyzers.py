@@ -11,13 +11,13 @@ import pyarrow.compute as pc
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.orm import Session
 
+from casescope.detect.active import ActiveRules
 from casescope.detect.correlations import detection_frame
-from casescope.detect.ruleset import ActiveRules
 from casescope.hunt import IocMatcher
 from casescope.hunt.values import CORE_TEXT_COLUMNS
+from casescope.jobs.case_iocs import enabled_ioc_ids
 from casescope.model.enums import FileStatus
 from casescope.model.tables import Detection, EvidenceFile, IocHit
-from casescope.services.iocs import enabled_ioc_ids
 
 #: The original event as JSON: kept in segments and the index, never read by rules or IOCs.
 RAW_COLUMN = "raw"

@@ -16,16 +16,16 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from casescope.config import Settings
-from casescope.detect.ruleset import ActiveRules
+from casescope.detect.active import ActiveRules
 from casescope.errors import PermanentError
 from casescope.evidence.store import sha256_of
 from casescope.hunt import IocMatcher
-from casescope.jobs import queue
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, FileType, Operation
 from casescope.model.tables import EvidenceFile, Segment
 from casescope.parse.schema import PARSER_VERSION
 from casescope.store.segments import segment_variant
+from casescope.workqueue import queue
 
 
 class Consumer(Protocol):

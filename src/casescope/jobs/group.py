@@ -24,7 +24,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
-from casescope.jobs import queue
 from casescope.jobs.context import Analyzer, FileInfo, WorkerContext, check_evidence
 from casescope.jobs.pipeline import (
     PERSIST_STEPS,
@@ -38,6 +37,7 @@ from casescope.jobs.pipeline import (
 from casescope.jobs.steps import StepLog, StepScope, flush_logs
 from casescope.model.enums import FileStatus, Operation
 from casescope.parse.schema import EVENT_SCHEMA
+from casescope.workqueue import queue
 
 logger = logging.getLogger(__name__)
 

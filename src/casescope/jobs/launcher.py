@@ -28,11 +28,11 @@ from sqlalchemy import func, select
 
 from casescope.config import Settings
 from casescope.errors import CasescopeError
-from casescope.jobs import queue
 from casescope.jobs.registry import live_workers, unregister_pool
 from casescope.model.db import Database
 from casescope.model.enums import JobState
 from casescope.model.tables import AuditRecord, Job
+from casescope.workqueue import queue
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,6 @@ from sqlalchemy import bindparam, insert, update
 from sqlalchemy.orm import Session
 
 from casescope.errors import PermanentError, disk_full_message
-from casescope.jobs import queue
 from casescope.jobs.context import (
     SEGMENT_OF,
     Analyzer,
@@ -49,6 +48,7 @@ from casescope.store.segments import (
     segment_path,
     sync_to_disk,
 )
+from casescope.workqueue import queue
 
 logger = logging.getLogger(__name__)
 

@@ -38,9 +38,9 @@ from pathlib import Path
 import psutil
 
 from casescope.config import Settings
-from casescope.jobs import queue
 from casescope.jobs.registry import unregister
 from casescope.model.db import Database
+from casescope.workqueue import queue
 
 logger = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 from casescope.allocators import use_system_arrow_pool
 from casescope.collector import tune_collector
 from casescope.config import Settings
-from casescope.detect.ruleset import load_active, manifest_of
 from casescope.hunt import Ioc, compile_iocs
-from casescope.jobs import queue
 from casescope.jobs.analyzers import IocAnalyzer, SigmaAnalyzer
+from casescope.jobs.case_iocs import enabled_iocs, ioc_set_hash
 from casescope.jobs.context import Analyzer, FileInfo, WorkerContext, file_info
+from casescope.jobs.correlations import run_correlations
 from casescope.jobs.group import Member, process_group
 from casescope.jobs.pipeline import PERSIST_STEPS, failure_recorded, process_file
 from casescope.jobs.pool import PULSE_SECONDS, WorkerSlot
@@ -33,8 +33,8 @@ from casescope.jobs.registry import register, rss_mb, unregister
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, Operation
 from casescope.model.tables import EvidenceFile, WorkerRecord
-from casescope.services.correlations import run_correlations
-from casescope.services.iocs import enabled_iocs, ioc_set_hash
+from casescope.store.rulesets import load_active, manifest_of
+from casescope.workqueue import queue
 
 logger = logging.getLogger(__name__)
 

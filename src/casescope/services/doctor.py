@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 
 from casescope.config import Settings
 from casescope.evidence.store import sha256_of
-from casescope.jobs import queue
 from casescope.model.db import Database
 from casescope.model.enums import (
     ACTIVE_JOB_STATES,
@@ -35,6 +34,7 @@ from casescope.model.enums import (
 from casescope.model.tables import EvidenceFile, Job, Segment, WorkerRecord
 from casescope.store.loader import orphan_bundles, prune_bundles, prune_piece_dirs
 from casescope.store.pieces import orphan_piece_dirs
+from casescope.workqueue import queue
 
 TERMINAL = (FileStatus.COMPLETED, FileStatus.FAILED)
 

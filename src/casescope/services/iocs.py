@@ -15,7 +15,6 @@ values) is only ever bound as SQL parameters here. Escaping for output is the ca
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from casescope.hunt import (
     parse_ioc_csv,
     parse_ioc_list,
 )
+from casescope.jobs.case_iocs import enabled_iocs
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, Operation
 from casescope.model.tables import AuditRecord, EvidenceFile, IocHit
@@ -118,33 +118,6 @@ def list_iocs(
         query = query.where(IocRow.type == IocType(ioc_type).value)
     with db.read() as session:
         return [_record(row) for row in session.scalars(query.order_by(IocRow.id))]
-
-
-def enabled_iocs(session: Session, case_id: int) -> list[Ioc]:
-    """The case's enabled IOCs as the hunt engine's `Ioc` (with ids), in id order."""
-    rows = session.execute(
-        select(IocRow.id, IocRow.type, IocRow.original, IocRow.value, IocRow.note)
-        .where(IocRow.case_id == case_id, IocRow.enabled.is_(True))
-        .order_by(IocRow.id)
-    )
-    return [
-        Ioc(IocType(kind), original, value, note or None, ioc_id)
-        for ioc_id, kind, original, value, note in rows
-    ]
-
-
-def enabled_ioc_ids(session: Session, case_id: int) -> set[int]:
-    """Ids of the case's enabled IOCs (what a worker may write hits for)."""
-    query = select(IocRow.id).where(IocRow.case_id == case_id, IocRow.enabled.is_(True))
-    return set(session.scalars(query))
-
-
-def ioc_set_hash(iocs: Iterable[Ioc]) -> str:
-    """A short hash of an IOC set (ids, types, values): the key of a compiled matcher."""
-    digest = hashlib.sha256()
-    for ioc in sorted(iocs, key=lambda i: i.id or 0):
-        digest.update(f"{ioc.id}\0{ioc.type.value}\0{ioc.normalised}\n".encode())
-    return digest.hexdigest()[:32]
 
 
 # ---------------------------------------------------------------- adding IOCs

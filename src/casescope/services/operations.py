@@ -17,11 +17,11 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from casescope.errors import CasescopeError, NotFoundError
-from casescope.jobs import operation_jobs
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, JobState, OperationKind, OperationState
 from casescope.model.operations import BulkOperation
 from casescope.model.tables import AuditRecord, EvidenceFile, Job, utcnow
+from casescope.workqueue import operation_jobs
 
 #: Ids of Server-Sent Events are `step * STEP_IDS + n` (web/api/jobs.py, docs/web.md "Jobs").
 STEP_IDS = 1_000_000

@@ -13,13 +13,13 @@ from sqlalchemy import select
 
 from casescope.config import Settings
 from casescope.errors import CasescopeError, NotFoundError
-from casescope.jobs import operation_jobs
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, FileType, Operation, OperationKind
 from casescope.model.tables import AuditRecord, EvidenceFile
 from casescope.parse.fieldmap import check_field_map
 from casescope.services import operations
 from casescope.services.progress import FileSet
+from casescope.workqueue import operation_jobs
 
 #: The kind of operation a re-process is; a full run of finished files is a retry.
 KINDS = {

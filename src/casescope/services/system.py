@@ -13,13 +13,13 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from casescope.config import Settings
-from casescope.jobs import queue
 from casescope.jobs.launcher import PoolFailure, pool_failure_since_work
 from casescope.jobs.registry import WorkerInfo, live_workers
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, JobState
 from casescope.model.tables import EvidenceFile, Job, Segment
 from casescope.store.index import EventIndex
+from casescope.workqueue import queue
 
 MEMORY_WARN_FRACTION = 0.8
 

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 
 from casescope.config import Settings
 from casescope.jobs.launcher import PoolKeeper, PoolStartError
-from casescope.jobs.queue import has_active_jobs
 from casescope.model.db import Database
 from casescope.store.index import ChdbIndex
 from casescope.store.loader import load_pending
 from casescope.store.owner import open_index
+from casescope.workqueue.queue import has_active_jobs
 
 logger = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from casescope.detect import CompiledRuleSet
-from casescope.detect.ruleset import ActiveRules
+from casescope.detect.active import ActiveRules
 from casescope.jobs.analyzers import RAW_COLUMN, SigmaAnalyzer
 
 

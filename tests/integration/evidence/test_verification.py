@@ -5,11 +5,11 @@ from __future__ import annotations
 from sqlalchemy import delete, update
 
 from casescope.config import Settings
-from casescope.jobs import queue
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, JobState
 from casescope.model.tables import EvidenceFile, Job
 from casescope.services.doctor import run_doctor, verify_files
+from casescope.workqueue import queue
 from tests.integration.conftest import add_files
 
 

@@ -9,11 +9,11 @@ from sqlalchemy import select
 
 from casescope.config import Settings
 from casescope.evidence.intake import ingest_paths
-from casescope.jobs import queue
 from casescope.jobs.worker import worker_main
 from casescope.model.db import Database
 from casescope.model.tables import Case, IocHit
 from casescope.services.cases import get_or_create_case
+from casescope.workqueue import queue
 
 SHARP_RDP = "Lateral Movement/LM_sysmon_3_12_13_1_SharpRDP.evtx"
 WMIC_XSL = "Execution/exec_wmic_xsl_internet_sysmon_3_1_11.evtx"

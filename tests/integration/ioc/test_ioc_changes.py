@@ -10,8 +10,8 @@ from sqlalchemy import select
 from casescope.config import Settings
 from casescope.hunt import IocError, compile_iocs
 from casescope.jobs.analyzers import IocAnalyzer
+from casescope.jobs.case_iocs import enabled_iocs
 from casescope.jobs.context import WorkerContext
-from casescope.jobs.queue import ClaimedJob
 from casescope.jobs.worker import _ioc_analyzer
 from casescope.model.db import Database
 from casescope.model.enums import FileType, Operation
@@ -22,11 +22,11 @@ from casescope.services.cases import get_or_create_case
 from casescope.services.ioc_hits import HitFilter, hit_summary, iter_hits
 from casescope.services.iocs import (
     add_iocs,
-    enabled_iocs,
     list_iocs,
     remove_iocs,
     set_enabled,
 )
+from casescope.workqueue.queue import ClaimedJob
 from tests.integration.ioc.conftest import hit_count, ingest, run_worker, stored_hits
 
 IP, DOMAIN = "192.168.56.1", "inwitelecom.net"

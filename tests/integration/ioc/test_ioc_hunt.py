@@ -8,11 +8,12 @@ from sqlalchemy import select
 
 from casescope.config import Settings
 from casescope.hunt import compile_iocs
+from casescope.jobs.case_iocs import enabled_iocs
 from casescope.model.db import Database
 from casescope.model.enums import FileType, Operation
 from casescope.model.tables import AuditRecord, Case, EvidenceFile, IocHit, Job, Segment
 from casescope.parse import ParseReport, iter_batches
-from casescope.services.iocs import add_iocs, enabled_iocs, rehunt
+from casescope.services.iocs import add_iocs, rehunt
 from tests.integration.ioc.conftest import hit_count, ingest, run_worker, stored_hits
 
 IOCS = [

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from sqlalchemy import bindparam, case, func, select, update
 from sqlalchemy.orm import Session
 
-from casescope.jobs.queue import enqueue
 from casescope.model.enums import FileStatus, JobState, Operation, OperationState
 from casescope.model.operations import BulkOperation
 from casescope.model.tables import EvidenceFile, Job, utcnow
+from casescope.workqueue.queue import enqueue
 
 
 def _operation_state(session: Session, operation_id: int) -> OperationState | None:

@@ -16,8 +16,8 @@ import polars as pl
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
+from casescope.detect.active import ActiveRules
 from casescope.detect.correlate import CorrelationHit, correlate
-from casescope.detect.ruleset import ActiveRules
 from casescope.model.db import Database
 from casescope.model.tables import Detection, Rule
 
