@@ -4,7 +4,7 @@ The main read validates chunk checksums, because on some damaged chunks the `evt
 loops forever while holding the GIL (omerbenamram/evtx#290: not a panic, not interruptible
 from Python). A chunk that fails its checksum is often still mostly readable (one flipped
 bit loses nothing), so it is written alone into a small EVTX file and read without checksum
-validation by a child Python process that is killed after `timeout_s`.
+validation by a child Python process (`evtx_salvage_child`) killed after `timeout_s`.
 """
 
 from __future__ import annotations
@@ -21,23 +21,6 @@ from casescope.parse.evtx_layout import CHUNK_SIZE, FILE_HEADER_SIZE, file_heade
 logger = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 15.0
-
-# Runs in the child: the crate's JSON records on stdout (one per line; JSON has no raw
-# newlines), its errors on stderr.
-_CHILD = """
-import sys, evtx
-records = evtx.PyEvtxParser(sys.argv[1], number_of_threads=1).records_json()
-while True:
-    try:
-        record = next(records)
-    except StopIteration:
-        break
-    except Exception as exc:
-        print(str(exc).replace(chr(10), " "), file=sys.stderr, flush=True)
-        continue
-    sys.stdout.write(record["data"] + chr(10))
-    sys.stdout.flush()
-"""
 
 
 @dataclass
@@ -68,7 +51,7 @@ def salvage_chunk(path: Path, chunk: int, timeout_s: float = DEFAULT_TIMEOUT_S) 
 
 
 def _run_child(single: Path, timeout_s: float) -> Salvaged:
-    command = [sys.executable, "-I", "-c", _CHILD, str(single)]
+    command = [sys.executable, "-P", "-m", "casescope.parse.evtx_salvage_child", str(single)]
     timed_out = False
     try:
         done = subprocess.run(command, capture_output=True, timeout=timeout_s, check=False)
