@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import sys
-from enum import StrEnum
 from typing import Annotated
 
-import orjson
 import typer
 from rich import box
 from rich.table import Column, Table
 from rich.text import Text
 
 from casescope.cli.common import console, friendly_errors, open_app, shown
+from casescope.cli.output import OutputFormat, format_option, write_rows
 from casescope.services.audit import audit_rows
 from casescope.services.cases import get_case
-
-
-class AuditFormat(StrEnum):
-    TABLE = "table"
-    JSONL = "jsonl"
 
 
 @friendly_errors
@@ -30,18 +23,15 @@ def audit(
         typer.Option(help="Only this action, e.g. intake_refused, indexing, export."),
     ] = None,
     limit: Annotated[int, typer.Option(help="Rows, newest first.", min=1)] = 200,
-    fmt: Annotated[AuditFormat, typer.Option("--format", help="table or jsonl.")] = (
-        AuditFormat.TABLE
-    ),
+    fmt: Annotated[OutputFormat, format_option()] = OutputFormat.TABLE,
 ) -> None:
     """The audit log: every pipeline step with its timing and counts, and every action
     (intake, refusals at intake, exports, re-processing, rule and IOC changes)."""
     ctx = open_app("audit")
     case_id = get_case(ctx.db, case).id if case is not None else None
     rows = audit_rows(ctx.db, limit, case_id, action)
-    if fmt is AuditFormat.JSONL:
-        for row in rows:
-            sys.stdout.buffer.write(orjson.dumps(row) + b"\n")
+    if fmt is not OutputFormat.TABLE:
+        write_rows(rows, fmt)
         return
     table = Table(
         Column("at", no_wrap=True),

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import sys
-from dataclasses import asdict
-from enum import StrEnum
 from typing import Annotated
 
-import orjson
 import typer
 from rich import box
 from rich.filesize import decimal
@@ -15,6 +11,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from casescope.cli.common import console, friendly_errors, open_app, shown
+from casescope.cli.output import OutputFormat, format_option, write_rows
 from casescope.model.enums import FileStatus
 from casescope.services.cases import create_case, get_case, list_cases
 from casescope.services.files import list_files
@@ -52,27 +49,19 @@ def list_() -> None:
     console.print(table)
 
 
-class FilesFormat(StrEnum):
-    TABLE = "table"
-    JSONL = "jsonl"
-
-
 @friendly_errors
 def files(
     case: Annotated[str, typer.Option("--case", "-c", help="Case name.")],
     status: Annotated[
         FileStatus | None, typer.Option(help="Only files in this status (e.g. failed).")
     ] = None,
-    fmt: Annotated[FilesFormat, typer.Option("--format", help="table or jsonl.")] = (
-        FilesFormat.TABLE
-    ),
+    fmt: Annotated[OutputFormat, format_option()] = OutputFormat.TABLE,
 ) -> None:
     """A case's files: id (for `reindex --file`), status, size, events, path, sha256, problems."""
     ctx = open_app("files")
     rows = list_files(ctx.db, get_case(ctx.db, case).id, status=status)
-    if fmt is FilesFormat.JSONL:
-        for row in rows:
-            sys.stdout.buffer.write(orjson.dumps(asdict(row), default=str) + b"\n")
+    if fmt is not OutputFormat.TABLE:
+        write_rows(rows, fmt)
         return
     table = Table(
         Column("id", no_wrap=True, justify="right"),

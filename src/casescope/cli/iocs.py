@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import csv
-import sys
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import asdict
-from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import orjson
 import typer
 from rich.table import Table
 
 from casescope.cli.common import AppContext, console, err_console, friendly_errors, open_app, shown
 from casescope.cli.follow import follow
+from casescope.cli.output import OutputFormat, format_option, write_rows
 from casescope.errors import CasescopeError, IndexBusyError
 from casescope.hunt import IocError, IocType
 from casescope.hunt.normalise import coerce_type
@@ -34,7 +30,6 @@ from casescope.services.iocs import (
     set_enabled,
 )
 from casescope.services.iocs import add_iocs as add_iocs_service
-from casescope.services.search import neutralise_cell
 from casescope.store.index import ChdbIndex
 from casescope.store.owner import open_index
 
@@ -42,12 +37,6 @@ app = typer.Typer(help="Manage a case's IOCs (indicators of compromise).", no_ar
 
 #: Largest IOC file `ioc import` reads.
 MAX_IMPORT_BYTES = 64 * 1024 * 1024
-
-
-class OutputFormat(StrEnum):
-    TABLE = "table"
-    JSONL = "jsonl"
-    CSV = "csv"
 
 
 #: Columns of `ioc list --format csv` (header even when the case has no IOCs).
@@ -65,7 +54,7 @@ TypeFilterOpt = Annotated[
     str | None, typer.Option("--type", "-t", help="Only IOCs of this type (ip, domain, ...).")
 ]
 IdsArg = Annotated[list[int], typer.Argument(help="IOC ids (see `casescope ioc list`).")]
-FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="table, jsonl or csv.")]
+FormatOpt = Annotated[OutputFormat, format_option()]
 
 
 def _ioc_type(name: str | None) -> IocType | str | None:
@@ -219,7 +208,7 @@ def list_(
             )
         console.print(table)
         return
-    _write_rows(rows, fmt, IOC_COLUMNS)
+    write_rows(rows, fmt, IOC_COLUMNS)
 
 
 def _toggle(case: str, ids: Sequence[int], enabled: bool, no_wait: bool) -> None:
@@ -297,32 +286,4 @@ def hits(
             table.add_row(str(s.ioc_id), s.type.value, shown(s.value), on, *counts)
         console.print(table)
         return
-    _write_rows(iter_hits(ctx.db, filters), fmt, HIT_COLUMNS)
-
-
-def _write_rows(
-    rows: Iterable[Mapping[str, object]], fmt: OutputFormat, columns: Sequence[str] = ()
-) -> None:
-    """JSON lines, or CSV with formula-like cells neutralised (OWASP CSV injection)."""
-    if fmt is OutputFormat.JSONL:
-        for row in rows:
-            record = {k: _text(v) if isinstance(v, datetime) else v for k, v in row.items()}
-            sys.stdout.buffer.write(orjson.dumps(record, default=str) + b"\n")
-        return
-    writer = None
-    for row in rows:
-        if writer is None:
-            writer = csv.DictWriter(sys.stdout, fieldnames=list(row))
-            writer.writeheader()
-        writer.writerow({k: neutralise_cell(_text(v)) for k, v in row.items()})
-    if writer is None and columns:
-        csv.writer(sys.stdout).writerow(columns)
-
-
-def _text(value: object) -> str:
-    """A cell's text; times (UTC, naive from SQLite) as ISO 8601 with a Z."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return str(value)
+    write_rows(iter_hits(ctx.db, filters), fmt, HIT_COLUMNS)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -20,6 +19,7 @@ from casescope.cli.common import (
     shown,
 )
 from casescope.cli.follow import follow, print_file_problems, print_outcome
+from casescope.cli.output import REPORT, OutputFormat, format_option
 from casescope.errors import IndexBusyError
 from casescope.jobs.launcher import ensure_workers
 from casescope.jobs.pool import WorkerPool
@@ -31,11 +31,6 @@ from casescope.services.reprocess import requeue_files, retry_operation
 from casescope.services.status import StatusReport, collect_status
 from casescope.store.loader import load_pending
 from casescope.store.owner import open_index
-
-
-class OutputFormat(StrEnum):
-    TABLE = "table"
-    JSON = "json"
 
 
 @friendly_errors
@@ -60,9 +55,7 @@ def worker(
 @friendly_errors
 def status(
     case: Annotated[str | None, typer.Option("--case", "-c", help="Only this case.")] = None,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
-        OutputFormat.TABLE
-    ),
+    fmt: Annotated[OutputFormat, format_option(REPORT)] = OutputFormat.TABLE,
 ) -> None:
     """Files per status, events indexed, failures, queue depth, live workers and memory."""
     ctx = open_app("status")
@@ -213,9 +206,7 @@ def _duration(seconds: float | None) -> str:
 def list_jobs(
     case: Annotated[str | None, typer.Option("--case", "-c", help="Only this case.")] = None,
     limit: Annotated[int, typer.Option(help="Newest operations shown.", min=1)] = 20,
-    fmt: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = (
-        OutputFormat.TABLE
-    ),
+    fmt: Annotated[OutputFormat, format_option(REPORT)] = OutputFormat.TABLE,
 ) -> None:
     """Operations, newest first: state, files done/total, events, rate and ETA."""
     ctx = open_app("jobs")

@@ -2,32 +2,22 @@
 
 from __future__ import annotations
 
-import csv
-import sys
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
-import orjson
 import typer
 from rich.table import Table
 
 from casescope.cli.common import console, friendly_errors, open_app, shown
 from casescope.cli.follow import follow
+from casescope.cli.output import OutputFormat, format_option, write_rows
 from casescope.model.enums import Operation
 from casescope.services.cases import get_case
 from casescope.services.detections import LEVELS, DetectionFilter, iter_detections, summary
 from casescope.services.reprocess import requeue_files
-from casescope.services.search import neutralise_cell
 from casescope.store.rulesets import RuleSelector, import_rules, list_rules, set_enabled
 
 app = typer.Typer(help="Import and list Sigma rules.", no_args_is_help=True)
-
-
-class DetectionFormat(StrEnum):
-    TABLE = "table"
-    JSONL = "jsonl"
-    CSV = "csv"
 
 
 @app.command("import")
@@ -74,30 +64,20 @@ def detections(
     case: Annotated[str, typer.Option("--case", "-c", help="Case name.")],
     level: Annotated[str | None, typer.Option(help=f"Minimum level: {', '.join(LEVELS)}.")] = None,
     rule: Annotated[str | None, typer.Option(help="Only this Sigma rule id.")] = None,
-    fmt: Annotated[DetectionFormat, typer.Option("--format")] = DetectionFormat.TABLE,
+    fmt: Annotated[OutputFormat, format_option()] = OutputFormat.TABLE,
 ) -> None:
     """Sigma detections of a case: a summary by rule (table) or every hit (jsonl/csv)."""
     ctx = open_app("detections")
     if level is not None and level not in LEVELS:
         raise typer.BadParameter(f"level must be one of {', '.join(LEVELS)}")
     filters = DetectionFilter(get_case(ctx.db, case).id, level, rule)
-    if fmt is DetectionFormat.TABLE:
+    if fmt is OutputFormat.TABLE:
         table = Table("level", "rule id", "title", "hits", title="detections by rule")
         for lvl, uid, title, hits in summary(ctx.db, filters):
             table.add_row(lvl, uid, shown(title), f"{hits:,}")
         console.print(table)
         return
-    rows = iter_detections(ctx.db, filters)
-    if fmt is DetectionFormat.JSONL:
-        for row in rows:
-            sys.stdout.buffer.write(orjson.dumps(row, default=str) + b"\n")
-        return
-    writer = None
-    for row in rows:
-        if writer is None:
-            writer = csv.DictWriter(sys.stdout, fieldnames=list(row))
-            writer.writeheader()
-        writer.writerow({k: neutralise_cell("" if v is None else str(v)) for k, v in row.items()})
+    write_rows(iter_detections(ctx.db, filters), fmt)
 
 
 IdOpt = Annotated[list[str] | None, typer.Option("--id", help="Sigma rule id (repeatable).")]

@@ -7,7 +7,6 @@ import sys
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, BinaryIO
 
@@ -19,6 +18,7 @@ from typer.core import TyperCommand
 
 from casescope.cli.common import console, friendly_errors, open_app, shown
 from casescope.cli.iocs import filter_type
+from casescope.cli.output import OutputFormat, format_option
 from casescope.errors import CasescopeError
 from casescope.model.db import Database
 from casescope.services.cases import get_case
@@ -38,12 +38,6 @@ from casescope.services.search import (
 from casescope.store.loader import load_pending
 from casescope.store.owner import open_index
 from casescope.store.query import QuerySyntaxError
-
-
-class SearchFormat(StrEnum):
-    TABLE = "table"
-    JSONL = "jsonl"
-    CSV = "csv"
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -153,7 +147,7 @@ def search(
     end: ToOpt = None,
     limit: Annotated[int, typer.Option(help="Rows to show.", min=1)] = 50,
     offset: Annotated[int, typer.Option(help="Rows to skip.", min=0)] = 0,
-    fmt: Annotated[SearchFormat, typer.Option("--format")] = SearchFormat.TABLE,
+    fmt: Annotated[OutputFormat, format_option()] = OutputFormat.TABLE,
     detected: DetectedOpt = False,
     level: LevelOpt = None,
     rule: RuleOpt = None,
@@ -168,7 +162,7 @@ def search(
     with open_index(ctx.settings, role="casescope search") as index:
         load_pending(ctx.db, index, ctx.settings)
         try:
-            if fmt is SearchFormat.TABLE:
+            if fmt is OutputFormat.TABLE:
                 rows, total = run_search(index, request)
                 _render_rows(rows, total, request)
                 return
