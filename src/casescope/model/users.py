@@ -56,6 +56,8 @@ class User(Base):
     role: Mapped[Role] = mapped_column(_enum(Role))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: IANA name of the zone the web app shows this user's times in (stored times are UTC).
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
 
 
 class CaseAccess(Base):

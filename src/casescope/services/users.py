@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from zoneinfo import available_timezones
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -26,10 +28,35 @@ class UserInfo:
     username: str
     role: Role
     active: bool
+    timezone: str = "UTC"
 
 
 def _info(user: User) -> UserInfo:
-    return UserInfo(user.id, user.username, Role(user.role), user.active)
+    return UserInfo(user.id, user.username, Role(user.role), user.active, user.timezone or "UTC")
+
+
+@functools.cache
+def time_zones() -> frozenset[str]:
+    """The IANA zone names this machine knows (a user's choice is checked against them, never
+    handed to the file system as a path)."""
+    return frozenset(available_timezones()) | {"UTC"}
+
+
+def check_timezone(name: str) -> str:
+    """An IANA zone name (`Europe/Berlin`, `UTC`), or a clear error."""
+    if name not in time_zones():
+        raise CasescopeError(f"unknown time zone: {name[:80]!r} (an IANA name, e.g. Europe/Berlin)")
+    return name
+
+
+def set_timezone(db: Database, user_id: int, name: str) -> None:
+    """The zone the web app shows this user's times in."""
+    check_timezone(name)
+    with db.session() as session:
+        user = session.get(User, user_id)
+        if user is None:
+            raise NotFoundError(f"no user {user_id}")
+        user.timezone = name
 
 
 def check_password(password: str) -> None:

@@ -33,6 +33,7 @@ from casescope.web.security import (
     State,
 )
 from casescope.web.state import WebState
+from casescope.web.timefmt import DEFAULT_ZONE, when
 
 #: Characters shown as visible escapes: NUL and the bidi controls that reorder text (event
 #: data is attacker-controlled, and U+202E can make `exe.txt` read as `txt.exe`).
@@ -53,6 +54,7 @@ TEMPLATES = Jinja2Templates(
         finalize=_finalize,
     )
 )
+TEMPLATES.env.filters["when"] = when
 LOGIN_CSRF_COOKIE = "casescope_login_csrf"
 router = APIRouter(include_in_schema=False)
 
@@ -61,7 +63,9 @@ def render(
     request: Request, name: str, principal: Principal | None, **context: object
 ) -> HTMLResponse:
     context.update(
-        user=principal.user if principal else None, csrf=principal.csrf_token if principal else ""
+        user=principal.user if principal else None,
+        csrf=principal.csrf_token if principal else "",
+        tz=principal.user.timezone if principal else DEFAULT_ZONE,
     )
     return TEMPLATES.TemplateResponse(request, name, context)
 
