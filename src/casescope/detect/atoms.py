@@ -27,6 +27,8 @@ from typing import NamedTuple
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from casescope.errors import CasescopeError
+
 #: Sigma field name (lowercased) -> key of a core column of the event schema.
 CORE_KEYS = {
     "eventid": "@event_id",
@@ -40,7 +42,7 @@ CORE_KEYS = {
 KEYWORDS = "@keywords"
 
 
-class CompileError(Exception):
+class CompileError(CasescopeError):
     """A rule uses something the matcher cannot express; kept with the rule as its reason."""
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from casescope.errors import DISK_FULL_ERRNOS
+from casescope.errors import DISK_FULL_ERRNOS, EvidenceError
 from casescope.model.enums import FileType
 from casescope.parse import detect_file_type
 
@@ -40,7 +40,7 @@ class Refused:
     reason: str
 
 
-class SizeLimitExceeded(Exception):
+class SizeLimitExceeded(EvidenceError):
     """A copy went past the byte budget it was given."""
 
 

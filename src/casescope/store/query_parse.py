@@ -23,6 +23,8 @@ from dataclasses import field as dc_field
 from enum import StrEnum
 from typing import Any
 
+from casescope.errors import CasescopeError
+
 FIELD_RE = re.compile(r"[A-Za-z_@][A-Za-z0-9_.@-]*")
 KEYWORDS = {"AND": "AND", "OR": "OR", "NOT": "NOT", "&&": "AND", "||": "OR"}
 ESCAPABLE = frozenset('\\"*?:() ')
@@ -39,7 +41,7 @@ def escapable(ch: str, *, first: bool) -> bool:
     return ch in ESCAPABLE or ch.isspace() or (first and ch in START_ESCAPABLE)
 
 
-class QuerySyntaxError(ValueError):
+class QuerySyntaxError(CasescopeError, ValueError):
     """A query cannot be understood; the message says what and where (1-based column)."""
 
     def __init__(self, reason: str, position: int, hint: str = "") -> None:
