@@ -179,3 +179,11 @@ def test_correlation_rules_run_over_the_case(
     cli.run("rules", "run", "--case", "k")  # re-run: the correlation hit is replaced
     again = cli.run("detections", "--case", "k", "--format", "jsonl").stdout.splitlines()
     assert len(again) == len(detections)
+
+
+def test_an_unknown_level_is_refused_by_name(cli: Cli) -> None:
+    cli.run("case", "create", "s")
+    bad = cli.run("detections", "--case", "s", "--level", "foo", check=False)
+    assert bad.returncode == 2 and "'foo' is not one of" in bad.stderr
+    bad = cli.run("search", "--case", "s", "--level", "highest", "x", check=False)
+    assert bad.returncode == 2 and "'highest' is not one of" in bad.stderr

@@ -131,6 +131,15 @@ def test_bad_query_and_cursor_are_400(web: Web) -> None:
     assert bad.status_code == 400
 
 
+def test_an_unknown_level_is_4xx_with_the_levels(web: Web) -> None:
+    client = web.clients["reader"]
+    events = client.get(f"/api/cases/{web.case_id}/events", params={"level": "foo"})
+    assert events.status_code == 400 and "level must be one of" in events.json()["detail"]
+    grouped = client.get(f"/api/cases/{web.case_id}/detections", params={"level": "foo"})
+    assert grouped.status_code == 422 and "informational" in grouped.text
+    assert client.get(f"/api/cases/{web.case_id}/detections?level=high").status_code == 200
+
+
 def test_filters_channel_and_file(web: Web) -> None:
     client = web.clients["reader"]
     first = client.get(f"/api/cases/{web.case_id}/events?limit=1").json()["rows"][0]

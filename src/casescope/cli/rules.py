@@ -11,9 +11,10 @@ from rich.table import Table
 from casescope.cli.common import console, friendly_errors, open_app, shown
 from casescope.cli.follow import follow
 from casescope.cli.output import OutputFormat, format_option, write_rows
+from casescope.detect.levels import SigmaLevel, SigmaStatus
 from casescope.model.enums import Operation
 from casescope.services.cases import get_case
-from casescope.services.detections import LEVELS, DetectionFilter, iter_detections, summary
+from casescope.services.detections import DetectionFilter, iter_detections, summary
 from casescope.services.reprocess import requeue_files
 from casescope.store.rulesets import RuleSelector, import_rules, list_rules, set_enabled
 
@@ -62,14 +63,12 @@ def list_(
 @friendly_errors
 def detections(
     case: Annotated[str, typer.Option("--case", "-c", help="Case name.")],
-    level: Annotated[str | None, typer.Option(help=f"Minimum level: {', '.join(LEVELS)}.")] = None,
+    level: Annotated[SigmaLevel | None, typer.Option(help="Minimum level.")] = None,
     rule: Annotated[str | None, typer.Option(help="Only this Sigma rule id.")] = None,
     fmt: Annotated[OutputFormat, format_option()] = OutputFormat.TABLE,
 ) -> None:
     """Sigma detections of a case: a summary by rule (table) or every hit (jsonl/csv)."""
     ctx = open_app("detections")
-    if level is not None and level not in LEVELS:
-        raise typer.BadParameter(f"level must be one of {', '.join(LEVELS)}")
     filters = DetectionFilter(get_case(ctx.db, case).id, level, rule)
     if fmt is OutputFormat.TABLE:
         table = Table("level", "rule id", "title", "hits", title="detections by rule")
@@ -81,9 +80,9 @@ def detections(
 
 
 IdOpt = Annotated[list[str] | None, typer.Option("--id", help="Sigma rule id (repeatable).")]
-LevelOpt = Annotated[list[str] | None, typer.Option("--level", help="Level (repeatable).")]
+LevelOpt = Annotated[list[SigmaLevel] | None, typer.Option("--level", help="Level (repeatable).")]
 StatusOpt = Annotated[
-    list[str] | None, typer.Option("--status", help="stable/test/experimental/deprecated.")
+    list[SigmaStatus] | None, typer.Option("--status", help="Status (repeatable).")
 ]
 PathOpt = Annotated[str | None, typer.Option("--path", help="Glob on the rule's path.")]
 

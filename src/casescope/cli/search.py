@@ -19,10 +19,11 @@ from typer.core import TyperCommand
 from casescope.cli.common import console, friendly_errors, open_app, shown
 from casescope.cli.iocs import filter_type
 from casescope.cli.output import OutputFormat, format_option
+from casescope.detect.levels import SigmaLevel
 from casescope.errors import CasescopeError
 from casescope.model.db import Database
 from casescope.services.cases import get_case
-from casescope.services.detections import LEVELS, DetectionFilter, detected_events
+from casescope.services.detections import DetectionFilter, detected_events
 from casescope.services.event_search import EXPORT_CHUNK_ROWS, export_chunks
 from casescope.services.ioc_hits import HitFilter, hit_events
 from casescope.services.search import (
@@ -57,7 +58,7 @@ DetectedOpt = Annotated[
     bool, typer.Option("--detections", help="Only events with a Sigma detection.")
 ]
 LevelOpt = Annotated[
-    str | None,
+    SigmaLevel | None,
     typer.Option(
         "--level",
         help="Only events with a detection at this level or above (implies --detections).",
@@ -83,7 +84,7 @@ class _Only:
     """The options that restrict a search to events with detections or IOC hits."""
 
     detected: bool = False
-    level: str | None = None
+    level: SigmaLevel | None = None
     rule: str | None = None
     ioc: bool = False
     ioc_ids: tuple[int, ...] = ()
@@ -92,8 +93,6 @@ class _Only:
 
 def _only_events(db: Database, case_id: int, only: _Only) -> tuple[tuple[int, int], ...] | None:
     """The events the options allow (resolved in the metadata DB); None: no restriction."""
-    if only.level is not None and only.level not in LEVELS:
-        raise CasescopeError(f"--level must be one of {', '.join(LEVELS)}")
     events = None
     if only.detected or only.level or only.rule:
         events = detected_events(db, DetectionFilter(case_id, only.level, only.rule))

@@ -7,23 +7,22 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from casescope.detect.levels import SigmaLevel
 from casescope.model.db import Database
 from casescope.model.tables import Detection, EvidenceFile, Rule
-
-LEVELS = ("informational", "low", "medium", "high", "critical")
 
 
 @dataclass(frozen=True)
 class DetectionFilter:
     case_id: int
-    min_level: str | None = None
+    min_level: SigmaLevel | None = None
     rule_uid: str | None = None
 
 
 def _where(filters: DetectionFilter) -> list:
     clauses = [Detection.case_id == filters.case_id]
     if filters.min_level:
-        clauses.append(Rule.level.in_(LEVELS[LEVELS.index(filters.min_level) :]))
+        clauses.append(Rule.level.in_([lvl.value for lvl in filters.min_level.and_above()]))
     if filters.rule_uid:
         clauses.append(Rule.rule_uid == filters.rule_uid)
     return clauses

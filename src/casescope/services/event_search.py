@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
+from casescope.detect.levels import SigmaLevel
 from casescope.errors import CasescopeError, IndexMemoryError
 from casescope.model.db import Database
 from casescope.model.users import EventMark
@@ -74,7 +75,7 @@ class EventFilters:
     """The search form's filters beyond the query text and time range."""
 
     has_detection: bool = False
-    min_level: str | None = None
+    min_level: SigmaLevel | None = None
     has_ioc_hit: bool = False
     channel: str = ""
     computer: str = ""

@@ -25,6 +25,7 @@ from casescope.config import Settings
 from casescope.detect.active import ActiveRules
 from casescope.detect.cache import ruleset_hash
 from casescope.detect.engine import CompiledRuleSet, compile_rules
+from casescope.detect.levels import SigmaLevel, SigmaStatus
 from casescope.detect.load import LoadedRule, RuleLoad, load_document, load_rules
 from casescope.errors import CasescopeError
 from casescope.model.db import Database
@@ -222,8 +223,8 @@ class RuleSelector:
     """Which rules an enable/disable applies to; every given criterion must hold."""
 
     rule_uids: tuple[str, ...] = ()
-    levels: tuple[str, ...] = ()
-    statuses: tuple[str, ...] = ()
+    levels: tuple[SigmaLevel, ...] = ()
+    statuses: tuple[SigmaStatus, ...] = ()
     path_glob: str | None = None  # e.g. "windows/process_creation/*"
 
     @property

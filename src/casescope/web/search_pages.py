@@ -14,12 +14,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from casescope.detect.levels import SigmaLevel
 from casescope.errors import CasescopeError
 from casescope.hunt.ioc import IocType
 from casescope.model.users import EventMark
 from casescope.services import event_search as es
 from casescope.services import saved_searches as ss
-from casescope.services.detections import LEVELS, DetectionFilter, summary
+from casescope.services.detections import DetectionFilter, summary
 from casescope.services.ioc_hits import HitFilter, hit_summary
 from casescope.services.marks import set_mark
 from casescope.web.api import iocs as ioc_api
@@ -98,7 +99,7 @@ def search_page(
         case_id=scope.case_id,
         form=form,
         view=view,
-        levels=LEVELS,
+        levels=[level.value for level in SigmaLevel],
         sorts=list(es.SortKey),
         sort_links=_sort_links(base, view),
         result=result,

@@ -8,7 +8,8 @@ from typing import Annotated
 
 from fastapi import Depends, HTTPException, Query
 
-from casescope.services.detections import LEVELS
+from casescope.detect.levels import SigmaLevel
+from casescope.errors import CasescopeError
 from casescope.services.event_search import EventFilters
 from casescope.services.search import SearchRequest
 from casescope.store.query import QuerySyntaxError, compile_query
@@ -50,11 +51,13 @@ class SearchForm:
         )
 
     def filters(self) -> EventFilters:
-        if self.level and self.level not in LEVELS:
-            raise HTTPException(400, f"level must be one of {', '.join(LEVELS)}")
+        try:
+            level = SigmaLevel.parse(self.level) if self.level else None
+        except CasescopeError as exc:
+            raise HTTPException(400, str(exc)) from None
         return EventFilters(
             has_detection=self.has_detection,
-            min_level=self.level or None,
+            min_level=level,
             has_ioc_hit=self.has_ioc_hit,
             channel=self.channel,
             computer=self.computer,

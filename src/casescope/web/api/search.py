@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from casescope.detect.levels import SigmaLevel
 from casescope.errors import CasescopeError, IndexMemoryError
 from casescope.model.users import EventMark
 from casescope.services import event_search as es
@@ -248,7 +249,7 @@ def export(
 
 
 @router.get("/detections")
-def detections(scope: CaseRead, state: State, level: str | None = None) -> list[dict]:
+def detections(scope: CaseRead, state: State, level: SigmaLevel | None = None) -> list[dict]:
     """Detections grouped by rule, most hits first (drill down: /events?has_detection)."""
     return [
         {"level": lv, "rule_uid": uid, "title": title, "hits": n}
