@@ -7,9 +7,9 @@ for the duration. That is safe: any cycle left behind is collected once it is en
 
 Processing evidence allocates containers by the million (parameter rows for detections and
 IOC hits, parsed fields), nearly all freed by reference counting. With the default threshold
-(700) a worker ran ~900 young collections per 2,800 files, 10% of its CPU on the bulk set;
-`tune_collector` collects the young generation every 20,000 allocations instead (0.45 s
-instead of 1.0 s on 2,770 files, measured with gc.callbacks).
+(700) a worker collects the young generation hundreds of times per thousand small files, for
+objects reference counting frees anyway; `tune_collector` collects it every YOUNG_THRESHOLD
+allocations instead (`bench/bulk.py`, the workers' CPU).
 """
 
 from __future__ import annotations

@@ -88,7 +88,8 @@ class Settings(BaseSettings):
     max_archive_ratio: int = Field(
         default=200, ge=2, description="Expanded/compressed ratio above which a member is a bomb."
     )
-    # --- memory of the index owner (store/index.py, docs/decisions.md) ---
+    # --- memory of the index owner (store/index.py; docs/decisions.md, "Index owner
+    # memory: bounded by CASESCOPE_INDEX_MEMORY_MB") ---
     index_memory_mb: int = Field(
         default=480, ge=300, description="Memory budget of the process owning the chDB index."
     )

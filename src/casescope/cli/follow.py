@@ -96,8 +96,9 @@ def follow(
 
 
 def _compact(index: EventIndex) -> None:
-    """Every event is searchable: merge the parts the load left (docs/decisions.md, "Merges
-    run niced"), so that the next searches read a few parts, not dozens."""
+    """Every event is searchable: merge the parts the load left, so that the next searches
+    read a few parts, not dozens (docs/decisions.md, "Merges: large parts, vertical, niced,
+    one at a time")."""
     started, before = time.monotonic(), index.active_parts()
     note = "Ctrl-C is safe: merging resumes when the index is next opened"
     with console.status(f"compacting the index: {before} parts ({note})") as status:

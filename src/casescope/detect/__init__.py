@@ -32,7 +32,7 @@ Public API (see docs/sigma.md):
             `detections`: those frames concatenated, plus an `event` column (any event
             reference the caller wants back in each hit)
 
-Matching semantics and measured speed: docs/sigma.md.
+Matching semantics and speed: docs/sigma.md.
 """
 
 from __future__ import annotations

@@ -5,13 +5,13 @@ regex RE2 cannot run (look-around, back-references) runs with Python's `re`. Num
 comparisons cast the values (non-numbers never compare true). Field references compare
 two values per row with Polars.
 
-pyarrow compiles the expression on every call (30-150 µs, more for long alternations),
-which dominated small batches (one EVTX file: ~18 regex kernels on ~8 values each). So a
-few values (`SMALL_VALUES`) are searched with the pattern compiled once by Python's `re`
-(`re.ASCII`) when that gives RE2's answer: the values are ASCII without newline or
-vertical tab (so `$`, `.`, the ASCII classes `s d w b` and case folding mean the same in
-both), and the pattern uses no syntax the two read differently (`{,n}`, POSIX classes);
-otherwise RE2 runs as before. `tests/unit/detect/test_values.py` checks that both paths
+pyarrow compiles the expression on every call, which dominates small batches (a small file
+runs a dozen or more regex kernels on a handful of values; `bench/sigma.py`, one batch per
+file). So a few values (`SMALL_VALUES`) are searched with the pattern compiled once by
+Python's `re` (`re.ASCII`) when that gives RE2's answer: the values are ASCII without
+newline or vertical tab (so `$`, `.`, the ASCII classes `s d w b` and case folding mean the
+same in both), and the pattern uses no syntax the two read differently (`{,n}`, POSIX
+classes); otherwise RE2 runs. `tests/unit/detect/test_values.py` checks that both paths
 agree on every pattern of the snapshot.
 """
 

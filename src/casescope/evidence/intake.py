@@ -176,7 +176,8 @@ def _register_batch(
     report: IntakeReport,
 ) -> None:
     """Register a batch in one transaction: one duplicate query, one INSERT of files, one of
-    jobs (per-file queries and flushes cost ~5 ms a file at 10,000+ small files)."""
+    jobs (a query and flushes per file were a large share of each small file's cost:
+    `bench/bulk.py`)."""
     with db.session() as session:
         stored = [item for item in batch if isinstance(item, StoredFile)]
         known = _known_digests(session, options.case_id, stored)

@@ -26,8 +26,9 @@ from casescope.hunt.values import CORE_TEXT_COLUMNS
 #: The event index's table (database `casescope`, see `store.index`).
 EVENTS_TABLE = "casescope.events"
 #: IOCs per query. Each IOC costs one pass over `search_text`; bigger chunks share the
-#: table read (measured, 106 IOCs on 200k events: 16 → 1.8 s, 128 → 1.35 s). A
-#: `multiSearchAny` prefilter over all literals was slower (2-6 s) and is not used.
+#: table read, so a list of about a hundred IOCs is hunted in one query
+#: (`bench/ioc_rehunt.py` times the index hunt). A `multiSearchAny` prefilter over all
+#: literals was slower and is not used.
 CHUNK_SIZE = 128
 #: Longest excerpt of a matched value a hunt query returns (as the batch analyzer keeps).
 EXCERPT_CHARS = 400

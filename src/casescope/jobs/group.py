@@ -1,14 +1,14 @@
 """Small files in groups: one claim, one Sigma and IOC evaluation, one completing transaction.
 
 At 10,000+ small files (the bulk case: ~30 events an EVTX) the fixed costs of a file
-dominate its work: a transaction per step, a Sigma evaluation (~5 ms however few the
-events), the IOC automata. So a worker claims the small files queued together
-(`queue.claim_group_in`), reads each into its own segment exactly as `process_file` does,
-evaluates each analyzer once over all their events, and completes every file in one
-transaction. Each file keeps its own job, lease, attempt count, segment, audit rows and
-outcome; a file that fails fails alone, and one worker owns each file from claim to
-completion (DESIGN decision 1). Large files are claimed alone and streamed by
-`process_file`.
+dominate its work: a transaction per step, a Sigma evaluation (a fixed cost per batch
+however few its events: `bench/sigma.py`), the IOC automata. So a worker claims the small
+files queued together (`queue.claim_group_in`), reads each into its own segment exactly as
+`process_file` does, evaluates each analyzer once over all their events, and completes every
+file in one transaction. Each file keeps its own job, lease, attempt count, segment, audit
+rows and outcome; a file that fails fails alone, and one worker owns each file from claim to
+completion (docs/decisions.md, "One worker owns one file"). Large files are claimed alone
+and streamed by `process_file`.
 """
 
 from __future__ import annotations

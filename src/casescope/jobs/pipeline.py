@@ -1,4 +1,6 @@
-"""`process_file(ctx, job)`: one worker takes one file through every step (DESIGN decision 1).
+"""`process_file(ctx, job)`: one worker takes one file through every step.
+
+Why one worker: docs/decisions.md, "One worker owns one file".
 
     full / reindex:  estimating → indexing → sigma → ioc → completed
     sigma_only:      sigma → completed      (re-reads the segment; no re-parse)

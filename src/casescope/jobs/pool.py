@@ -11,7 +11,7 @@ The supervisor (the `casescope worker` process) never processes files itself. It
 
 It learns what each worker is doing from a `WorkerSlot` in memory shared with it, written by
 the worker's main thread and pulse thread: never through the database nor a thread that a
-stuck call can starve (see docs/decisions.md "Bounds that a stuck parser cannot starve").
+stuck call can starve (docs/decisions.md, "The worker pool and its bounds").
 
 Nothing from the directory it was started in may run in it or its workers: it moves to the
 home directory and drops that directory from `sys.path` before it spawns anyone, and its
@@ -132,7 +132,8 @@ def _child_entry(
 ) -> None:
     _die_with_parent(parent)
     # imported here, in the child: the pool process itself never needs the Sigma engine,
-    # polars or the parsers, and holding them would cost ~80 MB for the pool's lifetime
+    # polars or the parsers, and holding them would cost tens of MB for the pool's lifetime
+    # (`bench/large_files.py` prints the supervisor's peak)
     from casescope.jobs.worker import worker_main
     from casescope.logs import setup_logging
 

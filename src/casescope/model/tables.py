@@ -135,7 +135,7 @@ class LoadPiece(Base):
 
 
 class Job(Base):
-    """A work item: the queue is this table (DESIGN decision 2)."""
+    """A work item: the queue is this table (docs/decisions.md, "The job table is the queue")."""
 
     __tablename__ = "jobs"
     __table_args__ = (

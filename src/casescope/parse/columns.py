@@ -24,15 +24,16 @@ UINT64_MAX = 2**64 - 1
 #: A batch is also cut before an event that would take its raw records past this many
 #: characters (NDJSON: bytes of its lines), whatever its row count; an event larger than
 #: that makes a batch of its own. A batch is one row group of the segment, and both
-#: the worker building it and the index owner loading it hold it whole: 20 NDJSON lines of
-#: 15 MB in one batch took the worker to 2.3 GB and could not be loaded within the owner's
-#: 480 MB (docs/decisions.md, "Wide events"). Usual events (~1.1 KB) fill 10,000-event
+#: the worker building it and the index owner loading it hold it whole: a batch of a few very
+#: wide events took the worker to gigabytes and could not be loaded within the owner's
+#: budget (docs/decisions.md, "Wide events"). Usual events (~1.1 KB) fill 10,000-event
 #: batches long before this.
 BATCH_RAW_CHARS = 16 * 2**20
 #: A batch of wide events (more than WIDE_EVENT_CHARS of raw record each, on average) is cut
 #: at WIDE_BATCH_RAW_CHARS instead: each such event is held several times over (raw record,
-#: field values, the index's search text), so 16 MiB of 1 MB events took a worker to 471-530
-#: MB and the owner to 464-470 MB; 4 MiB, to 322-327 and 427-432 MB.
+#: field values, the index's search text), so batches of 16 MiB of them took the worker and
+#: the owner close to or past 500 MB; 4 MiB keeps both well under it (docs/decisions.md,
+#: "Wide events").
 WIDE_BATCH_RAW_CHARS = 4 * 2**20
 WIDE_EVENT_CHARS = 16 * 2**10
 
@@ -47,10 +48,10 @@ def batch_full(raw_chars: int, events: int) -> bool:
 
 #: The most characters of one event that are kept: of its raw record, of its field values
 #: together, and of each core column. Lines are read up to 16 MiB (`max_line_bytes`), but
-#: every copy of an event downstream is held whole: a part of the index holding 15 MB events
-#: could not be merged within the owner's 480 MB, and a lightweight DELETE then waited for
-#: that merge for ever (docs/decisions.md, "Wide events"). The parser warns, with the line;
-#: the evidence file keeps the event whole.
+#: every copy of an event downstream is held whole: a part of the index holding events of
+#: many MB could not be merged within the owner's budget, and a lightweight DELETE then
+#: waited for that merge for ever (docs/decisions.md, "Wide events"). The parser warns, with
+#: the line; the evidence file keeps the event whole.
 EVENT_CHARS = 2**20
 
 

@@ -2,7 +2,7 @@
 
 Per record the Python work is one `orjson.loads` and one flat pass over System and
 EventData/UserData straight into the batch's columns (`winevent.crate_adder`); timestamps
-are parsed per batch in Arrow. Measured: ~51k events/s per process (docs/parsing.md).
+are parsed per batch in Arrow. Throughput: `bench/parse.py` (docs/benchmarks.md).
 
 Damaged files never stop the parse and never hang it:
 

@@ -10,7 +10,8 @@ import pyarrow as pa
 
 #: Bumped whenever a parser's output for the same input bytes may change. Segments are
 #: content-addressed by (evidence sha256, PARSER_VERSION), so a bump re-parses on next use.
-PARSER_VERSION = 3  # 3: events kept to 1 MiB, batches cut at 16 MiB (docs/decisions.md)
+#: 3: events kept to 1 MiB, batches cut at 16 MiB (docs/decisions.md, "Wide events").
+PARSER_VERSION = 3
 
 #: The event index's text index leaves out runs of ASCII letters and digits of this many
 #: characters or more (`store.index.LONG_TOKEN`): a blob of hex of hundreds of KB as one token

@@ -1,4 +1,6 @@
-"""Hunt IOCs new to a case in the event index, in the index owner (docs/decisions.md).
+"""Hunt IOCs new to a case in the event index, in the index owner.
+
+Why: docs/decisions.md, "Hunting new IOCs in the index".
 
 When IOCs are added to (or re-enabled in) a case whose files are already hunted, only the
 new IOCs need hunting, and only in the files whose events are in the index. One query per

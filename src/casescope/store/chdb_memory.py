@@ -1,8 +1,9 @@
 """The index owner's memory: chDB's allocator, server limits and per-query block sizes.
 
-What bounds the owner's RSS (`CASESCOPE_INDEX_MEMORY_MB`, docs/decisions.md): jemalloc's
-decay (set here, before chDB is imported), the server settings passed in the connection
-string, the rows of one INSERT (`insert_rows_for`) and the block sizes of loads and streams.
+What bounds the owner's RSS (`CASESCOPE_INDEX_MEMORY_MB`; docs/decisions.md, "Index owner
+memory: bounded by CASESCOPE_INDEX_MEMORY_MB"): jemalloc's decay (set here, before chDB is
+imported), the server settings passed in the connection string, the rows of one INSERT
+(`insert_rows_for`) and the block sizes of loads and streams.
 """
 
 from __future__ import annotations
@@ -11,19 +12,18 @@ import os
 from pathlib import Path
 
 #: chDB links jemalloc, which by default keeps freed pages resident for 5 s: during a load
-#: that is most of the owner's RSS (a 1M-event load: 1.2 GB peak, 300 MB of it in use).
-#: Returning them at once keeps RSS near what is in use. jemalloc reads this variable (its
-#: `JE_` prefix, not `MALLOC_CONF`) once, when chDB is first imported, which happens only in
-#: `ChdbIndex`; a value set by the user wins. (Keeping them 1 s, with chDB's memory worker
-#: purging them by the budget, made the owner faster on one file and slower and larger on
-#: another: docs/decisions.md.)
+#: that is most of the owner's RSS (`bench/index_memory.py`). Returning them at once keeps
+#: RSS near what is in use. jemalloc reads this variable (its `JE_` prefix, not
+#: `MALLOC_CONF`) once, when chDB is first imported, which happens only in `ChdbIndex`; a
+#: value set by the user wins. (Why not keep them briefly and let chDB's memory worker purge
+#: them: docs/decisions.md, "Index owner memory: bounded by CASESCOPE_INDEX_MEMORY_MB".)
 DIRTY_DECAY_MS = 0
 os.environ.setdefault("JE_MALLOC_CONF", f"dirty_decay_ms:{DIRTY_DECAY_MS}")
 
-#: Single-threaded read and small blocks (a 1M-event segment in one INSERT: 2.0 GB peak RSS
-#: with ClickHouse's defaults, 1.2 GB with these). What bounds the owner's memory is the
-#: allocator setting above, the rows per INSERT (`insert_rows_for`) and the server limits
-#: (`server_settings`).
+#: Single-threaded read and small blocks (ClickHouse's defaults read with many threads and
+#: large blocks, each a buffer of wide events held at once). What bounds the owner's memory
+#: is the allocator setting above, the rows per INSERT (`insert_rows_for`) and the server
+#: limits (`server_settings`).
 LOAD_SETTINGS = (
     "max_threads = 1, max_insert_threads = 1, max_block_size = 8192, "
     "min_insert_block_size_rows = 65536, min_insert_block_size_bytes = 33554432"
@@ -31,16 +31,14 @@ LOAD_SETTINGS = (
 
 #: A streamed result (export chunks, IOC hunts) travels in blocks of this many rows.
 #: ClickHouse's default (65,505) makes a block of wide events tens of MB in each of several
-#: buffers: a one-stream export of the 5M-event case (~1.1 KB events) failed at once at the
-#: 480 MB budget. A read in time order merges one stream per part, and ClickHouse buffers
-#: each stream ahead by default: over the 12 parts `ingest` leaves of that case the export
-#: failed at once (tests/integration/store/test_index_memory.py checks the pipeline).
+#: buffers, enough for one stream to fail at the default budget. A read in time order merges
+#: one stream per part, and ClickHouse's default read-ahead per stream multiplies that by
+#: the parts (tests/integration/store/test_index_memory.py checks the pipeline).
 STREAM_SETTINGS = "max_block_size = 4096, read_in_order_use_buffering = 0"
 
-#: Measured (bench/index_memory.py, /tmp probes): one INSERT of N events adds about 75 MB +
-#: 0.7 MB per 1,000 events to the owner's RSS (50k: +110 MB, 100k: +145, 200k: +220),
-#: whatever the block sizes; the constants below keep a margin for events with larger raw
-#: records than the measured ~330-byte ones.
+#: One INSERT adds to the owner's RSS a fixed part plus a part per 1,000 events, whatever
+#: the block sizes (`bench/index_memory.py` shows both). The constants keep a margin above
+#: them for events wider than that benchmark's ~330-byte ones.
 INSERT_OVERHEAD_MB = 80
 INSERT_MB_PER_1000_ROWS = 1.0
 MIN_INSERT_ROWS = 10_000
@@ -82,16 +80,14 @@ def server_settings(memory_mb: int) -> dict[str, int]:
         "uncompressed_cache_size": 0,
         "index_uncompressed_cache_size": 0,
         # Merges at a time, whatever the host's cores. Two (vertical) merges beside a piece
-        # INSERT of wide events passed the 500 MB goal (1 GiB EVTX: owner 471-507 MB with
-        # two, 449-486 with one; 2 GiB NDJSON: 537-637 MB, 459-482); one was no slower on
-        # those files (median 44.8 s against 50-58; 76-78 s against 86-96) but ~5% slower
-        # on 1M narrow events.
+        # INSERT take the owner past the 500 MB goal on `bench/large_files.py`'s files; one
+        # is no slower there, and a few per cent slower on narrow events (`bench/ingest.py`).
         "background_pool_size": 1 if memory_mb < 1024 else 2,
         "background_merges_mutations_concurrency_ratio": 1,
         # Merge threads run at the lowest CPU priority: while a large file is parsed and
         # loaded, the parse and the INSERTs are what the analyst waits for, and merges take
-        # the CPU they leave (1 GiB EVTX: 23.1 s against 27.5-28.6 s, owner 20 CPU-s
-        # against 28-29; docs/decisions.md, "Merges run niced, ten parts at a time").
+        # the CPU they leave (`bench/large_files.py`, "parse + index"; docs/decisions.md,
+        # "Merges: large parts, vertical, niced, one at a time").
         "os_threads_nice_value_merge_mutate": MERGE_NICE,
         # chDB's memory worker reads this process's own memory (jemalloc's), not its
         # cgroup's: a cgroup holds the workers and, on a desktop, the whole session, which

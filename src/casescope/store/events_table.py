@@ -11,8 +11,8 @@ from casescope.parse.schema import INDEXED_TOKEN_CHARS
 DATABASE = "casescope"
 #: A token the text index leaves out: a run of ASCII letters and digits (`search_text` is
 #: lower-cased) of INDEXED_TOKEN_CHARS or more; re2 counts at most 1,000 repetitions. Runs
-#: with non-ASCII characters stay: matching them too tripled the cost of the expression
-#: (1 s more per 1.15M events and index build, against 0.3 s), and blobs are ASCII.
+#: with non-ASCII characters stay: matching them too tripled the cost of the expression,
+#: paid on every load and merge (`bench/large_files.py`), and blobs are ASCII.
 LONG_TOKEN = f"[0-9a-z]{{{INDEXED_TOKEN_CHARS},}}"
 
 EVENTS_DDL = f"""
@@ -40,24 +40,20 @@ CREATE TABLE IF NOT EXISTS {DATABASE}.events (
 ORDER BY (case_id, ts, file_id, seq)
 """
 
-#: Merge settings of the events table, applied at every open (new and existing tables).
-#: Searches read the first matches in time order from every part, so they slow down with the
-#: number of parts and of granules: on 5M events, first pages took 45-175 ms from 22 parts of
-#: ~1,100-row granules and 13-30 ms from one part of ~5,000-row granules. So merges write
-#: granules of up to 8,192 rows (4 MiB: events are wide) and parts grow to 512 MiB on disk
-#: (~4M events). A merge's memory grows with its blocks, not with the part it writes: 14
-#: parts (5M events) merged into one within a 480 MB budget at a 449 MB peak RSS. A load
-#: that meets a merge at the memory limit is retried once the merge is done (`_insert`).
-#: Merges of more than 32 MiB of events (uncompressed) are vertical (one column at a time).
-#: ClickHouse makes that choice from 131,072 rows and 11 non-key columns (we have 10), so a
-#: merge of six 25,000-event parts of a large file was horizontal: ~200 MB, against 60-120 MB
-#: vertical. Counted in bytes, not rows (16,384 rows before, ~36 MB of usual events): parts
-#: of a few hundred 1 MB events merged horizontally at 570-676 MB and failed at the budget;
-#: vertically, 456 MB.
+#: Merge settings of the events table, applied at every open, new and existing tables (why:
+#: docs/decisions.md, "Merges: large parts, vertical, niced, one at a time"). Merged granules
+#: hold up to 8,192 rows or 4 MiB (events are wide) and parts grow to 512 MiB on disk:
+#: searches read the first matches in time order from every part and pay per part and per
+#: granule (`bench/search.py`), and a merge's memory follows its blocks, not the part it
+#: writes. A load that meets a merge at the memory limit is retried once the merge is done
+#: (`ChdbIndex._insert`).
+#: Merges of more than 32 MiB of events (uncompressed) are vertical, one column at a time:
+#: ClickHouse's own rule, from 131,072 rows and 11 non-key columns (the table has 10), left
+#: a large file's merges horizontal, all columns at once, and parts of very wide events
+#: merged horizontally past the budget. Counted in bytes, not rows, for those wide events.
 #: A merge takes at most ten parts: its memory grows with the parts it reads, and merges run
-#: niced (`server_settings`), so parts pile up while a large file loads and a merge of dozens
-#: of them passed the 500 MB goal (1 GiB EVTX: owner 500-574 MB with ClickHouse's 100,
-#: 446-485 MB with 10).
+#: niced (`server_settings`), so parts pile up while a large file loads and a merge of
+#: dozens of them passed the 500 MB goal (`bench/large_files.py`, the owner's peak).
 MERGE_SETTINGS = (
     "merge_max_block_size = 8192, merge_max_block_size_bytes = 4194304, "
     "max_bytes_to_merge_at_max_space_in_pool = 536870912, max_parts_to_merge_at_once = 10, "

@@ -7,9 +7,9 @@ owner that died between its INSERT and its bookkeeping — so a file's rows exis
 
 An INSERT holds at most `rows_per_insert` events and, as far as the segments' Parquet
 metadata says, LOAD_INSERT_BYTES of them (memory grows with the rows and the bytes of one
-INSERT, docs/decisions.md); a larger segment is inserted alone in `seq` slices. Its file stays
-pending until the last slice is in, so an owner killed between slices leaves a partial file
-that the next owner deletes and loads again.
+INSERT: docs/decisions.md, "Wide events"); a larger segment is inserted alone in `seq`
+slices. Its file stays pending until the last slice is in, so an owner killed between slices
+leaves a partial file that the next owner deletes and loads again.
 
 One file never blocks the others: when a batch fails, its files are loaded one by one, and a
 file that fails alone is failed with the reason (store/load_failures.py) instead of failing
@@ -52,7 +52,7 @@ logger = logging.getLogger(__name__)
 
 MAX_PENDING_PER_CALL = 20_000
 #: The events one INSERT holds, in uncompressed bytes: one part's worth, as for load pieces
-#: (an INSERT's memory follows its bytes: 20 events of 15 MB in one INSERT needed ~860 MB).
+#: (an INSERT's memory follows its bytes, not only its rows: docs/decisions.md, "Wide events").
 LOAD_INSERT_BYTES = PIECE_INSERT_BYTES
 #: Segments of evidence files at least this large are measured (their Parquet metadata is
 #: read) before they are batched; smaller ones cannot hold much, and small files are many.

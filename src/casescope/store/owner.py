@@ -1,4 +1,6 @@
-"""Exactly one process owns the embedded index (DESIGN decision 4).
+"""Exactly one process owns the embedded index.
+
+Why one owner: docs/decisions.md, "One process owns the index and loads in batches".
 
 The owner holds an exclusive `flock` on ``<home>/index.lock``; the kernel releases it when the
 process dies, so a crashed owner never leaves a stale lock. The file records the owner's pid

@@ -1,13 +1,14 @@
 """Hand the kernel back the pages of a mapped native library that this process does not use.
 
-chDB's library is ~550 MB of code and read-only data. Opening a session touches pages all
-over it (static initialisers of every function and format), and on kernels whose page cache
-holds large folios (ext4 since Linux 6.16) each touch maps a whole folio: ~300 MB of the file
-end up resident in the owner, most of it never used again. `MADV_PAGEOUT` over the library's
-read-only mappings drops them; what the owner then uses faults back in (~50-110 MB).
+chDB's library is hundreds of MB of code and read-only data. Opening a session touches pages
+all over it (static initialisers of every function and format), and on kernels whose page
+cache holds large folios (ext4 since Linux 6.16) each touch maps a whole folio: most of the
+file ends up resident in the owner, most of it never used again. `MADV_PAGEOUT` over the
+library's read-only mappings drops them; what the owner then uses faults back in
+(`bench/large_files.py` prints the owner's RSS and its private part).
 
 The advice never changes memory contents (dirty and anonymous pages are left alone, and a
-page other processes map stays), so it is safe at any time; the cost is one ~0.1 s call and
+page other processes map stays), so it is safe at any time; the cost is one call and
 re-reading the pages that are used again.
 """
 

@@ -132,8 +132,9 @@ def _clear_for(index: EventIndex, piece: ReadyPiece) -> None:
 
 #: A piece is inserted in INSERTs of about this many bytes of events: one part's worth
 #: (`LOAD_SETTINGS`' min_insert_block_size_bytes). More rows per INSERT make no fewer parts,
-#: only more memory: 100,000 events of 1.1 KB took ~420 MB of chDB's budget, and met the
-#: merges there (docs/decisions.md, "Large files load in pieces").
+#: only more memory: a 100,000-event piece of usual events in one INSERT took most of the
+#: default budget and met the merges there (`bench/large_files.py`; docs/decisions.md,
+#: "Large files load in pieces").
 PIECE_INSERT_BYTES = 32 * 2**20
 
 

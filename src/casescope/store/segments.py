@@ -41,9 +41,9 @@ def segment_path(segments_dir: Path, sha256: str, parser_version: int, variant: 
 
 
 #: A segment whose first batch is smaller than this is small (one parse batch holds the
-#: whole file): it is written with LZ4. ZSTD's set-up per column chunk costs ~1.5 ms of CPU
-#: per file, more than the rest of a small file's write; large segments keep ZSTD (~25%
-#: smaller on EVTX events).
+#: whole file): it is written with LZ4. ZSTD's set-up per column chunk costs more CPU than
+#: the rest of a small file's write (`bench/ingest.py`, CPU per file); large segments keep
+#: ZSTD, which is smaller on EVTX events.
 SMALL_SEGMENT_ROWS = 10_000
 WRITE_BUFFER = 1 << 20
 
@@ -196,9 +196,8 @@ def sync_to_disk(paths: Sequence[Path]) -> None:
     """Make the written files (and their names) durable before a transaction names them.
 
     One `syncfs` of their filesystem costs one journal commit, where an `fsync` per file
-    costs one each: for a group of small files that is most of their write time (measured
-    on ext4: ~17% of a worker's samples in fsync on the bulk set). Where syncfs is missing
-    or fails, each file is fsynced.
+    costs one each: for a group of small files that is most of their write time
+    (`bench/bulk.py`). Where syncfs is missing or fails, each file is fsynced.
     """
     if not paths:
         return

@@ -1,4 +1,4 @@
-"""The job queue is the `jobs` table (DESIGN decision 2).
+"""The job queue is the `jobs` table (docs/decisions.md, "The job table is the queue").
 
 A job row and its file's status change in the same transaction, so "queued but nothing will
 run it" cannot happen. Workers claim under ``BEGIN IMMEDIATE`` (SQLite) or ``FOR UPDATE SKIP
