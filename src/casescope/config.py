@@ -88,6 +88,11 @@ class Settings(BaseSettings):
     max_archive_ratio: int = Field(
         default=200, ge=2, description="Expanded/compressed ratio above which a member is a bomb."
     )
+    intake_memory_mb: int = Field(
+        default=512,
+        ge=64,
+        description="Memory the web app's intake process may allocate (uploads, folder imports).",
+    )
     # --- memory of the index owner (store/index.py, docs/decisions.md) ---
     index_memory_mb: int = Field(
         default=480, ge=300, description="Memory budget of the process owning the chDB index."
