@@ -88,10 +88,34 @@ class Settings(BaseSettings):
     max_archive_ratio: int = Field(
         default=200, ge=2, description="Expanded/compressed ratio above which a member is a bomb."
     )
+    intake_memory_mb: int = Field(
+        default=512,
+        ge=64,
+        description="Memory the web app's intake process may allocate (uploads, folder imports).",
+    )
     # --- memory of the index owner (store/index.py; docs/decisions.md, "Index owner
     # memory: bounded by CASESCOPE_INDEX_MEMORY_MB") ---
     index_memory_mb: int = Field(
         default=480, ge=300, description="Memory budget of the process owning the chDB index."
+    )
+    # --- bounds of index queries (store/query_bounds.py, docs/query-language.md) ---
+    # ClickHouse keeps max_execution_time in microseconds: a bound below one is no bound.
+    query_timeout_seconds: float = Field(
+        default=30.0,
+        ge=1e-6,
+        description="Time one search, count, facet or dashboard query may run.",
+    )
+    long_query_timeout_seconds: float = Field(
+        default=600.0, ge=1e-6, description="Time one export chunk or IOC hunt query may run."
+    )
+    query_max_chars: int = Field(
+        default=10_000, ge=1, le=100_000, description="Characters of a search query, at most."
+    )
+    query_max_terms: int = Field(
+        default=200, ge=1, description="Terms (words, field:value, ranges) of a search query."
+    )
+    index_readers: int = Field(
+        default=4, ge=1, description="Queries `casescope serve` runs on its index at once."
     )
 
     @cached_property

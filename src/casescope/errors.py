@@ -30,6 +30,15 @@ class IndexMemoryError(CasescopeError):
     size, or background merges holding part of the budget): worth retrying shortly."""
 
 
+class QueryTimeoutError(CasescopeError):
+    """A query ran past its time bound (CASESCOPE_QUERY_TIMEOUT_SECONDS, or the longer
+    bound of exports and hunts) and was stopped: the caller should narrow it."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"query took too long ({seconds:g} s): narrow the time range or the query")
+        self.seconds = seconds
+
+
 #: errno values of a write that failed for want of space (or of a file size limit).
 DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 

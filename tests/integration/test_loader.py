@@ -14,7 +14,7 @@ from casescope.model.enums import FileStatus, IndexState
 from casescope.model.tables import EvidenceFile, Segment
 from casescope.parse.schema import EVENT_SCHEMA
 from casescope.store.index import ChdbIndex
-from casescope.store.loader import load_pending
+from casescope.store.loader import load_pending, load_waiting
 from casescope.store.segments import SegmentWriter, read_segment, segment_path
 from tests.integration.conftest import add_files
 
@@ -85,6 +85,20 @@ def test_many_files_load_in_few_inserts(settings: Settings, db: Database) -> Non
         assert load_pending(db, index, settings).files == 0
     finally:
         index.close()
+
+
+def test_load_waiting_says_whether_a_load_has_work(settings: Settings, db: Database) -> None:
+    """What `serve` asks before it takes the index alone to load (web/state.py)."""
+    [file_id] = add_files(db, 1)
+    assert not load_waiting(db)  # queued, not parsed: nothing for the loader yet
+    mark_ready(db, file_id, write_segment(settings, "3" * 64, make_batch(4, "w")), 4)
+    assert load_waiting(db)
+    index = ChdbIndex(settings.index_dir)
+    try:
+        load_pending(db, index, settings)
+    finally:
+        index.close()
+    assert not load_waiting(db)
 
 
 def test_reload_replaces_rows_never_duplicates(settings: Settings, db: Database) -> None:

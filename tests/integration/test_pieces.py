@@ -21,7 +21,7 @@ from casescope.model.tables import EvidenceFile, Job, LoadPiece
 from casescope.services.cases import create_case
 from casescope.services.progress import FileSet, read_progress
 from casescope.store.index import ChdbIndex
-from casescope.store.loader import load_pending
+from casescope.store.loader import load_pending, load_waiting
 from casescope.store.pieces import PIECE_INSERT_BYTES, ReadyPiece, piece_insert_rows
 from casescope.store.segments import segment_files
 from casescope.workqueue import queue
@@ -160,10 +160,12 @@ class ProgressDuringParse(OwnerDuringParse):
     """Reads the intake's progress after every batch, loading nothing."""
 
     ready: list[int] = field(default_factory=list)
+    waiting: list[bool] = field(default_factory=list)  # what `load_waiting` said
 
     def consume(self, batch: pa.RecordBatch) -> None:
         progress = read_progress(self.db, FileSet(1, self.file_id, self.file_id))
         self.ready.append(progress.pieces_ready)
+        self.waiting.append(load_waiting(self.db))
 
 
 def test_progress_counts_the_pieces_ready_to_load(
@@ -175,6 +177,7 @@ def test_progress_counts_the_pieces_ready_to_load(
     watcher = ProgressDuringParse(db, index, pieced, file_id)
     _run_job(WorkerContext(settings=pieced, db=db, worker_id="w"), [watcher])
     assert watcher.ready[0] == 0 and max(watcher.ready) >= LINES // PIECE - 1
+    assert watcher.waiting == [n > 0 for n in watcher.ready]  # a ready piece is work
     load_pending(db, index, pieced)
     progress = read_progress(db, FileSet(1, file_id, file_id))
     assert progress.pieces_ready == 0 and progress.awaiting_load == 0 and progress.searchable
@@ -236,7 +239,9 @@ def test_pieces_of_a_failed_job_are_dropped_and_the_old_segment_reloaded(
     job_id = _reindex_dying(db, index, pieced, file_id)
     queue.fail(db, job_id, "dying", "WorkerDies", permanent=True)
 
+    assert load_waiting(db)  # the dead attempt's pieces are to be dropped
     load_pending(db, index, pieced)
+    assert not load_waiting(db)
     assert _fingerprint(index, file_id) == before
     with db.read() as session:
         assert session.scalar(select(func.count()).select_from(LoadPiece)) == 0

@@ -16,7 +16,7 @@ from typer._click import Context
 from typer._click.exceptions import NoSuchOption, UsageError  # typer vendors click
 from typer.core import TyperCommand
 
-from casescope.cli.common import console, friendly_errors, open_app, shown
+from casescope.cli.common import AppContext, console, friendly_errors, open_app, shown
 from casescope.cli.iocs import filter_type
 from casescope.cli.output import OutputFormat, format_option
 from casescope.detect.levels import SigmaLevel
@@ -31,6 +31,7 @@ from casescope.services.search import (
     SearchRequest,
     build_where,
     narrow_events,
+    query_limits,
     write_export,
 )
 from casescope.services.search import (
@@ -38,7 +39,7 @@ from casescope.services.search import (
 )
 from casescope.store.loader import load_pending
 from casescope.store.owner import open_index
-from casescope.store.query import QuerySyntaxError
+from casescope.store.query import QuerySyntaxError, compile_query
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -103,20 +104,26 @@ def _only_events(db: Database, case_id: int, only: _Only) -> tuple[tuple[int, in
 
 
 def _request(
-    db: Database,
+    ctx: AppContext,
     case: str,
     query: str,
     span: tuple[str | None, str | None],
     only: _Only,
     page: tuple[int, int] = (100, 0),
 ) -> SearchRequest:
-    """The search request for the CLI options (detection and IOC filters resolved in the DB)."""
-    case_id = get_case(db, case).id
-    events = _only_events(db, case_id, only)
+    """The search request for the CLI options (detection and IOC filters resolved in the DB);
+    a query with a syntax error or over the limits is refused before the index is opened."""
+    limits = query_limits(ctx.settings)
+    try:
+        compile_query(query, limits=limits)
+    except QuerySyntaxError as exc:
+        raise CasescopeError(f"query: {exc}") from None
+    case_id = get_case(ctx.db, case).id
+    events = _only_events(ctx.db, case_id, only)
     start, end = (_parse_time(t) for t in span)
     if start is not None and end is not None and start > end:
         raise CasescopeError(f"--from ({span[0]}) is after --to ({span[1]}): nothing can match")
-    return SearchRequest(case_id, query, start, end, *page, only_events=events)
+    return SearchRequest(case_id, query, start, end, *page, only_events=events, limits=limits)
 
 
 class QueryCommand(TyperCommand):
@@ -157,7 +164,7 @@ def search(
     """Search a case's events (query language: docs/query-language.md)."""
     ctx = open_app("search")
     only = _Only(detected, level, rule, ioc, tuple(ioc_ids or ()), ioc_type)
-    request = _request(ctx.db, case, query, (start, end), only, (limit, offset))
+    request = _request(ctx, case, query, (start, end), only, (limit, offset))
     with open_index(ctx.settings, role="casescope search") as index:
         load_pending(ctx.db, index, ctx.settings)
         try:
@@ -231,7 +238,7 @@ def export(
     """Stream every (matching) event of a case as CSV or JSONL — no row cap."""
     ctx = open_app("export")
     only = _Only(detected, level, rule, ioc, tuple(ioc_ids or ()), ioc_type)
-    request = _request(ctx.db, case, query, (start, end), only)
+    request = _request(ctx, case, query, (start, end), only)
     with ExitStack() as stack:
         out = stack.enter_context(_open_output(output)) if output else sys.stdout.buffer
         index = stack.enter_context(open_index(ctx.settings, role="casescope export"))

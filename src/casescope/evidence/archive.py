@@ -8,8 +8,11 @@ Refused, each with a reason that ends up in the intake report and the audit log:
 members whose path is absolute, has a drive letter or UNC prefix or a `..` component;
 symlink members; encrypted members; members above the compression-ratio bound; and
 archives that declare more bytes or members than the bounds in `config.py`
-(``CASESCOPE_MAX_ARCHIVE_*``), or nest deeper. A corrupt member is refused alone: the rest
-of the archive is still taken in. A member is named ``archive.zip!inner/path`` (nested:
+(``CASESCOPE_MAX_ARCHIVE_*``), or nest deeper. The number of members (folder entries
+included) is checked before `zipfile` reads the central directory, from the end records and a
+walk of the directory's headers (`zip_directory`): a forged archive of millions of entries
+costs no memory. A corrupt member is refused alone: the rest of the archive is still taken
+in. A member is named ``archive.zip!inner/path`` (nested:
 ``a.zip!b.zip!x.evtx``).
 """
 
@@ -33,6 +36,7 @@ from casescope.evidence.store import (
     publish,
     tmp_part,
 )
+from casescope.evidence.zip_directory import central_directory, count_entries
 
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header; an empty archive
 RATIO_MIN_BYTES = 1024 * 1024  # small members are never refused for their ratio
@@ -121,10 +125,7 @@ def store_archive(
 def _budget_problem(walk: _Walk, members: list[zipfile.ZipInfo]) -> str | None:
     declared = sum(m.file_size for m in members)
     if len(members) > walk.members_left:
-        return (
-            f"zip bomb refused: {len(members):,} members, more than "
-            f"CASESCOPE_MAX_ARCHIVE_MEMBERS allows ({walk.limits.max_members:,} in all)"
-        )
+        return _members_problem(walk, len(members), "holds")
     if declared > walk.bytes_left:
         return (
             f"zip bomb refused: expands to {declared:,} bytes, more than "
@@ -133,9 +134,34 @@ def _budget_problem(walk: _Walk, members: list[zipfile.ZipInfo]) -> str | None:
     return None
 
 
+def _members_problem(walk: _Walk, count: int, what: str) -> str:
+    return (
+        f"zip bomb refused: {what} {count:,} members, more than "
+        f"CASESCOPE_MAX_ARCHIVE_MEMBERS allows ({walk.limits.max_members:,} in all)"
+    )
+
+
+def _directory_problem(walk: _Walk, path: Path) -> str | None:
+    """Why the archive is refused before its central directory is read, or None: it
+    declares, or holds, more entries than are left of the members bound."""
+    with path.open("rb") as f:
+        directory = central_directory(f)
+        if directory is None:
+            return None  # not a zip after all: `zipfile` says so
+        if directory.entries > walk.members_left:
+            return _members_problem(walk, directory.entries, "declares")
+        if count_entries(f, directory, walk.members_left) > walk.members_left:
+            return _members_problem(walk, walk.members_left, "holds more than")
+    return None
+
+
 def _walk_archive(
     walk: _Walk, path: Path, label: str, depth: int
 ) -> Iterator[StoredFile | Refused]:
+    problem = _directory_problem(walk, path)
+    if problem:
+        yield Refused(label, problem)
+        return
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:

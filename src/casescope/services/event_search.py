@@ -41,6 +41,7 @@ from casescope.services.search import (
 )
 from casescope.store.events_table import DATABASE, EVENT_COLUMNS
 from casescope.store.index import SORTED_READ, EventIndex
+from casescope.store.query_bounds import QueryKind
 
 TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 #: Most events per query of a chunked export (the index is held for one query at a time).
@@ -260,9 +261,9 @@ def search_page(
     columns = EVENT_COLUMNS if spec.raw else PAGE_COLUMNS
     rows = index.query_rows(
         f"SELECT {', '.join(columns)} FROM {table} WHERE {sql_where} AND {after} "
-        f"ORDER BY {_order(spec.descending, spec.sort)} LIMIT {{lim:UInt64}}"
-        + (f" SETTINGS {SORTED_READ}" if sparse or not index.reads_in_order() else ""),
+        f"ORDER BY {_order(spec.descending, spec.sort)} LIMIT {{lim:UInt64}}",
         params,
+        settings=SORTED_READ if sparse or not index.reads_in_order() else "",
     )
     more = len(rows) > limit
     rows = rows[:limit]
@@ -375,8 +376,9 @@ def top_values(
     )
     rows = index.query_rows(
         f"SELECT value, count() AS events, any(seen) AS seen FROM ({numbered}) "
-        f"WHERE n <= {{sample:UInt64}} GROUP BY value {order} SETTINGS max_threads = 1",
+        f"WHERE n <= {{sample:UInt64}} GROUP BY value {order}",
         params,
+        settings="max_threads = 1",
     )
     seen = int(rows[0]["seen"]) if rows else 0
     values = [{"value": r["value"], "events": int(r["events"])} for r in rows]
@@ -454,8 +456,8 @@ def _export_chunk(
         settings = EXPORT_LINE_SETTINGS
         if not index.reads_in_order():  # slower (each chunk sorts), but within the budget
             settings += f", {SORTED_READ}"
-        stream = index.stream_batches(
-            sql, params, rows_per_batch=EXPORT_BATCH_ROWS, settings=settings
+        stream = index.stream_batches(  # bounded by CASESCOPE_LONG_QUERY_TIMEOUT_SECONDS
+            sql, params, rows_per_batch=EXPORT_BATCH_ROWS, settings=settings, kind=QueryKind.LONG
         )
         return [b for b in stream if b.num_rows]
 

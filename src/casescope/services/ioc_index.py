@@ -31,6 +31,7 @@ from casescope.model.tables import EvidenceFile, IocHit
 from casescope.model.tables import Ioc as IocRow
 from casescope.store.index import EventIndex
 from casescope.store.loader import load_pending
+from casescope.store.query_bounds import QueryKind
 
 #: The index stores a missing time as the epoch (`store.index`); a hit keeps it as None.
 _NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)
@@ -59,7 +60,8 @@ def hunt_new_iocs(
         chunk = iocs[start : start + CHUNK_SIZE]
         ids = [int(ioc.id or 0) for ioc in chunk]
         (sql, params), *_ = hunt_queries(chunk, case_id, loaded)
-        for file_id, rows in _rows_by_file(index.stream_batches(sql, params)):
+        batches = index.stream_batches(sql, params, kind=QueryKind.LONG)
+        for file_id, rows in _rows_by_file(batches):
             report.hits += _replace_file_hits(db, case_id, file_id, ids, rows)
     return report
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, BinaryIO
 
 import pyarrow as pa
 
+from casescope.config import Settings
 from casescope.store.events_table import DATABASE, EVENT_COLUMNS
 from casescope.store.index import SORTED_READ, EventIndex
-from casescope.store.query import compile_query
+from casescope.store.query import QueryLimits, compile_query
 
 ORDER = "ts, file_id, seq"
 #: Export order: time and location first, then the rest of the indexed columns.
@@ -87,6 +88,13 @@ class SearchRequest:
     #: Restrict to these events, (file id, seq) pairs, e.g. those with a Sigma detection;
     #: None means no restriction.
     only_events: tuple[tuple[int, int], ...] | None = None
+    #: How long `query` may be (`query_limits`).
+    limits: QueryLimits = field(default_factory=QueryLimits)
+
+
+def query_limits(settings: Settings) -> QueryLimits:
+    """The bounds of a search query's text (CASESCOPE_QUERY_MAX_CHARS / _TERMS)."""
+    return QueryLimits(settings.query_max_chars, settings.query_max_terms)
 
 
 def narrow_events(
@@ -124,7 +132,7 @@ def _only_events_clause(events: tuple[tuple[int, int], ...]) -> tuple[str, dict[
 
 def build_where(request: SearchRequest) -> tuple[str, dict[str, object]]:
     """The WHERE clause and parameters for a request (user text only ever in parameters)."""
-    compiled = compile_query(request.query)
+    compiled = compile_query(request.query, limits=request.limits)
     clauses = ["case_id = {case_id:UInt32}", f"({compiled.sql})"]
     params: dict[str, object] = {"case_id": request.case_id, **compiled.params}
     if request.start is not None:
@@ -149,9 +157,9 @@ def search(index: EventIndex, request: SearchRequest) -> tuple[list[dict[str, An
     params = {**params, "lim": request.limit, "off": request.offset}
     rows = index.query_rows(
         f"SELECT {', '.join(EVENT_COLUMNS)} FROM {table} WHERE {where} "
-        f"ORDER BY {ORDER} LIMIT {{lim:UInt64}} OFFSET {{off:UInt64}}"
-        + ("" if index.reads_in_order() else f" SETTINGS {SORTED_READ}"),
+        f"ORDER BY {ORDER} LIMIT {{lim:UInt64}} OFFSET {{off:UInt64}}",
         params,
+        settings="" if index.reads_in_order() else SORTED_READ,
     )
     return rows, total
 

@@ -5,7 +5,8 @@ bytes land in a fresh temporary folder under the home's `tmp/` before the ordina
 (`evidence.intake.ingest_paths`, as `casescope ingest`) hashes and stores them under their
 sha256. Zips (by content, nested too) are taken in member by member by that intake
 (`evidence.archive`): unsafe paths, symlinks and bombs are refused per member, with a reason
-in the report; nothing is ever extracted under a member's name.
+in the report; nothing is ever extracted under a member's name. The intake runs in a child
+process of its own (`evidence.isolated`), never in the server that owns the index.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from sqlalchemy import select
 
 from casescope.config import Settings
 from casescope.errors import EvidenceError
-from casescope.evidence.intake import IntakeReport, ingest_paths
+from casescope.evidence.intake import IntakeReport
+from casescope.evidence.isolated import ingest_isolated
 from casescope.model.db import Database
 from casescope.model.enums import OperationKind
 from casescope.model.tables import AuditRecord, Case, EvidenceFile
@@ -98,7 +100,7 @@ def ingest_uploads(
         for stream, name in uploads:
             result.names.append(save_stream(stream, folder, name).name)
         with intake_operation(db, case.id, OperationKind.UPLOAD, actor) as operation_id:
-            result.report = ingest_paths(db, settings, case, [folder], operation_id=operation_id)
+            result.report = ingest_isolated(settings, case.id, [folder], operation_id)
         _relabel(db, case.id, folder, result.report)
     with db.session() as session:
         session.add(
@@ -119,7 +121,7 @@ def import_folder(
     if not folder.is_absolute() or not folder.is_dir():
         raise EvidenceError(f"not an absolute path of a folder on the server: {folder}")
     with intake_operation(db, case.id, OperationKind.INGEST, actor, str(folder)) as operation_id:
-        report = ingest_paths(db, settings, case, [folder], operation_id=operation_id)
+        report = ingest_isolated(settings, case.id, [folder], operation_id)
     with db.session() as session:
         session.add(
             AuditRecord(actor=actor, action="import_folder", case_id=case.id, detail=str(folder))

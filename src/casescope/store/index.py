@@ -12,7 +12,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,10 +21,17 @@ import psutil
 import pyarrow as pa
 
 from casescope.allocators import return_large_blocks, use_system_arrow_pool
-from casescope.errors import CasescopeError, IndexMemoryError
+from casescope.errors import CasescopeError
 from casescope.store.chdb_memory import LOAD_SETTINGS, STREAM_SETTINGS, connection_string
 from casescope.store.events_table import DATABASE, EVENT_COLUMNS, EVENTS_DDL, MERGE_SETTINGS
 from casescope.store.pages import page_out_library
+from casescope.store.query_bounds import (
+    QueryKind,
+    QueryTimeouts,
+    query_errors,
+    time_setting,
+    with_settings,
+)
 from casescope.store.segments import segment_files
 
 logger = logging.getLogger(__name__)
@@ -35,6 +41,14 @@ CHDB_LIBRARY = "_chdb.abi3.so"
 #: `ChdbIndex.trim_memory` runs at most this often, and only above this much file-backed RSS.
 TRIM_INTERVAL_S = 5.0
 TRIM_FILE_MB = 160
+
+
+def _connect(connection: str) -> Any:
+    """A chDB session on the index. chDB maps a ~300 MB native library: imported here so
+    that only the index owner pays for it, never workers or the pool supervisor."""
+    from chdb import session as chdb_session
+
+    return chdb_session.Session(connection)
 
 
 def _file_backed_mb() -> float:
@@ -95,21 +109,6 @@ def _bind(params: Mapping[str, object] | None) -> dict[str, object]:
     return bound
 
 
-@contextmanager
-def _memory_errors() -> Iterator[None]:
-    """chDB's MEMORY_LIMIT_EXCEEDED as IndexMemoryError: a clear message, worth a retry."""
-    try:
-        yield
-    except RuntimeError as error:  # chdb.ChdbError (imported only by the owner)
-        if "MEMORY_LIMIT_EXCEEDED" not in str(error):
-            raise
-        raise IndexMemoryError(
-            "the query needed more memory than the index's budget "
-            "(CASESCOPE_INDEX_MEMORY_MB) allows now; retry in a moment (merges after a "
-            "large load hold part of it) or narrow the query"
-        ) from error
-
-
 @dataclass(frozen=True)
 class LoadItem:
     """One file's segment to load into the index, or the slice of its events with
@@ -167,36 +166,61 @@ class EventIndex(Protocol):
     def rows_present(self, item: LoadItem) -> bool: ...
     def count(self, case_id: int | None = None) -> int: ...
     def counts_by_file(self, case_id: int) -> dict[int, int]: ...
-    def query_rows(self, sql: str, params: Mapping[str, object]) -> list[dict[str, Any]]: ...
+    def query_rows(
+        self,
+        sql: str,
+        params: Mapping[str, object],
+        *,
+        settings: str = "",
+        kind: QueryKind = QueryKind.INTERACTIVE,
+    ) -> list[dict[str, Any]]: ...
     def stream_batches(
         self,
         sql: str,
         params: Mapping[str, object],
         rows_per_batch: int = 50_000,
         settings: str = "",
+        kind: QueryKind = QueryKind.LONG,
     ) -> Iterator[pa.RecordBatch]: ...
 
 
 class ChdbIndex:
-    """The embedded event index (chDB). One instance per process, held by the lock owner."""
+    """The embedded event index (chDB). One instance per process, held by the lock owner;
+    its `reader`s are further connections of that process to the same index."""
 
-    def __init__(self, path: Path, memory_mb: int | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        memory_mb: int | None = None,
+        timeouts: QueryTimeouts | None = None,
+    ) -> None:
         """Open (create) the index at `path`; `memory_mb` bounds chDB's memory
-        (`server_settings`; None: ClickHouse's defaults, sized by the host's RAM)."""
-        # chDB maps a ~300 MB native library: imported here so that only the index owner
-        # pays for it, never workers or the pool supervisor.
-        from chdb import session as chdb_session
-
+        (`server_settings`; None: ClickHouse's defaults, sized by the host's RAM), `timeouts`
+        the time of its queries (store/query_bounds.py)."""
         use_system_arrow_pool()  # streamed results are built and dropped: give memory back
         return_large_blocks()
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._session = chdb_session.Session(connection_string(path, memory_mb))
+        self.timeouts = timeouts or QueryTimeouts()
+        self._connection = connection_string(path, memory_mb)
+        self._session = _connect(self._connection)
         self._trimmed_at: float | None = None
         self._session.query(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
         self._session.query(EVENTS_DDL)
         self._session.query(f"ALTER TABLE {DATABASE}.events MODIFY SETTING {MERGE_SETTINGS}")
         self.trim_memory()
+
+    def reader(self) -> ChdbIndex:
+        """Another connection to this index, for queries run beside this one's. chDB runs the
+        queries of different connections in parallel, but one connection runs one query at
+        a time, and a query on a connection ends the stream open on it
+        (bench/index_concurrency.py): each thread that queries needs a connection of its own.
+        A reader only reads: loads, deletes and DDL stay with the owner's connection."""
+        twin = object.__new__(ChdbIndex)
+        twin.path, twin.timeouts, twin._connection = self.path, self.timeouts, self._connection
+        twin._session = _connect(self._connection)
+        twin._trimmed_at = None
+        return twin
 
     def close(self) -> None:
         self._session.close()
@@ -218,14 +242,31 @@ class ChdbIndex:
     def execute(self, sql: str, params: Mapping[str, object] | None = None) -> None:
         self._session.query(sql, "CSV", params=_bind(params))
 
-    def query_rows(self, sql: str, params: Mapping[str, object] | None = None) -> list[dict]:
-        with _memory_errors():
+    def query_rows(
+        self,
+        sql: str,
+        params: Mapping[str, object] | None = None,
+        *,
+        settings: str = "",
+        kind: QueryKind = QueryKind.INTERACTIVE,
+    ) -> list[dict]:
+        """The rows of a query (`sql` without a SETTINGS clause: `settings` are added after
+        its time bound for `kind`); past the bound it ends as QueryTimeoutError."""
+        seconds = self.timeouts.seconds(kind)
+        return self._rows(with_settings(sql, time_setting(seconds), settings), params, seconds)
+
+    def _rows(
+        self, sql: str, params: Mapping[str, object] | None, seconds: float | None = None
+    ) -> list[dict]:
+        """The rows of a query as it is: the owner's bookkeeping, not bounded in time."""
+        with query_errors(seconds):
             result = self._session.query(sql, "JSONEachRow", params=_bind(params))
         data = result.bytes()
         return [orjson.loads(line) for line in data.splitlines() if line]
 
     def scalar(self, sql: str, params: Mapping[str, object] | None = None) -> Any:
-        rows = self.query_rows(sql, params)
+        """The first value of a bookkeeping query's first row (not bounded in time)."""
+        rows = self._rows(sql, params)
         return next(iter(rows[0].values())) if rows else None
 
     def stream_batches(
@@ -234,16 +275,19 @@ class ChdbIndex:
         params: Mapping[str, object] | None = None,
         rows_per_batch: int = 50_000,
         settings: str = "",
+        kind: QueryKind = QueryKind.LONG,
     ) -> Iterator[pa.RecordBatch]:
         """Stream a query's result as Arrow batches (bounded memory, no row cap). `sql` has no
-        SETTINGS clause of its own: STREAM_SETTINGS are added, then `settings` (a setting named
-        twice keeps its first value, so these cannot change STREAM_SETTINGS)."""
-        sql = f"{sql} SETTINGS {STREAM_SETTINGS}" + (f", {settings}" if settings else "")
-        with _memory_errors():
+        SETTINGS clause of its own: the time bound of `kind` and STREAM_SETTINGS are added,
+        then `settings` (a setting named twice keeps its first value, so these cannot change
+        the others)."""
+        seconds = self.timeouts.seconds(kind)
+        sql = with_settings(sql, time_setting(seconds), STREAM_SETTINGS, settings)
+        with query_errors(seconds):
             result = self._session.send_query(sql, "Arrow", params=_bind(params))
         failed = False
         try:
-            with _memory_errors():
+            with query_errors(seconds):
                 yield from result.record_batch(rows_per_batch=rows_per_batch)
         except (CasescopeError, RuntimeError):
             failed = True
@@ -391,7 +435,7 @@ class ChdbIndex:
     def files_present(self, file_ids: Sequence[int]) -> set[int]:
         if not file_ids:
             return set()
-        rows = self.query_rows(
+        rows = self._rows(
             f"SELECT DISTINCT file_id FROM {DATABASE}.events "
             "WHERE file_id IN {ids:Array(UInt64)}",
             {"ids": list(file_ids)},
@@ -417,7 +461,7 @@ class ChdbIndex:
         )
 
     def counts_by_file(self, case_id: int) -> dict[int, int]:
-        rows = self.query_rows(
+        rows = self._rows(
             f"SELECT file_id, count() AS n FROM {DATABASE}.events "
             "WHERE case_id = {c:UInt32} GROUP BY file_id",
             {"c": case_id},

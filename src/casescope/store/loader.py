@@ -45,6 +45,7 @@ from casescope.store.pieces import (
     fully_loaded,
     load_ready_pieces,
     orphan_piece_dirs,
+    pieces_waiting,
 )
 from casescope.store.segments import insert_slices, segment_data_bytes
 
@@ -328,6 +329,20 @@ def _load_isolated(
         logger.warning("loading %d files failed (%s); loading them one by one", len(batch), error)
     for item in batch:
         _load_isolated(db, index, [item], limit, settings, report)
+
+
+def load_waiting(db: Database) -> bool:
+    """Whether `load_pending` has anything to do now (files pending, pieces ready or to
+    drop), from the metadata DB alone: an owner that shares its index with readers
+    (`store/shared_index.py`) takes the index for itself only when it will load."""
+    with db.read() as session:
+        pending = session.scalar(
+            select(EvidenceFile.id)
+            .join(Segment, Segment.id == EvidenceFile.segment_id)
+            .where(EvidenceFile.index_state == IndexState.PENDING)
+            .limit(1)
+        )
+        return pending is not None or pieces_waiting(session)
 
 
 def load_pending(db: Database, index: EventIndex, settings: Settings) -> LoadReport:

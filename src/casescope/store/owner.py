@@ -18,6 +18,7 @@ from pathlib import Path
 from casescope.config import Settings
 from casescope.errors import IndexBusyError
 from casescope.store.index import ChdbIndex
+from casescope.store.query_bounds import QueryTimeouts
 
 
 def _read_holder(path: Path) -> str:
@@ -51,7 +52,11 @@ def index_lock(path: Path, role: str) -> Iterator[None]:
 def open_index(settings: Settings, role: str) -> Iterator[ChdbIndex]:
     """Become the index owner and open the embedded index."""
     with index_lock(settings.owner_lock_path, role):
-        index = ChdbIndex(settings.index_dir, memory_mb=settings.index_memory_mb)
+        index = ChdbIndex(
+            settings.index_dir,
+            memory_mb=settings.index_memory_mb,
+            timeouts=QueryTimeouts.from_settings(settings),
+        )
         try:
             yield index
         finally:

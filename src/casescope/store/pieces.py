@@ -90,6 +90,18 @@ def ready_count(session: Session, file_filter: Iterable[ColumnElement[bool]]) ->
     return int(session.scalar(query.where(*file_filter)) or 0)
 
 
+def pieces_waiting(session: Session) -> bool:
+    """Whether a piece awaits the owner: ready to load, or of an abandoned job to drop."""
+    ready = session.scalar(_ready(select(LoadPiece.id)).limit(1))
+    abandoned = session.scalar(
+        select(LoadPiece.id)
+        .join(Job, Job.id == LoadPiece.job_id)
+        .where(Job.state.in_(_ABANDONED))
+        .limit(1)
+    )
+    return ready is not None or abandoned is not None
+
+
 @dataclass(frozen=True)
 class ReadyPiece:
     id: int

@@ -23,6 +23,7 @@ from casescope.store.query_parse import (
     Not,
     Or,
     Pattern,
+    QueryLimits,
     QuerySyntaxError,
     Range,
     Text,
@@ -33,7 +34,14 @@ from casescope.store.query_parse import (
 )
 from casescope.store.query_sql import compile_node
 
-__all__ = ["CompiledQuery", "QuerySyntaxError", "compile_query", "parse_query", "render"]
+__all__ = [
+    "CompiledQuery",
+    "QueryLimits",
+    "QuerySyntaxError",
+    "compile_query",
+    "parse_query",
+    "render",
+]
 
 
 @dataclass(frozen=True)
@@ -44,14 +52,17 @@ class CompiledQuery:
     params: dict[str, object] = field(default_factory=dict)
 
 
-def compile_query(text: str, *, param_prefix: str = "q") -> CompiledQuery:
+def compile_query(
+    text: str, *, param_prefix: str = "q", limits: QueryLimits | None = None
+) -> CompiledQuery:
     """`text` as a boolean SQL expression over the events table ("1" for an empty query).
 
-    Raises QuerySyntaxError (a ValueError) with the column of the problem.
+    Raises QuerySyntaxError (a ValueError) with the column of the problem, also for a query
+    over `limits` (default: `QueryLimits()`).
     """
     if not param_prefix.isidentifier():
         raise ValueError(f"param_prefix must be an identifier, not {param_prefix!r}")
-    ast = parse_query(text)
+    ast = parse_query(text, limits)
     if ast is None:
         return CompiledQuery("1")
     sql, params = compile_node(ast, param_prefix)

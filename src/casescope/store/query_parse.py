@@ -11,6 +11,10 @@
 A backslash escapes the next character only when it is one of `\\ " * ? : ( )` or a space
 (and, as the first character of a word, one of `- ! [ { < >`), so `C:\\Windows\\System32` needs
 no doubling. docs/query-language.md is the analyst-facing reference.
+
+A query is refused before it is parsed when it is longer than `QueryLimits.max_chars`, and as
+soon as it has more than `QueryLimits.max_terms` terms (CASESCOPE_QUERY_MAX_*): each term is a
+condition on every event it reads, and thousands of them hold the index for seconds.
 """
 
 from __future__ import annotations
@@ -54,6 +58,20 @@ class QuerySyntaxError(CasescopeError, ValueError):
     @property
     def column(self) -> int:
         return self.position + 1
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """How long a query may be (CASESCOPE_QUERY_MAX_CHARS, CASESCOPE_QUERY_MAX_TERMS)."""
+
+    max_chars: int = 10_000
+    #: Terms: free-text words and phrases, `field:value`, comparisons, ranges, `_exists_`.
+    #: Their cost grows faster than their number (bench/index_concurrency.py: an exact count
+    #: of 1,000 terms on 1M events took seconds; docs/query-language.md, "Limits").
+    max_terms: int = 200
+
+
+_TERMS_HINT = "hunt a long list of indicators as IOCs instead (casescope ioc add)"
 
 
 def _pos() -> Any:
@@ -193,10 +211,23 @@ class _Word:
 class _Parser:
     """Recursive descent over the characters; `ctx` is the field of a `field:( … )` group."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, max_terms: int) -> None:
         self.text = text
         self.i = 0
         self.depth = 0
+        self.terms = 0
+        self.max_terms = max_terms
+
+    def term(self, node: Node, pos: int) -> Node:
+        """Count a term (a leaf of the AST); past the limit the query is refused there."""
+        self.terms += 1
+        if self.terms > self.max_terms:
+            raise QuerySyntaxError(
+                f"the query has more than {self.max_terms:,} terms (CASESCOPE_QUERY_MAX_TERMS)",
+                pos,
+                _TERMS_HINT,
+            )
+        return node
 
     # -- cursor -------------------------------------------------------------------------------
     def peek(self, k: int = 0) -> str:
@@ -302,13 +333,13 @@ class _Parser:
         if ctx is not None:
             return self.value(ctx)
         if ch == '"':
-            return Text(Literal(self.quoted()), pos)
+            return self.term(Text(Literal(self.quoted()), pos), pos)
         if ch in "[{" and _RANGE_LIKE.match(self.text, pos):
             raise QuerySyntaxError("a range needs a field name: write field:[low TO high]", pos)
         word = self.word(value=False)
         if word.field is not None:
             return self.value(word.field)
-        return Text(_value_of(word.parts), pos)
+        return self.term(Text(_value_of(word.parts), pos), pos)
 
     def group(self, ctx: str | None) -> Node:
         start = self.i
@@ -332,6 +363,10 @@ class _Parser:
             raise QuerySyntaxError(f"a value is missing after '{name}:'", start)
         if ch == "(":
             return self.group(name)
+        return self.term(self.field_value(name, start, ch), start)
+
+    def field_value(self, name: str, start: int, ch: str) -> Node:
+        """The term of `name:` whose value starts at `start` with `ch` (not a group)."""
         if name == EXISTS:
             return self.exists(start)
         if ch == '"':
@@ -477,12 +512,20 @@ class _Parser:
         return name
 
 
-def parse_query(text: str) -> Node | None:
-    """The AST of a query, or None for an empty one."""
+def parse_query(text: str, limits: QueryLimits | None = None) -> Node | None:
+    """The AST of a query, or None for an empty one; `limits` bound its size (default:
+    `QueryLimits()`)."""
+    limits = limits or QueryLimits()
+    if len(text) > limits.max_chars:
+        raise QuerySyntaxError(
+            f"the query is longer than {limits.max_chars:,} characters (CASESCOPE_QUERY_MAX_CHARS)",
+            limits.max_chars,
+            _TERMS_HINT,
+        )
     if "\x00" in text:
         raise QuerySyntaxError("NUL character in the query", text.index("\x00"))
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise QuerySyntaxError("the query is not valid text", exc.start) from None
-    return _Parser(text).parse()
+    return _Parser(text, limits.max_terms).parse()

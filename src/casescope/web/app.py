@@ -13,7 +13,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from casescope.config import Settings
-from casescope.errors import IndexMemoryError, NotFoundError
+from casescope.errors import IndexMemoryError, NotFoundError, QueryTimeoutError
 from casescope.model.db import Database
 from casescope.services.auth import check_secret_key
 from casescope.services.users import count_users
@@ -66,6 +66,12 @@ async def _index_memory(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
 
 
+async def _query_timeout(request: Request, exc: Exception) -> Response:
+    """A query stopped at its time bound: the server will not spend more on it (503); the
+    message asks for a narrower query rather than a retry."""
+    return JSONResponse({"detail": str(exc)}, status_code=503)
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
     """Something named in the request that is not there (a file id of another case): 404."""
     return JSONResponse({"detail": str(exc)}, status_code=404)
@@ -87,6 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.login_limiter = LoginLimiter(settings.login_attempts_per_minute)
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(IndexMemoryError, _index_memory)
+    app.add_exception_handler(QueryTimeoutError, _query_timeout)
     app.add_exception_handler(NotFoundError, _not_found)
 
     @app.middleware("http")

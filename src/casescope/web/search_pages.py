@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from casescope.detect.levels import SigmaLevel
-from casescope.errors import CasescopeError
+from casescope.errors import CasescopeError, IndexMemoryError, QueryTimeoutError
 from casescope.hunt.ioc import IocType
 from casescope.model.users import EventMark
 from casescope.services import event_search as es
@@ -88,6 +88,8 @@ def search_page(
             result = run_search(state, scope, form, cursor, (50, view), exact_total=exact_total)
         except HTTPException as exc:
             error = str(exc.detail)
+        except (IndexMemoryError, QueryTimeoutError) as exc:  # shown in the page, not as JSON
+            error = str(exc)
     current = search_params(form, view)
     exact = {"exact_total": True} if exact_total else {}
     base = {k: v for k, v in current.items() if k not in ("sort", "order")}

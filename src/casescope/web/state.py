@@ -2,8 +2,10 @@
 
 `casescope serve` is the index owner (DESIGN decision 4): it takes the owner lock at start,
 loads ready segments in a background thread, and starts a worker pool when work is queued.
-chDB is one in-process session, so every index call goes through `IndexHandle.use()`, one
-at a time; long work (exports) is cut into short keyset chunks so nobody waits long.
+Queries go through `IndexHandle.use()`, several at once on reader connections; loads and
+hunts that load first go through `IndexHandle.write()`, alone (store/shared_index.py).
+Every query is bounded in time (store/query_bounds.py), and exports are cut into keyset
+chunks, so a writer waits at most one chunk.
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from casescope.config import Settings
 from casescope.jobs.launcher import PoolKeeper, PoolStartError
 from casescope.model.db import Database
 from casescope.store.index import ChdbIndex
-from casescope.store.loader import load_pending
+from casescope.store.loader import load_pending, load_waiting
 from casescope.store.owner import open_index
+from casescope.store.shared_index import SharedIndex
 from casescope.workqueue.queue import has_active_jobs
 
 logger = logging.getLogger(__name__)
@@ -30,7 +33,7 @@ POOL_WATCH_SECONDS = 1.0
 
 
 class IndexHandle:
-    """The owned index, serialised behind a lock, plus the loader thread."""
+    """The owned index shared by the request threads, plus the loader thread."""
 
     def __init__(self, settings: Settings, db: Database) -> None:
         self._settings = settings
@@ -39,7 +42,7 @@ class IndexHandle:
         self._index: ChdbIndex = self._stack.enter_context(
             open_index(settings, role="casescope serve")
         )
-        self._lock = threading.Lock()
+        self._shared = SharedIndex(self._index, settings.index_readers)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._load_loop, name="index-loader", daemon=True)
         self.loads = 0
@@ -49,13 +52,24 @@ class IndexHandle:
 
     @contextlib.contextmanager
     def use(self) -> Iterator[ChdbIndex]:
-        with self._lock:
-            yield self._index
+        """A connection for queries, beside other users' queries."""
+        with self._shared.read() as index:
+            yield index
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[ChdbIndex]:
+        """The owner's connection, alone: for whatever loads into the index."""
+        with self._shared.write() as index:
+            yield index
 
     def load_now(self) -> int:
-        """Load the segments ready now; returns the files loaded."""
-        with self._lock:
-            report = load_pending(self._db, self._index, self._settings)
+        """Load the segments ready now; returns the files loaded. The index is taken alone
+        only when there is something to load: every second, it would make each search
+        wait for the queries (export chunks) running before it."""
+        if not load_waiting(self._db):
+            return 0
+        with self._shared.write() as index:
+            report = load_pending(self._db, index, self._settings)
         self.loads += report.files
         return report.files
 
@@ -70,8 +84,8 @@ class IndexHandle:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(10)
-        with self._lock:
-            self._stack.close()
+        self._shared.close()
+        self._stack.close()
 
 
 @dataclass

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import io
+import struct
 from pathlib import Path
 
+import pytest
+
 from casescope.config import Settings
+from casescope.errors import EvidenceError
 from casescope.model.db import Database
 from casescope.services.cases import get_or_create_case
 from casescope.services.uploads import ingest_uploads
@@ -52,3 +56,39 @@ def test_an_unreadable_zip_upload_is_refused_with_a_reason(
     assert result.report.queued == []
     ((label, reason),) = result.report.rejected
     assert label == "upload:broken.zip" and "not a readable zip archive" in reason
+
+
+CENTRAL_HEADER = struct.Struct("<4s4B4HL2L5H2L")
+
+
+def wide_directory_zip(path: Path, entries: int, name_bytes: int) -> Path:
+    """A zip whose central directory holds `entries` headers with names of `name_bytes`
+    bytes (each pointing at one empty stored member): within the member bound, but a
+    directory that `zipfile` needs ~entries * name_bytes of memory to read."""
+    local = struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, 0, 0, 0, 1, 0) + b"a"
+    headers = bytearray()
+    for n in range(entries):
+        name = f"{n:08d}".encode().ljust(name_bytes, b"x")
+        # signature, versions, flags..sizes (0), name length, extra/comment/disk/attrs (0)
+        headers += CENTRAL_HEADER.pack(b"PK\x01\x02", 20, 3, 20, *[0] * 8, len(name), *[0] * 6)
+        headers += name
+    size, offset = len(headers), len(local)
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, entries, entries, size, offset, 0)
+    path.write_bytes(local + bytes(headers) + end)
+    return path
+
+
+def test_an_archive_that_exhausts_the_intake_memory_fails_in_its_own_process(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """The upload's intake runs in a child bounded by CASESCOPE_INTAKE_MEMORY_MB: an
+    archive within every archive bound whose directory needs more memory than that fails
+    there, with a clear error, and the calling process (the index owner in `serve`) lives."""
+    bounded = settings.model_copy(update={"intake_memory_mb": 64})
+    archive = wide_directory_zip(tmp_path / "wide.zip", 60_000, 1100)  # a 68 MB directory
+    case = get_or_create_case(db, "up")[0]
+    with archive.open("rb") as stream, pytest.raises(EvidenceError) as refused:
+        ingest_uploads(db, bounded, case, [(stream, "wide.zip")], actor="web:test")
+    assert "evidence intake stopped" in str(refused.value)
+    assert "CASESCOPE_INTAKE_MEMORY_MB" in str(refused.value)
+    assert not any(settings.tmp_dir.iterdir())  # the temporary copies are gone

@@ -20,6 +20,7 @@ from casescope.services import event_search as es
 from casescope.services.search import SearchRequest, build_where
 from casescope.store.events_table import DATABASE
 from casescope.store.index import ChdbIndex
+from casescope.store.query import QueryLimits
 from tests.integration.conftest import index_of
 
 T0 = 1_700_000_000_000_000  # microseconds
@@ -47,7 +48,9 @@ def index(tmp_path_factory: pytest.TempPathFactory, blobs: list[str]) -> Iterato
 
 
 def _count(index: ChdbIndex, query: str) -> int:
-    return es.count_matches(index, build_where(SearchRequest(case_id=1, query=query)), None)[0]
+    # the whole blob is a query of BLOB_CHARS: past the default CASESCOPE_QUERY_MAX_CHARS
+    request = SearchRequest(case_id=1, query=query, limits=QueryLimits(max_chars=BLOB_CHARS))
+    return es.count_matches(index, build_where(request), None)[0]
 
 
 def test_the_text_index_leaves_out_long_tokens(index: ChdbIndex) -> None:

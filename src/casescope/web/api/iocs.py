@@ -52,8 +52,8 @@ def change_dict(change: iocs.IocChange) -> dict:
 def _hunted(state: WebState, change_iocs: Callable[[EventIndex], iocs.IocChange]) -> dict:
     """Run an IOC change that hunts new IOCs, with `serve`'s index to hunt them in; start
     workers if it queued files that are not in the index."""
-    try:
-        with state.index.use() as index:
+    try:  # the hunt loads what is ready first: it takes the index alone (a writer)
+        with state.index.write() as index:
             change = change_iocs(index)
     except CasescopeError as exc:
         raise HTTPException(400, str(exc)) from None

@@ -12,7 +12,11 @@ from casescope.detect.levels import SigmaLevel
 from casescope.errors import CasescopeError
 from casescope.services.event_search import EventFilters
 from casescope.services.search import SearchRequest
-from casescope.store.query import QuerySyntaxError, compile_query
+from casescope.store.query import QueryLimits, QuerySyntaxError, compile_query
+
+#: The longest `q` a request may carry at all; CASESCOPE_QUERY_MAX_CHARS (at most this)
+#: is the bound a query meets, with a message that names it.
+MAX_QUERY_PARAM = 100_000
 
 
 def parse_time(value: str | None, name: str) -> datetime | None:
@@ -41,14 +45,15 @@ class SearchForm:
     rule: str = ""
     ioc_id: int | None = None
 
-    def request(self, case_id: int) -> SearchRequest:
+    def request(self, case_id: int, limits: QueryLimits) -> SearchRequest:
+        """The search of this form in a case; a query with a syntax error or over `limits`
+        is the caller's: a 400 that says where."""
         try:
-            compile_query(self.q)  # a syntax error is the caller's: 400, with its column
+            compile_query(self.q, limits=limits)
         except QuerySyntaxError as exc:
             raise HTTPException(400, f"query: {exc}") from None
-        return SearchRequest(
-            case_id, self.q, parse_time(self.start, "start"), parse_time(self.end, "end")
-        )
+        start, end = parse_time(self.start, "start"), parse_time(self.end, "end")
+        return SearchRequest(case_id, self.q, start, end, limits=limits)
 
     def filters(self) -> EventFilters:
         try:
@@ -70,7 +75,13 @@ class SearchForm:
 
 
 def search_form(
-    q: Annotated[str, Query(max_length=10_000, description="Query language text.")] = "",
+    q: Annotated[
+        str,
+        Query(
+            max_length=MAX_QUERY_PARAM,
+            description="Query language text (at most CASESCOPE_QUERY_MAX_CHARS characters).",
+        ),
+    ] = "",
     start: Annotated[str, Query(description="From (ISO 8601, UTC).")] = "",
     end: Annotated[str, Query(description="To, exclusive (ISO 8601, UTC).")] = "",
     has_detection: bool = False,

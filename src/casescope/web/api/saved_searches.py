@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from casescope.errors import CasescopeError
 from casescope.services import event_search as es
 from casescope.services import saved_searches as ss
-from casescope.web.api.params import SearchForm
+from casescope.services.search import query_limits
+from casescope.web.api.params import MAX_QUERY_PARAM, SearchForm
 from casescope.web.api.search import Order, View, parse_columns, run_search, search_params
 from casescope.web.security import CaseRead, CaseScope, State
 
@@ -26,7 +27,7 @@ class SearchParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    q: Annotated[str, Field(max_length=10_000)] = ""
+    q: Annotated[str, Field(max_length=MAX_QUERY_PARAM)] = ""
     start: Annotated[str, Field(max_length=50)] = ""
     end: Annotated[str, Field(max_length=50)] = ""
     has_detection: bool = False
@@ -63,7 +64,7 @@ def owner_of(scope: CaseScope) -> ss.Owner:
 def save(state: State, scope: CaseScope, name: str, params: SearchParams) -> dict:
     """Check the search (a bad query is a 400 now, not when run) and keep it."""
     form = params.form()
-    form.request(scope.case_id)
+    form.request(scope.case_id, query_limits(state.settings))
     form.filters()
     try:
         stored = ss.save_search(state.db, owner_of(scope), name, search_params(form, params.view()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -14,14 +15,14 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from casescope.detect.levels import SigmaLevel
-from casescope.errors import CasescopeError, IndexMemoryError
+from casescope.errors import CasescopeError, IndexMemoryError, QueryTimeoutError
 from casescope.model.users import EventMark
 from casescope.services import event_search as es
 from casescope.services.detections import DetectionFilter, summary
 from casescope.services.ioc_hits import HitFilter, hit_summary
 from casescope.services.marks import clear_mark, marks_of, set_mark
 from casescope.services.saved_searches import Owner, record_history
-from casescope.services.search import ExportFormat, export_header, export_lines
+from casescope.services.search import ExportFormat, export_header, export_lines, query_limits
 from casescope.web.api.params import Form, SearchForm
 from casescope.web.security import CaseRead, CaseScope, CaseWrite, State, audit
 from casescope.web.state import WebState
@@ -77,6 +78,14 @@ def search_params(form: SearchForm, view: View) -> dict:
     return {k: v for k, v in both.items() if v != defaults[k]}
 
 
+def form_where(
+    state: WebState, scope: CaseScope, form: SearchForm
+) -> tuple[str, dict[str, object]]:
+    """The WHERE of the form's search in the case (its query within the configured limits)."""
+    request = form.request(scope.case_id, query_limits(state.settings))
+    return es.build_filtered_where(state.db, request, form.filters())
+
+
 def run_search(
     state: WebState,
     scope: CaseScope,
@@ -93,7 +102,7 @@ def run_search(
     are more than `total`) unless `exact_total` asks for all of them.
     """
     limit, view = page
-    where = es.build_filtered_where(state.db, form.request(scope.case_id), form.filters())
+    where = form_where(state, scope, form)
     cap = state.settings.search_count_limit
     try:
         decoded = es.Cursor.decode(cursor) if cursor else None
@@ -102,7 +111,7 @@ def run_search(
             result = es.search_page(
                 index, where, spec, count_limit=None if exact_total or not cap else cap
             )
-    except IndexMemoryError:
+    except (IndexMemoryError, QueryTimeoutError):
         raise  # 503 (web/app.py), not a bad request
     except CasescopeError as exc:
         raise HTTPException(400, str(exc)) from None
@@ -164,7 +173,7 @@ def facets(
     matches than `CASESCOPE_FACET_SAMPLE_EVENTS` is counted over that many of them only:
     then every row also has `sample`, that number (`exact=true` counts all matches).
     """
-    where = es.build_filtered_where(state.db, form.request(scope.case_id), form.filters())
+    where = form_where(state, scope, form)
     size = state.settings.facet_sample_events
     with state.index.use() as index:
         facet = es.top_values(index, where, field, limit, None if exact or not size else size)
@@ -224,7 +233,7 @@ def _export_chunks(
 def export_response(
     state: WebState, scope: CaseScope, form: SearchForm, fmt: ExportFormat
 ) -> StreamingResponse:
-    where = es.build_filtered_where(state.db, form.request(scope.case_id), form.filters())
+    where = form_where(state, scope, form)
     audit(
         state,
         scope.principal,
@@ -232,7 +241,11 @@ def export_response(
         scope.case_id,
         orjson.dumps({"format": fmt.value, **form.__dict__}).decode(),
     )
-    body = _export_chunks(es.export_chunks(state.index.use, where, fmt), fmt)
+    chunks = es.export_chunks(state.index.use, where, fmt)
+    # the first chunk's query runs now, so that a query stopped at its bound (time, memory)
+    # answers with its status and message, not a response cut after its headers
+    first = next(chunks, None)
+    body = _export_chunks(itertools.chain([] if first is None else [first], chunks), fmt)
     media = "text/csv; charset=utf-8" if fmt is ExportFormat.CSV else "application/x-ndjson"
     name = f"case{scope.case_id}-events.{fmt.value}"
     return StreamingResponse(

@@ -1,0 +1,132 @@
+"""Bounded queries through the real app: time bounds, query size, searches beside exports.
+
+One home is filled once (an upload of real attack samples through the app); each test then
+opens its own app on it with the settings it needs (one index owner at a time).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from casescope.config import Settings
+from casescope.model.users import Role
+from casescope.services.search import SearchRequest, build_where
+from casescope.services.users import create_user
+from casescope.store.events_table import DATABASE
+from casescope.web.app import create_app
+from tests.web.conftest import PASSWORD, SAMPLES, login, wait_searchable
+
+TIMEOUT = "query took too long (1e-06 s): narrow the time range or the query"
+GUARD = 60.0  # seconds before a test that would hang fails instead
+
+
+@dataclass(frozen=True)
+class Home:
+    settings: Settings
+    case_id: int
+    events: int
+
+
+@contextmanager
+def app_on(settings: Settings) -> Iterator[tuple[FastAPI, TestClient]]:
+    """The app on `settings`' home, its lifespan running, and the analyst logged in."""
+    app = create_app(settings)
+    with TestClient(app, base_url="https://testserver"):
+        yield app, login(app, "analyst")
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory, attack_samples: Path) -> Iterator[Home]:
+    """The settings come from the environment, as the worker pool the app starts reads them."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CASESCOPE_HOME", str(tmp_path_factory.mktemp("boundshome")))
+        mp.setenv("CASESCOPE_SECRET_KEY", secrets.token_urlsafe(48))
+        mp.setenv("CASESCOPE_WORKERS", "2")
+        mp.setenv("CASESCOPE_HEARTBEAT_SECONDS", "0.5")
+        mp.setenv("CASESCOPE_LEASE_SECONDS", "5")
+        settings = Settings()
+        app = create_app(settings)
+        with TestClient(app, base_url="https://testserver"):
+            create_user(app.state.web.db, "analyst", PASSWORD, Role.ANALYST)
+            analyst = login(app, "analyst")
+            case_id = analyst.post("/api/cases", json={"name": "bounds"}).json()["id"]
+            files = [("files", (Path(s).name, (attack_samples / s).read_bytes())) for s in SAMPLES]
+            body = analyst.post(f"/api/cases/{case_id}/files/upload", files=files).json()
+            wait_searchable(analyst, case_id, body["first_id"], body["last_id"])
+            total = analyst.get(f"/api/cases/{case_id}/events?exact_total=true").json()["total"]
+        assert total > 0
+        yield Home(settings, case_id, total)
+
+
+def test_queries_past_their_time_bound_answer_503_with_the_reason(home: Home) -> None:
+    tiny = home.settings.model_copy(
+        update={"query_timeout_seconds": 1e-6, "long_query_timeout_seconds": 1e-6}
+    )
+    case = f"/api/cases/{home.case_id}"
+    with app_on(tiny) as (_, analyst):
+        for url in (
+            f"{case}/events?exact_total=true",
+            f"{case}/events?q=cmd.exe",
+            f"{case}/facets?field=Image&exact=true",
+            f"{case}/export?format=csv",
+            case,  # the dashboard
+        ):
+            r = analyst.get(url)
+            assert (r.status_code, r.json()) == (503, {"detail": TIMEOUT}), url
+        page = analyst.get(f"/cases/{home.case_id}/search?q=cmd.exe")
+        assert page.status_code == 200 and TIMEOUT in page.text  # inside the layout
+
+
+def test_a_query_over_the_size_limits_is_400_with_the_reason(home: Home) -> None:
+    small = home.settings.model_copy(update={"query_max_chars": 300, "query_max_terms": 20})
+    events = f"/api/cases/{home.case_id}/events"
+    with app_on(small) as (_, analyst):
+        many = analyst.get(events, params={"q": " OR ".join(f"w{n}" for n in range(21))})
+        assert many.status_code == 400
+        assert "more than 20 terms (CASESCOPE_QUERY_MAX_TERMS)" in many.json()["detail"]
+        long = analyst.get(events, params={"q": "x" * 301})
+        assert long.status_code == 400
+        assert "longer than 300 characters" in long.json()["detail"]
+        assert analyst.get(events, params={"q": " ".join(["w"] * 20)}).status_code == 200
+        saved = analyst.post(
+            f"/api/cases/{home.case_id}/saved-searches",
+            json={"name": "too long", "params": {"q": "x" * 301}},
+        )
+        assert saved.status_code == 400
+
+
+def test_a_search_answers_while_an_export_chunk_holds_a_reader(home: Home) -> None:
+    """An export chunk (a stream on a reader connection) is held open; a search over HTTP
+    answers meanwhile, and the stream still reads every event afterwards."""
+    streaming, searched = threading.Event(), threading.Event()
+    seen: dict[str, object] = {}
+    with app_on(home.settings) as (app, analyst):
+        state = app.state.web
+
+        def export_chunk() -> None:
+            where, params = build_where(SearchRequest(home.case_id))
+            with state.index.use() as index:
+                sql = f"SELECT seq FROM {DATABASE}.events WHERE {where}"
+                stream = index.stream_batches(sql, params, rows_per_batch=100)
+                rows = next(stream).num_rows
+                streaming.set()
+                seen["searched while streaming"] = searched.wait(GUARD)
+                seen["rows"] = rows + sum(batch.num_rows for batch in stream)
+
+        exporter = threading.Thread(target=export_chunk, daemon=True)
+        exporter.start()
+        assert streaming.wait(GUARD)
+        r = analyst.get(f"/api/cases/{home.case_id}/events?exact_total=true")
+        searched.set()
+        exporter.join(GUARD)
+    assert r.status_code == 200 and r.json()["total"] == home.events
+    assert seen == {"searched while streaming": True, "rows": home.events}
