@@ -23,6 +23,7 @@ from casescope.web import jobs_pages, pages, search_pages
 from casescope.web.api import auth, cases, files, iocs, jobs, saved_searches, search, system
 from casescope.web.clients import check_address_settings
 from casescope.web.guard import AuthBeforeBody
+from casescope.web.headers import SecurityHeaders
 from casescope.web.health import HealthMonitor
 from casescope.web.ratelimit import LoginLimiter
 from casescope.web.security import Caller, LoginRequired, login_required_response
@@ -31,16 +32,6 @@ from casescope.web.state import IndexHandle, WebState
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).with_name("static")
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
-HSTS = "max-age=31536000"
 #: Hosts a browser on this machine may name besides the bind address (DNS rebinding: a page
 #: of evil.example whose name resolves to 127.0.0.1 sends `Host: evil.example`).
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
@@ -119,19 +110,7 @@ def _add_api_docs(app: FastAPI, mode: ApiDocs) -> None:
 def _add_middleware(app: FastAPI, settings: Settings, bind_host: str | None) -> None:
     """Outermost first: the Host check, the security headers, authentication before bodies."""
     app.add_middleware(AuthBeforeBody)
-
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if settings.cookie_secure:
-            response.headers.setdefault("Strict-Transport-Security", HSTS)
-        content_type = response.headers.get("content-type", "")
-        if request.url.path.startswith("/api/") or content_type.startswith("text/html"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
-
+    app.add_middleware(SecurityHeaders, hsts=settings.cookie_secure)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings, bind_host))
 
 

@@ -9,6 +9,12 @@ seconds, so a flood against a user from one client cannot lock that user out els
 only delays the real login by those seconds. Refused attempts count nothing and store
 nothing; a key is forgotten `FORGET_SECONDS` after its latest failure, and each table keeps
 at most `MAX_KEYS` keys (least recently failed dropped first), so no client can grow memory.
+
+Password checks run at most `VERIFY_AT_ONCE` at a time: one argon2 verification takes 64 MiB
+(argon2-cffi's default memory cost) and tens of milliseconds of a core, so parallel login
+attempts (within their free failures, or from many addresses) would otherwise grow the index
+owner by 64 MiB each (bench/flood.py). An attempt that finds no free slot within
+`VERIFY_WAIT_SECONDS` is answered 503 with `Retry-After`.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 #: A key without a new failure for this long starts afresh.
@@ -29,6 +36,14 @@ CLIENT_MAX_DELAY = 60.0
 USER_MAX_DELAY = 5.0
 #: A client may fail this many times the per-user number, over all names, before back-off.
 CLIENT_FREE_FACTOR = 4
+#: Password verifications at once, and how long an attempt waits for a turn (a worker
+#: thread of the server waits with it, so briefly).
+VERIFY_AT_ONCE = 2
+VERIFY_WAIT_SECONDS = 1.0
+
+
+class LoginBusy(Exception):
+    """No password-check slot came free in time."""
 
 
 @dataclass
@@ -86,6 +101,17 @@ class LoginLimiter:
         self._users = BackoffTable(per_minute, USER_MAX_DELAY)
         self._clients = BackoffTable(per_minute * CLIENT_FREE_FACTOR, CLIENT_MAX_DELAY)
         self._lock = threading.Lock()
+        self._verifying = threading.BoundedSemaphore(VERIFY_AT_ONCE)
+
+    @contextmanager
+    def verifying(self) -> Iterator[None]:
+        """A turn to check a password; `LoginBusy` if none comes free in time."""
+        if not self._verifying.acquire(timeout=VERIFY_WAIT_SECONDS):
+            raise LoginBusy
+        try:
+            yield
+        finally:
+            self._verifying.release()
 
     def __len__(self) -> int:
         """Keys held, over the three tables."""

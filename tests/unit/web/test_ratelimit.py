@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import secrets
 import tracemalloc
+from contextlib import ExitStack
+
+import pytest
 
 from casescope.web.ratelimit import (
     CLIENT_MAX_DELAY,
     FORGET_SECONDS,
     MAX_KEYS,
     USER_MAX_DELAY,
+    VERIFY_AT_ONCE,
+    LoginBusy,
     LoginLimiter,
 )
 
@@ -88,3 +93,15 @@ def test_success_clears_the_user_but_not_the_client() -> None:
     limiter.succeeded("name9", "sprayer")
     assert limiter.retry_after("name9", "other client") == 0
     assert limiter.retry_after("someone", "sprayer") > 0  # spraying names still backs off
+
+
+def test_password_checks_take_turns() -> None:
+    """Each argon2 check takes 64 MiB: parallel logins must not each get one at once."""
+    limiter = LoginLimiter(5)
+    with ExitStack() as held:
+        for _ in range(VERIFY_AT_ONCE):
+            held.enter_context(limiter.verifying())
+        with pytest.raises(LoginBusy), limiter.verifying():
+            pass
+    with limiter.verifying():  # the turns came back
+        pass

@@ -14,6 +14,7 @@ from casescope.model.users import Role
 from casescope.services import auth as auth_service
 from casescope.services import users as user_service
 from casescope.web.clients import client_address
+from casescope.web.ratelimit import LoginBusy
 from casescope.web.security import (
     SESSION_COOKIE,
     Admin,
@@ -41,7 +42,13 @@ def log_in(state: WebState, request: Request, response: Response, creds: Credent
             f"too many failed logins; try again in {wait} s",
             headers={"Retry-After": str(wait)},
         )
-    user = user_service.authenticate(state.db, creds.username, creds.password)
+    try:
+        with limiter.verifying():
+            user = user_service.authenticate(state.db, creds.username, creds.password)
+    except LoginBusy:
+        raise HTTPException(
+            503, "too many logins at once; try again", headers={"Retry-After": "1"}
+        ) from None
     if user is None:
         limiter.failed(creds.username, client)
         raise HTTPException(401, "wrong user name or password")
