@@ -8,11 +8,20 @@ fails when a field here is missing from it.
 from __future__ import annotations
 
 import os
+from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ApiDocs(StrEnum):
+    """Who may read the OpenAPI description and its pages (`/openapi.json`, `/docs`, `/redoc`)."""
+
+    OFF = "off"
+    AUTHENTICATED = "authenticated"
+    PUBLIC = "public"
 
 
 def _default_workers() -> int:
@@ -63,7 +72,32 @@ class Settings(BaseSettings):
     session_hours: float = Field(default=12.0, gt=0, description="Web session lifetime.")
     cookie_secure: bool = Field(default=True, description="Send cookies over HTTPS only.")
     login_attempts_per_minute: int = Field(
-        default=5, ge=1, description="Failed logins per user and client before refusal."
+        default=5, ge=1, description="Failed logins per user and client before back-off."
+    )
+    trusted_proxies: str = Field(
+        default="",
+        description="Proxy addresses/CIDRs (comma-separated) whose X-Forwarded-For is believed.",
+    )
+    metrics_allow: str = Field(
+        default="127.0.0.0/8,::1",
+        description="Client CIDRs (comma-separated) that read /metrics and /health without login.",
+    )
+    allowed_hosts: str = Field(
+        default="",
+        description="Host header values accepted (comma-separated); default the bind address "
+        "and localhost.",
+    )
+    api_docs: ApiDocs = Field(
+        default=ApiDocs.AUTHENTICATED, description="Who may read /openapi.json, /docs, /redoc."
+    )
+    max_upload_bytes: int = Field(
+        default=16 * 2**30, ge=1024, description="Largest upload request body (413 past it)."
+    )
+    max_request_bytes: int = Field(
+        default=32 * 2**20, ge=1024, description="Largest other request body (413 past it)."
+    )
+    sse_streams_per_user: int = Field(
+        default=8, ge=1, description="Event streams one user may hold open at once."
     )
     memory_limit_mb: int = Field(
         default=8192, ge=256, description="Memory budget; the System page warns above 80%."

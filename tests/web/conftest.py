@@ -87,7 +87,10 @@ def _uploads(attack_samples: Path, home: Path) -> list:
 
 
 @pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory, attack_samples: Path) -> Iterator[Web]:
+def web(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, attack_samples: Path
+) -> Iterator[Web]:
+    """The app; a test module may set more settings in a module-level dict `WEB_ENV`."""
     home = tmp_path_factory.mktemp("webhome")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CASESCOPE_HOME", str(home))
@@ -95,6 +98,9 @@ def web(tmp_path_factory: pytest.TempPathFactory, attack_samples: Path) -> Itera
         mp.setenv("CASESCOPE_WORKERS", "2")
         mp.setenv("CASESCOPE_HEARTBEAT_SECONDS", "0.5")
         mp.setenv("CASESCOPE_LEASE_SECONDS", "5")
+        mp.setenv("CASESCOPE_ALLOWED_HOSTS", "testserver")
+        for name, value in getattr(request.module, "WEB_ENV", {}).items():
+            mp.setenv(name, value)
         settings = Settings()
         app = create_app(settings)
         with TestClient(app, base_url="https://testserver") as anonymous:

@@ -204,12 +204,12 @@ def test_dashboard_detections_health_metrics(web: Web) -> None:
     board = client.get(f"/api/cases/{web.case_id}").json()
     assert board["events_indexed"] > 0 and board["histogram"]
     assert isinstance(client.get(f"/api/cases/{web.case_id}/detections").json(), list)
-    health = web.anonymous.get("/health").json()
+    health = web.clients["admin"].get("/health").json()
     assert health["ok"] and health["db"] == "ok" and health["store"] == "ok"
-    metrics = web.anonymous.get("/metrics").text
+    metrics = web.clients["admin"].get("/metrics").text
     assert 'casescope_files{status="completed"}' in metrics
     assert "casescope_segment_cache_hit_ratio" in metrics
-    assert "/api/cases/{case_id}/events" in web.anonymous.get("/openapi.json").json()["paths"]
+    assert "/api/cases/{case_id}/events" in client.get("/openapi.json").json()["paths"]
 
 
 @pytest.mark.parametrize("key", [None, "", "changeme", "secret-key-placeholder-0123456789abcdef"])

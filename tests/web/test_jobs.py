@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import pytest
 from fastapi.testclient import TestClient
 
 from casescope.model.enums import OperationKind
+from casescope.model.users import Role
 from casescope.services import operations as ops
-from tests.web.conftest import Web
+from casescope.services.users import create_user
+from tests.web.conftest import PASSWORD, Web, login
 
 
 def _ops_url(web: Web, operation_id: int | None = None, tail: str = "") -> str:
@@ -110,6 +113,81 @@ def test_live_stream_heartbeats_and_follows_pause_and_cancel(
     assert conflict.status_code == 409 and "cancelled" in conflict.json()["detail"]
 
 
+#: Messages (heartbeats every 0.2 s) a stream may send after losing access before the test
+#: calls it endless.
+AFTER_ACCESS_ENDS = 50
+
+
+def _ends(stream: Stream) -> list[str]:
+    """The comments the stream sends until it ends; fails if it goes on."""
+    comments: list[str] = []
+    for _ in range(AFTER_ACCESS_ENDS):
+        try:
+            comments += stream.next()["comments"]
+        except StopIteration:
+            return comments
+    raise AssertionError(f"the stream went on after access ended: {comments[-3:]}")
+
+
+@pytest.fixture
+def streamer(web: Web, monkeypatch: pytest.MonkeyPatch) -> TestClient:
+    """A reader of the case with a session of their own; heartbeats every 0.2 s."""
+    monkeypatch.setattr(web.app.state.web.settings, "sse_heartbeat_seconds", 0.2)
+    db = web.app.state.web.db
+    if not any(u["username"] == "streamer" for u in web.clients["admin"].get("/api/users").json()):
+        create_user(db, "streamer", PASSWORD, Role.READ_ONLY)
+    assert web.clients["admin"].post(f"/api/users/streamer/cases/{web.case_id}").status_code == 200
+    return login(web.app, "streamer")
+
+
+def test_a_stream_ends_when_its_session_ends(web: Web, streamer: TestClient) -> None:
+    """The old stream outlived the logout, for as long as the operation ran."""
+    operation_id = _open_operation(web)
+    with streamer.stream("GET", _ops_url(web, operation_id, "/events")) as r:
+        stream = Stream(r.iter_lines())
+        stream.next()  # retry:
+        assert stream.next_event()["state"] == "running"
+        assert streamer.post("/api/logout").status_code == 200
+        assert "access ended" in _ends(stream)
+    web.clients["analyst"].post(_ops_url(web, operation_id, "/cancel"))
+
+
+def test_a_stream_ends_when_the_case_grant_is_revoked(web: Web, streamer: TestClient) -> None:
+    operation_id = _open_operation(web)
+    with streamer.stream("GET", _ops_url(web, operation_id, "/events")) as r:
+        stream = Stream(r.iter_lines())
+        stream.next()
+        stream.next_event()
+        revoked = web.clients["admin"].delete(f"/api/users/streamer/cases/{web.case_id}")
+        assert revoked.status_code == 200
+        assert "access ended" in _ends(stream)
+    assert streamer.get(_ops_url(web, operation_id, "/events")).status_code == 403
+    web.clients["analyst"].post(_ops_url(web, operation_id, "/cancel"))
+
+
+def test_open_streams_per_user_are_capped(
+    web: Web, streamer: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old app kept every stream a user opened (each a poll of the DB every second)."""
+    monkeypatch.setattr(web.app.state.web.settings, "sse_streams_per_user", 2)
+    operation_id = _open_operation(web)
+    url = _ops_url(web, operation_id, "/events")
+    with ExitStack() as first_two:
+        opened = []  # each stream is read through one iterator, kept (dropping it closes it)
+        for _ in range(2):
+            r = first_two.enter_context(streamer.stream("GET", url))
+            assert r.status_code == 200
+            opened.append(Stream(r.iter_lines()))
+            opened[-1].next()
+        with streamer.stream("GET", url) as third:
+            assert third.status_code == 429 and third.headers["retry-after"]
+        with web.clients["reader"].stream("GET", url) as someone_else:
+            assert someone_else.status_code == 200  # the cap is per user
+    with streamer.stream("GET", url) as again:  # the closed streams gave their slots back
+        assert again.status_code == 200
+    web.clients["analyst"].post(_ops_url(web, operation_id, "/cancel"))
+
+
 def test_roles_csrf_and_audit(web: Web) -> None:
     operation_id = _open_operation(web)
     pause = _ops_url(web, operation_id, "/pause")
@@ -167,4 +245,5 @@ def test_system_page_warns_on_memory_and_shows_home_use(
     monkeypatch.setattr(web.app.state.web.settings, "memory_limit_mb", 256)  # surely above 80%
     page = web.clients["reader"].get("/system").text
     assert "memory use is above 80% of the configured limit" in page
-    assert "home disk use" in page and "Workers (pid, file, RSS, tasks)" in page
+    assert "home disk use" in page and "Files of your cases being processed" in page
+    assert "Workers (pid, file, RSS, tasks)" in web.clients["admin"].get("/system").text

@@ -24,5 +24,5 @@ def serve(
     settings = get_settings()
     settings.ensure_dirs()
     setup_logging(settings, "serve")
-    app = create_app(settings)  # refuses a missing or placeholder secret key
+    app = create_app(settings, bind_host=host)  # refuses a missing or placeholder secret key
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)

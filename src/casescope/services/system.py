@@ -1,16 +1,23 @@
-"""Health and metrics of a running casescope: store, DB, workers, disk, memory, queue."""
+"""Health and metrics of a running casescope: store, DB, workers, disk, memory, queue.
+
+The figures are collected by `serve`'s health refresher (web/health.py) and served from its
+cache; errors are logged here and reported as a bare `error`, never with their text.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psutil
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from casescope.config import Settings
 from casescope.jobs.launcher import PoolFailure, pool_failure_since_work
@@ -18,10 +25,12 @@ from casescope.jobs.registry import WorkerInfo, live_workers
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, JobState
 from casescope.model.tables import EvidenceFile, Job, Segment
-from casescope.store.index import EventIndex
 from casescope.workqueue import queue
 
+logger = logging.getLogger(__name__)
+
 MEMORY_WARN_FRACTION = 0.8
+ERROR = "error"
 
 
 @dataclass
@@ -46,29 +55,42 @@ class SystemReport:
         return asdict(self)
 
 
-def collect_system(db: Database, settings: Settings, index: EventIndex | None) -> SystemReport:
+def collect_system(
+    db: Database,
+    settings: Settings,
+    count_events: Callable[[], int] | None,
+    home_used: Callable[[], int] | None = None,
+) -> SystemReport:
+    """The figures; `count_events` asks the index (None: no index), `home_used` measures the
+    home (default `home_usage`)."""
     report = SystemReport(memory_limit_mb=settings.memory_limit_mb)
     try:
         with db.read() as session:
             session.execute(text("SELECT 1"))
             report.queue = {s.value: n for s, n in queue.queue_depth(session).items()}
     except SQLAlchemyError as exc:  # health must report, not raise
-        report.ok, report.db = False, f"error: {exc}"
-    if index is not None:
+        logger.warning("health: the metadata DB did not answer: %s", exc)
+        report.ok, report.db = False, ERROR
+    if count_events is not None:
         try:
-            report.events_indexed = index.count()
+            report.events_indexed = count_events()
         except (RuntimeError, OSError) as exc:  # chDB errors are RuntimeErrors
-            report.ok, report.store = False, f"error: {exc}"
+            logger.warning("health: the event index did not answer: %s", exc)
+            report.ok, report.store = False, ERROR
     report.workers = live_workers(db, stale_after=settings.heartbeat_seconds * 3)
     if not report.workers:
         report.pool_failure = pool_failure_since_work(db)
     usage = shutil.disk_usage(settings.home_dir)
     report.disk_total_bytes, report.disk_free_bytes = usage.total, usage.free
-    report.home_used_bytes = home_usage(db, settings)
+    report.home_used_bytes = home_used() if home_used else home_usage(db, settings)
     memory = psutil.virtual_memory()
     report.memory_used_mb = round((memory.total - memory.available) / 2**20, 1)
-    report.memory_warning = report.memory_used_mb > MEMORY_WARN_FRACTION * settings.memory_limit_mb
+    report.memory_warning = memory_warning(report.memory_used_mb, settings.memory_limit_mb)
     return report
+
+
+def memory_warning(used_mb: float, limit_mb: int) -> bool:
+    return used_mb > MEMORY_WARN_FRACTION * limit_mb
 
 
 def _tree_bytes(path: Path) -> int:
@@ -103,8 +125,24 @@ def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def prometheus_text(db: Database, index: EventIndex | None) -> str:
-    """The metrics in the Prometheus text exposition format."""
+def _job_seconds(session: Session) -> tuple[float, int]:
+    """Sum and count of the durations of finished jobs, added up by the DB (no row scan)."""
+    started, finished = Job.started_at, Job.finished_at
+    if session.get_bind().dialect.name == "sqlite":
+        seconds = (func.julianday(finished) - func.julianday(started)) * 86400.0
+    else:
+        seconds = func.extract("epoch", finished - started)
+    total, count = session.execute(
+        select(func.coalesce(func.sum(seconds), 0.0), func.count()).where(
+            Job.state == JobState.DONE, started.is_not(None), finished.is_not(None)
+        )
+    ).one()
+    return float(total or 0.0), int(count or 0)
+
+
+def prometheus_text(db: Database, events_indexed: int | None) -> str:
+    """The metrics in the Prometheus text exposition format (`events_indexed` None: no index
+    or it did not answer)."""
     lines: list[str] = []
     with db.read() as session:
         by_status = dict(
@@ -114,13 +152,7 @@ def prometheus_text(db: Database, index: EventIndex | None) -> str:
         )
         parsed = session.scalar(select(func.coalesce(func.sum(EvidenceFile.event_count), 0)))
         depth = queue.queue_depth(session)
-        durations = session.execute(
-            select(Job.started_at, Job.finished_at).where(
-                Job.state == JobState.DONE,
-                Job.started_at.is_not(None),
-                Job.finished_at.is_not(None),
-            )
-        ).all()
+        job_seconds, jobs_done = _job_seconds(session)
         with_segment = session.scalar(
             select(func.count()).where(EvidenceFile.segment_id.is_not(None))
         )
@@ -132,18 +164,59 @@ def prometheus_text(db: Database, index: EventIndex | None) -> str:
         )
     _metric(lines, "casescope_events_ingested_total", "counter", "Events parsed into segments.")
     lines.append(f"casescope_events_ingested_total {int(parsed or 0)}")
-    if index is not None:
+    if events_indexed is not None:
         _metric(lines, "casescope_events_indexed", "gauge", "Events in the event index.")
-        lines.append(f"casescope_events_indexed {index.count()}")
+        lines.append(f"casescope_events_indexed {events_indexed}")
     _metric(lines, "casescope_queue_depth", "gauge", "Jobs by state.")
     for state in JobState:
         lines.append(f'casescope_queue_depth{{state="{state.value}"}} {depth.get(state, 0)}')
-    seconds = [(end - start).total_seconds() for start, end in durations]
     _metric(lines, "casescope_job_duration_seconds", "summary", "Durations of finished jobs.")
-    lines.append(f"casescope_job_duration_seconds_sum {sum(seconds):.3f}")
-    lines.append(f"casescope_job_duration_seconds_count {len(seconds)}")
+    lines.append(f"casescope_job_duration_seconds_sum {job_seconds:.3f}")
+    lines.append(f"casescope_job_duration_seconds_count {jobs_done}")
     hits = (with_segment or 0) - (segments or 0)
     rate = hits / with_segment if with_segment else 0.0
     _metric(lines, "casescope_segment_cache_hit_ratio", "gauge", "Files that re-used a segment.")
     lines.append(f"casescope_segment_cache_hit_ratio {rate:.4f}")
     return "\n".join(lines) + "\n"
+
+
+def case_queue(db: Database, case_ids: set[int]) -> dict[str, int]:
+    """Jobs by state, of the files of these cases only."""
+    if not case_ids:
+        return {}
+    query = (
+        select(Job.state, func.count())
+        .join(EvidenceFile, EvidenceFile.id == Job.file_id)
+        .where(EvidenceFile.case_id.in_(case_ids))
+        .group_by(Job.state)
+    )
+    with db.read() as session:
+        return {JobState(state).value: n for state, n in session.execute(query).all()}
+
+
+def scoped_report(db: Database, report: SystemReport, case_ids: set[int] | None) -> dict:
+    """The report as a user may see it: all of it for admins (`case_ids` None); for others
+    the queue of their cases and, of the workers, only which file of their cases each is on
+    (no pid, host, memory or files of other cases)."""
+    data = report.as_dict()
+    if case_ids is None:
+        return data
+    file_ids = {w.current_file_id for w in report.workers if w.current_file_id is not None}
+    with db.read() as session:
+        cases = dict(
+            session.execute(
+                select(EvidenceFile.id, EvidenceFile.case_id).where(EvidenceFile.id.in_(file_ids))
+            ).all()
+        )
+    data["queue"] = case_queue(db, case_ids)
+    if report.pool_failure is not None:  # its detail is the pool's stderr: paths, tracebacks
+        data["pool_failure"] = {
+            "at": report.pool_failure.at,
+            "detail": "the worker pool fails to start; an admin can see why",
+        }
+    data["workers"] = [
+        {"case_id": cases[w.current_file_id], "current_file_id": w.current_file_id}
+        for w in report.workers
+        if w.current_file_id is not None and cases.get(w.current_file_id) in case_ids
+    ]
+    return data

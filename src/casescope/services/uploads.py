@@ -15,7 +15,8 @@ import re
 import shutil
 import tempfile
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -57,9 +58,23 @@ def _unique(folder: Path, name: str) -> Path:
     return candidate
 
 
+def new_upload_path(folder: Path, client_name: str | None) -> Path:
+    """Where an upload named `client_name` by the client goes in `folder` (a safe, new name)."""
+    return _unique(folder, safe_name(client_name))
+
+
+@contextmanager
+def upload_folder(settings: Settings) -> Iterator[Path]:
+    """A fresh folder under the home's `tmp/` for uploads, removed with all it holds when
+    the block ends, however it ends (an error, a client gone mid-upload)."""
+    settings.ensure_dirs()
+    with tempfile.TemporaryDirectory(prefix="upload-", dir=settings.tmp_dir) as tmp:
+        yield Path(tmp)
+
+
 def save_stream(stream: BinaryIO, folder: Path, client_name: str | None) -> Path:
     """Copy an upload to `folder` in chunks (never whole in memory) under a safe name."""
-    target = _unique(folder, safe_name(client_name))
+    target = new_upload_path(folder, client_name)
     with target.open("wb") as out:
         shutil.copyfileobj(stream, out, CHUNK)
     return target
@@ -84,24 +99,16 @@ def _relabel(db: Database, case_id: int, folder: Path, report: IntakeReport) -> 
     report.rejected = [(label(p), r) for p, r in report.rejected]
 
 
-def ingest_uploads(
-    db: Database,
-    settings: Settings,
-    case: Case,
-    uploads: Iterable[tuple[BinaryIO, str | None]],
-    actor: str,
+def ingest_upload_folder(
+    db: Database, settings: Settings, case: Case, folder: Path, names: list[str], actor: str
 ) -> UploadResult:
-    """Take in uploaded streams for `case` (zips member by member); the temporary copies are
-    removed. Members are recorded as `upload:<name>.zip!<member path>`."""
-    settings.ensure_dirs()
-    result = UploadResult()
-    with tempfile.TemporaryDirectory(prefix="upload-", dir=settings.tmp_dir) as tmp:
-        folder = Path(tmp)
-        for stream, name in uploads:
-            result.names.append(save_stream(stream, folder, name).name)
-        with intake_operation(db, case.id, OperationKind.UPLOAD, actor) as operation_id:
-            result.report = ingest_isolated(settings, case.id, [folder], operation_id)
-        _relabel(db, case.id, folder, result.report)
+    """Take in the uploads saved in `folder` (by `upload_folder`; `names`, in upload order)
+    for `case`, zips member by member; members are recorded as
+    `upload:<name>.zip!<member path>`."""
+    result = UploadResult(names=names)
+    with intake_operation(db, case.id, OperationKind.UPLOAD, actor) as operation_id:
+        result.report = ingest_isolated(settings, case.id, [folder], operation_id)
+    _relabel(db, case.id, folder, result.report)
     with db.session() as session:
         session.add(
             AuditRecord(
@@ -112,6 +119,19 @@ def ingest_uploads(
             )
         )
     return result
+
+
+def ingest_uploads(
+    db: Database,
+    settings: Settings,
+    case: Case,
+    uploads: Iterable[tuple[BinaryIO, str | None]],
+    actor: str,
+) -> UploadResult:
+    """Take in uploaded streams for `case`; the temporary copies are removed."""
+    with upload_folder(settings) as folder:
+        names = [save_stream(stream, folder, name).name for stream, name in uploads]
+        return ingest_upload_folder(db, settings, case, folder, names, actor)
 
 
 def import_folder(

@@ -9,32 +9,34 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from casescope.config import Settings
+from casescope.config import ApiDocs, Settings
 from casescope.errors import IndexMemoryError, NotFoundError, QueryTimeoutError
 from casescope.model.db import Database
 from casescope.services.auth import check_secret_key
 from casescope.services.users import count_users
 from casescope.web import jobs_pages, pages, search_pages
 from casescope.web.api import auth, cases, files, iocs, jobs, saved_searches, search, system
+from casescope.web.clients import check_address_settings
+from casescope.web.guard import AuthBeforeBody
+from casescope.web.headers import SecurityHeaders
+from casescope.web.health import HealthMonitor
 from casescope.web.ratelimit import LoginLimiter
-from casescope.web.security import LoginRequired
+from casescope.web.security import Caller, LoginRequired, login_required_response
 from casescope.web.state import IndexHandle, WebState
 
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).with_name("static")
-SECURITY_HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "X-Frame-Options": "DENY",
-}
+#: Hosts a browser on this machine may name besides the bind address (DNS rebinding: a page
+#: of evil.example whose name resolves to 127.0.0.1 sends `Host: evil.example`).
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
+WILDCARD_BINDS = ("0.0.0.0", "::", "")
+DOCS_PATHS = {"openapi": "/openapi.json", "docs": "/docs", "redoc": "/redoc"}
 
 
 def open_state(settings: Settings) -> WebState:
@@ -56,9 +58,7 @@ def open_state(settings: Settings) -> WebState:
 
 
 def _login_required(request: Request, _exc: Exception) -> Response:
-    if request.url.path.startswith("/api/"):
-        return JSONResponse({"detail": "login required"}, status_code=401)
-    return RedirectResponse("/login", status_code=303)
+    return login_required_response(request.url.path)
 
 
 async def _index_memory(request: Request, exc: Exception) -> Response:
@@ -77,36 +77,87 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": str(exc)}, status_code=404)
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """The app; the state (DB, index ownership) is opened by its lifespan."""
+def allowed_hosts(settings: Settings, bind_host: str | None) -> list[str]:
+    """`CASESCOPE_ALLOWED_HOSTS`, or the bind address and the local names; IPv6 addresses
+    also in brackets (the form of a `Host` header)."""
+    names = [h for h in settings.allowed_hosts.replace(",", " ").split() if h]
+    if not names:
+        names = list(LOCAL_HOSTS)
+        if bind_host and bind_host not in WILDCARD_BINDS:
+            names.append(bind_host)
+        elif bind_host is not None:
+            logger.warning(
+                "serve listens on all addresses but accepts only Host headers of %s: set "
+                "CASESCOPE_ALLOWED_HOSTS to the names users type",
+                ", ".join(names),
+            )
+    return names + [f"[{h}]" for h in names if ":" in h and not h.startswith("[")]
+
+
+def _add_api_docs(app: FastAPI, mode: ApiDocs) -> None:
+    """`/openapi.json`, `/docs`, `/redoc` for logged-in users (public and off: FastAPI's own
+    routes, or none, chosen in `create_app`)."""
+    if mode is not ApiDocs.AUTHENTICATED:
+        return
+
+    @app.get(DOCS_PATHS["openapi"], include_in_schema=False)
+    def openapi(principal: Caller) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get(DOCS_PATHS["docs"], include_in_schema=False)
+    def docs(principal: Caller) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=DOCS_PATHS["openapi"], title="casescope API")
+
+    @app.get(DOCS_PATHS["redoc"], include_in_schema=False)
+    def redoc(principal: Caller) -> HTMLResponse:
+        return get_redoc_html(openapi_url=DOCS_PATHS["openapi"], title="casescope API")
+
+
+def _add_middleware(app: FastAPI, settings: Settings, bind_host: str | None) -> None:
+    """Outermost first: the Host check, the security headers, authentication before bodies."""
+    app.add_middleware(AuthBeforeBody)
+    app.add_middleware(SecurityHeaders, hsts=settings.cookie_secure)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings, bind_host))
+
+
+def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
+    """The app; the state (DB, index ownership) is opened by its lifespan. `bind_host`, the
+    address `serve` listens on, is an allowed `Host` unless `CASESCOPE_ALLOWED_HOSTS` is set."""
     check_secret_key(settings)  # refuse at once, before anything listens
+    check_address_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.web = open_state(settings)
+        app.state.health = HealthMonitor(app.state.web)
+        app.state.health.start()
         try:
             yield
         finally:
+            app.state.health.close()
             app.state.web.close()
 
-    app = FastAPI(title="casescope", version="0.1.0", lifespan=lifespan)
+    public = settings.api_docs is ApiDocs.PUBLIC
+    app = FastAPI(
+        title="casescope",
+        version="0.1.0",
+        lifespan=lifespan,
+        openapi_url=DOCS_PATHS["openapi"] if public else None,
+        docs_url=DOCS_PATHS["docs"] if public else None,
+        redoc_url=DOCS_PATHS["redoc"] if public else None,
+        max_body_size=settings.max_request_bytes,
+    )
     app.state.login_limiter = LoginLimiter(settings.login_attempts_per_minute)
+    app.state.streams = jobs.StreamSlots()
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(IndexMemoryError, _index_memory)
     app.add_exception_handler(QueryTimeoutError, _query_timeout)
     app.add_exception_handler(NotFoundError, _not_found)
-
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
-        response = await call_next(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        if request.url.path.startswith("/api/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        return response
-
+    _add_middleware(app, settings, bind_host)
+    _add_api_docs(app, settings.api_docs)
     for module in (auth, cases, files, search, system, saved_searches, iocs, jobs):
         app.include_router(module.router)
+    app.include_router(files.upload_router, max_body_size=settings.max_upload_bytes)
     app.include_router(pages.router)
     app.include_router(search_pages.router)
     app.include_router(jobs_pages.router)

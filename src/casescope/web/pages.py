@@ -13,6 +13,7 @@ from jinja2 import Environment, FileSystemLoader
 
 from casescope.model.enums import Operation
 from casescope.model.tables import Case
+from casescope.model.users import Role
 from casescope.services.audit import audit_rows
 from casescope.services.auth import close_session
 from casescope.services.dashboard import build_dashboard
@@ -22,7 +23,7 @@ from casescope.services.users import count_users
 from casescope.web.api.auth import Credentials, log_in, setup
 from casescope.web.api.auth import SetupRequest as SetupBody
 from casescope.web.api.cases import new_case, visible_cases
-from casescope.web.api.system import system_report
+from casescope.web.api.system import system_view
 from casescope.web.security import (
     SESSION_COOKIE,
     Admin,
@@ -111,6 +112,7 @@ def login_submit(
     except HTTPException as exc:
         page = _login_form(request, state, "login.html", error=str(exc.detail))
         page.status_code = exc.status_code
+        page.headers.update(exc.headers or {})  # Retry-After of the rate limit
         return page
     response.delete_cookie(LOGIN_CSRF_COOKIE)
     return response
@@ -234,16 +236,23 @@ async def retry_page(request: Request, scope: CaseWrite, state: State) -> Respon
     return RedirectResponse(f"/cases/{scope.case_id}/evidence", status_code=303)
 
 
+def _worker_table(report: dict, admin: bool) -> tuple[str, list[tuple]]:
+    if admin:
+        rows = [
+            (w["pid"], w["current_file_id"], f"{w['rss_mb']} MB", w["tasks_done"])
+            for w in report["workers"]
+        ]
+        return "Workers (pid, file, RSS, tasks)", rows
+    rows = [(w["case_id"], w["current_file_id"]) for w in report["workers"]]
+    return "Files of your cases being processed (case, file)", rows
+
+
 @router.get("/system")
-def system_page(request: Request, state: State, principal: Caller) -> HTMLResponse:
-    report = system_report(state)
-    workers = [
-        (w["pid"], w["current_file_id"], f"{w['rss_mb']} MB", w["tasks_done"])
-        for w in report["workers"]
-    ]
+async def system_page(request: Request, state: State, principal: Caller) -> HTMLResponse:
+    report = await system_view(request, state, principal)
     overview = [
         ("events indexed", report["events_indexed"]),
-        ("queue", report["queue"]),
+        ("queue" if principal.role is Role.ADMIN else "queue of your cases", report["queue"]),
         ("memory used", f"{report['memory_used_mb']} MB of {report['memory_limit_mb']} MB"),
         (
             "disk free",
@@ -259,7 +268,7 @@ def system_page(request: Request, state: State, principal: Caller) -> HTMLRespon
         failure = report["pool_failure"]
         warnings.append(f"no worker runs: at {failure['at']} {failure['detail']}")
     warning = "; ".join(warnings)
-    tables = [("Overview", overview), ("Workers (pid, file, RSS, tasks)", workers)]
+    tables = [("Overview", overview), _worker_table(report, principal.role is Role.ADMIN)]
     return render(
         request, "table.html", principal, heading="System", tables=tables, warning=warning
     )

@@ -2,8 +2,10 @@
 
 A request is authenticated by the session cookie (browser) or `Authorization: Bearer`
 (API token). State-changing requests made with the cookie must carry the session's CSRF token
-(`X-CSRF-Token` header or `csrf_token` form field); bearer requests are exempt, as a browser
-never sends that header on its own.
+(`X-CSRF-Token` header or `csrf_token` form field; the header only for the streamed upload);
+bearer requests are exempt, as a browser never sends that header on its own. Requests with a
+body are authenticated before it is read (web/guard.py); their principal is kept on the
+request and used here.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Path, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from casescope.model.tables import AuditRecord, Case
 from casescope.model.users import Role
@@ -26,6 +29,17 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 class LoginRequired(Exception):
     """No valid session or token: pages redirect to the login form, the API answers 401."""
+
+
+#: Paths answered as an API (401 JSON) rather than a page (redirect to the login form).
+API_PATHS = ("/api/", "/openapi.json")
+
+
+def login_required_response(path: str) -> Response:
+    """The answer to a request without a valid session or token."""
+    if path.startswith(API_PATHS):
+        return JSONResponse({"detail": "login required"}, status_code=401)
+    return RedirectResponse("/login", status_code=303)
 
 
 @dataclass(frozen=True)
@@ -70,9 +84,32 @@ def _authenticate(request: Request, state: WebState) -> Principal | None:
     return Principal(user, via_token=False, csrf_token=info.csrf_token) if user and info else None
 
 
-async def _csrf_ok(request: Request, principal: Principal) -> bool:
+def known_principal(request: Request, state: WebState) -> Principal | None:
+    """The caller if the request carries a valid session or token, else None (no error);
+    the result is kept on the request for the route's own dependencies."""
+    principal = getattr(request.state, "principal", None)
+    if principal is None and (_bearer(request) or request.cookies.get(SESSION_COOKIE)):
+        principal = _authenticate(request, state)
+        if principal is not None:
+            request.state.principal = principal
+    return principal
+
+
+def still_authorised(request: Request, state: WebState, principal: Principal, case_id: int) -> bool:
+    """Whether the credentials of a long-lived request (an event stream) still log in as the
+    same user, who may still open the case: a logout, an expired or revoked token, or a
+    revoked grant ends it."""
+    now = _authenticate(request, state)
+    return (
+        now is not None
+        and now.user.id == principal.user.id
+        and can_access(state.db, now.user, case_id)
+    )
+
+
+async def _csrf_ok(request: Request, principal: Principal, *, form: bool = True) -> bool:
     sent = request.headers.get("x-csrf-token")
-    if sent is None:
+    if sent is None and form:
         content_type = request.headers.get("content-type", "")
         if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
             form = await request.form()
@@ -81,8 +118,7 @@ async def _csrf_ok(request: Request, principal: Principal) -> bool:
     return sent is not None and hmac.compare_digest(sent, principal.csrf_token)
 
 
-async def current_principal(request: Request, state: State) -> Principal:
-    """The authenticated caller; CSRF-checked for cookie requests that change state."""
+async def _checked_principal(request: Request, state: WebState, *, form_csrf: bool) -> Principal:
     principal = getattr(request.state, "principal", None)
     if principal is None:
         principal = _authenticate(request, state)
@@ -92,13 +128,25 @@ async def current_principal(request: Request, state: State) -> Principal:
     if (
         request.method not in SAFE_METHODS
         and not principal.via_token
-        and not await _csrf_ok(request, principal)
+        and not await _csrf_ok(request, principal, form=form_csrf)
     ):
         raise HTTPException(403, "missing or wrong CSRF token")
     return principal
 
 
+async def current_principal(request: Request, state: State) -> Principal:
+    """The authenticated caller; CSRF-checked for cookie requests that change state."""
+    return await _checked_principal(request, state, form_csrf=True)
+
+
+async def streaming_principal(request: Request, state: State) -> Principal:
+    """As `current_principal`, but the CSRF token must come in the `X-CSRF-Token` header: a
+    route that streams its body (uploads) must not read it to find a form field."""
+    return await _checked_principal(request, state, form_csrf=False)
+
+
 Caller = Annotated[Principal, Depends(current_principal)]
+StreamingCaller = Annotated[Principal, Depends(streaming_principal)]
 
 
 def require_writer(principal: Caller) -> Principal:
@@ -143,8 +191,16 @@ def case_writer(case_id: Annotated[int, Path(ge=1)], state: State, principal: Wr
     return _check_case(state, principal, case_id)
 
 
+def case_uploader(
+    case_id: Annotated[int, Path(ge=1)], state: State, principal: StreamingCaller
+) -> CaseScope:
+    """A writer of the case, checked before the body (a streamed upload) is read."""
+    return _check_case(state, require_writer(principal), case_id)
+
+
 CaseRead = Annotated[CaseScope, Depends(case_reader)]
 CaseWrite = Annotated[CaseScope, Depends(case_writer)]
+CaseUpload = Annotated[CaseScope, Depends(case_uploader)]
 
 
 def audit(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -12,6 +13,8 @@ from casescope.errors import CasescopeError
 from casescope.model.users import Role
 from casescope.services import auth as auth_service
 from casescope.services import users as user_service
+from casescope.web.clients import client_address
+from casescope.web.ratelimit import LoginBusy
 from casescope.web.security import (
     SESSION_COOKIE,
     Admin,
@@ -28,17 +31,24 @@ class Credentials(BaseModel):
     password: Annotated[str, Field(max_length=1000)]
 
 
-def client_of(request: Request) -> str:
-    return request.client.host if request.client else "?"
-
-
 def log_in(state: WebState, request: Request, response: Response, creds: Credentials) -> str:
     """Check credentials under the rate limit; set the session cookie; return the CSRF token."""
     limiter = request.app.state.login_limiter
-    client = client_of(request)
-    if limiter.blocked(creds.username, client):
-        raise HTTPException(429, "too many failed logins; wait a minute")
-    user = user_service.authenticate(state.db, creds.username, creds.password)
+    client = client_address(request, state.settings)
+    wait = math.ceil(limiter.retry_after(creds.username, client))
+    if wait > 0:
+        raise HTTPException(
+            429,
+            f"too many failed logins; try again in {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+    try:
+        with limiter.verifying():
+            user = user_service.authenticate(state.db, creds.username, creds.password)
+    except LoginBusy:
+        raise HTTPException(
+            503, "too many logins at once; try again", headers={"Retry-After": "1"}
+        ) from None
     if user is None:
         limiter.failed(creds.username, client)
         raise HTTPException(401, "wrong user name or password")

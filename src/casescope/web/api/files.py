@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, File, HTTPException, Query, UploadFile
+from fastapi import APIRouter, HTTPException, Query, Request
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from casescope.errors import CasescopeError, NotFoundError
 from casescope.model.enums import FileStatus, Operation
@@ -16,11 +19,33 @@ from casescope.model.users import Role
 from casescope.services.files import list_files, retry_failed
 from casescope.services.progress import FileSet, read_progress
 from casescope.services.reprocess import requeue_files
-from casescope.services.uploads import import_folder, ingest_uploads
-from casescope.web.security import CaseRead, CaseWrite, State
+from casescope.services.uploads import import_folder, ingest_upload_folder, upload_folder
+from casescope.web.security import CaseRead, CaseScope, CaseUpload, CaseWrite, State
 from casescope.web.state import WebState
+from casescope.web.uploads import UploadError, receive_files
+
+logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/cases/{case_id}", tags=["evidence"])
+#: The upload route alone: web/app.py gives it `CASESCOPE_MAX_UPLOAD_BYTES` as body limit.
+upload_router = APIRouter(prefix="/api/cases/{case_id}", tags=["evidence"])
+#: The request body the upload takes (it is read by the route itself, not by FastAPI).
+UPLOAD_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                    },
+                }
+            }
+        },
+    }
+}
 
 
 def file_dicts(state: WebState, case_id: int, status: FileStatus | None = None) -> list[dict]:
@@ -43,14 +68,15 @@ def _case(state: WebState, case_id: int) -> Case:
     return case
 
 
-def upload_files(state: WebState, scope: CaseWrite, uploads: list[UploadFile]) -> dict:
-    """Take in uploaded files (zips unpacked) and start workers; the intake report."""
+def _take_in(state: WebState, scope: CaseScope, folder: Path, names: list[str]) -> dict:
+    """Take in the uploads saved in `folder` and start workers; the intake report."""
     try:
-        result = ingest_uploads(
+        result = ingest_upload_folder(
             state.db,
             state.settings,
             _case(state, scope.case_id),
-            [(u.file, u.filename) for u in uploads],
+            folder,
+            names,
             actor=f"web:{scope.principal.name}",
         )
     except CasescopeError as exc:
@@ -69,9 +95,21 @@ def upload_files(state: WebState, scope: CaseWrite, uploads: list[UploadFile]) -
     }
 
 
-@router.post("/files/upload")
-def upload(scope: CaseWrite, state: State, files: Annotated[list[UploadFile], File()]) -> dict:
-    return upload_files(state, scope, files)
+@upload_router.post("/files/upload", openapi_extra=UPLOAD_BODY)
+async def upload(request: Request, scope: CaseUpload, state: State) -> dict:
+    """Multipart `files` (many; zips unpacked). The caller is checked before a byte of the
+    body is read (cookie requests: CSRF in the `X-CSRF-Token` header); the body is written
+    straight to a folder under the home's `tmp/`, removed however the request ends."""
+    with upload_folder(state.settings) as folder:
+        try:
+            paths = await receive_files(request, folder)
+        except UploadError as exc:
+            raise HTTPException(400, str(exc)) from None
+        except ClientDisconnect:
+            logger.info("upload to case %s: the client left mid-upload", scope.case_id)
+            raise HTTPException(400, "the client went away before the upload ended") from None
+        names = [path.name for path in paths]
+        return await run_in_threadpool(_take_in, state, scope, folder, names)
 
 
 class FolderImport(BaseModel):

@@ -6,11 +6,17 @@ counts finished files and state changes. A reconnecting client's `Last-Event-ID`
 every message after it has a larger id, and a client that already saw the end gets 204 (the
 browser then stops reconnecting). A comment line is sent after `sse_heartbeat_seconds` of
 silence; the stream ends once the operation is terminal and nothing of it runs any more.
+
+A user holds at most `sse_streams_per_user` streams at once (429 past it). At every
+heartbeat interval the stream checks its request's session or token and the user's access
+to the case again, and ends (after a `: access ended` comment) when either is gone.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated
 
@@ -24,7 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from casescope.errors import NotFoundError
 from casescope.services import operations as ops
 from casescope.services.reprocess import retry_operation
-from casescope.web.security import CaseRead, CaseWrite, State
+from casescope.web.security import CaseRead, CaseScope, CaseWrite, State, still_authorised
 from casescope.web.state import WebState
 
 router = APIRouter(prefix="/api/cases/{case_id}/operations", tags=["jobs"])
@@ -123,6 +129,35 @@ def _last_event_id(value: str | None) -> int:
     return int(value)
 
 
+class StreamSlots:
+    """The open event streams of each user. Weak references: a stream whose generator was
+    dropped without running its `finally` (a request torn down early) frees its slot too."""
+
+    def __init__(self) -> None:
+        self._open: dict[int, weakref.WeakSet[ProgressStream]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, user_id: int, stream: ProgressStream, limit: int) -> bool:
+        with self._lock:
+            held = self._open.setdefault(user_id, weakref.WeakSet())
+            if len(held) >= limit:
+                return False
+            held.add(stream)
+            return True
+
+    def give_back(self, user_id: int, stream: ProgressStream) -> None:
+        with self._lock:
+            held = self._open.get(user_id)
+            if held is not None:
+                held.discard(stream)
+                if not held:
+                    del self._open[user_id]
+
+    def count(self, user_id: int) -> int:
+        with self._lock:
+            return len(self._open.get(user_id, ()))
+
+
 @router.get("/{operation_id}/events", response_class=StreamingResponse)
 async def events(
     request: Request,
@@ -136,21 +171,47 @@ async def events(
     progress = await run_in_threadpool(operation_progress, state, scope.case_id, operation_id)
     if progress.finished and last >= progress.step * ops.STEP_IDS:
         return Response(status_code=204)  # seen to the end: the browser stops reconnecting
-    stream = ProgressStream(state, scope.case_id, operation_id, last)
+    stream = ProgressStream(state, scope, operation_id, last)
+    slots: StreamSlots = request.app.state.streams
+    user_id = scope.principal.user.id
+    if not slots.take(user_id, stream, state.settings.sse_streams_per_user):
+        raise HTTPException(
+            429,
+            f"at most {state.settings.sse_streams_per_user} open event streams per user",
+            headers={"Retry-After": str(RETRY_MS // 1000)},
+        )
     return StreamingResponse(
-        stream.run(request, progress),
+        stream.held(request, progress, slots),
         media_type="text/event-stream",
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
     )
 
 
 class ProgressStream:
-    """One client's stream: ids above `last`, heartbeats in silences, ends when finished."""
+    """One client's stream: ids above `last`, heartbeats in silences, ends when finished or
+    when its caller may no longer see it."""
 
-    def __init__(self, state: WebState, case_id: int, operation_id: int, last: int) -> None:
-        self.state, self.case_id, self.operation_id, self.last = state, case_id, operation_id, last
+    def __init__(self, state: WebState, scope: CaseScope, operation_id: int, last: int) -> None:
+        self.state, self.scope, self.operation_id, self.last = state, scope, operation_id, last
+        self.case_id = scope.case_id
         self.heartbeat = state.settings.sse_heartbeat_seconds
         self.sent: dict | None = None
+
+    async def held(
+        self, request: Request, progress: ops.OperationProgress, slots: StreamSlots
+    ) -> AsyncIterator[bytes]:
+        """`run`, giving the user's stream slot back however the stream ends."""
+        try:
+            async for message in self.run(request, progress):
+                yield message
+        finally:
+            slots.give_back(self.scope.principal.user.id, self)
+
+    async def _allowed(self, request: Request) -> bool:
+        principal = self.scope.principal
+        return await run_in_threadpool(
+            still_authorised, request, self.state, principal, self.case_id
+        )
 
     def _message(self, progress: ops.OperationProgress) -> bytes | None:
         data = progress.as_dict()
@@ -165,8 +226,13 @@ class ProgressStream:
 
     async def run(self, request: Request, progress: ops.OperationProgress) -> AsyncIterator[bytes]:
         yield f"retry: {RETRY_MS}\n\n".encode()
-        quiet_since = time.monotonic()
+        quiet_since = checked_at = time.monotonic()
         while True:
+            if time.monotonic() - checked_at >= self.heartbeat:
+                if not await self._allowed(request):
+                    yield b": access ended\n\n"
+                    return
+                checked_at = time.monotonic()
             message = self._message(progress)
             if message is not None:
                 yield message

@@ -1,49 +1,126 @@
-"""Health, Prometheus metrics, the system view and the audit log (admins)."""
+"""Health, Prometheus metrics, the system view and the audit log (admins).
+
+`/health` and `/metrics` never collect anything themselves: they read the health refresher's
+snapshot (web/health.py), so anonymous callers cannot make anyone wait. Anonymous `/health`
+is only `{"status": "ok"|"degraded"}` with 200 or 503; its details and `/metrics` need an
+admin's session or token, or a client address in `CASESCOPE_METRICS_ALLOW`.
+"""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from starlette.concurrency import run_in_threadpool
 
+from casescope.model.users import Role
 from casescope.services.audit import audit_rows
-from casescope.services.system import collect_system, prometheus_text
-from casescope.web.security import Admin, Caller, State
+from casescope.services.system import memory_warning, scoped_report
+from casescope.services.users import accessible_case_ids
+from casescope.web.clients import in_metrics_allow_list
+from casescope.web.health import HealthMonitor, Snapshot
+from casescope.web.security import (
+    SESSION_COOKIE,
+    Admin,
+    Caller,
+    Principal,
+    State,
+    known_principal,
+)
 from casescope.web.state import WebState
 
 router = APIRouter(tags=["system"])
 
 
-def system_report(state: WebState) -> dict:
-    with state.index.use() as index:
-        return collect_system(state.db, state.settings, index).as_dict()
+class HealthStatus(StrEnum):
+    OK = "ok"
+    DEGRADED = "degraded"
+
+
+class Access(StrEnum):
+    """What a caller of `/health` and `/metrics` may read."""
+
+    ANONYMOUS = "anonymous"
+    USER = "user"
+    DETAILS = "details"
+
+
+def _monitor(request: Request) -> HealthMonitor:
+    return request.app.state.health
+
+
+async def details_access(request: Request) -> Access:
+    """Allow-listed address or admin: details; another logged-in user; or anonymous."""
+    state: WebState = request.app.state.web
+    if in_metrics_allow_list(request, state.settings):
+        return Access.DETAILS
+    if not (request.headers.get("authorization") or request.cookies.get(SESSION_COOKIE)):
+        return Access.ANONYMOUS  # no worker thread for the anonymous many
+    principal = await run_in_threadpool(known_principal, request, state)
+    if principal is None:
+        return Access.ANONYMOUS
+    return Access.DETAILS if principal.role is Role.ADMIN else Access.USER
 
 
 @router.get("/health")
-def health(state: State) -> JSONResponse:
-    """Store, DB, workers and disk; 503 when the DB or the index cannot answer."""
-    report = system_report(state)
-    body = {
-        "ok": report["ok"],
-        "db": report["db"],
-        "store": report["store"],
-        "workers": len(report["workers"]),
-        "disk_free_bytes": report["disk_free_bytes"],
-    }
-    return JSONResponse(body, status_code=200 if report["ok"] else 503)
+async def health(request: Request) -> JSONResponse:
+    """`{"status"}`, 503 when degraded; with details for admins and allow-listed clients."""
+    snapshot = await _monitor(request).snapshot()
+    healthy = snapshot is not None and snapshot.healthy
+    body: dict = {"status": HealthStatus.OK if healthy else HealthStatus.DEGRADED}
+    if snapshot is not None and await details_access(request) is Access.DETAILS:
+        report = snapshot.report
+        body |= {
+            "ok": healthy,
+            "db": report.db,
+            "store": report.store,
+            "workers": len(report.workers),
+            "disk_free_bytes": report.disk_free_bytes,
+            "age_seconds": round(snapshot.age, 1),
+        }
+    return JSONResponse(body, status_code=200 if healthy else 503)
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
-def metrics(state: State) -> str:
-    """Prometheus text format."""
-    with state.index.use() as index:
-        return prometheus_text(state.db, index)
+async def metrics(request: Request) -> Response:
+    """Prometheus text format (admins and `CASESCOPE_METRICS_ALLOW` addresses)."""
+    access = await details_access(request)
+    if access is Access.ANONYMOUS:
+        detail = "login required, or a client address in CASESCOPE_METRICS_ALLOW"
+        return JSONResponse({"detail": detail}, status_code=401)
+    if access is Access.USER:
+        return JSONResponse({"detail": "admins only"}, status_code=403)
+    snapshot = await _monitor(request).snapshot()
+    if snapshot is None:
+        return JSONResponse({"detail": "no figures yet"}, status_code=503)
+    return PlainTextResponse(snapshot.metrics)
+
+
+def _view(state: WebState, snapshot: Snapshot, principal: Principal) -> dict:
+    data = scoped_report(state.db, snapshot.report, accessible_case_ids(state.db, principal.user))
+    limit = state.settings.memory_limit_mb
+    data |= {
+        "memory_limit_mb": limit,
+        "memory_warning": memory_warning(data["memory_used_mb"], limit),
+        "age_seconds": round(snapshot.age, 1),
+    }
+    return data
+
+
+async def system_view(request: Request, state: WebState, principal: Principal) -> dict:
+    """The system report as this user may see it (web/health.py's snapshot)."""
+    snapshot = await _monitor(request).snapshot()
+    if snapshot is None:
+        raise HTTPException(503, "no figures yet", headers={"Retry-After": "1"})
+    return await run_in_threadpool(_view, state, snapshot, principal)
 
 
 @router.get("/api/system")
-def system(state: State, principal: Caller) -> dict:
-    return system_report(state)
+async def system(request: Request, state: State, principal: Caller) -> dict:
+    """Everything for admins; others see only their cases' jobs and no worker details."""
+    return await system_view(request, state, principal)
 
 
 @router.get("/api/audit")
