@@ -53,6 +53,7 @@ def home(tmp_path_factory: pytest.TempPathFactory, attack_samples: Path) -> Iter
         mp.setenv("CASESCOPE_WORKERS", "2")
         mp.setenv("CASESCOPE_HEARTBEAT_SECONDS", "0.5")
         mp.setenv("CASESCOPE_LEASE_SECONDS", "5")
+        mp.setenv("CASESCOPE_ALLOWED_HOSTS", "testserver")
         settings = Settings()
         app = create_app(settings)
         with TestClient(app, base_url="https://testserver"):
