@@ -17,8 +17,9 @@ from casescope.errors import IndexMemoryError, NotFoundError
 from casescope.model.db import Database
 from casescope.services.auth import check_secret_key
 from casescope.services.users import count_users
-from casescope.web import jobs_pages, pages, search_pages
+from casescope.web import detections_pages, jobs_pages, pages, search_pages
 from casescope.web.api import auth, cases, files, iocs, jobs, saved_searches, search, system
+from casescope.web.api import detections as detections_api
 from casescope.web.ratelimit import LoginLimiter
 from casescope.web.security import LoginRequired
 from casescope.web.state import IndexHandle, WebState
@@ -100,8 +101,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     for module in (auth, cases, files, search, system, saved_searches, iocs, jobs):
         app.include_router(module.router)
+    app.include_router(detections_api.router)
     app.include_router(pages.router)
     app.include_router(search_pages.router)
     app.include_router(jobs_pages.router)
+    app.include_router(detections_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
