@@ -247,9 +247,10 @@ def test_detections_grouped_like_the_cli_summary_with_drill_down(ui: Web) -> Non
         rule_page = f"/cases/{ui.case_id}/detections/rules/{rule['id']}"
         link = re.search(rf'href="{rule_page}">(\d+)</a>', html)
         assert link and int(link.group(1)) == rule["hits"]
-        assert f'href="/cases/{ui.case_id}/search?rule={rule["rule_uid"]}"' in client.get(
-            rule_page
-        ).text
+        assert (
+            f'href="/cases/{ui.case_id}/search?rule={rule["rule_uid"]}"'
+            in client.get(rule_page).text
+        )
     for _, uid, _, _ in expected:
         events = detected_events(db, DetectionFilter(ui.case_id, rule_uid=uid))
         drilled = client.get(_url(ui, "events"), params={"rule": uid, "limit": 500}).json()
