@@ -22,6 +22,24 @@ SAMPLES = (
     "Discovery/dicovery_4661_net_group_domain_admins_target.evtx",
 )
 
+#: A rule and an event whose text a terminal would act on (an escape) or Rich would read as
+#: markup: the CLI prints them as text.
+HOSTILE_RULE = """\
+title: "Hostile \\e[31mred\\e[0m [bold]markup[/bold]"
+id: 7a1c0000-0000-4000-8000-00000000c11c
+status: experimental
+logsource: {product: windows}
+detection:
+  selection: {Message|contains: 'clear-screen'}
+  condition: selection
+level: high
+"""
+HOSTILE_EVENT = {
+    "EventTime": "2024-05-01T10:00:00Z",
+    "Hostname": "[red]host[/red]",
+    "Message": "clear-screen \x1b[2J here",
+}
+
 
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory, sigma_dir: Path, attack_samples: Path) -> Cli:
@@ -29,9 +47,13 @@ def cli(tmp_path_factory: pytest.TempPathFactory, sigma_dir: Path, attack_sample
     windows = sigma_dir / "rules" / "windows"
     shutil.copytree(windows / "process_creation", rules / "process_creation")
     shutil.copytree(windows / "builtin" / "security", rules / "security")
+    (rules / "hostile.yml").write_text(HOSTILE_RULE)
+    hostile = rules.parent / "hostile.ndjson"
+    hostile.write_text(json.dumps(HOSTILE_EVENT) + "\n")
     runner = Cli(tmp_path_factory.mktemp("detcli") / "home")
     runner.run("rules", "import", str(rules), "--name", "sigmahq")
-    runner.run("ingest", "--case", "d", *(str(attack_samples / s) for s in SAMPLES))
+    files = [str(attack_samples / s) for s in SAMPLES]
+    runner.run("ingest", "--case", "d", *files, str(hostile))
     return runner
 
 
@@ -119,3 +141,12 @@ def test_bad_options_are_one_clear_line(cli: Cli, args: list[str], message: str)
     proc = cli.run("detections", "--case", "d", *args, check=False)
     assert proc.returncode != 0 and message in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_hostile_titles_hosts_and_summaries_print_as_text(cli: Cli) -> None:
+    for args in (["--timeline"], []):
+        out = cli.run("detections", "--case", "d", "--match", "hostile", *args).stdout
+        assert "\x1b" not in out
+        assert "\\x1b[31mred" in out and "[bold]markup[/bold]" in out.replace("\n", "")
+    timeline = cli.run("detections", "--case", "d", "--timeline", "--host", "[red]host[/red]")
+    assert "[red]host[/red]" in timeline.stdout and "\\x1b[2J" in timeline.stdout

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +14,7 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from casescope.cli.common import console, friendly_errors, open_app, shown
+from casescope.cli.common import AppContext, console, friendly_errors, open_app, shown
 from casescope.cli.output import OutputFormat, format_option, write_rows
 from casescope.errors import CasescopeError
 from casescope.services.attack_matrix import case_layer
@@ -59,24 +60,24 @@ def _time(value: object) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if hasattr(value, "strftime") else ""
 
 
-def _print_timeline(rows: object) -> None:
+def _print_timeline(rows: Iterable[TimelineRow]) -> None:
     """One line per hit, as it comes (a table of millions of rows is never held)."""
     console.print("time (UTC)           level          computer             rule ¦ summary")
-    for row in rows:  # type: ignore[attr-defined]
-        line = Text(f"{_time(row.ts):<20} {row.level:<14} ")
+    for row in rows:
+        line = Text(f"{_time(row.ts):<20} ") + shown(f"{row.level:<14} "[:15])
         line += shown(f"{row.computer:<20}"[:40])
         line += Text(" ") + shown(row.rule_title) + Text(" ¦ ") + shown(row.summary)
         console.print(line, highlight=False, soft_wrap=True)
 
 
-def _print_rules(ctx, filters: DetectionFilter) -> None:  # type: ignore[no-untyped-def]
+def _print_rules(ctx: AppContext, filters: DetectionFilter) -> None:
     table = Table("level", "rule", "hits", "hosts", "first seen (UTC)", "last seen (UTC)")
     table.add_column("ATT&CK")
     table.title = "detections by rule"
     for item in rule_hits(ctx.db, filters):
         hosts, more = first_few(item.hosts)
         table.add_row(
-            item.rule.level,
+            shown(item.rule.level),
             shown(item.rule.title),
             f"{item.hits:,}",
             shown(", ".join(hosts) + (f" +{more}" if more else "")),
@@ -155,7 +156,7 @@ def detections(
         write_rows(iter_detections(ctx.db, filters), fmt)
 
 
-def _timeline(ctx, filters: DetectionFilter, fmt: OutputFormat) -> None:  # type: ignore[no-untyped-def]
+def _timeline(ctx: AppContext, filters: DetectionFilter, fmt: OutputFormat) -> None:
     """The timeline, streamed: hits are read and their events fetched a chunk at a time."""
     with open_index(ctx.settings, role="casescope detections") as index:
         load_pending(ctx.db, index, ctx.settings)

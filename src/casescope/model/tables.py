@@ -251,7 +251,7 @@ class Detection(Base):
     ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     rule_id: Mapped[int] = mapped_column(ForeignKey("rules.id"))
     #: The event's computer (None: stored before it was recorded; see services.detections).
-    computer: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    computer: Mapped[str | None] = mapped_column(Text, nullable=True)
     #: JSON: the event fields correlation rules group by (for hits of rules they reference),
     #: or, for a correlation hit, its group, count, window and the detections in it.
     fields: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -56,7 +56,9 @@ def _common(state: WebState, scope: CaseScope, params: DetectionParams) -> dict[
     }
 
 
-def _page(request: Request, scope: CaseScope, name: str, context: dict, error: str = ""):  # type: ignore[no-untyped-def]
+def _page(
+    request: Request, scope: CaseScope, name: str, context: dict, error: str = ""
+) -> HTMLResponse:
     response = render(request, name, scope.principal, error=error, **context)
     if error:
         response.status_code = 400

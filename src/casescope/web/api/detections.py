@@ -7,7 +7,7 @@ level, status or tactic, a malformed technique id) is a 400 with the reason.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 from urllib.parse import urlencode
@@ -50,7 +50,6 @@ class DetectionParams:
     technique: str = ""
     q: str = ""
     rule_id: int | None = None
-    extra: dict[str, str] = field(default_factory=dict)
 
     def filters(self, case_id: int) -> DetectionFilter:
         """The checked filter; DetectionFilterError for a value that is not one."""

@@ -19,7 +19,8 @@ def upgrade() -> None:
     # Detections stored before this revision have no computer (NULL): the detections service
     # fills it in from the event index the first time the case's detections are read.
     with op.batch_alter_table("detections") as batch:
-        batch.add_column(sa.Column("computer", sa.String(length=255), nullable=True))
+        # Text, not String(255): a computer name in NDJSON/CSV evidence can be any length.
+        batch.add_column(sa.Column("computer", sa.Text(), nullable=True))
         batch.drop_index("ix_detections_case_rule")
         batch.create_index(
             "ix_detections_case_rule_host", ["case_id", "rule_id", "computer", "ts"], unique=False
