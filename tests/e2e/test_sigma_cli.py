@@ -176,6 +176,8 @@ def test_correlation_rules_run_over_the_case(
         summary = next(json.loads(f) for f in stored if f and '"group"' in f)
     assert summary["group"] == {"User": "IEWIN7\\IEUser"} and summary["count"] == 3
     assert (hits[0]["file_id"], hits[0]["seq"]) in {(d["file_id"], d["seq"]) for d in base}
+    placed_on = {(d["file_id"], d["seq"]): d["computer"] for d in base}
+    assert hits[0]["computer"] == placed_on[(hits[0]["file_id"], hits[0]["seq"])] != ""
     cli.run("rules", "run", "--case", "k")  # re-run: the correlation hit is replaced
     again = cli.run("detections", "--case", "k", "--format", "jsonl").stdout.splitlines()
     assert len(again) == len(detections)

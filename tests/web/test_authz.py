@@ -14,6 +14,9 @@ ENDPOINTS = [
     ("GET", "/api/cases/{case}/events", None, {"admin", "analyst", "reader"}),
     ("GET", "/api/cases/{case}/export", None, {"admin", "analyst", "reader"}),
     ("GET", "/api/cases/{case}/detections", None, {"admin", "analyst", "reader"}),
+    ("GET", "/api/cases/{case}/detections/matrix", None, {"admin", "analyst", "reader"}),
+    ("GET", "/api/cases/{case}/detections/timeline", None, {"admin", "analyst", "reader"}),
+    ("GET", "/api/cases/{case}/detections/navigator", None, {"admin", "analyst", "reader"}),
     ("GET", "/api/cases/{case}/ioc-hits", None, {"admin", "analyst", "reader"}),
     ("GET", "/api/cases/{case}/progress", None, {"admin", "analyst", "reader"}),
     ("POST", "/api/cases/{case}/files/reprocess", {"file_ids": [-1]}, {"admin", "analyst"}),
@@ -31,6 +34,7 @@ PAGES = [
     "/cases/{case}/evidence",
     "/cases/{case}/search?q=",
     "/cases/{case}/detections",
+    "/cases/{case}/detections/timeline",
 ]
 
 

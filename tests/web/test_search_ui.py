@@ -241,12 +241,18 @@ def test_detections_grouped_like_the_cli_summary_with_drill_down(ui: Web) -> Non
     client, db = ui.clients["reader"], ui.app.state.web.db
     expected = summary(db, DetectionFilter(ui.case_id))
     assert {uid[-4:] for _, uid, _, _ in expected} == {"4768", "7045"}
-    api = client.get(_url(ui, "detections")).json()
+    api = client.get(_url(ui, "detections")).json()["rules"]
     assert [(d["level"], d["rule_uid"], d["title"], d["hits"]) for d in api] == expected
     html = client.get(f"/cases/{ui.case_id}/detections").text
-    for _, uid, _, hits in expected:
-        link = re.search(rf'href="/cases/{ui.case_id}/search\?rule={uid}">(\d+)</a>', html)
-        assert link and int(link.group(1)) == hits
+    for rule in api:
+        rule_page = f"/cases/{ui.case_id}/detections/rules/{rule['id']}"
+        link = re.search(rf'href="{rule_page}">(\d+)</a>', html)
+        assert link and int(link.group(1)) == rule["hits"]
+        assert (
+            f'href="/cases/{ui.case_id}/search?rule={rule["rule_uid"]}"'
+            in client.get(rule_page).text
+        )
+    for _, uid, _, _ in expected:
         events = detected_events(db, DetectionFilter(ui.case_id, rule_uid=uid))
         drilled = client.get(_url(ui, "events"), params={"rule": uid, "limit": 500}).json()
         assert drilled["total"] == len(events)

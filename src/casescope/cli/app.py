@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "search": ("search", "search"),
     "export": ("search", "export"),
     "rules": ("rules", "app"),
-    "detections": ("rules", "detections"),
+    "detections": ("detections", "detections"),
     "ioc": ("iocs", "app"),
     "hits": ("iocs", "hits"),
     "reindex": ("jobs", "reindex"),

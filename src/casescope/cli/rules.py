@@ -1,4 +1,4 @@
-"""`casescope rules ...` and `casescope detections`."""
+"""`casescope rules ...` (detections: cli/detections.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,9 @@ from rich.table import Table
 
 from casescope.cli.common import console, friendly_errors, open_app, shown
 from casescope.cli.follow import follow
-from casescope.cli.output import OutputFormat, format_option, write_rows
 from casescope.detect.levels import SigmaLevel, SigmaStatus
 from casescope.model.enums import Operation
 from casescope.services.cases import get_case
-from casescope.services.detections import DetectionFilter, iter_detections, summary
 from casescope.services.reprocess import requeue_files
 from casescope.store.rulesets import RuleSelector, import_rules, list_rules, set_enabled
 
@@ -58,25 +56,6 @@ def list_(
             shown(rule.error or ""),
         )
     console.print(table)
-
-
-@friendly_errors
-def detections(
-    case: Annotated[str, typer.Option("--case", "-c", help="Case name.")],
-    level: Annotated[SigmaLevel | None, typer.Option(help="Minimum level.")] = None,
-    rule: Annotated[str | None, typer.Option(help="Only this Sigma rule id.")] = None,
-    fmt: Annotated[OutputFormat, format_option()] = OutputFormat.TABLE,
-) -> None:
-    """Sigma detections of a case: a summary by rule (table) or every hit (jsonl/csv)."""
-    ctx = open_app("detections")
-    filters = DetectionFilter(get_case(ctx.db, case).id, level, rule)
-    if fmt is OutputFormat.TABLE:
-        table = Table("level", "rule id", "title", "hits", title="detections by rule")
-        for lvl, uid, title, hits in summary(ctx.db, filters):
-            table.add_row(lvl, uid, shown(title), f"{hits:,}")
-        console.print(table)
-        return
-    write_rows(iter_detections(ctx.db, filters), fmt)
 
 
 IdOpt = Annotated[list[str] | None, typer.Option("--id", help="Sigma rule id (repeatable).")]

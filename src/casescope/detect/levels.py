@@ -29,6 +29,11 @@ class SigmaLevel(StrEnum):
             choices = ", ".join(level.value for level in cls)
             raise CasescopeError(f"level must be one of {choices}, not {text[:40]!r}") from None
 
+    @property
+    def rank(self) -> int:
+        """0 for informational up to 4 for critical."""
+        return list(SigmaLevel).index(self)
+
     def and_above(self) -> tuple[SigmaLevel, ...]:
         """This level and every more severe one (a "minimum level" filter)."""
         levels = list(SigmaLevel)
@@ -36,13 +41,13 @@ class SigmaLevel(StrEnum):
 
 
 class SigmaStatus(StrEnum):
-    """In rising order of maturity."""
+    """Most trusted first."""
 
-    UNSUPPORTED = "unsupported"
-    DEPRECATED = "deprecated"
-    EXPERIMENTAL = "experimental"
-    TEST = "test"
     STABLE = "stable"
+    TEST = "test"
+    EXPERIMENTAL = "experimental"
+    DEPRECATED = "deprecated"
+    UNSUPPORTED = "unsupported"
 
     @classmethod
     def parse(cls, text: str) -> SigmaStatus:
@@ -51,3 +56,11 @@ class SigmaStatus(StrEnum):
         except ValueError:
             choices = ", ".join(status.value for status in cls)
             raise CasescopeError(f"status must be one of {choices}, not {text[:40]!r}") from None
+
+
+def level_rank(text: str) -> int:
+    """The rank of a stored level (`SigmaLevel.rank`); -1 for none or an unknown one."""
+    try:
+        return SigmaLevel(text.lower()).rank
+    except ValueError:
+        return -1

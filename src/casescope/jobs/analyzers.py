@@ -97,11 +97,13 @@ class SigmaAnalyzer:
         index = pa.array(hits.column("seq").to_numpy() - np.uint64(first))
         record_ids = batch.column("record_id").take(index).to_pylist()
         times = batch.column("ts").take(index).to_pylist()
-        for seq, rule_uid, record_id, ts, fields in zip(
+        computers = batch.column("computer").take(index).to_pylist()
+        for seq, rule_uid, record_id, ts, computer, fields in zip(
             hits.column("seq").to_pylist(),
             hits.column("rule_id").to_pylist(),
             record_ids,
             times,
+            computers,
             self._correlation_fields(batch, hits),
             strict=True,
         ):
@@ -111,6 +113,7 @@ class SigmaAnalyzer:
                     "rule_id": self.active.row_ids[rule_uid],
                     "record_id": record_id,
                     "ts": ts,
+                    "computer": computer or "",
                     "fields": fields,
                 }
             )

@@ -24,7 +24,7 @@ from casescope.model.tables import Detection, Rule
 logger = logging.getLogger(__name__)
 
 
-EventRef = tuple[int, int, int | None, datetime]  # file id, seq, record id, time
+EventRef = tuple[int, int, int | None, datetime, str | None]  # file, seq, record, time, host
 
 _EMPTY = {"event": pl.Int64, "ts": pl.Datetime("us", "UTC"), "rule_id": pl.String}
 
@@ -43,16 +43,17 @@ def _detections(
             Detection.file_id,
             Detection.seq,
             Detection.record_id,
+            Detection.computer,
         )
         .join(Rule, Rule.id == Detection.rule_id)
         .where(Detection.case_id == case_id, Rule.rule_uid.in_(rule_uids))
         .where(Detection.ts.is_not(None))
     )
     rows, refs = [], {}
-    for det_id, ts, uid, fields, file_id, seq, record_id in session.execute(query):
+    for det_id, ts, uid, fields, file_id, seq, record_id, computer in session.execute(query):
         ts = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
         rows.append({"event": det_id, "ts": ts, "rule_id": uid, **json.loads(fields or "{}")})
-        refs[det_id] = (file_id, seq, record_id, ts)
+        refs[det_id] = (file_id, seq, record_id, ts, computer)
     if not rows:
         return pl.DataFrame(schema=_EMPTY), refs
     return pl.DataFrame(rows, infer_schema_length=None), refs
@@ -62,7 +63,7 @@ def _hit_row(
     case_id: int, rule_row: int, hit: CorrelationHit, refs: dict[int, EventRef]
 ) -> dict[str, object]:
     """A correlation hit as a detection row, placed on the last event of its window."""
-    file_id, seq, record_id, ts = refs[max(hit.events, key=lambda e: (refs[e][3], e))]
+    file_id, seq, record_id, ts, computer = refs[max(hit.events, key=lambda e: (refs[e][3], e))]
     summary = {
         "group": hit.group,
         "count": hit.value,
@@ -76,6 +77,7 @@ def _hit_row(
         "seq": seq,
         "record_id": record_id,
         "ts": ts,
+        "computer": computer,
         "rule_id": rule_row,
         "fields": json.dumps(summary, default=str),
     }

@@ -237,7 +237,9 @@ class Detection(Base):
 
     __tablename__ = "detections"
     __table_args__ = (
-        Index("ix_detections_case_rule", "case_id", "rule_id"),
+        # by rule: hits, hosts and first/last seen read from the index alone
+        Index("ix_detections_case_rule_host", "case_id", "rule_id", "computer", "ts"),
+        Index("ix_detections_case_ts", "case_id", "ts"),  # the detection timeline
         Index("ix_detections_file", "file_id"),
     )
 
@@ -248,6 +250,8 @@ class Detection(Base):
     record_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     ts: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     rule_id: Mapped[int] = mapped_column(ForeignKey("rules.id"))
+    #: The event's computer (None: stored before it was recorded; see services.detections).
+    computer: Mapped[str | None] = mapped_column(Text, nullable=True)
     #: JSON: the event fields correlation rules group by (for hits of rules they reference),
     #: or, for a correlation hit, its group, count, window and the detections in it.
     fields: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -19,8 +19,9 @@ from casescope.errors import IndexMemoryError, NotFoundError, QueryTimeoutError
 from casescope.model.db import Database
 from casescope.services.auth import check_secret_key
 from casescope.services.users import count_users
-from casescope.web import jobs_pages, pages, search_pages
+from casescope.web import detections_pages, jobs_pages, pages, search_pages
 from casescope.web.api import auth, cases, files, iocs, jobs, saved_searches, search, system
+from casescope.web.api import detections as detections_api
 from casescope.web.clients import check_address_settings
 from casescope.web.guard import AuthBeforeBody
 from casescope.web.headers import SecurityHeaders
@@ -158,8 +159,10 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
     for module in (auth, cases, files, search, system, saved_searches, iocs, jobs):
         app.include_router(module.router)
     app.include_router(files.upload_router, max_body_size=settings.max_upload_bytes)
+    app.include_router(detections_api.router)
     app.include_router(pages.router)
     app.include_router(search_pages.router)
     app.include_router(jobs_pages.router)
+    app.include_router(detections_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -1,4 +1,4 @@
-"""Pages of the search side: search, event detail, saved searches, detections, IOCs.
+"""Pages of the search side: search, event detail, saved searches, IOCs.
 
 Thin views over the same functions as the JSON API (web/api/search.py, saved_searches.py,
 iocs.py); every form posts with the session's CSRF token.
@@ -20,8 +20,6 @@ from casescope.hunt.ioc import IocType
 from casescope.model.users import EventMark
 from casescope.services import event_search as es
 from casescope.services import saved_searches as ss
-from casescope.services.detections import DetectionFilter, summary
-from casescope.services.ioc_hits import HitFilter, hit_summary
 from casescope.services.marks import set_mark
 from casescope.web.api import iocs as ioc_api
 from casescope.web.api.params import Form as SearchFormDep
@@ -175,27 +173,6 @@ def mark_page(
         raise HTTPException(400, str(exc)) from None
     audit(state, scope.principal, f"event.{kind.value}", scope.case_id, f"{file_id}:{seq}")
     return RedirectResponse(f"/cases/{scope.case_id}/events/{file_id}/{seq}", status_code=303)
-
-
-@router.get("/cases/{case_id}/detections")
-def detections_page(request: Request, scope: CaseRead, state: State) -> HTMLResponse:
-    """Detections by rule and IOC hits by IOC, each count linking to its events."""
-    detections = [
-        {"level": lv, "rule_uid": uid, "title": t, "hits": n, "qs": _qs({"rule": uid})}
-        for lv, uid, t, n in summary(state.db, DetectionFilter(scope.case_id))
-    ]
-    hits = [
-        {**h.__dict__, "type": h.type.value, "qs": _qs({"ioc_id": h.ioc_id})}
-        for h in hit_summary(state.db, HitFilter(scope.case_id))
-    ]
-    return render(
-        request,
-        "detections.html",
-        scope.principal,
-        case_id=scope.case_id,
-        detections=detections,
-        ioc_hits=hits,
-    )
 
 
 @router.get("/cases/{case_id}/iocs")

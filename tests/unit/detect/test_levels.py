@@ -22,5 +22,5 @@ def test_levels_and_statuses_parse_whatever_the_case() -> None:
 def test_unknown_levels_and_statuses_are_clear_errors(text: str) -> None:
     with pytest.raises(CasescopeError, match="level must be one of informational, low"):
         SigmaLevel.parse(text)
-    with pytest.raises(CasescopeError, match="status must be one of unsupported"):
+    with pytest.raises(CasescopeError, match="status must be one of stable, test"):
         SigmaStatus.parse(text)

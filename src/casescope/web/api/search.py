@@ -1,4 +1,4 @@
-"""Events: paged search, one event, tags/stars/hides, streamed export, detections, IOC hits."""
+"""Events: paged search, one event, tags/stars/hides, streamed export, IOC hits."""
 
 from __future__ import annotations
 
@@ -14,11 +14,9 @@ from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from casescope.detect.levels import SigmaLevel
 from casescope.errors import CasescopeError, IndexMemoryError, QueryTimeoutError
 from casescope.model.users import EventMark
 from casescope.services import event_search as es
-from casescope.services.detections import DetectionFilter, summary
 from casescope.services.ioc_hits import HitFilter, hit_summary
 from casescope.services.marks import clear_mark, marks_of, set_mark
 from casescope.services.saved_searches import Owner, record_history
@@ -259,15 +257,6 @@ def export(
 ) -> StreamingResponse:
     """Every matching event, streamed (no cap); audited."""
     return export_response(state, scope, form, format)
-
-
-@router.get("/detections")
-def detections(scope: CaseRead, state: State, level: SigmaLevel | None = None) -> list[dict]:
-    """Detections grouped by rule, most hits first (drill down: /events?has_detection)."""
-    return [
-        {"level": lv, "rule_uid": uid, "title": title, "hits": n}
-        for lv, uid, title, n in summary(state.db, DetectionFilter(scope.case_id, level))
-    ]
 
 
 @router.get("/ioc-hits")
