@@ -128,8 +128,8 @@ def test_navigator_layer_to_a_file_and_stdout(cli: Cli, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--level", "foo"], "level must be one of"),
-        (["--status", "stabel"], "status must be one of"),
+        (["--level", "foo"], "'foo' is not one of"),
+        (["--status", "stabel"], "'stabel' is not one of"),
         (["--tactic", "exfil"], "unknown ATT&CK tactic"),
         (["--technique", "X1"], "not an ATT&CK technique id"),
         (["--timeline", "--navigator"], "not both"),

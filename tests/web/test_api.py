@@ -136,7 +136,7 @@ def test_an_unknown_level_is_4xx_with_the_levels(web: Web) -> None:
     events = client.get(f"/api/cases/{web.case_id}/events", params={"level": "foo"})
     assert events.status_code == 400 and "level must be one of" in events.json()["detail"]
     grouped = client.get(f"/api/cases/{web.case_id}/detections", params={"level": "foo"})
-    assert grouped.status_code == 422 and "informational" in grouped.text
+    assert grouped.status_code == 400 and "informational" in grouped.text
     assert client.get(f"/api/cases/{web.case_id}/detections?level=high").status_code == 200
 
 

@@ -105,6 +105,7 @@ def det(
         mp.setenv("CASESCOPE_WORKERS", "2")
         mp.setenv("CASESCOPE_HEARTBEAT_SECONDS", "0.5")
         mp.setenv("CASESCOPE_LEASE_SECONDS", "5")
+        mp.setenv("CASESCOPE_ALLOWED_HOSTS", "testserver")
         settings = Settings()
         app = create_app(settings)
         with TestClient(app, base_url="https://testserver") as anonymous:
@@ -421,7 +422,7 @@ def test_navigator_layer_download(det: Web) -> None:
 
 
 def test_openapi_describes_every_detection_route(det: Web) -> None:
-    spec = det.anonymous.get("/openapi.json").json()
+    spec = det.clients["reader"].get("/openapi.json").json()
     for tail in ("", "/matrix", "/timeline", "/navigator", "/rules/{rule_id}"):
         get = spec["paths"]["/api/cases/{case_id}/detections" + tail]["get"]
         schema = get["responses"]["200"]["content"]["application/json"]["schema"]
