@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     login_attempts_per_minute: int = Field(
         default=5, ge=1, description="Failed logins per user and client before refusal."
     )
+    token_max_days: float = Field(
+        default=90.0, gt=0, description="Longest lifetime of an API token (days)."
+    )
     memory_limit_mb: int = Field(
         default=8192, ge=256, description="Memory budget; the System page warns above 80%."
     )

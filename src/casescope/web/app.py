@@ -17,11 +17,23 @@ from casescope.errors import IndexMemoryError, NotFoundError
 from casescope.model.db import Database
 from casescope.services.auth import check_secret_key
 from casescope.services.users import count_users
-from casescope.web import jobs_pages, pages, search_pages
-from casescope.web.api import auth, cases, files, iocs, jobs, saved_searches, search, system
+from casescope.web import account_pages, jobs_pages, pages, search_pages
+from casescope.web.api import (
+    auth,
+    cases,
+    files,
+    iocs,
+    jobs,
+    saved_searches,
+    search,
+    system,
+    tokens,
+    users,
+)
 from casescope.web.ratelimit import LoginLimiter
-from casescope.web.security import LoginRequired
+from casescope.web.security import LoginRequired, PasswordChangeRequired
 from casescope.web.state import IndexHandle, WebState
+from casescope.web.strict_json import StrictJsonMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +73,13 @@ def _login_required(request: Request, _exc: Exception) -> Response:
     return RedirectResponse("/login", status_code=303)
 
 
+def _password_change_required(request: Request, _exc: Exception) -> Response:
+    if request.url.path.startswith("/api/"):
+        detail = "password change required: POST /api/me/password first"
+        return JSONResponse({"detail": detail}, status_code=403)
+    return RedirectResponse("/password", status_code=303)
+
+
 async def _index_memory(request: Request, exc: Exception) -> Response:
     """A query over the index's memory budget: the server is busy, not broken (503)."""
     return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
@@ -86,8 +105,11 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(title="casescope", version="0.1.0", lifespan=lifespan)
     app.state.login_limiter = LoginLimiter(settings.login_attempts_per_minute)
     app.add_exception_handler(LoginRequired, _login_required)
+    app.add_exception_handler(PasswordChangeRequired, _password_change_required)
     app.add_exception_handler(IndexMemoryError, _index_memory)
     app.add_exception_handler(NotFoundError, _not_found)
+
+    app.add_middleware(StrictJsonMiddleware)  # inside the headers middleware below
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
@@ -98,9 +120,10 @@ def create_app(settings: Settings) -> FastAPI:
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    for module in (auth, cases, files, search, system, saved_searches, iocs, jobs):
+    for module in (auth, tokens, users, cases, files, search, system, saved_searches, iocs, jobs):
         app.include_router(module.router)
     app.include_router(pages.router)
+    app.include_router(account_pages.router)
     app.include_router(search_pages.router)
     app.include_router(jobs_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -14,12 +14,12 @@ from jinja2 import Environment, FileSystemLoader
 from casescope.model.enums import Operation
 from casescope.model.tables import Case
 from casescope.services.audit import audit_rows
-from casescope.services.auth import close_session
+from casescope.services.auth import same_secret
 from casescope.services.dashboard import build_dashboard
 from casescope.services.files import list_files, retry_failed
 from casescope.services.reprocess import requeue_files
-from casescope.services.users import count_users
-from casescope.web.api.auth import Credentials, log_in, setup
+from casescope.services.users import MAX_PASSWORD_LENGTH, count_users
+from casescope.web.api.auth import MAX_SETUP_TOKEN_LENGTH, Credentials, log_in, log_out, setup
 from casescope.web.api.auth import SetupRequest as SetupBody
 from casescope.web.api.cases import new_case, visible_cases
 from casescope.web.api.system import system_report
@@ -29,6 +29,7 @@ from casescope.web.security import (
     Caller,
     CaseRead,
     CaseWrite,
+    Pending,
     Principal,
     State,
 )
@@ -83,7 +84,7 @@ def _login_form(request: Request, state: WebState, name: str, error: str = "") -
 
 def _check_login_csrf(request: Request, sent: str) -> None:
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not cookie or not secrets.compare_digest(cookie, sent):
+    if not cookie or not same_secret(sent, cookie):
         raise HTTPException(403, "missing or wrong CSRF token; reload the form")
 
 
@@ -97,18 +98,20 @@ def login_submit(
     request: Request,
     state: State,
     username: Annotated[str, Form(max_length=100)],
-    password: Annotated[str, Form(max_length=1000)],
-    login_csrf: Annotated[str, Form()] = "",
+    password: Annotated[str, Form(max_length=MAX_PASSWORD_LENGTH)],
+    login_csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     _check_login_csrf(request, login_csrf)
     response = RedirectResponse("/", status_code=303)
     try:
-        log_in(state, request, response, Credentials(username=username, password=password))
+        done = log_in(state, request, response, Credentials(username=username, password=password))
     except HTTPException as exc:
         page = _login_form(request, state, "login.html", error=str(exc.detail))
         page.status_code = exc.status_code
         return page
     response.delete_cookie(LOGIN_CSRF_COOKIE)
+    if done["must_change_password"]:
+        response.headers["location"] = "/password"
     return response
 
 
@@ -123,24 +126,24 @@ def setup_page(request: Request, state: State) -> Response:
 def setup_submit(
     request: Request,
     state: State,
-    setup_token: Annotated[str, Form()],
-    username: Annotated[str, Form()],
-    password: Annotated[str, Form()],
-    login_csrf: Annotated[str, Form()] = "",
+    setup_token: Annotated[str, Form(max_length=MAX_SETUP_TOKEN_LENGTH)],
+    username: Annotated[str, Form(max_length=100)],
+    password: Annotated[str, Form(max_length=MAX_PASSWORD_LENGTH)],
+    login_csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     _check_login_csrf(request, login_csrf)
     try:
         setup(SetupBody(username=username, password=password, setup_token=setup_token), state)
     except HTTPException as exc:
-        return _login_form(request, state, "setup.html", error=str(exc.detail))
+        page = _login_form(request, state, "setup.html", error=str(exc.detail))
+        page.status_code = exc.status_code
+        return page
     return RedirectResponse("/login", status_code=303)
 
 
 @router.post("/logout")
-def logout(request: Request, state: State, principal: Caller) -> Response:
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie:
-        close_session(state.db, state.secret, cookie)
+def logout(request: Request, state: State, principal: Pending) -> Response:
+    log_out(state, request, principal)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
