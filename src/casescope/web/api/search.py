@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from casescope.errors import CasescopeError, IndexMemoryError
 from casescope.model.users import EventMark
 from casescope.services import event_search as es
-from casescope.services.detections import DetectionFilter, summary
+from casescope.services.detections import LEVELS, DetectionFilter, summary
 from casescope.services.ioc_hits import HitFilter, hit_summary
 from casescope.services.marks import clear_mark, marks_of, set_mark
 from casescope.services.saved_searches import Owner, record_history
@@ -248,8 +248,14 @@ def export(
 
 
 @router.get("/detections")
-def detections(scope: CaseRead, state: State, level: str | None = None) -> list[dict]:
+def detections(
+    scope: CaseRead,
+    state: State,
+    level: Annotated[str | None, Query(max_length=20, description="Minimum Sigma level.")] = None,
+) -> list[dict]:
     """Detections grouped by rule, most hits first (drill down: /events?has_detection)."""
+    if level and level not in LEVELS:
+        raise HTTPException(400, f"level must be one of {', '.join(LEVELS)}")
     return [
         {"level": lv, "rule_uid": uid, "title": title, "hits": n}
         for lv, uid, title, n in summary(state.db, DetectionFilter(scope.case_id, level))
