@@ -120,3 +120,50 @@ def test_a_lone_surrogate_in_json_is_400(bare: Web) -> None:
     # a proper pair is text like any other
     r = analyst.post("/api/cases", content=b'{"name": "case \\ud83d\\ude00"}', headers=raw)
     assert r.status_code == 201 and r.json()["name"] == "case \U0001f600"
+
+
+HUGE = 2**63  # one past the largest SQLite/PostgreSQL integer
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body"),
+    [
+        ("GET", f"/api/cases/{HUGE}", None),
+        ("POST", f"/api/cases/{HUGE}/iocs", {"values": ["10.0.0.1"]}),
+        ("GET", "/api/cases/{case}/events/1/-1", None),
+        ("GET", "/api/cases/{case}/events/-1/1", None),
+        ("POST", f"/api/cases/{{case}}/events/{HUGE}/1/marks", {"kind": "star"}),
+        ("POST", "/api/cases/{case}/iocs/enable", {"ids": [HUGE]}),
+        ("POST", "/api/cases/{case}/files/reprocess", {"file_ids": [HUGE]}),
+        ("POST", "/api/cases/{case}/files/retry", {"file_ids": [HUGE]}),
+        ("GET", f"/api/cases/{{case}}/progress?last_id={HUGE}", None),
+        ("GET", f"/api/cases/{{case}}/operations/{HUGE}", None),
+        ("GET", f"/api/cases/{{case}}/saved-searches/{HUGE}/events", None),
+        ("POST", "/api/cases/{case}/saved-searches", {"name": "n", "params": {"file_id": HUGE}}),
+        ("GET", "/api/cases/{case}/events?file_id=%C2%B2", None),  # "²": isdigit, not int
+        ("GET", "/api/cases/{case}/events?ioc_id=99999999999999999999", None),
+        ("GET", f"/api/audit?case_id={HUGE}", None),
+        ("POST", f"/api/users/reader/cases/{HUGE}", None),
+        ("DELETE", f"/api/tokens/{HUGE}", None),
+        ("GET", "/cases/{case}/events/1/-1", None),
+        ("POST", f"/cases/{{case}}/jobs/{HUGE}/pause", None),
+        ("POST", f"/cases/{{case}}/saved-searches/{HUGE}/delete", None),
+    ],
+)
+def test_ids_out_of_range_are_4xx(bare: Web, method: str, url: str, body: object) -> None:
+    """Found by the fuzz test: ids past 2**63 overflowed SQLite (OverflowError) and negative
+    event sequence numbers reached chDB as UInt64 parameters (BAD_QUERY_PARAMETER)."""
+    r = bare.clients["admin"].request(method, url.replace("{case}", str(bare.case_id)), json=body)
+    assert 400 <= r.status_code < 500, (url, r.status_code, r.text[:300])
+
+
+@pytest.mark.parametrize("field", ["file_ids", "ioc_ids"])
+def test_form_ids_that_are_not_plain_numbers_are_ignored(bare: Web, field: str) -> None:
+    analyst = bare.clients["analyst"]
+    url = {
+        "file_ids": f"/cases/{bare.case_id}/evidence/retry",
+        "ioc_ids": f"/cases/{bare.case_id}/iocs/action",
+    }[field]
+    form = {field: ["\u00b2", str(HUGE), "9" * 5000], "action": "enable"}
+    r = analyst.post(url, data=form, follow_redirects=False)
+    assert r.status_code in (303, 400), (r.status_code, r.text[:300])

@@ -23,6 +23,7 @@ from casescope.web.api.auth import MAX_SETUP_TOKEN_LENGTH, Credentials, log_in, 
 from casescope.web.api.auth import SetupRequest as SetupBody
 from casescope.web.api.cases import new_case, visible_cases
 from casescope.web.api.system import system_report
+from casescope.web.ids import parse_ids
 from casescope.web.security import (
     SESSION_COOKIE,
     Admin,
@@ -204,7 +205,7 @@ async def reprocess_page(request: Request, scope: CaseWrite, state: State) -> Re
         operation = Operation(str(form.get("operation", "reindex")))
     except ValueError:
         raise HTTPException(400, "unknown operation") from None
-    ids = [int(v) for v in form.getlist("file_ids") if str(v).isdigit()]
+    ids = parse_ids(form.getlist("file_ids"))
     if form.get("scope") == "selected" and not ids:
         raise HTTPException(400, "select files first")
     ids_or_all = ids if form.get("scope") == "selected" else None
@@ -224,7 +225,7 @@ async def reprocess_page(request: Request, scope: CaseWrite, state: State) -> Re
 @router.post("/cases/{case_id}/evidence/retry")
 async def retry_page(request: Request, scope: CaseWrite, state: State) -> Response:
     form = await request.form()
-    ids = [int(v) for v in form.getlist("file_ids") if str(v).isdigit()] or None
+    ids = parse_ids(form.getlist("file_ids")) or None
     done = retry_failed(
         state.db, state.settings, scope.case_id, ids, actor=f"web:{scope.principal.name}"
     )

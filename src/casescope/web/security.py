@@ -13,13 +13,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Request
+from fastapi import Depends, HTTPException, Request
 
 from casescope.model.tables import AuditRecord, Case
 from casescope.model.users import Role, TokenScope
 from casescope.services.auth import find_session, same_secret
 from casescope.services.tokens import verify_token
 from casescope.services.users import UserInfo, can_access, get_user
+from casescope.web.ids import PathId
 from casescope.web.state import WebState
 
 SESSION_COOKIE = "casescope_session"
@@ -156,11 +157,11 @@ def _check_case(state: WebState, principal: Principal, case_id: int) -> CaseScop
     return CaseScope(case_id, principal)
 
 
-def case_reader(case_id: Annotated[int, Path(ge=1)], state: State, principal: Caller) -> CaseScope:
+def case_reader(case_id: PathId, state: State, principal: Caller) -> CaseScope:
     return _check_case(state, principal, case_id)
 
 
-def case_writer(case_id: Annotated[int, Path(ge=1)], state: State, principal: Writer) -> CaseScope:
+def case_writer(case_id: PathId, state: State, principal: Writer) -> CaseScope:
     return _check_case(state, principal, case_id)
 
 

@@ -17,7 +17,7 @@ from typing import Annotated
 
 import anyio
 import orjson
-from fastapi import APIRouter, Header, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from fastapi.sse import format_sse_event
 from starlette.concurrency import run_in_threadpool
@@ -25,12 +25,13 @@ from starlette.concurrency import run_in_threadpool
 from casescope.errors import NotFoundError
 from casescope.services import operations as ops
 from casescope.services.reprocess import retry_operation
+from casescope.web.ids import PathId
 from casescope.web.security import CaseRead, CaseWrite, State
 from casescope.web.state import WebState
 
 router = APIRouter(prefix="/api/cases/{case_id}/operations", tags=["jobs"])
 
-OperationId = Annotated[int, Path(ge=1)]
+OperationId = PathId
 #: How often a stream reads the operation's progress (at most; never slower than heartbeats).
 POLL_SECONDS = 1.0
 #: Browsers wait this long (ms) before reconnecting a dropped stream.

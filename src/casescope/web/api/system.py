@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 
 from casescope.services.audit import audit_rows
 from casescope.services.system import collect_system, prometheus_text
+from casescope.web.ids import MAX_ID
 from casescope.web.security import Admin, Caller, State
 from casescope.web.state import WebState
 
@@ -51,7 +52,7 @@ def audit_log(
     state: State,
     admin: Admin,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
-    case_id: int | None = None,
+    case_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     action: str | None = None,
 ) -> list[dict]:
     """The newest audit rows, of one case and one action (e.g. `intake_refused`) if given."""

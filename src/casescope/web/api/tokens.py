@@ -8,18 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, Field, field_validator
 
 from casescope.errors import CasescopeError
 from casescope.model.users import Role, TokenScope
 from casescope.services import tokens as token_service
+from casescope.web.ids import PathId
 from casescope.web.security import Caller, State
 
 router = APIRouter(prefix="/api/tokens", tags=["tokens"])
-
-#: Largest id SQLite and PostgreSQL integers hold; a larger one is a 422, not a crash.
-MAX_ID = 2**63 - 1
 
 
 class TokenRequest(BaseModel):
@@ -74,9 +72,7 @@ def list_tokens(
 
 
 @router.delete("/{token_id}")
-def revoke_token(
-    token_id: Annotated[int, Path(ge=1, le=MAX_ID)], state: State, principal: Caller
-) -> dict:
+def revoke_token(token_id: PathId, state: State, principal: Caller) -> dict:
     """Revoke one of your tokens (admins: anyone's)."""
     owner = None if principal.role is Role.ADMIN else principal.user.id
     try:

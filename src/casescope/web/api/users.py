@@ -14,6 +14,7 @@ from casescope.model.users import Role
 from casescope.services import accounts
 from casescope.services import users as user_service
 from casescope.web.api.auth import Credentials, Password
+from casescope.web.ids import PathId
 from casescope.web.security import Admin, Principal, State
 
 router = APIRouter(prefix="/api/users", tags=["users"])
@@ -115,7 +116,7 @@ def set_role(username: str, body: RoleChange, state: State, admin: Admin) -> dic
 
 
 @router.post("/{username}/cases/{case_id}")
-def grant(username: str, case_id: int, state: State, admin: Admin) -> dict:
+def grant(username: str, case_id: PathId, state: State, admin: Admin) -> dict:
     try:
         user_service.grant_case(state.db, username, case_id, actor=actor(admin))
     except CasescopeError as exc:
@@ -124,7 +125,7 @@ def grant(username: str, case_id: int, state: State, admin: Admin) -> dict:
 
 
 @router.delete("/{username}/cases/{case_id}")
-def revoke(username: str, case_id: int, state: State, admin: Admin) -> dict:
+def revoke(username: str, case_id: PathId, state: State, admin: Admin) -> dict:
     try:
         user_service.revoke_case(state.db, username, case_id, actor=actor(admin))
     except CasescopeError as exc:
