@@ -5,6 +5,7 @@ logins, failed logins and logouts audited."""
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 from fastapi.testclient import TestClient
@@ -250,3 +251,46 @@ def test_logins_failures_and_logouts_are_audited_without_passwords(bare: Web) ->
     assert all("client=testclient" in a["detail"] for a in (logins[0], failed[0], logouts[0]))
     everything = bare.clients["admin"].get("/api/audit?limit=1000").text
     assert PASSWORD not in everything and wrong not in everything and NEW_PASSWORD not in everything
+
+
+def test_the_password_page_after_a_reset(bare: Web) -> None:
+    name, _ = new_user(bare)
+    bare.clients["admin"].post(f"/api/users/{name}/reset-password", json={"password": PASSWORD})
+    browser = TestClient(bare.app, base_url="https://testserver")
+    login_csrf = re.search(r'name="login_csrf" value="([^"]+)"', browser.get("/login").text)
+    assert login_csrf
+    form = {"username": name, "password": PASSWORD, "login_csrf": login_csrf.group(1)}
+    r = browser.post("/login", data=form, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/password"
+    page = browser.get("/password").text
+    assert "An admin reset your password" in page
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert csrf
+    fields = {"csrf_token": csrf.group(1), "current_password": PASSWORD}
+    differ = browser.post(
+        "/password", data={**fields, "new_password": NEW_PASSWORD, "confirm_password": "other"}
+    )
+    assert differ.status_code == 400 and "differ" in differ.text
+    wrong = browser.post(
+        "/password",
+        data={
+            **fields,
+            "current_password": "not it at all",
+            "new_password": NEW_PASSWORD,
+            "confirm_password": NEW_PASSWORD,
+        },
+    )
+    assert wrong.status_code == 403
+    no_csrf = {k: v for k, v in fields.items() if k != "csrf_token"}
+    forged = browser.post(
+        "/password",
+        data={**no_csrf, "new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD},
+    )
+    assert forged.status_code == 403
+    done = browser.post(
+        "/password",
+        data={**fields, "new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303 and done.headers["location"] == "/"
+    assert browser.get("/", follow_redirects=False).status_code == 200
