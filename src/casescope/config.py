@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     sse_streams_per_user: int = Field(
         default=8, ge=1, description="Event streams one user may hold open at once."
     )
+    token_max_days: float = Field(
+        default=90.0, gt=0, description="Longest lifetime of an API token (days)."
+    )
     memory_limit_mb: int = Field(
         default=8192, ge=256, description="Memory budget; the System page warns above 80%."
     )

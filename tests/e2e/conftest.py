@@ -34,7 +34,7 @@ class Cli:
         return env
 
     def run(
-        self, *args: str, check: bool = True, timeout: float = 300
+        self, *args: str, check: bool = True, timeout: float = 300, input: str | None = None
     ) -> subprocess.CompletedProcess:
         proc = subprocess.run(
             [sys.executable, "-m", "casescope", *args],
@@ -42,6 +42,7 @@ class Cli:
             capture_output=True,
             text=True,
             timeout=timeout,
+            input=input,
         )
         if check and proc.returncode != 0:
             raise AssertionError(

@@ -120,3 +120,26 @@ def web(
             body = r.json()
             wait_searchable(analyst, case_id, body["first_id"], body["last_id"])
             yield Web(app, settings, clients, anonymous, case_id)
+
+
+@pytest.fixture(scope="module")
+def bare(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Web]:
+    """A real app with the four users and one empty case: no evidence, no workers started
+    (for account, token and bad-input tests, which need no events)."""
+    home = tmp_path_factory.mktemp("barehome")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CASESCOPE_HOME", str(home))
+        mp.setenv("CASESCOPE_SECRET_KEY", secrets.token_urlsafe(48))
+        mp.setenv("CASESCOPE_WORKERS", "1")
+        settings = Settings()
+        app = create_app(settings)
+        with TestClient(app, base_url="https://testserver") as anonymous:
+            db = app.state.web.db
+            for name, role in zip(
+                ROLES, (Role.ADMIN, Role.ANALYST, Role.READ_ONLY, Role.ANALYST), strict=True
+            ):
+                create_user(db, name, PASSWORD, role)
+            clients = {name: login(app, name) for name in ROLES}
+            case_id = clients["analyst"].post("/api/cases", json={"name": "bare case"}).json()["id"]
+            clients["admin"].post(f"/api/users/reader/cases/{case_id}")
+            yield Web(app, settings, clients, anonymous, case_id)

@@ -8,9 +8,10 @@ tries to write (the predecessor's lock errors). PostgreSQL needs none of this.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from alembic import command
 from alembic.config import Config
@@ -22,6 +23,16 @@ from casescope.config import Settings
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+#: Values bound in one `IN (...)`: SQLite as built upstream allows 32,766 parameters per
+#: statement and PostgreSQL 65,535, so a list of ids from a request is bound in slices.
+IN_CHUNK = 500
+T = TypeVar("T")
+
+
+def in_chunks(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
+    """`values` in slices of at most `size`, for `column.in_(...)`."""
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:

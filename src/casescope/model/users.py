@@ -39,6 +39,13 @@ class Role(StrEnum):
         return self is not Role.READ_ONLY
 
 
+class TokenScope(StrEnum):
+    """What an API token may do, on top of its user's role."""
+
+    READ = "read"  # safe methods only (GET, HEAD, OPTIONS): search, view, export
+    WRITE = "write"  # whatever the user's role allows, but minting tokens
+
+
 class EventMark(StrEnum):
     """What an analyst can attach to one event."""
 
@@ -56,6 +63,9 @@ class User(Base):
     role: Mapped[Role] = mapped_column(_enum(Role))
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: Set by an admin's password reset: the next login may only change the password.
+    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     #: IANA name of the zone the web app shows this user's times in (stored times are UTC).
     timezone: Mapped[str] = mapped_column(String(64), default="UTC")
 
@@ -84,7 +94,10 @@ class WebSession(Base):
 
 
 class ApiToken(Base):
-    """A bearer token for the JSON API: shown once, stored as a hash, expiring, revocable."""
+    """A bearer token for the JSON API: shown once, stored as a hash, expiring, revocable.
+
+    `expires_at` is always set for tokens made since migration 0011 (which gave the older
+    permanent ones an expiry); `last_used_at` is updated at most once a minute."""
 
     __tablename__ = "api_tokens"
 
@@ -96,6 +109,7 @@ class ApiToken(Base):
     expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    scope: Mapped[TokenScope] = mapped_column(_enum(TokenScope), default=TokenScope.WRITE)
 
 
 class EventMarkRecord(Base):

@@ -1,7 +1,10 @@
-"""Web secrets: the secret key check, login sessions and API tokens (stored only as hashes).
+"""Web secrets: the secret key check and login sessions (API tokens: services/tokens.py).
 
 A session id or token is 32 random bytes given to the client once; the DB keeps
 HMAC-SHA256(secret key, value), so a copy of the DB alone lets nobody log in.
+
+A user may be logged in on several devices: a new login keeps the other sessions; a password
+change ends every other session of the user, an admin's reset, disable or delete all of them.
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete
+from sqlalchemy.orm import Session
 
 from casescope.config import Settings
-from casescope.errors import CasescopeError, NotFoundError
+from casescope.errors import CasescopeError
 from casescope.model.db import Database
-from casescope.model.tables import AuditRecord
-from casescope.model.users import ApiToken, WebSession
+from casescope.model.users import WebSession
 
 MIN_SECRET_LENGTH = 32
 PLACEHOLDERS = ("change", "secret", "example", "placeholder", "default", "xxxx", "todo")
@@ -43,8 +46,22 @@ def check_secret_key(settings: Settings) -> str:
     return key
 
 
+def _utf8(text: str) -> bytes:
+    # surrogatepass: a lone surrogate (JSON "\ud800") hashes and compares instead of raising
+    return text.encode("utf-8", "surrogatepass")
+
+
 def keyed_hash(secret: str, value: str) -> str:
-    return hmac.new(secret.encode(), value.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(_utf8(secret), _utf8(value), hashlib.sha256).hexdigest()
+
+
+def same_secret(sent: str, expected: str) -> bool:
+    """Constant-time comparison of a secret the client sent with the expected one.
+
+    `hmac.compare_digest` raises TypeError for `str` holding non-ASCII characters (a request
+    can send any), so both are compared as UTF-8 bytes.
+    """
+    return hmac.compare_digest(_utf8(sent), _utf8(expected))
 
 
 @dataclass(frozen=True)
@@ -88,67 +105,10 @@ def close_session(db: Database, secret: str, session_id: str) -> None:
         )
 
 
-@dataclass(frozen=True)
-class TokenInfo:
-    id: int
-    user_id: int
-    name: str
-    created_at: float
-    expires_at: float | None
-    revoked: bool
-
-
-def create_token(
-    db: Database, secret: str, user_id: int, name: str, days: float | None, actor: str
-) -> tuple[str, TokenInfo]:
-    """A new API token: (the token, shown once; its record)."""
-    if days is not None and days <= 0:
-        raise CasescopeError("a token's lifetime must be positive")
-    value = "cs_" + secrets.token_urlsafe(32)
-    now = time.time()
-    with db.session() as session:
-        row = ApiToken(
-            user_id=user_id,
-            name=name[:100],
-            token_hash=keyed_hash(secret, value),
-            created_at=now,
-            expires_at=now + days * 86400 if days is not None else None,
-            revoked=False,
-        )
-        session.add(row)
-        session.flush()
-        session.add(AuditRecord(actor=actor, action="token.create", detail=f"{row.id} {name}"))
-        info = TokenInfo(row.id, user_id, row.name, now, row.expires_at, False)
-    return value, info
-
-
-def verify_token(db: Database, secret: str, value: str) -> int | None:
-    """The user id of a valid (known, unexpired, unrevoked) token, else None."""
-    with db.read() as session:
-        row = session.scalar(
-            select(ApiToken).where(ApiToken.token_hash == keyed_hash(secret, value))
-        )
-    if row is None or row.revoked:
-        return None
-    if row.expires_at is not None and row.expires_at < time.time():
-        return None
-    return row.user_id
-
-
-def list_tokens(db: Database, user_id: int) -> list[TokenInfo]:
-    with db.read() as session:
-        rows = session.scalars(select(ApiToken).where(ApiToken.user_id == user_id))
-        return [
-            TokenInfo(r.id, r.user_id, r.name, r.created_at, r.expires_at, r.revoked) for r in rows
-        ]
-
-
-def revoke_token(db: Database, token_id: int, user_id: int | None, actor: str) -> None:
-    """Revoke a token (of `user_id`, or any user's when None: admins)."""
-    with db.session() as session:
-        query = update(ApiToken).where(ApiToken.id == token_id)
-        if user_id is not None:
-            query = query.where(ApiToken.user_id == user_id)
-        if session.execute(query.values(revoked=True)).rowcount == 0:
-            raise NotFoundError(f"no token {token_id}")
-        session.add(AuditRecord(actor=actor, action="token.revoke", detail=str(token_id)))
+def end_sessions(session: Session, user_id: int, keep_hash: str | None = None) -> int:
+    """Delete the user's sessions (but the one whose hash is `keep_hash`), in the caller's
+    transaction; returns how many ended."""
+    query = delete(WebSession).where(WebSession.user_id == user_id)
+    if keep_hash is not None:
+        query = query.where(WebSession.id_hash != keep_hash)
+    return session.execute(query).rowcount or 0

@@ -25,7 +25,7 @@ from sqlalchemy import delete, insert, select
 from casescope.config import Settings
 from casescope.hunt import Ioc
 from casescope.hunt.sql import CHUNK_SIZE, hunt_queries
-from casescope.model.db import Database
+from casescope.model.db import Database, in_chunks
 from casescope.model.enums import FileStatus, IndexState
 from casescope.model.tables import EvidenceFile, IocHit
 from casescope.model.tables import Ioc as IocRow
@@ -102,13 +102,17 @@ def _replace_file_hits(
     db: Database, case_id: int, file_id: int, ioc_ids: list[int], rows: list[dict[str, object]]
 ) -> int:
     """Write one file's hits of `ioc_ids` (replacing any), only for IOCs still enabled."""
+    enabled: set[int] = set()
     with db.session() as session:
-        enabled = set(
-            session.scalars(
-                select(IocRow.id).where(IocRow.id.in_(ioc_ids), IocRow.enabled.is_(True))
+        for chunk in in_chunks(ioc_ids):
+            enabled.update(
+                session.scalars(
+                    select(IocRow.id).where(IocRow.id.in_(chunk), IocRow.enabled.is_(True))
+                )
             )
-        )
-        session.execute(delete(IocHit).where(IocHit.file_id == file_id, IocHit.ioc_id.in_(ioc_ids)))
+            session.execute(
+                delete(IocHit).where(IocHit.file_id == file_id, IocHit.ioc_id.in_(chunk))
+            )
         hits = [_hit(case_id, file_id, row) for row in rows if int(row["ioc_id"]) in enabled]
         if hits:
             session.execute(insert(IocHit), hits)

@@ -36,7 +36,7 @@ from casescope.hunt import (
     parse_ioc_list,
 )
 from casescope.jobs.case_iocs import enabled_iocs
-from casescope.model.db import Database
+from casescope.model.db import Database, in_chunks
 from casescope.model.enums import FileStatus, Operation
 from casescope.model.tables import AuditRecord, EvidenceFile, IocHit
 from casescope.model.tables import Ioc as IocRow
@@ -248,10 +248,10 @@ def _store(
 def _existing_keys(session: Session, case_id: int, iocs: Sequence[Ioc]) -> set[tuple[str, str]]:
     values = list({ioc.normalised for ioc in iocs})
     keys: set[tuple[str, str]] = set()
-    for start in range(0, len(values), 500):  # stay under SQLite's parameter limit
+    for chunk in in_chunks(values):
         rows = session.execute(
             select(IocRow.type, IocRow.value).where(
-                IocRow.case_id == case_id, IocRow.value.in_(values[start : start + 500])
+                IocRow.case_id == case_id, IocRow.value.in_(chunk)
             )
         )
         keys.update((kind, value) for kind, value in rows)
@@ -276,22 +276,23 @@ def set_enabled(
     Raises `IocError` if an id is not an IOC of the case; nothing is changed then.
     """
     change = IocChange()
+    wanted = sorted(set(ioc_ids))
     with db.session() as session:
-        _check_ids(session, case_id, ioc_ids)
-        changed = list(
-            session.scalars(
-                select(IocRow.id).where(IocRow.id.in_(ioc_ids), IocRow.enabled.is_not(enabled))
+        _check_ids(session, case_id, wanted)
+        changed: list[int] = []
+        for chunk in in_chunks(wanted):
+            changed += session.scalars(
+                select(IocRow.id).where(IocRow.id.in_(chunk), IocRow.enabled.is_not(enabled))
             )
-        )
-        if changed:
-            session.execute(update(IocRow).where(IocRow.id.in_(changed)).values(enabled=enabled))
-        if changed and not enabled:
-            session.execute(delete(IocHit).where(IocHit.ioc_id.in_(changed)))
+        for chunk in in_chunks(changed):
+            session.execute(update(IocRow).where(IocRow.id.in_(chunk)).values(enabled=enabled))
+            if not enabled:
+                session.execute(delete(IocHit).where(IocHit.ioc_id.in_(chunk)))
         action = "ioc.enable" if enabled else "ioc.disable"
         _audit(session, actor, action, case_id, len(changed), _ids_detail(changed))
     change.changed = changed
     change.added = changed if enabled else []
-    change.existing = len(set(ioc_ids)) - len(changed)
+    change.existing = len(wanted) - len(changed)
     if enabled and changed:
         _hunt_new(db, settings, case_id, change, _Origin("", actor, index))
     return change
@@ -302,12 +303,15 @@ def remove_iocs(db: Database, case_id: int, ioc_ids: Sequence[int], *, actor: st
 
     Raises `IocError` if an id is not an IOC of the case; nothing is deleted then.
     """
+    wanted = sorted(set(ioc_ids))
+    hits = 0
     with db.session() as session:
-        _check_ids(session, case_id, ioc_ids)
-        hits = session.execute(delete(IocHit).where(IocHit.ioc_id.in_(ioc_ids))).rowcount
-        session.execute(delete(IocRow).where(IocRow.id.in_(ioc_ids)))
-        _audit(session, actor, "ioc.remove", case_id, len(set(ioc_ids)), _ids_detail(ioc_ids))
-    return hits or 0
+        _check_ids(session, case_id, wanted)
+        for chunk in in_chunks(wanted):
+            hits += session.execute(delete(IocHit).where(IocHit.ioc_id.in_(chunk))).rowcount or 0
+            session.execute(delete(IocRow).where(IocRow.id.in_(chunk)))
+        _audit(session, actor, "ioc.remove", case_id, len(wanted), _ids_detail(wanted))
+    return hits
 
 
 def rehunt(db: Database, settings: Settings, case_id: int, *, actor: str = "cli") -> IocChange:
@@ -317,16 +321,27 @@ def rehunt(db: Database, settings: Settings, case_id: int, *, actor: str = "cli"
     return change
 
 
+#: Ids named in the error for ids that are not the case's (the rest are counted).
+_MISSING_SHOWN = 20
+
+
 def _check_ids(session: Session, case_id: int, ioc_ids: Sequence[int]) -> None:
-    wanted = set(ioc_ids)
+    wanted = sorted(set(ioc_ids))
     if not wanted:
         raise IocError("no IOC ids given")
-    found = set(
-        session.scalars(select(IocRow.id).where(IocRow.case_id == case_id, IocRow.id.in_(wanted)))
-    )
-    missing = sorted(wanted - found)
+    found: set[int] = set()
+    for chunk in in_chunks(wanted):
+        found.update(
+            session.scalars(
+                select(IocRow.id).where(IocRow.case_id == case_id, IocRow.id.in_(chunk))
+            )
+        )
+    missing = [i for i in wanted if i not in found]
     if missing:
-        raise IocError(f"no IOC with id {', '.join(map(str, missing))} in this case")
+        shown = ", ".join(map(str, missing[:_MISSING_SHOWN]))
+        more = len(missing) - _MISSING_SHOWN
+        rest = f" and {more} more" if more > 0 else ""
+        raise IocError(f"no IOC with id {shown}{rest} in this case")
 
 
 def _ids_detail(ids: Iterable[int]) -> str:

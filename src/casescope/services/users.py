@@ -1,9 +1,13 @@
-"""Users of the web app: create, authenticate (argon2), and per-case access."""
+"""Users of the web app: create, authenticate (argon2), and per-case access.
+
+Changing an account (disable, delete, password, role) is in services/accounts.py.
+"""
 
 from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from datetime import datetime
 from zoneinfo import available_timezones
 
 from argon2 import PasswordHasher
@@ -22,17 +26,41 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash("casescope-no-such-user")
 
 
+MAX_PASSWORD_LENGTH = 1000
+
+
 @dataclass(frozen=True)
 class UserInfo:
     id: int
     username: str
     role: Role
     active: bool
+    must_change_password: bool = False
+    last_login_at: datetime | None = None
     timezone: str = "UTC"
 
+    def as_dict(self) -> dict:
+        return {
+            "id": self.id,
+            "username": self.username,
+            "role": self.role.value,
+            "active": self.active,
+            "must_change_password": self.must_change_password,
+            "last_login_at": self.last_login_at.isoformat() if self.last_login_at else None,
+            "timezone": self.timezone,
+        }
 
-def _info(user: User) -> UserInfo:
-    return UserInfo(user.id, user.username, Role(user.role), user.active, user.timezone or "UTC")
+
+def user_info(user: User) -> UserInfo:
+    return UserInfo(
+        user.id,
+        user.username,
+        Role(user.role),
+        user.active,
+        bool(user.must_change_password),
+        user.last_login_at,
+        user.timezone or "UTC",
+    )
 
 
 @functools.cache
@@ -59,9 +87,33 @@ def set_timezone(db: Database, user_id: int, name: str) -> None:
         user.timezone = name
 
 
+def _utf8(password: str) -> bytes:
+    # surrogatepass: a password holding a lone surrogate is checked (and fails), not a crash
+    return password.encode("utf-8", "surrogatepass")
+
+
 def check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise CasescopeError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise CasescopeError(f"a password has at most {MAX_PASSWORD_LENGTH} characters")
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError:
+        raise CasescopeError("a password must be valid text (UTF-8)") from None
+
+
+def hash_password(password: str) -> str:
+    """The argon2 hash of a password that passed `check_password`."""
+    check_password(password)
+    return _hasher.hash(password)
+
+
+def password_matches(stored_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored_hash, _utf8(password))
+    except (VerificationError, InvalidHashError):
+        return False
 
 
 def count_users(db: Database) -> int:
@@ -69,22 +121,41 @@ def count_users(db: Database) -> int:
         return session.scalar(select(func.count()).select_from(User)) or 0
 
 
-def create_user(
-    db: Database, username: str, password: str, role: Role, actor: str = "cli"
-) -> UserInfo:
+def check_username(username: str) -> str:
     username = username.strip()
     if not username or len(username) > 100 or any(c.isspace() for c in username):
         raise CasescopeError("a user name is 1-100 characters without spaces")
-    check_password(password)
+    if not username.isprintable():
+        raise CasescopeError("a user name has no control characters")
+    return username
+
+
+def create_user(
+    db: Database,
+    username: str,
+    password: str,
+    role: Role,
+    actor: str = "cli",
+    *,
+    must_change_password: bool = False,
+) -> UserInfo:
+    """A new active user; `must_change_password` makes the first login change it."""
+    username = check_username(username)
+    password_hash = hash_password(password)
     try:
         with db.session() as session:
-            user = User(username=username, password_hash=_hasher.hash(password), role=role)
+            user = User(
+                username=username,
+                password_hash=password_hash,
+                role=role,
+                must_change_password=must_change_password,
+            )
             session.add(user)
             session.flush()
             session.add(
                 AuditRecord(actor=actor, action="user.create", detail=f"{username} ({role})")
             )
-            return _info(user)
+            return user_info(user)
     except IntegrityError:
         raise CasescopeError(f"a user named {username!r} already exists") from None
 
@@ -94,24 +165,31 @@ def authenticate(db: Database, username: str, password: str) -> UserInfo | None:
     with db.read() as session:
         user = session.scalar(select(User).where(User.username == username))
     stored = user.password_hash if user is not None else _DUMMY_HASH
-    try:
-        _hasher.verify(stored, password)
-    except (VerificationError, InvalidHashError):
+    if not password_matches(stored, password):
         return None
     if user is None or not user.active:
         return None
-    return _info(user)
+    return user_info(user)
+
+
+def get_by_name(db: Database, username: str) -> UserInfo:
+    """The user (active or not) with this name; NotFoundError otherwise."""
+    with db.read() as session:
+        user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFoundError(f"no user named {username!r}")
+    return user_info(user)
 
 
 def get_user(db: Database, user_id: int) -> UserInfo | None:
     with db.read() as session:
         user = session.get(User, user_id)
-    return _info(user) if user is not None and user.active else None
+    return user_info(user) if user is not None and user.active else None
 
 
 def list_users(db: Database) -> list[UserInfo]:
     with db.read() as session:
-        return [_info(u) for u in session.scalars(select(User).order_by(User.id))]
+        return [user_info(u) for u in session.scalars(select(User).order_by(User.id))]
 
 
 def grant_case(db: Database, username: str, case_id: int, actor: str = "cli") -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
@@ -19,16 +19,33 @@ from casescope.errors import IndexMemoryError, NotFoundError, QueryTimeoutError
 from casescope.model.db import Database
 from casescope.services.auth import check_secret_key
 from casescope.services.users import count_users
-from casescope.web import detections_pages, jobs_pages, pages, search_pages
-from casescope.web.api import auth, cases, files, iocs, jobs, saved_searches, search, system
+from casescope.web import account_pages, detections_pages, jobs_pages, pages, search_pages
+from casescope.web.api import (
+    auth,
+    cases,
+    files,
+    iocs,
+    jobs,
+    saved_searches,
+    search,
+    system,
+    tokens,
+    users,
+)
 from casescope.web.api import detections as detections_api
 from casescope.web.clients import check_address_settings
 from casescope.web.guard import AuthBeforeBody
 from casescope.web.headers import SecurityHeaders
 from casescope.web.health import HealthMonitor
 from casescope.web.ratelimit import LoginLimiter
-from casescope.web.security import Caller, LoginRequired, login_required_response
+from casescope.web.security import (
+    Caller,
+    LoginRequired,
+    PasswordChangeRequired,
+    login_required_response,
+)
 from casescope.web.state import IndexHandle, WebState
+from casescope.web.strict_json import StrictJsonMiddleware
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +77,13 @@ def open_state(settings: Settings) -> WebState:
 
 def _login_required(request: Request, _exc: Exception) -> Response:
     return login_required_response(request.url.path)
+
+
+def _password_change_required(request: Request, _exc: Exception) -> Response:
+    if request.url.path.startswith("/api/"):
+        detail = "password change required: POST /api/me/password first"
+        return JSONResponse({"detail": detail}, status_code=403)
+    return RedirectResponse("/password", status_code=303)
 
 
 async def _index_memory(request: Request, exc: Exception) -> Response:
@@ -115,7 +139,9 @@ def _add_api_docs(app: FastAPI, mode: ApiDocs) -> None:
 
 
 def _add_middleware(app: FastAPI, settings: Settings, bind_host: str | None) -> None:
-    """Outermost first: the Host check, the security headers, authentication before bodies."""
+    """Outermost first: the Host check, the security headers, authentication before bodies,
+    then (once authenticated) JSON bodies checked for lone surrogates."""
+    app.add_middleware(StrictJsonMiddleware)
     app.add_middleware(AuthBeforeBody)
     app.add_middleware(SecurityHeaders, hsts=settings.cookie_secure)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings, bind_host))
@@ -151,16 +177,18 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
     app.state.login_limiter = LoginLimiter(settings.login_attempts_per_minute)
     app.state.streams = jobs.StreamSlots()
     app.add_exception_handler(LoginRequired, _login_required)
+    app.add_exception_handler(PasswordChangeRequired, _password_change_required)
     app.add_exception_handler(IndexMemoryError, _index_memory)
     app.add_exception_handler(QueryTimeoutError, _query_timeout)
     app.add_exception_handler(NotFoundError, _not_found)
     _add_middleware(app, settings, bind_host)
     _add_api_docs(app, settings.api_docs)
-    for module in (auth, cases, files, search, system, saved_searches, iocs, jobs):
+    for module in (auth, tokens, users, cases, files, search, system, saved_searches, iocs, jobs):
         app.include_router(module.router)
     app.include_router(files.upload_router, max_body_size=settings.max_upload_bytes)
     app.include_router(detections_api.router)
     app.include_router(pages.router)
+    app.include_router(account_pages.router)
     app.include_router(search_pages.router)
     app.include_router(jobs_pages.router)
     app.include_router(detections_pages.router)

@@ -7,13 +7,13 @@ Progress bars follow `/api/cases/{id}/operations/{op}/events` (Server-Sent Event
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from casescope.services import operations as ops
 from casescope.web.api.jobs import change_operation, retry_failed
+from casescope.web.ids import PathId
 from casescope.web.pages import render
 from casescope.web.security import CaseRead, CaseScope, CaseWrite, State
 from casescope.web.state import WebState
@@ -54,7 +54,7 @@ def jobs_page(request: Request, scope: CaseRead, state: State) -> HTMLResponse:
 @router.post("/cases/{case_id}/jobs/{operation_id}/{action}")
 def job_action(
     request: Request,
-    operation_id: Annotated[int, Path(ge=1)],
+    operation_id: PathId,
     action: Action,
     scope: CaseWrite,
     state: State,

@@ -15,21 +15,23 @@ from casescope.model.enums import Operation
 from casescope.model.tables import Case
 from casescope.model.users import Role
 from casescope.services.audit import audit_rows
-from casescope.services.auth import close_session
+from casescope.services.auth import same_secret
 from casescope.services.dashboard import build_dashboard
 from casescope.services.files import list_files, retry_failed
 from casescope.services.reprocess import requeue_files
-from casescope.services.users import count_users
-from casescope.web.api.auth import Credentials, log_in, setup
+from casescope.services.users import MAX_PASSWORD_LENGTH, count_users
+from casescope.web.api.auth import MAX_SETUP_TOKEN_LENGTH, Credentials, log_in, log_out, setup
 from casescope.web.api.auth import SetupRequest as SetupBody
 from casescope.web.api.cases import new_case, visible_cases
 from casescope.web.api.system import system_view
+from casescope.web.ids import parse_ids
 from casescope.web.security import (
     SESSION_COOKIE,
     Admin,
     Caller,
     CaseRead,
     CaseWrite,
+    Pending,
     Principal,
     State,
 )
@@ -88,7 +90,7 @@ def _login_form(request: Request, state: WebState, name: str, error: str = "") -
 
 def _check_login_csrf(request: Request, sent: str) -> None:
     cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    if not cookie or not secrets.compare_digest(cookie, sent):
+    if not cookie or not same_secret(sent, cookie):
         raise HTTPException(403, "missing or wrong CSRF token; reload the form")
 
 
@@ -102,19 +104,21 @@ def login_submit(
     request: Request,
     state: State,
     username: Annotated[str, Form(max_length=100)],
-    password: Annotated[str, Form(max_length=1000)],
-    login_csrf: Annotated[str, Form()] = "",
+    password: Annotated[str, Form(max_length=MAX_PASSWORD_LENGTH)],
+    login_csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     _check_login_csrf(request, login_csrf)
     response = RedirectResponse("/", status_code=303)
     try:
-        log_in(state, request, response, Credentials(username=username, password=password))
+        done = log_in(state, request, response, Credentials(username=username, password=password))
     except HTTPException as exc:
         page = _login_form(request, state, "login.html", error=str(exc.detail))
         page.status_code = exc.status_code
         page.headers.update(exc.headers or {})  # Retry-After of the rate limit
         return page
     response.delete_cookie(LOGIN_CSRF_COOKIE)
+    if done["must_change_password"]:
+        response.headers["location"] = "/password"
     return response
 
 
@@ -129,24 +133,24 @@ def setup_page(request: Request, state: State) -> Response:
 def setup_submit(
     request: Request,
     state: State,
-    setup_token: Annotated[str, Form()],
-    username: Annotated[str, Form()],
-    password: Annotated[str, Form()],
-    login_csrf: Annotated[str, Form()] = "",
+    setup_token: Annotated[str, Form(max_length=MAX_SETUP_TOKEN_LENGTH)],
+    username: Annotated[str, Form(max_length=100)],
+    password: Annotated[str, Form(max_length=MAX_PASSWORD_LENGTH)],
+    login_csrf: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     _check_login_csrf(request, login_csrf)
     try:
         setup(SetupBody(username=username, password=password, setup_token=setup_token), state)
     except HTTPException as exc:
-        return _login_form(request, state, "setup.html", error=str(exc.detail))
+        page = _login_form(request, state, "setup.html", error=str(exc.detail))
+        page.status_code = exc.status_code
+        return page
     return RedirectResponse("/login", status_code=303)
 
 
 @router.post("/logout")
-def logout(request: Request, state: State, principal: Caller) -> Response:
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie:
-        close_session(state.db, state.secret, cookie)
+def logout(request: Request, state: State, principal: Pending) -> Response:
+    log_out(state, request, principal)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -207,7 +211,7 @@ async def reprocess_page(request: Request, scope: CaseWrite, state: State) -> Re
         operation = Operation(str(form.get("operation", "reindex")))
     except ValueError:
         raise HTTPException(400, "unknown operation") from None
-    ids = [int(v) for v in form.getlist("file_ids") if str(v).isdigit()]
+    ids = parse_ids(form.getlist("file_ids"))
     if form.get("scope") == "selected" and not ids:
         raise HTTPException(400, "select files first")
     ids_or_all = ids if form.get("scope") == "selected" else None
@@ -227,7 +231,7 @@ async def reprocess_page(request: Request, scope: CaseWrite, state: State) -> Re
 @router.post("/cases/{case_id}/evidence/retry")
 async def retry_page(request: Request, scope: CaseWrite, state: State) -> Response:
     form = await request.form()
-    ids = [int(v) for v in form.getlist("file_ids") if str(v).isdigit()] or None
+    ids = parse_ids(form.getlist("file_ids")) or None
     done = retry_failed(
         state.db, state.settings, scope.case_id, ids, actor=f"web:{scope.principal.name}"
     )

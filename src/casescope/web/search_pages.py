@@ -32,6 +32,7 @@ from casescope.web.api.search import (
     run_search,
     search_params,
 )
+from casescope.web.ids import PathId, PathSeq, parse_ids
 from casescope.web.pages import render
 from casescope.web.security import CaseRead, CaseScope, CaseWrite, State, audit
 
@@ -142,7 +143,7 @@ def save_search_page(
 
 
 @router.post("/cases/{case_id}/saved-searches/{search_id}/delete")
-def delete_search_page(scope: CaseRead, state: State, search_id: int) -> Response:
+def delete_search_page(scope: CaseRead, state: State, search_id: PathId) -> Response:
     try:
         ss.delete_saved(state.db, owner_of(scope), search_id)
     except LookupError:
@@ -152,7 +153,7 @@ def delete_search_page(scope: CaseRead, state: State, search_id: int) -> Respons
 
 @router.get("/cases/{case_id}/events/{file_id}/{seq}")
 def event_page(
-    request: Request, scope: CaseRead, state: State, file_id: int, seq: int
+    request: Request, scope: CaseRead, state: State, file_id: PathId, seq: PathSeq
 ) -> HTMLResponse:
     event = fetch_event(state, scope.case_id, file_id, seq)
     return render(request, "event.html", scope.principal, case_id=scope.case_id, event=event)
@@ -162,8 +163,8 @@ def event_page(
 def mark_page(
     scope: CaseWrite,
     state: State,
-    file_id: int,
-    seq: int,
+    file_id: PathId,
+    seq: PathSeq,
     kind: Annotated[EventMark, Form()],
     label: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
@@ -244,7 +245,7 @@ async def import_iocs_page(
 async def ioc_action_page(request: Request, scope: CaseWrite, state: State) -> Response:
     """Enable, disable or remove the selected IOCs."""
     form = await request.form()
-    ids = [int(v) for v in form.getlist("ioc_ids") if str(v).isdigit()]
+    ids = parse_ids(form.getlist("ioc_ids"))
     if not ids:
         raise HTTPException(400, "select IOCs first")
     action = str(form.get("action", ""))

@@ -5,22 +5,25 @@ A request is authenticated by the session cookie (browser) or `Authorization: Be
 (`X-CSRF-Token` header or `csrf_token` form field; the header only for the streamed upload);
 bearer requests are exempt, as a browser never sends that header on its own. Requests with a
 body are authenticated before it is read (web/guard.py); their principal is kept on the
-request and used here.
+request and used here. A `read` token is refused on every state-changing request. A session
+whose user must change their password (after an admin's reset) reaches only the routes that
+take `Pending` (who am I, change password, log out).
 """
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Path, Request
+from fastapi import Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from casescope.model.tables import AuditRecord, Case
-from casescope.model.users import Role
-from casescope.services.auth import find_session, verify_token
+from casescope.model.users import Role, TokenScope
+from casescope.services.auth import find_session, same_secret
+from casescope.services.tokens import verify_token
 from casescope.services.users import UserInfo, can_access, get_user
+from casescope.web.ids import PathId
 from casescope.web.state import WebState
 
 SESSION_COOKIE = "casescope_session"
@@ -42,11 +45,18 @@ def login_required_response(path: str) -> Response:
     return RedirectResponse("/login", status_code=303)
 
 
+class PasswordChangeRequired(Exception):
+    """The session's user must change their password first: pages redirect to the password
+    form, the API answers 403."""
+
+
 @dataclass(frozen=True)
 class Principal:
     user: UserInfo
     via_token: bool
     csrf_token: str = ""
+    #: The bearer token's scope; None for a session.
+    token_scope: TokenScope | None = None
 
     @property
     def name(self) -> str:
@@ -73,9 +83,11 @@ def _bearer(request: Request) -> str | None:
 def _authenticate(request: Request, state: WebState) -> Principal | None:
     token = _bearer(request)
     if token is not None:
-        user_id = verify_token(state.db, state.secret, token)
-        user = get_user(state.db, user_id) if user_id is not None else None
-        return Principal(user, via_token=True) if user else None
+        grant = verify_token(state.db, state.secret, token)
+        user = get_user(state.db, grant.user_id) if grant is not None else None
+        if user is None or grant is None:
+            return None
+        return Principal(user, via_token=True, token_scope=grant.scope)
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return None
@@ -115,36 +127,50 @@ async def _csrf_ok(request: Request, principal: Principal, *, form: bool = True)
             form = await request.form()
             value = form.get("csrf_token")
             sent = value if isinstance(value, str) else None
-    return sent is not None and hmac.compare_digest(sent, principal.csrf_token)
+    return sent is not None and same_secret(sent, principal.csrf_token)
 
 
 async def _checked_principal(request: Request, state: WebState, *, form_csrf: bool) -> Principal:
+    """The authenticated caller (even one who must change their password first); CSRF-checked
+    for cookie requests that change state, scope-checked for token requests."""
     principal = getattr(request.state, "principal", None)
     if principal is None:
         principal = _authenticate(request, state)
         if principal is None:
             raise LoginRequired()
         request.state.principal = principal
-    if (
-        request.method not in SAFE_METHODS
-        and not principal.via_token
-        and not await _csrf_ok(request, principal, form=form_csrf)
-    ):
+    if request.method in SAFE_METHODS:
+        return principal
+    if principal.token_scope is TokenScope.READ:
+        raise HTTPException(403, "a read-only token cannot change anything")
+    if not principal.via_token and not await _csrf_ok(request, principal, form=form_csrf):
         raise HTTPException(403, "missing or wrong CSRF token")
     return principal
 
 
 async def current_principal(request: Request, state: State) -> Principal:
-    """The authenticated caller; CSRF-checked for cookie requests that change state."""
-    return await _checked_principal(request, state, form_csrf=True)
+    """The authenticated caller, allowed to use the app (password change not pending)."""
+    return _not_pending(await _checked_principal(request, state, form_csrf=True))
 
 
 async def streaming_principal(request: Request, state: State) -> Principal:
     """As `current_principal`, but the CSRF token must come in the `X-CSRF-Token` header: a
     route that streams its body (uploads) must not read it to find a form field."""
-    return await _checked_principal(request, state, form_csrf=False)
+    return _not_pending(await _checked_principal(request, state, form_csrf=False))
 
 
+async def pending_principal(request: Request, state: State) -> Principal:
+    """The authenticated caller, even one who must change their password first."""
+    return await _checked_principal(request, state, form_csrf=True)
+
+
+def _not_pending(principal: Principal) -> Principal:
+    if principal.user.must_change_password and not principal.via_token:
+        raise PasswordChangeRequired()
+    return principal
+
+
+Pending = Annotated[Principal, Depends(pending_principal)]
 Caller = Annotated[Principal, Depends(current_principal)]
 StreamingCaller = Annotated[Principal, Depends(streaming_principal)]
 
@@ -183,17 +209,15 @@ def _check_case(state: WebState, principal: Principal, case_id: int) -> CaseScop
     return CaseScope(case_id, principal)
 
 
-def case_reader(case_id: Annotated[int, Path(ge=1)], state: State, principal: Caller) -> CaseScope:
+def case_reader(case_id: PathId, state: State, principal: Caller) -> CaseScope:
     return _check_case(state, principal, case_id)
 
 
-def case_writer(case_id: Annotated[int, Path(ge=1)], state: State, principal: Writer) -> CaseScope:
+def case_writer(case_id: PathId, state: State, principal: Writer) -> CaseScope:
     return _check_case(state, principal, case_id)
 
 
-def case_uploader(
-    case_id: Annotated[int, Path(ge=1)], state: State, principal: StreamingCaller
-) -> CaseScope:
+def case_uploader(case_id: PathId, state: State, principal: StreamingCaller) -> CaseScope:
     """A writer of the case, checked before the body (a streamed upload) is read."""
     return _check_case(state, require_writer(principal), case_id)
 
@@ -210,6 +234,9 @@ def audit(
     with state.db.session() as session:
         session.add(
             AuditRecord(
-                actor=f"web:{principal.name}", action=action, case_id=case_id, detail=detail[:2000]
+                actor=f"web:{principal.name}"[:100],
+                action=action,
+                case_id=case_id,
+                detail=detail[:2000],
             )
         )

@@ -1,8 +1,11 @@
-"""Login, logout, the first admin (setup token), API tokens and users (admins)."""
+"""Login, logout, who am I, changing one's own password, and the first admin (setup token).
+
+Logins, failed logins and logouts are audited (`user.login`, `user.login_failed`,
+`user.logout`) with the client address and the user name, never a password.
+"""
 
 from __future__ import annotations
 
-import hmac
 import math
 from typing import Annotated
 
@@ -11,28 +14,30 @@ from pydantic import BaseModel, Field
 
 from casescope.errors import CasescopeError
 from casescope.model.users import Role
+from casescope.services import accounts
 from casescope.services import auth as auth_service
 from casescope.services import users as user_service
+from casescope.services.users import MAX_PASSWORD_LENGTH
 from casescope.web.clients import client_address
 from casescope.web.ratelimit import LoginBusy
-from casescope.web.security import (
-    SESSION_COOKIE,
-    Admin,
-    Caller,
-    State,
-)
+from casescope.web.security import SESSION_COOKIE, Pending, Principal, State
 from casescope.web.state import WebState
 
 router = APIRouter(prefix="/api", tags=["auth"])
 
+Password = Annotated[str, Field(max_length=MAX_PASSWORD_LENGTH)]
+#: Longer than any setup token `serve` prints (32 characters), short enough to refuse junk.
+MAX_SETUP_TOKEN_LENGTH = 200
+
 
 class Credentials(BaseModel):
     username: Annotated[str, Field(max_length=100)]
-    password: Annotated[str, Field(max_length=1000)]
+    password: Password
 
 
-def log_in(state: WebState, request: Request, response: Response, creds: Credentials) -> str:
-    """Check credentials under the rate limit; set the session cookie; return the CSRF token."""
+def log_in(state: WebState, request: Request, response: Response, creds: Credentials) -> dict:
+    """Check credentials under the rate limit and set the session cookie; returns the CSRF
+    token and whether the user must change their password before anything else."""
     limiter = request.app.state.login_limiter
     client = client_address(request, state.settings)
     wait = math.ceil(limiter.retry_after(creds.username, client))
@@ -51,11 +56,13 @@ def log_in(state: WebState, request: Request, response: Response, creds: Credent
         ) from None
     if user is None:
         limiter.failed(creds.username, client)
+        accounts.record_failed_login(state.db, creds.username, client)
         raise HTTPException(401, "wrong user name or password")
     limiter.succeeded(creds.username, client)
     session_id, csrf = auth_service.open_session(
         state.db, state.secret, user.id, state.settings.session_hours
     )
+    accounts.record_login(state.db, user.id, client)
     response.set_cookie(
         SESSION_COOKIE,
         session_id,
@@ -65,35 +72,76 @@ def log_in(state: WebState, request: Request, response: Response, creds: Credent
         samesite="strict",
         path="/",
     )
-    return csrf
+    return {"csrf_token": csrf, "must_change_password": user.must_change_password}
+
+
+def log_out(state: WebState, request: Request, principal: Principal) -> None:
+    """End the request's session (if it came with one) and audit the logout."""
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        auth_service.close_session(state.db, state.secret, cookie)
+        accounts.record_logout(state.db, principal.name, client_address(request, state.settings))
 
 
 @router.post("/login")
 def login(creds: Credentials, request: Request, response: Response, state: State) -> dict:
-    csrf = log_in(state, request, response, creds)
-    return {"ok": True, "csrf_token": csrf}
+    """Log in; then send the returned `csrf_token` as `X-CSRF-Token` on every change. With
+    `must_change_password` true, only `/api/me`, `/api/me/password` and `/api/logout` answer."""
+    return {"ok": True, **log_in(state, request, response, creds)}
 
 
 @router.post("/logout")
-def logout(request: Request, response: Response, state: State, principal: Caller) -> dict:
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if cookie:
-        auth_service.close_session(state.db, state.secret, cookie)
+def logout(request: Request, response: Response, state: State, principal: Pending) -> dict:
+    log_out(state, request, principal)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return {"ok": True}
 
 
 @router.get("/me")
-def me(principal: Caller) -> dict:
+def me(principal: Pending) -> dict:
     return {
         "username": principal.name,
         "role": principal.role.value,
         "csrf_token": principal.csrf_token or None,
+        "must_change_password": principal.user.must_change_password,
+        "token_scope": principal.token_scope.value if principal.token_scope else None,
     }
 
 
+class PasswordChange(BaseModel):
+    current_password: Password
+    new_password: Password
+
+
+def change_own_password(
+    state: WebState, request: Request, principal: Principal, body: PasswordChange
+) -> None:
+    """Change the caller's password (sessions only); ends their other sessions."""
+    if principal.via_token:
+        raise HTTPException(403, "a password is changed from a logged-in session, not a token")
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    keep = auth_service.keyed_hash(state.secret, cookie) if cookie else None
+    try:
+        accounts.change_password(
+            state.db, principal.user.id, body.current_password, body.new_password, keep
+        )
+    except accounts.WrongPasswordError as exc:
+        raise HTTPException(403, str(exc)) from None
+    except CasescopeError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
+@router.post("/me/password")
+def change_password(
+    body: PasswordChange, request: Request, state: State, principal: Pending
+) -> dict:
+    """Change your password: every other session of yours ends; tokens stay."""
+    change_own_password(state, request, principal, body)
+    return {"ok": True}
+
+
 class SetupRequest(Credentials):
-    setup_token: str
+    setup_token: Annotated[str, Field(max_length=MAX_SETUP_TOKEN_LENGTH)]
 
 
 @router.post("/setup")
@@ -101,7 +149,7 @@ def setup(body: SetupRequest, state: State) -> dict:
     """Create the first admin with the one-time token printed at first start."""
     if state.setup_token is None or user_service.count_users(state.db) > 0:
         raise HTTPException(409, "setup is done; ask an admin for an account")
-    if not hmac.compare_digest(body.setup_token, state.setup_token):
+    if not auth_service.same_secret(body.setup_token, state.setup_token):
         raise HTTPException(403, "wrong setup token")
     try:
         user = user_service.create_user(
@@ -111,72 +159,3 @@ def setup(body: SetupRequest, state: State) -> dict:
         raise HTTPException(400, str(exc)) from None
     state.setup_token = None
     return {"ok": True, "username": user.username}
-
-
-class TokenRequest(BaseModel):
-    name: Annotated[str, Field(max_length=100)] = ""
-    days: Annotated[float | None, Field(gt=0)] = 90
-
-
-@router.post("/tokens")
-def create_token(body: TokenRequest, state: State, principal: Caller) -> dict:
-    value, info = auth_service.create_token(
-        state.db, state.secret, principal.user.id, body.name, body.days, f"web:{principal.name}"
-    )
-    return {"token": value, "id": info.id, "expires_at": info.expires_at}
-
-
-@router.get("/tokens")
-def list_tokens(state: State, principal: Caller) -> list[dict]:
-    return [t.__dict__ for t in auth_service.list_tokens(state.db, principal.user.id)]
-
-
-@router.delete("/tokens/{token_id}")
-def revoke_token(token_id: int, state: State, principal: Caller) -> dict:
-    owner = None if principal.role is Role.ADMIN else principal.user.id
-    try:
-        auth_service.revoke_token(state.db, token_id, owner, f"web:{principal.name}")
-    except CasescopeError as exc:
-        raise HTTPException(404, str(exc)) from None
-    return {"ok": True}
-
-
-class NewUser(Credentials):
-    role: Role = Role.ANALYST
-
-
-@router.get("/users")
-def list_users(state: State, admin: Admin) -> list[dict]:
-    return [
-        {"id": u.id, "username": u.username, "role": u.role.value, "active": u.active}
-        for u in user_service.list_users(state.db)
-    ]
-
-
-@router.post("/users")
-def create_user(body: NewUser, state: State, admin: Admin) -> dict:
-    try:
-        user = user_service.create_user(
-            state.db, body.username, body.password, body.role, actor=f"web:{admin.name}"
-        )
-    except CasescopeError as exc:
-        raise HTTPException(400, str(exc)) from None
-    return {"id": user.id, "username": user.username, "role": user.role.value}
-
-
-@router.post("/users/{username}/cases/{case_id}")
-def grant(username: str, case_id: int, state: State, admin: Admin) -> dict:
-    try:
-        user_service.grant_case(state.db, username, case_id, actor=f"web:{admin.name}")
-    except CasescopeError as exc:
-        raise HTTPException(404, str(exc)) from None
-    return {"ok": True}
-
-
-@router.delete("/users/{username}/cases/{case_id}")
-def revoke(username: str, case_id: int, state: State, admin: Admin) -> dict:
-    try:
-        user_service.revoke_case(state.db, username, case_id, actor=f"web:{admin.name}")
-    except CasescopeError as exc:
-        raise HTTPException(404, str(exc)) from None
-    return {"ok": True}

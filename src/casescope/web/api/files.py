@@ -20,6 +20,7 @@ from casescope.services.files import list_files, retry_failed
 from casescope.services.progress import FileSet, read_progress
 from casescope.services.reprocess import requeue_files
 from casescope.services.uploads import import_folder, ingest_upload_folder, upload_folder
+from casescope.web.ids import MAX_ID, BodyId
 from casescope.web.security import CaseRead, CaseScope, CaseUpload, CaseWrite, State
 from casescope.web.state import WebState
 from casescope.web.uploads import UploadError, receive_files
@@ -144,7 +145,7 @@ def server_import(body: FolderImport, scope: CaseWrite, state: State) -> dict:
 class Reprocess(BaseModel):
     operation: Operation = Operation.REINDEX
     #: None or empty: every file of the case.
-    file_ids: list[int] | None = None
+    file_ids: list[BodyId] | None = None
     #: With `reindex`: the files' new field map, e.g. {"ts": "EventTime"} (docs/parsing.md).
     field_map: dict[str, str] | None = None
 
@@ -176,7 +177,7 @@ def reprocess(body: Reprocess, scope: CaseWrite, state: State) -> dict:
 
 
 class Retry(BaseModel):
-    file_ids: list[int] | None = None
+    file_ids: list[BodyId] | None = None
 
 
 @router.post("/files/retry")
@@ -193,8 +194,8 @@ def retry(body: Retry, scope: CaseWrite, state: State) -> dict:
 def progress(
     scope: CaseRead,
     state: State,
-    first_id: Annotated[int, Query(ge=0)] = 0,
-    last_id: Annotated[int, Query(ge=0)] = 2**62,
+    first_id: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+    last_id: Annotated[int, Query(ge=0, le=MAX_ID)] = 2**62,
 ) -> dict:
     """Progress of the case's files with ids in [first_id, last_id]."""
     p = read_progress(state.db, FileSet(scope.case_id, first_id, last_id))

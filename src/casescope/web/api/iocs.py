@@ -18,6 +18,7 @@ from casescope.errors import CasescopeError
 from casescope.hunt.ioc import IocType
 from casescope.services import ioc_hits, iocs
 from casescope.store.index import EventIndex
+from casescope.web.ids import BodyId
 from casescope.web.security import CaseRead, CaseScope, CaseWrite, State, audit
 from casescope.web.state import WebState
 
@@ -34,7 +35,7 @@ class NewIocs(BaseModel):
 
 
 class IocIds(BaseModel):
-    ids: Annotated[list[int], Field(min_length=1, max_length=100_000)]
+    ids: Annotated[list[BodyId], Field(min_length=1, max_length=100_000)]
 
 
 def change_dict(change: iocs.IocChange) -> dict:

@@ -13,6 +13,7 @@ from casescope.errors import CasescopeError
 from casescope.services.event_search import EventFilters
 from casescope.services.search import SearchRequest
 from casescope.store.query import QueryLimits, QuerySyntaxError, compile_query
+from casescope.web.ids import parse_id
 
 #: The longest `q` a request may carry at all; CASESCOPE_QUERY_MAX_CHARS (at most this)
 #: is the bound a query meets, with a message that names it.
@@ -113,11 +114,13 @@ def search_form(
 
 
 def _number(text: str, name: str) -> int | None:
-    """An optional id parameter: empty is None, anything but digits is a 400."""
-    text = text.strip()
-    if text and not text.isdigit():
-        raise HTTPException(400, f"{name} must be a number")
-    return int(text) if text else None
+    """An optional id parameter: empty is None, anything but an id is a 400."""
+    if not text.strip():
+        return None
+    number = parse_id(text)
+    if number is None:
+        raise HTTPException(400, f"{name} must be a number (an id)")
+    return number
 
 
 Form = Annotated[SearchForm, Depends(search_form)]

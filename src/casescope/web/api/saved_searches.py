@@ -17,6 +17,7 @@ from casescope.services import saved_searches as ss
 from casescope.services.search import query_limits
 from casescope.web.api.params import MAX_QUERY_PARAM, SearchForm
 from casescope.web.api.search import Order, View, parse_columns, run_search, search_params
+from casescope.web.ids import BodyId, PathId
 from casescope.web.security import CaseRead, CaseScope, State
 
 router = APIRouter(prefix="/api/cases/{case_id}", tags=["saved searches"])
@@ -35,11 +36,11 @@ class SearchParams(BaseModel):
     has_ioc_hit: bool = False
     channel: Annotated[str, Field(max_length=500)] = ""
     computer: Annotated[str, Field(max_length=500)] = ""
-    file_id: int | None = None
+    file_id: BodyId | None = None
     show_hidden: bool = False
     starred: bool = False
     rule: Annotated[str, Field(max_length=200)] = ""
-    ioc_id: int | None = None
+    ioc_id: BodyId | None = None
     order: Order = Order.ASC
     sort: es.SortKey = es.SortKey.TIME
     columns: Annotated[str, Field(max_length=2000)] = ""
@@ -73,7 +74,7 @@ def save(state: State, scope: CaseScope, name: str, params: SearchParams) -> dic
     return stored.as_dict()
 
 
-def load(state: State, scope: CaseScope, search_id: int) -> ss.StoredSearch:
+def load(state: State, scope: CaseScope, search_id: PathId) -> ss.StoredSearch:
     try:
         return ss.get_saved(state.db, owner_of(scope), search_id)
     except LookupError:
@@ -96,7 +97,7 @@ def create_saved(body: NewSavedSearch, scope: CaseRead, state: State) -> dict:
 def run_saved(
     scope: CaseRead,
     state: State,
-    search_id: int,
+    search_id: PathId,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=es.MAX_PAGE)] = 50,
     exact_total: bool = False,
@@ -108,7 +109,7 @@ def run_saved(
 
 
 @router.delete("/saved-searches/{search_id}")
-def delete_saved(scope: CaseRead, state: State, search_id: int) -> dict:
+def delete_saved(scope: CaseRead, state: State, search_id: PathId) -> dict:
     try:
         ss.delete_saved(state.db, owner_of(scope), search_id)
     except LookupError:

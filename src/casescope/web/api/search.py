@@ -22,6 +22,7 @@ from casescope.services.marks import clear_mark, marks_of, set_mark
 from casescope.services.saved_searches import Owner, record_history
 from casescope.services.search import ExportFormat, export_header, export_lines, query_limits
 from casescope.web.api.params import Form, SearchForm
+from casescope.web.ids import PathId, PathSeq
 from casescope.web.security import CaseRead, CaseScope, CaseWrite, State, audit
 from casescope.web.state import WebState
 
@@ -190,7 +191,7 @@ def fetch_event(state: WebState, case_id: int, file_id: int, seq: int) -> dict:
 
 
 @router.get("/events/{file_id}/{seq}")
-def event(scope: CaseRead, state: State, file_id: int, seq: int) -> dict:
+def event(scope: CaseRead, state: State, file_id: PathId, seq: PathSeq) -> dict:
     return fetch_event(state, scope.case_id, file_id, seq)
 
 
@@ -200,7 +201,7 @@ class MarkBody(BaseModel):
 
 
 @router.post("/events/{file_id}/{seq}/marks")
-def add_mark(body: MarkBody, scope: CaseWrite, state: State, file_id: int, seq: int) -> dict:
+def add_mark(body: MarkBody, scope: CaseWrite, state: State, file_id: PathId, seq: PathSeq) -> dict:
     try:
         set_mark(
             state.db, scope.case_id, (file_id, seq), body.kind, body.label, scope.principal.name
@@ -212,7 +213,9 @@ def add_mark(body: MarkBody, scope: CaseWrite, state: State, file_id: int, seq: 
 
 
 @router.delete("/events/{file_id}/{seq}/marks")
-def remove_mark(body: MarkBody, scope: CaseWrite, state: State, file_id: int, seq: int) -> dict:
+def remove_mark(
+    body: MarkBody, scope: CaseWrite, state: State, file_id: PathId, seq: PathSeq
+) -> dict:
     clear_mark(state.db, scope.case_id, (file_id, seq), body.kind, body.label)
     audit(state, scope.principal, f"event.un{body.kind.value}", scope.case_id, f"{file_id}:{seq}")
     return {"ok": True}

@@ -21,6 +21,7 @@ from casescope.services.system import memory_warning, scoped_report
 from casescope.services.users import accessible_case_ids
 from casescope.web.clients import in_metrics_allow_list
 from casescope.web.health import HealthMonitor, Snapshot
+from casescope.web.ids import MAX_ID
 from casescope.web.security import (
     SESSION_COOKIE,
     Admin,
@@ -128,7 +129,7 @@ def audit_log(
     state: State,
     admin: Admin,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
-    case_id: int | None = None,
+    case_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     action: str | None = None,
 ) -> list[dict]:
     """The newest audit rows, of one case and one action (e.g. `intake_refused`) if given."""

@@ -16,14 +16,13 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("jobs") as batch:
-        batch.add_column(
-            sa.Column("group_deaths", sa.Integer(), nullable=False, server_default="0")
-        )
-        batch.add_column(sa.Column("group_limit", sa.Integer(), nullable=True))
+    # Plain ADD COLUMN (no batch copy of the table: the queue's rows stay where they are).
+    op.add_column(
+        "jobs", sa.Column("group_deaths", sa.Integer(), nullable=False, server_default="0")
+    )
+    op.add_column("jobs", sa.Column("group_limit", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("jobs") as batch:
-        batch.drop_column("group_limit")
-        batch.drop_column("group_deaths")
+    op.drop_column("jobs", "group_limit")
+    op.drop_column("jobs", "group_deaths")

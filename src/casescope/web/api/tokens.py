@@ -1,0 +1,82 @@
+"""API tokens: make one (from a logged-in session only), list, revoke.
+
+A token is shown once; every token expires (at most `CASESCOPE_TOKEN_MAX_DAYS`); a `read`
+token is refused on every state-changing route (web/security.py).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query
+from pydantic import BaseModel, Field, field_validator
+
+from casescope.errors import CasescopeError
+from casescope.model.users import Role, TokenScope
+from casescope.services import tokens as token_service
+from casescope.web.ids import PathId
+from casescope.web.security import Caller, State
+
+router = APIRouter(prefix="/api/tokens", tags=["tokens"])
+
+
+class TokenRequest(BaseModel):
+    name: Annotated[str, Field(max_length=100)] = ""
+    days: Annotated[
+        float | None,
+        Field(gt=0, description="Lifetime; default 30, at most CASESCOPE_TOKEN_MAX_DAYS."),
+    ] = None
+    scope: TokenScope = TokenScope.WRITE
+
+    @field_validator("days", mode="before")
+    @classmethod
+    def _no_permanent_token(cls, value: object) -> object:
+        # Omitted means the default lifetime; an explicit null asked for a permanent token.
+        if value is None:
+            raise ValueError("every token expires: give days, or leave it out for 30")
+        return value
+
+
+@router.post("")
+def create_token(body: TokenRequest, state: State, principal: Caller) -> dict:
+    """A new token for the caller, shown once. Only from a logged-in session: a token
+    cannot make tokens (a leaked one would otherwise outlive its own revocation)."""
+    if principal.via_token:
+        raise HTTPException(403, "tokens are made from a logged-in session, not with a token")
+    new = token_service.NewToken(principal.user.id, body.name, body.days, body.scope)
+    try:
+        value, info = token_service.create_token(
+            state.db, state.secret, new, state.settings.token_max_days, f"web:{principal.name}"
+        )
+    except CasescopeError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return {
+        "token": value,
+        "id": info.id,
+        "scope": info.scope.value,
+        "expires_at": info.expires_at,
+    }
+
+
+@router.get("")
+def list_tokens(
+    state: State,
+    principal: Caller,
+    all: Annotated[bool, Query(description="Every user's tokens (admins).")] = False,
+) -> list[dict]:
+    """Your tokens (never their secret); with `all=true`, an admin sees everyone's."""
+    if all and principal.role is not Role.ADMIN:
+        raise HTTPException(403, "admins only")
+    owner = None if all else principal.user.id
+    return [t.as_dict() for t in token_service.list_tokens(state.db, owner)]
+
+
+@router.delete("/{token_id}")
+def revoke_token(token_id: PathId, state: State, principal: Caller) -> dict:
+    """Revoke one of your tokens (admins: anyone's)."""
+    owner = None if principal.role is Role.ADMIN else principal.user.id
+    try:
+        token_service.revoke_token(state.db, token_id, owner, f"web:{principal.name}")
+    except CasescopeError as exc:
+        raise HTTPException(404, str(exc)) from None
+    return {"ok": True}
