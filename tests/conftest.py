@@ -13,6 +13,14 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("CASESCOPE_DATA", REPO_ROOT.parent / "shared" / "data"))
+#: The hosts test apps answer: starlette's TestClient sends `Host: testserver`, browser tests
+#: and `serve` processes use 127.0.0.1 (tests/web/test_access.py checks the real default).
+TEST_ALLOWED_HOSTS = "testserver,localhost,127.0.0.1,::1"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _allowed_hosts() -> None:
+    os.environ.setdefault("CASESCOPE_ALLOWED_HOSTS", TEST_ALLOWED_HOSTS)
 
 
 @pytest.fixture(scope="session")
