@@ -37,6 +37,10 @@ COLUMN_NAMES: dict[str, str] = {
 }
 
 
+#: Core columns that free text searches (the others, numbers, only a field query finds).
+TEXT_COLUMNS = frozenset({"channel", "provider", "computer", "user_name", "user_sid"})
+
+
 class PivotKind(StrEnum):
     FOR = "for"
     OUT = "out"
@@ -92,14 +96,19 @@ class Pivot:
     everywhere: dict[str, str] | None
 
 
-def pivot(search: Mapping[str, str], field: str | None, value: str) -> Pivot:
+def pivot(
+    search: Mapping[str, str], field: str | None, value: str, *, everywhere: bool = True
+) -> Pivot:
     """The pivots of `field` = `value` from the search `search` (its URL parameters; empty
-    for none): filters narrow that search, "everywhere" starts a new one. Cursors are
+    for none): filters narrow that search, "everywhere" (unless `everywhere` is false: a
+    number column, which free text does not search) starts a new one. Cursors are
     dropped: a narrowed search starts at its first page."""
     base = {k: v for k, v in search.items() if k != "cursor"}
     out: dict[PivotKind, dict[str, str] | None] = {}
     for kind in PivotKind:
         text = clause(kind, field, value)
+        if kind is PivotKind.EVERYWHERE and not everywhere:
+            text = None
         if text is None:
             out[kind] = None
         elif kind is PivotKind.EVERYWHERE:

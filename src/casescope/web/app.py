@@ -17,8 +17,18 @@ from casescope.errors import IndexMemoryError, NotFoundError
 from casescope.model.db import Database
 from casescope.services.auth import check_secret_key
 from casescope.services.users import count_users
-from casescope.web import jobs_pages, pages, search_pages
-from casescope.web.api import auth, cases, files, iocs, jobs, saved_searches, search, system
+from casescope.web import event_pages, jobs_pages, pages, search_pages
+from casescope.web.api import (
+    auth,
+    cases,
+    files,
+    iocs,
+    jobs,
+    saved_searches,
+    search,
+    system,
+    workbench,
+)
 from casescope.web.ratelimit import LoginLimiter
 from casescope.web.security import LoginRequired
 from casescope.web.state import IndexHandle, WebState
@@ -100,6 +110,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     for module in (auth, cases, files, search, system, saved_searches, iocs, jobs):
         app.include_router(module.router)
+    app.include_router(workbench.router)
+    app.include_router(event_pages.router)
     app.include_router(pages.router)
     app.include_router(search_pages.router)
     app.include_router(jobs_pages.router)

@@ -113,5 +113,6 @@ def test_pivot_links_narrow_the_search_and_everywhere_starts_afresh() -> None:
         Match("Image", Literal('C:\\x "y".exe'))
     )
     assert links.everywhere == {"q": '"C:\\x \\"y\\".exe"'}
+    assert pivot({}, "EventID", "4624", everywhere=False).everywhere is None
     none = pivot({}, None, "x")
     assert none.filter_for is None and none.filter_out is None and none.everywhere == {"q": "x"}
