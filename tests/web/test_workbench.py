@@ -48,14 +48,16 @@ HOSTILE_PARENT = "{AAAAAAAA-1111-2222-3333-444444444444}"
 MIMIKATZ_PS = "EventID:1 AND Image:*\\powershell.exe AND CommandLine:Powershell"
 
 
-def _evtx_json(event_id: int, channel: str, provider: str, ts: str, data: dict) -> str:
+def _evtx_json(
+    event_id: int, channel: str, provider: str, ts: str, data: dict, computer: str = XSS
+) -> str:
     system = {
         "Provider": {"#attributes": {"Name": provider}},
         "EventID": event_id,
         "TimeCreated": {"#attributes": {"SystemTime": ts}},
         "EventRecordID": 1,
         "Channel": channel,
-        "Computer": XSS,
+        "Computer": computer,
     }
     return json.dumps({"Event": {"System": system, "EventData": data}})
 
@@ -83,6 +85,43 @@ def hostile_ndjson(path: Path) -> Path:
             "LogonType": "10", "IpAddress": XSS, "WorkstationName": JS_URL,
             "LogonProcessName": XSS, "AuthenticationPackageName": BIDI}),
     ]  # fmt: skip
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+WIDE_CHILDREN = 10_000
+
+
+def wide_ndjson(path: Path) -> Path:
+    """One process that started 10,000 others (Sysmon 1 events on host WIDE)."""
+    parent = "{DDDDDDDD-0000-0000-0000-000000000000}"
+    sysmon = (SYSMON, "Microsoft-Windows-Sysmon")
+    lines = [
+        _evtx_json(
+            1,
+            *sysmon,
+            "2024-06-01T00:00:00Z",
+            {"ProcessGuid": parent, "ProcessId": "4000", "Image": "C:\\spawner.exe"},
+            "WIDE",
+        )
+    ]
+    for n in range(WIDE_CHILDREN):
+        stamp = f"2024-06-01T00:{n // 6000:02d}:{n // 100 % 60:02d}.{n % 100:02d}0000Z"
+        lines.append(
+            _evtx_json(
+                1,
+                *sysmon,
+                stamp,
+                {
+                    "ProcessGuid": f"{{EEEEEEEE-0000-0000-0000-{n:012d}}}",
+                    "ProcessId": str(5000 + n),
+                    "Image": f"C:\\child{n}.exe",
+                    "ParentProcessGuid": parent,
+                    "ParentProcessId": "4000",
+                },
+                "WIDE",
+            )
+        )
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -117,6 +156,8 @@ def wb(
             files = [("files", (Path(s).name, (attack_samples / s).read_bytes())) for s in SAMPLES]
             hostile = hostile_ndjson(home / "hostile.ndjson").read_bytes()
             files.append(("files", ("hostile.ndjson", hostile)))
+            wide = wide_ndjson(home / "wide.ndjson").read_bytes()
+            files.append(("files", ("wide.ndjson", wide)))
             body = analyst.post(f"/api/cases/{case_id}/files/upload", files=files).json()
             wait_searchable(analyst, case_id, body["first_id"], body["last_id"])
             web = Web(app, settings, clients, anonymous, case_id)
@@ -273,7 +314,8 @@ def test_context_pages_by_keyset(wb: Web, monkeypatch: pytest.MonkeyPatch) -> No
 
 def test_previous_and_next_follow_the_search(wb: Web) -> None:
     client = wb.clients["analyst"]
-    for params in ({"q": "EventID:1"}, {"q": "EventID:1", "sort": "computer", "order": "desc"}):
+    q = "EventID:1 AND NOT Computer:WIDE"
+    for params in ({"q": q}, {"q": q, "sort": "computer", "order": "desc"}):
         rows = client.get(api(wb, "events"), params={**params, "limit": 500}).json()["rows"]
         assert len(rows) >= 3
         for i in (0, 1, len(rows) - 1):
@@ -341,6 +383,24 @@ def test_tree_from_an_event_that_names_its_process(wb: Web) -> None:
     tree = wb.clients["analyst"].get(api(wb, f"{event_path(access)}/process-tree")).json()
     assert tree["root"]["focus"] and tree["root"]["inferred"]
     assert tree["root"]["image"].endswith("mimikatz.exe") and tree["root"]["pid"] == 3588
+
+
+def test_a_process_with_ten_thousand_children_gives_a_bounded_tree(wb: Web) -> None:
+    client = wb.clients["analyst"]
+    spawner = find(wb, "EventID:1 AND Image:*\\spawner.exe")
+    tree = client.get(api(wb, f"{event_path(spawner)}/process-tree")).json()
+    focus = tree["root"]
+    assert focus["focus"] and tree["nodes"] == 300
+    assert len(focus["children"]) == 299 and focus["more_children"] == WIDE_CHILDREN - 299
+    assert focus["children"][0]["image"] == "C:\\child0.exe"  # the first started first
+    small = client.get(api(wb, f"{event_path(spawner)}/process-tree"), params={"nodes": 10})
+    assert small.json()["root"]["more_children"] == WIDE_CHILDREN - 9
+    page = client.get(f"/cases/{wb.case_id}/{event_path(spawner)}/process-tree").text
+    assert "9,701 more not shown" in page and page.count('<li class="proc') == 300
+    (children,) = re.findall(r'href="([^"]+)">search its children', page)
+    params = dict(parse_qsl(urlsplit(htmllib.unescape(children)).query))
+    found = client.get(api(wb, "events"), params={**params, "limit": 1}).json()
+    assert found["total"] == WIDE_CHILDREN and found["total_exact"]
 
 
 def test_tree_bad_input(wb: Web) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from casescope.store.query import render
-from casescope.store.query_parse import EXISTS, FIELD_RE, Literal, Match, Node, Not, Text
+from casescope.store.query_parse import EXISTS, FIELD_RE, Literal, Match, Node, Not, Or, Text
 from casescope.store.query_sql import CORE_FIELDS
 
 #: Values longer than this get no pivot link: the query would outgrow a URL, and a long
@@ -76,6 +76,13 @@ def clause(kind: PivotKind, field: str | None, value: str) -> str | None:
         if kind is PivotKind.OUT:
             node = Not(node)
     return render(node)
+
+
+def any_of(field: str, values: list[str]) -> str:
+    """Query text matching `field` equal to any of `values` (e.g. a GUID with and without
+    its braces, as different logs write it)."""
+    matches = tuple(Match(field, Literal(v)) for v in dict.fromkeys(values))
+    return render(matches[0] if len(matches) == 1 else Or(matches))
 
 
 def narrowed(query: str, extra: str) -> str:

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 from casescope.errors import CasescopeError
 from casescope.services.event_detail import CONTEXT_MINUTES, pretty_json
 from casescope.services.logon_sessions import normalise_logon_id
-from casescope.services.pivots import TEXT_COLUMNS, pivot, query_field
+from casescope.services.pivots import TEXT_COLUMNS, any_of, pivot, query_field
 from casescope.services.process_records import actor_record, creation_record
 from casescope.store.process_events import LOGON_FIELDS
 from casescope.store.summary import summarise
@@ -193,13 +193,12 @@ def process_tree_page(
 def _children_search(case_id: int, node: Any) -> str | None:
     """A search of a process's children (for the ones a tree does not show)."""
     if node.guid:
-        links = pivot({}, "ParentProcessGuid", node.guid)
+        query = any_of("ParentProcessGuid", [node.guid, f"{{{node.guid}}}"])
     elif node.pid is not None:
-        links = pivot({"q": "EventID:4688"}, "ProcessId", f"0x{node.pid:x}")
+        query = f"EventID:4688 AND {any_of('ProcessId', [f'0x{node.pid:x}'])}"
     else:
         return None
-    params = links.filter_for
-    return _search_url(case_id, {**params, "computer": node.computer}) if params else None
+    return _search_url(case_id, {"q": query, "computer": node.computer})
 
 
 @router.get("/cases/{case_id}/logon-session")

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from casescope.services.pivots import (
     MAX_PIVOT_CHARS,
     PivotKind,
+    any_of,
     clause,
     narrowed,
     pivot,
@@ -116,3 +117,14 @@ def test_pivot_links_narrow_the_search_and_everywhere_starts_afresh() -> None:
     assert pivot({}, "EventID", "4624", everywhere=False).everywhere is None
     none = pivot({}, None, "x")
     assert none.filter_for is None and none.filter_out is None and none.everywhere == {"q": "x"}
+
+
+def test_any_of_several_spellings() -> None:
+    text = any_of("ParentProcessGuid", ["AB-CD", "{AB-CD}", "AB-CD"])
+    assert parse_query(text) == Or(
+        (
+            Match("ParentProcessGuid", Literal("AB-CD")),
+            Match("ParentProcessGuid", Literal("{AB-CD}")),
+        )
+    )
+    assert parse_query(any_of("ProcessId", ["0x1a4"])) == Match("ProcessId", Literal("0x1a4"))
