@@ -67,7 +67,7 @@ PROCESS_FIELDS = (
 )
 _SELECT = (
     "ts, file_id, seq, event_id, channel, provider, computer, user_name, "
-    "mapFilter((k, v) -> has({pe_keys:Array(String)}, k), fields) AS fields"
+    "mapFilter((k, v) -> has({pe_keys:Array(String)}, k), fields) AS slim_fields"
 )
 _IS_SYSMON = f"(channel = '{SYSMON}' OR provider = '{SYSMON_PROVIDER}')"
 _IS_SECURITY = f"(channel = '{SECURITY}' OR provider = '{SECURITY_PROVIDER}')"
@@ -143,6 +143,14 @@ def _time_text(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
+def _slim(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows with their slim fields under `fields` (aliased apart in SQL, so that WHERE reads
+    the whole `fields` map, not the slim one)."""
+    for row in rows:
+        row["fields"] = row.pop("slim_fields")
+    return rows
+
+
 def _window_sql(window: TimeWindow, params: dict[str, object]) -> str:
     clauses = []
     if window.since is not None:
@@ -193,7 +201,7 @@ def process_rows(
         f"AND {_prefilter(keys.tokens(), params)} AND ({related}) "
         f"ORDER BY ts {order}, file_id {order}, seq {order} LIMIT {{pe_lim:UInt64}}"
     )
-    return index.query_rows(sql, params)
+    return _slim(index.query_rows(sql, params))
 
 
 def activity_where(
@@ -272,7 +280,7 @@ def session_marks(
         " OR (event_id = 4672 AND lowerUTF8(fields['SubjectLogonId']) = {ls_id:String})) "
         f"ORDER BY ts {order}, file_id {order}, seq {order} LIMIT {{ls_lim:UInt64}}"
     )
-    return index.query_rows(sql, params)
+    return _slim(index.query_rows(sql, params))
 
 
 def window_where(case_id: int, computer: str, window: TimeWindow) -> tuple[str, dict[str, object]]:
