@@ -409,7 +409,8 @@ def test_tree_bad_input(wb: Web) -> None:
     r = client.get(api(wb, f"{event_path(logoff)}/process-tree"))
     assert r.status_code == 400 and "names no process" in r.json()["detail"]
     page = client.get(f"/cases/{wb.case_id}/{event_path(logoff)}/process-tree")
-    assert page.status_code == 400
+    assert page.status_code == 400 and 'role="alert"' in page.text  # inside the layout
+    assert "names no process" in page.text
     ps = find(wb, MIMIKATZ_PS)
     for bad in ({"depth": 0}, {"depth": 21}, {"nodes": 5}, {"nodes": 2001}, {"ancestors": 0}):
         assert client.get(api(wb, f"{event_path(ps)}/process-tree"), params=bad).status_code == 422

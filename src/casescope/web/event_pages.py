@@ -137,7 +137,7 @@ def event_page(
     previous, following, neighbour_error = _neighbour_urls(state, scope, event, search_of, tail)
     minutes, page = _context_params(ctx_minutes, ctx_before, ctx_after)
     around = wb.load_context(state, scope, event, minutes, page)
-    found = wb.findings(scope, state, file_id, seq)
+    found = wb.load_findings(state, scope.case_id, (file_id, seq))
     fields = event.get("fields") or {}
     return render(
         request,
@@ -174,8 +174,15 @@ def process_tree_page(
 ) -> HTMLResponse:
     """The process tree around the event's process, and that process's activity (paged)."""
     event = fetch_event(state, scope.case_id, file_id, seq)
-    tree = wb.load_tree(state, scope, event, limits)
-    activity = wb.load_activity(state, scope, event, (cursor, 50))
+    try:
+        tree = wb.load_tree(state, scope, event, limits)
+        activity = wb.load_activity(state, scope, event, (cursor, 50))
+    except HTTPException as exc:  # not a process event, a bad cursor: said in the layout
+        page = render(
+            request, "base.html", scope.principal, case_id=scope.case_id, error=str(exc.detail)
+        )
+        page.status_code = exc.status_code
+        return page
     limits_qs = qs({"depth": limits.depth, "nodes": limits.nodes, "ancestors": limits.ancestors})
     return render(
         request,

@@ -90,10 +90,13 @@ def _bad_request(exc: CasescopeError) -> HTTPException:
 def findings(scope: CaseRead, state: State, file_id: int, seq: int) -> FindingsOut:
     """The Sigma rules that matched the event (with their logic) and the IOCs that hit it."""
     fetch_event(state, scope.case_id, file_id, seq)
-    ref = (file_id, seq)
+    return load_findings(state, scope.case_id, (file_id, seq))
+
+
+def load_findings(state: WebState, case_id: int, ref: EventKey) -> FindingsOut:
     return FindingsOut(
-        rules=[rule_out(h) for h in rule_hits(state.db, scope.case_id, ref)],
-        ioc_hits=[ioc_out(h) for h in ioc_matches(state.db, scope.case_id, ref)],
+        rules=[rule_out(h) for h in rule_hits(state.db, case_id, ref)],
+        ioc_hits=[ioc_out(h) for h in ioc_matches(state.db, case_id, ref)],
     )
 
 
