@@ -19,7 +19,14 @@ from casescope.errors import IndexMemoryError, NotFoundError, QueryTimeoutError
 from casescope.model.db import Database
 from casescope.services.auth import check_secret_key
 from casescope.services.users import count_users
-from casescope.web import account_pages, detections_pages, jobs_pages, pages, search_pages
+from casescope.web import (
+    account_pages,
+    detections_pages,
+    event_pages,
+    jobs_pages,
+    pages,
+    search_pages,
+)
 from casescope.web.api import (
     auth,
     cases,
@@ -31,6 +38,7 @@ from casescope.web.api import (
     system,
     tokens,
     users,
+    workbench,
 )
 from casescope.web.api import detections as detections_api
 from casescope.web.clients import check_address_settings
@@ -187,6 +195,8 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(files.upload_router, max_body_size=settings.max_upload_bytes)
     app.include_router(detections_api.router)
+    app.include_router(workbench.router)
+    app.include_router(event_pages.router)
     app.include_router(pages.router)
     app.include_router(account_pages.router)
     app.include_router(search_pages.router)

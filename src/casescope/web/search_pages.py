@@ -27,7 +27,6 @@ from casescope.web.api.saved_searches import SearchParams, owner_of, save
 from casescope.web.api.search import (
     View,
     ViewDep,
-    fetch_event,
     parse_columns,
     run_search,
     search_params,
@@ -149,14 +148,6 @@ def delete_search_page(scope: CaseRead, state: State, search_id: PathId) -> Resp
     except LookupError:
         raise HTTPException(404, "no such saved search") from None
     return RedirectResponse(f"/cases/{scope.case_id}/search", status_code=303)
-
-
-@router.get("/cases/{case_id}/events/{file_id}/{seq}")
-def event_page(
-    request: Request, scope: CaseRead, state: State, file_id: PathId, seq: PathSeq
-) -> HTMLResponse:
-    event = fetch_event(state, scope.case_id, file_id, seq)
-    return render(request, "event.html", scope.principal, case_id=scope.case_id, event=event)
 
 
 @router.post("/cases/{case_id}/events/{file_id}/{seq}/marks")
