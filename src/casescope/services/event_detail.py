@@ -17,13 +17,13 @@ from typing import Any
 import orjson
 from sqlalchemy import func, select, tuple_
 
+from casescope.detect.levels import level_rank
 from casescope.detect.rule_text import AttackTag, attack_tags, rule_text
 from casescope.errors import CasescopeError
 from casescope.model.db import Database
 from casescope.model.tables import Detection, IocHit, Rule
 from casescope.model.tables import Ioc as IocRow
 from casescope.services import event_search as es
-from casescope.services.detections import LEVELS
 from casescope.services.process_records import as_datetime
 from casescope.store.index import EventIndex
 from casescope.store.process_events import TimeWindow, window_where
@@ -68,11 +68,7 @@ def rule_hits(db: Database, case_id: int, ref: EventRef) -> list[RuleHit]:
                 uid, title, level, status, attack_tags(tags or ""), parts.description, parts.logic
             )
         )
-    return sorted(hits, key=lambda h: (-_rank(h.level), h.title))
-
-
-def _rank(level: str) -> int:
-    return LEVELS.index(level) if level in LEVELS else -1
+    return sorted(hits, key=lambda h: (-level_rank(h.level), h.title))
 
 
 @dataclass(frozen=True)
@@ -121,7 +117,7 @@ def detection_badges(db: Database, case_id: int, refs: Iterable[EventRef]) -> di
         for file_id, seq, level, count in rows:
             ref = (file_id, seq)
             old = out.get(ref)
-            top = level if old is None or _rank(level) > _rank(old.level) else old.level
+            top = level if old is None or level_rank(level) > level_rank(old.level) else old.level
             out[ref] = Badge((old.count if old else 0) + count, top)
     return out
 

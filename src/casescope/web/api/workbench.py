@@ -28,6 +28,7 @@ from casescope.services.event_detail import (
 from casescope.services.logon_sessions import find_session, normalise_logon_id, session_filter
 from casescope.services.process_graph import TreeLimits
 from casescope.services.processes import activity_filter, lifetime, process_tree
+from casescope.services.search import query_limits
 from casescope.store.index import EventIndex
 from casescope.web.api.params import SearchForm, parse_time, search_form
 from casescope.web.api.search import Order, View, fetch_event, parse_columns
@@ -148,7 +149,9 @@ def load_neighbours(
     state: WebState, scope: CaseScope, event: dict[str, Any], search: tuple[SearchForm, View]
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     form, view = search
-    where = es.build_filtered_where(state.db, form.request(scope.case_id), form.filters())
+    where = es.build_filtered_where(
+        state.db, form.request(scope.case_id, query_limits(state.settings)), form.filters()
+    )
     with state.index.use() as index:
         return neighbours(index, where, event, (view.sort, view.order is Order.DESC))
 
