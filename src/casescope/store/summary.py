@@ -225,24 +225,32 @@ def fields_for(channel: str, provider: str, event_id: int | None) -> tuple[str, 
     return SUMMARY_FIELDS.get((channel, event_id)) or SUMMARY_FIELDS.get((provider, event_id))
 
 
-def _value(text: str) -> str:
+def clip(text: str) -> str:
+    """A value as a summary shows it: on one line, at most VALUE_CHARS characters."""
     return text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ")[:VALUE_CHARS]
 
 
 def _join(pairs: list[tuple[str, str]]) -> str:
-    return SEP.join(f"{name}: {_value(value)}" for name, value in pairs)
+    return SEP.join(f"{name}: {clip(value)}" for name, value in pairs)
 
 
-def summarise(channel: str, provider: str, event_id: int | None, fields: Mapping[str, str]) -> str:
-    """The one-line summary of an event (see the module's docstring)."""
+def summary_pairs(
+    channel: str, provider: str, event_id: int | None, fields: Mapping[str, str]
+) -> list[tuple[str, str]]:
+    """The fields a summary shows, with their whole values (pages make each a filter)."""
     names = fields_for(channel, provider, event_id)
     if names is not None:
-        return _join([(n, fields[n]) for n in names if fields.get(n, "") not in _EMPTY])
+        return [(n, fields[n]) for n in names if fields.get(n, "") not in _EMPTY]
     chosen = [(n, fields[n]) for n in FALLBACK_FIELDS if fields.get(n, "") not in _EMPTY]
     if not chosen:
         present = [(k, v) for k, v in fields.items() if v not in _EMPTY]
         chosen = present[:FALLBACK_COUNT]
-    return _join(chosen[:FALLBACK_COUNT])
+    return chosen[:FALLBACK_COUNT]
+
+
+def summarise(channel: str, provider: str, event_id: int | None, fields: Mapping[str, str]) -> str:
+    """The one-line summary of an event (see the module's docstring)."""
+    return _join(summary_pairs(channel, provider, event_id, fields))
 
 
 # ------------------------------------------------------------------------- ClickHouse SQL
