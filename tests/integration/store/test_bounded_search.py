@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -93,6 +94,43 @@ def test_sparse_and_dense_pages_are_the_same(index: ChdbIndex, descending: bool)
                 cursor = es.Cursor.decode(page.next_cursor)
             pages.append(seen)
         assert pages[0] == pages[1] == sorted(pages[0], reverse=descending) and pages[0]
+
+
+@pytest.mark.parametrize("sort", [es.SortKey.TIME, es.SortKey.COMPUTER])
+@pytest.mark.parametrize("descending", [False, True])
+def test_previous_pages_are_the_next_pages_walked_back(
+    index: ChdbIndex, sort: es.SortKey, descending: bool
+) -> None:
+    """Pages forward from the first, and backward from the last (a keyset read in the
+    reversed direction), are the same pages; each knows whether there is one before it."""
+    forward, cursor = [], None
+    while True:
+        page = es.search_page(index, _where(), es.PageSpec(cursor, 7, sort, descending))
+        forward.append([int(r["seq"]) for r in page.rows])
+        assert (page.prev_cursor is None) == (cursor is None)
+        if page.next_cursor is None:
+            break
+        cursor = es.Cursor.decode(page.next_cursor)
+    assert len(forward) == 6 and sum(map(len, forward)) == EVENTS
+    backward, cursor = [], None
+    spec = es.PageSpec(None, 7, sort, descending, backward=True)
+    while True:
+        page = es.search_page(index, _where(), replace(spec, cursor=cursor))
+        backward.append([int(r["seq"]) for r in page.rows])
+        assert (page.next_cursor is None) == (cursor is None)  # the last page has no next
+        if page.prev_cursor is None:
+            break
+        cursor = es.Cursor.decode(page.prev_cursor)
+    assert [s for p in backward[::-1] for s in p] == [s for p in forward for s in p]
+    assert all(len(p) == 7 for p in backward[:-1])  # from the end, the first page is short
+    # "previous" from the third page is the second page
+    pages = [es.search_page(index, _where(), es.PageSpec(None, 7, sort, descending))]
+    for _ in range(2):
+        after = es.Cursor.decode(pages[-1].next_cursor)
+        pages.append(es.search_page(index, _where(), es.PageSpec(after, 7, sort, descending)))
+    before = es.Cursor.decode(pages[-1].prev_cursor)
+    back = es.search_page(index, _where(), es.PageSpec(before, 7, sort, descending, backward=True))
+    assert [int(r["seq"]) for r in back.rows] == forward[1]
 
 
 def _expected_ips(seqs: range | list[int]) -> Counter[str]:
