@@ -17,8 +17,19 @@ from casescope.errors import IndexMemoryError, NotFoundError
 from casescope.model.db import Database
 from casescope.services.auth import check_secret_key
 from casescope.services.users import count_users
-from casescope.web import jobs_pages, pages, search_pages
-from casescope.web.api import auth, cases, files, iocs, jobs, saved_searches, search, system
+from casescope.web import jobs_pages, pages, search_pages, settings_pages
+from casescope.web.api import (
+    auth,
+    cases,
+    files,
+    iocs,
+    jobs,
+    preferences,
+    saved_searches,
+    search,
+    system,
+    timeline,
+)
 from casescope.web.ratelimit import LoginLimiter
 from casescope.web.security import LoginRequired
 from casescope.web.state import IndexHandle, WebState
@@ -103,5 +114,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(search_pages.router)
     app.include_router(jobs_pages.router)
+    for module in (timeline, preferences, settings_pages):  # the search workbench
+        app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -23,6 +23,7 @@ from casescope.web.api.auth import Credentials, log_in, setup
 from casescope.web.api.auth import SetupRequest as SetupBody
 from casescope.web.api.cases import new_case, visible_cases
 from casescope.web.api.system import system_report
+from casescope.web.highlight import mark
 from casescope.web.security import (
     SESSION_COOKIE,
     Admin,
@@ -55,6 +56,7 @@ TEMPLATES = Jinja2Templates(
     )
 )
 TEMPLATES.env.filters["when"] = when
+TEMPLATES.env.filters["highlight"] = mark
 LOGIN_CSRF_COOKIE = "casescope_login_csrf"
 router = APIRouter(include_in_schema=False)
 
@@ -180,7 +182,6 @@ def _case_row(state: WebState, case_id: int) -> Case:
 def dashboard_page(request: Request, scope: CaseRead, state: State) -> HTMLResponse:
     with state.index.use() as index:
         board = build_dashboard(state.db, index, scope.case_id)
-    hist_max = max((b["events"] for b in board.histogram), default=1) or 1
     return render(
         request,
         "case.html",
@@ -188,7 +189,6 @@ def dashboard_page(request: Request, scope: CaseRead, state: State) -> HTMLRespo
         case=_case_row(state, scope.case_id),
         case_id=scope.case_id,
         board=board,
-        hist_max=hist_max,
     )
 
 

@@ -11,7 +11,6 @@ import pytest
 
 from casescope.parse.batch import BatchBuilder
 from casescope.services import event_search as es
-from casescope.services.dashboard import HISTOGRAM_BUCKETS, histogram
 from casescope.services.search import SearchRequest, build_where
 from casescope.store.index import ChdbIndex
 from tests.integration.conftest import index_of
@@ -161,16 +160,3 @@ def test_column_facets_are_always_exact(index: ChdbIndex) -> None:
     hosts = es.top_values(index, _where(), "computer", 20, sample=3)
     assert hosts.sample is None
     assert hosts.values == [{"value": "DC1", "events": 30}, {"value": "WS1", "events": 10}]
-
-
-def test_dashboard_histogram_matches_start_of_interval(index: ChdbIndex) -> None:
-    buckets, seconds = histogram(index, 1)
-    assert seconds == (EVENTS - 1) * 60 // HISTOGRAM_BUCKETS + 1
-    reference = index.query_rows(
-        "SELECT toStartOfInterval(ts, toIntervalSecond({s:UInt32})) AS bucket, count() AS n "
-        "FROM casescope.events WHERE case_id = 1 GROUP BY bucket ORDER BY bucket",
-        {"s": seconds},
-    )
-    assert buckets == [{"start": str(r["bucket"]), "events": int(r["n"])} for r in reference]
-    assert sum(b["events"] for b in buckets) == EVENTS
-    assert histogram(index, 2) == ([], 0)  # no such case
