@@ -219,9 +219,9 @@
   }
 
   async function showSuggest() {
-    const at = currentWord();
-    if (!at) { hideSuggest(); return; }
     const all = await loadNames();
+    const at = currentWord();  // after the wait: the text as it is now, not as it was
+    if (!at) { hideSuggest(); return; }
     const lower = at.word.toLowerCase();
     const hits = all.filter((n) => n.name.toLowerCase().startsWith(lower) && n.name !== at.word).slice(0, 10);
     suggest.replaceChildren();
