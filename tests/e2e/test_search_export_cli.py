@@ -10,6 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from casescope.store.summary import summarise
 from tests.e2e.conftest import Cli
 
 HOSTILE = [
@@ -66,6 +67,32 @@ def test_export_csv_streams_every_event_and_defuses_formulas(case: Cli, tmp_path
     for row in rows:
         for value in row.values():
             assert not value.startswith(("=", "+", "-", "@", "\t", "\r")), value
+
+
+def test_exports_carry_the_summary_of_each_event(case: Cli) -> None:
+    """CSV and JSONL gain a `summary` column: the event's one-line summary, as the web
+    results and the CLI table show it (written by ClickHouse, the same as in Python)."""
+    csv_text = case.run("export", "--case", "s", "--format", "csv", "-q", "EventID:1").stdout
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    assert rows and list(rows[0])[11:] == ["summary", "fields", "raw"]
+    lines = case.run("export", "--case", "s", "--format", "jsonl", "-q", "EventID:1").stdout
+    records = [json.loads(line) for line in lines.splitlines()]
+    assert len(records) == len(rows)
+    for row, record in zip(rows, records, strict=True):
+        expected = summarise(
+            record["channel"], record["provider"], record["event_id"], record["fields"]
+        )
+        assert record["summary"] == expected == row["summary"].removeprefix("'")
+        assert expected.startswith("Image: ")  # Sysmon 1: the process first
+    hostile = case.run("export", "--case", "s", "--format", "csv", "-q", "_exists_:payload")
+    for row in csv.DictReader(io.StringIO(hostile.stdout)):
+        assert not row["summary"].startswith(("=", "+", "-", "@", "\t", "\r"))
+
+
+def test_search_table_shows_the_summary(case: Cli) -> None:
+    proc = case.run("search", "--case", "s", "EventID:1", "--limit", "3")
+    assert "summary" in proc.stdout and "Image: " in proc.stdout
+    assert "details" not in proc.stdout
 
 
 def test_export_jsonl_round_trips_exact_values(case: Cli) -> None:

@@ -202,7 +202,7 @@ def test_export_csv_and_jsonl_stream_every_match(web: Web) -> None:
 def test_dashboard_detections_health_metrics(web: Web) -> None:
     client = web.clients["reader"]
     board = client.get(f"/api/cases/{web.case_id}").json()
-    assert board["events_indexed"] > 0 and board["histogram"]
+    assert board["events_indexed"] > 0
     assert isinstance(client.get(f"/api/cases/{web.case_id}/detections").json()["rules"], list)
     health = web.clients["admin"].get("/health").json()
     assert health["ok"] and health["db"] == "ok" and health["store"] == "ok"

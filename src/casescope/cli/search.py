@@ -40,6 +40,7 @@ from casescope.services.search import (
 from casescope.store.loader import load_pending
 from casescope.store.owner import open_index
 from casescope.store.query import QuerySyntaxError, compile_query
+from casescope.store.summary import summarise
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -201,17 +202,17 @@ def _limited(batches, offset: int, limit: int):  # type: ignore[no-untyped-def]
 
 
 def _render_rows(rows: list[dict], total: int, request: SearchRequest) -> None:
-    table = Table("ts", "file", "EventID", "channel", "computer", "details", expand=True)
+    table = Table("ts", "file", "EventID", "channel", "computer", "summary", expand=True)
     for row in rows:
         fields = row.get("fields") or {}
-        summary = " ".join(f"{k}={v}" for k, v in list(fields.items())[:6])
+        line = summarise(row["channel"], row["provider"], row["event_id"], fields)
         table.add_row(  # event data as it is: no markup, no terminal control (`shown`)
             shown(row["ts"]),
             shown(row["file_id"]),
             shown(row["event_id"]),
             shown(row["channel"]),
             shown(row["computer"]),
-            shown(summary[:300]),
+            shown(line),
         )
     console.print(table)
     span = f"{request.offset + 1:,}-{request.offset + len(rows):,}" if rows else "0"

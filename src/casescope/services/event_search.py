@@ -149,6 +149,8 @@ class Page:
     total: int
     next_cursor: str | None
     total_exact: bool = True
+    #: The key of the page's first row when rows come before it (pass with `backward`).
+    prev_cursor: str | None = None
 
 
 def _intersect(
@@ -230,13 +232,16 @@ PAGE_COLUMNS = tuple(c for c in EVENT_COLUMNS if c != "raw")
 @dataclass(frozen=True)
 class PageSpec:
     """Which page: after `cursor`, `limit` rows, in this sort and direction; `raw` adds
-    each event's original record to its row."""
+    each event's original record to its row. `backward` asks for the rows just before
+    `cursor` instead (the previous page; without a cursor, the last page), still shown in
+    the sort's direction: the same keyset read with the direction reversed."""
 
     cursor: Cursor | None = None
     limit: int = 50
     sort: SortKey = SortKey.TIME
     descending: bool = False
     raw: bool = False
+    backward: bool = False
 
 
 def search_page(
@@ -256,29 +261,34 @@ def search_page(
     if with_total:
         total, exact = count_matches(index, where, count_limit)
     params = {**base, "lim": limit + 1}
-    after = _after(spec.cursor, spec.descending, params, spec.sort)
+    reading = spec.descending != spec.backward  # the direction the index is read in
+    after = _after(spec.cursor, reading, params, spec.sort)
     sparse = with_total and exact and total <= SPARSE_MATCHES
     columns = EVENT_COLUMNS if spec.raw else PAGE_COLUMNS
     rows = index.query_rows(
         f"SELECT {', '.join(columns)} FROM {table} WHERE {sql_where} AND {after} "
-        f"ORDER BY {_order(spec.descending, spec.sort)} LIMIT {{lim:UInt64}}",
+        f"ORDER BY {_order(reading, spec.sort)} LIMIT {{lim:UInt64}}",
         params,
         settings=SORTED_READ if sparse or not index.reads_in_order() else "",
     )
     more = len(rows) > limit
     rows = rows[:limit]
-    last = rows[-1] if rows else None
-    next_cursor = (
-        Cursor(
-            _ts_text(last["ts"]),
-            int(last["file_id"]),
-            int(last["seq"]),
-            sort_value(last, spec.sort),
-        ).encode()
-        if more and last
-        else None
+    came_from = spec.cursor is not None and bool(rows)  # rows lie beyond the cursor
+    if spec.backward:
+        rows.reverse()
+        return Page(rows, total, _key(rows, -1, came_from, spec), exact, _key(rows, 0, more, spec))
+    return Page(rows, total, _key(rows, -1, more, spec), exact, _key(rows, 0, came_from, spec))
+
+
+def _key(rows: list[dict[str, Any]], at: int, wanted: bool, spec: PageSpec) -> str | None:
+    """The cursor of `rows[at]` when `wanted` (there are rows beyond it), else None."""
+    if not wanted or not rows:
+        return None
+    row = rows[at]
+    key = Cursor(
+        _ts_text(row["ts"]), int(row["file_id"]), int(row["seq"]), sort_value(row, spec.sort)
     )
-    return Page(rows, total, next_cursor, exact)
+    return key.encode()
 
 
 def count_matches(

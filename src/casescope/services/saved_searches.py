@@ -2,8 +2,8 @@
 
 A row with `saved=True` is a named search the user keeps; `saved=False` rows are the history
 (every first page searched), pruned to the latest `HISTORY_KEEP`. Both store the search form
-as JSON, including the chosen sort and extra columns, so the latest history entry doubles as
-the user's remembered column choice for the case.
+as JSON, including its filter pills, sort and extra columns (which belong to that search
+only: a later search does not inherit them).
 """
 
 from __future__ import annotations

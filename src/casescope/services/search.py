@@ -14,11 +14,19 @@ from casescope.config import Settings
 from casescope.store.events_table import DATABASE, EVENT_COLUMNS
 from casescope.store.index import SORTED_READ, EventIndex
 from casescope.store.query import QueryLimits, compile_query
+from casescope.store.summary import summary_sql
 
 ORDER = "ts, file_id, seq"
-#: Export order: time and location first, then the rest of the indexed columns.
+#: Export order: time and location first, then the rest of the indexed columns, with the
+#: event's one-line `summary` (store/summary.py) before its fields.
 _LEADING = ("ts", "file_id", "seq")
-EXPORT_COLUMNS = (*_LEADING, *(c for c in EVENT_COLUMNS if c not in (*_LEADING, "case_id")))
+_INDEXED = tuple(c for c in EVENT_COLUMNS if c not in (*_LEADING, "case_id"))
+EXPORT_COLUMNS = (
+    *_LEADING,
+    *_INDEXED[: _INDEXED.index("fields")],
+    "summary",
+    *_INDEXED[_INDEXED.index("fields") :],
+)
 #: A CSV cell starting with one of these is run as a formula by spreadsheet programs.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 #: Rows per Arrow batch of an export, handed on as ClickHouse's blocks (`STREAM_SETTINGS`)
@@ -43,9 +51,9 @@ _ISO_TS = "formatDateTime(ts, '%Y-%m-%dT%H:%i:%S.%fZ')"
 _JSON_TYPE = (
     "Tuple(ts String, file_id UInt64, seq UInt64, event_id Nullable(UInt32), channel String, "
     "provider String, computer String, record_id Nullable(UInt64), level Nullable(UInt8), "
-    "user_name String, user_sid String, fields Map(String, String), raw String)"
+    "user_name String, user_sid String, summary String, fields Map(String, String), raw String)"
 )
-_TEXT_COLUMNS = ("channel", "provider", "computer", "user_name", "user_sid", "raw")
+_TEXT_COLUMNS = ("channel", "provider", "computer", "user_name", "user_sid", "summary", "raw")
 #: FORMULA_PREFIXES as a ClickHouse string literal of a regular expression (`-` last in the
 #: class; a tab and a CR written as the literal's escapes).
 _FORMULA_RE = (
@@ -62,7 +70,8 @@ def _neutralised_sql(expr: str) -> str:
 
 def export_line_sql(fmt: ExportFormat) -> str:
     """One exported event as a whole line of CSV or JSON text, written by ClickHouse (rows
-    turned into Python objects one by one took minutes for 5M events)."""
+    turned into Python objects one by one took minutes for 5M events). `summary` is the
+    name export_select gives the event's summary."""
     if fmt is ExportFormat.JSONL:
         values = ", ".join(_ISO_TS if c == "ts" else c for c in EXPORT_COLUMNS)
         return f"concat(toJSONString(CAST(tuple({values}), '{_JSON_TYPE}')), '\\n')"
@@ -166,7 +175,12 @@ def search(index: EventIndex, request: SearchRequest) -> tuple[list[dict[str, An
 
 def export_select(fmt: ExportFormat) -> str:
     """SELECT … FROM the events table, for the keyset chunks of exports (`export_chunks`)."""
-    return f"SELECT ts, file_id, seq, {export_line_sql(fmt)} AS line FROM {DATABASE}.events"
+    # the summary once, by name: written into each CSV cell expression (three times, for
+    # the formula check) it made a query larger than ClickHouse's max_query_size
+    return (
+        f"WITH ({summary_sql()}) AS summary "
+        f"SELECT ts, file_id, seq, {export_line_sql(fmt)} AS line FROM {DATABASE}.events"
+    )
 
 
 def neutralise_cell(value: str) -> str:

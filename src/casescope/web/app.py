@@ -26,6 +26,7 @@ from casescope.web import (
     jobs_pages,
     pages,
     search_pages,
+    settings_pages,
 )
 from casescope.web.api import (
     auth,
@@ -33,9 +34,11 @@ from casescope.web.api import (
     files,
     iocs,
     jobs,
+    preferences,
     saved_searches,
     search,
     system,
+    timeline,
     tokens,
     users,
     workbench,
@@ -202,5 +205,7 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
     app.include_router(search_pages.router)
     app.include_router(jobs_pages.router)
     app.include_router(detections_pages.router)
+    for module in (timeline, preferences, settings_pages):  # the search workbench
+        app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 
+from casescope.detect.levels import level_rank
 from casescope.model.enums import Operation
 from casescope.model.tables import Case
 from casescope.model.users import Role
@@ -24,6 +25,7 @@ from casescope.web.api.auth import MAX_SETUP_TOKEN_LENGTH, Credentials, log_in, 
 from casescope.web.api.auth import SetupRequest as SetupBody
 from casescope.web.api.cases import new_case, visible_cases
 from casescope.web.api.system import system_view
+from casescope.web.highlight import mark
 from casescope.web.ids import parse_ids
 from casescope.web.security import (
     SESSION_COOKIE,
@@ -57,7 +59,22 @@ TEMPLATES = Jinja2Templates(
         finalize=_finalize,
     )
 )
+
+
+def level_class(level: str | None) -> str:
+    """The CSS class of a Sigma level's colour; a rule's own text never becomes a class name."""
+    return f"level-{level.lower()}" if level and level_rank(level) >= 0 else "level-unknown"
+
+
+def level_edge(level: str | None) -> str:
+    """The CSS class of a level-coloured left edge (matrix cells, rule cards)."""
+    return f"edge-{level.lower()}" if level and level_rank(level) >= 0 else "edge-unknown"
+
+
 TEMPLATES.env.filters["when"] = when
+TEMPLATES.env.filters["level_class"] = level_class
+TEMPLATES.env.filters["level_edge"] = level_edge
+TEMPLATES.env.filters["highlight"] = mark
 LOGIN_CSRF_COOKIE = "casescope_login_csrf"
 router = APIRouter(include_in_schema=False)
 
@@ -186,7 +203,6 @@ def _case_row(state: WebState, case_id: int) -> Case:
 def dashboard_page(request: Request, scope: CaseRead, state: State) -> HTMLResponse:
     with state.index.use() as index:
         board = build_dashboard(state.db, index, scope.case_id)
-    hist_max = max((b["events"] for b in board.histogram), default=1) or 1
     return render(
         request,
         "case.html",
@@ -194,7 +210,6 @@ def dashboard_page(request: Request, scope: CaseRead, state: State) -> HTMLRespo
         case=_case_row(state, scope.case_id),
         case_id=scope.case_id,
         board=board,
-        hist_max=hist_max,
     )
 
 

@@ -6,10 +6,11 @@ iocs.py); every form posts with the session's CSRF token.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qs, urlencode
 
-from fastapi import APIRouter, Form, HTTPException, Request, Response, UploadFile
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, Response, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -20,20 +21,26 @@ from casescope.hunt.ioc import IocType
 from casescope.model.users import EventMark
 from casescope.services import event_search as es
 from casescope.services import saved_searches as ss
+from casescope.services.annotations import badges_of
+from casescope.services.first_steps import first_steps
 from casescope.services.marks import set_mark
+from casescope.store.pills import MAX_CLAUSE, MAX_PILLS, Pivot, Source, clause
+from casescope.web import search_view as sv
 from casescope.web.api import iocs as ioc_api
 from casescope.web.api.params import Form as SearchFormDep
+from casescope.web.api.params import SearchForm
 from casescope.web.api.saved_searches import SearchParams, owner_of, save
 from casescope.web.api.search import (
+    Direction,
     View,
     ViewDep,
-    parse_columns,
     run_search,
     search_params,
 )
+from casescope.web.highlight import highlight_terms
 from casescope.web.ids import PathId, PathSeq, parse_ids
 from casescope.web.pages import render
-from casescope.web.security import CaseRead, CaseScope, CaseWrite, State, audit
+from casescope.web.security import Caller, CaseRead, CaseScope, CaseWrite, State, audit
 
 router = APIRouter(include_in_schema=False)
 
@@ -44,10 +51,14 @@ SORT_HEADERS = (
     ("channel", es.SortKey.CHANNEL),
     ("computer", es.SortKey.COMPUTER),
 )
+#: Rows of a search page.
+PAGE_ROWS = 50
+#: Names of the core columns offered by the query box's completion (docs/query-language.md).
+CORE_NAMES = ("EventID", "Channel", "Provider", "Computer", "user", "sid", "Level", "ts")
 
 
 def _qs(params: dict) -> str:
-    return urlencode({k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()})
+    return sv.qs(params)
 
 
 def _stored_links(rows: list[ss.StoredSearch]) -> list[dict]:
@@ -56,15 +67,24 @@ def _stored_links(rows: list[ss.StoredSearch]) -> list[dict]:
     ]
 
 
-def _remembered_view(request: Request, state: State, scope: CaseScope, view: View) -> View:
-    """Without `columns` in the URL, the columns of the user's latest search in the case."""
-    if "columns" in request.query_params:
-        return view
-    latest = ss.history(state.db, owner_of(scope), 1)
-    if not latest:
-        return view
-    columns = parse_columns(str(latest[0].params.get("columns", "")))
-    return View(view.order, view.sort, columns)
+@dataclass(frozen=True)
+class PageAt:
+    """Where in the result the page is: the keyset cursor and direction, the position of its
+    first row (a label only), and its number of rows."""
+
+    cursor: str | None = None
+    direction: Direction = Direction.NEXT
+    at: int | None = None
+    size: int = PAGE_ROWS
+
+
+def page_at(
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    direction: Direction = Direction.NEXT,
+    at: Annotated[int | None, Query(ge=0)] = None,
+    size: Annotated[int, Query(ge=1, le=es.MAX_PAGE)] = PAGE_ROWS,
+) -> PageAt:
+    return PageAt(cursor, direction, at, size)
 
 
 @router.get("/cases/{case_id}/search")
@@ -74,44 +94,79 @@ def search_page(
     state: State,
     form: SearchFormDep,
     view: ViewDep,
-    cursor: str | None = None,
+    position: Annotated[PageAt, Depends(page_at)],
     exact_total: bool = False,
 ) -> HTMLResponse:
-    """The search form and a page of results; the count reads "10,000+" past the count
-    limit, with a link that counts every match (`exact_total=true`)."""
-    view = _remembered_view(request, state, scope, view)
-    result, error = None, ""
+    """The search form and a page of results: the timeline, the field sidebar, pills, rows
+    with their summary, detections and IOC hits, and keyset paging both ways; the count reads
+    "10,000+" past the count limit, with a link that counts every match. Without any
+    parameter: first steps in the case."""
+    result, error, steps = None, "", None
+    # `q` always (empty too): a link without any parameter is the first-steps page
+    current = {"q": form.q, **search_params(form, view)}
+    if exact_total:
+        current["exact_total"] = True
     if request.query_params:
         try:
-            result = run_search(state, scope, form, cursor, (50, view), exact_total=exact_total)
+            result = _results(state, scope, form, view, position, exact_total)
         except HTTPException as exc:
             error = str(exc.detail)
         except (IndexMemoryError, QueryTimeoutError) as exc:  # shown in the page, not as JSON
             error = str(exc)
-    current = search_params(form, view)
-    exact = {"exact_total": True} if exact_total else {}
-    base = {k: v for k, v in current.items() if k not in ("sort", "order")}
-    owner = owner_of(scope)
+    else:
+        with state.index.use() as index:
+            steps = first_steps(state.db, index, scope.case_id)
     return render(
         request,
         "search.html",
         scope.principal,
-        case_id=scope.case_id,
-        form=form,
-        view=view,
-        levels=[level.value for level in SigmaLevel],
-        sorts=list(es.SortKey),
-        sort_links=_sort_links(base, view),
+        **_context(state, scope, form, view, current),
         result=result,
-        cursor=cursor,
+        paging=sv.paging(current, result, position.at, PAGE_ROWS) if result else None,
+        cursor=position.cursor,
         error=error,
-        export_qs=_qs({k: v for k, v in current.items() if k not in ("sort", "order", "columns")}),
-        page_qs=_qs({**current, **exact}),
-        exact_qs=_qs({**current, "exact_total": True}),
-        current_qs=_qs(current),
-        history=_stored_links(ss.history(state.db, owner, 10)),
-        saved=_stored_links(ss.list_saved(state.db, owner)),
+        steps=steps,
+        steps_links=sv.first_step_links(steps) if steps else [],
+        terms=highlight_terms(form.q) if result else (),
     )
+
+
+def _results(
+    state: State, scope: CaseScope, form: SearchForm, view: View, where: PageAt, exact: bool
+) -> dict:
+    """A page of results with each row decorated (`search_view.decorate`)."""
+    page = (where.size, view)
+    result = run_search(
+        state, scope, form, where.cursor, page, exact_total=exact, direction=where.direction
+    )
+    keys = [(int(r["file_id"]), int(r["seq"])) for r in result["rows"]]
+    sv.decorate(result["rows"], badges_of(state.db, scope.case_id, keys), view.columns)
+    return result
+
+
+def _context(state: State, scope: CaseScope, form: SearchForm, view: View, current: dict) -> dict:
+    """What every search page shows whatever its result: the form, links, the lists."""
+    base = sv.without(current, "sort", "order")
+    search_only = sv.without(current, "sort", "order", "columns", "exact_total")
+    owner = owner_of(scope)
+    return {
+        "case_id": scope.case_id,
+        "form": form,
+        "view": view,
+        "levels": [level.value for level in SigmaLevel],
+        "sorts": list(es.SortKey),
+        "sort_links": _sort_links(base, view),
+        "pills": sv.pills(current),
+        "columns": sv.column_headers(current, view.columns),
+        "export_qs": _qs(search_only),
+        "exact_qs": _qs({**current, "exact_total": True}),
+        "current_qs": _qs(sv.without(current, "exact_total")),
+        "search_qs": _qs(search_only),
+        "nav_qs": _qs(sv.without(current, "start", "end")),
+        "core_names": CORE_NAMES,
+        "history": _stored_links(ss.history(state.db, owner, 10)),
+        "saved": _stored_links(ss.list_saved(state.db, owner)),
+    }
 
 
 def _sort_links(base: dict, view: View) -> list[dict]:
@@ -125,6 +180,39 @@ def _sort_links(base: dict, view: View) -> list[dict]:
     return links
 
 
+@router.get("/cases/{case_id}/search/pivot")
+def pivot_page(
+    scope: CaseRead,
+    form: SearchFormDep,
+    view: ViewDep,
+    field: Annotated[str, Query(min_length=1, max_length=200)],
+    value: Annotated[str, Query(max_length=MAX_CLAUSE)],
+    mode: Pivot,
+    source: Source = Source.FIELD,
+) -> Response:
+    """Filter the search for or against a value (a pill more), or search the whole case for
+    it; then show that search. The clause is written here, by the query language's own
+    renderer, so any value reads back as exactly itself."""
+    text = clause(field, value, mode, source)
+    if text is None:
+        raise HTTPException(400, f"no {mode.value} filter can be written for this value")
+    if mode is Pivot.EVERYWHERE:
+        target = {"q": text}
+    else:
+        current = search_params(form, view)
+        kept = [p for p in current.get("filter", []) if p != text]
+        if len(kept) >= MAX_PILLS:
+            raise HTTPException(400, f"at most {MAX_PILLS} filters")
+        target = {**current, "filter": [*kept, text]}
+    return RedirectResponse(f"/cases/{scope.case_id}/search?{_qs(target)}", status_code=303)
+
+
+@router.get("/help/query-language")
+def query_help_page(request: Request, principal: Caller) -> HTMLResponse:
+    """The query language in short, with examples (docs/query-language.md in full)."""
+    return render(request, "help_query.html", principal)
+
+
 @router.post("/cases/{case_id}/saved-searches")
 def save_search_page(
     scope: CaseRead,
@@ -134,7 +222,8 @@ def save_search_page(
 ) -> Response:
     """Save the search shown (its parameters arrive as the page's query string)."""
     try:
-        parsed = SearchParams(**dict(parse_qsl(params)))
+        values = {k: v if k == "filter" else v[-1] for k, v in parse_qs(params).items()}
+        parsed = SearchParams(**values)
     except ValidationError as exc:
         raise HTTPException(400, f"bad search parameters: {exc.errors()[0]['msg']}") from None
     save(state, scope, name, parsed)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from casescope.parse.batch import BatchBuilder
 from casescope.services import event_search as es
-from casescope.services.dashboard import HISTOGRAM_BUCKETS, histogram
 from casescope.services.search import SearchRequest, build_where
 from casescope.store.index import ChdbIndex
 from tests.integration.conftest import index_of
@@ -95,6 +95,43 @@ def test_sparse_and_dense_pages_are_the_same(index: ChdbIndex, descending: bool)
         assert pages[0] == pages[1] == sorted(pages[0], reverse=descending) and pages[0]
 
 
+@pytest.mark.parametrize("sort", [es.SortKey.TIME, es.SortKey.COMPUTER])
+@pytest.mark.parametrize("descending", [False, True])
+def test_previous_pages_are_the_next_pages_walked_back(
+    index: ChdbIndex, sort: es.SortKey, descending: bool
+) -> None:
+    """Pages forward from the first, and backward from the last (a keyset read in the
+    reversed direction), are the same pages; each knows whether there is one before it."""
+    forward, cursor = [], None
+    while True:
+        page = es.search_page(index, _where(), es.PageSpec(cursor, 7, sort, descending))
+        forward.append([int(r["seq"]) for r in page.rows])
+        assert (page.prev_cursor is None) == (cursor is None)
+        if page.next_cursor is None:
+            break
+        cursor = es.Cursor.decode(page.next_cursor)
+    assert len(forward) == 6 and sum(map(len, forward)) == EVENTS
+    backward, cursor = [], None
+    spec = es.PageSpec(None, 7, sort, descending, backward=True)
+    while True:
+        page = es.search_page(index, _where(), replace(spec, cursor=cursor))
+        backward.append([int(r["seq"]) for r in page.rows])
+        assert (page.next_cursor is None) == (cursor is None)  # the last page has no next
+        if page.prev_cursor is None:
+            break
+        cursor = es.Cursor.decode(page.prev_cursor)
+    assert [s for p in backward[::-1] for s in p] == [s for p in forward for s in p]
+    assert all(len(p) == 7 for p in backward[:-1])  # from the end, the first page is short
+    # "previous" from the third page is the second page
+    pages = [es.search_page(index, _where(), es.PageSpec(None, 7, sort, descending))]
+    for _ in range(2):
+        after = es.Cursor.decode(pages[-1].next_cursor)
+        pages.append(es.search_page(index, _where(), es.PageSpec(after, 7, sort, descending)))
+    before = es.Cursor.decode(pages[-1].prev_cursor)
+    back = es.search_page(index, _where(), es.PageSpec(before, 7, sort, descending, backward=True))
+    assert [int(r["seq"]) for r in back.rows] == forward[1]
+
+
 def _expected_ips(seqs: range | list[int]) -> Counter[str]:
     return Counter(IPS[(n // 2) % 3] for n in seqs if n % 2 == 0)
 
@@ -123,16 +160,3 @@ def test_column_facets_are_always_exact(index: ChdbIndex) -> None:
     hosts = es.top_values(index, _where(), "computer", 20, sample=3)
     assert hosts.sample is None
     assert hosts.values == [{"value": "DC1", "events": 30}, {"value": "WS1", "events": 10}]
-
-
-def test_dashboard_histogram_matches_start_of_interval(index: ChdbIndex) -> None:
-    buckets, seconds = histogram(index, 1)
-    assert seconds == (EVENTS - 1) * 60 // HISTOGRAM_BUCKETS + 1
-    reference = index.query_rows(
-        "SELECT toStartOfInterval(ts, toIntervalSecond({s:UInt32})) AS bucket, count() AS n "
-        "FROM casescope.events WHERE case_id = 1 GROUP BY bucket ORDER BY bucket",
-        {"s": seconds},
-    )
-    assert buckets == [{"start": str(r["bucket"]), "events": int(r["n"])} for r in reference]
-    assert sum(b["events"] for b in buckets) == EVENTS
-    assert histogram(index, 2) == ([], 0)  # no such case

@@ -12,6 +12,7 @@ from casescope.detect.levels import SigmaLevel
 from casescope.errors import CasescopeError
 from casescope.services.event_search import EventFilters
 from casescope.services.search import SearchRequest
+from casescope.store.pills import MAX_CLAUSE, MAX_PILLS, conjoin
 from casescope.store.query import QueryLimits, QuerySyntaxError, compile_query
 from casescope.web.ids import parse_id
 
@@ -45,16 +46,21 @@ class SearchForm:
     starred: bool = False
     rule: str = ""
     ioc_id: int | None = None
+    #: Query-language clauses AND-ed with `q`: the page's pills ("filter for / out").
+    filter: tuple[str, ...] = ()
 
     def request(self, case_id: int, limits: QueryLimits) -> SearchRequest:
         """The search of this form in a case; a query with a syntax error or over `limits`
         is the caller's: a 400 that says where."""
         try:
-            compile_query(self.q, limits=limits)
+            query = conjoin(self.q, self.filter)
+            compile_query(query, limits=limits)
         except QuerySyntaxError as exc:
             raise HTTPException(400, f"query: {exc}") from None
         start, end = parse_time(self.start, "start"), parse_time(self.end, "end")
-        return SearchRequest(case_id, self.q, start, end, limits=limits)
+        if start is not None and end is not None and start > end:
+            raise HTTPException(400, "the time range ends before it starts (start is after end)")
+        return SearchRequest(case_id, query, start, end, limits=limits)
 
     def filters(self) -> EventFilters:
         try:
@@ -95,6 +101,10 @@ def search_form(
     starred: bool = False,
     rule: Annotated[str, Query(max_length=200, description="Only events this rule hit.")] = "",
     ioc_id: Annotated[str, Query(max_length=20, description="Only events this IOC hit.")] = "",
+    filter: Annotated[
+        list[str] | None,
+        Query(description="A query-language clause AND-ed with `q` (repeatable: the pills)."),
+    ] = None,
 ) -> SearchForm:
     return SearchForm(
         q,
@@ -110,7 +120,18 @@ def search_form(
         starred,
         rule.strip(),
         _number(ioc_id, "ioc_id"),
+        _pills(filter or []),
     )
+
+
+def _pills(pills: list[str]) -> tuple[str, ...]:
+    """The `filter` clauses without blanks: at most MAX_PILLS of at most MAX_CLAUSE each."""
+    kept = tuple(p for p in pills if p.strip())
+    if len(kept) > MAX_PILLS:
+        raise HTTPException(400, f"at most {MAX_PILLS} filters")
+    if any(len(p) > MAX_CLAUSE for p in kept):
+        raise HTTPException(400, f"a filter is at most {MAX_CLAUSE} characters")
+    return kept
 
 
 def _number(text: str, name: str) -> int | None:

@@ -41,13 +41,14 @@ class SearchParams(BaseModel):
     starred: bool = False
     rule: Annotated[str, Field(max_length=200)] = ""
     ioc_id: BodyId | None = None
+    filter: Annotated[list[Annotated[str, Field(max_length=2000)]], Field(max_length=20)] = []
     order: Order = Order.ASC
     sort: es.SortKey = es.SortKey.TIME
     columns: Annotated[str, Field(max_length=2000)] = ""
 
     def form(self) -> SearchForm:
-        values = self.model_dump(exclude={"order", "sort", "columns"})
-        return SearchForm(**values)
+        values = self.model_dump(exclude={"order", "sort", "columns", "filter"})
+        return SearchForm(**values, filter=tuple(self.filter))
 
     def view(self) -> View:
         return View(self.order, self.sort, parse_columns(self.columns))

@@ -34,6 +34,13 @@ class Order(StrEnum):
     DESC = "desc"
 
 
+class Direction(StrEnum):
+    """Which page of a keyset walk: the one after the cursor, or the one before it."""
+
+    NEXT = "next"
+    PREV = "prev"
+
+
 MAX_COLUMNS = 10
 
 
@@ -74,7 +81,7 @@ def search_params(form: SearchForm, view: View) -> dict:
     """The form and view as one JSON-able dict (history, saved searches), defaults left out."""
     both = {**form.__dict__, **view.as_params()}
     defaults = {**SearchForm().__dict__, **View().as_params()}
-    return {k: v for k, v in both.items() if v != defaults[k]}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in both.items() if v != defaults[k]}
 
 
 def form_where(
@@ -94,6 +101,7 @@ def run_search(
     *,
     exact_total: bool = False,
     raw: bool = False,
+    direction: Direction = Direction.NEXT,
 ) -> dict:
     """One page of results with each event's marks; a first page goes into the history.
 
@@ -105,7 +113,8 @@ def run_search(
     cap = state.settings.search_count_limit
     try:
         decoded = es.Cursor.decode(cursor) if cursor else None
-        spec = es.PageSpec(decoded, limit, view.sort, view.order is Order.DESC, raw)
+        backward = direction is Direction.PREV
+        spec = es.PageSpec(decoded, limit, view.sort, view.order is Order.DESC, raw, backward)
         with state.index.use() as index:
             result = es.search_page(
                 index, where, spec, count_limit=None if exact_total or not cap else cap
@@ -114,7 +123,7 @@ def run_search(
         raise  # 503 (web/app.py), not a bad request
     except CasescopeError as exc:
         raise HTTPException(400, str(exc)) from None
-    if cursor is None:
+    if cursor is None and direction is Direction.NEXT:
         owner = Owner(scope.principal.user.id, scope.case_id)
         record_history(state.db, owner, search_params(form, view))
     marks = marks_of(
@@ -127,6 +136,7 @@ def run_search(
         "total_exact": result.total_exact,
         "rows": result.rows,
         "next_cursor": result.next_cursor,
+        "prev_cursor": result.prev_cursor,
     }
 
 
@@ -144,15 +154,29 @@ def events(
     raw: Annotated[
         bool, Query(description="Include each event's original record (`raw`) in its row.")
     ] = False,
+    direction: Annotated[
+        Direction,
+        Query(description="`prev`: the page before `cursor` (without a cursor: the last page)."),
+    ] = Direction.NEXT,
 ) -> dict:
-    """Matching events, one keyset page at a time (pass `next_cursor` back as `cursor`).
+    """Matching events, one keyset page at a time (pass `next_cursor` back as `cursor`;
+    `prev_cursor` with `direction=prev` for the page before).
 
     `total` is exact when `total_exact` is true; otherwise there are more than `total`
     matches (the count limit) and `exact_total=true` counts them all. Rows carry every
     column and field but the original record, unless `raw=true` (or fetch one event:
     `GET /events/{file_id}/{seq}`).
     """
-    return run_search(state, scope, form, cursor, (limit, view), exact_total=exact_total, raw=raw)
+    return run_search(
+        state,
+        scope,
+        form,
+        cursor,
+        (limit, view),
+        exact_total=exact_total,
+        raw=raw,
+        direction=direction,
+    )
 
 
 @router.get("/facets")
