@@ -187,7 +187,7 @@ def test_timeline_filtered_by_level(page, served: Served) -> None:  # type: igno
     page.select_option("#detection-filters select[name=level]", "high")
     page.click("#detection-filters button[type=submit]")
     page.wait_for_url("**level=high**")
-    levels = set(page.locator("#timeline td .lvl").all_inner_texts())
+    levels = set(page.locator("#timeline td .badge").all_inner_texts())
     assert levels and levels <= {"high", "critical"}
     assert all(s.strip() for s in page.locator("#timeline td.summary").all_inner_texts()[:20])
     assert not page.problems  # type: ignore[attr-defined]

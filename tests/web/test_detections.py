@@ -444,7 +444,7 @@ def test_pages_render_filters_and_drill_down_links(det: Web) -> None:
     ).text
     (hostile,) = _all_rules(det, client, q=HOSTILE_UID)
     rule_ids = re.findall(r'<tr data-rule="(\d+)">', drilled)
-    assert str(hostile["id"]) in rule_ids and 'class="cell lvl-edge-critical selected"' in drilled
+    assert str(hostile["id"]) in rule_ids and 'class="cell edge-critical selected"' in drilled
     rule_page = client.get(f"/cases/{det.case_id}/detections/rules/{hostile['id']}")
     assert rule_page.status_code == 200 and 'id="rule-detection"' in rule_page.text
     assert f"/cases/{det.case_id}/events/" in rule_page.text

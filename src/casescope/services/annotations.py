@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import select
 
+from casescope.detect.levels import level_rank
 from casescope.model.db import Database
 from casescope.model.tables import Detection, IocHit, Rule
 from casescope.model.tables import Ioc as IocRow
-from casescope.services.detections import LEVELS
 
 #: An ATT&CK technique tag of a Sigma rule (`attack.t1003.001`); tactic tags have no number.
 _TECHNIQUE = re.compile(r"attack\.(t\d{4}(?:\.\d{3})?)", re.IGNORECASE)
@@ -74,7 +74,7 @@ def _detections(db: Database, case_id: int, keys: Sequence[EventKey]) -> dict[Ev
 
 def _severity(badge: RuleBadge) -> tuple[int, str]:
     """Most severe first (unknown levels last), then by title."""
-    rank = LEVELS.index(badge.level) if badge.level in LEVELS else -1
+    rank = level_rank(badge.level)
     return (-rank, badge.title)
 
 

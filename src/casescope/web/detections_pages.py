@@ -26,6 +26,7 @@ from casescope.services.detections import (
 from casescope.services.ioc_hits import HitFilter, hit_summary
 from casescope.services.rule_details import rule_details
 from casescope.web.api.detections import RULES_PAGE, DetectionParams, Params, prepare
+from casescope.web.ids import PathId
 from casescope.web.pages import render
 from casescope.web.security import CaseRead, CaseScope, State
 from casescope.web.state import WebState
@@ -136,7 +137,7 @@ def rule_page(
     request: Request,
     scope: CaseRead,
     state: State,
-    rule_id: int,
+    rule_id: PathId,
     host: Annotated[str, Query(max_length=255)] = "",
     cursor: Cursor = None,
 ) -> HTMLResponse:

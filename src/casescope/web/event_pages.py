@@ -24,6 +24,7 @@ from casescope.store.summary import summarise
 from casescope.web.api import workbench as wb
 from casescope.web.api.params import SearchForm
 from casescope.web.api.search import View, fetch_event, search_params
+from casescope.web.ids import PathId, PathSeq
 from casescope.web.pages import render
 from casescope.web.security import CaseRead, CaseScope, State
 
@@ -122,8 +123,8 @@ def event_page(
     request: Request,
     scope: CaseRead,
     state: State,
-    file_id: int,
-    seq: int,
+    file_id: PathId,
+    seq: PathSeq,
     search_of: wb.SearchOf,
     ctx_minutes: wb.Minutes = CONTEXT_MINUTES,
     ctx_before: wb.Cursor = None,
@@ -167,8 +168,8 @@ def process_tree_page(
     request: Request,
     scope: CaseRead,
     state: State,
-    file_id: int,
-    seq: int,
+    file_id: PathId,
+    seq: PathSeq,
     limits: wb.Limits,
     cursor: wb.Cursor = None,
 ) -> HTMLResponse:

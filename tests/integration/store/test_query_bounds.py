@@ -17,8 +17,8 @@ from casescope.errors import QueryTimeoutError
 from casescope.model.enums import FileType
 from casescope.parse import ParseReport, iter_batches
 from casescope.services import event_search as es
-from casescope.services.dashboard import histogram
 from casescope.services.search import ExportFormat, SearchRequest, build_where, search
+from casescope.services.timeline import TimelineRequest, timeline
 from casescope.store.index import ChdbIndex, LoadItem
 from casescope.store.query_bounds import QueryKind, QueryTimeouts
 from casescope.store.segments import SegmentWriter
@@ -59,7 +59,7 @@ QUERIES = {
     "an exact event-field facet": lambda ix: es.top_values(ix, _where(), "Image", sample=None),
     "a column facet": lambda ix: es.top_values(ix, _where(), "computer"),
     "one event": lambda ix: es.get_event(ix, 1, 1, 0),
-    "the dashboard's histogram": lambda ix: histogram(ix, 1),
+    "the timeline of a search": lambda ix: timeline(ix, _where(), TimelineRequest()),
     "a CLI search": lambda ix: search(ix, SearchRequest(case_id=1, query="cmd.exe")),
     "an export": lambda ix: list(
         es.export_chunks(lambda: nullcontext(ix), _where(), ExportFormat.CSV)

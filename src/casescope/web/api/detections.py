@@ -29,6 +29,7 @@ from casescope.services.detections import (
     rule_hits,
 )
 from casescope.services.rule_details import RuleDetails, rule_details
+from casescope.web.ids import MAX_ID, PathId
 from casescope.web.security import CaseRead, CaseScope, State
 from casescope.web.state import WebState
 
@@ -100,7 +101,9 @@ def detection_params(
     q: Annotated[
         str, Query(max_length=MAX_TEXT, description="Text in the rule's title/id/description.")
     ] = "",
-    rule_id: Annotated[int | None, Query(ge=1, description="Only this rule (its id).")] = None,
+    rule_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="Only this rule (its id).")
+    ] = None,
 ) -> DetectionParams:
     return DetectionParams(
         level.strip(),
@@ -370,7 +373,7 @@ def timeline(
 
 
 @router.get("/rules/{rule_id}", response_model=RuleOut)
-def rule(scope: CaseRead, state: State, rule_id: int) -> RuleOut:
+def rule(scope: CaseRead, state: State, rule_id: PathId) -> RuleOut:
     """One rule: what it is, its logic, and its hits in this case (hits: /timeline?rule_id)."""
     prepare(state, scope.case_id)
     details = rule_details(state.db, scope.case_id, rule_id)

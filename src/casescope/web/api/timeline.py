@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from casescope.errors import CasescopeError
 from casescope.services import event_search as es
+from casescope.services.search import query_limits
 from casescope.services.timeline import Timeline, TimelineRequest, timeline
 from casescope.store.fields import field_names
 from casescope.store.histogram import BUCKETS_RANGE, MOST_BUCKETS
@@ -84,7 +85,7 @@ def histogram(
     search's `start`/`end`, else its matches' first and last time), from one second to many
     days; empty buckets are kept. 400 for an unknown zone, `start` after `end`, or a bucket
     count out of range."""
-    request = form.request(scope.case_id)
+    request = form.request(scope.case_id, query_limits(state.settings))
     zone = tz or scope.principal.user.timezone
     spec = TimelineRequest(request.start, request.end, zone, buckets)
     try:
@@ -124,7 +125,9 @@ def fields(
     """The event fields present in the matches (all events without search parameters),
     counted over the first `CASESCOPE_FACET_SAMPLE_EVENTS` matches: for the field sidebar
     and for field-name completion."""
-    where = es.build_filtered_where(state.db, form.request(scope.case_id), form.filters())
+    where = es.build_filtered_where(
+        state.db, form.request(scope.case_id, query_limits(state.settings)), form.filters()
+    )
     size = state.settings.facet_sample_events or None
     with state.index.use() as index:
         found = field_names(index, where, size, limit)

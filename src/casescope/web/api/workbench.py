@@ -52,6 +52,7 @@ from casescope.web.api.workbench_models import (
     tree_out,
     tree_refs,
 )
+from casescope.web.ids import PathId, PathSeq
 from casescope.web.security import CaseRead, CaseScope, State
 from casescope.web.state import WebState
 
@@ -88,7 +89,7 @@ def _bad_request(exc: CasescopeError) -> HTTPException:
 
 
 @router.get("/events/{file_id}/{seq}/findings", response_model=FindingsOut)
-def findings(scope: CaseRead, state: State, file_id: int, seq: int) -> FindingsOut:
+def findings(scope: CaseRead, state: State, file_id: PathId, seq: PathSeq) -> FindingsOut:
     """The Sigma rules that matched the event (with their logic) and the IOCs that hit it."""
     fetch_event(state, scope.case_id, file_id, seq)
     return load_findings(state, scope.case_id, (file_id, seq))
@@ -131,8 +132,8 @@ Minutes = Annotated[
 def event_context(
     scope: CaseRead,
     state: State,
-    file_id: int,
-    seq: int,
+    file_id: PathId,
+    seq: PathSeq,
     minutes: Minutes = CONTEXT_MINUTES,
     before: Cursor = None,
     after: Cursor = None,
@@ -197,7 +198,7 @@ SearchOf = Annotated[tuple[SearchForm, View], Depends(search_of_request)]
 
 @router.get("/events/{file_id}/{seq}/neighbours", response_model=NeighboursOut)
 def event_neighbours(
-    scope: CaseRead, state: State, file_id: int, seq: int, search: SearchOf
+    scope: CaseRead, state: State, file_id: PathId, seq: PathSeq, search: SearchOf
 ) -> NeighboursOut:
     """The previous and next events of a search around this event, by keyset (one `LIMIT 1`
     query each way). Pass the search's parameters (`q`, `start`, `end`, the filters,
@@ -241,7 +242,7 @@ def load_tree(
 
 @router.get("/events/{file_id}/{seq}/process-tree", response_model=ProcessTreeOut)
 def event_process_tree(
-    scope: CaseRead, state: State, file_id: int, seq: int, limits: Limits
+    scope: CaseRead, state: State, file_id: PathId, seq: PathSeq, limits: Limits
 ) -> ProcessTreeOut:
     """The process of the event (it created, or it names) with its ancestors and
     descendants (Sysmon 1 by ProcessGuid, Security 4688 by process id within lifetimes).
@@ -280,8 +281,8 @@ def load_activity(
 def event_process_activity(
     scope: CaseRead,
     state: State,
-    file_id: int,
-    seq: int,
+    file_id: PathId,
+    seq: PathSeq,
     cursor: Cursor = None,
     limit: PageSize = 50,
 ) -> ProcessActivityOut:
