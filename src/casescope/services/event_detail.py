@@ -17,8 +17,9 @@ from typing import Any
 import orjson
 from sqlalchemy import func, select, tuple_
 
+from casescope.detect.attack import AttackTags, parse_tags
 from casescope.detect.levels import level_rank
-from casescope.detect.rule_text import AttackTag, attack_tags, rule_text
+from casescope.detect.rule_doc import describe, nth_of_path
 from casescope.errors import CasescopeError
 from casescope.model.db import Database
 from casescope.model.tables import Detection, IocHit, Rule
@@ -45,29 +46,28 @@ class RuleHit:
     title: str
     level: str
     status: str
-    attack: list[AttackTag]
+    attack: AttackTags
     description: str
-    logic: str
+    logic: str  # the rule's `detection:` (or `correlation:`) block
 
 
 def rule_hits(db: Database, case_id: int, ref: EventRef) -> list[RuleHit]:
     """The rules that matched the event, highest level first."""
     with db.read() as session:
         rows = session.execute(
-            select(Rule.rule_uid, Rule.title, Rule.level, Rule.status, Rule.tags, Rule.yaml)
+            select(
+                Rule.rule_uid, Rule.title, Rule.level, Rule.status, Rule.tags, Rule.yaml, Rule.path
+            )
             .join(Detection, Detection.rule_id == Rule.id)
             .where(Detection.case_id == case_id, Detection.file_id == ref[0])
             .where(Detection.seq == ref[1])
             .distinct()
         ).all()
     hits = []
-    for uid, title, level, status, tags, text in rows:
-        parts = rule_text(text or "")
-        hits.append(
-            RuleHit(
-                uid, title, level, status, attack_tags(tags or ""), parts.description, parts.logic
-            )
-        )
+    for uid, title, level, status, tags, text, path in rows:
+        doc = describe(text or "", uid, nth_of_path(path))
+        attack = parse_tags(tags or "")
+        hits.append(RuleHit(uid, title, level, status, attack, doc.description, doc.detection))
     return sorted(hits, key=lambda h: (-level_rank(h.level), h.title))
 
 

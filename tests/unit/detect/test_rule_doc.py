@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from textwrap import dedent
 
 from casescope.detect.rule_doc import describe, nth_of_path
@@ -62,3 +63,11 @@ def test_bad_or_odd_yaml_gives_an_empty_description() -> None:
 def test_nth_of_path() -> None:
     assert nth_of_path("a/b.yml") == 0 and nth_of_path("a/b.yml#3") == 2
     assert nth_of_path("a#b.yml") == 0
+
+
+def test_every_sigmahq_process_access_rule_has_its_logic(sigma_dir: Path) -> None:
+    rules = sorted((sigma_dir / "rules" / "windows" / "process_access").glob("*.yml"))
+    assert rules
+    for path in rules:
+        doc = describe(path.read_text(encoding="utf-8"), "", 0)
+        assert "condition:" in doc.detection and doc.description, path

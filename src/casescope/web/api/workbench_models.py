@@ -11,7 +11,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from casescope.detect.rule_text import AttackKind
 from casescope.services.event_detail import Badge, IocMatch, RuleHit
 from casescope.services.logon_sessions import WELL_KNOWN, LogonSession
 from casescope.services.process_graph import ProcessRecord, ProcessTree, TreeNode
@@ -86,21 +85,18 @@ class RuleHitOut(BaseModel):
     techniques: list[str] = Field(description="ATT&CK technique ids, e.g. T1003.001.")
     groups_software: list[str]
     description: str
-    detection: str = Field(description="The rule's `detection:` block as written.")
+    detection: str = Field(description="The rule's `detection:` (or `correlation:`) block.")
 
 
 def rule_out(hit: RuleHit) -> RuleHitOut:
-    def of(*kinds: AttackKind) -> list[str]:
-        return [t.label for t in hit.attack if t.kind in kinds]
-
     return RuleHitOut(
         rule_uid=hit.rule_uid,
         title=hit.title,
         level=hit.level,
         status=hit.status,
-        tactics=of(AttackKind.TACTIC),
-        techniques=of(AttackKind.TECHNIQUE),
-        groups_software=of(AttackKind.GROUP, AttackKind.SOFTWARE),
+        tactics=[tactic.short for tactic in hit.attack.tactics],
+        techniques=list(hit.attack.techniques),
+        groups_software=list(hit.attack.others),
         description=hit.description,
         detection=hit.logic,
     )
