@@ -15,7 +15,7 @@ from casescope.detect.load import LoadedRule
 from casescope.detect.pipelines import process
 
 #: Bumped whenever the same rule and events may give different detections.
-ENGINE_VERSION = "4"
+ENGINE_VERSION = "5"
 
 
 @dataclass(slots=True)
