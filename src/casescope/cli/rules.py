@@ -11,14 +11,17 @@ from rich.table import Table
 from casescope.cli.common import console, friendly_errors, open_app, shown
 from casescope.cli.follow import follow
 from casescope.cli.output import OutputFormat, format_option, write_rows
+from casescope.cli.placeholders import app as placeholders_app
 from casescope.detect.levels import SigmaLevel, SigmaStatus
 from casescope.model.enums import Operation
 from casescope.services.cases import get_case
 from casescope.services.detections import DetectionFilter, iter_detections, summary
+from casescope.services.placeholders import load_placeholder_file, set_placeholders
 from casescope.services.reprocess import requeue_files
 from casescope.store.rulesets import RuleSelector, import_rules, list_rules, set_enabled
 
 app = typer.Typer(help="Import and list Sigma rules.", no_args_is_help=True)
+app.add_typer(placeholders_app, name="placeholders")
 
 
 @app.command("import")
@@ -28,9 +31,16 @@ def import_(
     name: Annotated[
         str | None, typer.Option(help="Name of this rule set (default: folder).")
     ] = None,
+    placeholders: Annotated[
+        Path | None,
+        typer.Option(help="YAML file of |expand placeholder values: {known_cdcs: [DC01]}."),
+    ] = None,
 ) -> None:
     """Import Sigma rules; rules that cannot load or compile are kept with the reason."""
     ctx = open_app("rules import")
+    if placeholders is not None:
+        values = load_placeholder_file(placeholders)
+        set_placeholders(ctx.db, ctx.settings, dict(values))
     with console.status("loading and compiling rules..."):
         report = import_rules(ctx.db, ctx.settings, path, name)
     console.print(

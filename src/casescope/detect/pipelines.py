@@ -24,14 +24,21 @@ from sigma.pipelines.windows import windows_audit_pipeline, windows_logsource_pi
 from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 
+from casescope.detect.placeholders import Placeholders, placeholder_pipeline
+
 PACKAGES = ("pySigma", "pysigma-pipeline-windows", "pysigma-pipeline-sysmon")
 
 
-def variant_pipelines() -> dict[str, ProcessingPipeline]:
-    """The pipeline of every variant, by name."""
+def variant_pipelines(placeholders: Placeholders | None = None) -> dict[str, ProcessingPipeline]:
+    """The pipeline of every variant, by name; `placeholders` (name -> values) replace the
+    `|expand` placeholders they name first (`placeholders.py`)."""
     return {
-        "sysmon": sysmon_pipeline() + windows_logsource_pipeline(),
-        "security": windows_audit_pipeline() + windows_logsource_pipeline(),
+        "sysmon": placeholder_pipeline(placeholders or {})
+        + sysmon_pipeline()
+        + windows_logsource_pipeline(),
+        "security": placeholder_pipeline(placeholders or {})
+        + windows_audit_pipeline()
+        + windows_logsource_pipeline(),
     }
 
 

@@ -13,6 +13,7 @@ from casescope.detect.atoms import AtomTable, CompileError
 from casescope.detect.compile import Node, condition_node, equal_values, or_, required
 from casescope.detect.load import LoadedRule
 from casescope.detect.pipelines import process
+from casescope.detect.placeholders import Placeholders, used_values
 
 #: Bumped whenever the same rule and events may give different detections.
 ENGINE_VERSION = "5"
@@ -68,17 +69,26 @@ def _variant_conditions(
     return [("generic", unmapped[0][1])] if unmapped else [], errors
 
 
-def content_hash(loaded: LoadedRule, salt: str) -> str:
-    """A rule's content hash: changes with its file, its place there, engine or pipelines."""
+def content_hash(loaded: LoadedRule, salt: str, values: str = "") -> str:
+    """A rule's content hash: changes with its file, its place there, engine or pipelines,
+    and the values of the placeholders it uses (`values`, when it uses any)."""
     text = f"{salt}\n{loaded.sha256}\n{loaded.index}"
+    if values:
+        text += f"\n{values}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def compile_rule(
-    loaded: LoadedRule, pipelines: dict[str, ProcessingPipeline], table: AtomTable, salt: str
+    loaded: LoadedRule,
+    pipelines: dict[str, ProcessingPipeline],
+    table: AtomTable,
+    salt: str,
+    placeholders: Placeholders | None = None,
 ) -> CompiledRule:
-    """Process `loaded` under each pipeline variant and compile the OR of the variants."""
+    """Process `loaded` under each pipeline variant and compile the OR of the variants
+    (`pipelines` must replace the `placeholders` the rule uses: `variant_pipelines`)."""
     rule = loaded.rule
+    values = used_values(rule, placeholders or {})
     variants, errors = _variant_conditions(rule, pipelines)
     if not variants:
         raise CompileError("; ".join(errors) or "no condition")
@@ -95,7 +105,7 @@ def compile_rule(
         path=loaded.path,
         logsource=_logsource(rule),
         sha256=loaded.sha256,
-        content_hash=content_hash(loaded, salt),
+        content_hash=content_hash(loaded, salt, values if values != "{}" else ""),
         tree=tree,
         variants=tuple(name for name, _ in variants),
         event_ids=_ints(event_ids),

@@ -267,6 +267,18 @@ class RuleSetManifest(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
+class SigmaPlaceholder(Base):
+    """Values of one `|expand` placeholder (`%known_cdcs%` -> DC names), for every rule
+    that uses it; a rule whose placeholders have no values does not compile."""
+
+    __tablename__ = "sigma_placeholders"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)  # without the %
+    values: Mapped[str] = mapped_column(Text)  # JSON list of strings
+    updated_by: Mapped[str] = mapped_column(String(200), default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
 class Ioc(Base):
     """An indicator of compromise hunted in one case (see docs/ioc.md for the types).
 

@@ -27,9 +27,11 @@ from casescope.detect.cache import ruleset_hash
 from casescope.detect.engine import CompiledRuleSet, compile_rules
 from casescope.detect.levels import SigmaLevel, SigmaStatus
 from casescope.detect.load import LoadedRule, RuleLoad, load_document, load_rules
+from casescope.detect.placeholders import Placeholders
 from casescope.errors import CasescopeError
 from casescope.model.db import Database
 from casescope.model.tables import AuditRecord, Rule, RuleSetManifest
+from casescope.store.placeholders import placeholder_values
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ def import_rules(
     """
     name = name or source.name
     load = load_rules(source)
-    compiled = compile_rules(load)
+    compiled = compile_rules(load, placeholder_values(db))
     failures: dict[str, str] = {}
     for failure in compiled.failures:
         failures.setdefault(failure.path, failure.reason)
@@ -136,7 +138,7 @@ def _compiled_paths(settings: Settings, active_hash: str) -> tuple[Path, Path]:
     return base.with_suffix(".pkl"), base.with_suffix(".ids.json")
 
 
-def _compile_rows(rows: list[Rule]) -> CompiledRuleSet:
+def _compile_rows(rows: list[Rule], placeholders: Placeholders) -> CompiledRuleSet:
     """Compile the files of `rows` (each once), keeping only the rules and correlations of
     `rows` plus the rules those correlations reference."""
     files: dict[tuple[str, str], str] = {}
@@ -145,7 +147,7 @@ def _compile_rows(rows: list[Rule]) -> CompiledRuleSet:
     load = RuleLoad()
     for (_, path), text in files.items():
         load_document(path, text.encode(), load)
-    return _select(compile_rules(load), rows)
+    return _select(compile_rules(load, placeholders), rows)
 
 
 def _select(compiled: CompiledRuleSet, rows: list[Rule]) -> CompiledRuleSet:
@@ -167,13 +169,16 @@ def activate(
     file of that source; reused instead of compiling again when all enabled rules come
     from that source (compiling ~2,900 rules takes several seconds)."""
     rows = _active_rows(db)
-    active_hash = ruleset_hash((f"{row.source}/{row.path}", row.sha256) for row in rows)
+    placeholders = placeholder_values(db)
+    pairs = [(f"{row.source}/{row.path}", row.sha256) for row in rows]
+    pairs.append(("placeholders", json.dumps(placeholders, sort_keys=True)))
+    active_hash = ruleset_hash(pairs)
     pickle_path, ids_path = _compiled_paths(settings, active_hash)
     if not (pickle_path.exists() and ids_path.exists()):
         if fresh is not None and all(row.source == fresh[0] for row in rows):
             ruleset = _select(fresh[1], rows)
         else:
-            ruleset = _compile_rows(rows)
+            ruleset = _compile_rows(rows, placeholders)
         ruleset.hash = active_hash
         ruleset.save(pickle_path)
         row_ids = {row.rule_uid: row.id for row in reversed(rows)}
@@ -186,6 +191,33 @@ def activate(
     marker.with_suffix(".tmp").write_text(active_hash)
     marker.with_suffix(".tmp").replace(marker)
     return active_hash
+
+
+def refresh_expanding_rules(db: Database, settings: Settings) -> int:
+    """Re-check every rule that may use `|expand` placeholders against the current values
+    (its error is set or cleared, as an import would) and re-activate the set; returns the
+    rules whose error changed. Only the rules whose placeholders changed get a new content
+    hash, so `rules run` re-evaluates only them."""
+    placeholders = placeholder_values(db)
+    changed = 0
+    with db.session() as session:
+        rows = list(session.scalars(select(Rule).where(Rule.yaml.contains("expand"))))
+        by_source: dict[str, dict[str, str]] = {}
+        for row in rows:
+            by_source.setdefault(row.source, {}).setdefault(_file_path(row.path), row.yaml)
+        failures: dict[tuple[str, str], str] = {}
+        for source, files in by_source.items():
+            load = RuleLoad()
+            for path, text in files.items():
+                load_document(path, text.encode(), load)
+            for failure in compile_rules(load, placeholders).failures:
+                failures.setdefault((source, failure.path), failure.reason)
+        for row in rows:
+            error = failures.get((row.source, _file_path(row.path)))
+            if error != row.error:
+                row.error, changed = error, changed + 1
+    activate(db, settings)
+    return changed
 
 
 def _record_manifest(db: Database, active_hash: str, ruleset: CompiledRuleSet) -> None:
