@@ -239,11 +239,14 @@ def test_cursor_of_another_sort_is_a_400(ui: Web) -> None:
 def test_detections_grouped_like_the_cli_summary_with_drill_down(ui: Web) -> None:
     client, db = ui.clients["reader"], ui.app.state.web.db
     expected = summary(db, DetectionFilter(ui.case_id))
-    assert {uid[-4:] for _, uid, _, _ in expected} == {"4768", "7045"}
+    assert {item.rule_uid[-4:] for item in expected} == {"4768", "7045"}
     api = client.get(_url(ui, "detections")).json()
-    assert [(d["level"], d["rule_uid"], d["title"], d["hits"]) for d in api] == expected
+    assert api == [item.__dict__ for item in expected]
+    (source,) = {item.source for item in expected}
+    assert client.get(_url(ui, "detections"), params={"source": source}).json() == api
+    assert client.get(_url(ui, "detections"), params={"source": "other"}).json() == []
     html = client.get(f"/cases/{ui.case_id}/detections").text
-    for _, uid, _, hits in expected:
+    for uid, hits in ((item.rule_uid, item.hits) for item in expected):
         link = re.search(rf'href="/cases/{ui.case_id}/search\?rule={uid}">(\d+)</a>', html)
         assert link and int(link.group(1)) == hits
         events = detected_events(db, DetectionFilter(ui.case_id, rule_uid=uid))

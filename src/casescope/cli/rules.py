@@ -44,7 +44,8 @@ def import_(
     with console.status("loading and compiling rules..."):
         report = import_rules(ctx.db, ctx.settings, path, name)
     console.print(
-        f"{report.source}: {report.rules:,} rules loaded, {report.failed:,} cannot run "
+        f"{report.source}: {report.rules:,} rules loaded ({report.warned:,} with warnings, "
+        f"{report.off:,} off by the rule set's defaults), {report.failed:,} cannot run "
         "(see `casescope rules list --failed`)",
         highlight=False,
     )
@@ -54,11 +55,15 @@ def import_(
 @friendly_errors
 def list_(
     failed: Annotated[bool, typer.Option("--failed", help="Only rules that cannot run.")] = False,
+    warned: Annotated[
+        bool, typer.Option("--warnings", help="Only rules loaded with warnings.")
+    ] = False,
 ) -> None:
-    """List imported rules (or only those that failed, with why)."""
+    """List imported rules (or only those that failed, with why, or carry warnings)."""
     ctx = open_app("rules list")
-    table = Table("source", "id", "level", "on", "title" if not failed else "path", "error")
-    for rule in list_rules(ctx.db, failed=failed):
+    title = "title" if not failed else "path"
+    table = Table("source", "id", "level", "on", title, "error", "warnings")
+    for rule in list_rules(ctx.db, failed=failed, warned=warned):
         table.add_row(
             shown(rule.source),
             rule.rule_uid[:36],
@@ -66,6 +71,7 @@ def list_(
             "yes" if rule.enabled else "no",
             shown(rule.path if failed else rule.title),
             shown(rule.error or ""),
+            shown((rule.warnings or "").replace("\n", "; ")),
         )
     console.print(table)
 
@@ -75,15 +81,20 @@ def detections(
     case: Annotated[str, typer.Option("--case", "-c", help="Case name.")],
     level: Annotated[SigmaLevel | None, typer.Option(help="Minimum level.")] = None,
     rule: Annotated[str | None, typer.Option(help="Only this Sigma rule id.")] = None,
+    source: Annotated[
+        str | None, typer.Option(help="Only this rule set (its `rules import --name`).")
+    ] = None,
     fmt: Annotated[OutputFormat, format_option()] = OutputFormat.TABLE,
 ) -> None:
     """Sigma detections of a case: a summary by rule (table) or every hit (jsonl/csv)."""
     ctx = open_app("detections")
-    filters = DetectionFilter(get_case(ctx.db, case).id, level, rule)
+    filters = DetectionFilter(get_case(ctx.db, case).id, level, rule, source)
     if fmt is OutputFormat.TABLE:
-        table = Table("level", "rule id", "title", "hits", title="detections by rule")
-        for lvl, uid, title, hits in summary(ctx.db, filters):
-            table.add_row(lvl, uid, shown(title), f"{hits:,}")
+        table = Table("level", "rule set", "rule id", "title", "hits", title="detections by rule")
+        for item in summary(ctx.db, filters):
+            table.add_row(
+                item.level, shown(item.source), item.rule_uid, shown(item.title), f"{item.hits:,}"
+            )
         console.print(table)
         return
     write_rows(iter_detections(ctx.db, filters), fmt)

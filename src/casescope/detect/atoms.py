@@ -49,6 +49,7 @@ CORE_KEYS = {
 #: drops the wrapper element that follows it (`LogFileCleared.`), as the parser does.
 _EVENTKEY_PREFIXES = ("event.eventdata.", "event.system.")
 _USERDATA_PREFIX = "event.userdata."
+_WHOLE_DATA = ("event.eventdata", "event.userdata")
 _ATTRIBUTES = "_attributes."  # Hayabusa's `Provider_attributes.Name`: the parser's `.Name`
 _IGNORED = str.maketrans("", "", " \t\r\n_")
 #: Pseudo-field of keyword (field-less) searches: every value in the event's `fields`.
@@ -85,8 +86,15 @@ def name_key(name: str) -> str:
 
 
 def field_key(name: str) -> str:
-    """The key an atom uses for a rule's field name (an eventkey reduced to its field)."""
+    """The key an atom uses for a rule's field name (an eventkey reduced to its field).
+
+    An EventData or UserData eventkey names a field of the event's map even when its name
+    is a core column's (UserData's `LogFileCleared.Channel` is the cleared log, not the
+    event's channel); the whole `Event.EventData` is every value of the map (keywords)."""
     lowered = name.lower()
+    if lowered in _WHOLE_DATA:
+        return KEYWORDS
+    data = lowered.startswith((_USERDATA_PREFIX, _EVENTKEY_PREFIXES[0]))
     if lowered.startswith(_USERDATA_PREFIX):
         lowered = lowered[len(_USERDATA_PREFIX) :].partition(".")[2] or lowered
     for prefix in _EVENTKEY_PREFIXES:
@@ -96,7 +104,7 @@ def field_key(name: str) -> str:
     if lowered == "provider_attributes.name":
         lowered = "provider_name"
     key = name_key(lowered.replace(_ATTRIBUTES, "."))
-    return CORE_KEYS.get(key, key)
+    return key if data else CORE_KEYS.get(key, key)
 
 
 class Atom(NamedTuple):

@@ -12,7 +12,7 @@ from sigma.rule import SigmaRule
 from casescope.detect.atoms import AtomTable, CompileError
 from casescope.detect.compile import Node, condition_node, equal_values, or_, required
 from casescope.detect.load import LoadedRule
-from casescope.detect.pipelines import process
+from casescope.detect.pipelines import alias_pipeline, process
 from casescope.detect.placeholders import Placeholders, used_values
 
 #: Bumped whenever the same rule and events may give different detections.
@@ -37,6 +37,9 @@ class CompiledRule:
     author: str = ""
     description: str = ""
     name: str = ""  # the rule's `name:`, which correlation rules may reference
+    details: str = ""  # Hayabusa's `details` template (`details.render_details`)
+    sigma_id: str = ""  # the id as written (`id` is qualified by the rule set, if any)
+    source: str = ""  # the rule set (empty when compiled from files directly)
 
     @property
     def attack(self) -> list[str]:
@@ -89,6 +92,8 @@ def compile_rule(
     (`pipelines` must replace the `placeholders` the rule uses: `variant_pipelines`)."""
     rule = loaded.rule
     values = used_values(rule, placeholders or {})
+    if loaded.aliases:
+        pipelines = {name: alias_pipeline(loaded.aliases) + p for name, p in pipelines.items()}
     variants, errors = _variant_conditions(rule, pipelines)
     if not variants:
         raise CompileError("; ".join(errors) or "no condition")
@@ -97,11 +102,11 @@ def compile_rule(
     event_ids = equal_values(clauses, table, "@event_id")
     channels = equal_values(clauses, table, "@channel")
     return CompiledRule(
-        id=str(rule.id or loaded.path),
+        id=loaded.uid,
         title=rule.title,
         level=rule.level.name.lower() if rule.level else "",
         status=rule.status.name.lower() if rule.status else "",
-        tags=[str(t) for t in rule.tags],
+        tags=list(loaded.tags),
         path=loaded.path,
         logsource=_logsource(rule),
         sha256=loaded.sha256,
@@ -113,6 +118,9 @@ def compile_rule(
         author=rule.author or "",
         description=rule.description or "",
         name=rule.name or "",
+        details=loaded.details,
+        sigma_id=loaded.sigma_id,
+        source=loaded.source,
     )
 
 

@@ -229,6 +229,10 @@ class Rule(Base):
     yaml: Mapped[str] = mapped_column(Text, default="")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)  # why it cannot run
+    #: what had to be fixed for pySigma to load it (a bare tag, a non-UUID id...), one a line
+    warnings: Mapped[str | None] = mapped_column(Text, nullable=True)
+    details: Mapped[str] = mapped_column(Text, default="")  # Hayabusa's `details` template
+    aliases: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: alias -> eventkey
     imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

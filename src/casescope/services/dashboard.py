@@ -66,7 +66,8 @@ def build_dashboard(db: Database, index: EventIndex, case_id: int) -> Dashboard:
         events_parsed=status.events_parsed,
         events_indexed=status.events_indexed or 0,
     )
-    for level, _uid, _title, count in summary(db, DetectionFilter(case_id)):
+    for item in summary(db, DetectionFilter(case_id)):
+        level, count = item.level, item.hits
         key = level or "unknown"
         board.detections_by_level[key] = board.detections_by_level.get(key, 0) + count
     board.ioc_hits = sum(s.hits for s in hit_summary(db, HitFilter(case_id)))

@@ -17,6 +17,18 @@ class DetectionFilter:
     case_id: int
     min_level: SigmaLevel | None = None
     rule_uid: str | None = None
+    source: str | None = None  # one rule set (`rules import --name`); None: every set
+
+
+@dataclass(frozen=True)
+class RuleHits:
+    """A rule's hits in a case: the rule belongs to one rule set (`source`)."""
+
+    level: str
+    rule_uid: str
+    title: str
+    hits: int
+    source: str
 
 
 def _where(filters: DetectionFilter) -> list:
@@ -25,6 +37,8 @@ def _where(filters: DetectionFilter) -> list:
         clauses.append(Rule.level.in_([lvl.value for lvl in filters.min_level.and_above()]))
     if filters.rule_uid:
         clauses.append(Rule.rule_uid == filters.rule_uid)
+    if filters.source:
+        clauses.append(Rule.source == filters.source)
     return clauses
 
 
@@ -39,6 +53,7 @@ def iter_detections(
             Detection.seq,
             Detection.record_id,
             Rule.rule_uid,
+            Rule.source,
             Rule.title,
             Rule.level,
             Rule.tags,
@@ -54,18 +69,19 @@ def iter_detections(
             yield dict(row._mapping)
 
 
-def summary(db: Database, filters: DetectionFilter) -> list[tuple[str, str, str, int]]:
-    """(level, rule id, title, hits), most hits first."""
+def summary(db: Database, filters: DetectionFilter) -> list[RuleHits]:
+    """Hits per rule (of one rule set, or of each), most hits first. The same rule in two
+    active sets is two rules: each hit belongs to one of them, never to both."""
     with db.read() as session:
         rows = session.execute(
-            select(Rule.level, Rule.rule_uid, Rule.title, func.count())
+            select(Rule.level, Rule.rule_uid, Rule.title, func.count(), Rule.source)
             .select_from(Detection)
             .join(Rule, Rule.id == Detection.rule_id)
             .where(*_where(filters))
             .group_by(Rule.id)
-            .order_by(func.count().desc())
+            .order_by(func.count().desc(), Rule.source, Rule.rule_uid)
         ).all()
-    return [(level, uid, title, count) for level, uid, title, count in rows]
+    return [RuleHits(*row) for row in rows]
 
 
 def detected_events(db: Database, filters: DetectionFilter) -> tuple[tuple[int, int], ...]:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from casescope.config import Settings
 from casescope.detect.active import ActiveRules
@@ -28,6 +29,12 @@ from casescope.detect.engine import CompiledRuleSet, compile_rules
 from casescope.detect.levels import SigmaLevel, SigmaStatus
 from casescope.detect.load import LoadedRule, RuleLoad, load_document, load_rules
 from casescope.detect.placeholders import Placeholders
+from casescope.detect.ruleset_config import (
+    RuleSetDefaults,
+    aliases_for,
+    read_defaults,
+    read_eventkey_aliases,
+)
 from casescope.errors import CasescopeError
 from casescope.model.db import Database
 from casescope.model.tables import AuditRecord, Rule, RuleSetManifest
@@ -41,6 +48,8 @@ class ImportReport:
     source: str
     rules: int
     failed: int
+    warned: int = 0  # loaded, with warnings (`rules list --warnings`)
+    off: int = 0  # imported disabled: the rule set does not run them by default
 
 
 def _rules_dir(settings: Settings) -> Path:
@@ -63,13 +72,76 @@ def _describe(row: Rule, doc: Mapping[str, object], uid: str, loaded: LoadedRule
     if loaded is not None:
         rule = loaded.rule
         row.title, row.level = rule.title, str(rule.level or "")
-        row.status, row.tags = str(rule.status or ""), " ".join(str(t) for t in rule.tags)
+        row.status, row.tags = str(rule.status or ""), " ".join(loaded.tags)
+        row.warnings = "\n".join(loaded.warnings) or None
+        row.details = loaded.details
+        row.aliases = json.dumps(loaded.aliases) if loaded.aliases else None
     else:  # a correlation rule: its YAML document
         row.title, row.level = str(doc.get("title", uid)), str(doc.get("level") or "")
         tags = doc.get("tags") or []
         row.status = str(doc.get("status") or "")
         row.tags = " ".join(map(str, tags)) if isinstance(tags, list) else ""
+        row.details, row.aliases = "", None
     row.rule_uid = uid
+
+
+def compiled_id(row: Rule) -> str:
+    """The id a rule row's compiled rule has: qualified by its rule set (`LoadedRule.uid`)."""
+    return f"{row.source}:{row.rule_uid}"
+
+
+def _attach(load: RuleLoad, source: str, aliases: dict[str, str]) -> None:
+    """Mark a load's rules and correlations as `source`'s, with the set's field aliases."""
+    for loaded in load.rules:
+        loaded.source = source
+        loaded.aliases = aliases_for(loaded.rule, aliases)
+    for corr in load.correlations:
+        corr.source = source
+
+
+class _Rows:
+    """The rows of one import: existing rows reused by key, new ones enabled as the rule
+    set's defaults say (`detect.ruleset_config.read_defaults`)."""
+
+    def __init__(self, session: Session, name: str, defaults: RuleSetDefaults) -> None:
+        self.session, self.name, self.defaults = session, name, defaults
+        query = select(Rule).where(Rule.source == name)
+        self.existing = {r.path: r for r in session.scalars(query)}
+        self.used: dict[str, int] = {}
+        self.off = 0
+
+    def row(self, path: str) -> Rule:
+        key = _row_path(path, self.used)
+        return self.existing.pop(key, None) or Rule(source=self.name, path=key)
+
+    def add(self, row: Rule) -> None:
+        if row.id is None and not self.defaults.enabled(row.rule_uid.lower(), row.status):
+            row.enabled, self.off = False, self.off + 1
+        self.session.add(row)
+
+    def write(self, load: RuleLoad, failures: dict[str, str]) -> None:
+        for loaded in load.rules:
+            row = self.row(loaded.path)
+            _describe(row, {}, loaded.sigma_id, loaded)
+            row.sha256, row.yaml, row.error = loaded.sha256, loaded.text, failures.get(loaded.path)
+            self.add(row)
+        for corr in load.correlations:
+            if corr.rule is None or corr.error:
+                continue  # listed among the failures
+            row = self.row(corr.path)
+            uid = str(corr.rule.id or corr.path)  # as `CompiledCorrelation.id`
+            _describe(row, corr.definition, uid, None)
+            row.warnings = "\n".join(corr.warnings) or None
+            row.sha256, row.yaml, row.error = corr.sha256, corr.text, failures.get(corr.path)
+            self.add(row)
+        for failure in load.failures:
+            if failure.path in self.used:  # the file's rules carry the reason
+                continue
+            row = self.row(failure.path)
+            row.rule_uid, row.sha256, row.error = failure.path, "", failure.reason
+            self.session.add(row)
+        for stale in self.existing.values():
+            self.session.delete(stale)
 
 
 def import_rules(
@@ -78,50 +150,28 @@ def import_rules(
     """Load a folder or zip of Sigma rules into the DB (replacing an import of that name).
 
     Each rule, correlation rule and failure is one row; the second and later rules of one
-    file are keyed `path#2`, `path#3`, ... (the whole file's YAML is kept on each).
+    file are keyed `path#2`, `path#3`, ... (the whole file's YAML is kept on each). A rule
+    set's own config (Hayabusa's `config/`) gives its field aliases and the rules it does
+    not run by default (imported disabled).
     """
     name = name or source.name
     load = load_rules(source)
+    _attach(load, name, read_eventkey_aliases(source))
     compiled = compile_rules(load, placeholder_values(db))
     failures: dict[str, str] = {}
     for failure in compiled.failures:
         failures.setdefault(failure.path, failure.reason)
-    used: dict[str, int] = {}
     with db.session() as session:
-        existing = {r.path: r for r in session.scalars(select(Rule).where(Rule.source == name))}
-
-        def row_for(path: str) -> Rule:
-            key = _row_path(path, used)
-            return existing.pop(key, None) or Rule(source=name, path=key)
-
-        for loaded in load.rules:
-            row = row_for(loaded.path)
-            _describe(row, {}, str(loaded.rule.id or loaded.path), loaded)
-            row.sha256, row.yaml, row.error = loaded.sha256, loaded.text, failures.get(loaded.path)
-            session.add(row)
-        for corr in load.correlations:
-            if corr.rule is None or corr.error:
-                continue  # listed among the failures
-            row = row_for(corr.path)
-            uid = str(corr.rule.id or corr.path)  # as `CompiledCorrelation.id`
-            _describe(row, corr.definition, uid, None)
-            row.sha256, row.yaml, row.error = corr.sha256, corr.text, failures.get(corr.path)
-            session.add(row)
-        for failure in load.failures:
-            if failure.path in used:  # the file's rules carry the reason
-                continue
-            row = row_for(failure.path)
-            row.rule_uid, row.sha256, row.error = failure.path, "", failure.reason
-            session.add(row)
-        for stale in existing.values():
-            session.delete(stale)
-        session.add(
-            AuditRecord(
-                actor=actor, action="rules.import", detail=f"{name}: {len(load.rules)} rules"
-            )
-        )
+        rows = _Rows(session, name, read_defaults(source))
+        rows.write(load, failures)
+        detail = f"{name}: {len(load.rules)} rules, {rows.off} off by the set's defaults"
+        session.add(AuditRecord(actor=actor, action="rules.import", detail=detail))
     activate(db, settings, fresh=(name, compiled))
-    return ImportReport(name, len(load.rules) + len(load.correlations), len(failures))
+    warned = sum(1 for r in load.rules if r.warnings) + sum(
+        1 for c in load.correlations if c.warnings
+    )
+    count = len(load.rules) + len(load.correlations)
+    return ImportReport(name, count, len(failures), warned, rows.off)
 
 
 def _active_rows(db: Database) -> list[Rule]:
@@ -142,18 +192,24 @@ def _compile_rows(rows: list[Rule], placeholders: Placeholders) -> CompiledRuleS
     """Compile the files of `rows` (each once), keeping only the rules and correlations of
     `rows` plus the rules those correlations reference."""
     files: dict[tuple[str, str], str] = {}
+    aliases: dict[tuple[str, str], dict[str, str]] = {}
     for row in rows:
-        files.setdefault((row.source, _file_path(row.path)), row.yaml)
+        key = (row.source, _file_path(row.path))
+        files.setdefault(key, row.yaml)
+        aliases.setdefault(key, {}).update(json.loads(row.aliases or "{}"))
     load = RuleLoad()
-    for (_, path), text in files.items():
-        load_document(path, text.encode(), load)
+    for (source, path), text in files.items():
+        one = RuleLoad()
+        load_document(path, text.encode(), one)
+        _attach(one, source, aliases[(source, path)])
+        load.extend(one)
     return _select(compile_rules(load, placeholders), rows)
 
 
 def _select(compiled: CompiledRuleSet, rows: list[Rule]) -> CompiledRuleSet:
     """The rules and correlations of `rows` out of a compiled set holding all of their
     files, plus the rules those correlations reference."""
-    wanted = {row.rule_uid for row in rows}
+    wanted = {compiled_id(row) for row in rows}
     correlations = [c for c in compiled.correlations if c.id in wanted]
     wanted |= {rule_id for c in correlations for rule_id in c.rules}
     rules = [rule for rule in compiled.rules if rule.id in wanted]
@@ -181,7 +237,7 @@ def activate(
             ruleset = _compile_rows(rows, placeholders)
         ruleset.hash = active_hash
         ruleset.save(pickle_path)
-        row_ids = {row.rule_uid: row.id for row in reversed(rows)}
+        row_ids = {compiled_id(row): row.id for row in reversed(rows)}
         ids_path.with_suffix(".tmp").write_text(json.dumps(row_ids))
         ids_path.with_suffix(".tmp").replace(ids_path)
         _record_manifest(db, active_hash, ruleset)
@@ -294,9 +350,13 @@ def set_enabled(
     return changed
 
 
-def list_rules(db: Database, *, failed: bool = False) -> list[Rule]:
+def list_rules(db: Database, *, failed: bool = False, warned: bool = False) -> list[Rule]:
+    """Imported rules; `failed`: only those that cannot run; `warned`: only those loaded
+    with warnings (what had to be fixed for pySigma, `detect.normalise`)."""
     with db.read() as session:
         query = select(Rule).order_by(Rule.source, Rule.path)
         if failed:
             query = query.where(Rule.error.is_not(None))
+        if warned:
+            query = query.where(Rule.warnings.is_not(None))
         return list(session.scalars(query))

@@ -179,8 +179,8 @@ def mark_page(
 def detections_page(request: Request, scope: CaseRead, state: State) -> HTMLResponse:
     """Detections by rule and IOC hits by IOC, each count linking to its events."""
     detections = [
-        {"level": lv, "rule_uid": uid, "title": t, "hits": n, "qs": _qs({"rule": uid})}
-        for lv, uid, t, n in summary(state.db, DetectionFilter(scope.case_id))
+        {**item.__dict__, "qs": _qs({"rule": item.rule_uid})}
+        for item in summary(state.db, DetectionFilter(scope.case_id))
     ]
     hits = [
         {**h.__dict__, "type": h.type.value, "qs": _qs({"ioc_id": h.ioc_id})}

@@ -249,12 +249,16 @@ def export(
 
 
 @router.get("/detections")
-def detections(scope: CaseRead, state: State, level: SigmaLevel | None = None) -> list[dict]:
-    """Detections grouped by rule, most hits first (drill down: /events?has_detection)."""
-    return [
-        {"level": lv, "rule_uid": uid, "title": title, "hits": n}
-        for lv, uid, title, n in summary(state.db, DetectionFilter(scope.case_id, level))
-    ]
+def detections(
+    scope: CaseRead,
+    state: State,
+    level: SigmaLevel | None = None,
+    source: Annotated[str | None, Query(max_length=200, description="One rule set.")] = None,
+) -> list[dict]:
+    """Detections grouped by rule (of one rule set, or of every set), most hits first
+    (drill down: /events?has_detection)."""
+    wanted = DetectionFilter(scope.case_id, level, source=source or None)
+    return [item.__dict__ for item in summary(state.db, wanted)]
 
 
 @router.get("/ioc-hits")

@@ -1,0 +1,42 @@
+"""sigma rule sets: placeholder values, and what other rule sets bring with their rules
+
+`sigma_placeholders`: the analyst's values of `|expand` placeholders (`%known_cdcs%`).
+`rules.warnings`: what had to be fixed for pySigma to load the rule (a bare tag...);
+`rules.details`: Hayabusa's `details` template; `rules.aliases`: the rule set's field
+aliases the rule uses (JSON).
+
+Revision ID: 0018
+Revises: 0014
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0018"
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "sigma_placeholders",
+        sa.Column("name", sa.String(length=100), primary_key=True),
+        sa.Column("values", sa.Text(), nullable=False),
+        sa.Column("updated_by", sa.String(length=200), nullable=False, server_default=""),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    )
+    with op.batch_alter_table("rules") as batch:
+        batch.add_column(sa.Column("warnings", sa.Text(), nullable=True))
+        batch.add_column(sa.Column("details", sa.Text(), nullable=False, server_default=""))
+        batch.add_column(sa.Column("aliases", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("rules") as batch:
+        batch.drop_column("aliases")
+        batch.drop_column("details")
+        batch.drop_column("warnings")
+    op.drop_table("sigma_placeholders")
