@@ -15,7 +15,7 @@ from casescope.cli.placeholders import app as placeholders_app
 from casescope.detect.levels import SigmaLevel, SigmaStatus
 from casescope.model.enums import Operation
 from casescope.services.cases import get_case
-from casescope.services.detections import DetectionFilter, iter_detections, summary
+from casescope.services.detections import DetectionFilter, Shown, iter_detections, summary
 from casescope.services.placeholders import load_placeholder_file, set_placeholders
 from casescope.services.reprocess import requeue_files
 from casescope.store.rulesets import RuleSelector, import_rules, list_rules, set_enabled
@@ -84,16 +84,27 @@ def detections(
     source: Annotated[
         str | None, typer.Option(help="Only this rule set (its `rules import --name`).")
     ] = None,
+    hits: Annotated[
+        Shown,
+        typer.Option("--hits", help="Hits shown, hidden by the case's exclusions, or all."),
+    ] = Shown.VISIBLE,
     fmt: Annotated[OutputFormat, format_option()] = OutputFormat.TABLE,
 ) -> None:
     """Sigma detections of a case: a summary by rule (table) or every hit (jsonl/csv)."""
     ctx = open_app("detections")
-    filters = DetectionFilter(get_case(ctx.db, case).id, level, rule, source)
+    filters = DetectionFilter(get_case(ctx.db, case).id, level, rule, source, hits)
     if fmt is OutputFormat.TABLE:
-        table = Table("level", "rule set", "rule id", "title", "hits", title="detections by rule")
+        table = Table(
+            "level", "rule set", "rule id", "title", "hits", "hidden", title="detections by rule"
+        )
         for item in summary(ctx.db, filters):
             table.add_row(
-                item.level, shown(item.source), item.rule_uid, shown(item.title), f"{item.hits:,}"
+                item.level,
+                shown(item.source),
+                item.rule_uid,
+                shown(item.title),
+                f"{item.hits:,}",
+                f"{item.excluded:,}",
             )
         console.print(table)
         return

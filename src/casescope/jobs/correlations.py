@@ -13,13 +13,14 @@ import logging
 from datetime import UTC, datetime
 
 import polars as pl
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from casescope.detect.active import ActiveRules
 from casescope.detect.correlate import CorrelationHit, correlate
 from casescope.model.db import Database
-from casescope.model.tables import Detection
+from casescope.model.tables import Detection, Exclusion
+from casescope.store.exclusions import reapply
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def _detections(
             Detection.record_id,
         )
         .where(Detection.case_id == case_id, Detection.rule_id.in_(rules))
-        .where(Detection.ts.is_not(None))
+        .where(Detection.ts.is_not(None), Detection.excluded_by.is_(None))
     )
     rows, refs = [], {}
     for det_id, ts, row, fields, file_id, seq, record_id in session.execute(query):
@@ -108,5 +109,10 @@ def run_correlations(db: Database, active: ActiveRules, case_id: int) -> int:
             session.execute(delete(Detection).where(*stale))
         if rows:
             session.execute(insert(Detection), rows)
+        excluded = session.scalar(
+            select(func.count()).select_from(Exclusion).where(Exclusion.case_id == case_id)
+        )
+    if rows and excluded:  # the new hits of correlation rules the case silenced
+        reapply(db, case_id, {c.id.rpartition(":")[2] for c in correlations})
     logger.info("case %d: %d correlation hits", case_id, len(rows))
     return len(rows)

@@ -24,7 +24,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from casescope.model.enums import FileStatus, FileType, IndexState, JobState, Operation
+from casescope.model.enums import (
+    ExclusionKind,
+    FileStatus,
+    FileType,
+    IndexState,
+    JobState,
+    Operation,
+)
 
 
 def utcnow() -> datetime:
@@ -255,6 +262,27 @@ class Detection(Base):
     #: JSON: the event fields correlation rules group by (for hits of rules they reference),
     #: or, for a correlation hit, its group, count, window and the detections in it.
     fields: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: the case exclusion that hides this hit (kept, countable, restorable); None: shown
+    excluded_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Exclusion(Base):
+    """Hits an analyst silenced in one case: a rule's (all, or where the event holds field
+    values) or those a Sigma filter document excludes. Hidden hits keep `excluded_by`."""
+
+    __tablename__ = "exclusions"
+    __table_args__ = (Index("ix_exclusions_case", "case_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    kind: Mapped[ExclusionKind] = mapped_column(_enum(ExclusionKind))
+    rule_uids: Mapped[str] = mapped_column(Text)  # JSON list of Sigma ids, or ["any"]
+    source: Mapped[str | None] = mapped_column(String(200), nullable=True)  # one rule set
+    conditions: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON {field: [..]}
+    document: Mapped[str] = mapped_column(Text, default="")  # a Sigma filter (YAML)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class RuleSetManifest(Base):

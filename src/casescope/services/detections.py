@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from enum import StrEnum
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from casescope.detect.levels import SigmaLevel
 from casescope.model.db import Database
 from casescope.model.tables import Detection, EvidenceFile, Rule
+
+
+class Shown(StrEnum):
+    """Which hits a listing holds: those shown, those an exclusion hides, or all."""
+
+    VISIBLE = "visible"
+    EXCLUDED = "excluded"
+    ALL = "all"
 
 
 @dataclass(frozen=True)
@@ -18,6 +27,7 @@ class DetectionFilter:
     min_level: SigmaLevel | None = None
     rule_uid: str | None = None
     source: str | None = None  # one rule set (`rules import --name`); None: every set
+    shown: Shown = Shown.VISIBLE  # hits hidden by the case's exclusions are kept apart
 
 
 @dataclass(frozen=True)
@@ -27,8 +37,9 @@ class RuleHits:
     level: str
     rule_uid: str
     title: str
-    hits: int
+    hits: int  # shown
     source: str
+    excluded: int = 0  # hidden by the case's exclusions (kept, restorable)
 
 
 def _where(filters: DetectionFilter) -> list:
@@ -39,6 +50,10 @@ def _where(filters: DetectionFilter) -> list:
         clauses.append(Rule.rule_uid == filters.rule_uid)
     if filters.source:
         clauses.append(Rule.source == filters.source)
+    if filters.shown is Shown.VISIBLE:
+        clauses.append(Detection.excluded_by.is_(None))
+    elif filters.shown is Shown.EXCLUDED:
+        clauses.append(Detection.excluded_by.is_not(None))
     return clauses
 
 
@@ -57,6 +72,7 @@ def iter_detections(
             Rule.title,
             Rule.level,
             Rule.tags,
+            Detection.excluded_by,
             EvidenceFile.original_path,
         )
         .join(Rule, Rule.id == Detection.rule_id)
@@ -70,17 +86,26 @@ def iter_detections(
 
 
 def summary(db: Database, filters: DetectionFilter) -> list[RuleHits]:
-    """Hits per rule (of one rule set, or of each), most hits first. The same rule in two
-    active sets is two rules: each hit belongs to one of them, never to both."""
+    """Hits per rule (of one rule set, or of each), most hits first, each with the hits the
+    case's exclusions hide; `filters.shown` keeps rules with shown hits (the default),
+    with hidden ones, or all. The same rule in two active sets is two rules: each hit
+    belongs to one of them, never to both."""
+    every = replace(filters, shown=Shown.ALL)
+    shown = func.sum(case((Detection.excluded_by.is_(None), 1), else_=0))
+    hidden = func.count() - shown
+    keep = {Shown.ALL: None, Shown.VISIBLE: shown > 0, Shown.EXCLUDED: hidden > 0}[filters.shown]
+    query = (
+        select(Rule.level, Rule.rule_uid, Rule.title, shown, Rule.source, hidden)
+        .select_from(Detection)
+        .join(Rule, Rule.id == Detection.rule_id)
+        .where(*_where(every))
+        .group_by(Rule.id)
+        .order_by(shown.desc(), hidden.desc(), Rule.source, Rule.rule_uid)
+    )
+    if keep is not None:
+        query = query.having(keep)
     with db.read() as session:
-        rows = session.execute(
-            select(Rule.level, Rule.rule_uid, Rule.title, func.count(), Rule.source)
-            .select_from(Detection)
-            .join(Rule, Rule.id == Detection.rule_id)
-            .where(*_where(filters))
-            .group_by(Rule.id)
-            .order_by(func.count().desc(), Rule.source, Rule.rule_uid)
-        ).all()
+        rows = session.execute(query).all()
     return [RuleHits(*row) for row in rows]
 
 

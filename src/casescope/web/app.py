@@ -18,7 +18,17 @@ from casescope.model.db import Database
 from casescope.services.auth import check_secret_key
 from casescope.services.users import count_users
 from casescope.web import jobs_pages, pages, search_pages
-from casescope.web.api import auth, cases, files, iocs, jobs, saved_searches, search, system
+from casescope.web.api import (
+    auth,
+    cases,
+    exclusions,
+    files,
+    iocs,
+    jobs,
+    saved_searches,
+    search,
+    system,
+)
 from casescope.web.ratelimit import LoginLimiter
 from casescope.web.security import LoginRequired
 from casescope.web.state import IndexHandle, WebState
@@ -98,7 +108,7 @@ def create_app(settings: Settings) -> FastAPI:
             response.headers.setdefault("Cache-Control", "no-store")
         return response
 
-    for module in (auth, cases, files, search, system, saved_searches, iocs, jobs):
+    for module in (auth, cases, files, search, system, saved_searches, iocs, exclusions, jobs):
         app.include_router(module.router)
     app.include_router(pages.router)
     app.include_router(search_pages.router)

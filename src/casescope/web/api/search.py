@@ -17,7 +17,7 @@ from casescope.detect.levels import SigmaLevel
 from casescope.errors import CasescopeError, IndexMemoryError
 from casescope.model.users import EventMark
 from casescope.services import event_search as es
-from casescope.services.detections import DetectionFilter, summary
+from casescope.services.detections import DetectionFilter, Shown, summary
 from casescope.services.ioc_hits import HitFilter, hit_summary
 from casescope.services.marks import clear_mark, marks_of, set_mark
 from casescope.services.saved_searches import Owner, record_history
@@ -254,10 +254,13 @@ def detections(
     state: State,
     level: SigmaLevel | None = None,
     source: Annotated[str | None, Query(max_length=200, description="One rule set.")] = None,
+    hits: Annotated[
+        Shown, Query(description="Rules with hits shown, hidden by exclusions, or all.")
+    ] = Shown.VISIBLE,
 ) -> list[dict]:
-    """Detections grouped by rule (of one rule set, or of every set), most hits first
-    (drill down: /events?has_detection)."""
-    wanted = DetectionFilter(scope.case_id, level, source=source or None)
+    """Detections grouped by rule (of one rule set, or of every set), most hits first,
+    with the hits the case's exclusions hide (drill down: /events?has_detection)."""
+    wanted = DetectionFilter(scope.case_id, level, source=source or None, shown=hits)
     return [item.__dict__ for item in summary(state.db, wanted)]
 
 
