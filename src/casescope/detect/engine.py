@@ -26,7 +26,11 @@ from casescope.detect.correlations import CompiledCorrelation, compile_correlati
 from casescope.detect.evaluate import BatchEvaluator
 from casescope.detect.load import RuleFailure, RuleLoad
 from casescope.detect.pipelines import pipeline_versions, variant_pipelines
-from casescope.detect.placeholders import MissingPlaceholders, Placeholders
+from casescope.detect.placeholders import (
+    MissingPlaceholders,
+    Placeholders,
+    placeholder_pipeline,
+)
 from casescope.detect.plan import RulePlan
 from casescope.detect.rules import ENGINE_VERSION, CompiledRule, compile_rule
 
@@ -123,6 +127,7 @@ def compile_rules(load: RuleLoad, placeholders: Placeholders | None = None) -> C
 
 def _compile_rules(load: RuleLoad, placeholders: Placeholders) -> CompiledRuleSet:
     pipelines = variant_pipelines(placeholders)
+    as_written = {"generic": placeholder_pipeline(placeholders)}  # `LoadedRule.as_written`
     salt = version_salt()
     compiled = CompiledRuleSet(failures=list(load.failures))
     seen: dict[str, str] = {}
@@ -130,7 +135,8 @@ def _compile_rules(load: RuleLoad, placeholders: Placeholders) -> CompiledRuleSe
         reason = _unsupported(loaded.rule.logsource.product)
         if reason is None:
             try:
-                rule = compile_rule(loaded, pipelines, compiled.atoms, salt, placeholders)
+                chosen = as_written if loaded.as_written else pipelines
+                rule = compile_rule(loaded, chosen, compiled.atoms, salt, placeholders)
             except MissingPlaceholders as exc:
                 reason = str(exc)
             except (CompileError, SigmaError, ValueError, TypeError, KeyError) as exc:

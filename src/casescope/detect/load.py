@@ -74,6 +74,9 @@ class LoadedRule:
     details: str = ""  # Hayabusa's `details` template (`details.render_details`)
     source: str = ""  # the rule set it belongs to (qualifies its id, see `uid`)
     aliases: dict[str, str] = field(default_factory=dict)  # field alias -> eventkey
+    #: run as written: the detection names its log source (Hayabusa's rules carry Channel
+    #: and EventID); `logsource` is informative and no log-source pipeline applies
+    as_written: bool = False
 
     @property
     def sigma_id(self) -> str:

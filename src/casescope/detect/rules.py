@@ -10,7 +10,7 @@ from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 
 from casescope.detect.atoms import AtomTable, CompileError
-from casescope.detect.compile import Node, condition_node, equal_values, or_, required
+from casescope.detect.compile import FALSE, Node, condition_node, equal_values, or_, required
 from casescope.detect.load import LoadedRule
 from casescope.detect.pipelines import alias_pipeline, process
 from casescope.detect.placeholders import Placeholders, used_values
@@ -98,6 +98,11 @@ def compile_rule(
     if not variants:
         raise CompileError("; ".join(errors) or "no condition")
     tree = or_([condition_node(c, table) for _, conditions in variants for c in conditions])
+    if tree == FALSE:
+        raise CompileError(
+            "can never match: its detection requires two values of one field (e.g. a "
+            "Channel its log source contradicts)"
+        )
     clauses = required(tree)
     event_ids = equal_values(clauses, table, "@event_id")
     channels = equal_values(clauses, table, "@channel")

@@ -11,6 +11,13 @@ only by spaces, which `atoms.name_key` ignores); the others are kept per rule th
 them (`aliases_for`) and applied as a pySigma field mapping before the log-source pipelines
 (`pipelines.alias_pipeline`). The file is the rule set's data, read at import.
 
+**Rules as written.** Hayabusa reads a rule's `logsource` as documentation: its rules
+(and the SigmaHQ rules it rewrites per channel) state `Channel` and `EventID` in their
+detection, with the field names of that channel. A set that carries Hayabusa's config is
+compiled the same way (`LoadedRule.as_written`: no log-source pipeline), so a rule whose
+`logsource` says `service: security` but whose detection says `Channel: OAlerts` runs on
+OAlerts events, as Hayabusa runs it.
+
 **Rules off by default.** Hayabusa does not run the rules listed in
 `config/exclude_rules.txt` (replaced by its own) and `config/noisy_rules.txt`, nor rules
 whose status is deprecated or unsupported. A set that carries these files is imported with
@@ -104,3 +111,8 @@ def read_defaults(root: Path) -> RuleSetDefaults:
         if (found := _UUID.match(line.strip()))
     }
     return RuleSetDefaults(frozenset(ids), OFF_STATUSES)
+
+
+def runs_as_written(root: Path) -> bool:
+    """Whether the set at `root` carries Hayabusa's config (rules as written)."""
+    return root.is_dir() and (root / ALIAS_FILE).is_file()

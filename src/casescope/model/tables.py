@@ -240,6 +240,7 @@ class Rule(Base):
     warnings: Mapped[str | None] = mapped_column(Text, nullable=True)
     details: Mapped[str] = mapped_column(Text, default="")  # Hayabusa's `details` template
     aliases: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: alias -> eventkey
+    as_written: Mapped[bool] = mapped_column(Boolean, default=False)  # no log-source pipeline
     imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

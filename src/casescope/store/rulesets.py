@@ -34,6 +34,7 @@ from casescope.detect.ruleset_config import (
     aliases_for,
     read_defaults,
     read_eventkey_aliases,
+    runs_as_written,
 )
 from casescope.errors import CasescopeError
 from casescope.model.db import Database
@@ -76,6 +77,7 @@ def _describe(row: Rule, doc: Mapping[str, object], uid: str, loaded: LoadedRule
         row.warnings = "\n".join(loaded.warnings) or None
         row.details = loaded.details
         row.aliases = json.dumps(loaded.aliases) if loaded.aliases else None
+        row.as_written = loaded.as_written
     else:  # a correlation rule: its YAML document
         row.title, row.level = str(doc.get("title", uid)), str(doc.get("level") or "")
         tags = doc.get("tags") or []
@@ -90,10 +92,11 @@ def compiled_id(row: Rule) -> str:
     return f"{row.source}:{row.rule_uid}"
 
 
-def _attach(load: RuleLoad, source: str, aliases: dict[str, str]) -> None:
-    """Mark a load's rules and correlations as `source`'s, with the set's field aliases."""
+def _attach(load: RuleLoad, source: str, aliases: dict[str, str], as_written: bool) -> None:
+    """Mark a load's rules and correlations as `source`'s, with the set's field aliases and
+    whether it runs its rules as written (`detect.ruleset_config`)."""
     for loaded in load.rules:
-        loaded.source = source
+        loaded.source, loaded.as_written = source, as_written
         loaded.aliases = aliases_for(loaded.rule, aliases)
     for corr in load.correlations:
         corr.source = source
@@ -156,7 +159,7 @@ def import_rules(
     """
     name = name or source.name
     load = load_rules(source)
-    _attach(load, name, read_eventkey_aliases(source))
+    _attach(load, name, read_eventkey_aliases(source), runs_as_written(source))
     compiled = compile_rules(load, placeholder_values(db))
     failures: dict[str, str] = {}
     for failure in compiled.failures:
@@ -193,15 +196,17 @@ def _compile_rows(rows: list[Rule], placeholders: Placeholders) -> CompiledRuleS
     `rows` plus the rules those correlations reference."""
     files: dict[tuple[str, str], str] = {}
     aliases: dict[tuple[str, str], dict[str, str]] = {}
+    written: dict[tuple[str, str], bool] = {}
     for row in rows:
         key = (row.source, _file_path(row.path))
         files.setdefault(key, row.yaml)
         aliases.setdefault(key, {}).update(json.loads(row.aliases or "{}"))
+        written[key] = written.get(key, False) or bool(row.as_written)
     load = RuleLoad()
-    for (source, path), text in files.items():
+    for key, text in files.items():
         one = RuleLoad()
-        load_document(path, text.encode(), one)
-        _attach(one, source, aliases[(source, path)])
+        load_document(key[1], text.encode(), one)
+        _attach(one, key[0], aliases[key], written[key])
         load.extend(one)
     return _select(compile_rules(load, placeholders), rows)
 
@@ -259,6 +264,7 @@ def refresh_expanding_rules(db: Database, settings: Settings) -> int:
     with db.session() as session:
         rows = list(session.scalars(select(Rule).where(Rule.yaml.contains("expand"))))
         by_source: dict[str, dict[str, str]] = {}
+        written = {row.source for row in rows if row.as_written}
         for row in rows:
             by_source.setdefault(row.source, {}).setdefault(_file_path(row.path), row.yaml)
         failures: dict[tuple[str, str], str] = {}
@@ -266,6 +272,7 @@ def refresh_expanding_rules(db: Database, settings: Settings) -> int:
             load = RuleLoad()
             for path, text in files.items():
                 load_document(path, text.encode(), load)
+            _attach(load, source, {}, source in written)
             for failure in compile_rules(load, placeholders).failures:
                 failures.setdefault((source, failure.path), failure.reason)
         for row in rows:

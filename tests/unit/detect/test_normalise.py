@@ -150,3 +150,33 @@ def test_a_rule_sets_field_aliases(data_dir: Path) -> None:
         ]
     )
     assert fired(compile_rules(load), batch) == [0]
+
+
+OALERTS = HEAD + (
+    "id: 00000000-0000-4000-8000-0000000000a1\n"
+    "detection:\n  selection_basic:\n    Channel: OAlerts\n    EventID: 300\n"
+    "  condition: selection_basic\n"
+)
+
+
+def test_hayabusa_rules_run_as_written() -> None:
+    """Hayabusa reads `logsource` as documentation: this rule says `service: security` but
+    names its channel itself. Under the log-source pipelines it could never match (two
+    channels at once) and is refused as such; as written it runs on OAlerts events."""
+    refused = compile_rules(_load(OALERTS))
+    assert not refused.rules and "can never match" in refused.failures[0].reason
+    load = _load(OALERTS)
+    load.rules[0].as_written = True
+    batch = make_batch(
+        [{"EventID": 300, "Channel": "OAlerts"}, {"EventID": 300, "Channel": "Security"}]
+    )
+    assert fired(compile_rules(load), batch) == [0]
+
+
+def test_contradictory_conditions_are_refused() -> None:
+    text = HEAD + (
+        "id: 00000000-0000-4000-8000-0000000000a2\n"
+        "detection:\n  a: {EventID: 4624}\n  b: {EventID: 4625}\n  condition: a and b\n"
+    )
+    compiled = compile_rules(_load(text))
+    assert not compiled.rules and "can never match" in compiled.failures[0].reason

@@ -3,7 +3,8 @@
 `sigma_placeholders`: the analyst's values of `|expand` placeholders (`%known_cdcs%`).
 `rules.warnings`: what had to be fixed for pySigma to load the rule (a bare tag...);
 `rules.details`: Hayabusa's `details` template; `rules.aliases`: the rule set's field
-aliases the rule uses (JSON).
+aliases the rule uses (JSON); `rules.as_written`: run without log-source pipelines (the
+detection names its Channel, as in Hayabusa's rule sets).
 
 Revision ID: 0018
 Revises: 0014
@@ -32,10 +33,14 @@ def upgrade() -> None:
         batch.add_column(sa.Column("warnings", sa.Text(), nullable=True))
         batch.add_column(sa.Column("details", sa.Text(), nullable=False, server_default=""))
         batch.add_column(sa.Column("aliases", sa.Text(), nullable=True))
+        batch.add_column(
+            sa.Column("as_written", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("rules") as batch:
+        batch.drop_column("as_written")
         batch.drop_column("aliases")
         batch.drop_column("details")
         batch.drop_column("warnings")
