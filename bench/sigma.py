@@ -12,11 +12,16 @@ Prints, for the rule set `casescope rules import DATA/sigma` builds (the whole s
   in 50,000-event batches;
 - parse + Sigma of the attack samples, detections per level, and the rules whose hit counts
   differ from Zircolite's on the same files (DATA/reference; a peer, not ground truth);
-- with `--import`: `casescope rules import DATA/sigma` into a fresh home (wall and CPU).
+- with `--import`: `casescope rules import DATA/sigma` into a fresh home (wall and CPU);
+- with `--sets`, only this: events/s of the Sigma step on 50,000-event batches (the samples
+  concatenated `--copies` times) with the SigmaHQ snapshot, with Hayabusa's rule repository
+  (DATA/hayabusa-rules, the rules it runs by default, with its field aliases, as
+  `casescope rules import` makes it), and with both sets active at once.
 Timings are medians of `--repeat` runs (default 3); the machine is shared, so compare CPU
 seconds run back to back rather than wall times.
 
 Usage: .venv/bin/python bench/sigma.py [--windows] [--import] [--repeat 3] [--copies 42]
+       .venv/bin/python bench/sigma.py --sets [--repeat 1] [--copies 12]
 """
 
 from __future__ import annotations
@@ -43,14 +48,21 @@ import pyarrow as pa
 from bench import common
 
 from casescope.config import Settings
-from casescope.detect import CompiledRuleSet, compile_rules, load_rules
+from casescope.detect import CompiledRuleSet, RuleLoad, compile_rules, load_rules
 from casescope.detect.cache import load_or_compile
+from casescope.detect.ruleset_config import (
+    aliases_for,
+    read_defaults,
+    read_eventkey_aliases,
+    runs_as_written,
+)
 from casescope.model.enums import FileType
 from casescope.parse import ParseReport, iter_batches
 
 DATA: Path = common.DATA
 ATTACK_SAMPLES: Path = common.ATTACK_SAMPLES
 REFERENCE = DATA / "reference" / "zircolite-3.7.0_attack-samples_per-rule.csv"
+HAYABUSA = DATA / "hayabusa-rules"
 LARGE = 50_000  # events per batch when large files are evaluated (the analyzer's: 25,000)
 
 
@@ -215,6 +227,51 @@ def compare_with_zircolite(ruleset: CompiledRuleSet, hits: collections.Counter) 
         print(f"  only here: {title}")
 
 
+def set_load(name: str, root: Path) -> RuleLoad:
+    """A rule set as `rules import` activates it: its rules under `name`, with the set's
+    field aliases, without the rules it leaves off by default."""
+    load = load_rules(root)
+    aliases, defaults = read_eventkey_aliases(root), read_defaults(root)
+    load.rules = [
+        r for r in load.rules if defaults.enabled(r.sigma_id.lower(), str(r.rule.status or ""))
+    ]
+    for rule in load.rules:
+        rule.source, rule.aliases = name, aliases_for(rule.rule, aliases)
+        rule.as_written = runs_as_written(root)
+    load.correlations = [
+        c
+        for c in load.correlations
+        if defaults.enabled(
+            str(c.definition.get("id", "")).lower(), str(c.definition.get("status", ""))
+        )
+    ]
+    for corr in load.correlations:
+        corr.source = name
+    return load
+
+
+def rule_sets(args: argparse.Namespace) -> None:
+    """Events/s on 50,000-event batches with SigmaHQ, with Hayabusa's set, and with both."""
+    files = sorted(ATTACK_SAMPLES.rglob("*.evtx"))
+    per_file, _ = file_batches(files)
+    table = pa.concat_tables([pa.Table.from_batches(per_file)] * args.copies).combine_chunks()
+    batches = table.to_batches(max_chunksize=LARGE)
+    sets = {"SigmaHQ": [("sigmahq", DATA / "sigma")], "Hayabusa": [("hayabusa", HAYABUSA)]}
+    sets["both"] = sets["SigmaHQ"] + sets["Hayabusa"]
+    print(f"{table.num_rows:,} events (samples x{args.copies}) in {len(batches)} batches")
+    for label, sources in sets.items():
+        load = RuleLoad()
+        for name, root in sources:
+            load.extend(set_load(name, root))
+        ruleset = compile_rules(load).warm()
+        cpu, wall, hits = timed(args.repeat, evaluate_all(ruleset, batches))
+        print(
+            f"  {label}: {len(ruleset.rules):,} rules; CPU {cpu:.2f} s, wall {wall:.2f} s; "
+            f"{table.num_rows / cpu:,.0f} events/s (CPU), {table.num_rows / wall:,.0f} "
+            f"events/s (wall); {sum(hits.values()):,} hits"
+        )
+
+
 def cli_import(source: Path) -> None:
     """`casescope rules import` into a fresh home: wall, and CPU of the child process."""
     exe = Path(sys.executable).with_name("casescope")
@@ -235,8 +292,13 @@ def main() -> None:
     parser.add_argument("--import", dest="cli", action="store_true", help="time the CLI import")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--copies", type=int, default=42)
+    parser.add_argument("--sets", action="store_true", help="SigmaHQ, Hayabusa, both: events/s")
     args = parser.parse_args()
     print(f"load average at start: {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores)")
+    if args.sets:
+        rule_sets(args)
+        print(f"load average at end: {os.getloadavg()[0]:.1f}")
+        return
     source = rule_source(args.windows)
     if args.cli:
         cli_import(source)

@@ -38,6 +38,16 @@ EVENTS = [  # (event_id, computer, user, fields)
     (7045, "SRV", "", {"ServiceName": "PSEXESVC", "ImagePath": "%SystemRoot%\\PSEXESVC.exe"}),
     (4625, "DC1", "Administrator", {"LogonType": "3", "Status": "0xc000006d"}),
     (4688, "WS1", "eve", {"NewProcessName": "C:\\temp\\new\\run.exe", "Tab": "a\tb"}),
+    (  # Defender's names have spaces; Sigma rules and analysts often write them without
+        5007,
+        "WS4",
+        "",
+        {
+            "Old Value": "",
+            "New Value": r"HKLM\...\Exclusions\Paths\C:\Temp = 0x0",
+            "Feature Name": "%%886",
+        },
+    ),
 ]
 
 
@@ -62,14 +72,14 @@ def matches(index: ChdbIndex, query: str, **kw: object) -> list[int]:
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ("", list(range(11))),
+        ("", list(range(12))),
         (r'NewProcessName:"C:\temp\new\run.exe"', [10]),
         (r"C:\temp\new", [10]),
         ("EventID:4624", [0, 1]),
         ("eventid:4624 AND user:bob", [1]),
         ("EventID:4624 OR EventID:4625", [0, 1, 9]),
-        ("NOT EventID:4624", [2, 3, 4, 5, 6, 7, 8, 9, 10]),
-        ("-computer:dc1", [2, 3, 4, 5, 6, 7, 8, 10]),
+        ("NOT EventID:4624", [2, 3, 4, 5, 6, 7, 8, 9, 10, 11]),
+        ("-computer:dc1", [2, 3, 4, 5, 6, 7, 8, 10, 11]),
         ("mimikatz", [3]),
         ("MIMIKATZ", [3]),
         ('"sekurlsa::logonpasswords"', [3]),
@@ -83,7 +93,7 @@ def matches(index: ChdbIndex, query: str, **kw: object) -> list[int]:
         ("DestinationHostname:evil-site.com", [4]),
         ("EventID:[4600 TO 4700]", [0, 1, 2, 9, 10]),
         ("EventID:{4624 TO 4688]", [2, 9, 10]),
-        ("EventID:>=4688", [2, 8, 10]),
+        ("EventID:>=4688", [2, 8, 10, 11]),
         ("DestinationPort:>100", [4]),
         ("_exists_:ScriptBlockText", [6, 7]),
         ("héllo", [6]),
@@ -93,10 +103,19 @@ def matches(index: ChdbIndex, query: str, **kw: object) -> list[int]:
         ('"\'; DROP TABLE events; --"', [7]),
         ("%SystemRoot%", [8]),
         ("PSEXE*", [8]),
-        ("ts:>=2023-11-14T22:20:20Z", [7, 8, 9, 10]),
+        ("ts:>=2023-11-14T22:20:20Z", [7, 8, 9, 10, 11]),
         ("ts:[2023-11-14T22:13:20 TO 2023-11-14T22:14:20Z]", [0, 1]),
         ("record_id:5", [5]),
         ("nothing_matches_this", []),
+        ("NewValue:*Exclusions*", [11]),  # either spelling of a name with spaces
+        ('"New Value":*Exclusions*', [11]),
+        ("New_Value:*exclusions*", [11]),
+        ("Feature_Name:%%886", [11]),
+        ('"New Value":* AND _exists_:"Old Value"', [11]),
+        ("_exists_:OldValue", [11]),
+        ('"Old Value":""', [11]),
+        ("newvalue:*Exclusions*", []),  # field names keep their case
+        ('"Image":*mimi*', [3]),
     ],
 )
 def test_query_matches_exactly(index: ChdbIndex, query: str, expected: list[int]) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from casescope.config import Settings
 from casescope.detect import CompiledRuleSet, RuleLoad
+from casescope.detect.placeholders import Placeholders
 from casescope.errors import CasescopeError
 from casescope.model.db import Database
 from casescope.store import rulesets as ruleset
@@ -99,9 +100,9 @@ def _counting_compiles(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     calls: list[int] = []
     real = ruleset.compile_rules
 
-    def counted(load: RuleLoad) -> CompiledRuleSet:
+    def counted(load: RuleLoad, placeholders: Placeholders | None = None) -> CompiledRuleSet:
         calls.append(len(load.rules))
-        return real(load)
+        return real(load, placeholders)
 
     monkeypatch.setattr(ruleset, "compile_rules", counted)
     return calls
@@ -115,7 +116,7 @@ def test_import_compiles_once_and_equals_a_compile_from_the_db(
     assert calls == [3]  # the import's compile is reused for the active set
     active = load_active(settings, None)
     assert active is not None
-    from_rows = ruleset._compile_rows(ruleset._active_rows(db))
+    from_rows = ruleset._compile_rows(ruleset._active_rows(db), {})
     manifest = {rule.id: rule.content_hash for rule in from_rows.rules}
     assert active.manifest == manifest
     batch = make_batch([{"EventID": 1, "CommandLine": f"x {w} y"} for w in ("whoami", "mimikatz")])

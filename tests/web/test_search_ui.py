@@ -402,3 +402,35 @@ def test_event_field_facets_past_the_sample_are_labelled(ui: Web) -> None:
         assert sum(r["events"] for r in hosts) == total
     finally:
         settings.facet_sample_events = saved
+
+
+def test_exclusions_hide_and_restore_hits(ui: Web) -> None:
+    analyst, reader = ui.clients["analyst"], ui.clients["reader"]
+    url = f"/api/cases/{ui.case_id}/exclusions"
+    tgt = "6f1c1a4e-0000-4000-8000-000000004768"
+    before = {d["rule_uid"]: d for d in analyst.get(_url(ui, "detections")).json()}
+    rows = analyst.get(_url(ui, "events"), params={"rule": tgt, "limit": 500}).json()["rows"]
+    computer = rows[0]["computer"]
+    expected = sum(1 for r in rows if r["computer"] == computer)
+    body = {"rule_uid": tgt, "conditions": {"Computer": [computer]}, "note": "lab DC"}
+    assert reader.post(url, json=body).status_code == 403
+    assert analyst.post(url, json={"rule_uid": "no-such-rule"}).status_code == 400
+    assert analyst.post(url, json={"document": "not: a filter"}).status_code == 400
+    made = analyst.post(url, json=body)
+    assert made.status_code == 201 and made.json()["hidden"] == expected
+    everything = analyst.get(_url(ui, "detections"), params={"hits": "all"}).json()
+    after = {d["rule_uid"]: d for d in everything}
+    assert after[tgt]["hits"] == before[tgt]["hits"] - expected
+    assert after[tgt]["excluded"] == expected
+    other = next(uid for uid in before if uid != tgt)
+    assert after[other] == before[other]  # only the excluded rule's hits were touched
+    hidden = analyst.get(_url(ui, "detections"), params={"hits": "excluded"}).json()
+    assert [d["rule_uid"] for d in hidden] == [tgt]
+    (listed,) = reader.get(url).json()
+    assert listed["id"] == made.json()["id"] and listed["note"] == "lab DC"
+    drilled = analyst.get(_url(ui, "events"), params={"rule": tgt, "limit": 500}).json()
+    assert drilled["total"] == len(rows) - expected  # hidden hits leave the search filters
+    removed = analyst.delete(f"{url}/{listed['id']}")
+    assert removed.json() == {"id": listed["id"], "shown_again": expected}
+    assert {d["rule_uid"]: d for d in analyst.get(_url(ui, "detections")).json()} == before
+    assert analyst.delete(f"{url}/{listed['id']}").status_code == 404

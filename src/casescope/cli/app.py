@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("search", "export"),
     "rules": ("rules", "app"),
     "detections": ("detections", "detections"),
+    "exclusions": ("exclusions", "app"),
     "ioc": ("iocs", "app"),
     "hits": ("iocs", "hits"),
     "reindex": ("jobs", "reindex"),

@@ -23,6 +23,7 @@ from casescope.services.cases import get_case
 from casescope.services.detection_timeline import TimelineRow, fill_hosts, iter_timeline
 from casescope.services.detections import (
     DetectionFilter,
+    Shown,
     first_few,
     iter_detections,
     rule_hits,
@@ -70,15 +71,18 @@ def _print_timeline(rows: Iterable[TimelineRow]) -> None:
 
 
 def _print_rules(ctx: AppContext, filters: DetectionFilter) -> None:
-    table = Table("level", "rule", "hits", "hosts", "first seen (UTC)", "last seen (UTC)")
-    table.add_column("ATT&CK")
+    table = Table("level", "rule set", "rule", "hits", "hidden", "hosts")
+    for column in ("first seen (UTC)", "last seen (UTC)", "ATT&CK"):
+        table.add_column(column)
     table.title = "detections by rule"
     for item in rule_hits(ctx.db, filters):
         hosts, more = first_few(item.hosts)
         table.add_row(
             shown(item.rule.level),
+            shown(item.rule.source),
             shown(item.rule.title),
             f"{item.hits:,}",
+            f"{item.excluded:,}",
             shown(", ".join(hosts) + (f" +{more}" if more else "")),
             _time(item.first_seen),
             _time(item.last_seen),
@@ -119,6 +123,13 @@ def detections(
     match: Annotated[
         str | None, typer.Option("--match", help="Text in the rule's title or description.")
     ] = None,
+    source: Annotated[
+        str | None, typer.Option(help="Only this rule set (its `rules import --name`).")
+    ] = None,
+    hits: Annotated[
+        Shown,
+        typer.Option("--hits", help="Hits shown, hidden by the case's exclusions, or all."),
+    ] = Shown.VISIBLE,
     timeline: Annotated[
         bool, typer.Option("--timeline", help="Every hit in time order with its summary.")
     ] = False,
@@ -144,6 +155,8 @@ def detections(
         tactic=tactic,
         technique=technique,
         text=match or "",
+        source=source,
+        shown=hits,
     )
     if navigator:
         _write_layer(case_layer(ctx.db, filters), output)

@@ -10,13 +10,16 @@ from rich.table import Table
 
 from casescope.cli.common import console, friendly_errors, open_app, shown
 from casescope.cli.follow import follow
+from casescope.cli.placeholders import app as placeholders_app
 from casescope.detect.levels import SigmaLevel, SigmaStatus
 from casescope.model.enums import Operation
 from casescope.services.cases import get_case
+from casescope.services.placeholders import load_placeholder_file, set_placeholders
 from casescope.services.reprocess import requeue_files
 from casescope.store.rulesets import RuleSelector, import_rules, list_rules, set_enabled
 
 app = typer.Typer(help="Import and list Sigma rules.", no_args_is_help=True)
+app.add_typer(placeholders_app, name="placeholders")
 
 
 @app.command("import")
@@ -26,13 +29,21 @@ def import_(
     name: Annotated[
         str | None, typer.Option(help="Name of this rule set (default: folder).")
     ] = None,
+    placeholders: Annotated[
+        Path | None,
+        typer.Option(help="YAML file of |expand placeholder values: {known_cdcs: [DC01]}."),
+    ] = None,
 ) -> None:
     """Import Sigma rules; rules that cannot load or compile are kept with the reason."""
     ctx = open_app("rules import")
+    if placeholders is not None:
+        values = load_placeholder_file(placeholders)
+        set_placeholders(ctx.db, ctx.settings, dict(values))
     with console.status("loading and compiling rules..."):
         report = import_rules(ctx.db, ctx.settings, path, name)
     console.print(
-        f"{report.source}: {report.rules:,} rules loaded, {report.failed:,} cannot run "
+        f"{report.source}: {report.rules:,} rules loaded ({report.warned:,} with warnings, "
+        f"{report.off:,} off by the rule set's defaults), {report.failed:,} cannot run "
         "(see `casescope rules list --failed`)",
         highlight=False,
     )
@@ -42,11 +53,15 @@ def import_(
 @friendly_errors
 def list_(
     failed: Annotated[bool, typer.Option("--failed", help="Only rules that cannot run.")] = False,
+    warned: Annotated[
+        bool, typer.Option("--warnings", help="Only rules loaded with warnings.")
+    ] = False,
 ) -> None:
-    """List imported rules (or only those that failed, with why)."""
+    """List imported rules (or only those that failed, with why, or carry warnings)."""
     ctx = open_app("rules list")
-    table = Table("source", "id", "level", "on", "title" if not failed else "path", "error")
-    for rule in list_rules(ctx.db, failed=failed):
+    title = "title" if not failed else "path"
+    table = Table("source", "id", "level", "on", title, "error", "warnings")
+    for rule in list_rules(ctx.db, failed=failed, warned=warned):
         table.add_row(
             shown(rule.source),
             rule.rule_uid[:36],
@@ -54,6 +69,7 @@ def list_(
             "yes" if rule.enabled else "no",
             shown(rule.path if failed else rule.title),
             shown(rule.error or ""),
+            shown((rule.warnings or "").replace("\n", "; ")),
         )
     console.print(table)
 

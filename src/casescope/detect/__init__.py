@@ -25,6 +25,10 @@ Public API (see docs/sigma.md):
         .save(path) / CompiledRuleSet.load(path)   one pickle, automata included
         .hash   the content hash when built through `load_or_compile`
 
+    render_details(template, fields, aliases=None) -> str
+        Hayabusa's `details` line of a hit (`CompiledRule.details`, `rules.details`):
+        each `%Name%` is the event's value of that field (`n/a` when it has none)
+
     Correlations (event_count, value_count, temporal, temporal_ordered):
         needed_fields(correlations) -> {rule id: field names its detections must carry}
         detection_frame(batch, hits, names) -> pl.DataFrame(ts, seq, rule_id, <names>…)
@@ -40,6 +44,7 @@ from __future__ import annotations
 from casescope.detect.cache import load_or_compile, ruleset_hash, source_hash
 from casescope.detect.correlate import CorrelationHit, correlate
 from casescope.detect.correlations import CompiledCorrelation, detection_frame, needed_fields
+from casescope.detect.details import render_details
 from casescope.detect.engine import HITS_SCHEMA, CompiledRuleSet, compile_rules
 from casescope.detect.load import (
     LoadedCorrelation,
@@ -69,6 +74,7 @@ __all__ = [
     "load_or_compile",
     "load_rules",
     "needed_fields",
+    "render_details",
     "ruleset_hash",
     "source_hash",
 ]

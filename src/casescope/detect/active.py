@@ -17,7 +17,7 @@ class ActiveRules:
 
     hash: str
     ruleset: CompiledRuleSet
-    row_ids: dict[str, int]  # Sigma rule id -> rules.id
+    row_ids: dict[str, int]  # compiled rule id (`<rule set>:<Sigma id>`) -> rules.id
     _pending: dict[str, CompiledRuleSet] = field(default_factory=dict, repr=False)
     _kept: dict[str, frozenset[str]] = field(default_factory=dict, repr=False)
 

@@ -13,8 +13,15 @@ comparisons, null/exists tests and field references. Each becomes one or more at
 * everything else (`REGEX`, `CMP`, `EXISTS`, `MISSING`, `NULL`, `EMPTY`, `FIELDREF`) is
   evaluated on the field's distinct values or rows (see `evaluate.py`).
 
-Field names are resolved case-insensitively (like SQLite-based Sigma tools): an atom's
-`field` is a *field key*, the lowercased Sigma name, or a core column key (`@event_id`…).
+Field names are resolved by *key* (`name_key`): case, whitespace and underscores do not
+count, so a rule's `NewValue`, `New_Value` or `newvalue` reads the `New Value` Windows
+Defender writes (SigmaHQ spells Defender's names both ways: `NewValue`, `Feature_Name`;
+Hayabusa's aliases remove the space and keep rules working on both). The event keeps its
+names as written; only matching goes through keys. A rule may also name a field by its
+full Hayabusa/Chainsaw *eventkey* (`Event.EventData.New Value`, `Event.System.EventID`,
+`Event.UserData.LogFileCleared.SubjectUserName`, `Event.System.Provider_attributes.Name`):
+`field_key` reduces it to the name the parser gives the field. An atom's `field` is a key,
+or a core column key (`@event_id`…).
 """
 
 from __future__ import annotations
@@ -29,15 +36,22 @@ import pyarrow.compute as pc
 
 from casescope.errors import CasescopeError
 
-#: Sigma field name (lowercased) -> key of a core column of the event schema.
+#: Field key (`name_key`) -> key of a core column of the event schema.
 CORE_KEYS = {
     "eventid": "@event_id",
     "channel": "@channel",
-    "provider_name": "@provider",
+    "providername": "@provider",
     "computer": "@computer",
     "eventrecordid": "@record_id",
     "level": "@level",
 }
+#: Eventkey prefixes (lowercased) the parser's flat names leave out; `Event.UserData.` also
+#: drops the wrapper element that follows it (`LogFileCleared.`), as the parser does.
+_EVENTKEY_PREFIXES = ("event.eventdata.", "event.system.")
+_USERDATA_PREFIX = "event.userdata."
+_WHOLE_DATA = ("event.eventdata", "event.userdata")
+_ATTRIBUTES = "_attributes."  # Hayabusa's `Provider_attributes.Name`: the parser's `.Name`
+_IGNORED = str.maketrans("", "", " \t\r\n_")
 #: Pseudo-field of keyword (field-less) searches: every value in the event's `fields`.
 KEYWORDS = "@keywords"
 
@@ -66,10 +80,31 @@ LITERAL_KINDS = (Kind.EQ, Kind.PREFIX, Kind.SUFFIX, Kind.CONTAINS)
 LUT_KINDS = (Kind.GLOB, Kind.REGEX, Kind.CMP, Kind.EMPTY)
 
 
+def name_key(name: str) -> str:
+    """The key a field name matches by: lowercased, without whitespace or underscores."""
+    return name.lower().translate(_IGNORED)
+
+
 def field_key(name: str) -> str:
-    """The key an atom uses for a Sigma field name (case-insensitive)."""
+    """The key an atom uses for a rule's field name (an eventkey reduced to its field).
+
+    An EventData or UserData eventkey names a field of the event's map even when its name
+    is a core column's (UserData's `LogFileCleared.Channel` is the cleared log, not the
+    event's channel); the whole `Event.EventData` is every value of the map (keywords)."""
     lowered = name.lower()
-    return CORE_KEYS.get(lowered, lowered)
+    if lowered in _WHOLE_DATA:
+        return KEYWORDS
+    data = lowered.startswith((_USERDATA_PREFIX, _EVENTKEY_PREFIXES[0]))
+    if lowered.startswith(_USERDATA_PREFIX):
+        lowered = lowered[len(_USERDATA_PREFIX) :].partition(".")[2] or lowered
+    for prefix in _EVENTKEY_PREFIXES:
+        if lowered.startswith(prefix):
+            lowered = lowered[len(prefix) :]
+            break
+    if lowered == "provider_attributes.name":
+        lowered = "provider_name"
+    key = name_key(lowered.replace(_ATTRIBUTES, "."))
+    return key if data else CORE_KEYS.get(key, key)
 
 
 class Atom(NamedTuple):

@@ -4,7 +4,8 @@ Arrow/numpy calls whatever the number of fields.
 Core columns answer to their Sigma names (`EventID`, `Channel`, `Provider_Name`,
 `Computer`, `EventRecordID`, `Level`); every other field comes out of the `fields` map,
 whose key/value children are contiguous: the map is flattened once, its distinct key names
-are looked up in the rule set's field table (case-insensitively), and all values — map
+are looked up in the rule set's field table by key (`atoms.name_key`: `New Value` is
+`NewValue`), and all values — map
 values and core columns alike — are dictionary-encoded in one call. A *slot* is a distinct
 (field, value) pair; slots are sorted by field, so each field's distinct values are one
 contiguous range, and their lowercased texts one contiguous slice of one string (what the
@@ -23,6 +24,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from casescope.detect.atoms import name_key
 from casescope.detect.search import distinct, distinct_first, distinct_inverse
 
 CORE_COLUMNS = {
@@ -110,7 +112,7 @@ class BatchFields:
         items = fields.items.slice(base, end - base)
         rows = np.repeat(np.arange(batch.num_rows), np.diff(offsets))
         keys = pc.dictionary_encode(fields.keys.slice(base, end - base))
-        names = [field_id.get(name.lower(), -1) for name in keys.dictionary.to_pylist()]
+        names = [field_id.get(name_key(name), -1) for name in keys.dictionary.to_pylist()]
         fid = np.array([*names, -1], dtype=np.int64)[_numpy(keys.indices)]
         if items.null_count:
             valid = pc.is_valid(items).to_numpy(zero_copy_only=False)

@@ -51,8 +51,29 @@ MAX_OR_CLAUSES = 6  # clauses an OR passes up (see `required`)
 _FIELDREF_OPS = {(False, False): "eq", (True, False): "prefix", (False, True): "suffix"}
 
 
-def and_(children: list[Node]) -> Node:
-    return _join("&", children, absorbing=FALSE, neutral=TRUE)
+def and_(children: list[Node], table: AtomTable | None = None) -> Node:
+    """AND of `children`; with `table`, FALSE when two of them require different values of
+    one field (`EventID: 1` and `EventID: 4688`): an event holds one value per field (the
+    first wins), so no event can match. A pipeline variant that adds a log source the rule
+    contradicts (a Hayabusa rule's own `Channel: …Sysmon/Operational` under the Security
+    variant) is dropped here instead of being evaluated."""
+    node = _join("&", children, absorbing=FALSE, neutral=TRUE)
+    if table is not None and node[0] == "&" and _contradicts(node[1], table):
+        return FALSE
+    return node
+
+
+def _contradicts(children: tuple[Node, ...], table: AtomTable) -> bool:
+    required: dict[str, str] = {}
+    for child in children:
+        if child[0] != "a":
+            continue
+        atom = table.atoms[child[1]]
+        if atom.kind is not Kind.EQ or atom.cased or atom.field == KEYWORDS:
+            continue
+        if required.setdefault(atom.field, atom.text) != atom.text:
+            return True
+    return False
 
 
 def or_(children: list[Node]) -> Node:
@@ -205,7 +226,7 @@ def keyword_node(value: object, table: AtomTable) -> Node:
 def condition_node(node: object, table: AtomTable) -> Node:
     """A parsed pySigma condition (detection items resolved) as a tree."""
     if isinstance(node, ConditionAND):
-        return and_([condition_node(a, table) for a in node.args])
+        return and_([condition_node(a, table) for a in node.args], table)
     if isinstance(node, ConditionOR):
         return or_([condition_node(a, table) for a in node.args])
     if isinstance(node, ConditionNOT):

@@ -61,8 +61,9 @@ def _compile_one(loaded: LoadedCorrelation, by_ref: dict[str, str]) -> CompiledC
         for alias in rule.aliases
     }
     fieldref = condition.fieldref[0] if isinstance(condition.fieldref, list) else condition.fieldref
+    sigma_id = str(rule.id or loaded.path)
     return CompiledCorrelation(
-        id=str(rule.id or loaded.path),
+        id=f"{loaded.source}:{sigma_id}" if loaded.source else sigma_id,
         title=rule.title,
         level=rule.level.name.lower() if rule.level else "",
         path=loaded.path,
@@ -78,18 +79,28 @@ def _compile_one(loaded: LoadedCorrelation, by_ref: dict[str, str]) -> CompiledC
     )
 
 
+def _references(rules: list[CompiledRule]) -> dict[str, dict[str, str]]:
+    """Per rule set: Sigma id or name -> compiled rule id (references stay in their set)."""
+    by_source: dict[str, dict[str, str]] = {}
+    for rule in rules:
+        refs = by_source.setdefault(rule.source, {})
+        refs[rule.sigma_id or rule.id] = rule.id
+        if rule.name:
+            refs[rule.name] = rule.id
+    return by_source
+
+
 def compile_correlations(
     loaded: list[LoadedCorrelation], rules: list[CompiledRule]
 ) -> tuple[list[CompiledCorrelation], list[RuleFailure]]:
     """Resolve each correlation's rule references (by id or name) to compiled rules."""
-    by_ref = {rule.id: rule.id for rule in rules}
-    by_ref.update({rule.name: rule.id for rule in rules if rule.name})
+    by_source = _references(rules)
     compiled, failures = [], []
     for item in loaded:
         if item.rule is None:
             continue  # already a failure from loading
         try:
-            compiled.append(_compile_one(item, by_ref))
+            compiled.append(_compile_one(item, by_source.get(item.source, {})))
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             failures.append(RuleFailure(item.path, f"correlation rule: {exc}"))
     return compiled, failures

@@ -26,6 +26,11 @@ from casescope.detect.correlations import CompiledCorrelation, compile_correlati
 from casescope.detect.evaluate import BatchEvaluator
 from casescope.detect.load import RuleFailure, RuleLoad
 from casescope.detect.pipelines import pipeline_versions, variant_pipelines
+from casescope.detect.placeholders import (
+    MissingPlaceholders,
+    Placeholders,
+    placeholder_pipeline,
+)
 from casescope.detect.plan import RulePlan
 from casescope.detect.rules import ENGINE_VERSION, CompiledRule, compile_rule
 
@@ -111,14 +116,18 @@ def _unsupported(product: str | None) -> str | None:
     return f"log source product {product!r} is not supported (Windows rules only)"
 
 
-def compile_rules(load: RuleLoad) -> CompiledRuleSet:
-    """Compile every Windows rule; others and failures are kept with the reason."""
+def compile_rules(load: RuleLoad, placeholders: Placeholders | None = None) -> CompiledRuleSet:
+    """Compile every Windows rule; others and failures are kept with the reason.
+
+    `placeholders`: values of `|expand` placeholders (name -> values); a rule using one
+    without values is a failure "needs placeholder values: %name%"."""
     with paused_gc():
-        return _compile_rules(load)
+        return _compile_rules(load, placeholders or {})
 
 
-def _compile_rules(load: RuleLoad) -> CompiledRuleSet:
-    pipelines = variant_pipelines()
+def _compile_rules(load: RuleLoad, placeholders: Placeholders) -> CompiledRuleSet:
+    pipelines = variant_pipelines(placeholders)
+    as_written = {"generic": placeholder_pipeline(placeholders)}  # `LoadedRule.as_written`
     salt = version_salt()
     compiled = CompiledRuleSet(failures=list(load.failures))
     seen: dict[str, str] = {}
@@ -126,7 +135,10 @@ def _compile_rules(load: RuleLoad) -> CompiledRuleSet:
         reason = _unsupported(loaded.rule.logsource.product)
         if reason is None:
             try:
-                rule = compile_rule(loaded, pipelines, compiled.atoms, salt)
+                chosen = as_written if loaded.as_written else pipelines
+                rule = compile_rule(loaded, chosen, compiled.atoms, salt, placeholders)
+            except MissingPlaceholders as exc:
+                reason = str(exc)
             except (CompileError, SigmaError, ValueError, TypeError, KeyError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             else:

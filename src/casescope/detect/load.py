@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -26,13 +27,30 @@ from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 
 from casescope.collector import paused_gc
+from casescope.detect.normalise import Normalised, normalise, normalise_correlation
 
 logger = logging.getLogger(__name__)
 
 try:
-    from yaml import CSafeLoader as _Loader
+    from yaml import CSafeLoader as _BaseLoader
 except ImportError:  # pragma: no cover - libyaml is in the PyYAML wheels we pin
-    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+    from yaml import SafeLoader as _BaseLoader  # type: ignore[assignment]
+
+_BOOL = "tag:yaml.org,2002:bool"
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc,valid-type]
+    """libyaml's safe loader with YAML 1.2 booleans: only true/false, so a rule's `no` or
+    `on` stays the text it means (`CommandLine|contains|all: [recoveryenabled, no]`)."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != _BOOL]
+    for first, resolvers in _BaseLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    _BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 YAML_SUFFIXES = (".yml", ".yaml")
 
@@ -50,6 +68,26 @@ class LoadedRule:
     sha256: str  # of the YAML file
     text: str = ""  # the YAML itself, so the rule can be stored and compiled elsewhere
     index: int = 0  # position of the rule among the file's rules
+    warnings: list[str] = field(default_factory=list)  # what `normalise` had to fix
+    written_id: str | None = None  # the rule's id as written, when it is not a UUID
+    tags: list[str] = field(default_factory=list)  # as written (pySigma's lack bare ones)
+    details: str = ""  # Hayabusa's `details` template (`details.render_details`)
+    source: str = ""  # the rule set it belongs to (qualifies its id, see `uid`)
+    aliases: dict[str, str] = field(default_factory=dict)  # field alias -> eventkey
+    #: run as written: the detection names its log source (Hayabusa's rules carry Channel
+    #: and EventID); `logsource` is informative and no log-source pipeline applies
+    as_written: bool = False
+
+    @property
+    def sigma_id(self) -> str:
+        """The rule's id as its authors wrote it (its path when it has none)."""
+        return self.written_id or str(self.rule.id or self.path)
+
+    @property
+    def uid(self) -> str:
+        """The compiled rule's id: the Sigma id, qualified by the rule set when it has one,
+        so two sets holding the same rule each get their own hits."""
+        return f"{self.source}:{self.sigma_id}" if self.source else self.sigma_id
 
 
 @dataclass
@@ -60,6 +98,8 @@ class LoadedCorrelation:
     rule: SigmaCorrelationRule | None = None  # None when pySigma rejected it (see error)
     error: str = ""
     text: str = ""  # the whole YAML file
+    warnings: list[str] = field(default_factory=list)
+    source: str = ""
 
 
 @dataclass
@@ -98,51 +138,75 @@ def _looks_like_rule(doc: dict) -> bool:
 
 def _add_correlations(path: str, digest: str, docs: list[dict], text: str, load: RuleLoad) -> None:
     for doc in docs:
-        if "correlation" not in doc:
-            continue
+        definition, warnings = normalise_correlation(doc)
         try:
-            rule = SigmaCorrelationRule.from_dict(doc, collect_errors=True)
+            rule = SigmaCorrelationRule.from_dict(definition, collect_errors=True)
             error = "; ".join(str(e) for e in rule.errors)
         except (SigmaError, ValueError, TypeError, KeyError) as exc:
             rule, error = None, f"{type(exc).__name__}: {exc}"
-        load.correlations.append(LoadedCorrelation(path, digest, doc, rule, error, text))
+        loaded = LoadedCorrelation(path, digest, definition, rule, error, text, warnings)
+        load.correlations.append(loaded)
         if error:
             load.failures.append(RuleFailure(path, f"correlation rule: {error}"))
 
 
-def load_document(path: str, data: bytes, load: RuleLoad) -> None:
-    """Add one YAML file's rules (or its failure) to `load`."""
+def _parse(data: bytes, path: str, load: RuleLoad) -> list[dict] | None:
+    """The file's YAML documents, or None (its failure recorded, or listed as ignored)."""
     try:
         docs = [d for d in yaml.load_all(data, Loader=_Loader) if d is not None]
     except yaml.YAMLError as exc:
         load.failures.append(RuleFailure(path, f"not valid YAML: {exc}"))
-        return
+        return None
     if not docs or not all(isinstance(d, dict) for d in docs):
         load.failures.append(RuleFailure(path, "not a Sigma rule (no mapping)"))
-        return
+        return None
     if not any(_looks_like_rule(d) for d in docs):
         load.ignored.append(path)
+        return None
+    return docs
+
+
+def _extras(loaded: LoadedRule, norm: Normalised | None) -> LoadedRule:
+    if norm is not None:
+        loaded.warnings, loaded.written_id, loaded.tags = norm.warnings, norm.uid, norm.tags
+        details = norm.rule.get("details")
+        loaded.details = details if isinstance(details, str) else ""
+    if not loaded.tags:
+        loaded.tags = [str(t) for t in loaded.rule.tags]
+    return loaded
+
+
+def load_document(path: str, data: bytes, load: RuleLoad) -> None:
+    """Add one YAML file's rules (or its failure) to `load`."""
+    docs = _parse(data, path, load)
+    if docs is None:
         return
     digest = hashlib.sha256(data).hexdigest()
     text = data.decode("utf-8", "replace")
-    _add_correlations(path, digest, docs, text, load)
     plain = [d for d in docs if "correlation" not in d]
     if any("filter" in d for d in plain):
+        _add_correlations(path, digest, [d for d in docs if "correlation" in d], text, load)
         load.failures.append(RuleFailure(path, "Sigma filters are not supported"))
         return
+    norms = [normalise(d) for d in plain]
+    converted = [n.correlation for n in norms if n.correlation is not None]
+    _add_correlations(path, digest, [d for d in docs if "correlation" in d] + converted, text, load)
     if not plain:
         return
     try:
-        collection = SigmaCollection.from_dicts(plain, collect_errors=True)
+        collection = SigmaCollection.from_dicts([n.rule for n in norms], collect_errors=True)
     except (SigmaError, ValueError, TypeError, KeyError, AttributeError) as exc:
         load.failures.append(RuleFailure(path, f"{type(exc).__name__}: {exc}"))
         return
-    for index, rule in enumerate(r for r in collection.rules if isinstance(r, SigmaRule)):
+    rules = [r for r in collection.rules if isinstance(r, SigmaRule)]
+    by_position = len(rules) == len(norms)  # no `action:` documents reshaped the file
+    for index, rule in enumerate(rules):
         if rule.errors:
             reason = "; ".join(str(e) for e in rule.errors)
             load.failures.append(RuleFailure(path, reason))
         else:
-            load.rules.append(LoadedRule(rule, path, digest, text, index))
+            loaded = LoadedRule(rule, path, digest, text, index)
+            load.rules.append(_extras(loaded, norms[index] if by_position else None))
     if not collection.rules and collection.errors:
         reason = "; ".join(str(e) for e in collection.errors)
         load.failures.append(RuleFailure(path, reason))

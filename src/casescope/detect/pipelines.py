@@ -21,18 +21,35 @@ from importlib.metadata import PackageNotFoundError, version
 
 from sigma.pipelines.sysmon import sysmon_pipeline
 from sigma.pipelines.windows import windows_audit_pipeline, windows_logsource_pipeline
-from sigma.processing.pipeline import ProcessingPipeline
+from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
+from sigma.processing.transformations import FieldMappingTransformation
 from sigma.rule import SigmaRule
+
+from casescope.detect.placeholders import Placeholders, placeholder_pipeline
 
 PACKAGES = ("pySigma", "pysigma-pipeline-windows", "pysigma-pipeline-sysmon")
 
 
-def variant_pipelines() -> dict[str, ProcessingPipeline]:
-    """The pipeline of every variant, by name."""
+def variant_pipelines(placeholders: Placeholders | None = None) -> dict[str, ProcessingPipeline]:
+    """The pipeline of every variant, by name; `placeholders` (name -> values) replace the
+    `|expand` placeholders they name first (`placeholders.py`)."""
     return {
-        "sysmon": sysmon_pipeline() + windows_logsource_pipeline(),
-        "security": windows_audit_pipeline() + windows_logsource_pipeline(),
+        "sysmon": placeholder_pipeline(placeholders or {})
+        + sysmon_pipeline()
+        + windows_logsource_pipeline(),
+        "security": placeholder_pipeline(placeholders or {})
+        + windows_audit_pipeline()
+        + windows_logsource_pipeline(),
     }
+
+
+def alias_pipeline(aliases: dict[str, str]) -> ProcessingPipeline:
+    """Field names a rule set defines for its rules (Hayabusa's `eventkey_alias.txt`:
+    `ComputerName` -> `Event.System.Computer`), applied before the log-source pipelines."""
+    transformation = FieldMappingTransformation(dict(aliases))
+    return ProcessingPipeline(
+        items=[ProcessingItem(transformation, identifier="casescope_field_aliases")]
+    )
 
 
 def pipeline_versions() -> dict[str, str]:

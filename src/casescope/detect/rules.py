@@ -10,12 +10,13 @@ from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 
 from casescope.detect.atoms import AtomTable, CompileError
-from casescope.detect.compile import Node, condition_node, equal_values, or_, required
+from casescope.detect.compile import FALSE, Node, condition_node, equal_values, or_, required
 from casescope.detect.load import LoadedRule
-from casescope.detect.pipelines import process
+from casescope.detect.pipelines import alias_pipeline, process
+from casescope.detect.placeholders import Placeholders, used_values
 
 #: Bumped whenever the same rule and events may give different detections.
-ENGINE_VERSION = "4"
+ENGINE_VERSION = "5"
 
 
 @dataclass(slots=True)
@@ -36,6 +37,9 @@ class CompiledRule:
     author: str = ""
     description: str = ""
     name: str = ""  # the rule's `name:`, which correlation rules may reference
+    details: str = ""  # Hayabusa's `details` template (`details.render_details`)
+    sigma_id: str = ""  # the id as written (`id` is qualified by the rule set, if any)
+    source: str = ""  # the rule set (empty when compiled from files directly)
 
     @property
     def attack(self) -> list[str]:
@@ -68,34 +72,50 @@ def _variant_conditions(
     return [("generic", unmapped[0][1])] if unmapped else [], errors
 
 
-def content_hash(loaded: LoadedRule, salt: str) -> str:
-    """A rule's content hash: changes with its file, its place there, engine or pipelines."""
+def content_hash(loaded: LoadedRule, salt: str, values: str = "") -> str:
+    """A rule's content hash: changes with its file, its place there, engine or pipelines,
+    and the values of the placeholders it uses (`values`, when it uses any)."""
     text = f"{salt}\n{loaded.sha256}\n{loaded.index}"
+    if values:
+        text += f"\n{values}"
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 def compile_rule(
-    loaded: LoadedRule, pipelines: dict[str, ProcessingPipeline], table: AtomTable, salt: str
+    loaded: LoadedRule,
+    pipelines: dict[str, ProcessingPipeline],
+    table: AtomTable,
+    salt: str,
+    placeholders: Placeholders | None = None,
 ) -> CompiledRule:
-    """Process `loaded` under each pipeline variant and compile the OR of the variants."""
+    """Process `loaded` under each pipeline variant and compile the OR of the variants
+    (`pipelines` must replace the `placeholders` the rule uses: `variant_pipelines`)."""
     rule = loaded.rule
+    values = used_values(rule, placeholders or {})
+    if loaded.aliases:
+        pipelines = {name: alias_pipeline(loaded.aliases) + p for name, p in pipelines.items()}
     variants, errors = _variant_conditions(rule, pipelines)
     if not variants:
         raise CompileError("; ".join(errors) or "no condition")
     tree = or_([condition_node(c, table) for _, conditions in variants for c in conditions])
+    if tree == FALSE:
+        raise CompileError(
+            "can never match: its detection requires two values of one field (e.g. a "
+            "Channel its log source contradicts)"
+        )
     clauses = required(tree)
     event_ids = equal_values(clauses, table, "@event_id")
     channels = equal_values(clauses, table, "@channel")
     return CompiledRule(
-        id=str(rule.id or loaded.path),
+        id=loaded.uid,
         title=rule.title,
         level=rule.level.name.lower() if rule.level else "",
         status=rule.status.name.lower() if rule.status else "",
-        tags=[str(t) for t in rule.tags],
+        tags=list(loaded.tags),
         path=loaded.path,
         logsource=_logsource(rule),
         sha256=loaded.sha256,
-        content_hash=content_hash(loaded, salt),
+        content_hash=content_hash(loaded, salt, values if values != "{}" else ""),
         tree=tree,
         variants=tuple(name for name, _ in variants),
         event_ids=_ints(event_ids),
@@ -103,6 +123,9 @@ def compile_rule(
         author=rule.author or "",
         description=rule.description or "",
         name=rule.name or "",
+        details=loaded.details,
+        sigma_id=loaded.sigma_id,
+        source=loaded.source,
     )
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from casescope.detect.active import ActiveRules
 from casescope.detect.correlations import detection_frame
+from casescope.detect.exclusions import ExclusionSet
 from casescope.hunt import IocMatcher
 from casescope.hunt.values import CORE_TEXT_COLUMNS
 from casescope.jobs.case_iocs import enabled_ioc_ids
@@ -39,8 +40,10 @@ class SigmaAnalyzer:
         previous_hash: str | None = None,
         previous: Mapping[str, str] | None = None,
         batch_events: int = 25_000,
+        exclusions: ExclusionSet | None = None,
     ) -> None:
         self.active = active
+        self.exclusions = exclusions  # the case's: new hits they cover are written hidden
         self.keep = active.kept_since(previous_hash, previous)
         self.ruleset = active.pending(previous_hash, self.keep)
         self.batch_events = batch_events
@@ -98,13 +101,17 @@ class SigmaAnalyzer:
         record_ids = batch.column("record_id").take(index).to_pylist()
         times = batch.column("ts").take(index).to_pylist()
         computers = batch.column("computer").take(index).to_pylist()
-        for seq, rule_uid, record_id, ts, computer, fields in zip(
+        hidden = (
+            self.exclusions.excluded(batch, hits) if self.exclusions else [None] * hits.num_rows
+        )
+        for seq, rule_uid, record_id, ts, computer, fields, excluded_by in zip(
             hits.column("seq").to_pylist(),
             hits.column("rule_id").to_pylist(),
             record_ids,
             times,
             computers,
             self._correlation_fields(batch, hits),
+            hidden,
             strict=True,
         ):
             self._rows.append(
@@ -115,6 +122,7 @@ class SigmaAnalyzer:
                     "ts": ts,
                     "computer": computer or "",
                     "fields": fields,
+                    "excluded_by": excluded_by,
                 }
             )
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from casescope.config import Settings
 from casescope.detect.active import ActiveRules
+from casescope.detect.exclusions import ExclusionSet
 from casescope.errors import PermanentError
 from casescope.evidence.store import sha256_of
 from casescope.hunt import IocMatcher
@@ -94,6 +95,7 @@ class WorkerContext:
     current_started: float | None = None
     #: Compiled IOC matchers by (case id, IOC-set hash): small files must not recompile.
     ioc_matchers: dict[tuple[int, str], IocMatcher] = field(default_factory=dict)
+    exclusion_sets: dict[tuple[int, str], ExclusionSet] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

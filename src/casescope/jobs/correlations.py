@@ -13,13 +13,14 @@ import logging
 from datetime import UTC, datetime
 
 import polars as pl
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from casescope.detect.active import ActiveRules
 from casescope.detect.correlate import CorrelationHit, correlate
 from casescope.model.db import Database
-from casescope.model.tables import Detection, Rule
+from casescope.model.tables import Detection, Exclusion
+from casescope.store.exclusions import reapply
 
 logger = logging.getLogger(__name__)
 
@@ -30,28 +31,28 @@ _EMPTY = {"event": pl.Int64, "ts": pl.Datetime("us", "UTC"), "rule_id": pl.Strin
 
 
 def _detections(
-    session: Session, case_id: int, rule_uids: set[str]
+    session: Session, case_id: int, rules: dict[int, str]
 ) -> tuple[pl.DataFrame, dict[int, EventRef]]:
-    """The case's detections of `rule_uids` as the frame `correlate` takes, and where each
-    detection's event is."""
+    """The case's detections of `rules` (rule row -> compiled rule id) as the frame
+    `correlate` takes, and where each detection's event is."""
     query = (
         select(
             Detection.id,
             Detection.ts,
-            Rule.rule_uid,
+            Detection.rule_id,
             Detection.fields,
             Detection.file_id,
             Detection.seq,
             Detection.record_id,
             Detection.computer,
         )
-        .join(Rule, Rule.id == Detection.rule_id)
-        .where(Detection.case_id == case_id, Rule.rule_uid.in_(rule_uids))
-        .where(Detection.ts.is_not(None))
+        .where(Detection.case_id == case_id, Detection.rule_id.in_(rules))
+        .where(Detection.ts.is_not(None), Detection.excluded_by.is_(None))
     )
     rows, refs = [], {}
-    for det_id, ts, uid, fields, file_id, seq, record_id, computer in session.execute(query):
+    for det_id, ts, row, fields, file_id, seq, record_id, computer in session.execute(query):
         ts = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+        uid = rules[row]
         rows.append({"event": det_id, "ts": ts, "rule_id": uid, **json.loads(fields or "{}")})
         refs[det_id] = (file_id, seq, record_id, ts, computer)
     if not rows:
@@ -89,7 +90,12 @@ def run_correlations(db: Database, active: ActiveRules, case_id: int) -> int:
     hits: list[CorrelationHit] = []
     refs: dict[int, EventRef] = {}
     if correlations:
-        referenced = {rule_id for c in correlations for rule_id in c.rules}
+        referenced = {
+            active.row_ids[rule_id]: rule_id
+            for c in correlations
+            for rule_id in c.rules
+            if rule_id in active.row_ids
+        }
         with db.read() as session:
             frame, refs = _detections(session, case_id, referenced)
         hits = correlate(correlations, frame) if frame.height else []
@@ -105,5 +111,10 @@ def run_correlations(db: Database, active: ActiveRules, case_id: int) -> int:
             session.execute(delete(Detection).where(*stale))
         if rows:
             session.execute(insert(Detection), rows)
+        excluded = session.scalar(
+            select(func.count()).select_from(Exclusion).where(Exclusion.case_id == case_id)
+        )
+    if rows and excluded:  # the new hits of correlation rules the case silenced
+        reapply(db, case_id, {c.id.rpartition(":")[2] for c in correlations})
     logger.info("case %d: %d correlation hits", case_id, len(rows))
     return len(rows)

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from casescope.allocators import use_system_arrow_pool
 from casescope.collector import tune_collector
 from casescope.config import Settings
+from casescope.detect.exclusions import ExclusionSet
 from casescope.hunt import Ioc, compile_iocs
 from casescope.jobs.analyzers import IocAnalyzer, SigmaAnalyzer
 from casescope.jobs.case_iocs import enabled_iocs, ioc_set_hash
@@ -33,6 +34,7 @@ from casescope.jobs.registry import register, rss_mb, unregister
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, Operation
 from casescope.model.tables import EvidenceFile, WorkerRecord
+from casescope.store.exclusions import case_exclusions
 from casescope.store.rulesets import load_active, manifest_of
 from casescope.workqueue import queue
 
@@ -145,26 +147,49 @@ class PolicedContext(WorkerContext):
             self.slot.start(job.id, job.file_id)
 
 
+#: Compiled case exclusions a worker keeps (one per case and exclusion set).
+EXCLUSION_CACHE = 8
+
+
+def _case_exclusions(ctx: WorkerContext, session: Session, case_id: int) -> ExclusionSet | None:
+    """The case's exclusions, compiled once per (case, exclusion set) in this worker."""
+    exclusions = case_exclusions(session, case_id)
+    if not exclusions:
+        return None
+    key = (case_id, repr(sorted(exclusions, key=lambda e: e.id)))
+    found = ctx.exclusion_sets.get(key)
+    if found is None:
+        if len(ctx.exclusion_sets) >= EXCLUSION_CACHE:
+            ctx.exclusion_sets.pop(next(iter(ctx.exclusion_sets)))
+        found = ctx.exclusion_sets[key] = ExclusionSet.build(exclusions)
+    return found
+
+
 def _sigma_analyzer(
     ctx: WorkerContext,
     job: queue.ClaimedJob,
     session: Session,
     manifests: dict[str, dict[str, str] | None],
+    case_id: int,
 ) -> SigmaAnalyzer | None:
     """Sigma with the set `_prepare` loaded; `sigma_only` evaluates only changed rules
-    (`manifests`: those of previous sets, read once per group)."""
+    (`manifests`: those of previous sets, read once per group). New hits that the case's
+    exclusions cover are written hidden."""
     if ctx.rules is None:
         return None
     batch_events = ctx.settings.sigma_batch_events
+    exclusions = _case_exclusions(ctx, session, case_id)
     if job.operation is not Operation.SIGMA_ONLY:
-        return SigmaAnalyzer(ctx.rules, batch_events=batch_events)
+        return SigmaAnalyzer(ctx.rules, batch_events=batch_events, exclusions=exclusions)
     previous_hash = session.scalar(
         select(EvidenceFile.sigma_ruleset).where(EvidenceFile.id == job.file_id)
     )
     if previous_hash and previous_hash not in manifests:
         manifests[previous_hash] = manifest_of(ctx.db, previous_hash)
     previous = manifests.get(previous_hash) if previous_hash else None
-    return SigmaAnalyzer(ctx.rules, previous_hash, previous, batch_events=batch_events)
+    return SigmaAnalyzer(
+        ctx.rules, previous_hash, previous, batch_events=batch_events, exclusions=exclusions
+    )
 
 
 #: Compiled IOC matchers a worker keeps (one per case and IOC set).
@@ -205,12 +230,12 @@ def _prepare(ctx: WorkerContext, jobs: list[queue.ClaimedJob]) -> list[Prepared]
         for job in jobs:
             steps = PERSIST_STEPS[job.operation]
             with failure_recorded(ctx, job):  # this file fails alone
+                info = file_info(session, job.file_id, job.operation)
                 sigma = (
-                    _sigma_analyzer(ctx, job, session, manifests)
+                    _sigma_analyzer(ctx, job, session, manifests, info.case_id)
                     if FileStatus.SIGMA in steps
                     else None
                 )
-                info = file_info(session, job.file_id, job.operation)
                 ioc = None
                 if FileStatus.IOC in steps:
                     if info.case_id not in iocs_of:

@@ -84,3 +84,10 @@ class OperationState(StrEnum):
     @property
     def is_terminal(self) -> bool:
         return self in (OperationState.CANCELLED, OperationState.COMPLETED)
+
+
+class ExclusionKind(StrEnum):
+    """What a per-case exclusion of Sigma hits is made of."""
+
+    RULE = "rule"  # a rule's hits, all of them or where the event holds field values
+    FILTER = "filter"  # a Sigma filter document (its rules, logsource and condition)

@@ -24,7 +24,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from casescope.model.enums import FileStatus, FileType, IndexState, JobState, Operation
+from casescope.model.enums import (
+    ExclusionKind,
+    FileStatus,
+    FileType,
+    IndexState,
+    JobState,
+    Operation,
+)
 
 
 def utcnow() -> datetime:
@@ -229,6 +236,11 @@ class Rule(Base):
     yaml: Mapped[str] = mapped_column(Text, default="")
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)  # why it cannot run
+    #: what had to be fixed for pySigma to load it (a bare tag, a non-UUID id...), one a line
+    warnings: Mapped[str | None] = mapped_column(Text, nullable=True)
+    details: Mapped[str] = mapped_column(Text, default="")  # Hayabusa's `details` template
+    aliases: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: alias -> eventkey
+    as_written: Mapped[bool] = mapped_column(Boolean, default=False)  # no log-source pipeline
     imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -255,6 +267,27 @@ class Detection(Base):
     #: JSON: the event fields correlation rules group by (for hits of rules they reference),
     #: or, for a correlation hit, its group, count, window and the detections in it.
     fields: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: the case exclusion that hides this hit (kept, countable, restorable); None: shown
+    excluded_by: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class Exclusion(Base):
+    """Hits an analyst silenced in one case: a rule's (all, or where the event holds field
+    values) or those a Sigma filter document excludes. Hidden hits keep `excluded_by`."""
+
+    __tablename__ = "exclusions"
+    __table_args__ = (Index("ix_exclusions_case", "case_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"))
+    kind: Mapped[ExclusionKind] = mapped_column(_enum(ExclusionKind))
+    rule_uids: Mapped[str] = mapped_column(Text)  # JSON list of Sigma ids, or ["any"]
+    source: Mapped[str | None] = mapped_column(String(200), nullable=True)  # one rule set
+    conditions: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON {field: [..]}
+    document: Mapped[str] = mapped_column(Text, default="")  # a Sigma filter (YAML)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(100), default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class RuleSetManifest(Base):
@@ -269,6 +302,18 @@ class RuleSetManifest(Base):
     hash: Mapped[str] = mapped_column(String(32), primary_key=True)
     rules: Mapped[str] = mapped_column(Text)  # JSON object: rule id -> content hash
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SigmaPlaceholder(Base):
+    """Values of one `|expand` placeholder (`%known_cdcs%` -> DC names), for every rule
+    that uses it; a rule whose placeholders have no values does not compile."""
+
+    __tablename__ = "sigma_placeholders"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)  # without the %
+    values: Mapped[str] = mapped_column(Text)  # JSON list of strings
+    updated_by: Mapped[str] = mapped_column(String(200), default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class Ioc(Base):

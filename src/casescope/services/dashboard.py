@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from casescope.model.db import Database
-from casescope.services.detections import DetectionFilter, summary
+from casescope.services.detections import DetectionFilter, rule_hits
 from casescope.services.ioc_hits import HitFilter, hit_summary
 from casescope.services.status import collect_status
 from casescope.store.index import EventIndex
@@ -35,8 +35,8 @@ def build_dashboard(db: Database, index: EventIndex, case_id: int) -> Dashboard:
         events_parsed=status.events_parsed,
         events_indexed=status.events_indexed or 0,
     )
-    for level, _uid, _title, count in summary(db, DetectionFilter(case_id)):
-        key = level or "unknown"
-        board.detections_by_level[key] = board.detections_by_level.get(key, 0) + count
+    for item in rule_hits(db, DetectionFilter(case_id)):
+        key = item.rule.level or "unknown"
+        board.detections_by_level[key] = board.detections_by_level.get(key, 0) + item.hits
     board.ioc_hits = sum(s.hits for s in hit_summary(db, HitFilter(case_id)))
     return board

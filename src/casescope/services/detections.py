@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select, true
 from sqlalchemy.orm import Session
 
 from casescope.detect.attack import AttackTags, parse_tags, tactic, technique
@@ -29,6 +29,14 @@ from casescope.model.tables import Detection, EvidenceFile, Rule
 NONE = "none"
 #: Text of a rule filter, at most.
 MAX_TEXT = 200
+
+
+class Shown(StrEnum):
+    """Which hits a listing holds: those shown, those an exclusion hides, or all."""
+
+    VISIBLE = "visible"
+    EXCLUDED = "excluded"
+    ALL = "all"
 
 
 class DetectionFilterError(CasescopeError):
@@ -84,6 +92,8 @@ class DetectionFilter:
     technique: str | None = None  # T1059 (with its sub-techniques), T1059.001, or NONE
     text: str = ""  # in the rule's title, id, description or tags (any case)
     rule_id: int | None = None  # one rule (its row id)
+    source: str | None = None  # one rule set (`rules import --name`); None: every set
+    shown: Shown = Shown.VISIBLE  # hits hidden by the case's exclusions are kept apart
 
     def __post_init__(self) -> None:
         checked = {
@@ -94,6 +104,7 @@ class DetectionFilter:
             "technique": check_technique(self.technique) if self.technique else None,
             "text": self.text.strip()[:MAX_TEXT],
             "host": self.host or None,
+            "source": self.source or None,
         }
         for name, value in checked.items():
             object.__setattr__(self, name, value)
@@ -108,6 +119,7 @@ class DetectionFilter:
             or self.tactic
             or self.technique
             or self.text
+            or self.source
         )
 
     def without_attack(self) -> DetectionFilter:
@@ -128,6 +140,7 @@ class RuleInfo:
     tags: tuple[str, ...]
     attack: AttackTags
     description: str
+    source: str = ""  # the rule set (`rules import --name`)
 
     @property
     def level_rank(self) -> int:
@@ -145,6 +158,7 @@ def rule_info(row: Rule) -> RuleInfo:
         tags=tuple(row.tags.split()),
         attack=parse_tags(row.tags),
         description=doc.description,
+        source=row.source,
     )
 
 
@@ -175,6 +189,8 @@ def rule_matches(rule: RuleInfo, filters: DetectionFilter) -> bool:
         return False
     if filters.text and not _text_matches(rule, filters.text):
         return False
+    if filters.source and rule.source != filters.source:
+        return False
     return _attack_matches(rule, filters)
 
 
@@ -188,6 +204,10 @@ def sql_clauses(filters: DetectionFilter, rules: Iterable[int] | None = None) ->
         clauses.append(Detection.rule_id == filters.rule_id)
     if rules is not None and (filters.about_rules or filters.rule_uid):
         clauses.append(Detection.rule_id.in_(list(rules)))
+    if filters.shown is Shown.VISIBLE:
+        clauses.append(Detection.excluded_by.is_(None))
+    elif filters.shown is Shown.EXCLUDED:
+        clauses.append(Detection.excluded_by.is_not(None))
     return clauses
 
 
@@ -218,13 +238,21 @@ class RuleHits:
     """A rule that fired in a case: its hits, hosts and first and last time seen."""
 
     rule: RuleInfo
-    hits: int = 0
+    hits: int = 0  # of the filter's `shown` kind (by default, those not excluded)
     #: Each host (computer; "" if unknown) with its hits, most hits first.
     hosts: list[tuple[str, int]] = field(default_factory=list)
     first_seen: datetime | None = None
     last_seen: datetime | None = None
+    excluded: int = 0  # hits the case's exclusions hide (kept, restorable)
 
-    def add(self, host: str, hits: int, first: datetime | None, last: datetime | None) -> None:
+    def add(
+        self, host: str, counts: tuple[int, int], first: datetime | None, last: datetime | None
+    ) -> None:
+        """A host's (hits, excluded hits) and its first and last time seen."""
+        hits, excluded = counts
+        self.excluded += excluded
+        if not hits:
+            return
         self.hits += hits
         self.hosts.append((host, hits))
         if first is not None and (self.first_seen is None or first < self.first_seen):
@@ -265,28 +293,37 @@ _SORT_KEYS: dict[RuleSort, Callable[[RuleHits], tuple]] = {
 def rule_hits(
     db: Database, filters: DetectionFilter, sort: RuleSort = RuleSort.HITS
 ) -> list[RuleHits]:
-    """The rules that fired in the case and pass `filters`, with their hits."""
+    """The rules that fired in the case and pass `filters`, with their hits of the kind
+    `filters.shown` asks for (and, apart, the hits the case's exclusions hide). A rule in two
+    active rule sets is two rules: each hit belongs to one of them."""
+    every = replace(filters, shown=Shown.ALL)
+    visible = Detection.excluded_by.is_(None)
+    wanted = {Shown.VISIBLE: visible, Shown.EXCLUDED: ~visible, Shown.ALL: true()}
+    counted = wanted[filters.shown]
     with db.read() as session:
-        rules = _case_rules(session, filters)
+        rules = _case_rules(session, every)
         if not rules:
             return []
         rows = session.execute(
             select(
                 Detection.rule_id,
                 Detection.computer,
-                func.count(),
-                func.min(Detection.ts),
-                func.max(Detection.ts),
+                func.sum(case((counted, 1), else_=0)),
+                func.sum(case((visible, 0), else_=1)),
+                func.min(case((counted, Detection.ts))),
+                func.max(case((counted, Detection.ts))),
             )
-            .where(*sql_clauses(filters), Detection.rule_id.in_(list(rules)))
+            .where(*sql_clauses(every), Detection.rule_id.in_(list(rules)))
             .group_by(Detection.rule_id, Detection.computer)
         ).all()
     found: dict[int, RuleHits] = {}
-    for rule_id, host, hits, first, last in rows:
-        found.setdefault(rule_id, RuleHits(rules[rule_id])).add(host or "", hits, first, last)
+    for rule_id, host, hits, excluded, first, last in rows:
+        item = found.setdefault(rule_id, RuleHits(rules[rule_id]))
+        item.add(host or "", (int(hits), int(excluded)), first, last)
     for item in found.values():
         item.hosts.sort(key=lambda pair: (-pair[1], pair[0]))
-    return sorted(found.values(), key=_SORT_KEYS[sort])
+    shown = [item for item in found.values() if item.hits]
+    return sorted(shown, key=_SORT_KEYS[sort])
 
 
 def case_hosts(db: Database, case_id: int) -> list[tuple[str, int]]:
@@ -298,11 +335,6 @@ def case_hosts(db: Database, case_id: int) -> list[tuple[str, int]]:
             .group_by(Detection.computer)
         ).all()
     return sorted(((h or "", n) for h, n in rows), key=lambda pair: (-pair[1], pair[0]))
-
-
-def summary(db: Database, filters: DetectionFilter) -> list[tuple[str, str, str, int]]:
-    """(level, rule id, title, hits), most hits first."""
-    return [(r.rule.level, r.rule.rule_uid, r.rule.title, r.hits) for r in rule_hits(db, filters)]
 
 
 def iter_detections(
@@ -317,9 +349,11 @@ def iter_detections(
             Detection.record_id,
             Detection.computer,
             Rule.rule_uid,
+            Rule.source,
             Rule.title,
             Rule.level,
             Rule.tags,
+            Detection.excluded_by,
             EvidenceFile.original_path,
         )
         .join(Rule, Rule.id == Detection.rule_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from casescope.model.db import Database
-from casescope.services.detections import DetectionFilter, summary
+from casescope.services.detections import DetectionFilter, rule_hits
 from casescope.services.event_search import top_values
 from casescope.services.search import SearchRequest, build_where
 from casescope.store.index import EventIndex
@@ -32,9 +32,9 @@ def first_steps(db: Database, index: EventIndex, case_id: int) -> FirstSteps:
     where = build_where(SearchRequest(case_id))
     ids = top_values(index, where, "event_id", TOP).values
     hosts = top_values(index, where, "computer", TOP).values
-    rules = summary(db, DetectionFilter(case_id))[:TOP]
+    rules = rule_hits(db, DetectionFilter(case_id))[:TOP]
     return FirstSteps(
         [(int(v["value"]), int(v["events"])) for v in ids if v["value"] is not None],
         [(str(v["value"]), int(v["events"])) for v in hosts],
-        [(uid, title, level, hits) for level, uid, title, hits in rules],
+        [(r.rule.rule_uid, r.rule.title, r.rule.level, r.hits) for r in rules],
     )

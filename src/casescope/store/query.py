@@ -12,6 +12,7 @@ from types import UnionType
 
 from casescope.store.query_parse import (
     EXISTS,
+    FIELD_RE,
     KEYWORDS,
     START_ESCAPABLE,
     And,
@@ -83,16 +84,21 @@ def render(node: Node | None) -> str:
         case Text(value=value):
             return _free_text(value)
         case Match():
-            return _match(node.field, node.value)
+            return _match(_name(node.field), node.value)
         case Compare():
-            return f"{node.field}:{node.op}{_operand(node.value)}"
+            return f"{_name(node.field)}:{node.op}{_operand(node.value)}"
         case Range():
             low = "[" if node.include_low else "{"
             high = "]" if node.include_high else "}"
-            return f"{node.field}:{low}{_bound(node.low)} TO {_bound(node.high)}{high}"
+            return f"{_name(node.field)}:{low}{_bound(node.low)} TO {_bound(node.high)}{high}"
         case Exists():
-            return f"{EXISTS}:{node.field}"
+            return f"{EXISTS}:{_name(node.field)}"
     raise TypeError(f"not a query node: {node!r}")
+
+
+def _name(field: str) -> str:
+    """A field name as typed: bare when it can be, else quoted (`"New Value"`)."""
+    return field if FIELD_RE.fullmatch(field) and field not in KEYWORDS else _quote(field)
 
 
 def _child(node: Node, wrap: type | UnionType) -> str:

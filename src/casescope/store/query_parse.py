@@ -4,7 +4,7 @@
     or_expr  := and_expr (("OR" | "||") and_expr)*
     and_expr := unary (("AND" | "&&")? unary)*            adjacent terms are AND-ed
     unary    := ("NOT" | "!" | "-") unary | primary
-    primary  := "(" or_expr ")" | NAME ":" value | word | "phrase"
+    primary  := "(" or_expr ")" | (NAME | "phrase") ":" value | word | "phrase"
     value    := "(" group ")" | "phrase" | range | (">" | ">=" | "<" | "<=") operand | word
     range    := ("[" | "{") bound "TO" bound ("]" | "}")
 
@@ -333,7 +333,11 @@ class _Parser:
         if ctx is not None:
             return self.value(ctx)
         if ch == '"':
-            return self.term(Text(Literal(self.quoted()), pos), pos)
+            text = self.quoted()
+            if self.peek() == ":" and text:  # `"New Value":x`: a field name with a space
+                self.i += 1
+                return self.value(text)
+            return self.term(Text(Literal(text), pos), pos)
         if ch in "[{" and _RANGE_LIKE.match(self.text, pos):
             raise QuerySyntaxError("a range needs a field name: write field:[low TO high]", pos)
         word = self.word(value=False)
@@ -380,6 +384,11 @@ class _Parser:
         return Match(name, _value_of(self.word(value=True).parts), start)
 
     def exists(self, start: int) -> Exists:
+        if self.peek() == '"':
+            name = self.quoted()
+            if not name:
+                raise QuerySyntaxError(f"{EXISTS} needs a field name", start)
+            return Exists(name, start)
         word = self.word(value=True)
         name = "".join(c for c, _ in word.parts)
         if any(wild for _, wild in word.parts) or not FIELD_RE.fullmatch(name):

@@ -31,6 +31,9 @@ from casescope.store.query_parse import (
     value_parts,
 )
 
+#: What an event field name may differ by and still be the same field (`Compiler.key`).
+LOOSE = r"[\s_]"
+LOOSE_RE = re.compile(LOOSE)
 #: At most this many `hasToken` prefilters per term (the longest words are kept).
 MAX_TOKENS = 8
 EPOCH = "toDateTime64(0, 6, 'UTC')"
@@ -295,10 +298,24 @@ class Compiler:
             clause = f"search_text LIKE {self.string(like_pattern(_unanchored(parts)))}"
         return _all([clause, *self.tokens(parts, anchored=False)])
 
+    def key(self, name: str) -> str:
+        """The map key an event field name reads: the name itself when the event has it,
+        else the event's first key that is the same name without whitespace and underscores
+        (`NewValue` finds Defender's `New Value`, `"New Value"` a `NewValue`, as Sigma rules
+        name them; docs/sigma.md). Case still counts."""
+        exact = self.param(name, "String")
+        loose = self.param(LOOSE_RE.sub("", name), "String")
+        pattern = self.param(LOOSE, "String")
+        return (
+            f"if(mapContains(fields, {exact}), {exact}, arrayFirst("
+            f"k -> replaceRegexpAll(k, {pattern}, {self.param('', 'String')}) = {loose}, "
+            "mapKeys(fields)))"
+        )
+
     def match(self, node: Match) -> str:
         column = CORE_FIELDS.get(node.field.lower())
         if column is None:
-            key = self.param(node.field, "String")
+            key = self.key(node.field)
             present = f"mapContains(fields, {key})"
             sql = self.text_match(f"fields[{key}]", node.value, present)
             empty = isinstance(node.value, Literal) and not node.value.text
@@ -376,7 +393,7 @@ class Compiler:
         Values are compared as Float64 so that `bytes:>1000` also finds "1024.5"; integers
         are exact up to 2**53.
         """
-        key = self.param(name, "String")
+        key = self.key(name)
         numbers = [_number(text) for _, text, _ in bounds]
         if any(n is None for n in numbers):
             clauses = [
@@ -393,7 +410,7 @@ class Compiler:
     def exists(self, name: str) -> str:
         column = CORE_FIELDS.get(name.lower())
         if column is None:
-            return f"mapContains(fields, {self.param(name, 'String')})"
+            return f"mapContains(fields, {self.key(name)})"
         if column.kind is Kind.TEXT:
             return f"notEmpty({column.sql})"
         if column.kind is Kind.TIME:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from casescope.config import Settings
 from casescope.detect.active import ActiveRules
@@ -27,9 +28,18 @@ from casescope.detect.cache import ruleset_hash
 from casescope.detect.engine import CompiledRuleSet, compile_rules
 from casescope.detect.levels import SigmaLevel, SigmaStatus
 from casescope.detect.load import LoadedRule, RuleLoad, load_document, load_rules
+from casescope.detect.placeholders import Placeholders
+from casescope.detect.ruleset_config import (
+    RuleSetDefaults,
+    aliases_for,
+    read_defaults,
+    read_eventkey_aliases,
+    runs_as_written,
+)
 from casescope.errors import CasescopeError
 from casescope.model.db import Database
 from casescope.model.tables import AuditRecord, Rule, RuleSetManifest
+from casescope.store.placeholders import placeholder_values
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +49,8 @@ class ImportReport:
     source: str
     rules: int
     failed: int
+    warned: int = 0  # loaded, with warnings (`rules list --warnings`)
+    off: int = 0  # imported disabled: the rule set does not run them by default
 
 
 def _rules_dir(settings: Settings) -> Path:
@@ -61,13 +73,78 @@ def _describe(row: Rule, doc: Mapping[str, object], uid: str, loaded: LoadedRule
     if loaded is not None:
         rule = loaded.rule
         row.title, row.level = rule.title, str(rule.level or "")
-        row.status, row.tags = str(rule.status or ""), " ".join(str(t) for t in rule.tags)
+        row.status, row.tags = str(rule.status or ""), " ".join(loaded.tags)
+        row.warnings = "\n".join(loaded.warnings) or None
+        row.details = loaded.details
+        row.aliases = json.dumps(loaded.aliases) if loaded.aliases else None
+        row.as_written = loaded.as_written
     else:  # a correlation rule: its YAML document
         row.title, row.level = str(doc.get("title", uid)), str(doc.get("level") or "")
         tags = doc.get("tags") or []
         row.status = str(doc.get("status") or "")
         row.tags = " ".join(map(str, tags)) if isinstance(tags, list) else ""
+        row.details, row.aliases = "", None
     row.rule_uid = uid
+
+
+def compiled_id(row: Rule) -> str:
+    """The id a rule row's compiled rule has: qualified by its rule set (`LoadedRule.uid`)."""
+    return f"{row.source}:{row.rule_uid}"
+
+
+def _attach(load: RuleLoad, source: str, aliases: dict[str, str], as_written: bool) -> None:
+    """Mark a load's rules and correlations as `source`'s, with the set's field aliases and
+    whether it runs its rules as written (`detect.ruleset_config`)."""
+    for loaded in load.rules:
+        loaded.source, loaded.as_written = source, as_written
+        loaded.aliases = aliases_for(loaded.rule, aliases)
+    for corr in load.correlations:
+        corr.source = source
+
+
+class _Rows:
+    """The rows of one import: existing rows reused by key, new ones enabled as the rule
+    set's defaults say (`detect.ruleset_config.read_defaults`)."""
+
+    def __init__(self, session: Session, name: str, defaults: RuleSetDefaults) -> None:
+        self.session, self.name, self.defaults = session, name, defaults
+        query = select(Rule).where(Rule.source == name)
+        self.existing = {r.path: r for r in session.scalars(query)}
+        self.used: dict[str, int] = {}
+        self.off = 0
+
+    def row(self, path: str) -> Rule:
+        key = _row_path(path, self.used)
+        return self.existing.pop(key, None) or Rule(source=self.name, path=key)
+
+    def add(self, row: Rule) -> None:
+        if row.id is None and not self.defaults.enabled(row.rule_uid.lower(), row.status):
+            row.enabled, self.off = False, self.off + 1
+        self.session.add(row)
+
+    def write(self, load: RuleLoad, failures: dict[str, str]) -> None:
+        for loaded in load.rules:
+            row = self.row(loaded.path)
+            _describe(row, {}, loaded.sigma_id, loaded)
+            row.sha256, row.yaml, row.error = loaded.sha256, loaded.text, failures.get(loaded.path)
+            self.add(row)
+        for corr in load.correlations:
+            if corr.rule is None or corr.error:
+                continue  # listed among the failures
+            row = self.row(corr.path)
+            uid = str(corr.rule.id or corr.path)  # as `CompiledCorrelation.id`
+            _describe(row, corr.definition, uid, None)
+            row.warnings = "\n".join(corr.warnings) or None
+            row.sha256, row.yaml, row.error = corr.sha256, corr.text, failures.get(corr.path)
+            self.add(row)
+        for failure in load.failures:
+            if failure.path in self.used:  # the file's rules carry the reason
+                continue
+            row = self.row(failure.path)
+            row.rule_uid, row.sha256, row.error = failure.path, "", failure.reason
+            self.session.add(row)
+        for stale in self.existing.values():
+            self.session.delete(stale)
 
 
 def import_rules(
@@ -76,50 +153,28 @@ def import_rules(
     """Load a folder or zip of Sigma rules into the DB (replacing an import of that name).
 
     Each rule, correlation rule and failure is one row; the second and later rules of one
-    file are keyed `path#2`, `path#3`, ... (the whole file's YAML is kept on each).
+    file are keyed `path#2`, `path#3`, ... (the whole file's YAML is kept on each). A rule
+    set's own config (Hayabusa's `config/`) gives its field aliases and the rules it does
+    not run by default (imported disabled).
     """
     name = name or source.name
     load = load_rules(source)
-    compiled = compile_rules(load)
+    _attach(load, name, read_eventkey_aliases(source), runs_as_written(source))
+    compiled = compile_rules(load, placeholder_values(db))
     failures: dict[str, str] = {}
     for failure in compiled.failures:
         failures.setdefault(failure.path, failure.reason)
-    used: dict[str, int] = {}
     with db.session() as session:
-        existing = {r.path: r for r in session.scalars(select(Rule).where(Rule.source == name))}
-
-        def row_for(path: str) -> Rule:
-            key = _row_path(path, used)
-            return existing.pop(key, None) or Rule(source=name, path=key)
-
-        for loaded in load.rules:
-            row = row_for(loaded.path)
-            _describe(row, {}, str(loaded.rule.id or loaded.path), loaded)
-            row.sha256, row.yaml, row.error = loaded.sha256, loaded.text, failures.get(loaded.path)
-            session.add(row)
-        for corr in load.correlations:
-            if corr.rule is None or corr.error:
-                continue  # listed among the failures
-            row = row_for(corr.path)
-            uid = str(corr.rule.id or corr.path)  # as `CompiledCorrelation.id`
-            _describe(row, corr.definition, uid, None)
-            row.sha256, row.yaml, row.error = corr.sha256, corr.text, failures.get(corr.path)
-            session.add(row)
-        for failure in load.failures:
-            if failure.path in used:  # the file's rules carry the reason
-                continue
-            row = row_for(failure.path)
-            row.rule_uid, row.sha256, row.error = failure.path, "", failure.reason
-            session.add(row)
-        for stale in existing.values():
-            session.delete(stale)
-        session.add(
-            AuditRecord(
-                actor=actor, action="rules.import", detail=f"{name}: {len(load.rules)} rules"
-            )
-        )
+        rows = _Rows(session, name, read_defaults(source))
+        rows.write(load, failures)
+        detail = f"{name}: {len(load.rules)} rules, {rows.off} off by the set's defaults"
+        session.add(AuditRecord(actor=actor, action="rules.import", detail=detail))
     activate(db, settings, fresh=(name, compiled))
-    return ImportReport(name, len(load.rules) + len(load.correlations), len(failures))
+    warned = sum(1 for r in load.rules if r.warnings) + sum(
+        1 for c in load.correlations if c.warnings
+    )
+    count = len(load.rules) + len(load.correlations)
+    return ImportReport(name, count, len(failures), warned, rows.off)
 
 
 def _active_rows(db: Database) -> list[Rule]:
@@ -136,22 +191,30 @@ def _compiled_paths(settings: Settings, active_hash: str) -> tuple[Path, Path]:
     return base.with_suffix(".pkl"), base.with_suffix(".ids.json")
 
 
-def _compile_rows(rows: list[Rule]) -> CompiledRuleSet:
+def _compile_rows(rows: list[Rule], placeholders: Placeholders) -> CompiledRuleSet:
     """Compile the files of `rows` (each once), keeping only the rules and correlations of
     `rows` plus the rules those correlations reference."""
     files: dict[tuple[str, str], str] = {}
+    aliases: dict[tuple[str, str], dict[str, str]] = {}
+    written: dict[tuple[str, str], bool] = {}
     for row in rows:
-        files.setdefault((row.source, _file_path(row.path)), row.yaml)
+        key = (row.source, _file_path(row.path))
+        files.setdefault(key, row.yaml)
+        aliases.setdefault(key, {}).update(json.loads(row.aliases or "{}"))
+        written[key] = written.get(key, False) or bool(row.as_written)
     load = RuleLoad()
-    for (_, path), text in files.items():
-        load_document(path, text.encode(), load)
-    return _select(compile_rules(load), rows)
+    for key, text in files.items():
+        one = RuleLoad()
+        load_document(key[1], text.encode(), one)
+        _attach(one, key[0], aliases[key], written[key])
+        load.extend(one)
+    return _select(compile_rules(load, placeholders), rows)
 
 
 def _select(compiled: CompiledRuleSet, rows: list[Rule]) -> CompiledRuleSet:
     """The rules and correlations of `rows` out of a compiled set holding all of their
     files, plus the rules those correlations reference."""
-    wanted = {row.rule_uid for row in rows}
+    wanted = {compiled_id(row) for row in rows}
     correlations = [c for c in compiled.correlations if c.id in wanted]
     wanted |= {rule_id for c in correlations for rule_id in c.rules}
     rules = [rule for rule in compiled.rules if rule.id in wanted]
@@ -167,16 +230,19 @@ def activate(
     file of that source; reused instead of compiling again when all enabled rules come
     from that source (compiling ~2,900 rules takes several seconds)."""
     rows = _active_rows(db)
-    active_hash = ruleset_hash((f"{row.source}/{row.path}", row.sha256) for row in rows)
+    placeholders = placeholder_values(db)
+    pairs = [(f"{row.source}/{row.path}", row.sha256) for row in rows]
+    pairs.append(("placeholders", json.dumps(placeholders, sort_keys=True)))
+    active_hash = ruleset_hash(pairs)
     pickle_path, ids_path = _compiled_paths(settings, active_hash)
     if not (pickle_path.exists() and ids_path.exists()):
         if fresh is not None and all(row.source == fresh[0] for row in rows):
             ruleset = _select(fresh[1], rows)
         else:
-            ruleset = _compile_rows(rows)
+            ruleset = _compile_rows(rows, placeholders)
         ruleset.hash = active_hash
         ruleset.save(pickle_path)
-        row_ids = {row.rule_uid: row.id for row in reversed(rows)}
+        row_ids = {compiled_id(row): row.id for row in reversed(rows)}
         ids_path.with_suffix(".tmp").write_text(json.dumps(row_ids))
         ids_path.with_suffix(".tmp").replace(ids_path)
         _record_manifest(db, active_hash, ruleset)
@@ -186,6 +252,35 @@ def activate(
     marker.with_suffix(".tmp").write_text(active_hash)
     marker.with_suffix(".tmp").replace(marker)
     return active_hash
+
+
+def refresh_expanding_rules(db: Database, settings: Settings) -> int:
+    """Re-check every rule that may use `|expand` placeholders against the current values
+    (its error is set or cleared, as an import would) and re-activate the set; returns the
+    rules whose error changed. Only the rules whose placeholders changed get a new content
+    hash, so `rules run` re-evaluates only them."""
+    placeholders = placeholder_values(db)
+    changed = 0
+    with db.session() as session:
+        rows = list(session.scalars(select(Rule).where(Rule.yaml.contains("expand"))))
+        by_source: dict[str, dict[str, str]] = {}
+        written = {row.source for row in rows if row.as_written}
+        for row in rows:
+            by_source.setdefault(row.source, {}).setdefault(_file_path(row.path), row.yaml)
+        failures: dict[tuple[str, str], str] = {}
+        for source, files in by_source.items():
+            load = RuleLoad()
+            for path, text in files.items():
+                load_document(path, text.encode(), load)
+            _attach(load, source, {}, source in written)
+            for failure in compile_rules(load, placeholders).failures:
+                failures.setdefault((source, failure.path), failure.reason)
+        for row in rows:
+            error = failures.get((row.source, _file_path(row.path)))
+            if error != row.error:
+                row.error, changed = error, changed + 1
+    activate(db, settings)
+    return changed
 
 
 def _record_manifest(db: Database, active_hash: str, ruleset: CompiledRuleSet) -> None:
@@ -262,9 +357,13 @@ def set_enabled(
     return changed
 
 
-def list_rules(db: Database, *, failed: bool = False) -> list[Rule]:
+def list_rules(db: Database, *, failed: bool = False, warned: bool = False) -> list[Rule]:
+    """Imported rules; `failed`: only those that cannot run; `warned`: only those loaded
+    with warnings (what had to be fixed for pySigma, `detect.normalise`)."""
     with db.read() as session:
         query = select(Rule).order_by(Rule.source, Rule.path)
         if failed:
             query = query.where(Rule.error.is_not(None))
+        if warned:
+            query = query.where(Rule.warnings.is_not(None))
         return list(session.scalars(query))

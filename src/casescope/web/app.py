@@ -31,6 +31,7 @@ from casescope.web import (
 from casescope.web.api import (
     auth,
     cases,
+    exclusions,
     files,
     iocs,
     jobs,
@@ -194,7 +195,19 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
     app.add_exception_handler(NotFoundError, _not_found)
     _add_middleware(app, settings, bind_host)
     _add_api_docs(app, settings.api_docs)
-    for module in (auth, tokens, users, cases, files, search, system, saved_searches, iocs, jobs):
+    for module in (
+        auth,
+        tokens,
+        users,
+        cases,
+        files,
+        search,
+        system,
+        saved_searches,
+        iocs,
+        exclusions,
+        jobs,
+    ):
         app.include_router(module.router)
     app.include_router(files.upload_router, max_body_size=settings.max_upload_bytes)
     app.include_router(detections_api.router)

@@ -1,33 +1,39 @@
 """pySigma's SQLite backend as an oracle: the same rules and events, a different engine.
 
-Events go into an in-memory table `logs` with one `TEXT COLLATE NOCASE` column per field
-(Zircolite's layout: case-insensitive `=`, LIKE is case-insensitive for ASCII), the core
-columns under their Sigma names, and `rowid` as the event's position. Each rule is
-converted once per pipeline variant the engine used, and the rows of all its queries are
-the oracle's answer.
+The events do not come from our parser: `evtx_events` reads each EVTX file with the `evtx`
+crate and flattens its JSON the way the peer tools do (Zircolite, Hayabusa), by its own
+rules. System gives the core columns under their Sigma names (`EventID`, `Channel`,
+`Provider_Name`, `Computer`, `EventRecordID`, `Level`); each named EventData value is a
+column of its name; unnamed `<Data>` values are one `Data` column, joined by newlines; a
+UserData wrapper's children (at any depth) are columns of their leaf names; attributes are
+left out. A name with spaces (`New Value`) is also a column without them and with
+underscores instead (`NewValue`, `New_Value`), as Hayabusa's aliases make it. Values are
+text: numbers in decimal, booleans `true`/`false`, lists as compact JSON; the first value of
+a name wins.
+
+The rows go into an in-memory table `logs` with one `TEXT COLLATE NOCASE` column per name
+(Zircolite's layout: case-insensitive `=`, LIKE is case-insensitive for ASCII), with
+`rowid` as the event's position over all files. Each rule is converted once per pipeline
+variant the engine used, and the rows of all its queries are the oracle's answer.
 """
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 import sqlite3
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
-import pyarrow as pa
+import evtx
 from sigma.backends.sqlite import sqliteBackend
 from sigma.exceptions import SigmaError
 from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 
-CORE = {
-    "EventID": "event_id",
-    "Channel": "channel",
-    "Provider_Name": "provider",
-    "Computer": "computer",
-    "EventRecordID": "record_id",
-    "Level": "level",
-}
+CORE = ("EventID", "Channel", "Provider_Name", "Computer", "EventRecordID", "Level")
 _MISSING_COLUMN = re.compile(r"no such column: (.+)$")
 
 
@@ -39,19 +45,91 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def event_table(table: pa.Table) -> sqlite3.Connection:
-    """An in-memory SQLite `logs` table holding the events of `table` (EVENT_SCHEMA)."""
+def _text(value: object) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("#text")
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        return str(value)
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _unnamed(value: object) -> str | None:
+    """Unnamed `<Data>` elements: `{"#text": [...]}`, a list, or one value."""
+    if isinstance(value, dict):
+        value = value.get("#text")
+    items = value if isinstance(value, list) else [value]
+    texts = ["" if item is None else _text(item) or "" for item in items]
+    return "\n".join(texts) if any(texts) else None
+
+
+def _leaves(node: object, out: list[tuple[str, str]]) -> None:
+    """Leaf (name, text) pairs of a UserData element, by leaf name; attributes skipped."""
+    if not isinstance(node, dict):
+        return
+    for key, value in node.items():
+        if key == "#attributes" or key.endswith("_attributes"):
+            continue
+        if isinstance(value, dict) and "#text" not in value:
+            _leaves(value, out)
+        elif (text := _text(value)) is not None:
+            out.append((key, text))
+
+
+def flatten(event: dict) -> list[tuple[str, str]]:
+    """(column name, text) pairs of one `Event` object of the crate's JSON."""
+    system = event.get("System") or {}
+    provider = (system.get("Provider") or {}).get("#attributes") or {}
+    core = (
+        ("EventID", system.get("EventID")),
+        ("Channel", system.get("Channel")),
+        ("Provider_Name", provider.get("Name")),
+        ("Computer", system.get("Computer")),
+        ("EventRecordID", system.get("EventRecordID")),
+        ("Level", system.get("Level")),
+    )
+    out = [(name, text) for name, value in core if (text := _text(value)) is not None]
+    data = event.get("EventData")
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if key == "Data":
+                text = _unnamed(value)
+            elif key == "#attributes":
+                continue
+            else:
+                text = _text(value)
+            if text is not None:
+                out.append((key, text))
+    _leaves(event.get("UserData"), out)
+    return out
+
+
+def evtx_events(paths: Iterable[Path]) -> Iterator[list[tuple[str, str]]]:
+    """Every record of every file, flattened, in file then record order."""
+    for path in paths:
+        for record in evtx.PyEvtxParser(str(path)).records_json():
+            yield flatten(json.loads(record["data"])["Event"])
+
+
+def _spellings(name: str) -> tuple[str, ...]:
+    if " " not in name:
+        return (name,)
+    return (name, name.replace(" ", ""), name.replace(" ", "_"))
+
+
+def event_table(events: Iterable[list[tuple[str, str]]]) -> sqlite3.Connection:
+    """An in-memory SQLite `logs` table holding the flattened events, one row each."""
     rows: list[dict[str, str]] = []
     columns: dict[str, str] = {name.lower(): name for name in CORE}
-    core = {name: table.column(col).to_pylist() for name, col in CORE.items()}
-    for index, pairs in enumerate(table.column("fields").to_pylist()):
-        row = {name: values[index] for name, values in core.items()}
-        seen = {name.lower() for name in CORE}
+    for pairs in events:
+        row: dict[str, str] = {}
         for key, value in pairs:
-            if key.lower() not in seen:  # first value of a name wins, any spelling
-                seen.add(key.lower())
-                columns.setdefault(key.lower(), key)
-                row[columns[key.lower()]] = value
+            for spelling in _spellings(key):
+                column = columns.setdefault(spelling.lower(), spelling)
+                row.setdefault(column, value)  # first value of a name wins, any spelling
         rows.append(row)
     connection = sqlite3.connect(":memory:")
     connection.create_function("regexp", 2, _regexp, deterministic=True)
@@ -60,8 +138,7 @@ def event_table(table: pa.Table) -> sqlite3.Connection:
     connection.execute(f"CREATE TABLE logs ({ddl})")
     marks = ", ".join("?" * len(names))
     connection.executemany(
-        f"INSERT INTO logs VALUES ({marks})",
-        ([None if row.get(n) is None else str(row.get(n)) for n in names] for row in rows),
+        f"INSERT INTO logs VALUES ({marks})", ([row.get(n) for n in names] for row in rows)
     )
     connection.execute("CREATE INDEX logs_event_id ON logs (EventID)")
     return connection

@@ -13,6 +13,7 @@ OTHER = rule_text(
     "  sel: {Image|endswith: '\\b.exe'}\n  condition: sel",
     id="00000000-0000-0000-0000-000000000002",
 )
+TWO = rule_text("  sel: {Image|endswith: '\\a.exe'}\n  other: {User: x}\n  condition: sel")
 CORRELATION = """\
 title: many a.exe
 id: 00000000-0000-0000-0000-0000000000c1
@@ -40,7 +41,7 @@ def test_folder_load_keeps_every_failure_with_its_reason(tmp_path: Path) -> None
             "a/good.yml": GOOD,
             "a/broken.yml": "title: [unclosed",
             "a/bad_modifier.yml": GOOD.replace("endswith", "endswithh"),
-            "a/no_condition.yml": GOOD.replace("  condition: sel\n", ""),
+            "a/no_condition.yml": TWO.replace("  condition: sel\n", ""),
             "b/notes.yaml": "just: some config\n",
             "b/list.yml": "- 1\n- 2\n",
             "c/corr.yml": CORRELATION,
@@ -88,7 +89,7 @@ def test_compile_keeps_unsupported_and_duplicate_rules_as_failures(tmp_path: Pat
     reasons = {f.path: f.reason for f in compiled.failed}
     assert "duplicate rule id" in reasons["b.yml"]
     assert "'linux' is not supported" in reasons["l.yml"]
-    assert "placeholder %paths%" in reasons["x.yml"]
+    assert reasons["x.yml"] == "needs placeholder values: %paths%"
 
 
 def test_rule_metadata(tmp_path: Path) -> None:

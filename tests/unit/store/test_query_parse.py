@@ -59,6 +59,10 @@ def word(text: str) -> Text:
         ("ts:>2024-03-01T10:00", Compare("ts", Op.GT, "2024-03-01T10:00")),
         ("Image:C:\\Windows\\*", Match("Image", Literal("C:\\Windows*"))),  # \* is a literal star
         ("Image:C:\\Windows\\\\*", Match("Image", Pattern("C:\\\\Windows\\\\*"))),
+        # a quoted name before a colon is a field name (Defender's `New Value`)
+        ('"New Value":*Exclusions*', Match("New Value", Pattern("*Exclusions*"))),
+        ('"Severity ID":>=4', Compare("Severity ID", Op.GTE, "4")),
+        ('_exists_:"Old Value"', Exists("Old Value")),
     ],
 )
 def test_terms(query: str, ast: object) -> None:
@@ -215,6 +219,9 @@ def test_positions_point_at_values_but_do_not_affect_equality() -> None:
         (Compare("x", Op.GT, "=1"), 'x:>"=1"'),
         (Range("x", "*", None), 'x:["*" TO *]'),
         (Exists("a.b"), "_exists_:a.b"),
+        (Match("New Value", Pattern("*x*")), '"New Value":*x*'),
+        (Exists("Old Value"), '_exists_:"Old Value"'),
+        (Compare("OR", Op.GT, "1"), '"OR":>1'),
     ],
 )
 def test_render(ast: Node, text: str) -> None:

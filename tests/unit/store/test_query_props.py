@@ -31,7 +31,8 @@ from casescope.store.query_parse import (
 SPECIAL = [*"\\\"*?:() -![]{}<>=&|/\t\n.@_%'", "AND", "OR", "NOT", "TO", "&&", "||"]
 CHARS = st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
 TEXT = st.lists(st.sampled_from(SPECIAL) | CHARS, max_size=8).map("".join)
-NAMES = st.from_regex(FIELD_RE, fullmatch=True).filter(lambda n: len(n) <= 12)
+BARE_NAMES = st.from_regex(FIELD_RE, fullmatch=True).filter(lambda n: len(n) <= 12)
+NAMES = BARE_NAMES | TEXT.filter(bool)  # any other name is written in quotes ("New Value")
 MATCH_NAMES = NAMES.filter(lambda n: n not in KEYWORDS and n != EXISTS)
 
 

@@ -308,10 +308,16 @@ def test_compiled_forms() -> None:
     ]
     assert compile_query("x*y%_").params == {"q0": "%x%y\\%\\_%"}
     assert compile_query("EventID:4624").sql == "ifNull(event_id = {q0:Int64}, 0)"
-    assert compile_query("Port:>1").sql == (
-        "ifNull(toFloat64OrNull(fields[{q0:String}]) > {q1:Float64}, 0)"
+    key = (  # the name, else the event's first key equal to it without spaces or underscores
+        "if(mapContains(fields, {q0:String}), {q0:String}, arrayFirst(k -> "
+        "replaceRegexpAll(k, {q2:String}, {q3:String}) = {q1:String}, mapKeys(fields)))"
     )
-    assert compile_query("_exists_:Image").sql == "mapContains(fields, {q0:String})"
+    port = compile_query("Port:>1")
+    assert port.sql == f"ifNull(toFloat64OrNull(fields[{key}]) > {{q4:Float64}}, 0)"
+    assert port.params["q1"] == "Port"
+    new_value = compile_query('"New Value":*')
+    assert new_value.sql == f"mapContains(fields, {key})"
+    assert (new_value.params["q0"], new_value.params["q1"]) == ("New Value", "NewValue")
 
 
 @pytest.mark.parametrize(
@@ -340,6 +346,7 @@ SQL_WORDS = {
     "mapContains", "notEmpty", "isNotNull", "ifNull", "toString", "toInt64OrNull",
     "toFloat64OrNull", "toDateTime64", "UTC", "ts", "event_id", "channel", "provider",
     "computer", "record_id", "level", "user_name", "user_sid", "file_id", "seq",
+    "if", "arrayFirst", "k", "replaceRegexpAll", "mapKeys",
 }  # fmt: skip
 
 
@@ -348,7 +355,8 @@ def assert_no_user_text(compiled: CompiledQuery) -> None:
     skeleton = PLACEHOLDER.sub(" ", compiled.sql)
     assert "{" not in skeleton and "}" not in skeleton
     assert skeleton.replace("'UTC'", "").count("'") == 0
-    assert re.fullmatch(r"[A-Za-z0-9_ ()=<>!,\[\]']*", skeleton), skeleton
+    assert "--" not in skeleton and "/*" not in skeleton
+    assert re.fullmatch(r"[A-Za-z0-9_ ()=<>!,\[\]'-]*", skeleton), skeleton
     assert set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", skeleton)) <= SQL_WORDS
     assert set(PLACEHOLDER.findall(compiled.sql)) <= {
         "String", "Int64", "UInt64", "Float64", "DateTime64(6, 'UTC')"

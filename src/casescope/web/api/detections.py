@@ -25,6 +25,7 @@ from casescope.services.detections import (
     DetectionFilterError,
     RuleHits,
     RuleSort,
+    Shown,
     parse_filter_values,
     rule_hits,
 )
@@ -51,6 +52,8 @@ class DetectionParams:
     technique: str = ""
     q: str = ""
     rule_id: int | None = None
+    source: str = ""
+    hits: Shown = Shown.VISIBLE
 
     def filters(self, case_id: int) -> DetectionFilter:
         """The checked filter; DetectionFilterError for a value that is not one."""
@@ -64,6 +67,8 @@ class DetectionParams:
             technique=self.technique or None,
             text=self.q,
             rule_id=self.rule_id,
+            source=self.source or None,
+            shown=self.hits,
         )
 
     def query(self, **changes: object) -> str:
@@ -77,6 +82,8 @@ class DetectionParams:
             "technique": self.technique,
             "q": self.q,
             "rule_id": self.rule_id,
+            "source": self.source,
+            "hits": "" if self.hits is Shown.VISIBLE else self.hits.value,
         }
         values.update(changes)
         kept = {k: v for k, v in values.items() if v not in (None, "", [])}
@@ -104,6 +111,12 @@ def detection_params(
     rule_id: Annotated[
         int | None, Query(ge=1, le=MAX_ID, description="Only this rule (its id).")
     ] = None,
+    source: Annotated[
+        str, Query(max_length=200, description="Only this rule set (`rules import --name`).")
+    ] = "",
+    hits: Annotated[
+        Shown, Query(description="Hits shown, hidden by the case's exclusions, or all.")
+    ] = Shown.VISIBLE,
 ) -> DetectionParams:
     return DetectionParams(
         level.strip(),
@@ -114,6 +127,8 @@ def detection_params(
         technique.strip(),
         q,
         rule_id,
+        source.strip(),
+        hits,
     )
 
 
@@ -150,7 +165,9 @@ class RuleSummary(BaseModel):
     description: str
     tactics: list[str] = Field(description="ATT&CK tactics (short names), in matrix order.")
     techniques: list[str] = Field(description="ATT&CK technique ids (T1059, T1059.001).")
-    hits: int
+    source: str = Field(description="The rule set (`rules import --name`).")
+    hits: int = Field(description="Hits of the kind asked for (`hits=`: visible by default).")
+    excluded: int = Field(description="Hits the case's exclusions hide (kept, restorable).")
     hosts: list[HostHits] = Field(description="Every computer it fired on, most hits first.")
     first_seen: datetime | None
     last_seen: datetime | None
@@ -174,7 +191,9 @@ def summary_model(item: RuleHits) -> RuleSummary:
         description=rule.description,
         tactics=[t.short for t in rule.attack.tactics],
         techniques=list(rule.attack.techniques),
+        source=rule.source,
         hits=item.hits,
+        excluded=item.excluded,
         hosts=[HostHits(host=h, hits=n) for h, n in item.hosts],
         first_seen=item.first_seen,
         last_seen=item.last_seen,
