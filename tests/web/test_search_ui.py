@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 
 from casescope.config import Settings
 from casescope.model.users import Role
-from casescope.services.detections import DetectionFilter, detected_events, summary
+from casescope.services.detections import DetectionFilter, detected_events, rule_hits
 from casescope.services.event_search import SortKey, sort_value
 from casescope.services.iocs import add_iocs
 from casescope.services.users import create_user
@@ -239,10 +239,17 @@ def test_cursor_of_another_sort_is_a_400(ui: Web) -> None:
 
 def test_detections_grouped_like_the_cli_summary_with_drill_down(ui: Web) -> None:
     client, db = ui.clients["reader"], ui.app.state.web.db
-    expected = summary(db, DetectionFilter(ui.case_id))
+    expected = [
+        (r.rule.level, r.rule.rule_uid, r.rule.title, r.hits)
+        for r in rule_hits(db, DetectionFilter(ui.case_id))
+    ]
     assert {uid[-4:] for _, uid, _, _ in expected} == {"4768", "7045"}
     api = client.get(_url(ui, "detections")).json()["rules"]
     assert [(d["level"], d["rule_uid"], d["title"], d["hits"]) for d in api] == expected
+    (source,) = {d["source"] for d in api}
+    by_source = client.get(_url(ui, "detections"), params={"source": source}).json()["rules"]
+    assert by_source == api
+    assert client.get(_url(ui, "detections"), params={"source": "other"}).json()["rules"] == []
     html = client.get(f"/cases/{ui.case_id}/detections").text
     for rule in api:
         rule_page = f"/cases/{ui.case_id}/detections/rules/{rule['id']}"
@@ -408,7 +415,7 @@ def test_exclusions_hide_and_restore_hits(ui: Web) -> None:
     analyst, reader = ui.clients["analyst"], ui.clients["reader"]
     url = f"/api/cases/{ui.case_id}/exclusions"
     tgt = "6f1c1a4e-0000-4000-8000-000000004768"
-    before = {d["rule_uid"]: d for d in analyst.get(_url(ui, "detections")).json()}
+    before = {d["rule_uid"]: d for d in analyst.get(_url(ui, "detections")).json()["rules"]}
     rows = analyst.get(_url(ui, "events"), params={"rule": tgt, "limit": 500}).json()["rows"]
     computer = rows[0]["computer"]
     expected = sum(1 for r in rows if r["computer"] == computer)
@@ -418,13 +425,13 @@ def test_exclusions_hide_and_restore_hits(ui: Web) -> None:
     assert analyst.post(url, json={"document": "not: a filter"}).status_code == 400
     made = analyst.post(url, json=body)
     assert made.status_code == 201 and made.json()["hidden"] == expected
-    everything = analyst.get(_url(ui, "detections"), params={"hits": "all"}).json()
+    everything = analyst.get(_url(ui, "detections"), params={"hits": "all"}).json()["rules"]
     after = {d["rule_uid"]: d for d in everything}
     assert after[tgt]["hits"] == before[tgt]["hits"] - expected
     assert after[tgt]["excluded"] == expected
     other = next(uid for uid in before if uid != tgt)
     assert after[other] == before[other]  # only the excluded rule's hits were touched
-    hidden = analyst.get(_url(ui, "detections"), params={"hits": "excluded"}).json()
+    hidden = analyst.get(_url(ui, "detections"), params={"hits": "excluded"}).json()["rules"]
     assert [d["rule_uid"] for d in hidden] == [tgt]
     (listed,) = reader.get(url).json()
     assert listed["id"] == made.json()["id"] and listed["note"] == "lab DC"
@@ -432,5 +439,6 @@ def test_exclusions_hide_and_restore_hits(ui: Web) -> None:
     assert drilled["total"] == len(rows) - expected  # hidden hits leave the search filters
     removed = analyst.delete(f"{url}/{listed['id']}")
     assert removed.json() == {"id": listed["id"], "shown_again": expected}
-    assert {d["rule_uid"]: d for d in analyst.get(_url(ui, "detections")).json()} == before
+    again = analyst.get(_url(ui, "detections")).json()["rules"]
+    assert {d["rule_uid"]: d for d in again} == before
     assert analyst.delete(f"{url}/{listed['id']}").status_code == 404

@@ -238,23 +238,28 @@ class RuleHits:
     """A rule that fired in a case: its hits, hosts and first and last time seen."""
 
     rule: RuleInfo
-    hits: int = 0  # of the filter's `shown` kind (by default, those not excluded)
-    #: Each host (computer; "" if unknown) with its hits, most hits first.
+    hits: int = 0  # shown (not hidden by an exclusion)
+    excluded: int = 0  # hidden by the case's exclusions (kept, restorable)
+    #: Each host (computer; "" if unknown) with its hits of the listed kind, most first.
     hosts: list[tuple[str, int]] = field(default_factory=list)
-    first_seen: datetime | None = None
+    first_seen: datetime | None = None  # of the hits of the listed kind
     last_seen: datetime | None = None
-    excluded: int = 0  # hits the case's exclusions hide (kept, restorable)
+
+    @property
+    def listed(self) -> int:
+        """Hits of the kind the filter lists (shown, excluded or all)."""
+        return sum(n for _, n in self.hosts)
 
     def add(
-        self, host: str, counts: tuple[int, int], first: datetime | None, last: datetime | None
+        self, host: str, counts: tuple[int, int, int], first: datetime | None, last: datetime | None
     ) -> None:
-        """A host's (hits, excluded hits) and its first and last time seen."""
-        hits, excluded = counts
+        """A host's (shown, excluded, listed) hits and its first and last time listed."""
+        shown, excluded, listed = counts
+        self.hits += shown
         self.excluded += excluded
-        if not hits:
+        if not listed:
             return
-        self.hits += hits
-        self.hosts.append((host, hits))
+        self.hosts.append((host, listed))
         if first is not None and (self.first_seen is None or first < self.first_seen):
             self.first_seen = first
         if last is not None and (self.last_seen is None or last > self.last_seen):
@@ -282,7 +287,7 @@ def _seconds(value: datetime | None, missing: float) -> float:
 
 
 _SORT_KEYS: dict[RuleSort, Callable[[RuleHits], tuple]] = {
-    RuleSort.HITS: lambda r: (-r.hits, -r.rule.level_rank, r.rule.title),
+    RuleSort.HITS: lambda r: (-r.listed, -r.rule.level_rank, r.rule.title),
     RuleSort.LEVEL: lambda r: (-r.rule.level_rank, -r.hits, r.rule.title),
     RuleSort.FIRST: lambda r: (_seconds(r.first_seen, math.inf), r.rule.title),
     RuleSort.LAST: lambda r: (-_seconds(r.last_seen, -math.inf), r.rule.title),
@@ -293,9 +298,10 @@ _SORT_KEYS: dict[RuleSort, Callable[[RuleHits], tuple]] = {
 def rule_hits(
     db: Database, filters: DetectionFilter, sort: RuleSort = RuleSort.HITS
 ) -> list[RuleHits]:
-    """The rules that fired in the case and pass `filters`, with their hits of the kind
-    `filters.shown` asks for (and, apart, the hits the case's exclusions hide). A rule in two
-    active rule sets is two rules: each hit belongs to one of them."""
+    """The rules that fired in the case and pass `filters`, with their shown hits and, apart,
+    those the case's exclusions hide; `filters.shown` lists rules with shown hits (the
+    default), with hidden ones, or all, and their hosts and times are those of that kind. A
+    rule in two active rule sets is two rules: each hit belongs to one of them."""
     every = replace(filters, shown=Shown.ALL)
     visible = Detection.excluded_by.is_(None)
     wanted = {Shown.VISIBLE: visible, Shown.EXCLUDED: ~visible, Shown.ALL: true()}
@@ -308,8 +314,9 @@ def rule_hits(
             select(
                 Detection.rule_id,
                 Detection.computer,
-                func.sum(case((counted, 1), else_=0)),
+                func.sum(case((visible, 1), else_=0)),
                 func.sum(case((visible, 0), else_=1)),
+                func.sum(case((counted, 1), else_=0)),
                 func.min(case((counted, Detection.ts))),
                 func.max(case((counted, Detection.ts))),
             )
@@ -317,12 +324,12 @@ def rule_hits(
             .group_by(Detection.rule_id, Detection.computer)
         ).all()
     found: dict[int, RuleHits] = {}
-    for rule_id, host, hits, excluded, first, last in rows:
+    for rule_id, host, hits, excluded, listed, first, last in rows:
         item = found.setdefault(rule_id, RuleHits(rules[rule_id]))
-        item.add(host or "", (int(hits), int(excluded)), first, last)
+        item.add(host or "", (int(hits), int(excluded), int(listed)), first, last)
     for item in found.values():
         item.hosts.sort(key=lambda pair: (-pair[1], pair[0]))
-    shown = [item for item in found.values() if item.hits]
+    shown = [item for item in found.values() if item.listed]
     return sorted(shown, key=_SORT_KEYS[sort])
 
 

@@ -45,7 +45,8 @@ CORE_COLUMNS = (
 
 def qs(params: dict[str, Any]) -> str:
     """A query string; booleans as `true`/`false`, as the search form sends them."""
-    return urlencode({k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()})
+    values = {k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()}
+    return urlencode(values, doseq=True)  # `filter` (the pills) is a list
 
 
 def _search_url(case_id: int, params: dict[str, Any] | None) -> str | None:

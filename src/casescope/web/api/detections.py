@@ -283,7 +283,6 @@ class RuleOut(RuleSummary):
     tags: list[str]
     logsource: str = Field(description="The rule's logsource block (YAML).")
     detection: str = Field(description="The rule's detection block (YAML): its logic.")
-    source: str = Field(description="The rule set it was imported with.")
     path: str
     enabled: bool
 
@@ -299,7 +298,6 @@ def rule_model(details: RuleDetails) -> RuleOut:
         tags=list(details.hits.rule.tags),
         logsource=doc.logsource,
         detection=doc.detection,
-        source=details.source,
         path=details.path,
         enabled=details.enabled,
     )

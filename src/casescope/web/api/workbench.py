@@ -184,7 +184,8 @@ def search_of_request(request: Request) -> tuple[SearchForm, View]:
             if got[name].lower() not in _BOOLS:
                 raise HTTPException(400, f"{name} must be true or false")
             flags[name] = _BOOLS[got[name].lower()]
-    form = search_form(**{k: got[k] for k in _TEXTS if k in got}, **flags)
+    texts = {k: got[k] for k in _TEXTS if k in got}
+    form = search_form(**texts, **flags, filter=got.getlist("filter"))
     try:
         order = Order(got.get("order", Order.ASC.value))
         sort = es.SortKey(got.get("sort", es.SortKey.TIME.value))
