@@ -246,6 +246,8 @@ def test_rows_show_a_detection_badge_with_level_and_technique(served: Served, pa
     badge = page.locator("#results a.badge.level-high").first
     badge.wait_for()
     assert "UAC Bypass" in badge.inner_text() and "T1548.002" in badge.inner_text()
+    # the level's colour wins over the badge's own (one palette: .level-high)
+    assert badge.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(192, 57, 43)"
     assert page.locator("#results td.summary b", has_text="CommandLine").count() > 0
     assert page.locator("#results mark", has_text="consent").count() > 0
     badge.scroll_into_view_if_needed()

@@ -99,3 +99,11 @@ def test_evidence_page_and_api_say_what_could_not_be_read(web: Web) -> None:
     html = client.get(f"/cases/{web.case_id}/evidence").text
     assert 'class="warnings"' in html and "line 2" in html
     assert "<img src=x onerror" not in html
+
+
+def test_the_favicon_is_served_from_the_app(web: Web) -> None:
+    moved = web.anonymous.get("/favicon.ico", follow_redirects=False)
+    assert moved.status_code == 301 and moved.headers["location"] == "/static/favicon.svg"
+    icon = web.anonymous.get("/static/favicon.svg")
+    assert icon.status_code == 200 and icon.text.startswith("<svg")
+    assert '<link rel="icon" href="/static/favicon.svg"' in web.clients["reader"].get("/").text

@@ -111,6 +111,12 @@ def _check_login_csrf(request: Request, sent: str) -> None:
         raise HTTPException(403, "missing or wrong CSRF token; reload the form")
 
 
+@router.get("/favicon.ico")
+def favicon() -> Response:
+    """Browsers ask for it on every page (the pages link the SVG icon itself)."""
+    return RedirectResponse("/static/favicon.svg", status_code=301)
+
+
 @router.get("/login")
 def login_page(request: Request, state: State) -> HTMLResponse:
     return _login_form(request, state, "login.html")

@@ -112,15 +112,27 @@ def _label(rows: int, total: int, exact: bool, at: int | None, size: int) -> str
     return text
 
 
+#: Channel names as the results table shows them (the full name is in the pivot data).
+_CHANNEL_PREFIX, _CHANNEL_SUFFIX = "Microsoft-Windows-", "/Operational"
+
+
+def short_channel(channel: str) -> str:
+    """`Microsoft-Windows-Sysmon/Operational` as `Sysmon`: the part that tells channels apart
+    (a results column at 1366 px has no room for the rest)."""
+    return channel.removeprefix(_CHANNEL_PREFIX).removesuffix(_CHANNEL_SUFFIX) or channel
+
+
 def _value(field: str, value: object, source: Source) -> dict[str, Any]:
     """A shown value and its pivot data: `data` is the exact value as JSON (ASCII only, so
     invisible characters survive the page's escaping of them), None when it offers none."""
     text = "" if value is None else str(value)
     pivotable = value is not None and len(text) <= PIVOT_CHARS
+    shown = short_channel(text) if field == "channel" and source is Source.COLUMN else text
     return {
         "field": field,
         "source": source.value,
-        "shown": clip(text),
+        "shown": clip(shown),
+        "full": text,
         "data": json.dumps(text) if pivotable else None,
         "filterable": pivotable and nameable(field, source),
     }
