@@ -70,7 +70,8 @@ def test_case_pages(web: Web, role: str, page: str) -> None:
 def test_anonymous_gets_401_or_the_login_page(web: Web) -> None:
     assert web.anonymous.get(f"/api/cases/{web.case_id}/events").status_code == 401
     r = web.anonymous.get(f"/cases/{web.case_id}", follow_redirects=False)
-    assert r.status_code == 303 and r.headers["location"] == "/login"
+    assert r.status_code == 303 and r.headers["location"] == f"/login?next=%2Fcases%2F{web.case_id}"
+    assert web.anonymous.get("/", follow_redirects=False).headers["location"] == "/login"
 
 
 def test_reprocess_of_a_file_not_in_the_case_is_404(web: Web) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import re
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.web.conftest import NUL, XSS, Web, wait_searchable
@@ -82,6 +84,36 @@ def test_login_form_flow(web: Web) -> None:
     )
     assert r.status_code == 303
     assert "web case" in client.get("/").text
+
+
+def _log_in_from(client: TestClient, url: str) -> str:
+    """Open `url` logged out, log in on the form it leads to; where the login sends you."""
+    login = client.get(url)  # follows the redirect to the login form
+    login_csrf = re.search(r'name="login_csrf" value="([^"]+)"', login.text).group(1)
+    nxt = re.search(r'name="next" value="([^"]*)"', login.text)
+    form = {"username": "reader", "password": "correct horse battery", "login_csrf": login_csrf}
+    if nxt:
+        form["next"] = html.unescape(nxt.group(1))
+    r = client.post("/login", data=form, follow_redirects=False)
+    return r.headers["location"]
+
+
+def test_a_shared_link_survives_the_login(web: Web) -> None:
+    link = f"/cases/{web.case_id}/search?q=mimikatz&filter=EventID%3A1"
+    client = TestClient(web.app, base_url="https://testserver")
+    assert _log_in_from(client, link) == link
+
+
+@pytest.mark.parametrize(
+    "target", ["//evil.example/x", "https://evil.example/", "/\\evil.example", "javascript:x"]
+)
+def test_the_login_never_sends_the_browser_to_another_site(web: Web, target: str) -> None:
+    client = TestClient(web.app, base_url="https://testserver")
+    page = client.get("/login", params={"next": target}).text
+    login_csrf = re.search(r'name="login_csrf" value="([^"]+)"', page).group(1)
+    form = {"username": "reader", "password": "correct horse battery", "login_csrf": login_csrf}
+    r = client.post("/login", data={**form, "next": target}, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/"
 
 
 def test_evidence_page_and_api_say_what_could_not_be_read(web: Web) -> None:

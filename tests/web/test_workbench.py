@@ -454,7 +454,9 @@ def test_logon_session_of_a_4624(wb: Web) -> None:
     client = wb.clients["analyst"]
     logon = find(wb, "EventID:4624 AND TargetLogonId:0x821aab")
     page = client.get(f"/cases/{wb.case_id}/{event_path(logon)}").text
-    (link,) = [h for h in hrefs(page, "session-link") if "0x821aab" in h]
+    links = hrefs(page, "session-link")
+    assert "0x821aab" in links[0]  # the session the logon opened comes before its caller's
+    (link,) = [h for h in links if "0x821aab" in h]
     params = dict(parse_qsl(urlsplit(link).query))
     body = client.get(api(wb, "logon-sessions"), params=params).json()
     assert body["logon_event"] == {"file_id": logon["file_id"], "seq": logon["seq"]}

@@ -88,7 +88,8 @@ def open_state(settings: Settings) -> WebState:
 
 
 def _login_required(request: Request, _exc: Exception) -> Response:
-    return login_required_response(request.url.path)
+    come_back = request.method in ("GET", "HEAD")
+    return login_required_response(request.url.path, request.url.query, come_back=come_back)
 
 
 def _password_change_required(request: Request, _exc: Exception) -> Response:

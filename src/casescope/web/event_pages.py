@@ -43,6 +43,10 @@ CORE_COLUMNS = (
 )
 
 
+#: The session an event is about comes first: the one it opened (Target), then its own.
+SESSION_ORDER = ("TargetLogonId", "LogonId", "SubjectLogonId")
+
+
 def qs(params: dict[str, Any]) -> str:
     """A query string; booleans as `true`/`false`, as the search form sends them."""
     values = {k: str(v).lower() if isinstance(v, bool) else v for k, v in params.items()}
@@ -88,6 +92,7 @@ def field_rows(case_id: int, event: dict[str, Any], search: dict[str, Any]) -> l
                 "out": _search_url(case_id, links.filter_out),
                 "everywhere": _search_url(case_id, links.everywhere),
                 "session": session_url(case_id, event, text) if name in LOGON_FIELDS else None,
+                "session_rank": SESSION_ORDER.index(name) if name in SESSION_ORDER else 99,
             }
         )
     return rows

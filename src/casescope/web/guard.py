@@ -37,6 +37,7 @@ class AuthBeforeBody:
         request = Request(scope)  # headers and cookies only: `receive` is not given to it
         principal = await run_in_threadpool(known_principal, request, scope["app"].state.web)
         if principal is None:
-            await login_required_response(scope["path"])(scope, receive, send)
+            answer = login_required_response(scope["path"], come_back=False)  # a form post
+            await answer(scope, receive, send)
             return
         await self.app(scope, receive, send)

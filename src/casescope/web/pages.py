@@ -6,7 +6,7 @@ import secrets
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Form, HTTPException, Request, Response
+from fastapi import APIRouter, Form, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
@@ -36,6 +36,7 @@ from casescope.web.security import (
     Pending,
     Principal,
     State,
+    local_path,
 )
 from casescope.web.state import WebState
 from casescope.web.timefmt import DEFAULT_ZONE, when
@@ -90,10 +91,13 @@ def render(
     return TEMPLATES.TemplateResponse(request, name, context)
 
 
-def _login_form(request: Request, state: WebState, name: str, error: str = "") -> HTMLResponse:
+def _login_form(
+    request: Request, state: WebState, name: str, error: str = "", next_page: str = "/"
+) -> HTMLResponse:
     token = secrets.token_urlsafe(24)
+    setup = state.setup_token is not None
     response = render(
-        request, name, None, login_csrf=token, error=error, setup=state.setup_token is not None
+        request, name, None, login_csrf=token, error=error, setup=setup, next_page=next_page
     )
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
@@ -118,8 +122,11 @@ def favicon() -> Response:
 
 
 @router.get("/login")
-def login_page(request: Request, state: State) -> HTMLResponse:
-    return _login_form(request, state, "login.html")
+def login_page(
+    request: Request, state: State, next: Annotated[str, Query(max_length=4000)] = "/"
+) -> HTMLResponse:
+    """The login form; `next`: the page to go back to afterwards (a path of this app)."""
+    return _login_form(request, state, "login.html", next_page=local_path(next))
 
 
 @router.post("/login")
@@ -129,13 +136,16 @@ def login_submit(
     username: Annotated[str, Form(max_length=100)],
     password: Annotated[str, Form(max_length=MAX_PASSWORD_LENGTH)],
     login_csrf: Annotated[str, Form(max_length=100)] = "",
+    next: Annotated[str, Form(max_length=4000)] = "/",
 ) -> Response:
     _check_login_csrf(request, login_csrf)
-    response = RedirectResponse("/", status_code=303)
+    response = RedirectResponse(local_path(next), status_code=303)
     try:
         done = log_in(state, request, response, Credentials(username=username, password=password))
     except HTTPException as exc:
-        page = _login_form(request, state, "login.html", error=str(exc.detail))
+        page = _login_form(
+            request, state, "login.html", error=str(exc.detail), next_page=local_path(next)
+        )
         page.status_code = exc.status_code
         page.headers.update(exc.headers or {})  # Retry-After of the rate limit
         return page

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -38,11 +39,25 @@ class LoginRequired(Exception):
 API_PATHS = ("/api/", "/openapi.json")
 
 
-def login_required_response(path: str) -> Response:
-    """The answer to a request without a valid session or token."""
+def login_required_response(path: str, query: str = "", *, come_back: bool = True) -> Response:
+    """The answer to a request without a valid session or token: the API says 401, a page
+    sends the browser to the login form, which (`come_back`: a page read with GET) brings
+    it back here afterwards, so a shared link to a search survives the login."""
     if path.startswith(API_PATHS):
         return JSONResponse({"detail": "login required"}, status_code=401)
-    return RedirectResponse("/login", status_code=303)
+    back = path + (f"?{query}" if query else "")
+    target = f"/login?{urlencode({'next': back})}" if come_back and back != "/" else "/login"
+    return RedirectResponse(target, status_code=303)
+
+
+def local_path(target: str | None) -> str:
+    """`target` if it is a path of this app (where a login may send the browser back to),
+    else "/": never another site (`//evil.example`, `https://…`, `/\\evil`)."""
+    if not target or len(target) > 4000 or not target.startswith("/"):
+        return "/"
+    if target.startswith(("//", "/\\")) or any(c in target for c in "\r\n\x00"):
+        return "/"
+    return target
 
 
 class PasswordChangeRequired(Exception):
