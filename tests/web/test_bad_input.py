@@ -145,6 +145,7 @@ HUGE = 2**63  # one past the largest SQLite/PostgreSQL integer
         ("GET", f"/api/audit?case_id={HUGE}", None),
         ("POST", f"/api/users/reader/cases/{HUGE}", None),
         ("DELETE", f"/api/tokens/{HUGE}", None),
+        ("DELETE", f"/api/cases/{{case}}/exclusions/{HUGE}", None),
         ("GET", "/cases/{case}/events/1/-1", None),
         ("POST", f"/cases/{{case}}/jobs/{HUGE}/pause", None),
         ("POST", f"/cases/{{case}}/saved-searches/{HUGE}/delete", None),

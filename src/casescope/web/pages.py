@@ -150,7 +150,7 @@ def login_submit(
         page.headers.update(exc.headers or {})  # Retry-After of the rate limit
         return page
     response.delete_cookie(LOGIN_CSRF_COOKIE)
-    if done["must_change_password"]:
+    if done.must_change_password:
         response.headers["location"] = "/password"
     return response
 

@@ -258,7 +258,7 @@ def mark_page(
 
 @router.get("/cases/{case_id}/iocs")
 def iocs_page(request: Request, scope: CaseRead, state: State) -> HTMLResponse:
-    rows = ioc_api.list_case_iocs(scope, state)
+    rows = ioc_api.ioc_rows(state, scope.case_id)
     for row in rows:
         row["qs"] = _qs({"ioc_id": row["id"]})
     return render(

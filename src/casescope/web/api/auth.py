@@ -13,11 +13,12 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import BaseModel, Field
 
 from casescope.errors import CasescopeError
-from casescope.model.users import Role
+from casescope.model.users import Role, TokenScope
 from casescope.services import accounts
 from casescope.services import auth as auth_service
 from casescope.services import users as user_service
 from casescope.services.users import MAX_PASSWORD_LENGTH
+from casescope.web.api.models import OkOut
 from casescope.web.clients import client_address
 from casescope.web.ratelimit import LoginBusy
 from casescope.web.security import SESSION_COOKIE, Pending, Principal, State
@@ -35,7 +36,26 @@ class Credentials(BaseModel):
     password: Password
 
 
-def log_in(state: WebState, request: Request, response: Response, creds: Credentials) -> dict:
+class LoginOut(OkOut):
+    csrf_token: str = Field(description="Send as `X-CSRF-Token` on every change.")
+    must_change_password: bool = Field(
+        description="Only `/api/me`, `/api/me/password` and `/api/logout` answer until it is."
+    )
+
+
+class MeOut(BaseModel):
+    username: str
+    role: Role
+    csrf_token: str | None = Field(description="The session's CSRF token; null with a token.")
+    must_change_password: bool
+    token_scope: TokenScope | None = Field(description="The API token's scope; null: a session.")
+
+
+class SetupOut(OkOut):
+    username: str = Field(description="The first admin, created.")
+
+
+def log_in(state: WebState, request: Request, response: Response, creds: Credentials) -> LoginOut:
     """Check credentials under the rate limit and set the session cookie; returns the CSRF
     token and whether the user must change their password before anything else."""
     limiter = request.app.state.login_limiter
@@ -72,7 +92,7 @@ def log_in(state: WebState, request: Request, response: Response, creds: Credent
         samesite="strict",
         path="/",
     )
-    return {"csrf_token": csrf, "must_change_password": user.must_change_password}
+    return LoginOut(csrf_token=csrf, must_change_password=user.must_change_password)
 
 
 def log_out(state: WebState, request: Request, principal: Principal) -> None:
@@ -83,29 +103,29 @@ def log_out(state: WebState, request: Request, principal: Principal) -> None:
         accounts.record_logout(state.db, principal.name, client_address(request, state.settings))
 
 
-@router.post("/login")
-def login(creds: Credentials, request: Request, response: Response, state: State) -> dict:
+@router.post("/login", response_model=LoginOut)
+def login(creds: Credentials, request: Request, response: Response, state: State) -> LoginOut:
     """Log in; then send the returned `csrf_token` as `X-CSRF-Token` on every change. With
     `must_change_password` true, only `/api/me`, `/api/me/password` and `/api/logout` answer."""
-    return {"ok": True, **log_in(state, request, response, creds)}
+    return log_in(state, request, response, creds)
 
 
-@router.post("/logout")
-def logout(request: Request, response: Response, state: State, principal: Pending) -> dict:
+@router.post("/logout", response_model=OkOut)
+def logout(request: Request, response: Response, state: State, principal: Pending) -> OkOut:
     log_out(state, request, principal)
     response.delete_cookie(SESSION_COOKIE, path="/")
-    return {"ok": True}
+    return OkOut()
 
 
-@router.get("/me")
-def me(principal: Pending) -> dict:
-    return {
-        "username": principal.name,
-        "role": principal.role.value,
-        "csrf_token": principal.csrf_token or None,
-        "must_change_password": principal.user.must_change_password,
-        "token_scope": principal.token_scope.value if principal.token_scope else None,
-    }
+@router.get("/me", response_model=MeOut)
+def me(principal: Pending) -> MeOut:
+    return MeOut(
+        username=principal.name,
+        role=principal.role,
+        csrf_token=principal.csrf_token or None,
+        must_change_password=principal.user.must_change_password,
+        token_scope=principal.token_scope,
+    )
 
 
 class PasswordChange(BaseModel):
@@ -131,21 +151,21 @@ def change_own_password(
         raise HTTPException(400, str(exc)) from None
 
 
-@router.post("/me/password")
+@router.post("/me/password", response_model=OkOut)
 def change_password(
     body: PasswordChange, request: Request, state: State, principal: Pending
-) -> dict:
+) -> OkOut:
     """Change your password: every other session of yours ends; tokens stay."""
     change_own_password(state, request, principal, body)
-    return {"ok": True}
+    return OkOut()
 
 
 class SetupRequest(Credentials):
     setup_token: Annotated[str, Field(max_length=MAX_SETUP_TOKEN_LENGTH)]
 
 
-@router.post("/setup")
-def setup(body: SetupRequest, state: State) -> dict:
+@router.post("/setup", response_model=SetupOut)
+def setup(body: SetupRequest, state: State) -> SetupOut:
     """Create the first admin with the one-time token printed at first start."""
     if state.setup_token is None or user_service.count_users(state.db) > 0:
         raise HTTPException(409, "setup is done; ask an admin for an account")
@@ -158,4 +178,4 @@ def setup(body: SetupRequest, state: State) -> dict:
     except CasescopeError as exc:
         raise HTTPException(400, str(exc)) from None
     state.setup_token = None
-    return {"ok": True, "username": user.username}
+    return SetupOut(username=user.username)

@@ -23,14 +23,40 @@ class NewCase(BaseModel):
     description: Annotated[str, Field(max_length=10_000)] = ""
 
 
+class CaseOut(BaseModel):
+    id: int
+    name: str
+    description: str
+    files: int = Field(description="Evidence files.")
+    events: int = Field(description="Events parsed from them.")
+    failed: int = Field(description="Files that failed.")
+
+
+class NewCaseOut(BaseModel):
+    id: int
+    name: str
+
+
+class DashboardOut(BaseModel):
+    case_id: int
+    files_by_status: dict[str, int] = Field(description="Files per status (`queued`, ...).")
+    hidden_files: int
+    events_parsed: int
+    events_indexed: int
+    detections_by_level: dict[str, int] = Field(
+        description="Sigma hits per rule level (`unknown`: a rule without one)."
+    )
+    ioc_hits: int
+
+
 def visible_cases(state: WebState, principal: Principal) -> list[dict]:
     allowed = accessible_case_ids(state.db, principal.user)
     return [c.__dict__ for c in list_cases(state.db) if allowed is None or c.id in allowed]
 
 
-@router.get("")
-def cases(state: State, principal: Caller) -> list[dict]:
-    return visible_cases(state, principal)
+@router.get("", response_model=list[CaseOut])
+def cases(state: State, principal: Caller) -> list[CaseOut]:
+    return [CaseOut(**c) for c in visible_cases(state, principal)]
 
 
 def new_case(state: WebState, principal: Principal, name: str, description: str) -> int:
@@ -44,13 +70,13 @@ def new_case(state: WebState, principal: Principal, name: str, description: str)
     return case.id
 
 
-@router.post("", status_code=201)
-def create(body: NewCase, state: State, principal: Writer) -> dict:
-    return {"id": new_case(state, principal, body.name, body.description), "name": body.name}
+@router.post("", status_code=201, response_model=NewCaseOut)
+def create(body: NewCase, state: State, principal: Writer) -> NewCaseOut:
+    return NewCaseOut(id=new_case(state, principal, body.name, body.description), name=body.name)
 
 
-@router.get("/{case_id}")
-def dashboard(scope: CaseRead, state: State) -> dict:
+@router.get("/{case_id}", response_model=DashboardOut)
+def dashboard(scope: CaseRead, state: State) -> DashboardOut:
     with state.index.use() as index:
         board = build_dashboard(state.db, index, scope.case_id)
-    return {"case_id": scope.case_id, **board.as_dict()}
+    return DashboardOut(case_id=scope.case_id, **board.as_dict())

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from casescope.errors import CasescopeError
 from casescope.model.enums import ExclusionKind
 from casescope.services import exclusions as service
+from casescope.web.ids import PathId
 from casescope.web.security import CaseRead, CaseWrite, State
 
 router = APIRouter(prefix="/api/cases/{case_id}/exclusions", tags=["exclusions"])
@@ -83,7 +84,7 @@ async def add_case_exclusion(body: ExclusionIn, scope: CaseWrite, state: State) 
 
 
 @router.delete("/{exclusion_id}")
-async def remove_case_exclusion(exclusion_id: int, scope: CaseWrite, state: State) -> Removed:
+async def remove_case_exclusion(exclusion_id: PathId, scope: CaseWrite, state: State) -> Removed:
     """Remove an exclusion (audited): its hits are shown again."""
     actor = f"web:{scope.principal.name}"
     try:

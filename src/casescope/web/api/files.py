@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -13,13 +12,14 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from casescope.errors import CasescopeError, NotFoundError
-from casescope.model.enums import FileStatus, Operation
+from casescope.model.enums import FileStatus, FileType, IndexState, Operation
 from casescope.model.tables import Case
 from casescope.model.users import Role
 from casescope.services.files import list_files, retry_failed
 from casescope.services.progress import FileSet, read_progress
 from casescope.services.reprocess import requeue_files
 from casescope.services.uploads import import_folder, ingest_upload_folder, upload_folder
+from casescope.web.api.models import IsoTime, QueuedOut
 from casescope.web.ids import MAX_ID, BodyId
 from casescope.web.security import CaseRead, CaseScope, CaseUpload, CaseWrite, State
 from casescope.web.state import WebState
@@ -49,16 +49,67 @@ UPLOAD_BODY = {
 }
 
 
-def file_dicts(state: WebState, case_id: int, status: FileStatus | None = None) -> list[dict]:
-    return [
-        {**asdict(row), "percent": row.percent}
-        for row in list_files(state.db, case_id, status=status)
-    ]
+class FileOut(BaseModel):
+    id: int
+    name: str = Field(description="Where it came from (`upload:` name, or server path).")
+    file_type: FileType
+    size_bytes: int
+    status: FileStatus
+    hidden: bool
+    index_state: IndexState
+    events_estimated: int
+    events_processed: int
+    event_count: int
+    error: str | None = Field(description="Why it failed.")
+    created_at: IsoTime
+    completed_at: IsoTime | None
+    sha256: str
+    warnings: str = Field(description="What could not be read, a line each (the rest was kept).")
+    percent: int = Field(description="Progress, 0-100.")
 
 
-@router.get("/files")
-def files(scope: CaseRead, state: State, status: FileStatus | None = None) -> list[dict]:
-    return file_dicts(state, scope.case_id, status)
+class UploadOut(BaseModel):
+    """What the intake did with each file."""
+
+    queued: list[int] = Field(description="Ids of the new files, queued for processing.")
+    duplicates: list[tuple[str, int]] = Field(description="(name, id of the file it repeats).")
+    empty: list[int] = Field(description="Ids of empty files (kept, nothing to process).")
+    rejected: list[tuple[str, str]] = Field(description="(name, reason).")
+    first_id: int | None = Field(description="The lowest queued id (for `/progress`).")
+    last_id: int | None
+    operation_id: int | None = Field(description="The operation of the queued files.")
+
+
+class ImportOut(BaseModel):
+    queued: list[int]
+    duplicates: list[tuple[str, int]] = Field(description="(path, id of the file it repeats).")
+    rejected: list[tuple[str, str]] = Field(description="(path, reason).")
+    operation_id: int | None
+
+
+class ReprocessOut(BaseModel):
+    queued: int = Field(description="Files queued again.")
+    first_id: int
+    last_id: int
+    operation_id: int | None
+
+
+class ProgressOut(BaseModel):
+    total: int = Field(description="Files with ids in [first_id, last_id].")
+    done: int = Field(description="Of those, finished (completed or failed).")
+    failed: int
+    events_estimated: int
+    events_done: int
+    awaiting_load: int = Field(description="Files and load pieces waiting for the index.")
+    pieces_ready: int = Field(description="Of those, the load pieces.")
+    finished: bool = Field(description="Every file is done.")
+    searchable: bool = Field(description="Done, and every event is in the index.")
+
+
+@router.get("/files", response_model=list[FileOut])
+def files(scope: CaseRead, state: State, status: FileStatus | None = None) -> list[FileOut]:
+    rows = list_files(state.db, scope.case_id, status=status)
+    return [FileOut.model_validate(row, from_attributes=True) for row in rows]
 
 
 def _case(state: WebState, case_id: int) -> Case:
@@ -69,7 +120,7 @@ def _case(state: WebState, case_id: int) -> Case:
     return case
 
 
-def _take_in(state: WebState, scope: CaseScope, folder: Path, names: list[str]) -> dict:
+def _take_in(state: WebState, scope: CaseScope, folder: Path, names: list[str]) -> UploadOut:
     """Take in the uploads saved in `folder` and start workers; the intake report."""
     try:
         result = ingest_upload_folder(
@@ -85,19 +136,19 @@ def _take_in(state: WebState, scope: CaseScope, folder: Path, names: list[str]) 
     if result.report.queued:
         state.kick_workers()
     report = result.report
-    return {
-        "queued": report.queued,
-        "duplicates": report.duplicates,
-        "empty": report.empty,
-        "rejected": report.rejected,
-        "first_id": min(report.queued) if report.queued else None,
-        "last_id": max(report.queued) if report.queued else None,
-        "operation_id": report.operation_id,
-    }
+    return UploadOut(
+        queued=report.queued,
+        duplicates=report.duplicates,
+        empty=report.empty,
+        rejected=report.rejected,
+        first_id=min(report.queued) if report.queued else None,
+        last_id=max(report.queued) if report.queued else None,
+        operation_id=report.operation_id,
+    )
 
 
-@upload_router.post("/files/upload", openapi_extra=UPLOAD_BODY)
-async def upload(request: Request, scope: CaseUpload, state: State) -> dict:
+@upload_router.post("/files/upload", openapi_extra=UPLOAD_BODY, response_model=UploadOut)
+async def upload(request: Request, scope: CaseUpload, state: State) -> UploadOut:
     """Multipart `files` (many; zips unpacked). The caller is checked before a byte of the
     body is read (cookie requests: CSRF in the `X-CSRF-Token` header); the body is written
     straight to a folder under the home's `tmp/`, removed however the request ends."""
@@ -117,8 +168,8 @@ class FolderImport(BaseModel):
     path: Annotated[str, Field(min_length=1, max_length=4096)]
 
 
-@router.post("/files/import")
-def server_import(body: FolderImport, scope: CaseWrite, state: State) -> dict:
+@router.post("/files/import", response_model=ImportOut)
+def server_import(body: FolderImport, scope: CaseWrite, state: State) -> ImportOut:
     """Import a folder on the server's disk (admins only)."""
     if scope.principal.role is not Role.ADMIN:
         raise HTTPException(403, "only admins may import server folders")
@@ -134,12 +185,12 @@ def server_import(body: FolderImport, scope: CaseWrite, state: State) -> dict:
         raise HTTPException(400, str(exc)) from None
     if report.queued:
         state.kick_workers()
-    return {
-        "queued": report.queued,
-        "duplicates": report.duplicates,
-        "rejected": report.rejected,
-        "operation_id": report.operation_id,
-    }
+    return ImportOut(
+        queued=report.queued,
+        duplicates=report.duplicates,
+        rejected=report.rejected,
+        operation_id=report.operation_id,
+    )
 
 
 class Reprocess(BaseModel):
@@ -150,8 +201,8 @@ class Reprocess(BaseModel):
     field_map: dict[str, str] | None = None
 
 
-@router.post("/files/reprocess")
-def reprocess(body: Reprocess, scope: CaseWrite, state: State) -> dict:
+@router.post("/files/reprocess", response_model=ReprocessOut)
+def reprocess(body: Reprocess, scope: CaseWrite, state: State) -> ReprocessOut:
     try:
         done = requeue_files(
             state.db,
@@ -168,35 +219,35 @@ def reprocess(body: Reprocess, scope: CaseWrite, state: State) -> dict:
         raise HTTPException(400, str(exc)) from None
     if done.count:
         state.kick_workers()
-    return {
-        "queued": done.count,
-        "first_id": done.file_set.first_id,
-        "last_id": done.file_set.last_id,
-        "operation_id": done.operation_id,
-    }
+    return ReprocessOut(
+        queued=done.count,
+        first_id=done.file_set.first_id,
+        last_id=done.file_set.last_id,
+        operation_id=done.operation_id,
+    )
 
 
 class Retry(BaseModel):
     file_ids: list[BodyId] | None = None
 
 
-@router.post("/files/retry")
-def retry(body: Retry, scope: CaseWrite, state: State) -> dict:
+@router.post("/files/retry", response_model=QueuedOut)
+def retry(body: Retry, scope: CaseWrite, state: State) -> QueuedOut:
     done = retry_failed(
         state.db, state.settings, scope.case_id, body.file_ids, actor=f"web:{scope.principal.name}"
     )
     if done.count:
         state.kick_workers()
-    return {"queued": done.count, "operation_id": done.operation_id}
+    return QueuedOut(queued=done.count, operation_id=done.operation_id)
 
 
-@router.get("/progress")
+@router.get("/progress", response_model=ProgressOut)
 def progress(
     scope: CaseRead,
     state: State,
     first_id: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     last_id: Annotated[int, Query(ge=0, le=MAX_ID)] = 2**62,
-) -> dict:
+) -> ProgressOut:
     """Progress of the case's files with ids in [first_id, last_id]."""
-    p = read_progress(state.db, FileSet(scope.case_id, first_id, last_id))
-    return {**asdict(p), "finished": p.finished, "searchable": p.searchable}
+    counts = read_progress(state.db, FileSet(scope.case_id, first_id, last_id))
+    return ProgressOut.model_validate(counts, from_attributes=True)

@@ -18,6 +18,7 @@ from casescope.errors import CasescopeError
 from casescope.hunt.ioc import IocType
 from casescope.services import ioc_hits, iocs
 from casescope.store.index import EventIndex
+from casescope.web.api.models import IsoTime
 from casescope.web.ids import BodyId
 from casescope.web.security import CaseRead, CaseScope, CaseWrite, State, audit
 from casescope.web.state import WebState
@@ -36,6 +37,45 @@ class NewIocs(BaseModel):
 
 class IocIds(BaseModel):
     ids: Annotated[list[BodyId], Field(min_length=1, max_length=100_000)]
+
+
+class IocOut(BaseModel):
+    id: int
+    case_id: int
+    type: IocType
+    value: str = Field(description="Normalised: what is matched.")
+    original: str = Field(description="As entered or imported.")
+    note: str
+    source: str = Field(description="Where it came from (`web`, `web-import`, `cli`, ...).")
+    enabled: bool
+    created_at: IsoTime
+    hits: int
+    events: int = Field(description="Events it hit.")
+
+
+class LineErrorOut(BaseModel):
+    line: int = Field(description="Line number in the file (from 1).")
+    text: str
+    message: str
+
+
+class IocChangeOut(BaseModel):
+    """What an add, import, enable or disable did, and the re-hunt it queued."""
+
+    added: list[int] = Field(description="Ids of the new (or re-enabled) IOCs.")
+    changed: list[int] = Field(description="Ids enabled or disabled by this call.")
+    existing: int = Field(description="Already there (or in the state asked for): unchanged.")
+    duplicates: int = Field(description="Repeated within the input.")
+    errors: list[LineErrorOut] = Field(description="Bad lines of an import.")
+    queued: int = Field(description="Files queued for an `ioc_only` re-hunt.")
+    index_hits: int | None = Field(
+        description="Hits of the new IOCs found in the index (null: none hunted there)."
+    )
+
+
+class IocsRemovedOut(BaseModel):
+    removed: int
+    hits_deleted: int
 
 
 def change_dict(change: iocs.IocChange) -> dict:
@@ -127,14 +167,11 @@ def remove(state: WebState, scope: CaseScope, ids: list[int]) -> dict:
     return {"removed": len(set(ids)), "hits_deleted": hits}
 
 
-@router.get("")
-def list_case_iocs(scope: CaseRead, state: State, enabled: bool | None = None) -> list[dict]:
+def ioc_rows(state: WebState, case_id: int, enabled: bool | None = None) -> list[dict]:
     """The case's IOCs in id order with their hit counts."""
-    counts = {
-        s.ioc_id: s for s in ioc_hits.hit_summary(state.db, ioc_hits.HitFilter(scope.case_id))
-    }
+    counts = {s.ioc_id: s for s in ioc_hits.hit_summary(state.db, ioc_hits.HitFilter(case_id))}
     out = []
-    for ioc in iocs.list_iocs(state.db, scope.case_id, enabled=enabled):
+    for ioc in iocs.list_iocs(state.db, case_id, enabled=enabled):
         hit = counts.get(ioc.id)
         out.append(
             {
@@ -148,33 +185,40 @@ def list_case_iocs(scope: CaseRead, state: State, enabled: bool | None = None) -
     return out
 
 
-@router.post("")
-def add_case_iocs(body: NewIocs, scope: CaseWrite, state: State) -> dict:
+@router.get("", response_model=list[IocOut])
+def list_case_iocs(scope: CaseRead, state: State, enabled: bool | None = None) -> list[IocOut]:
+    """The case's IOCs in id order with their hit counts."""
+    return [IocOut(**row) for row in ioc_rows(state, scope.case_id, enabled)]
+
+
+@router.post("", response_model=IocChangeOut)
+def add_case_iocs(body: NewIocs, scope: CaseWrite, state: State) -> IocChangeOut:
     """Add indicators (all or nothing; type inferred unless given); queues a re-hunt."""
-    return add(state, scope, body)
+    return IocChangeOut.model_validate(add(state, scope, body))
 
 
-@router.post("/import")
+@router.post("/import", response_model=IocChangeOut)
 async def import_case_iocs(
     file: UploadFile, scope: CaseWrite, state: State, type: IocType | None = None
-) -> dict:
+) -> IocChangeOut:
     """Import a CSV (`type,value[,note]`) or a plain list; bad lines come back in `errors`."""
     text = await read_upload(file)
     audit(state, scope.principal, "ioc.import", scope.case_id, file.filename or "")
-    return await run_in_threadpool(import_text, state, scope, text, type)
+    change = await run_in_threadpool(import_text, state, scope, text, type)
+    return IocChangeOut.model_validate(change)
 
 
-@router.post("/enable")
-def enable_iocs(body: IocIds, scope: CaseWrite, state: State) -> dict:
-    return set_enabled(state, scope, body.ids, True)
+@router.post("/enable", response_model=IocChangeOut)
+def enable_iocs(body: IocIds, scope: CaseWrite, state: State) -> IocChangeOut:
+    return IocChangeOut.model_validate(set_enabled(state, scope, body.ids, True))
 
 
-@router.post("/disable")
-def disable_iocs(body: IocIds, scope: CaseWrite, state: State) -> dict:
-    return set_enabled(state, scope, body.ids, False)
+@router.post("/disable", response_model=IocChangeOut)
+def disable_iocs(body: IocIds, scope: CaseWrite, state: State) -> IocChangeOut:
+    return IocChangeOut.model_validate(set_enabled(state, scope, body.ids, False))
 
 
-@router.post("/remove")
-def remove_case_iocs(body: IocIds, scope: CaseWrite, state: State) -> dict:
+@router.post("/remove", response_model=IocsRemovedOut)
+def remove_case_iocs(body: IocIds, scope: CaseWrite, state: State) -> IocsRemovedOut:
     """Delete IOCs and their hits (POST with a body: some clients drop DELETE bodies)."""
-    return remove(state, scope, body.ids)
+    return IocsRemovedOut.model_validate(remove(state, scope, body.ids))

@@ -26,11 +26,14 @@ import orjson
 from fastapi import APIRouter, Header, HTTPException, Query, Request
 from fastapi.responses import Response, StreamingResponse
 from fastapi.sse import format_sse_event
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from casescope.errors import NotFoundError
+from casescope.model.enums import OperationKind, OperationState
 from casescope.services import operations as ops
 from casescope.services.reprocess import retry_operation
+from casescope.web.api.models import IsoTime, QueuedOut
 from casescope.web.ids import PathId
 from casescope.web.security import CaseRead, CaseScope, CaseWrite, State, still_authorised
 from casescope.web.state import WebState
@@ -44,6 +47,56 @@ POLL_SECONDS = 1.0
 RETRY_MS = 3000
 #: Fields of the progress that change by themselves with time: not a reason to send.
 _CLOCK_FIELDS = ("seconds", "files_per_second", "events_per_second", "eta_seconds")
+#: What the event stream answers (it streams: FastAPI cannot infer it).
+EVENTS_RESPONSES: dict[int | str, dict] = {
+    200: {
+        "description": "`progress` events: an operation's progress (JSON) whenever it changes.",
+        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+    },
+    204: {"description": "`Last-Event-ID` is the end: nothing more will come."},
+}
+
+
+class OperationOut(BaseModel):
+    """A bulk operation and its progress, computed from its jobs."""
+
+    id: int
+    case_id: int
+    kind: OperationKind
+    state: OperationState
+    created_by: str
+    detail: str
+    created_at: IsoTime
+    finished_at: IsoTime | None
+    sealed: bool = Field(description="All its files are known: `files_total` is final.")
+    files_total: int
+    files_done: int
+    files_failed: int
+    files_cancelled: int
+    files_running: int
+    files_queued: int
+    files_paused: int
+    events: int
+    seconds: float = Field(description="Running time, pauses left out.")
+    files_per_second: float
+    events_per_second: float
+    eta_seconds: float | None
+    step: int = Field(description="Grows when a file finishes or the state changes.")
+    files_finished: int = Field(description="Done, failed or cancelled.")
+    finished: bool = Field(description="Terminal, and none of its files is left to run.")
+    percent: int
+
+
+class ChangedOut(BaseModel):
+    changed: int = Field(description="Files whose jobs the change moved.")
+
+
+class OperationChangeOut(OperationOut, ChangedOut):
+    """The operation after a pause, resume or cancel (`changed` first, as it always was)."""
+
+
+def operation_out(progress: ops.OperationProgress) -> OperationOut:
+    return OperationOut.model_validate(progress, from_attributes=True)
 
 
 def operation_progress(state: WebState, case_id: int, operation_id: int) -> ops.OperationProgress:
@@ -53,17 +106,17 @@ def operation_progress(state: WebState, case_id: int, operation_id: int) -> ops.
         raise HTTPException(404, str(exc)) from None
 
 
-@router.get("")
+@router.get("", response_model=list[OperationOut])
 def list_operations(
     scope: CaseRead, state: State, limit: Annotated[int, Query(ge=1, le=500)] = 50
-) -> list[dict]:
+) -> list[OperationOut]:
     """The case's latest operations, newest first, with their progress."""
-    return [p.as_dict() for p in ops.list_operations(state.db, scope.case_id, limit)]
+    return [operation_out(p) for p in ops.list_operations(state.db, scope.case_id, limit)]
 
 
-@router.get("/{operation_id}")
-def get_operation(operation_id: OperationId, scope: CaseRead, state: State) -> dict:
-    return operation_progress(state, scope.case_id, operation_id).as_dict()
+@router.get("/{operation_id}", response_model=OperationOut)
+def get_operation(operation_id: OperationId, scope: CaseRead, state: State) -> OperationOut:
+    return operation_out(operation_progress(state, scope.case_id, operation_id))
 
 
 def change_operation(
@@ -71,7 +124,7 @@ def change_operation(
     scope: CaseWrite,
     operation_id: int,
     action: Callable[..., int],
-) -> dict:
+) -> OperationChangeOut:
     """Apply pause/resume/cancel (audited by the service as `operation.<action>`)."""
     try:
         changed = action(state.db, operation_id, f"web:{scope.principal.name}", scope.case_id)
@@ -79,29 +132,30 @@ def change_operation(
         raise HTTPException(404, str(exc)) from None
     except ops.OperationStateError as exc:
         raise HTTPException(409, str(exc)) from None
-    return {"changed": changed, **operation_progress(state, scope.case_id, operation_id).as_dict()}
+    progress = operation_progress(state, scope.case_id, operation_id)
+    return OperationChangeOut(changed=changed, **operation_out(progress).model_dump())
 
 
-@router.post("/{operation_id}/pause")
-def pause(operation_id: OperationId, scope: CaseWrite, state: State) -> dict:
+@router.post("/{operation_id}/pause", response_model=OperationChangeOut)
+def pause(operation_id: OperationId, scope: CaseWrite, state: State) -> OperationChangeOut:
     """Stop claims of the operation's files; files already running finish."""
     return change_operation(state, scope, operation_id, ops.pause)
 
 
-@router.post("/{operation_id}/resume")
-def resume(operation_id: OperationId, scope: CaseWrite, state: State) -> dict:
+@router.post("/{operation_id}/resume", response_model=OperationChangeOut)
+def resume(operation_id: OperationId, scope: CaseWrite, state: State) -> OperationChangeOut:
     body = change_operation(state, scope, operation_id, ops.resume)
     state.kick_workers()
     return body
 
 
-@router.post("/{operation_id}/cancel")
-def cancel(operation_id: OperationId, scope: CaseWrite, state: State) -> dict:
+@router.post("/{operation_id}/cancel", response_model=OperationChangeOut)
+def cancel(operation_id: OperationId, scope: CaseWrite, state: State) -> OperationChangeOut:
     """Cancel the queued and paused files (they return to their previous outcome)."""
     return change_operation(state, scope, operation_id, ops.cancel)
 
 
-def retry_failed(state: WebState, scope: CaseWrite, operation_id: int) -> dict:
+def retry_failed(state: WebState, scope: CaseWrite, operation_id: int) -> QueuedOut:
     """Queue the operation's failed files again, as a new `retry` operation."""
     try:
         done = retry_operation(
@@ -115,11 +169,11 @@ def retry_failed(state: WebState, scope: CaseWrite, operation_id: int) -> dict:
         raise HTTPException(404, str(exc)) from None
     if done.count:
         state.kick_workers()
-    return {"queued": done.count, "operation_id": done.operation_id}
+    return QueuedOut(queued=done.count, operation_id=done.operation_id)
 
 
-@router.post("/{operation_id}/retry")
-def retry(operation_id: OperationId, scope: CaseWrite, state: State) -> dict:
+@router.post("/{operation_id}/retry", response_model=QueuedOut)
+def retry(operation_id: OperationId, scope: CaseWrite, state: State) -> QueuedOut:
     return retry_failed(state, scope, operation_id)
 
 
@@ -165,7 +219,7 @@ class StreamSlots:
             return len(self._open.get(user_id, ()))
 
 
-@router.get("/{operation_id}/events", response_class=StreamingResponse)
+@router.get("/{operation_id}/events", response_class=StreamingResponse, responses=EVENTS_RESPONSES)
 async def events(
     request: Request,
     operation_id: OperationId,

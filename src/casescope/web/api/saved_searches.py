@@ -6,7 +6,7 @@ run and delete their own, and never sees another user's. They change no case dat
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -15,8 +15,10 @@ from casescope.errors import CasescopeError
 from casescope.services import event_search as es
 from casescope.services import saved_searches as ss
 from casescope.services.search import query_limits
+from casescope.web.api.models import IsoTime, OkOut
 from casescope.web.api.params import MAX_QUERY_PARAM, SearchForm
 from casescope.web.api.search import Order, View, parse_columns, run_search, search_params
+from casescope.web.api.search_models import EventsPage
 from casescope.web.ids import BodyId, PathId
 from casescope.web.security import CaseRead, CaseScope, State
 
@@ -59,11 +61,22 @@ class NewSavedSearch(BaseModel):
     params: SearchParams = SearchParams()
 
 
+class SavedSearchOut(BaseModel):
+    """A saved search, or a search of the history (`name` "")."""
+
+    id: int
+    name: str
+    params: dict[str, Any] = Field(
+        description="The search as `SearchParams`, values left at their default left out."
+    )
+    created_at: IsoTime
+
+
 def owner_of(scope: CaseScope) -> ss.Owner:
     return ss.Owner(scope.principal.user.id, scope.case_id)
 
 
-def save(state: State, scope: CaseScope, name: str, params: SearchParams) -> dict:
+def save(state: State, scope: CaseScope, name: str, params: SearchParams) -> SavedSearchOut:
     """Check the search (a bad query is a 400 now, not when run) and keep it."""
     form = params.form()
     form.request(scope.case_id, query_limits(state.settings))
@@ -72,7 +85,7 @@ def save(state: State, scope: CaseScope, name: str, params: SearchParams) -> dic
         stored = ss.save_search(state.db, owner_of(scope), name, search_params(form, params.view()))
     except CasescopeError as exc:
         raise HTTPException(400, str(exc)) from None
-    return stored.as_dict()
+    return SavedSearchOut.model_validate(stored, from_attributes=True)
 
 
 def load(state: State, scope: CaseScope, search_id: PathId) -> ss.StoredSearch:
@@ -82,19 +95,20 @@ def load(state: State, scope: CaseScope, search_id: PathId) -> ss.StoredSearch:
         raise HTTPException(404, "no such saved search") from None
 
 
-@router.get("/saved-searches")
-def list_saved(scope: CaseRead, state: State) -> list[dict]:
+@router.get("/saved-searches", response_model=list[SavedSearchOut])
+def list_saved(scope: CaseRead, state: State) -> list[SavedSearchOut]:
     """The caller's saved searches in this case, by name."""
-    return [s.as_dict() for s in ss.list_saved(state.db, owner_of(scope))]
+    saved = ss.list_saved(state.db, owner_of(scope))
+    return [SavedSearchOut.model_validate(s, from_attributes=True) for s in saved]
 
 
-@router.post("/saved-searches", status_code=201)
-def create_saved(body: NewSavedSearch, scope: CaseRead, state: State) -> dict:
+@router.post("/saved-searches", status_code=201, response_model=SavedSearchOut)
+def create_saved(body: NewSavedSearch, scope: CaseRead, state: State) -> SavedSearchOut:
     """Save a search under a name (the same name replaces the earlier one)."""
     return save(state, scope, body.name, body.params)
 
 
-@router.get("/saved-searches/{search_id}/events")
+@router.get("/saved-searches/{search_id}/events", response_model=EventsPage)
 def run_saved(
     scope: CaseRead,
     state: State,
@@ -102,25 +116,28 @@ def run_saved(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=es.MAX_PAGE)] = 50,
     exact_total: bool = False,
-) -> dict:
+) -> EventsPage:
     """Run a saved search: one page of its events, like `/events` (`total_exact` too)."""
     params = SearchParams(**load(state, scope, search_id).params)
     form, page = params.form(), (limit, params.view())
-    return run_search(state, scope, form, cursor, page, exact_total=exact_total)
+    return EventsPage.model_validate(
+        run_search(state, scope, form, cursor, page, exact_total=exact_total)
+    )
 
 
-@router.delete("/saved-searches/{search_id}")
-def delete_saved(scope: CaseRead, state: State, search_id: PathId) -> dict:
+@router.delete("/saved-searches/{search_id}", response_model=OkOut)
+def delete_saved(scope: CaseRead, state: State, search_id: PathId) -> OkOut:
     try:
         ss.delete_saved(state.db, owner_of(scope), search_id)
     except LookupError:
         raise HTTPException(404, "no such saved search") from None
-    return {"ok": True}
+    return OkOut()
 
 
-@router.get("/search-history")
+@router.get("/search-history", response_model=list[SavedSearchOut])
 def search_history(
     scope: CaseRead, state: State, limit: Annotated[int, Query(ge=1, le=ss.HISTORY_KEEP)] = 10
-) -> list[dict]:
+) -> list[SavedSearchOut]:
     """The caller's latest searches in this case (first pages only), newest first."""
-    return [s.as_dict() for s in ss.history(state.db, owner_of(scope), limit)]
+    history = ss.history(state.db, owner_of(scope), limit)
+    return [SavedSearchOut.model_validate(s, from_attributes=True) for s in history]

@@ -21,7 +21,9 @@ from casescope.services.ioc_hits import HitFilter, hit_summary
 from casescope.services.marks import clear_mark, marks_of, set_mark
 from casescope.services.saved_searches import Owner, record_history
 from casescope.services.search import ExportFormat, export_header, export_lines, query_limits
+from casescope.web.api.models import OkOut
 from casescope.web.api.params import Form, SearchForm
+from casescope.web.api.search_models import EventOut, EventsPage, FacetValue, IocHitsOut
 from casescope.web.ids import PathId, PathSeq
 from casescope.web.security import CaseRead, CaseScope, CaseWrite, State, audit
 from casescope.web.state import WebState
@@ -140,7 +142,7 @@ def run_search(
     }
 
 
-@router.get("/events")
+@router.get("/events", response_model=EventsPage)
 def events(
     scope: CaseRead,
     state: State,
@@ -158,7 +160,7 @@ def events(
         Direction,
         Query(description="`prev`: the page before `cursor` (without a cursor: the last page)."),
     ] = Direction.NEXT,
-) -> dict:
+) -> EventsPage:
     """Matching events, one keyset page at a time (pass `next_cursor` back as `cursor`;
     `prev_cursor` with `direction=prev` for the page before).
 
@@ -167,7 +169,7 @@ def events(
     column and field but the original record, unless `raw=true` (or fetch one event:
     `GET /events/{file_id}/{seq}`).
     """
-    return run_search(
+    page = run_search(
         state,
         scope,
         form,
@@ -177,9 +179,10 @@ def events(
         raw=raw,
         direction=direction,
     )
+    return EventsPage.model_validate(page)
 
 
-@router.get("/facets")
+@router.get("/facets", response_model=list[FacetValue])
 def facets(
     scope: CaseRead,
     state: State,
@@ -189,7 +192,7 @@ def facets(
     exact: Annotated[
         bool, Query(description="Count an event field over all matches, not a sample.")
     ] = False,
-) -> list[dict]:
+) -> list[FacetValue]:
     """Top values of a column (computer, channel, ...) or event field among the matches.
 
     Each row is `{value, events}`, counted over all matches. An event field with more
@@ -200,9 +203,7 @@ def facets(
     size = state.settings.facet_sample_events
     with state.index.use() as index:
         facet = es.top_values(index, where, field, limit, None if exact or not size else size)
-    if facet.sample is None:
-        return facet.values
-    return [{**row, "sample": facet.sample} for row in facet.values]
+    return [FacetValue(**row, sample=facet.sample) for row in facet.values]
 
 
 def fetch_event(state: WebState, case_id: int, file_id: int, seq: int) -> dict:
@@ -214,9 +215,9 @@ def fetch_event(state: WebState, case_id: int, file_id: int, seq: int) -> dict:
     return row
 
 
-@router.get("/events/{file_id}/{seq}")
-def event(scope: CaseRead, state: State, file_id: PathId, seq: PathSeq) -> dict:
-    return fetch_event(state, scope.case_id, file_id, seq)
+@router.get("/events/{file_id}/{seq}", response_model=EventOut)
+def event(scope: CaseRead, state: State, file_id: PathId, seq: PathSeq) -> EventOut:
+    return EventOut.model_validate(fetch_event(state, scope.case_id, file_id, seq))
 
 
 class MarkBody(BaseModel):
@@ -224,8 +225,10 @@ class MarkBody(BaseModel):
     label: Annotated[str, Field(max_length=100)] = ""
 
 
-@router.post("/events/{file_id}/{seq}/marks")
-def add_mark(body: MarkBody, scope: CaseWrite, state: State, file_id: PathId, seq: PathSeq) -> dict:
+@router.post("/events/{file_id}/{seq}/marks", response_model=OkOut)
+def add_mark(
+    body: MarkBody, scope: CaseWrite, state: State, file_id: PathId, seq: PathSeq
+) -> OkOut:
     try:
         set_mark(
             state.db, scope.case_id, (file_id, seq), body.kind, body.label, scope.principal.name
@@ -233,16 +236,16 @@ def add_mark(body: MarkBody, scope: CaseWrite, state: State, file_id: PathId, se
     except CasescopeError as exc:
         raise HTTPException(400, str(exc)) from None
     audit(state, scope.principal, f"event.{body.kind.value}", scope.case_id, f"{file_id}:{seq}")
-    return {"ok": True}
+    return OkOut()
 
 
-@router.delete("/events/{file_id}/{seq}/marks")
+@router.delete("/events/{file_id}/{seq}/marks", response_model=OkOut)
 def remove_mark(
     body: MarkBody, scope: CaseWrite, state: State, file_id: PathId, seq: PathSeq
-) -> dict:
+) -> OkOut:
     clear_mark(state.db, scope.case_id, (file_id, seq), body.kind, body.label)
     audit(state, scope.principal, f"event.un{body.kind.value}", scope.case_id, f"{file_id}:{seq}")
-    return {"ok": True}
+    return OkOut()
 
 
 def _export_chunks(
@@ -278,7 +281,18 @@ def export_response(
     )
 
 
-@router.get("/export")
+#: The export's media types, by `format` (the route streams; FastAPI cannot infer them).
+EXPORT_CONTENT = {
+    "text/csv": {"schema": {"type": "string"}},
+    "application/x-ndjson": {"schema": {"type": "string", "description": "JSON lines"}},
+}
+
+
+@router.get(
+    "/export",
+    response_class=StreamingResponse,
+    responses={200: {"description": "The events, CSV or JSON lines.", "content": EXPORT_CONTENT}},
+)
 def export(
     scope: CaseRead, state: State, form: Form, format: ExportFormat = ExportFormat.CSV
 ) -> StreamingResponse:
@@ -286,10 +300,8 @@ def export(
     return export_response(state, scope, form, format)
 
 
-@router.get("/ioc-hits")
-def ioc_hits(scope: CaseRead, state: State) -> list[dict]:
+@router.get("/ioc-hits", response_model=list[IocHitsOut])
+def ioc_hits(scope: CaseRead, state: State) -> list[IocHitsOut]:
     """IOC hits grouped by IOC."""
-    return [
-        {**s.__dict__, "type": s.type.value}
-        for s in hit_summary(state.db, HitFilter(scope.case_id))
-    ]
+    summary = hit_summary(state.db, HitFilter(scope.case_id))
+    return [IocHitsOut.model_validate(s, from_attributes=True) for s in summary]

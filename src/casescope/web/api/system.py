@@ -13,12 +13,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from casescope.model.users import Role
 from casescope.services.audit import audit_rows
 from casescope.services.system import memory_warning, scoped_report
 from casescope.services.users import accessible_case_ids
+from casescope.web.api.models import IsoTime
 from casescope.web.clients import in_metrics_allow_list
 from casescope.web.health import HealthMonitor, Snapshot
 from casescope.web.ids import MAX_ID
@@ -48,6 +50,72 @@ class Access(StrEnum):
     DETAILS = "details"
 
 
+class HealthOut(BaseModel):
+    """`status` for everyone; the rest for admins and `CASESCOPE_METRICS_ALLOW` clients."""
+
+    status: HealthStatus
+    ok: bool | None = Field(default=None, description="False: degraded (as `status`).")
+    db: str | None = Field(default=None, description="`ok` or `error`.")
+    store: str | None = Field(default=None, description="The event index: `ok` or `error`.")
+    workers: int | None = Field(default=None, description="Live workers.")
+    disk_free_bytes: int | None = None
+    age_seconds: float | None = Field(default=None, description="Age of the figures.")
+
+
+class WorkerOut(BaseModel):
+    id: str
+    pid: int
+    host: str
+    rss_mb: float
+    tasks_done: int
+    current_file_id: int | None
+    seconds_since_heartbeat: float
+
+
+class CaseWorkerOut(BaseModel):
+    """A worker as users other than admins see it: which file of their cases it is on."""
+
+    case_id: int
+    current_file_id: int
+
+
+class PoolFailureOut(BaseModel):
+    at: IsoTime
+    detail: str = Field(description="Why the worker pool fails to start (admins: its error).")
+
+
+class SystemOut(BaseModel):
+    ok: bool
+    db: str = Field(description="`ok` or `error`.")
+    store: str = Field(description="The event index: `ok` or `error`.")
+    events_indexed: int
+    workers: list[WorkerOut | CaseWorkerOut] = Field(
+        description="Admins: every live worker; others: the workers on their cases' files."
+    )
+    queue: dict[str, int] = Field(description="Jobs per state (others: of their cases).")
+    disk_total_bytes: int
+    disk_free_bytes: int
+    home_used_bytes: int = Field(description="Evidence, segments, the DB and the index.")
+    memory_used_mb: float
+    memory_limit_mb: int = Field(description="`CASESCOPE_MEMORY_LIMIT_MB`.")
+    memory_warning: bool = Field(description="Memory used is above 80% of the limit.")
+    pool_failure: PoolFailureOut | None = Field(
+        description="Why no worker runs while files wait (null: none failed)."
+    )
+    age_seconds: float = Field(description="Age of the figures.")
+
+
+class AuditRowOut(BaseModel):
+    id: int
+    at: IsoTime
+    actor: str = Field(description="`web:<user>`, `cli`, `worker:<id>`, `system`, ...")
+    action: str
+    case_id: int | None
+    file_id: int | None
+    ok: bool
+    detail: str
+
+
 def _monitor(request: Request) -> HealthMonitor:
     return request.app.state.health
 
@@ -65,23 +133,30 @@ async def details_access(request: Request) -> Access:
     return Access.DETAILS if principal.role is Role.ADMIN else Access.USER
 
 
-@router.get("/health")
-async def health(request: Request) -> JSONResponse:
+@router.get(
+    "/health",
+    response_model=HealthOut,
+    response_model_exclude_none=True,
+    responses={503: {"model": HealthOut, "description": "Degraded."}},
+)
+async def health(request: Request, response: Response) -> HealthOut:
     """`{"status"}`, 503 when degraded; with details for admins and allow-listed clients."""
     snapshot = await _monitor(request).snapshot()
     healthy = snapshot is not None and snapshot.healthy
-    body: dict = {"status": HealthStatus.OK if healthy else HealthStatus.DEGRADED}
-    if snapshot is not None and await details_access(request) is Access.DETAILS:
-        report = snapshot.report
-        body |= {
-            "ok": healthy,
-            "db": report.db,
-            "store": report.store,
-            "workers": len(report.workers),
-            "disk_free_bytes": report.disk_free_bytes,
-            "age_seconds": round(snapshot.age, 1),
-        }
-    return JSONResponse(body, status_code=200 if healthy else 503)
+    status = HealthStatus.OK if healthy else HealthStatus.DEGRADED
+    response.status_code = 200 if healthy else 503
+    if snapshot is None or await details_access(request) is not Access.DETAILS:
+        return HealthOut(status=status)
+    report = snapshot.report
+    return HealthOut(
+        status=status,
+        ok=healthy,
+        db=report.db,
+        store=report.store,
+        workers=len(report.workers),
+        disk_free_bytes=report.disk_free_bytes,
+        age_seconds=round(snapshot.age, 1),
+    )
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
@@ -118,19 +193,19 @@ async def system_view(request: Request, state: WebState, principal: Principal) -
     return await run_in_threadpool(_view, state, snapshot, principal)
 
 
-@router.get("/api/system")
-async def system(request: Request, state: State, principal: Caller) -> dict:
+@router.get("/api/system", response_model=SystemOut)
+async def system(request: Request, state: State, principal: Caller) -> SystemOut:
     """Everything for admins; others see only their cases' jobs and no worker details."""
-    return await system_view(request, state, principal)
+    return SystemOut.model_validate(await system_view(request, state, principal))
 
 
-@router.get("/api/audit")
+@router.get("/api/audit", response_model=list[AuditRowOut])
 def audit_log(
     state: State,
     admin: Admin,
     limit: Annotated[int, Query(ge=1, le=5000)] = 200,
     case_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     action: str | None = None,
-) -> list[dict]:
+) -> list[AuditRowOut]:
     """The newest audit rows, of one case and one action (e.g. `intake_refused`) if given."""
-    return audit_rows(state.db, limit, case_id, action)
+    return [AuditRowOut(**row) for row in audit_rows(state.db, limit, case_id, action)]

@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, field_validator
 from casescope.errors import CasescopeError
 from casescope.model.users import Role, TokenScope
 from casescope.services import tokens as token_service
+from casescope.web.api.models import OkOut
 from casescope.web.ids import PathId
 from casescope.web.security import Caller, State
 
@@ -37,8 +38,33 @@ class TokenRequest(BaseModel):
         return value
 
 
-@router.post("")
-def create_token(body: TokenRequest, state: State, principal: Caller) -> dict:
+#: A Unix time in seconds (UTC).
+Epoch = Annotated[float, Field(description="Unix time, seconds.")]
+
+
+class NewTokenOut(BaseModel):
+    token: str = Field(description="The secret: shown this once, send as `Bearer` token.")
+    id: int
+    scope: TokenScope
+    expires_at: Epoch | None
+
+
+class TokenOut(BaseModel):
+    """A token as listed (never its secret)."""
+
+    id: int
+    user_id: int
+    username: str = Field(description="Its owner.")
+    name: str
+    scope: TokenScope
+    created_at: Epoch
+    expires_at: Epoch | None
+    revoked: bool
+    last_used_at: Epoch | None
+
+
+@router.post("", response_model=NewTokenOut)
+def create_token(body: TokenRequest, state: State, principal: Caller) -> NewTokenOut:
     """A new token for the caller, shown once. Only from a logged-in session: a token
     cannot make tokens (a leaked one would otherwise outlive its own revocation)."""
     if principal.via_token:
@@ -50,33 +76,29 @@ def create_token(body: TokenRequest, state: State, principal: Caller) -> dict:
         )
     except CasescopeError as exc:
         raise HTTPException(400, str(exc)) from None
-    return {
-        "token": value,
-        "id": info.id,
-        "scope": info.scope.value,
-        "expires_at": info.expires_at,
-    }
+    return NewTokenOut(token=value, id=info.id, scope=info.scope, expires_at=info.expires_at)
 
 
-@router.get("")
+@router.get("", response_model=list[TokenOut])
 def list_tokens(
     state: State,
     principal: Caller,
     all: Annotated[bool, Query(description="Every user's tokens (admins).")] = False,
-) -> list[dict]:
+) -> list[TokenOut]:
     """Your tokens (never their secret); with `all=true`, an admin sees everyone's."""
     if all and principal.role is not Role.ADMIN:
         raise HTTPException(403, "admins only")
     owner = None if all else principal.user.id
-    return [t.as_dict() for t in token_service.list_tokens(state.db, owner)]
+    tokens = token_service.list_tokens(state.db, owner)
+    return [TokenOut.model_validate(t, from_attributes=True) for t in tokens]
 
 
-@router.delete("/{token_id}")
-def revoke_token(token_id: PathId, state: State, principal: Caller) -> dict:
+@router.delete("/{token_id}", response_model=OkOut)
+def revoke_token(token_id: PathId, state: State, principal: Caller) -> OkOut:
     """Revoke one of your tokens (admins: anyone's)."""
     owner = None if principal.role is Role.ADMIN else principal.user.id
     try:
         token_service.revoke_token(state.db, token_id, owner, f"web:{principal.name}")
     except CasescopeError as exc:
         raise HTTPException(404, str(exc)) from None
-    return {"ok": True}
+    return OkOut()

@@ -14,6 +14,7 @@ from casescope.model.users import Role
 from casescope.services import accounts
 from casescope.services import users as user_service
 from casescope.web.api.auth import Credentials, Password
+from casescope.web.api.models import IsoTime, OkOut
 from casescope.web.ids import PathId
 from casescope.web.security import Admin, Principal, State
 
@@ -48,13 +49,33 @@ class PasswordReset(BaseModel):
     ] = None
 
 
-@router.get("")
-def list_users(state: State, admin: Admin) -> list[dict]:
-    return [u.as_dict() for u in user_service.list_users(state.db)]
+class UserOut(BaseModel):
+    id: int
+    username: str
+    role: Role
+    active: bool = Field(description="False: disabled (no session or token works).")
+    must_change_password: bool
+    last_login_at: IsoTime | None
+    timezone: str = Field(description="The IANA zone the user's pages show times in.")
 
 
-@router.post("")
-def create_user(body: NewUser, state: State, admin: Admin) -> dict:
+def user_out(user: user_service.UserInfo) -> UserOut:
+    return UserOut.model_validate(user, from_attributes=True)
+
+
+class PasswordResetOut(OkOut):
+    password: str | None = Field(
+        None, description="The generated password, shown once (absent when one was given)."
+    )
+
+
+@router.get("", response_model=list[UserOut])
+def list_users(state: State, admin: Admin) -> list[UserOut]:
+    return [user_out(u) for u in user_service.list_users(state.db)]
+
+
+@router.post("", response_model=UserOut)
+def create_user(body: NewUser, state: State, admin: Admin) -> UserOut:
     try:
         user = user_service.create_user(
             state.db,
@@ -66,68 +87,72 @@ def create_user(body: NewUser, state: State, admin: Admin) -> dict:
         )
     except CasescopeError as exc:
         raise refused(exc) from None
-    return user.as_dict()
+    return user_out(user)
 
 
-@router.post("/{username}/disable")
-def disable(username: str, state: State, admin: Admin) -> dict:
+@router.post("/{username}/disable", response_model=UserOut)
+def disable(username: str, state: State, admin: Admin) -> UserOut:
     """Disable: the user's sessions and tokens stop working at once."""
     try:
-        return accounts.set_active(state.db, username, False, actor(admin)).as_dict()
+        return user_out(accounts.set_active(state.db, username, False, actor(admin)))
     except CasescopeError as exc:
         raise refused(exc) from None
 
 
-@router.post("/{username}/enable")
-def enable(username: str, state: State, admin: Admin) -> dict:
+@router.post("/{username}/enable", response_model=UserOut)
+def enable(username: str, state: State, admin: Admin) -> UserOut:
     try:
-        return accounts.set_active(state.db, username, True, actor(admin)).as_dict()
+        return user_out(accounts.set_active(state.db, username, True, actor(admin)))
     except CasescopeError as exc:
         raise refused(exc) from None
 
 
-@router.delete("/{username}")
-def delete(username: str, state: State, admin: Admin) -> dict:
+@router.delete("/{username}", response_model=OkOut)
+def delete(username: str, state: State, admin: Admin) -> OkOut:
     """Delete a user; their audit rows and event marks stay, under their name."""
     try:
         accounts.delete_user(state.db, username, actor(admin))
     except CasescopeError as exc:
         raise refused(exc) from None
-    return {"ok": True}
+    return OkOut()
 
 
-@router.post("/{username}/reset-password")
-def reset_password(username: str, body: PasswordReset, state: State, admin: Admin) -> dict:
+@router.post(
+    "/{username}/reset-password", response_model=PasswordResetOut, response_model_exclude_none=True
+)
+def reset_password(
+    username: str, body: PasswordReset, state: State, admin: Admin
+) -> PasswordResetOut:
     """Set a new password (generated when none is given: returned once as `password`); the
     user's sessions end and their next login must change it."""
     try:
         generated = accounts.reset_password(state.db, username, body.password, actor(admin))
     except CasescopeError as exc:
         raise refused(exc) from None
-    return {"ok": True, **({"password": generated} if generated else {})}
+    return PasswordResetOut(password=generated or None)
 
 
-@router.post("/{username}/role")
-def set_role(username: str, body: RoleChange, state: State, admin: Admin) -> dict:
+@router.post("/{username}/role", response_model=UserOut)
+def set_role(username: str, body: RoleChange, state: State, admin: Admin) -> UserOut:
     try:
-        return accounts.set_role(state.db, username, body.role, actor(admin)).as_dict()
+        return user_out(accounts.set_role(state.db, username, body.role, actor(admin)))
     except CasescopeError as exc:
         raise refused(exc) from None
 
 
-@router.post("/{username}/cases/{case_id}")
-def grant(username: str, case_id: PathId, state: State, admin: Admin) -> dict:
+@router.post("/{username}/cases/{case_id}", response_model=OkOut)
+def grant(username: str, case_id: PathId, state: State, admin: Admin) -> OkOut:
     try:
         user_service.grant_case(state.db, username, case_id, actor=actor(admin))
     except CasescopeError as exc:
         raise HTTPException(404, str(exc)) from None
-    return {"ok": True}
+    return OkOut()
 
 
-@router.delete("/{username}/cases/{case_id}")
-def revoke(username: str, case_id: PathId, state: State, admin: Admin) -> dict:
+@router.delete("/{username}/cases/{case_id}", response_model=OkOut)
+def revoke(username: str, case_id: PathId, state: State, admin: Admin) -> OkOut:
     try:
         user_service.revoke_case(state.db, username, case_id, actor=actor(admin))
     except CasescopeError as exc:
         raise HTTPException(404, str(exc)) from None
-    return {"ok": True}
+    return OkOut()
