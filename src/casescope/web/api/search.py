@@ -21,6 +21,8 @@ from casescope.services.ioc_hits import HitFilter, hit_summary
 from casescope.services.marks import clear_mark, marks_of, set_mark
 from casescope.services.saved_searches import Owner, record_history
 from casescope.services.search import ExportFormat, export_header, export_lines, query_limits
+from casescope.store.event_lookup import get_event
+from casescope.store.where import Where
 from casescope.web.api.params import Form, SearchForm
 from casescope.web.ids import PathId, PathSeq
 from casescope.web.security import CaseRead, CaseScope, CaseWrite, State, audit
@@ -84,9 +86,7 @@ def search_params(form: SearchForm, view: View) -> dict:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in both.items() if v != defaults[k]}
 
 
-def form_where(
-    state: WebState, scope: CaseScope, form: SearchForm
-) -> tuple[str, dict[str, object]]:
+def form_where(state: WebState, scope: CaseScope, form: SearchForm) -> Where:
     """The WHERE of the form's search in the case (its query within the configured limits)."""
     request = form.request(scope.case_id, query_limits(state.settings))
     return es.build_filtered_where(state.db, request, form.filters())
@@ -207,7 +207,7 @@ def facets(
 
 def fetch_event(state: WebState, case_id: int, file_id: int, seq: int) -> dict:
     with state.index.use() as index:
-        row = es.get_event(index, case_id, file_id, seq)
+        row = get_event(index, case_id, file_id, seq)
     if row is None:
         raise HTTPException(404, "no such event")
     row["marks"] = marks_of(state.db, case_id, [(file_id, seq)]).get((file_id, seq), [])
