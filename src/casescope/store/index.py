@@ -28,6 +28,7 @@ from casescope.store.pages import page_out_library
 from casescope.store.query_bounds import (
     QueryKind,
     QueryTimeouts,
+    is_memory_error,
     query_errors,
     time_setting,
     with_settings,
@@ -354,7 +355,7 @@ class ChdbIndex:
                 self.execute(sql, params)
                 return
             except RuntimeError as error:  # chdb.ChdbError (imported only by the owner)
-                if "MEMORY_LIMIT_EXCEEDED" not in str(error) or attempt == LOAD_ATTEMPTS:
+                if not is_memory_error(error) or attempt == LOAD_ATTEMPTS:
                     raise
                 logger.warning("load hit the memory limit (attempt %d); retrying", attempt)
                 self.remove_partial(items)
