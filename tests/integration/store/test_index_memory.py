@@ -251,6 +251,23 @@ def test_partial_rows_of_a_failed_insert_are_removed_slice_by_slice(settings: Se
         index.close()
 
 
+def test_rows_present_looks_at_the_slice_or_the_whole_file(settings: Settings) -> None:
+    """Whether a piece's rows are already loaded: the slice's seq range of its file, or any
+    row of the file for a whole-file item."""
+    path = write_segment(settings, "e" * 64, make_batch(1000, "x"))
+    index = ChdbIndex(settings.index_dir)
+    try:
+        index.load([LoadItem(1, 7, path, 0, 400)])
+        assert index.rows_present(LoadItem(1, 7, path))
+        assert index.rows_present(LoadItem(1, 7, path, 300, 500))
+        assert index.rows_present(LoadItem(1, 7, path, 0, None))
+        assert not index.rows_present(LoadItem(1, 7, path, 400, 800))
+        assert not index.rows_present(LoadItem(1, 7, path, 400, None))
+        assert not index.rows_present(LoadItem(1, 8, path))
+    finally:
+        index.close()
+
+
 def test_compact_waits_until_the_merges_are_done(settings: Settings) -> None:
     """What a large load leaves (merges run niced and fall behind it) is merged before
     `compact` returns: fewer parts, the same rows once each, and no merge left to run."""
