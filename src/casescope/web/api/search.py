@@ -81,9 +81,9 @@ ViewDep = Annotated[View, Depends(view_params)]
 
 def search_params(form: SearchForm, view: View) -> dict:
     """The form and view as one JSON-able dict (history, saved searches), defaults left out."""
-    both = {**form.__dict__, **view.as_params()}
-    defaults = {**SearchForm().__dict__, **View().as_params()}
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in both.items() if v != defaults[k]}
+    both = {**form.as_params(), **view.as_params()}
+    defaults = {**SearchForm().as_params(), **View().as_params()}
+    return {k: v for k, v in both.items() if v != defaults[k]}
 
 
 def form_where(state: WebState, scope: CaseScope, form: SearchForm) -> Where:
@@ -264,7 +264,7 @@ def export_response(
         scope.principal,
         "export",
         scope.case_id,
-        orjson.dumps({"format": fmt.value, **form.__dict__}).decode(),
+        orjson.dumps({"format": fmt.value, **form.as_params()}).decode(),
     )
     chunks = es.export_chunks(state.index.use, where, fmt)
     # the first chunk's query runs now, so that a query stopped at its bound (time, memory)
