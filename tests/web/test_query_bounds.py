@@ -114,10 +114,10 @@ def test_a_search_answers_while_an_export_chunk_holds_a_reader(home: Home) -> No
         state = app.state.web
 
         def export_chunk() -> None:
-            where, params = build_where(SearchRequest(home.case_id))
+            where = build_where(SearchRequest(home.case_id))
             with state.index.use() as index:
-                sql = f"SELECT seq FROM {DATABASE}.events WHERE {where}"
-                stream = index.stream_batches(sql, params, rows_per_batch=100)
+                sql = f"SELECT seq FROM {DATABASE}.events WHERE {where.sql}"
+                stream = index.stream_batches(sql, where.params, rows_per_batch=100)
                 rows = next(stream).num_rows
                 streaming.set()
                 seen["searched while streaming"] = searched.wait(GUARD)

@@ -152,7 +152,7 @@ def print_outcome(ctx: AppContext, files: FileSet, rejected: int = 0) -> None:
         case_id=files.case_id,
         index=None,
         stale_after=0,
-        file_ids=(files.first_id, files.last_id),
+        files=files,
     )
     refused = f" (and {rejected:,} rejected at intake, above)" if rejected else ""
     console.print(

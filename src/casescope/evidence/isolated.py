@@ -20,6 +20,7 @@ import resource
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -128,7 +129,7 @@ def main() -> int:
         reason = "the evidence needed more memory than CASESCOPE_INTAKE_MEMORY_MB allows"
         print(json.dumps({"error": reason}))  # noqa: T201 - the answer to the parent
         return EXIT_REFUSED
-    print(json.dumps({"report": report.__dict__}))  # noqa: T201 - the answer to the parent
+    print(json.dumps({"report": asdict(report)}))  # noqa: T201 - the answer to the parent
     return 0
 
 

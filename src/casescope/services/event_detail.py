@@ -28,6 +28,7 @@ from casescope.services import event_search as es
 from casescope.services.process_records import as_datetime
 from casescope.store.index import EventIndex
 from casescope.store.process_events import TimeWindow, window_where
+from casescope.store.where import Where
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +154,15 @@ class ContextPage:
     later: str | None = None
 
 
+@dataclass(frozen=True)
+class ContextCursors:
+    """Which page of an event's context: the one before `before` or after `after` (cursors
+    of `ContextPage.earlier` / `later`); neither: the events either side of the event."""
+
+    before: str | None = None
+    after: str | None = None
+
+
 def check_minutes(minutes: int) -> int:
     if not 1 <= minutes <= MAX_CONTEXT_MINUTES:
         raise CasescopeError(f"context minutes must be 1 to {MAX_CONTEXT_MINUTES}")
@@ -164,17 +174,17 @@ def context(
     case_id: int,
     event: dict[str, Any],
     minutes: int = CONTEXT_MINUTES,
-    page: tuple[str | None, str | None] = (None, None),
+    page: ContextCursors = ContextCursors(),
 ) -> ContextPage:
     """The events around `event` on its computer. Without a cursor: `CONTEXT_SIDE` before
-    it, itself, `CONTEXT_SIDE` after; `page` = (before, after) cursors: a page of
-    `CONTEXT_PAGE` before the one or after the other."""
+    it, itself, `CONTEXT_SIDE` after; with one: a page of `CONTEXT_PAGE` before
+    `page.before` or after `page.after`."""
     check_minutes(minutes)
     at = as_datetime(event["ts"]) or datetime(1970, 1, 1)
     span = timedelta(minutes=minutes)
     where = window_where(case_id, event["computer"], TimeWindow(at - span, at + span))
     total, exact = es.count_matches(index, where)
-    before, after = page
+    before, after = page.before, page.after
     if before or after:
         cursor = es.Cursor.decode(before or after or "")
         rows, more = _side(index, where, cursor, descending=bool(before), limit=CONTEXT_PAGE)
@@ -193,7 +203,7 @@ def context(
 
 def _side(
     index: EventIndex,
-    where: tuple[str, dict[str, object]],
+    where: Where,
     cursor: es.Cursor,
     *,
     descending: bool,
@@ -209,17 +219,16 @@ def _side(
 
 def neighbours(
     index: EventIndex,
-    where: tuple[str, dict[str, object]],
+    where: Where,
     event: dict[str, Any],
-    order: tuple[es.SortKey, bool],
+    order: es.Ordering,
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The events just before and just after `event` in the search `where`, sorted by
-    `order` = (sort, descending), whether or not `event` itself matches it."""
-    sort, descending = order
-    here = cursor_of(event, sort)
+    """The events just before and just after `event` in the search `where`, sorted in
+    `order`, whether or not `event` itself matches it."""
+    here = cursor_of(event, order.sort)
     out = []
     for flip in (True, False):
-        spec = es.PageSpec(here, 1, sort, descending != flip)
+        spec = es.PageSpec(here, 1, order.sort, order.descending != flip)
         rows = es.search_page(index, where, spec, with_total=False).rows
         out.append(rows[0] if rows else None)
     return out[0], out[1]

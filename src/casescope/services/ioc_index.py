@@ -4,7 +4,7 @@ Why: docs/decisions.md, "Hunting new IOCs in the index".
 
 When IOCs are added to (or re-enabled in) a case whose files are already hunted, only the
 new IOCs need hunting, and only in the files whose events are in the index. One query per
-chunk of IOCs (`hunt.sql.hunt_queries`) finds their hits there; each file's hits are then
+chunk of IOCs (`store.ioc_hunt`) finds their hits there; each file's hits are then
 written in one transaction that first deletes any hits of those IOCs in that file, so a
 worker's `ioc_only` run that persisted the same hits meanwhile cannot double them, and the
 hits of every other IOC stay as they are (same rows, same ids).
@@ -24,14 +24,14 @@ from sqlalchemy import delete, insert, select
 
 from casescope.config import Settings
 from casescope.hunt import Ioc
-from casescope.hunt.sql import CHUNK_SIZE, hunt_queries
+from casescope.hunt.sql import CHUNK_SIZE
 from casescope.model.db import Database, in_chunks
 from casescope.model.enums import FileStatus, IndexState
 from casescope.model.tables import EvidenceFile, IocHit
 from casescope.model.tables import Ioc as IocRow
 from casescope.store.index import EventIndex
+from casescope.store.ioc_hunt import stream_ioc_hits
 from casescope.store.loader import load_pending
-from casescope.store.query_bounds import QueryKind
 
 #: The index stores a missing time as the epoch (`store.index`); a hit keeps it as None.
 _NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)
@@ -59,9 +59,7 @@ def hunt_new_iocs(
     for start in range(0, len(iocs), CHUNK_SIZE):
         chunk = iocs[start : start + CHUNK_SIZE]
         ids = [int(ioc.id or 0) for ioc in chunk]
-        (sql, params), *_ = hunt_queries(chunk, case_id, loaded)
-        batches = index.stream_batches(sql, params, kind=QueryKind.LONG)
-        for file_id, rows in _rows_by_file(batches):
+        for file_id, rows in _rows_by_file(stream_ioc_hits(index, chunk, case_id, loaded)):
             report.hits += _replace_file_hits(db, case_id, file_id, ids, rows)
     return report
 

@@ -20,6 +20,7 @@ from casescope.errors import CasescopeError
 from casescope.services.process_records import as_datetime
 from casescope.store.index import EventIndex
 from casescope.store.process_events import TimeWindow, session_marks, session_where
+from casescope.store.where import Where
 
 GRACE = timedelta(seconds=5)
 #: Logon and logoff events read either side of the time asked about.
@@ -142,6 +143,6 @@ def find_session(
     return LogonSession(logon[0], logon[1], opened, closed, elevated, TimeWindow(start, end))
 
 
-def session_filter(case_id: int, session: LogonSession) -> tuple[str, dict[str, object]]:
+def session_filter(case_id: int, session: LogonSession) -> Where:
     """WHERE of the session's events (page it with the search's keyset pages)."""
     return session_where(case_id, session.computer, session.logon_id, session.window)

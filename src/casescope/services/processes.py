@@ -39,6 +39,7 @@ from casescope.store.process_events import (
     activity_where,
     process_rows,
 )
+from casescope.store.where import Where
 
 logger = logging.getLogger(__name__)
 
@@ -203,7 +204,7 @@ def lifetime(index: EventIndex, case_id: int, row: dict[str, Any]) -> Lifetime:
     return Lifetime(focus, TimeWindow(focus.ts, pool.until(focus)))
 
 
-def activity_filter(case_id: int, life: Lifetime) -> tuple[str, dict[str, object]]:
+def activity_filter(case_id: int, life: Lifetime) -> Where:
     """WHERE of the events the process did in its lifetime (page it with the search's
     keyset pages)."""
     return activity_where(case_id, keys_of([life.process]), life.window)

@@ -12,6 +12,7 @@ from casescope.jobs.registry import WorkerInfo, live_workers
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, IndexState, JobState
 from casescope.model.tables import EvidenceFile, Job
+from casescope.services.progress import FileSet
 from casescope.store.index import EventIndex
 
 
@@ -51,10 +52,10 @@ class StatusReport:
         return asdict(self)
 
 
-def _file_filter(case_id: int | None, file_ids: tuple[int, int] | None) -> list:
+def _file_filter(case_id: int | None, files: FileSet | None) -> list:
     where = [EvidenceFile.case_id == case_id] if case_id is not None else []
-    if file_ids is not None:
-        where.append(EvidenceFile.id.between(*file_ids))
+    if files is not None:
+        where.append(EvidenceFile.id.between(files.first_id, files.last_id))
     return where
 
 
@@ -65,11 +66,12 @@ def collect_status(
     index: EventIndex | None,
     stale_after: float,
     max_failures: int = 50,
-    file_ids: tuple[int, int] | None = None,
+    files: FileSet | None = None,
 ) -> StatusReport:
-    """The state of every file (or of a case's, or of its files with ids in `file_ids`)."""
+    """The state of every file (or of a case's, or of the case's files in the id range of
+    `files`, one run's)."""
     report = StatusReport()
-    where = _file_filter(case_id, file_ids)
+    where = _file_filter(case_id, files)
     with db.read() as session:
         for status, count in session.execute(
             select(EvidenceFile.status, func.count()).where(*where).group_by(EvidenceFile.status)

@@ -24,6 +24,7 @@ from casescope.store.histogram import (
     match_span,
 )
 from casescope.store.index import EventIndex
+from casescope.store.where import Where
 
 #: About this many labelled ticks on the time axis.
 AXIS_TICKS = 8
@@ -79,9 +80,7 @@ class TimelineRequest:
             raise CasescopeError(f"buckets must be between {low} and {high}")
 
 
-def timeline(
-    index: EventIndex, where: tuple[str, dict[str, object]], request: TimelineRequest
-) -> Timeline:
+def timeline(index: EventIndex, where: Where, request: TimelineRequest) -> Timeline:
     """The timeline of the matches of `where` (which already holds the time range)."""
     request.check()
     first, last, untimed = request.start, None, 0

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from sqlalchemy import or_, select, update
 
@@ -52,7 +52,7 @@ class TokenInfo:
     last_used_at: float | None
 
     def as_dict(self) -> dict:
-        return {**self.__dict__, "scope": self.scope.value}
+        return {**asdict(self), "scope": self.scope.value}
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from casescope.store.events_table import DATABASE
+from casescope.store.events_table import DATABASE, EVENT_COLUMNS
 from casescope.store.index import EventIndex
+from casescope.store.where import EVENT_KEY_SQL, EventKey, event_key
 
-EventKey = tuple[int, int]  # (file id, seq)
 #: Keys per query: 1,000 keys are ~20 KB of query parameters.
 LOOKUP_BATCH = 1000
 #: What a lookup returns of each event by default.
@@ -27,12 +27,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Slack around a batch's time range (DB times and index times are both microseconds; this
 #: only guards against a rounding on either side).
 _SLACK = timedelta(seconds=1)
-_KEY_SQL = "bitOr(bitShiftLeft(toUInt64(file_id), 40), seq)"
-
-
-def _key(file_id: int, seq: int) -> int:
-    """The `_KEY_SQL` of one event (24 bits of file id, 40 of event number)."""
-    return (file_id << 40) | seq
 
 
 def _bounds(times: Sequence[datetime | None]) -> tuple[str, str]:
@@ -50,7 +44,7 @@ def _batch_sql(columns: Sequence[str]) -> str:
         "WHERE case_id = {c:UInt32} "
         "AND ts BETWEEN {lo:DateTime64(6, 'UTC')} AND {hi:DateTime64(6, 'UTC')} "
         "AND file_id IN (SELECT arrayJoin({files:Array(UInt64)})) "
-        f"AND {_KEY_SQL} IN (SELECT arrayJoin({{keys:Array(UInt64)}}))"
+        f"AND {EVENT_KEY_SQL} IN (SELECT arrayJoin({{keys:Array(UInt64)}}))"
     )
 
 
@@ -75,8 +69,19 @@ def events_by_key(
             "lo": low,
             "hi": high,
             "files": sorted({file_id for file_id, _, _ in batch}),
-            "keys": [_key(file_id, seq) for file_id, seq, _ in batch],
+            "keys": [event_key(file_id, seq) for file_id, seq, _ in batch],
         }
         for row in index.query_rows(sql, params):
             found[(int(row.pop("file_id")), int(row.pop("seq")))] = row
     return found
+
+
+def get_event(index: EventIndex, case_id: int, file_id: int, seq: int) -> dict[str, Any] | None:
+    """One event, all of it (its original record too), or None when the index has no such
+    event in the case."""
+    rows = index.query_rows(
+        f"SELECT {', '.join(EVENT_COLUMNS)} FROM {DATABASE}.events "
+        "WHERE case_id = {c:UInt32} AND file_id = {f:UInt64} AND seq = {s:UInt64} LIMIT 1",
+        {"c": case_id, "f": file_id, "s": seq},
+    )
+    return rows[0] if rows else None

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from casescope.store.events_table import DATABASE
 from casescope.store.index import EventIndex
+from casescope.store.where import Where
 
 
 @dataclass(frozen=True)
@@ -22,24 +23,21 @@ class FieldNames:
     sample: int | None = None
 
 
-def field_names(
-    index: EventIndex, where: tuple[str, dict[str, object]], sample: int | None, limit: int
-) -> FieldNames:
+def field_names(index: EventIndex, where: Where, sample: int | None, limit: int) -> FieldNames:
     """The `limit` most common field names among the first `sample` matches of `where`
     (None: among all of them)."""
-    sql_where, base = where
     if sample is None:
         rows = index.query_rows(
             f"SELECT name, count() AS events FROM {DATABASE}.events "
-            f"ARRAY JOIN mapKeys(fields) AS name WHERE {sql_where} "
+            f"ARRAY JOIN mapKeys(fields) AS name WHERE {where.sql} "
             "GROUP BY name ORDER BY events DESC, name LIMIT {f_lim:UInt64}",
-            {**base, "f_lim": limit},
+            where.with_params(f_lim=limit),
         )
         return FieldNames([(str(r["name"]), int(r["events"])) for r in rows])
-    params = {**base, "f_sample": sample, "f_sample1": sample + 1, "f_lim": limit}
+    params = where.with_params(f_sample=sample, f_sample1=sample + 1, f_lim=limit)
     first = (
         "SELECT mapKeys(fields) AS keys, _part AS part, _part_offset AS offset "
-        f"FROM {DATABASE}.events WHERE {sql_where} LIMIT {{f_sample1:UInt64}}"
+        f"FROM {DATABASE}.events WHERE {where.sql} LIMIT {{f_sample1:UInt64}}"
     )
     numbered = (
         "SELECT keys, row_number() OVER (ORDER BY part, offset) AS n, "

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from casescope.store.events_table import DATABASE
 from casescope.store.index import EventIndex
+from casescope.store.where import Where
 
 #: The most buckets a histogram has by default (`choose_bucket`); a search's histogram has
 #: at least about half as many, unless its range is shorter than that many seconds.
@@ -136,14 +137,13 @@ def _parse_ts(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def match_span(index: EventIndex, where: tuple[str, dict[str, object]]) -> Span:
+def match_span(index: EventIndex, where: Where) -> Span:
     """When the matches of `where` begin and end (events without a time left out)."""
-    sql_where, params = where
     rows = index.query_rows(
         f"SELECT minIf(ts, ts > {EPOCH_SQL}) AS first, maxIf(ts, ts > {EPOCH_SQL}) AS last, "
         f"countIf(ts <= {EPOCH_SQL}) AS untimed, countIf(ts > {EPOCH_SQL}) AS timed "
-        f"FROM {DATABASE}.events WHERE {sql_where}",
-        params,
+        f"FROM {DATABASE}.events WHERE {where.sql}",
+        where.params,
     )
     row = rows[0] if rows else {"timed": 0, "untimed": 0}
     if not int(row["timed"]):
@@ -151,21 +151,17 @@ def match_span(index: EventIndex, where: tuple[str, dict[str, object]]) -> Span:
     return Span(_parse_ts(row["first"]), _parse_ts(row["last"]), int(row["untimed"]))
 
 
-def bucket_counts(
-    index: EventIndex, where: tuple[str, dict[str, object]], buckets: Buckets
-) -> list[int]:
+def bucket_counts(index: EventIndex, where: Where, buckets: Buckets) -> list[int]:
     """The number of matches in each bucket (0 where none), in time order."""
-    sql_where, base = where
-    params = {
-        **base,
-        "h_origin": _micros(buckets.origin),
-        "h_width": buckets.size.seconds * _MICRO,
-        "h_lo": buckets.origin.strftime("%Y-%m-%d %H:%M:%S.%f"),
-        "h_hi": buckets.end.strftime("%Y-%m-%d %H:%M:%S.%f"),
-    }
+    params = where.with_params(
+        h_origin=_micros(buckets.origin),
+        h_width=buckets.size.seconds * _MICRO,
+        h_lo=buckets.origin.strftime("%Y-%m-%d %H:%M:%S.%f"),
+        h_hi=buckets.end.strftime("%Y-%m-%d %H:%M:%S.%f"),
+    )
     rows = index.query_rows(
         "SELECT intDiv(toUnixTimestamp64Micro(ts) - {h_origin:Int64}, {h_width:Int64}) AS n, "
-        f"count() AS events FROM {DATABASE}.events WHERE {sql_where} "
+        f"count() AS events FROM {DATABASE}.events WHERE {where.sql} "
         "AND ts >= {h_lo:DateTime64(6, 'UTC')} AND ts < {h_hi:DateTime64(6, 'UTC')} "
         f"AND ts > {EPOCH_SQL} GROUP BY n",
         params,

@@ -28,6 +28,7 @@ from casescope.store.pages import page_out_library
 from casescope.store.query_bounds import (
     QueryKind,
     QueryTimeouts,
+    is_memory_error,
     query_errors,
     time_setting,
     with_settings,
@@ -136,15 +137,20 @@ def _glob_of(paths: Sequence[Path]) -> str:
     return f"{base}/{{{','.join(stems)}}}.parquet"
 
 
-def _slice_filter(item: LoadItem, params: dict[str, object]) -> str:
-    """The WHERE clause of a slice (adding its bounds to `params`), or nothing."""
+def _slice_conditions(item: LoadItem, params: dict[str, object]) -> list[str]:
+    """The conditions of a slice's rows (adding its bounds to `params`); none for a file."""
     if not item.is_slice:
-        return ""
+        return []
     params["seq_from"] = item.seq_from
     if item.seq_to is None:
-        return "WHERE seq >= {seq_from:UInt64} "
+        return ["seq >= {seq_from:UInt64}"]
     params["seq_to"] = item.seq_to
-    return "WHERE seq >= {seq_from:UInt64} AND seq < {seq_to:UInt64} "
+    return ["seq >= {seq_from:UInt64}", "seq < {seq_to:UInt64}"]
+
+
+def _where(conditions: Sequence[str]) -> str:
+    """A WHERE clause of the AND of `conditions` (none: no clause)."""
+    return f"WHERE {' AND '.join(conditions)} " if conditions else ""
 
 
 @dataclass(frozen=True)
@@ -325,7 +331,7 @@ class ChdbIndex:
             "SELECT transform(_file, {names:Array(String)}, {case_ids:Array(UInt32)}, 0), "
             "transform(_file, {names:Array(String)}, {file_ids:Array(UInt64)}, 0), "
             f"{_SEGMENT_COLUMNS} FROM file({_literal(_glob_of(paths))}, Parquet) "
-            f"{_slice_filter(items[0], params)}SETTINGS {LOAD_SETTINGS}"
+            f"{_where(_slice_conditions(items[0], params))}SETTINGS {LOAD_SETTINGS}"
         )
         self._insert(sql, params, items)
 
@@ -354,7 +360,7 @@ class ChdbIndex:
                 self.execute(sql, params)
                 return
             except RuntimeError as error:  # chdb.ChdbError (imported only by the owner)
-                if "MEMORY_LIMIT_EXCEEDED" not in str(error) or attempt == LOAD_ATTEMPTS:
+                if not is_memory_error(error) or attempt == LOAD_ATTEMPTS:
                     raise
                 logger.warning("load hit the memory limit (attempt %d); retrying", attempt)
                 self.remove_partial(items)
@@ -364,11 +370,8 @@ class ChdbIndex:
         """Delete what a failed INSERT of `items` may have written (a multi-block INSERT is
         not atomic): their files' rows, or only the slice's rows for a slice."""
         params: dict[str, object] = {"ids": [item.file_id for item in items]}
-        where = _slice_filter(items[0], params).replace("WHERE ", "AND ", 1)
-        self.execute(
-            f"DELETE FROM {DATABASE}.events WHERE file_id IN {{ids:Array(UInt64)}} {where}",
-            params,
-        )
+        rows = ["file_id IN {ids:Array(UInt64)}", *_slice_conditions(items[0], params)]
+        self.execute(f"DELETE FROM {DATABASE}.events {_where(rows)}", params)
 
     def wait_for_merges(
         self,
@@ -445,9 +448,9 @@ class ChdbIndex:
     def rows_present(self, item: LoadItem) -> bool:
         """Whether the index holds any row of `item` (its file, or its slice)."""
         params: dict[str, object] = {"file_id": item.file_id}
-        where = _slice_filter(item, params).replace("WHERE ", "AND ", 1)
-        sql = f"SELECT count() AS n FROM {DATABASE}.events WHERE file_id = {{file_id:UInt64}} "
-        return bool(self.scalar(sql + where, params))
+        rows = ["file_id = {file_id:UInt64}", *_slice_conditions(item, params)]
+        sql = f"SELECT count() AS n FROM {DATABASE}.events {_where(rows)}"
+        return bool(self.scalar(sql, params))
 
     def count(self, case_id: int | None = None) -> int:
         if case_id is None:

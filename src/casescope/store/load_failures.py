@@ -19,11 +19,12 @@ import pyarrow as pa
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from casescope.errors import CasescopeError, IndexMemoryError
+from casescope.errors import CasescopeError
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, IndexState, JobState
 from casescope.model.tables import Case, EvidenceFile, Job, LoadPiece
 from casescope.store.index import EventIndex
+from casescope.store.query_bounds import is_memory_error
 
 logger = logging.getLogger(__name__)
 
@@ -40,10 +41,6 @@ LOAD_ERRORS: tuple[type[Exception], ...] = (
 
 _MEMORY = re.compile(r"would use ([\d.]+ \w+).*?maximum: ([\d.]+ \w+)", re.DOTALL)
 DETAIL_CHARS = 300
-
-
-def is_memory_error(error: BaseException) -> bool:
-    return isinstance(error, IndexMemoryError) or "MEMORY_LIMIT_EXCEEDED" in str(error)
 
 
 def load_error_message(error: BaseException, memory_mb: int, case: str, file_id: int) -> str:

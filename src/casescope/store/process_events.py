@@ -22,6 +22,7 @@ from casescope.store.events_table import DATABASE
 from casescope.store.index import EventIndex
 from casescope.store.query_sql import is_token
 from casescope.store.summary import SECURITY, SYSMON
+from casescope.store.where import Where
 
 SYSMON_PROVIDER = "Microsoft-Windows-Sysmon"
 SECURITY_PROVIDER = "Microsoft-Windows-Security-Auditing"
@@ -204,9 +205,7 @@ def process_rows(
     return _slim(index.query_rows(sql, params))
 
 
-def activity_where(
-    case_id: int, keys: ProcessKeys, window: TimeWindow
-) -> tuple[str, dict[str, object]]:
+def activity_where(case_id: int, keys: ProcessKeys, window: TimeWindow) -> Where:
     """WHERE of the events a process did in `window`: Sysmon events with its ProcessGuid
     (or, Sysmon 8 and 10, its SourceProcessGuid), Security events with its ProcessId."""
     params: dict[str, object] = {
@@ -230,7 +229,7 @@ def activity_where(
         f"AND {_window_sql(window, params)} AND {_prefilter(keys.tokens(), params)} "
         f"AND ({did_sql})"
     )
-    return sql, params
+    return Where(sql, params)
 
 
 # ---------------------------------------------------------------- logon sessions
@@ -239,9 +238,7 @@ def activity_where(
 LOGON_FIELDS = ("TargetLogonId", "SubjectLogonId", "LogonId")
 
 
-def session_where(
-    case_id: int, computer: str, logon_id: str, window: TimeWindow
-) -> tuple[str, dict[str, object]]:
+def session_where(case_id: int, computer: str, logon_id: str, window: TimeWindow) -> Where:
     """WHERE of the events of logon session `logon_id` (hex, lower case) on `computer`."""
     params: dict[str, object] = {"case_id": case_id, "ls_computer": computer, "ls_id": logon_id}
     named = " OR ".join(f"lowerUTF8(fields['{f}']) = {{ls_id:String}}" for f in LOGON_FIELDS)
@@ -249,7 +246,7 @@ def session_where(
         "case_id = {case_id:UInt32} AND computer = {ls_computer:String} "
         f"AND {_window_sql(window, params)} AND {_prefilter([logon_id], params)} AND ({named})"
     )
-    return sql, params
+    return Where(sql, params)
 
 
 def session_marks(
@@ -283,10 +280,10 @@ def session_marks(
     return _slim(index.query_rows(sql, params))
 
 
-def window_where(case_id: int, computer: str, window: TimeWindow) -> tuple[str, dict[str, object]]:
+def window_where(case_id: int, computer: str, window: TimeWindow) -> Where:
     """WHERE of every event on `computer` in `window` (the context around an event)."""
     params: dict[str, object] = {"case_id": case_id, "cw_computer": computer}
     sql = "case_id = {case_id:UInt32} AND computer = {cw_computer:String} AND " + _window_sql(
         window, params
     )
-    return sql, params
+    return Where(sql, params)

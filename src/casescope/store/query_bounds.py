@@ -54,6 +54,17 @@ def with_settings(sql: str, *settings: str) -> str:
     return f"{sql} SETTINGS {', '.join(chosen)}" if chosen else sql
 
 
+#: The name chDB's errors carry when a query or INSERT needs more memory than the index's
+#: budget (`chdb_memory.server_settings`) allows.
+_MEMORY_LIMIT = "MEMORY_LIMIT_EXCEEDED"
+
+
+def is_memory_error(error: BaseException) -> bool:
+    """Whether `error` is the index running out of its memory budget: chDB's own error (a
+    RuntimeError, `chdb.ChdbError`) or the IndexMemoryError `query_errors` makes of it."""
+    return isinstance(error, IndexMemoryError) or _MEMORY_LIMIT in str(error)
+
+
 @contextmanager
 def query_errors(seconds: float | None = None) -> Iterator[None]:
     """chDB's MEMORY_LIMIT_EXCEEDED as IndexMemoryError (worth a retry) and its
@@ -61,13 +72,12 @@ def query_errors(seconds: float | None = None) -> Iterator[None]:
     try:
         yield
     except RuntimeError as error:  # chdb.ChdbError (imported only by the owner)
-        text = str(error)
-        if "MEMORY_LIMIT_EXCEEDED" in text:
+        if is_memory_error(error):
             raise IndexMemoryError(
                 "the query needed more memory than the index's budget "
                 "(CASESCOPE_INDEX_MEMORY_MB) allows now; retry in a moment (merges after a "
                 "large load hold part of it) or narrow the query"
             ) from error
-        if "TIMEOUT_EXCEEDED" in text and seconds is not None:
+        if "TIMEOUT_EXCEEDED" in str(error) and seconds is not None:
             raise QueryTimeoutError(seconds) from error
         raise

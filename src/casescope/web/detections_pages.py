@@ -5,6 +5,7 @@ filter is in the URL, and a filter value that is not one shows its reason (400) 
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -99,7 +100,7 @@ def detections_page(
             selected=filters,
         )
     hits = [
-        {**h.__dict__, "type": h.type.value, "qs": f"ioc_id={h.ioc_id}"}
+        {**asdict(h), "type": h.type.value, "qs": f"ioc_id={h.ioc_id}"}
         for h in hit_summary(state.db, HitFilter(scope.case_id))
     ]
     context.update(

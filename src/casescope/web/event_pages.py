@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
 from casescope.errors import CasescopeError
-from casescope.services.event_detail import CONTEXT_MINUTES, pretty_json
+from casescope.services.event_detail import CONTEXT_MINUTES, ContextCursors, pretty_json
 from casescope.services.logon_sessions import normalise_logon_id
 from casescope.services.pivots import TEXT_COLUMNS, any_of, pivot, query_field
 from casescope.services.process_records import actor_record, creation_record
@@ -118,10 +118,10 @@ def _neighbour_urls(
 
 def _context_params(
     ctx_minutes: int, ctx_before: str | None, ctx_after: str | None
-) -> tuple[int, tuple[str | None, str | None]]:
+) -> tuple[int, ContextCursors]:
     if ctx_before and ctx_after:
         raise HTTPException(400, "give ctx_before or ctx_after, not both")
-    return ctx_minutes, (ctx_before, ctx_after)
+    return ctx_minutes, ContextCursors(ctx_before, ctx_after)
 
 
 @router.get("/cases/{case_id}/events/{file_id}/{seq}")

@@ -16,13 +16,7 @@ from casescope.errors import IndexBusyError, IndexMemoryError
 from casescope.model.db import Database
 from casescope.model.enums import IndexState
 from casescope.model.tables import EvidenceFile
-from casescope.services.search import (
-    ORDER,
-    ExportFormat,
-    SearchRequest,
-    build_where,
-    export_select,
-)
+from casescope.services.search import SearchRequest, build_where
 from casescope.store.chdb_memory import (
     DIRTY_DECAY_MS,
     MERGE_NICE,
@@ -30,6 +24,8 @@ from casescope.store.chdb_memory import (
     STREAM_SETTINGS,
     insert_rows_for,
 )
+from casescope.store.event_queries import TIME_ORDER
+from casescope.store.exports import ExportFormat, export_select
 from casescope.store.index import COMPACT_ABOVE_PARTS, ChdbIndex, LoadItem
 from casescope.store.loader import load_pending, rows_per_insert
 from casescope.store.owner import open_index
@@ -215,14 +211,14 @@ def test_an_export_over_many_parts_reads_them_without_buffering(settings: Settin
         for n in range(3):
             sha = f"{n:02d}" + "b" * 62
             index.load([LoadItem(1, n + 1, write_segment(settings, sha, make_batch(200, sha)))])
-        where, params = build_where(SearchRequest(case_id=1))
-        sql = f"{export_select(ExportFormat.CSV)} WHERE {where} ORDER BY {ORDER}"
+        where = build_where(SearchRequest(case_id=1))
+        sql = f"{export_select(ExportFormat.CSV)} WHERE {where.sql} ORDER BY {TIME_ORDER}"
 
         def pipeline(stream_settings: str) -> str:
             explain = f"EXPLAIN PIPELINE {sql} SETTINGS {stream_settings}"
             # its arrows come back from JSONEachRow as text orjson refuses
             lines = f"SELECT replaceAll(explain, '→', '->') AS line FROM ({explain})"
-            return "\n".join(row["line"] for row in index.query_rows(lines, params))
+            return "\n".join(row["line"] for row in index.query_rows(lines, where.params))
 
         assert "MergingSortedTransform 3 -> 1" in pipeline(STREAM_SETTINGS)
         assert "BufferChunks" not in pipeline(STREAM_SETTINGS)
@@ -251,6 +247,23 @@ def test_partial_rows_of_a_failed_insert_are_removed_slice_by_slice(settings: Se
         assert _duplicates(index) == 0
         index.remove_partial([LoadItem(1, 8, other)])
         assert index.counts_by_file(1) == {7: 1000}
+    finally:
+        index.close()
+
+
+def test_rows_present_looks_at_the_slice_or_the_whole_file(settings: Settings) -> None:
+    """Whether a piece's rows are already loaded: the slice's seq range of its file, or any
+    row of the file for a whole-file item."""
+    path = write_segment(settings, "e" * 64, make_batch(1000, "x"))
+    index = ChdbIndex(settings.index_dir)
+    try:
+        index.load([LoadItem(1, 7, path, 0, 400)])
+        assert index.rows_present(LoadItem(1, 7, path))
+        assert index.rows_present(LoadItem(1, 7, path, 300, 500))
+        assert index.rows_present(LoadItem(1, 7, path, 0, None))
+        assert not index.rows_present(LoadItem(1, 7, path, 400, 800))
+        assert not index.rows_present(LoadItem(1, 7, path, 400, None))
+        assert not index.rows_present(LoadItem(1, 8, path))
     finally:
         index.close()
 

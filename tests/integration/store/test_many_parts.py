@@ -15,7 +15,8 @@ import pytest
 from casescope.errors import IndexMemoryError
 from casescope.parse.batch import BatchBuilder
 from casescope.services import event_search as es
-from casescope.services.search import ORDER, ExportFormat, SearchRequest, build_where, search
+from casescope.services.search import ExportFormat, SearchRequest, build_where, search
+from casescope.store.event_queries import TIME_ORDER
 from casescope.store.events_table import DATABASE
 from casescope.store.index import IN_ORDER_MAX_PARTS, ChdbIndex, LoadItem
 from casescope.store.segments import SegmentWriter
@@ -76,10 +77,11 @@ def test_the_index_does_not_read_these_parts_in_order(index: ChdbIndex) -> None:
 def test_a_read_in_time_order_over_these_parts_passes_the_limit(index: ChdbIndex) -> None:
     """What the tests below guard against: ClickHouse's own time-ordered read of these parts
     needs more than QUERY_LIMIT_MB."""
-    where, params = build_where(SearchRequest(case_id=1, query="cmd.exe"))
+    where = build_where(SearchRequest(case_id=1, query="cmd.exe"))
     with pytest.raises(IndexMemoryError):
         index.query_rows(
-            f"SELECT * FROM {DATABASE}.events WHERE {where} ORDER BY {ORDER} LIMIT 51", params
+            f"SELECT * FROM {DATABASE}.events WHERE {where.sql} ORDER BY {TIME_ORDER} LIMIT 51",
+            where.params,
         )
 
 

@@ -80,13 +80,15 @@ def test_session_marks_and_events(index: ChdbIndex) -> None:
     assert [r["event_id"] for r in marks] == [4672, 4624, 4634]
     latest = pe.session_marks(index, 1, ("PC1", "0x3c004"), newest_first=True, limit=1)
     assert seqs(latest) == [9]
-    sql, params = pe.session_where(1, "PC1", "0x3c004", TimeWindow())
-    rows = index.query_rows(f"SELECT seq FROM casescope.events WHERE {sql} ORDER BY seq", params)
+    where = pe.session_where(1, "PC1", "0x3c004", TimeWindow())
+    sql = f"SELECT seq FROM casescope.events WHERE {where.sql} ORDER BY seq"
+    rows = index.query_rows(sql, where.params)
     assert seqs(rows) == [6, 7, 8, 9]
 
 
 def test_activity_by_guid_and_by_security_process_id(index: ChdbIndex) -> None:
     keys = ProcessKeys("PC1", frozenset({PARENT}), frozenset({0x4B0}))
-    sql, params = pe.activity_where(1, keys, TimeWindow())
-    rows = index.query_rows(f"SELECT seq FROM casescope.events WHERE {sql} ORDER BY seq", params)
+    where = pe.activity_where(1, keys, TimeWindow())
+    sql = f"SELECT seq FROM casescope.events WHERE {where.sql} ORDER BY seq"
+    rows = index.query_rows(sql, where.params)
     assert seqs(rows) == [0, 3, 5]  # its creation and exit (Sysmon), the 4688 it made

@@ -19,6 +19,7 @@ from casescope.parse import ParseReport, iter_batches
 from casescope.services import event_search as es
 from casescope.services.search import ExportFormat, SearchRequest, build_where, search
 from casescope.services.timeline import TimelineRequest, timeline
+from casescope.store.event_lookup import get_event
 from casescope.store.index import ChdbIndex, LoadItem
 from casescope.store.query_bounds import QueryKind, QueryTimeouts
 from casescope.store.segments import SegmentWriter
@@ -58,7 +59,7 @@ QUERIES = {
     ),
     "an exact event-field facet": lambda ix: es.top_values(ix, _where(), "Image", sample=None),
     "a column facet": lambda ix: es.top_values(ix, _where(), "computer"),
-    "one event": lambda ix: es.get_event(ix, 1, 1, 0),
+    "one event": lambda ix: get_event(ix, 1, 1, 0),
     "the timeline of a search": lambda ix: timeline(ix, _where(), TimelineRequest()),
     "a CLI search": lambda ix: search(ix, SearchRequest(case_id=1, query="cmd.exe")),
     "an export": lambda ix: list(

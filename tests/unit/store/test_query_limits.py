@@ -59,5 +59,5 @@ def test_the_defaults_and_the_settings() -> None:
         compile_query(" ".join(["w"] * 201))
     settings = Settings(query_max_chars=50_000, query_max_terms=1_000)
     limits = query_limits(settings)
-    where, _ = build_where(SearchRequest(1, " ".join(["w"] * 1000), limits=limits))
-    assert where.count("hasToken") >= 1000  # a raised limit is honoured all the way to SQL
+    where = build_where(SearchRequest(1, " ".join(["w"] * 1000), limits=limits))
+    assert where.sql.count("hasToken") >= 1000  # a raised limit is honoured all the way to SQL

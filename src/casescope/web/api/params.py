@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -48,6 +48,11 @@ class SearchForm:
     ioc_id: int | None = None
     #: Query-language clauses AND-ed with `q`: the page's pills ("filter for / out").
     filter: tuple[str, ...] = ()
+
+    def as_params(self) -> dict[str, object]:
+        """Every field by name, JSON-able (the pills as a list): what the search history,
+        saved searches and an export's audit record keep."""
+        return {**asdict(self), "filter": list(self.filter)}
 
     def request(self, case_id: int, limits: QueryLimits) -> SearchRequest:
         """The search of this form in a case; a query with a syntax error or over `limits`

@@ -21,6 +21,8 @@ from casescope.services.ioc_hits import HitFilter, hit_summary
 from casescope.services.marks import clear_mark, marks_of, set_mark
 from casescope.services.saved_searches import Owner, record_history
 from casescope.services.search import ExportFormat, export_header, export_lines, query_limits
+from casescope.store.event_lookup import get_event
+from casescope.store.where import Where
 from casescope.web.api.models import OkOut
 from casescope.web.api.params import Form, SearchForm
 from casescope.web.api.search_models import EventOut, EventsPage, FacetValue, IocHitsOut
@@ -81,14 +83,12 @@ ViewDep = Annotated[View, Depends(view_params)]
 
 def search_params(form: SearchForm, view: View) -> dict:
     """The form and view as one JSON-able dict (history, saved searches), defaults left out."""
-    both = {**form.__dict__, **view.as_params()}
-    defaults = {**SearchForm().__dict__, **View().as_params()}
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in both.items() if v != defaults[k]}
+    both = {**form.as_params(), **view.as_params()}
+    defaults = {**SearchForm().as_params(), **View().as_params()}
+    return {k: v for k, v in both.items() if v != defaults[k]}
 
 
-def form_where(
-    state: WebState, scope: CaseScope, form: SearchForm
-) -> tuple[str, dict[str, object]]:
+def form_where(state: WebState, scope: CaseScope, form: SearchForm) -> Where:
     """The WHERE of the form's search in the case (its query within the configured limits)."""
     request = form.request(scope.case_id, query_limits(state.settings))
     return es.build_filtered_where(state.db, request, form.filters())
@@ -208,7 +208,7 @@ def facets(
 
 def fetch_event(state: WebState, case_id: int, file_id: int, seq: int) -> dict:
     with state.index.use() as index:
-        row = es.get_event(index, case_id, file_id, seq)
+        row = get_event(index, case_id, file_id, seq)
     if row is None:
         raise HTTPException(404, "no such event")
     row["marks"] = marks_of(state.db, case_id, [(file_id, seq)]).get((file_id, seq), [])
@@ -267,7 +267,7 @@ def export_response(
         scope.principal,
         "export",
         scope.case_id,
-        orjson.dumps({"format": fmt.value, **form.__dict__}).decode(),
+        orjson.dumps({"format": fmt.value, **form.as_params()}).decode(),
     )
     chunks = es.export_chunks(state.index.use, where, fmt)
     # the first chunk's query runs now, so that a query stopped at its bound (time, memory)

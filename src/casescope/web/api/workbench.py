@@ -19,6 +19,7 @@ from casescope.services.event_detail import (
     CONTEXT_MINUTES,
     MAX_CONTEXT_MINUTES,
     Badge,
+    ContextCursors,
     context,
     detection_badges,
     ioc_matches,
@@ -30,6 +31,7 @@ from casescope.services.process_graph import TreeLimits
 from casescope.services.processes import activity_filter, lifetime, process_tree
 from casescope.services.search import query_limits
 from casescope.store.index import EventIndex
+from casescope.store.where import Where
 from casescope.web.api.params import SearchForm, parse_time, search_form
 from casescope.web.api.search import Order, View, fetch_event, parse_columns
 from casescope.web.api.workbench_models import (
@@ -71,9 +73,7 @@ def rows_out(state: WebState, case_id: int, rows: list[dict[str, Any]]) -> list[
     return [event_row(r, badges) for r in rows]
 
 
-def _page(
-    index: EventIndex, where: tuple[str, dict[str, object]], cursor: str | None, limit: int
-) -> es.Page:
+def _page(index: EventIndex, where: Where, cursor: str | None, limit: int) -> es.Page:
     try:
         decoded = es.Cursor.decode(cursor) if cursor else None
     except CasescopeError as exc:
@@ -103,7 +103,7 @@ def load_findings(state: WebState, case_id: int, ref: EventKey) -> FindingsOut:
 
 
 def load_context(
-    state: WebState, scope: CaseScope, event: dict[str, Any], minutes: int, page: tuple
+    state: WebState, scope: CaseScope, event: dict[str, Any], minutes: int, page: ContextCursors
 ) -> ContextOut:
     try:
         with state.index.use() as index:
@@ -143,7 +143,7 @@ def event_context(
     if before and after:
         raise HTTPException(400, "give `before` or `after`, not both")
     event = fetch_event(state, scope.case_id, file_id, seq)
-    return load_context(state, scope, event, minutes, (before, after))
+    return load_context(state, scope, event, minutes, ContextCursors(before, after))
 
 
 def load_neighbours(
@@ -154,7 +154,7 @@ def load_neighbours(
         state.db, form.request(scope.case_id, query_limits(state.settings)), form.filters()
     )
     with state.index.use() as index:
-        return neighbours(index, where, event, (view.sort, view.order is Order.DESC))
+        return neighbours(index, where, event, es.Ordering(view.sort, view.order is Order.DESC))
 
 
 #: Search parameters an event page or neighbours request carries (the search's URL).
