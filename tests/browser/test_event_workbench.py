@@ -202,9 +202,11 @@ def test_event_page_rules_pivot_context_and_neighbours(
 
     row = page.locator("#event-fields tr", has=page.locator("th", has_text="ParentImage"))
     row.locator("a.pivot-for").click()
-    query = parse_qs(urlsplit(page.url).query)["q"][0]
-    assert query == f'({MIMIKATZ_PS}) AND ParentImage:"C:\\Windows\\System32\\cmd.exe"'
-    assert page.input_value("#search-form input[name=q]") == query
+    params = parse_qs(urlsplit(page.url).query)
+    assert params["q"] == [MIMIKATZ_PS]  # the search it came from, narrowed by one pill
+    assert params["filter"] == ['ParentImage:"C:\\Windows\\System32\\cmd.exe"']
+    assert page.input_value("#search-form input[name=q]") == MIMIKATZ_PS
+    assert "ParentImage" in page.inner_text("#pills")
     assert page.inner_text("#result-count").startswith("1 matching")
     page.screenshot(path=str(artifacts / "pivot-search.png"))
 
