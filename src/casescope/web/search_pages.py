@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 from casescope.detect.levels import SigmaLevel
 from casescope.errors import CasescopeError, IndexMemoryError, QueryTimeoutError
 from casescope.hunt.ioc import IocType
+from casescope.model.enums import AuditAction
 from casescope.model.users import EventMark
 from casescope.services import event_search as es
 from casescope.services import saved_searches as ss
@@ -252,7 +253,7 @@ def mark_page(
         set_mark(state.db, scope.case_id, (file_id, seq), kind, label, scope.principal.name)
     except CasescopeError as exc:
         raise HTTPException(400, str(exc)) from None
-    audit(state, scope.principal, f"event.{kind.value}", scope.case_id, f"{file_id}:{seq}")
+    audit(state, scope.principal, kind.audit_action(True), scope.case_id, f"{file_id}:{seq}")
     return RedirectResponse(f"/cases/{scope.case_id}/events/{file_id}/{seq}", status_code=303)
 
 
@@ -316,7 +317,7 @@ async def import_iocs_page(
     type: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     text = await ioc_api.read_upload(file)
-    audit(state, scope.principal, "ioc.import", scope.case_id, file.filename or "")
+    audit(state, scope.principal, AuditAction.IOC_IMPORT, scope.case_id, file.filename or "")
     result = await run_in_threadpool(ioc_api.import_text, state, scope, text, _type(type))
     return _back(scope.case_id, result)
 

@@ -15,6 +15,8 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from casescope.errors import CasescopeError
+from casescope.model.enums import AuditAction
 from casescope.model.users import Role
 from casescope.services.audit import audit_rows
 from casescope.services.system import memory_warning, scoped_report
@@ -132,5 +134,11 @@ def audit_log(
     case_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     action: str | None = None,
 ) -> list[dict]:
-    """The newest audit rows, of one case and one action (e.g. `intake_refused`) if given."""
-    return audit_rows(state.db, limit, case_id, action)
+    """The newest audit rows, of one case and one action (`noun.verb`, e.g. `intake.refused`)
+    if given; the older names (`intake_refused`, `indexing`, `export`...) are deprecated but
+    still taken, and an unknown one is a 400 that lists the actions."""
+    try:
+        wanted = AuditAction.parse(action) if action is not None else None
+    except CasescopeError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return audit_rows(state.db, limit, case_id, wanted)
