@@ -223,6 +223,7 @@ def test_dashboard_detections_health_metrics(web: Web) -> None:
     metrics = web.clients["admin"].get("/metrics").text
     assert 'casescope_files{status="completed"}' in metrics
     assert "casescope_segment_cache_hit_ratio" in metrics
+    assert "casescope_events_indexed " in metrics  # the index answered (store: ok)
     assert "/api/cases/{case_id}/events" in client.get("/openapi.json").json()["paths"]
 
 

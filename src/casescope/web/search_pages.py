@@ -7,6 +7,7 @@ iocs.py); every form posts with the session's CSRF token.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated
 from urllib.parse import parse_qs, urlencode
 
@@ -33,6 +34,7 @@ from casescope.web.api.params import SearchForm
 from casescope.web.api.saved_searches import SearchParams, owner_of, save
 from casescope.web.api.search import (
     Direction,
+    Order,
     View,
     ViewDep,
     run_search,
@@ -174,9 +176,10 @@ def _sort_links(base: dict, view: View) -> list[dict]:
     """Column headers: click to sort by it, again to flip the direction."""
     links = []
     for label, key in SORT_HEADERS:
-        flip = view.sort is key and view.order.value == "asc"
-        params = {**base, "sort": key.value, "order": "desc" if flip else "asc"}
-        mark = (" ▲" if view.order.value == "asc" else " ▼") if view.sort is key else ""
+        ascending = view.order is Order.ASC
+        flip = view.sort is key and ascending
+        params = {**base, "sort": key.value, "order": (Order.DESC if flip else Order.ASC).value}
+        mark = (" ▲" if ascending else " ▼") if view.sort is key else ""
         links.append({"label": label + mark, "qs": _qs(params)})
     return links
 
@@ -322,6 +325,14 @@ async def import_iocs_page(
     return _back(scope.case_id, result)
 
 
+class IocAction(StrEnum):
+    """The buttons of the IOC page's selection form (iocs.html)."""
+
+    ENABLE = "enable"
+    DISABLE = "disable"
+    REMOVE = "remove"
+
+
 @router.post("/cases/{case_id}/iocs/action")
 async def ioc_action_page(request: Request, scope: CaseWrite, state: State) -> Response:
     """Enable, disable or remove the selected IOCs."""
@@ -329,11 +340,13 @@ async def ioc_action_page(request: Request, scope: CaseWrite, state: State) -> R
     ids = parse_ids(form.getlist("ioc_ids"))
     if not ids:
         raise HTTPException(400, "select IOCs first")
-    action = str(form.get("action", ""))
-    if action in ("enable", "disable"):
-        result = await run_in_threadpool(ioc_api.set_enabled, state, scope, ids, action == "enable")
-    elif action == "remove":
+    try:
+        action = IocAction(str(form.get("action", "")))
+    except ValueError:
+        raise HTTPException(400, "unknown action") from None
+    if action is IocAction.REMOVE:
         result = await run_in_threadpool(ioc_api.remove, state, scope, ids)
     else:
-        raise HTTPException(400, "unknown action")
+        enable = action is IocAction.ENABLE
+        result = await run_in_threadpool(ioc_api.set_enabled, state, scope, ids, enable)
     return _back(scope.case_id, result)
