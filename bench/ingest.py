@@ -36,7 +36,7 @@ def step_shares(home: Path) -> str:
         ).one()
     total = sum(ms for _, ms, _ in rows) or 1.0
     lines = [
-        f"  {action:<11} {ms / 1000:8.2f} s  {100 * ms / total:5.1f}%  "
+        f"  {action:<15} {ms / 1000:8.2f} s  {100 * ms / total:5.1f}%  "
         f"({ms / max(n, 1):.1f} ms/file)"
         for action, ms, n in sorted(rows)
     ]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from casescope.model.enums import FileStatus
+from casescope.model.enums import AuditAction, FileStatus
 from casescope.model.tables import AuditRecord, Case, EvidenceFile
 from tests.e2e.conftest import Cli
 
@@ -70,16 +70,24 @@ def test_links_and_special_files_in_a_folder_are_reported_not_skipped(
     assert "not a regular file" in proc.stdout
     with cli.db().session() as session:
         refused = session.scalars(
-            select(AuditRecord.detail).where(AuditRecord.action == "intake_refused")
+            select(AuditRecord.detail).where(AuditRecord.action == AuditAction.INTAKE_REFUSED)
         ).all()
     assert len(refused) == 4
     # and later, from the audit log
     audited = cli.run(
-        "audit", "--case", "links", "--action", "intake_refused", "--format", "jsonl"
+        "audit", "--case", "links", "--action", "intake.refused", "--format", "jsonl"
     ).stdout.splitlines()
     assert sorted(json.loads(line)["detail"] for line in audited) == sorted(refused)
-    table = cli.run("audit", "--case", "links", "--action", "intake_refused").stdout
-    assert "pipe" in table and "not a regular file" in table and "intake_refused" in table
+    assert {json.loads(line)["action"] for line in audited} == {"intake.refused"}
+    table = cli.run("audit", "--case", "links", "--action", "intake.refused").stdout
+    assert "pipe" in table and "not a regular file" in table and "intake.refused" in table
+    # the old name, in older notes and scripts, still finds them (deprecated)
+    old = cli.run("audit", "--case", "links", "--action", "intake_refused", "--format", "jsonl")
+    assert old.stdout.splitlines() == audited
+    wrong = cli.run("audit", "--action", "intake.rejected", check=False)
+    assert wrong.returncode == 1 and "Traceback" not in wrong.stderr
+    assert "'intake.rejected'" in wrong.stderr and "intake.refused" in wrong.stderr
+    assert "step.indexing" in wrong.stderr  # the choices are listed
     unknown = cli.run("audit", "--case", "nope", check=False)
     assert unknown.returncode == 1 and "nope" in unknown.stderr
     # a link named on the command line is the analyst's choice: followed
@@ -150,9 +158,9 @@ def test_a_long_list_of_refusals_says_where_the_rest_are(cli: Cli, tmp_path: Pat
         (folder / f"gone-{n}.evtx").symlink_to(tmp_path / f"missing-{n}.evtx")
     proc = cli.run("ingest", "--case", "many links", str(folder), check=False)
     assert "102 rejected" in proc.stdout
-    hint = "... and 2 more rejected: casescope audit --case 'many links' --action intake_refused"
+    hint = "... and 2 more rejected: casescope audit --case 'many links' --action intake.refused"
     assert hint in proc.stdout
     audited = cli.run(
-        "audit", "--case", "many links", "--action", "intake_refused", "--format", "jsonl"
+        "audit", "--case", "many links", "--action", "intake.refused", "--format", "jsonl"
     )
     assert len(audited.stdout.splitlines()) == 102

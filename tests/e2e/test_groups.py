@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from casescope.model.enums import FileStatus
+from casescope.model.enums import AuditAction, FileStatus
 from casescope.model.tables import AuditRecord, EvidenceFile
 from tests.e2e.conftest import Cli
 
@@ -77,7 +77,7 @@ def test_groups_and_single_files_give_the_same_results(
     assert grouped == alone
     assert {status for _, status, _, _ in grouped["files"]} == {FileStatus.COMPLETED}
     assert len(grouped["detections"]) > 50 and len(grouped["hits"]) > 50
-    expected_steps = {"estimating", "indexing", "sigma", "ioc"}
+    expected_steps = {action for action in AuditAction if action.is_pipeline_step}
     for file_name, *_ in grouped["files"]:
         assert {a for n, a in grouped["steps"] if n == file_name} >= expected_steps
     assert grouped["events"] == sum(count for _, _, count, _ in grouped["files"])

@@ -11,7 +11,7 @@ import evtx
 import pytest
 from sqlalchemy import select
 
-from casescope.model.enums import FileStatus, IndexState
+from casescope.model.enums import AuditAction, FileStatus, IndexState
 from casescope.model.tables import AuditRecord, EvidenceFile
 from casescope.store.index import ChdbIndex
 from tests.e2e.conftest import Cli
@@ -76,7 +76,12 @@ def test_index_holds_every_event_once(ingested: Cli) -> None:
 def test_every_step_is_audited(ingested: Cli) -> None:
     with ingested.db().session() as session:
         actions = session.scalars(select(AuditRecord.action)).all()
-    for step in ("estimating", "indexing", "sigma", "ioc"):
+    for step in (
+        AuditAction.STEP_ESTIMATING,
+        AuditAction.STEP_INDEXING,
+        AuditAction.STEP_SIGMA,
+        AuditAction.STEP_IOC,
+    ):
         assert actions.count(step) == 276, step
 
 
@@ -99,7 +104,7 @@ def test_same_evidence_in_another_case_reuses_the_segment(
         other = session.scalar(select(EvidenceFile).where(EvidenceFile.original_path == str(copy)))
         details = session.scalars(
             select(AuditRecord.detail).where(
-                AuditRecord.action == "indexing", AuditRecord.file_id == other.id
+                AuditRecord.action == AuditAction.STEP_INDEXING, AuditRecord.file_id == other.id
             )
         ).all()
     assert "re-used segment" in details[0]
@@ -122,7 +127,7 @@ def test_reindex_replaces_a_files_rows(ingested: Cli) -> None:
         generation = row.index_generation
         reindexed = session.scalars(
             select(AuditRecord.id).where(
-                AuditRecord.file_id == target.id, AuditRecord.action == "indexing"
+                AuditRecord.file_id == target.id, AuditRecord.action == AuditAction.STEP_INDEXING
             )
         ).all()
     assert row.status is FileStatus.COMPLETED and generation == 2 and len(reindexed) == 2

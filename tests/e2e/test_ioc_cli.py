@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from casescope.config import Settings
+from casescope.model.enums import AuditAction
 from casescope.model.tables import AuditRecord
 from casescope.store.owner import index_lock
 from tests.e2e.conftest import Cli
@@ -123,7 +124,7 @@ def test_ioc_add_remove_and_filters(cli: Cli, evidence: list[Path]) -> None:
     assert _jsonl(cli, "hits", "--case", "c", "--format", "jsonl") == []
     with cli.db().session() as session:
         actions = session.scalars(select(AuditRecord.action)).all()
-    assert actions.count("indexing") == 2 and "ioc.remove" in actions
+    assert actions.count(AuditAction.STEP_INDEXING) == 2 and AuditAction.IOC_REMOVE in actions
     for command in ("add", "import", "list", "enable", "disable", "remove", "rehunt"):
         assert "Usage" in cli.run("ioc", command, "--help").stdout
 

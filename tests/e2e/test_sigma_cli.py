@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from casescope.detect.engine import compile_rules
 from casescope.detect.load import load_rules
-from casescope.model.enums import FileType
+from casescope.model.enums import AuditAction, FileType
 from casescope.model.tables import AuditRecord, Detection, Rule
 from casescope.parse import ParseReport, iter_batches
 from tests.e2e.conftest import Cli
@@ -84,8 +84,8 @@ def test_rules_run_on_a_case_without_reparsing(
     assert len(hits) > 10
     with cli.db().session() as session:
         actions = session.scalars(select(AuditRecord.action)).all()
-    assert actions.count("indexing") == len(samples)  # parsed once, at ingest
-    assert actions.count("sigma") == 2 * len(samples)
+    assert actions.count(AuditAction.STEP_INDEXING) == len(samples)  # parsed once, at ingest
+    assert actions.count(AuditAction.STEP_SIGMA) == 2 * len(samples)
     cli.run("rules", "run", "--case", "r")  # again: detections replaced, not doubled
     again = cli.run("detections", "--case", "r", "--format", "jsonl").stdout.splitlines()
     assert len(again) == len(hits)
@@ -103,7 +103,7 @@ def _sigma_rows(cli: Cli) -> dict[int, str]:
 def _sigma_events_since(cli: Cli, audit_id: int) -> list[int]:
     with cli.db().session() as session:
         query = select(AuditRecord.events).where(
-            AuditRecord.action == "sigma", AuditRecord.id > audit_id
+            AuditRecord.action == AuditAction.STEP_SIGMA, AuditRecord.id > audit_id
         )
         return list(session.scalars(query))
 

@@ -196,7 +196,21 @@ def test_export_csv_and_jsonl_stream_every_match(web: Web) -> None:
     lines = client.get(f"/api/cases/{web.case_id}/export?format=jsonl").content.splitlines()
     assert len(lines) == total and "fields" in orjson.loads(lines[0])
     audit = web.clients["admin"].get("/api/audit?limit=50").json()
-    assert any(a["action"] == "export" and a["actor"] == "web:reader" for a in audit)
+    assert any(a["action"] == "event.export" and a["actor"] == "web:reader" for a in audit)
+
+
+def test_audit_log_filters_by_action_old_names_included(web: Web) -> None:
+    admin = web.clients["admin"]
+    url = f"/api/audit?case_id={web.case_id}&limit=5000"
+    steps = admin.get(url, params={"action": "step.indexing"}).json()
+    assert steps and {a["action"] for a in steps} == {"step.indexing"}
+    assert all(a["file_id"] is not None for a in steps)  # one row per file
+    assert admin.get(url, params={"action": "indexing"}).json() == steps  # the old name
+    uploads = admin.get(url, params={"action": "intake.upload"}).json()
+    assert [a["actor"] for a in uploads] == ["web:analyst"]
+    assert admin.get(url, params={"action": "upload"}).json() == uploads
+    everything = admin.get(url).json()
+    assert {a["action"] for a in everything} >= {"case.create", "intake.registered", "step.sigma"}
 
 
 def test_dashboard_detections_health_metrics(web: Web) -> None:
@@ -209,6 +223,7 @@ def test_dashboard_detections_health_metrics(web: Web) -> None:
     metrics = web.clients["admin"].get("/metrics").text
     assert 'casescope_files{status="completed"}' in metrics
     assert "casescope_segment_cache_hit_ratio" in metrics
+    assert "casescope_events_indexed " in metrics  # the index answered (store: ok)
     assert "/api/cases/{case_id}/events" in client.get("/openapi.json").json()["paths"]
 
 

@@ -29,6 +29,14 @@ def test_unknown_detection_level_is_400(bare: Web) -> None:
     assert ok.status_code == 200
 
 
+def test_unknown_audit_action_is_400_with_the_choices(bare: Web) -> None:
+    r = bare.clients["admin"].get("/api/audit", params={"action": "intake.rejected"})
+    assert r.status_code == 400 and "action must be one of" in _detail(r)
+    assert "intake.refused" in _detail(r) and "'intake.rejected'" in _detail(r)
+    ok = bare.clients["admin"].get("/api/audit", params={"action": "user.login"})
+    assert ok.status_code == 200 and {a["action"] for a in ok.json()} == {"user.login"}
+
+
 def test_non_ascii_csrf_token_is_403(bare: Web) -> None:
     client = login(bare.app, "analyst")
     del client.headers["X-CSRF-Token"]

@@ -122,6 +122,17 @@ def test_saved_search_crud_and_run(ui: Web) -> None:
     assert analyst.delete(_url(ui, f"saved-searches/{saved['id']}")).status_code == 404
 
 
+def test_sort_headers_flip_the_order_of_the_column_sorted_by(ui: Web) -> None:
+    page = f"/cases/{ui.case_id}/search"
+    reader = ui.clients["reader"]
+    ascending = reader.get(page, params={"sort": "computer", "order": "asc"}).text
+    assert "computer ▲" in ascending and "computer ▼" not in ascending
+    assert "sort=computer&amp;order=desc" in ascending  # click again: flip
+    assert "sort=channel&amp;order=asc" in ascending  # another column starts ascending
+    descending = reader.get(page, params={"sort": "computer", "order": "desc"}).text
+    assert "computer ▼" in descending and "sort=computer&amp;order=asc" in descending
+
+
 def test_saved_searches_are_personal_and_case_scoped(ui: Web) -> None:
     reader, analyst = ui.clients["reader"], ui.clients["analyst"]
     mine = reader.post(_url(ui, "saved-searches"), json={"name": "reader's", "params": {}})
@@ -305,6 +316,13 @@ def test_ioc_page_add_disable_remove_with_csrf(ui: Web) -> None:
     assert client.post(f"{base}/action", data=data, follow_redirects=False).status_code == 303
     state = {i["id"]: i["enabled"] for i in client.get(_url(ui, "iocs")).json()}
     assert not state[new[0]] and not state[new[1]]
+    data = {"action": "enable", "ioc_ids": new[:1], "csrf_token": token}
+    assert client.post(f"{base}/action", data=data, follow_redirects=False).status_code == 303
+    state = {i["id"]: i["enabled"] for i in client.get(_url(ui, "iocs")).json()}
+    assert state[new[0]] and not state[new[1]]
+    data = {"action": "explode", "ioc_ids": new, "csrf_token": token}
+    unknown = client.post(f"{base}/action", data=data, follow_redirects=False)
+    assert unknown.status_code == 400 and "unknown action" in unknown.text
     data = {"action": "remove", "ioc_ids": new, "csrf_token": token}
     assert client.post(f"{base}/action", data=data, follow_redirects=False).status_code == 303
     left = {i["id"] for i in client.get(_url(ui, "iocs")).json()}

@@ -11,6 +11,7 @@ from rich.text import Text
 
 from casescope.cli.common import console, friendly_errors, open_app, shown
 from casescope.cli.output import OutputFormat, format_option, write_rows
+from casescope.model.enums import AuditAction
 from casescope.services.audit import audit_rows
 from casescope.services.cases import get_case
 
@@ -20,16 +21,21 @@ def audit(
     case: Annotated[str | None, typer.Option("--case", "-c", help="Only this case.")] = None,
     action: Annotated[
         str | None,
-        typer.Option(help="Only this action, e.g. intake_refused, indexing, export."),
+        typer.Option(
+            help="Only this action, named noun.verb: e.g. intake.refused, step.indexing, "
+            "event.export, user.login (an unknown name lists them all). Deprecated but "
+            "still taken: the older names (intake_refused, indexing, export...)."
+        ),
     ] = None,
     limit: Annotated[int, typer.Option(help="Rows, newest first.", min=1)] = 200,
     fmt: Annotated[OutputFormat, format_option()] = OutputFormat.TABLE,
 ) -> None:
     """The audit log: every pipeline step with its timing and counts, and every action
     (intake, refusals at intake, exports, re-processing, rule and IOC changes)."""
+    wanted = AuditAction.parse(action) if action is not None else None
     ctx = open_app("audit")
     case_id = get_case(ctx.db, case).id if case is not None else None
-    rows = audit_rows(ctx.db, limit, case_id, action)
+    rows = audit_rows(ctx.db, limit, case_id, wanted)
     if fmt is not OutputFormat.TABLE:
         write_rows(rows, fmt)
         return

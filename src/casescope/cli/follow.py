@@ -27,6 +27,7 @@ from rich.table import Table
 from casescope.cli.common import AppContext, console, shown
 from casescope.errors import IndexBusyError
 from casescope.jobs.launcher import PoolKeeper
+from casescope.model.enums import FileStatus
 from casescope.services.progress import FileSet, read_progress
 from casescope.services.progress import Progress as FileProgress
 from casescope.services.status import StatusReport, collect_status
@@ -176,7 +177,7 @@ def _first_lines(text: str, most: int = 3) -> str:
 
 def print_file_problems(report: StatusReport) -> None:
     """The failed files with why, and the files that kept what could be read, with what not."""
-    failed = report.files_by_status.get("failed", 0)
+    failed = report.files_by_status.get(FileStatus.FAILED, 0)
     if report.failures:
         table = Table(
             "file", "path", "error", title=_shown_of("failed files", report.failures, failed)

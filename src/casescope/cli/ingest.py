@@ -107,7 +107,7 @@ def _print_intake(report: IntakeReport, case_name: str) -> None:
         console.print(
             Text(f"  ... and {more:,} more rejected: casescope audit --case ")
             + shown(shlex.quote(case_name))
-            + Text(" --action intake_refused")
+            + Text(" --action intake.refused")
         )
 
 

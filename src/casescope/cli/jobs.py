@@ -23,7 +23,7 @@ from casescope.cli.output import REPORT, OutputFormat, format_option
 from casescope.errors import IndexBusyError
 from casescope.jobs.launcher import ensure_workers
 from casescope.jobs.pool import WorkerPool
-from casescope.model.enums import Operation
+from casescope.model.enums import ACTIVE_JOB_STATES, Operation
 from casescope.services import operations
 from casescope.services.cases import get_case
 from casescope.services.doctor import run_doctor
@@ -104,10 +104,8 @@ def _render_status(report: StatusReport) -> None:
 
 def _queue_line(jobs: dict[str, int]) -> str:
     """Jobs waiting and running first (the queue), then the finished ones."""
-    waiting = [f"{jobs[s]:,} {s}" for s in ("queued", "running", "paused") if jobs.get(s)]
-    finished = [
-        f"{s} {n:,}" for s, n in sorted(jobs.items()) if s not in ("queued", "running", "paused")
-    ]
+    waiting = [f"{jobs[s]:,} {s}" for s in ACTIVE_JOB_STATES if jobs.get(s)]
+    finished = [f"{s} {n:,}" for s, n in sorted(jobs.items()) if s not in ACTIVE_JOB_STATES]
     line = ", ".join(waiting) or "empty"
     return f"{line} (jobs finished: {', '.join(finished)})" if finished else line
 

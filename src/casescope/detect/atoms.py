@@ -67,12 +67,31 @@ class Kind(StrEnum):
     CONTAINS = "contains"
     GLOB = "glob"  # anchored wildcard pattern, RE2 (text), optional hint atom
     REGEX = "regex"  # |re, unanchored, RE2 or Python `re` (python=True)
-    CMP = "cmp"  # numeric comparison: op in lt le gt ge
+    CMP = "cmp"  # numeric comparison: op is a CompareOp
     EXISTS = "exists"
     MISSING = "missing"
     NULL = "null"  # missing or empty
     EMPTY = "empty"  # present and ""
-    FIELDREF = "fieldref"  # equal to (op: eq/prefix/suffix/contains) another field
+    FIELDREF = "fieldref"  # related to another field's value: op is a FieldRefOp
+
+
+class CompareOp(StrEnum):
+    """How a CMP atom compares the field's number with its own."""
+
+    LT = "lt"
+    LE = "le"
+    GT = "gt"
+    GE = "ge"
+
+
+class FieldRefOp(StrEnum):
+    """How a FIELDREF atom's field relates to the other field: equal to it, or starts with,
+    ends with or contains it."""
+
+    EQ = "eq"
+    PREFIX = "prefix"
+    SUFFIX = "suffix"
+    CONTAINS = "contains"
 
 
 LITERAL_KINDS = (Kind.EQ, Kind.PREFIX, Kind.SUFFIX, Kind.CONTAINS)
@@ -115,7 +134,7 @@ class Atom(NamedTuple):
     text: str = ""
     cased: bool = False
     python: bool = False  # REGEX only: RE2 cannot run it, Python's `re` does
-    op: str = ""
+    op: str = ""  # CMP: a CompareOp; FIELDREF: a FieldRefOp
     number: float = 0.0
     ref: str = ""  # FIELDREF: the other field's key
     hint: int = -1  # GLOB: id of a CONTAINS atom every match must satisfy

@@ -1,11 +1,14 @@
 """Turn a processed pySigma condition into a small boolean tree over interned atoms.
 
-Tree nodes are tuples: `("a", atom_id)`, `("&", children)`, `("|", children)`,
-`("!", child)`, and the constants `TRUE` / `FALSE`. Builders flatten and simplify, so two
-pipelines that produce the same condition produce the same tree (and are evaluated once).
+Tree nodes are tuples led by their `Tag`: `(Tag.ATOM, atom_id)`, `(Tag.AND, children)`,
+`(Tag.OR, children)`, `(Tag.NOT, child)`, and the constants `TRUE` / `FALSE`. Builders
+flatten and simplify, so two pipelines that produce the same condition produce the same
+tree (and are evaluated once).
 """
 
 from __future__ import annotations
+
+from enum import StrEnum
 
 from sigma.conditions import (
     ConditionAND,
@@ -35,20 +38,38 @@ from casescope.detect.atoms import (
     KEYWORDS,
     Atom,
     AtomTable,
+    CompareOp,
     CompileError,
+    FieldRefOp,
     Kind,
     check_regex,
     escape,
     field_key,
 )
 
+
+class Tag(StrEnum):
+    """What a tree node is: the first element of its tuple."""
+
+    ATOM = "a"
+    AND = "&"
+    OR = "|"
+    NOT = "!"
+    TRUE = "T"
+    FALSE = "F"
+
+
 Node = tuple
-TRUE: Node = ("T",)
-FALSE: Node = ("F",)
+TRUE: Node = (Tag.TRUE,)
+FALSE: Node = (Tag.FALSE,)
 STAR = SpecialChars.WILDCARD_MULTI
-_OPS = {"LT": "lt", "LTE": "le", "GT": "gt", "GTE": "ge"}
+_OPS = {"LT": CompareOp.LT, "LTE": CompareOp.LE, "GT": CompareOp.GT, "GTE": CompareOp.GE}
 MAX_OR_CLAUSES = 6  # clauses an OR passes up (see `required`)
-_FIELDREF_OPS = {(False, False): "eq", (True, False): "prefix", (False, True): "suffix"}
+_FIELDREF_OPS = {
+    (False, False): FieldRefOp.EQ,
+    (True, False): FieldRefOp.PREFIX,
+    (False, True): FieldRefOp.SUFFIX,
+}
 
 
 def and_(children: list[Node], table: AtomTable | None = None) -> Node:
@@ -57,8 +78,8 @@ def and_(children: list[Node], table: AtomTable | None = None) -> Node:
     first wins), so no event can match. A pipeline variant that adds a log source the rule
     contradicts (a Hayabusa rule's own `Channel: …Sysmon/Operational` under the Security
     variant) is dropped here instead of being evaluated."""
-    node = _join("&", children, absorbing=FALSE, neutral=TRUE)
-    if table is not None and node[0] == "&" and _contradicts(node[1], table):
+    node = _join(Tag.AND, children, absorbing=FALSE, neutral=TRUE)
+    if table is not None and node[0] is Tag.AND and _contradicts(node[1], table):
         return FALSE
     return node
 
@@ -66,7 +87,7 @@ def and_(children: list[Node], table: AtomTable | None = None) -> Node:
 def _contradicts(children: tuple[Node, ...], table: AtomTable) -> bool:
     required: dict[str, str] = {}
     for child in children:
-        if child[0] != "a":
+        if child[0] is not Tag.ATOM:
             continue
         atom = table.atoms[child[1]]
         if atom.kind is not Kind.EQ or atom.cased or atom.field == KEYWORDS:
@@ -77,7 +98,7 @@ def _contradicts(children: tuple[Node, ...], table: AtomTable) -> bool:
 
 
 def or_(children: list[Node]) -> Node:
-    return _join("|", children, absorbing=TRUE, neutral=FALSE)
+    return _join(Tag.OR, children, absorbing=TRUE, neutral=FALSE)
 
 
 def not_(child: Node) -> Node:
@@ -85,10 +106,10 @@ def not_(child: Node) -> Node:
         return FALSE
     if child == FALSE:
         return TRUE
-    return child[1] if child[0] == "!" else ("!", child)
+    return child[1] if child[0] is Tag.NOT else (Tag.NOT, child)
 
 
-def _join(op: str, children: list[Node], absorbing: Node, neutral: Node) -> Node:
+def _join(op: Tag, children: list[Node], absorbing: Node, neutral: Node) -> Node:
     flat: list[Node] = []
     seen: set[Node] = set()
     for child in children:
@@ -96,7 +117,7 @@ def _join(op: str, children: list[Node], absorbing: Node, neutral: Node) -> Node
             return absorbing
         if child == neutral:
             continue
-        for item in child[1] if child[0] == op else (child,):
+        for item in child[1] if child[0] is op else (child,):
             if item not in seen:
                 seen.add(item)
                 flat.append(item)
@@ -126,7 +147,7 @@ def _glob(key: str, parts: list[object], cased: bool, table: AtomTable) -> Node:
     )
     texts = [p.lower() for p in parts if isinstance(p, str)]
     hint = table.intern(Atom(key, Kind.CONTAINS, max(texts, key=len))) if texts else -1
-    return ("a", table.intern(Atom(key, Kind.GLOB, f"(?s)^{pattern}$", cased, hint=hint)))
+    return (Tag.ATOM, table.intern(Atom(key, Kind.GLOB, f"(?s)^{pattern}$", cased, hint=hint)))
 
 
 def string_node(key: str, value: SigmaString, table: AtomTable) -> Node:
@@ -137,9 +158,9 @@ def string_node(key: str, value: SigmaString, table: AtomTable) -> Node:
 def parts_node(key: str, parts: list[object], cased: bool, table: AtomTable) -> Node:
     """String parts (text, `*`, `?`) as a literal, glob, exists or empty atom."""
     if parts == [STAR]:
-        return ("a", table.intern(Atom(key, Kind.EXISTS)))
+        return (Tag.ATOM, table.intern(Atom(key, Kind.EXISTS)))
     if not parts or parts == [""]:
-        return ("a", table.intern(Atom(key, Kind.EMPTY)))
+        return (Tag.ATOM, table.intern(Atom(key, Kind.EMPTY)))
     if cased:
         return _glob(key, parts, cased, table)
     texts = [p for p in parts if isinstance(p, str)]
@@ -152,7 +173,7 @@ def parts_node(key: str, parts: list[object], cased: bool, table: AtomTable) -> 
     }.get(shape)
     if kind is None:
         return _glob(key, parts, cased, table)
-    return ("a", table.intern(Atom(key, kind, texts[0].lower())))
+    return (Tag.ATOM, table.intern(Atom(key, kind, texts[0].lower())))
 
 
 def _regex(key: str, value: SigmaRegularExpression, table: AtomTable) -> Node:
@@ -162,7 +183,7 @@ def _regex(key: str, value: SigmaRegularExpression, table: AtomTable) -> Node:
     )
     pattern = f"(?{flags}){value.regexp}" if flags else str(value.regexp)
     python = not check_regex(pattern)
-    return ("a", table.intern(Atom(key, Kind.REGEX, pattern, cased=True, python=python)))
+    return (Tag.ATOM, table.intern(Atom(key, Kind.REGEX, pattern, cased=True, python=python)))
 
 
 def _cidr(key: str, value: SigmaCIDRExpression, table: AtomTable) -> Node:
@@ -174,7 +195,7 @@ def _cidr(key: str, value: SigmaCIDRExpression, table: AtomTable) -> Node:
             atom = Atom(key, Kind.PREFIX, prefix) if prefix else Atom(key, Kind.EXISTS)
         else:
             atom = Atom(key, Kind.EQ, text)
-        nodes.append(("a", table.intern(atom)))
+        nodes.append((Tag.ATOM, table.intern(atom)))
     return or_(nodes)
 
 
@@ -187,24 +208,24 @@ def value_node(key: str, value: object, table: AtomTable) -> Node:
     if isinstance(value, SigmaTimestampPart):
         raise CompileError("timestamp part modifiers (|minute, |hour…) are not supported")
     if isinstance(value, SigmaNumber):
-        return ("a", table.intern(Atom(key, Kind.EQ, str(value.number).lower())))
+        return (Tag.ATOM, table.intern(Atom(key, Kind.EQ, str(value.number).lower())))
     if isinstance(value, SigmaBool):
-        return ("a", table.intern(Atom(key, Kind.EQ, str(value.boolean).lower())))
+        return (Tag.ATOM, table.intern(Atom(key, Kind.EQ, str(value.boolean).lower())))
     if isinstance(value, SigmaRegularExpression):
         return _regex(key, value, table)
     if isinstance(value, SigmaCIDRExpression):
         return _cidr(key, value, table)
     if isinstance(value, SigmaNull):
-        return ("a", table.intern(Atom(key, Kind.NULL)))
+        return (Tag.ATOM, table.intern(Atom(key, Kind.NULL)))
     if isinstance(value, SigmaExists):
-        return ("a", table.intern(Atom(key, Kind.EXISTS if value.exists else Kind.MISSING)))
+        return (Tag.ATOM, table.intern(Atom(key, Kind.EXISTS if value.exists else Kind.MISSING)))
     if isinstance(value, SigmaCompareExpression):
-        op = _OPS[value.op.name]
-        return ("a", table.intern(Atom(key, Kind.CMP, op=op, number=float(value.number.number))))
+        atom = Atom(key, Kind.CMP, op=_OPS[value.op.name], number=float(value.number.number))
+        return (Tag.ATOM, table.intern(atom))
     if isinstance(value, SigmaFieldReference):
-        op = _FIELDREF_OPS.get((value.starts_with, value.ends_with), "contains")
+        op = _FIELDREF_OPS.get((value.starts_with, value.ends_with), FieldRefOp.CONTAINS)
         atom = Atom(key, Kind.FIELDREF, op=op, ref=field_key(value.field))
-        return ("a", table.intern(atom))
+        return (Tag.ATOM, table.intern(atom))
     raise CompileError(f"value type {type(value).__name__} is not supported")
 
 
@@ -217,7 +238,7 @@ def keyword_node(value: object, table: AtomTable) -> Node:
         parts = [p for i, p in enumerate(parts) if not (p == STAR and i and parts[i - 1] == STAR)]
         return parts_node(KEYWORDS, parts, isinstance(value, SigmaCasedString), table)
     if isinstance(value, SigmaNumber) and not isinstance(value, SigmaTimestampPart):
-        return ("a", table.intern(Atom(KEYWORDS, Kind.CONTAINS, str(value.number).lower())))
+        return (Tag.ATOM, table.intern(Atom(KEYWORDS, Kind.CONTAINS, str(value.number).lower())))
     if isinstance(value, SigmaRegularExpression):
         return _regex(KEYWORDS, value, table)
     raise CompileError(f"keyword of type {type(value).__name__} is not supported")
@@ -247,12 +268,12 @@ def required(node: Node) -> list[frozenset[int]]:
     rule under two pipelines (EventID with EventID, selection with selection). A child
     without clauses makes the OR yield none; NOT yields none.
     """
-    kind = node[0]
-    if kind == "a":
+    tag = node[0]
+    if tag is Tag.ATOM:
         return [frozenset((node[1],))]
-    if kind in ("!", "T", "F"):
+    if tag in (Tag.NOT, Tag.TRUE, Tag.FALSE):
         return []
-    if kind == "&":
+    if tag is Tag.AND:
         return [clause for child in node[1] for clause in required(child)]
     per_child = []
     for child in node[1]:
@@ -266,11 +287,11 @@ def required(node: Node) -> list[frozenset[int]]:
 
 def tree_atoms(node: Node, out: set[int]) -> set[int]:
     """Every atom id a tree reads."""
-    if node[0] == "a":
+    if node[0] is Tag.ATOM:
         out.add(node[1])
-    elif node[0] == "!":
+    elif node[0] is Tag.NOT:
         tree_atoms(node[1], out)
-    elif node[0] in ("&", "|"):
+    elif node[0] in (Tag.AND, Tag.OR):
         for child in node[1]:
             tree_atoms(child, out)
     return out

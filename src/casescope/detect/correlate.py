@@ -18,15 +18,15 @@ from datetime import timedelta
 
 import polars as pl
 
-from casescope.detect.correlations import CompiledCorrelation
+from casescope.detect.correlations import CompiledCorrelation, CorrelationOp, CorrelationType
 
 _OPS = {
-    "lt": lambda v, n: v < n,
-    "lte": lambda v, n: v <= n,
-    "gt": lambda v, n: v > n,
-    "gte": lambda v, n: v >= n,
-    "eq": lambda v, n: v == n,
-    "neq": lambda v, n: v != n,
+    CorrelationOp.LT: lambda v, n: v < n,
+    CorrelationOp.LTE: lambda v, n: v <= n,
+    CorrelationOp.GT: lambda v, n: v > n,
+    CorrelationOp.GTE: lambda v, n: v >= n,
+    CorrelationOp.EQ: lambda v, n: v == n,
+    CorrelationOp.NEQ: lambda v, n: v != n,
 }
 
 
@@ -56,9 +56,9 @@ def _group_columns(corr: CompiledCorrelation) -> list[pl.Expr]:
 
 
 def _measure(corr: CompiledCorrelation) -> pl.Expr:
-    if corr.type == "value_count":
+    if corr.type is CorrelationType.VALUE_COUNT:
         return pl.col(corr.field or "").drop_nulls().n_unique().alias("_value")
-    if corr.type.startswith("temporal"):
+    if corr.type.is_temporal:
         return pl.col("rule_id").n_unique().alias("_value")
     return pl.len().alias("_value")
 
@@ -78,7 +78,7 @@ def _windows(corr: CompiledCorrelation, frame: pl.DataFrame) -> pl.DataFrame:
     rolled = frame.rolling(
         index_column="ts", period=timedelta(seconds=corr.timespan), group_by=keys or None
     ).agg(_measure(corr), pl.col("rule_id"), pl.col("event"), pl.col("ts").min().alias("_first"))
-    if corr.type.startswith("temporal"):
+    if corr.type.is_temporal:
         return rolled.filter(pl.col("_value") == len(set(corr.rules)))
     return rolled
 
@@ -90,11 +90,12 @@ def _evaluate(corr: CompiledCorrelation, detections: pl.DataFrame) -> list[Corre
     keys = [f"_g_{name}" for name in corr.group_by]
     hits: list[CorrelationHit] = []
     reported: dict[tuple, object] = {}  # group -> end of its last reported window
-    check = _OPS[corr.op] if not corr.type.startswith("temporal") else None
+    check = _OPS[corr.op] if not corr.type.is_temporal else None
     for row in _windows(corr, frame).iter_rows(named=True):
         if check is not None and not check(row["_value"], corr.count):
             continue
-        if corr.type == "temporal_ordered" and not _in_order(corr.rules, row["rule_id"]):
+        ordered = corr.type is CorrelationType.TEMPORAL_ORDERED
+        if ordered and not _in_order(corr.rules, row["rule_id"]):
             continue
         group = tuple(row[k] for k in keys)
         if group in reported and row["_first"] <= reported[group]:

@@ -10,6 +10,7 @@ value_count `{field: User, gte: 3}`). Value sums/averages/percentiles and extend
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 import numpy as np
 import polars as pl
@@ -21,7 +22,29 @@ from casescope.detect.columns import BatchFields
 from casescope.detect.load import LoadedCorrelation, RuleFailure
 from casescope.detect.rules import CompiledRule
 
-SUPPORTED = ("event_count", "value_count", "temporal", "temporal_ordered")
+
+class CorrelationType(StrEnum):
+    """The Sigma correlation types casescope evaluates (pySigma's names, lowercased)."""
+
+    EVENT_COUNT = "event_count"
+    VALUE_COUNT = "value_count"  # distinct values of `field`
+    TEMPORAL = "temporal"  # every referenced rule in the window
+    TEMPORAL_ORDERED = "temporal_ordered"  # and in the order the correlation lists them
+
+    @property
+    def is_temporal(self) -> bool:
+        return self in (CorrelationType.TEMPORAL, CorrelationType.TEMPORAL_ORDERED)
+
+
+class CorrelationOp(StrEnum):
+    """The comparison of a count condition (`gte: 10`); unused by temporal types."""
+
+    LT = "lt"
+    LTE = "lte"
+    GT = "gt"
+    GTE = "gte"
+    EQ = "eq"
+    NEQ = "neq"
 
 
 @dataclass
@@ -30,12 +53,12 @@ class CompiledCorrelation:
     title: str
     level: str
     path: str
-    type: str  # one of SUPPORTED
+    type: CorrelationType
     rules: list[str]  # compiled rule ids, in the order the correlation lists them
     group_by: list[str]
     aliases: dict[str, dict[str, str]]  # alias -> {rule id: field of that rule's events}
     timespan: int  # seconds
-    op: str  # lt lte gt gte eq neq
+    op: CorrelationOp
     count: int
     field: str | None  # value_count: the field whose distinct values are counted
     definition: dict = field(repr=False)
@@ -51,10 +74,10 @@ def _reference_ids(refs: list[str], by_ref: dict[str, str]) -> list[str]:
 def _compile_one(loaded: LoadedCorrelation, by_ref: dict[str, str]) -> CompiledCorrelation:
     rule = loaded.rule
     assert rule is not None
-    kind = str(rule.type.name).lower()
+    name = str(rule.type.name).lower()
     condition = rule.condition
-    if kind not in SUPPORTED or not hasattr(condition, "op"):
-        raise ValueError(f"correlation type {kind} or its condition is not supported")
+    if name not in set(CorrelationType) or not hasattr(condition, "op"):
+        raise ValueError(f"correlation type {name} or its condition is not supported")
     rules = _reference_ids([r.reference for r in rule.rules or []], by_ref)
     aliases = {
         alias.alias: {by_ref[ref.reference]: name for ref, name in alias.mapping.items()}
@@ -67,12 +90,12 @@ def _compile_one(loaded: LoadedCorrelation, by_ref: dict[str, str]) -> CompiledC
         title=rule.title,
         level=rule.level.name.lower() if rule.level else "",
         path=loaded.path,
-        type=kind,
+        type=CorrelationType(name),
         rules=rules,
         group_by=list(rule.group_by or []),
         aliases=aliases,
         timespan=rule.timespan.seconds,
-        op=condition.op.name.lower(),
+        op=CorrelationOp(condition.op.name.lower()),
         count=int(condition.count),
         field=fieldref,
         definition=loaded.definition,

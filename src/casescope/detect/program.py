@@ -19,10 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from casescope.detect.compile import Node
+from casescope.detect.compile import Node, Tag
 
 LEAF, AND, OR, NOT, TRUE, FALSE = range(6)
-_KINDS = {"&": AND, "|": OR, "!": NOT, "T": TRUE, "F": FALSE}
+_KINDS = {Tag.AND: AND, Tag.OR: OR, Tag.NOT: NOT, Tag.TRUE: TRUE, Tag.FALSE: FALSE}
+
+_JUNCTIONS = (Tag.AND, Tag.OR)
 
 #: (atom ids, rows) of every leaf instance -> their truth values.
 AtomFunction = Callable[[np.ndarray, np.ndarray], np.ndarray]
@@ -63,12 +65,12 @@ class Programs:
         kinds, atoms, levels, children, child_starts = out
         if node in memo:
             return memo[node]
-        if node[0] == "a":
+        if node[0] is Tag.ATOM:
             ids: list[int] = []
             kind, atom, level = LEAF, node[1], 0
         else:
             kind, atom = _KINDS[node[0]], -1
-            items = (node[1],) if node[0] == "!" else node[1] if node[0] in "&|" else ()
+            items = (node[1],) if node[0] is Tag.NOT else node[1] if node[0] in _JUNCTIONS else ()
             ids = [Programs._visit(child, memo, base, out) for child in items]
             level = 1 + max((levels[base + i] for i in ids), default=-1)
         memo[node] = len(kinds) - base
@@ -169,14 +171,14 @@ def evaluate_tree(node: Node, rows: np.ndarray, atom_fn: AtomFunction) -> np.nda
     """Mask over `rows` of one tree, short-circuiting per row: each child of an AND is
     evaluated only on the rows still true, each child of an OR only on those not yet true.
     For rules with large trees on many rows, where this saves most of the work."""
-    kind = node[0]
-    if kind == "a":
+    tag = node[0]
+    if tag is Tag.ATOM:
         return atom_fn(np.full(len(rows), node[1], dtype=np.int64), rows)
-    if kind in ("T", "F"):
-        return np.full(len(rows), kind == "T")
-    if kind == "!":
+    if tag in (Tag.TRUE, Tag.FALSE):
+        return np.full(len(rows), tag is Tag.TRUE)
+    if tag is Tag.NOT:
         return ~evaluate_tree(node[1], rows, atom_fn)
-    conjunction = kind == "&"
+    conjunction = tag is Tag.AND
     pending = np.arange(len(rows))  # rows whose value is still open
     for child in node[1]:
         if not len(pending):

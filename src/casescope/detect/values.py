@@ -27,14 +27,19 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from casescope.detect.atoms import Atom, Kind
+from casescope.detect.atoms import Atom, CompareOp, FieldRefOp, Kind
 
-_COMPARE = {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal}
+_COMPARE = {
+    CompareOp.LT: np.less,
+    CompareOp.LE: np.less_equal,
+    CompareOp.GT: np.greater,
+    CompareOp.GE: np.greater_equal,
+}
 _FIELDREF = {
-    "eq": pl.col("a") == pl.col("b"),
-    "prefix": pl.col("a").str.starts_with(pl.col("b")),
-    "suffix": pl.col("a").str.ends_with(pl.col("b")),
-    "contains": pl.col("a").str.contains(pl.col("b"), literal=True),
+    FieldRefOp.EQ: pl.col("a") == pl.col("b"),
+    FieldRefOp.PREFIX: pl.col("a").str.starts_with(pl.col("b")),
+    FieldRefOp.SUFFIX: pl.col("a").str.ends_with(pl.col("b")),
+    FieldRefOp.CONTAINS: pl.col("a").str.contains(pl.col("b"), literal=True),
 }
 
 
@@ -113,15 +118,15 @@ def value_mask(atom: Atom, values: Values) -> np.ndarray:
     raise ValueError(f"atom kind {atom.kind} has no value mask")  # pragma: no cover
 
 
-_FIELDREF_PY: dict[str, Callable[[str, str], bool]] = {
-    "eq": str.__eq__,
-    "prefix": str.startswith,
-    "suffix": str.endswith,
-    "contains": str.__contains__,
+_FIELDREF_PY: dict[FieldRefOp, Callable[[str, str], bool]] = {
+    FieldRefOp.EQ: str.__eq__,
+    FieldRefOp.PREFIX: str.startswith,
+    FieldRefOp.SUFFIX: str.endswith,
+    FieldRefOp.CONTAINS: str.__contains__,
 }
 
 
-def fieldref_mask(op: str, left: Values, right: Values) -> np.ndarray:
+def fieldref_mask(op: FieldRefOp, left: Values, right: Values) -> np.ndarray:
     """Per pair of (lowercased) values: equal, or left starts/ends with or contains right
     (a null on either side: False). A few pairs are compared in Python, more with Polars."""
     if len(left) <= SMALL_VALUES:

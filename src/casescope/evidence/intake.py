@@ -26,7 +26,7 @@ from casescope.errors import EvidenceError
 from casescope.evidence.archive import ArchiveLimits, is_zip, store_archive
 from casescope.evidence.store import Refused, StoredFile, describe_os_error, store_file
 from casescope.model.db import Database
-from casescope.model.enums import FileStatus, FileType, Operation
+from casescope.model.enums import AuditAction, FileStatus, FileType, Operation
 from casescope.model.tables import AuditRecord, Case, EvidenceFile, utcnow
 from casescope.workqueue import operation_jobs
 
@@ -114,7 +114,7 @@ def _refused(session: Session, options: IntakeOptions, item: Refused, report: In
     report.rejected.append((item.path, item.reason))
     session.add(
         AuditRecord(
-            action="intake_refused",
+            action=AuditAction.INTAKE_REFUSED,
             case_id=options.case_id,
             ok=False,
             detail=f"{item.path}: {item.reason}"[:4000],
@@ -206,7 +206,7 @@ def _register_batch(
         report.queued.extend(row.id for row in to_queue)
         session.add(
             AuditRecord(
-                action="intake",
+                action=AuditAction.INTAKE_REGISTERED,
                 case_id=options.case_id,
                 events=len(batch),
                 detail=f"{len(batch)} files registered",

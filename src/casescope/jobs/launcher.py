@@ -30,7 +30,7 @@ from casescope.config import Settings
 from casescope.errors import CasescopeError
 from casescope.jobs.registry import live_workers, unregister_pool
 from casescope.model.db import Database
-from casescope.model.enums import JobState
+from casescope.model.enums import AuditAction, JobState
 from casescope.model.tables import AuditRecord, Job
 from casescope.workqueue import queue
 
@@ -43,7 +43,6 @@ MAX_EARLY_DEATHS = 3
 #: Lines of the pool's stderr kept in the error shown to the user.
 STDERR_LINES = 15
 POOL_STDERR = "pool-stderr.log"
-POOL_FAILED_ACTION = "pool.failed"
 
 
 class PoolStartError(CasescopeError):
@@ -148,7 +147,9 @@ def release_pool(db: Database, pool_pid: int, reason: str) -> int:
 def record_pool_failure(db: Database, detail: str) -> None:
     """Leave the pool's error where `status` and the System page look for it."""
     with db.session() as session:
-        session.add(AuditRecord(actor="system", action=POOL_FAILED_ACTION, ok=False, detail=detail))
+        session.add(
+            AuditRecord(actor="system", action=AuditAction.POOL_FAILED, ok=False, detail=detail)
+        )
 
 
 @dataclass(frozen=True)
@@ -168,7 +169,7 @@ def pool_failure_since_work(db: Database) -> PoolFailure | None:
             return None
         row = session.execute(
             select(AuditRecord.at, AuditRecord.detail)
-            .where(AuditRecord.action == POOL_FAILED_ACTION)
+            .where(AuditRecord.action == AuditAction.POOL_FAILED)
             .order_by(AuditRecord.id.desc())
             .limit(1)
         ).first()

@@ -18,7 +18,7 @@ from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
 from casescope.model.db import Database
-from casescope.model.enums import FileStatus
+from casescope.model.enums import AuditAction, FileStatus
 from casescope.model.tables import AuditRecord, EvidenceFile, utcnow
 
 logger = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class StepLog:
         self._rows.append(
             dict(
                 actor=self.scope.actor,
-                action=status.value,
+                action=AuditAction.step(status),
                 case_id=self.scope.case_id,
                 file_id=self.scope.file_id,
                 job_id=self.scope.job_id,

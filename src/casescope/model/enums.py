@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from casescope.errors import CasescopeError
+
 
 class FileType(StrEnum):
     """Evidence format, detected from content (never from the extension)."""
@@ -91,3 +93,141 @@ class ExclusionKind(StrEnum):
 
     RULE = "rule"  # a rule's hits, all of them or where the event holds field values
     FILTER = "filter"  # a Sigma filter document (its rules, logsource and condition)
+
+
+class AuditKind(StrEnum):
+    """Who or what an audit row is about (the audit page shows them apart)."""
+
+    STEP = "step"  # one pipeline step of one file, with its time and event count
+    ACTION = "action"  # something a person did (web, CLI or API token)
+    SYSTEM = "system"  # something casescope did on its own account (intake, worker pool)
+
+
+class AuditAction(StrEnum):
+    """What an audit row records, named `noun.verb`: every row ever written is one of these.
+
+    Rows written before migration 0020 used other names; `parse` still takes them (they
+    are deprecated in `casescope audit --help`) and the migration renamed the stored rows.
+    """
+
+    STEP_ESTIMATING = "step.estimating"
+    STEP_INDEXING = "step.indexing"
+    STEP_SIGMA = "step.sigma"
+    STEP_IOC = "step.ioc"
+
+    INTAKE_REGISTERED = "intake.registered"  # a batch of files taken in
+    INTAKE_REFUSED = "intake.refused"  # one path refused at intake, with the reason
+    INTAKE_UPLOAD = "intake.upload"
+    INTAKE_IMPORT_FOLDER = "intake.import_folder"
+    POOL_FAILED = "pool.failed"  # the worker pool kept dying as it started
+
+    CASE_CREATE = "case.create"
+    CASE_GRANT = "case.grant"
+    CASE_REVOKE = "case.revoke"
+
+    EVENT_EXPORT = "event.export"
+    EVENT_TAG = "event.tag"
+    EVENT_UNTAG = "event.untag"
+    EVENT_STAR = "event.star"
+    EVENT_UNSTAR = "event.unstar"
+    EVENT_HIDDEN = "event.hidden"
+    EVENT_UNHIDDEN = "event.unhidden"
+
+    QUEUE_FULL = "queue.full"  # files queued again by a re-process or a retry
+    QUEUE_REINDEX = "queue.reindex"
+    QUEUE_SIGMA_ONLY = "queue.sigma_only"
+    QUEUE_IOC_ONLY = "queue.ioc_only"
+    OPERATION_PAUSE = "operation.pause"
+    OPERATION_RESUME = "operation.resume"
+    OPERATION_CANCEL = "operation.cancel"
+
+    RULES_IMPORT = "rules.import"
+    RULES_ENABLE = "rules.enable"
+    RULES_DISABLE = "rules.disable"
+    RULES_PLACEHOLDERS = "rules.placeholders"
+    EXCLUSION_ADD = "exclusion.add"
+    EXCLUSION_REMOVE = "exclusion.remove"
+    EXCLUSION_APPLY = "exclusion.apply"
+
+    IOC_ADD = "ioc.add"
+    IOC_REMOVE = "ioc.remove"
+    IOC_ENABLE = "ioc.enable"
+    IOC_DISABLE = "ioc.disable"
+    IOC_IMPORT = "ioc.import"
+    IOC_INDEX_HUNT = "ioc.index_hunt"  # the index hunted for new or re-enabled IOCs
+
+    USER_CREATE = "user.create"
+    USER_ENABLE = "user.enable"
+    USER_DISABLE = "user.disable"
+    USER_DELETE = "user.delete"
+    USER_ROLE = "user.role"
+    USER_PASSWORD_RESET = "user.password_reset"
+    USER_PASSWORD = "user.password"
+    USER_TIMEZONE = "user.timezone"
+    USER_LOGIN = "user.login"
+    USER_LOGIN_FAILED = "user.login_failed"
+    USER_LOGOUT = "user.logout"
+    TOKEN_CREATE = "token.create"
+    TOKEN_REVOKE = "token.revoke"
+
+    @property
+    def kind(self) -> AuditKind:
+        if self in _STEP_ACTIONS.values():
+            return AuditKind.STEP
+        return AuditKind.SYSTEM if self in _SYSTEM_ACTIONS else AuditKind.ACTION
+
+    @property
+    def is_pipeline_step(self) -> bool:
+        return self.kind is AuditKind.STEP
+
+    @classmethod
+    def step(cls, status: FileStatus) -> AuditAction:
+        """The row of the pipeline step that runs while a file has `status`."""
+        return _STEP_ACTIONS[status]
+
+    @classmethod
+    def queued(cls, operation: Operation) -> AuditAction:
+        """The row of files queued again for `operation`."""
+        return _QUEUE_ACTIONS[operation]
+
+    @classmethod
+    def parse(cls, text: str) -> AuditAction:
+        """An action from what a user typed: its name, or a deprecated name of before 0020."""
+        name = text.strip().lower()
+        if name in LEGACY_AUDIT_ACTIONS:
+            return LEGACY_AUDIT_ACTIONS[name]
+        try:
+            return cls(name)
+        except ValueError:
+            choices = ", ".join(action.value for action in cls)
+            raise CasescopeError(f"action must be one of {choices}, not {text[:60]!r}") from None
+
+
+_STEP_ACTIONS = {
+    FileStatus.ESTIMATING: AuditAction.STEP_ESTIMATING,
+    FileStatus.INDEXING: AuditAction.STEP_INDEXING,
+    FileStatus.SIGMA: AuditAction.STEP_SIGMA,
+    FileStatus.IOC: AuditAction.STEP_IOC,
+}
+_QUEUE_ACTIONS = {
+    Operation.FULL: AuditAction.QUEUE_FULL,
+    Operation.REINDEX: AuditAction.QUEUE_REINDEX,
+    Operation.SIGMA_ONLY: AuditAction.QUEUE_SIGMA_ONLY,
+    Operation.IOC_ONLY: AuditAction.QUEUE_IOC_ONLY,
+}
+_SYSTEM_ACTIONS = frozenset(
+    (AuditAction.INTAKE_REGISTERED, AuditAction.INTAKE_REFUSED, AuditAction.POOL_FAILED)
+)
+
+#: The names rows had before migration 0020 (which renamed them), still taken as filters.
+LEGACY_AUDIT_ACTIONS = {
+    "intake": AuditAction.INTAKE_REGISTERED,
+    "intake_refused": AuditAction.INTAKE_REFUSED,
+    "upload": AuditAction.INTAKE_UPLOAD,
+    "import_folder": AuditAction.INTAKE_IMPORT_FOLDER,
+    "export": AuditAction.EVENT_EXPORT,
+    "estimating": AuditAction.STEP_ESTIMATING,
+    "indexing": AuditAction.STEP_INDEXING,
+    "sigma": AuditAction.STEP_SIGMA,
+    "ioc": AuditAction.STEP_IOC,
+}

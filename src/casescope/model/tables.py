@@ -25,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from casescope.model.enums import (
+    AuditAction,
     ExclusionKind,
     FileStatus,
     FileType,
@@ -38,14 +39,14 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _enum(enum_cls: type) -> Enum:
+def _enum(enum_cls: type, length: int = 16) -> Enum:
     """Store enum *values* as plain strings (no native DB enum: migrations stay simple)."""
     return Enum(
         enum_cls,
         values_callable=lambda e: [m.value for m in e],
         native_enum=False,
         validate_strings=True,
-        length=16,
+        length=length,
     )
 
 
@@ -191,7 +192,8 @@ class AuditRecord(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     actor: Mapped[str] = mapped_column(String(100), default="system")
-    action: Mapped[str] = mapped_column(String(50))
+    #: Any other value is refused on write (migration 0020 renamed the rows of old names).
+    action: Mapped[AuditAction] = mapped_column(_enum(AuditAction, length=50))
     case_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     file_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     job_id: Mapped[int | None] = mapped_column(Integer, nullable=True)

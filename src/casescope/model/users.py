@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from casescope.model.enums import AuditAction
 from casescope.model.tables import Base, _enum, utcnow
 
 
@@ -52,6 +53,17 @@ class EventMark(StrEnum):
     TAG = "tag"  # free text label
     STAR = "star"
     HIDDEN = "hidden"  # left out of search results unless asked for
+
+    def audit_action(self, attached: bool) -> AuditAction:
+        """The audit row of attaching this mark to an event (or of clearing it)."""
+        return _MARK_ACTIONS[self][0 if attached else 1]
+
+
+_MARK_ACTIONS = {
+    EventMark.TAG: (AuditAction.EVENT_TAG, AuditAction.EVENT_UNTAG),
+    EventMark.STAR: (AuditAction.EVENT_STAR, AuditAction.EVENT_UNSTAR),
+    EventMark.HIDDEN: (AuditAction.EVENT_HIDDEN, AuditAction.EVENT_UNHIDDEN),
+}
 
 
 class User(Base):

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from casescope.errors import CasescopeError, NotFoundError
 from casescope.model.db import Database
+from casescope.model.enums import AuditAction
 from casescope.model.tables import AuditRecord
 from casescope.model.users import Role, User
 from casescope.services.auth import end_sessions
@@ -45,7 +46,7 @@ class WrongPasswordError(CasescopeError):
     """The current password given to change it is not the user's."""
 
 
-def _audit(session: Session, actor: str, action: str, detail: str) -> None:
+def _audit(session: Session, actor: str, action: AuditAction, detail: str) -> None:
     session.add(AuditRecord(actor=actor[:100], action=action, detail=detail[:2000]))
 
 
@@ -84,7 +85,8 @@ def set_active(db: Database, username: str, active: bool, actor: str = "cli") ->
             ended = end_sessions(session, user.id)
             logger.info("disabled user %s (%d sessions ended)", username, ended)
         user.active = active
-        _audit(session, actor, "user.enable" if active else "user.disable", username)
+        action = AuditAction.USER_ENABLE if active else AuditAction.USER_DISABLE
+        _audit(session, actor, action, username)
         return user_info(user)
 
 
@@ -95,7 +97,7 @@ def delete_user(db: Database, username: str, actor: str = "cli") -> None:
         _keep_an_admin(session, user, "deleted")
         end_sessions(session, user.id)
         session.delete(user)  # tokens, grants, saved searches: ON DELETE CASCADE
-        _audit(session, actor, "user.delete", username)
+        _audit(session, actor, AuditAction.USER_DELETE, username)
 
 
 def set_role(db: Database, username: str, role: Role, actor: str = "cli") -> UserInfo:
@@ -105,7 +107,7 @@ def set_role(db: Database, username: str, role: Role, actor: str = "cli") -> Use
         if role is not Role.ADMIN:
             _keep_an_admin(session, user, "demoted")
         user.role = role
-        _audit(session, actor, "user.role", f"{username} {role.value}")
+        _audit(session, actor, AuditAction.USER_ROLE, f"{username} {role.value}")
         return user_info(user)
 
 
@@ -122,7 +124,7 @@ def reset_password(
         user.password_hash = password_hash
         user.must_change_password = True
         ended = end_sessions(session, user.id)
-        _audit(session, actor, "user.password_reset", username)
+        _audit(session, actor, AuditAction.USER_PASSWORD_RESET, username)
     logger.info("password of %s reset (%d sessions ended)", username, ended)
     return generated
 
@@ -144,7 +146,7 @@ def change_password(
         user.password_hash = password_hash
         user.must_change_password = False
         end_sessions(session, user.id, keep_hash=keep_session)
-        _audit(session, f"web:{user.username}", "user.password", user.username)
+        _audit(session, f"web:{user.username}", AuditAction.USER_PASSWORD, user.username)
 
 
 def record_login(db: Database, user_id: int, client: str) -> None:
@@ -154,15 +156,20 @@ def record_login(db: Database, user_id: int, client: str) -> None:
         if user is None:
             return
         user.last_login_at = datetime.now(UTC)
-        _audit(session, f"web:{user.username}", "user.login", f"client={client}")
+        _audit(session, f"web:{user.username}", AuditAction.USER_LOGIN, f"client={client}")
 
 
 def record_failed_login(db: Database, username: str, client: str) -> None:
     """A refused login: the name tried and the client (never the password)."""
     with db.session() as session:
-        _audit(session, "web:anonymous", "user.login_failed", f"user={username} client={client}")
+        _audit(
+            session,
+            "web:anonymous",
+            AuditAction.USER_LOGIN_FAILED,
+            f"user={username} client={client}",
+        )
 
 
 def record_logout(db: Database, username: str, client: str) -> None:
     with db.session() as session:
-        _audit(session, f"web:{username}", "user.logout", f"client={client}")
+        _audit(session, f"web:{username}", AuditAction.USER_LOGOUT, f"client={client}")

@@ -5,11 +5,12 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from casescope.model.db import Database
+from casescope.model.enums import AuditAction
 from casescope.model.tables import AuditRecord
 
 
 def audit_rows(
-    db: Database, limit: int, case_id: int | None = None, action: str | None = None
+    db: Database, limit: int, case_id: int | None = None, action: AuditAction | None = None
 ) -> list[dict]:
     """The newest `limit` rows, of one case and of one action when given."""
     query = select(AuditRecord).order_by(AuditRecord.id.desc()).limit(limit)
@@ -23,7 +24,7 @@ def audit_rows(
                 "id": r.id,
                 "at": r.at.isoformat(),
                 "actor": r.actor,
-                "action": r.action,
+                "action": r.action.value,
                 "case_id": r.case_id,
                 "file_id": r.file_id,
                 "ok": r.ok,

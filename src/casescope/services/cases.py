@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from casescope.errors import CasescopeError, NotFoundError
 from casescope.model.db import Database
-from casescope.model.enums import FileStatus
+from casescope.model.enums import AuditAction, FileStatus
 from casescope.model.tables import AuditRecord, Case, EvidenceFile
 
 
@@ -33,7 +33,9 @@ def create_case(db: Database, name: str, description: str = "", actor: str = "cl
             session.add(case)
             session.flush()
             session.add(
-                AuditRecord(actor=actor, action="case.create", case_id=case.id, detail=name)
+                AuditRecord(
+                    actor=actor, action=AuditAction.CASE_CREATE, case_id=case.id, detail=name
+                )
             )
             return case
     except IntegrityError:

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from casescope.detect.exclusions import ANY, Exclusion, ExclusionError, ExclusionSet, parse_filter
 from casescope.errors import CasescopeError
 from casescope.model.db import Database
-from casescope.model.enums import ExclusionKind
+from casescope.model.enums import AuditAction, ExclusionKind
 from casescope.model.tables import AuditRecord, Detection, Rule
 from casescope.model.tables import Exclusion as ExclusionRow
 from casescope.store.exclusions import reapply
@@ -131,7 +131,9 @@ def add_exclusion(db: Database, case_id: int, request: NewExclusion, actor: str 
         new_id = row.id
         detail = f"{new_id}: {kind.value} {', '.join(uids)} {json.dumps(conditions)}"
         session.add(
-            AuditRecord(actor=actor, action="exclusion.add", case_id=case_id, detail=detail)
+            AuditRecord(
+                actor=actor, action=AuditAction.EXCLUSION_ADD, case_id=case_id, detail=detail
+            )
         )
     reapply(db, case_id, uids)
     return new_id
@@ -154,7 +156,7 @@ def remove_exclusion(db: Database, case_id: int, exclusion_id: int, actor: str =
         session.add(
             AuditRecord(
                 actor=actor,
-                action="exclusion.remove",
+                action=AuditAction.EXCLUSION_REMOVE,
                 case_id=case_id,
                 detail=f"{exclusion_id}: {row.kind} {', '.join(uids)}",
             )
@@ -199,6 +201,8 @@ def apply_all(db: Database, case_id: int, actor: str = "cli") -> int:
     hidden = reapply(db, case_id, [ANY])
     with db.session() as session:
         session.add(
-            AuditRecord(actor=actor, action="exclusion.apply", case_id=case_id, events=hidden)
+            AuditRecord(
+                actor=actor, action=AuditAction.EXCLUSION_APPLY, case_id=case_id, events=hidden
+            )
         )
     return hidden

@@ -37,7 +37,7 @@ from casescope.hunt import (
 )
 from casescope.jobs.case_iocs import enabled_iocs
 from casescope.model.db import Database, in_chunks
-from casescope.model.enums import FileStatus, Operation
+from casescope.model.enums import AuditAction, FileStatus, Operation
 from casescope.model.tables import AuditRecord, EvidenceFile, IocHit
 from casescope.model.tables import Ioc as IocRow
 from casescope.services.ioc_index import hunt_new_iocs
@@ -239,7 +239,7 @@ def _store(
             session.add(row)
             session.flush()
             change.added.append(row.id)
-        _audit(session, actor, "ioc.add", case_id, len(change.added), f"source={source}")
+        _audit(session, actor, AuditAction.IOC_ADD, case_id, len(change.added), f"source={source}")
     if change.added:
         _hunt_new(db, settings, case_id, change, origin)
     return change
@@ -288,7 +288,7 @@ def set_enabled(
             session.execute(update(IocRow).where(IocRow.id.in_(chunk)).values(enabled=enabled))
             if not enabled:
                 session.execute(delete(IocHit).where(IocHit.ioc_id.in_(chunk)))
-        action = "ioc.enable" if enabled else "ioc.disable"
+        action = AuditAction.IOC_ENABLE if enabled else AuditAction.IOC_DISABLE
         _audit(session, actor, action, case_id, len(changed), _ids_detail(changed))
     change.changed = changed
     change.added = changed if enabled else []
@@ -310,7 +310,7 @@ def remove_iocs(db: Database, case_id: int, ioc_ids: Sequence[int], *, actor: st
         for chunk in in_chunks(wanted):
             hits += session.execute(delete(IocHit).where(IocHit.ioc_id.in_(chunk))).rowcount or 0
             session.execute(delete(IocRow).where(IocRow.id.in_(chunk)))
-        _audit(session, actor, "ioc.remove", case_id, len(wanted), _ids_detail(wanted))
+        _audit(session, actor, AuditAction.IOC_REMOVE, case_id, len(wanted), _ids_detail(wanted))
     return hits
 
 
@@ -349,7 +349,7 @@ def _ids_detail(ids: Iterable[int]) -> str:
 
 
 def _audit(
-    session: Session, actor: str, action: str, case_id: int, count: int, detail: str
+    session: Session, actor: str, action: AuditAction, case_id: int, count: int, detail: str
 ) -> None:
     session.add(
         AuditRecord(actor=actor, action=action, case_id=case_id, events=count, detail=detail)
@@ -375,7 +375,7 @@ def _hunt_new(
     change.index_hits = hunt.hits
     with db.session() as session:
         detail = f"{_ids_detail(added)[:900]} files={hunt.files}"
-        _audit(session, origin.actor, "ioc.index_hunt", case_id, hunt.hits, detail)
+        _audit(session, origin.actor, AuditAction.IOC_INDEX_HUNT, case_id, hunt.hits, detail)
     if hunt.not_indexed:
         _queue_rehunt(db, settings, case_id, change, origin.actor, hunt.not_indexed)
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from casescope.errors import CasescopeError, NotFoundError
 from casescope.model.db import Database
-from casescope.model.enums import FileStatus, JobState, OperationKind, OperationState
+from casescope.model.enums import AuditAction, FileStatus, JobState, OperationKind, OperationState
 from casescope.model.operations import BulkOperation
 from casescope.model.tables import AuditRecord, EvidenceFile, Job, utcnow
 from casescope.workqueue import operation_jobs
@@ -272,12 +272,12 @@ def list_operations(
     return [get_progress(db, operation_id) for operation_id in ids]
 
 
-def _audit(session: Session, op: BulkOperation, actor: str, action: str, detail: str) -> None:
-    session.add(
-        AuditRecord(
-            actor=actor, action=f"operation.{action}", case_id=op.case_id, detail=detail[:2000]
-        )
-    )
+def _audit(
+    session: Session, op: BulkOperation, actor: str, action: AuditAction, detail: str
+) -> None:
+    """An audit row of `op`, its detail led by the operation's id."""
+    detail = f"operation {op.id}: {detail}"[:2000]
+    session.add(AuditRecord(actor=actor, action=action, case_id=op.case_id, detail=detail))
 
 
 @contextmanager
@@ -306,7 +306,7 @@ def pause(db: Database, operation_id: int, actor: str, case_id: int | None = Non
         paused = operation_jobs.pause_jobs(session, op.id)
         if op.state is not OperationState.PAUSED:
             _touch(op, OperationState.PAUSED)
-        _audit(session, op, actor, "pause", f"operation {op.id}: {paused} jobs paused")
+        _audit(session, op, actor, AuditAction.OPERATION_PAUSE, f"{paused} jobs paused")
         return paused
 
 
@@ -317,7 +317,7 @@ def resume(db: Database, operation_id: int, actor: str, case_id: int | None = No
         resumed = operation_jobs.resume_jobs(session, op.id)
         if op.state is not OperationState.RUNNING:
             _touch(op, OperationState.RUNNING)
-        _audit(session, op, actor, "resume", f"operation {op.id}: {resumed} jobs resumed")
+        _audit(session, op, actor, AuditAction.OPERATION_RESUME, f"{resumed} jobs resumed")
         return resumed
 
 
@@ -329,7 +329,8 @@ def cancel(db: Database, operation_id: int, actor: str, case_id: int | None = No
             session, op.id, f"operation {op.id} cancelled by {actor}"
         )
         _touch(op, OperationState.CANCELLED)
-        _audit(session, op, actor, "cancel", f"operation {op.id}: {len(files)} files cancelled")
+        cancelled = f"{len(files)} files cancelled"
+        _audit(session, op, actor, AuditAction.OPERATION_CANCEL, cancelled)
         _complete_if_done(session, op)
         return len(files)
 

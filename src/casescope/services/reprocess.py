@@ -14,7 +14,7 @@ from sqlalchemy import select
 from casescope.config import Settings
 from casescope.errors import CasescopeError, NotFoundError
 from casescope.model.db import Database
-from casescope.model.enums import FileStatus, FileType, Operation, OperationKind
+from casescope.model.enums import AuditAction, FileStatus, FileType, Operation, OperationKind
 from casescope.model.tables import AuditRecord, EvidenceFile
 from casescope.parse.fieldmap import check_field_map
 from casescope.services import operations
@@ -125,7 +125,7 @@ def _queue(
         session.add(
             AuditRecord(
                 actor=actor,
-                action=f"queue.{operation.value}",
+                action=AuditAction.queued(operation),
                 case_id=case_id,
                 events=len(queued),
                 detail=f"{len(queued)} files (operation {operation_id})",

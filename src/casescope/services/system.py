@@ -12,6 +12,7 @@ import os
 import shutil
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import psutil
@@ -30,14 +31,20 @@ from casescope.workqueue import queue
 logger = logging.getLogger(__name__)
 
 MEMORY_WARN_FRACTION = 0.8
-ERROR = "error"
+
+
+class ComponentStatus(StrEnum):
+    """Whether a part of the system (the metadata DB, the event index) answered."""
+
+    OK = "ok"
+    ERROR = "error"
 
 
 @dataclass
 class SystemReport:
     ok: bool = True
-    db: str = "ok"
-    store: str = "ok"
+    db: ComponentStatus = ComponentStatus.OK
+    store: ComponentStatus = ComponentStatus.OK
     events_indexed: int = 0
     workers: list[WorkerInfo] = field(default_factory=list)
     queue: dict[str, int] = field(default_factory=dict)
@@ -70,13 +77,13 @@ def collect_system(
             report.queue = {s.value: n for s, n in queue.queue_depth(session).items()}
     except SQLAlchemyError as exc:  # health must report, not raise
         logger.warning("health: the metadata DB did not answer: %s", exc)
-        report.ok, report.db = False, ERROR
+        report.ok, report.db = False, ComponentStatus.ERROR
     if count_events is not None:
         try:
             report.events_indexed = count_events()
         except (RuntimeError, OSError) as exc:  # chDB errors are RuntimeErrors
             logger.warning("health: the event index did not answer: %s", exc)
-            report.ok, report.store = False, ERROR
+            report.ok, report.store = False, ComponentStatus.ERROR
     report.workers = live_workers(db, stale_after=settings.heartbeat_seconds * 3)
     if not report.workers:
         report.pool_failure = pool_failure_since_work(db)

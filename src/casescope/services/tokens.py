@@ -18,6 +18,7 @@ from sqlalchemy import or_, select, update
 
 from casescope.errors import CasescopeError, NotFoundError
 from casescope.model.db import Database
+from casescope.model.enums import AuditAction
 from casescope.model.tables import AuditRecord
 from casescope.model.users import ApiToken, TokenScope, User
 from casescope.services.auth import keyed_hash
@@ -100,7 +101,7 @@ def create_token(
         session.add(row)
         session.flush()
         detail = f"{row.id} {new.scope.value} {days:g}d {row.name}"
-        session.add(AuditRecord(actor=actor[:100], action="token.create", detail=detail))
+        session.add(AuditRecord(actor=actor[:100], action=AuditAction.TOKEN_CREATE, detail=detail))
         info = _info(row, username)
     return value, info
 
@@ -170,4 +171,6 @@ def revoke_token(db: Database, token_id: int, user_id: int | None, actor: str) -
             query = query.where(ApiToken.user_id == user_id)
         if session.execute(query.values(revoked=True)).rowcount == 0:
             raise NotFoundError(f"no token {token_id}")
-        session.add(AuditRecord(actor=actor[:100], action="token.revoke", detail=str(token_id)))
+        session.add(
+            AuditRecord(actor=actor[:100], action=AuditAction.TOKEN_REVOKE, detail=str(token_id))
+        )

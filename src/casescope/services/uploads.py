@@ -28,7 +28,7 @@ from casescope.errors import EvidenceError
 from casescope.evidence.intake import IntakeReport
 from casescope.evidence.isolated import ingest_isolated
 from casescope.model.db import Database
-from casescope.model.enums import OperationKind
+from casescope.model.enums import AuditAction, OperationKind
 from casescope.model.tables import AuditRecord, Case, EvidenceFile
 from casescope.services.operations import intake_operation
 
@@ -113,7 +113,7 @@ def ingest_upload_folder(
         session.add(
             AuditRecord(
                 actor=actor,
-                action="upload",
+                action=AuditAction.INTAKE_UPLOAD,
                 case_id=case.id,
                 detail=f"{len(result.names)} uploads: {', '.join(result.names)[:1500]}",
             )
@@ -144,6 +144,11 @@ def import_folder(
         report = ingest_isolated(settings, case.id, [folder], operation_id)
     with db.session() as session:
         session.add(
-            AuditRecord(actor=actor, action="import_folder", case_id=case.id, detail=str(folder))
+            AuditRecord(
+                actor=actor,
+                action=AuditAction.INTAKE_IMPORT_FOLDER,
+                case_id=case.id,
+                detail=str(folder),
+            )
         )
     return report

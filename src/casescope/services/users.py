@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from casescope.errors import CasescopeError, NotFoundError
 from casescope.model.db import Database
+from casescope.model.enums import AuditAction
 from casescope.model.tables import AuditRecord, Case
 from casescope.model.users import CaseAccess, Role, User
 
@@ -153,7 +154,9 @@ def create_user(
             session.add(user)
             session.flush()
             session.add(
-                AuditRecord(actor=actor, action="user.create", detail=f"{username} ({role})")
+                AuditRecord(
+                    actor=actor, action=AuditAction.USER_CREATE, detail=f"{username} ({role})"
+                )
             )
             return user_info(user)
     except IntegrityError:
@@ -208,7 +211,9 @@ def grant_case(db: Database, username: str, case_id: int, actor: str = "cli") ->
         if exists is None:
             session.add(CaseAccess(user_id=user.id, case_id=case_id))
             session.add(
-                AuditRecord(actor=actor, action="case.grant", case_id=case_id, detail=username)
+                AuditRecord(
+                    actor=actor, action=AuditAction.CASE_GRANT, case_id=case_id, detail=username
+                )
             )
 
 
@@ -221,7 +226,9 @@ def revoke_case(db: Database, username: str, case_id: int, actor: str = "cli") -
             delete(CaseAccess).where(CaseAccess.user_id == user_id, CaseAccess.case_id == case_id)
         )
         session.add(
-            AuditRecord(actor=actor, action="case.revoke", case_id=case_id, detail=username)
+            AuditRecord(
+                actor=actor, action=AuditAction.CASE_REVOKE, case_id=case_id, detail=username
+            )
         )
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from casescope.errors import CasescopeError
 from casescope.model.db import Database
+from casescope.model.enums import AuditAction
 from casescope.model.tables import AuditRecord, SigmaPlaceholder, utcnow
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,6 @@ def store_values(db: Database, name: str, values: Sequence[str] | None, actor: s
             row.values, row.updated_by, row.updated_at = text, actor, utcnow()
             session.add(row)
             detail = f"%{name}% = {len(values)} values"
-        session.add(AuditRecord(actor=actor, action="rules.placeholders", detail=detail))
+        session.add(AuditRecord(actor=actor, action=AuditAction.RULES_PLACEHOLDERS, detail=detail))
     logger.info("placeholder %s changed by %s", name, actor)
     return True

@@ -38,6 +38,7 @@ from casescope.detect.ruleset_config import (
 )
 from casescope.errors import CasescopeError
 from casescope.model.db import Database
+from casescope.model.enums import AuditAction
 from casescope.model.tables import AuditRecord, Rule, RuleSetManifest
 from casescope.store.placeholders import placeholder_values
 
@@ -168,7 +169,7 @@ def import_rules(
         rows = _Rows(session, name, read_defaults(source))
         rows.write(load, failures)
         detail = f"{name}: {len(load.rules)} rules, {rows.off} off by the set's defaults"
-        session.add(AuditRecord(actor=actor, action="rules.import", detail=detail))
+        session.add(AuditRecord(actor=actor, action=AuditAction.RULES_IMPORT, detail=detail))
     activate(db, settings, fresh=(name, compiled))
     warned = sum(1 for r in load.rules if r.warnings) + sum(
         1 for c in load.correlations if c.warnings
@@ -349,10 +350,8 @@ def set_enabled(
         query = query.where(Rule.path.like(_glob_to_like(selector.path_glob), escape="\\"))
     with db.session() as session:
         changed = session.execute(query.where(Rule.enabled != enabled)).rowcount or 0
-        verb = "enable" if enabled else "disable"
-        session.add(
-            AuditRecord(actor=actor, action=f"rules.{verb}", events=changed, detail=repr(selector))
-        )
+        action = AuditAction.RULES_ENABLE if enabled else AuditAction.RULES_DISABLE
+        session.add(AuditRecord(actor=actor, action=action, events=changed, detail=repr(selector)))
     activate(db, settings)
     return changed
 

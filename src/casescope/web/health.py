@@ -19,7 +19,13 @@ from dataclasses import dataclass
 import anyio
 from sqlalchemy.exc import SQLAlchemyError
 
-from casescope.services.system import SystemReport, collect_system, home_usage, prometheus_text
+from casescope.services.system import (
+    ComponentStatus,
+    SystemReport,
+    collect_system,
+    home_usage,
+    prometheus_text,
+)
 from casescope.web.state import WebState
 
 logger = logging.getLogger(__name__)
@@ -103,7 +109,7 @@ class HealthMonitor:
         started = time.monotonic()
         state = self._state
         report = collect_system(state.db, state.settings, self._count_events, self._home_usage)
-        indexed = report.events_indexed if report.store == "ok" else None
+        indexed = report.events_indexed if report.store is ComponentStatus.OK else None
         try:
             metrics = prometheus_text(state.db, indexed)
         except SQLAlchemyError as exc:  # the report says so (db: error); keep the last text

@@ -7,6 +7,7 @@ iocs.py); every form posts with the session's CSRF token.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated
 from urllib.parse import parse_qs, urlencode
 
@@ -18,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from casescope.detect.levels import SigmaLevel
 from casescope.errors import CasescopeError, IndexMemoryError, QueryTimeoutError
 from casescope.hunt.ioc import IocType
+from casescope.model.enums import AuditAction
 from casescope.model.users import EventMark
 from casescope.services import event_search as es
 from casescope.services import saved_searches as ss
@@ -32,6 +34,7 @@ from casescope.web.api.params import SearchForm
 from casescope.web.api.saved_searches import SearchParams, owner_of, save
 from casescope.web.api.search import (
     Direction,
+    Order,
     View,
     ViewDep,
     run_search,
@@ -173,9 +176,10 @@ def _sort_links(base: dict, view: View) -> list[dict]:
     """Column headers: click to sort by it, again to flip the direction."""
     links = []
     for label, key in SORT_HEADERS:
-        flip = view.sort is key and view.order.value == "asc"
-        params = {**base, "sort": key.value, "order": "desc" if flip else "asc"}
-        mark = (" ▲" if view.order.value == "asc" else " ▼") if view.sort is key else ""
+        ascending = view.order is Order.ASC
+        flip = view.sort is key and ascending
+        params = {**base, "sort": key.value, "order": (Order.DESC if flip else Order.ASC).value}
+        mark = (" ▲" if ascending else " ▼") if view.sort is key else ""
         links.append({"label": label + mark, "qs": _qs(params)})
     return links
 
@@ -252,7 +256,7 @@ def mark_page(
         set_mark(state.db, scope.case_id, (file_id, seq), kind, label, scope.principal.name)
     except CasescopeError as exc:
         raise HTTPException(400, str(exc)) from None
-    audit(state, scope.principal, f"event.{kind.value}", scope.case_id, f"{file_id}:{seq}")
+    audit(state, scope.principal, kind.audit_action(True), scope.case_id, f"{file_id}:{seq}")
     return RedirectResponse(f"/cases/{scope.case_id}/events/{file_id}/{seq}", status_code=303)
 
 
@@ -316,9 +320,17 @@ async def import_iocs_page(
     type: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     text = await ioc_api.read_upload(file)
-    audit(state, scope.principal, "ioc.import", scope.case_id, file.filename or "")
+    audit(state, scope.principal, AuditAction.IOC_IMPORT, scope.case_id, file.filename or "")
     result = await run_in_threadpool(ioc_api.import_text, state, scope, text, _type(type))
     return _back(scope.case_id, result)
+
+
+class IocAction(StrEnum):
+    """The buttons of the IOC page's selection form (iocs.html)."""
+
+    ENABLE = "enable"
+    DISABLE = "disable"
+    REMOVE = "remove"
 
 
 @router.post("/cases/{case_id}/iocs/action")
@@ -328,11 +340,13 @@ async def ioc_action_page(request: Request, scope: CaseWrite, state: State) -> R
     ids = parse_ids(form.getlist("ioc_ids"))
     if not ids:
         raise HTTPException(400, "select IOCs first")
-    action = str(form.get("action", ""))
-    if action in ("enable", "disable"):
-        result = await run_in_threadpool(ioc_api.set_enabled, state, scope, ids, action == "enable")
-    elif action == "remove":
+    try:
+        action = IocAction(str(form.get("action", "")))
+    except ValueError:
+        raise HTTPException(400, "unknown action") from None
+    if action is IocAction.REMOVE:
         result = await run_in_threadpool(ioc_api.remove, state, scope, ids)
     else:
-        raise HTTPException(400, "unknown action")
+        enable = action is IocAction.ENABLE
+        result = await run_in_threadpool(ioc_api.set_enabled, state, scope, ids, enable)
     return _back(scope.case_id, result)

@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
+from casescope.model.enums import AuditAction
 from casescope.model.tables import AuditRecord, Case
 from casescope.model.users import Role, TokenScope
 from casescope.services.auth import find_session, same_secret
@@ -243,7 +244,11 @@ CaseUpload = Annotated[CaseScope, Depends(case_uploader)]
 
 
 def audit(
-    state: WebState, principal: Principal, action: str, case_id: int | None = None, detail: str = ""
+    state: WebState,
+    principal: Principal,
+    action: AuditAction,
+    case_id: int | None = None,
+    detail: str = "",
 ) -> None:
     """Record a state-changing action or an export in the audit log."""
     with state.db.session() as session:

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from casescope.model.db import Database
+from casescope.model.enums import AuditAction
 from casescope.model.tables import AuditRecord, EvidenceFile
 from tests.e2e.conftest import cli
 
@@ -72,6 +73,6 @@ def refusals(db: Database) -> list[str]:
     with db.session() as session:
         return list(
             session.scalars(
-                select(AuditRecord.detail).where(AuditRecord.action == "intake_refused")
+                select(AuditRecord.detail).where(AuditRecord.action == AuditAction.INTAKE_REFUSED)
             )
         )

@@ -10,7 +10,7 @@ from casescope.config import Settings
 from casescope.hunt import compile_iocs
 from casescope.jobs.case_iocs import enabled_iocs
 from casescope.model.db import Database
-from casescope.model.enums import FileType, Operation
+from casescope.model.enums import AuditAction, FileType, Operation
 from casescope.model.tables import AuditRecord, Case, EvidenceFile, IocHit, Job, Segment
 from casescope.parse import ParseReport, iter_batches
 from casescope.services.iocs import add_iocs, rehunt
@@ -97,8 +97,10 @@ def test_ioc_added_after_ingest_is_hunted_without_reparsing(
         actions = session.scalars(select(AuditRecord.action)).all()
         statuses = session.scalars(select(EvidenceFile.status)).all()
     assert _segments(db) == segments  # not rewritten
-    assert actions.count("indexing") == 2  # parsed once, at ingest
-    assert actions.count("ioc") == 4 and "queue.ioc_only" in actions  # ingest + re-hunt
+    assert actions.count(AuditAction.STEP_INDEXING) == 2  # parsed once, at ingest
+    assert (
+        actions.count(AuditAction.STEP_IOC) == 4 and AuditAction.QUEUE_IOC_ONLY in actions
+    )  # ingest + re-hunt
     assert set(statuses) == {"completed"}
 
     rehunt(db, settings, case.id)  # again: hits replaced, not doubled

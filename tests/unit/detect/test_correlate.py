@@ -7,10 +7,16 @@ from datetime import UTC, datetime, timedelta
 import polars as pl
 import pyarrow as pa
 import pytest
+from sigma.correlations import SigmaCorrelationConditionOperator, SigmaCorrelationType
 
 from casescope.detect import RuleLoad, compile_rules, load_document
 from casescope.detect.correlate import correlate
-from casescope.detect.correlations import detection_frame, needed_fields
+from casescope.detect.correlations import (
+    CorrelationOp,
+    CorrelationType,
+    detection_frame,
+    needed_fields,
+)
 from tests.unit.detect.support import make_batch, rule_text
 
 FAIL = (
@@ -111,3 +117,11 @@ def test_unsupported_correlations_are_failures() -> None:
     ruleset = compile_rules(load)
     assert ruleset.correlations == []
     assert any("correlation" in f.reason for f in ruleset.failures)
+
+
+def test_types_and_operators_are_pysigmas_names() -> None:
+    """`CorrelationType(name)` reads pySigma's type names: each one casescope evaluates is
+    one of them, and every condition operator pySigma parses has its `CorrelationOp`."""
+    assert set(CorrelationType) <= {t.name.lower() for t in SigmaCorrelationType}
+    operators = {o.name.lower() for o in SigmaCorrelationConditionOperator}
+    assert operators == set(CorrelationOp)

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 import pytest
 
 from casescope.detect import CompiledRuleSet
-from casescope.detect.atoms import Kind
+from casescope.detect.atoms import FieldRefOp, Kind
 from casescope.detect.values import (
     ascii_twin,
     bools,
@@ -95,8 +95,10 @@ def test_unsafe_patterns_have_no_twin() -> None:
     assert ascii_twin(r"(?i)cmd\.exe$") is not None
 
 
-@pytest.mark.parametrize("op", ["eq", "prefix", "suffix", "contains"])
-def test_fieldref_small_and_polars_paths_agree(op: str, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("op", list(FieldRefOp))
+def test_fieldref_small_and_polars_paths_agree(
+    op: FieldRefOp, monkeypatch: pytest.MonkeyPatch
+) -> None:
     left = ["abc", "abc", "abc", "", "x", None, "abc"]
     right = ["abc", "ab", "bc", "", "", "x", None]
     small = fieldref_mask(op, left, right)

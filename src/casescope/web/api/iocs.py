@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from casescope.errors import CasescopeError
 from casescope.hunt.ioc import IocType
+from casescope.model.enums import AuditAction
 from casescope.services import ioc_hits, iocs
 from casescope.store.index import EventIndex
 from casescope.web.api.models import IsoTime
@@ -203,7 +204,7 @@ async def import_case_iocs(
 ) -> IocChangeOut:
     """Import a CSV (`type,value[,note]`) or a plain list; bad lines come back in `errors`."""
     text = await read_upload(file)
-    audit(state, scope.principal, "ioc.import", scope.case_id, file.filename or "")
+    audit(state, scope.principal, AuditAction.IOC_IMPORT, scope.case_id, file.filename or "")
     change = await run_in_threadpool(import_text, state, scope, text, type)
     return IocChangeOut.model_validate(change)
 

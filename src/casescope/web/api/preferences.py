@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
 from casescope.errors import CasescopeError
+from casescope.model.enums import AuditAction
 from casescope.services.users import set_timezone, time_zones
 from casescope.web.security import Caller, Principal, State, audit
 from casescope.web.state import WebState
@@ -29,7 +30,7 @@ def change_timezone(state: WebState, principal: Principal, name: str) -> str:
         set_timezone(state.db, principal.user.id, name)
     except CasescopeError as exc:
         raise HTTPException(400, str(exc)) from None
-    audit(state, principal, "user.timezone", None, name)
+    audit(state, principal, AuditAction.USER_TIMEZONE, None, name)
     return name
 
 

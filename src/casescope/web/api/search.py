@@ -15,6 +15,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from casescope.errors import CasescopeError, IndexMemoryError, QueryTimeoutError
+from casescope.model.enums import AuditAction
 from casescope.model.users import EventMark
 from casescope.services import event_search as es
 from casescope.services.ioc_hits import HitFilter, hit_summary
@@ -235,7 +236,7 @@ def add_mark(
         )
     except CasescopeError as exc:
         raise HTTPException(400, str(exc)) from None
-    audit(state, scope.principal, f"event.{body.kind.value}", scope.case_id, f"{file_id}:{seq}")
+    audit(state, scope.principal, body.kind.audit_action(True), scope.case_id, f"{file_id}:{seq}")
     return OkOut()
 
 
@@ -244,7 +245,7 @@ def remove_mark(
     body: MarkBody, scope: CaseWrite, state: State, file_id: PathId, seq: PathSeq
 ) -> OkOut:
     clear_mark(state.db, scope.case_id, (file_id, seq), body.kind, body.label)
-    audit(state, scope.principal, f"event.un{body.kind.value}", scope.case_id, f"{file_id}:{seq}")
+    audit(state, scope.principal, body.kind.audit_action(False), scope.case_id, f"{file_id}:{seq}")
     return OkOut()
 
 
@@ -265,7 +266,7 @@ def export_response(
     audit(
         state,
         scope.principal,
-        "export",
+        AuditAction.EVENT_EXPORT,
         scope.case_id,
         orjson.dumps({"format": fmt.value, **form.as_params()}).decode(),
     )

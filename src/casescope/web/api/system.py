@@ -16,6 +16,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from casescope.errors import CasescopeError
+from casescope.model.enums import AuditAction
 from casescope.model.users import Role
 from casescope.services.audit import audit_rows
 from casescope.services.system import memory_warning, scoped_report
@@ -109,7 +111,7 @@ class AuditRowOut(BaseModel):
     id: int
     at: IsoTime
     actor: str = Field(description="`web:<user>`, `cli`, `worker:<id>`, `system`, ...")
-    action: str
+    action: AuditAction
     case_id: int | None
     file_id: int | None
     ok: bool
@@ -207,5 +209,11 @@ def audit_log(
     case_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     action: str | None = None,
 ) -> list[AuditRowOut]:
-    """The newest audit rows, of one case and one action (e.g. `intake_refused`) if given."""
-    return [AuditRowOut(**row) for row in audit_rows(state.db, limit, case_id, action)]
+    """The newest audit rows, of one case and one action (`noun.verb`, e.g. `intake.refused`)
+    if given; the older names (`intake_refused`, `indexing`, `export`...) are deprecated but
+    still taken, and an unknown one is a 400 that lists the actions."""
+    try:
+        wanted = AuditAction.parse(action) if action is not None else None
+    except CasescopeError as exc:
+        raise HTTPException(400, str(exc)) from None
+    return [AuditRowOut(**row) for row in audit_rows(state.db, limit, case_id, wanted)]
