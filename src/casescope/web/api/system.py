@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from casescope.jobs.registry import WorkerInfo
 from casescope.model.users import Role
 from casescope.services.audit import audit_rows
 from casescope.services.system import memory_warning, scoped_report
@@ -62,16 +63,6 @@ class HealthOut(BaseModel):
     age_seconds: float | None = Field(default=None, description="Age of the figures.")
 
 
-class WorkerOut(BaseModel):
-    id: str
-    pid: int
-    host: str
-    rss_mb: float
-    tasks_done: int
-    current_file_id: int | None
-    seconds_since_heartbeat: float
-
-
 class CaseWorkerOut(BaseModel):
     """A worker as users other than admins see it: which file of their cases it is on."""
 
@@ -89,7 +80,7 @@ class SystemOut(BaseModel):
     db: str = Field(description="`ok` or `error`.")
     store: str = Field(description="The event index: `ok` or `error`.")
     events_indexed: int
-    workers: list[WorkerOut | CaseWorkerOut] = Field(
+    workers: list[WorkerInfo | CaseWorkerOut] = Field(
         description="Admins: every live worker; others: the workers on their cases' files."
     )
     queue: dict[str, int] = Field(description="Jobs per state (others: of their cases).")
