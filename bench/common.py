@@ -211,3 +211,9 @@ def percentiles(values: Sequence[float]) -> str:
     ordered = sorted(values)
     q = statistics.quantiles(ordered, n=100) if len(ordered) > 1 else ordered * 99
     return f"p50 {q[49]:.1f}  p95 {q[94]:.1f}  p99 {q[98]:.1f}"
+
+
+def p95(values: Sequence[float]) -> float:
+    """The 95th percentile as the nearest rank (the value 95% of the samples do not pass)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]

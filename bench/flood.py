@@ -25,7 +25,6 @@ import json
 import multiprocessing
 import os
 import secrets
-import subprocess
 import sys
 import tempfile
 import threading
@@ -40,8 +39,17 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 # bench/ must not be on sys.path: bench/sigma.py would shadow pySigma's `sigma` namespace package
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"] + [str(ROOT)]
-from bench.common import ATTACK_SAMPLES, RssSampler, percentiles
-from bench.search import PASSWORD, USER, Api, api_token, casescope, free_port, queries
+from bench.common import ATTACK_SAMPLES, RssSampler, p95, percentiles
+from bench.search import (
+    PASSWORD,
+    USER,
+    Api,
+    api_token,
+    casescope,
+    free_port,
+    queries,
+    start_server,
+)
 
 CASE = "bench-flood"
 HOST = "127.0.0.1"
@@ -59,27 +67,6 @@ def build_home(home: Path) -> None:
     casescope(home, "user", "create", USER, "--admin", "--password", PASSWORD)
     marker.write_text(json.dumps({"ingest_s": round(time.perf_counter() - started, 1)}))
     print(f"ingested the attack samples in {time.perf_counter() - started:.0f} s")
-
-
-def start_server(home: Path, port: int, metrics_allow: str | None) -> psutil.Popen:
-    env = {
-        **os.environ,
-        "CASESCOPE_HOME": str(home),
-        "CASESCOPE_SECRET_KEY": secrets.token_urlsafe(48),
-    }
-    if metrics_allow is not None:
-        env["CASESCOPE_METRICS_ALLOW"] = metrics_allow
-    cmd = [sys.executable, "-m", "casescope", "serve", "--host", HOST, "--port", str(port)]
-    proc = psutil.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        try:
-            if Api(port).call("GET", "/health")[0] in (200, 503):
-                return proc
-        except OSError:
-            time.sleep(0.5)
-    proc.terminate()
-    raise SystemExit("casescope serve did not come up in 300 s")
 
 
 def wait_searchable(api: Api) -> int:
@@ -158,11 +145,6 @@ def rss_mb(proc: psutil.Process) -> float:
     return proc.memory_info().rss / 2**20
 
 
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--home", type=Path, help="casescope home to build in or reuse")
@@ -178,7 +160,8 @@ def main() -> None:
     print(f"home {home}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     build_home(home)
     port = free_port()
-    server = start_server(home, port, args.metrics_allow)
+    allow = {} if args.metrics_allow is None else {"CASESCOPE_METRICS_ALLOW": args.metrics_allow}
+    server = start_server(home, port, allow)
     try:
         run(args, port, server)
     finally:

@@ -9,21 +9,26 @@ the browser only reads. Screenshots go to `$CASESCOPE_ARTIFACTS` (or the test's 
 from __future__ import annotations
 
 import json
-import os
-import secrets
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from textwrap import dedent
 
-import httpx2
 import pytest
 
-from tests.browser.test_flow import CHROMIUM, PASSWORD, _free_port
+from tests.browser.support import (
+    NEEDS_BROWSER,
+    artifacts_dir,
+    chromium_page,
+    cli,
+    create_admin,
+    log_in,
+    serve,
+    serve_env,
+)
+
+pytestmark = NEEDS_BROWSER
 
 SAMPLES = (
     "AutomatedTestingTools/PanacheSysmon_vs_AtomicRedTeam01.evtx",
@@ -55,86 +60,42 @@ class Served:
     shots: Path
 
 
-def _prepare(env: dict[str, str], home: Path, sigma_dir: Path, attack_samples: Path) -> None:
-    cli = [sys.executable, "-m", "casescope"]
-    rules = home.parent / "rules"
+def _prepare(env: dict[str, str], root: Path, sigma_dir: Path, attack_samples: Path) -> None:
+    rules = root / "rules"
     windows = sigma_dir / "rules" / "windows"
     shutil.copytree(windows / "process_creation", rules / "process_creation")
     shutil.copytree(windows / "builtin" / "security", rules / "security")
     (rules / "hostile.yml").write_text(dedent(HOSTILE_RULE))
-    hostile = home.parent / "hostile.ndjson"
+    hostile = root / "hostile.ndjson"
     hostile.write_text(json.dumps(HOSTILE_EVENT) + "\n")
     files = [str(attack_samples / s) for s in SAMPLES] + [str(hostile)]
-    for args in (
-        ["user", "create", "admin", "--admin"],
-        ["rules", "import", str(rules), "--name", "sigmahq"],
-        ["ingest", "--case", "workbench", *files],
-    ):
-        subprocess.run(
-            [*cli, *args],
-            input=f"{PASSWORD}\n{PASSWORD}\n",
-            text=True,
-            env=env,
-            check=True,
-            capture_output=True,
-            timeout=600,
-        )
+    create_admin(env)
+    cli(env, "rules", "import", str(rules), "--name", "sigmahq")
+    cli(env, "ingest", "--case", "workbench", *files, timeout=600)
 
 
 @pytest.fixture(scope="module")
 def served(
     tmp_path_factory: pytest.TempPathFactory, sigma_dir: Path, attack_samples: Path
 ) -> Iterator[Served]:
-    if CHROMIUM is None:
-        pytest.skip("Debian chromium is not installed (run scripts/browser.sh)")
     root = tmp_path_factory.mktemp("workbench")
-    home = root / "home"
-    env = {
-        **os.environ,
-        "CASESCOPE_HOME": str(home),
-        "CASESCOPE_SECRET_KEY": secrets.token_urlsafe(48),
-        "CASESCOPE_WORKERS": "2",
-    }
-    _prepare(env, home, sigma_dir, attack_samples)
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "casescope", "serve", "--port", str(port)], env=env
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx2.get(f"{base}/health").status_code == 200:
-                    break
-            except httpx2.TransportError:
-                time.sleep(0.3)
-        shots = Path(os.environ.get("CASESCOPE_ARTIFACTS") or root / "screenshots")
-        shots.mkdir(parents=True, exist_ok=True)
-        yield Served(base, 1, shots)
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    env = serve_env(root / "home")
+    _prepare(env, root, sigma_dir, attack_samples)
+    with serve(env) as base:
+        yield Served(base, 1, artifacts_dir(root / "screenshots"))
 
 
 @pytest.fixture(scope="module")
 def page(served: Served):  # type: ignore[no-untyped-def]
-    playwright = pytest.importorskip("playwright.sync_api", reason="run scripts/browser.sh")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
-        tab = browser.new_page(viewport={"width": 1366, "height": 768}, accept_downloads=True)
+    with chromium_page(accept_downloads=True) as tab:
         tab.problems = []  # type: ignore[attr-defined]
         tab.on("dialog", lambda d: (tab.problems.append(f"dialog: {d.message}"), d.dismiss()))
         tab.on(
             "console",
             lambda m: tab.problems.append(m.text) if "Content Security Policy" in m.text else None,
         )
-        tab.goto(f"{served.base}/login")
-        tab.fill("input[name=username]", "admin")
-        tab.fill("input[name=password]", PASSWORD)
-        tab.click("button[type=submit]")
+        log_in(tab, served.base)
         yield tab
-        browser.close()
 
 
 def _shot(page, served: Served, name: str, full: bool = False) -> None:  # type: ignore[no-untyped-def]

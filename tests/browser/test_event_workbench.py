@@ -10,21 +10,28 @@ tmp folder).
 
 from __future__ import annotations
 
-import os
 import re
-import secrets
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import httpx2
 import pytest
 
-from tests.browser.test_flow import CHROMIUM, PASSWORD, _free_port
+from tests.browser.support import (
+    NEEDS_BROWSER,
+    api_client,
+    artifacts_dir,
+    chromium_page,
+    cli,
+    create_admin,
+    log_in,
+    serve,
+    serve_env,
+    upload_searchable,
+)
+
+pytestmark = NEEDS_BROWSER
 
 SAMPLES = (
     "Credential Access/babyshark_mimikatz_powershell.evtx",
@@ -37,99 +44,39 @@ RULES = (
     "process_access/proc_access_win_hktl_generic_access.yml",
 )
 MIMIKATZ_PS = "EventID:1 AND Image:*\\powershell.exe AND CommandLine:Powershell"
-VIEWPORT = {"width": 1366, "height": 768}
-
-
-def _cli(env: dict[str, str], *args: str, stdin: str = "") -> None:
-    subprocess.run(
-        [sys.executable, "-m", "casescope", *args],
-        input=stdin,
-        text=True,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-
-
-def _upload(base: str, attack_samples: Path) -> int:
-    """Log in, create the case and upload the samples through the API; the case id."""
-    with httpx2.Client(base_url=base, timeout=120) as client:
-        login = client.post("/api/login", json={"username": "admin", "password": PASSWORD})
-        client.headers["X-CSRF-Token"] = login.json()["csrf_token"]
-        # the session cookie is Secure: httpx keeps it from plain http, a browser on
-        # 127.0.0.1 does not, so it is sent by hand
-        session = login.headers["set-cookie"].split(";", 1)[0]
-        client.headers["Cookie"] = session
-        case_id = client.post("/api/cases", json={"name": "workbench"}).json()["id"]
-        files = [("files", (Path(s).name, (attack_samples / s).read_bytes())) for s in SAMPLES]
-        body = client.post(f"/api/cases/{case_id}/files/upload", files=files).json()
-        deadline = time.monotonic() + 240
-        url = f"/api/cases/{case_id}/progress?first_id={body['first_id']}&last_id={body['last_id']}"
-        while not client.get(url).json()["searchable"]:
-            assert time.monotonic() < deadline, "the samples did not become searchable"
-            time.sleep(0.5)
-    return case_id
 
 
 @pytest.fixture(scope="module")
 def served(
     tmp_path_factory: pytest.TempPathFactory, attack_samples: Path, sigma_dir: Path
 ) -> Iterator[tuple[str, int]]:
-    if CHROMIUM is None:
-        pytest.skip("Debian chromium is not installed (run scripts/browser.sh)")
-    pytest.importorskip("playwright.sync_api", reason="run scripts/browser.sh")
+    """The server's base URL and the case the samples are in."""
     home = tmp_path_factory.mktemp("workbench")
     rules = home / "rules-in"
     rules.mkdir()
     for rule in RULES:
         shutil.copy(sigma_dir / "rules" / "windows" / rule, rules / Path(rule).name)
-    env = {
-        **os.environ,
-        "CASESCOPE_HOME": str(home / "home"),
-        "CASESCOPE_SECRET_KEY": secrets.token_urlsafe(48),
-        "CASESCOPE_WORKERS": "2",
-        "CASESCOPE_HEARTBEAT_SECONDS": "0.5",
-        "CASESCOPE_LEASE_SECONDS": "5",
-    }
-    _cli(env, "user", "create", "admin", "--admin", stdin=f"{PASSWORD}\n{PASSWORD}\n")
-    _cli(env, "rules", "import", str(rules), "--name", "workbench")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "casescope", "serve", "--port", str(port)], env=env
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx2.get(f"{base}/health").status_code == 200:
-                    break
-            except httpx2.TransportError:
-                time.sleep(0.3)
-        yield base, _upload(base, attack_samples)
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    env = serve_env(home / "home")
+    create_admin(env)
+    cli(env, "rules", "import", str(rules), "--name", "workbench")
+    with serve(env) as base:
+        with api_client(base) as http:
+            case_id = http.post("/api/cases", json={"name": "workbench"}).json()["id"]
+            upload_searchable(http, case_id, [attack_samples / s for s in SAMPLES])
+        yield base, case_id
 
 
 @pytest.fixture(scope="module")
 def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    folder = os.environ.get("CASESCOPE_ARTIFACTS")
-    path = Path(folder) if folder else tmp_path_factory.mktemp("screenshots")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return artifacts_dir(tmp_path_factory.mktemp("screenshots"))
 
 
 @pytest.fixture
 def page(served: tuple[str, int]) -> Iterator:  # type: ignore[type-arg]
     """A logged-in page; fails the test on any console error (a CSP violation included)
     or failed request."""
-    from playwright.sync_api import sync_playwright
-
     base, _ = served
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
-        tab = browser.new_page(viewport=VIEWPORT)
+    with chromium_page() as tab:
         errors: list[str] = []
         tab.on(
             "console",
@@ -147,13 +94,9 @@ def page(served: tuple[str, int]) -> Iterator:  # type: ignore[type-arg]
                 else None
             ),
         )
-        tab.goto(f"{base}/login")
-        tab.fill("input[name=username]", "admin")
-        tab.fill("input[name=password]", PASSWORD)
-        tab.click("button[type=submit]")
+        log_in(tab, base)
         yield tab
         assert not errors, errors
-        browser.close()
 
 
 def _scroll_to(page, element_id: str) -> None:  # type: ignore[no-untyped-def]

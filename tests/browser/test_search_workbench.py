@@ -12,24 +12,29 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-import httpx2
 import pytest
 
-from tests.browser.test_flow import CHROMIUM, PASSWORD, _free_port
+from tests.browser.support import (
+    NEEDS_BROWSER,
+    api_client,
+    artifacts_dir,
+    chromium_page,
+    cli,
+    create_admin,
+    log_in,
+    serve,
+    serve_env,
+    upload_searchable,
+)
 from tests.web.conftest import SAMPLES, XSS, xss_ndjson
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium is not installed")
-playwright_api = pytest.importorskip("playwright.sync_api", reason="run scripts/browser.sh")
+pytestmark = NEEDS_BROWSER
 
 MORE_SAMPLES = (
     "Credential Access/babyshark_mimikatz_powershell.evtx",
@@ -37,7 +42,6 @@ MORE_SAMPLES = (
 )
 #: SigmaHQ rules that fire on the samples: UAC bypass (Sysmon_UACME_22), lsass access.
 RULE_GLOBS = ("windows/process_creation/proc_creation_win_uac*.yml", "windows/process_access/*.yml")
-VIEWPORT = {"width": 1366, "height": 768}
 
 
 @dataclass
@@ -49,104 +53,44 @@ class Served:
     docs: Path | None
 
 
-def _cli(env: dict[str, str], *args: str, stdin: str = "") -> None:
-    subprocess.run(
-        [sys.executable, "-m", "casescope", *args],
-        input=stdin,
-        text=True,
-        env=env,
-        check=True,
-        capture_output=True,
-    )
-
-
-def _wait_up(base: str) -> None:
-    for _ in range(200):
-        try:
-            if httpx2.get(f"{base}/health").status_code == 200:
-                return
-        except httpx2.TransportError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError("casescope serve did not come up")
-
-
-def _load_case(base: str, attack_samples: Path, hostile: Path) -> tuple[int, int]:
-    """Log in over HTTP, create a case with the samples (and `hostile`, an NDJSON file of
-    attacker-controlled values) and an empty case; wait for ingest."""
-    with httpx2.Client(base_url=base, timeout=120) as http:
-        login = http.post("/api/login", json={"username": "admin", "password": PASSWORD})
-        http.headers["X-CSRF-Token"] = login.json()["csrf_token"]
-        # the cookie is Secure: httpx keeps it off plain http, so it is sent by hand
-        http.headers["Cookie"] = f"casescope_session={login.cookies['casescope_session']}"
-        case_id = http.post("/api/cases", json={"name": "workbench"}).json()["id"]
-        empty_id = http.post("/api/cases", json={"name": "empty case"}).json()["id"]
-        paths = [*(attack_samples / s for s in (*SAMPLES, *MORE_SAMPLES)), hostile]
-        files = [("files", (p.name, p.read_bytes())) for p in paths]
-        body = http.post(f"/api/cases/{case_id}/files/upload", files=files).json()
-        url = f"/api/cases/{case_id}/progress?first_id={body['first_id']}&last_id={body['last_id']}"
-        for _ in range(600):
-            if http.get(url).json()["searchable"]:
-                return case_id, empty_id
-            time.sleep(0.5)
-    raise AssertionError("the samples did not become searchable")
-
-
 @pytest.fixture(scope="module")
 def served(
     tmp_path_factory: pytest.TempPathFactory, attack_samples: Path, sigma_dir: Path
 ) -> Iterator[Served]:
+    """A case with the samples (and an NDJSON file of attacker-controlled values), and an
+    empty case."""
     root = tmp_path_factory.mktemp("workbench")
-    env = {
-        **os.environ,
-        "CASESCOPE_HOME": str(root / "home"),
-        "CASESCOPE_SECRET_KEY": secrets.token_urlsafe(48),
-        "CASESCOPE_WORKERS": "2",
-        "CASESCOPE_HEARTBEAT_SECONDS": "0.5",
-        "CASESCOPE_LEASE_SECONDS": "5",
-    }
+    env = serve_env(root / "home")
     rules = root / "rules"
     rules.mkdir()
     for pattern in RULE_GLOBS:
         for rule in (sigma_dir / "rules").glob(pattern):
             shutil.copy(rule, rules / rule.name)
-    _cli(env, "rules", "import", str(rules), "--name", "sigmahq")
-    _cli(env, "user", "create", "admin", "--admin", stdin=f"{PASSWORD}\n{PASSWORD}\n")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "casescope", "serve", "--port", str(port)], env=env
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_up(base)
-        case_id, empty_id = _load_case(base, attack_samples, xss_ndjson(root / "xss.ndjson"))
-        shots = Path(os.environ.get("CASESCOPE_ARTIFACTS") or root / "artifacts")
-        shots.mkdir(parents=True, exist_ok=True)
-        docs = (
-            Path(os.environ["CASESCOPE_DOCS_IMG"]) if os.environ.get("CASESCOPE_DOCS_IMG") else None
-        )
-        yield Served(base, case_id, empty_id, shots, docs)
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    cli(env, "rules", "import", str(rules), "--name", "sigmahq")
+    create_admin(env)
+    paths = [
+        *(attack_samples / s for s in (*SAMPLES, *MORE_SAMPLES)),
+        xss_ndjson(root / "xss.ndjson"),
+    ]
+    with serve(env) as base:
+        with api_client(base) as http:
+            case_id = http.post("/api/cases", json={"name": "workbench"}).json()["id"]
+            empty_id = http.post("/api/cases", json={"name": "empty case"}).json()["id"]
+            upload_searchable(http, case_id, paths)
+        docs = os.environ.get("CASESCOPE_DOCS_IMG")
+        shots = artifacts_dir(root / "artifacts")
+        yield Served(base, case_id, empty_id, shots, Path(docs) if docs else None)
 
 
 @pytest.fixture(scope="module")
 def page(served: Served) -> Iterator:  # type: ignore[type-arg]
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
-        tab = browser.new_page(viewport=VIEWPORT)
+    with chromium_page() as tab:
         errors: list[str] = []
         tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         tab.on("pageerror", lambda e: errors.append(str(e)))
-        tab.goto(f"{served.base}/login")
-        tab.fill("input[name=username]", "admin")
-        tab.fill("input[name=password]", PASSWORD)
-        tab.click("button[type=submit]")
-        tab.wait_for_url(f"{served.base}/")
+        log_in(tab, served.base)
         yield tab
         assert not [e for e in errors if "Content Security Policy" in e], errors
-        browser.close()
 
 
 def _shot(served: Served, page, name: str, doc: bool = False) -> None:  # type: ignore[no-untyped-def]

@@ -9,28 +9,33 @@ uploaded, so every detection comes from the real ingest.
 from __future__ import annotations
 
 import re
-import secrets
 import shutil
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from textwrap import dedent
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
-from casescope.config import Settings
 from casescope.detect.attack import TACTICS
 from casescope.model.tables import Detection, Rule
-from casescope.model.users import Role, User
+from casescope.model.users import User
 from casescope.services import detection_timeline
 from casescope.services.detections import DetectionFilter
-from casescope.services.users import create_user, set_timezone
+from casescope.services.users import set_timezone
 from casescope.store.rulesets import import_rules
 from casescope.store.summary import summarise
-from casescope.web.app import create_app
-from tests.web.conftest import BIDI, JS_URL, PASSWORD, XSS, Web, login, wait_searchable
+from tests.web.conftest import (
+    BIDI,
+    JS_URL,
+    XSS,
+    Web,
+    open_web,
+    rule_folder,
+    sample_uploads,
+    uploads,
+)
 
 HOSTILE_UID = "7a1c0000-0000-4000-8000-00000000a55a"
 SAMPLES = (
@@ -73,9 +78,7 @@ def _rules(sigma_dir: Path, folder: Path) -> Path:
     windows = sigma_dir / "rules" / "windows"
     shutil.copytree(windows / "process_creation", folder / "process_creation")
     shutil.copytree(windows / "builtin" / "security", folder / "security")
-    for name, text in HOSTILE_RULES.items():
-        (folder / name).write_text(dedent(text))
-    return folder
+    return rule_folder(folder, HOSTILE_RULES)
 
 
 def _hostile_ndjson(path: Path) -> Path:
@@ -99,35 +102,15 @@ def det(
     tmp_path_factory: pytest.TempPathFactory, attack_samples: Path, sigma_dir: Path
 ) -> Iterator[Web]:
     home = tmp_path_factory.mktemp("dethome")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CASESCOPE_HOME", str(home))
-        mp.setenv("CASESCOPE_SECRET_KEY", secrets.token_urlsafe(48))
-        mp.setenv("CASESCOPE_WORKERS", "2")
-        mp.setenv("CASESCOPE_HEARTBEAT_SECONDS", "0.5")
-        mp.setenv("CASESCOPE_LEASE_SECONDS", "5")
-        mp.setenv("CASESCOPE_ALLOWED_HOSTS", "testserver")
-        settings = Settings()
-        app = create_app(settings)
-        with TestClient(app, base_url="https://testserver") as anonymous:
-            db = app.state.web.db
-            import_rules(db, settings, _rules(sigma_dir, home / "rules"), "sigmahq")
-            for name, role in (
-                ("admin", Role.ADMIN),
-                ("analyst", Role.ANALYST),
-                ("reader", Role.READ_ONLY),
-                ("outsider", Role.ANALYST),
-            ):
-                create_user(db, name, PASSWORD, role)
-            clients = {n: login(app, n) for n in ("admin", "analyst", "reader", "outsider")}
-            analyst = clients["analyst"]
-            case_id = analyst.post("/api/cases", json={"name": "detections case"}).json()["id"]
-            clients["admin"].post(f"/api/users/reader/cases/{case_id}")
-            files = [("files", (Path(s).name, (attack_samples / s).read_bytes())) for s in SAMPLES]
-            hostile = _hostile_ndjson(home / "hostile.ndjson").read_bytes()
-            files.append(("files", ("hostile.ndjson", hostile)))
-            body = analyst.post(f"/api/cases/{case_id}/files/upload", files=files).json()
-            wait_searchable(analyst, case_id, body["first_id"], body["last_id"])
-            yield Web(app, settings, clients, anonymous, case_id)
+    files = sample_uploads(attack_samples, SAMPLES) + uploads(
+        _hostile_ndjson(home / "hostile.ndjson")
+    )
+
+    def prepare(web: Web) -> None:
+        import_rules(web.db, web.settings, _rules(sigma_dir, home / "rules"), "sigmahq")
+
+    with open_web(home, files, case_name="detections case", prepare=prepare) as web:
+        yield web
 
 
 def _api(det: Web, tail: str = "") -> str:
@@ -143,7 +126,7 @@ def _get(client: TestClient, url: str, **params: object) -> dict:
 def _truth(det: Web) -> list[tuple]:
     """Every detection of the case from the DB: (rule uid, level, status, tags, computer,
     ts, file id, seq)."""
-    with det.app.state.web.db.read() as session:
+    with det.db.read() as session:
         return list(
             session.execute(
                 select(
@@ -368,7 +351,7 @@ def test_streamed_timeline_in_small_chunks_is_the_paged_one(det: Web) -> None:
 
 
 def test_detections_stored_without_their_host_get_it_from_the_index(det: Web) -> None:
-    db = det.app.state.web.db
+    db = det.db
     before = {(t[6], t[7], t[0]): t[4] for t in _truth(det)}
     with db.session() as session:
         session.execute(
@@ -508,7 +491,7 @@ def test_csp_still_holds_on_detection_pages(det: Web) -> None:
 
 
 def test_times_in_the_users_zone(det: Web) -> None:
-    db = det.app.state.web.db
+    db = det.db
     with db.read() as session:
         admin_id = session.scalar(select(User.id).where(User.username == "admin"))
     set_timezone(db, admin_id, "Asia/Tokyo")

@@ -6,7 +6,6 @@ opens its own app on it with the settings it needs (one index owner at a time).
 
 from __future__ import annotations
 
-import secrets
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,12 +17,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from casescope.config import Settings
-from casescope.model.users import Role
 from casescope.services.search import SearchRequest, build_where
-from casescope.services.users import create_user
 from casescope.store.events_table import DATABASE
 from casescope.web.app import create_app
-from tests.web.conftest import PASSWORD, SAMPLES, login, wait_searchable
+from tests.web.conftest import app_settings, login, running_app, sample_uploads
 
 TIMEOUT = "query took too long (1e-06 s): narrow the time range or the query"
 GUARD = 60.0  # seconds before a test that would hang fails instead
@@ -46,26 +43,15 @@ def app_on(settings: Settings) -> Iterator[tuple[FastAPI, TestClient]]:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory, attack_samples: Path) -> Iterator[Home]:
-    """The settings come from the environment, as the worker pool the app starts reads them."""
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CASESCOPE_HOME", str(tmp_path_factory.mktemp("boundshome")))
-        mp.setenv("CASESCOPE_SECRET_KEY", secrets.token_urlsafe(48))
-        mp.setenv("CASESCOPE_WORKERS", "2")
-        mp.setenv("CASESCOPE_HEARTBEAT_SECONDS", "0.5")
-        mp.setenv("CASESCOPE_LEASE_SECONDS", "5")
-        mp.setenv("CASESCOPE_ALLOWED_HOSTS", "testserver")
-        settings = Settings()
-        app = create_app(settings)
-        with TestClient(app, base_url="https://testserver"):
-            create_user(app.state.web.db, "analyst", PASSWORD, Role.ANALYST)
-            analyst = login(app, "analyst")
-            case_id = analyst.post("/api/cases", json={"name": "bounds"}).json()["id"]
-            files = [("files", (Path(s).name, (attack_samples / s).read_bytes())) for s in SAMPLES]
-            body = analyst.post(f"/api/cases/{case_id}/files/upload", files=files).json()
-            wait_searchable(analyst, case_id, body["first_id"], body["last_id"])
-            total = analyst.get(f"/api/cases/{case_id}/events?exact_total=true").json()["total"]
+    """The settings stay in the environment for the tests' apps, as their worker pools read
+    them there."""
+    files = sample_uploads(attack_samples)
+    with app_settings(tmp_path_factory.mktemp("boundshome")) as settings:
+        with running_app(settings, files, case_name="bounds") as web:
+            events = f"/api/cases/{web.case_id}/events?exact_total=true"
+            total = web.clients["analyst"].get(events).json()["total"]
         assert total > 0
-        yield Home(settings, case_id, total)
+        yield Home(settings, web.case_id, total)
 
 
 def test_queries_past_their_time_bound_answer_503_with_the_reason(home: Home) -> None:

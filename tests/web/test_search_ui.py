@@ -7,24 +7,27 @@ samples are uploaded, so detections and IOC hits come from the real ingest.
 from __future__ import annotations
 
 import re
-import secrets
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from textwrap import dedent
 
 import pytest
 from fastapi.testclient import TestClient
 
-from casescope.config import Settings
-from casescope.model.users import Role
 from casescope.services.detections import DetectionFilter, detected_events, rule_hits
 from casescope.services.event_search import SortKey, sort_value
 from casescope.services.iocs import add_iocs
-from casescope.services.users import create_user
 from casescope.store.rulesets import import_rules
-from casescope.web.app import create_app
-from tests.web.conftest import PASSWORD, SAMPLES, XSS, Web, login, wait_searchable, xss_ndjson
+from tests.web.conftest import (
+    XSS,
+    Web,
+    login,
+    open_web,
+    rule_folder,
+    sample_uploads,
+    uploads,
+    xss_ndjson,
+)
 
 RULES = {
     "tgt.yml": """\
@@ -51,47 +54,17 @@ RULES = {
 IOC_IP = "172.16.66.1"
 
 
-def _rules(folder: Path) -> Path:
-    folder.mkdir()
-    for name, text in RULES.items():
-        (folder / name).write_text(dedent(text))
-    return folder
-
-
 @pytest.fixture(scope="module")
 def ui(tmp_path_factory: pytest.TempPathFactory, attack_samples: Path) -> Iterator[Web]:
     home = tmp_path_factory.mktemp("uihome")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CASESCOPE_HOME", str(home))
-        mp.setenv("CASESCOPE_SECRET_KEY", secrets.token_urlsafe(48))
-        mp.setenv("CASESCOPE_WORKERS", "2")
-        mp.setenv("CASESCOPE_HEARTBEAT_SECONDS", "0.5")
-        mp.setenv("CASESCOPE_LEASE_SECONDS", "5")
-        mp.setenv("CASESCOPE_ALLOWED_HOSTS", "testserver")
-        settings = Settings()
-        app = create_app(settings)
-        with TestClient(app, base_url="https://testserver") as anonymous:
-            db = app.state.web.db
-            import_rules(db, settings, _rules(home / "rules"), "ui")
-            for name, role in (
-                ("admin", Role.ADMIN),
-                ("analyst", Role.ANALYST),
-                ("reader", Role.READ_ONLY),
-                ("outsider", Role.ANALYST),
-            ):
-                create_user(db, name, PASSWORD, role)
-            clients = {
-                name: login(app, name) for name in ("admin", "analyst", "reader", "outsider")
-            }
-            analyst = clients["analyst"]
-            case_id = analyst.post("/api/cases", json={"name": "ui case"}).json()["id"]
-            clients["admin"].post(f"/api/users/reader/cases/{case_id}")
-            add_iocs(db, settings, case_id, [IOC_IP], note=XSS)
-            files = [("files", (Path(s).name, (attack_samples / s).read_bytes())) for s in SAMPLES]
-            files.append(("files", ("xss.ndjson", xss_ndjson(home / "xss.ndjson").read_bytes())))
-            body = analyst.post(f"/api/cases/{case_id}/files/upload", files=files).json()
-            wait_searchable(analyst, case_id, body["first_id"], body["last_id"])
-            yield Web(app, settings, clients, anonymous, case_id)
+    files = sample_uploads(attack_samples) + uploads(xss_ndjson(home / "xss.ndjson"))
+
+    def prepare(web: Web) -> None:
+        import_rules(web.db, web.settings, rule_folder(home / "rules", RULES), "ui")
+        add_iocs(web.db, web.settings, web.case_id, [IOC_IP], note=XSS)
+
+    with open_web(home, files, case_name="ui case", prepare=prepare) as web:
+        yield web
 
 
 def _url(ui: Web, tail: str) -> str:
@@ -249,7 +222,7 @@ def test_cursor_of_another_sort_is_a_400(ui: Web) -> None:
 
 
 def test_detections_grouped_like_the_cli_summary_with_drill_down(ui: Web) -> None:
-    client, db = ui.clients["reader"], ui.app.state.web.db
+    client, db = ui.clients["reader"], ui.db
     expected = [
         (r.rule.level, r.rule.rule_uid, r.rule.title, r.hits)
         for r in rule_hits(db, DetectionFilter(ui.case_id))

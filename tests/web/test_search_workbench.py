@@ -11,29 +11,33 @@ from __future__ import annotations
 import itertools
 import json
 import re
-import secrets
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from textwrap import dedent
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event
 
-from casescope.config import Settings
 from casescope.hunt.ioc import IocType
-from casescope.model.users import Role
 from casescope.services.annotations import badges_of, techniques
 from casescope.services.iocs import add_iocs
-from casescope.services.users import create_user
 from casescope.store.query import compile_query, parse_query
 from casescope.store.query_parse import Literal, Text
 from casescope.store.rulesets import import_rules
-from casescope.web.app import create_app
 from tests.unit.store.test_pills import NASTY
-from tests.web.conftest import BIDI, PASSWORD, SAMPLES, XSS, Web, login, wait_searchable, xss_ndjson
+from tests.web.conftest import (
+    BIDI,
+    XSS,
+    Web,
+    login,
+    open_web,
+    rule_folder,
+    sample_uploads,
+    uploads,
+    xss_ndjson,
+)
 
 RULES = {
     "tgt.yml": f"""\
@@ -76,36 +80,16 @@ def _nasty_ndjson(path: Path) -> Path:
 @pytest.fixture(scope="module")
 def wb(tmp_path_factory: pytest.TempPathFactory, attack_samples: Path) -> Iterator[Web]:
     home = tmp_path_factory.mktemp("wbhome")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CASESCOPE_HOME", str(home))
-        mp.setenv("CASESCOPE_SECRET_KEY", secrets.token_urlsafe(48))
-        mp.setenv("CASESCOPE_WORKERS", "2")
-        mp.setenv("CASESCOPE_HEARTBEAT_SECONDS", "0.5")
-        mp.setenv("CASESCOPE_LEASE_SECONDS", "5")
-        settings = Settings()
-        app = create_app(settings)
-        with TestClient(app, base_url="https://testserver") as anonymous:
-            db = app.state.web.db
-            rules = home / "rules"
-            rules.mkdir()
-            for name, text in RULES.items():
-                (rules / name).write_text(dedent(text))
-            import_rules(db, settings, rules, "wb")
-            roles = {"admin": Role.ADMIN, "analyst": Role.ANALYST, "reader": Role.READ_ONLY}
-            for name, role in {**roles, "outsider": Role.ANALYST}.items():
-                create_user(db, name, PASSWORD, role)
-            clients = {name: login(app, name) for name in (*roles, "outsider")}
-            analyst = clients["analyst"]
-            case_id = analyst.post("/api/cases", json={"name": "workbench"}).json()["id"]
-            clients["admin"].post(f"/api/users/reader/cases/{case_id}")
-            add_iocs(db, settings, case_id, [IOC_IP])
-            add_iocs(db, settings, case_id, [XSS], IocType.STRING)
-            files = [("files", (Path(s).name, (attack_samples / s).read_bytes())) for s in SAMPLES]
-            for made in (xss_ndjson(home / "xss.ndjson"), _nasty_ndjson(home / "nasty.ndjson")):
-                files.append(("files", (made.name, made.read_bytes())))
-            body = analyst.post(f"/api/cases/{case_id}/files/upload", files=files).json()
-            wait_searchable(analyst, case_id, body["first_id"], body["last_id"])
-            yield Web(app, settings, clients, anonymous, case_id)
+    made = (xss_ndjson(home / "xss.ndjson"), _nasty_ndjson(home / "nasty.ndjson"))
+    files = sample_uploads(attack_samples) + uploads(*made)
+
+    def prepare(web: Web) -> None:
+        import_rules(web.db, web.settings, rule_folder(home / "rules", RULES), "wb")
+        add_iocs(web.db, web.settings, web.case_id, [IOC_IP])
+        add_iocs(web.db, web.settings, web.case_id, [XSS], IocType.STRING)
+
+    with open_web(home, files, case_name="workbench", prepare=prepare) as web:
+        yield web
 
 
 def _api(wb: Web, tail: str) -> str:
@@ -369,7 +353,7 @@ def test_highlights_mark_the_query_words(wb: Web) -> None:
 
 
 def test_badges_are_fetched_once_per_page_not_per_row(wb: Web) -> None:
-    db = wb.app.state.web.db
+    db = wb.db
     rows = wb.clients["reader"].get(_api(wb, "events"), params={"limit": 200}).json()["rows"]
     keys = [(r["file_id"], r["seq"]) for r in rows]
     statements: list[str] = []

@@ -12,24 +12,26 @@ from __future__ import annotations
 import html as htmllib
 import json
 import re
-import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 import pytest
-from fastapi.testclient import TestClient
 
-from casescope.config import Settings
-from casescope.model.users import Role
 from casescope.services.iocs import add_iocs
-from casescope.services.users import create_user
 from casescope.store.query import parse_query
 from casescope.store.query_parse import Literal, Match
 from casescope.store.rulesets import import_rules
-from casescope.web.app import create_app
-from tests.web.conftest import BIDI, JS_URL, PASSWORD, XSS, Web, login, wait_searchable
+from tests.web.conftest import (
+    BIDI,
+    JS_URL,
+    XSS,
+    Web,
+    open_web,
+    sample_uploads,
+    uploads,
+)
 
 SAMPLES = (
     "Credential Access/babyshark_mimikatz_powershell.evtx",
@@ -135,34 +137,17 @@ def wb(
     rules.mkdir()
     for rule in RULES:
         shutil.copy(sigma_dir / "rules" / "windows" / rule, rules / Path(rule).name)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("CASESCOPE_HOME", str(home))
-        mp.setenv("CASESCOPE_SECRET_KEY", secrets.token_urlsafe(48))
-        mp.setenv("CASESCOPE_WORKERS", "2")
-        mp.setenv("CASESCOPE_HEARTBEAT_SECONDS", "0.5")
-        mp.setenv("CASESCOPE_LEASE_SECONDS", "5")
-        settings = Settings()
-        app = create_app(settings)
-        with TestClient(app, base_url="https://testserver") as anonymous:
-            db = app.state.web.db
-            import_rules(db, settings, rules, "wb")
-            for name, role in (("analyst", Role.ANALYST), ("outsider", Role.ANALYST)):
-                create_user(db, name, PASSWORD, role)
-            clients = {name: login(app, name) for name in ("analyst", "outsider")}
-            analyst = clients["analyst"]
-            case_id = analyst.post("/api/cases", json={"name": "wb case"}).json()["id"]
-            other = clients["outsider"].post("/api/cases", json={"name": "other"}).json()["id"]
-            add_iocs(db, settings, case_id, ["192.168.1.219", "whoami.exe"])
-            files = [("files", (Path(s).name, (attack_samples / s).read_bytes())) for s in SAMPLES]
-            hostile = hostile_ndjson(home / "hostile.ndjson").read_bytes()
-            files.append(("files", ("hostile.ndjson", hostile)))
-            wide = wide_ndjson(home / "wide.ndjson").read_bytes()
-            files.append(("files", ("wide.ndjson", wide)))
-            body = analyst.post(f"/api/cases/{case_id}/files/upload", files=files).json()
-            wait_searchable(analyst, case_id, body["first_id"], body["last_id"])
-            web = Web(app, settings, clients, anonymous, case_id)
-            web.other_case = other  # type: ignore[attr-defined]
-            yield web
+    made = (hostile_ndjson(home / "hostile.ndjson"), wide_ndjson(home / "wide.ndjson"))
+    files = sample_uploads(attack_samples, SAMPLES) + uploads(*made)
+
+    def prepare(web: Web) -> None:
+        import_rules(web.db, web.settings, rules, "wb")
+        other = web.clients["outsider"].post("/api/cases", json={"name": "other"}).json()["id"]
+        web.other_case = other  # type: ignore[attr-defined]
+        add_iocs(web.db, web.settings, web.case_id, ["192.168.1.219", "whoami.exe"])
+
+    with open_web(home, files, case_name="wb case", prepare=prepare) as web:
+        yield web
 
 
 def api(wb: Web, tail: str) -> str:

@@ -104,22 +104,24 @@ def list_(fmt: FormatOpt = ListFormat.TABLE) -> None:
     console.print(table)
 
 
+def _set_active(username: str, active: bool) -> None:
+    ctx = open_app("user")
+    accounts.set_active(ctx.db, username, active)
+    console.print("enabled" if active else "disabled", shown(username), highlight=False)
+
+
 @app.command("disable")
 @friendly_errors
 def disable(username: UserArg) -> None:
     """Disable a user: their sessions and API tokens stop working at once."""
-    ctx = open_app("user")
-    accounts.set_active(ctx.db, username, False)
-    console.print("disabled", shown(username), highlight=False)
+    _set_active(username, False)
 
 
 @app.command("enable")
 @friendly_errors
 def enable(username: UserArg) -> None:
     """Enable a disabled user again (they log in anew; unexpired tokens work again)."""
-    ctx = open_app("user")
-    accounts.set_active(ctx.db, username, True)
-    console.print("enabled", shown(username), highlight=False)
+    _set_active(username, True)
 
 
 @app.command("delete")

@@ -8,8 +8,20 @@ unknown level is a clear error, never a lookup that fails deep inside.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TypeVar
 
 from casescope.errors import CasescopeError
+
+_Choice = TypeVar("_Choice", bound=StrEnum)
+
+
+def _parse(kind: type[_Choice], text: str, what: str) -> _Choice:
+    """`text` as a member of `kind`, in any case and spacing; a clear error naming them all."""
+    try:
+        return kind(text.strip().lower())
+    except ValueError:
+        choices = ", ".join(member.value for member in kind)
+        raise CasescopeError(f"{what} must be one of {choices}, not {text[:40]!r}") from None
 
 
 class SigmaLevel(StrEnum):
@@ -23,11 +35,7 @@ class SigmaLevel(StrEnum):
 
     @classmethod
     def parse(cls, text: str) -> SigmaLevel:
-        try:
-            return cls(text.strip().lower())
-        except ValueError:
-            choices = ", ".join(level.value for level in cls)
-            raise CasescopeError(f"level must be one of {choices}, not {text[:40]!r}") from None
+        return _parse(cls, text, "level")
 
     @property
     def rank(self) -> int:
@@ -51,11 +59,7 @@ class SigmaStatus(StrEnum):
 
     @classmethod
     def parse(cls, text: str) -> SigmaStatus:
-        try:
-            return cls(text.strip().lower())
-        except ValueError:
-            choices = ", ".join(status.value for status in cls)
-            raise CasescopeError(f"status must be one of {choices}, not {text[:40]!r}") from None
+        return _parse(cls, text, "status")
 
 
 def level_rank(text: str) -> int:

@@ -14,6 +14,7 @@ from casescope.model.db import Database
 from casescope.model.tables import WorkerRecord
 
 
+#: Also what admins get of each worker in the web API's `/api/system` (web/api/system.py).
 @dataclass(frozen=True)
 class WorkerInfo:
     id: str

@@ -46,8 +46,11 @@ class NewExclusion:
     note: str = ""
 
 
+#: Also the web API's answer (web/api/exclusions.py): a field added here is added there.
 @dataclass(frozen=True)
 class ExclusionInfo:
+    """An exclusion of a case, with how many hits it hides now."""
+
     id: int
     kind: ExclusionKind
     rule_uids: list[str]

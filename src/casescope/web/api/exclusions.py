@@ -2,12 +2,12 @@
 
 An exclusion hides a rule's hits in the case (all, or where the event holds field values),
 or those a Sigma filter document excludes; hidden hits are kept and counted
-(`/detections?hits=excluded`), and removing the exclusion shows them again.
+(`/detections?hits=excluded`), and removing the exclusion shows them again. An exclusion is
+answered as the service's `ExclusionInfo` dataclass: its fields are the answer's.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException
@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from casescope.errors import CasescopeError
-from casescope.model.enums import ExclusionKind
 from casescope.services import exclusions as service
+from casescope.services.exclusions import ExclusionInfo
 from casescope.web.ids import PathId
 from casescope.web.security import CaseRead, CaseWrite, State
 
@@ -36,39 +36,26 @@ class ExclusionIn(BaseModel):
     note: Annotated[str, Field(max_length=service.MAX_NOTE_CHARS)] = ""
 
 
-class ExclusionOut(BaseModel):
-    id: int
-    kind: ExclusionKind
-    rule_uids: list[str]
-    source: str | None
-    conditions: dict[str, list[str]]
-    document: str
-    note: str
-    created_by: str
-    created_at: datetime
-    hidden: int  # hits it hides now
-
-
 class Removed(BaseModel):
     id: int
     shown_again: int  # hits it hid
 
 
-def _find(state: State, case_id: int, exclusion_id: int) -> ExclusionOut:
+def _find(state: State, case_id: int, exclusion_id: int) -> ExclusionInfo:
     for item in service.list_exclusions(state.db, case_id):
         if item.id == exclusion_id:
-            return ExclusionOut(**item.__dict__)
+            return item
     raise HTTPException(404, f"case has no exclusion {exclusion_id}")
 
 
 @router.get("")
-def list_case_exclusions(scope: CaseRead, state: State) -> list[ExclusionOut]:
+def list_case_exclusions(scope: CaseRead, state: State) -> list[ExclusionInfo]:
     """The case's exclusions, oldest first, with the hits each hides."""
-    return [ExclusionOut(**i.__dict__) for i in service.list_exclusions(state.db, scope.case_id)]
+    return service.list_exclusions(state.db, scope.case_id)
 
 
 @router.post("", status_code=201)
-async def add_case_exclusion(body: ExclusionIn, scope: CaseWrite, state: State) -> ExclusionOut:
+async def add_case_exclusion(body: ExclusionIn, scope: CaseWrite, state: State) -> ExclusionInfo:
     """Add an exclusion (audited); the hits it covers are hidden at once."""
     request = service.NewExclusion(
         body.rule_uid, body.source, body.conditions, body.document, body.note

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from casescope.errors import CasescopeError
+from casescope.jobs.registry import WorkerInfo
 from casescope.model.enums import AuditAction
 from casescope.model.users import Role
 from casescope.services.audit import audit_rows
@@ -64,16 +65,6 @@ class HealthOut(BaseModel):
     age_seconds: float | None = Field(default=None, description="Age of the figures.")
 
 
-class WorkerOut(BaseModel):
-    id: str
-    pid: int
-    host: str
-    rss_mb: float
-    tasks_done: int
-    current_file_id: int | None
-    seconds_since_heartbeat: float
-
-
 class CaseWorkerOut(BaseModel):
     """A worker as users other than admins see it: which file of their cases it is on."""
 
@@ -91,7 +82,7 @@ class SystemOut(BaseModel):
     db: str = Field(description="`ok` or `error`.")
     store: str = Field(description="The event index: `ok` or `error`.")
     events_indexed: int
-    workers: list[WorkerOut | CaseWorkerOut] = Field(
+    workers: list[WorkerInfo | CaseWorkerOut] = Field(
         description="Admins: every live worker; others: the workers on their cases' files."
     )
     queue: dict[str, int] = Field(description="Jobs per state (others: of their cases).")

@@ -4,6 +4,8 @@ a deleted user leaves behind) are in services/accounts.py."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException
@@ -25,13 +27,18 @@ def actor(admin: Principal) -> str:
     return f"web:{admin.name}"
 
 
-def refused(exc: CasescopeError) -> HTTPException:
-    """The HTTP answer to a refused account change."""
-    if isinstance(exc, NotFoundError):
-        return HTTPException(404, str(exc))
-    if isinstance(exc, accounts.LastAdminError):
-        return HTTPException(409, str(exc))
-    return HTTPException(400, str(exc))
+@contextmanager
+def refusals() -> Iterator[None]:
+    """Answer a refused account change: 404 (no such user or case), 409 (the last admin), or
+    400."""
+    try:
+        yield
+    except NotFoundError as exc:
+        raise HTTPException(404, str(exc)) from None
+    except accounts.LastAdminError as exc:
+        raise HTTPException(409, str(exc)) from None
+    except CasescopeError as exc:
+        raise HTTPException(400, str(exc)) from None
 
 
 class NewUser(Credentials):
@@ -76,7 +83,7 @@ def list_users(state: State, admin: Admin) -> list[UserOut]:
 
 @router.post("", response_model=UserOut)
 def create_user(body: NewUser, state: State, admin: Admin) -> UserOut:
-    try:
+    with refusals():
         user = user_service.create_user(
             state.db,
             body.username,
@@ -85,35 +92,27 @@ def create_user(body: NewUser, state: State, admin: Admin) -> UserOut:
             actor=actor(admin),
             must_change_password=body.must_change_password,
         )
-    except CasescopeError as exc:
-        raise refused(exc) from None
     return user_out(user)
 
 
 @router.post("/{username}/disable", response_model=UserOut)
 def disable(username: str, state: State, admin: Admin) -> UserOut:
     """Disable: the user's sessions and tokens stop working at once."""
-    try:
+    with refusals():
         return user_out(accounts.set_active(state.db, username, False, actor(admin)))
-    except CasescopeError as exc:
-        raise refused(exc) from None
 
 
 @router.post("/{username}/enable", response_model=UserOut)
 def enable(username: str, state: State, admin: Admin) -> UserOut:
-    try:
+    with refusals():
         return user_out(accounts.set_active(state.db, username, True, actor(admin)))
-    except CasescopeError as exc:
-        raise refused(exc) from None
 
 
 @router.delete("/{username}", response_model=OkOut)
 def delete(username: str, state: State, admin: Admin) -> OkOut:
     """Delete a user; their audit rows and event marks stay, under their name."""
-    try:
+    with refusals():
         accounts.delete_user(state.db, username, actor(admin))
-    except CasescopeError as exc:
-        raise refused(exc) from None
     return OkOut()
 
 
@@ -125,34 +124,26 @@ def reset_password(
 ) -> PasswordResetOut:
     """Set a new password (generated when none is given: returned once as `password`); the
     user's sessions end and their next login must change it."""
-    try:
+    with refusals():
         generated = accounts.reset_password(state.db, username, body.password, actor(admin))
-    except CasescopeError as exc:
-        raise refused(exc) from None
     return PasswordResetOut(password=generated or None)
 
 
 @router.post("/{username}/role", response_model=UserOut)
 def set_role(username: str, body: RoleChange, state: State, admin: Admin) -> UserOut:
-    try:
+    with refusals():
         return user_out(accounts.set_role(state.db, username, body.role, actor(admin)))
-    except CasescopeError as exc:
-        raise refused(exc) from None
 
 
 @router.post("/{username}/cases/{case_id}", response_model=OkOut)
 def grant(username: str, case_id: PathId, state: State, admin: Admin) -> OkOut:
-    try:
+    with refusals():
         user_service.grant_case(state.db, username, case_id, actor=actor(admin))
-    except CasescopeError as exc:
-        raise HTTPException(404, str(exc)) from None
     return OkOut()
 
 
 @router.delete("/{username}/cases/{case_id}", response_model=OkOut)
 def revoke(username: str, case_id: PathId, state: State, admin: Admin) -> OkOut:
-    try:
+    with refusals():
         user_service.revoke_case(state.db, username, case_id, actor=actor(admin))
-    except CasescopeError as exc:
-        raise HTTPException(404, str(exc)) from None
     return OkOut()
