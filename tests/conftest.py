@@ -7,6 +7,8 @@ checkout, or wherever ``CASESCOPE_DATA`` points.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,30 @@ DATA_DIR = Path(os.environ.get("CASESCOPE_DATA", REPO_ROOT.parent / "shared" / "
 #: The hosts test apps answer: starlette's TestClient sends `Host: testserver`, browser tests
 #: and `serve` processes use 127.0.0.1 (tests/web/test_access.py checks the real default).
 TEST_ALLOWED_HOSTS = "testserver,localhost,127.0.0.1,::1"
+
+
+#: Set in the child process a `fresh_process` test runs in.
+FRESH_PROCESS_ENV = "CASESCOPE_TEST_FRESH_PROCESS"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run a `fresh_process` test in a new interpreter: chDB's memory limit counts the whole
+    process's RSS, which in a long pytest run is that of every test before it."""
+    if pyfuncitem.get_closest_marker("fresh_process") is None or os.environ.get(FRESH_PROCESS_ENV):
+        return None
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", pyfuncitem.nodeid]
+    child = subprocess.run(
+        command,
+        cwd=pyfuncitem.config.rootpath,
+        env={**os.environ, FRESH_PROCESS_ENV: "1"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if child.returncode != 0:
+        pytest.fail(f"in a fresh process:\n{child.stdout[-6000:]}{child.stderr[-2000:]}", False)
+    return True
 
 
 @pytest.fixture(autouse=True, scope="session")

@@ -88,6 +88,7 @@ def index(tight: Settings) -> Iterator[ChdbIndex]:
     idx.close()
 
 
+@pytest.mark.fresh_process
 def test_wide_events_load_in_inserts_of_bounded_bytes(
     tight: Settings, db: Database, index: ChdbIndex
 ) -> None:

@@ -95,7 +95,9 @@ def test_token_iocs_find_their_own_value(data: st.DataObject) -> None:
     ioc_type = data.draw(st.sampled_from(TOKEN_TYPES))
     ioc = replace(_valid(ioc_type, data.draw(VALUES[ioc_type])), id=5)
     forms = _event_forms(ioc)
-    assume(all(form.lower() == ioc.normalised.lower() or ":" in form for form in forms[:2]))
+    # A letter whose upper case does not lower back ("ß" -> "SS") is another text, not a case
+    # form; IPv6 hex is the one value where upper case is the same address in other letters.
+    assume(ioc.type is IocType.IP or all(form.lower() == ioc.normalised.lower() for form in forms))
     rows = [{"fields": {"Exact": form, "Spaced": f"x {form} y"}} for form in forms]
     hits = compile_iocs([ioc]).match(make_batch(rows))
     found = set(zip(hits.column("seq").to_pylist(), hits.column("field").to_pylist(), strict=True))
