@@ -18,7 +18,6 @@ from casescope.config import Settings, get_settings
 from casescope.errors import CasescopeError
 from casescope.logs import setup_logging
 from casescope.model.db import Database
-from casescope.parse.fieldmap import check_field_map
 
 #: Width of output that goes to a file or a pipe (COLUMNS, when set, wins): Rich's default of
 #: 80 columns cut the cells of wide tables such as `files`.
@@ -93,6 +92,9 @@ def parse_field_map(pairs: list[str] | None) -> dict[str, str]:
         if not sep or not column.strip() or not source.strip():
             raise CasescopeError(f"--map takes COLUMN=FIELD, got {pair!r}")
         mapping[column.strip()] = source.strip()
+    # the parse package (pyarrow, polars) loads only for the commands that take --map
+    from casescope.parse.fieldmap import check_field_map
+
     try:
         check_field_map(mapping)
     except ValueError as exc:

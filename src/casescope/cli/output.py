@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 import typer
 
-from casescope.services.search import neutralise_cell
+from casescope.store.cells import neutralise_cell
 
 
 class OutputFormat(StrEnum):

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from casescope.config import Settings
 from casescope.store.event_queries import count_rows, offset_rows
-from casescope.store.exports import EXPORT_COLUMNS, FORMULA_PREFIXES, ExportFormat
+from casescope.store.exports import EXPORT_COLUMNS, ExportFormat
 from casescope.store.index import EventIndex
 from casescope.store.query import QueryLimits, compile_query
 from casescope.store.where import EventKey, Where, among_events, search_where
@@ -61,11 +61,6 @@ def search(index: EventIndex, request: SearchRequest) -> tuple[list[dict[str, An
     where = build_where(request)
     total = count_rows(index, where)
     return offset_rows(index, where, request.limit, request.offset), total
-
-
-def neutralise_cell(value: str) -> str:
-    """Defuse spreadsheet formula injection (OWASP): prefix a quote to formula-like cells."""
-    return "'" + value if value.startswith(FORMULA_PREFIXES) else value
 
 
 def export_header(fmt: ExportFormat) -> bytes:

@@ -8,6 +8,7 @@ from enum import StrEnum
 
 import pyarrow as pa
 
+from casescope.store.cells import FORMULA_PREFIXES
 from casescope.store.event_queries import Keyset, Ordering, after_sql, order_by_sql, sorted_read
 from casescope.store.events_table import DATABASE, EVENT_COLUMNS
 from casescope.store.index import EventIndex
@@ -31,8 +32,6 @@ EXPORT_COLUMNS = (
     "summary",
     *_INDEXED[_INDEXED.index("fields") :],
 )
-#: A CSV cell starting with one of these is run as a formula by spreadsheet programs.
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 #: Rows per Arrow batch of an export, handed on as ClickHouse's blocks (`STREAM_SETTINGS`)
 #: come, never gathered into larger batches (10,000-row batches: 584 MB peak over 1M
 #: exported events of ~1.1 KB, 478 MB with these).
