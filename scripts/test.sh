@@ -10,4 +10,6 @@ scripts/browser.sh  # Debian chromium + playwright for tests/browser (skips ther
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
 .venv/bin/lint-imports  # layers point down (pyproject.toml, docs/architecture.md)
-exec .venv/bin/python -m pytest "$@"
+# Two processes, one test file each at a time (module fixtures such as an ingested home or a
+# running server are built once); `-n 0` runs in this process, a later `-n N` wins.
+exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"
