@@ -7,6 +7,7 @@ python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
 scripts/browser.sh  # Debian chromium + playwright for tests/browser (skips there if absent)
+scripts/postgres.sh >/dev/null  # PostgreSQL's server binaries: the tests start their own cluster
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
 .venv/bin/lint-imports  # layers point down (pyproject.toml, docs/architecture.md)

@@ -1,8 +1,10 @@
-"""Fixtures for tests against the real metadata DB (SQLite) and the real chDB index."""
+"""Fixtures for tests against the real metadata DB (SQLite, or PostgreSQL where a module asks
+for both) and the real chDB index."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from enum import StrEnum
 from pathlib import Path
 
 import pyarrow as pa
@@ -15,11 +17,37 @@ from casescope.model.tables import Case, EvidenceFile
 from casescope.store.index import ChdbIndex, LoadItem
 from casescope.store.segments import SegmentWriter
 from casescope.workqueue import queue
+from tests.postgres import PostgresCluster
+
+
+class Backend(StrEnum):
+    """The metadata databases casescope runs on."""
+
+    SQLITE = "sqlite"
+    POSTGRESQL = "postgresql"
+
+
+#: `pytestmark = BOTH_DATABASES` runs a module's tests on SQLite and on PostgreSQL.
+BOTH_DATABASES = pytest.mark.parametrize("backend", list(Backend), indirect=True)
 
 
 @pytest.fixture
-def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """SQLite unless the test is parametrised with BOTH_DATABASES."""
+    return Backend(getattr(request, "param", Backend.SQLITE))
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    backend: Backend,
+    request: pytest.FixtureRequest,
+) -> Settings:
     home = tmp_path / "home"
+    if backend is Backend.POSTGRESQL:
+        cluster: PostgresCluster = request.getfixturevalue("postgres_cluster")
+        monkeypatch.setenv("CASESCOPE_DATABASE_URL", cluster.database())
     monkeypatch.setenv("CASESCOPE_HOME", str(home))
     monkeypatch.setenv("CASESCOPE_WORKERS", "2")
     monkeypatch.setenv("CASESCOPE_HEARTBEAT_SECONDS", "0.5")

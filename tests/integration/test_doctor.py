@@ -10,7 +10,9 @@ from casescope.model.enums import FileStatus, IndexState, JobState, Operation
 from casescope.model.tables import EvidenceFile, Job, Segment
 from casescope.services.doctor import run_doctor
 from casescope.workqueue import queue
-from tests.integration.conftest import add_files
+from tests.integration.conftest import BOTH_DATABASES, add_files
+
+pytestmark = BOTH_DATABASES  # the queue runs on either
 
 
 def test_queued_file_without_a_job_is_requeued(db: Database, settings: Settings) -> None:

@@ -24,7 +24,9 @@ from casescope.model.tables import EvidenceFile, Job
 from casescope.services import operations as ops
 from casescope.services.doctor import verify_files
 from casescope.workqueue import operation_jobs, queue
-from tests.integration.conftest import add_files
+from tests.integration.conftest import BOTH_DATABASES, add_files
+
+pytestmark = BOTH_DATABASES  # the queue runs on either
 
 ACTIONS = st.lists(
     st.sampled_from(("claim", "finish", "retry", "fail", "pause", "resume", "cancel", "read")),

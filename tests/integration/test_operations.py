@@ -21,7 +21,10 @@ from casescope.services.cases import get_or_create_case
 from casescope.services.doctor import verify_files
 from casescope.services.reprocess import requeue_files, retry_operation
 from casescope.workqueue import queue
+from tests.integration.conftest import BOTH_DATABASES
 from tests.integration.ioc.conftest import run_worker
+
+pytestmark = BOTH_DATABASES  # the queue runs on either
 
 SAMPLES = (
     "Lateral Movement/LM_Remote_Service02_7045.evtx",

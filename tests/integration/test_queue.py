@@ -14,7 +14,9 @@ from casescope.model.db import Database
 from casescope.model.enums import FileStatus, JobState, Operation
 from casescope.model.tables import EvidenceFile, Job
 from casescope.workqueue import queue
-from tests.integration.conftest import add_files
+from tests.integration.conftest import BOTH_DATABASES, add_files
+
+pytestmark = BOTH_DATABASES  # the queue runs on either
 
 
 def test_claims_in_order_and_never_twice(db: Database) -> None:
