@@ -140,3 +140,11 @@ def test_rule_sets_page_imports_a_zip_and_disables_a_level(
         assert "1 rules disabled" in page.inner_text("#change-result")
         assert page.inner_text("#rule-sets tr[data-source='demo-rules'] td.running") == "1"
         page.screenshot(path=str(artifacts_dir(tmp_path) / "admin-rules.png"), full_page=True)
+        folder = tmp_path / "folder-rules"
+        (folder / "win").mkdir(parents=True)
+        (folder / "win" / "one.yml").write_text(RULE.format(title="one", n=3, level="medium"))
+        (folder / "README.md").write_text("not a rule")
+        page.set_input_files("#rule-folder", str(folder))
+        page.fill("#import-form input[name=name]", "from-a-folder")
+        page.click("#import-form button[type=submit]")
+        assert "from-a-folder: 1 rules loaded" in page.inner_text("#import-result")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from httpx2 import Response
 
 from casescope.store.rulesets import load_active
 from tests.web.conftest import Web, open_web, rule_folder
@@ -67,6 +68,26 @@ def zipped(files: dict[str, str | bytes]) -> bytes:
 def upload(client: TestClient, files: list[tuple[str, bytes]], name: str = "") -> object:
     parts = [("files", (fname, data)) for fname, data in files]
     return client.post("/api/rules/import", files=parts, data={"name": name} if name else {})
+
+
+def browser_upload(client: TestClient, filename: str, data: bytes, name: str) -> Response:
+    """A multipart body as Chromium sends the page's form: the folder input left empty is
+    a part with `filename=""` and no bytes (httpx leaves such a filename out). FastAPI drops
+    such a part; were it kept, a zip would come with a second file and be refused."""
+    boundary = b"----casescope-test"
+    parts = [(b"", b""), (filename.encode(), data)]
+    body = b"".join(
+        b'--%s\r\nContent-Disposition: form-data; name="files"; filename="%s"\r\n'
+        b"Content-Type: application/octet-stream\r\n\r\n%s\r\n" % (boundary, fname, content)
+        for fname, content in parts
+    )
+    body += b'--%s\r\nContent-Disposition: form-data; name="name"\r\n\r\n%s\r\n' % (
+        boundary,
+        name.encode(),
+    )
+    body += b"--%s--\r\n" % boundary
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary.decode()}"}
+    return client.post("/api/rules/import", content=body, headers=headers)
 
 
 def sets(web: Web) -> dict[str, dict]:
@@ -127,6 +148,9 @@ def test_import_yaml_files_and_a_server_folder(rules_web: Web, tmp_path: Path) -
     admin = rules_web.clients["admin"]
     r = upload(admin, [("one.yml", RULES["one.yml"].encode())], name="loose")
     assert r.status_code == 200 and r.json()["rules"] == 1
+    zipped_set = zipped({"two.yml": RULES["two.yml"]})
+    r = browser_upload(admin, "two.zip", zipped_set, name="zip-and-an-empty-input")
+    assert r.status_code == 200 and r.json()["rules"] == 1, r.text
     folder = rule_folder(tmp_path / "server-rules", {"two.yml": RULES["two.yml"]})
     r = admin.post("/api/rules/import-folder", json={"path": str(folder)})
     assert r.status_code == 200 and r.json()["source"] == "server-rules"

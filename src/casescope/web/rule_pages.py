@@ -54,11 +54,14 @@ def _page(
     admin: Principal,
     wanted: rule_sets.RuleFilter | None = None,
     offset: int = 0,
+    *,
+    status: int = 200,
     **extra: object,
 ) -> HTMLResponse:
+    """The page with the rules `wanted` selects from `offset`; `extra`: what a form did
+    (`imported`, `changed` and `change`, or `error`)."""
     wanted = wanted or rule_sets.RuleFilter()
     found = rule_sets.find_rules(state.db, wanted, offset)
-    status = int(extra.pop("status", 200))  # type: ignore[call-overload]
     page = render(
         request,
         "admin_rules.html",
@@ -111,7 +114,7 @@ def import_upload(
     try:
         report = rules_api.import_uploaded(state, admin, files, name)
     except HTTPException as exc:
-        return _page(request, state, admin, error=str(exc.detail), status=exc.status_code)
+        return _page(request, state, admin, status=exc.status_code, error=str(exc.detail))
     return _imported(request, state, admin, report)
 
 
@@ -127,7 +130,7 @@ def import_folder(
     try:
         out = rules_api.import_folder(body, state, admin)
     except HTTPException as exc:
-        return _page(request, state, admin, error=str(exc.detail), status=exc.status_code)
+        return _page(request, state, admin, status=exc.status_code, error=str(exc.detail))
     report = ImportReport(out.source, out.rules, out.failed, out.warned, out.off)
     return _imported(request, state, admin, report)
 
@@ -155,5 +158,5 @@ def change_rules(
     try:
         changed = rules_api.change(state, admin, selection, change is Change.ENABLE)
     except HTTPException as exc:
-        return _page(request, state, admin, error=str(exc.detail), status=exc.status_code)
+        return _page(request, state, admin, status=exc.status_code, error=str(exc.detail))
     return _page(request, state, admin, changed=changed, change=change.value)
