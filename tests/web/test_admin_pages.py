@@ -57,6 +57,27 @@ def test_every_user_has_a_tokens_page_and_admins_an_admin_link(bare: Web, role: 
     assert 'id="all-tokens"' in r.text if role == "admin" else 'id="all-tokens"' not in r.text
 
 
+ADMIN_FORMS = [
+    ("/admin/users", {"username": "made-by-{role}", "password": PASSWORD}),
+    ("/admin/users/disable", {"username": "analyst"}),
+    ("/admin/users/role", {"username": "{role}", "role": "admin"}),
+    ("/admin/users/reset-password", {"username": "admin"}),
+    ("/admin/grants", {"username": "outsider", "case_id": "1"}),
+    ("/admin/grants/revoke", {"username": "reader", "case_id": "1"}),
+    ("/admin/rules/disable", {"levels": "low"}),
+    ("/admin/rules/import-folder", {"path": "/nonexistent"}),
+]
+
+
+@pytest.mark.parametrize("role", [r for r in ROLES if r != "admin"])
+@pytest.mark.parametrize(("url", "fields"), ADMIN_FORMS)
+def test_admin_forms_refuse_everyone_else(bare: Web, role: str, url: str, fields: dict) -> None:
+    filled = {k: v.replace("{role}", role) for k, v in fields.items()}
+    r = form(bare.clients[role], url, **filled)
+    assert r.status_code == 403, (role, url, r.status_code)
+    assert users(bare)[role]["role"] != "admin" and users(bare)["analyst"]["active"]
+
+
 def test_admin_pages_send_the_anonymous_to_the_login(bare: Web) -> None:
     for page in (*ADMIN_PAGES, "/tokens"):
         r = bare.anonymous.get(page, follow_redirects=False)
@@ -81,6 +102,10 @@ def test_create_user_and_the_name_is_inert_everywhere(bare: Web) -> None:
     for page in ("/admin/users", "/admin/grants"):
         text = bare.clients["admin"].get(page).text
         assert HOSTILE not in text and "&lt;img/src=x/onerror=alert(1)&gt;" in text, page
+    case = bare.clients["analyst"].post("/api/cases", json={"name": HOSTILE + " case"})
+    assert case.status_code == 201, case.text
+    grants = bare.clients["admin"].get("/admin/grants").text
+    assert HOSTILE not in grants and "&lt;img/src=x/onerror=alert(1)&gt; case (#" in grants
     again = form(bare.clients["admin"], "/admin/users", username=name, password=PASSWORD)
     assert again.status_code == 400 and "already exists" in again.text
 
