@@ -102,6 +102,11 @@ class Settings(BaseSettings):
     token_max_days: float = Field(
         default=90.0, gt=0, description="Longest lifetime of an API token (days)."
     )
+    rules_max_unpacked_mb: int = Field(
+        default=256,
+        ge=1,
+        description="Largest size the YAML files of an uploaded Sigma rules zip may unpack to.",
+    )
     memory_limit_mb: int = Field(
         default=8192, ge=256, description="Memory budget; the System page warns above 80%."
     )

@@ -114,3 +114,17 @@ def test_tokens_list_and_revoke(team: Cli) -> None:
     assert verify_token(team.db(), SECRET, token) is None
     gone = team.run("user", "tokens", "revoke", "999", check=False)
     assert gone.returncode == 1 and "no token 999" in gone.stderr
+
+
+def test_grants_listed_and_revoked(team: Cli) -> None:
+    team.run("case", "create", "ir-1")
+    team.run("user", "grant", "ana", "--case", "ir-1")
+    team.run("user", "grant", "rita", "--case", "ir-1")
+    listed = team.run("user", "grants").stdout
+    assert "ana" in listed and "rita" in listed and "ir-1" in listed and "root" not in listed
+    done = team.run("user", "revoke", "ana", "--case", "ir-1").stdout
+    assert "ana can no longer open case ir-1" in done
+    rows = [line for line in team.run("user", "grants").stdout.splitlines() if "ir-1" in line]
+    assert len(rows) == 1 and "rita" in rows[0]
+    missing = team.run("user", "revoke", "ana", "--case", "no-such-case", check=False)
+    assert missing.returncode == 1

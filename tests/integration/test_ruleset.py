@@ -140,3 +140,38 @@ def test_a_second_source_is_compiled_with_the_first(
     import_rules(db, settings, other, "more")
     assert calls == [1, 4]  # the import, then the active set of both sources
     assert active_titles(settings) == {"one", "two", "three", "four"}
+
+
+TAGGED = """title: {title}
+id: 00000000-0000-0000-0000-00000000001{n}
+level: medium
+tags: [{tags}]
+logsource: {{category: process_creation, product: windows}}
+detection:
+  sel: {{CommandLine|contains: '{title}'}}
+  condition: sel
+"""
+
+
+def test_enable_disable_by_tag_within_a_rule_set(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """A tag selects rules carrying it (any of several, `*` as a wildcard, any case); a rule
+    set narrows any selection to its own rules; a set alone selects nothing."""
+    for source in ("a", "b"):
+        root = tmp_path / source
+        root.mkdir()
+        for n, (title, tags) in enumerate(
+            [("ps", "attack.t1059.001 attack.execution"), ("dump", "attack.T1003")]
+        ):
+            (root / f"{title}.yml").write_text(TAGGED.format(title=title, n=n, tags=tags))
+        import_rules(db, settings, root, source)
+    off = RuleSelector(tags=("attack.t1059*",), sources=("a",))
+    assert set_enabled(db, settings, off, False) == 1
+    assert set_enabled(db, settings, RuleSelector(tags=("attack.t1003", "nope")), False) == 2
+    assert sorted((r.source, r.title) for r in list_rules(db) if r.enabled) == [("b", "ps")]
+    assert set_enabled(db, settings, RuleSelector(tags=("attack.t1059",)), True) == 0  # exact
+    assert set_enabled(db, settings, RuleSelector(tags=("attack_t1059.001",)), True) == 0
+    assert set_enabled(db, settings, RuleSelector(tags=("ATTACK.EXECUTION",)), True) == 1
+    with pytest.raises(CasescopeError, match="--tag"):
+        set_enabled(db, settings, RuleSelector(sources=("a",)), False)

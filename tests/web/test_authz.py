@@ -31,6 +31,12 @@ ENDPOINTS = [
     ("POST", "/api/users", {"username": "u-{role}", "password": "x" * 12}, {"admin"}),
     ("GET", "/api/audit", None, {"admin"}),
     ("GET", "/api/system", None, set(ROLES)),
+    ("GET", "/api/grants", None, {"admin"}),
+    ("GET", "/api/tokens", None, set(ROLES)),
+    ("GET", "/api/rules/sets", None, {"admin"}),
+    ("GET", "/api/rules", None, {"admin"}),
+    ("POST", "/api/rules/disable", {"ids": ["no-such-rule"]}, {"admin"}),
+    ("POST", "/api/rules/import-folder", {"path": "/nonexistent"}, {"admin"}),
 ]
 PAGES = [
     "/cases/{case}",

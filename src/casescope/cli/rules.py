@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -16,6 +17,7 @@ from casescope.model.enums import Operation
 from casescope.services.cases import get_case
 from casescope.services.placeholders import load_placeholder_file, set_placeholders
 from casescope.services.reprocess import requeue_files
+from casescope.services.rule_sets import rule_sets
 from casescope.store.rulesets import RuleSelector, import_rules, list_rules, set_enabled
 
 app = typer.Typer(help="Import and list Sigma rules.", no_args_is_help=True)
@@ -80,11 +82,38 @@ StatusOpt = Annotated[
     list[SigmaStatus] | None, typer.Option("--status", help="Status (repeatable).")
 ]
 PathOpt = Annotated[str | None, typer.Option("--path", help="Glob on the rule's path.")]
+TagOpt = Annotated[
+    list[str] | None,
+    typer.Option("--tag", help="Tag, any of them (repeatable; * matches any text)."),
+]
+SourceOpt = Annotated[
+    list[str] | None, typer.Option("--source", help="Only rules of this rule set (repeatable).")
+]
 
 
-def _toggle(enabled: bool, ids, levels, statuses, path) -> None:  # type: ignore[no-untyped-def]
+@dataclass(frozen=True)
+class _Criteria:
+    ids: list[str] | None
+    levels: list[SigmaLevel] | None
+    statuses: list[SigmaStatus] | None
+    path: str | None
+    tags: list[str] | None
+    sources: list[str] | None
+
+    def selector(self) -> RuleSelector:
+        return RuleSelector(
+            tuple(self.ids or ()),
+            tuple(self.levels or ()),
+            tuple(self.statuses or ()),
+            self.path,
+            tuple(self.tags or ()),
+            tuple(self.sources or ()),
+        )
+
+
+def _toggle(enabled: bool, criteria: _Criteria) -> None:
     ctx = open_app("rules enable" if enabled else "rules disable")
-    selector = RuleSelector(tuple(ids or ()), tuple(levels or ()), tuple(statuses or ()), path)
+    selector = criteria.selector()
     changed = set_enabled(ctx.db, ctx.settings, selector, enabled)
     state = "enabled" if enabled else "disabled"
     console.print(f"{changed:,} rules {state}; re-run with `casescope rules run`", highlight=False)
@@ -93,19 +122,50 @@ def _toggle(enabled: bool, ids, levels, statuses, path) -> None:  # type: ignore
 @app.command("enable")
 @friendly_errors
 def enable(
-    ids: IdOpt = None, levels: LevelOpt = None, statuses: StatusOpt = None, path: PathOpt = None
+    ids: IdOpt = None,
+    levels: LevelOpt = None,
+    statuses: StatusOpt = None,
+    path: PathOpt = None,
+    tags: TagOpt = None,
+    sources: SourceOpt = None,
 ) -> None:
-    """Enable rules by id, level, status or path (criteria combine with AND)."""
-    _toggle(True, ids, levels, statuses, path)
+    """Enable rules by id, level, status, tag or path, within rule sets (criteria combine
+    with AND)."""
+    _toggle(True, _Criteria(ids, levels, statuses, path, tags, sources))
 
 
 @app.command("disable")
 @friendly_errors
 def disable(
-    ids: IdOpt = None, levels: LevelOpt = None, statuses: StatusOpt = None, path: PathOpt = None
+    ids: IdOpt = None,
+    levels: LevelOpt = None,
+    statuses: StatusOpt = None,
+    path: PathOpt = None,
+    tags: TagOpt = None,
+    sources: SourceOpt = None,
 ) -> None:
-    """Disable rules by id, level, status or path (criteria combine with AND)."""
-    _toggle(False, ids, levels, statuses, path)
+    """Disable rules by id, level, status, tag or path, within rule sets (criteria combine
+    with AND)."""
+    _toggle(False, _Criteria(ids, levels, statuses, path, tags, sources))
+
+
+@app.command("sets")
+@friendly_errors
+def sets() -> None:
+    """List the imported rule sets: rules, running, cannot run, with warnings."""
+    ctx = open_app("rules sets")
+    table = Table("rule set", "rules", "running", "cannot run", "warnings", "imported (UTC)")
+    for found in rule_sets(ctx.db):
+        imported = found.imported_at.strftime("%Y-%m-%d %H:%M:%S") if found.imported_at else ""
+        table.add_row(
+            shown(found.source),
+            f"{found.rules:,}",
+            f"{found.enabled:,}",
+            f"{found.failed:,}",
+            f"{found.warned:,}",
+            imported,
+        )
+    console.print(table)
 
 
 @app.command("run")

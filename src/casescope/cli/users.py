@@ -20,8 +20,15 @@ from casescope.errors import CasescopeError
 from casescope.model.users import Role
 from casescope.services import accounts
 from casescope.services.cases import get_case
+from casescope.services.grants import list_grants
 from casescope.services.tokens import list_tokens, revoke_token
-from casescope.services.users import create_user, get_by_name, grant_case, list_users
+from casescope.services.users import (
+    create_user,
+    get_by_name,
+    grant_case,
+    list_users,
+    revoke_case,
+)
 
 app = typer.Typer(
     help="Web app users and their API tokens (see docs/web.md).", no_args_is_help=True
@@ -77,6 +84,36 @@ def grant(
     ctx = open_app("user")
     grant_case(ctx.db, username, get_case(ctx.db, case).id)
     console.print(shown(f"{username} can now open case {case}"), highlight=False)
+
+
+@app.command("revoke")
+@friendly_errors
+def revoke(
+    username: UserArg,
+    case: Annotated[str, typer.Option("--case", "-c", help="Case name.")],
+) -> None:
+    """Take a user's access to a case away (admins open every case regardless)."""
+    ctx = open_app("user")
+    revoke_case(ctx.db, username, get_case(ctx.db, case).id)
+    console.print(shown(f"{username} can no longer open case {case}"), highlight=False)
+
+
+@app.command("grants")
+@friendly_errors
+def grants() -> None:
+    """List case grants: which user (not admins, who open every case) may open which case."""
+    ctx = open_app("user")
+    table = Table("user", "role", "state", "case id", "case")
+    for found in list_grants(ctx.db):
+        state = "active" if found.active else "disabled"
+        table.add_row(
+            shown(found.username),
+            found.role.value,
+            state,
+            str(found.case_id),
+            shown(found.case_name),
+        )
+    console.print(table)
 
 
 def _when(value: datetime | float | None) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, func, literal, or_, select, update
 from sqlalchemy.orm import Session
 
 from casescope.config import Settings
@@ -322,10 +322,16 @@ class RuleSelector:
     levels: tuple[SigmaLevel, ...] = ()
     statuses: tuple[SigmaStatus, ...] = ()
     path_glob: str | None = None  # e.g. "windows/process_creation/*"
+    #: A rule carrying any of these tags (as written: `attack.t1059`, `attack.execution`).
+    tags: tuple[str, ...] = ()
+    #: Rules of these rule sets (the import's name); alone, it selects no rule.
+    sources: tuple[str, ...] = ()
 
     @property
     def empty(self) -> bool:
-        return not (self.rule_uids or self.levels or self.statuses or self.path_glob)
+        # A rule set alone is not a selection: "disable set X" is a separate, explicit choice
+        # of every rule, made by naming a level, status, tag, path or id as well.
+        return not (self.rule_uids or self.levels or self.statuses or self.path_glob or self.tags)
 
 
 def _glob_to_like(glob: str) -> str:
@@ -333,13 +339,24 @@ def _glob_to_like(glob: str) -> str:
     return escaped.replace("*", "%").replace("?", "_")
 
 
+def tag_condition(tags: tuple[str, ...]) -> ColumnElement[bool]:
+    """Rules carrying any of `tags` (the column is space separated; matched case-blind; `*`
+    in a tag matches any text: `attack.t1059*`)."""
+    padded = literal(" ").concat(func.lower(Rule.tags)).concat(" ")
+    return or_(*(padded.like(f"% {_glob_to_like(t.lower())} %", escape="\\") for t in tags))
+
+
 def set_enabled(
     db: Database, settings: Settings, selector: RuleSelector, enabled: bool, actor: str = "cli"
 ) -> int:
     """Enable or disable the selected rules and re-activate the set; returns rules changed."""
     if selector.empty:
-        raise CasescopeError("select rules by --id, --level, --status or --path")
+        raise CasescopeError("select rules by --id, --level, --status, --tag or --path")
     query = update(Rule).values(enabled=enabled)
+    if selector.sources:
+        query = query.where(Rule.source.in_(selector.sources))
+    if selector.tags:
+        query = query.where(tag_condition(selector.tags))
     if selector.rule_uids:
         query = query.where(Rule.rule_uid.in_(selector.rule_uids))
     if selector.levels:

@@ -21,21 +21,26 @@ from casescope.services.auth import check_secret_key
 from casescope.services.users import count_users
 from casescope.web import (
     account_pages,
+    admin_pages,
     detections_pages,
     event_pages,
     jobs_pages,
     pages,
+    rule_pages,
     search_pages,
     settings_pages,
+    token_pages,
 )
 from casescope.web.api import (
     auth,
     cases,
     exclusions,
     files,
+    grants,
     iocs,
     jobs,
     preferences,
+    rules,
     saved_searches,
     search,
     system,
@@ -220,6 +225,8 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
     app.include_router(jobs_pages.router)
     app.include_router(detections_pages.router)
     for module in (timeline, preferences, settings_pages):  # the search workbench
+        app.include_router(module.router)
+    for module in (rules, grants, admin_pages, token_pages, rule_pages):  # administration
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
