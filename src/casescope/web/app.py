@@ -27,6 +27,7 @@ from casescope.web import (
     pages,
     search_pages,
     settings_pages,
+    story_pages,
 )
 from casescope.web.api import (
     auth,
@@ -38,6 +39,7 @@ from casescope.web.api import (
     preferences,
     saved_searches,
     search,
+    story,
     system,
     timeline,
     tokens,
@@ -219,6 +221,8 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
     app.include_router(search_pages.router)
     app.include_router(jobs_pages.router)
     app.include_router(detections_pages.router)
+    app.include_router(story.router)
+    app.include_router(story_pages.router)
     for module in (timeline, preferences, settings_pages):  # the search workbench
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
