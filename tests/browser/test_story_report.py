@@ -72,6 +72,7 @@ def test_build_a_story_of_three_events_and_open_its_html_report(
         log_in(page, base)
         search = f"{base}/cases/{case_id}/search?q=EventID%3A4771+OR+EventID%3A7045"
         page.goto(search)
+        page.screenshot(path=str(artifacts / "story-search-rows.png"))
         for n in range(3):  # each click posts the row's form and comes back to the search
             page.click(f"#results button.story-add >> nth={n}")
             page.wait_for_url(search)

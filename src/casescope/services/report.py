@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import PurePath
+from typing import Any
 
 from sqlalchemy import select
 
@@ -20,7 +21,7 @@ from casescope.model.enums import AuditAction
 from casescope.model.story import StoryItemKind
 from casescope.model.tables import AuditRecord, Case, EvidenceFile, utcnow
 from casescope.model.users import EventMark
-from casescope.services.annotations import badges_of
+from casescope.services.annotations import Badges, badges_of
 from casescope.services.marks import marks_of
 from casescope.services.story import Entry, EventKey, story
 from casescope.store.event_lookup import SUMMARY_COLUMNS, events_by_key
@@ -104,48 +105,52 @@ def _file_names(db: Database, file_ids: set[int]) -> dict[int, str]:
         return {int(i): PurePath(path).name for i, path in rows}
 
 
-def _events(db: Database, index: EventIndex, case_id: int, entries: list[Entry]) -> dict:
-    """Each story event as a ReportEvent, by key."""
-    wanted = [(e.file_id, e.seq, e.ts) for e in entries if e.key is not None]
-    keys: list[EventKey] = [(f, s) for f, s, _ in wanted]  # type: ignore[misc]
-    rows = events_by_key(index, case_id, wanted, (*SUMMARY_COLUMNS, "ts", "user_name"))  # type: ignore[arg-type]
-    badges = badges_of(db, case_id, [k for k in keys if k in rows])
-    marks = marks_of(db, case_id, keys)
-    names = _file_names(db, {f for f, _ in keys})
-    out = {}
-    for entry in entries:
-        key = entry.key
-        if key is None:
-            continue
-        row = rows.get(key)
-        if row is None:
-            name = names.get(key[0], "")
-            out[key] = ReportEvent(key[0], key[1], entry.ts, found=False, file_name=name)
-            continue
-        mine = marks.get(key, [])
-        found = badges.get(key)
-        out[key] = ReportEvent(
-            key[0],
-            key[1],
-            entry.ts,
-            event_id=row.get("event_id"),
-            channel=row.get("channel") or "",
-            provider=row.get("provider") or "",
-            computer=row.get("computer") or "",
-            user_name=row.get("user_name") or "",
-            record_id=row.get("record_id"),
-            summary=summarise(
-                row.get("channel") or "",
-                row.get("provider") or "",
-                row.get("event_id"),
-                row.get("fields") or {},
-            ),
-            file_name=names.get(key[0], ""),
-            detections=tuple(f"{d.level}: {d.title}" for d in found.detections) if found else (),
-            tags=tuple(m["label"] for m in mine if m["kind"] == EventMark.TAG.value),
-            starred=any(m["kind"] == EventMark.STAR.value for m in mine),
-        )
-    return out
+@dataclass(frozen=True)
+class _Found:
+    """What the report reads of the story's events: index rows, findings, marks, file names."""
+
+    rows: dict[EventKey, dict[str, Any]]
+    badges: dict[EventKey, Badges]
+    marks: dict[EventKey, list[dict]]
+    names: dict[int, str]
+
+
+def _read(db: Database, index: EventIndex, case_id: int, entries: list[Entry]) -> _Found:
+    wanted = [(k[0], k[1], e.ts) for e in entries if (k := e.key) is not None]
+    keys = [(f, s) for f, s, _ in wanted]
+    rows = events_by_key(index, case_id, wanted, (*SUMMARY_COLUMNS, "ts", "user_name"))
+    return _Found(
+        rows,
+        badges_of(db, case_id, [k for k in keys if k in rows]),
+        marks_of(db, case_id, keys),
+        _file_names(db, {f for f, _ in keys}),
+    )
+
+
+def _event(key: EventKey, ts: datetime | None, found: _Found) -> ReportEvent:
+    name = found.names.get(key[0], "")
+    row = found.rows.get(key)
+    if row is None:
+        return ReportEvent(key[0], key[1], ts, found=False, file_name=name)
+    marks = found.marks.get(key, [])
+    badges = found.badges.get(key)
+    channel, provider = row.get("channel") or "", row.get("provider") or ""
+    return ReportEvent(
+        key[0],
+        key[1],
+        ts,
+        event_id=row.get("event_id"),
+        channel=channel,
+        provider=provider,
+        computer=row.get("computer") or "",
+        user_name=row.get("user_name") or "",
+        record_id=row.get("record_id"),
+        summary=summarise(channel, provider, row.get("event_id"), row.get("fields") or {}),
+        file_name=name,
+        detections=tuple(f"{d.level}: {d.title}" for d in badges.detections) if badges else (),
+        tags=tuple(m["label"] for m in marks if m["kind"] == EventMark.TAG.value),
+        starred=any(m["kind"] == EventMark.STAR.value for m in marks),
+    )
 
 
 def build_report(db: Database, index: EventIndex, case_id: int, by: str) -> Report:
@@ -156,14 +161,14 @@ def build_report(db: Database, index: EventIndex, case_id: int, by: str) -> Repo
             raise LookupError(f"no case {case_id}")
         name, description = case.name, case.description or ""
     entries = story(db, case_id)
-    events = _events(db, index, case_id, entries)
+    found = _read(db, index, case_id, entries)
     items = [
         ReportItem(
             e.id,
             e.position,
             e.kind,
             text=e.text,
-            event=events.get(e.key) if e.key is not None else None,
+            event=_event(e.key, e.ts, found) if e.key is not None else None,
             by=e.updated_by or e.created_by,
         )
         for e in entries
