@@ -26,8 +26,6 @@ from casescope.model.users import SavedSearch, User
 
 HISTORY_KEEP = 50
 MAX_SAVED_PER_CASE = 200
-
-
 MAX_NAME = 200
 
 
