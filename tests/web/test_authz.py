@@ -26,6 +26,26 @@ ENDPOINTS = [
     ("POST", "/api/cases/{case}/files/retry", {"file_ids": [-1]}, {"admin", "analyst"}),
     ("POST", "/api/cases/{case}/files/import", {"path": "/nonexistent"}, {"admin"}),
     ("POST", "/api/cases/{case}/events/1/0/marks", {"kind": "star"}, {"admin", "analyst"}),
+    ("GET", "/api/cases/{case}/story", None, {"admin", "analyst", "reader"}),
+    ("GET", "/api/cases/{case}/report?format=md", None, {"admin", "analyst", "reader"}),
+    ("POST", "/api/cases/{case}/story/texts", {"text": "authz"}, {"admin", "analyst"}),
+    (
+        "POST",
+        "/api/cases/{case}/story/events",
+        {"events": [{"file_id": 1, "seq": 0}]},
+        {"admin", "analyst"},
+    ),
+    ("POST", "/api/cases/{case}/story/marked", {"mark": "star"}, {"admin", "analyst"}),
+    ("PATCH", "/api/cases/{case}/story/items/999999", {"text": "x"}, {"admin", "analyst"}),
+    ("DELETE", "/api/cases/{case}/story/items/999999", None, {"admin", "analyst"}),
+    ("PUT", "/api/cases/{case}/story/order", {"ids": []}, {"admin", "analyst"}),
+    ("GET", "/api/cases/{case}/saved-searches", None, {"admin", "analyst", "reader"}),
+    (
+        "PATCH",
+        "/api/cases/{case}/saved-searches/999999",
+        {"name": "x"},
+        {"admin", "analyst", "reader"},
+    ),
     ("POST", "/api/cases", {"name": "authz-{role}"}, {"admin", "analyst", "outsider"}),
     ("GET", "/api/users", None, {"admin"}),
     ("POST", "/api/users", {"username": "u-{role}", "password": "x" * 12}, {"admin"}),
@@ -44,6 +64,7 @@ PAGES = [
     "/cases/{case}/search?q=",
     "/cases/{case}/detections",
     "/cases/{case}/detections/timeline",
+    "/cases/{case}/story",
 ]
 
 

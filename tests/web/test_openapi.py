@@ -33,6 +33,10 @@ NOT_JSON: dict[tuple[str, str], tuple[set[str], str]] = {
         {"text/event-stream"},
         "Server-Sent Events: the operation's progress, live",
     ),
+    ("get", "/api/cases/{case_id}/report"): (
+        {"text/markdown", "text/html", "text/csv"},
+        "the case story as a report: a Markdown, HTML or CSV download",
+    ),
     ("get", "/metrics"): ({"text/plain"}, "the Prometheus text format"),
 }
 SCALARS = {"string", "integer", "number", "boolean"}

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("jobs", "status"),
     "search": ("search", "search"),
     "export": ("search", "export"),
+    "report": ("report", "report"),
     "rules": ("rules", "app"),
     "detections": ("detections", "detections"),
     "exclusions": ("exclusions", "app"),

@@ -170,6 +170,14 @@ class AuditAction(StrEnum):
     TOKEN_CREATE = "token.create"
     TOKEN_REVOKE = "token.revoke"
 
+    SEARCH_SHARE = "search.share"  # a saved search shared with the case, or unshared
+    SEARCH_CHANGE = "search.change"  # a saved search renamed, or deleted, by another user
+    STORY_ADD = "story.add"  # events or a text block added to the case story
+    STORY_EDIT = "story.edit"
+    STORY_MOVE = "story.move"
+    STORY_REMOVE = "story.remove"
+    REPORT_EXPORT = "report.export"
+
     @property
     def kind(self) -> AuditKind:
         if self in _STEP_ACTIONS.values():

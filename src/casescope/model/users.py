@@ -155,4 +155,6 @@ class SavedSearch(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     params: Mapped[str] = mapped_column(Text)  # JSON of the search form
     saved: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: A saved search the whole case sees and runs (only its owner or an admin changes it).
+    shared: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -85,3 +85,33 @@ def get_event(index: EventIndex, case_id: int, file_id: int, seq: int) -> dict[s
         {"c": case_id, "f": file_id, "s": seq},
     )
     return rows[0] if rows else None
+
+
+def event_times(
+    index: EventIndex, case_id: int, keys: Sequence[EventKey]
+) -> dict[EventKey, datetime]:
+    """The time of each of `keys` that the index holds in the case (for events known only by
+    their key, such as marked ones, before a lookup by time range). Files and keys narrow the
+    read; there is no time bound to skip parts by, so callers keep `keys` to a story's size."""
+    found: dict[EventKey, datetime] = {}
+    for start in range(0, len(keys), LOOKUP_BATCH):
+        batch = keys[start : start + LOOKUP_BATCH]
+        params = {
+            "c": case_id,
+            "files": sorted({file_id for file_id, _ in batch}),
+            "keys": [event_key(file_id, seq) for file_id, seq in batch],
+        }
+        sql = (
+            f"SELECT file_id, seq, ts FROM {DATABASE}.events WHERE case_id = {{c:UInt32}} "
+            "AND file_id IN (SELECT arrayJoin({files:Array(UInt64)})) "
+            f"AND {EVENT_KEY_SQL} IN (SELECT arrayJoin({{keys:Array(UInt64)}}))"
+        )
+        for row in index.query_rows(sql, params):
+            found[(int(row["file_id"]), int(row["seq"]))] = _utc(row["ts"])
+    return found
+
+
+def _utc(value: datetime | str) -> datetime:
+    """An index time (text such as `2024-03-01 10:00:00.123456`, or a datetime) as aware UTC."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

@@ -29,6 +29,7 @@ from casescope.web import (
     rule_pages,
     search_pages,
     settings_pages,
+    story_pages,
     token_pages,
 )
 from casescope.web.api import (
@@ -43,6 +44,7 @@ from casescope.web.api import (
     rules,
     saved_searches,
     search,
+    story,
     system,
     timeline,
     tokens,
@@ -224,6 +226,8 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
     app.include_router(search_pages.router)
     app.include_router(jobs_pages.router)
     app.include_router(detections_pages.router)
+    app.include_router(story.router)
+    app.include_router(story_pages.router)
     for module in (timeline, preferences, settings_pages):  # the search workbench
         app.include_router(module.router)
     for module in (rules, grants, admin_pages, token_pages, rule_pages):  # administration

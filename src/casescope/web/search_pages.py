@@ -31,7 +31,14 @@ from casescope.web import search_view as sv
 from casescope.web.api import iocs as ioc_api
 from casescope.web.api.params import Form as SearchFormDep
 from casescope.web.api.params import SearchForm
-from casescope.web.api.saved_searches import SearchParams, owner_of, save
+from casescope.web.api.saved_searches import (
+    SavedSearchChange,
+    SearchParams,
+    change,
+    owner_of,
+    remove,
+    save,
+)
 from casescope.web.api.search import (
     Direction,
     Order,
@@ -66,7 +73,16 @@ def _qs(params: dict) -> str:
 
 def _stored_links(rows: list[ss.StoredSearch]) -> list[dict]:
     return [
-        {"id": s.id, "name": s.name, "q": s.params.get("q", ""), "qs": _qs(s.params)} for s in rows
+        {
+            "id": s.id,
+            "name": s.name,
+            "q": s.params.get("q", ""),
+            "qs": _qs(s.params),
+            "shared": s.shared,
+            "owner": s.owner,
+            "editable": s.editable,
+        }
+        for s in rows
     ]
 
 
@@ -223,6 +239,7 @@ def save_search_page(
     state: State,
     name: Annotated[str, Form(max_length=200)],
     params: Annotated[str, Form(max_length=20_000)] = "",
+    shared: Annotated[bool, Form()] = False,
 ) -> Response:
     """Save the search shown (its parameters arrive as the page's query string)."""
     try:
@@ -230,16 +247,22 @@ def save_search_page(
         parsed = SearchParams(**values)
     except ValidationError as exc:
         raise HTTPException(400, f"bad search parameters: {exc.errors()[0]['msg']}") from None
-    save(state, scope, name, parsed)
+    save(state, scope, name, parsed, shared)
     return RedirectResponse(f"/cases/{scope.case_id}/search?{params}", status_code=303)
 
 
 @router.post("/cases/{case_id}/saved-searches/{search_id}/delete")
 def delete_search_page(scope: CaseRead, state: State, search_id: PathId) -> Response:
-    try:
-        ss.delete_saved(state.db, owner_of(scope), search_id)
-    except LookupError:
-        raise HTTPException(404, "no such saved search") from None
+    remove(state, scope, search_id)
+    return RedirectResponse(f"/cases/{scope.case_id}/search", status_code=303)
+
+
+@router.post("/cases/{case_id}/saved-searches/{search_id}/share")
+def share_search_page(
+    scope: CaseRead, state: State, search_id: PathId, shared: Annotated[bool, Form()]
+) -> Response:
+    """Share a saved search with the case, or stop sharing it."""
+    change(state, scope, search_id, SavedSearchChange(shared=shared))
     return RedirectResponse(f"/cases/{scope.case_id}/search", status_code=303)
 
 
