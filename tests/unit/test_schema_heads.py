@@ -3,14 +3,20 @@ Alembic while one behind them is migrated."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
+from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
 from casescope.config import Settings
-from casescope.model.db import MIGRATIONS_DIR, SCHEMA_HEADS, Database, schema_revisions
+from casescope.model.db import (
+    MIGRATIONS_DIR,
+    SCHEMA_HEADS,
+    Database,
+    make_engine,
+    schema_revisions,
+)
 
 
 def test_schema_heads_are_the_scripts_heads() -> None:
@@ -21,11 +27,14 @@ def test_schema_heads_are_the_scripts_heads() -> None:
 
 def test_a_database_behind_the_heads_is_migrated(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home")
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    engine = make_engine(settings)
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0020")
+    assert schema_revisions(engine) == {"0020"} != SCHEMA_HEADS
+    engine.dispose()
     db = Database(settings)
-    assert schema_revisions(db.engine) == SCHEMA_HEADS
-    db.dispose()
-    with sqlite3.connect(settings.db_path) as connection:
-        connection.execute("UPDATE alembic_version SET version_num = '0019'")
-    db = Database(settings)  # 0020 runs again (it only renames values): the schema is at head
     assert schema_revisions(db.engine) == SCHEMA_HEADS
     db.dispose()

@@ -22,7 +22,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from casescope.model.story import StoryItemKind
 from casescope.services.report import Report, ReportEvent, ReportFormat, ReportItem
-from casescope.services.search import neutralise_cell
+from casescope.store.cells import neutralise_cell
 
 TEMPLATES = Path(__file__).parent / "templates"
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
