@@ -88,6 +88,13 @@ class OperationState(StrEnum):
         return self in (OperationState.CANCELLED, OperationState.COMPLETED)
 
 
+class CaseStatus(StrEnum):
+    """Whether a case may still change: a closed case is read-only until it is reopened."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+
+
 class ExclusionKind(StrEnum):
     """What a per-case exclusion of Sigma hits is made of."""
 
@@ -169,6 +176,11 @@ class AuditAction(StrEnum):
     USER_LOGOUT = "user.logout"
     TOKEN_CREATE = "token.create"
     TOKEN_REVOKE = "token.revoke"
+
+    CASE_UPDATE = "case.update"  # renamed, described, or given another owner
+    CASE_CLOSE = "case.close"
+    CASE_REOPEN = "case.reopen"
+    CASE_DELETE = "case.delete"  # detail: the name and the counts removed
 
     @property
     def kind(self) -> AuditKind:

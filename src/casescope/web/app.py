@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from casescope.config import ApiDocs, Settings
-from casescope.errors import IndexMemoryError, NotFoundError, QueryTimeoutError
+from casescope.errors import CaseClosedError, IndexMemoryError, NotFoundError, QueryTimeoutError
 from casescope.model.db import Database
 from casescope.services.auth import check_secret_key
 from casescope.services.users import count_users
@@ -30,6 +30,7 @@ from casescope.web import (
 )
 from casescope.web.api import (
     auth,
+    case_settings,
     cases,
     exclusions,
     files,
@@ -115,6 +116,11 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": str(exc)}, status_code=404)
 
 
+async def _case_closed(request: Request, exc: Exception) -> Response:
+    """A change a closed case refused below the routes' own check (intake): 409."""
+    return JSONResponse({"detail": str(exc)}, status_code=409)
+
+
 def allowed_hosts(settings: Settings, bind_host: str | None) -> list[str]:
     """`CASESCOPE_ALLOWED_HOSTS`, or the bind address and the local names; IPv6 addresses
     also in brackets (the form of a `Host` header)."""
@@ -194,6 +200,7 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
     app.add_exception_handler(IndexMemoryError, _index_memory)
     app.add_exception_handler(QueryTimeoutError, _query_timeout)
     app.add_exception_handler(NotFoundError, _not_found)
+    app.add_exception_handler(CaseClosedError, _case_closed)
     _add_middleware(app, settings, bind_host)
     _add_api_docs(app, settings.api_docs)
     for module in (
@@ -208,6 +215,7 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
         iocs,
         exclusions,
         jobs,
+        case_settings,
     ):
         app.include_router(module.router)
     app.include_router(files.upload_router, max_body_size=settings.max_upload_bytes)

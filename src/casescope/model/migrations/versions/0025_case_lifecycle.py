@@ -1,0 +1,51 @@
+"""case lifecycle: a case's status (open/closed) and owner; the record of deleted cases
+
+Revision ID: 0025
+Revises: 0020
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0025"
+down_revision = "0020"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # Plain ADD COLUMN: a batch copy of `cases` would cascade-delete grants, marks, searches.
+    op.add_column(
+        "cases",
+        sa.Column("status", sa.String(length=16), nullable=False, server_default="open"),
+    )
+    op.add_column(
+        "cases",
+        sa.Column(
+            "owner_id",
+            sa.Integer(),
+            sa.ForeignKey("users.id", name="fk_cases_owner", ondelete="SET NULL"),
+            nullable=True,
+        ),
+        # REFERENCES inside ADD COLUMN: SQLite cannot add a constraint to a table later
+        inline_references=True,
+    )
+    op.create_table(
+        "case_deletions",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("deleted_by", sa.String(length=100), nullable=False),
+        sa.Column("deleted_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("summary", sa.Text(), nullable=False),
+        sa.Column("leftovers", sa.Text(), nullable=False),
+        sa.Column("cleaned", sa.Boolean(), nullable=False),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table("case_deletions")
+    with op.batch_alter_table("cases") as batch:
+        batch.drop_column("owner_id")
+        batch.drop_column("status")

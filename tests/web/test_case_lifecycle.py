@@ -1,0 +1,284 @@
+"""Case settings (rename, describe, owner, open/closed: a closed case is read-only) and case
+deletion, which removes every row, event and file of one case and nothing of any other.
+
+One app, two cases that share an evidence file (same bytes), with a Sigma rule, an IOC, a
+mark and a saved search in each: deleting one case must leave the other exactly as it was.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from casescope.model.tables import Base, Case, DeletedCase, EvidenceFile, Segment
+from casescope.store.rulesets import import_rules
+from casescope.web.api.case_settings import CaseSettingsOut
+from tests.web.conftest import SAMPLES, XSS, Web, open_web, rule_folder, sample_uploads
+
+SHARED = SAMPLES[0]  # in both cases
+ONLY_B = "Privilege Escalation/Sysmon_UACME_22.evtx"
+RULES = {
+    "service.yml": """\
+        title: Service installed
+        id: 5a8b4c1e-0000-4000-8000-000000000025
+        status: test
+        logsource: {product: windows}
+        detection:
+          selection: {EventID: 7045}
+          condition: selection
+        level: high
+        """,
+}
+
+
+def _wait_idle(client: TestClient, case_id: int) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        ops = client.get(f"/api/cases/{case_id}/operations").json()
+        if all(op["finished"] for op in ops):
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"operations of case {case_id} did not finish")
+
+
+def _furnish(client: TestClient, case_id: int) -> None:
+    """An IOC with hits, a starred event and a saved search in the case."""
+    page = client.get(f"/api/cases/{case_id}/events", params={"q": "EventID:7045"}).json()
+    event = page["rows"][0]
+    value = event["fields"].get("ServiceName") or event["computer"]
+    r = client.post(f"/api/cases/{case_id}/iocs", json={"values": [value], "type": "string"})
+    assert r.status_code == 200, r.text
+    mark = f"/api/cases/{case_id}/events/{event['file_id']}/{event['seq']}/marks"
+    assert client.post(mark, json={"kind": "star"}).status_code == 200
+    r = client.post(f"/api/cases/{case_id}/saved-searches", json={"name": "s", "params": {"q": ""}})
+    assert r.status_code in (200, 201), r.text
+    _wait_idle(client, case_id)
+
+
+@pytest.fixture(scope="module")
+def two(tmp_path_factory: pytest.TempPathFactory, attack_samples: Path) -> Iterator[Web]:
+    home = tmp_path_factory.mktemp("lifecycle")
+
+    def prepare(web: Web) -> None:
+        import_rules(web.db, web.settings, rule_folder(home / "rules", RULES), "test")
+
+    files = sample_uploads(attack_samples, SAMPLES[:2])
+    with open_web(home, files, case_name="case A", prepare=prepare) as web:
+        admin = web.clients["admin"]
+        b = admin.post("/api/cases", json={"name": "case B"}).json()["id"]
+        upload = [("files", f) for f in sample_uploads(attack_samples, (SHARED, ONLY_B))]
+        assert admin.post(f"/api/cases/{b}/files/upload", files=upload).status_code == 200
+        admin.post(f"/api/users/reader/cases/{b}")
+        _wait_idle(admin, b)
+        _furnish(web.clients["analyst"], web.case_id)
+        _furnish(admin, b)
+        web.other_case = b  # type: ignore[attr-defined]
+        yield web
+
+
+def _settings(web: Web, role: str, case_id: int | None = None) -> CaseSettingsOut:
+    r = web.clients[role].get(f"/api/cases/{case_id or web.case_id}/settings")
+    assert r.status_code == 200, r.text
+    return CaseSettingsOut.model_validate(r.json())
+
+
+def test_settings_show_the_owner_and_who_may_change_them(two: Web) -> None:
+    seen = _settings(two, "analyst")
+    assert (seen.name, seen.status, seen.owner, seen.can_manage) == (
+        "case A",
+        "open",
+        "analyst",
+        True,
+    )
+    assert seen.files == 2 and seen.events > 0
+    assert _settings(two, "reader").can_manage is False
+    assert two.clients["outsider"].get(f"/api/cases/{two.case_id}/settings").status_code == 403
+
+
+def test_only_an_admin_or_the_owner_changes_settings(two: Web) -> None:
+    url = f"/api/cases/{two.case_id}/settings"
+    for role in ("reader", "outsider"):
+        assert two.clients[role].patch(url, json={"description": "x"}).status_code == 403
+    # the admin's case B: the analyst may open it (no grant: 403) but is not its owner
+    b_url = f"/api/cases/{two.other_case}/settings"  # type: ignore[attr-defined]
+    assert two.clients["reader"].patch(b_url, json={"description": "x"}).status_code == 403
+    r = two.clients["analyst"].patch(url, json={"description": XSS, "name": "case A "})
+    assert r.status_code == 200 and r.json()["description"] == XSS
+    assert r.json()["name"] == "case A"  # stripped: nothing changed
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "says"),
+    [
+        ({"name": "case B"}, 400, "already exists"),
+        ({"name": "   "}, 400, "needs a name"),
+        ({"name": "x" * 201}, 422, ""),
+        ({"status": "archived"}, 422, ""),
+        ({"owner": "nobody-such"}, 400, "no user named"),
+        ({"description": "x" * 10_001}, 422, ""),
+    ],
+)
+def test_bad_settings_are_refused(two: Web, body: dict, status: int, says: str) -> None:
+    r = two.clients["admin"].patch(f"/api/cases/{two.case_id}/settings", json=body)
+    assert r.status_code == status and says in r.text
+    assert _settings(two, "admin").name == "case A"
+
+
+def test_rename_and_owner_are_audited(two: Web) -> None:
+    admin = two.clients["admin"]
+    url = f"/api/cases/{two.case_id}/settings"
+    assert admin.patch(url, json={"name": "case A2", "owner": "admin"}).json()["owner"] == "admin"
+    assert _settings(two, "analyst").can_manage is False  # no longer the owner
+    assert admin.patch(url, json={"name": "case A", "owner": "analyst"}).status_code == 200
+    rows = admin.get("/api/audit", params={"case_id": two.case_id, "limit": 50}).json()
+    details = [row["detail"] for row in rows if row["action"] == "case.update"]
+    assert "name: case A -> case A2" in details and "owner: admin" in details
+
+
+def test_a_closed_case_is_read_only_until_reopened(two: Web, attack_samples: Path) -> None:
+    analyst = two.clients["analyst"]
+    base = f"/api/cases/{two.case_id}"
+    r = analyst.patch(f"{base}/settings", json={"status": "closed"})
+    assert r.status_code == 200 and r.json()["status"] == "closed"
+    event = analyst.get(f"{base}/events").json()["rows"][0]
+    mark = f"{base}/events/{event['file_id']}/{event['seq']}/marks"
+    writes = [
+        ("post", f"{base}/files/upload", {"files": [("files", ("a.ndjson", b"{}\n"))]}),
+        ("post", mark, {"json": {"kind": "star"}}),
+        ("post", f"{base}/iocs", {"json": {"values": ["10.1.2.3"]}}),
+        ("post", f"{base}/files/reprocess", {"json": {"operation": "sigma_only"}}),
+        ("post", f"{base}/exclusions", {"json": {"rule_uid": "any"}}),
+    ]
+    for method, url, kwargs in writes:
+        r = getattr(analyst, method)(url, **kwargs)
+        assert r.status_code == 409 and "closed and read-only" in r.json()["detail"], (url, r.text)
+    page = analyst.post(
+        f"/cases/{two.case_id}/evidence/reprocess",
+        data={"csrf_token": analyst.headers["X-CSRF-Token"], "operation": "sigma_only"},
+    )
+    assert page.status_code == 409
+    assert analyst.get(f"{base}/events").status_code == 200  # reading goes on
+    assert analyst.get(f"{base}/files").status_code == 200
+    r = analyst.patch(f"{base}/settings", json={"status": "open"})
+    assert r.status_code == 200 and r.json()["status"] == "open"
+    assert analyst.post(mark, json={"kind": "tag", "label": "reopened"}).status_code == 200
+    rows = two.clients["admin"].get("/api/audit", params={"case_id": two.case_id}).json()
+    assert {"case.close", "case.reopen"} <= {row["action"] for row in rows}
+
+
+def _snapshot(web: Web, case_id: int) -> dict:
+    """What a user of the case sees: files, events, detections, IOC hits, marks, searches."""
+    client = web.clients["admin"]
+    base = f"/api/cases/{case_id}"
+    return {
+        path: client.get(f"{base}/{path}").json()
+        for path in (
+            "files",
+            "events?limit=500",
+            "events?starred=true",
+            "detections",
+            "ioc-hits",
+            "iocs",
+            "saved-searches",
+            "settings",
+        )
+    } | {"dashboard": client.get(base).json()}
+
+
+def _rows_of(web: Web, case_id: int) -> dict[str, int]:
+    """Rows naming the case in any table (by case_id, or by a file of the case)."""
+    counts: dict[str, int] = {}
+    with web.db.read() as session:
+        files = select(EvidenceFile.id).where(EvidenceFile.case_id == case_id)
+        for table in Base.metadata.sorted_tables:
+            where = []
+            if "case_id" in table.c:
+                where.append(table.c.case_id == case_id)
+            if "file_id" in table.c:
+                where.append(table.c.file_id.in_(files))
+            if table is Case.__table__:
+                where.append(table.c.id == case_id)
+            for condition in where:
+                n = session.scalar(select(func.count()).select_from(table).where(condition))
+                if n:
+                    counts[table.name] = counts.get(table.name, 0) + n
+    return counts
+
+
+def _paths(web: Web, case_id: int) -> tuple[set[Path], set[Path]]:
+    with web.db.read() as session:
+        files = session.scalars(select(EvidenceFile).where(EvidenceFile.case_id == case_id)).all()
+        shas = {f.sha256 for f in files}
+        segments = session.scalars(select(Segment.path).where(Segment.sha256.in_(shas))).all()
+    return {Path(f.stored_path) for f in files}, {Path(p) for p in segments}
+
+
+def test_delete_needs_an_admin_and_the_exact_name(two: Web) -> None:
+    b = two.other_case  # type: ignore[attr-defined]
+    for role in ("analyst", "reader", "outsider"):
+        r = two.clients[role].delete(f"/api/cases/{b}", params={"confirm": "case B"})
+        assert r.status_code == 403
+    admin = two.clients["admin"]
+    for wrong in ("case b", "case B ", ""):
+        r = admin.delete(f"/api/cases/{b}", params={"confirm": wrong})
+        assert r.status_code == 400 and "type its name exactly" in r.text
+    assert admin.delete(f"/api/cases/{b}").status_code == 422  # no confirmation at all
+    assert admin.get(f"/api/cases/{b}").status_code == 200
+
+
+def test_deleting_a_case_removes_all_of_it_and_nothing_of_the_other(two: Web) -> None:
+    a, b = two.case_id, two.other_case  # type: ignore[attr-defined]
+    admin = two.clients["admin"]
+    before = _snapshot(two, a)
+    assert before["detections"] and before["ioc-hits"] and before["events?starred=true"]["rows"]
+    a_evidence, a_segments = _paths(two, a)
+    b_evidence, b_segments = _paths(two, b)
+    b_files = admin.get(f"/api/cases/{b}/files").json()
+    b_event = admin.get(f"/api/cases/{b}/events").json()["rows"][0]
+    preview = admin.get(f"/api/cases/{b}/deletion").json()
+    assert preview["rows"]["detections"] > 0 and preview["rows"]["ioc_hits"] > 0
+    assert preview["index_rows"] > 0 and _rows_of(two, b)
+
+    r = admin.delete(f"/api/cases/{b}", params={"confirm": "case B"})
+    assert r.status_code == 200, r.text
+    report = r.json()
+    assert report["rows"] == preview["rows"] | {"segments": 1} and report["index_rows"] > 0
+    assert report["evidence_files"] == 2 and report["segments"] == 1  # the shared one stays
+
+    # every row of B is gone but the one audit row of its deletion
+    assert _rows_of(two, b) == {"audit": 1}
+    [row] = admin.get("/api/audit", params={"case_id": b}).json()
+    assert row["action"] == "case.delete" and '"index_rows"' in row["detail"]
+    with two.app.state.web.index.use() as index:
+        assert index.count(b) == 0
+    with two.db.read() as session:
+        assert session.get(DeletedCase, b).cleaned
+    # its own files are gone from disk; the segment A shares with it stays
+    assert not any(p.exists() for p in b_evidence)
+    assert {p for p in b_segments if p.exists()} == a_segments & b_segments != set()
+    assert all(p.exists() for p in a_evidence | a_segments)
+    # its ids answer 404 afterwards
+    for url in (
+        f"/api/cases/{b}",
+        f"/api/cases/{b}/files",
+        f"/api/cases/{b}/settings",
+        f"/api/cases/{b}/events/{b_event['file_id']}/{b_event['seq']}",
+        f"/cases/{b}",
+    ):
+        assert admin.get(url).status_code == 404, url
+    assert admin.delete(f"/api/cases/{b}", params={"confirm": "case B"}).status_code == 404
+    assert all(f["id"] not in {g["id"] for g in before["files"]} for f in b_files)
+    # A is exactly as it was
+    assert _snapshot(two, a) == before
+
+
+def test_a_new_case_never_takes_a_deleted_case_id(two: Web) -> None:
+    deleted = two.other_case  # type: ignore[attr-defined]
+    r = two.clients["admin"].post("/api/cases", json={"name": "case C"})
+    assert r.status_code == 201 and r.json()["id"] > deleted
+    assert two.clients["admin"].get(f"/api/cases/{deleted}").status_code == 404
