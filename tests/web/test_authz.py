@@ -31,6 +31,11 @@ ENDPOINTS = [
     ("POST", "/api/users", {"username": "u-{role}", "password": "x" * 12}, {"admin"}),
     ("GET", "/api/audit", None, {"admin"}),
     ("GET", "/api/system", None, set(ROLES)),
+    ("GET", "/api/cases/{case}/settings", None, {"admin", "analyst", "reader"}),
+    # the analyst created the case: its owner
+    ("PATCH", "/api/cases/{case}/settings", {"description": "d"}, {"admin", "analyst"}),
+    ("GET", "/api/cases/{case}/deletion", None, {"admin"}),
+    ("DELETE", "/api/cases/{case}?confirm=not+its+name", None, {"admin"}),
 ]
 PAGES = [
     "/cases/{case}",
@@ -38,6 +43,7 @@ PAGES = [
     "/cases/{case}/search?q=",
     "/cases/{case}/detections",
     "/cases/{case}/detections/timeline",
+    "/cases/{case}/settings",
 ]
 
 

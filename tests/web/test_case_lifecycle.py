@@ -171,6 +171,45 @@ def test_a_closed_case_is_read_only_until_reopened(two: Web, attack_samples: Pat
     assert {"case.close", "case.reopen"} <= {row["action"] for row in rows}
 
 
+def test_the_settings_page_by_role(two: Web) -> None:
+    url = f"/cases/{two.case_id}/settings"
+    admin = two.clients["admin"].get(url).text
+    assert 'id="delete-case"' in admin and 'id="case-settings-form"' in admin
+    reader = two.clients["reader"].get(url).text
+    assert "<fieldset disabled>" in reader and 'id="delete-case"' not in reader
+    assert XSS not in reader and "&lt;img src=x onerror=alert(1)&gt;" in reader
+    analyst = two.clients["analyst"].get(url).text
+    assert "<fieldset >" in analyst and 'id="delete-case"' not in analyst
+    assert two.clients["outsider"].get(url).status_code == 403
+
+
+def test_the_settings_form(two: Web) -> None:
+    analyst = two.clients["analyst"]
+    url = f"/cases/{two.case_id}/settings"
+    form = {"name": "case A", "description": "from the form", "status": "open", "owner": "analyst"}
+    r = analyst.post(url, data=form, headers={"X-CSRF-Token": ""})
+    assert r.status_code == 403  # no CSRF token
+    form["csrf_token"] = analyst.headers["X-CSRF-Token"]
+    r = analyst.post(url, data=form, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == url
+    assert _settings(two, "reader").description == "from the form"
+    r = analyst.post(url, data=form | {"name": "case B"})
+    assert r.status_code == 400 and "already exists" in r.text and 'role="alert"' in r.text
+    assert two.clients["reader"].post(url, data=form).status_code == 403
+
+
+def test_the_delete_form_wants_the_exact_name(two: Web) -> None:
+    admin = two.clients["admin"]
+    b = two.other_case  # type: ignore[attr-defined]
+    form = {"csrf_token": admin.headers["X-CSRF-Token"], "confirm": "case"}
+    r = admin.post(f"/cases/{b}/delete", data=form)
+    assert r.status_code == 400 and "type its name exactly" in r.text
+    analyst = two.clients["analyst"]
+    r = analyst.post(f"/cases/{two.case_id}/delete", data=form | {"confirm": "case A"})
+    assert r.status_code == 403
+    assert admin.get(f"/api/cases/{b}").status_code == 200
+
+
 def _snapshot(web: Web, case_id: int) -> dict:
     """What a user of the case sees: files, events, detections, IOC hits, marks, searches."""
     client = web.clients["admin"]

@@ -21,6 +21,7 @@ from casescope.services.auth import check_secret_key
 from casescope.services.users import count_users
 from casescope.web import (
     account_pages,
+    case_pages,
     detections_pages,
     event_pages,
     jobs_pages,
@@ -227,6 +228,7 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
     app.include_router(search_pages.router)
     app.include_router(jobs_pages.router)
     app.include_router(detections_pages.router)
+    app.include_router(case_pages.router)
     for module in (timeline, preferences, settings_pages):  # the search workbench
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
