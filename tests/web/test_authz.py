@@ -32,6 +32,12 @@ ENDPOINTS = [
     ("GET", "/api/audit", None, {"admin"}),
     ("GET", "/api/system", None, set(ROLES)),
     ("GET", "/api/cases/{case}/settings", None, {"admin", "analyst", "reader"}),
+    (
+        "GET",
+        "/api/cases/{case}/files/rows?first_id=1&last_id=9",
+        None,
+        {"admin", "analyst", "reader"},
+    ),
     # the analyst created the case: its owner
     ("PATCH", "/api/cases/{case}/settings", {"description": "d"}, {"admin", "analyst"}),
     ("GET", "/api/cases/{case}/deletion", None, {"admin"}),

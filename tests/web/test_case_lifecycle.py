@@ -210,6 +210,30 @@ def test_the_delete_form_wants_the_exact_name(two: Web) -> None:
     assert admin.get(f"/api/cases/{b}").status_code == 200
 
 
+def test_file_rows_by_id_range(two: Web) -> None:
+    reader = two.clients["reader"]
+    url = f"/api/cases/{two.case_id}/files/rows"
+    files = reader.get(f"/api/cases/{two.case_id}/files").json()
+    first, last = files[0]["id"], files[-1]["id"]
+    rows = reader.get(url, params={"first_id": first, "last_id": last}).json()
+    assert [r["id"] for r in rows] == [f["id"] for f in files]
+    one = reader.get(url, params={"first_id": first, "last_id": last, "limit": 1}).json()
+    assert [r["id"] for r in one] == [first]
+    # another case's files are not in this case's range
+    b_files = two.clients["admin"].get(f"/api/cases/{two.other_case}/files").json()  # type: ignore[attr-defined]
+    b_ids = {f["id"] for f in b_files}
+    rows = reader.get(url, params={"first_id": 1, "last_id": max(b_ids)}).json()
+    assert not b_ids & {r["id"] for r in rows}
+    for bad, status in (
+        ({"first_id": last, "last_id": first - 1 or 1}, 400),
+        ({"first_id": 0, "last_id": 5}, 422),
+        ({"first_id": 1, "last_id": 2**63}, 422),
+        ({"first_id": 1, "last_id": 5, "limit": 501}, 422),
+        ({"first_id": "x", "last_id": 5}, 422),
+    ):
+        assert reader.get(url, params=bad).status_code == status, bad
+
+
 def _snapshot(web: Web, case_id: int) -> dict:
     """What a user of the case sees: files, events, detections, IOC hits, marks, searches."""
     client = web.clients["admin"]

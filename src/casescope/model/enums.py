@@ -26,10 +26,19 @@ class FileStatus(StrEnum):
     IOC = "ioc"
     COMPLETED = "completed"
     FAILED = "failed"
+    #: Its job was cancelled before it ran to the end, and it has no earlier outcome to go
+    #: back to: not processed, not failed either (`retry` processes it like a failed file).
+    CANCELLED = "cancelled"
 
     @property
     def is_terminal(self) -> bool:
-        return self in (FileStatus.COMPLETED, FileStatus.FAILED)
+        return self in TERMINAL_FILE_STATES
+
+
+#: Files that will not change without someone asking (re-process, retry).
+TERMINAL_FILE_STATES = (FileStatus.COMPLETED, FileStatus.FAILED, FileStatus.CANCELLED)
+#: Files that `retry` processes again from scratch.
+RETRYABLE_FILE_STATES = (FileStatus.FAILED, FileStatus.CANCELLED)
 
 
 class IndexState(StrEnum):

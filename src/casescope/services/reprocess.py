@@ -14,7 +14,7 @@ from sqlalchemy import select
 from casescope.config import Settings
 from casescope.errors import CasescopeError, NotFoundError
 from casescope.model.db import Database
-from casescope.model.enums import AuditAction, FileStatus, FileType, Operation, OperationKind
+from casescope.model.enums import AuditAction, FileType, Operation, OperationKind
 from casescope.model.tables import AuditRecord, EvidenceFile
 from casescope.parse.fieldmap import check_field_map
 from casescope.services import operations
@@ -113,7 +113,7 @@ def _queue(
         queued = [
             f.id
             for f in files
-            if f.status in (FileStatus.COMPLETED, FileStatus.FAILED)
+            if f.status.is_terminal
             and operation_jobs.enqueue_in_operation(
                 session, f, operation, operation_id, max_attempts=settings.max_attempts
             )

@@ -34,6 +34,7 @@ from casescope.web.api import (
     case_settings,
     cases,
     exclusions,
+    file_rows,
     files,
     iocs,
     jobs,
@@ -217,6 +218,7 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
         exclusions,
         jobs,
         case_settings,
+        file_rows,
     ):
         app.include_router(module.router)
     app.include_router(files.upload_router, max_body_size=settings.max_upload_bytes)
