@@ -51,10 +51,16 @@ def test_show_and_set(two: Cli) -> None:
     assert bad.returncode == 1 and "no case named 'nope'" in bad.stderr
 
 
-def test_a_closed_case_refuses_ingest(two: Cli, attack_samples: Path) -> None:
+def test_a_closed_case_refuses_every_change(two: Cli, attack_samples: Path) -> None:
     assert "is closed" in two.run("case", "close", "one").stdout
-    refused = two.run("ingest", "--case", "one", str(attack_samples / LATER), check=False)
-    assert refused.returncode == 1 and "closed and read-only" in refused.stderr
+    for command in (
+        ("ingest", "--case", "one", str(attack_samples / LATER)),
+        ("reindex", "--case", "one", "--no-wait"),
+        ("ioc", "add", "--case", "one", "10.9.8.7"),
+        ("exclusions", "add", "--case", "one", "--rule", "any"),
+    ):
+        refused = two.run(*command, check=False)
+        assert refused.returncode == 1 and "closed and read-only" in refused.stderr, command
     with two.db().read() as session:
         files = session.scalar(select(func.count(EvidenceFile.id)).where(EvidenceFile.case_id == 1))
     assert files == 2  # nothing taken in

@@ -179,6 +179,7 @@ def delete_case(
     db: Database, index: EventIndex, settings: Settings, case_id: int, confirm: str, actor: str
 ) -> DeletionReport:
     """Delete the case (see the module's docstring); `confirm` must be its exact name."""
+    finish_deletions(db, index, settings)
     with db.session() as session:
         case = _check(session, case_id, confirm)
         report = DeletionReport(case_id, case.name)
