@@ -3,13 +3,16 @@
 One server: an upload shows each file's bytes and the total, its files appear in the table
 at once and finish there without a reload; a closed case refuses an upload on the page; a
 case is deleted after its name is typed, and the other case, which shares a file with it,
-keeps every event.
+keeps every event. Screenshots go to `$CASESCOPE_ARTIFACTS` (else the test's tmp dir), and
+with `CASESCOPE_DOCS_IMG` set (a folder, e.g. docs/img) there too.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,6 +40,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield base
 
 
+def _shot(page: Any, tmp_path: Path, name: str) -> None:
+    page.screenshot(path=str(artifacts_dir(tmp_path) / name))
+    if docs := os.environ.get("CASESCOPE_DOCS_IMG"):
+        page.screenshot(path=str(Path(docs) / name))
+
+
 def _new_case(base: str, name: str) -> int:
     with api_client(base) as http:
         return http.post("/api/cases", json={"name": name}).json()["id"]
@@ -48,6 +57,8 @@ def test_upload_shows_bytes_and_rows_live(
     case_id = _new_case(server, "upload case")
     paths = [str(attack_samples / s) for s in SAMPLES]
     with chromium_page() as page:
+        errors: list[str] = []
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         log_in(page, server)
         page.goto(f"{server}/cases/{case_id}/evidence")
         page.evaluate("window.notReloaded = true")
@@ -69,7 +80,8 @@ def test_upload_shows_bytes_and_rows_live(
         expect(statuses).to_have_text(["completed"] * len(SAMPLES), timeout=240_000)
         assert page.evaluate("window.notReloaded === true")
         assert "every new file is processed" in page.inner_text("#progress")
-        page.screenshot(path=str(artifacts_dir(tmp_path) / "lifecycle-upload.png"))
+        assert not [e for e in errors if "Content Security Policy" in e], errors
+        _shot(page, tmp_path, "lifecycle-upload.png")
 
 
 def test_a_closed_case_refuses_an_upload(server: str, attack_samples: Path) -> None:
@@ -106,7 +118,7 @@ def test_delete_a_case_and_the_other_is_untouched(
         page.fill("#delete-confirm", "doomed cas")
         assert page.is_disabled("#delete-button")
         page.fill("#delete-confirm", "doomed case")
-        page.screenshot(path=str(artifacts_dir(tmp_path) / "lifecycle-delete.png"))
+        _shot(page, tmp_path, "lifecycle-settings.png")
         page.click("#delete-button")
         assert "doomed case" in page.inner_text("#deleted-note")
         page.goto(f"{server}/")
