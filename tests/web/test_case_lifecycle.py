@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
-from casescope.model.tables import Base, Case, DeletedCase, EvidenceFile, Segment
+from casescope.model.enums import JobState, Operation
+from casescope.model.tables import Base, Case, DeletedCase, EvidenceFile, Job, Segment
 from casescope.store.rulesets import import_rules
 from casescope.web.api.case_settings import CaseSettingsOut
 from tests.web.conftest import SAMPLES, XSS, Web, open_web, rule_folder, sample_uploads
@@ -138,6 +140,44 @@ def test_rename_and_owner_are_audited(two: Web) -> None:
     rows = admin.get("/api/audit", params={"case_id": two.case_id, "limit": 50}).json()
     details = [row["detail"] for row in rows if row["action"] == "case.update"]
     assert "name: case A -> case A2" in details and "owner: admin" in details
+
+
+@contextmanager
+def _job_of(web: Web, case_id: int, state: JobState) -> Iterator[None]:
+    """A job of the case's first file in `state` for the block (a worker's lease that does
+    not run out: nothing claims or rescues it)."""
+    with web.db.session() as session:
+        file_id = session.scalar(select(EvidenceFile.id).where(EvidenceFile.case_id == case_id))
+        job = Job(
+            file_id=file_id,
+            operation=Operation.REINDEX,
+            state=state,
+            worker_id="test",
+            lease_until=time.time() + 3600,
+        )
+        session.add(job)
+    try:
+        yield
+    finally:
+        with web.db.session() as session:
+            session.execute(delete(Job).where(Job.id == job.id))
+
+
+def test_a_case_with_work_in_progress_is_not_closed(two: Web) -> None:
+    url = f"/api/cases/{two.case_id}/settings"
+    with _job_of(two, two.case_id, JobState.PAUSED):
+        r = two.clients["analyst"].patch(url, json={"status": "closed", "description": "d"})
+        assert r.status_code == 409 and "cancel their jobs" in r.json()["detail"]
+    assert _settings(two, "analyst").status == "open"  # all or nothing
+    assert _settings(two, "analyst").description != "d"
+
+
+def test_a_case_being_processed_is_not_deleted(two: Web) -> None:
+    b = two.other_case  # type: ignore[attr-defined]
+    with _job_of(two, b, JobState.RUNNING):
+        r = two.clients["admin"].delete(f"/api/cases/{b}", params={"confirm": "case B"})
+        assert r.status_code == 409 and "being processed" in r.json()["detail"]
+    assert two.clients["admin"].get(f"/api/cases/{b}").status_code == 200
 
 
 def test_a_closed_case_is_read_only_until_reopened(two: Web, attack_samples: Path) -> None:
