@@ -1,4 +1,5 @@
-"""case lifecycle: a case's status (open/closed) and owner; the record of deleted cases
+"""case lifecycle: a case's status (open/closed) and owner; the record of deleted cases;
+files a cancel marked failed become cancelled
 
 Revision ID: 0025
 Revises: 0020
@@ -13,6 +14,13 @@ revision = "0025"
 down_revision = "0020"
 branch_labels = None
 depends_on = None
+
+#: What a cancel wrote on a file with no earlier outcome before 0025 (then `failed`, now
+#: `cancelled`): frozen here, as a migration must keep meaning what it meant.
+CANCELLED_ERROR = "cancelled: operation %"
+_STATUS = sa.text(
+    "UPDATE evidence_files SET status = :new WHERE status = :old AND error LIKE :error"
+).bindparams(error=CANCELLED_ERROR)
 
 
 def upgrade() -> None:
@@ -42,10 +50,12 @@ def upgrade() -> None:
         sa.Column("leftovers", sa.Text(), nullable=False),
         sa.Column("cleaned", sa.Boolean(), nullable=False),
     )
+    op.execute(_STATUS.bindparams(old="failed", new="cancelled"))
 
 
 def downgrade() -> None:
+    op.execute(_STATUS.bindparams(old="cancelled", new="failed"))
     op.drop_table("case_deletions")
-    with op.batch_alter_table("cases") as batch:
-        batch.drop_column("owner_id")
-        batch.drop_column("status")
+    op.drop_column("cases", "status")
+    # `owner_id` stays: SQLite cannot drop a column holding a foreign key, and a batch copy
+    # of `cases` would cascade-delete grants, marks and searches. Older code ignores it.
