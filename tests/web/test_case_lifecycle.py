@@ -274,6 +274,22 @@ def test_file_rows_by_id_range(two: Web) -> None:
         assert reader.get(url, params=bad).status_code == status, bad
 
 
+def test_a_hostile_case_name_is_inert_through_its_deletion(two: Web) -> None:
+    admin = two.clients["admin"]
+    case_id = admin.post("/api/cases", json={"name": XSS}).json()["id"]
+    page = admin.get(f"/cases/{case_id}/settings").text
+    assert XSS not in page and page.count("&lt;img src=x onerror=alert(1)&gt;") >= 3
+    form = {"confirm": XSS}
+    r = admin.post(f"/cases/{case_id}/delete", data=form, headers={"X-CSRF-Token": ""})
+    assert r.status_code == 403  # no CSRF token: nothing deleted
+    assert admin.get(f"/api/cases/{case_id}").status_code == 200
+    r = admin.post(
+        f"/cases/{case_id}/delete", data=form | {"csrf_token": admin.headers["X-CSRF-Token"]}
+    )
+    assert r.status_code == 200 and XSS not in r.text and 'id="deleted-note"' in r.text
+    assert admin.get(f"/api/cases/{case_id}").status_code == 404
+
+
 def _snapshot(web: Web, case_id: int) -> dict:
     """What a user of the case sees: files, events, detections, IOC hits, marks, searches."""
     client = web.clients["admin"]
