@@ -16,8 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import delete, func, select
 
-from casescope.model.enums import JobState, Operation
+from casescope.model.enums import JobState, Operation, OperationKind
 from casescope.model.tables import Base, Case, DeletedCase, EvidenceFile, Job, Segment
+from casescope.services import operations as ops
 from casescope.store.rulesets import import_rules
 from casescope.web.api.case_settings import CaseSettingsOut
 from tests.web.conftest import SAMPLES, XSS, Web, open_web, rule_folder, sample_uploads
@@ -161,6 +162,34 @@ def _job_of(web: Web, case_id: int, state: JobState) -> Iterator[None]:
     finally:
         with web.db.session() as session:
             session.execute(delete(Job).where(Job.id == job.id))
+
+
+def test_a_cancelled_job_whose_file_has_an_outcome_offers_no_retry(two: Web) -> None:
+    """A cancelled re-process of a completed file: counted once, as cancelled; the file is
+    completed again, so the Jobs page offers no retry (only failed or cancelled files)."""
+    operation_id = ops.create_operation(two.db, two.case_id, OperationKind.REINDEX, "test")
+    with two.db.session() as session:
+        file_id = session.scalar(select(EvidenceFile.id).where(EvidenceFile.case_id == two.case_id))
+        session.add(
+            Job(
+                file_id=file_id,
+                operation=Operation.REINDEX,
+                state=JobState.PAUSED,
+                operation_id=operation_id,
+            )
+        )
+    ops.seal_operation(two.db, operation_id)
+    r = two.clients["analyst"].post(f"/api/cases/{two.case_id}/operations/{operation_id}/cancel")
+    assert r.status_code == 200, r.text
+    p = two.clients["reader"].get(f"/api/cases/{two.case_id}/operations/{operation_id}").json()
+    assert (p["files_done"], p["files_cancelled"], p["files_retryable"]) == (0, 1, 0)
+    page = two.clients["analyst"].get(f"/cases/{two.case_id}/jobs").text
+    row = page.split(f'data-op="{operation_id}"', 1)[1].split("</tr>", 1)[0]
+    assert "0 done, 0 failed, 1 cancelled, 0 paused (1/1 finished)" in row
+    assert '<button type="submit" hidden>Retry failed</button>' in row
+    assert 'data-confirm="Cancel operation' in row
+    files = two.clients["reader"].get(f"/api/cases/{two.case_id}/files").json()
+    assert {f["status"] for f in files if f["id"] == file_id} == {"completed"}
 
 
 def test_a_case_with_work_in_progress_is_not_closed(two: Web) -> None:
