@@ -13,6 +13,16 @@ class NotFoundError(CasescopeError):
     """A case, file or job that was asked for does not exist."""
 
 
+class CaseClosedError(CasescopeError):
+    """A change to a closed case: it is read-only until it is reopened (web: 409)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"case {name!r} is closed and read-only: reopen it (case settings, or "
+            "`casescope case reopen`) to change it"
+        )
+
+
 class EvidenceError(CasescopeError):
     """Evidence cannot be taken in or read (missing, unreadable, unsafe)."""
 

@@ -87,6 +87,13 @@ def test_jobs_page_follows_progress_live(server: str, tmp_path: Path) -> None:
         page.wait_for_selector(f"{row} td.state:has-text('paused')", timeout=60_000)
         assert page.is_visible(f"{row} form[data-action=resume] button")
         assert not page.is_visible(f"{row} form[data-action=pause] button")
+        # cancel asks first: declined, nothing changes; accepted, the operation is cancelled
+        asked: list[str] = []
+        page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+        page.click(f"{row} form[data-action=cancel] button")
+        assert asked and f"Cancel operation {operation_id}?" in asked[0]
+        assert ops.get_progress(db, operation_id).state == "paused"
+        page.once("dialog", lambda d: d.accept())
         page.click(f"{row} form[data-action=cancel] button")
         page.wait_for_selector(f"{row} td.state:has-text('cancelled')", timeout=60_000)
         assert not [e for e in errors if "Content Security Policy" in e], errors

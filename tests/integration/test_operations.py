@@ -17,8 +17,9 @@ from casescope.model.db import Database
 from casescope.model.enums import FileStatus, JobState, Operation, OperationKind
 from casescope.model.tables import Case, EvidenceFile, Job
 from casescope.services import operations as ops
-from casescope.services.cases import get_or_create_case
-from casescope.services.doctor import verify_files
+from casescope.services.cases import get_or_create_case, list_cases
+from casescope.services.doctor import Verification, verify_files
+from casescope.services.progress import FileSet, read_progress
 from casescope.services.reprocess import requeue_files, retry_operation
 from casescope.workqueue import queue
 from tests.integration.conftest import BOTH_DATABASES
@@ -61,10 +62,11 @@ def _job_states(db: Database, operation_id: int) -> dict[int, JobState]:
         return {file_id: JobState(state) for file_id, state in rows}
 
 
-def _verified(db: Database) -> None:
+def _verified(db: Database) -> Verification:
     with db.read() as session:
         result = verify_files(session)
     assert result.ok, result.problems
+    return result
 
 
 def test_progress_reaches_completion_on_the_attack_samples(
@@ -168,20 +170,29 @@ def test_cancel_restores_files_and_retry_processes_failed_ones(
     _verified(db)
 
 
-def test_cancelled_first_intake_fails_with_the_reason(
+def test_a_cancelled_first_intake_is_cancelled_once_and_retry_is_offered_until_done(
     db: Database, settings: Settings, case: Case, attack_samples: Path
 ) -> None:
     operation_id = _ingest(db, settings, case, [attack_samples / s for s in SAMPLES[:2]])
     assert ops.cancel(db, operation_id, "analyst") == 2
     with db.read() as session:
         rows = session.execute(select(EvidenceFile.status, EvidenceFile.error)).all()
-    assert {status for status, _ in rows} == {FileStatus.FAILED}
+    # cancelled, not failed: the operation, the files and the case list say the same
+    assert {status for status, _ in rows} == {FileStatus.CANCELLED}
     assert all("cancelled by analyst" in error for _, error in rows)
-    _verified(db)
-    assert ops.get_progress(db, operation_id).finished
+    assert _verified(db).cancelled == 2
+    p = ops.get_progress(db, operation_id)
+    assert p.finished and (p.files_done, p.files_failed, p.files_cancelled) == (0, 0, 2)
+    assert p.files_retryable == 2
+    progress = read_progress(db, FileSet(case.id, 0, 2**62))
+    assert (progress.done, progress.failed, progress.cancelled, progress.completed) == (2, 0, 2, 0)
+    assert [c.failed for c in list_cases(db)] == [0]
     retried = retry_operation(db, settings, operation_id, "test")
     run_worker(settings)
     assert ops.get_progress(db, retried.operation_id).files_done == 2
+    # the cancelled operation's files are done now: it no longer offers a retry
+    assert ops.get_progress(db, operation_id).files_retryable == 0
+    assert ops.failed_files(db, operation_id) == []
 
 
 def test_cli_lists_pauses_and_cancels(

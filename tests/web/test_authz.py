@@ -57,6 +57,17 @@ ENDPOINTS = [
     ("GET", "/api/rules", None, {"admin"}),
     ("POST", "/api/rules/disable", {"ids": ["no-such-rule"]}, {"admin"}),
     ("POST", "/api/rules/import-folder", {"path": "/nonexistent"}, {"admin"}),
+    ("GET", "/api/cases/{case}/settings", None, {"admin", "analyst", "reader"}),
+    (
+        "GET",
+        "/api/cases/{case}/files/rows?first_id=1&last_id=9",
+        None,
+        {"admin", "analyst", "reader"},
+    ),
+    # the analyst created the case: its owner
+    ("PATCH", "/api/cases/{case}/settings", {"description": "d"}, {"admin", "analyst"}),
+    ("GET", "/api/cases/{case}/deletion", None, {"admin"}),
+    ("DELETE", "/api/cases/{case}?confirm=not+its+name", None, {"admin"}),
 ]
 PAGES = [
     "/cases/{case}",
@@ -65,6 +76,7 @@ PAGES = [
     "/cases/{case}/detections",
     "/cases/{case}/detections/timeline",
     "/cases/{case}/story",
+    "/cases/{case}/settings",
 ]
 
 

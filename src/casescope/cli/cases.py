@@ -10,13 +10,16 @@ from rich.filesize import decimal
 from rich.table import Column, Table
 from rich.text import Text
 
+from casescope.cli import case_admin
 from casescope.cli.common import console, friendly_errors, open_app, shown
 from casescope.cli.output import OutputFormat, format_option, write_rows
 from casescope.model.enums import FileStatus
 from casescope.services.cases import create_case, get_case, list_cases
 from casescope.services.files import list_files
 
-app = typer.Typer(help="Create and list cases.", no_args_is_help=True)
+app = typer.Typer(
+    help="Create, list, show, change, close, reopen and delete cases.", no_args_is_help=True
+)
 
 
 @app.command("create")
@@ -47,6 +50,16 @@ def list_() -> None:
             shown(case.description),
         )
     console.print(table)
+
+
+for _name, _command in (
+    ("show", case_admin.show),
+    ("set", case_admin.set_),
+    ("close", case_admin.close),
+    ("reopen", case_admin.reopen),
+    ("delete", case_admin.delete),
+):
+    app.command(_name)(_command)
 
 
 @friendly_errors

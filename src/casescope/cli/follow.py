@@ -156,8 +156,9 @@ def print_outcome(ctx: AppContext, files: FileSet, rejected: int = 0) -> None:
         files=files,
     )
     refused = f" (and {rejected:,} rejected at intake, above)" if rejected else ""
+    cancelled = f"{progress.cancelled:,} cancelled, " if progress.cancelled else ""
     console.print(
-        f"done: {progress.done - progress.failed:,} completed, {progress.failed:,} failed, "
+        f"done: {progress.completed:,} completed, {progress.failed:,} failed, {cancelled}"
         f"{progress.events_done:,} events; {report.files_with_warnings:,} files with "
         f"warnings{refused}",
         highlight=False,

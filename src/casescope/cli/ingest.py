@@ -22,6 +22,7 @@ from casescope.cli.follow import follow, print_outcome
 from casescope.evidence.intake import IntakeReport, check_sources, ingest_paths
 from casescope.jobs.launcher import PoolKeeper, ensure_workers
 from casescope.model.enums import OperationKind
+from casescope.services.case_lifecycle import ensure_open
 from casescope.services.cases import get_or_create_case
 from casescope.services.doctor import verify_files
 from casescope.services.operations import intake_operation
@@ -43,6 +44,7 @@ def ingest(
     ctx = open_app("ingest")
     paths = check_sources(paths)  # a mistyped path: a clear error, no case, nothing copied
     case_row, created = get_or_create_case(ctx.db, case)
+    ensure_open(ctx.db, case_row.id)
     if created:
         console.print(Text("created case ") + shown(case_row.name))
     keeper = PoolKeeper(ctx.settings, ctx.db, workers=workers)

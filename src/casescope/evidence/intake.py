@@ -22,11 +22,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casescope.config import Settings
-from casescope.errors import EvidenceError
+from casescope.errors import CaseClosedError, EvidenceError
 from casescope.evidence.archive import ArchiveLimits, is_zip, store_archive
 from casescope.evidence.store import Refused, StoredFile, describe_os_error, store_file
 from casescope.model.db import Database
-from casescope.model.enums import AuditAction, FileStatus, FileType, Operation
+from casescope.model.enums import AuditAction, CaseStatus, FileStatus, FileType, Operation
 from casescope.model.tables import AuditRecord, Case, EvidenceFile, utcnow
 from casescope.workqueue import operation_jobs
 
@@ -214,6 +214,14 @@ def _register_batch(
         )
 
 
+def _refuse_closed(db: Database, case_id: int) -> None:
+    """A closed case is read-only: nothing is taken in until it is reopened."""
+    with db.read() as session:
+        case = session.get(Case, case_id)
+    if case is not None and case.status is CaseStatus.CLOSED:
+        raise CaseClosedError(case.name)
+
+
 def ingest_paths(
     db: Database,
     settings: Settings,
@@ -231,6 +239,7 @@ def ingest_paths(
     first files while later ones are still being copied; `on_batch` is told after each.
     The jobs belong to the bulk operation `operation_id`, when given (services/operations.py).
     """
+    _refuse_closed(db, case.id)
     settings.ensure_dirs()
     options = IntakeOptions(case.id, dict(field_map or {}), operation_id)
     case_dir = settings.evidence_dir / str(case.id)

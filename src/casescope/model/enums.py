@@ -26,10 +26,19 @@ class FileStatus(StrEnum):
     IOC = "ioc"
     COMPLETED = "completed"
     FAILED = "failed"
+    #: Its job was cancelled before it ran to the end, and it has no earlier outcome to go
+    #: back to: not processed, not failed either (`retry` processes it like a failed file).
+    CANCELLED = "cancelled"
 
     @property
     def is_terminal(self) -> bool:
-        return self in (FileStatus.COMPLETED, FileStatus.FAILED)
+        return self in TERMINAL_FILE_STATES
+
+
+#: Files that will not change without someone asking (re-process, retry).
+TERMINAL_FILE_STATES = (FileStatus.COMPLETED, FileStatus.FAILED, FileStatus.CANCELLED)
+#: Files that `retry` processes again from scratch.
+RETRYABLE_FILE_STATES = (FileStatus.FAILED, FileStatus.CANCELLED)
 
 
 class IndexState(StrEnum):
@@ -86,6 +95,13 @@ class OperationState(StrEnum):
     @property
     def is_terminal(self) -> bool:
         return self in (OperationState.CANCELLED, OperationState.COMPLETED)
+
+
+class CaseStatus(StrEnum):
+    """Whether a case may still change: a closed case is read-only until it is reopened."""
+
+    OPEN = "open"
+    CLOSED = "closed"
 
 
 class ExclusionKind(StrEnum):
@@ -177,6 +193,10 @@ class AuditAction(StrEnum):
     STORY_MOVE = "story.move"
     STORY_REMOVE = "story.remove"
     REPORT_EXPORT = "report.export"
+    CASE_UPDATE = "case.update"  # renamed, described, or given another owner
+    CASE_CLOSE = "case.close"
+    CASE_REOPEN = "case.reopen"
+    CASE_DELETE = "case.delete"  # detail: the name and the counts removed
 
     @property
     def kind(self) -> AuditKind:

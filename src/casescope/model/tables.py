@@ -26,6 +26,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from casescope.model.enums import (
     AuditAction,
+    CaseStatus,
     ExclusionKind,
     FileStatus,
     FileType,
@@ -61,8 +62,35 @@ class Case(Base):
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: A closed case is read-only: every write route and intake refuse until it is reopened.
+    status: Mapped[CaseStatus] = mapped_column(_enum(CaseStatus), default=CaseStatus.OPEN)
+    #: The user answerable for the case (None: nobody named, or the user was deleted).
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
 
     files: Mapped[list[EvidenceFile]] = relationship(back_populates="case")
+
+
+class DeletedCase(Base):
+    """A case that was deleted: who deleted it, when, and what was removed.
+
+    Kept for the record (retention proof) and so that SQLite never hands the id of a
+    deleted case to a new one (it reuses the largest rowid once that row is gone): links to
+    the deleted case must answer 404, not show another case. `leftovers` holds the paths
+    still to be removed from disk; `cleaned` is set once they and the index rows are gone.
+    """
+
+    __tablename__ = "case_deletions"
+
+    #: The id the case had (named `id`, not `case_id`: this row is not one of the case's).
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    name: Mapped[str] = mapped_column(String(200))
+    deleted_by: Mapped[str] = mapped_column(String(100))
+    deleted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    summary: Mapped[str] = mapped_column(Text, default="")  # JSON: what was removed
+    leftovers: Mapped[str] = mapped_column(Text, default="")  # JSON: paths to remove
+    cleaned: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Segment(Base):

@@ -6,11 +6,12 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from casescope.errors import CasescopeError, NotFoundError
 from casescope.model.db import Database
 from casescope.model.enums import AuditAction, FileStatus
-from casescope.model.tables import AuditRecord, Case, EvidenceFile
+from casescope.model.tables import AuditRecord, Case, DeletedCase, EvidenceFile
 
 
 @dataclass(frozen=True)
@@ -23,13 +24,31 @@ class CaseSummary:
     failed: int
 
 
-def create_case(db: Database, name: str, description: str = "", actor: str = "cli") -> Case:
+def _fresh_id(session: Session) -> int | None:
+    """An id above every case's, deleted ones included, once a case was deleted: SQLite
+    would hand out the largest id again after its row is gone, and a link to the deleted
+    case must not show the new one. None: the database's own sequence is enough."""
+    deleted = session.scalar(select(func.max(DeletedCase.id)))
+    if deleted is None or session.get_bind().dialect.name != "sqlite":
+        return None
+    return max(deleted, session.scalar(select(func.max(Case.id))) or 0) + 1
+
+
+def create_case(
+    db: Database,
+    name: str,
+    description: str = "",
+    actor: str = "cli",
+    owner_id: int | None = None,
+) -> Case:
     name = name.strip()
     if not name:
         raise CasescopeError("a case needs a name")
     try:
         with db.session() as session:
-            case = Case(name=name, description=description)
+            case = Case(
+                id=_fresh_id(session), name=name, description=description, owner_id=owner_id
+            )
             session.add(case)
             session.flush()
             session.add(

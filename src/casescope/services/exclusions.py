@@ -25,6 +25,7 @@ from casescope.model.db import Database
 from casescope.model.enums import AuditAction, ExclusionKind
 from casescope.model.tables import AuditRecord, Detection, Rule
 from casescope.model.tables import Exclusion as ExclusionRow
+from casescope.services.case_lifecycle import ensure_open
 from casescope.store.exclusions import reapply
 
 MAX_NOTE_CHARS = 2000
@@ -111,6 +112,7 @@ def _check(db: Database, request: NewExclusion) -> tuple[ExclusionKind, list[str
 
 def add_exclusion(db: Database, case_id: int, request: NewExclusion, actor: str = "cli") -> int:
     """Store an exclusion (checked by compiling it) and hide the hits it covers; its id."""
+    ensure_open(db, case_id)
     kind, uids = _check(db, request)
     conditions = {k: list(v) for k, v in request.conditions.items()}
     spec = Exclusion(0, tuple(uids), request.source, conditions, request.document)
@@ -145,6 +147,7 @@ def add_exclusion(db: Database, case_id: int, request: NewExclusion, actor: str 
 def remove_exclusion(db: Database, case_id: int, exclusion_id: int, actor: str = "cli") -> int:
     """Delete an exclusion and show its hits again (unless another one hides them); how
     many hits it hid."""
+    ensure_open(db, case_id)
     with db.session() as session:
         row = session.get(ExclusionRow, exclusion_id)
         if row is None or row.case_id != case_id:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from casescope.config import Settings
 from casescope.model.db import Database
-from casescope.model.enums import FileStatus, Operation
+from casescope.model.enums import RETRYABLE_FILE_STATES, FileStatus, Operation
 from casescope.model.tables import EvidenceFile
 from casescope.services.progress import FileSet
 from casescope.services.reprocess import Requeued, requeue_files
@@ -36,7 +36,7 @@ class FileRow:
     @property
     def percent(self) -> int:
         """Progress of this file, 0-100."""
-        if self.status in (FileStatus.COMPLETED, FileStatus.FAILED):
+        if FileStatus(self.status).is_terminal:
             return 100
         if not self.events_estimated:
             return 0
@@ -44,9 +44,21 @@ class FileRow:
 
 
 def list_files(
-    db: Database, case_id: int, *, status: FileStatus | None = None, hidden: bool | None = None
+    db: Database,
+    case_id: int,
+    *,
+    status: FileStatus | None = None,
+    hidden: bool | None = None,
+    id_range: tuple[int, int] | None = None,
+    limit: int | None = None,
 ) -> list[FileRow]:
+    """The case's files by id (those with ids in `id_range`, inclusive, when given; the
+    first `limit`)."""
     query = select(EvidenceFile).where(EvidenceFile.case_id == case_id)
+    if id_range is not None:
+        query = query.where(EvidenceFile.id.between(*id_range))
+    if limit is not None:
+        query = query.limit(limit)
     if status is not None:
         query = query.where(EvidenceFile.status == status)
     if hidden is not None:
@@ -81,10 +93,10 @@ def retry_failed(
     file_ids: list[int] | None = None,
     actor: str = "cli",
 ) -> Requeued:
-    """Queue a full re-run of the case's failed files (or those of `file_ids` that failed)."""
+    """Queue a full re-run of the case's failed and cancelled files (or those of `file_ids`)."""
     with db.read() as session:
         query = select(EvidenceFile.id).where(
-            EvidenceFile.case_id == case_id, EvidenceFile.status == FileStatus.FAILED
+            EvidenceFile.case_id == case_id, EvidenceFile.status.in_(RETRYABLE_FILE_STATES)
         )
         if file_ids:
             query = query.where(EvidenceFile.id.in_(file_ids))

@@ -40,6 +40,7 @@ from casescope.model.db import Database, in_chunks
 from casescope.model.enums import AuditAction, FileStatus, Operation
 from casescope.model.tables import AuditRecord, EvidenceFile, IocHit
 from casescope.model.tables import Ioc as IocRow
+from casescope.services.case_lifecycle import ensure_open
 from casescope.services.ioc_index import hunt_new_iocs
 from casescope.services.progress import FileSet
 from casescope.services.reprocess import requeue_files
@@ -148,6 +149,7 @@ def add_iocs(
             found.errors.append(IocLineError(number, value, str(exc)))
     if found.errors:
         raise IocError("; ".join(error.message for error in found.errors))
+    ensure_open(db, case_id)
     return _store(db, settings, case_id, found, _Origin(source, actor, index))
 
 
@@ -169,6 +171,7 @@ def import_iocs(
     stored. With `ioc_type`, a plain list's values all get that type (CSV rows keep theirs;
     an empty type cell gets `ioc_type`).
     """
+    ensure_open(db, case_id)
     found = parse_iocs(text, ioc_type=ioc_type, fmt=fmt)
     change = _store(db, settings, case_id, found, _Origin(source, actor, index))
     change.errors = found.errors
@@ -275,6 +278,7 @@ def set_enabled(
 
     Raises `IocError` if an id is not an IOC of the case; nothing is changed then.
     """
+    ensure_open(db, case_id)
     change = IocChange()
     wanted = sorted(set(ioc_ids))
     with db.session() as session:
@@ -303,6 +307,7 @@ def remove_iocs(db: Database, case_id: int, ioc_ids: Sequence[int], *, actor: st
 
     Raises `IocError` if an id is not an IOC of the case; nothing is deleted then.
     """
+    ensure_open(db, case_id)
     wanted = sorted(set(ioc_ids))
     hits = 0
     with db.session() as session:

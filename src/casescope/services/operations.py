@@ -13,12 +13,18 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Select, delete, func, select
 from sqlalchemy.orm import Session
 
 from casescope.errors import CasescopeError, NotFoundError
 from casescope.model.db import Database
-from casescope.model.enums import AuditAction, FileStatus, JobState, OperationKind, OperationState
+from casescope.model.enums import (
+    RETRYABLE_FILE_STATES,
+    AuditAction,
+    JobState,
+    OperationKind,
+    OperationState,
+)
 from casescope.model.operations import BulkOperation
 from casescope.model.tables import AuditRecord, EvidenceFile, Job, utcnow
 from casescope.workqueue import operation_jobs
@@ -49,6 +55,9 @@ class OperationProgress:
     files_running: int
     files_queued: int
     files_paused: int
+    #: Failed or cancelled files of it still failed or cancelled (a retry has not processed
+    #: them since): what "Retry failed" would queue.
+    files_retryable: int
     events: int
     seconds: float  # running time, pauses excluded
     files_per_second: float
@@ -198,6 +207,23 @@ def _needs_reconcile(p: OperationProgress) -> bool:
     return p.state == OperationState.CANCELLED and bool(p.files_queued or p.files_paused)
 
 
+def _retryable_query(operation_id: int) -> Select:
+    return (
+        select(Job.file_id)
+        .join(EvidenceFile, EvidenceFile.id == Job.file_id)
+        .where(
+            Job.operation_id == operation_id,
+            Job.state.in_((JobState.FAILED, JobState.CANCELLED)),
+            EvidenceFile.status.in_(RETRYABLE_FILE_STATES),
+        )
+    )
+
+
+def _retryable(session: Session, operation_id: int) -> int:
+    subquery = _retryable_query(operation_id).subquery()
+    return session.scalar(select(func.count()).select_from(subquery)) or 0
+
+
 def _progress(session: Session, op: BulkOperation) -> OperationProgress:
     counts = operation_jobs.operation_counts(session, op.id)
 
@@ -235,6 +261,9 @@ def _progress(session: Session, op: BulkOperation) -> OperationProgress:
         files_running=n(JobState.RUNNING),
         files_queued=n(JobState.QUEUED),
         files_paused=n(JobState.PAUSED),
+        files_retryable=_retryable(session, op.id)
+        if n(JobState.FAILED) + n(JobState.CANCELLED)
+        else 0,
         events=events,
         seconds=round(seconds, 3),
         files_per_second=round(files_rate, 3),
@@ -336,17 +365,7 @@ def cancel(db: Database, operation_id: int, actor: str, case_id: int | None = No
 
 
 def failed_files(db: Database, operation_id: int) -> list[int]:
-    """Files whose job in the operation failed or was cancelled and that are failed now."""
+    """Files whose job in the operation failed or was cancelled and that are failed or
+    cancelled now (not since processed by a retry)."""
     with db.read() as session:
-        return list(
-            session.scalars(
-                select(Job.file_id)
-                .join(EvidenceFile, EvidenceFile.id == Job.file_id)
-                .where(
-                    Job.operation_id == operation_id,
-                    Job.state.in_((JobState.FAILED, JobState.CANCELLED)),
-                    EvidenceFile.status == FileStatus.FAILED,
-                )
-                .order_by(Job.file_id)
-            )
-        )
+        return list(session.scalars(_retryable_query(operation_id).order_by(Job.file_id)))

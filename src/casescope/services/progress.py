@@ -7,11 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy import case, func, select
 
 from casescope.model.db import Database
-from casescope.model.enums import FileStatus, IndexState
+from casescope.model.enums import TERMINAL_FILE_STATES, FileStatus, IndexState
 from casescope.model.tables import EvidenceFile
 from casescope.store.pieces import ready_count
-
-TERMINAL = (FileStatus.COMPLETED, FileStatus.FAILED)
 
 
 @dataclass(frozen=True)
@@ -34,6 +32,12 @@ class Progress:
     awaiting_load: int
     #: Of those, the load pieces: each is a large INSERT already, worth loading at once.
     pieces_ready: int = 0
+    #: Of `done`, the files whose job was cancelled before they had an outcome.
+    cancelled: int = 0
+
+    @property
+    def completed(self) -> int:
+        return self.done - self.failed - self.cancelled
 
     @property
     def finished(self) -> bool:
@@ -45,7 +49,7 @@ class Progress:
 
 
 def read_progress(db: Database, files: FileSet) -> Progress:
-    terminal = EvidenceFile.status.in_(TERMINAL)
+    terminal = EvidenceFile.status.in_(TERMINAL_FILE_STATES)
     in_set = (
         EvidenceFile.case_id == files.case_id,
         EvidenceFile.id.between(files.first_id, files.last_id),
@@ -56,6 +60,7 @@ def read_progress(db: Database, files: FileSet) -> Progress:
                 func.count(),
                 func.sum(case((terminal, 1), else_=0)),
                 func.sum(case((EvidenceFile.status == FileStatus.FAILED, 1), else_=0)),
+                func.sum(case((EvidenceFile.status == FileStatus.CANCELLED, 1), else_=0)),
                 func.sum(EvidenceFile.events_estimated),
                 func.sum(
                     case((terminal, EvidenceFile.event_count), else_=EvidenceFile.events_processed)
@@ -64,5 +69,7 @@ def read_progress(db: Database, files: FileSet) -> Progress:
             ).where(*in_set)
         ).one()
         pieces = ready_count(session, in_set)
-    total, done, failed, estimated, events, pending = (int(v or 0) for v in row)
-    return Progress(total, done, failed, max(estimated, events), events, pending + pieces, pieces)
+    total, done, failed, cancelled, estimated, events, pending = (int(v or 0) for v in row)
+    return Progress(
+        total, done, failed, max(estimated, events), events, pending + pieces, pieces, cancelled
+    )

@@ -14,10 +14,11 @@ from sqlalchemy import select
 from casescope.config import Settings
 from casescope.errors import CasescopeError, NotFoundError
 from casescope.model.db import Database
-from casescope.model.enums import AuditAction, FileStatus, FileType, Operation, OperationKind
+from casescope.model.enums import AuditAction, FileType, Operation, OperationKind
 from casescope.model.tables import AuditRecord, EvidenceFile
 from casescope.parse.fieldmap import check_field_map
 from casescope.services import operations
+from casescope.services.case_lifecycle import ensure_open
 from casescope.services.progress import FileSet
 from casescope.workqueue import operation_jobs
 
@@ -50,6 +51,7 @@ def requeue_files(
     """Queue `operation` for the case's processable files (or the given ones). A
     `field_map` (only with `reindex`) replaces the files' map before they are parsed again:
     a wrong timestamp column is fixed without taking the evidence in again."""
+    ensure_open(db, case_id)
     if field_map is not None and operation is not Operation.REINDEX:
         raise CasescopeError("a field map applies only when files are parsed again (reindex)")
     if field_map is not None:
@@ -113,7 +115,7 @@ def _queue(
         queued = [
             f.id
             for f in files
-            if f.status in (FileStatus.COMPLETED, FileStatus.FAILED)
+            if f.status.is_terminal
             and operation_jobs.enqueue_in_operation(
                 session, f, operation, operation_id, max_attempts=settings.max_attempts
             )

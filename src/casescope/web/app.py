@@ -15,13 +15,14 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from casescope.config import ApiDocs, Settings
-from casescope.errors import IndexMemoryError, NotFoundError, QueryTimeoutError
+from casescope.errors import CaseClosedError, IndexMemoryError, NotFoundError, QueryTimeoutError
 from casescope.model.db import Database
 from casescope.services.auth import check_secret_key
 from casescope.services.users import count_users
 from casescope.web import (
     account_pages,
     admin_pages,
+    case_pages,
     detections_pages,
     event_pages,
     jobs_pages,
@@ -34,8 +35,10 @@ from casescope.web import (
 )
 from casescope.web.api import (
     auth,
+    case_settings,
     cases,
     exclusions,
+    file_rows,
     files,
     grants,
     iocs,
@@ -122,6 +125,11 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return JSONResponse({"detail": str(exc)}, status_code=404)
 
 
+async def _case_closed(request: Request, exc: Exception) -> Response:
+    """A change a closed case refused below the routes' own check (intake): 409."""
+    return JSONResponse({"detail": str(exc)}, status_code=409)
+
+
 def allowed_hosts(settings: Settings, bind_host: str | None) -> list[str]:
     """`CASESCOPE_ALLOWED_HOSTS`, or the bind address and the local names; IPv6 addresses
     also in brackets (the form of a `Host` header)."""
@@ -201,6 +209,7 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
     app.add_exception_handler(IndexMemoryError, _index_memory)
     app.add_exception_handler(QueryTimeoutError, _query_timeout)
     app.add_exception_handler(NotFoundError, _not_found)
+    app.add_exception_handler(CaseClosedError, _case_closed)
     _add_middleware(app, settings, bind_host)
     _add_api_docs(app, settings.api_docs)
     for module in (
@@ -215,6 +224,8 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
         iocs,
         exclusions,
         jobs,
+        case_settings,
+        file_rows,
     ):
         app.include_router(module.router)
     app.include_router(files.upload_router, max_body_size=settings.max_upload_bytes)
@@ -228,6 +239,7 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
     app.include_router(detections_pages.router)
     app.include_router(story.router)
     app.include_router(story_pages.router)
+    app.include_router(case_pages.router)
     for module in (timeline, preferences, settings_pages):  # the search workbench
         app.include_router(module.router)
     for module in (rules, grants, admin_pages, token_pages, rule_pages):  # administration

@@ -19,7 +19,8 @@ from urllib.parse import urlencode
 from fastapi import Depends, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
-from casescope.model.enums import AuditAction
+from casescope.errors import CaseClosedError
+from casescope.model.enums import AuditAction, CaseStatus
 from casescope.model.tables import AuditRecord, Case
 from casescope.model.users import Role, TokenScope
 from casescope.services.auth import find_session, same_secret
@@ -215,13 +216,20 @@ class CaseScope:
     principal: Principal
 
 
-def _check_case(state: WebState, principal: Principal, case_id: int) -> CaseScope:
+def _check_case(
+    state: WebState, principal: Principal, case_id: int, *, write: bool = False
+) -> CaseScope:
+    """The case, if the caller may open it; for a write, also only while it is open (a
+    closed case is read-only: 409 until it is reopened)."""
     with state.db.read() as session:
-        exists = session.get(Case, case_id) is not None
-    if not exists:
+        case = session.get(Case, case_id)
+        name, status = (case.name, case.status) if case is not None else ("", None)
+    if status is None:
         raise HTTPException(404, f"no case {case_id}")
     if not can_access(state.db, principal.user, case_id):
         raise HTTPException(403, "no access to this case")
+    if write and status is CaseStatus.CLOSED:
+        raise HTTPException(409, str(CaseClosedError(name)))
     return CaseScope(case_id, principal)
 
 
@@ -230,12 +238,12 @@ def case_reader(case_id: PathId, state: State, principal: Caller) -> CaseScope:
 
 
 def case_writer(case_id: PathId, state: State, principal: Writer) -> CaseScope:
-    return _check_case(state, principal, case_id)
+    return _check_case(state, principal, case_id, write=True)
 
 
 def case_uploader(case_id: PathId, state: State, principal: StreamingCaller) -> CaseScope:
     """A writer of the case, checked before the body (a streamed upload) is read."""
-    return _check_case(state, require_writer(principal), case_id)
+    return _check_case(state, require_writer(principal), case_id, write=True)
 
 
 CaseRead = Annotated[CaseScope, Depends(case_reader)]

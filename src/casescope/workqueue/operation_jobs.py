@@ -141,7 +141,7 @@ def _restored(
     error = f"cancelled: {reason}"
     if attempts:
         error += f" (after {attempts} attempts; last error: {last_error})"
-    return FileStatus.FAILED, error
+    return FileStatus.CANCELLED, error
 
 
 _CANCEL_JOB = (

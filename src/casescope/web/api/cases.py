@@ -62,7 +62,8 @@ def cases(state: State, principal: Caller) -> list[CaseOut]:
 def new_case(state: WebState, principal: Principal, name: str, description: str) -> int:
     """Create a case; a non-admin creator gets access to it."""
     try:
-        case = create_case(state.db, name, description, actor=f"web:{principal.name}")
+        actor = f"web:{principal.name}"
+        case = create_case(state.db, name, description, actor, owner_id=principal.user.id)
     except CasescopeError as exc:
         raise HTTPException(400, str(exc)) from None
     if principal.role is not Role.ADMIN:

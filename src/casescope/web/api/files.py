@@ -96,8 +96,9 @@ class ReprocessOut(BaseModel):
 
 class ProgressOut(BaseModel):
     total: int = Field(description="Files with ids in [first_id, last_id].")
-    done: int = Field(description="Of those, finished (completed or failed).")
+    done: int = Field(description="Of those, finished (completed, failed or cancelled).")
     failed: int
+    cancelled: int = Field(description="Of `done`, cancelled before they had an outcome.")
     events_estimated: int
     events_done: int
     awaiting_load: int = Field(description="Files and load pieces waiting for the index.")

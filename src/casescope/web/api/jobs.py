@@ -76,6 +76,9 @@ class OperationOut(BaseModel):
     files_running: int
     files_queued: int
     files_paused: int
+    files_retryable: int = Field(
+        description="Failed or cancelled files not processed again since: what a retry queues."
+    )
     events: int
     seconds: float = Field(description="Running time, pauses left out.")
     files_per_second: float
