@@ -36,7 +36,7 @@ def create(
 def list_() -> None:
     """List cases with their file, event and failure counts."""
     ctx = open_app("case list")
-    table = Table("id", "name", "files", "events", "failed", "description")
+    table = Table("id", "name", "files", "events", "failed", "rejected", "description")
     for case in list_cases(ctx.db):
         table.add_row(
             str(case.id),
@@ -44,6 +44,7 @@ def list_() -> None:
             str(case.files),
             f"{case.events:,}",
             str(case.failed),
+            str(case.rejected),
             shown(case.description),
         )
     console.print(table)

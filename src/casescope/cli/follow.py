@@ -156,8 +156,10 @@ def print_outcome(ctx: AppContext, files: FileSet, rejected: int = 0) -> None:
         files=files,
     )
     refused = f" (and {rejected:,} rejected at intake, above)" if rejected else ""
+    not_evidence = report.files_by_status.get(FileStatus.REJECTED, 0)  # done, not completed
+    completed = progress.done - progress.failed - not_evidence
     console.print(
-        f"done: {progress.done - progress.failed:,} completed, {progress.failed:,} failed, "
+        f"done: {completed:,} completed, {progress.failed:,} failed, "
         f"{progress.events_done:,} events; {report.files_with_warnings:,} files with "
         f"warnings{refused}",
         highlight=False,

@@ -26,10 +26,17 @@ class FileStatus(StrEnum):
     IOC = "ioc"
     COMPLETED = "completed"
     FAILED = "failed"
+    #: Refused at intake: not evidence by its content (a README beside the logs). Never
+    #: processed, never retried; not a failure of casescope's.
+    REJECTED = "rejected"
 
     @property
     def is_terminal(self) -> bool:
-        return self in (FileStatus.COMPLETED, FileStatus.FAILED)
+        return self in TERMINAL_FILE_STATES
+
+
+#: Files that will not change without someone asking (re-process, retry).
+TERMINAL_FILE_STATES = (FileStatus.COMPLETED, FileStatus.FAILED, FileStatus.REJECTED)
 
 
 class IndexState(StrEnum):

@@ -21,6 +21,7 @@ class CaseSummary:
     files: int
     events: int
     failed: int
+    rejected: int  # not evidence by their content (refused at intake): not failures
 
 
 def create_case(db: Database, name: str, description: str = "", actor: str = "cli") -> Case:
@@ -67,6 +68,7 @@ def list_cases(db: Database) -> list[CaseSummary]:
                 func.count(EvidenceFile.id),
                 func.coalesce(func.sum(EvidenceFile.event_count), 0),
                 func.count(EvidenceFile.id).filter(EvidenceFile.status == FileStatus.FAILED),
+                func.count(EvidenceFile.id).filter(EvidenceFile.status == FileStatus.REJECTED),
             )
             .outerjoin(EvidenceFile, EvidenceFile.case_id == Case.id)
             .group_by(Case.id)

@@ -26,6 +26,7 @@ from casescope.evidence.store import sha256_of
 from casescope.model.db import Database
 from casescope.model.enums import (
     ACTIVE_JOB_STATES,
+    TERMINAL_FILE_STATES,
     FileStatus,
     IndexState,
     JobState,
@@ -36,8 +37,6 @@ from casescope.store.loader import orphan_bundles, prune_bundles, prune_piece_di
 from casescope.store.pieces import orphan_piece_dirs
 from casescope.workqueue import queue
 
-TERMINAL = (FileStatus.COMPLETED, FileStatus.FAILED)
-
 
 @dataclass
 class Verification:
@@ -46,6 +45,7 @@ class Verification:
     files: int = 0
     completed: int = 0
     failed: int = 0
+    rejected: int = 0  # not evidence by their content, refused at intake
     in_progress: int = 0  # queued with a claimable or paused job, or running under a lease
     paused: int = 0  # of those in progress: waiting in a paused operation
     problems: list[tuple[int, str]] = field(default_factory=list)  # (file id, what is wrong)
@@ -58,7 +58,8 @@ class Verification:
         verdict = "every file accounted for" if self.ok else f"{len(self.problems)} problems"
         return (
             f"verified {self.files:,} files: {self.completed:,} completed, "
-            f"{self.failed:,} failed, {self.in_progress:,} queued or running"
+            f"{self.failed:,} failed, {self.rejected:,} rejected, "
+            f"{self.in_progress:,} queued or running"
             f"{f' ({self.paused:,} paused)' if self.paused else ''}; {verdict}"
         )
 
@@ -105,6 +106,8 @@ def verify_files(session: Session, case_id: int | None = None) -> Verification:
             result.completed += 1
         elif status == FileStatus.FAILED:
             result.failed += 1
+        elif status == FileStatus.REJECTED:
+            result.rejected += 1
         else:
             result.in_progress += 1
             result.paused += int(paused)
@@ -145,7 +148,7 @@ def _orphans(session) -> list[EvidenceFile]:  # type: ignore[no-untyped-def]
     return list(
         session.scalars(
             select(EvidenceFile).where(
-                EvidenceFile.status.not_in(TERMINAL), EvidenceFile.id.not_in(active)
+                EvidenceFile.status.not_in(TERMINAL_FILE_STATES), EvidenceFile.id.not_in(active)
             )
         )
     )

@@ -36,7 +36,7 @@ class FileRow:
     @property
     def percent(self) -> int:
         """Progress of this file, 0-100."""
-        if self.status in (FileStatus.COMPLETED, FileStatus.FAILED):
+        if FileStatus(self.status).is_terminal:
             return 100
         if not self.events_estimated:
             return 0

@@ -7,11 +7,9 @@ from dataclasses import dataclass
 from sqlalchemy import case, func, select
 
 from casescope.model.db import Database
-from casescope.model.enums import FileStatus, IndexState
+from casescope.model.enums import TERMINAL_FILE_STATES, FileStatus, IndexState
 from casescope.model.tables import EvidenceFile
 from casescope.store.pieces import ready_count
-
-TERMINAL = (FileStatus.COMPLETED, FileStatus.FAILED)
 
 
 @dataclass(frozen=True)
@@ -45,7 +43,7 @@ class Progress:
 
 
 def read_progress(db: Database, files: FileSet) -> Progress:
-    terminal = EvidenceFile.status.in_(TERMINAL)
+    terminal = EvidenceFile.status.in_(TERMINAL_FILE_STATES)
     in_set = (
         EvidenceFile.case_id == files.case_id,
         EvidenceFile.id.between(files.first_id, files.last_id),
