@@ -20,16 +20,20 @@ from casescope.services.auth import check_secret_key
 from casescope.services.users import count_users
 from casescope.web import (
     account_pages,
+    audit_pages,
     detections_pages,
     event_pages,
     jobs_pages,
     pages,
     search_pages,
     settings_pages,
+    system_pages,
 )
 from casescope.web.api import (
+    audit_log,
     auth,
     cases,
+    evidence_table,
     exclusions,
     files,
     iocs,
@@ -192,6 +196,10 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(files.upload_router, max_body_size=settings.max_upload_bytes)
     app.include_router(detections_api.router)
+    app.include_router(evidence_table.router)
+    app.include_router(audit_log.router)
+    app.include_router(audit_pages.router)
+    app.include_router(system_pages.router)
     app.include_router(workbench.router)
     app.include_router(event_pages.router)
     app.include_router(pages.router)
