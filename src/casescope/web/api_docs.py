@@ -1,40 +1,30 @@
 """`/openapi.json`, `/docs` (Swagger UI) and `/redoc`, working under the app's CSP.
 
 FastAPI's own `/docs` loads Swagger UI from a CDN and starts it with an inline script, both
-refused by `script-src 'self'`. Here the Swagger UI files come from the pinned
-`swagger-ui-bundle` package (served by this app, two files only) and the page starts it with
-`/static/api-docs.js`. `/redoc` sends the browser to `/docs` (ReDoc has no packaged copy).
+refused by `script-src 'self'`. Here Swagger UI is a pinned copy vendored under
+`static/vendor/swagger-ui` (`scripts/vendor-swagger-ui.sh`: swagger-ui-dist 5, which reads
+the OpenAPI 3.1 FastAPI writes), and the page starts it with `/static/api-docs.js`.
+`/redoc` sends the browser to `/docs` (one viewer is enough).
 Who may read them is `CASESCOPE_API_DOCS`: logged-in users, anyone, or nobody.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
-from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response
-from swagger_ui_bundle import swagger_ui_path
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from casescope.config import ApiDocs
 from casescope.web.pages import render
 from casescope.web.security import Principal, current_principal, get_state, known_principal
-
-SWAGGER_DIR = Path(swagger_ui_path)
 
 
 class DocsPath(StrEnum):
     OPENAPI = "/openapi.json"
     DOCS = "/docs"
     REDOC = "/redoc"
-
-
-class SwaggerAsset(StrEnum):
-    """The only files of the package this app serves."""
-
-    BUNDLE = "swagger-ui-bundle.js"
-    CSS = "swagger-ui.css"
 
 
 async def _anyone(request: Request) -> Principal | None:
@@ -47,12 +37,11 @@ Anyone = Annotated[Principal | None, Depends(_anyone)]
 
 
 def docs_router(mode: ApiDocs) -> APIRouter:
-    """The routes for `mode` (none when off); the assets are public either way (no secrets)."""
+    """The routes for `mode` (none when off); Swagger UI's own files are static (public)."""
     router = APIRouter(include_in_schema=False)
     if mode is ApiDocs.OFF:
         return router
     _add_routes(router, LoggedIn if mode is ApiDocs.AUTHENTICATED else Anyone)
-    _add_assets(router)
     return router
 
 
@@ -71,16 +60,6 @@ def _add_routes(router: APIRouter, who: object) -> None:
     for path, view in ((DocsPath.OPENAPI, openapi), (DocsPath.DOCS, docs), (DocsPath.REDOC, redoc)):
         view.__annotations__["principal"] = who  # resolved here, not from a string
         router.add_api_route(path, view, methods=["GET"])
-
-
-def _add_assets(router: APIRouter) -> None:
-    @router.get("/docs/assets/{name}")
-    def asset(name: str) -> FileResponse:
-        try:
-            chosen = SwaggerAsset(name)
-        except ValueError:
-            raise HTTPException(404, "no such file") from None
-        return FileResponse(SWAGGER_DIR / chosen.value)
 
 
 def add_api_docs(app: FastAPI, mode: ApiDocs) -> None:

@@ -29,7 +29,7 @@ from casescope.services.audit_log import (
 from casescope.services.evidence_list import SortOrder
 from casescope.web.api.evidence_table import MAX_PAGE
 from casescope.web.api.models import IsoTime
-from casescope.web.ids import MAX_ID
+from casescope.web.ids import parse_id
 from casescope.web.security import Admin, State
 
 router = APIRouter(prefix="/api/audit", tags=["system"])
@@ -71,11 +71,11 @@ def _moment(text: str, zone: str, name: str) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=ZoneInfo(zone))
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved past the range
         raise HTTPException(400, f"{name}: not an ISO 8601 time ({text[:40]!r})") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=ZoneInfo(zone))
-    return parsed.astimezone(UTC)
 
 
 def audit_params(
@@ -86,7 +86,7 @@ def audit_params(
     actor: Annotated[
         str, Query(max_length=MAX_ACTOR_FILTER, description="Part of who did it.")
     ] = "",
-    case_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    case_id: Annotated[str, Query(max_length=20, description="One case's rows (its id).")] = "",
     since: Annotated[str, Query(max_length=MAX_TIME_PARAM, description="From (ISO 8601).")] = "",
     until: Annotated[str, Query(max_length=MAX_TIME_PARAM, description="Before.")] = "",
     sort: AuditSort = AuditSort.AT,
@@ -94,9 +94,10 @@ def audit_params(
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     per_page: Annotated[int, Query(ge=1, le=MAX_PER_PAGE)] = DEFAULT_PER_PAGE,
 ) -> AuditParams:
-    return AuditParams(
-        view, action.strip(), actor, case_id, since, until, sort, order, page, per_page
-    )
+    case = parse_id(case_id) if case_id.strip() else None  # empty: the form's "any case"
+    if case_id.strip() and case is None:
+        raise HTTPException(400, "case_id must be a number (an id)")
+    return AuditParams(view, action.strip(), actor, case, since, until, sort, order, page, per_page)
 
 
 AuditParamsDep = Annotated[AuditParams, Depends(audit_params)]

@@ -3,7 +3,7 @@ query parameters the evidence page takes too."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
@@ -26,13 +26,19 @@ router = APIRouter(prefix="/api/cases/{case_id}", tags=["evidence"])
 MAX_PAGE = 1_000_000
 
 
+#: An HTML form's "any" choice sends the parameter empty: the same as leaving it out.
+ANY = Literal[""]
+
+
 def file_query(
-    status: Annotated[FileStatus | None, Query(description="Only files in this status.")] = None,
+    status: Annotated[
+        FileStatus | ANY | None, Query(description="Only files in this status.")
+    ] = None,
     name: Annotated[
         str, Query(max_length=MAX_NAME_FILTER, description="Part of the name, any case.")
     ] = "",
     file_type: Annotated[
-        FileType | None, Query(alias="type", description="Only files of this format.")
+        FileType | ANY | None, Query(alias="type", description="Only files of this format.")
     ] = None,
     sort: FileSort = FileSort.ID,
     order: SortOrder = SortOrder.ASC,
@@ -41,7 +47,7 @@ def file_query(
 ) -> FileQuery:
     """The table's filters, order and page from the query string (an unknown status, type
     or sort column is a 422 that lists the choices)."""
-    return FileQuery(status, name.strip(), file_type, sort, order, page, per_page)
+    return FileQuery(status or None, name.strip(), file_type or None, sort, order, page, per_page)
 
 
 FileQueryParams = Annotated[FileQuery, Depends(file_query)]
