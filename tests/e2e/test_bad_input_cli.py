@@ -63,6 +63,10 @@ def test_mixed_bad_batch(cli: Cli, attack_samples: Path, tmp_path: Path) -> None
     assert "line 3" in by_name["bad utf8.jsonl"]["warnings"]
     assert by_name["good.evtx"]["sha256"] == files["good.evtx"].sha256
     assert by_name["picture.png"]["status"] == "rejected"
+    # a rejected file is settled, not stuck: doctor neither flags nor re-queues it
+    doctor = cli.run("doctor").stdout
+    assert "1 rejected" in doctor and "every file accounted for" in doctor
+    assert _files(cli)["picture.png"].status is FileStatus.REJECTED
 
 
 def test_missing_evidence_fails_naming_the_path(cli: Cli, attack_samples: Path) -> None:

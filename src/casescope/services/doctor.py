@@ -58,7 +58,8 @@ class Verification:
         verdict = "every file accounted for" if self.ok else f"{len(self.problems)} problems"
         return (
             f"verified {self.files:,} files: {self.completed:,} completed, "
-            f"{self.failed:,} failed, {self.rejected:,} rejected, "
+            f"{self.failed:,} failed, "
+            f"{f'{self.rejected:,} rejected, ' if self.rejected else ''}"
             f"{self.in_progress:,} queued or running"
             f"{f' ({self.paused:,} paused)' if self.paused else ''}; {verdict}"
         )
