@@ -4,12 +4,14 @@ filtered by action, user, case and time range, sorted."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import InstrumentedAttribute
 
+from casescope.errors import CasescopeError
 from casescope.model.db import Database
 from casescope.model.enums import AuditAction, AuditKind
 from casescope.model.tables import AuditRecord
@@ -57,6 +59,21 @@ _SORT_COLUMNS = {
     AuditSort.ACTION: AuditRecord.action,
     AuditSort.CASE: AuditRecord.case_id,
 }
+
+
+def read_time(text: str, zone: str = "UTC") -> datetime | None:
+    """`text` (ISO 8601) as UTC, None when blank; a time without an offset is one of `zone`
+    (the viewer's, on a page). A clear error for anything else, the year 1 or 9999 moved
+    past the calendar's range included."""
+    if not text.strip():
+        return None
+    try:
+        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=ZoneInfo(zone))
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise CasescopeError(f"not an ISO 8601 time ({text[:40]!r})") from None
 
 
 def actions_of(kind: AuditKind) -> list[AuditAction]:
@@ -122,6 +139,20 @@ def _filtered(query: Select, wanted: AuditQuery, view: AuditView) -> Select:
     if wanted.until is not None:
         query = query.where(AuditRecord.at < wanted.until)
     return query
+
+
+def row_dict(row: AuditRow) -> dict:
+    """A row as `audit_rows` writes it (the CLI's JSONL/CSV and the older API route)."""
+    return {
+        "id": row.id,
+        "at": row.at.isoformat(),
+        "actor": row.actor,
+        "action": row.action.value,
+        "case_id": row.case_id,
+        "file_id": row.file_id,
+        "ok": row.ok,
+        "detail": row.detail,
+    }
 
 
 def audit_page(db: Database, wanted: AuditQuery) -> AuditPage:

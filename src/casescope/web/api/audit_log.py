@@ -7,9 +7,8 @@ the page (where it comes from a `datetime-local` field)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
@@ -25,6 +24,7 @@ from casescope.services.audit_log import (
     AuditSort,
     AuditView,
     audit_page,
+    read_time,
 )
 from casescope.services.evidence_list import SortOrder
 from casescope.web.api.evidence_table import MAX_PAGE
@@ -66,16 +66,10 @@ class AuditParams:
 
 
 def _moment(text: str, zone: str, name: str) -> datetime | None:
-    """`text` (ISO 8601) as UTC; without an offset it is a time in `zone`."""
-    if not text.strip():
-        return None
     try:
-        parsed = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=ZoneInfo(zone))
-        return parsed.astimezone(UTC)
-    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved past the range
-        raise HTTPException(400, f"{name}: not an ISO 8601 time ({text[:40]!r})") from None
+        return read_time(text, zone)
+    except CasescopeError as exc:
+        raise HTTPException(400, f"{name}: {exc}") from None
 
 
 def audit_params(
