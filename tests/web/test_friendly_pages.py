@@ -109,6 +109,14 @@ def test_error_pages_keep_user_text_inert(web: Web) -> None:
     assert XSS not in r.text and "&lt;img src=x onerror=alert(1)&gt;" in r.text
 
 
+def test_filter_values_are_inert_where_the_pages_repeat_them(web: Web) -> None:
+    escaped = "&lt;img src=x onerror=alert(1)&gt;"
+    evidence = web.clients["reader"].get(f"/cases/{web.case_id}/evidence", params={"name": XSS})
+    assert evidence.status_code == 200 and XSS not in evidence.text and escaped in evidence.text
+    audit = web.clients["admin"].get("/audit", params={"actor": XSS, "view": "all"})
+    assert audit.status_code == 200 and XSS not in audit.text and escaped in audit.text
+
+
 def test_an_anonymous_browser_is_still_sent_to_the_login(web: Web) -> None:
     r = web.anonymous.get(f"/cases/{web.case_id}", headers=HTML, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"].startswith("/login?next=")
@@ -220,6 +228,8 @@ def test_files_rejected_at_intake_are_not_failures(web: Web) -> None:
     assert '<td class="failed">0</td><td class="rejected">2</td>' in cases_page
     evidence = analyst.get(f"/cases/{web.case_id}/evidence?status=rejected").text
     assert evidence.count("status-rejected") == 2 and "not recognised as evidence" in evidence
+    retried = analyst.post(f"/api/cases/{web.case_id}/files/retry", json={})
+    assert retried.status_code == 200 and retried.json()["queued"] == 0  # nothing to retry
 
 
 def test_dashboard_levels_are_in_order_and_link_to_their_detections(web: Web) -> None:
@@ -233,6 +243,11 @@ def test_dashboard_levels_are_in_order_and_link_to_their_detections(web: Web) ->
     links = re.findall(r'href="/cases/\d+/detections\?levels=(\w+)"', page)
     assert links == ["critical", "medium", "low"]
     assert f'href="/cases/{web.case_id}/evidence?status=rejected"' in page
+
+
+def test_job_times_carry_their_zone(web: Web) -> None:
+    page = web.clients["analyst"].get(f"/cases/{web.case_id}/jobs").text
+    assert re.search(r"<td>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</td>", page)
 
 
 def test_iocs_are_in_the_case_navigation(web: Web) -> None:
