@@ -19,6 +19,8 @@ from casescope.services.files import FileRow, file_row
 
 MAX_PER_PAGE = 500
 DEFAULT_PER_PAGE = 50
+#: One page of every file (the CLI lists them all; SQLite's LIMIT is a signed 64-bit count).
+ALL_FILES = 2**62
 MAX_NAME_FILTER = 200
 
 
