@@ -44,7 +44,7 @@ def test_mixed_bad_batch(cli: Cli, attack_samples: Path, tmp_path: Path) -> None
     assert truncated.status is FileStatus.COMPLETED
     assert 0 < truncated.event_count < files["good.evtx"].event_count
     assert files["empty.evtx"].status is FileStatus.COMPLETED and files["empty.evtx"].hidden
-    assert files["picture.png"].status is FileStatus.FAILED
+    assert files["picture.png"].status is FileStatus.REJECTED
     assert "not recognised as evidence" in files["picture.png"].error
     assert "picture.png" in proc.stdout
     jsonl = files["bad utf8.jsonl"]
@@ -62,7 +62,11 @@ def test_mixed_bad_batch(cli: Cli, attack_samples: Path, tmp_path: Path) -> None
     by_name = {Path(row["name"]).name: row for row in listed}
     assert "line 3" in by_name["bad utf8.jsonl"]["warnings"]
     assert by_name["good.evtx"]["sha256"] == files["good.evtx"].sha256
-    assert by_name["picture.png"]["status"] == "failed"
+    assert by_name["picture.png"]["status"] == "rejected"
+    # a rejected file is settled, not stuck: doctor neither flags nor re-queues it
+    doctor = cli.run("doctor").stdout
+    assert "1 rejected" in doctor and "every file accounted for" in doctor
+    assert _files(cli)["picture.png"].status is FileStatus.REJECTED
 
 
 def test_missing_evidence_fails_naming_the_path(cli: Cli, attack_samples: Path) -> None:

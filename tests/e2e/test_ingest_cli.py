@@ -50,10 +50,11 @@ def test_every_sample_file_completes_with_evtx_counts(ingested: Cli, attack_samp
         assert f.hidden == (count == 0)
         assert f.index_state is IndexState.LOADED or count == 0
     assert sum(evtx_count(p) for p in samples) == 8255
-    # the non-EVTX files in the folder are recorded as failed with the reason, not dropped
+    # the non-EVTX files in the folder are recorded as rejected with the reason, not dropped
     others = {f.original_path: f for f in files.values() if f.sha256 not in by_sha}
     assert {Path(p).name for p in others} == {"README.md", "LICENSE.GPL"}
     assert all("not recognised as evidence" in f.error for f in others.values())
+    assert all(f.status is FileStatus.REJECTED for f in others.values())
 
 
 def test_index_holds_every_event_once(ingested: Cli) -> None:
@@ -61,7 +62,7 @@ def test_index_holds_every_event_once(ingested: Cli) -> None:
     with ingested.db().session() as session:
         parsed = sum(session.scalars(select(EvidenceFile.event_count)))
     assert status["events_indexed"] == parsed == status["events_parsed"]
-    assert status["files_by_status"] == {"completed": 276, "failed": 2}
+    assert status["files_by_status"] == {"completed": 276, "rejected": 2}
     index = ChdbIndex(ingested.home / "index")
     try:
         dupes = index.scalar(

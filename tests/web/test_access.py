@@ -121,7 +121,11 @@ def test_system_details_are_for_admins_others_see_their_cases_only(web: Web) -> 
         outsider = web.clients["outsider"].get("/api/system").json()
         assert outsider["workers"] == [] and outsider["queue"] == {}
         page = web.clients["outsider"].get("/system").text
-        assert "Workers (pid" not in page and f"<td>{file_id}</td>" not in page
+        assert "<th>pid</th>" not in page and f"<td>{file_id}</td>" not in page
+        page = web.clients["admin"].get("/system").text  # the workers as a table
+        assert "<th>pid</th>" in page and f"<td>{file_id}</td>" in page
+        page = web.clients["reader"].get("/system").text
+        assert "<th>pid</th>" not in page and f"<td>{file_id}</td>" in page
     finally:
         unregister(web.app.state.web.db, "test-worker")
 

@@ -50,6 +50,8 @@ ENDPOINTS = [
     ("GET", "/api/users", None, {"admin"}),
     ("POST", "/api/users", {"username": "u-{role}", "password": "x" * 12}, {"admin"}),
     ("GET", "/api/audit", None, {"admin"}),
+    ("GET", "/api/audit/page?view=all", None, {"admin"}),
+    ("GET", "/api/cases/{case}/files/page?sort=size", None, {"admin", "analyst", "reader"}),
     ("GET", "/api/system", None, set(ROLES)),
     ("GET", "/api/grants", None, {"admin"}),
     ("GET", "/api/tokens", None, set(ROLES)),
@@ -72,6 +74,8 @@ ENDPOINTS = [
 PAGES = [
     "/cases/{case}",
     "/cases/{case}/evidence",
+    "/cases/{case}/evidence?status=completed&sort=name&order=desc&page=1",
+    "/cases/{case}/iocs",
     "/cases/{case}/search?q=",
     "/cases/{case}/detections",
     "/cases/{case}/detections/timeline",
@@ -104,6 +108,16 @@ def test_role_matrix(web: Web, role: str, method: str, path: str, body, allowed)
 def test_case_pages(web: Web, role: str, page: str) -> None:
     r = web.clients[role].get(_fill(page, web.case_id, role))
     assert r.status_code == (403 if role == "outsider" else 200)
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("page", ["/audit", "/audit?view=steps", "/system", "/docs"])
+def test_site_pages(web: Web, role: str, page: str) -> None:
+    """The audit log is for admins (a 403 page for others); System and /docs for everyone."""
+    r = web.clients[role].get(page, headers={"accept": "text/html"})
+    forbidden = page.startswith("/audit") and role != "admin"
+    assert r.status_code == (403 if forbidden else 200), (role, page, r.status_code)
+    assert r.headers["content-type"].startswith("text/html")
 
 
 def test_anonymous_gets_401_or_the_login_page(web: Web) -> None:

@@ -12,7 +12,7 @@ from rich.text import Text
 from casescope.cli.common import console, friendly_errors, open_app, shown
 from casescope.cli.output import OutputFormat, format_option, write_rows
 from casescope.model.enums import AuditAction
-from casescope.services.audit import audit_rows
+from casescope.services.audit_log import AuditQuery, AuditView, audit_page, read_time, row_dict
 from casescope.services.cases import get_case
 
 
@@ -27,20 +27,36 @@ def audit(
             "still taken: the older names (intake_refused, indexing, export...)."
         ),
     ] = None,
+    view: Annotated[
+        AuditView,
+        typer.Option(
+            help="Which rows: people's actions, casescope's own (intake, worker pool), "
+            "pipeline steps, or all."
+        ),
+    ] = AuditView.ALL,
+    user: Annotated[
+        str, typer.Option("--user", help="Only rows whose actor holds this (web:alice, cli).")
+    ] = "",
+    since: Annotated[
+        str, typer.Option(help="From this time (ISO 8601; UTC unless it has an offset).")
+    ] = "",
+    until: Annotated[str, typer.Option(help="Before this time (ISO 8601).")] = "",
     limit: Annotated[int, typer.Option(help="Rows, newest first.", min=1)] = 200,
     fmt: Annotated[OutputFormat, format_option()] = OutputFormat.TABLE,
 ) -> None:
     """The audit log: every pipeline step with its timing and counts, and every action
-    (intake, refusals at intake, exports, re-processing, rule and IOC changes)."""
+    (intake, refusals at intake, exports, re-processing, rule and IOC changes, logins)."""
     wanted = AuditAction.parse(action) if action is not None else None
+    start, end = read_time(since), read_time(until)
     ctx = open_app("audit")
     case_id = get_case(ctx.db, case).id if case is not None else None
-    rows = audit_rows(ctx.db, limit, case_id, wanted)
+    query = AuditQuery(view, wanted, user.strip(), case_id, start, end, per_page=limit)
+    rows = [row_dict(row) for row in audit_page(ctx.db, query).rows]
     if fmt is not OutputFormat.TABLE:
         write_rows(rows, fmt)
         return
     table = Table(
-        Column("at", no_wrap=True),
+        Column("at (UTC)", no_wrap=True),
         Column("actor", overflow="fold"),
         Column("action", no_wrap=True),
         Column("case", no_wrap=True, justify="right"),

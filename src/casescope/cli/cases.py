@@ -13,9 +13,15 @@ from rich.text import Text
 from casescope.cli import case_admin
 from casescope.cli.common import console, friendly_errors, open_app, shown
 from casescope.cli.output import OutputFormat, format_option, write_rows
-from casescope.model.enums import FileStatus
+from casescope.model.enums import FileStatus, FileType
 from casescope.services.cases import create_case, get_case, list_cases
-from casescope.services.files import list_files
+from casescope.services.evidence_list import (
+    ALL_FILES,
+    FileQuery,
+    FileSort,
+    SortOrder,
+    file_page,
+)
 
 app = typer.Typer(
     help="Create, list, show, change, close, reopen and delete cases.", no_args_is_help=True
@@ -39,7 +45,7 @@ def create(
 def list_() -> None:
     """List cases with their file, event and failure counts."""
     ctx = open_app("case list")
-    table = Table("id", "name", "files", "events", "failed", "description")
+    table = Table("id", "name", "files", "events", "failed", "rejected", "description")
     for case in list_cases(ctx.db):
         table.add_row(
             str(case.id),
@@ -47,6 +53,7 @@ def list_() -> None:
             str(case.files),
             f"{case.events:,}",
             str(case.failed),
+            str(case.rejected),
             shown(case.description),
         )
     console.print(table)
@@ -68,11 +75,19 @@ def files(
     status: Annotated[
         FileStatus | None, typer.Option(help="Only files in this status (e.g. failed).")
     ] = None,
+    name: Annotated[str, typer.Option(help="Only files whose path holds this (any case).")] = "",
+    file_type: Annotated[
+        FileType | None, typer.Option("--type", help="Only files of this format.")
+    ] = None,
+    sort: Annotated[FileSort, typer.Option(help="Order by this column.")] = FileSort.ID,
+    desc: Annotated[bool, typer.Option("--desc", help="Largest / latest first.")] = False,
     fmt: Annotated[OutputFormat, format_option()] = OutputFormat.TABLE,
 ) -> None:
     """A case's files: id (for `reindex --file`), status, size, events, path, sha256, problems."""
     ctx = open_app("files")
-    rows = list_files(ctx.db, get_case(ctx.db, case).id, status=status)
+    order = SortOrder.DESC if desc else SortOrder.ASC
+    wanted = FileQuery(status, name.strip(), file_type, sort, order, per_page=ALL_FILES)
+    rows = file_page(ctx.db, get_case(ctx.db, case).id, wanted).rows
     if fmt is not OutputFormat.TABLE:
         write_rows(rows, fmt)
         return

@@ -157,8 +157,10 @@ def print_outcome(ctx: AppContext, files: FileSet, rejected: int = 0) -> None:
     )
     refused = f" (and {rejected:,} rejected at intake, above)" if rejected else ""
     cancelled = f"{progress.cancelled:,} cancelled, " if progress.cancelled else ""
+    not_evidence = report.files_by_status.get(FileStatus.REJECTED, 0)  # done, not completed
     console.print(
-        f"done: {progress.completed:,} completed, {progress.failed:,} failed, {cancelled}"
+        f"done: {progress.completed - not_evidence:,} completed, {progress.failed:,} failed, "
+        f"{cancelled}"
         f"{progress.events_done:,} events; {report.files_with_warnings:,} files with "
         f"warnings{refused}",
         highlight=False,

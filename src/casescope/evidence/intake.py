@@ -155,13 +155,14 @@ def _blank(item: StoredFile) -> bool:
 
 
 def _triage(row: EvidenceFile, item: StoredFile, report: IntakeReport) -> bool:
-    """Settle empty (or blank) and unrecognised files at once; True for a file to queue."""
+    """Settle empty (or blank) files as hidden and unrecognised ones as rejected, at once;
+    True for a file to queue."""
     if item.size == 0 or _blank(item):
         row.status, row.hidden, row.completed_at = FileStatus.COMPLETED, True, utcnow()
         report.empty.append(row.id)
         return False
     if item.file_type is FileType.UNKNOWN:
-        row.status = FileStatus.FAILED
+        row.status = FileStatus.REJECTED
         row.error = "not recognised as evidence (EVTX, NDJSON/JSONL or CSV) by its content"
         report.rejected.append((item.original, row.error))
         return False

@@ -51,6 +51,9 @@ _EXTENSIONS = (
 FILE_EXTENSIONS = frozenset(_EXTENSIONS.split())
 
 _HASH = re.compile(r"[0-9a-fA-F]+")
+#: Four dotted numbers (and a prefix): meant as an IPv4 address, so one that is not valid
+#: (`999.1.1.1`) is a typo to report, not a text to hunt for silently.
+_DOTTED_QUAD = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,3})?")
 _URL = re.compile(r"[a-z][a-z0-9+.-]*://", re.IGNORECASE)
 _SID = re.compile(r"s-1-[0-9]+(?:-[0-9]+)+", re.IGNORECASE)
 _EMAIL = re.compile(r"[^\s@]+@[a-z0-9_-]+(?:\.[a-z0-9_-]+)+", re.IGNORECASE)
@@ -89,6 +92,12 @@ def infer_type(value: str) -> IocType:
         return IocType.IP
     if "/" in fanged and _is_cidr(fanged):
         return IocType.CIDR
+    if _DOTTED_QUAD.fullmatch(fanged):
+        raise IocError(
+            f"{value!r} looks like an IPv4 address or network but is not one (each part "
+            "0-255, a prefix 0-32); correct it, or give its type (e.g. string) to hunt it as "
+            "it is"
+        )
     if _URL.match(fanged):
         return IocType.URL
     if _REGISTRY.match(value):

@@ -29,6 +29,9 @@ class FileStatus(StrEnum):
     #: Its job was cancelled before it ran to the end, and it has no earlier outcome to go
     #: back to: not processed, not failed either (`retry` processes it like a failed file).
     CANCELLED = "cancelled"
+    #: Refused at intake: not evidence by its content (a README beside the logs). Never
+    #: processed, never retried; not a failure of casescope's.
+    REJECTED = "rejected"
 
     @property
     def is_terminal(self) -> bool:
@@ -36,7 +39,12 @@ class FileStatus(StrEnum):
 
 
 #: Files that will not change without someone asking (re-process, retry).
-TERMINAL_FILE_STATES = (FileStatus.COMPLETED, FileStatus.FAILED, FileStatus.CANCELLED)
+TERMINAL_FILE_STATES = (
+    FileStatus.COMPLETED,
+    FileStatus.FAILED,
+    FileStatus.CANCELLED,
+    FileStatus.REJECTED,
+)
 #: Files that `retry` processes again from scratch.
 RETRYABLE_FILE_STATES = (FileStatus.FAILED, FileStatus.CANCELLED)
 

@@ -215,7 +215,13 @@ class AuditRecord(Base):
     """One row per pipeline step and per state-changing action."""
 
     __tablename__ = "audit"
-    __table_args__ = (Index("ix_audit_file", "file_id"),)
+    #: action, case and time: the audit page's tabs and filters (bench/audit_page.py).
+    __table_args__ = (
+        Index("ix_audit_file", "file_id"),
+        Index("ix_audit_action", "action"),
+        Index("ix_audit_case", "case_id"),
+        Index("ix_audit_at", "at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

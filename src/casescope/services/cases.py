@@ -22,6 +22,7 @@ class CaseSummary:
     files: int
     events: int
     failed: int
+    rejected: int  # not evidence by their content (refused at intake): not failures
 
 
 def _fresh_id(session: Session) -> int | None:
@@ -86,6 +87,7 @@ def list_cases(db: Database) -> list[CaseSummary]:
                 func.count(EvidenceFile.id),
                 func.coalesce(func.sum(EvidenceFile.event_count), 0),
                 func.count(EvidenceFile.id).filter(EvidenceFile.status == FileStatus.FAILED),
+                func.count(EvidenceFile.id).filter(EvidenceFile.status == FileStatus.REJECTED),
             )
             .outerjoin(EvidenceFile, EvidenceFile.case_id == Case.id)
             .group_by(Case.id)

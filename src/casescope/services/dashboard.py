@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from casescope.detect.levels import level_rank
 from casescope.model.db import Database
+from casescope.model.enums import FileStatus
 from casescope.services.detections import DetectionFilter, rule_hits
 from casescope.services.ioc_hits import HitFilter, hit_summary
 from casescope.services.status import collect_status
@@ -27,6 +29,16 @@ class Dashboard:
         return asdict(self)
 
 
+def _most_severe_first(item: tuple[str, int]) -> tuple[int, str]:
+    """Critical first, informational last, then levels no rule set knows (`unknown`)."""
+    return (-level_rank(item[0]), item[0])
+
+
+def _pipeline_order(item: tuple[str, int]) -> int:
+    """Statuses in `FileStatus` order (queued ... completed, failed, rejected)."""
+    return list(FileStatus).index(FileStatus(item[0]))
+
+
 def build_dashboard(db: Database, index: EventIndex, case_id: int) -> Dashboard:
     status = collect_status(db, case_id=case_id, index=index, stale_after=0, max_failures=0)
     board = Dashboard(
@@ -35,8 +47,11 @@ def build_dashboard(db: Database, index: EventIndex, case_id: int) -> Dashboard:
         events_parsed=status.events_parsed,
         events_indexed=status.events_indexed or 0,
     )
+    by_level: dict[str, int] = {}
     for item in rule_hits(db, DetectionFilter(case_id)):
         key = item.rule.level or "unknown"
-        board.detections_by_level[key] = board.detections_by_level.get(key, 0) + item.hits
+        by_level[key] = by_level.get(key, 0) + item.hits
+    board.detections_by_level = dict(sorted(by_level.items(), key=_most_severe_first))
+    board.files_by_status = dict(sorted(board.files_by_status.items(), key=_pipeline_order))
     board.ioc_hits = sum(s.hits for s in hit_summary(db, HitFilter(case_id)))
     return board

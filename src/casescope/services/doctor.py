@@ -46,6 +46,7 @@ class Verification:
     completed: int = 0
     failed: int = 0
     cancelled: int = 0  # their job was cancelled before they had any outcome
+    rejected: int = 0  # not evidence by their content, refused at intake
     in_progress: int = 0  # queued with a claimable or paused job, or running under a lease
     paused: int = 0  # of those in progress: waiting in a paused operation
     problems: list[tuple[int, str]] = field(default_factory=list)  # (file id, what is wrong)
@@ -60,6 +61,7 @@ class Verification:
             f"verified {self.files:,} files: {self.completed:,} completed, "
             f"{self.failed:,} failed, "
             f"{f'{self.cancelled:,} cancelled, ' if self.cancelled else ''}"
+            f"{f'{self.rejected:,} rejected, ' if self.rejected else ''}"
             f"{self.in_progress:,} queued or running"
             f"{f' ({self.paused:,} paused)' if self.paused else ''}; {verdict}"
         )
@@ -109,6 +111,8 @@ def verify_files(session: Session, case_id: int | None = None) -> Verification:
             result.failed += 1
         elif status == FileStatus.CANCELLED:
             result.cancelled += 1
+        elif status == FileStatus.REJECTED:
+            result.rejected += 1
         else:
             result.in_progress += 1
             result.paused += int(paused)

@@ -64,26 +64,28 @@ def list_files(
     if hidden is not None:
         query = query.where(EvidenceFile.hidden == hidden)
     with db.read() as session:
-        return [
-            FileRow(
-                f.id,
-                f.original_path,
-                f.file_type.value,
-                f.size_bytes,
-                f.status.value,
-                f.hidden,
-                f.index_state.value,
-                f.events_estimated,
-                f.events_processed,
-                f.event_count,
-                f.error,
-                f.created_at,
-                f.completed_at,
-                f.sha256,
-                f.warnings or "",
-            )
-            for f in session.scalars(query.order_by(EvidenceFile.id))
-        ]
+        return [file_row(f) for f in session.scalars(query.order_by(EvidenceFile.id))]
+
+
+def file_row(f: EvidenceFile) -> FileRow:
+    """The table row of one file (read inside its session)."""
+    return FileRow(
+        f.id,
+        f.original_path,
+        f.file_type.value,
+        f.size_bytes,
+        f.status.value,
+        f.hidden,
+        f.index_state.value,
+        f.events_estimated,
+        f.events_processed,
+        f.event_count,
+        f.error,
+        f.created_at,
+        f.completed_at,
+        f.sha256,
+        f.warnings or "",
+    )
 
 
 def retry_failed(

@@ -9,12 +9,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from casescope.config import ApiDocs, Settings
+from casescope.config import Settings
 from casescope.errors import CaseClosedError, IndexMemoryError, NotFoundError, QueryTimeoutError
 from casescope.model.db import Database
 from casescope.services.auth import check_secret_key
@@ -22,6 +21,7 @@ from casescope.services.users import count_users
 from casescope.web import (
     account_pages,
     admin_pages,
+    audit_pages,
     case_pages,
     detections_pages,
     event_pages,
@@ -31,12 +31,15 @@ from casescope.web import (
     search_pages,
     settings_pages,
     story_pages,
+    system_pages,
     token_pages,
 )
 from casescope.web.api import (
+    audit_log,
     auth,
     case_settings,
     cases,
+    evidence_table,
     exclusions,
     file_rows,
     files,
@@ -55,13 +58,14 @@ from casescope.web.api import (
     workbench,
 )
 from casescope.web.api import detections as detections_api
+from casescope.web.api_docs import add_api_docs
 from casescope.web.clients import check_address_settings
+from casescope.web.error_pages import add_error_pages, page_or_json
 from casescope.web.guard import AuthBeforeBody
 from casescope.web.headers import SecurityHeaders
 from casescope.web.health import HealthMonitor
 from casescope.web.ratelimit import LoginLimiter
 from casescope.web.security import (
-    Caller,
     LoginRequired,
     PasswordChangeRequired,
     login_required_response,
@@ -76,7 +80,6 @@ STATIC_DIR = Path(__file__).with_name("static")
 #: of evil.example whose name resolves to 127.0.0.1 sends `Host: evil.example`).
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 WILDCARD_BINDS = ("0.0.0.0", "::", "")
-DOCS_PATHS = {"openapi": "/openapi.json", "docs": "/docs", "redoc": "/redoc"}
 
 
 def open_state(settings: Settings) -> WebState:
@@ -122,12 +125,12 @@ async def _query_timeout(request: Request, exc: Exception) -> Response:
 
 async def _not_found(request: Request, exc: Exception) -> Response:
     """Something named in the request that is not there (a file id of another case): 404."""
-    return JSONResponse({"detail": str(exc)}, status_code=404)
+    return await page_or_json(request, 404, str(exc))
 
 
 async def _case_closed(request: Request, exc: Exception) -> Response:
     """A change a closed case refused below the routes' own check (intake): 409."""
-    return JSONResponse({"detail": str(exc)}, status_code=409)
+    return await page_or_json(request, 409, str(exc))
 
 
 def allowed_hosts(settings: Settings, bind_host: str | None) -> list[str]:
@@ -145,25 +148,6 @@ def allowed_hosts(settings: Settings, bind_host: str | None) -> list[str]:
                 ", ".join(names),
             )
     return names + [f"[{h}]" for h in names if ":" in h and not h.startswith("[")]
-
-
-def _add_api_docs(app: FastAPI, mode: ApiDocs) -> None:
-    """`/openapi.json`, `/docs`, `/redoc` for logged-in users (public and off: FastAPI's own
-    routes, or none, chosen in `create_app`)."""
-    if mode is not ApiDocs.AUTHENTICATED:
-        return
-
-    @app.get(DOCS_PATHS["openapi"], include_in_schema=False)
-    def openapi(principal: Caller) -> JSONResponse:
-        return JSONResponse(app.openapi())
-
-    @app.get(DOCS_PATHS["docs"], include_in_schema=False)
-    def docs(principal: Caller) -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=DOCS_PATHS["openapi"], title="casescope API")
-
-    @app.get(DOCS_PATHS["redoc"], include_in_schema=False)
-    def redoc(principal: Caller) -> HTMLResponse:
-        return get_redoc_html(openapi_url=DOCS_PATHS["openapi"], title="casescope API")
 
 
 def _add_middleware(app: FastAPI, settings: Settings, bind_host: str | None) -> None:
@@ -192,14 +176,13 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
             app.state.health.close()
             app.state.web.close()
 
-    public = settings.api_docs is ApiDocs.PUBLIC
     app = FastAPI(
         title="casescope",
         version="0.1.0",
         lifespan=lifespan,
-        openapi_url=DOCS_PATHS["openapi"] if public else None,
-        docs_url=DOCS_PATHS["docs"] if public else None,
-        redoc_url=DOCS_PATHS["redoc"] if public else None,
+        openapi_url=None,  # web/api_docs.py: its own routes, for the CSP and the login
+        docs_url=None,
+        redoc_url=None,
         max_body_size=settings.max_request_bytes,
     )
     app.state.login_limiter = LoginLimiter(settings.login_attempts_per_minute)
@@ -210,8 +193,9 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
     app.add_exception_handler(QueryTimeoutError, _query_timeout)
     app.add_exception_handler(NotFoundError, _not_found)
     app.add_exception_handler(CaseClosedError, _case_closed)
+    add_error_pages(app)
     _add_middleware(app, settings, bind_host)
-    _add_api_docs(app, settings.api_docs)
+    add_api_docs(app, settings.api_docs)
     for module in (
         auth,
         tokens,
@@ -230,6 +214,10 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(files.upload_router, max_body_size=settings.max_upload_bytes)
     app.include_router(detections_api.router)
+    app.include_router(evidence_table.router)
+    app.include_router(audit_log.router)
+    app.include_router(audit_pages.router)
+    app.include_router(system_pages.router)
     app.include_router(workbench.router)
     app.include_router(event_pages.router)
     app.include_router(pages.router)

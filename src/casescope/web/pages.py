@@ -11,25 +11,23 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 
-from casescope.detect.levels import level_rank
-from casescope.model.enums import Operation
+from casescope.detect.levels import SigmaLevel, level_rank
+from casescope.model.enums import FileStatus, FileType, Operation
 from casescope.model.tables import Case
-from casescope.model.users import Role
-from casescope.services.audit import audit_rows
 from casescope.services.auth import same_secret
 from casescope.services.dashboard import build_dashboard
-from casescope.services.files import list_files, retry_failed
+from casescope.services.evidence_list import file_page
+from casescope.services.files import retry_failed
 from casescope.services.reprocess import requeue_files
 from casescope.services.users import MAX_PASSWORD_LENGTH, count_users
 from casescope.web.api.auth import MAX_SETUP_TOKEN_LENGTH, Credentials, log_in, log_out, setup
 from casescope.web.api.auth import SetupRequest as SetupBody
 from casescope.web.api.cases import new_case, visible_cases
-from casescope.web.api.system import system_view
+from casescope.web.api.evidence_table import FileQueryParams
 from casescope.web.highlight import mark
 from casescope.web.ids import parse_ids
 from casescope.web.security import (
     SESSION_COOKIE,
-    Admin,
     Caller,
     CaseRead,
     CaseWrite,
@@ -39,7 +37,9 @@ from casescope.web.security import (
     local_path,
 )
 from casescope.web.state import WebState
+from casescope.web.table_links import TableLinks
 from casescope.web.timefmt import DEFAULT_ZONE, when
+from casescope.web.units import human_size
 
 #: Characters shown as visible escapes: NUL and the bidi controls that reorder text (event
 #: data is attacker-controlled, and U+202E can make `exe.txt` read as `txt.exe`).
@@ -76,6 +76,7 @@ TEMPLATES.env.filters["when"] = when
 TEMPLATES.env.filters["level_class"] = level_class
 TEMPLATES.env.filters["level_edge"] = level_edge
 TEMPLATES.env.filters["highlight"] = mark
+TEMPLATES.env.filters["size"] = human_size
 LOGIN_CSRF_COOKIE = "casescope_login_csrf"
 router = APIRouter(include_in_schema=False)
 
@@ -226,13 +227,27 @@ def dashboard_page(request: Request, scope: CaseRead, state: State) -> HTMLRespo
         case=_case_row(state, scope.case_id),
         case_id=scope.case_id,
         board=board,
+        known_levels=[level.value for level in SigmaLevel],
     )
 
 
 @router.get("/cases/{case_id}/evidence")
-def evidence_page(request: Request, scope: CaseRead, state: State) -> HTMLResponse:
-    files = list_files(state.db, scope.case_id)
-    return render(request, "evidence.html", scope.principal, case_id=scope.case_id, files=files)
+def evidence_page(
+    request: Request, scope: CaseRead, state: State, wanted: FileQueryParams
+) -> HTMLResponse:
+    """The file table a page at a time, filtered and sorted by the query string."""
+    table = file_page(state.db, scope.case_id, wanted)
+    return render(
+        request,
+        "evidence.html",
+        scope.principal,
+        case_id=scope.case_id,
+        files=table.rows,
+        table=table,
+        links=TableLinks(request, f"/cases/{scope.case_id}/evidence"),
+        statuses=list(FileStatus),
+        types=list(FileType),
+    )
 
 
 @router.post("/cases/{case_id}/evidence/reprocess")
@@ -269,50 +284,3 @@ async def retry_page(request: Request, scope: CaseWrite, state: State) -> Respon
     if done.count:
         state.kick_workers()
     return RedirectResponse(f"/cases/{scope.case_id}/evidence", status_code=303)
-
-
-def _worker_table(report: dict, admin: bool) -> tuple[str, list[tuple]]:
-    if admin:
-        rows = [
-            (w["pid"], w["current_file_id"], f"{w['rss_mb']} MB", w["tasks_done"])
-            for w in report["workers"]
-        ]
-        return "Workers (pid, file, RSS, tasks)", rows
-    rows = [(w["case_id"], w["current_file_id"]) for w in report["workers"]]
-    return "Files of your cases being processed (case, file)", rows
-
-
-@router.get("/system")
-async def system_page(request: Request, state: State, principal: Caller) -> HTMLResponse:
-    report = await system_view(request, state, principal)
-    overview = [
-        ("events indexed", report["events_indexed"]),
-        ("queue" if principal.role is Role.ADMIN else "queue of your cases", report["queue"]),
-        ("memory used", f"{report['memory_used_mb']} MB of {report['memory_limit_mb']} MB"),
-        (
-            "disk free",
-            f"{report['disk_free_bytes'] // 2**20:,} MB free of "
-            f"{report['disk_total_bytes'] // 2**20:,} MB",
-        ),
-        ("home disk use", f"{report['home_used_bytes'] // 2**20:,} MB"),
-    ]
-    warnings = []
-    if report["memory_warning"]:
-        warnings.append("memory use is above 80% of the configured limit")
-    if report["pool_failure"]:
-        failure = report["pool_failure"]
-        warnings.append(f"no worker runs: at {failure['at']} {failure['detail']}")
-    warning = "; ".join(warnings)
-    tables = [("Overview", overview), _worker_table(report, principal.role is Role.ADMIN)]
-    return render(
-        request, "table.html", principal, heading="System", tables=tables, warning=warning
-    )
-
-
-@router.get("/audit")
-def audit_page(request: Request, state: State, admin: Admin) -> HTMLResponse:
-    rows = [
-        (r["at"], r["actor"], r["action"], r["case_id"], r["detail"])
-        for r in audit_rows(state.db, 500)
-    ]
-    return render(request, "table.html", admin, heading="Audit log", tables=[("Latest 500", rows)])

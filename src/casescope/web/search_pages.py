@@ -44,6 +44,7 @@ from casescope.web.api.search import (
     Order,
     View,
     ViewDep,
+    mark_detail,
     run_search,
     search_params,
 )
@@ -279,7 +280,8 @@ def mark_page(
         set_mark(state.db, scope.case_id, (file_id, seq), kind, label, scope.principal.name)
     except CasescopeError as exc:
         raise HTTPException(400, str(exc)) from None
-    audit(state, scope.principal, kind.audit_action(True), scope.case_id, f"{file_id}:{seq}")
+    detail = mark_detail(file_id, seq, label)
+    audit(state, scope.principal, kind.audit_action(True), scope.case_id, detail)
     return RedirectResponse(f"/cases/{scope.case_id}/events/{file_id}/{seq}", status_code=303)
 
 

@@ -144,3 +144,16 @@ def test_invalid_values_raise_clear_errors(value: str, ioc_type: str | None, mes
 )
 def test_type_aliases(alias: str, value: str, expected: IocType) -> None:
     assert normalise(value, alias).type is expected
+
+
+@pytest.mark.parametrize("value", ["999.1.1.1", "10.1.1.256", "1[.]2[.]3[.]999", "10.0.0.0/33"])
+def test_a_malformed_ipv4_is_refused_unless_a_type_is_given(value: str) -> None:
+    """A typo in an address must not become a "string" IOC that never matches an address."""
+    with pytest.raises(IocError, match="looks like an IPv4 address"):
+        normalise(value)
+    assert normalise(value, "string").type is IocType.STRING
+
+
+def test_dotted_numbers_that_are_not_meant_as_addresses_stay_strings() -> None:
+    assert normalise("10.0.19041.1").type is IocType.STRING  # a Windows build number
+    assert normalise("1.2.3").type is IocType.STRING

@@ -30,6 +30,7 @@ class CaseOut(BaseModel):
     files: int = Field(description="Evidence files.")
     events: int = Field(description="Events parsed from them.")
     failed: int = Field(description="Files that failed.")
+    rejected: int = Field(description="Files rejected at intake: not evidence by content.")
 
 
 class NewCaseOut(BaseModel):

@@ -226,6 +226,11 @@ class MarkBody(BaseModel):
     label: Annotated[str, Field(max_length=100)] = ""
 
 
+def mark_detail(file_id: int, seq: int, label: str) -> str:
+    """The audit detail of a mark: the event, and the tag's label when it has one."""
+    return f"{file_id}:{seq} label={label}" if label else f"{file_id}:{seq}"
+
+
 @router.post("/events/{file_id}/{seq}/marks", response_model=OkOut)
 def add_mark(
     body: MarkBody, scope: CaseWrite, state: State, file_id: PathId, seq: PathSeq
@@ -236,7 +241,8 @@ def add_mark(
         )
     except CasescopeError as exc:
         raise HTTPException(400, str(exc)) from None
-    audit(state, scope.principal, body.kind.audit_action(True), scope.case_id, f"{file_id}:{seq}")
+    detail = mark_detail(file_id, seq, body.label)
+    audit(state, scope.principal, body.kind.audit_action(True), scope.case_id, detail)
     return OkOut()
 
 
@@ -245,7 +251,8 @@ def remove_mark(
     body: MarkBody, scope: CaseWrite, state: State, file_id: PathId, seq: PathSeq
 ) -> OkOut:
     clear_mark(state.db, scope.case_id, (file_id, seq), body.kind, body.label)
-    audit(state, scope.principal, body.kind.audit_action(False), scope.case_id, f"{file_id}:{seq}")
+    detail = mark_detail(file_id, seq, body.label)
+    audit(state, scope.principal, body.kind.audit_action(False), scope.case_id, detail)
     return OkOut()
 
 
