@@ -169,6 +169,9 @@ class AuditAction(StrEnum):
     USER_LOGOUT = "user.logout"
     TOKEN_CREATE = "token.create"
     TOKEN_REVOKE = "token.revoke"
+    NOTE_ADD = "note.add"  # a note (comment) written on an event
+    NOTE_EDIT = "note.edit"
+    NOTE_DELETE = "note.delete"
 
     @property
     def kind(self) -> AuditKind:

@@ -1,12 +1,55 @@
-"""Tags, stars and hidden marks on events (kept in the metadata DB, not the index)."""
+"""Tags, stars and hidden marks on events (kept in the metadata DB, not the index).
+
+A mark names its event by (file id, seq) and keeps who set it and when. Marks are set and
+cleared one event at a time or in bulk (a selection, or every match of a search:
+`services/bulk_marks.py`); the query language finds events by them (`tag:NAME`,
+`is:starred`, `is:hidden`, `has:tag`; `services/mark_search.py` answers them for a case).
+"""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, tuple_
 
 from casescope.errors import CasescopeError
 from casescope.model.db import Database
 from casescope.model.users import EventMark, EventMarkRecord
+from casescope.store.query import Literal, Marked
+from casescope.store.query_parse import MarkField, MarkState, Pattern
+from casescope.store.query_sql import like_pattern, lowered_parts
+from casescope.store.where import EventKey
+
+logger = logging.getLogger(__name__)
+
+#: The longest tag (the column's width).
+MAX_LABEL = 100
+#: Pairs per `IN` of (file id, seq) in one statement (SQLite's host parameters: 32,766).
+KEY_BATCH = 5000
+
+
+@dataclass(frozen=True)
+class TagCount:
+    """One tag of a case: how many events carry it and when it was last set."""
+
+    label: str
+    events: int
+    last_at: datetime
+
+
+def mark_label(mark: EventMark, label: str) -> str:
+    """The label stored for a mark: a tag's trimmed text (required), "" for the others."""
+    if mark is not EventMark.TAG:
+        return ""
+    label = label.strip()
+    if not label:
+        raise CasescopeError("a tag needs a label")
+    if len(label) > MAX_LABEL:
+        raise CasescopeError(f"a tag has at most {MAX_LABEL} characters")
+    return label
 
 
 def marked_events(db: Database, case_id: int, kind: EventMark) -> tuple[tuple[int, int], ...]:
@@ -22,51 +65,81 @@ def marked_events(db: Database, case_id: int, kind: EventMark) -> tuple[tuple[in
 
 def set_mark(
     db: Database, case_id: int, event: tuple[int, int], mark: EventMark, label: str, actor: str
-) -> None:
-    """Add a tag/star/hide to one event (idempotent)."""
-    file_id, seq = event
-    label = label.strip()[:100] if mark is EventMark.TAG else ""
-    if mark is EventMark.TAG and not label:
-        raise CasescopeError("a tag needs a label")
-    with db.session() as session:
-        exists = session.scalar(
-            select(EventMarkRecord.id).where(
-                EventMarkRecord.case_id == case_id,
-                EventMarkRecord.file_id == file_id,
-                EventMarkRecord.seq == seq,
-                EventMarkRecord.kind == mark,
-                EventMarkRecord.label == label,
-            )
-        )
-        if exists is None:
-            session.add(
-                EventMarkRecord(
-                    case_id=case_id, file_id=file_id, seq=seq, kind=mark, label=label, actor=actor
-                )
-            )
+) -> bool:
+    """Add a tag/star/hide to one event (idempotent); whether it was not there before."""
+    return set_marks(db, case_id, [event], mark, label, actor) == 1
 
 
 def clear_mark(
     db: Database, case_id: int, event: tuple[int, int], mark: EventMark, label: str = ""
-) -> None:
+) -> bool:
+    """Remove a tag/star/hide from one event; whether it was there."""
+    return clear_marks(db, case_id, [event], mark, label) == 1
+
+
+def _batches(events: Sequence[EventKey]) -> list[list[EventKey]]:
+    unique = sorted(set(events))
+    return [unique[i : i + KEY_BATCH] for i in range(0, len(unique), KEY_BATCH)]
+
+
+def _of_events(case_id: int, mark: EventMark, label: str, batch: list[EventKey]) -> list:
+    return [
+        EventMarkRecord.case_id == case_id,
+        EventMarkRecord.kind == mark,
+        EventMarkRecord.label == label,
+        tuple_(EventMarkRecord.file_id, EventMarkRecord.seq).in_(batch),
+    ]
+
+
+def set_marks(
+    db: Database,
+    case_id: int,
+    events: Sequence[EventKey],
+    mark: EventMark,
+    label: str,
+    actor: str,
+) -> int:
+    """Put one mark on each of `events` that lacks it, in one transaction; how many."""
+    label = mark_label(mark, label)
+    added = 0
     with db.session() as session:
-        rows = session.scalars(
-            select(EventMarkRecord).where(
-                EventMarkRecord.case_id == case_id,
-                EventMarkRecord.file_id == event[0],
-                EventMarkRecord.seq == event[1],
-                EventMarkRecord.kind == mark,
-                EventMarkRecord.label == label.strip(),
+        for batch in _batches(events):
+            query = select(EventMarkRecord.file_id, EventMarkRecord.seq).where(
+                *_of_events(case_id, mark, label, batch)
             )
-        )
-        for row in rows:
-            session.delete(row)
+            present = {(f, s) for f, s in session.execute(query)}
+            new = [key for key in batch if key not in present]
+            session.add_all(
+                EventMarkRecord(
+                    case_id=case_id, file_id=f, seq=s, kind=mark, label=label, actor=actor
+                )
+                for f, s in new
+            )
+            added += len(new)
+    return added
+
+
+def clear_marks(
+    db: Database, case_id: int, events: Sequence[EventKey], mark: EventMark, label: str = ""
+) -> int:
+    """Remove one mark from each of `events` that has it, in one transaction; how many."""
+    label = label.strip() if mark is EventMark.TAG else ""
+    removed = 0
+    with db.session() as session:
+        for batch in _batches(events):
+            rows = session.scalars(
+                select(EventMarkRecord).where(*_of_events(case_id, mark, label, batch))
+            ).all()
+            for row in rows:
+                session.delete(row)
+            removed += len(rows)
+    return removed
 
 
 def marks_of(
     db: Database, case_id: int, events: list[tuple[int, int]]
 ) -> dict[tuple[int, int], list[dict]]:
-    """The marks of the given events (for a page of results)."""
+    """The marks of the given events (for a page of results): kind, label, who and when."""
     if not events:
         return {}
     files = sorted({f for f, _ in events})
@@ -74,14 +147,72 @@ def marks_of(
     out: dict[tuple[int, int], list[dict]] = {}
     with db.read() as session:
         rows = session.scalars(
-            select(EventMarkRecord).where(
-                EventMarkRecord.case_id == case_id, EventMarkRecord.file_id.in_(files)
-            )
+            select(EventMarkRecord)
+            .where(EventMarkRecord.case_id == case_id, EventMarkRecord.file_id.in_(files))
+            .order_by(EventMarkRecord.id)
         )
         for row in rows:
             key = (row.file_id, row.seq)
             if key in wanted:
                 out.setdefault(key, []).append(
-                    {"kind": row.kind.value, "label": row.label, "by": row.actor}
+                    {
+                        "kind": row.kind.value,
+                        "label": row.label,
+                        "by": row.actor,
+                        "at": row.created_at,
+                    }
                 )
     return out
+
+
+def tag_counts(db: Database, case_id: int) -> list[TagCount]:
+    """Every tag of the case with its number of events, most used first."""
+    query = (
+        select(
+            EventMarkRecord.label,
+            func.count(EventMarkRecord.id),
+            func.max(EventMarkRecord.created_at),
+        )
+        .where(EventMarkRecord.case_id == case_id, EventMarkRecord.kind == EventMark.TAG)
+        .group_by(EventMarkRecord.label)
+        .order_by(func.count(EventMarkRecord.id).desc(), EventMarkRecord.label)
+    )
+    with db.read() as session:
+        return [TagCount(label, count, at) for label, count, at in session.execute(query)]
+
+
+def like_of(value: Literal | Pattern, *, anchored: bool) -> str:
+    """A query value as a lower-case LIKE pattern (`\\` escapes): the whole text when
+    `anchored`, else anywhere in it."""
+    parts = lowered_parts(value)
+    if not anchored:
+        parts = [("*", True), *parts, ("*", True)]
+    return like_pattern(parts)
+
+
+def _tagged(db: Database, case_id: int, value: Literal | Pattern) -> tuple[EventKey, ...]:
+    query = select(EventMarkRecord.file_id, EventMarkRecord.seq).where(
+        EventMarkRecord.case_id == case_id, EventMarkRecord.kind == EventMark.TAG
+    )
+    if not (isinstance(value, Pattern) and value.glob.strip("*") == ""):
+        pattern = like_of(value, anchored=True)
+        query = query.where(func.lower(EventMarkRecord.label).like(pattern, escape="\\"))
+    with db.read() as session:
+        return tuple((f, s) for f, s in session.execute(query.distinct()))
+
+
+#: The mark kind each `is:` / `has:` state reads (`has:note` is answered by the notes).
+STATE_MARKS = {
+    MarkState.STARRED: EventMark.STAR,
+    MarkState.HIDDEN: EventMark.HIDDEN,
+    MarkState.TAG: EventMark.TAG,
+}
+
+
+def mark_events(db: Database, case_id: int, term: Marked) -> tuple[EventKey, ...]:
+    """The events of one mark term of a query (`tag:`, `is:`, `has:tag`) in the case."""
+    if term.field is MarkField.TAG:
+        return _tagged(db, case_id, term.value)
+    if not isinstance(term.value, Literal) or term.value.text not in STATE_MARKS:
+        raise CasescopeError(f"{term.field}:{term.value} is not a mark")
+    return marked_events(db, case_id, STATE_MARKS[MarkState(term.value.text)])

@@ -24,6 +24,7 @@ from casescope.web import (
     detections_pages,
     event_pages,
     jobs_pages,
+    marks_pages,
     pages,
     search_pages,
     settings_pages,
@@ -45,6 +46,7 @@ from casescope.web.api import (
     workbench,
 )
 from casescope.web.api import detections as detections_api
+from casescope.web.api import marks as marks_api
 from casescope.web.clients import check_address_settings
 from casescope.web.guard import AuthBeforeBody
 from casescope.web.headers import SecurityHeaders
@@ -220,6 +222,8 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
     app.include_router(jobs_pages.router)
     app.include_router(detections_pages.router)
     for module in (timeline, preferences, settings_pages):  # the search workbench
+        app.include_router(module.router)
+    for module in (marks_api, marks_pages):  # marks and notes
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
