@@ -7,8 +7,11 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import orjson
+
 from casescope.errors import CasescopeError
 from casescope.model.db import Database
+from casescope.model.tables import AuditRecord
 from casescope.model.users import EventMark
 from casescope.services.marks import clear_marks, mark_label, set_marks
 from casescope.store.event_queries import matching_keys
@@ -16,6 +19,9 @@ from casescope.store.index import EventIndex
 from casescope.store.where import EventKey, Where
 
 logger = logging.getLogger(__name__)
+
+#: Event keys written into an audit row's detail (the count is always there).
+AUDITED_KEYS = 20
 
 
 @dataclass(frozen=True)
@@ -64,3 +70,29 @@ def apply_change(
         actor,
     )
     return BulkResult(len(set(events)), changed)
+
+
+def audit_change(
+    db: Database,
+    actor: str,
+    case_id: int,
+    change: MarkChange,
+    events: Sequence[EventKey],
+    extra: dict[str, object] | None = None,
+) -> None:
+    """One audit row for a mark change on `events`: how many, the tag, the first keys, and
+    `extra` (what changed, the search)."""
+    keys = sorted(set(events))
+    detail: dict[str, object] = {"events": len(keys)}
+    if change.label.strip():
+        detail["label"] = change.label.strip()
+    detail["keys"] = [f"{f}:{s}" for f, s in keys[:AUDITED_KEYS]]
+    detail.update(extra or {})
+    row = AuditRecord(
+        actor=actor[:100],
+        action=change.mark.audit_action(change.add),
+        case_id=case_id,
+        detail=orjson.dumps(detail).decode()[:2000],
+    )
+    with db.session() as session:
+        session.add(row)

@@ -12,11 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+import orjson
 from sqlalchemy import func, select
 
 from casescope.errors import CasescopeError, NotFoundError
 from casescope.model.db import Database
-from casescope.model.tables import utcnow
+from casescope.model.enums import AuditAction
+from casescope.model.tables import AuditRecord, utcnow
 from casescope.model.users import EventNote
 from casescope.services.marks import like_of
 from casescope.store.query_parse import Literal, Pattern
@@ -157,3 +159,13 @@ def noted_events(
         query = query.where(func.lower(EventNote.text).like(pattern, escape="\\"))
     with db.read() as session:
         return tuple((f, s) for f, s in session.execute(query.distinct()))
+
+
+def audit_note(db: Database, actor: str, action: AuditAction, case_id: int, note: NoteInfo) -> None:
+    """The audit row of a note written, edited or deleted: its id, event and author."""
+    detail = {"note": note.id, "event": f"{note.file_id}:{note.seq}", "author": note.author}
+    row = AuditRecord(
+        actor=actor[:100], action=action, case_id=case_id, detail=orjson.dumps(detail).decode()
+    )
+    with db.session() as session:
+        session.add(row)

@@ -8,11 +8,9 @@ an admin.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from enum import StrEnum
 from typing import Annotated
 
-import orjson
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -28,15 +26,13 @@ from casescope.web.api.models import IsoTime, OkOut
 from casescope.web.api.saved_searches import SearchParams
 from casescope.web.api.search import form_where
 from casescope.web.ids import BodyId, PathId, PathSeq
-from casescope.web.security import CaseRead, CaseScope, CaseWrite, State, audit
+from casescope.web.security import CaseRead, CaseScope, CaseWrite, State
 from casescope.web.state import WebState
 
 router = APIRouter(prefix="/api/cases/{case_id}", tags=["marks and notes"])
 
 #: Events one request may name (a page of results is at most 500).
 MAX_SELECTION = 1000
-#: Event keys written into an audit row's detail (the count is always there).
-AUDITED_KEYS = 20
 
 
 class BulkAction(StrEnum):
@@ -99,18 +95,9 @@ class NoteOut(BaseModel):
     updated_at: IsoTime | None
 
 
-def audit_marks(
-    state: WebState, scope: CaseScope, change: bm.MarkChange, events: Sequence[EventKey], **extra
-) -> None:
-    """One audit row for a mark change on `events`: the tag, how many, the first keys."""
-    keys = sorted(set(events))
-    detail: dict[str, object] = {"events": len(keys)}
-    if change.label:
-        detail["label"] = change.label
-    detail["keys"] = [f"{f}:{s}" for f, s in keys[:AUDITED_KEYS]]
-    detail.update(extra)
-    action = change.mark.audit_action(change.add)
-    audit(state, scope.principal, action, scope.case_id, orjson.dumps(detail).decode())
+def actor_of(scope: CaseScope) -> str:
+    """The audit log's name for the caller (`web:NAME`, as `security.audit` writes it)."""
+    return f"web:{scope.principal.name}"
 
 
 class MarkBody(BaseModel):
@@ -157,7 +144,8 @@ def change_marks(
         result = bm.apply_change(state.db, scope.case_id, events, change, scope.principal.name)
     except CasescopeError as exc:
         raise HTTPException(400, str(exc)) from None
-    audit_marks(state, scope, change, events, changed=result.changed, **extra)
+    extra = {"changed": result.changed, **extra}
+    bm.audit_change(state.db, actor_of(scope), scope.case_id, change, events, extra)
     return result
 
 
@@ -191,11 +179,6 @@ def _note_out(note: ns.NoteInfo) -> NoteOut:
     return NoteOut.model_validate(note, from_attributes=True)
 
 
-def audit_note(state: WebState, scope: CaseScope, action: AuditAction, note: ns.NoteInfo) -> None:
-    detail = {"note": note.id, "event": f"{note.file_id}:{note.seq}", "author": note.author}
-    audit(state, scope.principal, action, scope.case_id, orjson.dumps(detail).decode())
-
-
 @router.get("/events/{file_id}/{seq}/notes", response_model=list[NoteOut])
 def list_notes(scope: CaseRead, state: State, file_id: PathId, seq: PathSeq) -> list[NoteOut]:
     """The notes of one event, oldest first."""
@@ -207,7 +190,7 @@ def write_note(state: WebState, scope: CaseScope, event: EventKey, text: str) ->
         note = ns.add_note(state.db, scope.case_id, event, scope.principal.name, text)
     except CasescopeError as exc:
         raise HTTPException(400, str(exc)) from None
-    audit_note(state, scope, AuditAction.NOTE_ADD, note)
+    ns.audit_note(state.db, actor_of(scope), AuditAction.NOTE_ADD, scope.case_id, note)
     return note
 
 
@@ -225,7 +208,7 @@ def change_note(state: WebState, scope: CaseScope, note_id: int, text: str | Non
     except CasescopeError as exc:
         raise HTTPException(400, str(exc)) from None
     action = AuditAction.NOTE_DELETE if text is None else AuditAction.NOTE_EDIT
-    audit_note(state, scope, action, note)
+    ns.audit_note(state.db, actor_of(scope), action, scope.case_id, note)
     return note
 
 
