@@ -208,7 +208,12 @@ def test_notes_author_admin_search_and_audit(web: Web) -> None:
 
 @pytest.mark.parametrize(
     ("text", "status"),
-    [("", 422), ("   ", 400), ("x" * 10_001, 422), ("nul\x00byte", 400)],
+    [
+        pytest.param("", 422, id="empty"),
+        pytest.param("   ", 400, id="blank"),
+        pytest.param("x" * 10_001, 422, id="too long"),
+        pytest.param("nul\x00byte", 400, id="NUL"),
+    ],
 )
 def test_bad_notes_are_refused(web: Web, text: str, status: int) -> None:
     r = web.clients["analyst"].post(f"{_api(web)}/events/1/0/notes", json={"text": text})
