@@ -16,11 +16,13 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from casescope.model.users import EventMark
 from casescope.services import bulk_marks as bm
 from casescope.services.marks import MAX_LABEL, tag_counts
 from casescope.services.notes import MAX_NOTE_CHARS, event_notes
+from casescope.store.pills import conjoin
 from casescope.store.query import Literal, Marked, render
 from casescope.store.query_parse import MarkField
 from casescope.store.where import EventKey
@@ -147,6 +149,27 @@ def _search_of(params: str) -> SearchParams:
         raise HTTPException(400, f"bad search parameters: {exc.errors()[0]['msg']}") from None
 
 
+def _selection(values: list[object]) -> list[EventKey]:
+    events = _event_keys(values[: api.MAX_SELECTION + 1])
+    if not events:
+        raise HTTPException(400, "select rows first (or choose every match of the search)")
+    if len(events) > api.MAX_SELECTION:
+        raise HTTPException(400, f"at most {api.MAX_SELECTION} rows at once")
+    return events
+
+
+def _apply_bulk(
+    state: WebState, scope: CaseScope, change: bm.MarkChange, target: SearchParams | list
+) -> None:
+    """The change on the ticked rows, or on every match of the search (the index is read
+    here: called in a worker thread)."""
+    if isinstance(target, SearchParams):
+        events = api.bulk_targets(state, scope, target)
+        api.change_marks(state, scope, events, change, conjoin(target.q, target.filter))
+    else:
+        api.change_marks(state, scope, target, change)
+
+
 @router.post("/cases/{case_id}/marks/bulk")
 async def bulk_page(request: Request, scope: CaseWrite, state: State) -> Response:
     """The marks bar of the search page: one change to the ticked rows or to every match."""
@@ -156,21 +179,13 @@ async def bulk_page(request: Request, scope: CaseWrite, state: State) -> Respons
         target = Target(str(form.get("target", Target.SELECTION)))
     except ValueError:
         raise HTTPException(400, "unknown mark action") from None
-    label = str(form.get("label", ""))[: MAX_LABEL + 1]
-    back = str(form.get("back", ""))
+    change = op.change(str(form.get("label", ""))[: MAX_LABEL + 1])
     if target is Target.SEARCH:
-        search = _search_of(str(form.get("params", ""))[:20_000])
-        events = api.bulk_targets(state, scope, search)
-        extra = {"query": search.q[:500]}
+        chosen: SearchParams | list = _search_of(str(form.get("params", ""))[:20_000])
     else:
-        events = _event_keys(form.getlist("event")[: api.MAX_SELECTION + 1])
-        if not events:
-            raise HTTPException(400, "select rows first (or choose every match of the search)")
-        if len(events) > api.MAX_SELECTION:
-            raise HTTPException(400, f"at most {api.MAX_SELECTION} rows at once")
-        extra = {}
-    api.change_marks(state, scope, events, op.change(label), **extra)
-    return _back(scope, back, f"/cases/{scope.case_id}/search")
+        chosen = _selection(form.getlist("event"))
+    await run_in_threadpool(_apply_bulk, state, scope, change, chosen)
+    return _back(scope, str(form.get("back", "")), f"/cases/{scope.case_id}/search")
 
 
 @router.post("/cases/{case_id}/events/{file_id}/{seq}/notes")

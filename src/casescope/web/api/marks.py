@@ -137,14 +137,21 @@ def bulk_targets(state: WebState, scope: CaseScope, search: SearchParams) -> lis
 
 
 def change_marks(
-    state: WebState, scope: CaseScope, events: list[EventKey], change: bm.MarkChange, **extra
+    state: WebState,
+    scope: CaseScope,
+    events: list[EventKey],
+    change: bm.MarkChange,
+    search: str | None = None,
 ) -> bm.BulkResult:
-    """Apply and audit a mark change (a 400 for a tag without a label)."""
+    """Apply and audit a mark change (a 400 for a tag without a label); `search`, the query
+    whose matches these are, goes into the audit row."""
     try:
         result = bm.apply_change(state.db, scope.case_id, events, change, scope.principal.name)
     except CasescopeError as exc:
         raise HTTPException(400, str(exc)) from None
-    extra = {"changed": result.changed, **extra}
+    extra: dict[str, object] = {"changed": result.changed}
+    if search is not None:
+        extra["query"] = search[:500]
     bm.audit_change(state.db, actor_of(scope), scope.case_id, change, events, extra)
     return result
 
@@ -153,13 +160,13 @@ def change_marks(
 def bulk_marks(body: BulkMarks, scope: CaseWrite, state: State) -> BulkOut:
     """Tag/untag, star/unstar or hide/unhide a selection (`events`) or a whole search."""
     change = bm.MarkChange(body.kind, body.label, body.action is BulkAction.ADD)
-    extra: dict[str, object] = {}
+    query = None
     if body.search is not None:
         events = bulk_targets(state, scope, body.search)
-        extra["query"] = conjoin(body.search.q, body.search.filter)[:500]
+        query = conjoin(body.search.q, body.search.filter)
     else:
         events = [(e.file_id, e.seq) for e in body.events or []]
-    result = change_marks(state, scope, events, change, **extra)
+    result = change_marks(state, scope, events, change, query)
     return BulkOut(events=result.events, changed=result.changed)
 
 
