@@ -65,20 +65,6 @@ def marked_events(db: Database, case_id: int, kind: EventMark) -> tuple[tuple[in
         return tuple((f, s) for f, s in rows)
 
 
-def set_mark(
-    db: Database, case_id: int, event: tuple[int, int], mark: EventMark, label: str, actor: str
-) -> bool:
-    """Add a tag/star/hide to one event (idempotent); whether it was not there before."""
-    return set_marks(db, case_id, [event], mark, label, actor) == 1
-
-
-def clear_mark(
-    db: Database, case_id: int, event: tuple[int, int], mark: EventMark, label: str = ""
-) -> bool:
-    """Remove a tag/star/hide from one event; whether it was there."""
-    return clear_marks(db, case_id, [event], mark, label) == 1
-
-
 def _insert_new(session: Session) -> Insert:
     """An insert of marks that leaves out those already there (the table's unique key)."""
     dialect = session.get_bind().dialect.name
