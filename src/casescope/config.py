@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     facet_sample_events: int = Field(
         default=10_000, ge=0, description="Matches an event-field facet counts (0: all)."
     )
+    bulk_mark_max_events: int = Field(
+        default=100_000, ge=1, description="Most events one bulk tag/star/hide may change."
+    )
     sse_heartbeat_seconds: float = Field(
         default=15.0, gt=0, description="Silence after which an event stream sends a comment."
     )

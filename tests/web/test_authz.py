@@ -46,6 +46,18 @@ ENDPOINTS = [
         {"name": "x"},
         {"admin", "analyst", "reader"},
     ),
+    ("DELETE", "/api/cases/{case}/events/1/0/marks", {"kind": "star"}, {"admin", "analyst"}),
+    (
+        "POST",
+        "/api/cases/{case}/marks/bulk",
+        {"action": "add", "kind": "star", "events": [{"file_id": 1, "seq": 0}]},
+        {"admin", "analyst"},
+    ),
+    ("GET", "/api/cases/{case}/tags", None, {"admin", "analyst", "reader"}),
+    ("GET", "/api/cases/{case}/events/1/0/notes", None, {"admin", "analyst", "reader"}),
+    ("POST", "/api/cases/{case}/events/1/0/notes", {"text": "n"}, {"admin", "analyst"}),
+    ("PUT", "/api/cases/{case}/notes/999999", {"text": "n"}, {"admin", "analyst"}),
+    ("DELETE", "/api/cases/{case}/notes/999999", None, {"admin", "analyst"}),
     ("POST", "/api/cases", {"name": "authz-{role}"}, {"admin", "analyst", "outsider"}),
     ("GET", "/api/users", None, {"admin"}),
     ("POST", "/api/users", {"username": "u-{role}", "password": "x" * 12}, {"admin"}),
@@ -81,6 +93,7 @@ PAGES = [
     "/cases/{case}/detections/timeline",
     "/cases/{case}/story",
     "/cases/{case}/settings",
+    "/cases/{case}/tags",
 ]
 
 

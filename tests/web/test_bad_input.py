@@ -141,6 +141,14 @@ HUGE = 2**63  # one past the largest SQLite/PostgreSQL integer
         ("GET", "/api/cases/{case}/events/1/-1", None),
         ("GET", "/api/cases/{case}/events/-1/1", None),
         ("POST", f"/api/cases/{{case}}/events/{HUGE}/1/marks", {"kind": "star"}),
+        ("POST", f"/api/cases/{{case}}/events/{HUGE}/1/notes", {"text": "n"}),
+        ("PUT", f"/api/cases/{{case}}/notes/{HUGE}", {"text": "n"}),
+        ("DELETE", f"/api/cases/{{case}}/notes/{HUGE}", None),
+        (
+            "POST",
+            "/api/cases/{case}/marks/bulk",
+            {"action": "add", "kind": "star", "events": [{"file_id": HUGE, "seq": 0}]},
+        ),
         ("POST", "/api/cases/{case}/iocs/enable", {"ids": [HUGE]}),
         ("POST", "/api/cases/{case}/files/reprocess", {"file_ids": [HUGE]}),
         ("POST", "/api/cases/{case}/files/retry", {"file_ids": [HUGE]}),
@@ -157,6 +165,7 @@ HUGE = 2**63  # one past the largest SQLite/PostgreSQL integer
         ("GET", "/cases/{case}/events/1/-1", None),
         ("POST", f"/cases/{{case}}/jobs/{HUGE}/pause", None),
         ("POST", f"/cases/{{case}}/saved-searches/{HUGE}/delete", None),
+        ("POST", f"/cases/{{case}}/notes/{HUGE}/delete", None),
     ],
 )
 def test_ids_out_of_range_are_4xx(bare: Web, method: str, url: str, body: object) -> None:

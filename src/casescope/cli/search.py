@@ -26,6 +26,7 @@ from casescope.services.cases import get_case
 from casescope.services.detections import DetectionFilter, detected_events
 from casescope.services.event_search import EXPORT_CHUNK_ROWS, export_chunks
 from casescope.services.ioc_hits import HitFilter, hit_events
+from casescope.services.mark_search import mark_lookup
 from casescope.services.search import (
     ExportFormat,
     SearchRequest,
@@ -39,7 +40,7 @@ from casescope.services.search import (
 )
 from casescope.store.loader import load_pending
 from casescope.store.owner import open_index
-from casescope.store.query import QuerySyntaxError, compile_query
+from casescope.store.query import QuerySyntaxError, compile_query, no_marks
 from casescope.store.summary import summarise
 
 
@@ -116,7 +117,7 @@ def _request(
     a query with a syntax error or over the limits is refused before the index is opened."""
     limits = query_limits(ctx.settings)
     try:
-        compile_query(query, limits=limits)
+        compile_query(query, limits=limits, marks=no_marks)
     except QuerySyntaxError as exc:
         raise CasescopeError(f"query: {exc}") from None
     case_id = get_case(ctx.db, case).id
@@ -124,7 +125,10 @@ def _request(
     start, end = (_parse_time(t) for t in span)
     if start is not None and end is not None and start > end:
         raise CasescopeError(f"--from ({span[0]}) is after --to ({span[1]}): nothing can match")
-    return SearchRequest(case_id, query, start, end, *page, only_events=events, limits=limits)
+    marks = mark_lookup(ctx.db, case_id)
+    return SearchRequest(
+        case_id, query, start, end, *page, only_events=events, limits=limits, marks=marks
+    )
 
 
 class QueryCommand(TyperCommand):

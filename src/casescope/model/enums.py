@@ -193,6 +193,9 @@ class AuditAction(StrEnum):
     USER_LOGOUT = "user.logout"
     TOKEN_CREATE = "token.create"
     TOKEN_REVOKE = "token.revoke"
+    NOTE_ADD = "note.add"  # a note (comment) written on an event
+    NOTE_EDIT = "note.edit"
+    NOTE_DELETE = "note.delete"
 
     SEARCH_SHARE = "search.share"  # a saved search shared with the case, or unshared
     SEARCH_CHANGE = "search.change"  # a saved search renamed, or deleted, by another user

@@ -1,5 +1,5 @@
-"""Tables of the web app: users and their case access, sessions, API tokens, event marks and
-saved searches. State-changing web actions and exports are audited in `AuditRecord`.
+"""Tables of the web app: users and their case access, sessions, API tokens, event marks,
+event notes and saved searches. State-changing web actions and exports are audited in `AuditRecord`.
 
 Secrets are never stored: sessions and API tokens are kept as keyed hashes (see
 `casescope.services.auth`), passwords as argon2 hashes.
@@ -141,6 +141,23 @@ class EventMarkRecord(Base):
     label: Mapped[str] = mapped_column(String(100), default="")
     actor: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class EventNote(Base):
+    """A note (comment) of one user on one event (file id + seq) of a case; the author's
+    name is kept as text, like a mark's, so it outlives a deleted account."""
+
+    __tablename__ = "event_notes"
+    __table_args__ = (Index("ix_event_notes_case_event", "case_id", "file_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    file_id: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    author: Mapped[str] = mapped_column(String(100))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class SavedSearch(Base):

@@ -26,6 +26,7 @@ from casescope.model.db import Database
 from casescope.model.users import EventMark
 from casescope.services.detections import DetectionFilter, detected_events
 from casescope.services.ioc_hits import HitFilter, hit_events
+from casescope.services.mark_search import mark_lookup
 from casescope.services.marks import marked_events
 from casescope.services.search import ExportFormat, SearchRequest, build_where, export_lines
 from casescope.store import where as conditions
@@ -41,6 +42,7 @@ from casescope.store.event_queries import (
 from casescope.store.exports import export_chunk
 from casescope.store.facets import Facet, value_counts
 from casescope.store.index import EventIndex
+from casescope.store.query import asks_for_hidden
 from casescope.store.where import EventKey, Where
 
 TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
@@ -134,7 +136,7 @@ def resolve_request(db: Database, request: SearchRequest, filters: EventFilters)
         only = _intersect(only, hit_events(db, HitFilter(request.case_id, ioc_ids=ids)))
     if filters.starred_only:
         only = _intersect(only, marked_events(db, request.case_id, EventMark.STAR))
-    return replace(request, only_events=only)
+    return replace(request, only_events=only, marks=mark_lookup(db, request.case_id))
 
 
 def build_filtered_where(db: Database, request: SearchRequest, filters: EventFilters) -> Where:
@@ -146,7 +148,8 @@ def build_filtered_where(db: Database, request: SearchRequest, filters: EventFil
         where = where.and_(conditions.on_computer(filters.computer))
     if filters.file_id is not None:
         where = where.and_(conditions.in_file(filters.file_id))
-    if not filters.show_hidden:
+    # a query that asks for hidden events (`is:hidden`) shows them without the checkbox
+    if not filters.show_hidden and not asks_for_hidden(request.query):
         hidden = marked_events(db, request.case_id, EventMark.HIDDEN)
         if hidden:
             where = where.and_(conditions.except_events(hidden))

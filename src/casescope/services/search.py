@@ -13,7 +13,7 @@ from casescope.config import Settings
 from casescope.store.event_queries import count_rows, offset_rows
 from casescope.store.exports import EXPORT_COLUMNS, ExportFormat
 from casescope.store.index import EventIndex
-from casescope.store.query import QueryLimits, compile_query
+from casescope.store.query import MarkLookup, QueryLimits, compile_query
 from casescope.store.where import EventKey, Where, among_events, search_where
 
 
@@ -30,6 +30,9 @@ class SearchRequest:
     only_events: tuple[EventKey, ...] | None = None
     #: How long `query` may be (`query_limits`).
     limits: QueryLimits = field(default_factory=QueryLimits)
+    #: What answers the query's mark terms (`tag:x`, `is:starred`, `note:x`) in the case:
+    #: `services.mark_search.mark_lookup`; None refuses a query that has one.
+    marks: MarkLookup | None = None
 
 
 def query_limits(settings: Settings) -> QueryLimits:
@@ -49,7 +52,7 @@ def narrow_events(
 
 def build_where(request: SearchRequest) -> Where:
     """The events a request matches (user text only ever in parameters)."""
-    compiled = compile_query(request.query, limits=request.limits)
+    compiled = compile_query(request.query, limits=request.limits, marks=request.marks)
     where = search_where(request.case_id, compiled, request.start, request.end)
     if request.only_events is not None:
         where = where.and_(among_events(request.only_events))

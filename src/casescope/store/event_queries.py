@@ -159,3 +159,12 @@ def count_rows(index: EventIndex, where: Where, stop_after: int | None = None) -
             where.with_params(count_lim=stop_after),
         )
     return int(rows[0]["n"]) if rows else 0
+
+
+def matching_keys(index: EventIndex, where: Where, most: int) -> list[tuple[int, int]]:
+    """The (file id, seq) of the matches of `where`, at most `most` of them, in no order."""
+    rows = index.query_rows(
+        f"SELECT file_id, seq FROM {DATABASE}.events WHERE {where.sql} LIMIT {{most:UInt64}}",
+        where.with_params(most=most),
+    )
+    return [(int(row["file_id"]), int(row["seq"])) for row in rows]

@@ -19,6 +19,8 @@ from casescope.store.query_parse import (
     Compare,
     Exists,
     Literal,
+    Marked,
+    MarkField,
     Match,
     Node,
     Not,
@@ -30,16 +32,20 @@ from casescope.store.query_parse import (
     Text,
     Value,
     escapable,
+    mark_terms,
     parse_query,
     value_parts,
 )
-from casescope.store.query_sql import compile_node
+from casescope.store.query_sql import MarkLookup, compile_node
 
 __all__ = [
     "CompiledQuery",
+    "MarkLookup",
+    "Marked",
     "QueryLimits",
     "QuerySyntaxError",
     "compile_query",
+    "mark_terms",
     "parse_query",
     "render",
 ]
@@ -54,20 +60,42 @@ class CompiledQuery:
 
 
 def compile_query(
-    text: str, *, param_prefix: str = "q", limits: QueryLimits | None = None
+    text: str,
+    *,
+    param_prefix: str = "q",
+    limits: QueryLimits | None = None,
+    marks: MarkLookup | None = None,
 ) -> CompiledQuery:
     """`text` as a boolean SQL expression over the events table ("1" for an empty query).
 
     Raises QuerySyntaxError (a ValueError) with the column of the problem, also for a query
-    over `limits` (default: `QueryLimits()`).
+    over `limits` (default: `QueryLimits()`). `marks` answers mark terms (`tag:x`,
+    `is:starred`, `has:note`, `note:x`) with the events of the case searched; without it a
+    query that has one is refused (a check of a query's syntax passes `no_marks`).
     """
     if not param_prefix.isidentifier():
         raise ValueError(f"param_prefix must be an identifier, not {param_prefix!r}")
     ast = parse_query(text, limits)
     if ast is None:
         return CompiledQuery("1")
-    sql, params = compile_node(ast, param_prefix)
+    sql, params = compile_node(ast, param_prefix, marks)
     return CompiledQuery(sql, params)
+
+
+def no_marks(term: Marked) -> tuple[tuple[int, int], ...]:
+    """A `MarkLookup` that finds no events: for checking a query's syntax only."""
+    return ()
+
+
+def asks_for_hidden(text: str) -> bool:
+    """Whether a query has an `is:hidden` term: its events are shown though hidden."""
+    try:
+        return any(
+            t.field is MarkField.IS and t.value == Literal("hidden")
+            for t in mark_terms(parse_query(text))
+        )
+    except QuerySyntaxError:
+        return False
 
 
 def render(node: Node | None) -> str:
@@ -93,12 +121,19 @@ def render(node: Node | None) -> str:
             return f"{_name(node.field)}:{low}{_bound(node.low)} TO {_bound(node.high)}{high}"
         case Exists():
             return f"{EXISTS}:{_name(node.field)}"
+        case Marked():
+            return _match(node.field.value, node.value)
     raise TypeError(f"not a query node: {node!r}")
 
 
 def _name(field: str) -> str:
-    """A field name as typed: bare when it can be, else quoted (`"New Value"`)."""
-    return field if FIELD_RE.fullmatch(field) and field not in KEYWORDS else _quote(field)
+    """A field name as typed: bare when it can be, else quoted (`"New Value"`; an event field
+    named as a mark name, `"tag"`, is always quoted)."""
+    bare = FIELD_RE.fullmatch(field) and field not in KEYWORDS and field not in _MARK_NAMES
+    return field if bare else _quote(field)
+
+
+_MARK_NAMES = frozenset(f.value for f in MarkField)
 
 
 def _child(node: Node, wrap: type | UnionType) -> str:

@@ -151,6 +151,42 @@ class Exists:
     pos: int = _pos()
 
 
+class MarkField(StrEnum):
+    """Names that ask about the analysts' marks and notes, not the event's fields (written
+    bare and in lower case; a quoted name, `"tag":x`, is the event field of that name)."""
+
+    TAG = "tag"  # tag:NAME, tag:lateral*, tag:* (any tag)
+    IS = "is"  # is:starred, is:hidden
+    HAS = "has"  # has:note, has:tag
+    NOTE = "note"  # note:TEXT: a note contains the text (any case; wildcards allowed)
+
+
+class MarkState(StrEnum):
+    """The values `is:` and `has:` take."""
+
+    STARRED = "starred"
+    HIDDEN = "hidden"
+    NOTE = "note"
+    TAG = "tag"
+
+
+#: Which states each of `is:` and `has:` takes.
+MARK_STATES = {
+    MarkField.IS: (MarkState.STARRED, MarkState.HIDDEN),
+    MarkField.HAS: (MarkState.NOTE, MarkState.TAG),
+}
+
+
+@dataclass(frozen=True)
+class Marked:
+    """`tag:NAME`, `is:starred`, `has:note`, `note:TEXT`: events by the marks and notes that
+    analysts put on them (kept beside the index, not in it)."""
+
+    field: MarkField
+    value: Value
+    pos: int = _pos()
+
+
 @dataclass(frozen=True)
 class Not:
     child: Node
@@ -166,7 +202,7 @@ class Or:
     children: tuple[Node, ...]
 
 
-Node = Text | Match | Compare | Range | Exists | Not | And | Or
+Node = Text | Match | Compare | Range | Exists | Marked | Not | And | Or
 Part = tuple[str, bool]  # one character of a value, and whether it is a wildcard
 
 
@@ -373,6 +409,8 @@ class _Parser:
         """The term of `name:` whose value starts at `start` with `ch` (not a group)."""
         if name == EXISTS:
             return self.exists(start)
+        if isinstance(name, MarkField):
+            return self.marked(name, start, ch)
         if ch == '"':
             return Match(name, Literal(self.quoted()), start)
         if ch in "[{":
@@ -394,6 +432,22 @@ class _Parser:
         if any(wild for _, wild in word.parts) or not FIELD_RE.fullmatch(name):
             raise QuerySyntaxError(f"{EXISTS} needs a field name", start)
         return Exists(name, start)
+
+    def marked(self, name: MarkField, start: int, ch: str) -> Marked:
+        """The value of a mark name: a word or a phrase (no ranges or comparisons)."""
+        if ch in "[{<>":
+            raise QuerySyntaxError(f"{name}: takes a name, not a range or a comparison", start)
+        value = Literal(self.quoted()) if ch == '"' else _value_of(self.word(value=True).parts)
+        if name in MARK_STATES:
+            states = MARK_STATES[name]
+            text = value.text.lower() if isinstance(value, Literal) else ""
+            if text not in states:
+                allowed = ", ".join(f"{name}:{s}" for s in states)
+                raise QuerySyntaxError(f"{name}: takes one of {allowed}", start)
+            value = Literal(text)
+        if isinstance(value, Literal) and not value.text.strip():
+            raise QuerySyntaxError(f"{name}: needs a value", start)
+        return Marked(name, value, start)
 
     def compare(self, name: str, op: Op) -> Compare:
         self.skip_ws()
@@ -484,7 +538,7 @@ class _Parser:
             if ch == ":" and not value and (":", False) not in parts and self.separates(start):
                 name = self.field_name(start, escaped)
                 self.i += 1
-                return _Word([], name)
+                return _Word([], _MARK_NAMES.get(name, name))
             parts.append((ch, ch in "*?"))
             self.i += 1
         if not parts:
@@ -519,6 +573,21 @@ class _Parser:
         if name in KEYWORDS:
             raise QuerySyntaxError(f"{name} is an operator, not a field name", start)
         return name
+
+
+_MARK_NAMES = {field.value: field for field in MarkField}
+
+
+def mark_terms(node: Node | None) -> Iterator[Marked]:
+    """Every mark term of a query, in order."""
+    match node:
+        case Marked():
+            yield node
+        case Not(child=child):
+            yield from mark_terms(child)
+        case And(children=children) | Or(children=children):
+            for child in children:
+                yield from mark_terms(child)
 
 
 def parse_query(text: str, limits: QueryLimits | None = None) -> Node | None:

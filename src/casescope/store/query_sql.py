@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from enum import Enum
@@ -19,6 +20,7 @@ from casescope.store.query_parse import (
     Compare,
     Exists,
     Literal,
+    Marked,
     Match,
     Node,
     Not,
@@ -46,6 +48,18 @@ _TIME_RE = re.compile(
     r"([Zz]|[+-]\d\d(?::?\d\d)?)?",
     re.ASCII,
 )
+
+
+#: (file_id, seq) as one UInt64 for set membership: 24 bits of file id, 40 of event number.
+EVENT_KEY_SQL = "bitOr(bitShiftLeft(toUInt64(file_id), 40), seq)"
+#: The events (file id, seq) of one mark term in the case searched: marks and notes live in
+#: the metadata DB, so the service that compiles a search answers them (services/marks.py).
+MarkLookup = Callable[[Marked], Sequence[tuple[int, int]]]
+
+
+def event_key(file_id: int, seq: int) -> int:
+    """The `EVENT_KEY_SQL` of one event, computed on this side."""
+    return (file_id << 40) | seq
 
 
 class Kind(Enum):
@@ -238,9 +252,10 @@ Bound = tuple[str, str, int]  # SQL operator, value as typed, position in the qu
 class Compiler:
     """Builds the SQL of one query; `params` collects the values its placeholders name."""
 
-    def __init__(self, prefix: str) -> None:
+    def __init__(self, prefix: str, marks: MarkLookup | None = None) -> None:
         self.prefix = prefix
         self.params: dict[str, object] = {}
+        self.marks = marks
 
     def param(self, value: object, sql_type: str) -> str:
         name = f"{self.prefix}{len(self.params)}"
@@ -280,7 +295,23 @@ class Compiler:
                 return self.bounds(node.field, [(str(node.op), node.value, node.pos)])
             case Range():
                 return self.range(node)
+            case Marked():
+                return self.marked(node)
         raise TypeError(f"not a query node: {node!r}")
+
+    def marked(self, node: Marked) -> str:
+        """The events the mark term's lookup names, as a set the index reads by key."""
+        if self.marks is None:
+            raise QuerySyntaxError(f"{node.field}: can only be searched in a case", node.pos)
+        events = sorted(set(self.marks(node)))
+        if not events:
+            return "0"
+        files = self.param(sorted({f for f, _ in events}), "Array(UInt64)")
+        keys = self.param([event_key(f, s) for f, s in events], "Array(UInt64)")
+        return (
+            f"(file_id IN (SELECT arrayJoin({files})) AND "
+            f"{EVENT_KEY_SQL} IN (SELECT arrayJoin({keys})))"
+        )
 
     def text(self, node: Text) -> str:
         """Free text: a word is a whole token, anything else a substring of the event's text."""
@@ -425,7 +456,10 @@ def _null_safe(column: Column, clauses: list[str]) -> str:
     return _all(clauses)
 
 
-def compile_node(node: Node, prefix: str) -> tuple[str, dict[str, object]]:
-    """The SQL boolean expression for `node` and the parameters it names."""
-    compiler = Compiler(prefix)
+def compile_node(
+    node: Node, prefix: str, marks: MarkLookup | None = None
+) -> tuple[str, dict[str, object]]:
+    """The SQL boolean expression for `node` and the parameters it names; `marks` answers
+    its mark terms (without it, a query that has one is refused)."""
+    compiler = Compiler(prefix, marks)
     return compiler.node(node), compiler.params

@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from casescope.store.query import CompiledQuery
+from casescope.store.query_sql import EVENT_KEY_SQL, event_key
 
 #: (file id, seq): one event.
 EventKey = tuple[int, int]
-#: (file_id, seq) as one UInt64 for set membership: 24 bits of file id, 40 of event number.
-EVENT_KEY_SQL = "bitOr(bitShiftLeft(toUInt64(file_id), 40), seq)"
 TS_TEXT = "%Y-%m-%d %H:%M:%S.%f"
 
 
@@ -45,11 +44,6 @@ class Where:
     def with_params(self, **extra: object) -> dict[str, object]:
         """These parameters and a query's own (a limit, a cursor), for `EventIndex`."""
         return {**self.params, **extra}
-
-
-def event_key(file_id: int, seq: int) -> int:
-    """The `EVENT_KEY_SQL` of one event, computed on this side."""
-    return (file_id << 40) | seq
 
 
 def search_where(

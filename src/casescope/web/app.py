@@ -26,6 +26,7 @@ from casescope.web import (
     detections_pages,
     event_pages,
     jobs_pages,
+    marks_pages,
     pages,
     rule_pages,
     search_pages,
@@ -58,6 +59,7 @@ from casescope.web.api import (
     workbench,
 )
 from casescope.web.api import detections as detections_api
+from casescope.web.api import marks as marks_api
 from casescope.web.api_docs import add_api_docs
 from casescope.web.clients import check_address_settings
 from casescope.web.error_pages import add_error_pages, page_or_json
@@ -231,6 +233,8 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
     for module in (timeline, preferences, settings_pages):  # the search workbench
         app.include_router(module.router)
     for module in (rules, grants, admin_pages, token_pages, rule_pages):  # administration
+        app.include_router(module.router)
+    for module in (marks_api, marks_pages):  # marks and notes
         app.include_router(module.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

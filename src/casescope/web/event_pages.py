@@ -25,6 +25,7 @@ from casescope.web.api import workbench as wb
 from casescope.web.api.params import SearchForm
 from casescope.web.api.search import View, fetch_event, search_params
 from casescope.web.ids import PathId, PathSeq
+from casescope.web.marks_pages import marks_context
 from casescope.web.pages import render
 from casescope.web.security import CaseRead, CaseScope, State
 
@@ -166,6 +167,7 @@ def event_page(
         following=following,
         neighbour_error=neighbour_error,
         back=_search_url(scope.case_id, search) if search else None,
+        **marks_context(state, scope.case_id, (file_id, seq)),
     )
 
 

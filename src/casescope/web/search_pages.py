@@ -17,15 +17,13 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from casescope.detect.levels import SigmaLevel
-from casescope.errors import CasescopeError, IndexMemoryError, QueryTimeoutError
+from casescope.errors import IndexMemoryError, QueryTimeoutError
 from casescope.hunt.ioc import IocType
 from casescope.model.enums import AuditAction
-from casescope.model.users import EventMark
 from casescope.services import event_search as es
 from casescope.services import saved_searches as ss
 from casescope.services.annotations import badges_of
 from casescope.services.first_steps import first_steps
-from casescope.services.marks import set_mark
 from casescope.store.pills import MAX_CLAUSE, MAX_PILLS, Pivot, Source, clause
 from casescope.web import search_view as sv
 from casescope.web.api import iocs as ioc_api
@@ -44,12 +42,11 @@ from casescope.web.api.search import (
     Order,
     View,
     ViewDep,
-    mark_detail,
     run_search,
     search_params,
 )
 from casescope.web.highlight import highlight_terms
-from casescope.web.ids import PathId, PathSeq, parse_ids
+from casescope.web.ids import PathId, parse_ids
 from casescope.web.pages import render
 from casescope.web.security import Caller, CaseRead, CaseScope, CaseWrite, State, audit
 
@@ -265,24 +262,6 @@ def share_search_page(
     """Share a saved search with the case, or stop sharing it."""
     change(state, scope, search_id, SavedSearchChange(shared=shared))
     return RedirectResponse(f"/cases/{scope.case_id}/search", status_code=303)
-
-
-@router.post("/cases/{case_id}/events/{file_id}/{seq}/marks")
-def mark_page(
-    scope: CaseWrite,
-    state: State,
-    file_id: PathId,
-    seq: PathSeq,
-    kind: Annotated[EventMark, Form()],
-    label: Annotated[str, Form(max_length=100)] = "",
-) -> Response:
-    try:
-        set_mark(state.db, scope.case_id, (file_id, seq), kind, label, scope.principal.name)
-    except CasescopeError as exc:
-        raise HTTPException(400, str(exc)) from None
-    detail = mark_detail(file_id, seq, label)
-    audit(state, scope.principal, kind.audit_action(True), scope.case_id, detail)
-    return RedirectResponse(f"/cases/{scope.case_id}/events/{file_id}/{seq}", status_code=303)
 
 
 @router.get("/cases/{case_id}/iocs")

@@ -14,6 +14,9 @@ from casescope.store.query_parse import (
     Compare,
     Exists,
     Literal,
+    Marked,
+    MarkField,
+    MarkState,
     Node,
     Not,
     Op,
@@ -55,6 +58,19 @@ TERMS = st.one_of(
     st.builds(Compare, MATCH_NAMES, st.sampled_from(Op), TEXT),
     st.builds(Range, MATCH_NAMES, BOUNDS, BOUNDS, st.booleans(), st.booleans()),
     st.builds(Exists, NAMES),
+    st.builds(
+        Marked,
+        st.sampled_from([MarkField.TAG, MarkField.NOTE]),
+        VALUES.filter(lambda v: not isinstance(v, Literal) or v.text.strip()),
+    ),
+    st.sampled_from(
+        [
+            Marked(MarkField.IS, Literal(MarkState.STARRED.value)),
+            Marked(MarkField.IS, Literal(MarkState.HIDDEN.value)),
+            Marked(MarkField.HAS, Literal(MarkState.NOTE.value)),
+            Marked(MarkField.HAS, Literal(MarkState.TAG.value)),
+        ]
+    ),
 )
 
 
@@ -94,7 +110,7 @@ def test_any_text_compiles_or_fails_with_a_syntax_error(text: str) -> None:
 @given(TREES)
 def test_rendered_trees_compile_or_fail_cleanly(ast: Node) -> None:
     try:
-        compiled = compile_query(render(ast), param_prefix="p")
+        compiled = compile_query(render(ast), param_prefix="p", marks=lambda term: [(1, 0)])
     except QuerySyntaxError:
         return  # e.g. a non-number compared with EventID
     assert all(name.startswith("p") for name in compiled.params)

@@ -13,7 +13,7 @@ from casescope.errors import CasescopeError
 from casescope.services.event_search import EventFilters
 from casescope.services.search import SearchRequest
 from casescope.store.pills import MAX_CLAUSE, MAX_PILLS, conjoin
-from casescope.store.query import QueryLimits, QuerySyntaxError, compile_query
+from casescope.store.query import QueryLimits, QuerySyntaxError, compile_query, no_marks
 from casescope.web.ids import parse_id
 
 #: The longest `q` a request may carry at all; CASESCOPE_QUERY_MAX_CHARS (at most this)
@@ -59,7 +59,7 @@ class SearchForm:
         is the caller's: a 400 that says where."""
         try:
             query = conjoin(self.q, self.filter)
-            compile_query(query, limits=limits)
+            compile_query(query, limits=limits, marks=no_marks)
         except QuerySyntaxError as exc:
             raise HTTPException(400, f"query: {exc}") from None
         start, end = parse_time(self.start, "start"), parse_time(self.end, "end")

@@ -1,4 +1,5 @@
-"""Events: paged search, one event, tags/stars/hides, streamed export, IOC hits."""
+"""Events: paged search, one event, streamed export, IOC hits (marks and notes:
+web/api/marks.py)."""
 
 from __future__ import annotations
 
@@ -12,23 +13,21 @@ import orjson
 import pyarrow as pa
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
 
 from casescope.errors import CasescopeError, IndexMemoryError, QueryTimeoutError
 from casescope.model.enums import AuditAction
-from casescope.model.users import EventMark
 from casescope.services import event_search as es
 from casescope.services.ioc_hits import HitFilter, hit_summary
-from casescope.services.marks import clear_mark, marks_of, set_mark
+from casescope.services.marks import marks_of
+from casescope.services.notes import note_counts
 from casescope.services.saved_searches import Owner, record_history
 from casescope.services.search import ExportFormat, export_header, export_lines, query_limits
 from casescope.store.event_lookup import get_event
 from casescope.store.where import Where
-from casescope.web.api.models import OkOut
 from casescope.web.api.params import Form, SearchForm
 from casescope.web.api.search_models import EventOut, EventsPage, FacetValue, IocHitsOut
 from casescope.web.ids import PathId, PathSeq
-from casescope.web.security import CaseRead, CaseScope, CaseWrite, State, audit
+from casescope.web.security import CaseRead, CaseScope, State, audit
 from casescope.web.state import WebState
 
 router = APIRouter(prefix="/api/cases/{case_id}", tags=["search"])
@@ -129,11 +128,12 @@ def run_search(
     if cursor is None and direction is Direction.NEXT:
         owner = Owner(scope.principal.user.id, scope.case_id)
         record_history(state.db, owner, search_params(form, view))
-    marks = marks_of(
-        state.db, scope.case_id, [(int(r["file_id"]), int(r["seq"])) for r in result.rows]
-    )
-    for row in result.rows:
-        row["marks"] = marks.get((int(row["file_id"]), int(row["seq"])), [])
+    keys = [(int(r["file_id"]), int(r["seq"])) for r in result.rows]
+    marks = marks_of(state.db, scope.case_id, keys)
+    notes = note_counts(state.db, scope.case_id, keys)
+    for row, key in zip(result.rows, keys, strict=True):
+        row["marks"] = marks.get(key, [])
+        row["notes"] = notes.get(key, 0)
     return {
         "total": result.total,
         "total_exact": result.total_exact,
@@ -213,47 +213,13 @@ def fetch_event(state: WebState, case_id: int, file_id: int, seq: int) -> dict:
     if row is None:
         raise HTTPException(404, "no such event")
     row["marks"] = marks_of(state.db, case_id, [(file_id, seq)]).get((file_id, seq), [])
+    row["notes"] = note_counts(state.db, case_id, [(file_id, seq)]).get((file_id, seq), 0)
     return row
 
 
 @router.get("/events/{file_id}/{seq}", response_model=EventOut)
 def event(scope: CaseRead, state: State, file_id: PathId, seq: PathSeq) -> EventOut:
     return EventOut.model_validate(fetch_event(state, scope.case_id, file_id, seq))
-
-
-class MarkBody(BaseModel):
-    kind: EventMark
-    label: Annotated[str, Field(max_length=100)] = ""
-
-
-def mark_detail(file_id: int, seq: int, label: str) -> str:
-    """The audit detail of a mark: the event, and the tag's label when it has one."""
-    return f"{file_id}:{seq} label={label}" if label else f"{file_id}:{seq}"
-
-
-@router.post("/events/{file_id}/{seq}/marks", response_model=OkOut)
-def add_mark(
-    body: MarkBody, scope: CaseWrite, state: State, file_id: PathId, seq: PathSeq
-) -> OkOut:
-    try:
-        set_mark(
-            state.db, scope.case_id, (file_id, seq), body.kind, body.label, scope.principal.name
-        )
-    except CasescopeError as exc:
-        raise HTTPException(400, str(exc)) from None
-    detail = mark_detail(file_id, seq, body.label)
-    audit(state, scope.principal, body.kind.audit_action(True), scope.case_id, detail)
-    return OkOut()
-
-
-@router.delete("/events/{file_id}/{seq}/marks", response_model=OkOut)
-def remove_mark(
-    body: MarkBody, scope: CaseWrite, state: State, file_id: PathId, seq: PathSeq
-) -> OkOut:
-    clear_mark(state.db, scope.case_id, (file_id, seq), body.kind, body.label)
-    detail = mark_detail(file_id, seq, body.label)
-    audit(state, scope.principal, body.kind.audit_action(False), scope.case_id, detail)
-    return OkOut()
 
 
 def _export_chunks(

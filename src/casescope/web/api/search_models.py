@@ -10,12 +10,14 @@ from pydantic import BaseModel, Field
 
 from casescope.hunt.ioc import IocType
 from casescope.model.users import EventMark
+from casescope.web.api.models import IsoTime
 
 
 class MarkOut(BaseModel):
     kind: EventMark
     label: str = Field(description='The tag ("" for a star or a hide).')
     by: str = Field(description="Who set it.")
+    at: IsoTime = Field(description="When it was set.")
 
 
 class EventOut(BaseModel):
@@ -41,6 +43,7 @@ class EventOut(BaseModel):
         "(absent otherwise).",
     )
     marks: list[MarkOut] = Field(description="Tags, stars and hides of the event.")
+    notes: int = Field(default=0, description="Notes on the event (`GET …/notes`).")
 
 
 class EventsPage(BaseModel):
