@@ -70,7 +70,7 @@ def test_upload_shows_bytes_and_rows_live(
         assert lines.count() == len(SAMPLES)
         for i in range(len(SAMPLES)):
             sent, _, size = lines.nth(i).locator(".bytes").inner_text().partition(" / ")
-            assert sent == size and size.endswith("kB")
+            assert sent == size and size.endswith("KB")
         assert page.eval_on_selector("#upload-total", "b => b.value === b.max && !b.hidden")
         # the new rows are in the table at once, and finish there live
         assert page.locator("#file-table tr[data-id]").count() == len(SAMPLES)
@@ -82,6 +82,12 @@ def test_upload_shows_bytes_and_rows_live(
         assert "every new file is processed" in page.inner_text("#progress")
         assert not [e for e in errors if "Content Security Policy" in e], errors
         _shot(page, tmp_path, "lifecycle-upload.png")
+        # rows drawn live read as the server draws them
+        live = page.locator("#file-table td.size").all_inner_texts()
+        live_status = page.locator("#file-table td.status-completed").count()
+        page.reload()
+        assert page.locator("#file-table td.size").all_inner_texts() == live
+        assert live_status == len(SAMPLES)
 
 
 def test_a_closed_case_refuses_an_upload(server: str, attack_samples: Path) -> None:

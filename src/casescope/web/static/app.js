@@ -16,11 +16,13 @@
 
   function say(el, text) { if (el) { el.textContent = text; } }
 
+  // as the server writes sizes (web/units.py human_size): 1024 steps, "912 bytes", "1.4 MB"
   function human(bytes) {
-    const units = ["B", "kB", "MB", "GB", "TB"];
+    const units = ["bytes", "KB", "MB", "GB", "TB", "PB"];
     let n = bytes, i = 0;
-    while (n >= 1000 && i < units.length - 1) { n /= 1000; i += 1; }
-    return `${i ? n.toFixed(1) : n} ${units[i]}`;
+    while (Math.abs(n) >= 1024 && i < units.length - 1) { n /= 1024; i += 1; }
+    return i ? `${n.toLocaleString("en-US", {minimumFractionDigits: 1, maximumFractionDigits: 1})} ${units[i]}`
+      : `${Math.trunc(n).toLocaleString("en-US")} ${units[i]}`;
   }
 
   function el(tag, text, cls) {
@@ -63,8 +65,8 @@
     const warnings = (f.warnings || "").split("\n").filter(Boolean);
     const bar = el("progress"); bar.max = 100; bar.value = f.percent;
     return [
-      ["", null], [String(f.id)], [f.name, "name"], [f.file_type], [String(f.size_bytes)],
-      [f.status + (f.hidden ? " (hidden)" : ""), "status"], [bar],
+      ["", null], [String(f.id)], [f.name, "name"], [f.file_type], [human(f.size_bytes), "size"],
+      [f.status + (f.hidden ? " (hidden)" : ""), `status status-${f.status}`], [bar],
       [String(f.event_count || f.events_processed), "events"],
       [f.error || warnings[0] || "", "err"],
     ];
