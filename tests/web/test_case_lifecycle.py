@@ -231,6 +231,11 @@ def test_a_closed_case_is_read_only_until_reopened(two: Web, attack_samples: Pat
         data={"csrf_token": analyst.headers["X-CSRF-Token"], "operation": "sigma_only"},
     )
     assert page.status_code == 409
+    listed = {c["id"]: c["status"] for c in analyst.get("/api/cases").json()}
+    assert listed[two.case_id] == "closed"
+    assert 'class="case-status status-closed">closed<' in analyst.get("/").text
+    evidence = analyst.get(f"/cases/{two.case_id}/evidence").text
+    assert 'id="case-closed"' in evidence and 'id="upload-form"' not in evidence
     assert analyst.get(f"{base}/events").status_code == 200  # reading goes on
     assert analyst.get(f"{base}/files").status_code == 200
     r = analyst.patch(f"{base}/settings", json={"status": "open"})

@@ -45,11 +45,12 @@ def create(
 def list_() -> None:
     """List cases with their file, event and failure counts."""
     ctx = open_app("case list")
-    table = Table("id", "name", "files", "events", "failed", "rejected", "description")
+    table = Table("id", "name", "status", "files", "events", "failed", "rejected", "description")
     for case in list_cases(ctx.db):
         table.add_row(
             str(case.id),
             shown(case.name),
+            case.status.value,
             str(case.files),
             f"{case.events:,}",
             str(case.failed),

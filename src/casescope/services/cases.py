@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from casescope.errors import CasescopeError, NotFoundError
 from casescope.model.db import Database
-from casescope.model.enums import AuditAction, FileStatus
+from casescope.model.enums import AuditAction, CaseStatus, FileStatus
 from casescope.model.tables import AuditRecord, Case, DeletedCase, EvidenceFile
 
 
@@ -23,6 +23,7 @@ class CaseSummary:
     events: int
     failed: int
     rejected: int  # not evidence by their content (refused at intake): not failures
+    status: CaseStatus  # a closed case is read-only
 
 
 def _fresh_id(session: Session) -> int | None:
@@ -88,6 +89,7 @@ def list_cases(db: Database) -> list[CaseSummary]:
                 func.coalesce(func.sum(EvidenceFile.event_count), 0),
                 func.count(EvidenceFile.id).filter(EvidenceFile.status == FileStatus.FAILED),
                 func.count(EvidenceFile.id).filter(EvidenceFile.status == FileStatus.REJECTED),
+                Case.status,
             )
             .outerjoin(EvidenceFile, EvidenceFile.case_id == Case.id)
             .group_by(Case.id)

@@ -12,9 +12,10 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 
 from casescope.detect.levels import SigmaLevel, level_rank
-from casescope.model.enums import FileStatus, FileType, Operation
+from casescope.model.enums import CaseStatus, FileStatus, FileType, Operation
 from casescope.model.tables import Case
 from casescope.services.auth import same_secret
+from casescope.services.case_lifecycle import case_settings
 from casescope.services.dashboard import build_dashboard
 from casescope.services.evidence_list import file_page
 from casescope.services.files import retry_failed
@@ -247,6 +248,8 @@ def evidence_page(
         links=TableLinks(request, f"/cases/{scope.case_id}/evidence"),
         statuses=list(FileStatus),
         types=list(FileType),
+        writable=scope.principal.user.role.can_write
+        and case_settings(state.db, scope.case_id).status is CaseStatus.OPEN,
     )
 
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
 from casescope.errors import CasescopeError
+from casescope.model.enums import CaseStatus
 from casescope.model.users import Role
 from casescope.services.cases import create_case, list_cases
 from casescope.services.dashboard import build_dashboard
@@ -31,6 +32,7 @@ class CaseOut(BaseModel):
     events: int = Field(description="Events parsed from them.")
     failed: int = Field(description="Files that failed.")
     rejected: int = Field(description="Files rejected at intake: not evidence by content.")
+    status: CaseStatus = Field(description="`closed`: read-only until reopened.")
 
 
 class NewCaseOut(BaseModel):
