@@ -20,10 +20,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from casescope.config import Settings
 from casescope.errors import IndexConfigError
-from casescope.store.events_table import DATABASE
 
 SETTING = "CASESCOPE_INDEX_URL"
+#: The database of the events table (kept here, not in store/events_table.py, so that every
+#: command can check the URL at start without loading pyarrow).
+DATABASE = "casescope"
 
 
 class IndexTransport(StrEnum):
@@ -130,3 +133,18 @@ def parse_index_url(url: str | None) -> IndexTarget:
         ca_cert=ca_cert,
         verify=verify,
     )
+
+
+def check_index_url(settings: Settings) -> IndexTarget:
+    """The index CASESCOPE_INDEX_URL names, checked at a command's start: a malformed URL,
+    and for a server one that cannot be reached or refuses the login, is an
+    IndexConfigError naming the setting before any work is done. (A chdb URL is not
+    opened here: one process at a time may hold its engine.)"""
+    target = parse_index_url(settings.index_url)
+    if target.transport in (IndexTransport.HTTP, IndexTransport.HTTPS):
+        # clickhouse-connect and pyarrow load only in team mode, not for every command
+        from casescope.store.query_bounds import QueryTimeouts
+        from casescope.store.server_index import connect
+
+        connect(target, QueryTimeouts.from_settings(settings)).close()
+    return target
