@@ -26,7 +26,9 @@ from casescope.model.db import Database
 from casescope.model.enums import IndexState
 from casescope.parse.evtx import iter_evtx
 from casescope.parse.report import ParseReport
+from casescope.store.index_url import parse_index_url
 from casescope.store.segments import SegmentWriter
+from casescope.store.server_index import ClickHouseServerIndex
 from tests.conftest import REPO_ROOT
 from tests.integration.conftest import Backend, add_files
 from tests.integration.test_loader import mark_ready
@@ -45,7 +47,16 @@ KILL_AFTER_INSERTS = 3
 
 
 def index_url(home: Path) -> str:
-    return SERVER_URL or f"chdb://{home / 'chdb-index'}"
+    """The index of a test's home: its own chDB path, or the real server emptied first (its
+    tests count every row of the table; scripts/team-smoke.sh)."""
+    if SERVER_URL is None:
+        return f"chdb://{home / 'chdb-index'}"
+    index = ClickHouseServerIndex(parse_index_url(SERVER_URL))
+    try:
+        index.execute("TRUNCATE TABLE casescope.events")
+    finally:
+        index.close()
+    return SERVER_URL
 
 
 def _child(module: str, *args: str, env: dict[str, str] | None = None) -> str:
