@@ -77,8 +77,9 @@ def _child(module: str, *args: str, env: dict[str, str] | None = None) -> str:
 def test_server_transport_answers_as_the_embedded_index(
     tmp_path: Path, attack_samples: Path
 ) -> None:
-    """Load, search page, counts, facets, timeline, export, delete: the same answers from
-    the server implementation as from chDB's own, on the same segments."""
+    """Load (whole files, slices, a bundle), search page, counts, facets, timeline, export,
+    index-side IOC hunt, a query past its time bound, delete: the same answers from the
+    server implementation as from chDB's own, on the same segments."""
     embedded = orjson.loads(_child("probe", str(tmp_path / "a"), str(attack_samples)))
     server = orjson.loads(
         _child("probe", str(tmp_path / "b"), str(attack_samples), index_url(tmp_path / "b"))
@@ -93,7 +94,13 @@ def test_server_transport_answers_as_the_embedded_index(
     assert answers["facet"] and answers["field_facet"]
     assert sum(events for _, events in answers["timeline"]) == answers["count"]
     assert answers["slice_present"] and answers["ddl_version"] == 1
-    assert embedded["after_delete"]["by_file"] == {k: v for k, v in events.items() if k != "2"}
+    assert {ioc_id for _, _, ioc_id, _ in answers["ioc_hits"]} == {1, 2, 3}
+    assert embedded["timeout"] == "QueryTimeoutError"
+    # a bundle's listed file loads, the other file it holds does not
+    assert embedded["bundle"] == events | {"5": events["1"]}
+    assert embedded["after_delete"]["by_file"] == {
+        k: v for k, v in embedded["bundle"].items() if k != "2"
+    }
 
 
 @pytest.fixture
