@@ -15,7 +15,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import orjson
@@ -27,6 +29,7 @@ from casescope.model.enums import IndexState
 from casescope.parse.evtx import iter_evtx
 from casescope.parse.report import ParseReport
 from casescope.store.index_url import parse_index_url
+from casescope.store.load_lease import load_lease
 from casescope.store.segments import SegmentWriter
 from casescope.store.server_index import ClickHouseServerIndex
 from tests.conftest import REPO_ROOT
@@ -152,16 +155,23 @@ def _kill_mid_file(env: dict[str, str]) -> list[str]:
 
 
 def test_a_loader_killed_mid_file_leaves_each_event_once(team: dict, attack_samples: Path) -> None:
-    """SIGKILL a loader mid-file (between the INSERTs of a file's slices, or during one);
-    the next load deletes what it left and loads the file again: every file's events are in
-    the index once, and every file is marked loaded."""
+    """While another process holds the load lease, a load leaves the files alone. SIGKILL a
+    loader mid-file (between the INSERTs of a file's slices, or during one); the next load
+    deletes what it left and loads the file again: every file's events are in the index
+    once, and every file is marked loaded."""
     settings = Settings()
     settings.ensure_dirs()
     db = Database(settings)
     try:
         events = _ready_files(settings, db, attack_samples)
+        with _lease_held_elsewhere():  # another process loads: this one leaves the files to it
+            assert "done 0 files" in _child("loader_child", "load")
+        assert _lease_freed(db)
     finally:
         db.dispose()
+    assert set(orjson.loads(_child("loader_child", "inspect"))["states"].values()) == {
+        IndexState.PENDING
+    }
     lines = _kill_mid_file(team)
     assert all(line.startswith("inserted ") for line in lines), lines
     partial = orjson.loads(_child("loader_child", "inspect"))
@@ -175,11 +185,21 @@ def test_a_loader_killed_mid_file_leaves_each_event_once(team: dict, attack_samp
     assert set(after["states"].values()) == {IndexState.LOADED}
 
 
-@pytest.mark.parametrize("backend", list(Backend), indirect=True)
-def test_a_loader_dies_and_its_load_lease_is_free(settings: Settings, db: Database) -> None:
-    """One process at a time holds the load lease; a killed holder loses it."""
-    from casescope.store.load_lease import load_lease
+def _lease_freed(db: Database) -> bool:
+    """Whether the lease can be taken, asking until a dead holder's session has ended
+    (PostgreSQL ends it when it sees the closed socket)."""
+    for _ in range(500):
+        with load_lease(db) as held:
+            if held:
+                return True
+        time.sleep(0.01)
+    return False
 
+
+@contextmanager
+def _lease_held_elsewhere() -> Iterator[None]:
+    """Another process holds the load lease (this test's settings) for the block; then it is
+    SIGKILLed."""
     holder = subprocess.Popen(
         [sys.executable, "-m", "tests.integration.team.lease_child"],
         cwd=REPO_ROOT,
@@ -188,16 +208,20 @@ def test_a_loader_dies_and_its_load_lease_is_free(settings: Settings, db: Databa
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert holder.stdout is not None
-    assert holder.stdout.readline().strip() == "held"
-    with load_lease(db) as held:
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held", holder.stderr
+        yield
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.communicate(timeout=60)
+
+
+@pytest.mark.parametrize("backend", list(Backend), indirect=True)
+def test_a_loader_dies_and_its_load_lease_is_free(settings: Settings, db: Database) -> None:
+    """One process at a time holds the load lease; a killed holder loses it."""
+    with _lease_held_elsewhere(), load_lease(db) as held:
         assert not held
-    holder.send_signal(signal.SIGKILL)
-    holder.communicate(timeout=60)
-    for _ in range(200):  # PostgreSQL ends the dead client's session when it sees the socket
-        with load_lease(db) as held:
-            if held:
-                break
-    assert held
+    assert _lease_freed(db)
     with load_lease(db) as first, load_lease(db) as second:
         assert first and not second

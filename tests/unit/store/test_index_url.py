@@ -25,8 +25,10 @@ def test_unset_is_the_embedded_index(url: str | None) -> None:
         ("http://ch.example", IndexTarget(IndexTransport.HTTP, "ch.example", 8123)),
         ("https://ch.example/", IndexTarget(IndexTransport.HTTPS, "ch.example", 8443)),
         (
-            "clickhouses://u:p@ch.example:9443/casescope?ca_cert=/etc/ca.pem",
-            IndexTarget(IndexTransport.HTTPS, "ch.example", 9443, "u", "p", ca_cert="/etc/ca.pem"),
+            "clickhouses://u:pw-9@ch.example:9443/casescope?ca_cert=/etc/ca.pem",
+            IndexTarget(
+                IndexTransport.HTTPS, "ch.example", 9443, "u", "pw-9", ca_cert="/etc/ca.pem"
+            ),
         ),
         (
             "https://ch.example?verify=false",
