@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from casescope.config import Settings
 from casescope.errors import CasescopeError, IndexBusyError
 from casescope.model.db import SCHEMA_HEADS, Database, schema_revisions
-from casescope.store.events_table import DDL_VERSION
+from casescope.store.events_sql import ddl_status
 from casescope.store.index_url import IndexTransport, parse_index_url
 from casescope.store.owner import open_index
 
@@ -84,9 +84,8 @@ def _index_check(where: str, ddl_version: Callable[[], int | None]) -> PartCheck
         return PartCheck(Part.INDEX, True, f"{where}: {exc}")
     except (CasescopeError, RuntimeError, OSError) as exc:
         return PartCheck(Part.INDEX, False, f"{where}: {exc}")
-    if version != DDL_VERSION:
-        return PartCheck(Part.INDEX, False, f"{where}: DDL {version}, needs {DDL_VERSION}")
-    return PartCheck(Part.INDEX, True, f"{where}: reachable, DDL version {version}")
+    ok, ddl = ddl_status(version)
+    return PartCheck(Part.INDEX, ok, f"{where}: reachable, {ddl}")
 
 
 def _home_check(settings: Settings) -> PartCheck:

@@ -90,6 +90,14 @@ def ddl_version_of(comment: str | None) -> int | None:
     return None
 
 
+def ddl_status(version: int | None) -> tuple[bool, str]:
+    """Whether an index of DDL `version` fits this casescope, and that said in words (for
+    `doctor` and `/health`, which know no DDL of their own)."""
+    if version == DDL_VERSION:
+        return True, f"DDL version {version}"
+    return False, f"DDL version {version}, needs {DDL_VERSION}"
+
+
 class Statements(Protocol):
     """What `ensure_schema` needs of a transport: run a statement, read one value."""
 
