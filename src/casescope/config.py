@@ -37,6 +37,11 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL of the metadata DB; default SQLite in home."
     )
+    index_url: str | None = Field(
+        default=None,
+        description="Event index on a ClickHouse server (clickhouse:// or https://), or "
+        "chdb:///path (tests); default the embedded chDB in home.",
+    )
     workers: int = Field(default_factory=_default_workers, ge=1, description="Worker processes.")
     batch_size: int = Field(default=10_000, ge=100, description="Events per parse batch.")
     sigma_batch_events: int = Field(

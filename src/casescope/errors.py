@@ -35,6 +35,17 @@ class IndexBusyError(CasescopeError):
     """Another process owns the embedded event index."""
 
 
+class IndexConfigError(CasescopeError):
+    """The event index cannot be used as configured: CASESCOPE_INDEX_URL is malformed, its
+    server cannot be reached or refuses the login, or its table is of another DDL version.
+    The message names the setting; it is raised when the index is opened, before any work."""
+
+
+class IndexUnavailableError(CasescopeError):
+    """The event index server stopped answering mid-run (a dropped connection): no file's
+    fault, so the loader leaves the files pending for a later load instead of failing them."""
+
+
 class IndexMemoryError(CasescopeError):
     """A query needed more memory than the index's budget allows at that moment (its own
     size, or background merges holding part of the budget): worth retrying shortly."""

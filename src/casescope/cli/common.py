@@ -18,6 +18,7 @@ from casescope.config import Settings, get_settings
 from casescope.errors import CasescopeError
 from casescope.logs import setup_logging
 from casescope.model.db import Database
+from casescope.store.index_url import check_index_url
 
 #: Width of output that goes to a file or a pipe (COLUMNS, when set, wins): Rich's default of
 #: 80 columns cut the cells of wide tables such as `files`.
@@ -45,9 +46,12 @@ class AppContext:
 
 
 def open_app(role: str) -> AppContext:
+    """Settings, logging and the metadata DB of a command; a CASESCOPE_INDEX_URL that cannot
+    be used fails here, before any work (store/index_url.py, `check_index_url`)."""
     settings = get_settings()
     settings.ensure_dirs()
     setup_logging(settings, role)
+    check_index_url(settings)
     return AppContext(settings, Database(settings))
 
 

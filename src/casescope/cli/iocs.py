@@ -30,7 +30,7 @@ from casescope.services.iocs import (
     set_enabled,
 )
 from casescope.services.iocs import add_iocs as add_iocs_service
-from casescope.store.index import ChdbIndex
+from casescope.store.index import EventIndex
 from casescope.store.owner import open_index
 
 app = typer.Typer(help="Manage a case's IOCs (indicators of compromise).", no_args_is_help=True)
@@ -77,7 +77,7 @@ def filter_type(name: str | None) -> IocType | None:
 
 
 @contextmanager
-def index_if_free(ctx: AppContext, role: str) -> Iterator[ChdbIndex | None]:
+def index_if_free(ctx: AppContext, role: str) -> Iterator[EventIndex | None]:
     """The event index if no other process owns it (new IOCs are then hunted in it), else
     None (completed files are re-hunted from their segments by workers)."""
     stack = ExitStack()

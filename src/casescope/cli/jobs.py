@@ -26,6 +26,7 @@ from casescope.jobs.pool import WorkerPool
 from casescope.model.enums import ACTIVE_JOB_STATES, Operation
 from casescope.services import operations
 from casescope.services.cases import get_case
+from casescope.services.deployment import Deployment, check_deployment
 from casescope.services.doctor import run_doctor
 from casescope.services.reprocess import requeue_files, retry_operation
 from casescope.services.status import StatusReport, collect_status
@@ -150,8 +151,11 @@ def doctor(
         ),
     ] = False,
 ) -> None:
-    """Check that every file is accounted for; re-queue orphans, release dead leases."""
+    """Check the mode and its parts (metadata DB, event index, home), then that every file
+    is accounted for; re-queue orphans, release dead leases."""
     ctx = open_app("doctor")
+    deployment = check_deployment(ctx.settings, ctx.db)
+    _print_deployment(deployment)
     report = run_doctor(ctx.db, ctx.settings, repair=repair, verify_evidence=verify_evidence)
     verb = "re-queued" if repair else "found"
     console.print(f"orphaned files {verb}: {len(report.orphans_requeued)}", highlight=False)
@@ -179,8 +183,19 @@ def doctor(
     console.print(report.verification.summary(), highlight=False)
     for file_id, problem in report.verification.problems[:50]:
         console.print(Text(f"  file {file_id}: ", style="red") + shown(problem))
-    if not report.healthy and not repair:
+    if not deployment.ok or (not report.healthy and not repair):
         raise typer.Exit(1)
+
+
+def _print_deployment(deployment: Deployment) -> None:
+    console.print(
+        f"mode: {deployment.mode} (metadata DB: {deployment.db_dialect}, "
+        f"event index: {deployment.index_transport})",
+        highlight=False,
+    )
+    for check in deployment.checks:
+        verdict = Text("ok", style="green") if check.ok else Text("FAILED", style="bold red")
+        console.print(Text(f"{check.part}: ") + verdict + Text(" ") + shown(check.detail))
 
 
 # --- `casescope jobs ...`: bulk operations (services/operations.py, docs/web.md "Jobs") ---

@@ -86,7 +86,8 @@ def collect_status(
             )
             or 0
         )
-        report.events_parsed = (
+        # int(): PostgreSQL's SUM of a BIGINT is NUMERIC, a Decimal that JSON output refuses
+        report.events_parsed = int(
             session.scalar(
                 select(func.coalesce(func.sum(EvidenceFile.event_count), 0)).where(*where)
             )

@@ -7,8 +7,12 @@ its value, changes with measurements; how the index loads and queries it does no
 from __future__ import annotations
 
 from casescope.parse.schema import INDEXED_TOKEN_CHARS
+from casescope.store.index_url import DATABASE
 
-DATABASE = "casescope"
+#: The version of the events table's DDL, recorded in the table's comment
+#: (`events_sql.DDL_COMMENT`): an index made by another version is refused at open, not
+#: queried with SQL that does not fit it. Raise it with every change to EVENTS_DDL.
+DDL_VERSION = 1
 #: A token the text index leaves out: a run of ASCII letters and digits (`search_text` is
 #: lower-cased) of INDEXED_TOKEN_CHARS or more; re2 counts at most 1,000 repetitions. Runs
 #: with non-ASCII characters stay: matching them too tripled the cost of the expression,

@@ -1,9 +1,10 @@
 """The event index: ClickHouse tables holding every indexed event.
 
 `EventIndex` is the interface the rest of casescope uses; `ChdbIndex` implements it on chDB
-(in-process ClickHouse), the embedded default. A ClickHouse-server implementation will run the
-same DDL and SQL through clickhouse-connect. Only the process holding the owner lock
-(`store.owner`) may construct a `ChdbIndex`.
+(in-process ClickHouse), the embedded default, and `store.server_index.ClickHouseServerIndex`
+on a ClickHouse server through clickhouse-connect (team mode); both run the statements of
+`store.events_sql`. Only the process holding the owner lock (`store.owner`) may construct a
+`ChdbIndex`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -22,8 +22,17 @@ import pyarrow as pa
 
 from casescope.allocators import return_large_blocks, use_system_arrow_pool
 from casescope.errors import CasescopeError
+from casescope.store import events_sql as q
 from casescope.store.chdb_memory import LOAD_SETTINGS, STREAM_SETTINGS, connection_string
-from casescope.store.events_table import DATABASE, EVENT_COLUMNS, EVENTS_DDL, MERGE_SETTINGS
+from casescope.store.events_sql import (
+    LoadItem,
+    SearchPage,
+    ensure_schema,
+    literal,
+    slice_conditions,
+    where,
+)
+from casescope.store.events_table import DATABASE, EVENT_COLUMNS
 from casescope.store.pages import page_out_library
 from casescope.store.query_bounds import (
     QueryKind,
@@ -36,6 +45,8 @@ from casescope.store.query_bounds import (
 from casescope.store.segments import segment_files
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["ChdbIndex", "EventIndex", "LoadItem", "SearchPage"]
 
 #: chDB's native library, as named in /proc/self/maps.
 CHDB_LIBRARY = "_chdb.abi3.so"
@@ -83,17 +94,6 @@ _SEGMENT_COLUMNS = ", ".join(
 )
 
 
-def _literal(value: object) -> str:
-    """A value as ClickHouse's text form of a query parameter inside an array."""
-    if isinstance(value, str):
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, int | float):
-        return repr(value)
-    raise TypeError(f"unsupported array parameter element: {type(value).__name__}")
-
-
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
@@ -102,28 +102,12 @@ def _bind(params: Mapping[str, object] | None) -> dict[str, object]:
     bound: dict[str, object] = {}
     for name, value in (params or {}).items():
         if isinstance(value, list | tuple):
-            bound[name] = "[" + ",".join(_literal(v) for v in value) + "]"
+            bound[name] = "[" + ",".join(literal(v) for v in value) + "]"
         elif isinstance(value, str):  # parameters are parsed as escaped text: \t is a tab
             bound[name] = value.translate(_ESCAPES)
         else:
             bound[name] = value
     return bound
-
-
-@dataclass(frozen=True)
-class LoadItem:
-    """One file's segment to load into the index, or the slice of its events with
-    `seq_from <= seq < seq_to` (`seq_to` None: to the end)."""
-
-    case_id: int
-    file_id: int
-    segment_path: Path
-    seq_from: int = 0
-    seq_to: int | None = None
-
-    @property
-    def is_slice(self) -> bool:
-        return self.seq_from > 0 or self.seq_to is not None
 
 
 def _glob_of(paths: Sequence[Path]) -> str:
@@ -137,29 +121,14 @@ def _glob_of(paths: Sequence[Path]) -> str:
     return f"{base}/{{{','.join(stems)}}}.parquet"
 
 
-def _slice_conditions(item: LoadItem, params: dict[str, object]) -> list[str]:
-    """The conditions of a slice's rows (adding its bounds to `params`); none for a file."""
-    if not item.is_slice:
-        return []
-    params["seq_from"] = item.seq_from
-    if item.seq_to is None:
-        return ["seq >= {seq_from:UInt64}"]
-    params["seq_to"] = item.seq_to
-    return ["seq >= {seq_from:UInt64}", "seq < {seq_to:UInt64}"]
-
-
-def _where(conditions: Sequence[str]) -> str:
-    """A WHERE clause of the AND of `conditions` (none: no clause)."""
-    return f"WHERE {' AND '.join(conditions)} " if conditions else ""
-
-
-@dataclass(frozen=True)
-class SearchPage:
-    rows: list[dict[str, Any]]
-    total: int | None
-
-
 class EventIndex(Protocol):
+    #: Whether other processes load into this index too (a ClickHouse server): loads then
+    #: take the team's load lease (store/load_lease.py) instead of relying on the owner lock.
+    shared_by_processes: bool
+
+    def reader(self) -> EventIndex: ...
+    def close(self) -> None: ...
+    def ddl_version(self) -> int | None: ...
     def trim_memory(self) -> None: ...
     def load(self, items: Sequence[LoadItem]) -> None: ...
     def load_bundles(self, bundles: Mapping[Path, Sequence[LoadItem]]) -> None: ...
@@ -195,6 +164,8 @@ class ChdbIndex:
     """The embedded event index (chDB). One instance per process, held by the lock owner;
     its `reader`s are further connections of that process to the same index."""
 
+    shared_by_processes = False
+
     def __init__(
         self,
         path: Path,
@@ -212,9 +183,7 @@ class ChdbIndex:
         self._connection = connection_string(path, memory_mb)
         self._session = _connect(self._connection)
         self._trimmed_at: float | None = None
-        self._session.query(f"CREATE DATABASE IF NOT EXISTS {DATABASE}")
-        self._session.query(EVENTS_DDL)
-        self._session.query(f"ALTER TABLE {DATABASE}.events MODIFY SETTING {MERGE_SETTINGS}")
+        ensure_schema(self)
         self.trim_memory()
 
     def reader(self) -> ChdbIndex:
@@ -248,6 +217,10 @@ class ChdbIndex:
 
     def execute(self, sql: str, params: Mapping[str, object] | None = None) -> None:
         self._session.query(sql, "CSV", params=_bind(params))
+
+    def ddl_version(self) -> int | None:
+        """The version of the events table's DDL (store/events_table.py, DDL_VERSION)."""
+        return q.ddl_version_of(self.scalar(q.TABLE_COMMENT))
 
     def query_rows(
         self,
@@ -331,8 +304,8 @@ class ChdbIndex:
             f"INSERT INTO {DATABASE}.events ({', '.join(EVENT_COLUMNS)}) "
             "SELECT transform(_file, {names:Array(String)}, {case_ids:Array(UInt32)}, 0), "
             "transform(_file, {names:Array(String)}, {file_ids:Array(UInt64)}, 0), "
-            f"{_SEGMENT_COLUMNS} FROM file({_literal(_glob_of(paths))}, Parquet) "
-            f"{_where(_slice_conditions(items[0], params))}SETTINGS {LOAD_SETTINGS}"
+            f"{_SEGMENT_COLUMNS} FROM file({literal(_glob_of(paths))}, Parquet) "
+            f"{where(slice_conditions(items[0], params))}SETTINGS {LOAD_SETTINGS}"
         )
         self._insert(sql, params, items)
 
@@ -347,7 +320,7 @@ class ChdbIndex:
         sql = (
             f"INSERT INTO {DATABASE}.events ({', '.join(EVENT_COLUMNS)}) "
             f"SELECT case_id, file_id, {_SEGMENT_COLUMNS} "
-            f"FROM file({_literal(_glob_of(list(bundles)))}, Parquet) "
+            f"FROM file({literal(_glob_of(list(bundles)))}, Parquet) "
             "WHERE has({keys:Array(String)}, concat(_file, '/', toString(file_id))) "
             f"SETTINGS {LOAD_SETTINGS}"
         )
@@ -370,9 +343,7 @@ class ChdbIndex:
     def remove_partial(self, items: Sequence[LoadItem]) -> None:
         """Delete what a failed INSERT of `items` may have written (a multi-block INSERT is
         not atomic): their files' rows, or only the slice's rows for a slice."""
-        params: dict[str, object] = {"ids": [item.file_id for item in items]}
-        rows = ["file_id IN {ids:Array(UInt64)}", *_slice_conditions(items[0], params)]
-        self.execute(f"DELETE FROM {DATABASE}.events {_where(rows)}", params)
+        self.execute(*q.remove_rows(items))
 
     def wait_for_merges(
         self,
@@ -399,13 +370,7 @@ class ChdbIndex:
     def active_parts(self) -> int:
         """Parts of the events table (each search reads every part that may match); from
         `system.tables`, which costs less than counting `system.parts` (1.5 ms, 3.7)."""
-        return int(
-            self.scalar(
-                "SELECT active_parts AS n FROM system.tables "
-                f"WHERE database = '{DATABASE}' AND name = 'events'"
-            )
-            or 0
-        )
+        return int(self.scalar(q.ACTIVE_PARTS) or 0)
 
     def compact(self, on_step: Callable[[int], None] | None = None) -> int:
         """Wait while the background merges work through the parts a large load left
@@ -425,16 +390,11 @@ class ChdbIndex:
         return self.active_parts() <= IN_ORDER_MAX_PARTS
 
     def _merges_running(self) -> int:
-        return int(
-            self.scalar(f"SELECT count() FROM system.merges WHERE database = '{DATABASE}'", {}) or 0
-        )
+        return int(self.scalar(q.MERGES_RUNNING) or 0)
 
     def delete_files(self, file_ids: Sequence[int]) -> None:
         if file_ids:
-            self.execute(
-                f"DELETE FROM {DATABASE}.events WHERE file_id IN {{ids:Array(UInt64)}}",
-                {"ids": list(file_ids)},
-            )
+            self.execute(q.DELETE_FILES, {"ids": list(file_ids)})
 
     def delete_case(self, case_id: int) -> None:
         """Every event of one case (a case deletion; nothing of any other case)."""
@@ -443,44 +403,21 @@ class ChdbIndex:
     def files_present(self, file_ids: Sequence[int]) -> set[int]:
         if not file_ids:
             return set()
-        rows = self._rows(
-            f"SELECT DISTINCT file_id FROM {DATABASE}.events "
-            "WHERE file_id IN {ids:Array(UInt64)}",
-            {"ids": list(file_ids)},
-        )
+        rows = self._rows(q.FILES_PRESENT, {"ids": list(file_ids)})
         return {int(row["file_id"]) for row in rows}
 
     def rows_present(self, item: LoadItem) -> bool:
         """Whether the index holds any row of `item` (its file, or its slice)."""
-        params: dict[str, object] = {"file_id": item.file_id}
-        rows = ["file_id = {file_id:UInt64}", *_slice_conditions(item, params)]
-        sql = f"SELECT count() AS n FROM {DATABASE}.events {_where(rows)}"
-        return bool(self.scalar(sql, params))
+        return bool(self.scalar(*q.rows_present(item)))
 
     def count(self, case_id: int | None = None) -> int:
         if case_id is None:
-            return int(self.scalar(f"SELECT count() AS n FROM {DATABASE}.events") or 0)
-        return int(
-            self.scalar(
-                f"SELECT count() AS n FROM {DATABASE}.events WHERE case_id = {{c:UInt32}}",
-                {"c": case_id},
-            )
-            or 0
-        )
+            return int(self.scalar(q.COUNT_ALL) or 0)
+        return int(self.scalar(q.COUNT_CASE, {"c": case_id}) or 0)
 
     def counts_by_file(self, case_id: int) -> dict[int, int]:
-        rows = self._rows(
-            f"SELECT file_id, count() AS n FROM {DATABASE}.events "
-            "WHERE case_id = {c:UInt32} GROUP BY file_id",
-            {"c": case_id},
-        )
+        rows = self._rows(q.COUNTS_BY_FILE, {"c": case_id})
         return {int(r["file_id"]): int(r["n"]) for r in rows}
 
     def disk_bytes(self) -> int:
-        return int(
-            self.scalar(
-                "SELECT sum(bytes_on_disk) AS b FROM system.parts "
-                f"WHERE database = '{DATABASE}' AND active"
-            )
-            or 0
-        )
+        return int(self.scalar(q.DISK_BYTES) or 0)

@@ -32,12 +32,14 @@ import psutil
 from sqlalchemy import bindparam, select, update
 
 from casescope.config import Settings
+from casescope.errors import IndexUnavailableError
 from casescope.model.db import Database
 from casescope.model.enums import IndexState
 from casescope.model.tables import EvidenceFile, Segment
 from casescope.store.chdb_memory import insert_rows_for
 from casescope.store.index import EventIndex, LoadItem
 from casescope.store.load_failures import LOAD_ERRORS, fail_load
+from casescope.store.load_lease import load_lease
 from casescope.store.pieces import (
     PIECE_INSERT_BYTES,
     drop_abandoned,
@@ -320,6 +322,8 @@ def _load_isolated(
         report.rows += load_batch(db, index, batch, limit)
         report.files += len(batch)
         return
+    except IndexUnavailableError:
+        raise  # the server, not a file: the files stay pending for the next load
     except LOAD_ERRORS as error:
         if len(batch) == 1:
             item = batch[0]
@@ -347,7 +351,16 @@ def load_waiting(db: Database) -> bool:
 
 def load_pending(db: Database, index: EventIndex, settings: Settings) -> LoadReport:
     """Load the segments pending now (not those that finish meanwhile: they wait for the
-    next call, so a busy ingest makes few large INSERTs rather than many small ones)."""
+    next call, so a busy ingest makes few large INSERTs rather than many small ones). An
+    index other processes load into too is loaded under the team's load lease; while
+    another process holds it, nothing is loaded here (that process loads what is ready)."""
+    if not index.shared_by_processes:
+        return _load_pending(db, index, settings)
+    with load_lease(db) as held:
+        return _load_pending(db, index, settings) if held else LoadReport()
+
+
+def _load_pending(db: Database, index: EventIndex, settings: Settings) -> LoadReport:
     report = LoadReport()
     started = time.perf_counter()
     dropped = drop_abandoned(db, index)

@@ -1,4 +1,4 @@
-"""Exactly one process owns the embedded index.
+"""Exactly one process owns the embedded index; a ClickHouse server has no owner.
 
 Why one owner: docs/decisions.md, "One process owns the index and loads in batches".
 
@@ -17,8 +17,10 @@ from pathlib import Path
 
 from casescope.config import Settings
 from casescope.errors import IndexBusyError
-from casescope.store.index import ChdbIndex
+from casescope.store.index import ChdbIndex, EventIndex
+from casescope.store.index_url import IndexTransport, parse_index_url
 from casescope.store.query_bounds import QueryTimeouts
+from casescope.store.server_index import ClickHouseServerIndex
 
 
 def _read_holder(path: Path) -> str:
@@ -49,15 +51,22 @@ def index_lock(path: Path, role: str) -> Iterator[None]:
 
 
 @contextmanager
-def open_index(settings: Settings, role: str) -> Iterator[ChdbIndex]:
-    """Become the index owner and open the embedded index."""
-    with index_lock(settings.owner_lock_path, role):
-        index = ChdbIndex(
-            settings.index_dir,
-            memory_mb=settings.index_memory_mb,
-            timeouts=QueryTimeouts.from_settings(settings),
-        )
+def open_index(settings: Settings, role: str) -> Iterator[EventIndex]:
+    """Open the event index CASESCOPE_INDEX_URL names: the embedded one as its owner (or
+    IndexBusyError), a ClickHouse server without any lock (loads take the load lease:
+    store/load_lease.py). IndexConfigError, naming the setting, when it cannot be used."""
+    target = parse_index_url(settings.index_url)
+    timeouts = QueryTimeouts.from_settings(settings)
+    if target.transport is not IndexTransport.EMBEDDED:
+        index: EventIndex = ClickHouseServerIndex(target, timeouts)
         try:
             yield index
         finally:
             index.close()
+        return
+    with index_lock(settings.owner_lock_path, role):
+        owned = ChdbIndex(settings.index_dir, memory_mb=settings.index_memory_mb, timeouts=timeouts)
+        try:
+            yield owned
+        finally:
+            owned.close()

@@ -33,6 +33,7 @@ from sqlalchemy import ColumnElement, Integer, Select, delete, func, insert, or_
 from sqlalchemy.orm import Session
 
 from casescope.config import Settings
+from casescope.errors import IndexUnavailableError
 from casescope.model.db import Database
 from casescope.model.enums import IndexState, JobState
 from casescope.model.tables import EvidenceFile, Job, LoadPiece, Segment
@@ -186,6 +187,8 @@ def load_ready_pieces(db: Database, index: EventIndex, limit: Callable[[], int])
         try:
             _clear_for(index, piece)
             _load_piece(index, piece, limit)
+        except IndexUnavailableError:
+            raise  # the server, not the piece: it stays ready for the next load
         except LOAD_ERRORS as error:
             withdraw_pieces(db, index, piece.file_id, error)
             withdrawn.add(piece.file_id)

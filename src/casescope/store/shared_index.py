@@ -21,7 +21,7 @@ import threading
 from collections.abc import Iterator
 
 from casescope.errors import CasescopeError
-from casescope.store.index import ChdbIndex
+from casescope.store.index import EventIndex
 
 
 class ReadWriteLock:
@@ -75,21 +75,21 @@ class ReadWriteLock:
 
 
 class SharedIndex:
-    """An owned `ChdbIndex` with a pool of reader connections behind a `ReadWriteLock`."""
+    """An owned `EventIndex` with a pool of reader connections behind a `ReadWriteLock`."""
 
-    def __init__(self, index: ChdbIndex, readers: int) -> None:
+    def __init__(self, index: EventIndex, readers: int) -> None:
         if readers < 1:
             raise ValueError("a shared index needs at least one reader")
         self._owner = index
         self._lock = ReadWriteLock()
-        self._idle: queue.SimpleQueue[ChdbIndex] = queue.SimpleQueue()
+        self._idle: queue.SimpleQueue[EventIndex] = queue.SimpleQueue()
         self._readers = [index.reader() for _ in range(readers)]
         self._closed = False
         for reader in self._readers:
             self._idle.put(reader)
 
     @contextlib.contextmanager
-    def read(self) -> Iterator[ChdbIndex]:
+    def read(self) -> Iterator[EventIndex]:
         """A reader connection, for queries only, beside other readers (waits while a writer
         runs or waits, or while every reader connection is busy)."""
         with self._lock.shared():
@@ -101,7 +101,7 @@ class SharedIndex:
                 self._idle.put(reader)
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[ChdbIndex]:
+    def write(self) -> Iterator[EventIndex]:
         """The owner's connection, alone: for loads, deletes and hunts that load first."""
         with self._lock.exclusive():
             self._check_open()

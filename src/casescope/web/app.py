@@ -18,6 +18,7 @@ from casescope.errors import CaseClosedError, IndexMemoryError, NotFoundError, Q
 from casescope.model.db import Database
 from casescope.services.auth import check_secret_key
 from casescope.services.users import count_users
+from casescope.store.index_url import check_index_url
 from casescope.web import (
     account_pages,
     admin_pages,
@@ -166,6 +167,7 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
     address `serve` listens on, is an allowed `Host` unless `CASESCOPE_ALLOWED_HOSTS` is set."""
     check_secret_key(settings)  # refuse at once, before anything listens
     check_address_settings(settings)
+    check_index_url(settings)  # a wrong CASESCOPE_INDEX_URL: a clear error, not a lifespan trace
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

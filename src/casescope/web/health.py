@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import anyio
 from sqlalchemy.exc import SQLAlchemyError
 
+from casescope.services.deployment import Deployment, check_deployment
 from casescope.services.system import (
     ComponentStatus,
     SystemReport,
@@ -48,6 +49,8 @@ class Snapshot:
     taken_at: float
     report: SystemReport
     metrics: str
+    #: The mode in use and a check of each part (services/deployment.py).
+    deployment: Deployment
 
     @property
     def age(self) -> float:
@@ -55,7 +58,7 @@ class Snapshot:
 
     @property
     def healthy(self) -> bool:
-        return self.report.ok and self.age <= STALE_SECONDS
+        return self.report.ok and self.deployment.ok and self.age <= STALE_SECONDS
 
 
 class HealthMonitor:
@@ -99,6 +102,10 @@ class HealthMonitor:
         with self._state.index.use() as index:
             return index.count()
 
+    def _ddl_version(self) -> int | None:
+        with self._state.index.use() as index:
+            return index.ddl_version()
+
     def _home_usage(self) -> int:
         now = time.monotonic()
         if self._home_used is None or now - self._home_used[0] > HOME_USAGE_SECONDS:
@@ -115,7 +122,8 @@ class HealthMonitor:
         except SQLAlchemyError as exc:  # the report says so (db: error); keep the last text
             logger.warning("health: metrics not collected: %s", exc)
             metrics = self._snapshot.metrics if self._snapshot else ""
-        return Snapshot(started, report, metrics)
+        deployment = check_deployment(state.settings, state.db, self._ddl_version)
+        return Snapshot(started, report, metrics, deployment)
 
     async def snapshot(self) -> Snapshot | None:
         """The latest figures, fresh if the refresher makes them in time (None: none yet)."""

@@ -2,6 +2,8 @@
 
 `casescope serve` is the index owner (DESIGN decision 4): it takes the owner lock at start,
 loads ready segments in a background thread, and starts a worker pool when work is queued.
+In team mode (a ClickHouse server: docs/deploy.md) it takes no lock and its loads take the
+team's load lease (store/load_lease.py), beside other processes that search and load.
 Queries go through `IndexHandle.use()`, several at once on reader connections; loads and
 hunts that load first go through `IndexHandle.write()`, alone (store/shared_index.py).
 Every query is bounded in time (store/query_bounds.py), and exports are cut into keyset
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from casescope.config import Settings
 from casescope.jobs.launcher import PoolKeeper, PoolStartError
 from casescope.model.db import Database
-from casescope.store.index import ChdbIndex
+from casescope.store.index import EventIndex
 from casescope.store.loader import load_pending, load_waiting
 from casescope.store.owner import open_index
 from casescope.store.shared_index import SharedIndex
@@ -39,7 +41,7 @@ class IndexHandle:
         self._settings = settings
         self._db = db
         self._stack = contextlib.ExitStack()
-        self._index: ChdbIndex = self._stack.enter_context(
+        self._index: EventIndex = self._stack.enter_context(
             open_index(settings, role="casescope serve")
         )
         self._shared = SharedIndex(self._index, settings.index_readers)
@@ -51,13 +53,13 @@ class IndexHandle:
         self._thread.start()
 
     @contextlib.contextmanager
-    def use(self) -> Iterator[ChdbIndex]:
+    def use(self) -> Iterator[EventIndex]:
         """A connection for queries, beside other users' queries."""
         with self._shared.read() as index:
             yield index
 
     @contextlib.contextmanager
-    def write(self) -> Iterator[ChdbIndex]:
+    def write(self) -> Iterator[EventIndex]:
         """The owner's connection, alone: for whatever loads into the index."""
         with self._shared.write() as index:
             yield index

@@ -53,6 +53,12 @@ class Access(StrEnum):
     DETAILS = "details"
 
 
+class PartCheckOut(BaseModel):
+    part: str
+    ok: bool
+    detail: str = Field(description="Reachable, schema or DDL version, free space.")
+
+
 class HealthOut(BaseModel):
     """`status` for everyone; the rest for admins and `CASESCOPE_METRICS_ALLOW` clients."""
 
@@ -63,6 +69,14 @@ class HealthOut(BaseModel):
     workers: int | None = Field(default=None, description="Live workers.")
     disk_free_bytes: int | None = None
     age_seconds: float | None = Field(default=None, description="Age of the figures.")
+    mode: str | None = Field(default=None, description="`embedded` or `team` (docs/deploy.md).")
+    db_dialect: str | None = Field(default=None, description="`sqlite` or `postgresql`.")
+    index_transport: str | None = Field(
+        default=None, description="`embedded`, `http`, `https` or `chdb` (CASESCOPE_INDEX_URL)."
+    )
+    checks: list[PartCheckOut] | None = Field(
+        default=None, description="Each part: the metadata DB, the event index, the home."
+    )
 
 
 class CaseWorkerOut(BaseModel):
@@ -140,7 +154,7 @@ async def health(request: Request, response: Response) -> HealthOut:
     response.status_code = 200 if healthy else 503
     if snapshot is None or await details_access(request) is not Access.DETAILS:
         return HealthOut(status=status)
-    report = snapshot.report
+    report, deployment = snapshot.report, snapshot.deployment
     return HealthOut(
         status=status,
         ok=healthy,
@@ -149,6 +163,10 @@ async def health(request: Request, response: Response) -> HealthOut:
         workers=len(report.workers),
         disk_free_bytes=report.disk_free_bytes,
         age_seconds=round(snapshot.age, 1),
+        mode=deployment.mode,
+        db_dialect=deployment.db_dialect,
+        index_transport=deployment.index_transport,
+        checks=[PartCheckOut(part=c.part, ok=c.ok, detail=c.detail) for c in deployment.checks],
     )
 
 

@@ -1,0 +1,227 @@
+"""The ClickHouse-server index (team mode) on the real engine, through clickhouse-connect.
+
+No ClickHouse server can be installed here: `CASESCOPE_INDEX_URL=chdb:///path` runs
+`ClickHouseServerIndex` on clickhouse-connect's in-process chDB interface, so its client
+calls, its SQL and its Arrow inserts run on ClickHouse itself. `CASESCOPE_TEST_CLICKHOUSE_URL`
+(scripts/team-smoke.sh) runs the same tests against a real server instead.
+
+chDB holds one engine path per process, so each index here lives in a child process of its
+own (tests/integration/team/probe.py, loader_child.py), never in pytest's.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import orjson
+import pytest
+
+from casescope.config import Settings
+from casescope.model.db import Database
+from casescope.model.enums import IndexState
+from casescope.parse.evtx import iter_evtx
+from casescope.parse.report import ParseReport
+from casescope.store.index_url import parse_index_url
+from casescope.store.load_lease import load_lease
+from casescope.store.segments import SegmentWriter
+from casescope.store.server_index import ClickHouseServerIndex
+from tests.conftest import REPO_ROOT
+from tests.integration.conftest import Backend, add_files
+from tests.integration.test_loader import mark_ready
+
+#: A real ClickHouse server for these tests (scripts/team-smoke.sh); unset: chDB's interface.
+SERVER_URL = os.environ.get("CASESCOPE_TEST_CLICKHOUSE_URL")
+#: Files of the kill test: a large one, loaded in many slices, and a small one.
+KILL_FILES = (
+    "Command and Control/bits_openvpn.evtx",  # 1,537 events
+    "Execution/Sysmon_Exec_CompiledHTML.evtx",
+)
+#: The kill test's loader inserts at most this many events at a time (many INSERTs a file).
+SLICE_ROWS = 100
+#: INSERTs the first loader completes before it is killed, mid-file.
+KILL_AFTER_INSERTS = 3
+
+
+def index_url(home: Path) -> str:
+    """The index of a test's home: its own chDB path, or the real server emptied first (its
+    tests count every row of the table; scripts/team-smoke.sh)."""
+    if SERVER_URL is None:
+        return f"chdb://{home / 'chdb-index'}"
+    index = ClickHouseServerIndex(parse_index_url(SERVER_URL))
+    try:
+        index.execute("TRUNCATE TABLE casescope.events")
+    finally:
+        index.close()
+    return SERVER_URL
+
+
+def _child(module: str, *args: str, env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-m", f"tests.integration.team.{module}", *args],
+        cwd=REPO_ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc.stdout
+
+
+@pytest.mark.skipif(SERVER_URL is not None, reason="compares with the embedded index")
+def test_server_transport_answers_as_the_embedded_index(
+    tmp_path: Path, attack_samples: Path
+) -> None:
+    """Load (whole files, slices, a bundle), search page, counts, facets, timeline, export,
+    index-side IOC hunt, a query past its time bound, delete: the same answers from the
+    server implementation as from chDB's own, on the same segments."""
+    embedded = orjson.loads(_child("probe", str(tmp_path / "a"), str(attack_samples)))
+    server = orjson.loads(
+        _child("probe", str(tmp_path / "b"), str(attack_samples), index_url(tmp_path / "b"))
+    )
+    assert server == embedded
+    events = embedded["events"]
+    answers = embedded["before"]
+    assert answers["by_file"] == events  # every event of every file, the sliced one included
+    assert answers["count"] == answers["distinct"] == sum(events.values())
+    assert 0 < answers["search_total"] < answers["count"]
+    assert len(answers["search_rows"]) == min(25, answers["search_total"])
+    assert answers["facet"] and answers["field_facet"]
+    assert sum(events for _, events in answers["timeline"]) == answers["count"]
+    assert answers["slice_present"] and answers["ddl_version"] == 1
+    assert {ioc_id for _, _, ioc_id, _ in answers["ioc_hits"]} == {1, 2, 3}
+    assert embedded["timeout"] == "QueryTimeoutError"
+    # a bundle's listed file loads, the other file it holds does not
+    assert embedded["bundle"] == events | {"5": events["1"]}
+    assert embedded["after_delete"]["by_file"] == {
+        k: v for k, v in embedded["bundle"].items() if k != "2"
+    }
+
+
+@pytest.fixture
+def team(tmp_path: Path, postgres_cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:  # type: ignore[no-untyped-def]
+    """A home with its metadata on PostgreSQL and its index on the server transport."""
+    env = {
+        "CASESCOPE_HOME": str(tmp_path / "home"),
+        "CASESCOPE_DATABASE_URL": postgres_cluster.database(),
+        "CASESCOPE_INDEX_URL": index_url(tmp_path / "home"),
+        "CASESCOPE_LOAD_BATCH_ROWS": str(SLICE_ROWS),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    yield env
+
+
+def _ready_files(settings: Settings, db: Database, samples: Path) -> dict[str, int]:
+    """The kill test's files, parsed into segments and pending a load: events per file id."""
+    events = {}
+    for file_id, name in zip(add_files(db, len(KILL_FILES), queued=False), KILL_FILES, strict=True):
+        final = settings.segments_dir / f"{file_id:064x}.parquet"
+        rows = 0
+        with SegmentWriter(final, settings.tmp_dir) as writer:
+            for batch in iter_evtx(samples / name, ParseReport(), 500):
+                writer.write(batch)
+                rows += batch.num_rows
+            path = writer.commit()
+        mark_ready(db, file_id, path, rows)
+        events[str(file_id)] = rows
+    return events
+
+
+def _kill_mid_file(env: dict[str, str]) -> list[str]:
+    """Run a loader and SIGKILL it once it has sent KILL_AFTER_INSERTS INSERTs."""
+    loader = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.team.loader_child", "load"],
+        cwd=REPO_ROOT,
+        env={**os.environ, **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert loader.stdout is not None
+    lines = [loader.stdout.readline() for _ in range(KILL_AFTER_INSERTS)]
+    loader.send_signal(signal.SIGKILL)
+    _, errors = loader.communicate(timeout=60)
+    assert loader.returncode == -signal.SIGKILL, errors[-4000:]
+    return lines
+
+
+def test_a_loader_killed_mid_file_leaves_each_event_once(team: dict, attack_samples: Path) -> None:
+    """While another process holds the load lease, a load leaves the files alone. SIGKILL a
+    loader mid-file (between the INSERTs of a file's slices, or during one); the next load
+    deletes what it left and loads the file again: every file's events are in the index
+    once, and every file is marked loaded."""
+    settings = Settings()
+    settings.ensure_dirs()
+    db = Database(settings)
+    try:
+        events = _ready_files(settings, db, attack_samples)
+        with _lease_held_elsewhere():  # another process loads: this one leaves the files to it
+            assert "done 0 files" in _child("loader_child", "load")
+        assert _lease_freed(db)
+    finally:
+        db.dispose()
+    assert set(orjson.loads(_child("loader_child", "inspect"))["states"].values()) == {
+        IndexState.PENDING
+    }
+    lines = _kill_mid_file(team)
+    assert all(line.startswith("inserted ") for line in lines), lines
+    partial = orjson.loads(_child("loader_child", "inspect"))
+    first = min(events)
+    assert 0 < partial["by_file"][first] < events[first]  # killed mid-file
+    assert partial["states"][first] == IndexState.PENDING
+    assert "done 2 files" in _child("loader_child", "load")
+    after = orjson.loads(_child("loader_child", "inspect"))
+    assert after["by_file"] == events
+    assert after["rows"] == after["distinct"] == sum(events.values())
+    assert set(after["states"].values()) == {IndexState.LOADED}
+
+
+def _lease_freed(db: Database) -> bool:
+    """Whether the lease can be taken, asking until a dead holder's session has ended
+    (PostgreSQL ends it when it sees the closed socket)."""
+    for _ in range(500):
+        with load_lease(db) as held:
+            if held:
+                return True
+        time.sleep(0.01)
+    return False
+
+
+@contextmanager
+def _lease_held_elsewhere() -> Iterator[None]:
+    """Another process holds the load lease (this test's settings) for the block; then it is
+    SIGKILLed."""
+    holder = subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.team.lease_child"],
+        cwd=REPO_ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "held", holder.stderr
+        yield
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.communicate(timeout=60)
+
+
+@pytest.mark.parametrize("backend", list(Backend), indirect=True)
+def test_a_loader_dies_and_its_load_lease_is_free(settings: Settings, db: Database) -> None:
+    """One process at a time holds the load lease; a killed holder loses it."""
+    with _lease_held_elsewhere(), load_lease(db) as held:
+        assert not held
+    assert _lease_freed(db)
+    with load_lease(db) as first, load_lease(db) as second:
+        assert first and not second
