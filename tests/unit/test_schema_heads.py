@@ -25,7 +25,9 @@ def test_a_database_behind_the_heads_is_migrated(tmp_path: Path) -> None:
     assert schema_revisions(db.engine) == SCHEMA_HEADS
     db.dispose()
     with sqlite3.connect(settings.db_path) as connection:
-        connection.execute("UPDATE alembic_version SET version_num = '0019'")
-    db = Database(settings)  # 0020 runs again (it only renames values): the schema is at head
+        # as before 0026: no checkpoint table, at 0020
+        connection.execute("DROP TABLE migration_checkpoints")
+        connection.execute("UPDATE alembic_version SET version_num = '0020'")
+    db = Database(settings)  # 0026 runs: the schema is at head
     assert schema_revisions(db.engine) == SCHEMA_HEADS
     db.dispose()

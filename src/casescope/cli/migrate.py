@@ -1,0 +1,228 @@
+"""`casescope migrate plan|run|verify|status`: one deployment into another (docs/migration.md)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich import box
+from rich.filesize import decimal
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
+from rich.table import Column, Table
+from rich.text import Text
+
+from casescope.cli.common import console, err_console, friendly_errors, shown
+from casescope.migrate import runner
+from casescope.migrate.checkpoints import all_checkpoints
+from casescope.migrate.phases import Phase
+from casescope.migrate.plan import PhasePlan, plan
+from casescope.migrate.verify import VerifyReport
+
+app = typer.Typer(
+    help="Copy a deployment (home, database, index) into another, in phases: config, "
+    "findings, events (see docs/migration.md).",
+    no_args_is_help=True,
+)
+
+FromOpt = Annotated[
+    Path,
+    typer.Option(
+        "--from", help="Source: a home directory, or an env file of CASESCOPE_* settings."
+    ),
+]
+ToOpt = Annotated[
+    Path,
+    typer.Option("--to", help="Target: a home directory, or an env file of CASESCOPE_* settings."),
+]
+PhaseOpt = Annotated[
+    Phase | None, typer.Option("--phase", help="Only this phase (default: all, in order).")
+]
+CasesOpt = Annotated[
+    str | None,
+    typer.Option("--cases", help="Only these cases (comma-separated names; default: all)."),
+]
+
+
+def _phases(phase: Phase | None) -> list[Phase]:
+    return [phase] if phase is not None else list(Phase)
+
+
+def _names(cases: str | None) -> list[str] | None:
+    names = [name.strip() for name in (cases or "").split(",") if name.strip()]
+    return names or None
+
+
+@app.command("plan")
+@friendly_errors
+def plan_(source: FromOpt, target: ToOpt, phase: PhaseOpt = None, cases: CasesOpt = None) -> None:
+    """What each phase would copy (rows, files, bytes) and an estimated time, from rates
+    measured by bench/migrate.py."""
+    with runner.endpoints(source, target, _names(cases)) as ends:
+        plans = plan(ends.source, _phases(phase), list(ends.cases))
+    _print_plan(plans)
+
+
+def _print_plan(plans: list[PhasePlan]) -> None:
+    table = Table(
+        "phase",
+        Column("rows", justify="right"),
+        Column("files", justify="right"),
+        Column("bytes", justify="right"),
+        Column("estimate", justify="right"),
+        box=box.SIMPLE_HEAD,
+    )
+    for item in plans:
+        rows = f"{item.rows:,} events" if item.phase is Phase.EVENTS else f"{item.rows:,}"
+        size = decimal(item.bytes) if item.phase is Phase.EVENTS else ""
+        files = f"{item.files:,}" if item.phase is Phase.EVENTS else ""
+        table.add_row(item.phase.value, rows, files, size, f"{item.seconds:.1f} s")
+    console.print(table)
+    console.print("estimates: constant rates measured by bench/migrate.py (docs/migration.md)")
+
+
+def _progress() -> tuple[Progress, runner.Progress]:
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,.0f}"),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=err_console,
+    )
+    tasks: dict[str, TaskID] = {}
+
+    def on_phase(phase: Phase) -> None:
+        tasks["current"] = bar.add_task(f"{phase.value}", total=None)
+
+    def on_rows(table: str, rows: int) -> None:
+        bar.update(tasks["current"], advance=rows, description=f"config/findings: {table}")
+
+    def on_file(files: int, size: int) -> None:
+        bar.update(tasks["current"], advance=size, description="events: evidence and segments")
+
+    return bar, runner.Progress(on_rows=on_rows, on_file=on_file, on_phase=on_phase)
+
+
+@app.command("run")
+@friendly_errors
+def run(
+    source: FromOpt,
+    target: ToOpt,
+    phase: PhaseOpt = None,
+    cases: CasesOpt = None,
+) -> None:
+    """Copy the phases (all, or --phase) of the cases (all, or --cases). Run it again to go
+    on after an interruption: done rows and files are not copied twice."""
+    started = time.perf_counter()
+    with runner.endpoints(source, target, _names(cases)) as ends:
+        bar, progress = _progress()
+        with bar:
+            report = runner.run(ends, _phases(phase), progress)
+    seconds = time.perf_counter() - started
+    console.print(f"migrated {len(ends.cases)} case(s) in {seconds:.1f} s")
+    if report is not None:
+        console.print(
+            f"events phase: {report.files:,} files, {decimal(report.bytes)} copied, "
+            f"{report.rows:,} events loaded"
+        )
+        for problem in report.problems:
+            line = f"file {problem['file_id']} {problem['path']}: {problem['reason']}"
+            err_console.print(Text("problem: ", style="bold red") + shown(line))
+        if report.problems:
+            raise typer.Exit(1)
+
+
+def _print_checks(report: VerifyReport, everything: bool) -> None:
+    table = Table(
+        "phase",
+        Column("what", overflow="fold"),
+        Column("case", overflow="fold"),
+        Column("source", overflow="fold"),
+        Column("target", overflow="fold"),
+        "ok",
+        box=box.SIMPLE_HEAD,
+    )
+    for check in report.checks:
+        if everything or not check.ok:
+            mark = Text("yes") if check.ok else Text("NO", style="bold red")
+            table.add_row(
+                check.phase, shown(check.what), shown(check.unit), check.source, check.target, mark
+            )
+    console.print(table)
+
+
+@app.command("verify")
+@friendly_errors
+def verify(
+    source: FromOpt,
+    target: ToOpt,
+    cases: CasesOpt = None,
+    login: Annotated[
+        str | None,
+        typer.Option(help="Also check this user's password on both sides (prompted)."),
+    ] = None,
+    token: Annotated[
+        bool, typer.Option("--token", help="Also check an API token on the target (prompted).")
+    ] = False,
+    failures_only: Annotated[
+        bool, typer.Option("--failures-only", help="Print only the checks that failed.")
+    ] = False,
+) -> None:
+    """Compare source and target: rows and checksums per table and case, events per file,
+    evidence present, saved search counts; exits 1 on any difference."""
+    credentials = (login, typer.prompt(f"password of {login}", hide_input=True)) if login else None
+    value = typer.prompt("API token", hide_input=True) if token else None
+    with runner.endpoints(source, target, _names(cases)) as ends:
+        report = runner.verify(ends, credentials, value)
+    _print_checks(report, not failures_only)
+    failed = sum(not check.ok for check in report.checks)
+    if failed:
+        err_console.print(Text(f"verify: {failed} difference(s)", style="bold red"))
+        raise typer.Exit(1)
+    console.print(f"verify: {len(report.checks)} checks passed")
+
+
+@app.command("status")
+@friendly_errors
+def status(target: ToOpt) -> None:
+    """The target's migration checkpoints: per source, phase and table, rows and bytes
+    copied, done or not, and problems recorded."""
+    from casescope.migrate.endpoints import open_target, settings_from
+
+    db = open_target(settings_from(target))
+    try:
+        rows = all_checkpoints(db)
+    finally:
+        db.dispose()
+    table = Table(
+        Column("source", overflow="fold"),
+        "phase",
+        "table",
+        Column("case id", justify="right"),
+        Column("rows", justify="right"),
+        Column("bytes", justify="right"),
+        "done",
+        Column("problems", overflow="fold"),
+        box=box.SIMPLE_HEAD,
+    )
+    for row in rows:
+        table.add_row(
+            shown(row.source),
+            row.phase,
+            row.table_name,
+            str(row.unit),
+            f"{row.rows:,}",
+            decimal(row.bytes) if row.bytes else "",
+            "yes" if row.done else "no",
+            shown(row.problems),
+        )
+    console.print(table)
