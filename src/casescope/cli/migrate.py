@@ -23,8 +23,10 @@ from rich.text import Text
 from casescope.cli.common import console, err_console, friendly_errors, shown
 from casescope.migrate import runner
 from casescope.migrate.checkpoints import all_checkpoints
+from casescope.migrate.events import DEFAULT_BATCH_FILES
 from casescope.migrate.phases import Phase
 from casescope.migrate.plan import PhasePlan, plan
+from casescope.migrate.rows import DEFAULT_BATCH_ROWS
 from casescope.migrate.verify import VerifyReport
 
 app = typer.Typer(
@@ -119,6 +121,12 @@ def run(
     target: ToOpt,
     phase: PhaseOpt = None,
     cases: CasesOpt = None,
+    batch_rows: Annotated[
+        int, typer.Option(min=1, help="Rows copied per transaction (config, findings).")
+    ] = DEFAULT_BATCH_ROWS,
+    batch_files: Annotated[
+        int, typer.Option(min=1, help="Files copied per index load (events).")
+    ] = DEFAULT_BATCH_FILES,
 ) -> None:
     """Copy the phases (all, or --phase) of the cases (all, or --cases). Run it again to go
     on after an interruption: done rows and files are not copied twice."""
@@ -126,7 +134,8 @@ def run(
     with runner.endpoints(source, target, _names(cases)) as ends:
         bar, progress = _progress()
         with bar:
-            report = runner.run(ends, _phases(phase), progress)
+            sizes = runner.Batches(batch_rows, batch_files)
+            report = runner.run(ends, _phases(phase), progress, sizes)
     seconds = time.perf_counter() - started
     console.print(f"migrated {len(ends.cases)} case(s) in {seconds:.1f} s")
     if report is not None:

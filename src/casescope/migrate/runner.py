@@ -28,10 +28,15 @@ from casescope.migrate.endpoints import (
     open_target,
     settings_from,
 )
-from casescope.migrate.events import EventsContext, EventsReport, copy_events
+from casescope.migrate.events import (
+    DEFAULT_BATCH_FILES,
+    EventsContext,
+    EventsReport,
+    copy_events,
+)
 from casescope.migrate.functional import check_login, check_token, verify_events
 from casescope.migrate.phases import Phase
-from casescope.migrate.rows import CopyContext, copy_phase
+from casescope.migrate.rows import DEFAULT_BATCH_ROWS, CopyContext, copy_phase
 from casescope.migrate.verify import VerifyReport, measure_source, measure_target, verify_tables
 from casescope.model.db import Database
 from casescope.model.enums import JobState
@@ -137,16 +142,26 @@ class Progress:
     on_phase: Callable[[Phase], None] | None = None
 
 
-def run_phase(ends: Endpoints, phase: Phase, progress: Progress) -> EventsReport | None:
+@dataclass(frozen=True)
+class Batches:
+    """Rows per transaction of the metadata phases; files per index load of the events."""
+
+    rows: int = DEFAULT_BATCH_ROWS
+    files: int = DEFAULT_BATCH_FILES
+
+
+def run_phase(
+    ends: Endpoints, phase: Phase, progress: Progress, sizes: Batches
+) -> EventsReport | None:
     _require_before(ends, phase)
     if progress.on_phase is not None:
         progress.on_phase(phase)
     case_ids = list(ends.cases)
     if phase is Phase.EVENTS:
-        events = EventsContext(ends.source, ends.target, ends.source_id, case_ids)
+        events = EventsContext(ends.source, ends.target, ends.source_id, case_ids, sizes.files)
         events.on_file = progress.on_file
         return copy_events(events)
-    rows = CopyContext(ends.source, ends.target, ends.source_id, case_ids)
+    rows = CopyContext(ends.source, ends.target, ends.source_id, case_ids, sizes.rows)
     rows.on_rows = progress.on_rows
     copy_phase(rows, phase)
     if phase is Phase.CONFIG:
@@ -154,12 +169,14 @@ def run_phase(ends: Endpoints, phase: Phase, progress: Progress) -> EventsReport
     return None
 
 
-def run(ends: Endpoints, phases: list[Phase], progress: Progress) -> EventsReport | None:
+def run(
+    ends: Endpoints, phases: list[Phase], progress: Progress, sizes: Batches | None = None
+) -> EventsReport | None:
     _check_idle_queue(ends.source)
     check_conflicts(ends)
     report = None
     for phase in phases:
-        report = run_phase(ends, phase, progress) or report
+        report = run_phase(ends, phase, progress, sizes or Batches()) or report
     return report
 
 
