@@ -102,7 +102,8 @@ def _digest(home: Path) -> dict[str, str]:
 def _migrate(tmp_path: Path, *args: str, check: bool = True, input: str | None = None):
     """`casescope migrate` in a process whose own CASESCOPE_HOME is elsewhere: only --from
     and --to may decide the endpoints."""
-    return Cli(tmp_path / "unrelated-home").run("migrate", *args, check=check, input=input)
+    wide = {"COLUMNS": "400"}  # whole paths on one line
+    return Cli(tmp_path / "unrelated-home", wide).run("migrate", *args, check=check, input=input)
 
 
 def _counts(cli: Cli, case: str) -> tuple[int, int, int]:
@@ -214,3 +215,77 @@ def test_sigkill_in_a_db_phase_and_in_the_events_phase_then_resume(
     finally:
         db.dispose()
     assert copied == sum(_counts(source.cli, case)[0] for case in ("alpha", "beta"))
+
+
+def _error(tmp_path: Path, *args: str) -> str:
+    proc = _migrate(tmp_path, *args, check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    return " ".join((proc.stdout + proc.stderr).split())
+
+
+def test_same_source_and_target_is_refused(source: Source, tmp_path: Path) -> None:
+    home = str(source.cli.home)
+    assert "source and target are the same home" in _error(
+        tmp_path, "run", "--from", str(source.env_file), "--to", home
+    )
+
+
+def test_a_target_at_a_newer_revision_is_refused(source: Source, tmp_path: Path) -> None:
+    target = tmp_path / "newer"
+    Database(Settings(home=target)).dispose()
+    with sqlite3.connect(target / "casescope.db") as connection:
+        connection.execute("UPDATE alembic_version SET version_num = '9999'")
+    message = _error(tmp_path, "plan", "--from", str(source.env_file), "--to", str(target))
+    assert "target database is at schema revision 9999, newer than this casescope" in message
+
+
+def test_a_case_name_the_target_uses_is_refused_naming_it(source: Source, tmp_path: Path) -> None:
+    taken = Cli(tmp_path / "taken")
+    taken.run("case", "create", "other")
+    taken.run("case", "create", "alpha")  # id 2; the source's alpha is 1
+    message = _error(tmp_path, "run", "--from", str(source.env_file), "--to", str(taken.home))
+    assert "the target has a case named 'alpha' already (id 2" in message
+    assert _migrate(tmp_path, "status", "--to", str(taken.home)).stdout.count("config") == 0
+
+
+def test_a_missing_evidence_file_is_reported_and_the_rest_migrated(
+    source: Source, tmp_path: Path
+) -> None:
+    db = source.cli.db()
+    with db.read() as session:
+        beta = session.scalar(select(Case.id).where(Case.name == "beta"))
+        missing = session.scalars(select(EvidenceFile).where(EvidenceFile.case_id == beta)).one()
+    db.dispose()
+    stored = Path(missing.stored_path)
+    aside = stored.with_name(stored.name + ".aside")
+    target = tmp_path / "target"
+    stored.rename(aside)
+    try:
+        out = _error(tmp_path, "run", "--from", str(source.env_file), "--to", str(target))
+        checked = _error(tmp_path, "verify", "--from", str(source.env_file), "--to", str(target))
+    finally:
+        aside.rename(stored)
+    assert f"file {missing.id} {missing.original_path}: evidence missing on the source" in out
+    assert f"evidence file {missing.id} {missing.original_path}" in checked
+    # its case's events, its own events and its evidence; nothing else
+    assert "verify: 3 difference(s)" in checked
+    migrated = Cli(target)
+    assert _counts(migrated, "alpha") == _counts(source.cli, "alpha")
+
+
+def test_a_source_at_an_older_revision_is_read_from_an_upgraded_copy(tmp_path: Path) -> None:
+    old = tmp_path / "old"
+    Database(Settings(home=old)).dispose()
+    with sqlite3.connect(old / "casescope.db") as connection:  # as before migration 0026
+        connection.execute("DROP TABLE migration_checkpoints")
+        connection.execute("UPDATE alembic_version SET version_num = '0020'")
+        connection.execute(
+            "INSERT INTO cases (name, description, created_at) "
+            "VALUES ('x', '', '2024-01-01 00:00:00.000000')"
+        )
+    before = _digest(old)
+    target = tmp_path / "new"
+    _migrate(tmp_path, "run", "--from", str(old), "--to", str(target), "--phase", "config")
+    assert _digest(old) == before
+    assert "x" in Cli(target).run("case", "list").stdout
