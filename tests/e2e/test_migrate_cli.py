@@ -289,3 +289,24 @@ def test_a_source_at_an_older_revision_is_read_from_an_upgraded_copy(tmp_path: P
     _migrate(tmp_path, "run", "--from", str(old), "--to", str(target), "--phase", "config")
     assert _digest(old) == before
     assert "x" in Cli(target).run("case", "list").stdout
+
+
+def _rows(db_path: Path, sql: str) -> list[tuple]:
+    with sqlite3.connect(db_path) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def test_a_case_that_fails_verify_is_redone_alone(source: Source, tmp_path: Path) -> None:
+    target = tmp_path / "target"
+    args = ("--from", str(source.env_file), "--to", str(target))
+    _migrate(tmp_path, "run", *args)
+    db_path = target / "casescope.db"
+    beta = "SELECT * FROM detections WHERE case_id = 2 ORDER BY id"
+    beta_before = _rows(db_path, beta)
+    with sqlite3.connect(db_path) as connection:
+        connection.execute("DELETE FROM detections WHERE id = (SELECT min(id) FROM detections)")
+    assert "detections alpha" in _error(tmp_path, "verify", *args, "--failures-only")
+    _migrate(tmp_path, "run", *args, "--cases", "alpha", "--redo")
+    _migrate(tmp_path, "verify", *args)
+    assert _rows(db_path, beta) == beta_before
+    assert "--redo re-does the cases named by --cases" in _error(tmp_path, "run", *args, "--redo")

@@ -21,6 +21,7 @@ from rich.table import Column, Table
 from rich.text import Text
 
 from casescope.cli.common import console, err_console, friendly_errors, shown
+from casescope.errors import CasescopeError
 from casescope.migrate import runner
 from casescope.migrate.checkpoints import all_checkpoints
 from casescope.migrate.events import DEFAULT_BATCH_FILES
@@ -127,11 +128,23 @@ def run(
     batch_files: Annotated[
         int, typer.Option(min=1, help="Files copied per index load (events).")
     ] = DEFAULT_BATCH_FILES,
+    redo: Annotated[
+        bool,
+        typer.Option(
+            "--redo",
+            help="First delete what the target holds of the --cases named (rows, events, "
+            "files no other case uses), then copy them again.",
+        ),
+    ] = False,
 ) -> None:
     """Copy the phases (all, or --phase) of the cases (all, or --cases). Run it again to go
     on after an interruption: done rows and files are not copied twice."""
     started = time.perf_counter()
+    if redo and not _names(cases):
+        raise CasescopeError("--redo re-does the cases named by --cases: name them")
     with runner.endpoints(source, target, _names(cases)) as ends:
+        if redo:
+            runner.redo(ends)
         bar, progress = _progress()
         with bar:
             sizes = runner.Batches(batch_rows, batch_files)

@@ -1,9 +1,9 @@
 """`migrate plan`: what each phase will copy and about how long it will take.
 
 Times are estimates from constant rates measured by bench/migrate.py (rows a second for the
-metadata phases; evidence and segment bytes a second, and events loaded a second, for the
-events phase) on the machine docs/migration.md names: a slower disk or a PostgreSQL target
-across a network is slower.
+metadata phases; evidence and segment bytes a second, copied and loaded, for the events
+phase) on the machine of docs/benchmarks.md: a slower disk or a PostgreSQL target across a
+network is slower.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from casescope.migrate.rows import count_rows
 from casescope.model.enums import IndexState
 from casescope.model.tables import EvidenceFile, Segment
 
-#: Measured by bench/migrate.py (see docs/migration.md for the run they come from).
-ROWS_PER_SECOND = {Phase.CONFIG: 5_000.0, Phase.FINDINGS: 10_000.0}
-COPY_BYTES_PER_SECOND = 150e6
-LOAD_EVENTS_PER_SECOND = 100_000.0
+#: Measured by `bench/migrate.py --samples 150 --rules 1000` (docs/benchmarks.md, "Migration").
+ROWS_PER_SECOND = {Phase.CONFIG: 1_700.0, Phase.FINDINGS: 3_700.0}
+EVENTS_BYTES_PER_SECOND = 6.5e6
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,7 @@ def _events_plan(source: Source, case_ids: list[int]) -> PhasePlan:
     with source.engine.connect() as connection:
         files, evidence, segments, events = connection.execute(query).one()
     size = int(evidence) + int(segments)
-    seconds = size / COPY_BYTES_PER_SECOND + int(events) / LOAD_EVENTS_PER_SECOND
+    seconds = size / EVENTS_BYTES_PER_SECOND
     return PhasePlan(Phase.EVENTS, int(events), int(files), size, seconds)
 
 

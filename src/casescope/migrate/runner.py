@@ -36,6 +36,7 @@ from casescope.migrate.events import (
 )
 from casescope.migrate.functional import check_login, check_token, verify_events
 from casescope.migrate.phases import Phase
+from casescope.migrate.redo import forget_case
 from casescope.migrate.rows import DEFAULT_BATCH_ROWS, CopyContext, copy_phase
 from casescope.migrate.verify import VerifyReport, measure_source, measure_target, verify_tables
 from casescope.model.db import Database
@@ -167,6 +168,13 @@ def run_phase(
     if phase is Phase.CONFIG:
         _copy_rule_cache(ends.source.settings, ends.target.settings)
     return None
+
+
+def redo(ends: Endpoints) -> None:
+    """Forget the selected cases on the target, so that `run` copies them again."""
+    for case_id, name in ends.cases.items():
+        logger.info("re-doing case %s: deleting what the target holds of it", name)
+        forget_case(ends.target, ends.source_id, case_id)
 
 
 def run(
