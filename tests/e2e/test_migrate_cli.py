@@ -162,6 +162,10 @@ def test_to_postgresql(source: Source, tmp_path: Path, postgres_cluster: Postgre
     team = Cli(tmp_path / "team", {"CASESCOPE_DATABASE_URL": url})
     for case in ("alpha", "beta"):
         assert _counts(team, case) == _counts(source.cli, case)
+    # a PostgreSQL source, read in read-only transactions, back to an embedded home
+    back = tmp_path / "back"
+    _migrate(tmp_path, "run", "--from", str(target), "--to", str(back))
+    _migrate(tmp_path, "verify", "--from", str(target), "--to", str(back))
     # keys were copied as they were: the sequences moved past them, new rows insert
     assert "(id 3)" in team.run("case", "create", "gamma").stdout
 

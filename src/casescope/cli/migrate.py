@@ -15,7 +15,6 @@ from rich.progress import (
     TaskID,
     TextColumn,
     TimeRemainingColumn,
-    TransferSpeedColumn,
 )
 from rich.table import Column, Table
 from rich.text import Text
@@ -92,25 +91,43 @@ def _print_plan(plans: list[PhasePlan]) -> None:
     console.print("estimates: constant rates measured by bench/migrate.py (docs/migration.md)")
 
 
-def _progress() -> tuple[Progress, runner.Progress]:
+def _progress(plans: dict[Phase, PhasePlan]) -> tuple[Progress, runner.Progress]:
+    """A bar per phase, sized by the plan: rows for config and findings, bytes for events."""
     bar = Progress(
-        TextColumn("{task.description}"),
+        TextColumn("{task.description:<34}"),
         BarColumn(),
-        TextColumn("{task.completed:,.0f}"),
-        TransferSpeedColumn(),
+        TextColumn("{task.fields[done]}"),
+        TextColumn("{task.fields[rate]}"),
         TimeRemainingColumn(),
         console=err_console,
     )
-    tasks: dict[str, TaskID] = {}
+    tasks: dict[Phase, TaskID] = {}
+    current: list[Phase] = []
 
     def on_phase(phase: Phase) -> None:
-        tasks["current"] = bar.add_task(f"{phase.value}", total=None)
+        item = plans[phase]
+        total = item.bytes if phase is Phase.EVENTS else item.rows
+        tasks[phase] = bar.add_task(phase.value, total=total or None, done="", rate="")
+        current[:] = [phase]
+
+    def _show(label: str, advance: int, done: str, unit: str) -> None:
+        task = tasks[current[0]]
+        bar.update(task, advance=advance, description=label, done=done)
+        speed = bar.tasks[task].speed
+        if speed:
+            rate = decimal(int(speed)) if unit == "B" else f"{speed:,.0f} {unit}"
+            bar.update(task, rate=f"{rate}/s")
 
     def on_rows(table: str, rows: int) -> None:
-        bar.update(tasks["current"], advance=rows, description=f"config/findings: {table}")
+        done = int(bar.tasks[tasks[current[0]]].completed) + rows
+        _show(f"{current[0].value}: {table}", rows, f"{done:,} rows", "rows")
 
-    def on_file(files: int, size: int) -> None:
-        bar.update(tasks["current"], advance=size, description="events: evidence and segments")
+    files: list[int] = [0]
+
+    def on_file(count: int, size: int) -> None:
+        files[0] += count
+        done = int(bar.tasks[tasks[Phase.EVENTS]].completed) + size
+        _show("events: evidence, segments", size, f"{files[0]:,} files {decimal(done)}", "B")
 
     return bar, runner.Progress(on_rows=on_rows, on_file=on_file, on_phase=on_phase)
 
@@ -145,10 +162,12 @@ def run(
     with runner.endpoints(source, target, _names(cases)) as ends:
         if redo:
             runner.redo(ends)
-        bar, progress = _progress()
+        chosen = _phases(phase)
+        plans = {item.phase: item for item in plan(ends.source, chosen, list(ends.cases))}
+        bar, progress = _progress(plans)
         with bar:
             sizes = runner.Batches(batch_rows, batch_files)
-            report = runner.run(ends, _phases(phase), progress, sizes)
+            report = runner.run(ends, chosen, progress, sizes)
     seconds = time.perf_counter() - started
     console.print(f"migrated {len(ends.cases)} case(s) in {seconds:.1f} s")
     if report is not None:
