@@ -23,6 +23,7 @@ from casescope.cli.common import console, err_console, friendly_errors, shown
 from casescope.errors import CasescopeError
 from casescope.migrate import runner
 from casescope.migrate.checkpoints import all_checkpoints
+from casescope.migrate.endpoints import open_target, settings_from
 from casescope.migrate.events import DEFAULT_BATCH_FILES
 from casescope.migrate.phases import Phase
 from casescope.migrate.plan import PhasePlan, plan
@@ -237,8 +238,6 @@ def verify(
 def status(target: ToOpt) -> None:
     """The target's migration checkpoints: per source, phase and table, rows and bytes
     copied, done or not, and problems recorded."""
-    from casescope.migrate.endpoints import open_target, settings_from
-
     db = open_target(settings_from(target))
     try:
         rows = all_checkpoints(db)

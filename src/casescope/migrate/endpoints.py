@@ -108,6 +108,13 @@ def check_not_newer(revisions: frozenset[str], which: str) -> None:
         )
 
 
+def check_source(settings: Settings) -> None:
+    """The source exists and is idle."""
+    if not settings.home_dir.is_dir():
+        raise MigrationError(f"the source home {settings.home_dir} does not exist")
+    check_idle(settings)
+
+
 def check_idle(settings: Settings) -> None:
     """Refuse a source whose index owner runs (its copy would not be a consistent one);
     the lock is only tested, with a read-only descriptor, never created or written."""
@@ -152,9 +159,7 @@ class Source:
 def open_source(settings: Settings, scratch_root: Path) -> Iterator[Source]:
     """The source's metadata DB, read-only: SQLite from a private copy (upgraded when it is
     at an older revision), PostgreSQL in read-only transactions and at the head."""
-    if not settings.home_dir.is_dir():
-        raise MigrationError(f"the source home {settings.home_dir} does not exist")
-    check_idle(settings)
+    check_source(settings)
     scratch_root.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="migrate-source-", dir=scratch_root))
     try:

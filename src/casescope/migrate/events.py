@@ -64,7 +64,7 @@ class EventsReport:
     problems: list[dict] = field(default_factory=list)
 
 
-def source_files(source: Source, case_id: int, after: int | None, limit: int) -> list[SourceFile]:
+def source_files(source: Source, case_id: int, after: object, limit: int) -> list[SourceFile]:
     query = (
         select(
             EvidenceFile.id,
@@ -135,7 +135,10 @@ def copy_segment(source: Path, target: Path) -> int:
         return 0
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.migrating")
-    shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+    if tmp.is_dir():  # left by a run killed while it copied
+        shutil.rmtree(tmp)
+    else:
+        tmp.unlink(missing_ok=True)
     if source.is_dir():
         shutil.copytree(source, tmp)
         size = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
@@ -196,7 +199,7 @@ def _copy_batch(ctx: EventsContext, where: Where, settings: Settings, report: Ev
     """Copy, register and load the next batch of a case's files; False when none were left."""
     with ctx.target.session() as session:
         after = last_key(checkpoint(session, where))
-    batch = source_files(ctx.source, where.unit, after, ctx.batch_files)  # type: ignore[arg-type]
+    batch = source_files(ctx.source, where.unit, after, ctx.batch_files)
     if not batch:
         return False
     pending, problems, size = [], [], 0

@@ -10,6 +10,7 @@ item 3) is meant to take its place for the target's side.
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 from sqlalchemy import delete, select
@@ -64,10 +65,9 @@ def _delete_rows(db: Database, source: str, case_id: int) -> list[str]:
 
 
 def _unlink(path: Path) -> None:
+    """A file, or a segment written in pieces (a folder)."""
     if path.is_dir():
-        for child in sorted(path.rglob("*"), reverse=True):
-            child.rmdir() if child.is_dir() else child.unlink()
-        path.rmdir()
+        shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)
 

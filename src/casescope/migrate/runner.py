@@ -23,6 +23,7 @@ from casescope.migrate.endpoints import (
     MigrationError,
     Source,
     check_distinct,
+    check_source,
     describe,
     open_source,
     open_target,
@@ -105,6 +106,7 @@ def _check_idle_queue(source: Source) -> None:
 def endpoints(source_path: Path, target_path: Path, cases: list[str] | None) -> Iterator[Endpoints]:
     source_settings, target_settings = settings_from(source_path), settings_from(target_path)
     check_distinct(source_settings, target_settings)
+    check_source(source_settings)  # before the target's home is made
     target = open_target(target_settings)
     try:
         with open_source(source_settings, target_settings.tmp_dir) as source:

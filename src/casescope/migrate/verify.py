@@ -33,7 +33,7 @@ from casescope.migrate.phases import (
     tables_of,
     units,
 )
-from casescope.model.db import Database, in_chunks
+from casescope.model.db import Database
 from casescope.model.tables import EvidenceFile
 from casescope.model.users import SavedSearch
 from casescope.services.event_search import count_matches
@@ -75,28 +75,39 @@ class Digest:
         return f"{self.count} rows, {self.checksum:016x}"
 
 
-def _digest(table: Table, rows: Iterator, home: Path) -> Digest:
-    count = total = 0
+#: Source rows read (and target rows looked up by their keys) at a time.
+VERIFY_CHUNK = 5_000
+
+
+def _add(digest: Digest, table: Table, rows: list, home: Path) -> Digest:
+    total = digest.checksum
     for row in rows:
-        count += 1
         total = (total + row_hash(canonical(table, row, home))) % CHECKSUM_MOD
-    return Digest(count, total)
+    return Digest(digest.count + len(rows), total)
 
 
 def table_digests(
     source: Source, target: Database, table: Table, condition: object
 ) -> tuple[Digest, Digest]:
-    """The digest of the unit's source rows and of the target's rows of the same keys."""
+    """The digest of the unit's source rows and of the target's rows of the same keys,
+    read in key order a chunk at a time."""
     key = key_column(table)
-    with source.engine.connect() as connection:
-        rows = connection.execute(select(table).where(condition)).mappings().all()
-    mine = _digest(table, iter(rows), source.home)
-    keys = [row[key.name] for row in rows]
-    theirs: list = []
-    with target.read() as session:
-        for chunk in in_chunks(keys):
-            theirs += session.execute(select(table).where(key.in_(chunk))).mappings().all()
-    return mine, _digest(table, iter(theirs), target.settings.home_dir)
+    mine = theirs = Digest(0, 0)
+    after = None
+    while True:
+        query = select(table).where(condition).order_by(key).limit(VERIFY_CHUNK)
+        if after is not None:
+            query = query.where(key > after)
+        with source.engine.connect() as connection:
+            rows = connection.execute(query).mappings().all()
+        if not rows:
+            return mine, theirs
+        after = rows[-1][key.name]
+        keys = [row[key.name] for row in rows]
+        with target.read() as session:
+            found = session.execute(select(table).where(key.in_(keys))).mappings().all()
+        mine = _add(mine, table, list(rows), source.home)
+        theirs = _add(theirs, table, list(found), target.settings.home_dir)
 
 
 def verify_tables(
