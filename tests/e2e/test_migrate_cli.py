@@ -314,3 +314,20 @@ def test_a_case_that_fails_verify_is_redone_alone(source: Source, tmp_path: Path
     _migrate(tmp_path, "verify", *args)
     assert _rows(db_path, beta) == beta_before
     assert "--redo re-does the cases named by --cases" in _error(tmp_path, "run", *args, "--redo")
+
+
+def test_a_missing_segment_is_reported_not_a_traceback(source: Source, tmp_path: Path) -> None:
+    db = source.cli.db()
+    with db.read() as session:
+        beta = session.scalar(select(Case.id).where(Case.name == "beta"))
+        file = session.scalars(select(EvidenceFile).where(EvidenceFile.case_id == beta)).one()
+        segment = Path(file.segment.path)
+    db.dispose()
+    aside = segment.with_name(segment.name + ".aside")
+    segment.rename(aside)
+    try:
+        out = _error(tmp_path, "run", "--from", str(source.env_file), "--to", str(tmp_path / "t"))
+    finally:
+        aside.rename(segment)
+    assert f"file {file.id} {file.original_path}: segment missing or unreadable" in out
+    assert "migrated 2 case(s)" in out

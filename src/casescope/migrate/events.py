@@ -174,12 +174,20 @@ def _copy_file(ctx: EventsContext, item: SourceFile) -> tuple[bool, int, dict | 
     if reason is not None:
         logger.warning("file %d (%s): %s", item.id, item.original_path, reason)
         return False, 0, {"file_id": item.id, "path": item.original_path, "reason": reason}
-    size = item.size_bytes
-    if item.loaded and item.segment_path is not None:
-        segment = target_path(item.segment_path, source_home, target_home)
-        if segment is not None:
-            size += copy_segment(Path(item.segment_path), segment)
-    return item.loaded and item.segment_path is not None, size, None
+    if not (item.loaded and item.segment_path is not None):
+        return False, item.size_bytes, None
+    segment = target_path(item.segment_path, source_home, target_home)
+    try:
+        if segment is None:
+            raise FileNotFoundError(item.segment_path)
+        size = copy_segment(Path(item.segment_path), segment)
+    except OSError as exc:
+        reason = f"segment missing or unreadable on the source ({exc}): evidence copied, "
+        reason += "events not loaded"
+        logger.warning("file %d (%s): %s", item.id, item.original_path, reason)
+        problem = {"file_id": item.id, "path": item.original_path, "reason": reason}
+        return False, item.size_bytes, problem
+    return True, item.size_bytes + size, None
 
 
 def _mark_pending(db: Database, file_ids: list[int]) -> None:
