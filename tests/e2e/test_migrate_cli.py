@@ -137,6 +137,9 @@ def test_to_an_embedded_home(source: Source, tmp_path: Path) -> None:
     ).stdout
     assert "checks passed" in checked and "login of ana" in checked and "API token" in checked
     assert "saved search" in checked and "detections" in checked
+    phase = ("--phase", "findings", "--from", str(source.env_file), "--to", str(target))
+    one = _migrate(tmp_path, "verify", *phase)
+    assert "detections" in one.stdout and "config" not in one.stdout
     status = _migrate(tmp_path, "status", "--to", str(target)).stdout
     _migrate(tmp_path, "run", "--from", str(source.env_file), "--to", str(target))
     assert _migrate(tmp_path, "status", "--to", str(target)).stdout == status  # nothing again

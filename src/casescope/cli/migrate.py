@@ -207,6 +207,9 @@ def _print_checks(report: VerifyReport, everything: bool) -> None:
 def verify(
     source: FromOpt,
     target: ToOpt,
+    phase: Annotated[
+        Phase | None, typer.Option("--phase", help="Only this phase's checks (default: all).")
+    ] = None,
     cases: CasesOpt = None,
     login: Annotated[
         str | None,
@@ -224,7 +227,7 @@ def verify(
     credentials = (login, typer.prompt(f"password of {login}", hide_input=True)) if login else None
     value = typer.prompt("API token", hide_input=True) if token else None
     with runner.endpoints(source, target, _names(cases)) as ends:
-        report = runner.verify(ends, credentials, value)
+        report = runner.verify(ends, credentials, value, phase)
     _print_checks(report, not failures_only)
     failed = sum(not check.ok for check in report.checks)
     if failed:

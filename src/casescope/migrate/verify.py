@@ -111,9 +111,13 @@ def table_digests(
 
 
 def verify_tables(
-    source: Source, target: Database, case_names: dict[int, str], report: VerifyReport
+    source: Source,
+    target: Database,
+    case_names: dict[int, str],
+    report: VerifyReport,
+    phases: tuple[Phase, ...] = (Phase.CONFIG, Phase.FINDINGS),
 ) -> None:
-    for phase in (Phase.CONFIG, Phase.FINDINGS):
+    for phase in phases:
         for table in tables_of(phase):
             for unit, condition in units(table, list(case_names)):
                 mine, theirs = table_digests(source, target, table, condition)
