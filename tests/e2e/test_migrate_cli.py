@@ -127,6 +127,10 @@ def _web_checks(settings: Settings, token: str) -> None:
 def test_to_an_embedded_home(source: Source, tmp_path: Path) -> None:
     before = _digest(source.cli.home)
     target = _env_file(tmp_path / "target.env", tmp_path / "target")
+    planned = _migrate(tmp_path, "plan", "--from", str(source.env_file), "--to", str(target))
+    lines = {line.split()[0]: line.split() for line in planned.stdout.splitlines() if line.strip()}
+    assert lines["events"][3] == "3"  # files: both cases' evidence
+    assert all(lines[phase][-1] == "s" for phase in ("config", "findings", "events"))
     out = _migrate(tmp_path, "run", "--from", str(source.env_file), "--to", str(target)).stdout
     assert "migrated 2 case(s)" in out
     checked = _migrate(
