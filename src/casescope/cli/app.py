@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("audit", "audit"),
     "user": ("users", "app"),
     "serve": ("serve", "serve"),
+    "migrate": ("migrate", "app"),
 }
 
 

@@ -1,0 +1,245 @@
+"""The events phase: each file's evidence copied with its sha256 checked, its segment
+copied, and the file registered as pending on the target, whose loader re-derives the
+index rows from the segment (never rows read out of the source's index).
+
+Files go in batches, each ended by a load and then its checkpoint: a run killed before the
+checkpoint copies that batch again (copies are replaced whole, by rename) and the loader
+deletes whatever rows of a pending file the index already holds, so nothing is doubled.
+A file whose evidence is missing or changed on the source is reported, recorded in the
+checkpoint's problems and left unloaded; the other files go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from casescope.config import Settings
+from casescope.migrate.checkpoints import (
+    EVIDENCE,
+    Where,
+    add_problems,
+    advance,
+    checkpoint,
+    finish,
+    last_key,
+)
+from casescope.migrate.endpoints import Source
+from casescope.migrate.phases import Phase, relative_path
+from casescope.model.db import Database
+from casescope.model.enums import IndexState
+from casescope.model.tables import EvidenceFile, Segment
+from casescope.store.loader import load_pending
+from casescope.store.owner import open_index
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BATCH_FILES = 200
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    id: int
+    sha256: str
+    size_bytes: int
+    original_path: str
+    stored_path: str
+    loaded: bool  # its events are in the source's index
+    segment_path: str | None
+
+
+@dataclass
+class EventsReport:
+    files: int = 0
+    bytes: int = 0
+    rows: int = 0
+    problems: list[dict] = field(default_factory=list)
+
+
+def source_files(source: Source, case_id: int, after: object, limit: int) -> list[SourceFile]:
+    query = (
+        select(
+            EvidenceFile.id,
+            EvidenceFile.sha256,
+            EvidenceFile.size_bytes,
+            EvidenceFile.original_path,
+            EvidenceFile.stored_path,
+            EvidenceFile.index_state,
+            Segment.path,
+        )
+        .outerjoin(Segment, Segment.id == EvidenceFile.segment_id)
+        .where(EvidenceFile.case_id == case_id)
+        .order_by(EvidenceFile.id)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(EvidenceFile.id > after)
+    with source.engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return [
+        SourceFile(r[0], r[1], r[2], r[3], r[4], IndexState(r[5]) is IndexState.LOADED, r[6])
+        for r in rows
+    ]
+
+
+def target_path(value: str, source_home: Path, target_home: Path) -> Path | None:
+    """Where a file under the source's home goes; None for one outside it."""
+    relative = relative_path(value, source_home)
+    if relative is None or Path(relative).is_absolute():
+        return None
+    return target_home / relative
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def copy_verified(source: Path, target: Path, sha256: str) -> str | None:
+    """Copy `source` to `target` (whole, by rename) if it has `sha256`; why not, or None."""
+    if target.is_file() and _sha256(target) == sha256:
+        return None
+    if not source.is_file():
+        return "evidence missing on the source"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.migrating")
+    digest = hashlib.sha256()
+    with source.open("rb") as src, tmp.open("wb") as out:
+        while chunk := src.read(CHUNK):
+            digest.update(chunk)
+            out.write(chunk)
+        out.flush()
+        os.fsync(out.fileno())
+    if digest.hexdigest() != sha256:
+        tmp.unlink()
+        return f"evidence changed on the source: sha256 {digest.hexdigest()}, registered {sha256}"
+    tmp.replace(target)
+    return None
+
+
+def copy_segment(source: Path, target: Path) -> int:
+    """Copy a segment (a file, or a folder of pieces) unless the target has it; its bytes.
+    Segments are immutable and named by content, so one that is there is the same."""
+    if target.exists():
+        return 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.migrating")
+    if tmp.is_dir():  # left by a run killed while it copied
+        shutil.rmtree(tmp)
+    else:
+        tmp.unlink(missing_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, tmp)
+        size = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+    else:
+        shutil.copyfile(source, tmp)
+        size = tmp.stat().st_size
+    tmp.replace(target)
+    return size
+
+
+@dataclass
+class EventsContext:
+    source: Source
+    target: Database
+    source_id: str
+    case_ids: list[int]
+    batch_files: int = DEFAULT_BATCH_FILES
+    #: Told (files, bytes) after each file.
+    on_file: Callable[[int, int], None] | None = None
+
+
+def _copy_file(ctx: EventsContext, item: SourceFile) -> tuple[bool, int, dict | None]:
+    """Copy one file's evidence and segment: (load it, bytes copied, problem or None)."""
+    source_home, target_home = ctx.source.home, ctx.target.settings.home_dir
+    evidence = target_path(item.stored_path, source_home, target_home)
+    if evidence is None:
+        reason = "evidence stored outside the source home"
+    else:
+        try:
+            reason = copy_verified(Path(item.stored_path), evidence, item.sha256)
+        except OSError as exc:
+            reason = f"evidence could not be copied: {exc}"
+    if reason is not None:
+        logger.warning("file %d (%s): %s", item.id, item.original_path, reason)
+        return False, 0, {"file_id": item.id, "path": item.original_path, "reason": reason}
+    if not (item.loaded and item.segment_path is not None):
+        return False, item.size_bytes, None
+    segment = target_path(item.segment_path, source_home, target_home)
+    try:
+        if segment is None:
+            raise FileNotFoundError(item.segment_path)
+        size = copy_segment(Path(item.segment_path), segment)
+    except OSError as exc:
+        reason = f"segment missing or unreadable on the source ({exc}): evidence copied, "
+        reason += "events not loaded"
+        logger.warning("file %d (%s): %s", item.id, item.original_path, reason)
+        problem = {"file_id": item.id, "path": item.original_path, "reason": reason}
+        return False, item.size_bytes, problem
+    return True, item.size_bytes + size, None
+
+
+def _mark_pending(db: Database, file_ids: list[int]) -> None:
+    if file_ids:
+        with db.session() as session:
+            session.execute(
+                update(EvidenceFile)
+                .where(EvidenceFile.id.in_(file_ids))
+                .values(
+                    index_state=IndexState.PENDING,
+                    index_generation=EvidenceFile.index_generation + 1,
+                )
+            )
+
+
+def _copy_batch(ctx: EventsContext, where: Where, settings: Settings, report: EventsReport) -> bool:
+    """Copy, register and load the next batch of a case's files; False when none were left."""
+    with ctx.target.session() as session:
+        after = last_key(checkpoint(session, where))
+    batch = source_files(ctx.source, where.unit, after, ctx.batch_files)
+    if not batch:
+        return False
+    pending, problems, size = [], [], 0
+    for item in batch:
+        load, copied, problem = _copy_file(ctx, item)
+        size += copied
+        if problem is not None:
+            problems.append(problem)
+        elif load:
+            pending.append(item.id)
+        if ctx.on_file is not None:
+            ctx.on_file(1, copied)
+    _mark_pending(ctx.target, pending)
+    with open_index(settings, "migrate") as index:
+        report.rows += load_pending(ctx.target, index, settings).rows
+    with ctx.target.session() as session:
+        mark = checkpoint(session, where)
+        advance(mark, batch[-1].id, len(batch), size)
+        add_problems(mark, problems)
+    report.files += len(batch)
+    report.bytes += size
+    report.problems += problems
+    return True
+
+
+def copy_events(ctx: EventsContext) -> EventsReport:
+    report = EventsReport()
+    settings = ctx.target.settings
+    settings.ensure_dirs()
+    for case_id in ctx.case_ids:
+        where = Where(ctx.source_id, Phase.EVENTS, EVIDENCE, case_id)
+        while _copy_batch(ctx, where, settings, report):
+            pass
+        finish(ctx.target, where)
+    return report

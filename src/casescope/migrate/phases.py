@@ -1,0 +1,181 @@
+"""Which table is copied in which phase, how a case's rows are selected, and the canonical
+form of a row that checksums and the "same row already there" test compare.
+
+Every table of `Base.metadata` must be in TABLE_PHASES or NOT_COPIED
+(tests/unit/migrate/test_phases.py fails otherwise), so a table added later is never skipped
+in silence.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from enum import Enum, StrEnum
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import ColumnElement, Table, select, true
+
+from casescope.model.enums import IndexState
+from casescope.model.tables import Base, EvidenceFile
+
+
+class Phase(StrEnum):
+    """The phases, in the order they run: each needs the ones before it."""
+
+    CONFIG = "config"
+    FINDINGS = "findings"
+    EVENTS = "events"
+
+    @property
+    def order(self) -> int:
+        return list(Phase).index(self)
+
+
+TABLE_PHASES: dict[str, Phase] = {
+    # config: what the deployment cannot run without, seconds to copy
+    "users": Phase.CONFIG,
+    "cases": Phase.CONFIG,
+    "case_access": Phase.CONFIG,
+    "api_tokens": Phase.CONFIG,
+    "rules": Phase.CONFIG,
+    "rule_sets": Phase.CONFIG,
+    "sigma_placeholders": Phase.CONFIG,
+    "saved_searches": Phase.CONFIG,
+    "iocs": Phase.CONFIG,
+    "exclusions": Phase.CONFIG,
+    # findings: the file registry first (detections and hits point to its rows), then the
+    # results and history; the files' bytes and events follow in the events phase
+    "segments": Phase.FINDINGS,
+    "evidence_files": Phase.FINDINGS,
+    "operations": Phase.FINDINGS,
+    "jobs": Phase.FINDINGS,
+    "detections": Phase.FINDINGS,
+    "ioc_hits": Phase.FINDINGS,
+    "event_marks": Phase.FINDINGS,
+    "audit": Phase.FINDINGS,
+}
+
+#: Tables left out, and why.
+NOT_COPIED: dict[str, str] = {
+    "web_sessions": "login sessions: users log in anew on the target",
+    "workers": "the source's live worker processes",
+    "load_pieces": "pieces of files being parsed; the source is idle when it is migrated",
+    "migration_checkpoints": "the target's own migration progress",
+}
+
+#: Columns that change by use or are re-derived on the target: left out of checksums.
+VOLATILE: dict[str, frozenset[str]] = {
+    "users": frozenset({"last_login_at"}),
+    "api_tokens": frozenset({"last_used_at"}),
+    "evidence_files": frozenset({"index_state", "index_generation", "load_bundle"}),
+}
+#: Columns holding a path under the home: compared relative to it, rewritten on the target.
+PATH_COLUMNS: dict[str, frozenset[str]] = {
+    "evidence_files": frozenset({"stored_path"}),
+    "segments": frozenset({"path"}),
+}
+#: Unit of the rows that belong to no case.
+NO_CASE = 0
+
+
+def tables_of(phase: Phase) -> list[Table]:
+    """The phase's tables, parents before children."""
+    return [t for t in Base.metadata.sorted_tables if TABLE_PHASES.get(t.name) is phase]
+
+
+def key_column(table: Table) -> Any:
+    [column] = table.primary_key.columns
+    return column
+
+
+def _files_of(case_id: int) -> Any:
+    return select(EvidenceFile.id).where(EvidenceFile.case_id == case_id)
+
+
+def units(table: Table, case_ids: list[int]) -> list[tuple[int, ColumnElement[bool]]]:
+    """(unit, condition) pairs: one per case for a table of case rows (plus rows of no case
+    where its case column may be empty), or one unit of every row for a global table."""
+    columns = table.c
+    if table.name == "cases":
+        return [(case, columns.id == case) for case in case_ids]
+    if table.name == "jobs":
+        return [(case, columns.file_id.in_(_files_of(case))) for case in case_ids]
+    if table.name == "segments":
+        used = select(EvidenceFile.segment_id)
+        return [
+            (case, columns.id.in_(used.where(EvidenceFile.case_id == case))) for case in case_ids
+        ]
+    if "case_id" not in columns:
+        return [(NO_CASE, true())]
+    found = [(case, columns.case_id == case) for case in case_ids]
+    if columns.case_id.nullable:
+        found.append((NO_CASE, columns.case_id.is_(None)))
+    return found
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite gives back naive datetimes of what were UTC times."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def relative_path(value: str | None, home: Path) -> str | None:
+    if value is None:
+        return None
+    path = Path(value)
+    return path.relative_to(home).as_posix() if path.is_relative_to(home) else value
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, float):
+        return repr(value)
+    return value
+
+
+def canonical(table: Table, row: Mapping[str, Any], home: Path) -> bytes:
+    """The row's content as both sides see it: volatile columns left out, paths relative
+    to the home, values in one plain form whatever the database."""
+    skip = VOLATILE.get(table.name, frozenset())
+    paths = PATH_COLUMNS.get(table.name, frozenset())
+    values = []
+    for column in table.columns:
+        if column.name in skip:
+            continue
+        value = row[column.name]
+        if column.name in paths:
+            value = relative_path(value, home)
+        values.append(_plain(value))
+    return orjson.dumps(values)
+
+
+def row_hash(content: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(content, digest_size=8).digest(), "big")
+
+
+#: Checksums are sums of row hashes modulo 2**64: independent of order, unlike XOR not
+#: fooled by a row that is there twice.
+CHECKSUM_MOD = 1 << 64
+
+
+def for_target(table: Table, row: Mapping[str, Any], source_home: Path, target_home: Path) -> dict:
+    """The source row as the target stores it: paths under the target's home, times as UTC,
+    and a file's events not yet in the target's index (the events phase loads them)."""
+    out = dict(row)
+    for name in PATH_COLUMNS.get(table.name, ()):
+        relative = relative_path(out[name], source_home)
+        if relative is not None and not Path(relative).is_absolute():
+            out[name] = str(target_home / relative)
+    for name, value in out.items():
+        if isinstance(value, datetime):
+            out[name] = as_utc(value)
+    if table.name == "evidence_files":
+        out.update(index_state=IndexState.NONE, index_generation=0, load_bundle=None)
+    return out

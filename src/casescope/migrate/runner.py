@@ -1,0 +1,214 @@
+"""What the CLI calls: resolve both sides, check them, run phases, verify, report status.
+
+Rules for a target that holds data already (docs/migration.md, "A target with data"): keys
+are kept, so a source case whose name the target uses for another case, a source user whose
+name belongs to another target user, and any row whose key the target holds with other
+content stop the run with an error naming them; nothing is overwritten or renamed.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from casescope.config import Settings
+from casescope.migrate import checkpoints
+from casescope.migrate.endpoints import (
+    MigrationError,
+    Source,
+    check_distinct,
+    check_source,
+    describe,
+    open_source,
+    open_target,
+    settings_from,
+)
+from casescope.migrate.events import (
+    DEFAULT_BATCH_FILES,
+    EventsContext,
+    EventsReport,
+    copy_events,
+)
+from casescope.migrate.functional import check_login, check_token, verify_events
+from casescope.migrate.phases import Phase
+from casescope.migrate.redo import forget_case
+from casescope.migrate.rows import DEFAULT_BATCH_ROWS, CopyContext, copy_phase
+from casescope.migrate.verify import VerifyReport, measure_source, measure_target, verify_tables
+from casescope.model.db import Database
+from casescope.model.enums import JobState
+from casescope.model.tables import Case, Job
+from casescope.model.users import User
+
+logger = logging.getLogger(__name__)
+
+#: The checkpoint a later phase needs done for each case: (phase, table).
+_CASE_DONE = {Phase.CONFIG: "cases", Phase.FINDINGS: "evidence_files"}
+
+
+@dataclass
+class Endpoints:
+    source: Source
+    target: Database
+    source_id: str
+    cases: dict[int, str]  # the selected source cases: id -> name
+
+
+def _cases(source: Source, names: list[str] | None) -> dict[int, str]:
+    with source.engine.connect() as connection:
+        found = {row[0]: row[1] for row in connection.execute(select(Case.id, Case.name))}
+    if not names:
+        return dict(sorted(found.items()))
+    by_name = {name: case_id for case_id, name in found.items()}
+    unknown = [name for name in names if name not in by_name]
+    if unknown:
+        raise MigrationError(f"no case named {', '.join(map(repr, unknown))} on the source")
+    return {by_name[name]: name for name in names}
+
+
+def check_conflicts(ends: Endpoints) -> None:
+    """Refuse case and user names the target uses for rows of other keys."""
+    with ends.target.read() as session:
+        theirs = {row[1]: row[0] for row in session.execute(select(Case.id, Case.name))}
+        users = {row[1]: row[0] for row in session.execute(select(User.id, User.username))}
+    for case_id, name in ends.cases.items():
+        if theirs.get(name, case_id) != case_id:
+            raise MigrationError(
+                f"the target has a case named {name!r} already (id {theirs[name]}, the source's "
+                f"is {case_id}): delete or rename it on the target, or leave it out with --cases"
+            )
+    with ends.source.engine.connect() as connection:
+        mine = {row[1]: row[0] for row in connection.execute(select(User.id, User.username))}
+    for name, user_id in mine.items():
+        if users.get(name, user_id) != user_id:
+            raise MigrationError(
+                f"the target has a user named {name!r} already (id {users[name]}, the source's "
+                f"is {user_id}): delete that user on the target first"
+            )
+
+
+def _check_idle_queue(source: Source) -> None:
+    active = (JobState.QUEUED, JobState.RUNNING, JobState.PAUSED)
+    with source.engine.connect() as connection:
+        busy = connection.scalar(select(Job.id).where(Job.state.in_(active)).limit(1))
+    if busy is not None:
+        raise MigrationError(
+            "the source has queued or running jobs: let them finish (or cancel them) first"
+        )
+
+
+@contextmanager
+def endpoints(source_path: Path, target_path: Path, cases: list[str] | None) -> Iterator[Endpoints]:
+    source_settings, target_settings = settings_from(source_path), settings_from(target_path)
+    check_distinct(source_settings, target_settings)
+    check_source(source_settings)  # before the target's home is made
+    target = open_target(target_settings)
+    try:
+        with open_source(source_settings, target_settings.tmp_dir) as source:
+            yield Endpoints(source, target, describe(source_settings), _cases(source, cases))
+    finally:
+        target.dispose()
+
+
+def _require_before(ends: Endpoints, phase: Phase) -> None:
+    for earlier in Phase:
+        if earlier.order >= phase.order:
+            return
+        table = _CASE_DONE[earlier]
+        for case_id, name in ends.cases.items():
+            if not checkpoints.unit_done(ends.target, ends.source_id, earlier, table, case_id):
+                raise MigrationError(
+                    f"phase {phase.value} needs phase {earlier.value} done for case {name!r} "
+                    f"first: run `casescope migrate run --phase {earlier.value}`"
+                )
+
+
+def _copy_rule_cache(source: Settings, target: Settings) -> None:
+    """The compiled active rule set, so the target's workers run the same rules at once
+    (its rule ids are the source's: keys are kept)."""
+    folder = source.home_dir / "rules"
+    if folder.is_dir():
+        shutil.copytree(folder, target.home_dir / "rules", dirs_exist_ok=True)
+
+
+@dataclass
+class Progress:
+    """Callbacks of a run: rows of a table copied; files and bytes of the events phase."""
+
+    on_rows: Callable[[str, int], None] | None = None
+    on_file: Callable[[int, int], None] | None = None
+    on_phase: Callable[[Phase], None] | None = None
+
+
+@dataclass(frozen=True)
+class Batches:
+    """Rows per transaction of the metadata phases; files per index load of the events."""
+
+    rows: int = DEFAULT_BATCH_ROWS
+    files: int = DEFAULT_BATCH_FILES
+
+
+def run_phase(
+    ends: Endpoints, phase: Phase, progress: Progress, sizes: Batches
+) -> EventsReport | None:
+    _require_before(ends, phase)
+    if progress.on_phase is not None:
+        progress.on_phase(phase)
+    case_ids = list(ends.cases)
+    if phase is Phase.EVENTS:
+        events = EventsContext(ends.source, ends.target, ends.source_id, case_ids, sizes.files)
+        events.on_file = progress.on_file
+        return copy_events(events)
+    rows = CopyContext(ends.source, ends.target, ends.source_id, case_ids, sizes.rows)
+    rows.on_rows = progress.on_rows
+    copy_phase(rows, phase)
+    if phase is Phase.CONFIG:
+        _copy_rule_cache(ends.source.settings, ends.target.settings)
+    return None
+
+
+def redo(ends: Endpoints) -> None:
+    """Forget the selected cases on the target, so that `run` copies them again."""
+    for case_id, name in ends.cases.items():
+        logger.info("re-doing case %s: deleting what the target holds of it", name)
+        forget_case(ends.target, ends.source_id, case_id)
+
+
+def run(
+    ends: Endpoints, phases: list[Phase], progress: Progress, sizes: Batches | None = None
+) -> EventsReport | None:
+    _check_idle_queue(ends.source)
+    check_conflicts(ends)
+    report = None
+    for phase in phases:
+        report = run_phase(ends, phase, progress, sizes or Batches()) or report
+    return report
+
+
+def verify(
+    ends: Endpoints,
+    login: tuple[str, str] | None = None,
+    token: str | None = None,
+    phase: Phase | None = None,
+) -> VerifyReport:
+    """Every check, or those of one phase (its tables; for events, the indexes, evidence
+    and saved searches); the login and token checks when asked for."""
+    report = VerifyReport()
+    table_phases = tuple(p for p in (Phase.CONFIG, Phase.FINDINGS) if phase in (None, p))
+    verify_tables(ends.source, ends.target, ends.cases, report, table_phases)
+    if phase in (None, Phase.EVENTS):
+        sides = (
+            measure_source(ends.source, list(ends.cases)),
+            measure_target(ends.target, list(ends.cases)),
+        )
+        verify_events(ends.source, ends.target, ends.cases, sides, report)
+    if login is not None:
+        report.checks.append(check_login(ends.source, ends.target, *login))
+    if token is not None:
+        report.checks.append(check_token(ends.source, ends.target, token))
+    return report

@@ -1,0 +1,224 @@
+"""`migrate verify`: both sides compared, table by table and case by case.
+
+Metadata: per table and unit, the source's rows and the target's rows of the same keys,
+counted and summed as row hashes (order-independent; `phases.canonical`). Events: per file,
+the events of each index counted and summed as hashes of (file sha256, seq, ts, event id),
+from a private copy of the source's index and from the target's; every evidence file is
+present on the target with its size. Functional: a user's password checked against both
+sides' hashes, a token accepted by the target, each saved search's count on both indexes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+from sqlalchemy import Engine, Table, select
+
+from casescope.config import Settings
+from casescope.migrate.endpoints import Source, source_index_copy
+from casescope.migrate.phases import (
+    CHECKSUM_MOD,
+    NO_CASE,
+    Phase,
+    canonical,
+    key_column,
+    row_hash,
+    tables_of,
+    units,
+)
+from casescope.model.db import Database
+from casescope.model.tables import EvidenceFile
+from casescope.model.users import SavedSearch
+from casescope.services.event_search import count_matches
+from casescope.services.search import SearchRequest, build_where
+from casescope.store.index import ChdbIndex
+from casescope.store.owner import open_index
+from casescope.store.query_bounds import QueryTimeouts
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the verify table."""
+
+    phase: str
+    what: str
+    unit: str
+    source: str
+    target: str
+    ok: bool
+
+
+@dataclass
+class VerifyReport:
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(check.ok for check in self.checks)
+
+
+@dataclass(frozen=True)
+class Digest:
+    count: int
+    checksum: int
+
+    def __str__(self) -> str:
+        return f"{self.count} rows, {self.checksum:016x}"
+
+
+#: Source rows read (and target rows looked up by their keys) at a time.
+VERIFY_CHUNK = 5_000
+
+
+def _add(digest: Digest, table: Table, rows: list, home: Path) -> Digest:
+    total = digest.checksum
+    for row in rows:
+        total = (total + row_hash(canonical(table, row, home))) % CHECKSUM_MOD
+    return Digest(digest.count + len(rows), total)
+
+
+def table_digests(
+    source: Source, target: Database, table: Table, condition: object
+) -> tuple[Digest, Digest]:
+    """The digest of the unit's source rows and of the target's rows of the same keys,
+    read in key order a chunk at a time."""
+    key = key_column(table)
+    mine = theirs = Digest(0, 0)
+    after = None
+    while True:
+        query = select(table).where(condition).order_by(key).limit(VERIFY_CHUNK)
+        if after is not None:
+            query = query.where(key > after)
+        with source.engine.connect() as connection:
+            rows = connection.execute(query).mappings().all()
+        if not rows:
+            return mine, theirs
+        after = rows[-1][key.name]
+        keys = [row[key.name] for row in rows]
+        with target.read() as session:
+            found = session.execute(select(table).where(key.in_(keys))).mappings().all()
+        mine = _add(mine, table, list(rows), source.home)
+        theirs = _add(theirs, table, list(found), target.settings.home_dir)
+
+
+def verify_tables(
+    source: Source,
+    target: Database,
+    case_names: dict[int, str],
+    report: VerifyReport,
+    phases: tuple[Phase, ...] = (Phase.CONFIG, Phase.FINDINGS),
+) -> None:
+    for phase in phases:
+        for table in tables_of(phase):
+            for unit, condition in units(table, list(case_names)):
+                mine, theirs = table_digests(source, target, table, condition)
+                name = "(no case)" if unit == NO_CASE else case_names[unit]
+                report.checks.append(
+                    Check(phase.value, table.name, name, str(mine), str(theirs), mine == theirs)
+                )
+
+
+def _event_hash(sha256: str, seq: int, ts: int, event_id: int | None) -> int:
+    text = f"{sha256}|{seq}|{ts}|{'' if event_id is None else event_id}".encode()
+    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+
+
+def index_digests(index: ChdbIndex, case_id: int, sha_of: dict[int, str]) -> dict[int, Digest]:
+    """Per file of the case: its events in `index`, counted and summed as event hashes."""
+    counts: dict[int, int] = defaultdict(int)
+    sums: dict[int, int] = defaultdict(int)
+    sql = (
+        "SELECT file_id, seq, toUnixTimestamp64Micro(ts) AS ts, event_id "
+        "FROM casescope.events WHERE case_id = {case:UInt32}"
+    )
+    for batch in index.stream_batches(sql, {"case": case_id}):
+        columns = batch.to_pydict()
+        for file_id, seq, ts, event_id in zip(
+            columns["file_id"], columns["seq"], columns["ts"], columns["event_id"], strict=True
+        ):
+            counts[file_id] += 1
+            value = _event_hash(sha_of.get(file_id, "?"), seq, ts, event_id)
+            sums[file_id] = (sums[file_id] + value) % CHECKSUM_MOD
+    return {file_id: Digest(counts[file_id], sums[file_id]) for file_id in counts}
+
+
+@dataclass(frozen=True)
+class FileRow:
+    id: int
+    sha256: str
+    size_bytes: int
+    original_path: str
+    stored_path: str
+
+
+def case_files(engine: Engine, case_id: int) -> list[FileRow]:
+    query = select(
+        EvidenceFile.id,
+        EvidenceFile.sha256,
+        EvidenceFile.size_bytes,
+        EvidenceFile.original_path,
+        EvidenceFile.stored_path,
+    ).where(EvidenceFile.case_id == case_id)
+    with engine.connect() as connection:
+        return [FileRow(*row) for row in connection.execute(query.order_by(EvidenceFile.id))]
+
+
+@contextmanager
+def _source_index(source: Source) -> Iterator[ChdbIndex | None]:
+    with source_index_copy(source) as path:
+        if path is None:
+            yield None
+            return
+        index = ChdbIndex(path, timeouts=QueryTimeouts.from_settings(source.settings))
+        try:
+            yield index
+        finally:
+            index.close()
+
+
+def _saved_searches(engine: Engine, case_id: int) -> list[tuple[int, str, str]]:
+    query = select(SavedSearch.id, SavedSearch.name, SavedSearch.params).where(
+        SavedSearch.case_id == case_id, SavedSearch.saved.is_(True)
+    )
+    with engine.connect() as connection:
+        rows = connection.execute(query.order_by(SavedSearch.id)).all()
+    return [(row[0], row[1], str(orjson.loads(row[2]).get("q", ""))) for row in rows]
+
+
+@dataclass
+class IndexSide:
+    """What verify needs from one side's index: per file digests, saved search counts."""
+
+    files: dict[int, dict[int, Digest]] = field(default_factory=dict)
+    searches: dict[int, int] = field(default_factory=dict)
+
+
+def _measure(index: ChdbIndex | None, engine: Engine, case_ids: list[int]) -> IndexSide:
+    side = IndexSide()
+    for case_id in case_ids:
+        sha_of = {f.id: f.sha256 for f in case_files(engine, case_id)}
+        side.files[case_id] = index_digests(index, case_id, sha_of) if index else {}
+        for search_id, _name, query in _saved_searches(engine, case_id):
+            where = build_where(SearchRequest(case_id, query))
+            side.searches[search_id] = count_matches(index, where, None)[0] if index else 0
+    return side
+
+
+def measure_source(source: Source, case_ids: list[int]) -> IndexSide:
+    with _source_index(source) as index:
+        return _measure(index, source.engine, case_ids)
+
+
+def measure_target(target: Database, case_ids: list[int]) -> IndexSide:
+    settings: Settings = target.settings
+    with open_index(settings, "migrate verify") as index:
+        return _measure(index, target.engine, case_ids)
