@@ -55,6 +55,8 @@ TABLE_PHASES: dict[str, Phase] = {
     "detections": Phase.FINDINGS,
     "ioc_hits": Phase.FINDINGS,
     "event_marks": Phase.FINDINGS,
+    "event_notes": Phase.FINDINGS,
+    "story_items": Phase.FINDINGS,
     "audit": Phase.FINDINGS,
 }
 
@@ -64,6 +66,7 @@ NOT_COPIED: dict[str, str] = {
     "workers": "the source's live worker processes",
     "load_pieces": "pieces of files being parsed; the source is idle when it is migrated",
     "migration_checkpoints": "the target's own migration progress",
+    "case_deletions": "the source's own deletions: what they left to remove are paths there",
 }
 
 #: Columns that change by use or are re-derived on the target: left out of checksums.

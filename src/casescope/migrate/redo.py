@@ -3,8 +3,9 @@ forgotten, so that `run --cases NAME` copies it again. Nothing of another case i
 rows are selected by the case's own units (`phases.units`), and a segment or evidence file
 is deleted only when no file of another case still points at it.
 
-`forget_case` is the one entry point; the case delete of the case lifecycle (issue 23,
-item 3) is meant to take its place for the target's side.
+`forget_case` is the one entry point. It is not `services.case_delete`: a deleted case
+leaves a `case_deletions` record that keeps its id from ever being used again, while a
+re-done case must come back under the same id (keys are kept across a migration).
 """
 
 from __future__ import annotations
