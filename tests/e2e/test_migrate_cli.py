@@ -25,8 +25,10 @@ from casescope.config import Settings
 from casescope.model.db import Database
 from casescope.model.tables import Case, Detection, EvidenceFile
 from casescope.model.users import EventMark, TokenScope, User
-from casescope.services.marks import set_mark
+from casescope.services.marks import set_marks
+from casescope.services.notes import add_note
 from casescope.services.saved_searches import Owner, save_search
+from casescope.services.story import add_text
 from casescope.services.tokens import NewToken, create_token
 from casescope.web.app import create_app
 from tests.e2e.conftest import Cli
@@ -56,7 +58,8 @@ def _env_file(path: Path, home: Path, **more: str) -> Path:
 
 
 def _add_web_state(cli: Cli) -> str:
-    """A token of ana's, a mark and a saved search in case alpha; the token's value."""
+    """A token of ana's, a mark, a note, a story text and a saved search in case alpha; the
+    token's value."""
     db = cli.db()
     try:
         with db.read() as session:
@@ -64,7 +67,9 @@ def _add_web_state(cli: Cli) -> str:
             case_id = session.scalar(select(Case.id).where(Case.name == "alpha"))
             file_id = session.scalar(select(EvidenceFile.id).where(EvidenceFile.case_id == case_id))
         token, _ = create_token(db, SECRET, NewToken(user_id, "ci", 30, TokenScope.READ), 90, "t")
-        set_mark(db, case_id, (file_id, 3), EventMark.STAR, "", "ana")
+        set_marks(db, case_id, [(file_id, 3)], EventMark.STAR, "", "ana")
+        add_note(db, case_id, (file_id, 3), "ana", "seen on the DC first")
+        add_text(db, case_id, "Initial access", "ana")
         save_search(db, Owner(user_id, case_id), "whoami", {"q": "whoami"})
         return token
     finally:
@@ -141,6 +146,7 @@ def test_to_an_embedded_home(source: Source, tmp_path: Path) -> None:
     ).stdout
     assert "checks passed" in checked and "login of ana" in checked and "API token" in checked
     assert "saved search" in checked and "detections" in checked
+    assert "event_notes" in checked and "story_items" in checked
     phase = ("--phase", "findings", "--from", str(source.env_file), "--to", str(target))
     one = _migrate(tmp_path, "verify", *phase)
     assert "detections" in one.stdout and "config" not in one.stdout
