@@ -21,6 +21,7 @@ from casescope.services.cases import get_or_create_case, list_cases
 from casescope.services.doctor import Verification, verify_files
 from casescope.services.progress import FileSet, read_progress
 from casescope.services.reprocess import requeue_files, retry_operation
+from casescope.web.ids import MAX_ID
 from casescope.workqueue import queue
 from tests.integration.conftest import BOTH_DATABASES
 from tests.integration.ioc.conftest import run_worker
@@ -184,7 +185,7 @@ def test_a_cancelled_first_intake_is_cancelled_once_and_retry_is_offered_until_d
     p = ops.get_progress(db, operation_id)
     assert p.finished and (p.files_done, p.files_failed, p.files_cancelled) == (0, 0, 2)
     assert p.files_retryable == 2
-    progress = read_progress(db, FileSet(case.id, 0, 2**62))
+    progress = read_progress(db, FileSet(case.id, 0, MAX_ID))
     assert (progress.done, progress.failed, progress.cancelled, progress.completed) == (2, 0, 2, 0)
     assert [c.failed for c in list_cases(db)] == [0]
     retried = retry_operation(db, settings, operation_id, "test")

@@ -4,7 +4,7 @@ Read from the real app's `app.openapi()` (no server started): each JSON operatio
 answer (200 or 201) has a typed schema, a model with named fields, never `{}` or a bare
 `object`; each operation that answers something else (a stream, a text format) names its
 media types and is listed below with the reason; every id in a path is bounded as
-web/ids.py's `PathId` (1 to 2**63 - 1), every other integer in a path bounded too.
+web/ids.py's `PathId` (1 to 2**31 - 1), every other integer in a path bounded too.
 """
 
 from __future__ import annotations
