@@ -26,6 +26,7 @@ PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 #: An event's sequence number in its file (from 0).
 PathSeq = Annotated[int, Path(ge=0, le=MAX_SEQ)]
 BodyId = Annotated[int, Field(ge=1, le=MAX_ID)]
+BodySeq = Annotated[int, Field(ge=0, le=MAX_SEQ)]
 
 
 def parse_id(text: str) -> int | None:

@@ -17,7 +17,7 @@ from casescope.model.users import EventMark
 from casescope.services import story as st
 from casescope.services.report import ReportFormat
 from casescope.web.api import story as api
-from casescope.web.ids import MAX_ID, PathId
+from casescope.web.ids import MAX_ID, MAX_SEQ, PathId
 from casescope.web.pages import render
 from casescope.web.security import CaseRead, CaseScope, CaseWrite, State, local_path
 
@@ -68,7 +68,7 @@ def add_event_form(
     scope: CaseWrite,
     state: State,
     file_id: Annotated[int, Form(ge=1, le=MAX_ID)],
-    seq: Annotated[int, Form(ge=0, le=MAX_ID)],
+    seq: Annotated[int, Form(ge=0, le=MAX_SEQ)],
     back: Annotated[str, Form(max_length=4000)] = "",
 ) -> Response:
     """The "add to story" button of a search row or the event page."""

@@ -21,7 +21,7 @@ from casescope.services import story as st
 from casescope.services.report import Report, ReportFormat, build_report
 from casescope.services.report_render import render_report, report_filename
 from casescope.web.api.models import IsoTime, OkOut
-from casescope.web.ids import MAX_ID, BodyId, PathId
+from casescope.web.ids import BodyId, BodySeq, PathId
 from casescope.web.security import CaseRead, CaseScope, CaseWrite, State, audit
 from casescope.web.state import WebState
 
@@ -35,7 +35,7 @@ class EventRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     file_id: BodyId
-    seq: Annotated[int, Field(ge=0, le=MAX_ID)]
+    seq: BodySeq
 
 
 class AddEvents(BaseModel):
