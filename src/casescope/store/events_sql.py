@@ -158,3 +158,60 @@ DISK_BYTES = (
 )
 #: Merge the events table's parts now (a server's merges are its own business otherwise).
 OPTIMIZE = f"OPTIMIZE TABLE {EVENTS} FINAL"
+DELETE_CASE = f"DELETE FROM {EVENTS} WHERE case_id = {{c:UInt32}}"
+
+
+class Bookkeeping:
+    """The statements both transports run the same way, over their own `execute`, `scalar`
+    and `_rows` (a mixin of `ChdbIndex` and `ClickHouseServerIndex`)."""
+
+    def execute(self, sql: str, params: Mapping[str, object] | None = None) -> None:
+        raise NotImplementedError
+
+    def scalar(self, sql: str, params: Mapping[str, object] | None = None) -> Any:
+        raise NotImplementedError
+
+    def _rows(
+        self, sql: str, params: Mapping[str, object] | None, seconds: float | None = None
+    ) -> list[dict]:
+        raise NotImplementedError
+
+    def remove_partial(self, items: Sequence[LoadItem]) -> None:
+        """Delete what a failed INSERT of `items` may have written (a multi-block INSERT is
+        not atomic): their files' rows, or only the slice's rows for a slice."""
+        self.execute(*remove_rows(items))
+
+    def delete_files(self, file_ids: Sequence[int]) -> None:
+        if file_ids:
+            self.execute(DELETE_FILES, {"ids": list(file_ids)})
+
+    def delete_case(self, case_id: int) -> None:
+        """Every event of one case (a case deletion; nothing of any other case)."""
+        self.execute(DELETE_CASE, {"c": case_id})
+
+    def active_parts(self) -> int:
+        """Parts of the events table (each search reads every part that may match); from
+        `system.tables`, which costs less than counting `system.parts`."""
+        return int(self.scalar(ACTIVE_PARTS) or 0)
+
+    def files_present(self, file_ids: Sequence[int]) -> set[int]:
+        if not file_ids:
+            return set()
+        rows = self._rows(FILES_PRESENT, {"ids": list(file_ids)})
+        return {int(row["file_id"]) for row in rows}
+
+    def rows_present(self, item: LoadItem) -> bool:
+        """Whether the index holds any row of `item` (its file, or its slice)."""
+        return bool(self.scalar(*rows_present(item)))
+
+    def count(self, case_id: int | None = None) -> int:
+        if case_id is None:
+            return int(self.scalar(COUNT_ALL) or 0)
+        return int(self.scalar(COUNT_CASE, {"c": case_id}) or 0)
+
+    def counts_by_file(self, case_id: int) -> dict[int, int]:
+        rows = self._rows(COUNTS_BY_FILE, {"c": case_id})
+        return {int(r["file_id"]): int(r["n"]) for r in rows}
+
+    def disk_bytes(self) -> int:
+        return int(self.scalar(DISK_BYTES) or 0)

@@ -117,7 +117,7 @@ def connect(target: IndexTarget, timeouts: QueryTimeouts) -> Any:
         ) from error
 
 
-class ClickHouseServerIndex:
+class ClickHouseServerIndex(q.Bookkeeping):
     """The event index on a ClickHouse server (or clickhouse-connect's chDB interface)."""
 
     shared_by_processes = True
@@ -224,16 +224,6 @@ class ClickHouseServerIndex:
                 f"{DATABASE}.events", table.select(list(EVENT_COLUMNS)), settings=INSERT_SETTINGS
             )
 
-    def remove_partial(self, items: Sequence[LoadItem]) -> None:
-        self.execute(*q.remove_rows(items))
-
-    def delete_files(self, file_ids: Sequence[int]) -> None:
-        if file_ids:
-            self.execute(q.DELETE_FILES, {"ids": list(file_ids)})
-
-    def active_parts(self) -> int:
-        return int(self.scalar(q.ACTIVE_PARTS) or 0)
-
     def compact(self, on_step: Callable[[int], None] | None = None) -> int:
         """The parts there are: a server merges in its own time, for every client at once,
         and an OPTIMIZE of a shared table from one loader would hold the others up."""
@@ -241,24 +231,3 @@ class ClickHouseServerIndex:
 
     def reads_in_order(self) -> bool:
         return self.active_parts() <= IN_ORDER_MAX_PARTS
-
-    def files_present(self, file_ids: Sequence[int]) -> set[int]:
-        if not file_ids:
-            return set()
-        rows = self._rows(q.FILES_PRESENT, {"ids": list(file_ids)})
-        return {int(row["file_id"]) for row in rows}
-
-    def rows_present(self, item: LoadItem) -> bool:
-        return bool(self.scalar(*q.rows_present(item)))
-
-    def count(self, case_id: int | None = None) -> int:
-        if case_id is None:
-            return int(self.scalar(q.COUNT_ALL) or 0)
-        return int(self.scalar(q.COUNT_CASE, {"c": case_id}) or 0)
-
-    def counts_by_file(self, case_id: int) -> dict[int, int]:
-        rows = self._rows(q.COUNTS_BY_FILE, {"c": case_id})
-        return {int(r["file_id"]): int(r["n"]) for r in rows}
-
-    def disk_bytes(self) -> int:
-        return int(self.scalar(q.DISK_BYTES) or 0)

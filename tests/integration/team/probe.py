@@ -157,6 +157,8 @@ def main(home: Path, samples: Path, url: str | None) -> None:
             "by_file": {str(k): v for k, v in sorted(index.counts_by_file(1).items())},
             "parts": index.compact() > 0,
         }
+        index.delete_case(1)  # a case deletion
+        result["after_case_delete"] = index.count(1)
     finally:
         hasty.close()
         index.close()

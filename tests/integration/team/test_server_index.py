@@ -104,6 +104,7 @@ def test_server_transport_answers_as_the_embedded_index(
     assert embedded["after_delete"]["by_file"] == {
         k: v for k, v in embedded["bundle"].items() if k != "2"
     }
+    assert embedded["after_case_delete"] == 0
 
 
 @pytest.fixture
