@@ -4,16 +4,15 @@ renamed to `noun.verb`, the others are kept as they were, and the column takes o
 from __future__ import annotations
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import select, text
 from sqlalchemy.exc import StatementError
 
 from casescope.config import Settings
-from casescope.model.db import MIGRATIONS_DIR, Database, make_engine
+from casescope.model.db import Database, make_engine
 from casescope.model.enums import LEGACY_AUDIT_ACTIONS, AuditAction
 from casescope.model.tables import AuditRecord
 from casescope.services.audit import audit_rows
+from tests.integration.migrations import migrate as _migrate
 
 #: Rows as casescope wrote them before 0020, and what each is called after.
 OLD_ROWS = {
@@ -23,16 +22,6 @@ OLD_ROWS = {
     "user.login_failed": "user.login_failed",
     "pool.failed": "pool.failed",
 }
-
-
-def _migrate(settings: Settings, revision: str, *, down: bool = False) -> None:
-    engine = make_engine(settings)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        (command.downgrade if down else command.upgrade)(config, revision)
-    engine.dispose()
 
 
 def _stored(settings: Settings) -> dict[str, str]:

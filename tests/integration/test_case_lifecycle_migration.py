@@ -3,14 +3,13 @@ marked failed ("cancelled: ...") become cancelled, other failures stay failed; a
 
 from __future__ import annotations
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
 
 from casescope.config import Settings
-from casescope.model.db import MIGRATIONS_DIR, Database, make_engine
+from casescope.model.db import Database, make_engine
 from casescope.model.enums import CaseStatus, FileStatus
 from casescope.services.case_lifecycle import case_settings
+from tests.integration.migrations import migrate as _migrate
 
 ERRORS = {
     1: "cancelled: operation 3 cancelled by web:alice",
@@ -18,16 +17,6 @@ ERRORS = {
     3: "evidence file is missing: /x",  # a real failure
     4: "a log line about cancelled: work",  # not written by a cancel
 }
-
-
-def _migrate(settings: Settings, revision: str, *, down: bool = False) -> None:
-    engine = make_engine(settings)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        (command.downgrade if down else command.upgrade)(config, revision)
-    engine.dispose()
 
 
 def _statuses(settings: Settings) -> dict[int, str]:

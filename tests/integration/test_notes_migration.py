@@ -3,24 +3,13 @@ were there, takes notes, and goes again on a downgrade (the marks stay)."""
 
 from __future__ import annotations
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import inspect, text
 
 from casescope.config import Settings
-from casescope.model.db import MIGRATIONS_DIR, Database, make_engine
+from casescope.model.db import Database, make_engine
 from casescope.services.cases import get_or_create_case
 from casescope.services.notes import add_note, event_notes
-
-
-def _migrate(settings: Settings, revision: str, *, down: bool = False) -> None:
-    engine = make_engine(settings)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        (command.downgrade if down else command.upgrade)(config, revision)
-    engine.dispose()
+from tests.integration.migrations import migrate as _migrate
 
 
 def _tables(settings: Settings) -> set[str]:

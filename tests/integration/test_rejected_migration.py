@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import text
 
 from casescope.config import Settings
-from casescope.model.db import MIGRATIONS_DIR, Database, make_engine
+from casescope.model.db import Database, make_engine
 from casescope.services.cases import list_cases
+from tests.integration.migrations import migrate as _migrate
 
 NOT_EVIDENCE = "not recognised as evidence (EVTX, NDJSON/JSONL or CSV) by its content"
 #: (name, status before, error) -> status after.
@@ -18,16 +17,6 @@ FILES = {
     ("broken.evtx", "failed", "EVTX header is damaged"): "failed",
     ("good.evtx", "completed", None): "completed",
 }
-
-
-def _migrate(settings: Settings, revision: str, *, down: bool = False) -> None:
-    engine = make_engine(settings)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        (command.downgrade if down else command.upgrade)(config, revision)
-    engine.dispose()
 
 
 def _statuses(settings: Settings) -> dict[str, str]:

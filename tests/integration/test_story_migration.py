@@ -6,28 +6,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import inspect, text
 
 from casescope.config import Settings
 from casescope.errors import CasescopeError
-from casescope.model.db import MIGRATIONS_DIR, Database, make_engine
+from casescope.model.db import Database, make_engine
 from casescope.model.users import Role
 from casescope.services import saved_searches as ss
 from casescope.services import story as st
 from casescope.services.cases import create_case
 from casescope.services.users import create_user
-
-
-def _migrate(settings: Settings, revision: str, *, down: bool = False) -> None:
-    engine = make_engine(settings)
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        (command.downgrade if down else command.upgrade)(config, revision)
-    engine.dispose()
+from tests.integration.migrations import migrate as _migrate
 
 
 def _columns(settings: Settings, table: str) -> set[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
@@ -17,6 +16,7 @@ from casescope.model.db import (
     make_engine,
     schema_revisions,
 )
+from tests.integration.migrations import migrate
 
 
 def test_schema_heads_are_the_scripts_heads() -> None:
@@ -27,12 +27,8 @@ def test_schema_heads_are_the_scripts_heads() -> None:
 
 def test_a_database_behind_the_heads_is_migrated(tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home")
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    migrate(settings, "0020")
     engine = make_engine(settings)
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "0020")
     assert schema_revisions(engine) == {"0020"} != SCHEMA_HEADS
     engine.dispose()
     db = Database(settings)
