@@ -8,6 +8,7 @@ on a page the browser is told not to store. Deleting a user asks for the name ty
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Annotated
 
@@ -167,6 +168,22 @@ def _grants_page(
     return page
 
 
+def _change_grant(
+    change: Callable[..., object],
+    request: Request,
+    state: State,
+    admin: Admin,
+    username: str,
+    case_id: int,
+) -> Response:
+    """Grant or revoke through the API's route; a refusal shows the page again with why."""
+    try:
+        change(username, case_id, state, admin)
+    except HTTPException as exc:
+        return _grants_page(request, state, admin, error=str(exc.detail), status=exc.status_code)
+    return RedirectResponse("/admin/grants", status_code=303)
+
+
 @router.get("/admin/grants")
 def grants_page(request: Request, state: State, admin: Admin) -> HTMLResponse:
     return _grants_page(request, state, admin)
@@ -180,11 +197,7 @@ def grant(
     username: UserName,
     case_id: FormId,
 ) -> Response:
-    try:
-        users_api.grant(username, case_id, state, admin)
-    except HTTPException as exc:
-        return _grants_page(request, state, admin, error=str(exc.detail), status=exc.status_code)
-    return RedirectResponse("/admin/grants", status_code=303)
+    return _change_grant(users_api.grant, request, state, admin, username, case_id)
 
 
 @router.post("/admin/grants/revoke")
@@ -195,8 +208,4 @@ def revoke(
     username: UserName,
     case_id: FormId,
 ) -> Response:
-    try:
-        users_api.revoke(username, case_id, state, admin)
-    except HTTPException as exc:
-        return _grants_page(request, state, admin, error=str(exc.detail), status=exc.status_code)
-    return RedirectResponse("/admin/grants", status_code=303)
+    return _change_grant(users_api.revoke, request, state, admin, username, case_id)
