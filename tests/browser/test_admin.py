@@ -137,7 +137,7 @@ def test_rule_sets_page_imports_a_zip_and_disables_a_level(
         page.goto(f"{base}/admin/rules")
         page.check("#toggle-form input[name=levels][value=low]")
         page.click("#toggle-form button:has-text('Disable')")
-        assert "1 rules disabled" in page.inner_text("#change-result")
+        assert "1 rule disabled" in page.inner_text("#change-result")
         assert page.inner_text("#rule-sets tr[data-source='demo-rules'] td.running") == "1"
         page.screenshot(path=str(artifacts_dir(tmp_path) / "admin-rules.png"), full_page=True)
         folder = tmp_path / "folder-rules"
@@ -147,4 +147,4 @@ def test_rule_sets_page_imports_a_zip_and_disables_a_level(
         page.set_input_files("#rule-folder", str(folder))
         page.fill("#import-form input[name=name]", "from-a-folder")
         page.click("#import-form button[type=submit]")
-        assert "from-a-folder: 1 rules loaded" in page.inner_text("#import-result")
+        assert "from-a-folder: 1 rule loaded" in page.inner_text("#import-result")

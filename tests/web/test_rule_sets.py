@@ -219,7 +219,7 @@ def test_the_page_imports_toggles_and_shows_rule_text_inert(rules_web: Web) -> N
     assert "<script>alert(1)</script>" not in r.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in r.text
     changed = form(admin, "/admin/rules/disable", levels="low", source="page-set")
-    assert changed.status_code == 200 and "1 rules disabled" in changed.text
+    assert changed.status_code == 200 and "1 rule disabled" in changed.text
     listed = admin.get("/admin/rules", params={"source": "page-set", "failed": "true"})
     assert 'class="error rule-error"' in listed.text and "bad.yml" in listed.text
     nothing = form(admin, "/admin/rules/enable", source="page-set")

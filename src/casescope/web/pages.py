@@ -40,7 +40,7 @@ from casescope.web.security import (
 from casescope.web.state import WebState
 from casescope.web.table_links import TableLinks
 from casescope.web.timefmt import DEFAULT_ZONE, when
-from casescope.web.units import human_size
+from casescope.web.units import counted, human_size
 
 #: Characters shown as visible escapes: NUL and the bidi controls that reorder text (event
 #: data is attacker-controlled, and U+202E can make `exe.txt` read as `txt.exe`).
@@ -78,6 +78,7 @@ TEMPLATES.env.filters["level_class"] = level_class
 TEMPLATES.env.filters["level_edge"] = level_edge
 TEMPLATES.env.filters["highlight"] = mark
 TEMPLATES.env.filters["size"] = human_size
+TEMPLATES.env.filters["counted"] = counted
 LOGIN_CSRF_COOKIE = "casescope_login_csrf"
 router = APIRouter(include_in_schema=False)
 

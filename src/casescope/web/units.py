@@ -16,3 +16,10 @@ def human_size(size: int | None) -> str:
             return f"{int(value):,} {unit}" if unit == UNITS[0] else f"{value:,.1f} {unit}"
         value /= STEP
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns at the last unit
+
+
+def counted(count: int, noun: str, plural: str | None = None) -> str:
+    """`count` with thousands separators and its noun in the right number: "1 hit",
+    "2,345 hits" (`plural` where adding an "s" is wrong)."""
+    word = noun if count == 1 else plural or f"{noun}s"
+    return f"{count:,} {word}"
