@@ -91,22 +91,29 @@ def test_upload_shows_bytes_and_rows_live(
 
 
 def test_a_closed_case_refuses_an_upload(server: str, attack_samples: Path) -> None:
+    """A closed case's Evidence page offers no upload; a page opened before the case was
+    closed still has the form, and its upload is refused with the reason."""
     case_id = _new_case(server, "closing case")
     with chromium_page() as page:
         log_in(page, server)
-        page.goto(f"{server}/cases/{case_id}/settings")
-        page.select_option("#case-status-select", "closed")
-        page.click("#case-settings-form button[type=submit]")
-        assert page.inner_text("#case-status") == "closed"
-        page.goto(f"{server}/cases/{case_id}/evidence")
+        page.goto(f"{server}/cases/{case_id}/evidence")  # opened while the case is open
+        other = page.context.browser.new_context(viewport=page.viewport_size).new_page()
+        log_in(other, server)
+        other.goto(f"{server}/cases/{case_id}/settings")
+        other.select_option("#case-status-select", "closed")
+        other.click("#case-settings-form button[type=submit]")
+        assert other.inner_text("#case-status") == "closed"
+        other.goto(f"{server}/cases/{case_id}/evidence")
+        assert "closed" in other.inner_text("#case-closed")
+        assert other.locator("#upload-form").count() == 0
         page.set_input_files("#upload-files", [str(attack_samples / SAMPLES[0])])
         page.click("#upload-form button[type=submit]")
         page.wait_for_selector("#upload-status:has-text('upload failed')")
         assert "closed and read-only" in page.inner_text("#upload-status")
-        page.goto(f"{server}/cases/{case_id}/settings")
-        page.select_option("#case-status-select", "open")
-        page.click("#case-settings-form button[type=submit]")
-        assert page.inner_text("#case-status") == "open"
+        other.goto(f"{server}/cases/{case_id}/settings")
+        other.select_option("#case-status-select", "open")
+        other.click("#case-settings-form button[type=submit]")
+        assert other.inner_text("#case-status") == "open"
 
 
 def test_delete_a_case_and_the_other_is_untouched(

@@ -32,6 +32,7 @@ from casescope.services.story import add_text
 from casescope.services.tokens import NewToken, create_token
 from casescope.web.app import create_app
 from tests.e2e.conftest import Cli
+from tests.integration.migrations import migrate as migrate_to
 from tests.postgres import PostgresCluster
 
 ALPHA = (
@@ -293,10 +294,10 @@ def test_a_missing_evidence_file_is_reported_and_the_rest_migrated(
 
 def test_a_source_at_an_older_revision_is_read_from_an_upgraded_copy(tmp_path: Path) -> None:
     old = tmp_path / "old"
-    Database(Settings(home=old)).dispose()
-    with sqlite3.connect(old / "casescope.db") as connection:  # as before migration 0026
-        connection.execute("DROP TABLE migration_checkpoints")
-        connection.execute("UPDATE alembic_version SET version_num = '0020'")
+    old_settings = Settings(home=old)
+    old_settings.home_dir.mkdir(parents=True)
+    migrate_to(old_settings, "0020")  # a home of a casescope before notes, stories, migrate
+    with sqlite3.connect(old / "casescope.db") as connection:
         connection.execute(
             "INSERT INTO cases (name, description, created_at) "
             "VALUES ('x', '', '2024-01-01 00:00:00.000000')"
