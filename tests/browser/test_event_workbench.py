@@ -107,7 +107,7 @@ def _search(page, base: str, case_id: int, query: str) -> None:  # type: ignore[
     page.goto(f"{base}/cases/{case_id}/search")
     page.fill("#search-form input[name=q]", query)
     page.click("#search-form button[type=submit]")
-    assert "matching events" in page.inner_text("#result-count")
+    assert "matching event" in page.inner_text("#result-count")
 
 
 def test_event_page_rules_pivot_context_and_neighbours(

@@ -48,7 +48,7 @@ def test_login_upload_search_tag_export(server: str, attack_samples: Path, tmp_p
         page.click("nav >> text=Search")
         page.fill("#search-form input[name=q]", "")
         page.click("#search-form button[type=submit]")
-        assert "matching events" in page.inner_text("#result-count")
+        assert "matching event" in page.inner_text("#result-count")
         page.click("a.event-link >> nth=0")
         page.click("#raw-json summary")  # the original record is collapsed under the fields
         assert page.inner_text("#raw")

@@ -76,7 +76,7 @@ def _search(page, base: str, case_id: int, query: str) -> int:  # type: ignore[n
     page.goto(f"{base}/cases/{case_id}/search")
     page.fill("#search-form input[name=q]", query)
     page.click("#search-form button[type=submit]")
-    assert "matching events" in page.inner_text("#result-count")
+    assert "matching event" in page.inner_text("#result-count")
     return page.locator("#results tbody tr .row-select").count()
 
 
