@@ -139,3 +139,36 @@ def test_the_favicon_is_served_from_the_app(web: Web) -> None:
     icon = web.anonymous.get("/static/favicon.svg")
     assert icon.status_code == 200 and icon.text.startswith("<svg")
     assert '<link rel="icon" href="/static/favicon.svg"' in web.clients["reader"].get("/").text
+
+
+def test_a_completed_file_not_yet_in_the_index_reads_indexing(web: Web) -> None:
+    """Parsed is not searchable: until the index owner loads a file's events, the evidence
+    page and its live rows say "indexing" (an analyst who searched then saw 0 events)."""
+    from casescope.model.enums import FileStatus, FileType, IndexState
+    from casescope.model.tables import EvidenceFile
+
+    with web.db.session() as session:
+        row = EvidenceFile(
+            case_id=web.case_id,
+            sha256="ab" * 32,
+            size_bytes=10,
+            file_type=FileType.NDJSON,
+            original_path="upload:parsed.ndjson",
+            stored_path="/nonexistent/parsed.ndjson",
+            status=FileStatus.COMPLETED,
+            index_state=IndexState.PENDING,  # no segment: the loader leaves it alone
+        )
+        session.add(row)
+        session.flush()
+        file_id = row.id
+    client = web.clients["analyst"]
+    page = client.get(f"/cases/{web.case_id}/evidence").text
+    assert '<td class="status status-indexing">indexing</td>' in page
+    (api_row,) = client.get(
+        f"/api/cases/{web.case_id}/files/rows", params={"first_id": file_id, "last_id": file_id}
+    ).json()
+    assert (api_row["status"], api_row["index_state"]) == ("completed", "pending")
+    with web.db.session() as session:
+        session.get(EvidenceFile, file_id).index_state = IndexState.LOADED
+    page = client.get(f"/cases/{web.case_id}/evidence").text
+    assert '<td class="status status-completed">completed</td>' in page

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from casescope.config import Settings
 from casescope.model.db import Database
-from casescope.model.enums import RETRYABLE_FILE_STATES, FileStatus, Operation
+from casescope.model.enums import RETRYABLE_FILE_STATES, FileStatus, IndexState, Operation
 from casescope.model.tables import EvidenceFile
 from casescope.services.progress import FileSet
 from casescope.services.reprocess import Requeued, requeue_files
@@ -32,6 +32,14 @@ class FileRow:
     completed_at: datetime | None
     sha256: str = ""
     warnings: str = ""  # what could not be read, a line each (the rest was kept)
+
+    @property
+    def shown_status(self) -> str:
+        """The status as pages draw it: a completed file whose events the index owner has not
+        loaded yet is not searchable yet, so it reads "indexing" (static/app.js alike)."""
+        if self.status == FileStatus.COMPLETED and self.index_state == IndexState.PENDING:
+            return "indexing"
+        return self.status
 
     @property
     def percent(self) -> int:

@@ -61,12 +61,19 @@
     say(statusEl, `uploading: ${human(loaded)} of ${human(total)}${rate}`);
   }
 
+  // A completed file whose events the index owner has not loaded yet is not searchable yet:
+  // shown as "indexing" until it is (as the server draws it, evidence.html).
+  function shownStatus(f) {
+    return f.status === "completed" && f.index_state === "pending" ? "indexing" : f.status;
+  }
+
   function cells(f) {
+    const shown = shownStatus(f);
     const warnings = (f.warnings || "").split("\n").filter(Boolean);
     const bar = el("progress"); bar.max = 100; bar.value = f.percent;
     return [
       ["", null], [String(f.id)], [f.name, "name"], [f.file_type], [human(f.size_bytes), "size"],
-      [f.status + (f.hidden ? " (hidden)" : ""), `status status-${f.status}`], [bar],
+      [shown + (f.hidden ? " (hidden)" : ""), `status status-${shown}`], [bar],
       [String(f.event_count || f.events_processed), "events"],
       [f.error || warnings[0] || "", "err"],
     ];
@@ -103,7 +110,8 @@
   }
 
   function follow(caseId, first, last, operationId) {
-    let from = first, busy = false, again = false, source = null;
+    let from = first, busy = false, again = false, source = null, indexing = false,
+      timer = null;
     async function refresh() {
       if (busy) { again = true; return; }
       busy = true;
@@ -113,18 +121,22 @@
         if (!r.ok) { say(progressEl, `progress unavailable (${r.status})`); return; }
         const rows = await r.json();
         rows.forEach(upsert);
-        const open = rows.filter((f) => !TERMINAL.includes(f.status));
+        const open = rows.filter((f) => !TERMINAL.includes(shownStatus(f)));
         const done = rows.length - open.length;
+        indexing = open.some((f) => shownStatus(f) === "indexing");
         say(progressEl, `${done} of ${rows.length} new files finished`);
         if (open.length) { from = open[0].id; } else if (rows.length) { from = rows[rows.length - 1].id + 1; }
         if (from > last) {
-          say(progressEl, "every new file is processed");
+          say(progressEl, "every new file is processed and searchable");
           if (source) { source.close(); }
           return;
         }
       } finally { busy = false; }
       if (again) { again = false; refresh(); }
-      if (!source) { setTimeout(refresh, 1000); }
+      // loading into the index sends no operation event: poll while nothing else will come
+      if ((!source || indexing) && !timer) {
+        timer = setTimeout(() => { timer = null; refresh(); }, 1000);
+      }
     }
     if (operationId !== null && typeof EventSource !== "undefined") {
       source = new EventSource(`/api/cases/${caseId}/operations/${operationId}/events`);
