@@ -58,6 +58,9 @@ def test_a_closed_case_refuses_every_change(two: Cli, attack_samples: Path) -> N
         ("reindex", "--case", "one", "--no-wait"),
         ("ioc", "add", "--case", "one", "10.9.8.7"),
         ("exclusions", "add", "--case", "one", "--rule", "any"),
+        ("mark", "tag", "--case", "one", "--event", "1:1", "closed-tag"),
+        ("mark", "star", "--case", "one", "--query", "*"),
+        ("note", "add", "--case", "one", "--event", "1:1", "a note on a closed case"),
     ):
         refused = two.run(*command, check=False)
         assert refused.returncode == 1 and "closed and read-only" in refused.stderr, command

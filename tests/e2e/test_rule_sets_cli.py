@@ -32,7 +32,7 @@ def test_sets_and_toggle_by_tag(cli: Cli, tmp_path: Path) -> None:
     cli.run("rules", "import", str(root))
     assert cells(cli) == ["demo", "3", "2", "1"]  # rows, running, cannot run
     done = cli.run("rules", "disable", "--tag", "attack.t1059*", "--source", "demo").stdout
-    assert "1 rules disabled" in done
+    assert "1 rule disabled" in done
     alone = cli.run("rules", "enable", "--source", "demo", check=False)
     assert alone.returncode == 1 and "--tag" in alone.stdout + alone.stderr
     assert cells(cli) == ["demo", "3", "1", "1"]

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 
+import click
 import pytest
+import typer.main
 from typer.testing import CliRunner
 
 from casescope.cli.app import COMMANDS, app, load_command
@@ -42,6 +45,26 @@ def test_help_lists_every_command_with_its_summary() -> None:
     for name in COMMANDS:
         assert f" {name} " in result.output
         assert load_command(name).get_short_help_str()
+
+
+def _leaf_commands(command: object, path: tuple[str, ...] = ()) -> Iterator[tuple[str, object]]:
+    if hasattr(command, "list_commands"):
+        ctx = click.Context(command)
+        for name in command.list_commands(ctx):
+            yield from _leaf_commands(command.get_command(ctx, name), (*path, name))
+    else:
+        yield " ".join(path), command
+
+
+def test_every_summary_is_one_paragraph_line() -> None:
+    """A command's first help paragraph is its one-line summary in command lists; a line
+    break there is drawn as a break mid-sentence (`casescope --help` showed four)."""
+    broken = [
+        name
+        for name, command in _leaf_commands(typer.main.get_command(app))
+        if "\n" in (command.help or "").strip().split("\n\n")[0]
+    ]
+    assert not broken
 
 
 def test_unknown_command_is_refused() -> None:

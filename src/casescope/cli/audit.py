@@ -44,8 +44,10 @@ def audit(
     limit: Annotated[int, typer.Option(help="Rows, newest first.", min=1)] = 200,
     fmt: Annotated[OutputFormat, format_option()] = OutputFormat.TABLE,
 ) -> None:
-    """The audit log: every pipeline step with its timing and counts, and every action
-    (intake, refusals at intake, exports, re-processing, rule and IOC changes, logins)."""
+    """The audit log: every pipeline step and every action.
+
+    Steps with their timing and counts; actions: intake, refusals at intake, exports,
+    re-processing, rule and IOC changes, logins."""
     wanted = AuditAction.parse(action) if action is not None else None
     start, end = read_time(since), read_time(until)
     ctx = open_app("audit")

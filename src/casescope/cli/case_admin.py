@@ -100,8 +100,11 @@ def delete(
         bool, typer.Option("--yes", help="Do not ask: for scripts (the name is the argument).")
     ] = False,
 ) -> None:
-    """Delete a case: every row of it, its events, and its evidence files and segments that
-    no other case uses. Nothing of any other case is touched. Asks for the name again."""
+    """Delete a case: its rows, events, and files no other case uses.
+
+    Every row of the case, its events in the index, and its evidence files and segments that
+    no other case uses are removed; nothing of any other case is touched. Asks for the name
+    again (or `--yes`)."""
     ctx = open_app("case delete")
     case_id = case_id_by_name(ctx.db, name)
     with open_index(ctx.settings, role="casescope case delete") as index:

@@ -141,8 +141,10 @@ def detections(
     ] = None,
     fmt: Annotated[OutputFormat, format_option()] = OutputFormat.TABLE,
 ) -> None:
-    """Sigma detections of a case: by rule (table) or every hit (jsonl/csv); --timeline for
-    the hits in time order with their events' summaries; --navigator for an ATT&CK layer."""
+    """Sigma detections of a case: by rule (table) or every hit (jsonl/csv).
+
+    --timeline for the hits in time order with their events' summaries; --navigator for an
+    ATT&CK Navigator layer."""
     if timeline and navigator:
         raise CasescopeError("choose --timeline or --navigator, not both")
     ctx = open_app("detections")

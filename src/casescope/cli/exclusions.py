@@ -46,8 +46,9 @@ def add(
     ] = None,
     note: Annotated[str, typer.Option(help="Why (shown in the list).")] = "",
 ) -> None:
-    """Hide a rule's hits in the case (all, or where fields hold values), or those a Sigma
-    filter document excludes."""
+    """Hide a rule's hits in the case (all, or where fields hold values).
+
+    Or those a Sigma filter document excludes."""
     ctx = open_app("exclusions add")
     case_id = get_case(ctx.db, case).id
     document = ""
@@ -97,8 +98,9 @@ def remove(
 @app.command("apply")
 @friendly_errors
 def apply(case: CaseOpt) -> None:
-    """Re-decide every hit of the case against its exclusions (after an exclusion changed
-    while files were being evaluated)."""
+    """Re-decide every hit of the case against its exclusions.
+
+    For when an exclusion changed while files were being evaluated."""
     ctx = open_app("exclusions apply")
     hidden = apply_all(ctx.db, get_case(ctx.db, case).id)
     console.print(f"{hidden:,} hits hidden", highlight=False)

@@ -32,6 +32,7 @@ from casescope.services.iocs import (
 from casescope.services.iocs import add_iocs as add_iocs_service
 from casescope.store.index import EventIndex
 from casescope.store.owner import open_index
+from casescope.units import counted
 
 app = typer.Typer(help="Manage a case's IOCs (indicators of compromise).", no_args_is_help=True)
 
@@ -166,8 +167,8 @@ def import_(
     for error in change.errors:
         err_console.print(shown(f"line {error.line}: {error.message}"))
     console.print(
-        f"imported {len(change.added):,} IOCs ({change.existing:,} already in the case, "
-        f"{change.duplicates:,} repeated, {len(change.errors):,} bad lines)",
+        f"imported {counted(len(change.added), 'IOC')} ({change.existing:,} already in the case, "
+        f"{change.duplicates:,} repeated, {counted(len(change.errors), 'bad line')})",
         highlight=False,
     )
     _report(ctx, change, no_wait)

@@ -120,8 +120,9 @@ def reindex(
     no_wait: Annotated[bool, typer.Option("--no-wait", help="Queue and return.")] = False,
     field_map: MapOpt = None,
 ) -> None:
-    """Re-parse and re-index files of a case (all of them, or the given ids); with --map,
-    under a new field map (it replaces the one given at ingest)."""
+    """Re-parse and re-index files of a case (all of them, or the given ids).
+
+    With --map, under a new field map (it replaces the one given at ingest)."""
     mapping = parse_field_map(field_map) if field_map else None
     ctx = open_app("reindex")
     case_row = get_case(ctx.db, case)
@@ -151,8 +152,10 @@ def doctor(
         ),
     ] = False,
 ) -> None:
-    """Check the mode and its parts (metadata DB, event index, home), then that every file
-    is accounted for; re-queue orphans, release dead leases."""
+    """Check the deployment, then that every file is accounted for.
+
+    The mode and its parts (metadata DB, event index, home) first; then every file: orphans
+    re-queued, dead leases released."""
     ctx = open_app("doctor")
     deployment = check_deployment(ctx.settings, ctx.db)
     _print_deployment(deployment)

@@ -67,8 +67,9 @@ def _names(cases: str | None) -> list[str] | None:
 @app.command("plan")
 @friendly_errors
 def plan_(source: FromOpt, target: ToOpt, phase: PhaseOpt = None, cases: CasesOpt = None) -> None:
-    """What each phase would copy (rows, files, bytes) and an estimated time, from rates
-    measured by bench/migrate.py."""
+    """What each phase would copy (rows, files, bytes) and an estimated time.
+
+    The estimate is from rates measured by bench/migrate.py."""
     with runner.endpoints(source, target, _names(cases)) as ends:
         plans = plan(ends.source, _phases(phase), list(ends.cases))
     _print_plan(plans)
@@ -155,8 +156,9 @@ def run(
         ),
     ] = False,
 ) -> None:
-    """Copy the phases (all, or --phase) of the cases (all, or --cases). Run it again to go
-    on after an interruption: done rows and files are not copied twice."""
+    """Copy the phases (all, or --phase) of the cases (all, or --cases).
+
+    Run it again to go on after an interruption: done rows and files are not copied twice."""
     started = time.perf_counter()
     if redo and not _names(cases):
         raise CasescopeError("--redo re-does the cases named by --cases: name them")
@@ -222,8 +224,10 @@ def verify(
         bool, typer.Option("--failures-only", help="Print only the checks that failed.")
     ] = False,
 ) -> None:
-    """Compare source and target: rows and checksums per table and case, events per file,
-    evidence present, saved search counts; exits 1 on any difference."""
+    """Compare source and target; exits 1 on any difference.
+
+    Rows and checksums per table and case, events per file, evidence present, saved search
+    counts."""
     credentials = (login, typer.prompt(f"password of {login}", hide_input=True)) if login else None
     value = typer.prompt("API token", hide_input=True) if token else None
     with runner.endpoints(source, target, _names(cases)) as ends:
@@ -239,8 +243,9 @@ def verify(
 @app.command("status")
 @friendly_errors
 def status(target: ToOpt) -> None:
-    """The target's migration checkpoints: per source, phase and table, rows and bytes
-    copied, done or not, and problems recorded."""
+    """The target's migration checkpoints and the problems recorded.
+
+    Per source, phase and table: rows and bytes copied, done or not."""
     db = open_target(settings_from(target))
     try:
         rows = all_checkpoints(db)

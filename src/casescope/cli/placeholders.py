@@ -10,6 +10,7 @@ from rich.table import Table
 from casescope.cli.common import console, friendly_errors, open_app, shown
 from casescope.detect.placeholders import parse_values
 from casescope.services.placeholders import list_placeholders, set_placeholders
+from casescope.units import counted
 
 app = typer.Typer(
     help="Values of Sigma |expand placeholders (%known_cdcs%...).", no_args_is_help=True
@@ -21,7 +22,7 @@ def _report(changed: int, rules: int) -> None:
         console.print("nothing changed", highlight=False)
         return
     console.print(
-        f"{rules:,} rules now compile or no longer do; re-run with `casescope rules run`",
+        f"{counted(rules, 'rule')} now compile or no longer do; re-run with `casescope rules run`",
         highlight=False,
     )
 

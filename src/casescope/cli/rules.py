@@ -19,6 +19,7 @@ from casescope.services.placeholders import load_placeholder_file, set_placehold
 from casescope.services.reprocess import requeue_files
 from casescope.services.rule_sets import rule_sets
 from casescope.store.rulesets import RuleSelector, import_rules, list_rules, set_enabled
+from casescope.units import counted
 
 app = typer.Typer(help="Import and list Sigma rules.", no_args_is_help=True)
 app.add_typer(placeholders_app, name="placeholders")
@@ -44,8 +45,8 @@ def import_(
     with console.status("loading and compiling rules..."):
         report = import_rules(ctx.db, ctx.settings, path, name)
     console.print(
-        f"{report.source}: {report.rules:,} rules loaded ({report.warned:,} with warnings, "
-        f"{report.off:,} off by the rule set's defaults), {report.failed:,} cannot run "
+        f"{report.source}: {counted(report.rules, 'rule')} loaded ({report.warned:,} with "
+        f"warnings, {report.off:,} off by the rule set's defaults), {report.failed:,} cannot run "
         "(see `casescope rules list --failed`)",
         highlight=False,
     )
@@ -116,7 +117,9 @@ def _toggle(enabled: bool, criteria: _Criteria) -> None:
     selector = criteria.selector()
     changed = set_enabled(ctx.db, ctx.settings, selector, enabled)
     state = "enabled" if enabled else "disabled"
-    console.print(f"{changed:,} rules {state}; re-run with `casescope rules run`", highlight=False)
+    console.print(
+        f"{counted(changed, 'rule')} {state}; re-run with `casescope rules run`", highlight=False
+    )
 
 
 @app.command("enable")
@@ -129,8 +132,9 @@ def enable(
     tags: TagOpt = None,
     sources: SourceOpt = None,
 ) -> None:
-    """Enable rules by id, level, status, tag or path, within rule sets (criteria combine
-    with AND)."""
+    """Enable rules by id, level, status, tag or path, within rule sets.
+
+    The criteria combine with AND."""
     _toggle(True, _Criteria(ids, levels, statuses, path, tags, sources))
 
 
@@ -144,8 +148,9 @@ def disable(
     tags: TagOpt = None,
     sources: SourceOpt = None,
 ) -> None:
-    """Disable rules by id, level, status, tag or path, within rule sets (criteria combine
-    with AND)."""
+    """Disable rules by id, level, status, tag or path, within rule sets.
+
+    The criteria combine with AND."""
     _toggle(False, _Criteria(ids, levels, statuses, path, tags, sources))
 
 

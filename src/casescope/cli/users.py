@@ -167,8 +167,9 @@ def delete(
     username: UserArg,
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
 ) -> None:
-    """Delete a user, with their sessions, tokens, grants and saved searches; their audit
-    rows and event marks stay, under their name."""
+    """Delete a user, with their sessions, tokens, grants and saved searches.
+
+    Their audit rows and event marks stay, under their name."""
     ctx = open_app("user")
     get_by_name(ctx.db, username)  # a clear error before the question
     if not yes:

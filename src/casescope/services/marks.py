@@ -22,6 +22,7 @@ from casescope.errors import CasescopeError
 from casescope.model.db import Database
 from casescope.model.tables import utcnow
 from casescope.model.users import EventMark, EventMarkRecord
+from casescope.services.case_lifecycle import ensure_open
 from casescope.store.query import Literal, Marked
 from casescope.store.query_parse import MarkField, MarkState, Pattern
 from casescope.store.query_sql import like_pattern, lowered_parts
@@ -93,6 +94,7 @@ def set_marks(
 
     One multi-row insert that skips the marks already there (bench/marks.py: 100,000 ORM
     objects after a lookup of which existed took 35 s)."""
+    ensure_open(db, case_id)
     label = mark_label(mark, label)
     now = utcnow()
     rows = [
@@ -119,6 +121,7 @@ def clear_marks(
     db: Database, case_id: int, events: Sequence[EventKey], mark: EventMark, label: str = ""
 ) -> int:
     """Remove one mark from each of `events` that has it, in one transaction; how many."""
+    ensure_open(db, case_id)
     label = label.strip() if mark is EventMark.TAG else ""
     keys = [{"f": f, "s": s} for f, s in sorted(set(events))]
     if not keys:

@@ -20,6 +20,7 @@ from casescope.model.db import Database
 from casescope.model.enums import AuditAction
 from casescope.model.tables import AuditRecord, utcnow
 from casescope.model.users import EventNote
+from casescope.services.case_lifecycle import ensure_open
 from casescope.services.marks import like_of
 from casescope.store.query_parse import Literal, Pattern
 from casescope.store.where import EventKey
@@ -72,6 +73,7 @@ def note_text(text: str) -> str:
 
 
 def add_note(db: Database, case_id: int, event: EventKey, author: str, text: str) -> NoteInfo:
+    ensure_open(db, case_id)
     text = note_text(text)
     with db.session() as session:
         row = EventNote(case_id=case_id, file_id=event[0], seq=event[1], author=author, text=text)
@@ -91,6 +93,7 @@ def _editable(session, case_id: int, note_id: int, editor: Editor) -> EventNote:
 
 def edit_note(db: Database, case_id: int, note_id: int, editor: Editor, text: str) -> NoteInfo:
     """Replace a note's text (its author or an admin); NotFoundError, NoteNotAllowed."""
+    ensure_open(db, case_id)
     text = note_text(text)
     with db.session() as session:
         row = _editable(session, case_id, note_id, editor)
@@ -102,6 +105,7 @@ def edit_note(db: Database, case_id: int, note_id: int, editor: Editor, text: st
 
 def delete_note(db: Database, case_id: int, note_id: int, editor: Editor) -> NoteInfo:
     """Delete a note (its author or an admin); what it was."""
+    ensure_open(db, case_id)
     with db.session() as session:
         row = _editable(session, case_id, note_id, editor)
         info = _info(row)

@@ -22,6 +22,7 @@ from casescope.model.db import Database
 from casescope.model.story import StoryItem, StoryItemKind
 from casescope.model.tables import utcnow
 from casescope.model.users import EventMark, EventMarkRecord
+from casescope.services.case_lifecycle import ensure_open
 from casescope.store.event_lookup import event_times
 from casescope.store.index import EventIndex
 
@@ -116,6 +117,7 @@ def add_text(
     db: Database, case_id: int, text: str, actor: str, position: int | None = None
 ) -> Entry:
     """A text block, at `position` (0-based; None: at the end)."""
+    ensure_open(db, case_id)
     row = StoryItem(
         case_id=case_id, kind=StoryItemKind.TEXT, text=_check_text(text), created_by=actor
     )
@@ -135,6 +137,7 @@ def add_events(
 ) -> list[Entry]:
     """Add events given as (file id, seq, time), those not in the story yet, in the order
     given, at `position` (None: at the end); the entries added."""
+    ensure_open(db, case_id)
     with db.session() as session:
         rows = _rows(session, case_id)
         present = {(r.file_id, r.seq) for r in rows if r.kind is StoryItemKind.EVENT}
@@ -196,6 +199,7 @@ def _item(session: Session, case_id: int, item_id: int) -> StoryItem:
 
 def edit_text(db: Database, case_id: int, item_id: int, text: str, actor: str) -> Entry:
     """Replace a text block's text (an event item has no text of its own)."""
+    ensure_open(db, case_id)
     with db.session() as session:
         row = _item(session, case_id, item_id)
         if row.kind is not StoryItemKind.TEXT:
@@ -207,6 +211,7 @@ def edit_text(db: Database, case_id: int, item_id: int, text: str, actor: str) -
 
 def remove(db: Database, case_id: int, item_id: int) -> Entry:
     """Take an item out of the story; what it was."""
+    ensure_open(db, case_id)
     with db.session() as session:
         row = _item(session, case_id, item_id)
         gone = _entry(row)
@@ -219,6 +224,7 @@ def remove(db: Database, case_id: int, item_id: int) -> Entry:
 
 def move(db: Database, case_id: int, item_id: int, to: int) -> Entry:
     """Move an item to position `to` (0-based, clamped to the story)."""
+    ensure_open(db, case_id)
     with db.session() as session:
         row = _item(session, case_id, item_id)
         rest = [r for r in _rows(session, case_id) if r.id != item_id]
@@ -228,6 +234,7 @@ def move(db: Database, case_id: int, item_id: int, to: int) -> Entry:
 
 def reorder(db: Database, case_id: int, ids: Sequence[int]) -> list[Entry]:
     """Put the whole story in the order of `ids`, which must name each item once."""
+    ensure_open(db, case_id)
     with db.session() as session:
         rows = {row.id: row for row in _rows(session, case_id)}
         if len(ids) != len(rows) or set(ids) != set(rows):

@@ -21,6 +21,7 @@ from casescope.services.evidence_list import file_page
 from casescope.services.files import retry_failed
 from casescope.services.reprocess import requeue_files
 from casescope.services.users import MAX_PASSWORD_LENGTH, count_users
+from casescope.units import counted, human_size
 from casescope.web.api.auth import MAX_SETUP_TOKEN_LENGTH, Credentials, log_in, log_out, setup
 from casescope.web.api.auth import SetupRequest as SetupBody
 from casescope.web.api.cases import new_case, visible_cases
@@ -40,7 +41,6 @@ from casescope.web.security import (
 from casescope.web.state import WebState
 from casescope.web.table_links import TableLinks
 from casescope.web.timefmt import DEFAULT_ZONE, when
-from casescope.web.units import counted, human_size
 
 #: Characters shown as visible escapes: NUL and the bidi controls that reorder text (event
 #: data is attacker-controlled, and U+202E can make `exe.txt` read as `txt.exe`).

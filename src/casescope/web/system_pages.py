@@ -8,11 +8,11 @@ from fastapi.responses import HTMLResponse
 
 from casescope.model.enums import JobState
 from casescope.model.users import Role
+from casescope.units import human_size
 from casescope.web.api.system import system_view
 from casescope.web.pages import render
 from casescope.web.security import Caller, State
 from casescope.web.timefmt import when
-from casescope.web.units import human_size
 
 router = APIRouter(include_in_schema=False)
 

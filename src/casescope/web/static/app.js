@@ -16,7 +16,7 @@
 
   function say(el, text) { if (el) { el.textContent = text; } }
 
-  // as the server writes sizes (web/units.py human_size): 1024 steps, "912 bytes", "1.4 MB"
+  // as the server writes sizes (casescope/units.py human_size): 1024 steps, "912 bytes", "1.4 MB"
   function human(bytes) {
     const units = ["bytes", "KB", "MB", "GB", "TB", "PB"];
     let n = bytes, i = 0;

@@ -1,4 +1,4 @@
-"""Numbers as people read them on pages (the API keeps the exact ones)."""
+"""Numbers as people read them, on pages and in the terminal (the API keeps the exact ones)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from casescope.web.units import counted, human_size
+from casescope.units import counted, human_size
 
 
 @pytest.mark.parametrize(
