@@ -38,7 +38,7 @@ from casescope.store.event_queries import matching_keys
 from casescope.store.loader import load_pending
 from casescope.store.owner import open_index
 from casescope.store.query import Literal, Marked
-from casescope.store.query_parse import MarkField
+from casescope.store.query_ast import MarkField
 
 CASE = "bench-marks"
 

@@ -24,7 +24,7 @@ from casescope.hunt.ioc import IocType
 from casescope.services.annotations import badges_of, techniques
 from casescope.services.iocs import add_iocs
 from casescope.store.query import compile_query, no_marks, parse_query
-from casescope.store.query_parse import Literal, Text
+from casescope.store.query_ast import Literal, Text
 from casescope.store.rulesets import import_rules
 from tests.unit.store.test_pills import NASTY
 from tests.web.conftest import (

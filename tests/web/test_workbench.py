@@ -21,7 +21,7 @@ import pytest
 
 from casescope.services.iocs import add_iocs
 from casescope.store.query import parse_query
-from casescope.store.query_parse import Literal, Match
+from casescope.store.query_ast import Literal, Match
 from casescope.store.rulesets import import_rules
 from tests.web.conftest import (
     BIDI,

@@ -7,7 +7,7 @@ from casescope.model.db import Database
 from casescope.services.marks import mark_events
 from casescope.services.notes import noted_events
 from casescope.store.query import Literal, Marked, MarkLookup
-from casescope.store.query_parse import MarkField, MarkState
+from casescope.store.query_ast import MarkField, MarkState
 from casescope.store.where import EventKey
 
 

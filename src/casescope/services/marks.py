@@ -24,7 +24,7 @@ from casescope.model.tables import utcnow
 from casescope.model.users import EventMark, EventMarkRecord
 from casescope.services.case_lifecycle import ensure_open
 from casescope.store.query import Literal, Marked
-from casescope.store.query_parse import MarkField, MarkState, Pattern
+from casescope.store.query_ast import MarkField, MarkState, Pattern
 from casescope.store.query_sql import like_pattern, lowered_parts
 from casescope.store.where import EventKey
 

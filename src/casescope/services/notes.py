@@ -22,7 +22,7 @@ from casescope.model.tables import AuditRecord, utcnow
 from casescope.model.users import EventNote
 from casescope.services.case_lifecycle import ensure_open
 from casescope.services.marks import like_of
-from casescope.store.query_parse import Literal, Pattern
+from casescope.store.query_ast import Literal, Pattern
 from casescope.store.where import EventKey
 
 logger = logging.getLogger(__name__)

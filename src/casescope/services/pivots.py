@@ -14,7 +14,7 @@ from typing import Any
 
 from casescope.store.pills import MAX_PILLS, Pivot, Source, clause
 from casescope.store.query import render
-from casescope.store.query_parse import Literal, Match, Or
+from casescope.store.query_ast import Literal, Match, Or
 
 #: The event's core columns as the query language names them (`ts` is pivoted by time
 #: range, not by value, so it has none).

@@ -16,7 +16,8 @@ from collections.abc import Sequence
 from enum import StrEnum
 
 from casescope.store.query import QuerySyntaxError, parse_query, render
-from casescope.store.query_parse import EXISTS, FIELD_RE, KEYWORDS, And, Literal, Match, Not, Text
+from casescope.store.query_ast import And, Literal, Match, Not, Text
+from casescope.store.query_parse import EXISTS, FIELD_RE, KEYWORDS
 from casescope.store.query_sql import CORE_FIELDS
 
 #: The longest clause a pill may be (a URL parameter; longer values are not offered).

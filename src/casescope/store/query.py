@@ -10,11 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import UnionType
 
-from casescope.store.query_parse import (
-    EXISTS,
-    FIELD_RE,
-    KEYWORDS,
-    START_ESCAPABLE,
+from casescope.store.query_ast import (
     And,
     Compare,
     Exists,
@@ -26,15 +22,21 @@ from casescope.store.query_parse import (
     Not,
     Or,
     Pattern,
-    QueryLimits,
-    QuerySyntaxError,
     Range,
     Text,
     Value,
+    value_parts,
+)
+from casescope.store.query_parse import (
+    EXISTS,
+    FIELD_RE,
+    KEYWORDS,
+    START_ESCAPABLE,
+    QueryLimits,
+    QuerySyntaxError,
     escapable,
     mark_terms,
     parse_query,
-    value_parts,
 )
 from casescope.store.query_sql import MarkLookup, compile_node
 

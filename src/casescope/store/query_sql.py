@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from enum import Enum
 
 from casescope.parse.schema import INDEXED_TOKEN_CHARS
-from casescope.store.query_parse import (
+from casescope.store.query_ast import (
     And,
     Compare,
     Exists,
@@ -27,11 +27,11 @@ from casescope.store.query_parse import (
     Or,
     Part,
     Pattern,
-    QuerySyntaxError,
     Range,
     Text,
     value_parts,
 )
+from casescope.store.query_parse import QuerySyntaxError
 
 #: What an event field name may differ by and still be the same field (`Compiler.key`).
 LOOSE = r"[\s_]"

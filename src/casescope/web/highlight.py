@@ -14,7 +14,7 @@ import re
 from markupsafe import Markup, escape
 
 from casescope.store.query import QuerySyntaxError, parse_query
-from casescope.store.query_parse import And, Literal, Match, Node, Or, Text, value_parts
+from casescope.store.query_ast import And, Literal, Match, Node, Or, Text, value_parts
 
 #: Shorter runs (one letter) would mark half of every line.
 MIN_TERM = 2

@@ -24,7 +24,7 @@ from casescope.services.marks import MAX_LABEL, tag_counts
 from casescope.services.notes import MAX_NOTE_CHARS, event_notes
 from casescope.store.pills import conjoin
 from casescope.store.query import Literal, Marked, render
-from casescope.store.query_parse import MarkField
+from casescope.store.query_ast import MarkField
 from casescope.store.where import EventKey
 from casescope.web import search_view as sv
 from casescope.web.api import marks as api

@@ -6,7 +6,7 @@ from __future__ import annotations
 from casescope.services.pivots import any_of, pivot, query_field
 from casescope.store.pills import MAX_PILLS, Source
 from casescope.store.query import parse_query
-from casescope.store.query_parse import Literal, Match, Not, Or
+from casescope.store.query_ast import Literal, Match, Not, Or
 
 
 def test_core_columns_and_event_fields_get_their_query_names() -> None:

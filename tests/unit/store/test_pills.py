@@ -8,7 +8,8 @@ from hypothesis import strategies as st
 
 from casescope.store.pills import MAX_CLAUSE, Pivot, Source, clause, conjoin, nameable
 from casescope.store.query import QuerySyntaxError, compile_query, parse_query
-from casescope.store.query_parse import EXISTS, FIELD_RE, KEYWORDS, And, Literal, Match, Not, Text
+from casescope.store.query_ast import And, Literal, Match, Not, Text
+from casescope.store.query_parse import EXISTS, FIELD_RE, KEYWORDS
 from casescope.store.query_sql import CORE_FIELDS
 
 #: Values that break naive quoting: quotes, colons, backslashes (a trailing one too),

@@ -14,17 +14,8 @@ from casescope.store.query import (
     parse_query,
     render,
 )
-from casescope.store.query_parse import (
-    And,
-    Literal,
-    Marked,
-    MarkField,
-    Match,
-    Not,
-    Or,
-    Pattern,
-    mark_terms,
-)
+from casescope.store.query_ast import And, Literal, Marked, MarkField, Match, Not, Or, Pattern
+from casescope.store.query_parse import mark_terms
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from casescope.store.query import QuerySyntaxError, parse_query, render
-from casescope.store.query_parse import (
+from casescope.store.query_ast import (
     And,
     Compare,
     Exists,

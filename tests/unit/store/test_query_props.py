@@ -6,10 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from casescope.store.query import QuerySyntaxError, compile_query, parse_query, render
-from casescope.store.query_parse import (
-    EXISTS,
-    FIELD_RE,
-    KEYWORDS,
+from casescope.store.query_ast import (
     And,
     Compare,
     Exists,
@@ -26,9 +23,8 @@ from casescope.store.query_parse import (
     Text,
     make_glob,
 )
-from casescope.store.query_parse import (
-    Match as FieldMatch,
-)
+from casescope.store.query_ast import Match as FieldMatch
+from casescope.store.query_parse import EXISTS, FIELD_RE, KEYWORDS
 
 #: Characters the grammar cares about, plus any other text (no NUL, no lone surrogates).
 SPECIAL = [*"\\\"*?:() -![]{}<>=&|/\t\n.@_%'", "AND", "OR", "NOT", "TO", "&&", "||"]
