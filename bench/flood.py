@@ -40,16 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # bench/ must not be on sys.path: bench/sigma.py would shadow pySigma's `sigma` namespace package
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"] + [str(ROOT)]
 from bench.common import ATTACK_SAMPLES, RssSampler, p95, percentiles
-from bench.search import (
-    PASSWORD,
-    USER,
-    Api,
-    api_token,
-    casescope,
-    free_port,
-    queries,
-    start_server,
-)
+from bench.search import queries
+from bench.search_case import PASSWORD, USER, Api, api_token, casescope, free_port, start_server
 
 CASE = "bench-flood"
 HOST = "127.0.0.1"
