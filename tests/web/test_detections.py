@@ -9,7 +9,6 @@ uploaded, so every detection comes from the real ingest.
 from __future__ import annotations
 
 import re
-import shutil
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select, update
 
 from casescope.detect.attack import TACTICS
-from casescope.model.tables import Detection, Rule
+from casescope.model.tables import Detection
 from casescope.model.users import User
 from casescope.services import detection_timeline
 from casescope.services.detections import DetectionFilter
@@ -27,74 +26,23 @@ from casescope.services.users import set_timezone
 from casescope.store.rulesets import import_rules
 from casescope.store.summary import summarise
 from tests.web.conftest import (
-    BIDI,
     JS_URL,
     XSS,
     Web,
     open_web,
-    rule_folder,
     sample_uploads,
     uploads,
 )
-
-HOSTILE_UID = "7a1c0000-0000-4000-8000-00000000a55a"
-SAMPLES = (
-    "AutomatedTestingTools/PanacheSysmon_vs_AtomicRedTeam01.evtx",
-    "Credential Access/ACL_ForcePwd_SPNAdd_User_Computer_Accounts.evtx",
-    "Lateral Movement/LM_sysmon_psexec_smb_meterpreter.evtx",
-    "Discovery/dicovery_4661_net_group_domain_admins_target.evtx",
+from tests.web.detections_case import (
+    HOSTILE_UID,
+    SAMPLES,
+    all_rules,
+    api,
+    get_json,
+    hostile_ndjson,
+    rules_folder,
+    stored_detections,
 )
-HOSTILE_RULES = {
-    "xss.yml": f"""\
-        title: '{XSS} hostile title'
-        id: 7a1c0000-0000-4000-8000-00000000a55a
-        status: experimental
-        description: '{XSS} described {BIDI}'
-        author: '{XSS}'
-        references:
-          - '{JS_URL}'
-          - https://example.com/ref
-        tags: [attack.execution, attack.t1059.007, attack.g0016, cve.2021-1234]
-        logsource: {{product: windows}}
-        detection:
-          selection: {{Message|contains: 'onerror'}}
-          condition: selection
-        level: critical
-        """,
-    "unmapped.yml": """\
-        title: Hostile file seen
-        id: 7a1c0000-0000-4000-8000-00000000b00b
-        status: test
-        logsource: {product: windows}
-        detection:
-          selection: {Note|contains: 'byte'}
-          condition: selection
-        level: low
-        """,
-}
-
-
-def _rules(sigma_dir: Path, folder: Path) -> Path:
-    windows = sigma_dir / "rules" / "windows"
-    shutil.copytree(windows / "process_creation", folder / "process_creation")
-    shutil.copytree(windows / "builtin" / "security", folder / "security")
-    return rule_folder(folder, HOSTILE_RULES)
-
-
-def _hostile_ndjson(path: Path) -> Path:
-    import json
-
-    record = {
-        "EventTime": "2024-05-01T10:00:00Z",
-        "Hostname": XSS,
-        "EventID": 1,
-        "Message": XSS,
-        "Url": JS_URL,
-        "FileName": BIDI,
-        "Note": "nul\x00byte",
-    }
-    path.write_text(json.dumps(record) + "\n")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -103,55 +51,14 @@ def det(
 ) -> Iterator[Web]:
     home = tmp_path_factory.mktemp("dethome")
     files = sample_uploads(attack_samples, SAMPLES) + uploads(
-        _hostile_ndjson(home / "hostile.ndjson")
+        hostile_ndjson(home / "hostile.ndjson")
     )
 
     def prepare(web: Web) -> None:
-        import_rules(web.db, web.settings, _rules(sigma_dir, home / "rules"), "sigmahq")
+        import_rules(web.db, web.settings, rules_folder(sigma_dir, home / "rules"), "sigmahq")
 
     with open_web(home, files, case_name="detections case", prepare=prepare) as web:
         yield web
-
-
-def _api(det: Web, tail: str = "") -> str:
-    return f"/api/cases/{det.case_id}/detections{tail}"
-
-
-def _get(client: TestClient, url: str, **params: object) -> dict:
-    r = client.get(url, params=params)
-    assert r.status_code == 200, r.text
-    return r.json()
-
-
-def _truth(det: Web) -> list[tuple]:
-    """Every detection of the case from the DB: (rule uid, level, status, tags, computer,
-    ts, file id, seq)."""
-    with det.db.read() as session:
-        return list(
-            session.execute(
-                select(
-                    Rule.rule_uid,
-                    Rule.level,
-                    Rule.status,
-                    Rule.tags,
-                    Detection.computer,
-                    Detection.ts,
-                    Detection.file_id,
-                    Detection.seq,
-                )
-                .join(Rule, Rule.id == Detection.rule_id)
-                .where(Detection.case_id == det.case_id)
-            )
-        )
-
-
-def _all_rules(det: Web, client: TestClient, **params: object) -> list[dict]:
-    page = _get(client, _api(det), **params)
-    rules, offset = page["rules"], 0
-    while len(rules) < page["total_rules"]:
-        offset += 100
-        rules += _get(client, _api(det), offset=offset, **params)["rules"]
-    return rules
 
 
 # ---------------------------------------------------------------- by rule
@@ -159,15 +66,15 @@ def _all_rules(det: Web, client: TestClient, **params: object) -> list[dict]:
 
 def test_rules_with_hits_hosts_and_first_last_seen(det: Web) -> None:
     client = det.clients["reader"]
-    truth = _truth(det)
-    rules = _all_rules(det, client)
+    truth = stored_detections(det)
+    rules = all_rules(det, client)
     assert len(rules) > 40 and sum(r["hits"] for r in rules) == len(truth)
     by_uid = {r["rule_uid"]: r for r in rules}
     for uid, hits in Counter(t[0] for t in truth).items():
         assert by_uid[uid]["hits"] == hits
     # hosts: the computers of the hit events, as the index has them
     some = next(r for r in rules if len(r["hosts"]) == 1 and r["hits"] > 2)
-    events = _get(client, f"/api/cases/{det.case_id}/events", rule=some["rule_uid"], limit=500)
+    events = get_json(client, f"/api/cases/{det.case_id}/events", rule=some["rule_uid"], limit=500)
     assert {e["computer"] for e in events["rows"]} == {some["hosts"][0]["host"]}
     assert some["hosts"][0]["hits"] == some["hits"]
     times = sorted(e["ts"] for e in events["rows"])
@@ -183,39 +90,39 @@ def test_rules_with_hits_hosts_and_first_last_seen(det: Web) -> None:
 
 def test_filters_by_level_status_host_and_text(det: Web) -> None:
     client = det.clients["reader"]
-    truth = _truth(det)
-    high = _all_rules(det, client, level="high")
+    truth = stored_detections(det)
+    high = all_rules(det, client, level="high")
     assert {r["level"] for r in high} <= {"high", "critical"}
     assert sum(r["hits"] for r in high) == sum(1 for t in truth if t[1] in ("high", "critical"))
-    exact = _all_rules(det, client, levels=["low", "critical"])
+    exact = all_rules(det, client, levels=["low", "critical"])
     assert {r["level"] for r in exact} == {"low", "critical"}
-    assert _all_rules(det, client, levels="low,critical") == exact  # comma-separated too
-    status = _all_rules(det, client, status="test")
+    assert all_rules(det, client, levels="low,critical") == exact  # comma-separated too
+    status = all_rules(det, client, status="test")
     assert status and {r["status"] for r in status} == {"test"}
     host = Counter(t[4] for t in truth).most_common(1)[0][0]
-    on_host = _all_rules(det, client, host=host)
+    on_host = all_rules(det, client, host=host)
     assert sum(r["hits"] for r in on_host) == sum(1 for t in truth if t[4] == host)
     assert all([h["host"] for h in r["hosts"]] == [host] for r in on_host)
-    text = _all_rules(det, client, q="HOSTILE TITLE")
+    text = all_rules(det, client, q="HOSTILE TITLE")
     assert [r["rule_uid"] for r in text] == [HOSTILE_UID]
-    described = _all_rules(det, client, q="described")
+    described = all_rules(det, client, q="described")
     assert [r["rule_uid"] for r in described] == [HOSTILE_UID]
-    combined = _all_rules(det, client, level="high", host=host, status="test")
+    combined = all_rules(det, client, level="high", host=host, status="test")
     assert all(r["level"] in ("high", "critical") and r["status"] == "test" for r in combined)
 
 
 def test_filters_by_tactic_and_technique(det: Web) -> None:
     client = det.clients["reader"]
-    execution = _all_rules(det, client, tactic="execution")
+    execution = all_rules(det, client, tactic="execution")
     assert execution and all("execution" in r["tactics"] for r in execution)
-    assert _all_rules(det, client, tactic="TA0002") == execution  # by id too
-    parent = _all_rules(det, client, technique="t1059")  # any case; takes sub-techniques
+    assert all_rules(det, client, tactic="TA0002") == execution  # by id too
+    parent = all_rules(det, client, technique="t1059")  # any case; takes sub-techniques
     assert {t for r in parent for t in r["techniques"] if t.startswith("T1059.")}
     assert all(any(t.split(".")[0] == "T1059" for t in r["techniques"]) for r in parent)
-    sub = _all_rules(det, client, technique="T1059.007")
+    sub = all_rules(det, client, technique="T1059.007")
     assert HOSTILE_UID in {r["rule_uid"] for r in sub}
     assert all("T1059.007" in r["techniques"] for r in sub)
-    unmapped = _all_rules(det, client, tactic="none", technique="none")
+    unmapped = all_rules(det, client, tactic="none", technique="none")
     assert "7a1c0000-0000-4000-8000-00000000b00b" in {r["rule_uid"] for r in unmapped}
     assert all(not r["tactics"] and not r["techniques"] for r in unmapped)
 
@@ -233,7 +140,7 @@ def test_filters_by_tactic_and_technique(det: Web) -> None:
 )
 @pytest.mark.parametrize("tail", ["", "/matrix", "/timeline", "/navigator"])
 def test_bad_filters_are_a_400_with_the_reason(det: Web, tail: str, params: dict) -> None:
-    r = det.clients["reader"].get(_api(det, tail), params=params)
+    r = det.clients["reader"].get(api(det, tail), params=params)
     assert r.status_code == 400, r.text
     assert str(next(iter(params.values()))).split(",")[-1] in r.json()["detail"]
 
@@ -248,24 +155,27 @@ def test_other_bad_input(det: Web) -> None:
         ("/timeline", {"rule_id": "x"}),
         ("/rules/abc", {}),
     ]:
-        assert client.get(_api(det, tail), params=params).status_code == 422, (tail, params)
-    assert client.get(_api(det, "/timeline"), params={"cursor": "bm9wZQ"}).status_code == 400
-    assert client.get(_api(det, "/rules/999999")).status_code == 404
+        assert client.get(api(det, tail), params=params).status_code == 422, (
+            tail,
+            params,
+        )
+    assert client.get(api(det, "/timeline"), params={"cursor": "bm9wZQ"}).status_code == 400
+    assert client.get(api(det, "/rules/999999")).status_code == 404
 
 
 def test_access_other_cases_and_anonymous(det: Web) -> None:
     outsider = det.clients["outsider"]
     for tail in ("", "/matrix", "/timeline", "/navigator", "/rules/1"):
-        assert outsider.get(_api(det, tail)).status_code == 403
+        assert outsider.get(api(det, tail)).status_code == 403
         assert det.clients["reader"].get(f"/api/cases/9999/detections{tail}").status_code == 404
-        assert det.anonymous.get(_api(det, tail)).status_code == 401
+        assert det.anonymous.get(api(det, tail)).status_code == 401
     for page in ("", "/timeline", "/rules/1"):
         assert outsider.get(f"/cases/{det.case_id}/detections{page}").status_code == 403
     other = outsider.post("/api/cases", json={"name": "outsider's case"}).json()["id"]
-    assert _get(outsider, f"/api/cases/{other}/detections")["total_rules"] == 0
-    assert _get(outsider, f"/api/cases/{other}/detections/timeline")["hits"] == []
-    uid_rule = _get(det.clients["reader"], _api(det))["rules"][0]
-    elsewhere = _get(outsider, f"/api/cases/{other}/detections/rules/{uid_rule['id']}")
+    assert get_json(outsider, f"/api/cases/{other}/detections")["total_rules"] == 0
+    assert get_json(outsider, f"/api/cases/{other}/detections/timeline")["hits"] == []
+    uid_rule = get_json(det.clients["reader"], api(det))["rules"][0]
+    elsewhere = get_json(outsider, f"/api/cases/{other}/detections/rules/{uid_rule['id']}")
     assert elsewhere["hits"] == 0 and elsewhere["hosts"] == []  # no hits of the other case
 
 
@@ -274,16 +184,16 @@ def test_access_other_cases_and_anonymous(det: Web) -> None:
 
 def test_matrix_columns_cells_and_drill_down(det: Web) -> None:
     client = det.clients["reader"]
-    matrix = _get(client, _api(det, "/matrix"))
+    matrix = get_json(client, api(det, "/matrix"))
     names = [c["tactic"] for c in matrix["columns"]]
     assert names[: len(TACTICS)] == [t.short for t in TACTICS]
     execution = next(c for c in matrix["columns"] if c["tactic"] == "execution")
-    rules = _all_rules(det, client, tactic="execution")
+    rules = all_rules(det, client, tactic="execution")
     assert execution["hits"] == sum(r["hits"] for r in rules)
     assert execution["rules"] == len(rules)
     for cell in execution["techniques"]:
         technique = cell["technique"] or "none"
-        drilled = _all_rules(det, client, tactic="execution", technique=technique)
+        drilled = all_rules(det, client, tactic="execution", technique=technique)
         exact = [
             r for r in drilled if (cell["technique"] in r["techniques"]) or not r["techniques"]
         ]
@@ -292,9 +202,9 @@ def test_matrix_columns_cells_and_drill_down(det: Web) -> None:
             assert cell["url"] == (
                 "https://attack.mitre.org/techniques/" + cell["technique"].replace(".", "/") + "/"
             )
-    unmapped = _all_rules(det, client, tactic="none", technique="none")
+    unmapped = all_rules(det, client, tactic="none", technique="none")
     assert matrix["unmapped_hits"] == sum(r["hits"] for r in unmapped) > 0
-    high = _get(client, _api(det, "/matrix"), level="critical")
+    high = get_json(client, api(det, "/matrix"), level="critical")
     assert sum(c["hits"] for c in high["columns"]) < sum(c["hits"] for c in matrix["columns"])
 
 
@@ -304,7 +214,7 @@ def test_matrix_columns_cells_and_drill_down(det: Web) -> None:
 def _timeline(client: TestClient, det: Web, limit: int, **params: object) -> list[dict]:
     rows, cursor = [], None
     while True:
-        page = _get(client, _api(det, "/timeline"), limit=limit, cursor=cursor, **params)
+        page = get_json(client, api(det, "/timeline"), limit=limit, cursor=cursor, **params)
         rows += page["hits"]
         cursor = page["next_cursor"]
         if cursor is None:
@@ -314,7 +224,7 @@ def _timeline(client: TestClient, det: Web, limit: int, **params: object) -> lis
 
 def test_timeline_pages_are_complete_in_time_order_with_summaries(det: Web) -> None:
     client = det.clients["reader"]
-    truth = _truth(det)
+    truth = stored_detections(det)
     rows = _timeline(client, det, 37)
     assert Counter((r["file_id"], r["seq"], r["rule_uid"]) for r in rows) == Counter(
         (t[6], t[7], t[0]) for t in truth
@@ -322,7 +232,7 @@ def test_timeline_pages_are_complete_in_time_order_with_summaries(det: Web) -> N
     times = [r["ts"] for r in rows]
     assert times == sorted(times)
     for row in rows[:: max(1, len(rows) // 15)]:
-        event = _get(client, f"/api/cases/{det.case_id}/events/{row['file_id']}/{row['seq']}")
+        event = get_json(client, f"/api/cases/{det.case_id}/events/{row['file_id']}/{row['seq']}")
         expected = summarise(
             event["channel"], event["provider"], event["event_id"], event["fields"]
         )
@@ -332,7 +242,7 @@ def test_timeline_pages_are_complete_in_time_order_with_summaries(det: Web) -> N
 
 def test_timeline_filters_like_the_rules(det: Web) -> None:
     client = det.clients["reader"]
-    rules = _all_rules(det, client, level="high", tactic="execution")
+    rules = all_rules(det, client, level="high", tactic="execution")
     rows = _timeline(client, det, 500, level="high", tactic="execution")
     assert Counter(r["rule_uid"] for r in rows) == {r["rule_uid"]: r["hits"] for r in rules}
     one = rules[0]
@@ -352,15 +262,15 @@ def test_streamed_timeline_in_small_chunks_is_the_paged_one(det: Web) -> None:
 
 def test_detections_stored_without_their_host_get_it_from_the_index(det: Web) -> None:
     db = det.db
-    before = {(t[6], t[7], t[0]): t[4] for t in _truth(det)}
+    before = {(t[6], t[7], t[0]): t[4] for t in stored_detections(det)}
     with db.session() as session:
         session.execute(
             update(Detection).where(Detection.case_id == det.case_id).values(computer=None)
         )
     detection_timeline._FILLED.discard(det.case_id)
-    rules = _get(det.clients["reader"], _api(det))["rules"]
+    rules = get_json(det.clients["reader"], api(det))["rules"]
     assert all(h["host"] for r in rules for h in r["hosts"])
-    assert {(t[6], t[7], t[0]): t[4] for t in _truth(det)} == before
+    assert {(t[6], t[7], t[0]): t[4] for t in stored_detections(det)} == before
     with db.read() as session:
         missing = select(func.count()).where(Detection.computer.is_(None))
         assert session.scalar(missing.select_from(Detection)) == 0
@@ -371,8 +281,8 @@ def test_detections_stored_without_their_host_get_it_from_the_index(det: Web) ->
 
 def test_rule_details_with_logic_and_hits(det: Web) -> None:
     client = det.clients["reader"]
-    (hostile,) = _all_rules(det, client, q=HOSTILE_UID)
-    rule = _get(client, _api(det, f"/rules/{hostile['id']}"))
+    (hostile,) = all_rules(det, client, q=HOSTILE_UID)
+    rule = get_json(client, api(det, f"/rules/{hostile['id']}"))
     assert rule["title"] == f"{XSS} hostile title" and rule["level"] == "critical"
     assert rule["author"] == XSS and rule["references"] == [JS_URL, "https://example.com/ref"]
     assert rule["detection"].splitlines() == [
@@ -387,7 +297,7 @@ def test_rule_details_with_logic_and_hits(det: Web) -> None:
 
 def test_navigator_layer_download(det: Web) -> None:
     client = det.clients["reader"]
-    r = client.get(_api(det, "/navigator"))
+    r = client.get(api(det, "/navigator"))
     assert r.status_code == 200
     assert "attachment" in r.headers["content-disposition"]
     layer = r.json()
@@ -395,12 +305,12 @@ def test_navigator_layer_download(det: Web) -> None:
     assert layer["name"] == "casescope: detections case"
     scores = {t["techniqueID"]: t["score"] for t in layer["techniques"]}
     assert all(re.fullmatch(r"T\d{4}(\.\d{3})?", t) for t in scores)
-    rules = _all_rules(det, client)
+    rules = all_rules(det, client)
     for technique in ("T1059.007", *list(scores)[:5]):
         expected = sum(r["hits"] for r in rules if technique in r["techniques"])
         assert scores[technique] == expected
     assert layer["gradient"]["maxValue"] == max(scores.values())
-    filtered = client.get(_api(det, "/navigator"), params={"level": "critical"}).json()
+    filtered = client.get(api(det, "/navigator"), params={"level": "critical"}).json()
     assert len(filtered["techniques"]) < len(layer["techniques"])
 
 
@@ -425,7 +335,7 @@ def test_pages_render_filters_and_drill_down_links(det: Web) -> None:
     drilled = client.get(
         f"/cases/{det.case_id}/detections", params={"tactic": "execution", "technique": "T1059.007"}
     ).text
-    (hostile,) = _all_rules(det, client, q=HOSTILE_UID)
+    (hostile,) = all_rules(det, client, q=HOSTILE_UID)
     rule_ids = re.findall(r'<tr data-rule="(\d+)">', drilled)
     assert str(hostile["id"]) in rule_ids and 'class="cell edge-critical selected"' in drilled
     rule_page = client.get(f"/cases/{det.case_id}/detections/rules/{hostile['id']}")
@@ -467,7 +377,7 @@ def test_bad_filters_in_pages_say_why_in_the_layout(det: Web, page: str, params:
 
 def test_hostile_rule_and_event_values_stay_inert(det: Web) -> None:
     client = det.clients["reader"]
-    (hostile,) = _all_rules(det, client, q=HOSTILE_UID)
+    (hostile,) = all_rules(det, client, q=HOSTILE_UID)
     pages = [
         client.get(f"/cases/{det.case_id}/detections").text,
         client.get(f"/cases/{det.case_id}/detections", params={"q": XSS}).text,
