@@ -2,7 +2,8 @@
 
 Metadata: per table and unit, the source's rows and the target's rows of the same keys,
 counted and summed as row hashes (order-independent; `phases.canonical`). Events: per file,
-the events of each index counted and summed as hashes of (file sha256, seq, ts, event id),
+the events of each index counted and their hashes of (seq, ts, event id) summed by the index
+itself, the sum tied to the file's sha256,
 from a private copy of the source's index and from the target's; every evidence file is
 present on the target with its size. Functional: a user's password checked against both
 sides' hashes, a token accepted by the target, each saved search's count on both indexes.
@@ -10,9 +11,7 @@ sides' hashes, a token accepted by the target, each saved search's count on both
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -127,28 +126,34 @@ def verify_tables(
                 )
 
 
-def _event_hash(sha256: str, seq: int, ts: int, event_id: int | None) -> int:
-    text = f"{sha256}|{seq}|{ts}|{'' if event_id is None else event_id}".encode()
-    return int.from_bytes(hashlib.blake2b(text, digest_size=8).digest(), "big")
+#: Per file of a case: its events counted, and their hashes of (seq, ts, event id) summed in
+#: two halves so that the sums cannot overflow (2**32 events of 2**32 each fit in 64 bits).
+#: Computed by the index (same SQL on chDB and a ClickHouse server), not row by row here.
+_FILE_DIGESTS = (
+    "SELECT file_id, count() AS n, sum(intDiv(h, 4294967296)) AS high, sum(h % 4294967296) AS low "
+    "FROM (SELECT file_id, cityHash64(seq, toUnixTimestamp64Micro(ts), "
+    "ifNull(toInt64(event_id), -1)) AS h FROM casescope.events WHERE case_id = {case:UInt32}) "
+    "GROUP BY file_id"
+)
+
+
+def file_digest(sha256: str, count: int, high: int, low: int) -> Digest:
+    """A file's digest: its events' hash sum, tied to the file's content by its sha256 (file
+    ids differ between deployments; the sha256 does not)."""
+    events_sum = ((high << 32) + low) % CHECKSUM_MOD
+    return Digest(count, row_hash(f"{sha256}|{events_sum}".encode()))
 
 
 def index_digests(index: ChdbIndex, case_id: int, sha_of: dict[int, str]) -> dict[int, Digest]:
     """Per file of the case: its events in `index`, counted and summed as event hashes."""
-    counts: dict[int, int] = defaultdict(int)
-    sums: dict[int, int] = defaultdict(int)
-    sql = (
-        "SELECT file_id, seq, toUnixTimestamp64Micro(ts) AS ts, event_id "
-        "FROM casescope.events WHERE case_id = {case:UInt32}"
-    )
-    for batch in index.stream_batches(sql, {"case": case_id}):
+    digests: dict[int, Digest] = {}
+    for batch in index.stream_batches(_FILE_DIGESTS, {"case": case_id}):
         columns = batch.to_pydict()
-        for file_id, seq, ts, event_id in zip(
-            columns["file_id"], columns["seq"], columns["ts"], columns["event_id"], strict=True
+        for file_id, count, high, low in zip(
+            columns["file_id"], columns["n"], columns["high"], columns["low"], strict=True
         ):
-            counts[file_id] += 1
-            value = _event_hash(sha_of.get(file_id, "?"), seq, ts, event_id)
-            sums[file_id] = (sums[file_id] + value) % CHECKSUM_MOD
-    return {file_id: Digest(counts[file_id], sums[file_id]) for file_id in counts}
+            digests[file_id] = file_digest(sha_of.get(file_id, "?"), count, high, low)
+    return digests
 
 
 @dataclass(frozen=True)
