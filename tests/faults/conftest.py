@@ -46,6 +46,10 @@ def children(proc: subprocess.Popen) -> set[int]:
 
 
 def db_for(cli: Cli, **settings: object) -> Database:
+    """The metadata DB of `cli`'s commands (its CASESCOPE_DATABASE_URL when it has one)."""
+    url = cli.extra.get("CASESCOPE_DATABASE_URL")
+    if url is not None:
+        settings = {"database_url": url, **settings}
     return Database(Settings(home=cli.home, **settings))  # type: ignore[arg-type]
 
 

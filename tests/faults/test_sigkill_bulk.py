@@ -1,4 +1,5 @@
-"""2,000 files while a worker is SIGKILLed every few seconds: each completes exactly once.
+"""2,000 files while a worker is SIGKILLed every few seconds: each completes exactly once,
+with the metadata DB and job queue on SQLite and on PostgreSQL (the suite's cluster).
 
 Copies of the same sample hold the same events, so every copy must end with the same event,
 detection and hit counts whether or not its worker was killed under it; and nothing may be
@@ -44,6 +45,17 @@ KILL_EVERY = 4.0
 KILL_AT = (0.1, 0.3, 0.5, 0.7)
 #: Small samples of these techniques, and the Sigma rules for them: every copy has hits.
 TECHNIQUES = re.compile(r"rundll32|schtask|regsvr32")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def storm_cli(request: pytest.FixtureRequest, tmp_path: Path) -> Cli:
+    """The commands' settings: all embedded, or the metadata DB and job queue on PostgreSQL
+    (claims by `FOR UPDATE SKIP LOCKED`) beside the embedded index."""
+    home = tmp_path / "home"
+    if request.param == "sqlite":
+        return Cli(home)
+    cluster = request.getfixturevalue("postgres_cluster")
+    return Cli(home, extra={"CASESCOPE_DATABASE_URL": cluster.database()})
 
 
 @pytest.fixture
@@ -117,8 +129,9 @@ def _per_sample(db: Database, model: type) -> dict[str, set[int]]:
 
 
 def test_sigkill_every_few_seconds_during_2000_files(
-    cli: Cli, bulk: Path, sigma_dir: Path, tmp_path: Path
+    storm_cli: Cli, bulk: Path, sigma_dir: Path, tmp_path: Path
 ) -> None:
+    cli = storm_cli
     cli.run("rules", "import", str(_rules_subset(sigma_dir, tmp_path / "rules")))
     db = db_for(cli, max_attempts=50)
     report = ingest_paths(db, db.settings, create_case(db, "faults"), [bulk])
