@@ -161,8 +161,11 @@ def test_hsts_and_no_store_on_pages(web: Web) -> None:
 
 
 class Clock:
+    """Wall-clock seconds (the limiter's rows may hold other tests' real failure times)
+    that the test moves by hand."""
+
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = time.time()
 
     def __call__(self) -> float:
         return self.now
@@ -178,7 +181,8 @@ def _login(client: TestClient, username: str, password: str) -> tuple[int, int]:
 def proxied(web: Web, monkeypatch: pytest.MonkeyPatch) -> Clock:
     """The app behind a trusted proxy at 10.0.0.7, with a limiter on a clock the test moves."""
     clock = Clock()
-    monkeypatch.setattr(web.app.state, "login_limiter", LoginLimiter(5, clock=clock))
+    limiter = LoginLimiter(web.app.state.web.db, 5, clock=clock)
+    monkeypatch.setattr(web.app.state, "login_limiter", limiter)
     monkeypatch.setattr(web.app.state.web.settings, "trusted_proxies", "10.0.0.0/8")
     return clock
 

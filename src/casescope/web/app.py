@@ -172,6 +172,7 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.web = open_state(settings)
+        app.state.login_limiter = LoginLimiter(app.state.web.db, settings.login_attempts_per_minute)
         app.state.health = HealthMonitor(app.state.web)
         app.state.health.start()
         try:
@@ -189,7 +190,6 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
         redoc_url=None,
         max_body_size=settings.max_request_bytes,
     )
-    app.state.login_limiter = LoginLimiter(settings.login_attempts_per_minute)
     app.state.streams = jobs.StreamSlots()
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(PasswordChangeRequired, _password_change_required)
