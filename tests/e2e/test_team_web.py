@@ -13,15 +13,26 @@ part (tests/integration/team).
 from __future__ import annotations
 
 import json
+import re
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import httpx2
 import pytest
 
-from tests.browser.support import ADMIN, PASSWORD, create_admin, serve, serve_env
+from tests.browser.support import (
+    ADMIN,
+    PASSWORD,
+    _wait_up,
+    create_admin,
+    free_port,
+    serve,
+    serve_env,
+)
 from tests.e2e.test_ingest_cli import evtx_count
 
 SAMPLE = "Execution/Sysmon_Exec_CompiledHTML.evtx"
@@ -111,3 +122,53 @@ def test_failed_logins_count_across_serve_processes(three_serves: list[str]) -> 
     refused = httpx2.post(f"{three_serves[-1]}/api/login", json=wrong)
     assert refused.status_code == 429
     assert int(refused.headers["Retry-After"]) >= 1
+
+
+@contextmanager
+def _serve_printing(env: dict[str, str], console: Path) -> Iterator[str]:
+    """`casescope serve` with its console in a file (where the setup token is printed)."""
+    port = free_port()
+    with console.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "casescope", "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_up(base, proc)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def test_the_setup_token_printed_by_one_process_works_on_another(
+    tmp_path: Path,
+    postgres_cluster,  # type: ignore[no-untyped-def]
+) -> None:
+    """Behind a balancer the setup form may be answered by any process: each process's
+    printed token is valid on all of them, until the first admin exists."""
+    env = serve_env(tmp_path / "home") | {"CASESCOPE_DATABASE_URL": postgres_cluster.database()}
+    with ExitStack() as stack:
+        a, b = (
+            stack.enter_context(
+                _serve_printing(
+                    env | {"CASESCOPE_INDEX_URL": f"chdb://{tmp_path / f'index-{n}'}"},
+                    tmp_path / f"console-{n}.txt",
+                )
+            )
+            for n in "ab"
+        )
+        printed = (tmp_path / "console-a.txt").read_text()
+        token = re.search(r"One-time setup token: (\S+)", printed).group(1)  # type: ignore[union-attr]
+        body = {"username": ADMIN, "password": PASSWORD}
+        wrong = httpx2.post(f"{b}/api/setup", json=body | {"setup_token": "x" * 32})
+        assert wrong.status_code == 403
+        made = httpx2.post(f"{b}/api/setup", json=body | {"setup_token": token})
+        assert made.status_code == 200, made.text
+        again = httpx2.post(f"{a}/api/setup", json=body | {"setup_token": token})
+        assert again.status_code == 409  # done, on every process
+        login = httpx2.post(f"{a}/api/login", json=body)
+        assert login.status_code == 200

@@ -113,6 +113,17 @@ class WebSession(Base):
     expires_at: Mapped[float] = mapped_column(Float)
 
 
+class SetupToken(Base):
+    """A one-time setup token printed by a `serve` process that found no users, as a keyed
+    hash: any process behind the balancer accepts it; all are deleted once the first admin
+    is made through it."""
+
+    __tablename__ = "setup_tokens"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
 class LoginFailure(Base):
     """Failed logins of one key, in the DB so that every `serve` process behind a load
     balancer counts the same attempts. The key is stored as a SHA-256 (bounded length);

@@ -1,4 +1,4 @@
-"""login_failures: the login rate limit's counts, shared by every serve process
+"""login_failures and setup_tokens: web state shared by every serve process
 
 Revision ID: 0028
 Revises: 0026
@@ -26,8 +26,14 @@ def upgrade() -> None:
         sa.UniqueConstraint("kind", "key_hash"),
     )
     op.create_index("ix_login_failures_kind_last", "login_failures", ["kind", "last_at"])
+    op.create_table(
+        "setup_tokens",
+        sa.Column("id_hash", sa.String(length=64), primary_key=True),
+        sa.Column("created_at", sa.Float(), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("setup_tokens")
     op.drop_index("ix_login_failures_kind_last", table_name="login_failures")
     op.drop_table("login_failures")
