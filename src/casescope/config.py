@@ -8,6 +8,7 @@ fails when a field here is missing from it.
 from __future__ import annotations
 
 import os
+import socket
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
@@ -52,6 +53,13 @@ class Settings(BaseSettings):
     )
     group_max_bytes: int = Field(
         default=8 * 1024 * 1024, ge=0, description="Evidence bytes of a group of small files."
+    )
+    host_name: str = Field(
+        default_factory=socket.gethostname,
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="The name workers register under (status, System page, /metrics).",
     )
     lease_seconds: float = Field(default=60.0, gt=0, description="Job lease before re-claim.")
     heartbeat_seconds: float = Field(default=10.0, gt=0, description="Lease renewal interval.")

@@ -94,3 +94,17 @@ def test_health_reports_the_team_mode_and_its_parts(tmp_path: Path, postgres_clu
     assert all(check["ok"] for check in parts.values()), parts
     assert "DDL version 1" in parts["event index"]["detail"]
     assert "GiB free" in parts["home"]["detail"]
+
+
+def test_a_bad_setting_is_one_line_naming_it(cli: Cli) -> None:
+    """A worker host with a malformed CASESCOPE_HOST_NAME (or any setting out of range) stops
+    at its start with the variable's name, not a pydantic traceback."""
+    cli.extra["CASESCOPE_HOST_NAME"] = "bad host"
+    proc = cli.run("worker", "--workers", "1", check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("error: CASESCOPE_HOST_NAME: ")
+    assert "Traceback" not in proc.stderr + proc.stdout
+    cli.extra["CASESCOPE_HOST_NAME"] = "lab-7"
+    cli.extra["CASESCOPE_WORKERS"] = "0"
+    proc = cli.run("status", check=False)
+    assert proc.returncode == 1 and proc.stderr.startswith("error: CASESCOPE_WORKERS: ")

@@ -8,11 +8,12 @@ import time
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from casescope.config import Settings
 from casescope.jobs.registry import register, unregister
-from casescope.model.tables import EvidenceFile, WorkerRecord
+from casescope.model.enums import JobState, Operation
+from casescope.model.tables import EvidenceFile, Job, WorkerRecord
 from casescope.web.app import allowed_hosts
 from casescope.web.health import REFRESH_SECONDS
 from casescope.web.ratelimit import USER_MAX_DELAY, LoginLimiter
@@ -90,7 +91,7 @@ def _busy_worker(web: Web, case_id: int) -> int:
     db = web.app.state.web.db
     with db.read() as session:
         file_id = session.scalar(select(EvidenceFile.id).where(EvidenceFile.case_id == case_id))
-    register(db, "test-worker")
+    register(db, "test-worker", "test-host")
     with db.session() as session:
         session.execute(
             update(WorkerRecord)
@@ -130,6 +131,63 @@ def test_system_details_are_for_admins_others_see_their_cases_only(web: Web) -> 
         unregister(web.app.state.web.db, "test-worker")
 
 
+def _held_by_host(web: Web, host: str) -> tuple[str, int]:
+    """A live worker of `host` holding a file of the case (a running job leased to it);
+    (its id, the file id)."""
+    db = web.app.state.web.db
+    worker_id = f"{host}-4242-abcdef12"
+    with db.session() as session:
+        file_id = session.scalar(select(EvidenceFile.id).where(EvidenceFile.case_id == web.case_id))
+        session.add(
+            Job(
+                file_id=file_id,
+                operation=Operation.FULL,
+                state=JobState.RUNNING,
+                worker_id=worker_id,
+                lease_until=time.time() + 600,
+            )
+        )
+    register(db, worker_id, host)
+    with db.session() as session:
+        session.execute(
+            update(WorkerRecord)
+            .where(WorkerRecord.id == worker_id)
+            .values(current_file_id=file_id, heartbeat_at=time.time() + 600)
+        )
+    return worker_id, file_id
+
+
+def test_system_page_and_metrics_show_each_host_and_the_files_it_holds(web: Web) -> None:
+    worker_id, file_id = _held_by_host(web, "lab-7")
+    db = web.app.state.web.db
+    try:
+        for _ in range(100):  # the refresher's figures are up to 1 s old
+            report = web.clients["admin"].get("/api/system").json()
+            if [h["host"] for h in report["hosts"]] == ["lab-7"]:
+                break
+            time.sleep(0.1)
+        assert report["hosts"] == [
+            {
+                "host": "lab-7",
+                "workers": 1,
+                "rss_mb": report["hosts"][0]["rss_mb"],
+                "files_held": 1,
+                "file_ids": [file_id],
+            }
+        ]
+        assert web.clients["reader"].get("/api/system").json()["hosts"] is None
+        page = web.clients["admin"].get("/system").text
+        assert 'id="system-hosts"' in page and f"<td>lab-7</td><td>1</td><td>1 ({file_id})" in page
+        assert 'id="system-hosts"' not in web.clients["reader"].get("/system").text
+        metrics = web.clients["admin"].get("/metrics").text
+        assert 'casescope_workers{host="lab-7"} 1' in metrics
+        assert 'casescope_files_held{host="lab-7"} 1' in metrics
+    finally:
+        unregister(db, worker_id)
+        with db.session() as session:
+            session.execute(delete(Job).where(Job.worker_id == worker_id))
+
+
 def test_api_docs_need_a_login_by_default(web: Web) -> None:
     assert web.anonymous.get("/openapi.json").status_code == 401
     assert web.anonymous.get("/docs", follow_redirects=False).status_code == 303
@@ -161,8 +219,11 @@ def test_hsts_and_no_store_on_pages(web: Web) -> None:
 
 
 class Clock:
+    """Wall-clock seconds (the limiter's rows may hold other tests' real failure times)
+    that the test moves by hand."""
+
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = time.time()
 
     def __call__(self) -> float:
         return self.now
@@ -178,7 +239,8 @@ def _login(client: TestClient, username: str, password: str) -> tuple[int, int]:
 def proxied(web: Web, monkeypatch: pytest.MonkeyPatch) -> Clock:
     """The app behind a trusted proxy at 10.0.0.7, with a limiter on a clock the test moves."""
     clock = Clock()
-    monkeypatch.setattr(web.app.state, "login_limiter", LoginLimiter(5, clock=clock))
+    limiter = LoginLimiter(web.app.state.web.db, 5, clock=clock)
+    monkeypatch.setattr(web.app.state, "login_limiter", limiter)
     monkeypatch.setattr(web.app.state.web.settings, "trusted_proxies", "10.0.0.0/8")
     return clock
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Annotated, ParamSpec, TextIO, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.text import Text
 
@@ -73,8 +74,22 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
         except CasescopeError as exc:
             err_console.print(Text("error: ", style="bold red") + shown(exc), highlight=False)
             raise typer.Exit(1) from None
+        except ValidationError as exc:
+            if exc.title != Settings.__name__:
+                raise
+            for problem in setting_problems(exc):
+                err_console.print(Text("error: ", style="bold red") + shown(problem))
+            raise typer.Exit(1) from None
 
     return wrapper
+
+
+def setting_problems(exc: ValidationError) -> list[str]:
+    """One line per refused setting, named as it is set (`CASESCOPE_WORKERS: ...`)."""
+    return [
+        f"CASESCOPE_{'_'.join(map(str, error['loc'])).upper()}: {error['msg']}"
+        for error in exc.errors(include_url=False)
+    ]
 
 
 #: `--map COLUMN=FIELD` (repeatable), for `ingest` and `reindex`.

@@ -89,18 +89,36 @@ def _render_status(report: StatusReport) -> None:
     )
     console.print(f"events parsed: {report.events_parsed:,}  indexed: {indexed}", highlight=False)
     console.print(f"queue: {_queue_line(report.queue)}", highlight=False)
-    workers = Table("worker", "pid", "rss MB", "tasks", "file", title="live workers")
-    for w in report.workers:
-        workers.add_row(
-            w.id, str(w.pid), f"{w.rss_mb:.0f}", str(w.tasks_done), str(w.current_file_id or "")
-        )
-    console.print(workers)
+    _render_workers(report)
     if report.pool_failure is not None:
         console.print(
             Text(f"no worker runs: at {report.pool_failure.at} ", style="red")
             + shown(report.pool_failure.detail)
         )
     print_file_problems(report)
+
+
+def _render_workers(report: StatusReport) -> None:
+    """Each host with live workers and the files they hold, then each worker."""
+    hosts = Table("host", "workers", "files held", "rss MB", title="worker hosts")
+    for h in report.hosts:
+        held = f"{h.files_held:,}"
+        if h.file_ids:
+            more = ", …" if h.files_held > len(h.file_ids) else ""
+            held += f" ({', '.join(map(str, h.file_ids))}{more})"
+        hosts.add_row(shown(h.host), str(h.workers), held, f"{h.rss_mb:.0f}")
+    console.print(hosts)
+    workers = Table("worker", "host", "pid", "rss MB", "tasks", "file", title="live workers")
+    for w in report.workers:
+        workers.add_row(
+            w.id,
+            shown(w.host),
+            str(w.pid),
+            f"{w.rss_mb:.0f}",
+            str(w.tasks_done),
+            str(w.current_file_id or ""),
+        )
+    console.print(workers)
 
 
 def _queue_line(jobs: dict[str, int]) -> str:

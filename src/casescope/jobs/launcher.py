@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -28,7 +27,7 @@ from sqlalchemy import func, select
 
 from casescope.config import Settings
 from casescope.errors import CasescopeError
-from casescope.jobs.registry import live_workers, unregister_pool
+from casescope.jobs.registry import live_workers, unregister_pool, worker_id_prefix
 from casescope.model.db import Database
 from casescope.model.enums import AuditAction, JobState
 from casescope.model.tables import AuditRecord, Job
@@ -79,11 +78,6 @@ def pool_environment(settings: Settings) -> dict[str, str]:
 
 def pool_stderr_path(settings: Settings) -> Path:
     return settings.home_dir / "logs" / POOL_STDERR
-
-
-def worker_id_prefix(pool_pid: int, host: str | None = None) -> str:
-    """The start of the ids of the workers a pool spawns (`WorkerPool._spawn`)."""
-    return f"{host or socket.gethostname()}-{pool_pid}-"
 
 
 @dataclass
@@ -137,10 +131,12 @@ def ensure_workers(
     return start_pool(settings, workers=workers, detach=detach).process
 
 
-def release_pool(db: Database, pool_pid: int, reason: str) -> int:
-    """A pool died (its workers die with it): retry their jobs now, not after the leases."""
-    released = queue.release_workers_like(db, worker_id_prefix(pool_pid), reason)
-    unregister_pool(db, worker_id_prefix(pool_pid))
+def release_pool(db: Database, pool_pid: int, reason: str, host: str) -> int:
+    """A pool of this host died (its workers die with it): retry their jobs now, not after
+    the leases."""
+    prefix = worker_id_prefix(pool_pid, host)
+    released = queue.release_workers_like(db, prefix, reason)
+    unregister_pool(db, prefix)
     return released
 
 
@@ -216,7 +212,7 @@ class PoolKeeper:
         lived = time.monotonic() - pool.started
         if code != 0:
             reason = f"worker pool {pool.process.pid} died (exit code {code})"
-            released = release_pool(self.db, pool.process.pid, reason)
+            released = release_pool(self.db, pool.process.pid, reason, self.settings.host_name)
             logger.warning("%s after %.1f s; released %d job(s)", reason, lived, released)
             self._count_death(pool, code, lived)
         if work_left:

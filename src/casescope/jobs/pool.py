@@ -26,7 +26,6 @@ import logging
 import multiprocessing
 import os
 import signal
-import socket
 import sys
 import time
 import uuid
@@ -38,7 +37,7 @@ from pathlib import Path
 import psutil
 
 from casescope.config import Settings
-from casescope.jobs.registry import unregister
+from casescope.jobs.registry import unregister, worker_id_prefix
 from casescope.model.db import Database
 from casescope.workqueue import queue
 
@@ -186,7 +185,9 @@ class WorkerPool:
         self.stall_seconds = stall_seconds(settings)
 
     def _spawn(self) -> None:
-        worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        worker_id = (
+            f"{worker_id_prefix(os.getpid(), self.settings.host_name)}{uuid.uuid4().hex[:8]}"
+        )
         slot = WorkerSlot(self._ctx)
         process = self._ctx.Process(
             target=_child_entry,

@@ -306,7 +306,7 @@ def worker_main(
     db = Database(settings, run_migrations=False)
     ctx = PolicedContext(settings=settings, db=db, worker_id=worker_id)
     ctx.slot = slot
-    register(db, worker_id)
+    register(db, worker_id, settings.host_name)
     heartbeat = Heartbeat(ctx, os.getppid())
     heartbeat.start()
     try:

@@ -63,6 +63,8 @@ TABLE_PHASES: dict[str, Phase] = {
 #: Tables left out, and why.
 NOT_COPIED: dict[str, str] = {
     "web_sessions": "login sessions: users log in anew on the target",
+    "login_failures": "the login rate limit's recent counts: they start afresh on the target",
+    "setup_tokens": "one-time tokens of a source that had no users yet",
     "workers": "the source's live worker processes",
     "load_pieces": "pieces of files being parsed; the source is idle when it is migrated",
     "migration_checkpoints": "the target's own migration progress",

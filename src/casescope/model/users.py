@@ -47,6 +47,14 @@ class TokenScope(StrEnum):
     WRITE = "write"  # whatever the user's role allows, but minting tokens
 
 
+class LoginKey(StrEnum):
+    """What a count of failed logins is about (web/ratelimit.py)."""
+
+    PAIR = "pair"  # one user name from one client
+    USER = "user"  # one user name, from any client
+    CLIENT = "client"  # one client, with any user name
+
+
 class EventMark(StrEnum):
     """What an analyst can attach to one event."""
 
@@ -103,6 +111,36 @@ class WebSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[float] = mapped_column(Float)
     expires_at: Mapped[float] = mapped_column(Float)
+
+
+class SetupToken(Base):
+    """A one-time setup token printed by a `serve` process that found no users, as a keyed
+    hash: any process behind the balancer accepts it; all are deleted once the first admin
+    is made through it."""
+
+    __tablename__ = "setup_tokens"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    created_at: Mapped[float] = mapped_column(Float)
+
+
+class LoginFailure(Base):
+    """Failed logins of one key, in the DB so that every `serve` process behind a load
+    balancer counts the same attempts. The key is stored as a SHA-256 (bounded length);
+    rows are dropped `FORGET_SECONDS` after their latest failure and past `MAX_KEYS` a kind."""
+
+    __tablename__ = "login_failures"
+    __table_args__ = (
+        UniqueConstraint("kind", "key_hash"),
+        Index("ix_login_failures_kind_last", "kind", "last_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[LoginKey] = mapped_column(_enum(LoginKey, length=8))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    failures: Mapped[int] = mapped_column(Integer)
+    #: Wall-clock seconds (time.time): the processes may be on different hosts.
+    last_at: Mapped[float] = mapped_column(Float)
 
 
 class ApiToken(Base):

@@ -15,13 +15,13 @@ import secrets
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import delete
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session
 
 from casescope.config import Settings
 from casescope.errors import CasescopeError
 from casescope.model.db import Database
-from casescope.model.users import WebSession
+from casescope.model.users import SetupToken, User, WebSession
 
 MIN_SECRET_LENGTH = 32
 PLACEHOLDERS = ("change", "secret", "example", "placeholder", "default", "xxxx", "todo")
@@ -112,3 +112,30 @@ def end_sessions(session: Session, user_id: int, keep_hash: str | None = None) -
     if keep_hash is not None:
         query = query.where(WebSession.id_hash != keep_hash)
     return session.execute(query).rowcount or 0
+
+
+def issue_setup_token(db: Database, secret: str) -> str:
+    """A new one-time setup token (for the first admin), kept as a keyed hash so that every
+    `serve` process sharing the DB accepts it."""
+    token = secrets.token_urlsafe(24)
+    with db.session() as session:
+        session.add(SetupToken(id_hash=keyed_hash(secret, token), created_at=time.time()))
+    return token
+
+
+def setup_open(db: Database) -> bool:
+    """No user exists yet and some process printed a setup token."""
+    with db.read() as session:
+        users = session.scalar(select(func.count()).select_from(User)) or 0
+        return users == 0 and bool(session.scalar(select(exists().select_from(SetupToken))))
+
+
+def setup_token_valid(db: Database, secret: str, token: str) -> bool:
+    with db.read() as session:
+        return session.get(SetupToken, keyed_hash(secret, token)) is not None
+
+
+def end_setup(db: Database) -> None:
+    """The first admin exists: no setup token is valid any more."""
+    with db.session() as session:
+        session.execute(delete(SetupToken))

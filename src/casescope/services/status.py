@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from casescope.jobs.launcher import PoolFailure, pool_failure_since_work
-from casescope.jobs.registry import WorkerInfo, live_workers
+from casescope.jobs.registry import HostInfo, WorkerInfo, hosts_of, live_workers
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, IndexState, JobState
 from casescope.model.tables import EvidenceFile, Job
@@ -42,6 +42,8 @@ class StatusReport:
     events_indexed: int | None = None  # None when another process owns the index
     queue: dict[str, int] = field(default_factory=dict)
     workers: list[WorkerInfo] = field(default_factory=list)
+    #: The hosts of the live workers, each with the files its workers hold.
+    hosts: list[HostInfo] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     files_with_warnings: int = 0
     warnings: list[Warned] = field(default_factory=list)  # the first max_failures of them
@@ -106,6 +108,7 @@ def collect_status(
         report.failures = [Failure(i, p, e or "") for i, p, e in failed]
         _collect_warnings(session, report, where, max_failures)
     report.workers = live_workers(db, stale_after)
+    report.hosts = hosts_of(db, report.workers)
     if not report.workers:
         report.pool_failure = pool_failure_since_work(db)
     if index is not None:

@@ -10,7 +10,7 @@ import contextlib
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from casescope.config import Settings
 from casescope.jobs.launcher import PoolFailure, pool_failure_since_work
-from casescope.jobs.registry import WorkerInfo, live_workers
+from casescope.jobs.registry import HostInfo, WorkerInfo, hosts_of, live_workers
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, JobState
 from casescope.model.tables import EvidenceFile, Job, Segment
@@ -47,6 +47,8 @@ class SystemReport:
     store: ComponentStatus = ComponentStatus.OK
     events_indexed: int = 0
     workers: list[WorkerInfo] = field(default_factory=list)
+    #: The hosts of the live workers, each with the files its workers hold.
+    hosts: list[HostInfo] = field(default_factory=list)
     queue: dict[str, int] = field(default_factory=dict)
     disk_total_bytes: int = 0
     disk_free_bytes: int = 0
@@ -85,6 +87,7 @@ def collect_system(
             logger.warning("health: the event index did not answer: %s", exc)
             report.ok, report.store = False, ComponentStatus.ERROR
     report.workers = live_workers(db, stale_after=settings.heartbeat_seconds * 3)
+    report.hosts = hosts_of(db, report.workers)
     if not report.workers:
         report.pool_failure = pool_failure_since_work(db)
     usage = shutil.disk_usage(settings.home_dir)
@@ -147,9 +150,11 @@ def _job_seconds(session: Session) -> tuple[float, int]:
     return float(total or 0.0), int(count or 0)
 
 
-def prometheus_text(db: Database, events_indexed: int | None) -> str:
+def prometheus_text(
+    db: Database, events_indexed: int | None, hosts: Sequence[HostInfo] = ()
+) -> str:
     """The metrics in the Prometheus text exposition format (`events_indexed` None: no index
-    or it did not answer)."""
+    or it did not answer; `hosts`: those with live workers)."""
     lines: list[str] = []
     with db.read() as session:
         by_status = dict(
@@ -184,7 +189,18 @@ def prometheus_text(db: Database, events_indexed: int | None) -> str:
     rate = hits / with_segment if with_segment else 0.0
     _metric(lines, "casescope_segment_cache_hit_ratio", "gauge", "Files that re-used a segment.")
     lines.append(f"casescope_segment_cache_hit_ratio {rate:.4f}")
+    _host_metrics(lines, hosts)
     return "\n".join(lines) + "\n"
+
+
+def _host_metrics(lines: list[str], hosts: Sequence[HostInfo]) -> None:
+    """Per host with live workers: how many, and the files they hold (running jobs)."""
+    _metric(lines, "casescope_workers", "gauge", "Live workers by host.")
+    for host in hosts:
+        lines.append(f'casescope_workers{{host="{_label(host.host)}"}} {host.workers}')
+    _metric(lines, "casescope_files_held", "gauge", "Files being processed, by host.")
+    for host in hosts:
+        lines.append(f'casescope_files_held{{host="{_label(host.host)}"}} {host.files_held}')
 
 
 def case_queue(db: Database, case_ids: set[int]) -> dict[str, int]:
@@ -221,6 +237,7 @@ def scoped_report(db: Database, report: SystemReport, case_ids: set[int] | None)
             "at": report.pool_failure.at,
             "detail": "the worker pool fails to start; an admin can see why",
         }
+    data.pop("hosts")  # host names and other cases' files are for admins
     data["workers"] = [
         {"case_id": cases[w.current_file_id], "current_file_id": w.current_file_id}
         for w in report.workers

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,7 +15,7 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from casescope.config import Settings
 from casescope.errors import CaseClosedError, IndexMemoryError, NotFoundError, QueryTimeoutError
 from casescope.model.db import Database
-from casescope.services.auth import check_secret_key
+from casescope.services.auth import check_secret_key, issue_setup_token
 from casescope.services.users import count_users
 from casescope.store.index_url import check_index_url
 from casescope.web import (
@@ -92,7 +91,7 @@ def open_state(settings: Settings) -> WebState:
     db = Database(settings)
     state = WebState(settings, db, IndexHandle(settings, db), secret)
     if count_users(db) == 0:
-        state.setup_token = secrets.token_urlsafe(24)
+        state.setup_token = issue_setup_token(db, secret)
         logger.warning("no users yet: create the first admin at /setup with the setup token")
         print(  # noqa: T201 - the operator must see it on the console, once
             f"casescope: no users yet. One-time setup token: {state.setup_token}\n"
@@ -172,6 +171,7 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.web = open_state(settings)
+        app.state.login_limiter = LoginLimiter(app.state.web.db, settings.login_attempts_per_minute)
         app.state.health = HealthMonitor(app.state.web)
         app.state.health.start()
         try:
@@ -189,7 +189,6 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
         redoc_url=None,
         max_body_size=settings.max_request_bytes,
     )
-    app.state.login_limiter = LoginLimiter(settings.login_attempts_per_minute)
     app.state.streams = jobs.StreamSlots()
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(PasswordChangeRequired, _password_change_required)

@@ -118,7 +118,7 @@ class HealthMonitor:
         report = collect_system(state.db, state.settings, self._count_events, self._home_usage)
         indexed = report.events_indexed if report.store is ComponentStatus.OK else None
         try:
-            metrics = prometheus_text(state.db, indexed)
+            metrics = prometheus_text(state.db, indexed, report.hosts)
         except SQLAlchemyError as exc:  # the report says so (db: error); keep the last text
             logger.warning("health: metrics not collected: %s", exc)
             metrics = self._snapshot.metrics if self._snapshot else ""

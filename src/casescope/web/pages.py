@@ -14,13 +14,13 @@ from jinja2 import Environment, FileSystemLoader
 from casescope.detect.levels import SigmaLevel, level_rank
 from casescope.model.enums import CaseStatus, FileStatus, FileType, Operation
 from casescope.model.tables import Case
-from casescope.services.auth import same_secret
+from casescope.services.auth import same_secret, setup_open
 from casescope.services.case_lifecycle import case_settings
 from casescope.services.dashboard import build_dashboard
 from casescope.services.evidence_list import file_page
 from casescope.services.files import retry_failed
 from casescope.services.reprocess import requeue_files
-from casescope.services.users import MAX_PASSWORD_LENGTH, count_users
+from casescope.services.users import MAX_PASSWORD_LENGTH
 from casescope.units import counted, human_size
 from casescope.web.api.auth import MAX_SETUP_TOKEN_LENGTH, Credentials, log_in, log_out, setup
 from casescope.web.api.auth import SetupRequest as SetupBody
@@ -98,7 +98,7 @@ def _login_form(
     request: Request, state: WebState, name: str, error: str = "", next_page: str = "/"
 ) -> HTMLResponse:
     token = secrets.token_urlsafe(24)
-    setup = state.setup_token is not None
+    setup = setup_open(state.db)
     response = render(
         request, name, None, login_csrf=token, error=error, setup=setup, next_page=next_page
     )
@@ -160,7 +160,7 @@ def login_submit(
 
 @router.get("/setup")
 def setup_page(request: Request, state: State) -> Response:
-    if state.setup_token is None or count_users(state.db):
+    if not setup_open(state.db):
         return RedirectResponse("/login", status_code=303)
     return _login_form(request, state, "setup.html")
 

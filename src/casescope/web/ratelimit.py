@@ -1,4 +1,4 @@
-"""Login rate limit: exponential back-off on failed logins, in bounded tables.
+"""Login rate limit: exponential back-off on failed logins, counted in the metadata DB.
 
 Three keys count failures: the (user name, client) pair, the user name from any client, and
 the client with any user name. Each has a number of free failures, after which the next
@@ -7,28 +7,44 @@ The caps differ on purpose: a client guessing one user's password (pair) or spra
 (client) is slowed to one attempt a minute, while the user name alone waits at most a few
 seconds, so a flood against a user from one client cannot lock that user out elsewhere: it
 only delays the real login by those seconds. Refused attempts count nothing and store
-nothing; a key is forgotten `FORGET_SECONDS` after its latest failure, and each table keeps
-at most `MAX_KEYS` keys (least recently failed dropped first), so no client can grow memory.
+nothing; a key is forgotten `FORGET_SECONDS` after its latest failure, and each kind keeps
+at most `MAX_KEYS` keys (least recently failed dropped first), so no client can grow the
+table.
 
-Password checks run at most `VERIFY_AT_ONCE` at a time: one argon2 verification takes 64 MiB
-(argon2-cffi's default memory cost) and tens of milliseconds of a core, so parallel login
-attempts (within their free failures, or from many addresses) would otherwise grow the index
-owner by 64 MiB each (bench/flood.py). An attempt that finds no free slot within
+The counts are rows of `login_failures` (model/users.py), keyed by a SHA-256 of the key, so
+that every `serve` process behind a load balancer sees the same attempts (docs/deploy.md);
+times are wall-clock seconds, as those processes may run on different hosts.
+
+Password checks run at most `VERIFY_AT_ONCE` at a time per process: one argon2 verification
+takes 64 MiB (argon2-cffi's default memory cost) and tens of milliseconds of a core, so
+parallel login attempts (within their free failures, or from many addresses) would otherwise
+grow the process by 64 MiB each (bench/flood.py). That bound protects one process's memory,
+so it stays in the process. An attempt that finds no free slot within
 `VERIFY_WAIT_SECONDS` is answered 503 with `Retry-After`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy.dialects.postgresql import Insert as PostgresInsert
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from casescope.model.db import Database
+from casescope.model.users import LoginFailure, LoginKey
+
 #: A key without a new failure for this long starts afresh.
 FORGET_SECONDS = 900.0
-#: Keys per table; a flood of new names or addresses evicts the oldest.
+#: Keys per kind; a flood of new names or addresses evicts the oldest.
 MAX_KEYS = 10_000
 #: The longest wait of a (user, client) pair and of a client: about one attempt a minute.
 CLIENT_MAX_DELAY = 60.0
@@ -46,61 +62,52 @@ class LoginBusy(Exception):
     """No password-check slot came free in time."""
 
 
-@dataclass
-class _Entry:
-    failures: int
-    last: float
+@dataclass(frozen=True)
+class Rule:
+    """The back-off of one kind of key: `free` failures, then 1 s, 2 s, 4 s ... `max_delay`."""
 
+    kind: LoginKey
+    free: int
+    max_delay: float
 
-class BackoffTable:
-    """Failures per key with exponential back-off after `free` of them, capped at
-    `max_delay`; at most `max_keys` keys, each forgotten `FORGET_SECONDS` after its last."""
-
-    def __init__(self, free: int, max_delay: float, max_keys: int = MAX_KEYS) -> None:
-        self.free, self.max_delay, self.max_keys = free, max_delay, max_keys
-        self._entries: OrderedDict[str, _Entry] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def _expire(self, now: float) -> None:
-        # Entries are kept in the order of their latest failure: the stale ones are in front.
-        while self._entries:
-            oldest = next(iter(self._entries.values()))
-            if now - oldest.last <= FORGET_SECONDS:
-                break
-            self._entries.popitem(last=False)
-
-    def wait(self, key: str, now: float) -> float:
-        """Seconds until `key` may try again (0: now)."""
-        entry = self._entries.get(key)
-        if entry is None or entry.failures < self.free or now - entry.last > FORGET_SECONDS:
+    def wait(self, failures: int, last: float, now: float) -> float:
+        """Seconds until a key with `failures`, the latest at `last`, may try again."""
+        if failures < self.free or now - last > FORGET_SECONDS:
             return 0.0
-        delay = min(2.0 ** (entry.failures - self.free), self.max_delay)
-        return max(0.0, entry.last + delay - now)
+        delay = min(2.0 ** (failures - self.free), self.max_delay)
+        return max(0.0, last + delay - now)
 
-    def fail(self, key: str, now: float) -> None:
-        self._expire(now)
-        entry = self._entries.pop(key, None) or _Entry(0, now)
-        entry.failures, entry.last = entry.failures + 1, now
-        self._entries[key] = entry
-        while len(self._entries) > self.max_keys:
-            self._entries.popitem(last=False)
 
-    def clear(self, key: str) -> None:
-        self._entries.pop(key, None)
+def key_hash(text: str) -> str:
+    # surrogatepass: a user name from JSON may hold a lone surrogate
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _upsert(session: Session) -> PostgresInsert | SqliteInsert:
+    """An insert of the session's dialect (both have `on_conflict_do_update`)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql_insert(LoginFailure.__table__)
+    return sqlite_insert(LoginFailure.__table__)
 
 
 class LoginLimiter:
-    """The three back-off tables of the login routes (see the module docstring)."""
+    """The three back-off rules of the login routes over `login_failures` (see the module
+    docstring); `clock` is wall-clock seconds."""
 
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_minute = per_minute
+    def __init__(
+        self,
+        db: Database,
+        per_minute: int,
+        clock: Callable[[], float] = time.time,
+        max_keys: int = MAX_KEYS,
+    ) -> None:
+        self.db, self.per_minute, self.max_keys = db, per_minute, max_keys
         self._clock = clock
-        self._pairs = BackoffTable(per_minute, CLIENT_MAX_DELAY)
-        self._users = BackoffTable(per_minute, USER_MAX_DELAY)
-        self._clients = BackoffTable(per_minute * CLIENT_FREE_FACTOR, CLIENT_MAX_DELAY)
-        self._lock = threading.Lock()
+        self._rules = (
+            Rule(LoginKey.PAIR, per_minute, CLIENT_MAX_DELAY),
+            Rule(LoginKey.USER, per_minute, USER_MAX_DELAY),
+            Rule(LoginKey.CLIENT, per_minute * CLIENT_FREE_FACTOR, CLIENT_MAX_DELAY),
+        )
         self._verifying = threading.BoundedSemaphore(VERIFY_AT_ONCE)
 
     @contextmanager
@@ -114,35 +121,73 @@ class LoginLimiter:
             self._verifying.release()
 
     def __len__(self) -> int:
-        """Keys held, over the three tables."""
-        return len(self._pairs) + len(self._users) + len(self._clients)
+        """Keys held, over the three kinds."""
+        with self.db.read() as session:
+            return session.scalar(select(func.count()).select_from(LoginFailure)) or 0
 
     @staticmethod
-    def _keys(username: str, client: str) -> tuple[str, str, str]:
+    def _keys(username: str, client: str) -> dict[LoginKey, str]:
         user = username.lower()
-        return f"{user}\x00{client}", user, client
+        return {
+            LoginKey.PAIR: key_hash(f"{user}\x00{client}"),
+            LoginKey.USER: key_hash(user),
+            LoginKey.CLIENT: key_hash(client),
+        }
 
     def retry_after(self, username: str, client: str) -> float:
         """Seconds this attempt must wait (0: it may be checked now). Stores nothing."""
-        pair, user, client = self._keys(username, client)
-        with self._lock:
-            now = self._clock()
-            return max(
-                self._pairs.wait(pair, now),
-                self._users.wait(user, now),
-                self._clients.wait(client, now),
-            )
+        keys = self._keys(username, client)
+        wanted = or_(
+            *(and_(LoginFailure.kind == k, LoginFailure.key_hash == h) for k, h in keys.items())
+        )
+        with self.db.read() as session:
+            rows = session.execute(
+                select(LoginFailure.kind, LoginFailure.failures, LoginFailure.last_at).where(wanted)
+            ).all()
+        now = self._clock()
+        held = {kind: (failures, last) for kind, failures, last in rows}
+        return max(
+            (rule.wait(*held[rule.kind], now) for rule in self._rules if rule.kind in held),
+            default=0.0,
+        )
 
     def failed(self, username: str, client: str) -> None:
-        pair, user, client = self._keys(username, client)
-        with self._lock:
-            now = self._clock()
-            self._pairs.fail(pair, now)
-            self._users.fail(user, now)
-            self._clients.fail(client, now)
+        """Count a failure on each key: one atomic upsert per key, so processes failing the
+        same key at once each add theirs."""
+        now = self._clock()
+        table = LoginFailure.__table__
+        with self.db.session() as session:
+            session.execute(delete(LoginFailure).where(LoginFailure.last_at < now - FORGET_SECONDS))
+            for kind, hashed in self._keys(username, client).items():
+                row = {"kind": kind, "key_hash": hashed, "failures": 1, "last_at": now}
+                upsert = _upsert(session).values(row)
+                session.execute(
+                    upsert.on_conflict_do_update(
+                        index_elements=["kind", "key_hash"],
+                        set_={"failures": table.c.failures + 1, "last_at": now},
+                    )
+                )
+                self._trim(session, kind)
+
+    def _trim(self, session: Session, kind: LoginKey) -> None:
+        """Drop the least recently failed keys of `kind` beyond `max_keys`."""
+        held = session.scalar(select(func.count()).where(LoginFailure.kind == kind)) or 0
+        if held <= self.max_keys:
+            return
+        oldest = (
+            select(LoginFailure.id)
+            .where(LoginFailure.kind == kind)
+            .order_by(LoginFailure.last_at, LoginFailure.id)
+            .limit(held - self.max_keys)
+        )
+        session.execute(delete(LoginFailure).where(LoginFailure.id.in_(oldest)))
 
     def succeeded(self, username: str, client: str) -> None:
-        pair, user, _client = self._keys(username, client)
-        with self._lock:
-            self._pairs.clear(pair)
-            self._users.clear(user)
+        keys = self._keys(username, client)
+        with self.db.session() as session:
+            for kind in (LoginKey.PAIR, LoginKey.USER):
+                session.execute(
+                    delete(LoginFailure).where(
+                        LoginFailure.kind == kind, LoginFailure.key_hash == keys[kind]
+                    )
+                )

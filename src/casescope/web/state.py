@@ -96,7 +96,8 @@ class WebState:
     db: Database
     index: IndexHandle
     secret: str
-    #: The one-time setup token (printed at first start) while no user exists.
+    #: The one-time setup token this process printed at start while no user existed (every
+    #: process accepts it: services/auth.py, `setup_tokens`).
     setup_token: str | None = None
     started_at: float = field(default_factory=time.time)
     _keeper: PoolKeeper = field(init=False)

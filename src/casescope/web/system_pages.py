@@ -57,6 +57,7 @@ async def system_page(request: Request, state: State, principal: Caller) -> HTML
         overview=_overview(report),
         queue=_queue(report),
         workers=report["workers"],
+        hosts=report.get("hosts") or [],
         warnings=_warnings(report, principal.user.timezone),
         age=report["age_seconds"],
     )

@@ -167,9 +167,9 @@ class SetupRequest(Credentials):
 @router.post("/setup", response_model=SetupOut)
 def setup(body: SetupRequest, state: State) -> SetupOut:
     """Create the first admin with the one-time token printed at first start."""
-    if state.setup_token is None or user_service.count_users(state.db) > 0:
+    if not auth_service.setup_open(state.db):
         raise HTTPException(409, "setup is done; ask an admin for an account")
-    if not auth_service.same_secret(body.setup_token, state.setup_token):
+    if not auth_service.setup_token_valid(state.db, state.secret, body.setup_token):
         raise HTTPException(403, "wrong setup token")
     try:
         user = user_service.create_user(
@@ -177,5 +177,6 @@ def setup(body: SetupRequest, state: State) -> SetupOut:
         )
     except CasescopeError as exc:
         raise HTTPException(400, str(exc)) from None
+    auth_service.end_setup(state.db)
     state.setup_token = None
     return SetupOut(username=user.username)

@@ -7,7 +7,9 @@ every message after it has a larger id, and a client that already saw the end ge
 browser then stops reconnecting). A comment line is sent after `sse_heartbeat_seconds` of
 silence; the stream ends once the operation is terminal and nothing of it runs any more.
 
-A user holds at most `sse_streams_per_user` streams at once (429 past it). At every
+A user holds at most `sse_streams_per_user` streams at once on this process (429 past it):
+the cap bounds this process's poll loops, so it is not shared with the other `serve`
+processes behind a balancer (docs/deploy.md); the progress itself is read from the DB. At every
 heartbeat interval the stream checks its request's session or token and the user's access
 to the case again, and ends (after a `: access ended` comment) when either is gone.
 """

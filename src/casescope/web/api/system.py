@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from casescope.errors import CasescopeError
-from casescope.jobs.registry import WorkerInfo
+from casescope.jobs.registry import HostInfo, WorkerInfo
 from casescope.model.enums import AuditAction
 from casescope.model.users import Role
 from casescope.services.audit import audit_rows
@@ -98,6 +98,11 @@ class SystemOut(BaseModel):
     events_indexed: int
     workers: list[WorkerInfo | CaseWorkerOut] = Field(
         description="Admins: every live worker; others: the workers on their cases' files."
+    )
+    hosts: list[HostInfo] | None = Field(
+        default=None,
+        description="Admins: each host with live workers (CASESCOPE_HOST_NAME), its workers "
+        "and the files they hold; others: null.",
     )
     queue: dict[str, int] = Field(description="Jobs per state (others: of their cases).")
     disk_total_bytes: int
