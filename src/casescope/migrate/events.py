@@ -158,6 +158,10 @@ class EventsContext:
     batch_files: int = DEFAULT_BATCH_FILES
     #: Told (files, bytes) after each file.
     on_file: Callable[[int, int], None] | None = None
+    #: Load the copied files' segments into the target's index. A case bundle's home has
+    #: no index: its files are marked loaded instead (their segments hold their events),
+    #: so that the deployment the bundle is imported into loads them.
+    load: bool = True
 
 
 def _copy_file(ctx: EventsContext, item: SourceFile) -> tuple[bool, int, dict | None]:
@@ -190,16 +194,13 @@ def _copy_file(ctx: EventsContext, item: SourceFile) -> tuple[bool, int, dict | 
     return True, item.size_bytes + size, None
 
 
-def _mark_pending(db: Database, file_ids: list[int]) -> None:
+def _mark(db: Database, file_ids: list[int], state: IndexState) -> None:
     if file_ids:
         with db.session() as session:
             session.execute(
                 update(EvidenceFile)
                 .where(EvidenceFile.id.in_(file_ids))
-                .values(
-                    index_state=IndexState.PENDING,
-                    index_generation=EvidenceFile.index_generation + 1,
-                )
+                .values(index_state=state, index_generation=EvidenceFile.index_generation + 1)
             )
 
 
@@ -220,9 +221,12 @@ def _copy_batch(ctx: EventsContext, where: Where, settings: Settings, report: Ev
             pending.append(item.id)
         if ctx.on_file is not None:
             ctx.on_file(1, copied)
-    _mark_pending(ctx.target, pending)
-    with open_index(settings, "migrate") as index:
-        report.rows += load_pending(ctx.target, index, settings).rows
+    if ctx.load:
+        _mark(ctx.target, pending, IndexState.PENDING)
+        with open_index(settings, "migrate") as index:
+            report.rows += load_pending(ctx.target, index, settings).rows
+    else:
+        _mark(ctx.target, pending, IndexState.LOADED)
     with ctx.target.session() as session:
         mark = checkpoint(session, where)
         advance(mark, batch[-1].id, len(batch), size)

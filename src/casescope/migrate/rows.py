@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, Table, func, select, text
 from sqlalchemy.exc import IntegrityError
@@ -20,7 +20,16 @@ from sqlalchemy.orm import Session
 
 from casescope.migrate.checkpoints import Where, advance, checkpoint, finish, last_key
 from casescope.migrate.endpoints import MigrationError, Source
-from casescope.migrate.phases import Phase, canonical, for_target, key_column, tables_of, units
+from casescope.migrate.phases import (
+    Phase,
+    Scope,
+    canonical,
+    for_target,
+    key_column,
+    renamed,
+    tables_of,
+    units,
+)
 from casescope.model.db import Database
 
 logger = logging.getLogger(__name__)
@@ -38,6 +47,9 @@ class CopyContext:
     batch_rows: int = DEFAULT_BATCH_ROWS
     #: Told (table, rows copied) after each batch.
     on_rows: Callable[[str, int], None] | None = None
+    scope: Scope = Scope.DEPLOYMENT
+    #: Source case id -> its name on the target (`--as`).
+    rename: dict[int, str] = field(default_factory=dict)
 
 
 def _existing(session: Session, table: Table, keys: list) -> dict:
@@ -52,7 +64,7 @@ def _insertable(ctx: CopyContext, session: Session, table: Table, rows: list) ->
     existing = _existing(session, table, [row[key] for row in rows])
     source_home, target_home = ctx.source.home, ctx.target.settings.home_dir
     fresh = []
-    for row in rows:
+    for row in (renamed(table, row, ctx.rename) for row in rows):
         there = existing.get(row[key])
         if there is None:
             fresh.append(for_target(table, row, source_home, target_home))
@@ -90,7 +102,7 @@ def _copy_batch(ctx: CopyContext, table: Table, where: Where, condition: object)
 
 
 def copy_table(ctx: CopyContext, phase: Phase, table: Table) -> None:
-    for unit, condition in units(table, ctx.case_ids):
+    for unit, condition in units(table, ctx.case_ids, ctx.scope):
         where = Where(ctx.source_id, phase, table.name, unit)
         while (count := _copy_batch(ctx, table, where, condition)) is not None:
             if ctx.on_rows is not None:

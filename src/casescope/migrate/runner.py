@@ -12,7 +12,7 @@ import logging
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
@@ -36,7 +36,7 @@ from casescope.migrate.events import (
     copy_events,
 )
 from casescope.migrate.functional import check_login, check_token, verify_events
-from casescope.migrate.phases import Phase
+from casescope.migrate.phases import Phase, Scope
 from casescope.migrate.redo import forget_case
 from casescope.migrate.rows import DEFAULT_BATCH_ROWS, CopyContext, copy_phase
 from casescope.migrate.verify import VerifyReport, measure_source, measure_target, verify_tables
@@ -57,6 +57,12 @@ class Endpoints:
     target: Database
     source_id: str
     cases: dict[int, str]  # the selected source cases: id -> name
+    scope: Scope = Scope.DEPLOYMENT
+    #: Source case id -> the name it takes on the target (`--as`); others keep theirs.
+    rename: dict[int, str] = field(default_factory=dict)
+
+    def target_name(self, case_id: int) -> str:
+        return self.rename.get(case_id, self.cases[case_id])
 
 
 def _cases(source: Source, names: list[str] | None) -> dict[int, str]:
@@ -76,11 +82,13 @@ def check_conflicts(ends: Endpoints) -> None:
     with ends.target.read() as session:
         theirs = {row[1]: row[0] for row in session.execute(select(Case.id, Case.name))}
         users = {row[1]: row[0] for row in session.execute(select(User.id, User.username))}
-    for case_id, name in ends.cases.items():
+    for case_id in ends.cases:
+        name = ends.target_name(case_id)
         if theirs.get(name, case_id) != case_id:
             raise MigrationError(
                 f"the target has a case named {name!r} already (id {theirs[name]}, the source's "
-                f"is {case_id}): delete or rename it on the target, or leave it out with --cases"
+                f"is {case_id}): bring it in under another name with --as NEW_NAME, delete or "
+                "rename the target's case, or leave it out with --cases"
             )
     with ends.source.engine.connect() as connection:
         mine = {row[1]: row[0] for row in connection.execute(select(User.id, User.username))}
@@ -102,17 +110,49 @@ def _check_idle_queue(source: Source) -> None:
         )
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which cases (None: all), how much of the global tables, and renames by case name."""
+
+    cases: list[str] | None = None
+    scope: Scope = Scope.DEPLOYMENT
+    rename: dict[str, str] = field(default_factory=dict)
+
+
+def _renames(cases: dict[int, str], rename: dict[str, str]) -> dict[int, str]:
+    if rename and len(cases) != 1:
+        raise MigrationError("--as renames one case: name exactly one with --cases")
+    return {case_id: rename[name] for case_id, name in cases.items() if name in rename}
+
+
 @contextmanager
-def endpoints(source_path: Path, target_path: Path, cases: list[str] | None) -> Iterator[Endpoints]:
-    source_settings, target_settings = settings_from(source_path), settings_from(target_path)
+def open_endpoints(
+    source_settings: Settings, target_settings: Settings, selection: Selection
+) -> Iterator[Endpoints]:
     check_distinct(source_settings, target_settings)
     check_source(source_settings)  # before the target's home is made
     target = open_target(target_settings)
     try:
         with open_source(source_settings, target_settings.tmp_dir) as source:
-            yield Endpoints(source, target, describe(source_settings), _cases(source, cases))
+            cases = _cases(source, selection.cases)
+            rename = _renames(cases, selection.rename)
+            source_id = describe(source_settings)
+            yield Endpoints(source, target, source_id, cases, selection.scope, rename)
     finally:
         target.dispose()
+
+
+@contextmanager
+def endpoints(
+    source_path: Path, target_path: Path, cases: list[str] | None, rename: str | None = None
+) -> Iterator[Endpoints]:
+    """The endpoints of `casescope migrate`: each side a home or an env file; `rename`
+    (`--as`) the name the one case of `cases` takes on the target."""
+    if rename is not None and (not cases or len(cases) != 1):
+        raise MigrationError("--as renames one case: name exactly one with --cases")
+    selection = Selection(cases, rename={cases[0]: rename} if cases and rename else {})
+    with open_endpoints(settings_from(source_path), settings_from(target_path), selection) as ends:
+        yield ends
 
 
 def _require_before(ends: Endpoints, phase: Phase) -> None:
@@ -151,6 +191,9 @@ class Batches:
 
     rows: int = DEFAULT_BATCH_ROWS
     files: int = DEFAULT_BATCH_FILES
+    #: Load the events into the target's index; False for a case bundle, whose files are
+    #: marked loaded: their segments, copied with them, hold their events.
+    load: bool = True
 
 
 def run_phase(
@@ -163,11 +206,13 @@ def run_phase(
     if phase is Phase.EVENTS:
         events = EventsContext(ends.source, ends.target, ends.source_id, case_ids, sizes.files)
         events.on_file = progress.on_file
+        events.load = sizes.load
         return copy_events(events)
     rows = CopyContext(ends.source, ends.target, ends.source_id, case_ids, sizes.rows)
     rows.on_rows = progress.on_rows
+    rows.scope, rows.rename = ends.scope, ends.rename
     copy_phase(rows, phase)
-    if phase is Phase.CONFIG:
+    if phase is Phase.CONFIG and ends.scope is Scope.DEPLOYMENT:
         _copy_rule_cache(ends.source.settings, ends.target.settings)
     return None
 
@@ -200,7 +245,7 @@ def verify(
     and saved searches); the login and token checks when asked for."""
     report = VerifyReport()
     table_phases = tuple(p for p in (Phase.CONFIG, Phase.FINDINGS) if phase in (None, p))
-    verify_tables(ends.source, ends.target, ends.cases, report, table_phases)
+    verify_tables(ends.source, ends.target, ends.cases, report, table_phases, ends.rename)
     if phase in (None, Phase.EVENTS):
         sides = (
             measure_source(ends.source, list(ends.cases)),

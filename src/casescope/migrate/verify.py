@@ -29,6 +29,7 @@ from casescope.migrate.phases import (
     Phase,
     canonical,
     key_column,
+    renamed,
     row_hash,
     tables_of,
     units,
@@ -87,10 +88,14 @@ def _add(digest: Digest, table: Table, rows: list, home: Path) -> Digest:
 
 
 def table_digests(
-    source: Source, target: Database, table: Table, condition: object
+    source: Source,
+    target: Database,
+    table: Table,
+    condition: object,
+    rename: dict[int, str] | None = None,
 ) -> tuple[Digest, Digest]:
-    """The digest of the unit's source rows and of the target's rows of the same keys,
-    read in key order a chunk at a time."""
+    """The digest of the unit's source rows (a case renamed by `--as` under its new name)
+    and of the target's rows of the same keys, read in key order a chunk at a time."""
     key = key_column(table)
     mine = theirs = Digest(0, 0)
     after = None
@@ -106,7 +111,8 @@ def table_digests(
         keys = [row[key.name] for row in rows]
         with target.read() as session:
             found = session.execute(select(table).where(key.in_(keys))).mappings().all()
-        mine = _add(mine, table, list(rows), source.home)
+        expected = [renamed(table, row, rename or {}) for row in rows]
+        mine = _add(mine, table, expected, source.home)
         theirs = _add(theirs, table, list(found), target.settings.home_dir)
 
 
@@ -116,11 +122,12 @@ def verify_tables(
     case_names: dict[int, str],
     report: VerifyReport,
     phases: tuple[Phase, ...] = (Phase.CONFIG, Phase.FINDINGS),
+    rename: dict[int, str] | None = None,
 ) -> None:
     for phase in phases:
         for table in tables_of(phase):
             for unit, condition in units(table, list(case_names)):
-                mine, theirs = table_digests(source, target, table, condition)
+                mine, theirs = table_digests(source, target, table, condition, rename)
                 name = "(no case)" if unit == NO_CASE else case_names[unit]
                 report.checks.append(
                     Check(phase.value, table.name, name, str(mine), str(theirs), mine == theirs)

@@ -1,0 +1,185 @@
+"""Case bundles: `casescope case export` and `casescope case import` (docs/bundles.md).
+
+A bundle's payload is a small embedded deployment (a home with its SQLite database,
+evidence and segments; no index) holding one case, made and read by the migration code:
+export migrates the case from this deployment into a temporary home (Scope.CASE: only the
+users, rules and rule sets the case names, no API tokens; files marked loaded, their
+segments holding their events), import verifies the zip against its manifest, extracts it
+and migrates the case from that home into this deployment, whose loader re-derives the
+events from the segments. There is one copier of the tables: `migrate.rows`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import sqlite3
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from casescope.config import Settings
+from casescope.evidence.archive import ArchiveLimits
+from casescope.migrate.bundle_format import (
+    HOME,
+    BundleError,
+    Manifest,
+    extract_verified,
+    peek_manifest,
+    write_bundle,
+)
+from casescope.migrate.checkpoints import all_checkpoints, forget_source
+from casescope.migrate.endpoints import FileSettings, describe
+from casescope.migrate.events import EventsReport
+from casescope.migrate.phases import Phase, Scope
+from casescope.migrate.runner import Batches, Progress, Selection, open_endpoints, run
+from casescope.migrate.verify import VerifyReport, verify_tables
+from casescope.model.db import Database, schema_revisions
+from casescope.model.tables import Case
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    manifest: Manifest
+    output: Path
+    bytes: int
+
+
+#: Columns holding a path under the home: relative in a bundle, absolute once extracted.
+_PATHS = (("evidence_files", "stored_path"), ("segments", "path"))
+
+
+def _relative(connection: sqlite3.Connection, home: Path) -> None:
+    """Paths under `home` made relative to it (a bundle is read wherever it is extracted)."""
+    prefix = f"{home}/"
+    for table, column in _PATHS:
+        connection.execute(
+            f"UPDATE {table} SET {column} = substr({column}, ?) WHERE substr({column}, 1, ?) = ?",
+            (len(prefix) + 1, len(prefix), prefix),
+        )
+
+
+def _absolute(connection: sqlite3.Connection, home: Path) -> None:
+    """Relative paths made absolute under `home`, where the bundle was extracted."""
+    for table, column in _PATHS:
+        connection.execute(
+            f"UPDATE {table} SET {column} = ? || {column} WHERE substr({column}, 1, 1) != '/'",
+            (f"{home}/",),
+        )
+
+
+def _scrub(home: Path, clean: Path) -> None:
+    """The bundle's database, cleaned and in one file: the users it names keep their names
+    and roles but no password (they come in disabled), paths are relative to the bundle's
+    home, the export's own checkpoints go."""
+    with sqlite3.connect(home / "casescope.db") as connection:
+        connection.execute("UPDATE users SET password_hash = '', active = 0, last_login_at = NULL")
+        connection.execute("DELETE FROM migration_checkpoints")
+        _relative(connection, home)
+        connection.commit()
+        connection.execute("VACUUM INTO ?", (str(clean),))
+    connection.close()
+
+
+def _mount(home: Path) -> None:
+    """An extracted bundle's relative paths made absolute under its home."""
+    with sqlite3.connect(home / "casescope.db") as connection:
+        _absolute(connection, home)
+        connection.commit()
+    connection.close()
+
+
+def _payload(home: Path, into: Path) -> None:
+    """What of the temporary home the bundle holds: database, evidence, segments."""
+    into.mkdir()
+    _scrub(home, into / "casescope.db")
+    for folder in ("evidence", "segments"):
+        if (home / folder).is_dir():
+            shutil.move(home / folder, into / folder)
+
+
+def export_case(settings: Settings, name: str, output: Path, progress: Progress) -> ExportReport:
+    """Write case `name` of this deployment as a bundle at `output`."""
+    settings.ensure_dirs()
+    staging = Path(tempfile.mkdtemp(prefix="bundle-export-", dir=settings.tmp_dir))
+    try:
+        home = staging / "deployment"
+        target = FileSettings(_env_file=None, home=home)
+        selection = Selection([name], Scope.CASE)
+        with open_endpoints(settings, target, selection) as ends:
+            run(ends, list(Phase), progress, Batches(load=False))
+            revisions = schema_revisions(ends.target.engine)
+        payload = staging / HOME
+        _payload(home, payload)
+        manifest = write_bundle(payload, name, revisions, output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    logger.info("exported case %s to %s (%d members)", name, output, len(manifest.members))
+    return ExportReport(manifest, output, output.stat().st_size)
+
+
+@dataclass
+class ImportReport:
+    name: str
+    manifest: Manifest
+    events: EventsReport
+    verify: VerifyReport
+
+
+def _staging(settings: Settings, manifest: Manifest, name: str) -> Path:
+    """Where a bundle is extracted: the same folder for the same bundle and name, so that
+    a run killed half-way goes on from the target's checkpoints of that source."""
+    tag = hashlib.sha256(name.encode()).hexdigest()[:8]
+    return settings.tmp_dir / f"import-{manifest.checksum[:16]}-{tag}"
+
+
+def _check_name_free(settings: Settings, name: str, source_id: str) -> bool:
+    """Whether an earlier import of this bundle under `name` is to be finished (its
+    checkpoints are there); BundleError when another case has the name."""
+    db = Database(settings)
+    try:
+        if all_checkpoints(db, source_id):
+            return True
+        with db.read() as session:
+            taken = session.scalar(select(func.count()).where(Case.name == name))
+    finally:
+        db.dispose()
+    if taken:
+        raise BundleError(
+            f"this deployment has a case named {name!r} already: import the bundle under "
+            "another name with --as NEW_NAME"
+        )
+    return False
+
+
+def import_bundle(
+    settings: Settings, path: Path, new_name: str | None, progress: Progress
+) -> ImportReport:
+    """Verify the bundle at `path`, then bring its case in (as `new_name` if given)."""
+    limits = ArchiveLimits.from_settings(settings)
+    manifest = peek_manifest(path, limits)
+    name = (new_name or manifest.case).strip()
+    if not name:
+        raise BundleError("--as needs a name")
+    settings.ensure_dirs()
+    staging = _staging(settings, manifest, name)
+    source = FileSettings(_env_file=None, home=staging / HOME)
+    resuming = _check_name_free(settings, name, describe(source))
+    extract_verified(path, staging, limits)
+    _mount(staging / HOME)
+    rename = {manifest.case: name} if name != manifest.case else {}
+    selection = Selection([manifest.case], Scope.DEPLOYMENT, rename)
+    with open_endpoints(source, settings, selection) as ends:
+        events = run(ends, list(Phase), progress) or EventsReport()
+        checks = VerifyReport()
+        verify_tables(ends.source, ends.target, ends.cases, checks, rename=ends.rename)
+        if checks.ok:
+            forget_source(ends.target, ends.source_id)
+    shutil.rmtree(staging, ignore_errors=True)
+    logger.info("imported case %s (%s a killed import)", name, "finished" if resuming else "no")
+    return ImportReport(name, manifest, events, checks)
