@@ -36,7 +36,7 @@ from casescope.migrate.endpoints import FileSettings, describe
 from casescope.migrate.events import EventsReport
 from casescope.migrate.phases import Phase, Scope
 from casescope.migrate.runner import Batches, Progress, Selection, open_endpoints, run
-from casescope.migrate.verify import VerifyReport, verify_tables
+from casescope.migrate.verify import Expect, VerifyReport, verify_tables
 from casescope.model.db import Database, schema_revisions
 from casescope.model.tables import Case
 
@@ -75,10 +75,12 @@ def _absolute(connection: sqlite3.Connection, home: Path) -> None:
 
 def _scrub(home: Path, clean: Path) -> None:
     """The bundle's database, cleaned and in one file: the users it names keep their names
-    and roles but no password (they come in disabled), paths are relative to the bundle's
-    home, the export's own checkpoints go."""
+    and roles but no password (they come in disabled), its rules come in disabled (an
+    import must not change what the deployment's other cases are scanned with), paths are
+    relative to the bundle's home, the export's own checkpoints go."""
     with sqlite3.connect(home / "casescope.db") as connection:
         connection.execute("UPDATE users SET password_hash = '', active = 0, last_login_at = NULL")
+        connection.execute("UPDATE rules SET enabled = 0")
         connection.execute("DELETE FROM migration_checkpoints")
         _relative(connection, home)
         connection.commit()
@@ -157,6 +159,23 @@ def _check_name_free(settings: Settings, name: str, source_id: str) -> bool:
     return False
 
 
+def _bring_in(
+    source: Settings, settings: Settings, case: str, name: str, progress: Progress
+) -> tuple[EventsReport, VerifyReport]:
+    """Migrate the extracted bundle's case in, check its tables, and forget the copy's
+    checkpoints once it matches."""
+    rename = {case: name} if name != case else {}
+    selection = Selection([case], Scope.DEPLOYMENT, rename, move_keys=True)
+    with open_endpoints(source, settings, selection) as ends:
+        events = run(ends, list(Phase), progress) or EventsReport()
+        checks = VerifyReport()
+        expect = Expect(ends.rename, ends.keymap)
+        verify_tables(ends.source, ends.target, ends.cases, checks, expect=expect)
+        if checks.ok:
+            forget_source(ends.target, ends.source_id)
+    return events, checks
+
+
 def import_bundle(
     settings: Settings, path: Path, new_name: str | None, progress: Progress
 ) -> ImportReport:
@@ -170,16 +189,11 @@ def import_bundle(
     staging = _staging(settings, manifest, name)
     source = FileSettings(_env_file=None, home=staging / HOME)
     resuming = _check_name_free(settings, name, describe(source))
-    extract_verified(path, staging, limits)
-    _mount(staging / HOME)
-    rename = {manifest.case: name} if name != manifest.case else {}
-    selection = Selection([manifest.case], Scope.DEPLOYMENT, rename)
-    with open_endpoints(source, settings, selection) as ends:
-        events = run(ends, list(Phase), progress) or EventsReport()
-        checks = VerifyReport()
-        verify_tables(ends.source, ends.target, ends.cases, checks, rename=ends.rename)
-        if checks.ok:
-            forget_source(ends.target, ends.source_id)
-    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        extract_verified(path, staging, limits)
+        _mount(staging / HOME)
+        events, checks = _bring_in(source, settings, manifest.case, name, progress)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     logger.info("imported case %s (%s a killed import)", name, "finished" if resuming else "no")
     return ImportReport(name, manifest, events, checks)

@@ -35,11 +35,23 @@ from casescope.migrate.events import (
     EventsReport,
     copy_events,
 )
-from casescope.migrate.functional import check_login, check_token, verify_events
+from casescope.migrate.functional import (
+    check_login,
+    check_token,
+    source_keyed,
+    verify_events,
+)
+from casescope.migrate.keys import KeyMap, keymap_for, stored_keymap
 from casescope.migrate.phases import Phase, Scope
 from casescope.migrate.redo import forget_case
 from casescope.migrate.rows import DEFAULT_BATCH_ROWS, CopyContext, copy_phase
-from casescope.migrate.verify import VerifyReport, measure_source, measure_target, verify_tables
+from casescope.migrate.verify import (
+    Expect,
+    VerifyReport,
+    measure_source,
+    measure_target,
+    verify_tables,
+)
 from casescope.model.db import Database
 from casescope.model.enums import JobState
 from casescope.model.tables import Case, Job
@@ -60,6 +72,10 @@ class Endpoints:
     scope: Scope = Scope.DEPLOYMENT
     #: Source case id -> the name it takes on the target (`--as`); others keep theirs.
     rename: dict[int, str] = field(default_factory=dict)
+    #: Rows get new keys on the target (`keys`): `--as`, and every case import.
+    move_keys: bool = False
+    #: The new keys, once computed (by `run`) or read from the target's checkpoints.
+    keymap: KeyMap | None = None
 
     def target_name(self, case_id: int) -> str:
         return self.rename.get(case_id, self.cases[case_id])
@@ -77,19 +93,30 @@ def _cases(source: Source, names: list[str] | None) -> dict[int, str]:
     return {by_name[name]: name for name in names}
 
 
+def _expected_case_id(ends: Endpoints, case_id: int) -> int | None:
+    """The id the case has on the target: kept, moved (`keys`), or None before keys moved."""
+    if not ends.move_keys:
+        return case_id
+    return None if ends.keymap is None else ends.keymap.key("cases", case_id)
+
+
 def check_conflicts(ends: Endpoints) -> None:
-    """Refuse case and user names the target uses for rows of other keys."""
+    """Refuse case names the target uses for other cases and, when keys are kept, user
+    names the target uses for rows of other keys (when keys move, users are matched by
+    name)."""
     with ends.target.read() as session:
         theirs = {row[1]: row[0] for row in session.execute(select(Case.id, Case.name))}
         users = {row[1]: row[0] for row in session.execute(select(User.id, User.username))}
     for case_id in ends.cases:
         name = ends.target_name(case_id)
-        if theirs.get(name, case_id) != case_id:
+        if name in theirs and theirs[name] != _expected_case_id(ends, case_id):
             raise MigrationError(
-                f"the target has a case named {name!r} already (id {theirs[name]}, the source's "
-                f"is {case_id}): bring it in under another name with --as NEW_NAME, delete or "
-                "rename the target's case, or leave it out with --cases"
+                f"the target has a case named {name!r} already (id {theirs[name]}): bring "
+                "this one in under another name with --as NEW_NAME, delete or rename the "
+                "target's case, or leave it out with --cases"
             )
+    if ends.move_keys:
+        return
     with ends.source.engine.connect() as connection:
         mine = {row[1]: row[0] for row in connection.execute(select(User.id, User.username))}
     for name, user_id in mine.items():
@@ -117,6 +144,8 @@ class Selection:
     cases: list[str] | None = None
     scope: Scope = Scope.DEPLOYMENT
     rename: dict[str, str] = field(default_factory=dict)
+    #: New keys on the target (`keys`); implied by a rename.
+    move_keys: bool = False
 
 
 def _renames(cases: dict[int, str], rename: dict[str, str]) -> dict[int, str]:
@@ -137,7 +166,11 @@ def open_endpoints(
             cases = _cases(source, selection.cases)
             rename = _renames(cases, selection.rename)
             source_id = describe(source_settings)
-            yield Endpoints(source, target, source_id, cases, selection.scope, rename)
+            ends = Endpoints(source, target, source_id, cases, selection.scope, rename)
+            ends.move_keys = selection.move_keys or bool(rename)
+            if ends.move_keys:
+                ends.keymap = stored_keymap(target, source_id)
+            yield ends
     finally:
         target.dispose()
 
@@ -206,19 +239,21 @@ def run_phase(
     if phase is Phase.EVENTS:
         events = EventsContext(ends.source, ends.target, ends.source_id, case_ids, sizes.files)
         events.on_file = progress.on_file
-        events.load = sizes.load
+        events.load, events.keymap = sizes.load, ends.keymap
         return copy_events(events)
     rows = CopyContext(ends.source, ends.target, ends.source_id, case_ids, sizes.rows)
     rows.on_rows = progress.on_rows
-    rows.scope, rows.rename = ends.scope, ends.rename
+    rows.scope, rows.rename, rows.keymap = ends.scope, ends.rename, ends.keymap
     copy_phase(rows, phase)
-    if phase is Phase.CONFIG and ends.scope is Scope.DEPLOYMENT:
+    if phase is Phase.CONFIG and ends.scope is Scope.DEPLOYMENT and not ends.move_keys:
         _copy_rule_cache(ends.source.settings, ends.target.settings)
     return None
 
 
 def redo(ends: Endpoints) -> None:
     """Forget the selected cases on the target, so that `run` copies them again."""
+    if ends.move_keys:
+        raise MigrationError("--redo re-does a case copied under its own keys: not with --as")
     for case_id, name in ends.cases.items():
         logger.info("re-doing case %s: deleting what the target holds of it", name)
         forget_case(ends.target, ends.source_id, case_id)
@@ -229,6 +264,8 @@ def run(
 ) -> EventsReport | None:
     _check_idle_queue(ends.source)
     check_conflicts(ends)
+    if ends.move_keys and ends.keymap is None:
+        ends.keymap = keymap_for(ends.source, ends.target, ends.source_id, list(ends.cases))
     report = None
     for phase in phases:
         report = run_phase(ends, phase, progress, sizes or Batches()) or report
@@ -245,13 +282,17 @@ def verify(
     and saved searches); the login and token checks when asked for."""
     report = VerifyReport()
     table_phases = tuple(p for p in (Phase.CONFIG, Phase.FINDINGS) if phase in (None, p))
-    verify_tables(ends.source, ends.target, ends.cases, report, table_phases, ends.rename)
+    expect = Expect(ends.rename, ends.keymap)
+    verify_tables(ends.source, ends.target, ends.cases, report, table_phases, expect)
     if phase in (None, Phase.EVENTS):
+        keymap = ends.keymap
+        theirs = [keymap.key("cases", c) or 0 for c in ends.cases] if keymap else list(ends.cases)
+        target_side = measure_target(ends.target, theirs)
         sides = (
             measure_source(ends.source, list(ends.cases)),
-            measure_target(ends.target, list(ends.cases)),
+            target_side if keymap is None else source_keyed(target_side, keymap),
         )
-        verify_events(ends.source, ends.target, ends.cases, sides, report)
+        verify_events(ends.source, ends.target, ends.cases, sides, report, keymap)
     if login is not None:
         report.checks.append(check_login(ends.source, ends.target, *login))
     if token is not None:
