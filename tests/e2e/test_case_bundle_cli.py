@@ -6,6 +6,7 @@ before anything is registered; an import killed with SIGKILL finishes when run a
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import sqlite3
@@ -29,12 +30,13 @@ from casescope.model.users import (
     SavedSearch,
     User,
 )
+from casescope.parse.schema import PARSER_VERSION
 from casescope.services.marks import set_marks
 from casescope.services.notes import add_note
 from casescope.services.saved_searches import Owner, save_search
 from casescope.services.story import add_text
 from casescope.services.users import create_user, grant_case
-from tests.bundles import evidence_member, rewrite
+from tests.bundles import evidence_member, manifest_of, resealed, rewrite
 from tests.e2e.conftest import Cli
 
 ALPHA = (
@@ -221,3 +223,31 @@ def test_import_killed_then_run_again(bundle: Path, expected: dict, tmp_path: Pa
     assert _counts(target, "kept") == expected
     assert _checkpoints(db_path, "config") == 0  # a finished import leaves no checkpoints
     assert not list((target.home / "tmp").glob("import-*"))  # nor its extracted bundle
+
+
+def test_segments_of_an_older_parser_are_parsed_again(
+    bundle: Path, expected: dict, tmp_path: Path
+) -> None:
+    """A bundle whose segments an older parser wrote: its files are loaded, queued to be
+    parsed again, and end with a segment of this parser and the same counts."""
+    with zipfile.ZipFile(bundle) as archive:
+        (tmp_path / "old.db").write_bytes(archive.read("home/casescope.db"))
+    with sqlite3.connect(tmp_path / "old.db") as connection:
+        connection.execute("UPDATE segments SET parser_version = ?", (PARSER_VERSION - 1,))
+    connection.close()
+    data = (tmp_path / "old.db").read_bytes()
+    manifest = manifest_of(bundle)
+    for member in manifest["members"]:
+        if member["path"] == "home/casescope.db":
+            member.update(size=len(data), sha256=hashlib.sha256(data).hexdigest())
+    change = {"home/casescope.db": data, "manifest.json": resealed(manifest)}
+    older = rewrite(bundle, tmp_path / "older.zip", change)
+    target = Cli(tmp_path / "target")
+    out = target.run("case", "import", str(older)).stdout
+    assert "2 files were parsed by an older parser: queued to be parsed again" in out
+    assert _counts(target, "alpha") == expected
+    with sqlite3.connect(target.home / "casescope.db") as connection:
+        versions = connection.execute(
+            "SELECT s.parser_version FROM evidence_files f JOIN segments s ON s.id = f.segment_id"
+        ).fetchall()
+    assert versions == [(PARSER_VERSION,), (PARSER_VERSION,)]

@@ -10,6 +10,7 @@ from rich.filesize import decimal
 from rich.text import Text
 
 from casescope.cli.common import console, err_console, friendly_errors, open_app, shown
+from casescope.cli.follow import follow, print_outcome
 from casescope.migrate.bundle import export_case, import_bundle
 from casescope.migrate.bundle_format import BundleError
 from casescope.migrate.runner import Progress
@@ -46,7 +47,6 @@ def import_(
     registered, then the case copied in and its events loaded from its segments. Run it
     again after an interruption to finish."""
     ctx = open_app("case import")
-    ctx.db.dispose()
     report = import_bundle(ctx.settings, bundle, as_, Progress())
     for check in report.verify.checks:
         if not check.ok:
@@ -59,3 +59,11 @@ def import_(
         + shown(report.name)
         + Text(f": {report.events.files:,} files, {report.events.rows:,} events loaded")
     )
+    if report.reparse is not None:
+        console.print(
+            f"{report.reparse.count:,} files were parsed by an older parser: queued to be "
+            f"parsed again (operation {report.reparse.operation_id})",
+            highlight=False,
+        )
+        follow(ctx, report.reparse.file_set)
+        print_outcome(ctx, report.reparse.file_set)

@@ -22,6 +22,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from casescope.config import Settings
+from casescope.errors import CaseClosedError
 from casescope.evidence.archive import ArchiveLimits
 from casescope.migrate.bundle_format import (
     HOME,
@@ -38,7 +39,11 @@ from casescope.migrate.phases import Phase, Scope
 from casescope.migrate.runner import Batches, Progress, Selection, open_endpoints, run
 from casescope.migrate.verify import Expect, VerifyReport, verify_tables
 from casescope.model.db import Database, schema_revisions
-from casescope.model.tables import Case
+from casescope.model.enums import Operation
+from casescope.model.tables import Case, EvidenceFile, Segment
+from casescope.parse.schema import PARSER_VERSION
+from casescope.services.case_lifecycle import case_id_by_name
+from casescope.services.reprocess import Requeued, requeue_files
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +136,8 @@ class ImportReport:
     manifest: Manifest
     events: EventsReport
     verify: VerifyReport
+    #: Files queued to be parsed again (their segments are of an older parser).
+    reparse: Requeued | None = None
 
 
 def _staging(settings: Settings, manifest: Manifest, name: str) -> Path:
@@ -176,6 +183,37 @@ def _bring_in(
     return events, checks
 
 
+def _stale_files(db: Database, case_id: int) -> list[int]:
+    """The case's files loaded from a segment of an older parser."""
+    with db.read() as session:
+        return list(
+            session.scalars(
+                select(EvidenceFile.id)
+                .join(Segment, Segment.id == EvidenceFile.segment_id)
+                .where(EvidenceFile.case_id == case_id, Segment.parser_version < PARSER_VERSION)
+                .order_by(EvidenceFile.id)
+            )
+        )
+
+
+def _reparse_stale(settings: Settings, name: str) -> Requeued | None:
+    """Queue the imported case's files whose segments an older parser wrote to be parsed
+    again (a closed case is left as it is: it is read-only)."""
+    db = Database(settings)
+    try:
+        case_id = case_id_by_name(db, name)
+        stale = _stale_files(db, case_id)
+        if not stale:
+            return None
+        try:
+            return requeue_files(db, settings, case_id, Operation.REINDEX, stale, "case import")
+        except CaseClosedError:
+            logger.warning("case %s is closed: its %d older segments stay", name, len(stale))
+            return None
+    finally:
+        db.dispose()
+
+
 def import_bundle(
     settings: Settings, path: Path, new_name: str | None, progress: Progress
 ) -> ImportReport:
@@ -196,4 +234,5 @@ def import_bundle(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     logger.info("imported case %s (%s a killed import)", name, "finished" if resuming else "no")
-    return ImportReport(name, manifest, events, checks)
+    reparse = _reparse_stale(settings, name) if checks.ok else None
+    return ImportReport(name, manifest, events, checks, reparse)

@@ -54,7 +54,9 @@ UNDECLARED: dict[tuple[str, str], str] = {
 #: Natural keys of the tables whose rows are pointed at when the target has them.
 NATURAL: dict[str, tuple[str, ...]] = {
     "users": ("username",),
-    "rules": ("source", "path", "sha256"),
+    "api_tokens": ("token_hash",),
+    # a rule set's rule at one path is the same rule, whichever revision each side has
+    "rules": ("source", "path"),
     "segments": ("sha256", "parser_version", "variant"),
 }
 #: Tables not copied at all when keys move (see the module doc).

@@ -94,10 +94,13 @@ def _cases(source: Source, names: list[str] | None) -> dict[int, str]:
 
 
 def _expected_case_id(ends: Endpoints, case_id: int) -> int | None:
-    """The id the case has on the target: kept, moved (`keys`), or None before keys moved."""
-    if not ends.move_keys:
-        return case_id
-    return None if ends.keymap is None else ends.keymap.key("cases", case_id)
+    """The id a case of the target with the name the source case takes there may have: the
+    id this copy gave it (kept, or moved by `keys`), once this copy has put it there; None
+    before (any case of that name is then another one)."""
+    if ends.move_keys:
+        return None if ends.keymap is None else ends.keymap.key("cases", case_id)
+    copied = checkpoints.unit_started(ends.target, ends.source_id, Phase.CONFIG, "cases", case_id)
+    return case_id if copied else None
 
 
 def check_conflicts(ends: Endpoints) -> None:
