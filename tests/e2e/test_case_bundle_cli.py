@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from casescope.config import Settings
 from casescope.model.story import StoryItem
 from casescope.model.tables import Case, Detection, EvidenceFile, Ioc, IocHit, Rule
 from casescope.model.users import (
@@ -36,6 +37,7 @@ from casescope.services.notes import add_note
 from casescope.services.saved_searches import Owner, save_search
 from casescope.services.story import add_text
 from casescope.services.users import create_user, grant_case
+from casescope.store.owner import index_lock
 from tests.bundles import evidence_member, manifest_of, resealed, rewrite
 from tests.e2e.conftest import Cli
 
@@ -251,3 +253,13 @@ def test_segments_of_an_older_parser_are_parsed_again(
             "SELECT s.parser_version FROM evidence_files f JOIN segments s ON s.id = f.segment_id"
         ).fetchall()
     assert versions == [(PARSER_VERSION,), (PARSER_VERSION,)]
+
+
+def test_export_while_the_deployment_runs(source: Cli, bundle: Path, tmp_path: Path) -> None:
+    """Export reads this deployment from a consistent snapshot: it is not refused while
+    another process owns the index (`serve`, `ingest`), and writes the same members."""
+    with index_lock(Settings(home=source.home).owner_lock_path, "a serve of this test"):
+        out = source.run("case", "export", "alpha", "-o", str(tmp_path / "live.zip")).stdout
+    assert "exported case alpha" in out
+    paths = [member["path"] for member in manifest_of(tmp_path / "live.zip")["members"]]
+    assert paths == [member["path"] for member in manifest_of(bundle)["members"]]

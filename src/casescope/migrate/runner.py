@@ -54,7 +54,7 @@ from casescope.migrate.verify import (
 )
 from casescope.model.db import Database
 from casescope.model.enums import JobState
-from casescope.model.tables import Case, Job
+from casescope.model.tables import Case, EvidenceFile, Job
 from casescope.model.users import User
 
 logger = logging.getLogger(__name__)
@@ -130,10 +130,16 @@ def check_conflicts(ends: Endpoints) -> None:
             )
 
 
-def _check_idle_queue(source: Source) -> None:
+def _check_idle_queue(source: Source, case_ids: list[int]) -> None:
+    """Refuse a source with jobs in progress: any job, or for a live source (a case
+    export) a job of the cases copied."""
     active = (JobState.QUEUED, JobState.RUNNING, JobState.PAUSED)
+    query = select(Job.id).where(Job.state.in_(active)).limit(1)
+    if source.live:
+        of_cases = select(EvidenceFile.id).where(EvidenceFile.case_id.in_(case_ids))
+        query = query.where(Job.file_id.in_(of_cases))
     with source.engine.connect() as connection:
-        busy = connection.scalar(select(Job.id).where(Job.state.in_(active)).limit(1))
+        busy = connection.scalar(query)
     if busy is not None:
         raise MigrationError(
             "the source has queued or running jobs: let them finish (or cancel them) first"
@@ -161,11 +167,12 @@ def _renames(cases: dict[int, str], rename: dict[str, str]) -> dict[int, str]:
 def open_endpoints(
     source_settings: Settings, target_settings: Settings, selection: Selection
 ) -> Iterator[Endpoints]:
+    live = selection.scope is Scope.CASE  # a case export reads this deployment as it runs
     check_distinct(source_settings, target_settings)
-    check_source(source_settings)  # before the target's home is made
+    check_source(source_settings, live)  # before the target's home is made
     target = open_target(target_settings)
     try:
-        with open_source(source_settings, target_settings.tmp_dir) as source:
+        with open_source(source_settings, target_settings.tmp_dir, live) as source:
             cases = _cases(source, selection.cases)
             rename = _renames(cases, selection.rename)
             source_id = describe(source_settings)
@@ -265,7 +272,7 @@ def redo(ends: Endpoints) -> None:
 def run(
     ends: Endpoints, phases: list[Phase], progress: Progress, sizes: Batches | None = None
 ) -> EventsReport | None:
-    _check_idle_queue(ends.source)
+    _check_idle_queue(ends.source, list(ends.cases))
     check_conflicts(ends)
     if ends.move_keys and ends.keymap is None:
         ends.keymap = keymap_for(ends.source, ends.target, ends.source_id, list(ends.cases))
