@@ -21,6 +21,7 @@ from casescope.migrate.runner import Progress
 from casescope.model.db import Database
 from casescope.model.tables import AuditRecord, Case
 from casescope.services.cases import create_case
+from casescope.store.owner import index_lock
 from tests.bundles import manifest_of, resealed, rewrite
 
 DB = "home/casescope.db"
@@ -53,14 +54,33 @@ def _refused(bundle: Path, home: Path) -> str:
             assert session.scalar(select(func.count()).select_from(AuditRecord)) == 0
     finally:
         db.dispose()
-    assert not [p for p in home.rglob("*") if p.is_file() and "casescope.db" not in p.name]
+    ours = ("casescope.db", "index.lock")
+    assert not [p for p in home.rglob("*") if p.is_file() and not p.name.startswith(ours)]
     return str(refusal.value)
 
 
 def test_the_bundle_is_sound(bundle: Path, tmp_path: Path) -> None:
     """The control: the untouched bundle imports (so each refusal below is its change's)."""
-    report = import_bundle(Settings(home=tmp_path / "home"), bundle, None, Progress())
+    settings = Settings(home=tmp_path / "home")
+    report = import_bundle(settings, bundle, None, Progress())
     assert report.name == "alpha" and report.verify.ok
+    db = Database(settings)
+    try:
+        with db.read() as session:
+            rows = session.execute(select(AuditRecord.action, AuditRecord.detail)).all()
+    finally:
+        db.dispose()
+    imported = [orjson.loads(detail) for action, detail in rows if action == "case.import"]
+    assert [(d["case"], d["bundle"]) for d in imported] == [("alpha", str(bundle))]
+    source = Database(Settings(home=bundle.parent / "source"))
+    try:
+        with source.read() as session:
+            exported = session.scalars(
+                select(AuditRecord.detail).where(AuditRecord.action == "case.export")
+            ).all()
+    finally:
+        source.dispose()
+    assert [orjson.loads(detail)["bundle"] for detail in exported] == [str(bundle)]
 
 
 def _unsealed_change(bundle: Path) -> bytes:
@@ -139,6 +159,16 @@ def test_newer_bundle(bundle: Path, tmp_path: Path, field: str) -> None:
         "schema_revision": "schema revision 9999",
     }[field] in message
     assert "newer" in message
+
+
+def test_import_while_another_process_owns_the_index(bundle: Path, tmp_path: Path) -> None:
+    """Refused before anything is registered, naming the owner (not after the case's rows
+    are in, when the load finds the index taken)."""
+    home = tmp_path / "home"
+    with index_lock(Settings(home=home).owner_lock_path, "serve of this test"):
+        message = _refused(bundle, home)
+    assert "cannot import now: this deployment's event index is owned by pid" in message
+    assert "(serve of this test)" in message
 
 
 def test_export_of_an_unknown_case(bundle: Path, tmp_path: Path) -> None:

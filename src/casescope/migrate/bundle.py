@@ -19,6 +19,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
 from sqlalchemy import func, select
 
 from casescope.config import Settings
@@ -33,14 +34,14 @@ from casescope.migrate.bundle_format import (
     write_bundle,
 )
 from casescope.migrate.checkpoints import all_checkpoints, forget_source
-from casescope.migrate.endpoints import FileSettings, describe
+from casescope.migrate.endpoints import FileSettings, MigrationError, check_idle, describe
 from casescope.migrate.events import EventsReport
 from casescope.migrate.phases import Phase, Scope
 from casescope.migrate.runner import Batches, Progress, Selection, open_endpoints, run
 from casescope.migrate.verify import Expect, VerifyReport, verify_tables
 from casescope.model.db import Database, schema_revisions
-from casescope.model.enums import Operation
-from casescope.model.tables import Case, EvidenceFile, Segment
+from casescope.model.enums import AuditAction, Operation
+from casescope.model.tables import AuditRecord, Case, EvidenceFile, Segment
 from casescope.parse.schema import PARSER_VERSION
 from casescope.services.case_lifecycle import case_id_by_name
 from casescope.services.reprocess import Requeued, requeue_files
@@ -110,8 +111,21 @@ def _payload(home: Path, into: Path) -> None:
             shutil.move(home / folder, into / folder)
 
 
-def export_case(settings: Settings, name: str, output: Path, progress: Progress) -> ExportReport:
-    """Write case `name` of this deployment as a bundle at `output`."""
+def _audit(settings: Settings, action: AuditAction, case: str, detail: dict, actor: str) -> None:
+    db = Database(settings)
+    try:
+        case_id = case_id_by_name(db, case)
+        with db.session() as session:
+            text = orjson.dumps(detail).decode()
+            session.add(AuditRecord(actor=actor, action=action, case_id=case_id, detail=text))
+    finally:
+        db.dispose()
+
+
+def export_case(
+    settings: Settings, name: str, output: Path, progress: Progress, actor: str = "cli"
+) -> ExportReport:
+    """Write case `name` of this deployment as a bundle at `output` (audited)."""
     settings.ensure_dirs()
     staging = Path(tempfile.mkdtemp(prefix="bundle-export-", dir=settings.tmp_dir))
     try:
@@ -127,7 +141,12 @@ def export_case(settings: Settings, name: str, output: Path, progress: Progress)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     logger.info("exported case %s to %s (%d members)", name, output, len(manifest.members))
-    return ExportReport(manifest, output, output.stat().st_size)
+    report = ExportReport(manifest, output, output.stat().st_size)
+    detail = {"bundle": str(output), "members": len(manifest.members), "bytes": report.bytes}
+    _audit(
+        settings, AuditAction.CASE_EXPORT, name, {**detail, "checksum": manifest.checksum}, actor
+    )
+    return report
 
 
 @dataclass
@@ -214,8 +233,25 @@ def _reparse_stale(settings: Settings, name: str) -> Requeued | None:
         db.dispose()
 
 
+def _check_index_free(settings: Settings) -> None:
+    """Refuse at once when another process owns the embedded index the import loads into
+    (rather than after the case's rows are in)."""
+    try:
+        check_idle(settings)
+    except MigrationError:
+        holder = settings.owner_lock_path.read_text().strip() or "another process"
+        raise BundleError(
+            f"cannot import now: this deployment's event index is owned by {holder}; stop "
+            "it (serve, ingest, workers) and import again"
+        ) from None
+
+
 def import_bundle(
-    settings: Settings, path: Path, new_name: str | None, progress: Progress
+    settings: Settings,
+    path: Path,
+    new_name: str | None,
+    progress: Progress,
+    actor: str = "cli",
 ) -> ImportReport:
     """Verify the bundle at `path`, then bring its case in (as `new_name` if given)."""
     limits = ArchiveLimits.from_settings(settings)
@@ -224,6 +260,7 @@ def import_bundle(
     if not name:
         raise BundleError("--as needs a name")
     settings.ensure_dirs()
+    _check_index_free(settings)
     staging = _staging(settings, manifest, name)
     source = FileSettings(_env_file=None, home=staging / HOME)
     resuming = _check_name_free(settings, name, describe(source))
@@ -234,5 +271,9 @@ def import_bundle(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     logger.info("imported case %s (%s a killed import)", name, "finished" if resuming else "no")
-    reparse = _reparse_stale(settings, name) if checks.ok else None
-    return ImportReport(name, manifest, events, checks, reparse)
+    if not checks.ok:
+        return ImportReport(name, manifest, events, checks)
+    detail = {"bundle": str(path), "checksum": manifest.checksum, "case": manifest.case}
+    detail.update(files=events.files, events=events.rows, made_by=manifest.casescope_version)
+    _audit(settings, AuditAction.CASE_IMPORT, name, detail, actor)
+    return ImportReport(name, manifest, events, checks, _reparse_stale(settings, name))
