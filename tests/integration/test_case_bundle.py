@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from casescope.config import Settings
 from casescope.migrate.bundle import export_case, import_bundle
 from casescope.migrate.bundle_format import MANIFEST, BundleError
+from casescope.migrate.endpoints import MigrationError
 from casescope.migrate.runner import Progress
 from casescope.model.db import Database
 from casescope.model.tables import AuditRecord, Case
@@ -171,9 +172,15 @@ def test_import_while_another_process_owns_the_index(bundle: Path, tmp_path: Pat
     assert "(serve of this test)" in message
 
 
+@pytest.mark.parametrize("name", ["", "   ", "x" * 201])
+def test_a_bad_new_name(bundle: Path, tmp_path: Path, name: str) -> None:
+    with pytest.raises(MigrationError, match="--as needs a case name of 1 to 200"):
+        import_bundle(Settings(home=tmp_path / "home"), bundle, name, Progress())
+
+
 def test_export_of_an_unknown_case(bundle: Path, tmp_path: Path) -> None:
     settings = Settings(home=tmp_path / "home")
     Database(settings).dispose()
-    with pytest.raises(BundleError.__mro__[1], match="no case named 'nope'"):
+    with pytest.raises(MigrationError, match="no case named 'nope'"):
         export_case(settings, "nope", tmp_path / "x.zip", Progress())
     assert not (tmp_path / "x.zip").exists()

@@ -37,7 +37,14 @@ from casescope.migrate.checkpoints import all_checkpoints, forget_source
 from casescope.migrate.endpoints import FileSettings, MigrationError, check_idle, describe
 from casescope.migrate.events import EventsReport
 from casescope.migrate.phases import Phase, Scope
-from casescope.migrate.runner import Batches, Progress, Selection, open_endpoints, run
+from casescope.migrate.runner import (
+    Batches,
+    Progress,
+    Selection,
+    checked_case_name,
+    open_endpoints,
+    run,
+)
 from casescope.migrate.verify import Expect, VerifyReport, verify_tables
 from casescope.model.db import Database, schema_revisions
 from casescope.model.enums import AuditAction, Operation
@@ -256,9 +263,7 @@ def import_bundle(
     """Verify the bundle at `path`, then bring its case in (as `new_name` if given)."""
     limits = ArchiveLimits.from_settings(settings)
     manifest = peek_manifest(path, limits)
-    name = (new_name or manifest.case).strip()
-    if not name:
-        raise BundleError("--as needs a name")
+    name = manifest.case if new_name is None else checked_case_name(new_name)
     settings.ensure_dirs()
     _check_index_free(settings)
     staging = _staging(settings, manifest, name)
@@ -270,7 +275,7 @@ def import_bundle(
         events, checks = _bring_in(source, settings, manifest.case, name, progress)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    logger.info("imported case %s (%s a killed import)", name, "finished" if resuming else "no")
+    logger.info("imported case %s%s", name, " (a killed import finished)" if resuming else "")
     if not checks.ok:
         return ImportReport(name, manifest, events, checks)
     detail = {"bundle": str(path), "checksum": manifest.checksum, "case": manifest.case}

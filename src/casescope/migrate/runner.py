@@ -56,6 +56,7 @@ from casescope.model.db import Database
 from casescope.model.enums import JobState
 from casescope.model.tables import Case, EvidenceFile, Job
 from casescope.model.users import User
+from casescope.services.case_lifecycle import MAX_NAME_LENGTH
 
 logger = logging.getLogger(__name__)
 
@@ -157,6 +158,14 @@ class Selection:
     move_keys: bool = False
 
 
+def checked_case_name(name: str) -> str:
+    """A name `--as` may give a case: not empty, not longer than a case name may be."""
+    name = name.strip()
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise MigrationError(f"--as needs a case name of 1 to {MAX_NAME_LENGTH} characters")
+    return name
+
+
 def _renames(cases: dict[int, str], rename: dict[str, str]) -> dict[int, str]:
     if rename and len(cases) != 1:
         raise MigrationError("--as renames one case: name exactly one with --cases")
@@ -193,6 +202,8 @@ def endpoints(
     (`--as`) the name the one case of `cases` takes on the target."""
     if rename is not None and (not cases or len(cases) != 1):
         raise MigrationError("--as renames one case: name exactly one with --cases")
+    if rename is not None:
+        rename = checked_case_name(rename)
     selection = Selection(cases, rename={cases[0]: rename} if cases and rename else {})
     with open_endpoints(settings_from(source_path), settings_from(target_path), selection) as ends:
         yield ends
