@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from casescope.config import Settings
 from casescope.model.story import StoryItem
@@ -88,7 +89,7 @@ def bundle(source: Cli) -> Path:
     return path
 
 
-def _counts(cli: Cli, case: str) -> dict[str, int]:
+def _counts(cli: Cli, case: str) -> dict[str, object]:
     """The case's rows per table (read from its SQLite) and its events in the index (read
     by `casescope search`)."""
     db = cli.db()
@@ -111,14 +112,37 @@ def _counts(cli: Cli, case: str) -> dict[str, int]:
                     EvidenceFile,
                 )
             }
+            links = _links(session, case_id)
     finally:
         db.dispose()
     found = cli.run("search", "--case", case, "--format", "jsonl", "--limit", "10000", "*")
-    return {"events": len(found.stdout.splitlines()), **rows}
+    return {"events": len(found.stdout.splitlines()), "links": links, **rows}
+
+
+def _links(session: Session, case_id: int) -> str:
+    """A hash of what the case's findings point at, by stable keys (the file's sha256, the
+    event's seq, the rule's path, the IOC's value): equal only if every link survived."""
+    file_sha = select(EvidenceFile.sha256).where(EvidenceFile.id == Detection.file_id)
+    detections = select(file_sha.scalar_subquery(), Detection.seq, Rule.path).join(
+        Rule, Rule.id == Detection.rule_id
+    )
+    hit_sha = select(EvidenceFile.sha256).where(EvidenceFile.id == IocHit.file_id)
+    hits = select(hit_sha.scalar_subquery(), IocHit.seq, Ioc.value).join(
+        Ioc, Ioc.id == IocHit.ioc_id
+    )
+    mark_sha = select(EvidenceFile.sha256).where(EvidenceFile.id == EventMarkRecord.file_id)
+    marks = select(mark_sha.scalar_subquery(), EventMarkRecord.seq, EventMarkRecord.kind)
+    rows = [
+        *session.execute(detections.where(Detection.case_id == case_id)).all(),
+        *session.execute(hits.where(IocHit.case_id == case_id)).all(),
+        *session.execute(marks.where(EventMarkRecord.case_id == case_id)).all(),
+    ]
+    assert rows and all(row[0] is not None for row in rows), rows  # no link left dangling
+    return hashlib.sha256("\n".join(sorted(map(str, rows))).encode()).hexdigest()
 
 
 @pytest.fixture(scope="module")
-def expected(source: Cli) -> dict[str, int]:
+def expected(source: Cli) -> dict[str, object]:
     counts = _counts(source, "alpha")
     assert counts["Detection"] and counts["IocHit"] and counts["EventMarkRecord"] == 1
     return counts
