@@ -103,19 +103,3 @@ def forget_source(db: Database, source: str) -> None:
     """Delete a source's checkpoints (a finished case import: its source folder is gone)."""
     with db.session() as session:
         session.execute(delete(MigrationCheckpoint).where(MigrationCheckpoint.source == source))
-
-
-def unit_started(db: Database, source: str, phase: Phase, table: str, unit: int) -> bool:
-    """Whether a copy of that unit has rows on the target (its checkpoint has a key)."""
-    with db.read() as session:
-        return (
-            session.scalar(
-                select(MigrationCheckpoint.last_key).where(
-                    MigrationCheckpoint.source == source,
-                    MigrationCheckpoint.phase == phase.value,
-                    MigrationCheckpoint.table_name == table,
-                    MigrationCheckpoint.unit == unit,
-                )
-            )
-            is not None
-        )

@@ -42,7 +42,7 @@ from casescope.migrate.functional import (
     verify_events,
 )
 from casescope.migrate.keys import KeyMap, keymap_for, stored_keymap
-from casescope.migrate.phases import Phase, Scope
+from casescope.migrate.phases import Phase, Scope, canonical
 from casescope.migrate.redo import forget_case
 from casescope.migrate.rows import DEFAULT_BATCH_ROWS, CopyContext, copy_phase
 from casescope.migrate.verify import (
@@ -100,8 +100,21 @@ def _expected_case_id(ends: Endpoints, case_id: int) -> int | None:
     before (any case of that name is then another one)."""
     if ends.move_keys:
         return None if ends.keymap is None else ends.keymap.key("cases", case_id)
-    copied = checkpoints.unit_started(ends.target, ends.source_id, Phase.CONFIG, "cases", case_id)
-    return case_id if copied else None
+    return case_id if _same_case(ends, case_id) else None
+
+
+def _same_case(ends: Endpoints, case_id: int) -> bool:
+    """Whether the target's case of this id is the source's (copied before: same row)."""
+    table = Case.__table__
+    query = select(table).where(table.c.id == case_id)
+    with ends.source.engine.connect() as connection:
+        mine = connection.execute(query).mappings().one()
+    with ends.target.read() as session:
+        there = session.execute(query).mappings().one_or_none()
+    target_home = ends.target.settings.home_dir
+    return there is not None and canonical(table, there, target_home) == canonical(
+        table, mine, ends.source.home
+    )
 
 
 def check_conflicts(ends: Endpoints) -> None:
