@@ -44,8 +44,10 @@ def import_(
     ] = None,
 ) -> None:
     """Bring a case bundle in: every member checked against the manifest before anything is
-    registered, then the case copied in and its events loaded from its segments. Run it
-    again after an interruption to finish."""
+    registered, then the case copied in under new ids and its events loaded from its
+    segments. Users it names that are missing here are created disabled, without a
+    password; its rules come in disabled (docs/bundles.md). Run it again after an
+    interruption to finish."""
     ctx = open_app("case import")
     report = import_bundle(ctx.settings, bundle, as_, Progress())
     for check in report.verify.checks:
