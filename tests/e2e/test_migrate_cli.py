@@ -345,3 +345,33 @@ def test_a_missing_segment_is_reported_not_a_traceback(source: Source, tmp_path:
         aside.rename(segment)
     assert f"file {file.id} {file.original_path}: segment missing or unreadable" in out
     assert "migrated 2 case(s)" in out
+
+
+def test_a_case_comes_in_under_another_name_with_as(source: Source, tmp_path: Path) -> None:
+    """The target has an `alpha` of its own: without --as the run is refused naming it;
+    with --as the source's alpha comes in beside it under new keys, verify (given the
+    same --as) passes, and the target's own alpha is untouched."""
+    taken = Cli(tmp_path / "taken")
+    taken.run("ingest", "--case", "alpha", *(str(p) for p in _evidence(source.cli, "beta")))
+    own = _counts(taken, "alpha")
+    args = ("--from", str(source.env_file), "--to", str(taken.home), "--cases", "alpha")
+    assert "--as NEW_NAME" in _error(tmp_path, "run", *args)
+    _migrate(tmp_path, "run", *args, "--as", "alpha-src")
+    assert "checks passed" in _migrate(tmp_path, "verify", *args, "--as", "alpha-src").stdout
+    assert _counts(taken, "alpha-src") == _counts(source.cli, "alpha")
+    assert _counts(taken, "alpha") == own
+    two = ("--from", str(source.env_file), "--to", str(taken.home), "--cases", "alpha,beta")
+    assert "--as renames one case" in _error(tmp_path, "run", *two, "--as", "x")
+
+
+def _evidence(cli: Cli, case: str) -> list[Path]:
+    db = cli.db()
+    try:
+        with db.read() as session:
+            case_id = session.scalar(select(Case.id).where(Case.name == case))
+            stored = session.scalars(
+                select(EvidenceFile.stored_path).where(EvidenceFile.case_id == case_id)
+            )
+            return [Path(path) for path in stored]
+    finally:
+        db.dispose()

@@ -10,7 +10,7 @@ from rich.filesize import decimal
 from rich.table import Column, Table
 from rich.text import Text
 
-from casescope.cli import case_admin
+from casescope.cli import case_admin, case_bundle
 from casescope.cli.common import console, friendly_errors, open_app, shown
 from casescope.cli.output import OutputFormat, format_option, write_rows
 from casescope.model.enums import FileStatus, FileType
@@ -24,7 +24,8 @@ from casescope.services.evidence_list import (
 )
 
 app = typer.Typer(
-    help="Create, list, show, change, close, reopen and delete cases.", no_args_is_help=True
+    help="Create, list, show, change, close, reopen, delete, export and import cases.",
+    no_args_is_help=True,
 )
 
 
@@ -66,6 +67,8 @@ for _name, _command in (
     ("close", case_admin.close),
     ("reopen", case_admin.reopen),
     ("delete", case_admin.delete),
+    ("export", case_bundle.export),
+    ("import", case_bundle.import_),
 ):
     app.command(_name)(_command)
 

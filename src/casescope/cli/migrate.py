@@ -53,6 +53,14 @@ CasesOpt = Annotated[
     str | None,
     typer.Option("--cases", help="Only these cases (comma-separated names; default: all)."),
 ]
+AsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--as",
+        help="The one case of --cases takes this name on the target (whose own case has "
+        "its name), with new keys there; give it to verify too.",
+    ),
+]
 
 
 def _phases(phase: Phase | None) -> list[Phase]:
@@ -155,6 +163,7 @@ def run(
             "files no other case uses), then copy them again.",
         ),
     ] = False,
+    as_: AsOpt = None,
 ) -> None:
     """Copy the phases (all, or --phase) of the cases (all, or --cases).
 
@@ -162,7 +171,7 @@ def run(
     started = time.perf_counter()
     if redo and not _names(cases):
         raise CasescopeError("--redo re-does the cases named by --cases: name them")
-    with runner.endpoints(source, target, _names(cases)) as ends:
+    with runner.endpoints(source, target, _names(cases), as_) as ends:
         if redo:
             runner.redo(ends)
         chosen = _phases(phase)
@@ -223,6 +232,7 @@ def verify(
     failures_only: Annotated[
         bool, typer.Option("--failures-only", help="Print only the checks that failed.")
     ] = False,
+    as_: AsOpt = None,
 ) -> None:
     """Compare source and target; exits 1 on any difference.
 
@@ -230,7 +240,7 @@ def verify(
     counts."""
     credentials = (login, typer.prompt(f"password of {login}", hide_input=True)) if login else None
     value = typer.prompt("API token", hide_input=True) if token else None
-    with runner.endpoints(source, target, _names(cases)) as ends:
+    with runner.endpoints(source, target, _names(cases), as_) as ends:
         report = runner.verify(ends, credentials, value, phase)
     _print_checks(report, not failures_only)
     failed = sum(not check.ok for check in report.checks)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import orjson
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from casescope.migrate.phases import Phase
@@ -97,3 +97,9 @@ def unit_done(db: Database, source: str, phase: Phase, table: str, unit: int) ->
                 )
             )
         )
+
+
+def forget_source(db: Database, source: str) -> None:
+    """Delete a source's checkpoints (a finished case import: its source folder is gone)."""
+    with db.session() as session:
+        session.execute(delete(MigrationCheckpoint).where(MigrationCheckpoint.source == source))

@@ -15,6 +15,7 @@ import fcntl
 import logging
 import os
 import shutil
+import sqlite3
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -108,11 +109,12 @@ def check_not_newer(revisions: frozenset[str], which: str) -> None:
         )
 
 
-def check_source(settings: Settings) -> None:
-    """The source exists and is idle."""
+def check_source(settings: Settings, live: bool = False) -> None:
+    """The source exists and (unless it is read `live`) is idle."""
     if not settings.home_dir.is_dir():
         raise MigrationError(f"the source home {settings.home_dir} does not exist")
-    check_idle(settings)
+    if not live:
+        check_idle(settings)
 
 
 def check_idle(settings: Settings) -> None:
@@ -133,9 +135,28 @@ def check_idle(settings: Settings) -> None:
         os.close(fd)
 
 
-def _copy_sqlite(settings: Settings, folder: Path) -> Path:
+def _snapshot_sqlite(settings: Settings, folder: Path) -> Path:
+    """A consistent copy of a database other processes may be writing (SQLite's online
+    backup). Unlike the file copy it opens the database, which may create its `-shm`: for
+    a live source, which is this deployment, never for one that must stay byte-identical."""
+    copy = folder / "source.db"
+    source = sqlite3.connect(f"file:{settings.db_path}?mode=ro", uri=True, timeout=30)
+    try:
+        target = sqlite3.connect(copy)
+        try:
+            source.backup(target)
+        finally:
+            target.close()
+    finally:
+        source.close()
+    return copy
+
+
+def _copy_sqlite(settings: Settings, folder: Path, live: bool = False) -> Path:
     if not settings.db_path.is_file():
         raise MigrationError(f"no casescope database at {settings.db_path}")
+    if live:
+        return _snapshot_sqlite(settings, folder)
     copy = folder / "source.db"
     shutil.copyfile(settings.db_path, copy)
     wal = settings.db_path.with_name(settings.db_path.name + "-wal")
@@ -149,6 +170,9 @@ class Source:
     settings: Settings
     engine: Engine
     scratch: Path  # private copies, removed on close
+    #: Read while it runs (a case export of this deployment): from a consistent snapshot,
+    #: not refused for its index owner.
+    live: bool = False
 
     @property
     def home(self) -> Path:
@@ -156,25 +180,25 @@ class Source:
 
 
 @contextmanager
-def open_source(settings: Settings, scratch_root: Path) -> Iterator[Source]:
+def open_source(settings: Settings, scratch_root: Path, live: bool = False) -> Iterator[Source]:
     """The source's metadata DB, read-only: SQLite from a private copy (upgraded when it is
     at an older revision), PostgreSQL in read-only transactions and at the head."""
-    check_source(settings)
+    check_source(settings, live)
     scratch_root.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="migrate-source-", dir=scratch_root))
     try:
-        engine = _source_engine(settings, scratch)
+        engine = _source_engine(settings, scratch, live)
         try:
-            yield Source(settings, engine, scratch)
+            yield Source(settings, engine, scratch, live)
         finally:
             engine.dispose()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _source_engine(settings: Settings, scratch: Path) -> Engine:
+def _source_engine(settings: Settings, scratch: Path, live: bool) -> Engine:
     if settings.db_url.startswith("sqlite"):
-        engine = create_engine(f"sqlite:///{_copy_sqlite(settings, scratch)}")
+        engine = create_engine(f"sqlite:///{_copy_sqlite(settings, scratch, live)}")
         revisions = schema_revisions(engine)
         check_not_newer(revisions, "source")
         if revisions != SCHEMA_HEADS:

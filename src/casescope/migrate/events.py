@@ -32,6 +32,7 @@ from casescope.migrate.checkpoints import (
     last_key,
 )
 from casescope.migrate.endpoints import Source
+from casescope.migrate.keys import KeyMap
 from casescope.migrate.phases import Phase, relative_path
 from casescope.model.db import Database
 from casescope.model.enums import IndexState
@@ -48,6 +49,7 @@ CHUNK = 1 << 20
 @dataclass(frozen=True)
 class SourceFile:
     id: int
+    case_id: int
     sha256: str
     size_bytes: int
     original_path: str
@@ -85,7 +87,9 @@ def source_files(source: Source, case_id: int, after: object, limit: int) -> lis
     with source.engine.connect() as connection:
         rows = connection.execute(query).all()
     return [
-        SourceFile(r[0], r[1], r[2], r[3], r[4], IndexState(r[5]) is IndexState.LOADED, r[6])
+        SourceFile(
+            r[0], case_id, r[1], r[2], r[3], r[4], IndexState(r[5]) is IndexState.LOADED, r[6]
+        )
         for r in rows
     ]
 
@@ -158,12 +162,29 @@ class EventsContext:
     batch_files: int = DEFAULT_BATCH_FILES
     #: Told (files, bytes) after each file.
     on_file: Callable[[int, int], None] | None = None
+    #: Load the copied files' segments into the target's index. A case bundle's home has
+    #: no index: its files are marked loaded instead (their segments hold their events),
+    #: so that the deployment the bundle is imported into loads them.
+    load: bool = True
+    #: New keys on the target (`migrate.keys`); None: keys are kept.
+    keymap: KeyMap | None = None
+
+    def evidence_target(self, item: SourceFile) -> Path | None:
+        """Where the file's evidence goes on the target (None: outside the source home)."""
+        target_home = self.target.settings.home_dir
+        if self.keymap is not None:
+            case_id = self.keymap.key("cases", item.case_id)
+            return self.keymap.evidence_path(case_id or 0, item.sha256, target_home)
+        return target_path(item.stored_path, self.source.home, target_home)
+
+    def file_key(self, item: SourceFile) -> int:
+        return item.id if self.keymap is None else self.keymap.key("evidence_files", item.id) or 0
 
 
 def _copy_file(ctx: EventsContext, item: SourceFile) -> tuple[bool, int, dict | None]:
     """Copy one file's evidence and segment: (load it, bytes copied, problem or None)."""
     source_home, target_home = ctx.source.home, ctx.target.settings.home_dir
-    evidence = target_path(item.stored_path, source_home, target_home)
+    evidence = ctx.evidence_target(item)
     if evidence is None:
         reason = "evidence stored outside the source home"
     else:
@@ -190,16 +211,13 @@ def _copy_file(ctx: EventsContext, item: SourceFile) -> tuple[bool, int, dict | 
     return True, item.size_bytes + size, None
 
 
-def _mark_pending(db: Database, file_ids: list[int]) -> None:
+def _mark(db: Database, file_ids: list[int], state: IndexState) -> None:
     if file_ids:
         with db.session() as session:
             session.execute(
                 update(EvidenceFile)
                 .where(EvidenceFile.id.in_(file_ids))
-                .values(
-                    index_state=IndexState.PENDING,
-                    index_generation=EvidenceFile.index_generation + 1,
-                )
+                .values(index_state=state, index_generation=EvidenceFile.index_generation + 1)
             )
 
 
@@ -217,12 +235,15 @@ def _copy_batch(ctx: EventsContext, where: Where, settings: Settings, report: Ev
         if problem is not None:
             problems.append(problem)
         elif load:
-            pending.append(item.id)
+            pending.append(ctx.file_key(item))
         if ctx.on_file is not None:
             ctx.on_file(1, copied)
-    _mark_pending(ctx.target, pending)
-    with open_index(settings, "migrate") as index:
-        report.rows += load_pending(ctx.target, index, settings).rows
+    if ctx.load:
+        _mark(ctx.target, pending, IndexState.PENDING)
+        with open_index(settings, "migrate") as index:
+            report.rows += load_pending(ctx.target, index, settings).rows
+    else:
+        _mark(ctx.target, pending, IndexState.LOADED)
     with ctx.target.session() as session:
         mark = checkpoint(session, where)
         advance(mark, batch[-1].id, len(batch), size)

@@ -3,12 +3,22 @@ saved searches counting the same, a user's password and an API token working the
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from sqlalchemy import Engine, select
 
 from casescope.migrate.endpoints import Source
 from casescope.migrate.events import target_path
+from casescope.migrate.keys import KeyMap
 from casescope.migrate.phases import Phase
-from casescope.migrate.verify import Check, Digest, IndexSide, VerifyReport, case_files
+from casescope.migrate.verify import (
+    Check,
+    Digest,
+    FileRow,
+    IndexSide,
+    VerifyReport,
+    case_files,
+)
 from casescope.model.db import Database
 from casescope.model.users import ApiToken, User
 from casescope.services.auth import keyed_hash
@@ -22,12 +32,37 @@ def _total(digests: dict[int, Digest]) -> str:
     return f"{sum(d.count for d in digests.values())} events in {len(digests)} files"
 
 
+def source_keyed(side: IndexSide, keymap: KeyMap) -> IndexSide:
+    """The target's measures under the source's keys (cases, files and saved searches are
+    never matched, only moved: `keys`)."""
+
+    def back(table: str, key: int) -> int:
+        return key - keymap.offsets.get(table, 0)
+
+    files = {
+        back("cases", case): {back("evidence_files", f): d for f, d in digests.items()}
+        for case, digests in side.files.items()
+    }
+    searches = {back("saved_searches", s): n for s, n in side.searches.items()}
+    return IndexSide(files, searches)
+
+
+def _evidence_at(
+    row: FileRow, case_id: int, source: Source, target: Database, keymap: KeyMap | None
+) -> Path | None:
+    home = target.settings.home_dir
+    if keymap is None:
+        return target_path(row.stored_path, source.home, home)
+    return keymap.evidence_path(keymap.key("cases", case_id) or 0, row.sha256, home)
+
+
 def verify_events(
     source: Source,
     target: Database,
     case_names: dict[int, str],
     sides: tuple[IndexSide, IndexSide],
     report: VerifyReport,
+    keymap: KeyMap | None = None,
 ) -> None:
     mine, theirs = sides
     for case_id, name in case_names.items():
@@ -40,7 +75,7 @@ def verify_events(
             a, b = here.get(row.id), there.get(row.id)
             if a != b:
                 report.checks.append(Check(EVENTS, what, name, str(a), str(b), False))
-            stored = target_path(row.stored_path, source.home, target.settings.home_dir)
+            stored = _evidence_at(row, case_id, source, target, keymap)
             present = stored is not None and stored.is_file()
             if not present or stored.stat().st_size != row.size_bytes:  # type: ignore[union-attr]
                 found = "missing" if not present else "other size"

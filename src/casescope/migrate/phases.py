@@ -19,7 +19,8 @@ import orjson
 from sqlalchemy import ColumnElement, Table, select, true
 
 from casescope.model.enums import IndexState
-from casescope.model.tables import Base, EvidenceFile
+from casescope.model.tables import Base, Case, Detection, EvidenceFile
+from casescope.model.users import CaseAccess, SavedSearch
 
 
 class Phase(StrEnum):
@@ -32,6 +33,17 @@ class Phase(StrEnum):
     @property
     def order(self) -> int:
         return list(Phase).index(self)
+
+
+class Scope(StrEnum):
+    """What of the global tables goes with the selected cases."""
+
+    #: Everything: a deployment copied to another (`casescope migrate`).
+    DEPLOYMENT = "deployment"
+    #: Only what the cases need: a case bundle (`casescope case export`). The users they
+    #: name, the rules their detections name, the rule sets their files name, the
+    #: placeholders; no API tokens and no audit rows of no case.
+    CASE = "case"
 
 
 TABLE_PHASES: dict[str, Phase] = {
@@ -100,9 +112,47 @@ def _files_of(case_id: int) -> Any:
     return select(EvidenceFile.id).where(EvidenceFile.case_id == case_id)
 
 
-def units(table: Table, case_ids: list[int]) -> list[tuple[int, ColumnElement[bool]]]:
+def _case_users(case_ids: list[int]) -> Any:
+    """The users a set of cases names: owners, grants, authors of saved searches."""
+    owners = select(Case.owner_id).where(Case.id.in_(case_ids), Case.owner_id.is_not(None))
+    grants = select(CaseAccess.user_id).where(CaseAccess.case_id.in_(case_ids))
+    searches = select(SavedSearch.user_id).where(SavedSearch.case_id.in_(case_ids))
+    return owners.union(grants, searches)
+
+
+def _case_global(table: Table, case_ids: list[int]) -> ColumnElement[bool] | None:
+    """The rows of a global table a case bundle holds (None: none)."""
+    columns = table.c
+    if table.name == "users":
+        return columns.id.in_(select(_case_users(case_ids).subquery().c[0]))
+    if table.name == "rules":
+        used = select(Detection.rule_id).where(Detection.case_id.in_(case_ids))
+        return columns.id.in_(used)
+    if table.name == "rule_sets":
+        used = select(EvidenceFile.sigma_ruleset).where(EvidenceFile.case_id.in_(case_ids))
+        return columns.hash.in_(used)
+    if table.name == "sigma_placeholders":
+        return true()
+    return None
+
+
+def units(
+    table: Table, case_ids: list[int], scope: Scope = Scope.DEPLOYMENT
+) -> list[tuple[int, ColumnElement[bool]]]:
     """(unit, condition) pairs: one per case for a table of case rows (plus rows of no case
-    where its case column may be empty), or one unit of every row for a global table."""
+    where its case column may be empty), or one unit of every row for a global table.
+    A case bundle (Scope.CASE) takes no rows of no case but those `_case_global` names."""
+    found = _units(table, case_ids)
+    if scope is Scope.DEPLOYMENT:
+        return found
+    cased = [(unit, condition) for unit, condition in found if unit != NO_CASE]
+    if cased:
+        return cased
+    condition = _case_global(table, case_ids)
+    return [] if condition is None else [(NO_CASE, condition)]
+
+
+def _units(table: Table, case_ids: list[int]) -> list[tuple[int, ColumnElement[bool]]]:
     columns = table.c
     if table.name == "cases":
         return [(case, columns.id == case) for case in case_ids]
@@ -119,6 +169,13 @@ def units(table: Table, case_ids: list[int]) -> list[tuple[int, ColumnElement[bo
     if columns.case_id.nullable:
         found.append((NO_CASE, columns.case_id.is_(None)))
     return found
+
+
+def renamed(table: Table, row: Mapping[str, Any], rename: Mapping[int, str]) -> Mapping[str, Any]:
+    """A `cases` row under the name `--as` gives it on the target; any other row as it is."""
+    if table.name == "cases" and row["id"] in rename:
+        return {**row, "name": rename[row["id"]]}
+    return row
 
 
 def as_utc(value: datetime) -> datetime:

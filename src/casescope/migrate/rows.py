@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, Table, func, select, text
 from sqlalchemy.exc import IntegrityError
@@ -20,7 +20,17 @@ from sqlalchemy.orm import Session
 
 from casescope.migrate.checkpoints import Where, advance, checkpoint, finish, last_key
 from casescope.migrate.endpoints import MigrationError, Source
-from casescope.migrate.phases import Phase, canonical, for_target, key_column, tables_of, units
+from casescope.migrate.keys import LEFT_OUT, TARGET_WINS, KeyMap
+from casescope.migrate.phases import (
+    Phase,
+    Scope,
+    canonical,
+    for_target,
+    key_column,
+    renamed,
+    tables_of,
+    units,
+)
 from casescope.model.db import Database
 
 logger = logging.getLogger(__name__)
@@ -38,6 +48,11 @@ class CopyContext:
     batch_rows: int = DEFAULT_BATCH_ROWS
     #: Told (table, rows copied) after each batch.
     on_rows: Callable[[str, int], None] | None = None
+    scope: Scope = Scope.DEPLOYMENT
+    #: Source case id -> its name on the target (`--as`).
+    rename: dict[int, str] = field(default_factory=dict)
+    #: New keys on the target (`migrate.keys`); None: keys are kept.
+    keymap: KeyMap | None = None
 
 
 def _existing(session: Session, table: Table, keys: list) -> dict:
@@ -46,21 +61,53 @@ def _existing(session: Session, table: Table, keys: list) -> dict:
     return {row[key.name]: row for row in rows}
 
 
+def _conflict(table: Table, key: str, value: object) -> MigrationError:
+    return MigrationError(
+        f"{table.name} {key}={value!r}: the target holds another row under this key "
+        "(it has data of its own); migrate into an empty target, or delete that data"
+    )
+
+
+def _insertable_moved(
+    ctx: CopyContext, keymap: KeyMap, session: Session, table: Table, rows: list
+) -> list[dict]:
+    """As `_insertable`, for rows under new keys: those the target has by their natural
+    key are not copied, a placeholder the target has keeps its values."""
+    key = key_column(table).name
+    source_home, target_home = ctx.source.home, ctx.target.settings.home_dir
+    mapped = []
+    for row in rows:
+        target_row = for_target(table, renamed(table, row, ctx.rename), source_home, target_home)
+        moved = keymap.row(table, target_row, target_home)
+        if moved is not None:
+            mapped.append(moved)
+    existing = _existing(session, table, [row[key] for row in mapped])
+    fresh = []
+    for row in mapped:
+        there = existing.get(row[key])
+        if there is None:
+            fresh.append(row)
+        elif table.name not in TARGET_WINS and canonical(table, there, target_home) != canonical(
+            table, row, target_home
+        ):
+            raise _conflict(table, key, row[key])
+    return fresh
+
+
 def _insertable(ctx: CopyContext, session: Session, table: Table, rows: list) -> list[dict]:
     """The rows of `rows` the target lacks; MigrationError for a key it holds otherwise."""
+    if ctx.keymap is not None:
+        return _insertable_moved(ctx, ctx.keymap, session, table, rows)
     key = key_column(table).name
     existing = _existing(session, table, [row[key] for row in rows])
     source_home, target_home = ctx.source.home, ctx.target.settings.home_dir
     fresh = []
-    for row in rows:
+    for row in (renamed(table, row, ctx.rename) for row in rows):
         there = existing.get(row[key])
         if there is None:
             fresh.append(for_target(table, row, source_home, target_home))
         elif canonical(table, there, target_home) != canonical(table, row, source_home):
-            raise MigrationError(
-                f"{table.name} {key}={row[key]!r}: the target holds another row under this key "
-                "(it has data of its own); migrate into an empty target, or delete that data"
-            )
+            raise _conflict(table, key, row[key])
     return fresh
 
 
@@ -90,7 +137,9 @@ def _copy_batch(ctx: CopyContext, table: Table, where: Where, condition: object)
 
 
 def copy_table(ctx: CopyContext, phase: Phase, table: Table) -> None:
-    for unit, condition in units(table, ctx.case_ids):
+    if ctx.keymap is not None and table.name in LEFT_OUT:
+        return
+    for unit, condition in units(table, ctx.case_ids, ctx.scope):
         where = Where(ctx.source_id, phase, table.name, unit)
         while (count := _copy_batch(ctx, table, where, condition)) is not None:
             if ctx.on_rows is not None:

@@ -12,7 +12,7 @@ import logging
 import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import select
@@ -35,15 +35,28 @@ from casescope.migrate.events import (
     EventsReport,
     copy_events,
 )
-from casescope.migrate.functional import check_login, check_token, verify_events
-from casescope.migrate.phases import Phase
+from casescope.migrate.functional import (
+    check_login,
+    check_token,
+    source_keyed,
+    verify_events,
+)
+from casescope.migrate.keys import KeyMap, keymap_for, stored_keymap
+from casescope.migrate.phases import Phase, Scope, canonical
 from casescope.migrate.redo import forget_case
 from casescope.migrate.rows import DEFAULT_BATCH_ROWS, CopyContext, copy_phase
-from casescope.migrate.verify import VerifyReport, measure_source, measure_target, verify_tables
+from casescope.migrate.verify import (
+    Expect,
+    VerifyReport,
+    measure_source,
+    measure_target,
+    verify_tables,
+)
 from casescope.model.db import Database
 from casescope.model.enums import JobState
-from casescope.model.tables import Case, Job
+from casescope.model.tables import Case, EvidenceFile, Job
 from casescope.model.users import User
+from casescope.services.case_lifecycle import MAX_NAME_LENGTH
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +70,16 @@ class Endpoints:
     target: Database
     source_id: str
     cases: dict[int, str]  # the selected source cases: id -> name
+    scope: Scope = Scope.DEPLOYMENT
+    #: Source case id -> the name it takes on the target (`--as`); others keep theirs.
+    rename: dict[int, str] = field(default_factory=dict)
+    #: Rows get new keys on the target (`keys`): `--as`, and every case import.
+    move_keys: bool = False
+    #: The new keys, once computed (by `run`) or read from the target's checkpoints.
+    keymap: KeyMap | None = None
+
+    def target_name(self, case_id: int) -> str:
+        return self.rename.get(case_id, self.cases[case_id])
 
 
 def _cases(source: Source, names: list[str] | None) -> dict[int, str]:
@@ -71,17 +94,46 @@ def _cases(source: Source, names: list[str] | None) -> dict[int, str]:
     return {by_name[name]: name for name in names}
 
 
+def _expected_case_id(ends: Endpoints, case_id: int) -> int | None:
+    """The id a case of the target with the name the source case takes there may have: the
+    id this copy gave it (kept, or moved by `keys`), once this copy has put it there; None
+    before (any case of that name is then another one)."""
+    if ends.move_keys:
+        return None if ends.keymap is None else ends.keymap.key("cases", case_id)
+    return case_id if _same_case(ends, case_id) else None
+
+
+def _same_case(ends: Endpoints, case_id: int) -> bool:
+    """Whether the target's case of this id is the source's (copied before: same row)."""
+    table = Case.__table__
+    query = select(table).where(table.c.id == case_id)
+    with ends.source.engine.connect() as connection:
+        mine = connection.execute(query).mappings().one()
+    with ends.target.read() as session:
+        there = session.execute(query).mappings().one_or_none()
+    target_home = ends.target.settings.home_dir
+    return there is not None and canonical(table, there, target_home) == canonical(
+        table, mine, ends.source.home
+    )
+
+
 def check_conflicts(ends: Endpoints) -> None:
-    """Refuse case and user names the target uses for rows of other keys."""
+    """Refuse case names the target uses for other cases and, when keys are kept, user
+    names the target uses for rows of other keys (when keys move, users are matched by
+    name)."""
     with ends.target.read() as session:
         theirs = {row[1]: row[0] for row in session.execute(select(Case.id, Case.name))}
         users = {row[1]: row[0] for row in session.execute(select(User.id, User.username))}
-    for case_id, name in ends.cases.items():
-        if theirs.get(name, case_id) != case_id:
+    for case_id in ends.cases:
+        name = ends.target_name(case_id)
+        if name in theirs and theirs[name] != _expected_case_id(ends, case_id):
             raise MigrationError(
-                f"the target has a case named {name!r} already (id {theirs[name]}, the source's "
-                f"is {case_id}): delete or rename it on the target, or leave it out with --cases"
+                f"the target has a case named {name!r} already (id {theirs[name]}): bring "
+                "this one in under another name with --as NEW_NAME, delete or rename the "
+                "target's case, or leave it out with --cases"
             )
+    if ends.move_keys:
+        return
     with ends.source.engine.connect() as connection:
         mine = {row[1]: row[0] for row in connection.execute(select(User.id, User.username))}
     for name, user_id in mine.items():
@@ -92,27 +144,82 @@ def check_conflicts(ends: Endpoints) -> None:
             )
 
 
-def _check_idle_queue(source: Source) -> None:
+def _check_idle_queue(source: Source, case_ids: list[int]) -> None:
+    """Refuse a source with jobs in progress: any job, or for a live source (a case
+    export) a job of the cases copied."""
     active = (JobState.QUEUED, JobState.RUNNING, JobState.PAUSED)
+    query = select(Job.id).where(Job.state.in_(active)).limit(1)
+    if source.live:
+        of_cases = select(EvidenceFile.id).where(EvidenceFile.case_id.in_(case_ids))
+        query = query.where(Job.file_id.in_(of_cases))
     with source.engine.connect() as connection:
-        busy = connection.scalar(select(Job.id).where(Job.state.in_(active)).limit(1))
+        busy = connection.scalar(query)
     if busy is not None:
         raise MigrationError(
             "the source has queued or running jobs: let them finish (or cancel them) first"
         )
 
 
+@dataclass(frozen=True)
+class Selection:
+    """Which cases (None: all), how much of the global tables, and renames by case name."""
+
+    cases: list[str] | None = None
+    scope: Scope = Scope.DEPLOYMENT
+    rename: dict[str, str] = field(default_factory=dict)
+    #: New keys on the target (`keys`); implied by a rename.
+    move_keys: bool = False
+
+
+def checked_case_name(name: str) -> str:
+    """A name `--as` may give a case: not empty, not longer than a case name may be."""
+    name = name.strip()
+    if not name or len(name) > MAX_NAME_LENGTH:
+        raise MigrationError(f"--as needs a case name of 1 to {MAX_NAME_LENGTH} characters")
+    return name
+
+
+def _renames(cases: dict[int, str], rename: dict[str, str]) -> dict[int, str]:
+    if rename and len(cases) != 1:
+        raise MigrationError("--as renames one case: name exactly one with --cases")
+    return {case_id: rename[name] for case_id, name in cases.items() if name in rename}
+
+
 @contextmanager
-def endpoints(source_path: Path, target_path: Path, cases: list[str] | None) -> Iterator[Endpoints]:
-    source_settings, target_settings = settings_from(source_path), settings_from(target_path)
+def open_endpoints(
+    source_settings: Settings, target_settings: Settings, selection: Selection
+) -> Iterator[Endpoints]:
+    live = selection.scope is Scope.CASE  # a case export reads this deployment as it runs
     check_distinct(source_settings, target_settings)
-    check_source(source_settings)  # before the target's home is made
+    check_source(source_settings, live)  # before the target's home is made
     target = open_target(target_settings)
     try:
-        with open_source(source_settings, target_settings.tmp_dir) as source:
-            yield Endpoints(source, target, describe(source_settings), _cases(source, cases))
+        with open_source(source_settings, target_settings.tmp_dir, live) as source:
+            cases = _cases(source, selection.cases)
+            rename = _renames(cases, selection.rename)
+            source_id = describe(source_settings)
+            ends = Endpoints(source, target, source_id, cases, selection.scope, rename)
+            ends.move_keys = selection.move_keys or bool(rename)
+            if ends.move_keys:
+                ends.keymap = stored_keymap(target, source_id)
+            yield ends
     finally:
         target.dispose()
+
+
+@contextmanager
+def endpoints(
+    source_path: Path, target_path: Path, cases: list[str] | None, rename: str | None = None
+) -> Iterator[Endpoints]:
+    """The endpoints of `casescope migrate`: each side a home or an env file; `rename`
+    (`--as`) the name the one case of `cases` takes on the target."""
+    if rename is not None and (not cases or len(cases) != 1):
+        raise MigrationError("--as renames one case: name exactly one with --cases")
+    if rename is not None:
+        rename = checked_case_name(rename)
+    selection = Selection(cases, rename={cases[0]: rename} if cases and rename else {})
+    with open_endpoints(settings_from(source_path), settings_from(target_path), selection) as ends:
+        yield ends
 
 
 def _require_before(ends: Endpoints, phase: Phase) -> None:
@@ -151,6 +258,9 @@ class Batches:
 
     rows: int = DEFAULT_BATCH_ROWS
     files: int = DEFAULT_BATCH_FILES
+    #: Load the events into the target's index; False for a case bundle, whose files are
+    #: marked loaded: their segments, copied with them, hold their events.
+    load: bool = True
 
 
 def run_phase(
@@ -163,17 +273,21 @@ def run_phase(
     if phase is Phase.EVENTS:
         events = EventsContext(ends.source, ends.target, ends.source_id, case_ids, sizes.files)
         events.on_file = progress.on_file
+        events.load, events.keymap = sizes.load, ends.keymap
         return copy_events(events)
     rows = CopyContext(ends.source, ends.target, ends.source_id, case_ids, sizes.rows)
     rows.on_rows = progress.on_rows
+    rows.scope, rows.rename, rows.keymap = ends.scope, ends.rename, ends.keymap
     copy_phase(rows, phase)
-    if phase is Phase.CONFIG:
+    if phase is Phase.CONFIG and ends.scope is Scope.DEPLOYMENT and not ends.move_keys:
         _copy_rule_cache(ends.source.settings, ends.target.settings)
     return None
 
 
 def redo(ends: Endpoints) -> None:
     """Forget the selected cases on the target, so that `run` copies them again."""
+    if ends.move_keys:
+        raise MigrationError("--redo re-does a case copied under its own keys: not with --as")
     for case_id, name in ends.cases.items():
         logger.info("re-doing case %s: deleting what the target holds of it", name)
         forget_case(ends.target, ends.source_id, case_id)
@@ -182,8 +296,10 @@ def redo(ends: Endpoints) -> None:
 def run(
     ends: Endpoints, phases: list[Phase], progress: Progress, sizes: Batches | None = None
 ) -> EventsReport | None:
-    _check_idle_queue(ends.source)
+    _check_idle_queue(ends.source, list(ends.cases))
     check_conflicts(ends)
+    if ends.move_keys and ends.keymap is None:
+        ends.keymap = keymap_for(ends.source, ends.target, ends.source_id, list(ends.cases))
     report = None
     for phase in phases:
         report = run_phase(ends, phase, progress, sizes or Batches()) or report
@@ -200,13 +316,17 @@ def verify(
     and saved searches); the login and token checks when asked for."""
     report = VerifyReport()
     table_phases = tuple(p for p in (Phase.CONFIG, Phase.FINDINGS) if phase in (None, p))
-    verify_tables(ends.source, ends.target, ends.cases, report, table_phases)
+    expect = Expect(ends.rename, ends.keymap)
+    verify_tables(ends.source, ends.target, ends.cases, report, table_phases, expect)
     if phase in (None, Phase.EVENTS):
+        keymap = ends.keymap
+        theirs = [keymap.key("cases", c) or 0 for c in ends.cases] if keymap else list(ends.cases)
+        target_side = measure_target(ends.target, theirs)
         sides = (
             measure_source(ends.source, list(ends.cases)),
-            measure_target(ends.target, list(ends.cases)),
+            target_side if keymap is None else source_keyed(target_side, keymap),
         )
-        verify_events(ends.source, ends.target, ends.cases, sides, report)
+        verify_events(ends.source, ends.target, ends.cases, sides, report, keymap)
     if login is not None:
         report.checks.append(check_login(ends.source, ends.target, *login))
     if token is not None:

@@ -208,6 +208,8 @@ class AuditAction(StrEnum):
     CASE_CLOSE = "case.close"
     CASE_REOPEN = "case.reopen"
     CASE_DELETE = "case.delete"  # detail: the name and the counts removed
+    CASE_EXPORT = "case.export"  # detail: the bundle written, its members and checksum
+    CASE_IMPORT = "case.import"  # detail: the bundle read, its case's name there, counts
 
     @property
     def kind(self) -> AuditKind:
