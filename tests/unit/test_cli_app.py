@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -34,6 +35,48 @@ def test_long_lived_commands_do_not_import_the_web_app_or_sigma_engine(command: 
     loaded = _modules_after_loading(command)
     assert f"casescope.cli.{COMMANDS[command][0]}" in loaded
     assert not [name for name in HEAVY if name in loaded]
+
+
+def _help_output(load_all: bool) -> tuple[str, list[str]]:
+    """`casescope --help` written in a fresh interpreter after loading every command (as
+    running them would) or none, and the modules loaded by then."""
+    code = (
+        "import contextlib, io, json, sys\n"
+        "import typer\n"
+        "from casescope.cli.app import COMMANDS, app\n"
+        "group = typer.main.get_command(app)\n"
+        "ctx = group.context_class(group, info_name='casescope')\n"
+        f"if {load_all}: [group.get_command(ctx, name) for name in COMMANDS]\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out): group.get_help(ctx)\n"
+        "print(json.dumps([out.getvalue(), sorted(sys.modules)]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 0, result.stderr
+    text, loaded = json.loads(result.stdout)
+    return text, loaded
+
+
+def test_help_imports_no_command() -> None:
+    text, loaded = _help_output(load_all=False)
+    assert " search " in text
+    commands = {f"casescope.cli.{module}" for module, *_ in COMMANDS.values()}
+    assert sorted(commands & set(loaded)) == []
+    assert "sqlalchemy" not in loaded
+
+
+def test_help_lists_each_command_with_the_summary_of_its_own_help() -> None:
+    """The listing is written without importing the commands: it must read as it would
+    with every command loaded (the summary kept in COMMANDS is each command's own)."""
+    without, _ = _help_output(load_all=False)
+    with_all, loaded = _help_output(load_all=True)
+    assert "casescope.cli.search" in loaded
+    assert without == with_all
 
 
 def test_help_lists_every_command_with_its_summary() -> None:
