@@ -48,8 +48,9 @@ import pyarrow as pa
 from bench import common
 
 from casescope.config import Settings
-from casescope.detect import CompiledRuleSet, RuleLoad, compile_rules, load_rules
 from casescope.detect.cache import load_or_compile
+from casescope.detect.engine import CompiledRuleSet, compile_rules
+from casescope.detect.load import RuleLoad, load_rules
 from casescope.detect.ruleset_config import (
     aliases_for,
     read_defaults,

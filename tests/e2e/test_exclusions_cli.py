@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from casescope.detect import compile_rules, load_rules
+from casescope.detect.engine import compile_rules
+from casescope.detect.load import load_rules
 from casescope.model.enums import FileType
 from casescope.model.tables import AuditRecord, Detection, Job, Rule
 from casescope.parse import ParseReport, iter_batches

@@ -14,6 +14,29 @@ from casescope.cli.app import COMMANDS, app, load_command
 
 #: Heavy modules that the long-lived processes of an ingest must not hold.
 HEAVY = ("fastapi", "uvicorn", "jinja2", "sigma", "polars", "casescope.detect", "casescope.web")
+#: The commands an analyst types many times a day (bench/cli.py times them).
+EVERYDAY = ("case", "files", "status", "detections", "search")
+#: What those must not import before they run: chDB comes with the index when a command
+#: opens it, the rest with the commands that use them (`serve`, `ingest`, `rules`, ...).
+SLOW_TO_IMPORT = (
+    "fastapi",
+    "uvicorn",
+    "jinja2",
+    "sigma",
+    "polars",
+    "chdb",
+    "pyarrow",
+    "pandas",
+    "numpy",
+    "clickhouse_connect",
+    "alembic",
+    "casescope.detect.engine",
+    "casescope.hunt.matcher",
+    "casescope.parse",
+    "casescope.web",
+)
+#: `search` builds its query and reads its rows as Arrow: chDB imports pyarrow anyway.
+ARROW_READERS = {"search": ("pyarrow", "numpy", "casescope.parse")}
 
 
 def _modules_after_loading(*names: str) -> set[str]:
@@ -35,6 +58,16 @@ def test_long_lived_commands_do_not_import_the_web_app_or_sigma_engine(command: 
     loaded = _modules_after_loading(command)
     assert f"casescope.cli.{COMMANDS[command][0]}" in loaded
     assert not [name for name in HEAVY if name in loaded]
+
+
+@pytest.mark.parametrize("command", EVERYDAY)
+def test_everyday_commands_import_neither_the_index_nor_other_commands_stacks(
+    command: str,
+) -> None:
+    loaded = _modules_after_loading(command)
+    assert f"casescope.cli.{COMMANDS[command][0]}" in loaded
+    allowed = ARROW_READERS.get(command, ())
+    assert [name for name in SLOW_TO_IMPORT if name in loaded and name not in allowed] == []
 
 
 def _help_output(load_all: bool) -> tuple[str, list[str]]:

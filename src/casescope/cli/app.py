@@ -45,7 +45,7 @@ COMMANDS: dict[str, Entry] = {
         "A case's files: id (for `reindex --file`), status, size, events, path, sha256, problems.",
     ),
     "status": Entry(
-        "jobs",
+        "status",
         "status",
         "Files per status, events indexed, failures, queue depth, live workers and memory.",
     ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -13,7 +14,9 @@ from casescope.model.db import Database
 from casescope.model.enums import FileStatus, IndexState, JobState
 from casescope.model.tables import EvidenceFile, Job
 from casescope.services.progress import FileSet
-from casescope.store.index import EventIndex
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 
 @dataclass(frozen=True)

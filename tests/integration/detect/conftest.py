@@ -8,7 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from casescope.detect import CompiledRuleSet, load_or_compile
+from casescope.detect.cache import load_or_compile
+from casescope.detect.engine import CompiledRuleSet
 from casescope.model.enums import FileType
 from casescope.parse import ParseReport, iter_batches
 from tests.unit.detect.support import cache_dir

@@ -17,7 +17,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from casescope.detect import CompiledRuleSet, load_rules
+from casescope.detect.engine import CompiledRuleSet
+from casescope.detect.load import load_rules
 from casescope.detect.pipelines import variant_pipelines
 from casescope.model.enums import FileType
 from casescope.parse import ParseReport, iter_batches

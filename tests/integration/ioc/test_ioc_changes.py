@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from casescope.config import Settings
-from casescope.hunt import IocError, compile_iocs
+from casescope.hunt.ioc import IocError
+from casescope.hunt.matcher import compile_iocs
 from casescope.jobs.analyzers import IocAnalyzer
 from casescope.jobs.case_iocs import enabled_iocs
 from casescope.jobs.context import WorkerContext

@@ -7,7 +7,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from casescope.config import Settings
-from casescope.hunt import compile_iocs
+from casescope.hunt.matcher import compile_iocs
 from casescope.jobs.case_iocs import enabled_iocs
 from casescope.model.db import Database
 from casescope.model.enums import AuditAction, FileType, Operation

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from casescope.detect import CompiledRuleSet
 from casescope.detect.atoms import field_key, name_key
+from casescope.detect.engine import CompiledRuleSet
 from casescope.model.enums import FileType
 from casescope.parse import ParseReport, iter_batches
 from tests.crafted_evtx import DEFENDER_CHANNEL, EXCLUSION_KEY, write_all

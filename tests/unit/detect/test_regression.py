@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from casescope.detect import CompiledRuleSet
+from casescope.detect.engine import CompiledRuleSet
 from casescope.model.enums import FileType
 from casescope.parse import ParseReport, iter_batches
 

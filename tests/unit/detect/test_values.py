@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from casescope.detect import CompiledRuleSet
 from casescope.detect.atoms import FieldRefOp, Kind
+from casescope.detect.engine import CompiledRuleSet
 from casescope.detect.values import (
     ascii_twin,
     bools,
