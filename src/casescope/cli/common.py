@@ -62,13 +62,14 @@ def open_app(role: str) -> AppContext:
 
 @contextmanager
 def loaded_index(ctx: AppContext, role: str) -> Iterator[EventIndex]:
-    """The event index, opened as its owner (store/owner.py) with the files that wait for a
-    load loaded first, so that what a command reads is complete."""
+    """The event index, opened as its owner (store/owner.py) for the one command this
+    process runs, with the files that wait for a load loaded first, so that what a command
+    reads is complete."""
     # the loader comes with the Arrow and Parquet stack: imported by the commands that open
     # the index, when they open it, not by those that read the metadata DB alone
     from casescope.store.loader import load_pending
 
-    with open_index(ctx.settings, role=role) as index:
+    with open_index(ctx.settings, role=role, short_lived=True) as index:
         load_pending(ctx.db, index, ctx.settings)
         yield index
 
