@@ -58,7 +58,8 @@ from casescope.detect.ruleset_config import (
     runs_as_written,
 )
 from casescope.model.enums import FileType
-from casescope.parse import ParseReport, iter_batches
+from casescope.parse.files import iter_batches
+from casescope.parse.report import ParseReport
 
 DATA: Path = common.DATA
 ATTACK_SAMPLES: Path = common.ATTACK_SAMPLES

@@ -32,11 +32,12 @@ SLOW_TO_IMPORT = (
     "alembic",
     "casescope.detect.engine",
     "casescope.hunt.matcher",
-    "casescope.parse",
+    "casescope.parse.files",  # every parser
+    "pyarrow.compute",
     "casescope.web",
 )
 #: `search` builds its query and reads its rows as Arrow: chDB imports pyarrow anyway.
-ARROW_READERS = {"search": ("pyarrow", "numpy", "casescope.parse")}
+ARROW_READERS = {"search": ("pyarrow", "numpy")}
 
 
 def _modules_after_loading(*names: str) -> set[str]:

@@ -12,7 +12,8 @@ from casescope.jobs.case_iocs import enabled_iocs
 from casescope.model.db import Database
 from casescope.model.enums import AuditAction, FileType, Operation
 from casescope.model.tables import AuditRecord, Case, EvidenceFile, IocHit, Job, Segment
-from casescope.parse import ParseReport, iter_batches
+from casescope.parse.files import iter_batches
+from casescope.parse.report import ParseReport
 from casescope.services.iocs import add_iocs, rehunt
 from tests.integration.ioc.conftest import hit_count, ingest, run_worker, stored_hits
 

@@ -25,7 +25,8 @@ from casescope.detect.values import (
     regex_mask,
 )
 from casescope.model.enums import FileType
-from casescope.parse import ParseReport, iter_batches
+from casescope.parse.files import iter_batches
+from casescope.parse.report import ParseReport
 
 EDGES = [
     "",
