@@ -8,7 +8,7 @@ import typer
 from casescope.hunt.ioc import IocError, IocType, coerce_type
 
 
-def ioc_type(name: str | None) -> IocType | str | None:
+def checked_type(name: str | None) -> IocType | str | None:
     """Check a --type early (aliases allowed; `hash` is kept for the length to decide)."""
     if name is None:
         return None
@@ -21,7 +21,7 @@ def ioc_type(name: str | None) -> IocType | str | None:
 
 def filter_type(name: str | None) -> IocType | None:
     """A --type filter: one exact type (aliases allowed, but not `hash`)."""
-    kind = ioc_type(name)
+    kind = checked_type(name)
     if kind is not None and not isinstance(kind, IocType):
         raise typer.BadParameter("filter on md5, sha1 or sha256, not hash")
     return kind

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from casescope.cli.common import AppContext, console, err_console, friendly_errors, open_app, shown
 from casescope.cli.follow import follow
-from casescope.cli.ioc_options import filter_type
+from casescope.cli.ioc_options import checked_type, filter_type
 from casescope.cli.output import OutputFormat, format_option, write_rows
 from casescope.errors import CasescopeError, IndexBusyError
 from casescope.jobs.launcher import ensure_workers
@@ -105,7 +105,7 @@ def add(
             ctx.settings,
             case_id,
             values,
-            ioc_type(ioc_type),
+            checked_type(ioc_type),
             note=note,
             source="cli",
             index=index,
@@ -133,7 +133,7 @@ def import_(
     ctx = open_app("ioc import")
     case_id = get_case(ctx.db, case).id
     text = _read_text(path)
-    kind = ioc_type(ioc_type)
+    kind = checked_type(ioc_type)
     with index_if_free(ctx, "casescope ioc import") as index:
         change = import_iocs(
             ctx.db,
