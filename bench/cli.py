@@ -5,9 +5,10 @@ every attack sample ingested. Then runs each command `--runs` times as a user ru
 `casescope` script of this environment in a fresh process, from another working directory,
 stdout to a pipe that is read and dropped. The commands take turns (one run of each, then
 the next round), so a burst of load on the shared machine spreads over all of them. Prints
-median and p95 wall time and the median peak RSS per command, then, for the slowest command,
-the modules that `python -X importtime` finds slowest to import (self time) and the top-level
-packages that took the most import time in all.
+median and p95 wall time, the median CPU time (user + system: on an idle machine the wall
+time of a start-up is about its CPU time) and the median peak RSS per command, then, for
+the slowest command, the modules that `python -X importtime` finds slowest to import (self
+time) and the top-level packages that took the most import time in all.
 
 With `--baseline SRC`, each command also runs with another checkout's `src` first on
 PYTHONPATH, right after the same command of this one: before/after on the same machine load.
@@ -52,6 +53,7 @@ CASESCOPE = str(Path(sys.executable).with_name("casescope"))
 @dataclass
 class Timings:
     walls: list[float] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
     rss_mb: list[float] = field(default_factory=list)
 
 
@@ -64,8 +66,9 @@ def build(home: Path) -> None:
     (home / MARKER).write_text(CASE)
 
 
-def run_once(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (MB) of one `casescope ARGS`; its own rusage, by wait4."""
+def run_once(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MB) of one `casescope ARGS`:
+    its own rusage, by wait4."""
     with tempfile.TemporaryFile() as err:
         started = time.perf_counter()
         proc = subprocess.Popen(
@@ -83,7 +86,7 @@ def run_once(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, fl
             err.seek(0)
             message = err.read().decode(errors="replace")[-500:]
             raise SystemExit(f"casescope {' '.join(args)} exited with {code}: {message}")
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
 def measure(variants: dict[str, dict[str, str]], cwd: Path, runs: int) -> dict[str, Timings]:
@@ -92,18 +95,19 @@ def measure(variants: dict[str, dict[str, str]], cwd: Path, runs: int) -> dict[s
     for _ in range(runs):
         for name, args in COMMANDS.items():
             for suffix, env in variants.items():
-                wall, rss = run_once(args, env, cwd)
+                wall, cpu, rss = run_once(args, env, cwd)
                 timings[name + suffix].walls.append(wall)
+                timings[name + suffix].cpu.append(cpu)
                 timings[name + suffix].rss_mb.append(rss)
     return timings
 
 
 def report(timings: dict[str, Timings]) -> None:
-    print(f"{'command':<23} {'median s':>9} {'p95 s':>7} {'peak RSS MB':>12}")
+    print(f"{'command':<23} {'median s':>9} {'p95 s':>7} {'CPU s':>6} {'peak RSS MB':>12}")
     for name, t in timings.items():
         print(
             f"{name:<23} {statistics.median(t.walls):9.2f} {p95(t.walls):7.2f} "
-            f"{statistics.median(t.rss_mb):12.0f}"
+            f"{statistics.median(t.cpu):6.2f} {statistics.median(t.rss_mb):12.0f}"
         )
 
 
@@ -159,7 +163,10 @@ def main() -> None:
         if args.baseline:
             baseline = str(args.baseline.resolve())
             variants[" (baseline)"] = {**env, "PYTHONPATH": baseline}
+        before = os.getloadavg()[0]
         timings = measure(variants, cwd, args.runs)
+        # the machine is shared: a load above its cores slows every figure alike
+        print(f"load average {before:.1f} before, {os.getloadavg()[0]:.1f} after")
         report(timings)
         slowest = max(COMMANDS, key=lambda n: statistics.median(timings[n].walls))
         import_profile(COMMANDS[slowest], env, cwd, args.top)
