@@ -14,7 +14,9 @@ from dataclasses import replace
 
 import pyarrow as pa
 
-from casescope.hunt import Ioc, compile_iocs, normalise
+from casescope.hunt.ioc import Ioc
+from casescope.hunt.matcher import compile_iocs
+from casescope.hunt.normalise import normalise
 from casescope.parse.schema import EVENT_SCHEMA
 
 

@@ -32,7 +32,7 @@ from sqlalchemy import func, select
 
 from casescope.config import Settings
 from casescope.evidence.intake import ingest_paths
-from casescope.hunt import compile_iocs
+from casescope.hunt.matcher import compile_iocs
 from casescope.jobs.worker import worker_main
 from casescope.model.db import Database
 from casescope.model.tables import EvidenceFile

@@ -23,7 +23,8 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"
 from bench.common import ATTACK_SAMPLES, make_large_ndjson
 
 from casescope.model.enums import FileType
-from casescope.parse import ParseReport, iter_batches
+from casescope.parse.files import iter_batches
+from casescope.parse.report import ParseReport
 
 
 def rate(run: Callable[[], int], repeats: int = 3) -> tuple[float, int]:

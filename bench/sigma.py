@@ -48,8 +48,9 @@ import pyarrow as pa
 from bench import common
 
 from casescope.config import Settings
-from casescope.detect import CompiledRuleSet, RuleLoad, compile_rules, load_rules
 from casescope.detect.cache import load_or_compile
+from casescope.detect.engine import CompiledRuleSet, compile_rules
+from casescope.detect.load import RuleLoad, load_rules
 from casescope.detect.ruleset_config import (
     aliases_for,
     read_defaults,
@@ -57,7 +58,8 @@ from casescope.detect.ruleset_config import (
     runs_as_written,
 )
 from casescope.model.enums import FileType
-from casescope.parse import ParseReport, iter_batches
+from casescope.parse.files import iter_batches
+from casescope.parse.report import ParseReport
 
 DATA: Path = common.DATA
 ATTACK_SAMPLES: Path = common.ATTACK_SAMPLES

@@ -9,10 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from casescope.detect import compile_rules, load_rules
+from casescope.detect.engine import compile_rules
+from casescope.detect.load import load_rules
 from casescope.model.enums import FileType
 from casescope.model.tables import AuditRecord, Detection, Job, Rule
-from casescope.parse import ParseReport, iter_batches
+from casescope.parse.files import iter_batches
+from casescope.parse.report import ParseReport
 from tests.e2e.conftest import Cli
 
 NOISY = "6b1f0d5e-0000-4000-8000-0000000e0101"

@@ -11,9 +11,11 @@ import evtx
 import pytest
 from sqlalchemy import select
 
+from casescope.config import Settings
 from casescope.model.enums import AuditAction, FileStatus, IndexState
 from casescope.model.tables import AuditRecord, EvidenceFile
 from casescope.store.index import ChdbIndex
+from casescope.store.owner import index_lock
 from tests.e2e.conftest import Cli
 
 
@@ -55,6 +57,17 @@ def test_every_sample_file_completes_with_evtx_counts(ingested: Cli, attack_samp
     assert {Path(p).name for p in others} == {"README.md", "LICENSE.GPL"}
     assert all("not recognised as evidence" in f.error for f in others.values())
     assert all(f.status is FileStatus.REJECTED for f in others.values())
+
+
+def test_status_reads_the_metadata_db_and_leaves_the_index_closed(ingested: Cli) -> None:
+    """`status` answers from the metadata DB: it counts the loaded files' events while
+    another process owns the index, and does not open the index when no load waits."""
+    lock = Settings(home=ingested.home).owner_lock_path
+    with index_lock(lock, "a test holding the index"):
+        held = json.loads(ingested.run("status", "--format", "json").stdout)
+    assert held["events_indexed"] == held["events_parsed"] > 8000
+    ingested.run("status")
+    assert "casescope status" not in lock.read_text()  # the last opener wrote its role
 
 
 def test_index_holds_every_event_once(ingested: Cli) -> None:

@@ -14,7 +14,8 @@ from casescope.detect.engine import compile_rules
 from casescope.detect.load import load_rules
 from casescope.model.enums import AuditAction, FileType
 from casescope.model.tables import AuditRecord, Detection, Rule
-from casescope.parse import ParseReport, iter_batches
+from casescope.parse.files import iter_batches
+from casescope.parse.report import ParseReport
 from tests.e2e.conftest import Cli
 
 

@@ -17,7 +17,9 @@ import psutil
 import pyarrow as pa
 
 from casescope.config import Settings
-from casescope.parse import ParseReport, detect_file_type, iter_batches
+from casescope.parse.files import iter_batches
+from casescope.parse.report import ParseReport
+from casescope.parse.sniff import detect_file_type
 from casescope.store.segments import SegmentWriter, segment_path
 
 

@@ -24,7 +24,7 @@ import pytest
 from bench.common import make_large_evtx
 
 from casescope.model.enums import FileType
-from casescope.parse import estimate_events
+from casescope.parse.files import estimate_events
 from tests.conftest import REPO_ROOT
 
 MIB = 2**20

@@ -14,7 +14,8 @@ from casescope.model.enums import FileStatus, IndexState
 from casescope.model.tables import EvidenceFile, Segment
 from casescope.parse.schema import EVENT_SCHEMA
 from casescope.store.index import ChdbIndex
-from casescope.store.loader import load_pending, load_waiting
+from casescope.store.load_queue import load_waiting
+from casescope.store.loader import load_pending
 from casescope.store.segments import SegmentWriter, read_segment, segment_path
 from tests.integration.conftest import add_files
 

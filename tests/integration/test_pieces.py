@@ -21,7 +21,8 @@ from casescope.model.tables import EvidenceFile, Job, LoadPiece
 from casescope.services.cases import create_case
 from casescope.services.progress import FileSet, read_progress
 from casescope.store.index import ChdbIndex
-from casescope.store.loader import load_pending, load_waiting
+from casescope.store.load_queue import load_waiting
+from casescope.store.loader import load_pending
 from casescope.store.pieces import PIECE_INSERT_BYTES, ReadyPiece, piece_insert_rows
 from casescope.store.segments import segment_files
 from casescope.workqueue import queue

@@ -17,7 +17,8 @@ import pytest
 from casescope.config import Settings
 from casescope.model.db import Database
 from casescope.model.enums import FileType
-from casescope.parse import ParseReport, iter_batches
+from casescope.parse.files import iter_batches
+from casescope.parse.report import ParseReport
 from casescope.store.rulesets import compiled_id, import_rules, list_rules, load_active
 from tests.unit.detect.support import make_batch
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from casescope.config import Settings
-from casescope.detect import CompiledRuleSet, RuleLoad
+from casescope.detect.engine import CompiledRuleSet
+from casescope.detect.load import RuleLoad
 from casescope.detect.placeholders import Placeholders
 from casescope.errors import CasescopeError
 from casescope.model.db import Database

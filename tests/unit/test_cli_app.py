@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +17,30 @@ from casescope.cli.app import COMMANDS, app, load_command
 
 #: Heavy modules that the long-lived processes of an ingest must not hold.
 HEAVY = ("fastapi", "uvicorn", "jinja2", "sigma", "polars", "casescope.detect", "casescope.web")
+#: The commands an analyst types many times a day (bench/cli.py times them).
+EVERYDAY = ("case", "files", "status", "detections", "search")
+#: What those must not import before they run: chDB comes with the index when a command
+#: opens it, the rest with the commands that use them (`serve`, `ingest`, `rules`, ...).
+SLOW_TO_IMPORT = (
+    "fastapi",
+    "uvicorn",
+    "jinja2",
+    "sigma",
+    "polars",
+    "chdb",
+    "pyarrow",
+    "pandas",
+    "numpy",
+    "clickhouse_connect",
+    "alembic",
+    "casescope.detect.engine",
+    "casescope.hunt.matcher",
+    "casescope.parse.files",  # every parser
+    "pyarrow.compute",
+    "casescope.web",
+)
+#: `search` builds its query and reads its rows as Arrow: chDB imports pyarrow anyway.
+ARROW_READERS = {"search": ("pyarrow", "numpy")}
 
 
 def _modules_after_loading(*names: str) -> set[str]:
@@ -37,6 +62,58 @@ def test_long_lived_commands_do_not_import_the_web_app_or_sigma_engine(command: 
     loaded = _modules_after_loading(command)
     assert f"casescope.cli.{COMMANDS[command][0]}" in loaded
     assert not [name for name in HEAVY if name in loaded]
+
+
+@pytest.mark.parametrize("command", EVERYDAY)
+def test_everyday_commands_import_neither_the_index_nor_other_commands_stacks(
+    command: str,
+) -> None:
+    loaded = _modules_after_loading(command)
+    assert f"casescope.cli.{COMMANDS[command][0]}" in loaded
+    allowed = ARROW_READERS.get(command, ())
+    assert [name for name in SLOW_TO_IMPORT if name in loaded and name not in allowed] == []
+
+
+def _help_output(load_all: bool) -> tuple[str, list[str]]:
+    """`casescope --help` written in a fresh interpreter after loading every command (as
+    running them would) or none, and the modules loaded by then."""
+    code = (
+        "import contextlib, io, json, sys\n"
+        "import typer\n"
+        "from casescope.cli.app import COMMANDS, app\n"
+        "group = typer.main.get_command(app)\n"
+        "ctx = group.context_class(group, info_name='casescope')\n"
+        f"if {load_all}: [group.get_command(ctx, name) for name in COMMANDS]\n"
+        "out = io.StringIO()\n"
+        "with contextlib.redirect_stdout(out): group.get_help(ctx)\n"
+        "print(json.dumps([out.getvalue(), sorted(sys.modules)]))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 0, result.stderr
+    text, loaded = json.loads(result.stdout)
+    return text, loaded
+
+
+def test_help_imports_no_command() -> None:
+    text, loaded = _help_output(load_all=False)
+    assert " search " in text
+    commands = {f"casescope.cli.{module}" for module, *_ in COMMANDS.values()}
+    assert sorted(commands & set(loaded)) == []
+    assert "sqlalchemy" not in loaded
+
+
+def test_help_lists_each_command_with_the_summary_of_its_own_help() -> None:
+    """The listing is written without importing the commands: it must read as it would
+    with every command loaded (the summary kept in COMMANDS is each command's own)."""
+    without, _ = _help_output(load_all=False)
+    with_all, loaded = _help_output(load_all=True)
+    assert "casescope.cli.search" in loaded
+    assert without == with_all
 
 
 def test_help_lists_every_command_with_its_summary() -> None:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from casescope.cli.jobs import _queue_line
+from casescope.cli.status import _queue_line
 
 
 def test_waiting_jobs_first_then_the_finished_ones() -> None:

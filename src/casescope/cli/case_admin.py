@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.filesize import decimal
@@ -12,7 +12,6 @@ from rich.text import Text
 from casescope.cli.common import console, friendly_errors, open_app, shown
 from casescope.errors import CasescopeError
 from casescope.model.enums import CaseStatus
-from casescope.services.case_delete import DeletionReport, delete_case, deletion_preview
 from casescope.services.case_lifecycle import (
     CaseChange,
     CaseSettings,
@@ -21,6 +20,9 @@ from casescope.services.case_lifecycle import (
     update_case,
 )
 from casescope.store.owner import open_index
+
+if TYPE_CHECKING:
+    from casescope.services.case_delete import DeletionReport
 
 CaseName = Annotated[str, typer.Argument(help="The case's name.")]
 
@@ -105,6 +107,9 @@ def delete(
     Every row of the case, its events in the index, and its evidence files and segments that
     no other case uses are removed; nothing of any other case is touched. Asks for the name
     again (or `--yes`)."""
+    # deleting brings the index's loader (Arrow, Parquet): not for `case list` and the rest
+    from casescope.services.case_delete import delete_case, deletion_preview
+
     ctx = open_app("case delete")
     case_id = case_id_by_name(ctx.db, name)
     with open_index(ctx.settings, role="casescope case delete") as index:

@@ -11,9 +11,6 @@ from rich.text import Text
 
 from casescope.cli.common import console, err_console, friendly_errors, open_app, shown
 from casescope.cli.follow import follow, print_outcome
-from casescope.migrate.bundle import export_case, import_bundle
-from casescope.migrate.bundle_format import BundleError
-from casescope.migrate.runner import Progress
 
 
 @friendly_errors
@@ -21,9 +18,15 @@ def export(
     name: Annotated[str, typer.Argument(help="The case's name.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="The bundle to write (a zip).")],
 ) -> None:
-    """Write one case as a self-contained zip: its evidence, segments, metadata (grants
-    with user names but no passwords, IOCs, saved searches, the rules its detections name)
-    and findings, with a manifest of every member's size and sha256."""
+    """Write one case as a self-contained zip bundle, with a manifest.
+
+    The bundle holds its evidence, segments, metadata (grants with user names but no
+    passwords, IOCs, saved searches, the rules its detections name) and findings; the
+    manifest gives every member's size and sha256."""
+    # the migration code brings Arrow and the index: not for `case list` and the rest
+    from casescope.migrate.bundle import export_case
+    from casescope.migrate.runner import Progress
+
     ctx = open_app("case export")
     ctx.db.dispose()
     report = export_case(ctx.settings, name, output, Progress())
@@ -43,11 +46,15 @@ def import_(
         typer.Option("--as", help="Bring the case in under this name (its own is taken here)."),
     ] = None,
 ) -> None:
-    """Bring a case bundle in: every member checked against the manifest before anything is
-    registered, then the case copied in under new ids and its events loaded from its
-    segments. Users it names that are missing here are created disabled, without a
-    password; its rules come in disabled (docs/bundles.md). Run it again after an
-    interruption to finish."""
+    """Bring a case bundle in, checked against its manifest before anything is registered.
+
+    Then the case is copied in under new ids and its events loaded from its segments. Users
+    it names that are missing here are created disabled, without a password; its rules come
+    in disabled (docs/bundles.md). Run it again after an interruption to finish."""
+    from casescope.migrate.bundle import import_bundle
+    from casescope.migrate.bundle_format import BundleError
+    from casescope.migrate.runner import Progress
+
     ctx = open_app("case import")
     report = import_bundle(ctx.settings, bundle, as_, Progress())
     for check in report.verify.checks:

@@ -6,9 +6,10 @@ import functools
 import os
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Annotated, ParamSpec, TextIO, TypeVar
+from typing import TYPE_CHECKING, Annotated, ParamSpec, TextIO, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -20,6 +21,10 @@ from casescope.errors import CasescopeError
 from casescope.logs import setup_logging
 from casescope.model.db import Database
 from casescope.store.index_url import check_index_url
+from casescope.store.owner import open_index
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 #: Width of output that goes to a file or a pipe (COLUMNS, when set, wins): Rich's default of
 #: 80 columns cut the cells of wide tables such as `files`.
@@ -54,6 +59,20 @@ def open_app(role: str) -> AppContext:
     setup_logging(settings, role)
     check_index_url(settings)
     return AppContext(settings, Database(settings))
+
+
+@contextmanager
+def loaded_index(ctx: AppContext, role: str) -> Iterator[EventIndex]:
+    """The event index, opened as its owner (store/owner.py) for the one command this
+    process runs, with the files that wait for a load loaded first, so that what a command
+    reads is complete."""
+    # the loader comes with the Arrow and Parquet stack: imported by the commands that open
+    # the index, when they open it, not by those that read the metadata DB alone
+    from casescope.store.loader import load_pending
+
+    with open_index(ctx.settings, role=role, short_lived=True) as index:
+        load_pending(ctx.db, index, ctx.settings)
+        yield index
 
 
 def shown(value: object) -> Text:

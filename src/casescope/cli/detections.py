@@ -7,20 +7,26 @@ import sys
 from collections.abc import Iterable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
 from rich.table import Table
 from rich.text import Text
 
-from casescope.cli.common import AppContext, console, friendly_errors, open_app, shown
+from casescope.cli.common import (
+    AppContext,
+    console,
+    friendly_errors,
+    loaded_index,
+    open_app,
+    shown,
+)
 from casescope.cli.output import OutputFormat, format_option, write_rows
 from casescope.detect.levels import SigmaLevel, SigmaStatus
 from casescope.errors import CasescopeError
 from casescope.services.attack_matrix import case_layer
 from casescope.services.cases import get_case
-from casescope.services.detection_timeline import TimelineRow, fill_hosts, iter_timeline
 from casescope.services.detections import (
     DetectionFilter,
     Shown,
@@ -28,8 +34,9 @@ from casescope.services.detections import (
     iter_detections,
     rule_hits,
 )
-from casescope.store.loader import load_pending
-from casescope.store.owner import open_index
+
+if TYPE_CHECKING:
+    from casescope.services.detection_timeline import TimelineRow
 
 #: The timeline's columns (CSV header when there are no hits).
 TIMELINE_COLUMNS = (
@@ -172,8 +179,11 @@ def detections(
 
 def _timeline(ctx: AppContext, filters: DetectionFilter, fmt: OutputFormat) -> None:
     """The timeline, streamed: hits are read and their events fetched a chunk at a time."""
-    with open_index(ctx.settings, role="casescope detections") as index:
-        load_pending(ctx.db, index, ctx.settings)
+    # with the index's event lookups (Arrow): imported when the timeline is asked for, so
+    # that the table by rule reads the metadata DB alone
+    from casescope.services.detection_timeline import fill_hosts, iter_timeline
+
+    with loaded_index(ctx, role="casescope detections") as index:
         use = lambda: nullcontext(index)  # noqa: E731 - the index stays ours throughout
         fill_hosts(ctx.db, use, filters.case_id)
         rows = iter_timeline(ctx.db, use, filters)

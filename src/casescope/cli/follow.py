@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import nullcontext
+from typing import TYPE_CHECKING
 
 from rich.progress import (
     BarColumn,
@@ -31,9 +32,10 @@ from casescope.model.enums import FileStatus
 from casescope.services.progress import FileSet, read_progress
 from casescope.services.progress import Progress as FileProgress
 from casescope.services.status import StatusReport, collect_status
-from casescope.store.index import EventIndex
-from casescope.store.loader import load_pending
 from casescope.store.owner import open_index
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 logger = logging.getLogger(__name__)
 
@@ -123,6 +125,10 @@ def load_due(progress: FileProgress, since_last_load: float) -> bool:
 def _follow_loop(
     ctx: AppContext, files: FileSet, index: EventIndex | None, keeper: PoolKeeper
 ) -> None:
+    # the loader (Arrow, Parquet) comes with following an ingest, not with `status`, which
+    # imports this module for its reports
+    from casescope.store.loader import load_pending
+
     last_load = last_pool_check = time.monotonic()
     with _bars() as bars:
         file_task = bars.add_task("files", total=None)

@@ -6,17 +6,16 @@ from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from casescope.cli.common import AppContext, console, err_console, friendly_errors, open_app, shown
 from casescope.cli.follow import follow
+from casescope.cli.ioc_options import checked_type, filter_type
 from casescope.cli.output import OutputFormat, format_option, write_rows
 from casescope.errors import CasescopeError, IndexBusyError
-from casescope.hunt import IocError, IocType
-from casescope.hunt.normalise import coerce_type
 from casescope.jobs.launcher import ensure_workers
 from casescope.services.cases import get_case
 from casescope.services.ioc_hits import HIT_COLUMNS, HitFilter, hit_summary, iter_hits
@@ -30,9 +29,11 @@ from casescope.services.iocs import (
     set_enabled,
 )
 from casescope.services.iocs import add_iocs as add_iocs_service
-from casescope.store.index import EventIndex
 from casescope.store.owner import open_index
 from casescope.units import counted
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 app = typer.Typer(help="Manage a case's IOCs (indicators of compromise).", no_args_is_help=True)
 
@@ -56,25 +57,6 @@ TypeFilterOpt = Annotated[
 ]
 IdsArg = Annotated[list[int], typer.Argument(help="IOC ids (see `casescope ioc list`).")]
 FormatOpt = Annotated[OutputFormat, format_option()]
-
-
-def _ioc_type(name: str | None) -> IocType | str | None:
-    """Check a --type early (aliases allowed; `hash` is kept for the length to decide)."""
-    if name is None:
-        return None
-    try:
-        resolved = coerce_type(name)
-    except IocError as exc:
-        raise typer.BadParameter(str(exc)) from None
-    return resolved if resolved is not None else name
-
-
-def filter_type(name: str | None) -> IocType | None:
-    """A --type filter: one exact type (aliases allowed, but not `hash`)."""
-    kind = _ioc_type(name)
-    if kind is not None and not isinstance(kind, IocType):
-        raise typer.BadParameter("filter on md5, sha1 or sha256, not hash")
-    return kind
 
 
 @contextmanager
@@ -124,7 +106,7 @@ def add(
             ctx.settings,
             case_id,
             values,
-            _ioc_type(ioc_type),
+            checked_type(ioc_type),
             note=note,
             source="cli",
             index=index,
@@ -152,7 +134,7 @@ def import_(
     ctx = open_app("ioc import")
     case_id = get_case(ctx.db, case).id
     text = _read_text(path)
-    kind = _ioc_type(ioc_type)
+    kind = checked_type(ioc_type)
     with index_if_free(ctx, "casescope ioc import") as index:
         change = import_iocs(
             ctx.db,

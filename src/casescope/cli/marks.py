@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from casescope.cli.common import AppContext, console, friendly_errors, open_app, shown
+from casescope.cli.common import AppContext, console, friendly_errors, loaded_index, open_app, shown
 from casescope.cli.output import OutputFormat, format_option, write_rows
 from casescope.errors import CasescopeError
 from casescope.model.enums import AuditAction
@@ -20,8 +20,6 @@ from casescope.services.cases import get_case
 from casescope.services.mark_search import mark_lookup
 from casescope.services.marks import tag_counts
 from casescope.services.search import SearchRequest, build_where, query_limits
-from casescope.store.loader import load_pending
-from casescope.store.owner import open_index
 from casescope.store.query import QuerySyntaxError
 from casescope.store.where import EventKey
 
@@ -65,8 +63,7 @@ def _query_events(ctx: AppContext, case_id: int, query: str) -> list[EventKey]:
         where = build_where(request)
     except QuerySyntaxError as exc:
         raise CasescopeError(f"query: {exc}") from None
-    with open_index(ctx.settings, role="casescope mark") as index:
-        load_pending(ctx.db, index, ctx.settings)
+    with loaded_index(ctx, role="casescope mark") as index:
         return bm.search_events(index, where, ctx.settings.bulk_mark_max_events)
 
 

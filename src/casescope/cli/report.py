@@ -8,13 +8,11 @@ from typing import Annotated
 
 import typer
 
-from casescope.cli.common import console, friendly_errors, open_app
+from casescope.cli.common import console, friendly_errors, loaded_index, open_app
 from casescope.errors import CasescopeError
 from casescope.services.cases import get_case
 from casescope.services.report import ReportFormat, build_report, record_export
 from casescope.services.report_render import render_report
-from casescope.store.loader import load_pending
-from casescope.store.owner import open_index
 
 
 @friendly_errors
@@ -32,8 +30,7 @@ def report(
     case_id = get_case(ctx.db, case).id
     if output is not None and not output.parent.is_dir():
         raise CasescopeError(f"no folder {output.parent} to write the report in")
-    with open_index(ctx.settings, role="casescope report") as index:
-        load_pending(ctx.db, index, ctx.settings)
+    with loaded_index(ctx, role="casescope report") as index:
         built = build_report(ctx.db, index, case_id, "cli")
     text = render_report(built, fmt)
     record_export(ctx.db, case_id, "cli", fmt, len(built.items))

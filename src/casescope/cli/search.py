@@ -16,8 +16,15 @@ from typer._click import Context
 from typer._click.exceptions import NoSuchOption, UsageError  # typer vendors click
 from typer.core import TyperCommand
 
-from casescope.cli.common import AppContext, console, friendly_errors, open_app, shown
-from casescope.cli.iocs import filter_type
+from casescope.cli.common import (
+    AppContext,
+    console,
+    friendly_errors,
+    loaded_index,
+    open_app,
+    shown,
+)
+from casescope.cli.ioc_options import filter_type
 from casescope.cli.output import OutputFormat, format_option
 from casescope.detect.levels import SigmaLevel
 from casescope.errors import CasescopeError
@@ -38,8 +45,6 @@ from casescope.services.search import (
 from casescope.services.search import (
     search as run_search,
 )
-from casescope.store.loader import load_pending
-from casescope.store.owner import open_index
 from casescope.store.query import QuerySyntaxError, compile_query, no_marks
 from casescope.store.summary import summarise
 
@@ -170,8 +175,7 @@ def search(
     ctx = open_app("search")
     only = _Only(detected, level, rule, ioc, tuple(ioc_ids or ()), ioc_type)
     request = _request(ctx, case, query, (start, end), only, (limit, offset))
-    with open_index(ctx.settings, role="casescope search") as index:
-        load_pending(ctx.db, index, ctx.settings)
+    with loaded_index(ctx, role="casescope search") as index:
         try:
             if fmt is OutputFormat.TABLE:
                 rows, total = run_search(index, request)
@@ -246,8 +250,7 @@ def export(
     request = _request(ctx, case, query, (start, end), only)
     with ExitStack() as stack:
         out = stack.enter_context(_open_output(output)) if output else sys.stdout.buffer
-        index = stack.enter_context(open_index(ctx.settings, role="casescope export"))
-        load_pending(ctx.db, index, ctx.settings)
+        index = stack.enter_context(loaded_index(ctx, role="casescope export"))
         try:
             # chunk by chunk, as the web app does: one stream in time order over a dozen
             # parts (what `ingest` leaves of a large case) outgrew the index's budget

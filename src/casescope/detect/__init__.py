@@ -37,44 +37,16 @@ Public API (see docs/sigma.md):
             reference the caller wants back in each hit)
 
 Matching semantics and speed: docs/sigma.md.
+
+The package imports nothing: each name is imported from its module, so that code needing one
+of them (an enum for a command's options) does not import pySigma, polars and the engine
+with it (bench/cli.py):
+
+- `cache`: load_or_compile, ruleset_hash, source_hash
+- `correlate`: CorrelationHit, correlate
+- `correlations`: CompiledCorrelation, detection_frame, needed_fields
+- `details`: render_details
+- `engine`: HITS_SCHEMA, CompiledRuleSet, compile_rules
+- `load`: LoadedCorrelation, LoadedRule, RuleFailure, RuleLoad, load_document, load_rules
+- `rules`: ENGINE_VERSION, CompiledRule
 """
-
-from __future__ import annotations
-
-from casescope.detect.cache import load_or_compile, ruleset_hash, source_hash
-from casescope.detect.correlate import CorrelationHit, correlate
-from casescope.detect.correlations import CompiledCorrelation, detection_frame, needed_fields
-from casescope.detect.details import render_details
-from casescope.detect.engine import HITS_SCHEMA, CompiledRuleSet, compile_rules
-from casescope.detect.load import (
-    LoadedCorrelation,
-    LoadedRule,
-    RuleFailure,
-    RuleLoad,
-    load_document,
-    load_rules,
-)
-from casescope.detect.rules import ENGINE_VERSION, CompiledRule
-
-__all__ = [
-    "ENGINE_VERSION",
-    "HITS_SCHEMA",
-    "CompiledCorrelation",
-    "CompiledRule",
-    "CompiledRuleSet",
-    "CorrelationHit",
-    "LoadedCorrelation",
-    "LoadedRule",
-    "RuleFailure",
-    "RuleLoad",
-    "compile_rules",
-    "correlate",
-    "detection_frame",
-    "load_document",
-    "load_or_compile",
-    "load_rules",
-    "needed_fields",
-    "render_details",
-    "ruleset_hash",
-    "source_hash",
-]

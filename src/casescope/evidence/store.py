@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from casescope.errors import DISK_FULL_ERRNOS, EvidenceError
 from casescope.model.enums import FileType
-from casescope.parse import detect_file_type
+from casescope.parse.sniff import detect_file_type
 
 CHUNK = 1024 * 1024
 _parts = itertools.count()

@@ -65,3 +65,52 @@ class Ioc:
     normalised: str
     comment: str | None = None
     id: int | None = None
+
+
+#: Other names for the types, as found in CSV exports (MISP, OpenCTI, vendor feeds).
+TYPE_ALIASES = {
+    "ipv4": IocType.IP,
+    "ipv6": IocType.IP,
+    "ip-src": IocType.IP,
+    "ip-dst": IocType.IP,
+    "ip_address": IocType.IP,
+    "hostname": IocType.DOMAIN,
+    "host": IocType.DOMAIN,
+    "fqdn": IocType.DOMAIN,
+    "uri": IocType.URL,
+    "file": IocType.FILENAME,
+    "file_name": IocType.FILENAME,
+    "path": IocType.FILEPATH,
+    "file_path": IocType.FILEPATH,
+    "regkey": IocType.REGISTRY,
+    "registry_key": IocType.REGISTRY,
+    "user": IocType.USERNAME,
+    "account": IocType.USERNAME,
+    "mail": IocType.EMAIL,
+    "email-src": IocType.EMAIL,
+    "email-dst": IocType.EMAIL,
+    "cmd": IocType.COMMAND,
+    "cmdline": IocType.COMMAND,
+    "commandline": IocType.COMMAND,
+    "keyword": IocType.STRING,
+    "text": IocType.STRING,
+    "pattern": IocType.REGEX,
+}
+#: A type name meaning "some hash": the length decides which.
+HASH_ALIAS = "hash"
+
+
+def coerce_type(name: IocType | str) -> IocType | None:
+    """The `IocType` a type name means (aliases allowed); None for `hash` (decided by length)."""
+    if isinstance(name, IocType):
+        return name
+    key = name.strip().lower()
+    if key == HASH_ALIAS:
+        return None
+    if key in TYPE_ALIASES:
+        return TYPE_ALIASES[key]
+    try:
+        return IocType(key)
+    except ValueError:
+        known = ", ".join(t.value for t in IocType)
+        raise IocError(f"unknown IOC type {name!r} (known: {known})") from None

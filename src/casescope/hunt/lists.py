@@ -46,7 +46,7 @@ class IocImport:
 def parse_ioc_csv(text: str) -> IocImport:
     """Read `type,value[,comment]` rows; an empty type is inferred; a header row is skipped.
 
-    Type names may be aliases (`ipv4`, `hostname`, `hash`, ...; see `normalise.TYPE_ALIASES`).
+    Type names may be aliases (`ipv4`, `hostname`, `hash`, ...; see `ioc.TYPE_ALIASES`).
     Lines starting with `#` are comments.
     """
     result = IocImport()

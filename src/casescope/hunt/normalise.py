@@ -6,40 +6,8 @@ import ipaddress
 import re
 
 from casescope.hunt.checks import CHECKS, HIVES
-from casescope.hunt.ioc import HASH_LENGTHS, Ioc, IocError, IocType
+from casescope.hunt.ioc import HASH_LENGTHS, Ioc, IocError, IocType, coerce_type
 from casescope.hunt.refang import refang
-
-#: Other names for the types, as found in CSV exports (MISP, OpenCTI, vendor feeds).
-TYPE_ALIASES = {
-    "ipv4": IocType.IP,
-    "ipv6": IocType.IP,
-    "ip-src": IocType.IP,
-    "ip-dst": IocType.IP,
-    "ip_address": IocType.IP,
-    "hostname": IocType.DOMAIN,
-    "host": IocType.DOMAIN,
-    "fqdn": IocType.DOMAIN,
-    "uri": IocType.URL,
-    "file": IocType.FILENAME,
-    "file_name": IocType.FILENAME,
-    "path": IocType.FILEPATH,
-    "file_path": IocType.FILEPATH,
-    "regkey": IocType.REGISTRY,
-    "registry_key": IocType.REGISTRY,
-    "user": IocType.USERNAME,
-    "account": IocType.USERNAME,
-    "mail": IocType.EMAIL,
-    "email-src": IocType.EMAIL,
-    "email-dst": IocType.EMAIL,
-    "cmd": IocType.COMMAND,
-    "cmdline": IocType.COMMAND,
-    "commandline": IocType.COMMAND,
-    "keyword": IocType.STRING,
-    "text": IocType.STRING,
-    "pattern": IocType.REGEX,
-}
-#: A type name meaning "some hash": the length decides which.
-HASH_ALIAS = "hash"
 
 #: Extensions that make `name.ext` a file name rather than a domain when the type is inferred
 #: (`.zip`, `.mov` are also TLDs; `.com` is deliberately absent: `evil.com` is a domain).
@@ -62,22 +30,6 @@ _REGISTRY = re.compile(
     r"(?:computer\\)?(?:" + "|".join(HIVES) + r"|\\registry\\(?:machine|user))(?:\\|$)",
     re.IGNORECASE,
 )
-
-
-def coerce_type(name: IocType | str) -> IocType | None:
-    """The `IocType` a type name means (aliases allowed); None for `hash` (decided by length)."""
-    if isinstance(name, IocType):
-        return name
-    key = name.strip().lower()
-    if key == HASH_ALIAS:
-        return None
-    if key in TYPE_ALIASES:
-        return TYPE_ALIASES[key]
-    try:
-        return IocType(key)
-    except ValueError:
-        known = ", ".join(t.value for t in IocType)
-        raise IocError(f"unknown IOC type {name!r} (known: {known})") from None
 
 
 def infer_type(value: str) -> IocType:

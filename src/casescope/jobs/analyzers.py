@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from casescope.detect.active import ActiveRules
 from casescope.detect.correlations import detection_frame
 from casescope.detect.exclusions import ExclusionSet
-from casescope.hunt import IocMatcher
+from casescope.hunt.matcher import IocMatcher
 from casescope.hunt.values import CORE_TEXT_COLUMNS
 from casescope.jobs.case_iocs import enabled_ioc_ids
 from casescope.model.enums import FileStatus

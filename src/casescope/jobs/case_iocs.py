@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from casescope.hunt import Ioc, IocType
+from casescope.hunt.ioc import Ioc, IocType
 from casescope.model.tables import Ioc as IocRow
 
 

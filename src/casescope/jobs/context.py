@@ -20,7 +20,7 @@ from casescope.detect.active import ActiveRules
 from casescope.detect.exclusions import ExclusionSet
 from casescope.errors import PermanentError
 from casescope.evidence.store import sha256_of
-from casescope.hunt import IocMatcher
+from casescope.hunt.matcher import IocMatcher
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, FileType, Operation
 from casescope.model.tables import EvidenceFile, Segment

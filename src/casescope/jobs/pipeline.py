@@ -38,9 +38,10 @@ from casescope.jobs.context import (
 from casescope.jobs.steps import StepLog, StepResult, StepScope, advance
 from casescope.model.enums import FileStatus, IndexState, JobState, Operation
 from casescope.model.tables import EvidenceFile, Segment, utcnow
-from casescope.parse import ParseReport, estimate_events, iter_batches
+from casescope.parse.files import estimate_events, iter_batches
+from casescope.parse.report import ParseReport
 from casescope.parse.schema import PARSER_VERSION
-from casescope.store.pieces import publish_piece
+from casescope.store.load_queue import publish_piece
 from casescope.store.segments import (
     PieceWriter,
     SegmentWriter,

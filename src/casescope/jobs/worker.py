@@ -22,7 +22,8 @@ from casescope.allocators import use_system_arrow_pool
 from casescope.collector import tune_collector
 from casescope.config import Settings
 from casescope.detect.exclusions import ExclusionSet
-from casescope.hunt import Ioc, compile_iocs
+from casescope.hunt.ioc import Ioc
+from casescope.hunt.matcher import compile_iocs
 from casescope.jobs.analyzers import IocAnalyzer, SigmaAnalyzer
 from casescope.jobs.case_iocs import enabled_iocs, ioc_set_hash
 from casescope.jobs.context import Analyzer, FileInfo, WorkerContext, file_info

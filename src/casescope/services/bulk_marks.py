@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -15,8 +16,10 @@ from casescope.model.tables import AuditRecord
 from casescope.model.users import EventMark
 from casescope.services.marks import clear_marks, mark_label, set_marks
 from casescope.store.event_queries import matching_keys
-from casescope.store.index import EventIndex
 from casescope.store.where import EventKey, Where
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 logger = logging.getLogger(__name__)
 

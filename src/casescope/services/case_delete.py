@@ -22,6 +22,7 @@ import logging
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, Table, delete, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -32,8 +33,10 @@ from casescope.model.db import Database
 from casescope.model.enums import AuditAction, JobState
 from casescope.model.tables import AuditRecord, Base, Case, DeletedCase, EvidenceFile, Job, Segment
 from casescope.services.case_lifecycle import CaseBusyError
-from casescope.store.index import EventIndex
 from casescope.store.loader import prune_bundles, prune_piece_dirs
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 logger = logging.getLogger(__name__)
 

@@ -6,6 +6,7 @@ page fetches from `GET /api/cases/{id}/histogram` like the search page does."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from casescope.detect.levels import level_rank
 from casescope.model.db import Database
@@ -13,7 +14,9 @@ from casescope.model.enums import FileStatus
 from casescope.services.detections import DetectionFilter, rule_hits
 from casescope.services.ioc_hits import HitFilter, hit_summary
 from casescope.services.status import collect_status
-from casescope.store.index import EventIndex
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 
 @dataclass

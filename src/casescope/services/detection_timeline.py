@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import and_, bindparam, or_, select, update
@@ -32,8 +32,10 @@ from casescope.services.detections import (
     sql_clauses,
 )
 from casescope.store.event_lookup import events_by_key
-from casescope.store.index import EventIndex
 from casescope.store.summary import summarise
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ logger = logging.getLogger(__name__)
 CHUNK_HITS = 1000
 #: Most hits on one page.
 MAX_PAGE = 500
-UseIndex = Callable[[], AbstractContextManager[EventIndex]]
+UseIndex = Callable[[], "AbstractContextManager[EventIndex]"]
 
 
 @dataclass(frozen=True)

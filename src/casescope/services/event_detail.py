@@ -12,7 +12,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sqlalchemy import func, select, tuple_
@@ -26,9 +26,11 @@ from casescope.model.tables import Detection, IocHit, Rule
 from casescope.model.tables import Ioc as IocRow
 from casescope.services import event_search as es
 from casescope.services.process_records import as_datetime
-from casescope.store.index import EventIndex
 from casescope.store.process_events import TimeWindow, window_where
 from casescope.store.where import Where
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pyarrow as pa
@@ -41,9 +41,11 @@ from casescope.store.event_queries import (
 )
 from casescope.store.exports import export_chunk
 from casescope.store.facets import Facet, value_counts
-from casescope.store.index import EventIndex
 from casescope.store.query import asks_for_hidden
 from casescope.store.where import EventKey, Where
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 TS_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 #: Most events per query of a chunked export (the index is held for one query at a time).

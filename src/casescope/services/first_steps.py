@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from casescope.model.db import Database
 from casescope.services.detections import DetectionFilter, rule_hits
 from casescope.services.event_search import top_values
 from casescope.services.search import SearchRequest, build_where
-from casescope.store.index import EventIndex
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 #: Entries of each list.
 TOP = 8

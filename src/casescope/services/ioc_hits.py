@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from casescope.hunt import IocType
+from casescope.hunt.ioc import IocType
 from casescope.model.db import Database
 from casescope.model.tables import EvidenceFile, IocHit
 from casescope.model.tables import Ioc as IocRow

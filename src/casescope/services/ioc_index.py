@@ -18,20 +18,23 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 from sqlalchemy import delete, insert, select
 
 from casescope.config import Settings
-from casescope.hunt import Ioc
+from casescope.hunt.ioc import Ioc
 from casescope.hunt.sql import CHUNK_SIZE
 from casescope.model.db import Database, in_chunks
 from casescope.model.enums import FileStatus, IndexState
 from casescope.model.tables import EvidenceFile, IocHit
 from casescope.model.tables import Ioc as IocRow
-from casescope.store.index import EventIndex
 from casescope.store.ioc_hunt import stream_ioc_hits
 from casescope.store.loader import load_pending
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 #: The index stores a missing time as the epoch (`store.index`); a hit keeps it as None.
 _NO_TIME = datetime(1970, 1, 1, tzinfo=UTC)

@@ -20,21 +20,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from casescope.config import Settings
-from casescope.hunt import (
-    Ioc,
-    IocError,
-    IocImport,
-    IocLineError,
-    IocType,
-    normalise,
-    parse_ioc_csv,
-    parse_ioc_list,
-)
+from casescope.hunt.ioc import Ioc, IocError, IocType
+from casescope.hunt.lists import IocImport, IocLineError, parse_ioc_csv, parse_ioc_list
+from casescope.hunt.normalise import normalise
 from casescope.jobs.case_iocs import enabled_iocs
 from casescope.model.db import Database, in_chunks
 from casescope.model.enums import AuditAction, FileStatus, Operation
@@ -44,7 +38,9 @@ from casescope.services.case_lifecycle import ensure_open
 from casescope.services.ioc_index import hunt_new_iocs
 from casescope.services.progress import FileSet
 from casescope.services.reprocess import requeue_files
-from casescope.store.index import EventIndex
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 #: Longest note kept with an IOC (imports may carry long descriptions).
 MAX_NOTE_CHARS = 2000

@@ -14,13 +14,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from casescope.errors import CasescopeError
 from casescope.services.process_records import as_datetime
-from casescope.store.index import EventIndex
 from casescope.store.process_events import TimeWindow, session_marks, session_where
 from casescope.store.where import Where
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 GRACE = timedelta(seconds=5)
 #: Logon and logoff events read either side of the time asked about.

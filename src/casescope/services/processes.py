@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from casescope.errors import CasescopeError
 from casescope.services.process_graph import (
@@ -31,7 +31,6 @@ from casescope.services.process_records import (
     creation_record,
     records_from_rows,
 )
-from casescope.store.index import EventIndex
 from casescope.store.process_events import (
     ProcessKeys,
     Relation,
@@ -40,6 +39,9 @@ from casescope.store.process_events import (
     process_rows,
 )
 from casescope.store.where import Where
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from sqlalchemy import case, func, select
 from casescope.model.db import Database
 from casescope.model.enums import TERMINAL_FILE_STATES, FileStatus, IndexState
 from casescope.model.tables import EvidenceFile
-from casescope.store.pieces import ready_count
+from casescope.store.load_queue import ready_count
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
@@ -25,8 +25,10 @@ from casescope.services.annotations import Badges, badges_of
 from casescope.services.marks import marks_of
 from casescope.services.story import Entry, EventKey, story
 from casescope.store.event_lookup import SUMMARY_COLUMNS, events_by_key
-from casescope.store.index import EventIndex
 from casescope.store.summary import summarise
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 
 class ReportFormat(StrEnum):

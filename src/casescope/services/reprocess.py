@@ -16,7 +16,6 @@ from casescope.errors import CasescopeError, NotFoundError
 from casescope.model.db import Database
 from casescope.model.enums import AuditAction, FileType, Operation, OperationKind
 from casescope.model.tables import AuditRecord, EvidenceFile
-from casescope.parse.fieldmap import check_field_map
 from casescope.services import operations
 from casescope.services.case_lifecycle import ensure_open
 from casescope.services.progress import FileSet
@@ -55,6 +54,10 @@ def requeue_files(
     if field_map is not None and operation is not Operation.REINDEX:
         raise CasescopeError("a field map applies only when files are parsed again (reindex)")
     if field_map is not None:
+        # the parse package (Arrow, polars) loads only for a re-index with a map: `status`
+        # and `files` import this module and read the metadata DB alone
+        from casescope.parse.fieldmap import check_field_map
+
         try:
             check_field_map(field_map)
         except ValueError as exc:

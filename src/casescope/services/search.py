@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import pyarrow as pa
 
 from casescope.config import Settings
 from casescope.store.event_queries import count_rows, offset_rows
 from casescope.store.exports import EXPORT_COLUMNS, ExportFormat
-from casescope.store.index import EventIndex
 from casescope.store.query import MarkLookup, QueryLimits, compile_query
 from casescope.store.where import EventKey, Where, among_events, search_where
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 
 @dataclass(frozen=True)

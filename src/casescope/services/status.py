@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -11,9 +12,11 @@ from casescope.jobs.launcher import PoolFailure, pool_failure_since_work
 from casescope.jobs.registry import HostInfo, WorkerInfo, hosts_of, live_workers
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, IndexState, JobState
-from casescope.model.tables import EvidenceFile, Job
+from casescope.model.tables import EvidenceFile, Job, LoadPiece
 from casescope.services.progress import FileSet
-from casescope.store.index import EventIndex
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,9 @@ class StatusReport:
     hidden_files: int = 0
     awaiting_index_load: int = 0
     events_parsed: int = 0
-    events_indexed: int | None = None  # None when another process owns the index
+    #: The events in the index: counted there when `collect_status` is given the index,
+    #: else as the metadata DB records the loads (`indexed_events`).
+    events_indexed: int | None = None
     queue: dict[str, int] = field(default_factory=dict)
     workers: list[WorkerInfo] = field(default_factory=list)
     #: The hosts of the live workers, each with the files its workers hold.
@@ -107,6 +112,8 @@ def collect_status(
         ).all()
         report.failures = [Failure(i, p, e or "") for i, p, e in failed]
         _collect_warnings(session, report, where, max_failures)
+        if index is None:
+            report.events_indexed = indexed_events(session, where)
     report.workers = live_workers(db, stale_after)
     report.hosts = hosts_of(db, report.workers)
     if not report.workers:
@@ -114,6 +121,24 @@ def collect_status(
     if index is not None:
         report.events_indexed = index.count(case_id)
     return report
+
+
+def indexed_events(session: Session, where: list) -> int:
+    """The events the index holds as the metadata DB records its loads: those of the files
+    loaded, and of the load pieces loaded of files still parsing (store/pieces.py). A file
+    whose re-index failed keeps its earlier events, loaded, and they count."""
+    loaded = session.scalar(
+        select(func.coalesce(func.sum(EvidenceFile.event_count), 0)).where(
+            EvidenceFile.index_state == IndexState.LOADED, *where
+        )
+    )
+    pieces = session.scalar(
+        select(func.coalesce(func.sum(LoadPiece.seq_to - LoadPiece.seq_from), 0))
+        .join(EvidenceFile, EvidenceFile.id == LoadPiece.file_id)
+        .where(LoadPiece.loaded.is_(True), EvidenceFile.index_state != IndexState.LOADED, *where)
+    )
+    # int(): PostgreSQL's SUM of a BIGINT is NUMERIC, a Decimal that JSON output refuses
+    return int(loaded or 0) + int(pieces or 0)
 
 
 def _collect_warnings(session: Session, report: StatusReport, where: list, most: int) -> None:

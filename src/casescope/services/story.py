@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -24,7 +25,9 @@ from casescope.model.tables import utcnow
 from casescope.model.users import EventMark, EventMarkRecord
 from casescope.services.case_lifecycle import ensure_open
 from casescope.store.event_lookup import event_times
-from casescope.store.index import EventIndex
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 logger = logging.getLogger(__name__)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from casescope.errors import CasescopeError
@@ -23,8 +24,10 @@ from casescope.store.histogram import (
     choose_bucket,
     match_span,
 )
-from casescope.store.index import EventIndex
 from casescope.store.where import Where
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 #: About this many labelled ticks on the time axis.
 AXIS_TICKS = 8

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from casescope.store.events_table import DATABASE, EVENT_COLUMNS
-from casescope.store.index import EventIndex
 from casescope.store.where import EVENT_KEY_SQL, EventKey, event_key
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 #: Keys per query: 1,000 keys are ~20 KB of query parameters.
 LOOKUP_BATCH = 1000

@@ -10,27 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from casescope.errors import IndexConfigError
 from casescope.store.events_table import DATABASE, DDL_VERSION, EVENTS_DDL, MERGE_SETTINGS
-
-
-@dataclass(frozen=True)
-class LoadItem:
-    """One file's segment to load into the index, or the slice of its events with
-    `seq_from <= seq < seq_to` (`seq_to` None: to the end)."""
-
-    case_id: int
-    file_id: int
-    segment_path: Path
-    seq_from: int = 0
-    seq_to: int | None = None
-
-    @property
-    def is_slice(self) -> bool:
-        return self.seq_from > 0 or self.seq_to is not None
+from casescope.store.load_item import LoadItem
 
 
 @dataclass(frozen=True)

@@ -5,16 +5,19 @@ ClickHouse, read in keyset chunks (`services.event_search.export_chunks` decides
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from casescope.store.cells import FORMULA_PREFIXES
 from casescope.store.event_queries import Keyset, Ordering, after_sql, order_by_sql, sorted_read
 from casescope.store.events_table import DATABASE, EVENT_COLUMNS
-from casescope.store.index import EventIndex
 from casescope.store.query_bounds import QueryKind
 from casescope.store.summary import summary_sql
 from casescope.store.where import Where
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 
 class ExportFormat(StrEnum):

@@ -11,11 +11,13 @@ the counts are exact and the facet says so (`Facet.sample` None).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from casescope.store.events_table import DATABASE
-from casescope.store.index import EventIndex
 from casescope.store.where import Where
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 #: Columns that `value_counts` counts directly; any other name is an event field.
 FACET_COLUMNS = ("computer", "channel", "provider", "event_id", "level", "user_name")

@@ -9,10 +9,13 @@ matches than `sample` the counts are exact and say so (`FieldNames.sample` None)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from casescope.store.events_table import DATABASE
-from casescope.store.index import EventIndex
 from casescope.store.where import Where
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,14 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from casescope.store.events_table import DATABASE
-from casescope.store.index import EventIndex
 from casescope.store.where import Where
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 #: The most buckets a histogram has by default (`choose_bucket`); a search's histogram has
 #: at least about half as many, unless its range is shorter than that many seconds.

@@ -171,10 +171,14 @@ class ChdbIndex(q.Bookkeeping):
         path: Path,
         memory_mb: int | None = None,
         timeouts: QueryTimeouts | None = None,
+        page_out: bool = True,
     ) -> None:
         """Open (create) the index at `path`; `memory_mb` bounds chDB's memory
         (`server_settings`; None: ClickHouse's defaults, sized by the host's RAM), `timeouts`
-        the time of its queries (store/query_bounds.py)."""
+        the time of its queries (store/query_bounds.py). `page_out`: give back the library's
+        pages the session touched now (`trim_memory`); a process that exits within seconds
+        passes False (they are freed at its exit; the advice and the faults it causes cost
+        a one-word `casescope search` a quarter of its time, bench/cli.py)."""
         use_system_arrow_pool()  # streamed results are built and dropped: give memory back
         return_large_blocks()
         path.mkdir(parents=True, exist_ok=True)
@@ -184,7 +188,8 @@ class ChdbIndex(q.Bookkeeping):
         self._session = _connect(self._connection)
         self._trimmed_at: float | None = None
         ensure_schema(self)
-        self.trim_memory()
+        if page_out:
+            self.trim_memory()
 
     def reader(self) -> ChdbIndex:
         """Another connection to this index, for queries run beside this one's. chDB runs the

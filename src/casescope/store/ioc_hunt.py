@@ -4,13 +4,16 @@ added to a case whose files are already hunted (`services.ioc_index`)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-from casescope.hunt import Ioc
+from casescope.hunt.ioc import Ioc
 from casescope.hunt.sql import CHUNK_SIZE, hunt_queries
-from casescope.store.index import EventIndex
 from casescope.store.query_bounds import QueryKind
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 
 def stream_ioc_hits(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import shlex
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 from sqlalchemy import delete, select, update
@@ -23,8 +24,10 @@ from casescope.errors import CasescopeError
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, IndexState, JobState
 from casescope.model.tables import Case, EvidenceFile, Job, LoadPiece
-from casescope.store.index import EventIndex
 from casescope.store.query_bounds import is_memory_error
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 logger = logging.getLogger(__name__)
 

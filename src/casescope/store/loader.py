@@ -27,6 +27,7 @@ import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
 from sqlalchemy import bindparam, select, update
@@ -37,8 +38,8 @@ from casescope.model.db import Database
 from casescope.model.enums import IndexState
 from casescope.model.tables import EvidenceFile, Segment
 from casescope.store.chdb_memory import insert_rows_for
-from casescope.store.index import EventIndex, LoadItem
 from casescope.store.load_failures import LOAD_ERRORS, fail_load
+from casescope.store.load_item import LoadItem
 from casescope.store.load_lease import load_lease
 from casescope.store.pieces import (
     PIECE_INSERT_BYTES,
@@ -47,9 +48,11 @@ from casescope.store.pieces import (
     fully_loaded,
     load_ready_pieces,
     orphan_piece_dirs,
-    pieces_waiting,
 )
 from casescope.store.segments import insert_slices, segment_data_bytes
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 logger = logging.getLogger(__name__)
 
@@ -333,20 +336,6 @@ def _load_isolated(
         logger.warning("loading %d files failed (%s); loading them one by one", len(batch), error)
     for item in batch:
         _load_isolated(db, index, [item], limit, settings, report)
-
-
-def load_waiting(db: Database) -> bool:
-    """Whether `load_pending` has anything to do now (files pending, pieces ready or to
-    drop), from the metadata DB alone: an owner that shares its index with readers
-    (`store/shared_index.py`) takes the index for itself only when it will load."""
-    with db.read() as session:
-        pending = session.scalar(
-            select(EvidenceFile.id)
-            .join(Segment, Segment.id == EvidenceFile.segment_id)
-            .where(EvidenceFile.index_state == IndexState.PENDING)
-            .limit(1)
-        )
-        return pending is not None or pieces_waiting(session)
 
 
 def load_pending(db: Database, index: EventIndex, settings: Settings) -> LoadReport:

@@ -14,13 +14,15 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from casescope.config import Settings
 from casescope.errors import IndexBusyError
-from casescope.store.index import ChdbIndex, EventIndex
 from casescope.store.index_url import IndexTransport, parse_index_url
 from casescope.store.query_bounds import QueryTimeouts
-from casescope.store.server_index import ClickHouseServerIndex
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 
 def _read_holder(path: Path) -> str:
@@ -51,21 +53,33 @@ def index_lock(path: Path, role: str) -> Iterator[None]:
 
 
 @contextmanager
-def open_index(settings: Settings, role: str) -> Iterator[EventIndex]:
+def open_index(settings: Settings, role: str, *, short_lived: bool = False) -> Iterator[EventIndex]:
     """Open the event index CASESCOPE_INDEX_URL names: the embedded one as its owner (or
     IndexBusyError), a ClickHouse server without any lock (loads take the load lease:
-    store/load_lease.py). IndexConfigError, naming the setting, when it cannot be used."""
+    store/load_lease.py). IndexConfigError, naming the setting, when it cannot be used.
+    `short_lived`: the process exits once its command is done (`ChdbIndex`'s `page_out`)."""
     target = parse_index_url(settings.index_url)
     timeouts = QueryTimeouts.from_settings(settings)
+    # each implementation is imported when it is opened: the server's client brings pandas,
+    # chDB's module the Arrow stack, and a command that never opens the index needs neither
     if target.transport is not IndexTransport.EMBEDDED:
+        from casescope.store.server_index import ClickHouseServerIndex
+
         index: EventIndex = ClickHouseServerIndex(target, timeouts)
         try:
             yield index
         finally:
             index.close()
         return
+    from casescope.store.index import ChdbIndex
+
     with index_lock(settings.owner_lock_path, role):
-        owned = ChdbIndex(settings.index_dir, memory_mb=settings.index_memory_mb, timeouts=timeouts)
+        owned = ChdbIndex(
+            settings.index_dir,
+            memory_mb=settings.index_memory_mb,
+            timeouts=timeouts,
+            page_out=not short_lived,
+        )
         try:
             yield owned
         finally:

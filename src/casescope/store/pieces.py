@@ -2,7 +2,7 @@
 
 A worker writing a file estimated at two `load_piece_events` or more writes its segment as a
 directory of pieces (`segments.PieceWriter`) and publishes each complete piece here
-(`publish_piece`). The index owner loads the pieces of running attempts as they come
+(`load_queue.publish_piece`). The index owner loads the pieces of running attempts as they come
 (`load_ready_pieces`), so the parse and the load of a large file overlap instead of
 following each other (docs/decisions.md, "Large files load in pieces").
 
@@ -25,11 +25,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, Integer, Select, delete, func, insert, or_, select, update
+from sqlalchemy import Integer, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from casescope.config import Settings
@@ -37,70 +38,17 @@ from casescope.errors import IndexUnavailableError
 from casescope.model.db import Database
 from casescope.model.enums import IndexState, JobState
 from casescope.model.tables import EvidenceFile, Job, LoadPiece, Segment
-from casescope.store.index import EventIndex, LoadItem
 from casescope.store.load_failures import LOAD_ERRORS, withdraw_pieces
+from casescope.store.load_item import LoadItem
+from casescope.store.load_queue import ABANDONED, ready_pieces_query
 from casescope.store.segments import segment_data_bytes
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 logger = logging.getLogger(__name__)
 
 _PIECES = LoadPiece.__table__
-_LIVE = (JobState.RUNNING, JobState.DONE)
-_ABANDONED = (JobState.FAILED, JobState.CANCELLED)
-
-
-def publish_piece(
-    db: Database, job_id: int, attempt: int, file_id: int, piece: int, seq: range, path: Path
-) -> None:
-    """Offer a complete piece to the index owner (the first piece of an attempt also
-    withdraws the pieces of earlier attempts)."""
-    with db.session() as session:
-        if piece == 0:
-            session.execute(
-                delete(_PIECES).where(
-                    _PIECES.c.file_id == file_id,
-                    or_(_PIECES.c.job_id != job_id, _PIECES.c.attempt < attempt),
-                )
-            )
-        session.execute(
-            insert(_PIECES).values(
-                file_id=file_id,
-                job_id=job_id,
-                attempt=attempt,
-                piece=piece,
-                seq_from=seq.start,
-                seq_to=seq.stop,
-                path=str(path),
-                loaded=False,
-            )
-        )
-
-
-def _ready(query: Select) -> Select:
-    """Pieces of a job's current attempt, running or done, not loaded yet."""
-    return query.join(Job, Job.id == LoadPiece.job_id).where(
-        LoadPiece.loaded.is_(False),
-        Job.attempts == LoadPiece.attempt,
-        Job.state.in_(_LIVE),
-    )
-
-
-def ready_count(session: Session, file_filter: Iterable[ColumnElement[bool]]) -> int:
-    """Pieces waiting for the owner among the files matching `file_filter` (progress)."""
-    query = select(func.count()).select_from(LoadPiece)
-    query = _ready(query).join(EvidenceFile, EvidenceFile.id == LoadPiece.file_id)
-    return int(session.scalar(query.where(*file_filter)) or 0)
-
-
-def pieces_waiting(session: Session) -> bool:
-    """Whether a piece awaits the owner: ready to load, or of an abandoned job to drop."""
-    ready = session.scalar(_ready(select(LoadPiece.id)).limit(1))
-    abandoned = session.scalar(
-        select(LoadPiece.id)
-        .join(Job, Job.id == LoadPiece.job_id)
-        .where(Job.state.in_(_ABANDONED))
-        .limit(1)
-    )
-    return ready is not None or abandoned is not None
 
 
 @dataclass(frozen=True)
@@ -128,7 +76,9 @@ def _ready_pieces(db: Database) -> list[ReadyPiece]:
         LoadPiece.path,
     ).join(EvidenceFile, EvidenceFile.id == LoadPiece.file_id)
     with db.read() as session:
-        rows = session.execute(_ready(query).order_by(LoadPiece.file_id, LoadPiece.piece)).all()
+        rows = session.execute(
+            ready_pieces_query(query).order_by(LoadPiece.file_id, LoadPiece.piece)
+        ).all()
     return [ReadyPiece(*row[:6], Path(row[6])) for row in rows]
 
 
@@ -243,7 +193,7 @@ def drop_abandoned(db: Database, index: EventIndex) -> int:
         rows = session.execute(
             select(LoadPiece.file_id, LoadPiece.job_id, LoadPiece.loaded)
             .join(Job, Job.id == LoadPiece.job_id)
-            .where(Job.state.in_(_ABANDONED))
+            .where(Job.state.in_(ABANDONED))
         ).all()
         if not rows:
             return 0

@@ -16,13 +16,15 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from casescope.store.events_table import DATABASE
-from casescope.store.index import EventIndex
 from casescope.store.query_sql import is_token
 from casescope.store.summary import SECURITY, SYSMON
 from casescope.store.where import Where
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 SYSMON_PROVIDER = "Microsoft-Windows-Sysmon"
 SECURITY_PROVIDER = "Microsoft-Windows-Security-Auditing"

@@ -19,9 +19,12 @@ import contextlib
 import queue
 import threading
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from casescope.errors import CasescopeError
-from casescope.store.index import EventIndex
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 
 class ReadWriteLock:

@@ -18,15 +18,19 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from casescope.config import Settings
 from casescope.jobs.launcher import PoolKeeper, PoolStartError
 from casescope.model.db import Database
-from casescope.store.index import EventIndex
-from casescope.store.loader import load_pending, load_waiting
+from casescope.store.load_queue import load_waiting
+from casescope.store.loader import load_pending
 from casescope.store.owner import open_index
 from casescope.store.shared_index import SharedIndex
 from casescope.workqueue.queue import has_active_jobs
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 logger = logging.getLogger(__name__)
 

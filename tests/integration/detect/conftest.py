@@ -8,9 +8,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from casescope.detect import CompiledRuleSet, load_or_compile
+from casescope.detect.cache import load_or_compile
+from casescope.detect.engine import CompiledRuleSet
 from casescope.model.enums import FileType
-from casescope.parse import ParseReport, iter_batches
+from casescope.parse.files import iter_batches
+from casescope.parse.report import ParseReport
 from tests.unit.detect.support import cache_dir
 
 

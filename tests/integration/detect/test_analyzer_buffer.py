@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from casescope.detect import CompiledRuleSet
 from casescope.detect.active import ActiveRules
+from casescope.detect.engine import CompiledRuleSet
 from casescope.jobs.analyzers import RAW_COLUMN, SigmaAnalyzer
 
 

@@ -17,10 +17,12 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from casescope.detect import CompiledRuleSet, load_rules
+from casescope.detect.engine import CompiledRuleSet
+from casescope.detect.load import load_rules
 from casescope.detect.pipelines import variant_pipelines
 from casescope.model.enums import FileType
-from casescope.parse import ParseReport, iter_batches
+from casescope.parse.files import iter_batches
+from casescope.parse.report import ParseReport
 from tests.crafted_evtx import write_all
 from tests.integration.detect.sqlite_oracle import event_table, evtx_events, run_rules
 

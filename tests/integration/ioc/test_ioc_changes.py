@@ -8,7 +8,8 @@ import pytest
 from sqlalchemy import select
 
 from casescope.config import Settings
-from casescope.hunt import IocError, compile_iocs
+from casescope.hunt.ioc import IocError
+from casescope.hunt.matcher import compile_iocs
 from casescope.jobs.analyzers import IocAnalyzer
 from casescope.jobs.case_iocs import enabled_iocs
 from casescope.jobs.context import WorkerContext
@@ -17,7 +18,8 @@ from casescope.model.db import Database
 from casescope.model.enums import FileType, Operation
 from casescope.model.tables import Case, IocHit
 from casescope.model.tables import Ioc as IocRow
-from casescope.parse import ParseReport, iter_batches
+from casescope.parse.files import iter_batches
+from casescope.parse.report import ParseReport
 from casescope.services.cases import get_or_create_case
 from casescope.services.ioc_hits import HitFilter, hit_summary, iter_hits
 from casescope.services.iocs import (

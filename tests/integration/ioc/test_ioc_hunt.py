@@ -7,12 +7,13 @@ from pathlib import Path
 from sqlalchemy import select
 
 from casescope.config import Settings
-from casescope.hunt import compile_iocs
+from casescope.hunt.matcher import compile_iocs
 from casescope.jobs.case_iocs import enabled_iocs
 from casescope.model.db import Database
 from casescope.model.enums import AuditAction, FileType, Operation
 from casescope.model.tables import AuditRecord, Case, EvidenceFile, IocHit, Job, Segment
-from casescope.parse import ParseReport, iter_batches
+from casescope.parse.files import iter_batches
+from casescope.parse.report import ParseReport
 from casescope.services.iocs import add_iocs, rehunt
 from tests.integration.ioc.conftest import hit_count, ingest, run_worker, stored_hits
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from casescope.config import Settings
-from casescope.hunt import IocType
+from casescope.hunt.ioc import IocType
 from casescope.model.db import Database
 from casescope.model.tables import Case
 from casescope.services.iocs import ImportFormat, import_iocs, list_iocs

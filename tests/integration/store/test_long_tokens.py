@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from casescope.hunt import IocType, normalise
+from casescope.hunt.ioc import IocType
+from casescope.hunt.normalise import normalise
 from casescope.hunt.patterns import compile_pattern
 from casescope.hunt.sql import hunt_queries
 from casescope.parse.batch import BatchBuilder

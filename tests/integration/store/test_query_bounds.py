@@ -15,7 +15,8 @@ import pytest
 
 from casescope.errors import QueryTimeoutError
 from casescope.model.enums import FileType
-from casescope.parse import ParseReport, iter_batches
+from casescope.parse.files import iter_batches
+from casescope.parse.report import ParseReport
 from casescope.services import event_search as es
 from casescope.services.search import ExportFormat, SearchRequest, build_where, search
 from casescope.services.timeline import TimelineRequest, timeline

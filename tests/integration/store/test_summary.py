@@ -10,7 +10,8 @@ import pyarrow as pa
 import pytest
 
 from casescope.model.enums import FileType
-from casescope.parse import ParseReport, iter_batches
+from casescope.parse.files import iter_batches
+from casescope.parse.report import ParseReport
 from casescope.store.index import ChdbIndex
 from casescope.store.summary import SEP, SUMMARY_FIELDS, VALUE_CHARS, summarise, summary_sql
 from tests.integration.conftest import index_of

@@ -125,3 +125,22 @@ def test_trimming_is_rate_limited(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert len(calls) == 2
     finally:
         index.close()
+
+
+def test_a_short_lived_owner_leaves_the_library_mapped_until_it_loads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A command that exits within a second frees its pages then: paging the library out
+    at open only costs it the advice and the faults of its one query (bench/cli.py)."""
+    from casescope.store import index as index_module
+
+    calls: list[str] = []
+    monkeypatch.setattr(index_module, "page_out_library", lambda name: calls.append(name) or 0)
+    index = ChdbIndex(tmp_path / "index", page_out=False)
+    try:
+        assert calls == []
+        assert index.count() == 0
+        index.trim_memory()  # what a load asks for: the first trim is not held back
+        assert calls == ["_chdb.abi3.so"]
+    finally:
+        index.close()

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from casescope.detect import CompiledRuleSet, load_or_compile
+from casescope.detect.cache import load_or_compile
+from casescope.detect.engine import CompiledRuleSet
 from tests.unit.detect.support import cache_dir, snapshot_sources
 
 

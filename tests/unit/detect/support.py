@@ -8,7 +8,8 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from casescope.detect import CompiledRuleSet, RuleLoad, compile_rules, load_document
+from casescope.detect.engine import CompiledRuleSet, compile_rules
+from casescope.detect.load import RuleLoad, load_document
 from casescope.parse.schema import EVENT_SCHEMA
 
 SNAPSHOT_DIRS = (

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from casescope.detect import load_or_compile, source_hash
-from casescope.detect.cache import cache_path
+from casescope.detect.cache import cache_path, load_or_compile, source_hash
 from tests.unit.detect.support import rule_text
 
 RULE = rule_text("  sel: {Image|endswith: '\\a.exe'}\n  condition: sel")

@@ -9,7 +9,6 @@ import pyarrow as pa
 import pytest
 from sigma.correlations import SigmaCorrelationConditionOperator, SigmaCorrelationType
 
-from casescope.detect import RuleLoad, compile_rules, load_document
 from casescope.detect.correlate import correlate
 from casescope.detect.correlations import (
     CorrelationOp,
@@ -17,6 +16,8 @@ from casescope.detect.correlations import (
     detection_frame,
     needed_fields,
 )
+from casescope.detect.engine import compile_rules
+from casescope.detect.load import RuleLoad, load_document
 from tests.unit.detect.support import make_batch, rule_text
 
 FAIL = (

@@ -15,9 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from casescope.detect import HITS_SCHEMA, CompiledRuleSet, anchors, evaluate, values
+from casescope.detect import anchors, evaluate, values
+from casescope.detect.engine import HITS_SCHEMA, CompiledRuleSet
 from casescope.model.enums import FileType
-from casescope.parse import ParseReport, iter_batches
+from casescope.parse.files import iter_batches
+from casescope.parse.report import ParseReport
 from tests.unit.detect.support import SYSMON, make_batch
 
 

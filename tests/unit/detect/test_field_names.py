@@ -10,10 +10,11 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from casescope.detect import CompiledRuleSet
 from casescope.detect.atoms import field_key, name_key
+from casescope.detect.engine import CompiledRuleSet
 from casescope.model.enums import FileType
-from casescope.parse import ParseReport, iter_batches
+from casescope.parse.files import iter_batches
+from casescope.parse.report import ParseReport
 from tests.crafted_evtx import DEFENDER_CHANNEL, EXCLUSION_KEY, write_all
 from tests.unit.detect.support import compile_text, fired, make_batch, rule_text
 

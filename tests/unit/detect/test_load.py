@@ -5,7 +5,8 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
-from casescope.detect import compile_rules, load_rules
+from casescope.detect.engine import compile_rules
+from casescope.detect.load import load_rules
 from tests.unit.detect.support import rule_text
 
 GOOD = rule_text("  sel: {Image|endswith: '\\a.exe'}\n  condition: sel")

@@ -8,9 +8,11 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-from casescope.detect import RuleLoad, compile_rules, load_document, render_details
 from casescope.detect.correlate import correlate
 from casescope.detect.correlations import detection_frame, needed_fields
+from casescope.detect.details import render_details
+from casescope.detect.engine import compile_rules
+from casescope.detect.load import RuleLoad, load_document
 from casescope.detect.normalise import UNBOUNDED
 from casescope.detect.ruleset_config import aliases_for, read_eventkey_aliases
 from tests.unit.detect.support import fired, make_batch

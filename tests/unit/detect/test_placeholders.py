@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from casescope.detect import RuleLoad, compile_rules, load_document, load_rules
+from casescope.detect.engine import compile_rules
+from casescope.detect.load import RuleLoad, load_document, load_rules
 from casescope.detect.placeholders import parse_values, rule_placeholders
 from tests.unit.detect.support import RULE_ID, fired, make_batch, rule_text
 

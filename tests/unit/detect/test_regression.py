@@ -11,9 +11,10 @@ from pathlib import Path
 
 import yaml
 
-from casescope.detect import CompiledRuleSet
+from casescope.detect.engine import CompiledRuleSet
 from casescope.model.enums import FileType
-from casescope.parse import ParseReport, iter_batches
+from casescope.parse.files import iter_batches
+from casescope.parse.report import ParseReport
 
 
 def regression_cases(sigma_dir: Path) -> list[tuple[str, Path]]:

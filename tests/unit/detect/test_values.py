@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from casescope.detect import CompiledRuleSet
 from casescope.detect.atoms import FieldRefOp, Kind
+from casescope.detect.engine import CompiledRuleSet
 from casescope.detect.values import (
     ascii_twin,
     bools,
@@ -25,7 +25,8 @@ from casescope.detect.values import (
     regex_mask,
 )
 from casescope.model.enums import FileType
-from casescope.parse import ParseReport, iter_batches
+from casescope.parse.files import iter_batches
+from casescope.parse.report import ParseReport
 
 EDGES = [
     "",

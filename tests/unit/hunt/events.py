@@ -8,7 +8,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from casescope.hunt import Ioc, IocType, normalise
+from casescope.hunt.ioc import Ioc, IocType
+from casescope.hunt.normalise import normalise
 from casescope.parse.schema import EVENT_SCHEMA
 
 _STRING_DEFAULTS = {"channel": "Security", "provider": "Microsoft-Windows-Security-Auditing"}

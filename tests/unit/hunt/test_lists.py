@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from casescope.hunt import IocType, parse_ioc_csv, parse_ioc_list
+from casescope.hunt.ioc import IocType
+from casescope.hunt.lists import parse_ioc_csv, parse_ioc_list
 from tests.unit.hunt.cases import MD5
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from casescope.hunt import HIT_SCHEMA, IocError, compile_iocs
+from casescope.hunt.ioc import IocError
+from casescope.hunt.matcher import HIT_SCHEMA, compile_iocs
 from tests.unit.hunt.cases import CASES, MatchCase
 from tests.unit.hunt.events import ioc, make_batch
 

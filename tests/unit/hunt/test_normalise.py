@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from casescope.hunt import IocError, IocType, infer_type, normalise, refang
+from casescope.hunt.ioc import IocError, IocType
+from casescope.hunt.normalise import infer_type, normalise
+from casescope.hunt.refang import refang
 from tests.unit.hunt.cases import MD5, SHA1, SHA256
 
 

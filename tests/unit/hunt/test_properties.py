@@ -8,7 +8,9 @@ from dataclasses import replace
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from casescope.hunt import Ioc, IocError, IocType, compile_iocs, normalise
+from casescope.hunt.ioc import Ioc, IocError, IocType
+from casescope.hunt.matcher import compile_iocs
+from casescope.hunt.normalise import normalise
 from tests.unit.hunt.events import make_batch
 
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,8}[a-z0-9])?"

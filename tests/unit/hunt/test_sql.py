@@ -11,8 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from casescope.hunt import Ioc, compile_iocs, hunt_chdb, hunt_queries, ioc_hunt_sql, sql
-from casescope.hunt.sql import CHUNK_SIZE
+from casescope.hunt import sql
+from casescope.hunt.ioc import Ioc
+from casescope.hunt.matcher import compile_iocs
+from casescope.hunt.sql import CHUNK_SIZE, hunt_chdb, hunt_queries, ioc_hunt_sql
 from casescope.store.events_table import DATABASE, EVENTS_DDL
 from tests.unit.hunt.cases import CASES
 from tests.unit.hunt.events import ioc, make_batch

@@ -11,9 +11,10 @@ import pyarrow as pa
 import pytest
 
 from casescope.model.enums import FileType
-from casescope.parse import ParseReport, detect_file_type, iter_batches
+from casescope.parse.files import iter_batches
+from casescope.parse.report import ParseReport
 from casescope.parse.schema import EVENT_SCHEMA
-from casescope.parse.sniff import utf8_chunks
+from casescope.parse.sniff import detect_file_type, utf8_chunks
 
 MiB = 1024 * 1024
 

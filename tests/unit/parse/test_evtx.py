@@ -15,11 +15,12 @@ import pyarrow as pa
 import pytest
 
 from casescope.model.enums import FileType
-from casescope.parse import ParseReport, estimate_events, iter_batches
 from casescope.parse import evtx as evtx_reader
 from casescope.parse.columns import EventColumns
 from casescope.parse.evtx import CHUNK_SIZE, FILE_HEADER_SIZE
 from casescope.parse.evtx_layout import CHUNK_HEADER_SIZE, chunk_is_intact
+from casescope.parse.files import estimate_events, iter_batches
+from casescope.parse.report import ParseReport
 from casescope.parse.schema import EVENT_SCHEMA
 from casescope.parse.winevent import add_event
 

@@ -10,7 +10,6 @@ import evtx
 import pytest
 
 from casescope.model.enums import FileType
-from casescope.parse import ParseReport, estimate_events, iter_batches
 from casescope.parse.evtx_layout import (
     CHUNK_SIZE,
     FILE_HEADER_SIZE,
@@ -19,6 +18,8 @@ from casescope.parse.evtx_layout import (
     chunk_record_range,
     file_header,
 )
+from casescope.parse.files import estimate_events, iter_batches
+from casescope.parse.report import ParseReport
 
 
 def chunks_of(path: Path) -> list[bytes]:

@@ -12,8 +12,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from casescope.model.enums import FileType
-from casescope.parse import ParseReport, iter_batches
 from casescope.parse import evtx as evtx_reader
+from casescope.parse.files import iter_batches
+from casescope.parse.report import ParseReport
 from casescope.parse.schema import EVENT_SCHEMA
 
 PARSE_TIMEOUT_S = 20

@@ -12,8 +12,9 @@ import pyarrow as pa
 import pytest
 
 from casescope.model.enums import FileType
-from casescope.parse import ParseReport, estimate_events, iter_batches
+from casescope.parse.files import estimate_events, iter_batches
 from casescope.parse.ndjson import read_lines
+from casescope.parse.report import ParseReport
 from casescope.parse.schema import EVENT_SCHEMA
 
 MiB = 1024 * 1024

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from casescope.model.enums import FileType
-from casescope.parse import detect_file_type
+from casescope.parse.sniff import detect_file_type
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,6 @@ from pathlib import Path
 import pyarrow as pa
 
 from casescope.model.enums import FileType
-from casescope.parse import ParseReport, iter_batches
 from casescope.parse.columns import (
     BATCH_RAW_CHARS,
     EVENT_CHARS,
@@ -18,6 +17,8 @@ from casescope.parse.columns import (
     WIDE_EVENT_CHARS,
     batch_full,
 )
+from casescope.parse.files import iter_batches
+from casescope.parse.report import ParseReport
 from casescope.parse.schema import EVENT_SCHEMA
 
 MB = 10**6

@@ -8,7 +8,7 @@ Disabling or removing deletes the IOC's hits at once.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, HTTPException, UploadFile
 from pydantic import BaseModel, Field
@@ -18,11 +18,13 @@ from casescope.errors import CasescopeError
 from casescope.hunt.ioc import IocType
 from casescope.model.enums import AuditAction
 from casescope.services import ioc_hits, iocs
-from casescope.store.index import EventIndex
 from casescope.web.api.models import IsoTime
 from casescope.web.ids import BodyId
 from casescope.web.security import CaseRead, CaseScope, CaseWrite, State, audit
 from casescope.web.state import WebState
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 router = APIRouter(prefix="/api/cases/{case_id}/iocs", tags=["iocs"])
 

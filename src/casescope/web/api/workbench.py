@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
@@ -30,7 +30,6 @@ from casescope.services.logon_sessions import find_session, normalise_logon_id, 
 from casescope.services.process_graph import TreeLimits
 from casescope.services.processes import activity_filter, lifetime, process_tree
 from casescope.services.search import query_limits
-from casescope.store.index import EventIndex
 from casescope.store.where import Where
 from casescope.web.api.params import SearchForm, parse_time, search_form
 from casescope.web.api.search import Order, View, fetch_event, parse_columns
@@ -57,6 +56,9 @@ from casescope.web.api.workbench_models import (
 from casescope.web.ids import PathId, PathSeq
 from casescope.web.security import CaseRead, CaseScope, State
 from casescope.web.state import WebState
+
+if TYPE_CHECKING:
+    from casescope.store.index import EventIndex
 
 router = APIRouter(prefix="/api/cases/{case_id}", tags=["workbench"])
 
