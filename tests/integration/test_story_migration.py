@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import inspect, text
 
 from casescope.config import Settings
-from casescope.errors import CasescopeError
+from casescope.errors import CasescopeError, NotFoundError
 from casescope.model.db import Database, make_engine
 from casescope.model.users import Role
 from casescope.services import saved_searches as ss
@@ -87,8 +87,11 @@ def test_story_positions_stay_dense_and_the_order_must_name_every_item(
     assert [(e.position, e.kind.value) for e in st.story(db, case)] == [(0, "event"), (1, "text")]
     with pytest.raises(CasescopeError):
         st.reorder(db, case, [note.id])  # leaves an item out
+    other = create_case(db, "other case").id
     with pytest.raises(LookupError):
-        st.remove(db, case + 1, note.id)  # another case's item
+        st.remove(db, other, note.id)  # another case's item
+    with pytest.raises(NotFoundError):
+        st.remove(db, other + 1, note.id)  # no such case
     with pytest.raises(CasescopeError):
         st.add_text(db, case, "x" * (st.MAX_TEXT + 1), "ann")
     db.dispose()
