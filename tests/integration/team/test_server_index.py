@@ -6,7 +6,9 @@ calls, its SQL and its Arrow inserts run on ClickHouse itself. `CASESCOPE_TEST_C
 (scripts/team-smoke.sh) runs the same tests against a real server instead.
 
 chDB holds one engine path per process, so each index here lives in a child process of its
-own (tests/integration/team/probe.py, loader_child.py), never in pytest's.
+own (tests/integration/team/probe.py, loader_child.py), never in pytest's. The kill test's
+loaders, several processes on one index, reach it over HTTP: the `clickhouse_http` endpoint
+(tests/clickhouse_http.py, the transport's test double over chDB, or the real server).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from casescope.store.index_url import parse_index_url
 from casescope.store.load_lease import load_lease
 from casescope.store.segments import SegmentWriter
 from casescope.store.server_index import ClickHouseServerIndex
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, ClickHouseEndpoint
 from tests.integration.conftest import Backend, add_files
 from tests.integration.test_loader import mark_ready
 
@@ -108,12 +110,19 @@ def test_server_transport_answers_as_the_embedded_index(
 
 
 @pytest.fixture
-def team(tmp_path: Path, postgres_cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:  # type: ignore[no-untyped-def]
-    """A home with its metadata on PostgreSQL and its index on the server transport."""
+def team(
+    tmp_path: Path,
+    postgres_cluster,  # type: ignore[no-untyped-def]
+    clickhouse_http: ClickHouseEndpoint,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[dict]:
+    """A home with its metadata on PostgreSQL and its index on a ClickHouse HTTP endpoint
+    (the test double over chDB, or CASESCOPE_TEST_CLICKHOUSE_URL's server), which each
+    loader process reaches over the network as on a team's server."""
     env = {
         "CASESCOPE_HOME": str(tmp_path / "home"),
         "CASESCOPE_DATABASE_URL": postgres_cluster.database(),
-        "CASESCOPE_INDEX_URL": index_url(tmp_path / "home"),
+        "CASESCOPE_INDEX_URL": clickhouse_http.emptied(),
         "CASESCOPE_LOAD_BATCH_ROWS": str(SLICE_ROWS),
     }
     for name, value in env.items():
