@@ -27,7 +27,9 @@ one engine; each has its own USE and SET state), so requests from several proces
 at the same time on the one engine, as on a server.
 
 Run: `python -m tests.clickhouse_http --path DIR --user U --password P`; it prints
-`listening <port>` once it answers, and stops on SIGTERM.
+`listening <port>` once it answers, and stops on SIGTERM. `--hold-insert FLAG` holds one
+INSERT at the server while FLAG exists (`InsertHold`: a test of a loader that dies while
+the server still has its INSERT).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ import signal
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -211,6 +214,32 @@ def _insert_from_file(statement: bytes, fmt: str, data: bytes, tmp_dir: str) -> 
     return f"{head} FROM INFILE '{path}' FORMAT {fmt}", path
 
 
+class InsertHold:
+    """Fault injection (`--hold-insert FLAG`): the first INSERT that arrives while FLAG
+    exists, its data received in full, waits until FLAG is removed, then runs, as a busy
+    server completes an INSERT whose client has gone meanwhile. `FLAG.held` appears when
+    one waits, `FLAG.done` once it has run."""
+
+    def __init__(self, flag: Path) -> None:
+        self.flag = flag
+        self._taken = False
+        self._lock = threading.Lock()
+
+    def wait(self) -> bool:
+        """Hold this INSERT if it is the one to hold; whether it was."""
+        with self._lock:
+            if self._taken or not self.flag.exists():
+                return False
+            self._taken = True
+        Path(f"{self.flag}.held").touch()
+        while self.flag.exists():
+            time.sleep(0.05)
+        return True
+
+    def ran(self) -> None:
+        Path(f"{self.flag}.done").touch()
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: DoubleServer
@@ -241,7 +270,11 @@ class Handler(BaseHTTPRequestHandler):
             self._login(params)
             body = self._decoded(body)
             request, temp = self._request(params, body)
+            hold = self.server.hold
+            held = temp is not None and hold is not None and hold.wait()
             data = self.server.engine.run(request)
+            if held and hold is not None:
+                hold.ran()
         except ClickHouseError as error:
             text = f"{error} (version chdb {chdb.__version__} test double)\n".encode()
             headers = {"X-ClickHouse-Exception-Code": str(error.code)}
@@ -317,13 +350,16 @@ class Handler(BaseHTTPRequestHandler):
         return request, None
 
     def _answer(self, status: int, body: bytes, headers: dict[str, str]) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "text/plain; charset=UTF-8")
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain; charset=UTF-8")
+            self.send_header("Content-Length", str(len(body)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):  # the client has gone: its loss
+            logger.debug("the client left before its answer")
 
 
 class DoubleServer(ThreadingHTTPServer):
@@ -334,6 +370,7 @@ class DoubleServer(ThreadingHTTPServer):
         self.engine = engine
         self.credentials = credentials
         self.tmp_dir = tmp
+        self.hold: InsertHold | None = None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -342,11 +379,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0, help="0: a free port")
     parser.add_argument("--user", default="default")
     parser.add_argument("--password", default="")
+    parser.add_argument("--hold-insert", type=Path, help="fault injection: InsertHold's flag")
     args = parser.parse_args(argv)
     Path(args.path).mkdir(parents=True, exist_ok=True)
     engine = Engine(args.path)
     with tempfile.TemporaryDirectory(prefix="clickhouse-http-") as tmp:
         server = DoubleServer(args.port, engine, (args.user, args.password), tmp)
+        server.hold = InsertHold(args.hold_insert) if args.hold_insert else None
         signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
         sys.stdout.write(f"listening {server.server_address[1]}\n")
         sys.stdout.flush()

@@ -11,6 +11,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +108,26 @@ class ClickHouseEndpoint:
         return self.url
 
 
+@contextmanager
+def clickhouse_double(path: Path, hold_insert: Path | None = None) -> Iterator[str]:
+    """The ClickHouse-HTTP test double over chDB (tests/clickhouse_http.py) on the data
+    directory `path`, in a process of its own: yields its URL, stops it at the end."""
+    password = secrets.token_hex(12)
+    command = [sys.executable, "-m", "tests.clickhouse_http", "--path", str(path)]
+    command += ["--user", DOUBLE_USER, "--password", password]
+    if hold_insert is not None:
+        command += ["--hold-insert", str(hold_insert)]
+    server = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        said = server.stdout.readline().split()  # '' when it died before answering
+        assert said[:1] == ["listening"], f"the ClickHouse-HTTP double did not start: {said}"
+        yield f"clickhouse://{DOUBLE_USER}:{password}@127.0.0.1:{said[1]}/casescope"
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
 @pytest.fixture(scope="session")
 def clickhouse_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseEndpoint]:
     """A ClickHouse HTTP endpoint for the session: CASESCOPE_TEST_CLICKHOUSE_URL's server,
@@ -114,22 +135,5 @@ def clickhouse_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickH
     if TEST_CLICKHOUSE_URL:
         yield ClickHouseEndpoint(TEST_CLICKHOUSE_URL)
         return
-    password = secrets.token_hex(12)
-    path = tmp_path_factory.mktemp("clickhouse-http") / "chdb"
-    command = [sys.executable, "-m", "tests.clickhouse_http", "--path", str(path)]
-    server = subprocess.Popen(
-        [*command, "--user", DOUBLE_USER, "--password", password],
-        cwd=REPO_ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert server.stdout is not None
-        said = server.stdout.readline().split()  # '' when it died before answering
-        assert said[:1] == ["listening"], f"the ClickHouse-HTTP double did not start: {said}"
-        yield ClickHouseEndpoint(
-            f"clickhouse://{DOUBLE_USER}:{password}@127.0.0.1:{said[1]}/casescope"
-        )
-    finally:
-        server.terminate()
-        server.wait(30)
+    with clickhouse_double(tmp_path_factory.mktemp("clickhouse-http") / "chdb") as url:
+        yield ClickHouseEndpoint(url)
