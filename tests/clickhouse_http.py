@@ -19,6 +19,9 @@ the way they share a server (docs/deploy.md, "What the test suite exercises"):
   `Code: 516 … AUTHENTICATION_FAILED`, HTTP 401;
 - errors as ClickHouse sends them: HTTP 500 (401 for the login, 400 for a syntax error)
   with the `X-ClickHouse-Exception-Code` header and a `Code: N. DB::Exception: …` body;
+- `KILL QUERY WHERE query_id LIKE '…' [SYNC]` over the requests in flight (their
+  `query_id` parameter): those not yet at the engine are cancelled (code 394), SYNC waits
+  for each named one to end;
 - responses uncompressed (the client asks, the server need not); request bodies plain or
   gzip. Results are produced whole, then sent (a server streams them); `/ping` answers.
 
@@ -46,7 +49,6 @@ import signal
 import sys
 import tempfile
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,9 +78,13 @@ DEFAULT_FORMAT = "TabSeparated"
 AUTHENTICATION_FAILED = 516
 SYNTAX_ERROR = 62
 NOT_IMPLEMENTED = 48
+QUERY_WAS_CANCELLED = 394
 #: chDB's error text carries ClickHouse's code: "Code: 62. DB::Exception: …".
 _CODE = re.compile(r"Code: (\d+)\.")
 _INSERT = re.compile(rb"^\s*INSERT\s+INTO\s.*?\sFORMAT\s+(\w+)[ \t]*(\r?\n)?", re.I | re.S)
+_KILL = re.compile(
+    r"^\s*KILL\s+QUERY\s+WHERE\s+query_id\s+LIKE\s+'([^'\\]*)'\s*(SYNC)?\s*;?\s*$", re.I
+)
 _TRAILING_FORMAT = re.compile(r"\bFORMAT\s+(\w+)\s*;?\s*$", re.I)
 #: How far into a request an INSERT statement may reach before its data begins.
 _INSERT_HEAD = 1 << 20
@@ -214,26 +220,75 @@ def _insert_from_file(statement: bytes, fmt: str, data: bytes, tmp_dir: str) -> 
     return f"{head} FROM INFILE '{path}' FORMAT {fmt}", path
 
 
+@dataclass
+class Flight:
+    """A request the server is answering, as `system.processes` lists it."""
+
+    query_id: str
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Event = field(default_factory=threading.Event)
+
+
+class Flights:
+    """The requests in flight; KILL QUERY cancels those not yet at the engine and, with
+    SYNC, waits for every one it names to end (one already at the engine runs to its end,
+    as an INSERT already writing its parts does on a server)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._flights: dict[int, Flight] = {}
+
+    @contextmanager
+    def flying(self, query_id: str) -> Iterator[Flight]:
+        flight = Flight(query_id)
+        with self._lock:
+            self._flights[id(flight)] = flight
+        try:
+            yield flight
+        finally:
+            with self._lock:
+                del self._flights[id(flight)]
+            flight.finished.set()
+
+    def kill(self, like: str, *, sync: bool, by: Flight) -> list[str]:
+        """Cancel the flights whose query id matches the LIKE pattern; their ids."""
+        pattern = re.compile(
+            "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in like)
+        )
+        with self._lock:
+            named = [
+                f for f in self._flights.values() if f is not by and pattern.fullmatch(f.query_id)
+            ]
+        for flight in named:
+            flight.cancelled.set()
+        if sync:
+            for flight in named:
+                flight.finished.wait()
+        return [flight.query_id for flight in named]
+
+
 class InsertHold:
     """Fault injection (`--hold-insert FLAG`): the first INSERT that arrives while FLAG
     exists, its data received in full, waits until FLAG is removed, then runs, as a busy
-    server completes an INSERT whose client has gone meanwhile. `FLAG.held` appears when
-    one waits, `FLAG.done` once it has run."""
+    server completes an INSERT whose client has gone meanwhile, unless a KILL QUERY
+    cancels it first. `FLAG.held` appears when one waits, `FLAG.done` once it has run or
+    was cancelled."""
 
     def __init__(self, flag: Path) -> None:
         self.flag = flag
         self._taken = False
         self._lock = threading.Lock()
 
-    def wait(self) -> bool:
-        """Hold this INSERT if it is the one to hold; whether it was."""
+    def wait(self, flight: Flight) -> bool:
+        """Hold this INSERT if it is the one to hold, until FLAG goes or a KILL QUERY
+        cancels it; whether it was held."""
         with self._lock:
             if self._taken or not self.flag.exists():
                 return False
             self._taken = True
         Path(f"{self.flag}.held").touch()
-        while self.flag.exists():
-            time.sleep(0.05)
+        while self.flag.exists() and not flight.cancelled.wait(0.05):
+            pass
         return True
 
     def ran(self) -> None:
@@ -259,10 +314,10 @@ class Handler(BaseHTTPRequestHandler):
         self._handle(body)
 
     def _handle(self, body: bytes) -> None:
-        query_id = str(uuid.uuid4())
+        params = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
+        query_id = params.get("query_id") or str(uuid.uuid4())
         temp: str | None = None
         try:
-            params = dict(parse_qsl(urlsplit(self.path).query, keep_blank_values=True))
             content_type = self.headers.get("Content-Type", "")
             if content_type.startswith("multipart/form-data"):
                 params |= _form_fields(content_type, body)
@@ -270,11 +325,8 @@ class Handler(BaseHTTPRequestHandler):
             self._login(params)
             body = self._decoded(body)
             request, temp = self._request(params, body)
-            hold = self.server.hold
-            held = temp is not None and hold is not None and hold.wait()
-            data = self.server.engine.run(request)
-            if held and hold is not None:
-                hold.ran()
+            with self.server.flights.flying(query_id) as flight:
+                data = self._run(request, flight, inserting=temp is not None)
         except ClickHouseError as error:
             text = f"{error} (version chdb {chdb.__version__} test double)\n".encode()
             headers = {"X-ClickHouse-Exception-Code": str(error.code)}
@@ -290,6 +342,24 @@ class Handler(BaseHTTPRequestHandler):
             "X-ClickHouse-Summary": '{"read_rows":"0","written_rows":"0"}',
         }
         self._answer(200, data, headers)
+
+    def _run(self, request: Request, flight: Flight, *, inserting: bool) -> bytes:
+        """The request's result: a KILL QUERY is the server's, the rest the engine's."""
+        if kill := _KILL.match(request.sql):
+            killed = self.server.flights.kill(kill.group(1), sync=bool(kill.group(2)), by=flight)
+            return "".join(f"finished\t{q}\n" for q in killed).encode()
+        hold = self.server.hold
+        held = inserting and hold is not None and hold.wait(flight)
+        try:
+            if flight.cancelled.is_set():
+                raise ClickHouseError(
+                    QUERY_WAS_CANCELLED,
+                    "Code: 394. DB::Exception: Query was cancelled. (QUERY_WAS_CANCELLED)",
+                )
+            return self.server.engine.run(request)
+        finally:
+            if held and hold is not None:
+                hold.ran()
 
     def _login(self, params: dict[str, str]) -> None:
         user, password = params.get("user", "default"), params.get("password", "")
@@ -371,6 +441,7 @@ class DoubleServer(ThreadingHTTPServer):
         self.credentials = credentials
         self.tmp_dir = tmp
         self.hold: InsertHold | None = None
+        self.flights = Flights()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -239,7 +239,7 @@ def test_a_loader_dies_and_its_load_lease_is_free(settings: Settings, db: Databa
 
 def _wait_for_file(path: Path) -> None:
     """Until `path` exists (bounded: reaching the bound fails the test, a hang)."""
-    for _ in range(6000):
+    for _ in range(1200):
         if path.exists():
             return
         time.sleep(0.05)
@@ -247,18 +247,14 @@ def _wait_for_file(path: Path) -> None:
 
 
 @pytest.mark.skipif(SERVER_URL is not None, reason="needs the double's INSERT hold")
-@pytest.mark.xfail(
-    strict=True,
-    reason="open: the load lease ends with the loader's process, not with the INSERT it "
-    "left at the server (docs/decisions.md record 24); the late INSERT doubles its rows",
-)
 def test_an_insert_that_outlives_its_killed_loader_is_not_doubled(
     tmp_path: Path, postgres_cluster, attack_samples: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
     """A server may complete an INSERT it received in full after the loader that sent it
     died: SIGKILL a loader while its INSERT waits at the server; the loader's lease ends
-    with its process and another process loads the files; then the server runs the dead
-    loader's INSERT. Every file's events must still be in the index once."""
+    with its process and another process loads the files, fencing the dead loader's
+    INSERT first (`fence_loads`: KILL QUERY … SYNC). Every file's events are in the index
+    once."""
     hold = tmp_path / "hold"
     with clickhouse_double(tmp_path / "chdb", hold_insert=hold) as url:
         env = {
