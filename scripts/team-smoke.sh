@@ -16,4 +16,5 @@ python3 -m venv .venv
 .venv/bin/python -m pip install --quiet -e '.[test]'
 scripts/postgres.sh >/dev/null  # the tests' own PostgreSQL cluster
 exec .venv/bin/python -m pytest -n 0 -p no:cacheprovider \
-  tests/integration/team tests/e2e/test_team_cli.py "$@"
+  tests/integration/team tests/e2e/test_team_cli.py tests/e2e/test_team_shared_index.py \
+  tests/e2e/test_team_web.py "$@"

@@ -7,9 +7,12 @@ checkout, or wherever ``CASESCOPE_DATA`` points.
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -76,3 +79,61 @@ def attack_samples(data_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def sigma_dir(data_dir: Path) -> Path:
     return data_dir / "sigma"
+
+
+#: A real ClickHouse server for the team-mode tests (scripts/team-smoke.sh); unset, they run
+#: on the ClickHouse-HTTP test double over chDB (tests/clickhouse_http.py).
+TEST_CLICKHOUSE_URL = os.environ.get("CASESCOPE_TEST_CLICKHOUSE_URL")
+#: The double's login (the tests also send a wrong password to see it refused).
+DOUBLE_USER = "casescope"
+
+
+@dataclass(frozen=True)
+class ClickHouseEndpoint:
+    """A ClickHouse HTTP endpoint every process of a test can reach."""
+
+    #: CASESCOPE_INDEX_URL for the team's processes (with the password).
+    url: str
+
+    def emptied(self) -> str:
+        """The URL, its events table emptied first (tests count every row of it)."""
+        from casescope.store.index_url import parse_index_url
+        from casescope.store.server_index import ClickHouseServerIndex
+
+        index = ClickHouseServerIndex(parse_index_url(self.url))
+        try:
+            index.execute("TRUNCATE TABLE casescope.events")
+        finally:
+            index.close()
+        return self.url
+
+
+@contextmanager
+def clickhouse_double(path: Path, hold_insert: Path | None = None) -> Iterator[str]:
+    """The ClickHouse-HTTP test double over chDB (tests/clickhouse_http.py) on the data
+    directory `path`, in a process of its own: yields its URL, stops it at the end."""
+    password = secrets.token_hex(12)
+    command = [sys.executable, "-m", "tests.clickhouse_http", "--path", str(path)]
+    command += ["--user", DOUBLE_USER, "--password", password]
+    if hold_insert is not None:
+        command += ["--hold-insert", str(hold_insert)]
+    server = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        said = server.stdout.readline().split()  # '' when it died before answering
+        assert said[:1] == ["listening"], f"the ClickHouse-HTTP double did not start: {said}"
+        yield f"clickhouse://{DOUBLE_USER}:{password}@127.0.0.1:{said[1]}/casescope"
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+@pytest.fixture(scope="session")
+def clickhouse_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClickHouseEndpoint]:
+    """A ClickHouse HTTP endpoint for the session: CASESCOPE_TEST_CLICKHOUSE_URL's server,
+    or the test double over chDB in a process of its own, stopped at the end."""
+    if TEST_CLICKHOUSE_URL:
+        yield ClickHouseEndpoint(TEST_CLICKHOUSE_URL)
+        return
+    with clickhouse_double(tmp_path_factory.mktemp("clickhouse-http") / "chdb") as url:
+        yield ClickHouseEndpoint(url)

@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx2
 import pytest
 
 from tests.browser.support import serve, serve_env
+from tests.conftest import ClickHouseEndpoint
 from tests.e2e.conftest import Cli
 from tests.e2e.test_ingest_cli import evtx_count
 from tests.integration.team.test_server_index import SERVER_URL, index_url
@@ -108,3 +110,22 @@ def test_a_bad_setting_is_one_line_naming_it(cli: Cli) -> None:
     cli.extra["CASESCOPE_WORKERS"] = "0"
     proc = cli.run("status", check=False)
     assert proc.returncode == 1 and proc.stderr.startswith("error: CASESCOPE_WORKERS: ")
+
+
+def test_a_wrong_index_password_is_a_clear_error_at_start(
+    cli: Cli, clickhouse_http: ClickHouseEndpoint
+) -> None:
+    """The server answers, but refuses the login (ClickHouse's code 516): each command stops
+    at its start naming the setting, without a traceback and without the password."""
+    url = urlsplit(clickhouse_http.url)
+    assert url.password and url.hostname
+    wrong = url._replace(netloc=f"{url.username}:not-{url.password}@{url.hostname}:{url.port}")
+    cli.extra["CASESCOPE_INDEX_URL"] = urlunsplit(wrong)
+    says = f"cannot open the event index at http://{url.username}@{url.hostname}:{url.port}/"
+    for command in (("status",), ("worker",)):  # a command, and a worker host at its start
+        proc = cli.run(*command, check=False)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.startswith("error: CASESCOPE_INDEX_URL: ") and says in proc.stderr
+        assert "516" in proc.stderr and "Authentication failed" in proc.stderr
+        assert "Traceback" not in proc.stderr + proc.stdout
+        assert url.password not in proc.stderr + proc.stdout  # neither the wrong one nor ours

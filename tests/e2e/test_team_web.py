@@ -4,10 +4,9 @@ and one home, as behind a load balancer. A session opened on one is honoured by 
 on a third, a job's progress streams (SSE) from a process that did not start it, a logout on
 one ends the session everywhere, and failed logins count across processes.
 
-Each process has its own `chdb://` index path: chDB runs one process per data directory,
-and nothing here reads events from the index (the job's progress, marks and sessions live
-in the metadata DB). Several processes sharing one index is the ClickHouse-server transport's
-part (tests/integration/team).
+The processes share one event index over HTTP (the `clickhouse_http` endpoint: the
+transport's test double over chDB, or CASESCOPE_TEST_CLICKHOUSE_URL's server): the events
+one process's job indexed are read back through the others.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -33,29 +33,34 @@ from tests.browser.support import (
     serve,
     serve_env,
 )
+from tests.conftest import ClickHouseEndpoint
 from tests.e2e.test_ingest_cli import evtx_count
 
 SAMPLE = "Execution/Sysmon_Exec_CompiledHTML.evtx"
 #: Failed logins a user name may have before back-off (CASESCOPE_LOGIN_ATTEMPTS_PER_MINUTE).
 FREE_FAILURES = 2
 TERMINAL = {"completed", "failed", "cancelled"}
+#: Bound on the wait for a finished job's events to be loaded; reaching it fails the test.
+WAIT_SECONDS = 120
 
 
 @pytest.fixture
-def three_serves(tmp_path: Path, postgres_cluster) -> Iterator[list[str]]:  # type: ignore[no-untyped-def]
-    """Base URLs of three serve processes sharing the home, the secret key and the DB."""
+def three_serves(
+    tmp_path: Path,
+    postgres_cluster,  # type: ignore[no-untyped-def]
+    clickhouse_http: ClickHouseEndpoint,
+) -> Iterator[list[str]]:
+    """Base URLs of three serve processes sharing the home, the secret key, the DB and the
+    event index."""
     home = tmp_path / "home"
     env = serve_env(home) | {
         "CASESCOPE_DATABASE_URL": postgres_cluster.database(),
+        "CASESCOPE_INDEX_URL": clickhouse_http.emptied(),
         "CASESCOPE_LOGIN_ATTEMPTS_PER_MINUTE": str(FREE_FAILURES),
     }
-    create_admin(env | {"CASESCOPE_INDEX_URL": f"chdb://{tmp_path / 'index-cli'}"})
+    create_admin(env)
     with ExitStack() as stack:
-        bases = [
-            stack.enter_context(serve(env | {"CASESCOPE_INDEX_URL": f"chdb://{tmp_path / n}"}))
-            for n in ("index-a", "index-b", "index-c")
-        ]
-        yield bases
+        yield [stack.enter_context(serve(env)) for _ in range(3)]
 
 
 def _session(base: str, cookie: str, csrf: str | None) -> httpx2.Client:
@@ -77,6 +82,18 @@ def _progress_stream(client: httpx2.Client, case_id: int, operation_id: int) -> 
             if line.startswith("data: "):
                 messages.append(json.loads(line.removeprefix("data: ")))
     return messages
+
+
+def _indexed(client: httpx2.Client, case_id: int) -> int:
+    """The case's events in the shared index, once its loads are done (a serve process
+    loads what is ready every few seconds)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        page = client.get(f"/api/cases/{case_id}/events", params={"exact_total": "true"})
+        assert page.status_code == 200, page.text
+        if page.json()["total"] > 0 or time.monotonic() > deadline:
+            return page.json()["total"]
+        time.sleep(0.5)
 
 
 def test_a_session_works_on_every_serve_process(
@@ -104,6 +121,11 @@ def test_a_session_works_on_every_serve_process(
         assert messages[-1]["events"] == evtx_count(sample)
         ids = [m["event_id"] for m in messages]
         assert ids == sorted(set(ids))
+        events = evtx_count(sample)
+        for client in (on_c, on_b):  # loaded by whichever process holds the load lease
+            assert _indexed(client, case_id) == events
+        one = on_c.get(f"/api/cases/{case_id}/events/{file_id}/1")
+        assert one.status_code == 200 and one.json()["file_id"] == file_id
         mark = {"kind": "tag", "label": "seen on b"}
         assert on_b.post(f"/api/cases/{case_id}/events/{file_id}/1/marks", json=mark).is_success
         tags = on_c.get(f"/api/cases/{case_id}/tags").json()
@@ -147,19 +169,17 @@ def _serve_printing(env: dict[str, str], console: Path) -> Iterator[str]:
 def test_the_setup_token_printed_by_one_process_works_on_another(
     tmp_path: Path,
     postgres_cluster,  # type: ignore[no-untyped-def]
+    clickhouse_http: ClickHouseEndpoint,
 ) -> None:
     """Behind a balancer the setup form may be answered by any process: each process's
     printed token is valid on all of them, until the first admin exists."""
-    env = serve_env(tmp_path / "home") | {"CASESCOPE_DATABASE_URL": postgres_cluster.database()}
+    env = serve_env(tmp_path / "home") | {
+        "CASESCOPE_DATABASE_URL": postgres_cluster.database(),
+        "CASESCOPE_INDEX_URL": clickhouse_http.emptied(),
+    }
     with ExitStack() as stack:
         a, b = (
-            stack.enter_context(
-                _serve_printing(
-                    env | {"CASESCOPE_INDEX_URL": f"chdb://{tmp_path / f'index-{n}'}"},
-                    tmp_path / f"console-{n}.txt",
-                )
-            )
-            for n in "ab"
+            stack.enter_context(_serve_printing(env, tmp_path / f"console-{n}.txt")) for n in "ab"
         )
         printed = (tmp_path / "console-a.txt").read_text()
         token = re.search(r"One-time setup token: (\S+)", printed).group(1)  # type: ignore[union-attr]

@@ -346,7 +346,10 @@ def load_pending(db: Database, index: EventIndex, settings: Settings) -> LoadRep
     if not index.shared_by_processes:
         return _load_pending(db, index, settings)
     with load_lease(db) as held:
-        return _load_pending(db, index, settings) if held else LoadReport()
+        if not held:
+            return LoadReport()
+        index.fence_loads()  # a dead holder's INSERT must not land after our deletes
+        return _load_pending(db, index, settings)
 
 
 def _load_pending(db: Database, index: EventIndex, settings: Settings) -> LoadReport:

@@ -16,6 +16,7 @@ chDB interface, which is how the test suite exercises it (no server can be insta
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -49,6 +50,9 @@ CONNECT_TIMEOUT_S = 10
 RECEIVE_MARGIN_S = 60
 #: Per-INSERT settings: as the chDB loads, one insert thread; the server forms parts.
 INSERT_SETTINGS = {"max_insert_threads": 1}
+#: The query id of every loading INSERT starts so: the next holder of the load lease finds
+#: those a dead loader left at the server (`fence_loads`).
+LOAD_QUERY_PREFIX = "casescope-load-"
 
 
 class ServerIndexError(RuntimeError):
@@ -219,10 +223,21 @@ class ClickHouseServerIndex(q.Bookkeeping):
     def _insert(self, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
+        settings = INSERT_SETTINGS | {"query_id": f"{LOAD_QUERY_PREFIX}{uuid.uuid4()}"}
         with server_errors(self.target):
             self._client.insert_arrow(
-                f"{DATABASE}.events", table.select(list(EVENT_COLUMNS)), settings=INSERT_SETTINGS
+                f"{DATABASE}.events", table.select(list(EVENT_COLUMNS)), settings=settings
             )
+
+    def fence_loads(self) -> None:
+        """Stop, and wait out, every loading INSERT still at the server: called under the
+        load lease, where no live process loads, so each is a dead loader's. The lease
+        ended with that process, but an INSERT the server had received in full would still
+        run, and land after this loader deleted the file's rows (docs/decisions.md, record
+        24). In-process chDB needs none: the loader's INSERTs end with its process."""
+        if self.target.transport is IndexTransport.CHDB:
+            return
+        self.execute(f"KILL QUERY WHERE query_id LIKE '{LOAD_QUERY_PREFIX}%' SYNC")
 
     def compact(self, on_step: Callable[[int], None] | None = None) -> int:
         """The parts there are: a server merges in its own time, for every client at once,

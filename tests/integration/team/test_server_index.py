@@ -6,7 +6,9 @@ calls, its SQL and its Arrow inserts run on ClickHouse itself. `CASESCOPE_TEST_C
 (scripts/team-smoke.sh) runs the same tests against a real server instead.
 
 chDB holds one engine path per process, so each index here lives in a child process of its
-own (tests/integration/team/probe.py, loader_child.py), never in pytest's.
+own (tests/integration/team/probe.py, loader_child.py), never in pytest's. The kill test's
+loaders, several processes on one index, reach it over HTTP: the `clickhouse_http` endpoint
+(tests/clickhouse_http.py, the transport's test double over chDB, or the real server).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from casescope.store.index_url import parse_index_url
 from casescope.store.load_lease import load_lease
 from casescope.store.segments import SegmentWriter
 from casescope.store.server_index import ClickHouseServerIndex
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, ClickHouseEndpoint, clickhouse_double
 from tests.integration.conftest import Backend, add_files
 from tests.integration.test_loader import mark_ready
 
@@ -108,12 +110,19 @@ def test_server_transport_answers_as_the_embedded_index(
 
 
 @pytest.fixture
-def team(tmp_path: Path, postgres_cluster, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict]:  # type: ignore[no-untyped-def]
-    """A home with its metadata on PostgreSQL and its index on the server transport."""
+def team(
+    tmp_path: Path,
+    postgres_cluster,  # type: ignore[no-untyped-def]
+    clickhouse_http: ClickHouseEndpoint,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[dict]:
+    """A home with its metadata on PostgreSQL and its index on a ClickHouse HTTP endpoint
+    (the test double over chDB, or CASESCOPE_TEST_CLICKHOUSE_URL's server), which each
+    loader process reaches over the network as on a team's server."""
     env = {
         "CASESCOPE_HOME": str(tmp_path / "home"),
         "CASESCOPE_DATABASE_URL": postgres_cluster.database(),
-        "CASESCOPE_INDEX_URL": index_url(tmp_path / "home"),
+        "CASESCOPE_INDEX_URL": clickhouse_http.emptied(),
         "CASESCOPE_LOAD_BATCH_ROWS": str(SLICE_ROWS),
     }
     for name, value in env.items():
@@ -226,3 +235,58 @@ def test_a_loader_dies_and_its_load_lease_is_free(settings: Settings, db: Databa
     assert _lease_freed(db)
     with load_lease(db) as first, load_lease(db) as second:
         assert first and not second
+
+
+def _wait_for_file(path: Path) -> None:
+    """Until `path` exists (bounded: reaching the bound fails the test, a hang)."""
+    for _ in range(1200):
+        if path.exists():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{path} never appeared")
+
+
+@pytest.mark.skipif(SERVER_URL is not None, reason="needs the double's INSERT hold")
+def test_an_insert_that_outlives_its_killed_loader_is_not_doubled(
+    tmp_path: Path, postgres_cluster, attack_samples: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """A server may complete an INSERT it received in full after the loader that sent it
+    died: SIGKILL a loader while its INSERT waits at the server; the loader's lease ends
+    with its process and another process loads the files, fencing the dead loader's
+    INSERT first (`fence_loads`: KILL QUERY … SYNC). Every file's events are in the index
+    once."""
+    hold = tmp_path / "hold"
+    with clickhouse_double(tmp_path / "chdb", hold_insert=hold) as url:
+        env = {
+            "CASESCOPE_HOME": str(tmp_path / "home"),
+            "CASESCOPE_DATABASE_URL": postgres_cluster.database(),
+            "CASESCOPE_INDEX_URL": url,
+            "CASESCOPE_LOAD_BATCH_ROWS": str(SLICE_ROWS),
+        }
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        settings = Settings()
+        settings.ensure_dirs()
+        db = Database(settings)
+        try:
+            events = _ready_files(settings, db, attack_samples)
+            hold.touch()
+            loader = subprocess.Popen(
+                [sys.executable, "-m", "tests.integration.team.loader_child", "load"],
+                cwd=REPO_ROOT,
+                env=dict(os.environ),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            _wait_for_file(Path(f"{hold}.held"))  # its first INSERT is at the server
+            loader.send_signal(signal.SIGKILL)
+            loader.communicate(timeout=60)
+            assert _lease_freed(db)
+            assert "done 2 files" in _child("loader_child", "load")
+            hold.unlink()  # the server now runs the dead loader's INSERT
+            _wait_for_file(Path(f"{hold}.done"))
+        finally:
+            db.dispose()
+        after = orjson.loads(_child("loader_child", "inspect"))
+    assert after["by_file"] == events
+    assert after["rows"] == after["distinct"] == sum(events.values())
