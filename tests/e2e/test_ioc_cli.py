@@ -189,10 +189,9 @@ def test_search_and_export_only_events_with_ioc_hits(all_three: Cli, tmp_path: P
     both = ("--ioc-id", ids["192.168.56.1"], "--ioc-id", ids["inwitelecom.net"])
     assert _searched(cli, *both) == hit_events
     # --ioc narrows a query; it does not widen it
-    assert _searched(cli, "--ioc", query="EventID:3") <= hit_events
-    assert _searched(cli, "--ioc", query="EventID:3") == _searched(cli, query="EventID:3") & (
-        hit_events
-    )
+    narrowed = _searched(cli, "--ioc", query="EventID:3")
+    assert narrowed <= hit_events
+    assert narrowed == _searched(cli, query="EventID:3") & hit_events
     assert _searched(cli, "--ioc", "--detections") == set()  # no rules: no detections
 
     table = cli.run("search", "", "--case", "c", "--ioc").stdout
