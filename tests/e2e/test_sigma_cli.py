@@ -18,22 +18,6 @@ from casescope.model.tables import AuditRecord, Detection, Rule
 from casescope.parse import ParseReport, iter_batches
 from tests.e2e.conftest import Cli, SharedHome
 
-#: Three samples with 24 detections of the process_creation rules between them.
-RERUN_SAMPLES = (
-    "Credential Access/sysmon_10_1_memdump_comsvcs_minidump.evtx",
-    "Execution/sysmon_lolbas_rundll32_zipfldr_routethecall_shell.evtx",
-    "Lateral Movement/LM_wmiexec_impacket_sysmon_whoami.evtx",
-)
-#: The samples with a detection of rule 502b42de: three by IEWIN7\IEUser (one file each),
-#: two by NT AUTHORITY\SYSTEM on other hosts.
-CORRELATED_SAMPLES = (
-    "Defense Evasion/faxhell_sysmon_7_1_18_3_bindshell_dllhijack.evtx",
-    "Execution/Exec_sysmon_meterpreter_reversetcp_msipackage.evtx",
-    "Lateral Movement/LM_wmiexec_impacket_sysmon_whoami.evtx",
-    "Lateral Movement/powercat_revShell_sysmon_1_3.evtx",
-    "Persistence/persistence_accessibility_features_osk_sysmon1.evtx",
-)
-
 
 @pytest.fixture(scope="module")
 def rules_dir(tmp_path_factory: pytest.TempPathFactory, sigma_dir: Path) -> Path:
@@ -105,9 +89,8 @@ def _searched(cli: Cli, *options: str) -> set[tuple[int, int]]:
 
 
 def test_rules_run_on_a_case_without_reparsing(
-    tmp_path_factory: pytest.TempPathFactory, rules_dir: Path, attack_samples: Path
+    tmp_path_factory: pytest.TempPathFactory, rules_dir: Path, samples: list[Path]
 ) -> None:
-    samples = [attack_samples / sample for sample in RERUN_SAMPLES]
     cli = Cli(tmp_path_factory.mktemp("rerun") / "home")
     cli.run("ingest", "--case", "r", *map(str, samples))  # no rules yet: no detections
     assert cli.run("detections", "--case", "r", "--format", "jsonl").stdout == ""
@@ -188,9 +171,8 @@ correlation:
 
 
 def test_correlation_rules_run_over_the_case(
-    tmp_path_factory: pytest.TempPathFactory, rules_dir: Path, attack_samples: Path
+    tmp_path_factory: pytest.TempPathFactory, rules_dir: Path, samples: list[Path]
 ) -> None:
-    samples = [attack_samples / sample for sample in CORRELATED_SAMPLES]
     rules = tmp_path_factory.mktemp("corr") / "pc"
     shutil.copytree(rules_dir, rules)
     (rules / "correlation.yml").write_text(CORRELATION)
