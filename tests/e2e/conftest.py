@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -77,3 +78,30 @@ class Cli:
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     return Cli(tmp_path / "home")
+
+
+class SharedHome:
+    """A home a module builds once (an ingest takes seconds; copying its result takes a
+    fraction of one) and hands to each test as it was built.
+
+    `fresh()` puts the home back from a copy taken by `seal()`, at the same path: its rows
+    and its event index name segments and evidence by absolute path. The tests of a module run
+    one after another in one process, so one home at a time is in use."""
+
+    def __init__(self, cli: Cli) -> None:
+        self.cli = cli
+        self.pristine = cli.home.with_name(f"{cli.home.name}.pristine")
+        self.handed_out = False
+
+    def seal(self) -> SharedHome:
+        """Keep the home as it is now (no command may be running in it)."""
+        shutil.copytree(self.cli.home, self.pristine, symlinks=True)
+        return self
+
+    def fresh(self) -> Cli:
+        """The home as sealed, for a test that may change it."""
+        if self.handed_out:  # the test before may have changed it
+            shutil.rmtree(self.cli.home)
+            shutil.copytree(self.pristine, self.cli.home, symlinks=True)
+        self.handed_out = True
+        return Cli(self.cli.home, dict(self.cli.extra))

@@ -33,15 +33,24 @@ def _jsonl(cli: Cli, *args: str) -> list[dict]:
     return [json.loads(line) for line in cli.run(*args).stdout.splitlines()]
 
 
-def _run(
-    home: Path, rules: Path, samples: list[Path], group_files: int, mp: pytest.MonkeyPatch
-) -> dict[str, object]:
-    """Ingest `samples` with Sigma and IOCs; everything each file ended with, by file name."""
-    mp.setenv("CASESCOPE_GROUP_MAX_FILES", str(group_files))
+def _prepared(home: Path, rules: Path) -> Path:
+    """A home with `rules` imported and a case `g` with `IOCS`, before any evidence: nothing
+    in it names its own path yet, so a copy of it elsewhere is the same home."""
     cli = Cli(home)
     cli.run("rules", "import", str(rules), "--name", "subset")
     cli.run("case", "create", "g")
     cli.run("ioc", "add", "--case", "g", *IOCS)
+    return home
+
+
+def _run(
+    prepared: Path, home: Path, samples: list[Path], group_files: int, mp: pytest.MonkeyPatch
+) -> dict[str, object]:
+    """Ingest `samples` with Sigma and IOCs into a copy of `prepared`; everything each file
+    ended with, by file name."""
+    mp.setenv("CASESCOPE_GROUP_MAX_FILES", str(group_files))
+    shutil.copytree(prepared, home, symlinks=True)
+    cli = Cli(home)
     cli.run("ingest", "--case", "g", *map(str, samples))
     detections = _jsonl(cli, "detections", "--case", "g", "--format", "jsonl")
     hits = _jsonl(cli, "hits", "--case", "g", "--format", "jsonl")
@@ -71,8 +80,9 @@ def test_groups_and_single_files_give_the_same_results(
     tmp_path: Path, rules_dir: Path, attack_samples: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     samples = sorted(attack_samples.rglob("*.evtx"))[::3]
-    alone = _run(tmp_path / "alone", rules_dir, samples, 1, monkeypatch)
-    grouped = _run(tmp_path / "grouped", rules_dir, samples, 64, monkeypatch)
+    prepared = _prepared(tmp_path / "prepared", rules_dir)
+    alone = _run(prepared, tmp_path / "alone", samples, 1, monkeypatch)
+    grouped = _run(prepared, tmp_path / "grouped", samples, 64, monkeypatch)
 
     assert grouped == alone
     assert {status for _, status, _, _ in grouped["files"]} == {FileStatus.COMPLETED}

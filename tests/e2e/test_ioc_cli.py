@@ -9,12 +9,14 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+from typer.testing import CliRunner
 
+from casescope.cli.app import app
 from casescope.config import Settings
 from casescope.model.enums import AuditAction
 from casescope.model.tables import AuditRecord
 from casescope.store.owner import index_lock
-from tests.e2e.conftest import Cli
+from tests.e2e.conftest import Cli, SharedHome
 
 SHARP_RDP = "Lateral Movement/LM_sysmon_3_12_13_1_SharpRDP.evtx"
 WMIC_XSL = "Execution/exec_wmic_xsl_internet_sysmon_3_1_11.evtx"
@@ -41,19 +43,47 @@ regex,(?<=x)y,look-behind is not supported
 """
 
 
-@pytest.fixture
-def evidence(tmp_path: Path, attack_samples: Path) -> list[Path]:
-    ndjson = tmp_path / "hostile.ndjson"
+@pytest.fixture(scope="module")
+def evidence(tmp_path_factory: pytest.TempPathFactory, attack_samples: Path) -> list[Path]:
+    ndjson = tmp_path_factory.mktemp("ioc-evidence") / "hostile.ndjson"
     ndjson.write_text("".join(json.dumps(e) + "\n" for e in HOSTILE_EVENTS))
     return [attack_samples / SHARP_RDP, attack_samples / WMIC_XSL, ndjson]
+
+
+def _ingested(root: Path, evidence: list[Path]) -> SharedHome:
+    cli = Cli(root / "home")
+    cli.run("ingest", "--case", "c", *map(str, evidence))
+    return SharedHome(cli).seal()
+
+
+@pytest.fixture(scope="module")
+def _all_three(tmp_path_factory: pytest.TempPathFactory, evidence: list[Path]) -> SharedHome:
+    return _ingested(tmp_path_factory.mktemp("ioc-all"), evidence)
+
+
+@pytest.fixture(scope="module")
+def _two_evtx(tmp_path_factory: pytest.TempPathFactory, evidence: list[Path]) -> SharedHome:
+    return _ingested(tmp_path_factory.mktemp("ioc-evtx"), evidence[:2])
+
+
+@pytest.fixture
+def all_three(_all_three: SharedHome) -> Cli:
+    """A home whose case `c` holds all of `evidence`, ingested."""
+    return _all_three.fresh()
+
+
+@pytest.fixture
+def two_evtx(_two_evtx: SharedHome) -> Cli:
+    """A home whose case `c` holds the two EVTX files of `evidence`, ingested."""
+    return _two_evtx.fresh()
 
 
 def _jsonl(cli: Cli, *args: str) -> list[dict]:
     return [json.loads(line) for line in cli.run(*args).stdout.splitlines()]
 
 
-def test_ioc_import_hunts_ingested_evidence(cli: Cli, evidence: list[Path], tmp_path: Path) -> None:
-    cli.run("ingest", "--case", "c", *map(str, evidence))
+def test_ioc_import_hunts_ingested_evidence(all_three: Cli, tmp_path: Path) -> None:
+    cli = all_three
     iocs_csv = tmp_path / "iocs.csv"
     iocs_csv.write_text(IOC_FILE)
     proc = cli.run("ioc", "import", "--case", "c", str(iocs_csv))
@@ -100,8 +130,8 @@ def test_ioc_import_hunts_ingested_evidence(cli: Cli, evidence: list[Path], tmp_
     assert "'=hyperlink(" in listed
 
 
-def test_ioc_add_remove_and_filters(cli: Cli, evidence: list[Path]) -> None:
-    cli.run("ingest", "--case", "c", *map(str, evidence[:2]))
+def test_ioc_add_remove_and_filters(two_evtx: Cli) -> None:
+    cli = two_evtx
     values = ("192.168.56.1", "10.0.2.1", "27.static.afterburst.com")
     proc = cli.run("ioc", "add", "--case", "c", *values)
     assert "added 3 IOCs" in proc.stdout and "in the index: 4 hits" in proc.stdout
@@ -125,8 +155,11 @@ def test_ioc_add_remove_and_filters(cli: Cli, evidence: list[Path]) -> None:
     with cli.db().session() as session:
         actions = session.scalars(select(AuditRecord.action)).all()
     assert actions.count(AuditAction.STEP_INDEXING) == 2 and AuditAction.IOC_REMOVE in actions
-    for command in ("add", "import", "list", "enable", "disable", "remove", "rehunt"):
-        assert "Usage" in cli.run("ioc", command, "--help").stdout
+    assert "Usage" in cli.run("ioc", "add", "--help").stdout
+    for command in ("import", "list", "enable", "disable", "remove", "rehunt"):
+        # the same app in this process: a help text needs no process of its own
+        result = CliRunner().invoke(app, ["ioc", command, "--help"])
+        assert result.exit_code == 0 and "Usage" in result.output, result.output
 
 
 def _searched(cli: Cli, *options: str, query: str = "") -> set[tuple[str, int]]:
@@ -136,10 +169,8 @@ def _searched(cli: Cli, *options: str, query: str = "") -> set[tuple[str, int]]:
     return {(str(r["file_id"]), r["seq"]) for r in rows}
 
 
-def test_search_and_export_only_events_with_ioc_hits(
-    cli: Cli, evidence: list[Path], tmp_path: Path
-) -> None:
-    cli.run("ingest", "--case", "c", *map(str, evidence))
+def test_search_and_export_only_events_with_ioc_hits(all_three: Cli, tmp_path: Path) -> None:
+    cli = all_three
     cli.run("ioc", "add", "--case", "c", "192.168.56.1", "inwitelecom.net", "10.9.9.9")
     listed = _jsonl(cli, "ioc", "list", "--case", "c", "--format", "jsonl")
     ids = {i["value"]: str(i["id"]) for i in listed}
@@ -158,10 +189,9 @@ def test_search_and_export_only_events_with_ioc_hits(
     both = ("--ioc-id", ids["192.168.56.1"], "--ioc-id", ids["inwitelecom.net"])
     assert _searched(cli, *both) == hit_events
     # --ioc narrows a query; it does not widen it
-    assert _searched(cli, "--ioc", query="EventID:3") <= hit_events
-    assert _searched(cli, "--ioc", query="EventID:3") == _searched(cli, query="EventID:3") & (
-        hit_events
-    )
+    narrowed = _searched(cli, "--ioc", query="EventID:3")
+    assert narrowed <= hit_events
+    assert narrowed == _searched(cli, query="EventID:3") & hit_events
     assert _searched(cli, "--ioc", "--detections") == set()  # no rules: no detections
 
     table = cli.run("search", "", "--case", "c", "--ioc").stdout
@@ -178,10 +208,8 @@ def test_search_and_export_only_events_with_ioc_hits(
     assert bad.returncode != 0 and "nonsense" in bad.stderr
 
 
-def test_ioc_add_while_another_process_owns_the_index_rehunts_segments(
-    cli: Cli, evidence: list[Path]
-) -> None:
-    cli.run("ingest", "--case", "c", *map(str, evidence[:2]))
+def test_ioc_add_while_another_process_owns_the_index_rehunts_segments(two_evtx: Cli) -> None:
+    cli = two_evtx
     settings = Settings(home=cli.home)
     with index_lock(settings.owner_lock_path, "casescope serve"):  # as if `serve` ran
         proc = cli.run("ioc", "add", "--case", "c", "192.168.56.1")

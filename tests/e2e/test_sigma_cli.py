@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from casescope.model.enums import AuditAction, FileType
 from casescope.model.tables import AuditRecord, Detection, Rule
 from casescope.parse.files import iter_batches
 from casescope.parse.report import ParseReport
-from tests.e2e.conftest import Cli
+from tests.e2e.conftest import Cli, SharedHome
 
 
 @pytest.fixture(scope="module")
@@ -32,15 +33,31 @@ def samples(attack_samples: Path) -> list[Path]:
     return sorted(attack_samples.rglob("*.evtx"))[::9]
 
 
-def test_detections_match_the_engine(
+@dataclass
+class Ingested:
+    """A home with `rules_dir` imported as `pc`, then `samples` ingested into case `s`."""
+
+    home: SharedHome
+    imported: str  # what `rules import` printed
+
+
+@pytest.fixture(scope="module")
+def ingested(
     tmp_path_factory: pytest.TempPathFactory, rules_dir: Path, samples: list[Path]
-) -> None:
+) -> Ingested:
     cli = Cli(tmp_path_factory.mktemp("sigma") / "home")
-    proc = cli.run("rules", "import", str(rules_dir), "--name", "pc")
-    assert "cannot run" in proc.stdout
+    imported = cli.run("rules", "import", str(rules_dir), "--name", "pc").stdout
+    cli.run("ingest", "--case", "s", *map(str, samples))
+    return Ingested(SharedHome(cli).seal(), imported)
+
+
+def test_detections_match_the_engine(
+    ingested: Ingested, rules_dir: Path, samples: list[Path]
+) -> None:
+    cli = ingested.home.fresh()
+    assert "cannot run" in ingested.imported
     failed = cli.run("rules", "list", "--failed").stdout
     assert "broken.yml" in failed
-    cli.run("ingest", "--case", "s", *map(str, samples))
     lines = cli.run("detections", "--case", "s", "--format", "jsonl").stdout.splitlines()
     got = sorted(
         (Path(d["original_path"]).name, d["seq"], d["rule_uid"]) for d in map(json.loads, lines)
@@ -115,19 +132,17 @@ def _last_audit_id(cli: Cli) -> int:
 
 
 def test_rules_run_evaluates_only_changed_rules(
-    tmp_path_factory: pytest.TempPathFactory, rules_dir: Path, samples: list[Path]
+    tmp_path_factory: pytest.TempPathFactory, rules_dir: Path, ingested: Ingested
 ) -> None:
     rules = tmp_path_factory.mktemp("editable") / "pc"
-    shutil.copytree(rules_dir, rules)
-    cli = Cli(tmp_path_factory.mktemp("changed") / "home")
-    cli.run("rules", "import", str(rules), "--name", "pc")
-    cli.run("ingest", "--case", "c", *map(str, samples))
+    shutil.copytree(rules_dir, rules)  # the same rules: an import keys them by relative path
+    cli = ingested.home.fresh()
     before = _sigma_rows(cli)
     uid, count = Counter(before.values()).most_common(1)[0]
     assert count > 1
 
     mark = _last_audit_id(cli)
-    cli.run("rules", "run", "--case", "c")  # nothing changed: nothing evaluated or rewritten
+    cli.run("rules", "run", "--case", "s")  # nothing changed: nothing evaluated or rewritten
     assert _sigma_rows(cli) == before
     assert sum(_sigma_events_since(cli, mark)) == 0
 
@@ -135,7 +150,7 @@ def test_rules_run_evaluates_only_changed_rules(
     edited.write_text(edited.read_text() + "\n# edited by the analyst\n")
     cli.run("rules", "import", str(rules), "--name", "pc")
     mark = _last_audit_id(cli)
-    cli.run("rules", "run", "--case", "c")
+    cli.run("rules", "run", "--case", "s")
     after = _sigma_rows(cli)
     kept = {row: rule for row, rule in before.items() if rule != uid}
     assert {row: rule for row, rule in after.items() if rule != uid} == kept  # untouched rows
