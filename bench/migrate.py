@@ -1,7 +1,7 @@
 """`casescope migrate` of a home built from the sample data: each phase's time, rows/s and
 bytes/s, and the verification's time, beside the time the ingest of the same evidence took.
 
-    python bench/migrate.py [--samples 60] [--rules 300] [--keep DIR]
+    python bench/migrate.py [--samples 60 | --copies 42] [--rules 300] [--keep DIR]
 
 The home holds two cases (the attack samples split between them) and `--rules` SigmaHQ
 process-creation rules; its target is a fresh embedded home. Its figures are where the
@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 # bench/ must not be on sys.path: bench/sigma.py would shadow pySigma's `sigma` namespace package
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"] + [str(ROOT)]
-from bench.common import ATTACK_SAMPLES, DATA, sample_paths
+from bench.common import ATTACK_SAMPLES, DATA, make_bulk_set, sample_paths
 
 from casescope.migrate import runner
 from casescope.migrate.phases import Phase
@@ -34,15 +34,22 @@ def _casescope(home: Path, *args: str) -> None:
     )
 
 
-def build_home(home: Path, samples: int, rules: int) -> float:
-    """Rules imported and the samples ingested into two cases; the ingest's seconds."""
+def evidence_paths(root: Path, samples: int, copies: int) -> list[str]:
+    """The first `samples` attack samples, or with `copies` the bulk set of that many
+    copies of every sample (bench/common.py)."""
+    if copies:
+        return [str(p) for p in make_bulk_set(root / "bulk", copies)]
+    return [str(p) for p in sample_paths()[:samples]]
+
+
+def build_home(home: Path, paths: list[str], rules: int) -> float:
+    """Rules imported and the evidence ingested into two cases; the ingest's seconds."""
     folder = home.parent / "rules"
     folder.mkdir(parents=True, exist_ok=True)
     every = sorted((DATA / "sigma" / "rules" / "windows" / "process_creation").glob("*.yml"))
     for rule in every[:rules]:
         (folder / rule.name).write_bytes(rule.read_bytes())
     _casescope(home, "rules", "import", str(folder), "--name", "sigmahq")
-    paths = [str(p) for p in sample_paths()[:samples]]
     started = time.perf_counter()
     _casescope(home, "ingest", "--case", "one", *paths[::2])
     _casescope(home, "ingest", "--case", "two", *paths[1::2])
@@ -78,13 +85,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=60, help="attack samples to ingest")
     parser.add_argument("--rules", type=int, default=300, help="SigmaHQ rules to import")
+    parser.add_argument(
+        "--copies", type=int, default=0, help="the bulk set of this many copies instead"
+    )
     parser.add_argument("--keep", type=Path, help="build the homes here and keep them")
     args = parser.parse_args()
     if not ATTACK_SAMPLES.is_dir():
         sys.exit(f"no sample data at {ATTACK_SAMPLES}")
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-migrate-"))
-    ingest_s = build_home(root / "source", args.samples, args.rules)
-    print(f"ingest of the same evidence: {ingest_s:.2f} s ({args.samples} files)")
+    paths = evidence_paths(root, args.samples, args.copies)
+    ingest_s = build_home(root / "source", paths, args.rules)
+    print(f"ingest of the same evidence: {ingest_s:.2f} s ({len(paths):,} files)")
     migrate(root / "source", root / "target")
 
 
