@@ -2,18 +2,20 @@
 copied, and the file registered as pending on the target, whose loader re-derives the
 index rows from the segment (never rows read out of the source's index).
 
-Files go in batches, each ended by a load and then its checkpoint: a run killed before the
-checkpoint copies that batch again (copies are replaced whole, by rename) and the loader
-deletes whatever rows of a pending file the index already holds, so nothing is doubled.
+Files go in batches, each ended by one flush of the copies to disk, a load and then its
+checkpoint: a run killed before the checkpoint copies that batch again (copies are replaced
+whole, by rename; one already there with its sha256 is kept) and the loader deletes whatever
+rows of a pending file the index already holds, so nothing is doubled. The target's index is
+opened once for the phase (opening chDB per batch cost more than the copies).
 A file whose evidence is missing or changed on the source is reported, recorded in the
 checkpoint's problems and left unloaded; the other files go on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +23,6 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from casescope.config import Settings
 from casescope.migrate.checkpoints import (
     EVIDENCE,
     Where,
@@ -37,8 +38,10 @@ from casescope.migrate.phases import Phase, relative_path
 from casescope.model.db import Database
 from casescope.model.enums import IndexState
 from casescope.model.tables import EvidenceFile, Segment
+from casescope.store.index import EventIndex
 from casescope.store.loader import load_pending
 from casescope.store.owner import open_index
+from casescope.store.segments import sync_to_disk
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +114,8 @@ def _sha256(path: Path) -> str:
 
 
 def copy_verified(source: Path, target: Path, sha256: str) -> str | None:
-    """Copy `source` to `target` (whole, by rename) if it has `sha256`; why not, or None."""
+    """Copy `source` to `target` (whole, by rename) if it has `sha256`; why not, or None.
+    Not flushed to disk here: the batch is, at once, before its checkpoint."""
     if target.is_file() and _sha256(target) == sha256:
         return None
     if not source.is_file():
@@ -123,8 +127,6 @@ def copy_verified(source: Path, target: Path, sha256: str) -> str | None:
         while chunk := src.read(CHUNK):
             digest.update(chunk)
             out.write(chunk)
-        out.flush()
-        os.fsync(out.fileno())
     if digest.hexdigest() != sha256:
         tmp.unlink()
         return f"evidence changed on the source: sha256 {digest.hexdigest()}, registered {sha256}"
@@ -181,8 +183,11 @@ class EventsContext:
         return item.id if self.keymap is None else self.keymap.key("evidence_files", item.id) or 0
 
 
-def _copy_file(ctx: EventsContext, item: SourceFile) -> tuple[bool, int, dict | None]:
-    """Copy one file's evidence and segment: (load it, bytes copied, problem or None)."""
+def _copy_file(
+    ctx: EventsContext, item: SourceFile, written: list[Path]
+) -> tuple[bool, int, dict | None]:
+    """Copy one file's evidence and segment: (load it, bytes copied, problem or None); the
+    paths copied to are added to `written`."""
     source_home, target_home = ctx.source.home, ctx.target.settings.home_dir
     evidence = ctx.evidence_target(item)
     if evidence is None:
@@ -190,6 +195,7 @@ def _copy_file(ctx: EventsContext, item: SourceFile) -> tuple[bool, int, dict | 
     else:
         try:
             reason = copy_verified(Path(item.stored_path), evidence, item.sha256)
+            written.append(evidence)
         except OSError as exc:
             reason = f"evidence could not be copied: {exc}"
     if reason is not None:
@@ -202,6 +208,7 @@ def _copy_file(ctx: EventsContext, item: SourceFile) -> tuple[bool, int, dict | 
         if segment is None:
             raise FileNotFoundError(item.segment_path)
         size = copy_segment(Path(item.segment_path), segment)
+        written.append(segment)
     except OSError as exc:
         reason = f"segment missing or unreadable on the source ({exc}): evidence copied, "
         reason += "events not loaded"
@@ -221,16 +228,18 @@ def _mark(db: Database, file_ids: list[int], state: IndexState) -> None:
             )
 
 
-def _copy_batch(ctx: EventsContext, where: Where, settings: Settings, report: EventsReport) -> bool:
+def _copy_batch(
+    ctx: EventsContext, where: Where, index: EventIndex | None, report: EventsReport
+) -> bool:
     """Copy, register and load the next batch of a case's files; False when none were left."""
     with ctx.target.session() as session:
         after = last_key(checkpoint(session, where))
     batch = source_files(ctx.source, where.unit, after, ctx.batch_files)
     if not batch:
         return False
-    pending, problems, size = [], [], 0
+    pending, problems, size, written = [], [], 0, []
     for item in batch:
-        load, copied, problem = _copy_file(ctx, item)
+        load, copied, problem = _copy_file(ctx, item, written)
         size += copied
         if problem is not None:
             problems.append(problem)
@@ -238,10 +247,11 @@ def _copy_batch(ctx: EventsContext, where: Where, settings: Settings, report: Ev
             pending.append(ctx.file_key(item))
         if ctx.on_file is not None:
             ctx.on_file(1, copied)
-    if ctx.load:
+    settings = ctx.target.settings
+    sync_to_disk([p for p in written if p.exists()])  # one flush, before the batch is named
+    if index is not None:
         _mark(ctx.target, pending, IndexState.PENDING)
-        with open_index(settings, "migrate") as index:
-            report.rows += load_pending(ctx.target, index, settings).rows
+        report.rows += load_pending(ctx.target, index, settings).rows
     else:
         _mark(ctx.target, pending, IndexState.LOADED)
     with ctx.target.session() as session:
@@ -258,9 +268,11 @@ def copy_events(ctx: EventsContext) -> EventsReport:
     report = EventsReport()
     settings = ctx.target.settings
     settings.ensure_dirs()
-    for case_id in ctx.case_ids:
-        where = Where(ctx.source_id, Phase.EVENTS, EVIDENCE, case_id)
-        while _copy_batch(ctx, where, settings, report):
-            pass
-        finish(ctx.target, where)
+    with contextlib.ExitStack() as stack:
+        index = stack.enter_context(open_index(settings, "migrate")) if ctx.load else None
+        for case_id in ctx.case_ids:
+            where = Where(ctx.source_id, Phase.EVENTS, EVIDENCE, case_id)
+            while _copy_batch(ctx, where, index, report):
+                pass
+            finish(ctx.target, where)
     return report
