@@ -8,6 +8,7 @@ in silence.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -190,7 +191,13 @@ def relative_path(value: str | None, home: Path) -> str | None:
     return path.relative_to(home).as_posix() if path.is_relative_to(home) else value
 
 
+#: Values kept as they are, by exact type (a str enum or a bool is not one of them).
+_AS_IS = frozenset({str, int, type(None)})
+
+
 def _plain(value: Any) -> Any:
+    if type(value) in _AS_IS:
+        return value
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, datetime):
@@ -205,17 +212,19 @@ def _plain(value: Any) -> Any:
 def canonical(table: Table, row: Mapping[str, Any], home: Path) -> bytes:
     """The row's content as both sides see it: volatile columns left out, paths relative
     to the home, values in one plain form whatever the database."""
+    values = []
+    for name, is_path in _compared_columns(table):
+        value = row[name]
+        values.append(relative_path(value, home) if is_path else _plain(value))
+    return orjson.dumps(values)
+
+
+@functools.cache
+def _compared_columns(table: Table) -> tuple[tuple[str, bool], ...]:
+    """The columns `canonical` compares, in order, and whether each is a path."""
     skip = VOLATILE.get(table.name, frozenset())
     paths = PATH_COLUMNS.get(table.name, frozenset())
-    values = []
-    for column in table.columns:
-        if column.name in skip:
-            continue
-        value = row[column.name]
-        if column.name in paths:
-            value = relative_path(value, home)
-        values.append(_plain(value))
-    return orjson.dumps(values)
+    return tuple((c.name, c.name in paths) for c in table.columns if c.name not in skip)
 
 
 def row_hash(content: bytes) -> int:
