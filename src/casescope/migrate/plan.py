@@ -18,9 +18,9 @@ from casescope.migrate.rows import count_rows
 from casescope.model.enums import IndexState
 from casescope.model.tables import EvidenceFile, Segment
 
-#: Measured by `bench/migrate.py --samples 150 --rules 1000` (docs/benchmarks.md, "Migration").
-ROWS_PER_SECOND = {Phase.CONFIG: 1_700.0, Phase.FINDINGS: 3_700.0}
-EVENTS_BYTES_PER_SECOND = 6.5e6
+#: Measured by `bench/migrate.py --copies 10 --rules 1000` (docs/benchmarks.md, "Migration").
+ROWS_PER_SECOND = {Phase.CONFIG: 13_000.0, Phase.FINDINGS: 32_000.0}
+EVENTS_BYTES_PER_SECOND = 67e6
 
 
 @dataclass(frozen=True)
