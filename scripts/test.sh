@@ -11,6 +11,8 @@ scripts/postgres.sh >/dev/null  # PostgreSQL's server binaries: the tests start 
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
 .venv/bin/lint-imports  # layers point down (pyproject.toml, docs/architecture.md)
-# Two processes, one test file each at a time (module fixtures such as an ingested home or a
-# running server are built once); `-n 0` runs in this process, a later `-n N` wins.
-exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"
+# One process per core, at most 4 (each test may start a pool of 2 workers and an index
+# owner), one test file each at a time (module fixtures such as an ingested home or a running
+# server are built once); `-n 0` runs in this process, a later `-n N` wins.
+cores=$(nproc)
+exec .venv/bin/python -m pytest -n $((cores < 4 ? cores : 4)) --dist loadfile "$@"
