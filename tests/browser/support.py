@@ -7,6 +7,7 @@ only when Chromium or Playwright is not installed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -84,12 +85,16 @@ def _wait_up(base: str, proc: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def serve(env: dict[str, str]) -> Iterator[str]:
-    """`casescope serve` on a free port, once /health answers; its base URL."""
+def serve(env: dict[str, str], console: Path | None = None) -> Iterator[str]:
+    """`casescope serve` on a free port, once /health answers; its base URL. With `console`,
+    what it prints (the setup token among it) goes to that file."""
     port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "casescope", "serve", "--port", str(port)], env=env
-    )
+    command = [sys.executable, "-m", "casescope", "serve", "--port", str(port)]
+    with contextlib.ExitStack() as files:
+        out = files.enter_context(console.open("wb")) if console is not None else None
+        proc = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT if out else None
+        )
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_up(base, proc)

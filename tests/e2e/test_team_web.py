@@ -14,11 +14,9 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx2
@@ -27,9 +25,7 @@ import pytest
 from tests.browser.support import (
     ADMIN,
     PASSWORD,
-    _wait_up,
     create_admin,
-    free_port,
     serve,
     serve_env,
 )
@@ -146,26 +142,6 @@ def test_failed_logins_count_across_serve_processes(three_serves: list[str]) -> 
     assert int(refused.headers["Retry-After"]) >= 1
 
 
-@contextmanager
-def _serve_printing(env: dict[str, str], console: Path) -> Iterator[str]:
-    """`casescope serve` with its console in a file (where the setup token is printed)."""
-    port = free_port()
-    with console.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "casescope", "serve", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_up(base, proc)
-        yield base
-    finally:
-        proc.terminate()
-        proc.wait(30)
-
-
 def test_the_setup_token_printed_by_one_process_works_on_another(
     tmp_path: Path,
     postgres_cluster,  # type: ignore[no-untyped-def]
@@ -178,9 +154,7 @@ def test_the_setup_token_printed_by_one_process_works_on_another(
         "CASESCOPE_INDEX_URL": clickhouse_http.emptied(),
     }
     with ExitStack() as stack:
-        a, b = (
-            stack.enter_context(_serve_printing(env, tmp_path / f"console-{n}.txt")) for n in "ab"
-        )
+        a, b = (stack.enter_context(serve(env, tmp_path / f"console-{n}.txt")) for n in "ab")
         printed = (tmp_path / "console-a.txt").read_text()
         token = re.search(r"One-time setup token: (\S+)", printed).group(1)  # type: ignore[union-attr]
         body = {"username": ADMIN, "password": PASSWORD}
