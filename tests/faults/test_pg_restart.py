@@ -11,6 +11,8 @@ PostgreSQL test of this process.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,44 +59,42 @@ def _wait_for_completed(db: Database, count: int, timeout: float = 180) -> None:
         time.sleep(0.05)
 
 
-def test_postgres_restart_mid_run(
-    private_cluster: PostgresCluster, attack_samples: Path, tmp_path: Path
-) -> None:
-    evidence = tmp_path / "evidence"
-    evidence.mkdir()
+def _evidence(attack_samples: Path, target: Path) -> Path:
+    target.mkdir()
     for sample in smallest_samples(attack_samples, FILES):
-        (evidence / sample.name).write_bytes(sample.read_bytes())
-    cli = Cli(tmp_path / "home", extra={"CASESCOPE_DATABASE_URL": private_cluster.database()})
-    db = db_for(cli)
-    report = ingest_paths(db, db.settings, create_case(db, "restart"), [evidence])
-    assert len(report.queued) == FILES
-    # Small groups and short leases: the outage catches several claims, beats and writes.
-    workers = pool(
-        cli,
-        CASESCOPE_GROUP_MAX_FILES="2",
-        CASESCOPE_LEASE_SECONDS="4",
-        CASESCOPE_HEARTBEAT_SECONDS="0.5",
-    )
+        (target / sample.name).write_bytes(sample.read_bytes())
+    return target
+
+
+#: Small groups and short leases: the outage catches several claims, beats and writes.
+RUN_SETTINGS = {
+    "CASESCOPE_GROUP_MAX_FILES": "2",
+    "CASESCOPE_LEASE_SECONDS": "4",
+    "CASESCOPE_HEARTBEAT_SECONDS": "0.5",
+}
+
+
+def _restart_during(run: subprocess.Popen, cluster: PostgresCluster, db: Database) -> str:
+    """Stop the server once some files are done, start it again; the run's stderr."""
     try:
         _wait_for_completed(db, STOP_AFTER)
         assert _completed(db) < FILES
-        private_cluster.halt()
+        cluster.halt()
         time.sleep(OUTAGE_SECONDS)
         with pytest.raises(OperationalError):  # the outage is real
             _completed(db)
-        private_cluster.resume()
-        _, stderr = workers.communicate(timeout=300)
+        cluster.resume()
+        _, stderr = run.communicate(timeout=300)
     finally:
-        if workers.poll() is None:
-            workers.kill()
-            workers.wait()
+        if run.poll() is None:
+            run.kill()
+            run.wait()
     db.engine.dispose()  # its pooled connections died with the server
+    assert run.returncode == 0, stderr
+    return stderr
 
-    assert workers.returncode == 0, stderr
-    # one line per process and outage, naming the database; nothing else, no traceback
-    lines = stderr.splitlines()
-    assert lines, "nobody noticed the outage"
-    assert all("metadata database unreachable" in line for line in lines), stderr
+
+def _assert_each_file_once(cli: Cli, db: Database) -> None:
     with db.session() as session:
         statuses = dict(
             session.execute(select(EvidenceFile.status, func.count()).group_by("status")).all()
@@ -114,3 +114,50 @@ def test_postgres_restart_mid_run(
     rows, distinct = index_counts(cli)
     assert rows == distinct == parsed
     assert duplicate_results(db) == (0, 0)
+
+
+def _assert_outage_lines_only(stderr: str) -> None:
+    """One line per process and outage, naming the database; nothing else, no traceback."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines, "nobody noticed the outage"
+    assert all("metadata database unreachable" in line for line in lines), stderr
+
+
+def test_worker_pool_rides_out_a_postgres_restart(
+    private_cluster: PostgresCluster, attack_samples: Path, tmp_path: Path
+) -> None:
+    evidence = _evidence(attack_samples, tmp_path / "evidence")
+    cli = Cli(tmp_path / "home", extra={"CASESCOPE_DATABASE_URL": private_cluster.database()})
+    db = db_for(cli)
+    report = ingest_paths(db, db.settings, create_case(db, "restart"), [evidence])
+    assert len(report.queued) == FILES
+
+    stderr = _restart_during(pool(cli, **RUN_SETTINGS), private_cluster, db)
+
+    _assert_outage_lines_only(stderr)
+    _assert_each_file_once(cli, db)
+
+
+def test_ingest_rides_out_a_postgres_restart(
+    private_cluster: PostgresCluster, attack_samples: Path, tmp_path: Path
+) -> None:
+    """`casescope ingest` waits for its files (and loads them into the index as they are
+    done) across the outage, as does the pool it started."""
+    evidence = _evidence(attack_samples, tmp_path / "evidence")
+    cli = Cli(tmp_path / "home", extra={"CASESCOPE_DATABASE_URL": private_cluster.database()})
+    db = db_for(cli)
+    ingest = subprocess.Popen(
+        [sys.executable, "-m", "casescope", "ingest", "--case", "restart", "--workers", "2",
+         str(evidence)],
+        env={**cli.env, **RUN_SETTINGS},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+
+    stderr = _restart_during(ingest, private_cluster, db)
+
+    _assert_outage_lines_only(stderr)
+    pool_stderr = (cli.home / "logs" / "pool-stderr.log").read_text()
+    assert "Traceback" not in pool_stderr, pool_stderr
+    _assert_each_file_once(cli, db)
