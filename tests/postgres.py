@@ -64,12 +64,23 @@ class PostgresCluster:
             shutil.chown(self.root, "postgres")
         self._run([*as_user, str(bin_dir / "initdb"), "-D", str(self.data), "-A", "trust",
                    "-U", "postgres", "-E", "UTF8", "--no-sync"])  # fmt: skip
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server of an initialised cluster (again, after `halt`)."""
         options = " ".join(
             [f"-k {self.root}", f"-p {SOCKET_PORT}", "-c listen_addresses=''"]
             + [f"-c {setting}" for setting in FAST_SETTINGS]
         )
-        self._run([*as_user, str(bin_dir / "pg_ctl"), "-D", str(self.data), "-o", options,
+        pg_ctl = str(server_binaries() / "pg_ctl")
+        self._run([*_run_as(), pg_ctl, "-D", str(self.data), "-o", options,
                    "-l", str(self.root / "server.log"), "-w", "start"])  # fmt: skip
+
+    def halt(self) -> None:
+        """Stop the server as an administrator would (`-m fast`: every session is ended),
+        keeping its data for `resume`."""
+        pg_ctl = str(server_binaries() / "pg_ctl")
+        self._run([*_run_as(), pg_ctl, "-D", str(self.data), "-m", "fast", "-w", "stop"])
 
     def stop(self) -> None:
         bin_dir = server_binaries()

@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(default=60.0, gt=0, description="Job lease before re-claim.")
     heartbeat_seconds: float = Field(default=10.0, gt=0, description="Lease renewal interval.")
     max_attempts: int = Field(default=3, ge=1, description="Claims of a job before it fails.")
+    db_outage_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        description="Longest metadata DB outage (PostgreSQL restart, dropped connection) that "
+        "workers, pools and waiting ingests ride out, retrying with backoff, before they stop "
+        "with an error.",
+    )
     worker_max_tasks: int = Field(default=10_000, ge=1, description="Files before a recycle.")
     worker_max_rss_mb: int = Field(default=450, ge=64, description="RSS that triggers recycle.")
     worker_hard_rss_mb: int = Field(default=1500, ge=64, description="RSS that kills a parse.")

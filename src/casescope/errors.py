@@ -75,3 +75,8 @@ def disk_full_message(exc: BaseException) -> str | None:
             "file again (`casescope reindex --case CASE --file ID`)"
         )
     return None
+
+
+class DatabaseUnavailableError(CasescopeError):
+    """The metadata DB (CASESCOPE_DATABASE_URL) stayed unreachable for longer than
+    CASESCOPE_DB_OUTAGE_SECONDS while a worker, pool or ingest waited for it to come back."""

@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    TaskID,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
@@ -29,6 +31,7 @@ from casescope.cli.common import AppContext, console, shown
 from casescope.errors import IndexBusyError
 from casescope.jobs.launcher import PoolKeeper
 from casescope.model.enums import FileStatus
+from casescope.model.outage import ride_out
 from casescope.services.progress import FileSet, read_progress
 from casescope.services.progress import Progress as FileProgress
 from casescope.services.status import StatusReport, collect_status
@@ -122,33 +125,60 @@ def load_due(progress: FileProgress, since_last_load: float) -> bool:
     )
 
 
+@dataclass
+class _Follow:
+    """What one `_follow_loop` keeps between its rounds."""
+
+    ctx: AppContext
+    files: FileSet
+    index: EventIndex | None
+    keeper: PoolKeeper
+    bars: Progress
+    file_task: TaskID
+    event_task: TaskID
+    last_load: float
+    last_pool_check: float
+
+    def round(self) -> bool:
+        """Show the progress, load what is due, watch the pool; True once all is done.
+        One transaction or load at a time, each safe to run again after an outage (a load
+        deletes the rows its files already have in the index before it inserts)."""
+        # the loader (Arrow, Parquet) comes with following an ingest, not with `status`,
+        # which imports this module for its reports
+        from casescope.store.loader import load_pending
+
+        ctx, index = self.ctx, self.index
+        progress = read_progress(ctx.db, self.files)
+        self.bars.update(self.file_task, total=progress.total, completed=progress.done)
+        self.bars.update(
+            self.event_task, total=progress.events_estimated, completed=progress.events_done
+        )
+        now = time.monotonic()
+        if index is not None and load_due(progress, now - self.last_load):
+            load_pending(ctx.db, index, ctx.settings)
+            self.last_load = now
+            return False
+        if progress.finished and (index is None or progress.awaiting_load == 0):
+            return True
+        self.keeper.watch(work_left=True)  # our pool died: its jobs are released at once
+        if now - self.last_pool_check > POOL_CHECK_SECONDS:
+            self.last_pool_check = now
+            self.keeper.ensure()  # no live workers (another pool that served us died)
+        time.sleep(POLL_SECONDS)
+        return False
+
+
 def _follow_loop(
     ctx: AppContext, files: FileSet, index: EventIndex | None, keeper: PoolKeeper
 ) -> None:
-    # the loader (Arrow, Parquet) comes with following an ingest, not with `status`, which
-    # imports this module for its reports
-    from casescope.store.loader import load_pending
-
-    last_load = last_pool_check = time.monotonic()
+    """Follow until done; a metadata DB outage is ridden out (`model.outage`)."""
+    now = time.monotonic()
     with _bars() as bars:
         file_task = bars.add_task("files", total=None)
         event_task = bars.add_task("events", total=None)
-        while True:
-            progress = read_progress(ctx.db, files)
-            bars.update(file_task, total=progress.total, completed=progress.done)
-            bars.update(event_task, total=progress.events_estimated, completed=progress.events_done)
-            now = time.monotonic()
-            if index is not None and load_due(progress, now - last_load):
-                load_pending(ctx.db, index, ctx.settings)
-                last_load = now
-                continue
-            if progress.finished and (index is None or progress.awaiting_load == 0):
-                return
-            keeper.watch(work_left=True)  # our pool died: its jobs are released at once
-            if now - last_pool_check > POOL_CHECK_SECONDS:
-                last_pool_check = now
-                keeper.ensure()  # no live workers (another pool that served us died)
-            time.sleep(POLL_SECONDS)
+        state = _Follow(ctx, files, index, keeper, bars, file_task, event_task, now, now)
+        while not ride_out(ctx.settings, "following the ingest", state.round):
+            pass
 
 
 def print_outcome(ctx: AppContext, files: FileSet, rejected: int = 0) -> None:

@@ -39,6 +39,7 @@ import psutil
 from casescope.config import Settings
 from casescope.jobs.registry import unregister, worker_id_prefix
 from casescope.model.db import Database
+from casescope.model.outage import note_outage, ride_out
 from casescope.workqueue import queue
 
 logger = logging.getLogger(__name__)
@@ -203,12 +204,13 @@ class WorkerPool:
             if child.process.is_alive():
                 continue
             code = child.process.exitcode
-            self.children.remove(child)
             if code != 0:
                 reason = f"worker process {child.process.pid} died (exit code {code})"
                 released = queue.release_worker(self.db, child.worker_id, reason)
                 logger.warning("%s; released %d job(s)", reason, released)
             unregister(self.db, child.worker_id)
+            # only now: a database outage above leaves it to be reaped again once it is back
+            self.children.remove(child)
 
     def _over_bound(self, child: Child, current: Current | None, now: float) -> str | None:
         """Why `child` must be killed now, or None. Measured here, from the child's process
@@ -259,18 +261,21 @@ class WorkerPool:
             return 0
         return self.size
 
+    def _tick(self) -> bool:
+        """One round of supervision; True when the pool is done."""
+        self._reap()
+        self._police()
+        wanted = self._wanted()
+        while len(self.children) < wanted:
+            self._spawn()
+        return not self.children and wanted == 0
+
     def run(self) -> None:
-        """Supervise until stopped (or, with exit_when_idle, until the queue is drained)."""
+        """Supervise until stopped (or, with exit_when_idle, until the queue is drained).
+        While the metadata DB is unreachable, the pool waits for it with its workers."""
         leave_start_directory(self.settings.home_dir)
         try:
-            while True:
-                self._reap()
-                self._police()
-                wanted = self._wanted()
-                while len(self.children) < wanted:
-                    self._spawn()
-                if not self.children and wanted == 0:
-                    return
+            while not ride_out(self.settings, "worker pool", self._tick):
                 time.sleep(SUPERVISE_SECONDS)
         finally:
             self.shutdown()
@@ -284,5 +289,9 @@ class WorkerPool:
                 child.process.terminate()
         for child in self.children:
             child.process.join(10)
-        self._reap()
+        try:
+            self._reap()
+        except Exception as exc:  # their leases run out instead
+            if not note_outage(exc, "worker pool shutdown", self.settings):
+                raise
         self.db.dispose()

@@ -34,6 +34,7 @@ from casescope.jobs.pool import PULSE_SECONDS, WorkerSlot
 from casescope.jobs.registry import register, rss_mb, unregister
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, Operation
+from casescope.model.outage import is_outage, note_outage, note_reachable, ride_out
 from casescope.model.tables import EvidenceFile, WorkerRecord
 from casescope.store.exclusions import case_exclusions
 from casescope.store.rulesets import load_active, manifest_of
@@ -61,8 +62,15 @@ class Heartbeat(threading.Thread):
                 os._exit(3)
             try:
                 self.beat()
-            except Exception:  # isolation boundary: a missed beat must not kill the worker
-                logger.exception("worker %s: heartbeat failed", self.ctx.worker_id)
+            except Exception as exc:  # isolation boundary: a missed beat must not kill the worker
+                # during an outage the next beat renews, or the lease runs out and the worker
+                # loop drops the file once the database is back
+                if not note_outage(
+                    exc, f"worker {self.ctx.worker_id} heartbeat", self.ctx.settings
+                ):
+                    logger.exception("worker %s: heartbeat failed", self.ctx.worker_id)
+            else:
+                note_reachable()
 
     def beat(self) -> None:
         ctx = self.ctx
@@ -254,7 +262,9 @@ def _correlate_when_case_done(ctx: WorkerContext, case_id: int) -> None:
         return
     try:
         run_correlations(ctx.db, ctx.rules, case_id)
-    except Exception:  # isolation boundary: the files themselves are done
+    except Exception as exc:  # isolation boundary: the files themselves are done
+        if is_outage(exc):
+            raise
         logger.exception("case %d: correlation rules failed", case_id)
 
 
@@ -307,38 +317,89 @@ def worker_main(
     db = Database(settings, run_migrations=False)
     ctx = PolicedContext(settings=settings, db=db, worker_id=worker_id)
     ctx.slot = slot
-    register(db, worker_id, settings.host_name)
+    ride_out(
+        settings, f"worker {worker_id} start", lambda: register(db, worker_id, settings.host_name)
+    )
     heartbeat = Heartbeat(ctx, os.getppid())
     heartbeat.start()
     try:
-        jobs: list[queue.ClaimedJob] = []
-        while True:
-            jobs = jobs or queue.claim_group(
-                db,
-                worker_id,
-                settings.lease_seconds,
-                _files_to_claim(settings, heartbeat.tasks_done),
-                settings.group_max_bytes,
-            )
-            if not jobs:
-                if exit_when_idle and not queue.has_active_jobs(db):
-                    return
-                time.sleep(IDLE_POLL_SECONDS)
-                continue
-            ctx.claimed = jobs
-            # The next jobs are claimed in the completing transaction unless these are last.
-            done = heartbeat.tasks_done + len(jobs)
-            ctx.claim_next = lambda done=done: _files_to_claim(settings, done, check_rss=True)
-            run_jobs(ctx, jobs)
-            jobs, ctx.next_jobs = ctx.next_jobs, []
-            ctx.claimed = jobs
-            heartbeat.tasks_done = done
-            if not jobs and (reason := _should_recycle(settings, done)):
-                logger.info("worker %s recycles: %s", worker_id, reason)
-                return
+        _work(ctx, heartbeat, exit_when_idle)
     finally:
         heartbeat.stop()
         if pulse is not None:
             pulse.stop()
+        _leave(db, worker_id)
+
+
+def _claim(ctx: WorkerContext, tasks_done: int) -> list[queue.ClaimedJob]:
+    settings = ctx.settings
+    files = _files_to_claim(settings, tasks_done)
+    return ride_out(
+        settings,
+        f"worker {ctx.worker_id} claim",
+        lambda: queue.claim_group(
+            ctx.db, ctx.worker_id, settings.lease_seconds, files, settings.group_max_bytes
+        ),
+    )
+
+
+def _run_or_drop(ctx: WorkerContext, jobs: list[queue.ClaimedJob]) -> bool:
+    """`run_jobs`; False when the metadata DB went away meanwhile: once it is back, the
+    worker's running jobs are queued again for anyone (a file whose lease ran out during the
+    outage is already another's), so no file is lost or completed twice."""
+    try:
+        run_jobs(ctx, jobs)
+        return True
+    except Exception as exc:
+        if not note_outage(exc, f"worker {ctx.worker_id} processing", ctx.settings):
+            raise
+    ctx.current, ctx.next_jobs, ctx.claimed = None, [], []
+    reason = "the metadata database went away while the file was processed"
+    released = ride_out(
+        ctx.settings,
+        f"worker {ctx.worker_id} release",
+        lambda: queue.release_after_outage(ctx.db, ctx.worker_id, reason),
+    )
+    logger.warning("worker %s: database back; %d job(s) queued again", ctx.worker_id, released)
+    return False
+
+
+def _work(ctx: PolicedContext, heartbeat: Heartbeat, exit_when_idle: bool) -> None:
+    """Claim and process jobs until idle (with `exit_when_idle`) or due for recycling."""
+    settings, worker_id = ctx.settings, ctx.worker_id
+    jobs: list[queue.ClaimedJob] = []
+    while True:
+        jobs = jobs or _claim(ctx, heartbeat.tasks_done)
+        if not jobs:
+            what = f"worker {worker_id} idle check"
+            if exit_when_idle and not ride_out(
+                settings, what, lambda: queue.has_active_jobs(ctx.db)
+            ):
+                return
+            time.sleep(IDLE_POLL_SECONDS)
+            continue
+        ctx.claimed = jobs
+        # The next jobs are claimed in the completing transaction unless these are last.
+        done = heartbeat.tasks_done + len(jobs)
+        ctx.claim_next = lambda done=done: _files_to_claim(settings, done, check_rss=True)
+        if not _run_or_drop(ctx, jobs):
+            jobs = []
+            continue
+        jobs, ctx.next_jobs = ctx.next_jobs, []
+        ctx.claimed = jobs
+        heartbeat.tasks_done = done
+        if not jobs and (reason := _should_recycle(settings, done)):
+            logger.info("worker %s recycles: %s", worker_id, reason)
+            return
+
+
+def _leave(db: Database, worker_id: str) -> None:
+    """Remove the worker's record; during an outage it is left to go stale (nothing waits
+    on a stale record: the pool releases a dead worker's jobs, and leases run out)."""
+    try:
         unregister(db, worker_id)
+    except Exception as exc:
+        if not note_outage(exc, f"worker {worker_id} exit", db.settings):
+            raise
+    finally:
         db.dispose()

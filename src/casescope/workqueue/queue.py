@@ -363,6 +363,20 @@ def release_worker(
         return len(jobs)
 
 
+def release_after_outage(db: Database, worker_id: str, reason: str) -> int:
+    """A worker lost the database mid-file: its running jobs are queued again for anyone,
+    the attempt not counted (the file did nothing wrong). Jobs whose lease ran out during
+    the outage were already queued again (`expire_leases`) and are another's now."""
+    with db.session() as session:
+        jobs = session.scalars(
+            select(Job).where(Job.worker_id == worker_id, Job.state == JobState.RUNNING)
+        ).all()
+        for job in jobs:
+            job.attempts = max(0, job.attempts - 1)
+            _requeue_in_session(session, job, reason)
+        return len(jobs)
+
+
 def release_workers_like(db: Database, prefix: str, reason: str) -> int:
     """`release_worker` for every worker whose id starts with `prefix` (a dead pool's)."""
     with db.session() as session:

@@ -1,0 +1,121 @@
+"""Riding out an outage of the metadata DB (a PostgreSQL server restarted or unreachable).
+
+The worker loop, the pool supervisor and the processes that wait on the queue run their DB
+operations through `ride_out`: a dropped connection is retried with capped exponential
+backoff for up to `db_outage_seconds`, then `DatabaseUnavailableError`. The engine's
+`pool_pre_ping` replaces the pooled connections the restart killed.
+
+An outage is logged once per wave and process (one line naming the database, no
+traceback), and its end once; the threads of a process share the wave.
+
+SQLite's OperationalError is never an outage: there it means a locked or full database,
+which waiting cannot be relied on to fix (`disk_full_message` reports the latter).
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from casescope.config import Settings
+from casescope.errors import DatabaseUnavailableError
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: The first wait after a failed attempt; each wait doubles up to `MAX_DELAY_SECONDS`.
+FIRST_DELAY_SECONDS = 0.5
+MAX_DELAY_SECONDS = 10.0
+#: The SQLAlchemy errors a lost or refused connection raises.
+DISCONNECTS = (OperationalError, InterfaceError)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it was raised from, is a lost or refused connection to a
+    database server (a failure path that writes to the DB re-raises its own error)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DISCONNECTS) and not isinstance(seen.orig, sqlite3.Error):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+class _Wave:
+    """The outage this process is in, if any: logged when it starts and when it ends."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._since: float | None = None
+
+    def begin(self, exc: BaseException, what: str, settings: Settings) -> None:
+        with self._lock:
+            if self._since is not None:
+                return
+            self._since = time.monotonic()
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        logger.error(
+            "metadata database unreachable (%s: %s); retrying for up to %.0f s "
+            "(CASESCOPE_DB_OUTAGE_SECONDS)",
+            what,
+            reason,
+            settings.db_outage_seconds,
+        )
+
+    def end(self) -> None:
+        if self._since is None:
+            return
+        with self._lock:
+            since, self._since = self._since, None
+        if since is not None:
+            logger.warning(
+                "metadata database reachable again after %.1f s", time.monotonic() - since
+            )
+
+
+_wave = _Wave()
+
+
+def note_outage(exc: BaseException, what: str, settings: Settings) -> bool:
+    """Log `exc` as part of an outage wave if it is one (for a caller that retries on its
+    own schedule, such as the heartbeat); whether it was."""
+    if not is_outage(exc):
+        return False
+    _wave.begin(exc, what, settings)
+    return True
+
+
+def note_reachable() -> None:
+    """The database answered: end the current outage wave, if any."""
+    _wave.end()
+
+
+def ride_out(settings: Settings, what: str, operation: Callable[[], T]) -> T:
+    """`operation()` (one whole transaction: it is run again after a failure), retried
+    while the database is unreachable, for up to `settings.db_outage_seconds`."""
+    started = time.monotonic()
+    delay = FIRST_DELAY_SECONDS
+    while True:
+        try:
+            result = operation()
+        except Exception as exc:  # an outage may surface as the error of a failure path
+            if not note_outage(exc, what, settings):
+                raise
+            waited = time.monotonic() - started
+            if waited >= settings.db_outage_seconds:
+                raise DatabaseUnavailableError(
+                    f"the metadata database (CASESCOPE_DATABASE_URL) was unreachable for "
+                    f"{waited:.0f} s ({what}), longer than CASESCOPE_DB_OUTAGE_SECONDS"
+                ) from exc
+            time.sleep(min(delay, settings.db_outage_seconds - waited))
+            delay = min(delay * 2, MAX_DELAY_SECONDS)
+            continue
+        note_reachable()
+        return result
