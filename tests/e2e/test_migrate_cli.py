@@ -1,8 +1,9 @@
 """`casescope migrate` through the real command: a source home with two cases (attack
 samples, SigmaHQ rules, IOCs, detections, a mark, a user, a token, a saved search) copied to
-an embedded home and to a PostgreSQL target; verify passes, the user logs in, the token
-works, counts are equal and the source's files stay byte-identical. Resumes after SIGKILL;
-bad endpoints and a missing evidence file are clear errors."""
+an embedded home and to a team target (PostgreSQL and a ClickHouse server); verify passes,
+the user logs in, the token works, counts are equal and the source's files stay
+byte-identical. Resumes after SIGKILL; bad endpoints and a missing evidence file are clear
+errors."""
 
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from casescope.services.saved_searches import Owner, save_search
 from casescope.services.story import add_text
 from casescope.services.tokens import NewToken, create_token
 from casescope.web.app import create_app
+from tests.conftest import ClickHouseEndpoint
 from tests.e2e.conftest import Cli
 from tests.integration.migrations import migrate as migrate_to
 from tests.postgres import PostgresCluster
@@ -174,17 +176,25 @@ def test_to_an_embedded_home(source: Source, tmp_path: Path) -> None:
         _web_checks(Settings(), source.token)
 
 
-def test_to_postgresql(source: Source, tmp_path: Path, postgres_cluster: PostgresCluster) -> None:
+def test_to_a_team_deployment_and_back(
+    source: Source,
+    tmp_path: Path,
+    postgres_cluster: PostgresCluster,
+    clickhouse_http: ClickHouseEndpoint,
+) -> None:
+    """To PostgreSQL and a ClickHouse server (the suite's HTTP endpoint), then from there back
+    to an embedded home: verify reads the server's index as it is on both trips."""
     url = postgres_cluster.database()
-    target = _env_file(tmp_path / "team.env", tmp_path / "team", database_url=url)
+    index = clickhouse_http.emptied()
+    target = _env_file(tmp_path / "team.env", tmp_path / "team", database_url=url, index_url=index)
     before = _digest(source.cli.home)
     _migrate(tmp_path, "run", "--from", str(source.env_file), "--to", str(target))
     _migrate(tmp_path, "verify", "--from", str(source.env_file), "--to", str(target))
     assert _digest(source.cli.home) == before
-    team = Cli(tmp_path / "team", {"CASESCOPE_DATABASE_URL": url})
+    team = Cli(tmp_path / "team", {"CASESCOPE_DATABASE_URL": url, "CASESCOPE_INDEX_URL": index})
     for case in ("alpha", "beta"):
         assert _counts(team, case) == source.counts(case)
-    # a PostgreSQL source, read in read-only transactions, back to an embedded home
+    # a PostgreSQL and ClickHouse source, read in read-only transactions, back to an embedded home
     back = tmp_path / "back"
     _migrate(tmp_path, "run", "--from", str(target), "--to", str(back))
     _migrate(tmp_path, "verify", "--from", str(target), "--to", str(back))

@@ -40,7 +40,8 @@ from casescope.model.tables import EvidenceFile
 from casescope.model.users import SavedSearch
 from casescope.services.event_search import count_matches
 from casescope.services.search import SearchRequest, build_where
-from casescope.store.index import ChdbIndex
+from casescope.store.index import ChdbIndex, EventIndex
+from casescope.store.index_url import IndexTransport, parse_index_url
 from casescope.store.owner import open_index
 from casescope.store.query_bounds import QueryTimeouts
 
@@ -215,8 +216,18 @@ def case_files(engine: Engine, case_id: int) -> list[FileRow]:
         return [FileRow(*row) for row in connection.execute(query.order_by(EvidenceFile.id))]
 
 
+#: Index transports whose data a source shares with its server rather than holds in a folder.
+SERVERS = frozenset({IndexTransport.HTTP, IndexTransport.HTTPS})
+
+
 @contextmanager
-def _source_index(source: Source) -> Iterator[ChdbIndex | None]:
+def _source_index(source: Source) -> Iterator[EventIndex | None]:
+    """The source's index to read: a ClickHouse server's as it is (reading writes nothing
+    there), an embedded one from a private copy (chDB writes into any folder it opens)."""
+    if parse_index_url(source.settings.index_url).transport in SERVERS:
+        with open_index(source.settings, "migrate verify (source)") as server:
+            yield server
+        return
     with source_index_copy(source) as path:
         if path is None:
             yield None
