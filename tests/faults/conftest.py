@@ -88,3 +88,31 @@ def duplicate_results(db: Database) -> tuple[int, int]:
 def events_by_file(db: Database) -> dict[str, int]:
     with db.session() as session:
         return dict(session.execute(select(EvidenceFile.original_path, EvidenceFile.event_count)))
+
+
+def assert_each_file_once(cli: Cli, db: Database, files: int) -> None:
+    """Every one of `files` files completed by exactly one done job, accounted for, and in
+    the index once: rows = distinct (file_id, seq) = parsed events; no result twice."""
+    from casescope.model.enums import FileStatus, JobState
+    from casescope.model.tables import Job
+    from casescope.services.doctor import verify_files
+
+    with db.session() as session:
+        statuses = dict(
+            session.execute(select(EvidenceFile.status, func.count()).group_by("status")).all()
+        )
+        done_jobs = dict(
+            session.execute(
+                select(Job.file_id, func.count())
+                .where(Job.state == JobState.DONE)
+                .group_by(Job.file_id)
+            ).all()
+        )
+        parsed = session.scalar(select(func.sum(EvidenceFile.event_count)))
+        verification = verify_files(session)
+    assert statuses == {FileStatus.COMPLETED: files}
+    assert len(done_jobs) == files and set(done_jobs.values()) == {1}
+    assert verification.ok and verification.completed == files
+    rows, distinct = index_counts(cli)
+    assert rows == distinct == parsed
+    assert duplicate_results(db) == (0, 0)

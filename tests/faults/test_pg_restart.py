@@ -23,12 +23,11 @@ from sqlalchemy.exc import OperationalError
 
 from casescope.evidence.intake import ingest_paths
 from casescope.model.db import Database
-from casescope.model.enums import FileStatus, JobState
-from casescope.model.tables import EvidenceFile, Job
+from casescope.model.enums import FileStatus
+from casescope.model.tables import EvidenceFile
 from casescope.services.cases import create_case
-from casescope.services.doctor import verify_files
 from tests.e2e.conftest import Cli
-from tests.faults.conftest import db_for, duplicate_results, index_counts, pool, smallest_samples
+from tests.faults.conftest import assert_each_file_once, db_for, pool, smallest_samples
 from tests.postgres import PostgresCluster
 
 FILES = 60
@@ -94,28 +93,6 @@ def _restart_during(run: subprocess.Popen, cluster: PostgresCluster, db: Databas
     return stderr
 
 
-def _assert_each_file_once(cli: Cli, db: Database) -> None:
-    with db.session() as session:
-        statuses = dict(
-            session.execute(select(EvidenceFile.status, func.count()).group_by("status")).all()
-        )
-        done_jobs = dict(
-            session.execute(
-                select(Job.file_id, func.count())
-                .where(Job.state == JobState.DONE)
-                .group_by(Job.file_id)
-            ).all()
-        )
-        parsed = session.scalar(select(func.sum(EvidenceFile.event_count)))
-        verification = verify_files(session)
-    assert statuses == {FileStatus.COMPLETED: FILES}
-    assert len(done_jobs) == FILES and set(done_jobs.values()) == {1}
-    assert verification.ok and verification.completed == FILES
-    rows, distinct = index_counts(cli)
-    assert rows == distinct == parsed
-    assert duplicate_results(db) == (0, 0)
-
-
 def _assert_outage_lines_only(stderr: str) -> None:
     """One line per process and outage, naming the database; nothing else, no traceback."""
     lines = [line for line in stderr.splitlines() if line.strip()]
@@ -135,7 +112,7 @@ def test_worker_pool_rides_out_a_postgres_restart(
     stderr = _restart_during(pool(cli, **RUN_SETTINGS), private_cluster, db)
 
     _assert_outage_lines_only(stderr)
-    _assert_each_file_once(cli, db)
+    assert_each_file_once(cli, db, FILES)
 
 
 def test_ingest_rides_out_a_postgres_restart(
@@ -160,4 +137,4 @@ def test_ingest_rides_out_a_postgres_restart(
     _assert_outage_lines_only(stderr)
     pool_stderr = (cli.home / "logs" / "pool-stderr.log").read_text()
     assert "Traceback" not in pool_stderr, pool_stderr
-    _assert_each_file_once(cli, db)
+    assert_each_file_once(cli, db, FILES)
