@@ -42,6 +42,7 @@ from casescope.parse.evtx_layout import (
     file_header_is_intact,
 )
 from casescope.parse.evtx_salvage import DEFAULT_TIMEOUT_S, salvage_chunk
+from casescope.parse.evtx_slices import ChunkRangeView, Slice
 from casescope.parse.report import ParseReport
 from casescope.parse.winevent import add_event, crate_adder
 
@@ -89,19 +90,25 @@ class RecordGaps:
         )
 
 
-def iter_evtx(path: Path, report: ParseReport, batch_size: int) -> Iterator[pa.RecordBatch]:
-    """Batches of EVENT_SCHEMA from an EVTX file; unreadable chunks and gaps in the record
+def iter_evtx(
+    path: Path, report: ParseReport, batch_size: int, part: Slice | None = None
+) -> Iterator[pa.RecordBatch]:
+    """Batches of EVENT_SCHEMA from an EVTX file, or from the chunks of one `part` of it
+    (numbered from its `seq_from`: `evtx_slices`); unreadable chunks and gaps in the record
     numbers go into `report`."""
-    _check_header(path, report)
+    if part is None:
+        _check_header(path, report)
     gaps = RecordGaps()
-    yield from _batches(_records(path, report, gaps), report, batch_size)
+    first_seq = part.seq_from if part else 0
+    yield from _batches(_records(path, report, gaps, part), report, batch_size, first_seq)
     gaps.report_to(report)
 
 
 def _batches(
-    records: Iterator[str], report: ParseReport, batch_size: int
+    records: Iterator[str], report: ParseReport, batch_size: int, first_seq: int = 0
 ) -> Iterator[pa.RecordBatch]:
     columns = EventColumns(report)
+    columns.next_seq = first_seq
     add_fast, rows = crate_adder(columns), columns.raw
     loads = orjson.loads
     for raw in records:
@@ -125,14 +132,23 @@ def _batches(
         yield columns.flush()
 
 
-def _records(path: Path, report: ParseReport, gaps: RecordGaps) -> Iterator[str]:
+def _open_parser(path: Path, part: Slice | None) -> evtx.PyEvtxParser:
+    source: str | ChunkRangeView = str(path)
+    if part is not None:
+        source = ChunkRangeView(path, part.chunk_from, part.chunk_to)
+    return evtx.PyEvtxParser(source, number_of_threads=1, validate_checksums=True)
+
+
+def _records(
+    path: Path, report: ParseReport, gaps: RecordGaps, part: Slice | None = None
+) -> Iterator[str]:
     """The crate's JSON records in file order, salvaged chunks included."""
     try:
-        parser = evtx.PyEvtxParser(str(path), number_of_threads=1, validate_checksums=True)
-        records = parser.records_json()
+        records = _open_parser(path, part).records_json()
     except (OSError, RuntimeError, ValueError) as exc:
         report.error = f"not a readable EVTX file: {exc}"
         return
+    chunk_base = part.chunk_from if part else 0  # the crate numbers the view's chunks
     errors = salvaged = 0
     expected: int | None = None  # the record number due next
     while True:
@@ -149,7 +165,7 @@ def _records(path: Path, report: ParseReport, gaps: RecordGaps) -> Iterator[str]
             bad_checksum = _BAD_CHECKSUM.search(str(exc))
             if bad_checksum and salvaged < MAX_SALVAGED_CHUNKS:
                 salvaged += 1
-                yield from _salvage(path, int(bad_checksum[1]), report)
+                yield from _salvage(path, chunk_base + int(bad_checksum[1]), report)
                 expected = None  # its records were read without their numbers
             else:
                 _record_error(report, str(exc))

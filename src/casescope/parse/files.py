@@ -10,6 +10,7 @@ import pyarrow as pa
 from casescope.model.enums import FileType
 from casescope.parse.csvlog import iter_csv
 from casescope.parse.evtx import estimate_evtx, iter_evtx
+from casescope.parse.evtx_slices import Slice
 from casescope.parse.fieldmap import check_field_map
 from casescope.parse.ndjson import iter_ndjson
 from casescope.parse.report import ParseReport
@@ -28,19 +29,23 @@ def iter_batches(
     batch_size: int = DEFAULT_BATCH_SIZE,
     field_map: Mapping[str, str] | None = None,
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+    part: Slice | None = None,
 ) -> Iterator[pa.RecordBatch]:
     """Stream a file as batches of EVENT_SCHEMA; problems go into `report`.
 
     Only one batch of records is held at a time. `field_map` ({"ts": "MyTime", …}) names the
     field feeding a core column in NDJSON/CSV (EVTX ignores it); an unknown column name, a
     batch size below 1 or an UNKNOWN file type raise ValueError before anything is read.
+    `part` (EVTX only) reads one slice of the file's chunks (`evtx_slices`).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, not {batch_size}")
     overrides = check_field_map(field_map)
     file_type = FileType(file_type)  # also accepts the stored string value
     if file_type is FileType.EVTX:
-        return iter_evtx(path, report, batch_size)
+        return iter_evtx(path, report, batch_size, part)
+    if part is not None:
+        raise ValueError(f"only EVTX files are read in slices, not {file_type}")
     if file_type is FileType.NDJSON:
         return iter_ndjson(path, report, batch_size, max_line_bytes, overrides)
     if file_type is FileType.CSV:
