@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"] + [str(ROOT)]
 from bench.common import RssSampler, make_large_evtx, run_casescope
 from bench.ingest import step_shares
-from bench.search import sample_templates, write_copies
+from bench.search_case import sample_templates, write_copies
 
 from casescope.config import Settings
 from casescope.model.db import Database
