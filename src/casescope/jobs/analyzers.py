@@ -17,11 +17,26 @@ from casescope.detect.exclusions import ExclusionSet
 from casescope.hunt.matcher import IocMatcher
 from casescope.hunt.values import CORE_TEXT_COLUMNS
 from casescope.jobs.case_iocs import enabled_ioc_ids
+from casescope.jobs.held_rows import INSERT_ROWS, HeldRows
 from casescope.model.enums import FileStatus
 from casescope.model.tables import Detection, EvidenceFile, IocHit
+from casescope.parse.schema import EVENT_SCHEMA
 
 #: The original event as JSON: kept in segments and the index, never read by rules or IOCs.
 RAW_COLUMN = "raw"
+#: A detection as `SigmaAnalyzer` holds it until `persist` (a `detections` row less case
+#: and file).
+DETECTION_ROWS = pa.schema(
+    [
+        ("seq", pa.uint64()),
+        ("rule_id", pa.int64()),
+        ("record_id", EVENT_SCHEMA.field("record_id").type),
+        ("ts", EVENT_SCHEMA.field("ts").type),
+        ("computer", pa.string()),
+        ("fields", pa.string()),
+        ("excluded_by", pa.int64()),
+    ]
+)
 
 
 class SigmaAnalyzer:
@@ -49,7 +64,7 @@ class SigmaAnalyzer:
         self.batch_events = batch_events
         self._buffer: list[pa.RecordBatch] = []
         self._buffered = 0
-        self._rows: list[dict[str, object]] = []
+        self._rows = HeldRows(DETECTION_ROWS)
 
     @property
     def wants_events(self) -> bool:
@@ -93,38 +108,26 @@ class SigmaAnalyzer:
         self.add_hits(batch, self.find(batch))
 
     def add_hits(self, batch: pa.RecordBatch, hits: pa.Table) -> None:
-        """Keep the detections `hits` (found in `batch`) for `persist`."""
+        """Keep the detections `hits` (found in `batch`) for `persist`, in Arrow."""
         if not hits.num_rows:
             return
         first = batch.column("seq")[0].as_py()
         index = pa.array(hits.column("seq").to_numpy() - np.uint64(first))
-        record_ids = batch.column("record_id").take(index).to_pylist()
-        times = batch.column("ts").take(index).to_pylist()
-        computers = batch.column("computer").take(index).to_pylist()
+        row_ids = self.active.row_ids
         hidden = (
             self.exclusions.excluded(batch, hits) if self.exclusions else [None] * hits.num_rows
         )
-        for seq, rule_uid, record_id, ts, computer, fields, excluded_by in zip(
-            hits.column("seq").to_pylist(),
-            hits.column("rule_id").to_pylist(),
-            record_ids,
-            times,
-            computers,
-            self._correlation_fields(batch, hits),
-            hidden,
-            strict=True,
-        ):
-            self._rows.append(
-                {
-                    "seq": seq,
-                    "rule_id": self.active.row_ids[rule_uid],
-                    "record_id": record_id,
-                    "ts": ts,
-                    "computer": computer or "",
-                    "fields": fields,
-                    "excluded_by": excluded_by,
-                }
-            )
+        self._rows.add(
+            [
+                hits.column("seq").combine_chunks().cast(pa.uint64()),
+                pa.array([row_ids[uid] for uid in hits.column("rule_id").to_pylist()], pa.int64()),
+                batch.column("record_id").take(index),
+                batch.column("ts").take(index),
+                pc.fill_null(batch.column("computer").take(index), ""),
+                pa.array(self._correlation_fields(batch, hits), pa.string()),
+                pa.array(hidden, pa.int64()),
+            ]
+        )
 
     def _correlation_fields(self, batch: pa.RecordBatch, hits: pa.Table) -> list[str | None]:
         """Per hit, the JSON of the fields correlation rules group by (None if not needed)."""
@@ -154,8 +157,7 @@ class SigmaAnalyzer:
         if replaced:
             session.execute(delete(Detection).where(Detection.file_id.in_(replaced)))
         by_hash: dict[str, list[int]] = {}
-        rows: list[dict[str, object]] = []
-        for analyzer, file_id, case_id in items:
+        for analyzer, file_id, _ in items:
             if analyzer.keep:
                 active = analyzer.active
                 kept = [active.row_ids[uid] for uid in analyzer.keep if uid in active.row_ids]
@@ -165,16 +167,32 @@ class SigmaAnalyzer:
                     )
                 )
             by_hash.setdefault(analyzer.active.hash, []).append(file_id)
-            rows.extend({"case_id": case_id, "file_id": file_id, **r} for r in analyzer._rows)
         for ruleset_hash, file_ids in by_hash.items():
             session.execute(
                 update(EvidenceFile)
                 .where(EvidenceFile.id.in_(file_ids))
                 .values(sigma_ruleset=ruleset_hash)
             )
-        if rows:
-            session.execute(insert(Detection), rows)
+        _insert_held(session, [(a._rows, file_id, case_id) for a, file_id, case_id in items])
         return [len(analyzer._rows) for analyzer, _, _ in items]
+
+
+_INSERT_DETECTION = insert(Detection.__table__)
+
+
+def _insert_held(session: Session, items: Sequence[tuple[HeldRows, int, int]]) -> None:
+    """Insert each file's held detections (rows, file id, case id): the small files of a
+    group together, a large file's `INSERT_ROWS` at a time. A Core INSERT: the ORM's bulk
+    insert costs ~40% more CPU per row (123,606 detections: ~2.3 s against ~1.7 s)."""
+    pending: list[dict[str, object]] = []
+    for held, file_id, case_id in items:
+        for chunk in held.chunks():
+            pending.extend({"case_id": case_id, "file_id": file_id, **row} for row in chunk)
+            if len(pending) >= INSERT_ROWS:
+                session.execute(_INSERT_DETECTION, pending)
+                pending = []
+    if pending:
+        session.execute(_INSERT_DETECTION, pending)
 
 
 #: Longest excerpt of a matched value kept with an IOC hit.
