@@ -21,7 +21,7 @@ from casescope.model.tables import EvidenceFile, Job, LoadPiece
 from casescope.services.cases import create_case
 from casescope.services.progress import FileSet, read_progress
 from casescope.store.index import ChdbIndex
-from casescope.store.load_queue import load_waiting
+from casescope.store.load_queue import load_waiting, publish_piece
 from casescope.store.loader import load_pending
 from casescope.store.pieces import PIECE_INSERT_BYTES, ReadyPiece, piece_insert_rows
 from casescope.store.segments import segment_files
@@ -268,3 +268,33 @@ def test_pieces_are_inserted_about_one_part_at_a_time(
         sizes[name] = piece_insert_rows(ReadyPiece(0, 1, file_id, 0, 0, PIECE, first))
     assert sizes["narrow"] > 4 * sizes["wide"]  # ~2 KB more per event: far fewer per INSERT
     assert sizes["wide"] * 2_000 < PIECE_INSERT_BYTES * 1.2
+
+
+def test_a_later_piece_published_first_waits_for_its_attempts_first_piece(
+    pieced: Settings, db: Database, index: ChdbIndex, tmp_path: Path
+) -> None:
+    """Pieces of one attempt may be published out of order (slices of a large file are
+    written side by side): the first piece clears the file's rows, so no later piece of its
+    attempt loads before it, or its rows would be cleared with the rest."""
+    file_id = _ingest(db, pieced, _write_ndjson(tmp_path / "big.jsonl", LINES, "o"))
+    ctx = WorkerContext(settings=pieced, db=db, worker_id="w")
+    _run_job(ctx, [OwnerDuringParse(db, index, pieced, file_id)])
+    load_pending(db, index, pieced)
+    assert _rows(index, file_id) == LINES
+    with db.read() as session:
+        segment = Path(session.get(EvidenceFile, file_id).segment.path)
+    first, second = segment_files(segment)[:2]
+
+    with db.session() as session:  # a re-index, whose attempt publishes piece 1 first
+        f = session.get(EvidenceFile, file_id)
+        queue.enqueue(session, f, Operation.REINDEX, max_attempts=pieced.max_attempts)
+    job = queue.claim(db, "w2", pieced.lease_seconds)
+    assert job is not None
+    publish_piece(db, job.id, job.attempts, file_id, 1, range(PIECE, 2 * PIECE), second)
+    load_pending(db, index, pieced)
+    assert _rows(index, file_id) == LINES  # piece 1 waits: the old rows are all there
+
+    publish_piece(db, job.id, job.attempts, file_id, 0, range(0, PIECE), first)
+    load_pending(db, index, pieced)
+    found = _fingerprint(index, file_id)
+    assert found["n"] == found["seqs"] == 2 * PIECE  # both pieces, each event once

@@ -12,7 +12,8 @@ Each event is in the index exactly once:
   replaces the rows of its own `seq` range, left by an owner that died between its INSERT
   and marking the piece loaded;
 - only the pieces of a job's current attempt load, once it runs or is done; publishing the
-  first piece of an attempt removes the piece rows of earlier ones;
+  first piece of an attempt removes the piece rows of earlier ones; a later piece loads
+  only once its attempt's first piece is loaded, whatever order they were published in;
 - when the file completes, the loader marks it loaded if its pieces cover all its events
   and are all in (`fully_loaded`); otherwise it loads the whole segment as usual;
 - pieces of a job that failed or was cancelled are dropped with the rows they loaded, and
@@ -60,6 +61,7 @@ class ReadyPiece:
     seq_from: int
     seq_to: int
     path: Path
+    attempt: tuple[int, int] = (0, 0)  # (job id, attempt) that wrote it
 
     def item(self, seq_from: int, seq_to: int) -> LoadItem:
         return LoadItem(self.case_id, self.file_id, self.path, seq_from, seq_to)
@@ -74,12 +76,28 @@ def _ready_pieces(db: Database) -> list[ReadyPiece]:
         LoadPiece.seq_from,
         LoadPiece.seq_to,
         LoadPiece.path,
+        LoadPiece.job_id,
+        LoadPiece.attempt,
     ).join(EvidenceFile, EvidenceFile.id == LoadPiece.file_id)
     with db.read() as session:
         rows = session.execute(
             ready_pieces_query(query).order_by(LoadPiece.file_id, LoadPiece.piece)
         ).all()
-    return [ReadyPiece(*row[:6], Path(row[6])) for row in rows]
+    return [ReadyPiece(*row[:6], Path(row[6]), (row[7], row[8])) for row in rows]
+
+
+def _first_pieces_loaded(db: Database, pieces: list[ReadyPiece]) -> set[tuple[int, int]]:
+    """Of the attempts of `pieces`, those whose first piece is loaded."""
+    jobs = {piece.attempt[0] for piece in pieces if piece.piece}
+    if not jobs:
+        return set()
+    with db.read() as session:
+        rows = session.execute(
+            select(LoadPiece.job_id, LoadPiece.attempt).where(
+                LoadPiece.job_id.in_(sorted(jobs)), LoadPiece.piece == 0, LoadPiece.loaded
+            )
+        ).all()
+    return {(job_id, attempt) for job_id, attempt in rows}
 
 
 def _clear_for(index: EventIndex, piece: ReadyPiece) -> None:
@@ -121,14 +139,18 @@ def _load_piece(index: EventIndex, piece: ReadyPiece, limit: Callable[[], int]) 
 
 
 def load_ready_pieces(db: Database, index: EventIndex, limit: Callable[[], int]) -> int:
-    """Load every ready piece (in file and piece order); the events loaded. A piece whose
-    file is gone is withdrawn, and so are the pieces of a file one of whose pieces cannot be
-    loaded: that file then loads from its segment once complete."""
+    """Load every ready piece (in file and piece order); the events loaded. A later piece
+    of an attempt whose first piece is not loaded waits (pieces may be published out of
+    order; the first clears the file's rows). A piece whose file is gone is withdrawn, and
+    so are the pieces of a file one of whose pieces cannot be loaded: that file then loads
+    from its segment once complete."""
     events = 0
     withdrawn: set[int] = set()
-    for piece in _ready_pieces(db):
-        if piece.file_id in withdrawn:
-            continue
+    ready = _ready_pieces(db)
+    started = _first_pieces_loaded(db, ready)
+    for piece in ready:
+        if piece.file_id in withdrawn or (piece.piece and piece.attempt not in started):
+            continue  # a later piece waits for its attempt's first, which clears the file
         if not piece.path.is_file():
             logger.warning("load piece %s is missing; withdrawn", piece.path)
             with db.session() as session:
@@ -145,6 +167,7 @@ def load_ready_pieces(db: Database, index: EventIndex, limit: Callable[[], int])
             continue
         with db.session() as session:
             session.execute(update(_PIECES).where(_PIECES.c.id == piece.id).values(loaded=True))
+        started.add(piece.attempt)
         events += piece.seq_to - piece.seq_from
         logger.info(
             "loaded piece %d of file %d (events %d-%d)",
