@@ -67,7 +67,8 @@ class ChunkRangeView(io.RawIOBase):
         except ValueError:
             self._file.close()
             raise
-        self._base = FILE_HEADER_SIZE + chunk_from * CHUNK_SIZE - FILE_HEADER_SIZE
+        # view offset p >= FILE_HEADER_SIZE is file offset p + chunk_from * CHUNK_SIZE
+        self._base = chunk_from * CHUNK_SIZE
         size = self._file.seek(0, io.SEEK_END)
         self._size = min(FILE_HEADER_SIZE + (chunk_to - chunk_from) * CHUNK_SIZE, size - self._base)
         self._pos = 0
