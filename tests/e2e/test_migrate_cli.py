@@ -430,3 +430,23 @@ def _evidence_rows(cli: Cli, case: str) -> list[EvidenceFile]:
     finally:
         db.dispose()
 
+
+def test_one_and_three_copying_threads_give_the_same_verified_target(
+    source: Source, tmp_path: Path
+) -> None:
+    """`--jobs 1` copies in the main thread, `--jobs 3` in a pool: both targets verify, and
+    hold the same files, events and checkpoints (files, bytes copied)."""
+    done = {}
+    for jobs in ("1", "3"):
+        target = tmp_path / f"jobs{jobs}"
+        args = ("--from", str(source.env_file), "--to", str(target))
+        _migrate(tmp_path, "run", *args, "--jobs", jobs, "--batch-files", "2")
+        assert "checks passed" in _migrate(tmp_path, "verify", *args).stdout
+        files = "SELECT id, sha256, stored_path, index_state FROM evidence_files ORDER BY id"
+        marks = "SELECT unit, rows, bytes, done FROM migration_checkpoints WHERE phase = 'events'"
+        stored = [
+            (i, sha, Path(p).relative_to(target), s)
+            for i, sha, p, s in _rows(target / "casescope.db", files)
+        ]
+        done[jobs] = (stored, _rows(target / "casescope.db", marks), _counts(Cli(target), "alpha"))
+    assert done["1"] == done["3"]

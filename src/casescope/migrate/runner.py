@@ -31,6 +31,7 @@ from casescope.migrate.endpoints import (
 )
 from casescope.migrate.events import (
     DEFAULT_BATCH_FILES,
+    DEFAULT_JOBS,
     EventsContext,
     EventsReport,
     copy_events,
@@ -254,13 +255,16 @@ class Progress:
 
 @dataclass(frozen=True)
 class Batches:
-    """Rows per transaction of the metadata phases; files per index load of the events."""
+    """Rows per transaction of the metadata phases; files per index load of the events, and
+    the threads that copy them."""
 
     rows: int = DEFAULT_BATCH_ROWS
     files: int = DEFAULT_BATCH_FILES
     #: Load the events into the target's index; False for a case bundle, whose files are
     #: marked loaded: their segments, copied with them, hold their events.
     load: bool = True
+    #: Threads copying and hashing a batch's files in the events phase.
+    jobs: int = DEFAULT_JOBS
 
 
 def run_phase(
@@ -273,7 +277,7 @@ def run_phase(
     if phase is Phase.EVENTS:
         events = EventsContext(ends.source, ends.target, ends.source_id, case_ids, sizes.files)
         events.on_file = progress.on_file
-        events.load, events.keymap = sizes.load, ends.keymap
+        events.load, events.keymap, events.jobs = sizes.load, ends.keymap, sizes.jobs
         return copy_events(events)
     rows = CopyContext(ends.source, ends.target, ends.source_id, case_ids, sizes.rows)
     rows.on_rows = progress.on_rows
