@@ -199,8 +199,9 @@ def _normal(value: str) -> bool:
     return "//" not in value and "/./" not in value and not value.endswith(("/", "/."))
 
 
-def _utc_text(value: datetime, home: Path) -> str:
-    return as_utc(value).isoformat()
+def _utc(value: datetime, home: Path) -> datetime:
+    """In UTC; a naive one (SQLite) is UTC already and is written so (`OPT_NAIVE_UTC`)."""
+    return value if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _float_text(value: float, home: Path) -> str:
@@ -213,7 +214,7 @@ def _path_text(value: str, home: Path) -> str | None:
 
 #: Python types of columns whose values `canonical` rewrites; any other value is serialised
 #: as it is (an enum as its value, a bool as true or false).
-_REWRITES: dict[type, Callable[[Any, Path], Any]] = {datetime: _utc_text, float: _float_text}
+_REWRITES: dict[type, Callable[[Any, Path], Any]] = {datetime: _utc, float: _float_text}
 
 
 def canonical(table: Table, row: Mapping[str, Any], home: Path) -> bytes:
@@ -224,7 +225,7 @@ def canonical(table: Table, row: Mapping[str, Any], home: Path) -> bytes:
     for at, rewrite in rewrites:
         if values[at] is not None:
             values[at] = rewrite(values[at], home)
-    return orjson.dumps(values)
+    return orjson.dumps(values, option=orjson.OPT_NAIVE_UTC)
 
 
 @functools.cache
