@@ -201,6 +201,9 @@ class EventsContext:
     keymap: KeyMap | None = None
     #: Threads copying a batch's files (1: in this thread).
     jobs: int = DEFAULT_JOBS
+    #: The target's index when the caller holds it open (the web server owns its embedded
+    #: index: a case imported through it loads there); None: opened for the phase.
+    index: EventIndex | None = None
 
     def evidence_target(self, item: SourceFile) -> Path | None:
         """Where the file's evidence goes on the target (None: outside the source home)."""
@@ -323,7 +326,9 @@ def copy_events(ctx: EventsContext) -> EventsReport:
     settings = ctx.target.settings
     settings.ensure_dirs()
     with contextlib.ExitStack() as stack:
-        index = stack.enter_context(open_index(settings, "migrate")) if ctx.load else None
+        index = None
+        if ctx.load:
+            index = ctx.index or stack.enter_context(open_index(settings, "migrate"))
         pool = None
         if ctx.jobs > 1:
             pool = stack.enter_context(ThreadPoolExecutor(ctx.jobs, "migrate-copy"))

@@ -58,6 +58,7 @@ from casescope.model.enums import JobState
 from casescope.model.tables import Case, EvidenceFile, Job
 from casescope.model.users import User
 from casescope.services.case_lifecycle import MAX_NAME_LENGTH
+from casescope.store.index import EventIndex
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,8 @@ class Endpoints:
     move_keys: bool = False
     #: The new keys, once computed (by `run`) or read from the target's checkpoints.
     keymap: KeyMap | None = None
+    #: The target's index, when the caller holds it open (see `EventsContext.index`).
+    target_index: EventIndex | None = None
 
     def target_name(self, case_id: int) -> str:
         return self.rename.get(case_id, self.cases[case_id])
@@ -278,6 +281,7 @@ def run_phase(
         events = EventsContext(ends.source, ends.target, ends.source_id, case_ids, sizes.files)
         events.on_file = progress.on_file
         events.load, events.keymap, events.jobs = sizes.load, ends.keymap, sizes.jobs
+        events.index = ends.target_index
         return copy_events(events)
     rows = CopyContext(ends.source, ends.target, ends.source_id, case_ids, sizes.rows)
     rows.on_rows = progress.on_rows
