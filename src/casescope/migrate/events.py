@@ -53,8 +53,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_FILES = 200
 CHUNK = 1 << 20
-#: Threads copying and hashing files in the events phase: the cores, at most 4 (past that
-#: the disk, not hashing, bounds the copies: bench/migrate.py --jobs).
+#: Threads copying and hashing files in the events phase: the cores, at most 4 (one disk
+#: behind them all); bench/migrate.py --jobs N measures another count.
 DEFAULT_JOBS = min(4, os.cpu_count() or 1)
 
 
@@ -159,29 +159,26 @@ class _PathLocks:
             yield
 
 
-_SEGMENT_LOCKS = _PathLocks()
-
-
 def copy_segment(source: Path, target: Path) -> int:
     """Copy a segment (a file, or a folder of pieces) unless the target has it; its bytes.
-    Segments are immutable and named by content, so one that is there is the same."""
-    with _SEGMENT_LOCKS.held(target):
-        if target.exists():
-            return 0
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.migrating")
-        if tmp.is_dir():  # left by a run killed while it copied
-            shutil.rmtree(tmp)
-        else:
-            tmp.unlink(missing_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, tmp)
-            size = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
-        else:
-            shutil.copyfile(source, tmp)
-            size = tmp.stat().st_size
-        tmp.replace(target)
-        return size
+    Segments are immutable and named by content, so one that is there is the same. Not
+    for two threads at once on one target (`_PathLocks`)."""
+    if target.exists():
+        return 0
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.migrating")
+    if tmp.is_dir():  # left by a run killed while it copied
+        shutil.rmtree(tmp)
+    else:
+        tmp.unlink(missing_ok=True)
+    if source.is_dir():
+        shutil.copytree(source, tmp)
+        size = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+    else:
+        shutil.copyfile(source, tmp)
+        size = tmp.stat().st_size
+    tmp.replace(target)
+    return size
 
 
 @dataclass
@@ -204,6 +201,8 @@ class EventsContext:
     #: The target's index when the caller holds it open (the web server owns its embedded
     #: index: a case imported through it loads there); None: opened for the phase.
     index: EventIndex | None = None
+    #: The segments being copied, one lock each: the phase's only (so they end with it).
+    segment_locks: _PathLocks = field(default_factory=_PathLocks)
 
     def evidence_target(self, item: SourceFile) -> Path | None:
         """Where the file's evidence goes on the target (None: outside the source home)."""
@@ -251,7 +250,8 @@ def _copy_file(ctx: EventsContext, item: SourceFile) -> Copied:
     try:
         if segment is None:
             raise FileNotFoundError(item.segment_path)
-        size = copy_segment(Path(item.segment_path), segment)
+        with ctx.segment_locks.held(segment):
+            size = copy_segment(Path(item.segment_path), segment)
     except OSError as exc:
         reason = f"segment missing or unreadable on the source ({exc}): evidence copied, "
         reason += "events not loaded"
