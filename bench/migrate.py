@@ -1,16 +1,19 @@
 """`casescope migrate` of a home built from the sample data: each phase's time, rows/s and
 bytes/s, and the verification's time, beside the time the ingest of the same evidence took.
 
-    python bench/migrate.py [--samples 60 | --copies 42] [--rules 300] [--keep DIR]
+    python bench/migrate.py [--copies 42 | --samples 60] [--rules 300] [--jobs N] [--keep DIR]
 
-The home holds two cases (the attack samples split between them) and `--rules` SigmaHQ
-process-creation rules; its target is a fresh embedded home. Its figures are where the
-rates of `migrate plan` (casescope/migrate/plan.py) come from.
+The home holds two cases (the bulk set by default: the attack samples copied `--copies`
+times, split between them) and `--rules` SigmaHQ process-creation rules; its target is a
+fresh embedded home. With `--keep DIR` the source is built in DIR and kept, and a DIR that
+holds one already is migrated again without being rebuilt (a fresh target each time). Its
+figures are where the rates of `migrate plan` (casescope/migrate/plan.py) come from.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,6 +26,7 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"
 from bench.common import ATTACK_SAMPLES, DATA, make_bulk_set, sample_paths
 
 from casescope.migrate import runner
+from casescope.migrate.events import DEFAULT_JOBS
 from casescope.migrate.phases import Phase
 from casescope.migrate.plan import plan
 
@@ -56,14 +60,14 @@ def build_home(home: Path, paths: list[str], rules: int) -> float:
     return time.perf_counter() - started
 
 
-def migrate(source: Path, target: Path) -> None:
+def migrate(source: Path, target: Path, jobs: int) -> None:
     print(f"{'phase':<10}{'seconds':>9}{'rows':>10}{'rows/s':>10}{'MB':>8}{'MB/s':>8}")
     total = 0.0
     with runner.endpoints(source, target, None) as ends:
         plans = {item.phase: item for item in plan(ends.source, list(Phase), list(ends.cases))}
         for phase in Phase:
             started = time.perf_counter()
-            runner.run_phase(ends, phase, runner.Progress(), runner.Batches())
+            runner.run_phase(ends, phase, runner.Progress(), runner.Batches(jobs=jobs))
             seconds = time.perf_counter() - started
             total += seconds
             item = plans[phase]
@@ -83,20 +87,30 @@ def migrate(source: Path, target: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=60, help="attack samples to ingest")
+    parser.add_argument(
+        "--copies", type=int, default=42, help="the bulk set of this many copies (default)"
+    )
+    parser.add_argument(
+        "--samples", type=int, default=0, help="instead, the first N attack samples, once"
+    )
     parser.add_argument("--rules", type=int, default=300, help="SigmaHQ rules to import")
     parser.add_argument(
-        "--copies", type=int, default=0, help="the bulk set of this many copies instead"
+        "--jobs", type=int, default=DEFAULT_JOBS, help="threads copying in the events phase"
     )
-    parser.add_argument("--keep", type=Path, help="build the homes here and keep them")
+    parser.add_argument("--keep", type=Path, help="build the source here, keep it, reuse it")
     args = parser.parse_args()
     if not ATTACK_SAMPLES.is_dir():
         sys.exit(f"no sample data at {ATTACK_SAMPLES}")
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-migrate-"))
-    paths = evidence_paths(root, args.samples, args.copies)
-    ingest_s = build_home(root / "source", paths, args.rules)
-    print(f"ingest of the same evidence: {ingest_s:.2f} s ({len(paths):,} files)")
-    migrate(root / "source", root / "target")
+    if (root / "source" / "casescope.db").is_file():
+        print(f"migrating the source kept in {root} (not rebuilt)")
+    else:
+        copies = 0 if args.samples else args.copies
+        paths = evidence_paths(root, args.samples, copies)
+        ingest_s = build_home(root / "source", paths, args.rules)
+        print(f"ingest of the same evidence: {ingest_s:.2f} s ({len(paths):,} files)")
+    shutil.rmtree(root / "target", ignore_errors=True)
+    migrate(root / "source", root / "target", args.jobs)
 
 
 if __name__ == "__main__":

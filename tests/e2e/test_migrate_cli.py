@@ -31,6 +31,7 @@ from casescope.services.notes import add_note
 from casescope.services.saved_searches import Owner, save_search
 from casescope.services.story import add_text
 from casescope.services.tokens import NewToken, create_token
+from casescope.store.index import ChdbIndex
 from casescope.web.app import create_app
 from tests.conftest import ClickHouseEndpoint
 from tests.e2e.conftest import Cli
@@ -393,3 +394,59 @@ def _evidence(cli: Cli, case: str) -> list[Path]:
             return [Path(path) for path in stored]
     finally:
         db.dispose()
+
+
+def test_an_event_missing_on_the_target_fails_verify_naming_its_file(
+    source: Source, tmp_path: Path
+) -> None:
+    """One event deleted from the target's index: verify (reading the source's index from
+    its linked copy) names the file, and the source stays byte-identical."""
+    target = tmp_path / "target"
+    args = ("--from", str(source.env_file), "--to", str(target))
+    _migrate(tmp_path, "run", *args)
+    before = _digest(source.cli.home)
+    [file] = _evidence_rows(Cli(target), "beta")
+    index = ChdbIndex(Settings(home=target).index_dir)
+    try:
+        index.execute(
+            "DELETE FROM casescope.events WHERE file_id = {f:UInt32} AND seq = 1", {"f": file.id}
+        )
+    finally:
+        index.close()
+    checked = _error(tmp_path, "verify", *args, "--failures-only")
+    assert f"file {file.id} {file.original_path}" in checked
+    assert "verify: 2 difference(s)" in checked  # the case's total and the file
+    assert _digest(source.cli.home) == before
+
+
+def _evidence_rows(cli: Cli, case: str) -> list[EvidenceFile]:
+    db = cli.db()
+    try:
+        with db.read() as session:
+            case_id = session.scalar(select(Case.id).where(Case.name == case))
+            return list(
+                session.scalars(select(EvidenceFile).where(EvidenceFile.case_id == case_id))
+            )
+    finally:
+        db.dispose()
+
+
+def test_one_and_three_copying_threads_give_the_same_verified_target(
+    source: Source, tmp_path: Path
+) -> None:
+    """`--jobs 1` copies in the main thread, `--jobs 3` in a pool: both targets verify, and
+    hold the same files, events and checkpoints (files, bytes copied)."""
+    done = {}
+    for jobs in ("1", "3"):
+        target = tmp_path / f"jobs{jobs}"
+        args = ("--from", str(source.env_file), "--to", str(target))
+        _migrate(tmp_path, "run", *args, "--jobs", jobs, "--batch-files", "2")
+        assert "checks passed" in _migrate(tmp_path, "verify", *args).stdout
+        files = "SELECT id, sha256, stored_path, index_state FROM evidence_files ORDER BY id"
+        marks = "SELECT unit, rows, bytes, done FROM migration_checkpoints WHERE phase = 'events'"
+        stored = [
+            (i, sha, Path(p).relative_to(target), s)
+            for i, sha, p, s in _rows(target / "casescope.db", files)
+        ]
+        done[jobs] = (stored, _rows(target / "casescope.db", marks), _counts(Cli(target), "alpha"))
+    assert done["1"] == done["3"]

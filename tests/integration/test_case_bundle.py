@@ -47,7 +47,7 @@ def _refused(bundle: Path, home: Path) -> str:
     """The message of the refusal; the deployment holds no case, no audit row, no file."""
     settings = Settings(home=home)
     with pytest.raises(BundleError) as refusal:
-        import_bundle(settings, bundle, None, Progress())
+        import_bundle(settings, bundle, None)
     db = Database(settings)
     try:
         with db.read() as session:
@@ -63,7 +63,7 @@ def _refused(bundle: Path, home: Path) -> str:
 def test_the_bundle_is_sound(bundle: Path, tmp_path: Path) -> None:
     """The control: the untouched bundle imports (so each refusal below is its change's)."""
     settings = Settings(home=tmp_path / "home")
-    report = import_bundle(settings, bundle, None, Progress())
+    report = import_bundle(settings, bundle, None)
     assert report.name == "alpha" and report.verify.ok
     db = Database(settings)
     try:
@@ -175,7 +175,7 @@ def test_import_while_another_process_owns_the_index(bundle: Path, tmp_path: Pat
 @pytest.mark.parametrize("name", ["", "   ", "x" * 201])
 def test_a_bad_new_name(bundle: Path, tmp_path: Path, name: str) -> None:
     with pytest.raises(MigrationError, match="--as needs a case name of 1 to 200"):
-        import_bundle(Settings(home=tmp_path / "home"), bundle, name, Progress())
+        import_bundle(Settings(home=tmp_path / "home"), bundle, name)
 
 
 def test_export_of_an_unknown_case(bundle: Path, tmp_path: Path) -> None:

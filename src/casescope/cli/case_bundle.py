@@ -53,10 +53,9 @@ def import_(
     in disabled (docs/bundles.md). Run it again after an interruption to finish."""
     from casescope.migrate.bundle import import_bundle
     from casescope.migrate.bundle_format import BundleError
-    from casescope.migrate.runner import Progress
 
     ctx = open_app("case import")
-    report = import_bundle(ctx.settings, bundle, as_, Progress())
+    report = import_bundle(ctx.settings, bundle, as_)
     for check in report.verify.checks:
         if not check.ok:
             line = f"{check.what} ({check.unit}): bundle {check.source}, here {check.target}"

@@ -24,7 +24,7 @@ from casescope.errors import CasescopeError
 from casescope.migrate import runner
 from casescope.migrate.checkpoints import all_checkpoints
 from casescope.migrate.endpoints import open_target, settings_from
-from casescope.migrate.events import DEFAULT_BATCH_FILES
+from casescope.migrate.events import DEFAULT_BATCH_FILES, DEFAULT_JOBS
 from casescope.migrate.phases import Phase
 from casescope.migrate.plan import PhasePlan, plan
 from casescope.migrate.rows import DEFAULT_BATCH_ROWS
@@ -61,6 +61,10 @@ AsOpt = Annotated[
         "its name), with new keys there; give it to verify too.",
     ),
 ]
+
+
+#: More copying threads than this only queue on the disk.
+MAX_JOBS = 32
 
 
 def _phases(phase: Phase | None) -> list[Phase]:
@@ -155,6 +159,15 @@ def run(
     batch_files: Annotated[
         int, typer.Option(min=1, help="Files copied per index load (events).")
     ] = DEFAULT_BATCH_FILES,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=MAX_JOBS,
+            help="Threads copying and hashing evidence and segments (events; default: "
+            "the cores, at most 4).",
+        ),
+    ] = DEFAULT_JOBS,
     redo: Annotated[
         bool,
         typer.Option(
@@ -178,7 +191,7 @@ def run(
         plans = {item.phase: item for item in plan(ends.source, chosen, list(ends.cases))}
         bar, progress = _progress(plans)
         with bar:
-            sizes = runner.Batches(batch_rows, batch_files)
+            sizes = runner.Batches(batch_rows, batch_files, jobs=jobs)
             report = runner.run(ends, chosen, progress, sizes)
     seconds = time.perf_counter() - started
     console.print(f"migrated {len(ends.cases)} case(s) in {seconds:.1f} s")

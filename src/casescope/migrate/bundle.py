@@ -16,7 +16,7 @@ import logging
 import shutil
 import sqlite3
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
@@ -52,6 +52,7 @@ from casescope.model.tables import AuditRecord, Case, EvidenceFile, Segment
 from casescope.parse.schema import PARSER_VERSION
 from casescope.services.case_lifecycle import case_id_by_name
 from casescope.services.reprocess import Requeued, requeue_files
+from casescope.store.index import EventIndex
 
 logger = logging.getLogger(__name__)
 
@@ -193,14 +194,16 @@ def _check_name_free(settings: Settings, name: str, source_id: str) -> bool:
 
 
 def _bring_in(
-    source: Settings, settings: Settings, case: str, name: str, progress: Progress
+    source: Settings, settings: Settings, names: tuple[str, str], into: Into
 ) -> tuple[EventsReport, VerifyReport]:
-    """Migrate the extracted bundle's case in, check its tables, and forget the copy's
-    checkpoints once it matches."""
+    """Migrate the extracted bundle's case (`names`: its name there, its name here) in,
+    check its tables, and forget the copy's checkpoints once it matches."""
+    case, name = names
     rename = {case: name} if name != case else {}
     selection = Selection([case], Scope.DEPLOYMENT, rename, move_keys=True)
     with open_endpoints(source, settings, selection) as ends:
-        events = run(ends, list(Phase), progress) or EventsReport()
+        ends.target_index = into.index
+        events = run(ends, list(Phase), into.progress) or EventsReport()
         checks = VerifyReport()
         expect = Expect(ends.rename, ends.keymap)
         verify_tables(ends.source, ends.target, ends.cases, checks, expect=expect)
@@ -253,26 +256,35 @@ def _check_index_free(settings: Settings) -> None:
         ) from None
 
 
+@dataclass
+class Into:
+    """How an import reaches this deployment: progress callbacks, who asks (audited), and
+    its index when the caller holds it open (the web server, owner of the embedded index);
+    None: the import opens it, refused while another process owns it."""
+
+    progress: Progress = field(default_factory=Progress)
+    actor: str = "cli"
+    index: EventIndex | None = None
+
+
 def import_bundle(
-    settings: Settings,
-    path: Path,
-    new_name: str | None,
-    progress: Progress,
-    actor: str = "cli",
+    settings: Settings, path: Path, new_name: str | None, into: Into | None = None
 ) -> ImportReport:
     """Verify the bundle at `path`, then bring its case in (as `new_name` if given)."""
+    into = into or Into()
     limits = ArchiveLimits.from_settings(settings)
     manifest = peek_manifest(path, limits)
     name = manifest.case if new_name is None else checked_case_name(new_name)
     settings.ensure_dirs()
-    _check_index_free(settings)
+    if into.index is None:
+        _check_index_free(settings)
     staging = _staging(settings, manifest, name)
     source = FileSettings(_env_file=None, home=staging / HOME)
     resuming = _check_name_free(settings, name, describe(source))
     try:
         extract_verified(path, staging, limits)
         _mount(staging / HOME)
-        events, checks = _bring_in(source, settings, manifest.case, name, progress)
+        events, checks = _bring_in(source, settings, (manifest.case, name), into)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     logger.info("imported case %s%s", name, " (a killed import finished)" if resuming else "")
@@ -280,5 +292,5 @@ def import_bundle(
         return ImportReport(name, manifest, events, checks)
     detail = {"bundle": str(path), "checksum": manifest.checksum, "case": manifest.case}
     detail.update(files=events.files, events=events.rows, made_by=manifest.casescope_version)
-    _audit(settings, AuditAction.CASE_IMPORT, name, detail, actor)
+    _audit(settings, AuditAction.CASE_IMPORT, name, detail, into.actor)
     return ImportReport(name, manifest, events, checks, _reparse_stale(settings, name))

@@ -230,6 +230,24 @@ def open_target(settings: Settings) -> Database:
     return Database(settings)
 
 
+#: The file that makes a folder of the index a MergeTree part.
+PART_MARK = "checksums.txt"
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    """A file of a MergeTree part is hard-linked, anything else copied. ClickHouse never
+    rewrites a part's files: a merge or a mutation writes new parts and unlinks old ones,
+    so the link is a private copy at the cost of a directory entry (the index's bulk),
+    while the small files it may rewrite at start (metadata, format) are real copies."""
+    if (Path(source).parent / PART_MARK).is_file():
+        try:
+            os.link(source, target)
+            return
+        except OSError as exc:  # another filesystem, or links not allowed there
+            logger.debug("copying %s instead of linking it: %s", source, exc)
+    shutil.copy2(source, target)
+
+
 @contextmanager
 def source_index_copy(source: Source) -> Iterator[Path | None]:
     """A private copy of the source's index folder (None when it has none)."""
@@ -237,7 +255,7 @@ def source_index_copy(source: Source) -> Iterator[Path | None]:
         yield None
         return
     copy = source.scratch / "index"
-    shutil.copytree(source.settings.index_dir, copy, symlinks=True)
+    shutil.copytree(source.settings.index_dir, copy, symlinks=True, copy_function=_link_or_copy)
     try:
         yield copy
     finally:

@@ -5,8 +5,11 @@ index rows from the segment (never rows read out of the source's index).
 Files go in batches, each ended by one flush of the copies to disk, a load and then its
 checkpoint: a run killed before the checkpoint copies that batch again (copies are replaced
 whole, by rename; one already there with its sha256 is kept) and the loader deletes whatever
-rows of a pending file the index already holds, so nothing is doubled. The target's index is
-opened once for the phase (opening chDB per batch cost more than the copies).
+rows of a pending file the index already holds, so nothing is doubled. Within a batch,
+`jobs` threads copy and hash the files (file reads and hashlib release the GIL); the batch
+waits for all of them before its flush, load and checkpoint, so the boundaries a resumed
+run meets are the same whatever the number of threads. The target's index is opened once
+for the phase (opening chDB per batch cost more than the copies).
 A file whose evidence is missing or changed on the source is reported, recorded in the
 checkpoint's problems and left unloaded; the other files go on.
 """
@@ -16,8 +19,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import shutil
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,6 +53,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_FILES = 200
 CHUNK = 1 << 20
+#: Threads copying and hashing files in the events phase: the cores, at most 4 (one disk
+#: behind them all); bench/migrate.py --jobs N measures another count.
+DEFAULT_JOBS = min(4, os.cpu_count() or 1)
 
 
 @dataclass(frozen=True)
@@ -134,9 +143,26 @@ def copy_verified(source: Path, target: Path, sha256: str) -> str | None:
     return None
 
 
+class _PathLocks:
+    """One lock per target path: two files of a batch may name the same segment (segments
+    are shared by content), and its copy goes through one temporary name."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[Path, threading.Lock] = {}
+
+    @contextlib.contextmanager
+    def held(self, path: Path) -> Iterator[None]:
+        with self._guard:
+            lock = self._locks.setdefault(path, threading.Lock())
+        with lock:
+            yield
+
+
 def copy_segment(source: Path, target: Path) -> int:
     """Copy a segment (a file, or a folder of pieces) unless the target has it; its bytes.
-    Segments are immutable and named by content, so one that is there is the same."""
+    Segments are immutable and named by content, so one that is there is the same. Not
+    for two threads at once on one target (`_PathLocks`)."""
     if target.exists():
         return 0
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -170,6 +196,13 @@ class EventsContext:
     load: bool = True
     #: New keys on the target (`migrate.keys`); None: keys are kept.
     keymap: KeyMap | None = None
+    #: Threads copying a batch's files (1: in this thread).
+    jobs: int = DEFAULT_JOBS
+    #: The target's index when the caller holds it open (the web server owns its embedded
+    #: index: a case imported through it loads there); None: opened for the phase.
+    index: EventIndex | None = None
+    #: The segments being copied, one lock each: the phase's only (so they end with it).
+    segment_locks: _PathLocks = field(default_factory=_PathLocks)
 
     def evidence_target(self, item: SourceFile) -> Path | None:
         """Where the file's evidence goes on the target (None: outside the source home)."""
@@ -183,39 +216,56 @@ class EventsContext:
         return item.id if self.keymap is None else self.keymap.key("evidence_files", item.id) or 0
 
 
-def _copy_file(
-    ctx: EventsContext, item: SourceFile, written: list[Path]
-) -> tuple[bool, int, dict | None]:
-    """Copy one file's evidence and segment: (load it, bytes copied, problem or None); the
-    paths copied to are added to `written`."""
+@dataclass(frozen=True)
+class Copied:
+    """One file's copy: load its segment, bytes copied, the problem met, paths written."""
+
+    load: bool
+    size: int
+    problem: dict | None = None
+    written: tuple[Path, ...] = ()
+
+
+def _problem(item: SourceFile, reason: str) -> dict:
+    logger.warning("file %d (%s): %s", item.id, item.original_path, reason)
+    return {"file_id": item.id, "path": item.original_path, "reason": reason}
+
+
+def _copy_file(ctx: EventsContext, item: SourceFile) -> Copied:
+    """Copy one file's evidence and segment (in any thread: it touches no database)."""
     source_home, target_home = ctx.source.home, ctx.target.settings.home_dir
     evidence = ctx.evidence_target(item)
     if evidence is None:
-        reason = "evidence stored outside the source home"
+        reason: str | None = "evidence stored outside the source home"
     else:
         try:
             reason = copy_verified(Path(item.stored_path), evidence, item.sha256)
-            written.append(evidence)
         except OSError as exc:
             reason = f"evidence could not be copied: {exc}"
-    if reason is not None:
-        logger.warning("file %d (%s): %s", item.id, item.original_path, reason)
-        return False, 0, {"file_id": item.id, "path": item.original_path, "reason": reason}
+    if reason is not None or evidence is None:
+        return Copied(False, 0, _problem(item, reason or ""))
     if not (item.loaded and item.segment_path is not None):
-        return False, item.size_bytes, None
+        return Copied(False, item.size_bytes, written=(evidence,))
     segment = target_path(item.segment_path, source_home, target_home)
     try:
         if segment is None:
             raise FileNotFoundError(item.segment_path)
-        size = copy_segment(Path(item.segment_path), segment)
-        written.append(segment)
+        with ctx.segment_locks.held(segment):
+            size = copy_segment(Path(item.segment_path), segment)
     except OSError as exc:
         reason = f"segment missing or unreadable on the source ({exc}): evidence copied, "
         reason += "events not loaded"
-        logger.warning("file %d (%s): %s", item.id, item.original_path, reason)
-        problem = {"file_id": item.id, "path": item.original_path, "reason": reason}
-        return False, item.size_bytes, problem
-    return True, item.size_bytes + size, None
+        return Copied(False, item.size_bytes, _problem(item, reason), (evidence,))
+    return Copied(True, item.size_bytes + size, written=(evidence, segment))
+
+
+def _copy_files(
+    ctx: EventsContext, batch: list[SourceFile], pool: Executor | None
+) -> Iterator[Copied]:
+    """The batch's copies, in its order (with a pool, made by its threads meanwhile)."""
+    if pool is None:
+        return (_copy_file(ctx, item) for item in batch)
+    return pool.map(lambda item: _copy_file(ctx, item), batch)
 
 
 def _mark(db: Database, file_ids: list[int], state: IndexState) -> None:
@@ -228,9 +278,16 @@ def _mark(db: Database, file_ids: list[int], state: IndexState) -> None:
             )
 
 
-def _copy_batch(
-    ctx: EventsContext, where: Where, index: EventIndex | None, report: EventsReport
-) -> bool:
+@dataclass
+class _Phase:
+    """What the batches of the phase share: the target's index, the copying threads."""
+
+    index: EventIndex | None
+    pool: Executor | None
+    report: EventsReport
+
+
+def _copy_batch(ctx: EventsContext, where: Where, phase: _Phase) -> bool:
     """Copy, register and load the next batch of a case's files; False when none were left."""
     with ctx.target.session() as session:
         after = last_key(checkpoint(session, where))
@@ -238,20 +295,20 @@ def _copy_batch(
     if not batch:
         return False
     pending, problems, size, written = [], [], 0, []
-    for item in batch:
-        load, copied, problem = _copy_file(ctx, item, written)
-        size += copied
-        if problem is not None:
-            problems.append(problem)
-        elif load:
+    for item, copied in zip(batch, _copy_files(ctx, batch, phase.pool), strict=True):
+        size += copied.size
+        written += copied.written
+        if copied.problem is not None:
+            problems.append(copied.problem)
+        elif copied.load:
             pending.append(ctx.file_key(item))
         if ctx.on_file is not None:
-            ctx.on_file(1, copied)
-    settings = ctx.target.settings
+            ctx.on_file(1, copied.size)
+    settings, report = ctx.target.settings, phase.report
     sync_to_disk([p for p in written if p.exists()])  # one flush, before the batch is named
-    if index is not None:
+    if phase.index is not None:
         _mark(ctx.target, pending, IndexState.PENDING)
-        report.rows += load_pending(ctx.target, index, settings).rows
+        report.rows += load_pending(ctx.target, phase.index, settings).rows
     else:
         _mark(ctx.target, pending, IndexState.LOADED)
     with ctx.target.session() as session:
@@ -269,10 +326,16 @@ def copy_events(ctx: EventsContext) -> EventsReport:
     settings = ctx.target.settings
     settings.ensure_dirs()
     with contextlib.ExitStack() as stack:
-        index = stack.enter_context(open_index(settings, "migrate")) if ctx.load else None
+        index = None
+        if ctx.load:
+            index = ctx.index or stack.enter_context(open_index(settings, "migrate"))
+        pool = None
+        if ctx.jobs > 1:
+            pool = stack.enter_context(ThreadPoolExecutor(ctx.jobs, "migrate-copy"))
+        phase = _Phase(index, pool, report)
         for case_id in ctx.case_ids:
             where = Where(ctx.source_id, Phase.EVENTS, EVIDENCE, case_id)
-            while _copy_batch(ctx, where, index, report):
+            while _copy_batch(ctx, where, phase):
                 pass
             finish(ctx.target, where)
     return report

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import functools
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from enum import Enum, StrEnum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -187,44 +187,60 @@ def as_utc(value: datetime) -> datetime:
 def relative_path(value: str | None, home: Path) -> str | None:
     if value is None:
         return None
+    prefix = f"{home}/"
+    if value.startswith(prefix) and _normal(value) and home.is_absolute():
+        return value[len(prefix) :]  # what pathlib gives, without its objects (verify's hot path)
     path = Path(value)
     return path.relative_to(home).as_posix() if path.is_relative_to(home) else value
 
 
-#: Values kept as they are, by exact type (a str enum or a bool is not one of them).
-_AS_IS = frozenset({str, int, type(None)})
+def _normal(value: str) -> bool:
+    """A path pathlib would not rewrite: no empty or `.` parts, no trailing slash."""
+    return "//" not in value and "/./" not in value and not value.endswith(("/", "/."))
 
 
-def _plain(value: Any) -> Any:
-    if type(value) in _AS_IS:
-        return value
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, datetime):
-        return as_utc(value).isoformat()
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, float):
-        return repr(value)
-    return value
+def _utc(value: datetime, home: Path) -> datetime:
+    """In UTC; a naive one (SQLite) is UTC already and is written so (`OPT_NAIVE_UTC`)."""
+    return value if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _float_text(value: float, home: Path) -> str:
+    return repr(value)  # JSON would turn NaN into null
+
+
+def _path_text(value: str, home: Path) -> str | None:
+    return relative_path(value, home)
+
+
+#: Python types of columns whose values `canonical` rewrites; any other value is serialised
+#: as it is (an enum as its value, a bool as true or false).
+_REWRITES: dict[type, Callable[[Any, Path], Any]] = {datetime: _utc, float: _float_text}
 
 
 def canonical(table: Table, row: Mapping[str, Any], home: Path) -> bytes:
     """The row's content as both sides see it: volatile columns left out, paths relative
     to the home, values in one plain form whatever the database."""
-    values = []
-    for name, is_path in _compared_columns(table):
-        value = row[name]
-        values.append(relative_path(value, home) if is_path else _plain(value))
-    return orjson.dumps(values)
+    names, rewrites = _layout(table)
+    values = [row[name] for name in names]
+    for at, rewrite in rewrites:
+        if values[at] is not None:
+            values[at] = rewrite(values[at], home)
+    return orjson.dumps(values, option=orjson.OPT_NAIVE_UTC)
 
 
 @functools.cache
-def _compared_columns(table: Table) -> tuple[tuple[str, bool], ...]:
-    """The columns `canonical` compares, in order, and whether each is a path."""
+def _layout(table: Table) -> tuple[tuple[str, ...], tuple[tuple[int, Callable], ...]]:
+    """The columns `canonical` compares, in order, and the rewrite of each that needs one
+    (by position): per table once, so that a row costs one list and one `orjson.dumps`."""
     skip = VOLATILE.get(table.name, frozenset())
     paths = PATH_COLUMNS.get(table.name, frozenset())
-    return tuple((c.name, c.name in paths) for c in table.columns if c.name not in skip)
+    columns = [c for c in table.columns if c.name not in skip]
+    rewrites = []
+    for at, column in enumerate(columns):
+        rewrite = _path_text if column.name in paths else _REWRITES.get(column.type.python_type)
+        if rewrite is not None:
+            rewrites.append((at, rewrite))
+    return tuple(c.name for c in columns), tuple(rewrites)
 
 
 def row_hash(content: bytes) -> int:

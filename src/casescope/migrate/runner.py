@@ -31,6 +31,7 @@ from casescope.migrate.endpoints import (
 )
 from casescope.migrate.events import (
     DEFAULT_BATCH_FILES,
+    DEFAULT_JOBS,
     EventsContext,
     EventsReport,
     copy_events,
@@ -57,6 +58,7 @@ from casescope.model.enums import JobState
 from casescope.model.tables import Case, EvidenceFile, Job
 from casescope.model.users import User
 from casescope.services.case_lifecycle import MAX_NAME_LENGTH
+from casescope.store.index import EventIndex
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +79,8 @@ class Endpoints:
     move_keys: bool = False
     #: The new keys, once computed (by `run`) or read from the target's checkpoints.
     keymap: KeyMap | None = None
+    #: The target's index, when the caller holds it open (see `EventsContext.index`).
+    target_index: EventIndex | None = None
 
     def target_name(self, case_id: int) -> str:
         return self.rename.get(case_id, self.cases[case_id])
@@ -254,13 +258,16 @@ class Progress:
 
 @dataclass(frozen=True)
 class Batches:
-    """Rows per transaction of the metadata phases; files per index load of the events."""
+    """Rows per transaction of the metadata phases; files per index load of the events, and
+    the threads that copy them."""
 
     rows: int = DEFAULT_BATCH_ROWS
     files: int = DEFAULT_BATCH_FILES
     #: Load the events into the target's index; False for a case bundle, whose files are
     #: marked loaded: their segments, copied with them, hold their events.
     load: bool = True
+    #: Threads copying and hashing a batch's files in the events phase.
+    jobs: int = DEFAULT_JOBS
 
 
 def run_phase(
@@ -273,7 +280,8 @@ def run_phase(
     if phase is Phase.EVENTS:
         events = EventsContext(ends.source, ends.target, ends.source_id, case_ids, sizes.files)
         events.on_file = progress.on_file
-        events.load, events.keymap = sizes.load, ends.keymap
+        events.load, events.keymap, events.jobs = sizes.load, ends.keymap, sizes.jobs
+        events.index = ends.target_index
         return copy_events(events)
     rows = CopyContext(ends.source, ends.target, ends.source_id, case_ids, sizes.rows)
     rows.on_rows = progress.on_rows

@@ -22,6 +22,7 @@ from casescope.web import (
     account_pages,
     admin_pages,
     audit_pages,
+    bundle_pages,
     case_pages,
     detections_pages,
     event_pages,
@@ -231,6 +232,8 @@ def create_app(settings: Settings, bind_host: str | None = None) -> FastAPI:
     app.include_router(story.router)
     app.include_router(story_pages.router)
     app.include_router(case_pages.router)
+    app.include_router(bundle_pages.router)
+    app.include_router(bundle_pages.upload_router, max_body_size=settings.max_upload_bytes)
     for module in (timeline, preferences, settings_pages):  # the search workbench
         app.include_router(module.router)
     for module in (rules, grants, admin_pages, token_pages, rule_pages):  # administration
