@@ -3,7 +3,9 @@
 The rules table keeps each rule's YAML (the whole file, for files of several rules) and the
 columns the engine needs (title, level, status, tags). The rest is read from the YAML when
 shown, parsed once per content (`describe` is cached: a detections page describes every rule
-with hits).
+with hits). PyYAML is imported when a rule is first described, not with this module: a
+command that shows detections without describing a rule (`casescope search`) starts faster
+without it (bench/cli.py).
 """
 
 from __future__ import annotations
@@ -13,11 +15,8 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-import yaml
-
 logger = logging.getLogger(__name__)
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 #: Rule texts described at most (distinct YAML contents) before the oldest are parsed again.
 CACHE_RULES = 8192
 
@@ -41,6 +40,8 @@ def _texts(value: object) -> tuple[str, ...]:
 def _block(value: object) -> str:
     if not value:
         return ""
+    import yaml
+
     return yaml.safe_dump(value, sort_keys=False, allow_unicode=True, width=100).rstrip()
 
 
@@ -60,8 +61,11 @@ def _pick(docs: list[object], rule_uid: str, nth: int) -> Mapping[str, object] |
 def describe(text: str, rule_uid: str, nth: int = 0) -> RuleDoc:
     """The rule `rule_uid` (else the `nth`, from 0, of the file) of the YAML `text`; an
     empty description when the text does not parse (it was imported, so it did once)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # a safe loader (C or Python)
     try:
-        docs = list(yaml.load_all(text, Loader=_Loader))  # a safe loader (C or Python)
+        docs = list(yaml.load_all(text, Loader=loader))
     except yaml.YAMLError as exc:
         logger.warning("rule %s: YAML does not parse: %s", rule_uid, exc)
         return RuleDoc()
