@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +27,22 @@ class RuleDoc:
     author: str = ""
     references: tuple[str, ...] = ()
     falsepositives: tuple[str, ...] = ()
-    logsource: str = ""  # the `logsource` block as YAML
-    detection: str = ""  # the `detection` block as YAML (its selections and condition)
+    #: The `logsource` block and the logic (`detection`, or `correlation`) as parsed: written
+    #: out as YAML when first read (`logsource`, `detection`). Lists of rules read the
+    #: description alone, and PyYAML's emitter is pure Python: dumping every rule's logic
+    #: took a third of `casescope detections` (bench/cli.py).
+    logsource_block: object = field(default=None, compare=False, repr=False)
+    logic_block: object = field(default=None, compare=False, repr=False)
+
+    @functools.cached_property
+    def logsource(self) -> str:
+        """The `logsource` block as YAML."""
+        return _block(self.logsource_block)
+
+    @functools.cached_property
+    def detection(self) -> str:
+        """The logic as YAML (its selections and condition)."""
+        return _block(self.logic_block)
 
 
 def _texts(value: object) -> tuple[str, ...]:
@@ -78,8 +92,8 @@ def describe(text: str, rule_uid: str, nth: int = 0) -> RuleDoc:
         author=str(doc.get("author") or ""),
         references=_texts(doc.get("references")),
         falsepositives=_texts(doc.get("falsepositives")),
-        logsource=_block(doc.get("logsource")),
-        detection=_block(logic),
+        logsource_block=doc.get("logsource"),
+        logic_block=logic,
     )
 
 
