@@ -13,13 +13,25 @@ time) and the top-level packages that took the most import time in all.
 With `--baseline SRC`, each command also runs with another checkout's `src` first on
 PYTHONPATH, right after the same command of this one: before/after on the same machine load.
 
+`--instructions NAME ...` also runs each named command (and its baseline) once under
+valgrind's callgrind and prints the instructions it executed: a count that the load of the
+shared machine does not change, where its wall and CPU times do (a run takes ~50x longer;
+`--runs 0` skips the timed runs).
+
+Each tree is byte-compiled first, as `pip install` leaves an installed package: where
+PYTHONDONTWRITEBYTECODE is set (as on the shared machine) and the checkout has no
+`__pycache__`, every run would otherwise compile casescope's modules from source.
+
 Usage: .venv/bin/python bench/cli.py [--home DIR] [--runs 7] [--top 15] [--baseline SRC]
+                                     [--instructions NAME ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -111,6 +123,32 @@ def report(timings: dict[str, Timings]) -> None:
         )
 
 
+def instructions(args: list[str], env: dict[str, str], cwd: Path) -> int:
+    """Instructions that one `casescope ARGS` executes, counted by callgrind."""
+    callgrind = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"]
+    proc = subprocess.run(
+        [*callgrind, sys.executable, "-m", "casescope", *args],
+        env=env,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    found = re.search(r"Collected : (\d+)", proc.stderr)
+    if proc.returncode != 0 or found is None:
+        raise SystemExit(f"callgrind of casescope {' '.join(args)}: {proc.stderr[-500:]}")
+    return int(found.group(1))
+
+
+def report_instructions(names: list[str], variants: dict[str, dict[str, str]], cwd: Path) -> None:
+    print(f"\n{'command':<23} {'instructions (millions)':>24}")
+    for name in names:
+        for suffix, env in variants.items():
+            count = instructions(COMMANDS[name], env, cwd)
+            print(f"{name + suffix:<23} {count / 1e6:24,.0f}", flush=True)
+
+
 def import_profile(args: list[str], env: dict[str, str], cwd: Path, top: int) -> None:
     """`python -X importtime` of one command: the slowest modules (self time) and packages."""
     proc = subprocess.run(
@@ -151,6 +189,14 @@ def main() -> None:
         help="The `src` folder of another checkout (e.g. from `git archive`): each command "
         "also runs with it first on PYTHONPATH, taking turns with this one.",
     )
+    parser.add_argument(
+        "--instructions",
+        nargs="+",
+        choices=list(COMMANDS),
+        default=[],
+        metavar="NAME",
+        help="Count the instructions of these commands under callgrind (needs valgrind).",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="cs-bench-cli-") as tmp:
         home = (args.home or Path(tmp) / "home").resolve()
@@ -160,16 +206,20 @@ def main() -> None:
         env = {**os.environ, "CASESCOPE_HOME": str(home)}
         cwd = Path(tmp)  # not the repository: nothing is found on sys.path by accident
         variants = {"": env}
+        compileall.compile_dir(ROOT / "src", quiet=1)
         if args.baseline:
             baseline = str(args.baseline.resolve())
+            compileall.compile_dir(baseline, quiet=1)
             variants[" (baseline)"] = {**env, "PYTHONPATH": baseline}
-        before = os.getloadavg()[0]
-        timings = measure(variants, cwd, args.runs)
-        # the machine is shared: a load above its cores slows every figure alike
-        print(f"load average {before:.1f} before, {os.getloadavg()[0]:.1f} after")
-        report(timings)
-        slowest = max(COMMANDS, key=lambda n: statistics.median(timings[n].walls))
-        import_profile(COMMANDS[slowest], env, cwd, args.top)
+        if args.runs > 0:
+            before = os.getloadavg()[0]
+            timings = measure(variants, cwd, args.runs)
+            # the machine is shared: a load above its cores slows every figure alike
+            print(f"load average {before:.1f} before, {os.getloadavg()[0]:.1f} after")
+            report(timings)
+            slowest = max(COMMANDS, key=lambda n: statistics.median(timings[n].walls))
+            import_profile(COMMANDS[slowest], env, cwd, args.top)
+        report_instructions(args.instructions, variants, cwd)
 
 
 if __name__ == "__main__":

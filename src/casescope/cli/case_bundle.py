@@ -10,7 +10,6 @@ from rich.filesize import decimal
 from rich.text import Text
 
 from casescope.cli.common import console, err_console, friendly_errors, open_app, shown
-from casescope.cli.follow import follow, print_outcome
 
 
 @friendly_errors
@@ -51,6 +50,8 @@ def import_(
     Then the case is copied in under new ids and its events loaded from its segments. Users
     it names that are missing here are created disabled, without a password; its rules come
     in disabled (docs/bundles.md). Run it again after an interruption to finish."""
+    # following the re-parse brings the pool launcher: not for `case list` and the rest
+    from casescope.cli.follow import follow, print_outcome
     from casescope.migrate.bundle import import_bundle
     from casescope.migrate.bundle_format import BundleError
 

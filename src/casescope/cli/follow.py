@@ -25,16 +25,16 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
 
-from casescope.cli.common import AppContext, console, shown
+from casescope.cli.common import AppContext, console
+from casescope.cli.file_problems import print_file_problems
 from casescope.errors import IndexBusyError
 from casescope.jobs.launcher import PoolKeeper
 from casescope.model.enums import FileStatus
 from casescope.model.outage import ride_out
 from casescope.services.progress import FileSet, read_progress
 from casescope.services.progress import Progress as FileProgress
-from casescope.services.status import StatusReport, collect_status
+from casescope.services.status import collect_status
 from casescope.store.owner import open_index
 
 if TYPE_CHECKING:
@@ -202,33 +202,3 @@ def print_outcome(ctx: AppContext, files: FileSet, rejected: int = 0) -> None:
         highlight=False,
     )
     print_file_problems(report)
-
-
-def _shown_of(what: str, shown_rows: list, total: int) -> str:
-    return what if len(shown_rows) >= total else f"{what} (first {len(shown_rows):,} of {total:,})"
-
-
-def _first_lines(text: str, most: int = 3) -> str:
-    lines = text.splitlines()
-    more = f"\n(+{len(lines) - most} more lines)" if len(lines) > most else ""
-    return "\n".join(lines[:most]) + more
-
-
-def print_file_problems(report: StatusReport) -> None:
-    """The failed files with why, and the files that kept what could be read, with what not."""
-    failed = report.files_by_status.get(FileStatus.FAILED, 0)
-    if report.failures:
-        table = Table(
-            "file", "path", "error", title=_shown_of("failed files", report.failures, failed)
-        )
-        for f in report.failures:
-            table.add_row(str(f.file_id), shown(f.path), shown(f.error))
-        console.print(table)
-    if report.warnings:
-        title = _shown_of("files with warnings", report.warnings, report.files_with_warnings)
-        table = Table(
-            "file", "status", "path", "warnings (events that could be read are kept)", title=title
-        )
-        for w in report.warnings:
-            table.add_row(str(w.file_id), w.status, shown(w.path), shown(_first_lines(w.warnings)))
-        console.print(table)

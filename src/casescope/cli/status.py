@@ -10,7 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from casescope.cli.common import console, friendly_errors, loaded_index, open_app, shown
-from casescope.cli.follow import print_file_problems
+from casescope.cli.file_problems import print_file_problems
 from casescope.cli.output import REPORT, OutputFormat, format_option
 from casescope.errors import IndexBusyError
 from casescope.model.enums import ACTIVE_JOB_STATES

@@ -3,7 +3,9 @@
 The rules table keeps each rule's YAML (the whole file, for files of several rules) and the
 columns the engine needs (title, level, status, tags). The rest is read from the YAML when
 shown, parsed once per content (`describe` is cached: a detections page describes every rule
-with hits).
+with hits). PyYAML is imported when a rule is first described, not with this module: a
+command that shows detections without describing a rule (`casescope search`) starts faster
+without it (bench/cli.py).
 """
 
 from __future__ import annotations
@@ -11,13 +13,10 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
-
-import yaml
+from dataclasses import dataclass, field
 
 logger = logging.getLogger(__name__)
 
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 #: Rule texts described at most (distinct YAML contents) before the oldest are parsed again.
 CACHE_RULES = 8192
 
@@ -28,8 +27,22 @@ class RuleDoc:
     author: str = ""
     references: tuple[str, ...] = ()
     falsepositives: tuple[str, ...] = ()
-    logsource: str = ""  # the `logsource` block as YAML
-    detection: str = ""  # the `detection` block as YAML (its selections and condition)
+    #: The `logsource` block and the logic (`detection`, or `correlation`) as parsed: written
+    #: out as YAML when first read (`logsource`, `detection`). Lists of rules read the
+    #: description alone, and PyYAML's emitter is pure Python: dumping every rule's logic
+    #: took a third of `casescope detections` (bench/cli.py).
+    logsource_block: object = field(default=None, compare=False, repr=False)
+    logic_block: object = field(default=None, compare=False, repr=False)
+
+    @functools.cached_property
+    def logsource(self) -> str:
+        """The `logsource` block as YAML."""
+        return _block(self.logsource_block)
+
+    @functools.cached_property
+    def detection(self) -> str:
+        """The logic as YAML (its selections and condition)."""
+        return _block(self.logic_block)
 
 
 def _texts(value: object) -> tuple[str, ...]:
@@ -41,6 +54,8 @@ def _texts(value: object) -> tuple[str, ...]:
 def _block(value: object) -> str:
     if not value:
         return ""
+    import yaml
+
     return yaml.safe_dump(value, sort_keys=False, allow_unicode=True, width=100).rstrip()
 
 
@@ -60,8 +75,11 @@ def _pick(docs: list[object], rule_uid: str, nth: int) -> Mapping[str, object] |
 def describe(text: str, rule_uid: str, nth: int = 0) -> RuleDoc:
     """The rule `rule_uid` (else the `nth`, from 0, of the file) of the YAML `text`; an
     empty description when the text does not parse (it was imported, so it did once)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # a safe loader (C or Python)
     try:
-        docs = list(yaml.load_all(text, Loader=_Loader))  # a safe loader (C or Python)
+        docs = list(yaml.load_all(text, Loader=loader))
     except yaml.YAMLError as exc:
         logger.warning("rule %s: YAML does not parse: %s", rule_uid, exc)
         return RuleDoc()
@@ -74,8 +92,8 @@ def describe(text: str, rule_uid: str, nth: int = 0) -> RuleDoc:
         author=str(doc.get("author") or ""),
         references=_texts(doc.get("references")),
         falsepositives=_texts(doc.get("falsepositives")),
-        logsource=_block(doc.get("logsource")),
-        detection=_block(logic),
+        logsource_block=doc.get("logsource"),
+        logic_block=logic,
     )
 
 

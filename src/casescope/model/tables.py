@@ -20,7 +20,6 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -174,15 +173,13 @@ class Job(Base):
     """A work item: the queue is this table (docs/decisions.md, "The job table is the queue")."""
 
     __tablename__ = "jobs"
+    # One evidence file can never be queued or running twice: the partial unique index
+    # `uq_jobs_active_file` (file_id WHERE state IN ('queued', 'running', 'paused')) is
+    # declared by migration 0007 alone, not here: a `postgresql_where` here would import
+    # SQLAlchemy's PostgreSQL dialect into every process on SQLite, a tenth of a short
+    # command's start-up (bench/cli.py). A revision written with `--autogenerate` must not
+    # drop it.
     __table_args__ = (
-        # One evidence file can never be queued or running twice.
-        Index(
-            "uq_jobs_active_file",
-            "file_id",
-            unique=True,
-            sqlite_where=text("state IN ('queued', 'running', 'paused')"),
-            postgresql_where=text("state IN ('queued', 'running', 'paused')"),
-        ),
         Index("ix_jobs_claim", "state", "priority", "id"),
         Index("ix_jobs_operation", "operation_id", "state"),
         # A file's jobs (enqueue's "already active?" check, a cancel's previous outcomes).

@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Insert, bindparam, delete, func, select
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from casescope.errors import CasescopeError
@@ -68,8 +66,12 @@ def marked_events(db: Database, case_id: int, kind: EventMark) -> tuple[tuple[in
 
 def _insert_new(session: Session) -> Insert:
     """An insert of marks that leaves out those already there (the table's unique key)."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    # the dialect in use is imported here, not at the top: importing PostgreSQL's dialect
+    # on SQLite made every command that reads marks (`search`) start slower (bench/cli.py)
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
     return insert(EventMarkRecord.__table__).on_conflict_do_nothing()  # Core: no ORM per row
 
 
