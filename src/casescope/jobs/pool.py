@@ -56,7 +56,7 @@ MIN_STALL_SECONDS = 5.0
 #: Sigma compiler and pySigma. Not polars, nor the modules that import it (the Sigma engine,
 #: the IOC matcher): polars starts a thread as it is imported, and a process with threads
 #: must not be forked; each worker imports those itself (about 0.15 s of CPU, against 1.2 s
-#: for all). tests/unit/jobs/test_worker_modules.py keeps the list complete.
+#: for all). tests/unit/test_worker_modules.py keeps the list complete.
 WORKER_MODULES = (
     "casescope.config",
     "casescope.logs",
@@ -85,6 +85,7 @@ WORKER_MODULES = (
     "casescope.store.load_queue",
     "ahocorasick",
     "sqlite3",
+    "casescope.jobs.template",  # last: ties the template's life to the pool's
 )
 #: The template's environment, under which numpy (OpenBLAS) and pyarrow (jemalloc) start no
 #: thread as they are imported. Workers inherit it: they run no BLAS, and allocate Arrow
@@ -93,6 +94,8 @@ TEMPLATE_ENVIRONMENT = {
     "OPENBLAS_NUM_THREADS": "1",
     "JE_ARROW_MALLOC_CONF": "background_thread:false",
 }
+#: The pool's pid, in the environment of the template it starts (`jobs/template.py`).
+POOL_PID_VARIABLE = "_CASESCOPE_POOL_PID"
 _PR_SET_PDEATHSIG = 1  # prctl's option (linux/prctl.h)
 
 
@@ -170,35 +173,26 @@ def worker_context() -> BaseContext:
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(list(WORKER_MODULES))
     os.environ.update(TEMPLATE_ENVIRONMENT)
+    os.environ[POOL_PID_VARIABLE] = str(os.getpid())
     return ctx
+
+
+def set_death_signal() -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux only)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _die_with_pool(pool_pid: int) -> None:
     """On Linux, the kernel kills the worker when the pool dies, even if a stuck native call
     keeps its own orphan check (the heartbeat thread) from ever running: the death signal
-    follows the worker's parent, the forkserver, which exits when its pipe from the pool
-    reaches its end (`_close_alive_pipe`)."""
+    follows the worker's parent, the forkserver, whose own follows the pool
+    (`jobs/template.py`)."""
     if sys.platform != "linux":
         return
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    _close_alive_pipe()
+    set_death_signal()
     if not _child_of(pool_pid):  # the pool, or the forkserver, died before the request
         os._exit(3)
-
-
-def _close_alive_pipe() -> None:
-    """Close this worker's copy of the pool's end of the forkserver's "alive" pipe.
-
-    multiprocessing gives every forkserver child one (so that the forkserver serves the
-    processes they start, which ours never do): kept, it would hold the forkserver, and so
-    every worker, alive after a SIGKILL of the pool for as long as any worker lives. The fd
-    has no public accessor."""
-    if forkserver.get_inherited_fds() is None:  # not started by a forkserver
-        return
-    server = forkserver._forkserver
-    if getattr(server, "_forkserver_alive_fd", None) is not None:
-        os.close(server._forkserver_alive_fd)
-        server._forkserver_alive_fd = None
 
 
 def _child_of(pool_pid: int) -> bool:
