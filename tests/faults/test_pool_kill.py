@@ -31,6 +31,7 @@ from casescope.services.cases import create_case
 from casescope.services.doctor import verify_files
 from tests.e2e.conftest import Cli
 from tests.faults.conftest import (
+    children,
     db_for,
     duplicate_results,
     index_counts,
@@ -168,11 +169,10 @@ def test_files_never_fail_for_the_deaths_of_their_group(cli: Cli, bulk: Path) ->
     killed: set[int] = set()  # a killed worker holds its jobs until the pool reaps it
     try:
         while workers.poll() is None and _most_group_deaths(db) < 3 and len(killed) < 40:
-            for pid in set(_group_holders(db)) - killed:
-                with_pid = psutil.Process(pid) if psutil.pid_exists(pid) else None
-                if with_pid is not None and with_pid.ppid() == workers.pid:
-                    os.kill(pid, signal.SIGKILL)
-                    killed.add(pid)
+            ours = children(workers)  # its workers (forked by its forkserver), nobody else's
+            for pid in (set(_group_holders(db)) & ours) - killed:
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
             time.sleep(0.02)
         assert _most_group_deaths(db) >= 3, len(killed)  # a group died three times over
         assert workers.wait(timeout=300) == 0, workers.stderr.read()

@@ -23,11 +23,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil
 from sqlalchemy import func, select
 
 from casescope.config import Settings
 from casescope.errors import CasescopeError
-from casescope.jobs.registry import live_workers, unregister_pool, worker_id_prefix
+from casescope.jobs.registry import (
+    live_workers,
+    pool_worker_pids,
+    unregister_pool,
+    worker_id_prefix,
+)
 from casescope.model.db import Database
 from casescope.model.enums import AuditAction, JobState
 from casescope.model.tables import AuditRecord, Job
@@ -42,6 +48,10 @@ MAX_EARLY_DEATHS = 3
 #: Lines of the pool's stderr kept in the error shown to the user.
 STDERR_LINES = 15
 POOL_STDERR = "pool-stderr.log"
+#: How long a dead pool's workers may take to be gone before their jobs are released anyway:
+#: the kernel kills them within milliseconds of the pool (jobs/template.py); the bound only
+#: keeps a pid reused meanwhile by another process from holding the release.
+WORKER_EXIT_SECONDS = 5.0
 
 
 class PoolStartError(CasescopeError):
@@ -133,11 +143,23 @@ def ensure_workers(
 
 def release_pool(db: Database, pool_pid: int, reason: str, host: str) -> int:
     """A pool of this host died (its workers die with it): retry their jobs now, not after
-    the leases."""
+    the leases. Only once its workers are gone: one still running could claim files after
+    the release and hold them until their leases run out."""
     prefix = worker_id_prefix(pool_pid, host)
+    _wait_for_exit(pool_worker_pids(db, prefix))
     released = queue.release_workers_like(db, prefix, reason)
     unregister_pool(db, prefix)
     return released
+
+
+def _wait_for_exit(pids: list[int]) -> None:
+    processes = []
+    for pid in pids:
+        try:
+            processes.append(psutil.Process(pid))
+        except psutil.NoSuchProcess:
+            continue
+    psutil.wait_procs(processes, timeout=WORKER_EXIT_SECONDS)
 
 
 def record_pool_failure(db: Database, detail: str) -> None:

@@ -1,7 +1,8 @@
 """The worker pool: N worker processes under a supervisor that replaces and polices them.
 
 The supervisor (the `casescope worker` process) never processes files itself. It
-- starts `workers` processes (spawned, not forked: no inherited DB or index handles),
+- starts `workers` processes, forked from a template that imported the worker modules and
+  opened nothing (multiprocessing's forkserver, `WORKER_MODULES`; spawned on other systems),
 - replaces one that exits (recycled after N tasks or its memory limit) or dies (its running
   job is released at once, counting an attempt, instead of waiting for the lease),
 - kills one whose current file runs past `file_timeout_seconds`, whose RSS passes
@@ -13,10 +14,10 @@ It learns what each worker is doing from a `WorkerSlot` in memory shared with it
 the worker's main thread and pulse thread: never through the database nor a thread that a
 stuck call can starve (docs/decisions.md, "The worker pool and its bounds").
 
-Nothing from the directory it was started in may run in it or its workers: it moves to the
-home directory and drops that directory from `sys.path` before it spawns anyone, and its
-workers start with `PYTHONSAFEPATH` (their bootstrap would otherwise put their working
-directory first on the path before it is replaced by the pool's).
+Nothing from the directory it was started in may run in it, its template or its workers: it
+moves to the home directory and drops that directory from `sys.path` before it starts any,
+and they start with `-P` and `PYTHONSAFEPATH` (a bootstrap would otherwise put its working
+directory first on the path).
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from multiprocessing.context import SpawnContext
+from multiprocessing import forkserver
+from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
 from pathlib import Path
 
@@ -49,6 +51,52 @@ SUPERVISE_SECONDS = 0.25
 PULSE_SECONDS = 1.0
 #: A shorter stall is never a stuck worker: the GIL changes hands every 5 ms.
 MIN_STALL_SECONDS = 5.0
+#: What a worker needs before its first file, imported once by the template (the forkserver)
+#: that every worker is forked from: the models and SQLAlchemy, the parsers and pyarrow, the
+#: Sigma compiler and pySigma. Not polars, nor the modules that import it (the Sigma engine,
+#: the IOC matcher): polars starts a thread as it is imported, and a process with threads
+#: must not be forked; each worker imports those itself (about 0.15 s of CPU, against 1.2 s
+#: for all). tests/unit/test_worker_modules.py keeps the list complete.
+WORKER_MODULES = (
+    "casescope.config",
+    "casescope.logs",
+    "casescope.allocators",
+    "casescope.collector",
+    "casescope.model.db",
+    "casescope.model.tables",
+    "casescope.workqueue.queue",
+    "casescope.jobs.registry",
+    "casescope.jobs.steps",
+    "casescope.jobs.case_iocs",
+    "casescope.evidence.store",
+    "casescope.parse.files",
+    "casescope.parse.sniff",
+    "casescope.parse.evtx",
+    "casescope.parse.ndjson",
+    "casescope.parse.csvlog",
+    "casescope.detect.compile",
+    "casescope.detect.load",
+    "casescope.detect.pipelines",
+    "casescope.detect.program",
+    "casescope.detect.rules",
+    "casescope.detect.search",
+    "casescope.hunt.ioc",
+    "casescope.store.segments",
+    "casescope.store.load_queue",
+    "ahocorasick",
+    "sqlite3",
+    "casescope.jobs.template",  # last: ties the template's life to the pool's
+)
+#: The template's environment, under which numpy (OpenBLAS) and pyarrow (jemalloc) start no
+#: thread as they are imported. Workers inherit it: they run no BLAS, and allocate Arrow
+#: memory with the C library (`allocators.use_system_arrow_pool`).
+TEMPLATE_ENVIRONMENT = {
+    "OPENBLAS_NUM_THREADS": "1",
+    "JE_ARROW_MALLOC_CONF": "background_thread:false",
+}
+#: The pool's pid, in the environment of the template it starts (`jobs/template.py`).
+POOL_PID_VARIABLE = "_CASESCOPE_POOL_PID"
+_PR_SET_PDEATHSIG = 1  # prctl's option (linux/prctl.h)
 
 
 def stall_seconds(settings: Settings) -> float:
@@ -77,7 +125,7 @@ class WorkerSlot:
 
     _JOB, _FILE, _STARTED, _PULSE, _HELD = range(5)
 
-    def __init__(self, ctx: SpawnContext) -> None:
+    def __init__(self, ctx: BaseContext) -> None:
         self._values = ctx.RawArray(ctypes.c_double, 5)
 
     def hold(self, jobs: int) -> None:
@@ -116,24 +164,55 @@ class WorkerSlot:
         return now - pulse if pulse else 0.0
 
 
-def _die_with_parent(parent_pid: int) -> None:
+def worker_context() -> BaseContext:
+    """How the pool starts workers: on Linux, forked from a forkserver that imported
+    `WORKER_MODULES` under `TEMPLATE_ENVIRONMENT` (set in this process, which the forkserver
+    inherits); elsewhere a fresh interpreter each (and no death signal: `_die_with_pool`)."""
+    if sys.platform != "linux":
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(list(WORKER_MODULES))
+    os.environ.update(TEMPLATE_ENVIRONMENT)
+    os.environ[POOL_PID_VARIABLE] = str(os.getpid())
+    return ctx
+
+
+def set_death_signal() -> None:
+    """Have the kernel SIGKILL this process when its parent dies (Linux only)."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _die_with_pool(pool_pid: int) -> None:
     """On Linux, the kernel kills the worker when the pool dies, even if a stuck native call
-    keeps its own orphan check (the heartbeat thread) from ever running."""
+    keeps its own orphan check (the heartbeat thread) from ever running: the death signal
+    follows the worker's parent, the forkserver, whose own follows the pool
+    (`jobs/template.py`)."""
     if sys.platform != "linux":
         return
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-    if os.getppid() != parent_pid:  # the pool died before the request was made
+    set_death_signal()
+    if not _child_of(pool_pid):  # the pool, or the forkserver, died before the request
         os._exit(3)
 
 
+def _child_of(pool_pid: int) -> bool:
+    """Whether this process's parent is the pool or its forkserver (the pool's child)."""
+    parent = os.getppid()
+    if parent == pool_pid:
+        return True
+    try:
+        return psutil.Process(parent).ppid() == pool_pid
+    except psutil.Error:
+        return False
+
+
 def _child_entry(
-    settings_data: dict, worker_id: str, exit_when_idle: bool, slot: WorkerSlot, parent: int
+    settings_data: dict, worker_id: str, exit_when_idle: bool, slot: WorkerSlot, pool_pid: int
 ) -> None:
-    _die_with_parent(parent)
-    # imported here, in the child: the pool process itself never needs the Sigma engine,
-    # polars or the parsers, and holding them would cost tens of MB for the pool's lifetime
-    # (`bench/large_files.py` prints the supervisor's peak)
+    _die_with_pool(pool_pid)
+    # imported here, in the child (most of it already by the forkserver): the pool process
+    # itself never needs the Sigma engine, polars or the parsers, and holding them would cost
+    # tens of MB for the pool's lifetime (`bench/large_files.py` prints the supervisor's peak)
     from casescope.jobs.worker import worker_main
     from casescope.logs import setup_logging
 
@@ -181,7 +260,7 @@ class WorkerPool:
         self.exit_when_idle = exit_when_idle
         self.db = Database(settings)
         self.children: list[Child] = []
-        self._ctx = multiprocessing.get_context("spawn")
+        self._ctx = worker_context()
         self._stopping = False
         self.stall_seconds = stall_seconds(settings)
 
@@ -274,6 +353,9 @@ class WorkerPool:
         """Supervise until stopped (or, with exit_when_idle, until the queue is drained).
         While the metadata DB is unreachable, the pool waits for it with its workers."""
         leave_start_directory(self.settings.home_dir)
+        if self._ctx.get_start_method() == "forkserver":
+            # now, from the home: its imports overlap the pool's first queries
+            forkserver.ensure_running()
         try:
             while not ride_out(self.settings, "worker pool", self._tick):
                 time.sleep(SUPERVISE_SECONDS)

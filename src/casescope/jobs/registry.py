@@ -89,6 +89,13 @@ def unregister(db: Database, worker_id: str) -> None:
         session.execute(delete(WorkerRecord).where(WorkerRecord.id == worker_id))
 
 
+def pool_worker_pids(db: Database, prefix: str) -> list[int]:
+    """The pids of a pool's registered workers (their ids start with `prefix`)."""
+    with db.read() as session:
+        where = WorkerRecord.id.startswith(prefix, autoescape=True)
+        return list(session.scalars(select(WorkerRecord.pid).where(where)))
+
+
 def unregister_pool(db: Database, prefix: str) -> None:
     """Drop the rows of a dead pool's workers (their ids start with `prefix`)."""
     with db.session() as session:

@@ -1,0 +1,106 @@
+"""Workers are forked from a template that imported their modules, and die with their pool.
+
+The template (multiprocessing's forkserver, started by the pool) pays the worker's imports
+once; each worker forked from it starts at once. It must import only: a database engine, an
+index handle, a thread or an open file in it would be shared by every worker forked from it.
+And a worker is the template's child, not the pool's: when the pool is killed, the template
+and every worker must go too (a SIGKILL leaves the pool no chance to stop them itself).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from sqlalchemy import select
+
+from casescope.model.tables import WorkerRecord
+from tests.e2e.conftest import Cli
+
+
+def _wait_for(condition, what: str, timeout: float = 120) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def _worker_pids(cli: Cli) -> set[int]:
+    with cli.db().read() as session:
+        return set(session.scalars(select(WorkerRecord.pid)))
+
+
+@pytest.fixture
+def pool(cli: Cli) -> Iterator[subprocess.Popen]:
+    """A pool of two idle workers (no --exit-when-idle: it stays until killed)."""
+    cli.run("case", "create", "t")  # a home with its database
+    started = subprocess.Popen(
+        [sys.executable, "-P", "-m", "casescope", "worker", "--workers", "2"],
+        cwd=cli.home,
+        env=cli.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        _wait_for(lambda: len(_worker_pids(cli)) == 2, "two registered workers")
+        yield started
+    finally:
+        if started.poll() is None:
+            started.kill()
+        started.wait()
+
+
+def _template_of(pool: subprocess.Popen, workers: set[int]) -> psutil.Process:
+    parents = {psutil.Process(pid).ppid() for pid in workers}
+    assert len(parents) == 1, parents
+    template = psutil.Process(parents.pop())
+    assert template.pid != pool.pid, "workers are the pool's own children (spawned)"
+    assert template.ppid() == pool.pid
+    return template
+
+
+def test_workers_are_forked_from_a_template_that_only_imported(
+    cli: Cli, pool: subprocess.Popen
+) -> None:
+    workers = _worker_pids(cli)
+    template = _template_of(pool, workers)
+
+    command = template.cmdline()
+    flags = command[1 : command.index("-c")]
+    assert command[0] == sys.executable and "-P" in flags, command  # no directory on its path
+    assert Path(template.cwd()) == cli.home
+    mapped = {Path(m.path).name for m in template.memory_maps()}
+    assert any(name.startswith("libarrow.so") for name in mapped), "worker modules not loaded"
+    assert template.num_threads() == 1  # nothing started a thread in it
+    opened = [f.path for f in template.open_files()]
+    assert not [p for p in opened if p.startswith(str(cli.home))], opened  # no DB, no index
+    assert not template.net_connections("inet")
+
+
+def test_a_killed_pool_takes_its_template_and_workers_with_it(
+    cli: Cli, pool: subprocess.Popen
+) -> None:
+    workers = _worker_pids(cli)
+    template = _template_of(pool, workers)
+    family = [template] + [psutil.Process(pid) for pid in workers]
+
+    os.kill(pool.pid, signal.SIGKILL)
+    pool.wait()
+
+    _wait_for(lambda: not any(map(_alive, family)), "the template and workers to exit", 60)
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
