@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -120,14 +120,23 @@ def _load_piece(index: EventIndex, piece: ReadyPiece, limit: Callable[[], int]) 
         start = end
 
 
-def load_ready_pieces(db: Database, index: EventIndex, limit: Callable[[], int]) -> int:
-    """Load every ready piece (in file and piece order); the events loaded. A piece whose
-    file is gone is withdrawn, and so are the pieces of a file one of whose pieces cannot be
-    loaded: that file then loads from its segment once complete."""
+#: Of the files given, those this loader may load now (store/load_claims.py, `ClaimRound.take`).
+TakeFiles = Callable[[Sequence[int]], set[int]]
+
+
+def load_ready_pieces(
+    db: Database, index: EventIndex, limit: Callable[[], int], take: TakeFiles
+) -> int:
+    """Load every ready piece of the files `take` gives this loader (in file and piece
+    order); the events loaded. A piece whose file is gone is withdrawn, and so are the
+    pieces of a file one of whose pieces cannot be loaded: that file then loads from its
+    segment once complete."""
     events = 0
     withdrawn: set[int] = set()
-    for piece in _ready_pieces(db):
-        if piece.file_id in withdrawn:
+    ready = _ready_pieces(db)
+    mine = take(sorted({piece.file_id for piece in ready})) if ready else set()
+    for piece in ready:
+        if piece.file_id in withdrawn or piece.file_id not in mine:
             continue
         if not piece.path.is_file():
             logger.warning("load piece %s is missing; withdrawn", piece.path)
@@ -186,9 +195,10 @@ def forget_pieces(session: Session, file_ids: list[int]) -> None:
         session.execute(delete(_PIECES).where(_PIECES.c.file_id.in_(file_ids)))
 
 
-def drop_abandoned(db: Database, index: EventIndex) -> int:
+def drop_abandoned(db: Database, index: EventIndex, take: TakeFiles) -> int:
     """Withdraw the pieces of failed or cancelled jobs and the rows they loaded; a file
-    with an earlier complete segment is set to load it again. The files dropped."""
+    with an earlier complete segment is set to load it again. The files dropped (none
+    while `take` leaves one of them to another loader, which drops them)."""
     with db.read() as session:
         rows = session.execute(
             select(LoadPiece.file_id, LoadPiece.job_id, LoadPiece.loaded)
@@ -208,6 +218,8 @@ def drop_abandoned(db: Database, index: EventIndex) -> int:
         )
     # rows of a file whose newer job has pieces too are that job's to replace
     touched = sorted({row.file_id for row in rows if row.loaded} - others)
+    if len(take(sorted(files))) < len(files):
+        return 0
     if touched:
         index.delete_files(touched)
     with db.session() as session:
