@@ -21,8 +21,9 @@ included) files/s; each host's loader takes (files it loaded) / (seconds it spen
 files/s, so N hosts load N times that; PostgreSQL's job claims are measured apart
 (`--claim-files` fake jobs claimed in groups of 64 and finished by `--claim-procs`
 processes). The modelled throughput of N hosts is the least of these; the line names which
-one limits it. ClickHouse's inserts are not modelled: the double is one chDB process behind
-a Python HTTP server, not a server; its observed rate is printed for what it is.
+one limits it, and its scaling is that throughput over N times one host's. ClickHouse's
+inserts are not modelled: the double is one chDB process behind a Python HTTP server, not a
+server; its observed rate is printed for what it is.
 
 Usage: .venv/bin/python bench/team.py [--copies 42] [--hosts 1 2] [--cores-per-host 2]
        [--claim-files 20000] [--claim-procs 2]
@@ -252,17 +253,22 @@ def print_model(run: TeamRun, cores: int, claims_per_s: float) -> None:
         f"PostgreSQL job claims {claims_per_s:,.0f} files/s; {cores} cores per host"
     )
     one_host = cores / per_file_cpu
-    for hosts in MODEL_HOSTS:
-        limits = {
+
+    def limits_of(hosts: int) -> dict[str, float]:
+        return {
             "the hosts": hosts * one_host,
             "the hosts' loaders": hosts * loader,
             "PostgreSQL claims": claims_per_s,
         }
+
+    first = min(limits_of(1).values())
+    for hosts in MODEL_HOSTS:
+        limits = limits_of(hosts)
         limit = min(limits, key=limits.__getitem__)
-        scaling = limits[limit] / (hosts * one_host)
+        scaling = limits[limit] / (hosts * first)
         print(
             f"  {hosts:2d} hosts: {limits[limit]:8,.0f} files/s, limited by {limit} "
-            f"(scaling {scaling:.2f} of linear)"
+            f"(scaling {scaling:.2f} of {hosts} times one host)"
         )
     print(
         f"ClickHouse inserts: not modelled; the test double took {run.loaded_rows:,} events "
