@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import orjson
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, func, select
 
+from casescope.model.enums import IndexState
 from casescope.model.tables import EvidenceFile
 from tests.conftest import REPO_ROOT, ClickHouseEndpoint
 from tests.e2e.conftest import Cli
@@ -93,7 +97,7 @@ def test_two_loaders_and_a_searcher_share_one_index(
     team_cli: Cli, tmp_path: Path, attack_samples: Path
 ) -> None:
     """Two `casescope ingest` processes (each its own workers, each loading its files as
-    they finish, under the team's load lease) and a third process searching throughout:
+    they finish, under per-file load claims) and a third process searching throughout:
     every search answers, and every file's events end in the index exactly once."""
     folders = _evidence(attack_samples, tmp_path, 2)
     expected = {p.name: evtx_count(p) for folder in folders for p in folder.iterdir()}
@@ -122,3 +126,56 @@ def test_two_loaders_and_a_searcher_share_one_index(
     status = json.loads(team_cli.run("status", "--format", "json").stdout)
     assert status["files_by_status"] == {"completed": len(expected)}
     assert status["events_indexed"] == status["events_parsed"] == sum(expected.values())
+
+
+def _wait_loaded(url: str, files: int) -> None:
+    """Until `files` files are loaded into the index (bounded: reaching the bound fails the
+    test, a hang)."""
+    engine = create_engine(url)
+    try:
+        for _ in range(1200):
+            with engine.connect() as connection:
+                loaded = connection.scalar(
+                    select(func.count()).where(EvidenceFile.index_state == IndexState.LOADED)
+                )
+            if loaded == files:
+                return
+            time.sleep(0.25)
+    finally:
+        engine.dispose()
+    raise AssertionError(f"{loaded} of {files} files loaded")
+
+
+def test_worker_hosts_load_the_files_they_process(
+    team_cli: Cli, tmp_path: Path, attack_samples: Path
+) -> None:
+    """Two worker hosts (`casescope worker`, each its own CASESCOPE_HOST_NAME) load into the
+    shared index beside their workers, under per-file claims: with no `serve`, `status` or
+    waiting `ingest` to load, every file queued by `ingest --no-wait` ends in the index,
+    each event once."""
+    (folder,) = _evidence(attack_samples, tmp_path, 1)
+    expected = {p.name: evtx_count(p) for p in folder.iterdir()}
+    team_cli.run("case", "create", "one")
+    hosts = [
+        subprocess.Popen(
+            [sys.executable, "-m", "casescope", "worker", "--workers", "1"],
+            env={**team_cli.env, "CASESCOPE_HOST_NAME": f"host-{n}"},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # a host of its own: stopped as a process group
+        )
+        for n in range(2)
+    ]
+    try:
+        team_cli.run("ingest", "--no-wait", "--case", "one", str(folder))
+        _wait_loaded(team_cli.extra["CASESCOPE_DATABASE_URL"], len(expected))
+    finally:
+        for host in hosts:
+            os.killpg(host.pid, signal.SIGTERM)
+        errors = [host.communicate(timeout=120)[1] for host in hosts]
+    assert [host.returncode for host in hosts] == [0, 0], errors
+    index = _inspect(team_cli)
+    names = _names(team_cli.extra["CASESCOPE_DATABASE_URL"])
+    assert {names[file_id]: n for file_id, n in index["by_file"].items()} == expected
+    assert index["rows"] == index["distinct"] == sum(expected.values())

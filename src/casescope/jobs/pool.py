@@ -10,6 +10,9 @@ The supervisor (the `casescope worker` process) never processes files itself. It
   (a native call that never returns, holding the GIL), failing that file with the reason (a
   parse that cannot finish within its bounds must not hang the batch or retry forever).
 
+In team mode (a ClickHouse server over the network) it also loads the files that wait into
+the index, in a thread of its own (jobs/host_loader.py).
+
 It learns what each worker is doing from a `WorkerSlot` in memory shared with it, written by
 the worker's main thread and pulse thread: never through the database nor a thread that a
 stuck call can starve (docs/decisions.md, "The worker pool and its bounds").
@@ -39,6 +42,7 @@ from pathlib import Path
 import psutil
 
 from casescope.config import Settings
+from casescope.jobs.host_loader import HostLoader, hosts_load
 from casescope.jobs.registry import unregister, worker_id_prefix
 from casescope.model.db import Database
 from casescope.model.outage import note_outage, ride_out
@@ -356,11 +360,16 @@ class WorkerPool:
         if self._ctx.get_start_method() == "forkserver":
             # now, from the home: its imports overlap the pool's first queries
             forkserver.ensure_running()
+        loader = HostLoader(self.settings) if hosts_load(self.settings) else None
+        if loader is not None:
+            loader.start()
         try:
             while not ride_out(self.settings, "worker pool", self._tick):
                 time.sleep(SUPERVISE_SECONDS)
         finally:
             self.shutdown()
+            if loader is not None:
+                loader.stop()  # after the workers: it loads what they finished last
 
     def stop(self) -> None:
         self._stopping = True

@@ -131,6 +131,9 @@ class EvidenceFile(Base):
     #: A group's load bundle holding this file's events (jobs/group.py); None: load the
     #: segment itself. Only an optimisation: a missing bundle falls back to the segment.
     load_bundle: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The query-id prefix of the loader that claimed this file last and has not finished
+    #: it (store/load_claims.py): the next claimant stops that loader's INSERTs first.
+    load_claimant: Mapped[str | None] = mapped_column(String(64), nullable=True)
     events_estimated: Mapped[int] = mapped_column(BigInteger, default=0)
     events_processed: Mapped[int] = mapped_column(BigInteger, default=0)
     event_count: Mapped[int] = mapped_column(BigInteger, default=0)

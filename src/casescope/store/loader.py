@@ -25,7 +25,10 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -38,9 +41,9 @@ from casescope.model.db import Database
 from casescope.model.enums import IndexState
 from casescope.model.tables import EvidenceFile, Segment
 from casescope.store.chdb_memory import insert_rows_for
+from casescope.store.load_claims import ClaimRound, LoadClaims, load_claims
 from casescope.store.load_failures import LOAD_ERRORS, fail_load
 from casescope.store.load_item import LoadItem
-from casescope.store.load_lease import load_lease
 from casescope.store.pieces import (
     PIECE_INSERT_BYTES,
     drop_abandoned,
@@ -185,7 +188,7 @@ _MARK_LOADED = (
         _FILES.c.index_generation == bindparam("generation"),
         _FILES.c.index_state == IndexState.PENDING,
     )
-    .values(index_state=IndexState.LOADED)
+    .values(index_state=IndexState.LOADED, load_claimant=None)
 )
 
 
@@ -338,31 +341,58 @@ def _load_isolated(
         _load_isolated(db, index, [item], limit, settings, report)
 
 
+class Unclaimed:
+    """The files an index's only loader loads (its owner): all of them, without claims."""
+
+    def take(self, file_ids: Sequence[int]) -> set[int]:
+        return set(file_ids)
+
+
+@contextmanager
+def _claimed(claims: LoadClaims | None, index: EventIndex) -> Iterator[ClaimRound | Unclaimed]:
+    if claims is None:
+        yield Unclaimed()
+        return
+    with claims.round(index) as taken:
+        yield taken
+
+
 def load_pending(db: Database, index: EventIndex, settings: Settings) -> LoadReport:
     """Load the segments pending now (not those that finish meanwhile: they wait for the
     next call, so a busy ingest makes few large INSERTs rather than many small ones). An
-    index other processes load into too is loaded under the team's load lease; while
-    another process holds it, nothing is loaded here (that process loads what is ready)."""
+    index other processes load into too is loaded in claim rounds of `load_batch_files`
+    files (store/load_claims.py): files another live process has claimed are left to it."""
     if not index.shared_by_processes:
-        return _load_pending(db, index, settings)
-    with load_lease(db) as held:
-        if not held:
-            return LoadReport()
-        index.fence_loads()  # a dead holder's INSERT must not land after our deletes
-        return _load_pending(db, index, settings)
+        return _load_pending(db, index, settings, None)
+    with load_claims(db) as claims:
+        return _load_pending(db, index, settings, claims)
 
 
-def _load_pending(db: Database, index: EventIndex, settings: Settings) -> LoadReport:
-    report = LoadReport()
-    started = time.perf_counter()
-    dropped = drop_abandoned(db, index)
-    pending = _pending_files(db, MAX_PENDING_PER_CALL)
-    # pieces after the files pending now: those files' last pieces are among them
-    report.rows += load_ready_pieces(db, index, lambda: _insert_limit(settings, index))
-    pending = _measured(_with_pieces(db, pending))
-    # piece folders are left over only where pieced files finish or attempts are dropped:
-    # other calls (a bulk ingest's many) need not list the segments
-    prune_pieces = dropped > 0 or any(item.pieced for item in pending)
+def _still_pending(db: Database, batch: list[PendingFile]) -> list[PendingFile]:
+    """Of `batch`, listed before it was claimed, the files still pending in the same
+    generation (another loader may have loaded one in between)."""
+    if not batch:
+        return []
+    with db.read() as session:
+        current = set(
+            session.execute(
+                select(EvidenceFile.id, EvidenceFile.index_generation).where(
+                    EvidenceFile.id.in_([item.file_id for item in batch]),
+                    EvidenceFile.index_state == IndexState.PENDING,
+                )
+            ).tuples()
+        )
+    return [item for item in batch if (item.file_id, item.generation) in current]
+
+
+def _load_files(
+    db: Database,
+    index: EventIndex,
+    settings: Settings,
+    pending: list[PendingFile],
+    report: LoadReport,
+) -> None:
+    """Load `pending` in batches under the row, byte and file limits."""
     while pending:
         limit = _insert_limit(settings, index)
         batch = _take_batch(pending, settings, limit)
@@ -370,6 +400,44 @@ def _load_pending(db: Database, index: EventIndex, settings: Settings) -> LoadRe
         pending = [item for item in pending if item.file_id not in taken]
         _load_isolated(db, index, batch, limit, settings, report)
         report.batches += 1
+
+
+def _load_claimed(
+    db: Database,
+    index: EventIndex,
+    settings: Settings,
+    pending: list[PendingFile],
+    claims: LoadClaims | None,
+    report: LoadReport,
+) -> None:
+    """`_load_files`, in rounds of `load_batch_files` files claimed first (all at once
+    for an index's owner); the files another loader holds are skipped."""
+    size = settings.load_batch_files if claims is not None else max(len(pending), 1)
+    for start in range(0, len(pending), size):
+        chunk = pending[start : start + size]
+        with _claimed(claims, index) as claim:
+            mine = claim.take([item.file_id for item in chunk])
+            if claims is not None:
+                chunk = _still_pending(db, [item for item in chunk if item.file_id in mine])
+            _load_files(db, index, settings, chunk, report)
+
+
+def _load_pending(
+    db: Database, index: EventIndex, settings: Settings, claims: LoadClaims | None
+) -> LoadReport:
+    report = LoadReport()
+    started = time.perf_counter()
+    with _claimed(claims, index) as claim:
+        dropped = drop_abandoned(db, index, claim.take)
+        pending = _pending_files(db, MAX_PENDING_PER_CALL)
+        # pieces after the files pending now: those files' last pieces are among them
+        limit = partial(_insert_limit, settings, index)
+        report.rows += load_ready_pieces(db, index, limit, claim.take)
+    pending = _measured(_with_pieces(db, pending))
+    # piece folders are left over only where pieced files finish or attempts are dropped:
+    # other calls (a bulk ingest's many) need not list the segments
+    prune_pieces = dropped > 0 or any(item.pieced for item in pending)
+    _load_claimed(db, index, settings, pending, claims, report)
     if report.files:
         prune_bundles(db, settings)
     if prune_pieces:

@@ -55,8 +55,9 @@ def index_lock(path: Path, role: str) -> Iterator[None]:
 @contextmanager
 def open_index(settings: Settings, role: str, *, short_lived: bool = False) -> Iterator[EventIndex]:
     """Open the event index CASESCOPE_INDEX_URL names: the embedded one as its owner (or
-    IndexBusyError), a ClickHouse server without any lock (loads take the load lease:
-    store/load_lease.py). IndexConfigError, naming the setting, when it cannot be used.
+    IndexBusyError), a ClickHouse server without any lock (loaders claim the files they
+    load: store/load_claims.py). IndexConfigError, naming the setting, when it cannot be
+    used.
     `short_lived`: the process exits once its command is done (`ChdbIndex`'s `page_out`)."""
     target = parse_index_url(settings.index_url)
     timeouts = QueryTimeouts.from_settings(settings)

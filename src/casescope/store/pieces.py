@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -138,18 +138,27 @@ def _load_piece(index: EventIndex, piece: ReadyPiece, limit: Callable[[], int]) 
         start = end
 
 
-def load_ready_pieces(db: Database, index: EventIndex, limit: Callable[[], int]) -> int:
-    """Load every ready piece (in file and piece order); the events loaded. A later piece
-    of an attempt whose first piece is not loaded waits (pieces may be published out of
-    order; the first clears the file's rows). A piece whose file is gone is withdrawn, and
-    so are the pieces of a file one of whose pieces cannot be loaded: that file then loads
-    from its segment once complete."""
+#: Of the files given, those this loader may load now (store/load_claims.py, `ClaimRound.take`).
+TakeFiles = Callable[[Sequence[int]], set[int]]
+
+
+def load_ready_pieces(
+    db: Database, index: EventIndex, limit: Callable[[], int], take: TakeFiles
+) -> int:
+    """Load every ready piece of the files `take` gives this loader (in file and piece
+    order); the events loaded. A later piece of an attempt whose first piece is not loaded
+    waits (pieces may be published out of order; the first clears the file's rows). A piece
+    whose file is gone is withdrawn, and so are the pieces of a file one of whose pieces
+    cannot be loaded: that file then loads from its segment once complete."""
     events = 0
     withdrawn: set[int] = set()
     ready = _ready_pieces(db)
+    mine = take(sorted({piece.file_id for piece in ready})) if ready else set()
     started = _first_pieces_loaded(db, ready)
     for piece in ready:
-        if piece.file_id in withdrawn or (piece.piece and piece.attempt not in started):
+        if piece.file_id in withdrawn or piece.file_id not in mine:
+            continue
+        if piece.piece and piece.attempt not in started:
             continue  # a later piece waits for its attempt's first, which clears the file
         if not piece.path.is_file():
             logger.warning("load piece %s is missing; withdrawn", piece.path)
@@ -209,9 +218,10 @@ def forget_pieces(session: Session, file_ids: list[int]) -> None:
         session.execute(delete(_PIECES).where(_PIECES.c.file_id.in_(file_ids)))
 
 
-def drop_abandoned(db: Database, index: EventIndex) -> int:
+def drop_abandoned(db: Database, index: EventIndex, take: TakeFiles) -> int:
     """Withdraw the pieces of failed or cancelled jobs and the rows they loaded; a file
-    with an earlier complete segment is set to load it again. The files dropped."""
+    with an earlier complete segment is set to load it again. The files dropped (none
+    while `take` leaves one of them to another loader, which drops them)."""
     with db.read() as session:
         rows = session.execute(
             select(LoadPiece.file_id, LoadPiece.job_id, LoadPiece.loaded)
@@ -231,6 +241,8 @@ def drop_abandoned(db: Database, index: EventIndex) -> int:
         )
     # rows of a file whose newer job has pieces too are that job's to replace
     touched = sorted({row.file_id for row in rows if row.loaded} - others)
+    if len(take(sorted(files))) < len(files):
+        return 0
     if touched:
         index.delete_files(touched)
     with db.session() as session:

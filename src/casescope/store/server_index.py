@@ -5,9 +5,9 @@ store/events_table.py and every query builder of the store): only the transport 
 A server cannot read a worker's files, so a load reads the segment's Parquet here and sends
 its rows as Arrow (`insert_arrow`), one INSERT per load as the loader cut it
 (store/arrow_load.py). Several processes, on several hosts, may load and search at once: no
-owner lock; a load holds the team's load lease instead (store/load_lease.py), and the
-loader's delete-then-insert keeps each file's events in the index exactly once
-(docs/decisions.md, "Team mode: exactly once under a load lease").
+owner lock; a loader claims the files it loads instead (store/load_claims.py), and its
+delete-then-insert keeps each file's events in the index exactly once (docs/decisions.md,
+"Team mode: exactly once under per-file load claims").
 
 `CASESCOPE_INDEX_URL=chdb:///path` runs this same code on clickhouse-connect's in-process
 chDB interface, which is how the test suite exercises it (no server can be installed there).
@@ -16,7 +16,6 @@ chDB interface, which is how the test suite exercises it (no server can be insta
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,6 +32,7 @@ from casescope.store.events_sql import LoadItem, ensure_schema
 from casescope.store.events_table import DATABASE, EVENT_COLUMNS
 from casescope.store.index import IN_ORDER_MAX_PARTS
 from casescope.store.index_url import SETTING, IndexTarget, IndexTransport
+from casescope.store.load_claims import ROUND_PREFIX, load_query_id
 from casescope.store.query_bounds import (
     QueryKind,
     QueryTimeouts,
@@ -50,9 +50,6 @@ CONNECT_TIMEOUT_S = 10
 RECEIVE_MARGIN_S = 60
 #: Per-INSERT settings: as the chDB loads, one insert thread; the server forms parts.
 INSERT_SETTINGS = {"max_insert_threads": 1}
-#: The query id of every loading INSERT starts so: the next holder of the load lease finds
-#: those a dead loader left at the server (`fence_loads`).
-LOAD_QUERY_PREFIX = "casescope-load-"
 
 
 class ServerIndexError(RuntimeError):
@@ -223,21 +220,25 @@ class ClickHouseServerIndex(q.Bookkeeping):
     def _insert(self, table: pa.Table) -> None:
         if table.num_rows == 0:
             return
-        settings = INSERT_SETTINGS | {"query_id": f"{LOAD_QUERY_PREFIX}{uuid.uuid4()}"}
+        settings = INSERT_SETTINGS | {"query_id": load_query_id()}
         with server_errors(self.target):
             self._client.insert_arrow(
                 f"{DATABASE}.events", table.select(list(EVENT_COLUMNS)), settings=settings
             )
 
-    def fence_loads(self) -> None:
-        """Stop, and wait out, every loading INSERT still at the server: called under the
-        load lease, where no live process loads, so each is a dead loader's. The lease
-        ended with that process, but an INSERT the server had received in full would still
-        run, and land after this loader deleted the file's rows (docs/decisions.md, record
-        24). In-process chDB needs none: the loader's INSERTs end with its process."""
+    def fence_loads(self, prefixes: Sequence[str]) -> None:
+        """Stop, and wait out, the loading INSERTs still at the server whose query ids start
+        with one of `prefixes`: the claim rounds that last held the files a new claimant
+        takes, ended or dead, so none is a live loader's. A dead loader's claims ended with
+        its process, but an INSERT the server had received in full would still run, and land
+        after the new claimant deleted the file's rows (docs/decisions.md, record 24).
+        In-process chDB needs none: the loader's INSERTs end with its process."""
         if self.target.transport is IndexTransport.CHDB:
             return
-        self.execute(f"KILL QUERY WHERE query_id LIKE '{LOAD_QUERY_PREFIX}%' SYNC")
+        for prefix in prefixes:
+            if not ROUND_PREFIX.match(prefix):
+                raise ValueError(f"not a claim round's query-id prefix: {prefix!r}")
+            self.execute(f"KILL QUERY WHERE query_id LIKE '{prefix}%' SYNC")
 
     def compact(self, on_step: Callable[[int], None] | None = None) -> int:
         """The parts there are: a server merges in its own time, for every client at once,

@@ -2,8 +2,8 @@
 
 `casescope serve` is the index owner (DESIGN decision 4): it takes the owner lock at start,
 loads ready segments in a background thread, and starts a worker pool when work is queued.
-In team mode (a ClickHouse server: docs/deploy.md) it takes no lock and its loads take the
-team's load lease (store/load_lease.py), beside other processes that search and load.
+In team mode (a ClickHouse server: docs/deploy.md) it takes no lock and its loads claim the
+files they load (store/load_claims.py), beside other processes that search and load.
 Queries go through `IndexHandle.use()`, several at once on reader connections; loads and
 hunts that load first go through `IndexHandle.write()`, alone (store/shared_index.py).
 Every query is bounded in time (store/query_bounds.py), and exports are cut into keyset

@@ -24,14 +24,16 @@ from pathlib import Path
 
 import orjson
 import pytest
+from sqlalchemy import update
 
 from casescope.config import Settings
 from casescope.model.db import Database
 from casescope.model.enums import IndexState
+from casescope.model.tables import EvidenceFile
 from casescope.parse.evtx import iter_evtx
 from casescope.parse.report import ParseReport
 from casescope.store.index_url import parse_index_url
-from casescope.store.load_lease import load_lease
+from casescope.store.load_claims import load_claims
 from casescope.store.segments import SegmentWriter
 from casescope.store.server_index import ClickHouseServerIndex
 from tests.conftest import REPO_ROOT, ClickHouseEndpoint, clickhouse_double
@@ -165,7 +167,7 @@ def _kill_mid_file(env: dict[str, str]) -> list[str]:
 
 
 def test_a_loader_killed_mid_file_leaves_each_event_once(team: dict, attack_samples: Path) -> None:
-    """While another process holds the load lease, a load leaves the files alone. SIGKILL a
+    """While another process holds the files' claims, a load leaves them alone. SIGKILL a
     loader mid-file (between the INSERTs of a file's slices, or during one); the next load
     deletes what it left and loads the file again: every file's events are in the index
     once, and every file is marked loaded."""
@@ -174,9 +176,10 @@ def test_a_loader_killed_mid_file_leaves_each_event_once(team: dict, attack_samp
     db = Database(settings)
     try:
         events = _ready_files(settings, db, attack_samples)
-        with _lease_held_elsewhere():  # another process loads: this one leaves the files to it
+        ids = [int(file_id) for file_id in events]
+        with _claimed_elsewhere(ids):  # another process loads them: this one leaves them
             assert "done 0 files" in _child("loader_child", "load")
-        assert _lease_freed(db)
+        assert _claims_freed(db, ids)
     finally:
         db.dispose()
     assert set(orjson.loads(_child("loader_child", "inspect"))["states"].values()) == {
@@ -195,23 +198,23 @@ def test_a_loader_killed_mid_file_leaves_each_event_once(team: dict, attack_samp
     assert set(after["states"].values()) == {IndexState.LOADED}
 
 
-def _lease_freed(db: Database) -> bool:
-    """Whether the lease can be taken, asking until a dead holder's session has ended
+def _claims_freed(db: Database, file_ids: list[int]) -> bool:
+    """Whether these files can be claimed, asking until a dead holder's session has ended
     (PostgreSQL ends it when it sees the closed socket)."""
     for _ in range(500):
-        with load_lease(db) as held:
-            if held:
+        with load_claims(db) as claims:
+            if claims.locks.try_lock(file_ids) == set(file_ids):
                 return True
         time.sleep(0.01)
     return False
 
 
 @contextmanager
-def _lease_held_elsewhere() -> Iterator[None]:
-    """Another process holds the load lease (this test's settings) for the block; then it is
-    SIGKILLed."""
+def _claimed_elsewhere(file_ids: list[int]) -> Iterator[None]:
+    """Another process holds the claims of these files (this test's settings) for the
+    block; then it is SIGKILLed."""
     holder = subprocess.Popen(
-        [sys.executable, "-m", "tests.integration.team.lease_child"],
+        [sys.executable, "-m", "tests.integration.team.claim_child", *map(str, file_ids)],
         cwd=REPO_ROOT,
         env=dict(os.environ),
         stdout=subprocess.PIPE,
@@ -228,13 +231,18 @@ def _lease_held_elsewhere() -> Iterator[None]:
 
 
 @pytest.mark.parametrize("backend", list(Backend), indirect=True)
-def test_a_loader_dies_and_its_load_lease_is_free(settings: Settings, db: Database) -> None:
-    """One process at a time holds the load lease; a killed holder loses it."""
-    with _lease_held_elsewhere(), load_lease(db) as held:
-        assert not held
-    assert _lease_freed(db)
-    with load_lease(db) as first, load_lease(db) as second:
-        assert first and not second
+def test_a_killed_claimant_loses_its_claims(
+    settings: Settings, db: Database, backend: Backend
+) -> None:
+    """A file is claimed by one live process at a time (with SQLite the home's lease claims
+    every file); a killed holder loses its claims at once, and only its own."""
+    with _claimed_elsewhere([1, 2]), load_claims(db) as claims:
+        others = {Backend.POSTGRESQL: {3}, Backend.SQLITE: set()}[backend]
+        assert claims.locks.try_lock([1, 2, 3]) == others
+    assert _claims_freed(db, [1, 2])
+    with load_claims(db) as first, load_claims(db) as second:
+        assert first.locks.try_lock([1, 2]) == {1, 2}
+        assert second.locks.try_lock([1, 2, 3]) == others
 
 
 def _wait_for_file(path: Path) -> None:
@@ -251,10 +259,10 @@ def test_an_insert_that_outlives_its_killed_loader_is_not_doubled(
     tmp_path: Path, postgres_cluster, attack_samples: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
     """A server may complete an INSERT it received in full after the loader that sent it
-    died: SIGKILL a loader while its INSERT waits at the server; the loader's lease ends
-    with its process and another process loads the files, fencing the dead loader's
-    INSERT first (`fence_loads`: KILL QUERY … SYNC). Every file's events are in the index
-    once."""
+    died: SIGKILL a loader while its INSERT waits at the server; the loader's claims end
+    with its process and another process claims and loads the files, fencing the dead
+    loader's INSERTs first (`fence_loads`: KILL QUERY of the query-id prefix recorded on the
+    files … SYNC). Every file's events are in the index once."""
     hold = tmp_path / "hold"
     with clickhouse_double(tmp_path / "chdb", hold_insert=hold) as url:
         env = {
@@ -281,7 +289,7 @@ def test_an_insert_that_outlives_its_killed_loader_is_not_doubled(
             _wait_for_file(Path(f"{hold}.held"))  # its first INSERT is at the server
             loader.send_signal(signal.SIGKILL)
             loader.communicate(timeout=60)
-            assert _lease_freed(db)
+            assert _claims_freed(db, [int(file_id) for file_id in events])
             assert "done 2 files" in _child("loader_child", "load")
             hold.unlink()  # the server now runs the dead loader's INSERT
             _wait_for_file(Path(f"{hold}.done"))
@@ -290,3 +298,104 @@ def test_an_insert_that_outlives_its_killed_loader_is_not_doubled(
         after = orjson.loads(_child("loader_child", "inspect"))
     assert after["by_file"] == events
     assert after["rows"] == after["distinct"] == sum(events.values())
+
+
+def _loader(env: dict[str, str] | None = None) -> subprocess.Popen:
+    """A loader process (`loader_child load`) on this test's settings."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.integration.team.loader_child", "load"],
+        cwd=REPO_ROOT,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _assert_each_event_once(events: dict[str, int]) -> None:
+    after = orjson.loads(_child("loader_child", "inspect"))
+    assert after["by_file"] == events
+    assert after["rows"] == after["distinct"] == sum(events.values())
+    assert set(after["states"].values()) == {IndexState.LOADED}
+
+
+def test_two_loaders_load_disjoint_files_at_once(
+    team: dict, attack_samples: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loaders claim files, not the index: a loader stopped (SIGSTOP) mid-file keeps its
+    claim, and a second loader meanwhile loads the other file and leaves the stopped one's
+    alone; resumed, the first finishes its file. Every file's events once, every file
+    loaded. (One file a claim here, CASESCOPE_LOAD_BATCH_FILES=1.)"""
+    monkeypatch.setenv("CASESCOPE_LOAD_BATCH_FILES", "1")
+    settings = Settings()
+    settings.ensure_dirs()
+    db = Database(settings)
+    try:
+        events = _ready_files(settings, db, attack_samples)
+    finally:
+        db.dispose()
+    big, small = sorted(events, key=int)
+    first = _loader()
+    assert first.stdout is not None
+    try:
+        assert first.stdout.readline().startswith("inserted ")  # mid-file: one slice in
+        first.send_signal(signal.SIGSTOP)
+        stopped = orjson.loads(_child("loader_child", "inspect"))["by_file"]
+        assert "done 1 files" in _child("loader_child", "load")
+        during = orjson.loads(_child("loader_child", "inspect"))
+        assert during["by_file"][small] == events[small]
+        assert during["by_file"][big] == stopped[big] < events[big]  # left to its claimant
+        assert during["states"][big] == IndexState.PENDING
+    finally:
+        first.send_signal(signal.SIGCONT)
+        out, errors = first.communicate(timeout=120)
+    assert first.returncode == 0, errors[-4000:]
+    assert "done 1 files" in out
+    _assert_each_event_once(events)
+
+
+#: A query-id prefix of a loader that died long ago: a claimant fences it, harmlessly.
+DEAD_CLAIMANT = "casescope-load-" + "0" * 32 + "-"
+
+
+@pytest.mark.skipif(SERVER_URL is not None, reason="needs the double's INSERT hold")
+def test_a_new_claimant_never_stops_a_live_loaders_insert(
+    tmp_path: Path, postgres_cluster, attack_samples: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The fence is per claimant: while a live loader's INSERT waits at the server, another
+    loader claims the other file, stops the INSERTs of that file's previous (dead)
+    claimant, and loads it; the waiting INSERT then runs and its loader finishes. Every
+    file's events once, every file loaded."""
+    hold = tmp_path / "hold"
+    with clickhouse_double(tmp_path / "chdb", hold_insert=hold) as url:
+        for name, value in {
+            "CASESCOPE_HOME": str(tmp_path / "home"),
+            "CASESCOPE_DATABASE_URL": postgres_cluster.database(),
+            "CASESCOPE_INDEX_URL": url,
+            "CASESCOPE_LOAD_BATCH_FILES": "1",
+        }.items():
+            monkeypatch.setenv(name, value)
+        settings = Settings()
+        settings.ensure_dirs()
+        db = Database(settings)
+        try:
+            events = _ready_files(settings, db, attack_samples)
+            with db.session() as session:  # the second file was claimed by a dead loader
+                session.execute(
+                    update(EvidenceFile)
+                    .where(EvidenceFile.id == int(max(events, key=int)))
+                    .values(load_claimant=DEAD_CLAIMANT)
+                )
+        finally:
+            db.dispose()
+        hold.touch()
+        first = _loader()
+        try:
+            _wait_for_file(Path(f"{hold}.held"))  # the first loader's INSERT is at the server
+            assert "done 1 files" in _child("loader_child", "load")
+        finally:
+            hold.unlink()
+            out, errors = first.communicate(timeout=120)
+        assert first.returncode == 0, errors[-4000:]
+        assert "done 1 files" in out
+        _assert_each_event_once(events)
