@@ -117,8 +117,8 @@ class HealthMonitor:
         state = self._state
         report = collect_system(state.db, state.settings, self._count_events, self._home_usage)
         indexed = report.events_indexed if report.store is ComponentStatus.OK else None
-        last = self._snapshot.metrics if self._snapshot else ""
-        metrics = last  # the report says why (db: error or unreachable)
+        # without the database, the last text (the report says why: db error or unreachable)
+        metrics = self._snapshot.metrics if self._snapshot else ""
         if report.db is ComponentStatus.OK:
             try:
                 metrics = prometheus_text(state.db, indexed, report.hosts)
