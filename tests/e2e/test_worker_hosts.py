@@ -214,8 +214,16 @@ def test_a_host_killed_mid_run_loses_its_files_to_the_other(
         deadline = time.monotonic() + WAIT_SECONDS
         while not _done_by(engine, held, HOSTS[1]):
             if time.monotonic() > deadline:
+                with engine.connect() as connection:
+                    rows = connection.execute(
+                        select(
+                            Job.file_id, Job.state, Job.worker_id, Job.attempts, Job.last_error
+                        ).where(Job.file_id.in_(held))
+                    ).all()
                 waits = _lock_waits(engine)
-                raise AssertionError(f"host-b never took {held} over; lock waits:\n{waits}")
+                raise AssertionError(
+                    f"host-b never took {held} over; their jobs: {rows}; lock waits:\n{waits}"
+                )
             time.sleep(0.2)
         host_a.kill(signal.SIGKILL)  # every process of host-a, at once
         _wait_for("the queue to empty", lambda: _queue_empty(engine))
