@@ -1,8 +1,19 @@
 """Workers on several hosts: two `casescope worker` pools as two "hosts" (separate process
 groups, separate CASESCOPE_HOST_NAME) on one PostgreSQL queue and one home. `status` shows
-each host with its workers and the files they hold; every process of one host is SIGKILLed
-while it holds files; its leases run out, the other host processes those files again, and
-every file ends in the index exactly once (per-file event counts equal the `evtx` crate's).
+each host with its workers and the files they hold.
+
+Every process of one host is stopped (SIGSTOP: a frozen machine, or a pool suspended with
+Ctrl-Z) while each of its workers is inside the transaction that completes its file, holding
+the job's row lock. Once their leases run out the other host processes those files while the
+first is still stopped (the stopped host's transactions must not keep them from it); then
+the stopped host is SIGKILLed, and every file ends in the index exactly once (per-file event
+counts equal the `evtx` crate's).
+
+The moment is made, not waited for: the test holds a lock on the segments table, which a
+worker's completing transaction writes after it marked its job done, so every worker stops
+there with one file; the stop comes while they wait, and the lock is let go after it. (A
+poll for "host-a holds a file" raced the workers: the whole batch is done in about as long
+as `ingest --no-wait` takes to return on a loaded machine.)
 
 Workers never open the event index: the loading is left to the index's users (`serve`, or
 here `casescope status`, run after the workers), so this test needs no index that two
@@ -24,9 +35,10 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
-from sqlalchemy import create_engine, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import Connection, Engine
 
 from casescope.model.enums import ACTIVE_JOB_STATES, JobState
 from casescope.model.tables import EvidenceFile, Job, WorkerRecord
@@ -94,6 +106,17 @@ class Host:
             os.killpg(self.process.pid, sig)
         self.process.wait(WAIT_SECONDS)
 
+    def freeze(self) -> None:
+        """SIGSTOP every process of the host, and wait until each one is stopped."""
+        os.killpg(self.process.pid, signal.SIGSTOP)
+        root = psutil.Process(self.process.pid)
+        _wait_for(
+            f"{self.name} to stop",
+            lambda: all(
+                p.status() == psutil.STATUS_STOPPED for p in [root, *root.children(recursive=True)]
+            ),
+        )
+
 
 def _running_files(engine: Engine, host: str) -> set[int]:
     with engine.connect() as connection:
@@ -109,6 +132,42 @@ def _registered(engine: Engine, host: str) -> bool:
     with engine.connect() as connection:
         rows = connection.execute(select(WorkerRecord.id).where(WorkerRecord.host == host)).all()
     return len(rows) == WORKERS_PER_HOST
+
+
+@contextlib.contextmanager
+def _gate(engine: Engine) -> Iterator[Connection]:
+    """A lock that holds every worker in its completing transaction, after it marked its
+    job done and before it registers the file's segment (reads go on)."""
+    with engine.connect() as connection, connection.begin():
+        connection.execute(text("LOCK TABLE segments IN SHARE MODE"))
+        yield connection
+
+
+def _waiting_on(engine: Engine, gate: Connection) -> int:
+    """How many sessions wait for the gate's lock."""
+    pid = gate.execute(text("SELECT pg_backend_pid()")).scalar_one()
+    query = text("SELECT count(*) FROM pg_stat_activity WHERE :pid = ANY(pg_blocking_pids(pid))")
+    with engine.connect() as connection:
+        return connection.execute(query, {"pid": pid}).scalar_one()
+
+
+def _done_by(engine: Engine, files: set[int], host: str) -> bool:
+    """Whether the jobs of `files` are all done, by workers of `host`."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(Job.state, Job.worker_id).where(Job.file_id.in_(files))
+        ).all()
+    return all(state == JobState.DONE and w.startswith(f"{host}-") for state, w in rows)
+
+
+def _lock_waits(engine: Engine) -> str:
+    """The sessions that wait for a lock, and whom for (a failure's evidence)."""
+    query = text(
+        "SELECT pid, pg_blocking_pids(pid), state, left(query, 100) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND cardinality(pg_blocking_pids(pid)) > 0"
+    )
+    with engine.connect() as connection:
+        return "\n".join(str(tuple(row)) for row in connection.execute(query)) or "none"
 
 
 def _queue_empty(engine: Engine) -> bool:
@@ -145,8 +204,27 @@ def test_a_host_killed_mid_run_loses_its_files_to_the_other(
         assert [(h["host"], h["workers"], h["files_held"]) for h in hosts] == [
             (name, WORKERS_PER_HOST, 0) for name in HOSTS
         ]
-        _cli(team_env, "ingest", "--case", "hosts", "--no-wait", str(tmp_path / "evidence"))
-        held = _wait_for("host-a to hold a file", lambda: _running_files(engine, HOSTS[0]))
+        with _gate(engine) as gate:
+            _cli(team_env, "ingest", "--case", "hosts", "--no-wait", str(tmp_path / "evidence"))
+            workers = WORKERS_PER_HOST * len(HOSTS)
+            _wait_for("every worker at the gate", lambda: _waiting_on(engine, gate) == workers)
+            held = _running_files(engine, HOSTS[0])
+            assert len(held) == WORKERS_PER_HOST  # one file each (CASESCOPE_GROUP_MAX_FILES)
+            host_a.freeze()  # every process of host-a, each worker mid-transaction
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not _done_by(engine, held, HOSTS[1]):
+            if time.monotonic() > deadline:
+                with engine.connect() as connection:
+                    rows = connection.execute(
+                        select(
+                            Job.file_id, Job.state, Job.worker_id, Job.attempts, Job.last_error
+                        ).where(Job.file_id.in_(held))
+                    ).all()
+                waits = _lock_waits(engine)
+                raise AssertionError(
+                    f"host-b never took {held} over; their jobs: {rows}; lock waits:\n{waits}"
+                )
+            time.sleep(0.2)
         host_a.kill(signal.SIGKILL)  # every process of host-a, at once
         _wait_for("the queue to empty", lambda: _queue_empty(engine))
         status = json.loads(_cli(team_env, "status", "--format", "json"))
@@ -155,10 +233,6 @@ def test_a_host_killed_mid_run_loses_its_files_to_the_other(
             jobs = connection.execute(select(Job.file_id, Job.state, Job.worker_id)).all()
         assert {state for _f, state, _w in jobs} == {JobState.DONE.value}
         assert len(jobs) == FILES
-        # host-a may have finished a file in the moment between the look and the kill; the
-        # others it held, host-b took over once their leases ran out
-        taken_over = {f for f, _s, worker in jobs if f in held and worker.startswith(HOSTS[1])}
-        assert taken_over
     finally:
         host_a.kill(signal.SIGKILL)
         host_b.kill(signal.SIGTERM)

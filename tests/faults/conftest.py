@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
+import pytest
 from bench.common import make_bulk_set
 from sqlalchemy import func, select
 
@@ -15,8 +17,19 @@ from casescope.model.db import Database
 from casescope.model.tables import Detection, EvidenceFile, IocHit
 from casescope.store.index import ChdbIndex
 from tests.e2e.conftest import Cli, cli
+from tests.postgres import PostgresCluster
 
 __all__ = ["cli", "make_bulk_set"]
+
+
+@pytest.fixture(scope="module")
+def private_cluster() -> Iterator[PostgresCluster]:
+    """A PostgreSQL server of the module's own, which its tests may stop and start: the
+    suite's shared one must stay up for every other PostgreSQL test of this process."""
+    cluster = PostgresCluster()
+    cluster.start()
+    yield cluster
+    cluster.stop()
 
 
 def smallest_samples(attack_samples: Path, count: int) -> list[Path]:

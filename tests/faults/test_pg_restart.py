@@ -14,7 +14,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,14 +33,6 @@ FILES = 60
 #: Completed files before the server is stopped: the outage lands mid-run.
 STOP_AFTER = 8
 OUTAGE_SECONDS = 5.0
-
-
-@pytest.fixture(scope="module")
-def private_cluster() -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster()
-    cluster.start()
-    yield cluster
-    cluster.stop()
 
 
 def _completed(db: Database) -> int:

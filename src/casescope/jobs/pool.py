@@ -262,7 +262,8 @@ class WorkerPool:
         self.settings = settings
         self.size = size
         self.exit_when_idle = exit_when_idle
-        self.db = Database(settings)
+        # as its workers': a stopped pool must not keep a dead worker's jobs locked
+        self.db = Database(settings, idle_transaction_seconds=settings.lease_seconds)
         self.children: list[Child] = []
         self._ctx = worker_context()
         self._stopping = False

@@ -314,7 +314,9 @@ def worker_main(
         pulse.start()
     tune_collector()
     use_system_arrow_pool()
-    db = Database(settings, run_migrations=False)
+    # no transaction of a worker waits on anything but the database: one idle for a whole
+    # lease is a stopped process, whose files are others' by then, and so are its row locks
+    db = Database(settings, run_migrations=False, idle_transaction_seconds=settings.lease_seconds)
     ctx = PolicedContext(settings=settings, db=db, worker_id=worker_id)
     ctx.slot = slot
     ride_out(

@@ -54,15 +54,38 @@ def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
-def make_engine(settings: Settings, *, read_only: bool = False) -> Engine:
-    """An engine; on SQLite, writers BEGIN IMMEDIATE and `read_only` ones plain BEGIN."""
+def _end_idle_transactions(engine: Engine, seconds: float) -> None:
+    """PostgreSQL ends a session of this engine left idle inside a transaction for
+    `seconds`, and with it the transaction and its row locks.
+
+    A process that stops mid-transaction (SIGSTOP, a frozen VM) would otherwise hold the
+    rows it locked for as long as it stays stopped, and everyone who re-queues or claims
+    them waits behind it, past any lease."""
+    milliseconds = max(1, round(seconds * 1000))
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):  # type: ignore[no-untyped-def]
+        with dbapi_conn.cursor() as cursor:
+            cursor.execute(f"SET idle_in_transaction_session_timeout = {milliseconds}")
+        dbapi_conn.commit()  # a session setting, not undone by the pool's rollbacks
+
+
+def make_engine(
+    settings: Settings, *, read_only: bool = False, idle_transaction_seconds: float | None = None
+) -> Engine:
+    """An engine; on SQLite, writers BEGIN IMMEDIATE and `read_only` ones plain BEGIN. On
+    PostgreSQL, `idle_transaction_seconds` bounds how long a session may sit idle inside a
+    transaction before the server ends it (`_end_idle_transactions`)."""
     url = settings.db_url
     if url.startswith("sqlite"):
         settings.home_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 60})
         _configure_sqlite(engine, immediate=not read_only)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url, pool_pre_ping=True)
+    if idle_transaction_seconds is not None:
+        _end_idle_transactions(engine, idle_transaction_seconds)
+    return engine
 
 
 def schema_revisions(engine: Engine) -> frozenset[str]:
@@ -86,16 +109,25 @@ def migrate(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":  # a long migration is not a stopped process
+            connection.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
         config.attributes["connection"] = connection
         command.upgrade(config, "heads")
 
 
 class Database:
-    """One engine plus its session factory; create one per process."""
+    """One engine plus its session factory; create one per process. A process that holds
+    jobs (a worker, a pool) passes `idle_transaction_seconds`: its lease (`make_engine`)."""
 
-    def __init__(self, settings: Settings, *, run_migrations: bool = True) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        run_migrations: bool = True,
+        idle_transaction_seconds: float | None = None,
+    ) -> None:
         self.settings = settings
-        self.engine = make_engine(settings)
+        self.engine = make_engine(settings, idle_transaction_seconds=idle_transaction_seconds)
         if run_migrations:
             migrate(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)

@@ -55,19 +55,17 @@ class _Wave:
         self._lock = threading.Lock()
         self._since: float | None = None
 
-    def begin(self, exc: BaseException, what: str, settings: Settings) -> None:
+    def begin(self, exc: BaseException, what: str, settings: Settings, *, gives_up: bool) -> None:
         with self._lock:
             if self._since is not None:
                 return
             self._since = time.monotonic()
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        logger.error(
-            "metadata database unreachable (%s: %s); retrying for up to %.0f s "
-            "(CASESCOPE_DB_OUTAGE_SECONDS)",
-            what,
-            reason,
-            settings.db_outage_seconds,
-        )
+        if gives_up:
+            until = f"for up to {settings.db_outage_seconds:.0f} s (CASESCOPE_DB_OUTAGE_SECONDS)"
+        else:
+            until = "until it answers"
+        logger.error("metadata database unreachable (%s: %s); retrying %s", what, reason, until)
 
     def end(self) -> None:
         if self._since is None:
@@ -83,12 +81,15 @@ class _Wave:
 _wave = _Wave()
 
 
-def note_outage(exc: BaseException, what: str, settings: Settings) -> bool:
+def note_outage(
+    exc: BaseException, what: str, settings: Settings, *, gives_up: bool = True
+) -> bool:
     """Log `exc` as part of an outage wave if it is one (for a caller that retries on its
-    own schedule, such as the heartbeat); whether it was."""
+    own schedule, such as the heartbeat); whether it was. `gives_up`: the process stops
+    after `db_outage_seconds` (a worker); else it waits as long as it takes (`serve`)."""
     if not is_outage(exc):
         return False
-    _wave.begin(exc, what, settings)
+    _wave.begin(exc, what, settings, gives_up=gives_up)
     return True
 
 
@@ -119,3 +120,29 @@ def ride_out(settings: Settings, what: str, operation: Callable[[], T]) -> T:
             continue
         note_reachable()
         return result
+
+
+class Backoff:
+    """The pace of a background loop that needs the database (`serve`'s loader, pool watcher):
+    its interval while the database answers; during an outage, one log line for the wave
+    and waits doubling from `FIRST_DELAY_SECONDS` up to `MAX_DELAY_SECONDS`, for as long
+    as the outage lasts."""
+
+    def __init__(self, settings: Settings, what: str, interval: float) -> None:
+        self.settings = settings
+        self.what = what
+        self.interval = interval
+        self.wait = interval
+
+    def run(self, operation: Callable[[], object]) -> bool:
+        """One round: whether the database answered. Errors other than an outage raise."""
+        try:
+            operation()
+        except Exception as exc:
+            if not note_outage(exc, self.what, self.settings, gives_up=False):
+                raise
+            self.wait = min(max(self.wait * 2, FIRST_DELAY_SECONDS), MAX_DELAY_SECONDS)
+            return False
+        note_reachable()
+        self.wait = self.interval
+        return True

@@ -20,6 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from casescope.config import Settings
 from casescope.errors import CasescopeError, IndexBusyError
 from casescope.model.db import SCHEMA_HEADS, Database, schema_revisions
+from casescope.model.outage import is_outage
 from casescope.store.events_sql import ddl_status
 from casescope.store.index_url import IndexTransport, parse_index_url
 from casescope.store.owner import open_index
@@ -69,6 +70,9 @@ def _db_check(db: Database) -> PartCheck:
     try:
         found = schema_revisions(db.engine)
     except SQLAlchemyError as exc:
+        if is_outage(exc):  # logged once per outage by whoever waits for the database
+            logger.debug("the metadata DB is unreachable: %s", exc)
+            return PartCheck(Part.DB, False, f"{dialect}: unreachable (CASESCOPE_DATABASE_URL)")
         logger.warning("the metadata DB did not answer: %s", exc)
         return PartCheck(Part.DB, False, f"{dialect}: did not answer (CASESCOPE_DATABASE_URL)")
     if found != SCHEMA_HEADS:

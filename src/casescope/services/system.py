@@ -25,6 +25,7 @@ from casescope.jobs.launcher import PoolFailure, pool_failure_since_work
 from casescope.jobs.registry import HostInfo, WorkerInfo, hosts_of, live_workers
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, JobState
+from casescope.model.outage import is_outage
 from casescope.model.tables import EvidenceFile, Job, Segment
 from casescope.workqueue import queue
 
@@ -38,6 +39,8 @@ class ComponentStatus(StrEnum):
 
     OK = "ok"
     ERROR = "error"
+    #: The metadata DB server is down or cannot be reached (not a fault of its data).
+    UNREACHABLE = "unreachable"
 
 
 @dataclass
@@ -78,18 +81,18 @@ def collect_system(
             session.execute(text("SELECT 1"))
             report.queue = {s.value: n for s, n in queue.queue_depth(session).items()}
     except SQLAlchemyError as exc:  # health must report, not raise
-        logger.warning("health: the metadata DB did not answer: %s", exc)
-        report.ok, report.db = False, ComponentStatus.ERROR
+        report.ok, report.db = False, _db_failure(exc)
     if count_events is not None:
         try:
             report.events_indexed = count_events()
         except (RuntimeError, OSError) as exc:  # chDB errors are RuntimeErrors
             logger.warning("health: the event index did not answer: %s", exc)
             report.ok, report.store = False, ComponentStatus.ERROR
-    report.workers = live_workers(db, stale_after=settings.heartbeat_seconds * 3)
-    report.hosts = hosts_of(db, report.workers)
-    if not report.workers:
-        report.pool_failure = pool_failure_since_work(db)
+    if report.db is ComponentStatus.OK:
+        report.workers = live_workers(db, stale_after=settings.heartbeat_seconds * 3)
+        report.hosts = hosts_of(db, report.workers)
+        if not report.workers:
+            report.pool_failure = pool_failure_since_work(db)
     usage = shutil.disk_usage(settings.home_dir)
     report.disk_total_bytes, report.disk_free_bytes = usage.total, usage.free
     report.home_used_bytes = home_used() if home_used else home_usage(db, settings)
@@ -97,6 +100,16 @@ def collect_system(
     report.memory_used_mb = round((memory.total - memory.available) / 2**20, 1)
     report.memory_warning = memory_warning(report.memory_used_mb, settings.memory_limit_mb)
     return report
+
+
+def _db_failure(exc: SQLAlchemyError) -> ComponentStatus:
+    """What a failed look at the metadata DB means. An outage is logged once by the loops
+    that wait for the database (model/outage.py), not on every health round."""
+    if is_outage(exc):
+        logger.debug("health: the metadata DB is unreachable: %s", exc)
+        return ComponentStatus.UNREACHABLE
+    logger.warning("health: the metadata DB did not answer: %s", exc)
+    return ComponentStatus.ERROR
 
 
 def memory_warning(used_mb: float, limit_mb: int) -> bool:

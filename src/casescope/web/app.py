@@ -67,6 +67,7 @@ from casescope.web.error_pages import add_error_pages, page_or_json
 from casescope.web.guard import AuthBeforeBody
 from casescope.web.headers import SecurityHeaders
 from casescope.web.health import HealthMonitor
+from casescope.web.outage import DatabaseOutage
 from casescope.web.ratelimit import LoginLimiter
 from casescope.web.security import (
     LoginRequired,
@@ -154,10 +155,12 @@ def allowed_hosts(settings: Settings, bind_host: str | None) -> list[str]:
 
 
 def _add_middleware(app: FastAPI, settings: Settings, bind_host: str | None) -> None:
-    """Outermost first: the Host check, the security headers, authentication before bodies,
-    then (once authenticated) JSON bodies checked for lone surrogates."""
+    """Outermost first: the Host check, the security headers, a 503 for whatever needs the
+    metadata DB while it is unreachable, authentication before bodies, then (once
+    authenticated) JSON bodies checked for lone surrogates."""
     app.add_middleware(StrictJsonMiddleware)
     app.add_middleware(AuthBeforeBody)
+    app.add_middleware(DatabaseOutage)
     app.add_middleware(SecurityHeaders, hsts=settings.cookie_secure)
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts(settings, bind_host))
 

@@ -41,6 +41,7 @@ class ErrorTitle(IntEnum):
     NOT_FOUND = 404
     UNPROCESSABLE = 422
     SERVER_ERROR = 500
+    UNAVAILABLE = 503
 
     @property
     def sentence(self) -> str:
@@ -54,6 +55,7 @@ _SENTENCES = {
     ErrorTitle.NOT_FOUND: "There is nothing here.",
     ErrorTitle.UNPROCESSABLE: "Some of what was sent is not valid.",
     ErrorTitle.SERVER_ERROR: "The server failed to answer this request.",
+    ErrorTitle.UNAVAILABLE: "The server cannot answer this request now.",
 }
 
 

@@ -117,11 +117,13 @@ class HealthMonitor:
         state = self._state
         report = collect_system(state.db, state.settings, self._count_events, self._home_usage)
         indexed = report.events_indexed if report.store is ComponentStatus.OK else None
-        try:
-            metrics = prometheus_text(state.db, indexed, report.hosts)
-        except SQLAlchemyError as exc:  # the report says so (db: error); keep the last text
-            logger.warning("health: metrics not collected: %s", exc)
-            metrics = self._snapshot.metrics if self._snapshot else ""
+        # without the database, the last text (the report says why: db error or unreachable)
+        metrics = self._snapshot.metrics if self._snapshot else ""
+        if report.db is ComponentStatus.OK:
+            try:
+                metrics = prometheus_text(state.db, indexed, report.hosts)
+            except SQLAlchemyError as exc:
+                logger.warning("health: metrics not collected: %s", exc)
         deployment = check_deployment(state.settings, state.db, self._ddl_version)
         return Snapshot(started, report, metrics, deployment)
 

@@ -7,7 +7,8 @@ files they load (store/load_claims.py), beside other processes that search and l
 Queries go through `IndexHandle.use()`, several at once on reader connections; loads and
 hunts that load first go through `IndexHandle.write()`, alone (store/shared_index.py).
 Every query is bounded in time (store/query_bounds.py), and exports are cut into keyset
-chunks, so a writer waits at most one chunk.
+chunks, so a writer waits at most one chunk. While the metadata DB is unreachable the
+background loops wait for it (model/outage.py `Backoff`): one log line for the outage.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 from casescope.config import Settings
 from casescope.jobs.launcher import PoolKeeper, PoolStartError
 from casescope.model.db import Database
+from casescope.model.outage import Backoff
 from casescope.store.load_queue import load_waiting
 from casescope.store.loader import load_pending
 from casescope.store.owner import open_index
@@ -80,9 +82,10 @@ class IndexHandle:
         return report.files
 
     def _load_loop(self) -> None:
-        while not self._stop.wait(LOAD_INTERVAL_SECONDS):
+        pace = Backoff(self._settings, "index loader", LOAD_INTERVAL_SECONDS)
+        while not self._stop.wait(pace.wait):
             try:
-                self.load_now()
+                pace.run(self.load_now)
             except Exception:  # isolation boundary: the loader must outlive one bad batch
                 logger.exception("loading ready segments into the index failed")
 
@@ -123,10 +126,11 @@ class WebState:
     def _watch_pool(self) -> None:
         """Our pool died: release its jobs at once, start another while work is queued (a pool
         that keeps dying at start is given up on: recorded for `status` and the System page)."""
-        while not self._stop.wait(POOL_WATCH_SECONDS):
+        pace = Backoff(self.settings, "worker pool watcher", POOL_WATCH_SECONDS)
+        while not self._stop.wait(pace.wait):
             with self._pool_lock:
                 try:
-                    self._keeper.watch(work_left=has_active_jobs(self.db))
+                    pace.run(lambda: self._keeper.watch(work_left=has_active_jobs(self.db)))
                 except PoolStartError as exc:
                     logger.error("%s", exc)
                 except Exception:  # isolation boundary: the watcher must outlive one bad check

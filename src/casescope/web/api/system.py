@@ -2,8 +2,9 @@
 
 `/health` and `/metrics` never collect anything themselves: they read the health refresher's
 snapshot (web/health.py), so anonymous callers cannot make anyone wait. Anonymous `/health`
-is only `{"status": "ok"|"degraded"}` with 200 or 503; its details and `/metrics` need an
-admin's session or token, or a client address in `CASESCOPE_METRICS_ALLOW`.
+is only `{"status": "ok"|"degraded"}` with 200 or 503, and a `detail` while the metadata DB
+is unreachable; its details and `/metrics` need an admin's session or token, or a client
+address in `CASESCOPE_METRICS_ALLOW`.
 """
 
 from __future__ import annotations
@@ -14,19 +15,22 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from casescope.errors import CasescopeError
 from casescope.jobs.registry import HostInfo, WorkerInfo
 from casescope.model.enums import AuditAction
+from casescope.model.outage import is_outage
 from casescope.model.users import Role
 from casescope.services.audit import audit_rows
-from casescope.services.system import memory_warning, scoped_report
+from casescope.services.system import ComponentStatus, memory_warning, scoped_report
 from casescope.services.users import accessible_case_ids
 from casescope.web.api.models import IsoTime
 from casescope.web.clients import in_metrics_allow_list
 from casescope.web.health import HealthMonitor, Snapshot
 from casescope.web.ids import MAX_ID
+from casescope.web.outage import DB_UNREACHABLE, RETRY_AFTER_SECONDS
 from casescope.web.security import (
     SESSION_COOKIE,
     Admin,
@@ -63,8 +67,11 @@ class HealthOut(BaseModel):
     """`status` for everyone; the rest for admins and `CASESCOPE_METRICS_ALLOW` clients."""
 
     status: HealthStatus
+    detail: str | None = Field(
+        default=None, description="Why it is degraded, for everyone: the metadata DB is down."
+    )
     ok: bool | None = Field(default=None, description="False: degraded (as `status`).")
-    db: str | None = Field(default=None, description="`ok` or `error`.")
+    db: str | None = Field(default=None, description="`ok`, `error` or `unreachable`.")
     store: str | None = Field(default=None, description="The event index: `ok` or `error`.")
     workers: int | None = Field(default=None, description="Live workers.")
     disk_free_bytes: int | None = None
@@ -139,7 +146,12 @@ async def details_access(request: Request) -> Access:
         return Access.DETAILS
     if not (request.headers.get("authorization") or request.cookies.get(SESSION_COOKIE)):
         return Access.ANONYMOUS  # no worker thread for the anonymous many
-    principal = await run_in_threadpool(known_principal, request, state)
+    try:
+        principal = await run_in_threadpool(known_principal, request, state)
+    except SQLAlchemyError as exc:  # sessions are in the metadata DB: down, none is known
+        if not is_outage(exc):
+            raise
+        return Access.ANONYMOUS
     if principal is None:
         return Access.ANONYMOUS
     return Access.DETAILS if principal.role is Role.ADMIN else Access.USER
@@ -157,11 +169,16 @@ async def health(request: Request, response: Response) -> HealthOut:
     healthy = snapshot is not None and snapshot.healthy
     status = HealthStatus.OK if healthy else HealthStatus.DEGRADED
     response.status_code = 200 if healthy else 503
+    detail = None
+    if snapshot is not None and snapshot.report.db is ComponentStatus.UNREACHABLE:
+        detail = DB_UNREACHABLE
+        response.headers["Retry-After"] = RETRY_AFTER_SECONDS
     if snapshot is None or await details_access(request) is not Access.DETAILS:
-        return HealthOut(status=status)
+        return HealthOut(status=status, detail=detail)
     report, deployment = snapshot.report, snapshot.deployment
     return HealthOut(
         status=status,
+        detail=detail,
         ok=healthy,
         db=report.db,
         store=report.store,
