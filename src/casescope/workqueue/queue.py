@@ -136,6 +136,33 @@ def _by_worker(jobs: Sequence[Job]) -> dict[str | None, list[Job]]:
     return claims
 
 
+def _free_stale_jobs(session: Session, stale_ids: Sequence[int]) -> list[Job]:
+    """The stale jobs whose job and file rows no other transaction holds, locked for this one.
+
+    A process stopped inside a transaction (SIGSTOP, a frozen VM) keeps the rows it locked
+    until PostgreSQL ends its idle transaction (`idle_transaction_seconds` in model/db.py);
+    a claimer waiting on them would stop heartbeating its own jobs meanwhile, so their
+    expiry is left to a later round instead (SQLite has one writer: nothing is skipped)."""
+    jobs = session.scalars(
+        select(Job)
+        .where(Job.id.in_(stale_ids), Job.state == JobState.RUNNING)
+        .with_for_update(skip_locked=True)
+    ).all()
+    if not jobs:
+        return []
+    free_files = set(
+        session.scalars(
+            select(EvidenceFile.id)
+            .where(EvidenceFile.id.in_({job.file_id for job in jobs}))
+            .with_for_update(skip_locked=True)
+        )
+    )
+    skipped = [job.id for job in jobs if job.file_id not in free_files]
+    if skipped:
+        logger.info("lease expiry of %d job(s) waits: their rows are locked", len(skipped))
+    return [job for job in jobs if job.file_id in free_files]
+
+
 def expire_leases(session: Session, now: float) -> int:
     """Re-queue (or fail, past max attempts) running jobs whose lease has run out."""
     stale_ids = session.scalars(
@@ -143,7 +170,7 @@ def expire_leases(session: Session, now: float) -> int:
     ).all()
     if not stale_ids:  # the common case: no ORM objects loaded on the claim path
         return 0
-    stale = session.scalars(select(Job).where(Job.id.in_(stale_ids))).all()
+    stale = _free_stale_jobs(session, stale_ids)
     for worker_id, jobs in _by_worker(stale).items():
         logger.warning("lease expired: worker %s lost %d job(s)", worker_id, len(jobs))
         _release_claim(session, jobs, f"worker {worker_id} stopped heartbeating")
