@@ -11,10 +11,8 @@ scripts/postgres.sh >/dev/null  # PostgreSQL's server binaries: the tests start 
 .venv/bin/ruff check src tests bench
 .venv/bin/ruff format --check src tests bench
 .venv/bin/lint-imports  # layers point down (pyproject.toml, docs/architecture.md)
-# One process per core and one more, at most 4 (each test may start a pool of 2 workers and
-# an index owner; about a third of the suite's time is spent waiting on those processes, so a
-# process per core leaves the cores idle), one test file each at a time (module fixtures such
-# as an ingested home or a running server are built once); `-n 0` runs in this process, a
-# later `-n N` wins.
+# One process per core, at most 4 (each test may start a pool of 2 workers and an index
+# owner), one test file each at a time (module fixtures such as an ingested home or a running
+# server are built once); `-n 0` runs in this process, a later `-n N` wins.
 cores=$(nproc)
-exec .venv/bin/python -m pytest -n $((cores < 3 ? cores + 1 : 4)) --dist loadfile "$@"
+exec .venv/bin/python -m pytest -n $((cores < 4 ? cores : 4)) --dist loadfile "$@"
