@@ -105,6 +105,15 @@ def serve(env: dict[str, str], console: Path | None = None) -> Iterator[str]:
 
 
 @contextmanager
+def admin_serve(home: Path) -> Iterator[str]:
+    """`serve` on a fresh `home` whose admin account exists (`create_admin`); its base URL."""
+    env = serve_env(home)
+    create_admin(env)
+    with serve(env) as base:
+        yield base
+
+
+@contextmanager
 def api_client(base: str) -> Iterator[httpx2.Client]:
     """An HTTP client logged in as the admin, with the CSRF token set."""
     with httpx2.Client(base_url=base, timeout=120) as http:

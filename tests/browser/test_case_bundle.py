@@ -12,12 +12,10 @@ import pytest
 
 from tests.browser.support import (
     NEEDS_BROWSER,
+    admin_serve,
     api_client,
     chromium_page,
-    create_admin,
     log_in,
-    serve,
-    serve_env,
     upload_searchable,
 )
 from tests.bundles import evidence_member, rewrite
@@ -28,9 +26,7 @@ pytestmark = NEEDS_BROWSER
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    env = serve_env(tmp_path_factory.mktemp("bundles") / "home")
-    create_admin(env)
-    with serve(env) as base:
+    with admin_serve(tmp_path_factory.mktemp("bundles") / "home") as base:
         yield base
 
 

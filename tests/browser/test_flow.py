@@ -12,11 +12,9 @@ import pytest
 
 from tests.browser.support import (
     NEEDS_BROWSER,
+    admin_serve,
     chromium_page,
-    create_admin,
     log_in,
-    serve,
-    serve_env,
 )
 from tests.web.conftest import SAMPLES
 
@@ -25,9 +23,7 @@ pytestmark = NEEDS_BROWSER
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    env = serve_env(tmp_path / "home")
-    create_admin(env)
-    with serve(env) as base:
+    with admin_serve(tmp_path / "home") as base:
         yield base
 
 

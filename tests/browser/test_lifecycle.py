@@ -18,13 +18,11 @@ import pytest
 
 from tests.browser.support import (
     NEEDS_BROWSER,
+    admin_serve,
     api_client,
     artifacts_dir,
     chromium_page,
-    create_admin,
     log_in,
-    serve,
-    serve_env,
     upload_searchable,
 )
 from tests.web.conftest import SAMPLES
@@ -34,9 +32,7 @@ pytestmark = NEEDS_BROWSER
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    env = serve_env(tmp_path_factory.mktemp("lifecycle") / "home")
-    create_admin(env)
-    with serve(env) as base:
+    with admin_serve(tmp_path_factory.mktemp("lifecycle") / "home") as base:
         yield base
 
 
