@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,14 +22,7 @@ from sqlalchemy import select
 
 from casescope.model.tables import WorkerRecord
 from tests.e2e.conftest import Cli
-
-
-def _wait_for(condition, what: str, timeout: float = 120) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+from tests.waiting import wait_for
 
 
 def _worker_pids(cli: Cli) -> set[int]:
@@ -51,7 +43,7 @@ def pool(cli: Cli) -> Iterator[subprocess.Popen]:
         text=True,
     )
     try:
-        _wait_for(lambda: len(_worker_pids(cli)) == 2, "two registered workers")
+        wait_for(lambda: len(_worker_pids(cli)) == 2, "two registered workers")
         yield started
     finally:
         if started.poll() is None:
@@ -96,7 +88,7 @@ def test_a_killed_pool_takes_its_template_and_workers_with_it(
     os.kill(pool.pid, signal.SIGKILL)
     pool.wait()
 
-    _wait_for(lambda: not any(map(_alive, family)), "the template and workers to exit", 60)
+    wait_for(lambda: not any(map(_alive, family)), "the template and workers to exit", 60)
 
 
 def _alive(process: psutil.Process) -> bool:

@@ -39,6 +39,7 @@ from tests.faults.conftest import (
     pool,
     smallest_samples,
 )
+from tests.waiting import wait_for
 
 
 @pytest.fixture
@@ -46,14 +47,6 @@ def bulk(tmp_path: Path, attack_samples: Path) -> Path:
     """600 small, distinct EVTX files."""
     make_bulk_set(tmp_path / "bulk", 30, smallest_samples(attack_samples, 20))
     return tmp_path / "bulk"
-
-
-def _wait_for(condition, what: str, timeout: float = 120) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _running_jobs(db: Database) -> int:
@@ -103,11 +96,11 @@ def test_a_killed_pool_is_replaced_at_once_and_its_jobs_released(cli: Cli, bulk:
     )
     try:
         for _ in range(2):  # the first pool, then the one started in its place
-            _wait_for(lambda: _running_jobs(db) > 0 and _pool_of(ingest), "a pool with jobs")
+            wait_for(lambda: _running_jobs(db) > 0 and _pool_of(ingest), "a pool with jobs")
             first = _pool_of(ingest)
             assert first is not None
             first.kill()
-            _wait_for(lambda p=first: (_pool_of(ingest) or p).pid != p.pid, "a new pool")
+            wait_for(lambda p=first: (_pool_of(ingest) or p).pid != p.pid, "a new pool")
         _, stderr = ingest.communicate(timeout=300)  # waiting for the leases: 600 s
     finally:
         if ingest.poll() is None:
@@ -131,7 +124,7 @@ def test_ingest_killed_during_intake_then_run_again_loses_and_doubles_nothing(
         with db.read() as session:
             return session.scalar(select(func.count()).select_from(EvidenceFile)) or 0
 
-    _wait_for(lambda: registered() > 0, "the first registered batch")
+    wait_for(lambda: registered() > 0, "the first registered batch")
     os.kill(ingest.pid, signal.SIGKILL)
     ingest.wait()
     before = registered()
