@@ -110,6 +110,7 @@ def test_import_a_zip_lists_the_set_and_why_a_rule_cannot_run(rules_web: Web) ->
         "failed": 1,
         "warned": 0,
         "off": 0,
+        "removed": {"rules": 0, "hits": 0, "cases": 0},
     }
     assert sets(rules_web)["sigma-demo"] | {"imported_at": None} == {
         "source": "sigma-demo", "rules": 4, "enabled": 3, "failed": 1, "warned": 0,
@@ -224,3 +225,45 @@ def test_the_page_imports_toggles_and_shows_rule_text_inert(rules_web: Web) -> N
     assert 'class="error rule-error"' in listed.text and "bad.yml" in listed.text
     nothing = form(admin, "/admin/rules/enable", source="page-set")
     assert nothing.status_code == 400 and "select rules by" in nothing.text
+
+
+def test_a_rule_set_is_deleted_by_name_and_the_others_stay(rules_web: Web) -> None:
+    admin = rules_web.clients["admin"]
+    only_here = RULE.format(
+        title="only in the deleted set", n=4, status="test", level="low", tags="x", word="d"
+    )
+    loose = [("one.yml", RULES["one.yml"].encode()), ("four.yml", only_here.encode())]
+    upload(admin, loose, name="to-delete")
+    upload(admin, [("three.yml", RULES["three.yml"].encode())], name="stays")
+    for role in ("analyst", "reader"):
+        assert rules_web.clients[role].delete("/api/rules/sets/to-delete").status_code == 403
+    r = admin.delete("/api/rules/sets/to-delete")
+    assert r.status_code == 200 and r.json() == {"rules": 2, "hits": 0, "cases": 0}, r.text
+    assert "to-delete" not in sets(rules_web) and "stays" in sets(rules_web)
+    assert "only in the deleted set" not in active_titles(rules_web)  # compiled again
+    assert "<script>alert(1)</script>" in active_titles(rules_web)
+    gone = admin.delete("/api/rules/sets/to-delete")
+    assert gone.status_code == 404 and "no rule set is named" in gone.json()["detail"]
+    assert admin.delete(f"/api/rules/sets/{'x' * 201}").status_code == 422
+    audit = admin.get("/api/audit", params={"action": "rules.delete"}).json()
+    assert audit[0]["actor"] == "web:admin" and "to-delete: 2 rules removed" in audit[0]["detail"]
+
+
+def test_the_page_deletes_a_set_only_when_its_name_is_typed(rules_web: Web) -> None:
+    admin = rules_web.clients["admin"]
+    name = "<b>bold</b> set"
+    upload(admin, [("one.yml", RULES["one.yml"].encode())], name=name)
+    page = admin.get("/admin/rules")
+    assert 'id="delete-set-form"' in page.text and "<b>bold</b>" not in page.text
+    wrong = form(admin, "/admin/rules/sets/delete", source=name, confirm="bold set")
+    assert wrong.status_code == 400 and "does not match: nothing was deleted" in wrong.text
+    assert name in sets(rules_web)
+    done = form(admin, "/admin/rules/sets/delete", source=name, confirm=name)
+    assert done.status_code == 200 and 'id="delete-result"' in done.text, done.text[:500]
+    assert "&lt;b&gt;bold&lt;/b&gt; set deleted: 1 rule removed with 0 hits" in done.text
+    assert name not in sets(rules_web)
+    unknown = form(admin, "/admin/rules/sets/delete", source="nope", confirm="nope")
+    assert unknown.status_code == 404 and "no rule set is named" in unknown.text
+    analyst = rules_web.clients["analyst"]
+    refused = form(analyst, "/admin/rules/sets/delete", source="stays", confirm="stays")
+    assert refused.status_code == 403

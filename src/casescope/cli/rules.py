@@ -8,17 +8,26 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from casescope.cli.common import console, friendly_errors, open_app, shown
 from casescope.cli.follow import follow
 from casescope.cli.placeholders import app as placeholders_app
 from casescope.detect.levels import SigmaLevel, SigmaStatus
+from casescope.errors import CasescopeError
 from casescope.model.enums import Operation
 from casescope.services.cases import get_case
 from casescope.services.placeholders import load_placeholder_file, set_placeholders
 from casescope.services.reprocess import requeue_files
 from casescope.services.rule_sets import rule_sets
-from casescope.store.rulesets import RuleSelector, import_rules, list_rules, set_enabled
+from casescope.store.rulesets import (
+    RuleSelector,
+    delete_rule_set,
+    import_rules,
+    list_rules,
+    rule_set_leaving,
+    set_enabled,
+)
 from casescope.units import counted
 
 app = typer.Typer(help="Import and list Sigma rules.", no_args_is_help=True)
@@ -50,6 +59,8 @@ def import_(
         "(see `casescope rules list --failed`)",
         highlight=False,
     )
+    if report.removed.rules:
+        console.print("no longer in the set: " + report.removed.describe(), highlight=False)
 
 
 @app.command("list")
@@ -171,6 +182,28 @@ def sets() -> None:
             imported,
         )
     console.print(table)
+
+
+@app.command("delete")
+@friendly_errors
+def delete(
+    name: Annotated[str, typer.Argument(help="The rule set (`casescope rules sets`).")],
+    yes: Annotated[
+        bool, typer.Option("--yes", help="Do not ask: for scripts (the name is the argument).")
+    ] = False,
+) -> None:
+    """Delete a rule set: its rules and their hits in every case.
+
+    Says what would go, then asks for the set's name again (or `--yes`). The active set is
+    compiled again without its rules; other sets and their hits are untouched."""
+    ctx = open_app("rules delete")
+    leaving = rule_set_leaving(ctx.db, name)
+    console.print(Text("rule set ") + shown(name) + ": " + leaving.describe("to remove"))
+    confirm = name if yes else typer.prompt("Type the rule set's name to delete it")
+    if confirm != name:
+        raise CasescopeError("the name typed does not match: nothing was deleted")
+    removed = delete_rule_set(ctx.db, ctx.settings, name)
+    console.print(Text("rule set ") + shown(name) + ": " + removed.describe())
 
 
 @app.command("run")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -19,8 +20,10 @@ from casescope.hunt.values import CORE_TEXT_COLUMNS
 from casescope.jobs.case_iocs import enabled_ioc_ids
 from casescope.jobs.held_rows import INSERT_ROWS, HeldRows
 from casescope.model.enums import FileStatus
-from casescope.model.tables import Detection, EvidenceFile, IocHit
+from casescope.model.tables import Detection, EvidenceFile, IocHit, Rule
 from casescope.parse.schema import EVENT_SCHEMA
+
+logger = logging.getLogger(__name__)
 
 #: The original event as JSON: kept in segments and the index, never read by rules or IOCs.
 RAW_COLUMN = "raw"
@@ -173,8 +176,28 @@ class SigmaAnalyzer:
                 .where(EvidenceFile.id.in_(file_ids))
                 .values(sigma_ruleset=ruleset_hash)
             )
-        _insert_held(session, [(a._rows, file_id, case_id) for a, file_id, case_id in items])
-        return [len(analyzer._rows) for analyzer, _, _ in items]
+        held = [analyzer._rows for analyzer, _, _ in items]
+        _drop_hits_of_removed_rules(session, held)
+        _insert_held(
+            session,
+            [
+                (rows, file_id, case_id)
+                for rows, (_, file_id, case_id) in zip(held, items, strict=True)
+            ],
+        )
+        return [len(rows) for rows in held]
+
+
+def _drop_hits_of_removed_rules(session: Session, held: Sequence[HeldRows]) -> None:
+    """Hits of rules removed while the files were read (their set deleted, or re-imported
+    without them: store/rule_removal.py) are dropped here: a hit must reference its rule."""
+    referenced = set().union(*(rows.distinct("rule_id") for rows in held))
+    if not referenced:
+        return
+    existing = set(session.scalars(select(Rule.id).where(Rule.id.in_(referenced))))
+    if gone := referenced - existing:
+        dropped = sum(rows.drop("rule_id", gone) for rows in held)
+        logger.info("%d hits of %d rules removed meanwhile were dropped", dropped, len(gone))
 
 
 _INSERT_DETECTION = insert(Detection.__table__)

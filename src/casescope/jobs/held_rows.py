@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 #: Rows turned into Python objects (and parameters of one INSERT) at a time.
 INSERT_ROWS = 5_000
@@ -35,6 +36,22 @@ class HeldRows:
 
     def __len__(self) -> int:
         return self._count
+
+    def distinct(self, column: str) -> set[object]:
+        """The values of `column` in the held rows."""
+        return {v for batch in self._batches for v in pc.unique(batch.column(column)).to_pylist()}
+
+    def drop(self, column: str, values: set[object]) -> int:
+        """Drop the rows whose `column` is one of `values`; returns how many."""
+        unwanted = pa.array(list(values), self.schema.field(column).type)
+        kept = [
+            batch.filter(pc.invert(pc.is_in(batch.column(column), unwanted)))
+            for batch in self._batches
+        ]
+        self._batches = [batch for batch in kept if batch.num_rows]
+        dropped = self._count - sum(batch.num_rows for batch in self._batches)
+        self._count -= dropped
+        return dropped
 
     def chunks(self, rows: int = INSERT_ROWS) -> Iterator[list[dict[str, object]]]:
         """The rows as dicts, at most `rows` per list, in the order they were added."""

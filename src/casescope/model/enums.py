@@ -168,6 +168,7 @@ class AuditAction(StrEnum):
     RULES_IMPORT = "rules.import"
     RULES_ENABLE = "rules.enable"
     RULES_DISABLE = "rules.disable"
+    RULES_DELETE = "rules.delete"  # a whole rule set; detail: the rules and hits removed
     RULES_PLACEHOLDERS = "rules.placeholders"
     EXCLUSION_ADD = "exclusion.add"
     EXCLUSION_REMOVE = "exclusion.remove"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import ColumnElement, func, literal, or_, select, update
@@ -41,6 +41,7 @@ from casescope.model.db import Database
 from casescope.model.enums import AuditAction
 from casescope.model.tables import AuditRecord, Rule, RuleSetManifest
 from casescope.store.placeholders import placeholder_values
+from casescope.store.rule_removal import RemovedRules, leaving_with, remove_rules
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +53,12 @@ class ImportReport:
     failed: int
     warned: int = 0  # loaded, with warnings (`rules list --warnings`)
     off: int = 0  # imported disabled: the rule set does not run them by default
+    #: rules of the set the import no longer holds, and their hits
+    removed: RemovedRules = field(default_factory=RemovedRules)
+
+
+class UnknownRuleSet(CasescopeError):
+    """No rule set has that name."""
 
 
 def _rules_dir(settings: Settings) -> Path:
@@ -113,6 +120,7 @@ class _Rows:
         self.existing = {r.path: r for r in session.scalars(query)}
         self.used: dict[str, int] = {}
         self.off = 0
+        self.removed = RemovedRules()
 
     def row(self, path: str) -> Rule:
         key = _row_path(path, self.used)
@@ -144,8 +152,9 @@ class _Rows:
             row = self.row(failure.path)
             row.rule_uid, row.sha256, row.error = failure.path, "", failure.reason
             self.session.add(row)
-        for stale in self.existing.values():
-            self.session.delete(stale)
+        stale = [row.id for row in self.existing.values()]
+        self.session.flush()  # the reused rows first: the stale ones leave by statement
+        self.removed = remove_rules(self.session, stale)
 
 
 def import_rules(
@@ -169,13 +178,45 @@ def import_rules(
         rows = _Rows(session, name, read_defaults(source))
         rows.write(load, failures)
         detail = f"{name}: {len(load.rules)} rules, {rows.off} off by the set's defaults"
+        if rows.removed.rules:
+            detail += f"; {rows.removed.describe()} (no longer in the set)"
         session.add(AuditRecord(actor=actor, action=AuditAction.RULES_IMPORT, detail=detail))
     activate(db, settings, fresh=(name, compiled))
     warned = sum(1 for r in load.rules if r.warnings) + sum(
         1 for c in load.correlations if c.warnings
     )
     count = len(load.rules) + len(load.correlations)
-    return ImportReport(name, count, len(failures), warned, rows.off)
+    return ImportReport(name, count, len(failures), warned, rows.off, rows.removed)
+
+
+def _set_rule_ids(session: Session, name: str) -> list[int]:
+    ids = list(session.scalars(select(Rule.id).where(Rule.source == name)))
+    if not ids:
+        raise UnknownRuleSet(f"no rule set is named {name!r} (see `casescope rules sets`)")
+    return ids
+
+
+def rule_set_leaving(db: Database, name: str) -> RemovedRules:
+    """What deleting the rule set `name` would remove."""
+    with db.read() as session:
+        return leaving_with(session, _set_rule_ids(session, name))
+
+
+def delete_rule_set(
+    db: Database, settings: Settings, name: str, actor: str = "cli"
+) -> RemovedRules:
+    """Delete the rule set `name`: its rules and their hits in every case; the active set
+    is compiled again without them."""
+    with db.session() as session:
+        removed = remove_rules(session, _set_rule_ids(session, name))
+        detail = f"{name}: {removed.describe()}"
+        record = AuditRecord(
+            actor=actor, action=AuditAction.RULES_DELETE, events=removed.hits, detail=detail
+        )
+        session.add(record)
+    activate(db, settings)
+    logger.info("rule set %r deleted: %s", name, removed.describe())
+    return removed
 
 
 def _active_rows(db: Database) -> list[Rule]:

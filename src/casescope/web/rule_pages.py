@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from casescope.detect.levels import SigmaLevel, SigmaStatus
 from casescope.services import rule_sets
+from casescope.store.rule_removal import RemovedRules
 from casescope.store.rulesets import ImportReport
 from casescope.web.api import rules as rules_api
 from casescope.web.pages import render
@@ -59,7 +60,7 @@ def _page(
     **extra: object,
 ) -> HTMLResponse:
     """The page with the rules `wanted` selects from `offset`; `extra`: what a form did
-    (`imported`, `changed` and `change`, or `error`)."""
+    (`imported`, `changed` and `change`, `deleted` and `removed`, or `error`)."""
     wanted = wanted or rule_sets.RuleFilter()
     found = rule_sets.find_rules(state.db, wanted, offset)
     page = render(
@@ -131,8 +132,28 @@ def import_folder(
         out = rules_api.import_folder(body, state, admin)
     except HTTPException as exc:
         return _page(request, state, admin, status=exc.status_code, error=str(exc.detail))
-    report = ImportReport(out.source, out.rules, out.failed, out.warned, out.off)
+    removed = RemovedRules(**out.removed.model_dump())
+    report = ImportReport(out.source, out.rules, out.failed, out.warned, out.off, removed)
     return _imported(request, state, admin, report)
+
+
+@router.post("/admin/rules/sets/delete")
+def delete_set(
+    request: Request,
+    state: State,
+    admin: Admin,
+    source: SetName,
+    confirm: SetName = "",
+) -> Response:
+    """Delete a rule set with its hits once its name is typed again."""
+    if confirm.strip() != source:
+        error = "the name typed does not match: nothing was deleted"
+        return _page(request, state, admin, status=400, error=error)
+    try:
+        removed = rules_api.delete_set(state, admin, source)
+    except HTTPException as exc:
+        return _page(request, state, admin, status=exc.status_code, error=str(exc.detail))
+    return _page(request, state, admin, deleted=source, removed=removed)
 
 
 @router.post("/admin/rules/{change}")

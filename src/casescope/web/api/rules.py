@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, HTTPException, Query, UploadFile
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from casescope.detect.levels import SigmaLevel, SigmaStatus
@@ -21,7 +22,14 @@ from casescope.errors import CasescopeError
 from casescope.model.tables import Rule
 from casescope.services import rule_sets
 from casescope.services.uploads import new_upload_path, upload_folder
-from casescope.store.rulesets import ImportReport, RuleSelector, set_enabled
+from casescope.store.rule_removal import RemovedRules
+from casescope.store.rulesets import (
+    ImportReport,
+    RuleSelector,
+    UnknownRuleSet,
+    delete_rule_set,
+    set_enabled,
+)
 from casescope.web.api.models import IsoTime
 from casescope.web.security import Admin, Principal, State
 from casescope.web.state import WebState
@@ -67,6 +75,9 @@ class RuleImportOut(BaseModel):
     failed: int = Field(description="Files or rules that cannot run.")
     warned: int
     off: int = Field(description="Imported disabled: the set does not run them by default.")
+    removed: RemovedOut = Field(
+        description="Rules of the set this import no longer holds, removed with their hits."
+    )
 
 
 class FolderImport(BaseModel):
@@ -95,6 +106,12 @@ class RuleSelection(BaseModel):
             tuple(self.tags),
             tuple(self.sources),
         )
+
+
+class RemovedOut(BaseModel):
+    rules: int = Field(description="Rules removed.")
+    hits: int = Field(description="Their detections removed, in every case.")
+    cases: int = Field(description="Cases those detections were in.")
 
 
 class ChangedOut(BaseModel):
@@ -145,6 +162,14 @@ def _default_name(files: list[UploadFile]) -> str:
     """The zip's name without `.zip`, else "upload"."""
     first = Path(files[0].filename or "") if files else Path()
     return first.stem if first.suffix.lower() == ".zip" and first.stem else "upload"
+
+
+def delete_set(state: WebState, admin: Principal, name: str) -> RemovedRules:
+    """Delete the rule set `name` with its hits; an unknown set is a 404."""
+    try:
+        return delete_rule_set(state.db, state.settings, name, actor(admin))
+    except UnknownRuleSet as exc:
+        raise HTTPException(404, str(exc)) from None
 
 
 def change(state: WebState, admin: Principal, selection: RuleSelection, enabled: bool) -> int:
@@ -214,3 +239,14 @@ def enable(body: RuleSelection, state: State, admin: Admin) -> ChangedOut:
 @router.post("/disable", response_model=ChangedOut)
 def disable(body: RuleSelection, state: State, admin: Admin) -> ChangedOut:
     return ChangedOut(changed=change(state, admin, body, False))
+
+
+@router.delete(
+    "/sets/{name}", response_model=RemovedOut, responses={404: {"description": "No such set."}}
+)
+def delete_rule_set_route(
+    name: Annotated[SetName, PathParam()], state: State, admin: Admin
+) -> RemovedOut:
+    """Delete a rule set: its rules and their detections in every case (audited as
+    `rules.delete`); the active set is compiled again without them."""
+    return RemovedOut.model_validate(delete_set(state, admin, name), from_attributes=True)
