@@ -198,6 +198,38 @@ def test_rows_show_a_detection_badge_with_level_and_technique(served: Served, pa
     _shot(served, page, "search-rows", doc=True)
 
 
+#: Where each part of a result row lies, in the page at 1366x768 (the sidebar beside it).
+ROW_LAYOUT = """() => {
+  const box = e => e.getBoundingClientRect();
+  const rows = [...document.querySelectorAll('#results tbody tr')];
+  // the button beside the time with a gap, or under it
+  const apart = (a, b) => b.left >= a.right + 2 || b.top >= a.bottom;
+  const cell = rows[0].querySelector('td.computer');
+  const style = getComputedStyle(cell);
+  const pen = document.createElement('canvas').getContext('2d');
+  pen.font = `${style.fontSize} ${style.fontFamily}`;
+  const inner = cell.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  return {
+    page: document.documentElement.scrollWidth,
+    viewport: window.innerWidth,
+    table: box(document.querySelector('#results')).right,
+    rows: rows.length,
+    crowded: rows.filter(r => !apart(box(r.querySelector('a.event-link')),
+                                     box(r.querySelector('button.story-add')))).length,
+    // a host name such as PC01.example.corp fits the computer column on one line
+    computer_room: inner - pen.measureText('PC01.example.corp').width,
+  };
+}"""
+
+
+def test_a_result_row_fits_the_screen_and_its_parts_do_not_overlap(served: Served, page) -> None:  # type: ignore[no-untyped-def]
+    _search(served, page)
+    layout = page.evaluate(ROW_LAYOUT)
+    assert layout["rows"] == 50, layout
+    assert layout["page"] <= layout["viewport"] and layout["table"] <= layout["viewport"], layout
+    assert layout["crowded"] == 0 and layout["computer_room"] >= 0, layout
+
+
 def test_the_query_box_completes_field_names(served: Served, page) -> None:  # type: ignore[no-untyped-def]
     _search(served, page)
     page.click("#q")
