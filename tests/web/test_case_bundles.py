@@ -11,7 +11,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from casescope.model.enums import JobState, Operation
+from casescope.model.tables import EvidenceFile, Job
+from casescope.workqueue import queue
 from tests.bundles import evidence_member, rewrite
 from tests.web.conftest import Web, open_web, sample_uploads
 
@@ -94,6 +98,30 @@ def test_a_bundle_under_a_taken_name_is_refused(two: Web) -> None:
     r = _import(two, _export(two), "")  # the bundle's own name, which this case has
     assert r.status_code == 400
     assert "has a case named 'handover' already" in html.unescape(r.text)
+
+
+def test_a_case_with_jobs_in_progress_is_not_exported(two: Web) -> None:
+    """A paused re-index of one file (as an operation's pause leaves it) keeps the case
+    busy: the export is a 409 that says why, and leaves nothing under tmp/."""
+    with two.db.session() as session:
+        file = session.scalars(
+            select(EvidenceFile).where(EvidenceFile.case_id == two.case_id).limit(1)
+        ).one()
+        was = file.status
+        job = queue.enqueue(session, file, Operation.REINDEX, max_attempts=1)
+        assert job is not None
+        job.state, job_id, file_id = JobState.PAUSED, job.id, file.id
+    try:
+        client = two.clients["analyst"]
+        form = {"csrf_token": client.headers["X-CSRF-Token"]}
+        r = client.post(f"/cases/{two.case_id}/export", data=form)
+        assert r.status_code == 409, r.text[:300]
+        assert "queued or running jobs" in html.unescape(r.text)
+        assert _leftovers(two) == []
+    finally:
+        with two.db.session() as session:
+            session.get(Job, job_id).state = JobState.CANCELLED
+            session.get(EvidenceFile, file_id).status = was
 
 
 @pytest.mark.parametrize("who", ["reader", "outsider"])

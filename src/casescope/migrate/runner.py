@@ -54,7 +54,7 @@ from casescope.migrate.verify import (
     verify_tables,
 )
 from casescope.model.db import Database
-from casescope.model.enums import JobState
+from casescope.model.enums import ACTIVE_JOB_STATES
 from casescope.model.tables import Case, EvidenceFile, Job
 from casescope.model.users import User
 from casescope.services.case_lifecycle import MAX_NAME_LENGTH
@@ -151,8 +151,7 @@ def check_conflicts(ends: Endpoints) -> None:
 def _check_idle_queue(source: Source, case_ids: list[int]) -> None:
     """Refuse a source with jobs in progress: any job, or for a live source (a case
     export) a job of the cases copied."""
-    active = (JobState.QUEUED, JobState.RUNNING, JobState.PAUSED)
-    query = select(Job.id).where(Job.state.in_(active)).limit(1)
+    query = select(Job.id).where(Job.state.in_(ACTIVE_JOB_STATES)).limit(1)
     if source.live:
         of_cases = select(EvidenceFile.id).where(EvidenceFile.case_id.in_(case_ids))
         query = query.where(Job.file_id.in_(of_cases))
