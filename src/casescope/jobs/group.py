@@ -36,7 +36,7 @@ from casescope.jobs.pipeline import (
 )
 from casescope.jobs.steps import StepLog, StepScope, flush_logs
 from casescope.model.enums import FileStatus, Operation
-from casescope.model.outage import is_outage
+from casescope.model.outage import is_transient
 from casescope.parse.schema import EVENT_SCHEMA
 from casescope.workqueue import queue
 
@@ -241,7 +241,7 @@ def complete_together(ctx: WorkerContext, members: list[Member]) -> list[Member]
             done = _complete_all(ctx, session, members)
             next_jobs = claim_next_in(ctx, session)
     except Exception as exc:  # isolation boundary: fall back to one transaction per file
-        if is_outage(exc):  # no file's fault, and none can complete: the worker loop waits
+        if is_transient(exc):  # no file's fault, and none can complete: the worker loop waits
             raise
         logger.exception("group of %d files: completing together failed", len(members))
         for member, mark in zip(members, marks, strict=True):

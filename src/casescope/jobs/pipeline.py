@@ -37,7 +37,7 @@ from casescope.jobs.context import (
 )
 from casescope.jobs.steps import StepLog, StepResult, StepScope, advance
 from casescope.model.enums import FileStatus, IndexState, JobState, Operation
-from casescope.model.outage import is_outage
+from casescope.model.outage import is_transient
 from casescope.model.tables import EvidenceFile, Segment, utcnow
 from casescope.parse.files import estimate_events, iter_batches
 from casescope.parse.report import ParseReport
@@ -314,7 +314,7 @@ def failure_recorded(ctx: WorkerContext, job: queue.ClaimedJob) -> Iterator[None
         logger.warning("job %d file %d failed: %s", job.id, job.file_id, exc)
         queue.fail(ctx.db, job.id, ctx.worker_id, str(exc), permanent=True)
     except Exception as exc:  # isolation boundary: one file's failure never stops the worker
-        if is_outage(exc):  # not the file's fault: the worker loop rides it out (worker.py)
+        if is_transient(exc):  # not the file's fault: the worker loop rides it out (worker.py)
             raise
         if disk_full := disk_full_message(exc):
             logger.error("job %d file %d failed: %s", job.id, job.file_id, disk_full)

@@ -45,7 +45,7 @@ from casescope.config import Settings
 from casescope.jobs.host_loader import HostLoader, hosts_load
 from casescope.jobs.registry import unregister, worker_id_prefix
 from casescope.model.db import Database
-from casescope.model.outage import note_outage, ride_out
+from casescope.model.outage import note_transient, ride_out
 from casescope.workqueue import queue
 
 logger = logging.getLogger(__name__)
@@ -384,6 +384,6 @@ class WorkerPool:
         try:
             self._reap()
         except Exception as exc:  # their leases run out instead
-            if not note_outage(exc, "worker pool shutdown", self.settings):
+            if not note_transient(exc, "worker pool shutdown", self.settings):
                 raise
         self.db.dispose()

@@ -34,7 +34,13 @@ from casescope.jobs.pool import PULSE_SECONDS, WorkerSlot
 from casescope.jobs.registry import register, rss_mb, unregister
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, Operation
-from casescope.model.outage import is_outage, note_outage, note_reachable, ride_out
+from casescope.model.outage import (
+    is_conflict,
+    is_transient,
+    note_reachable,
+    note_transient,
+    ride_out,
+)
 from casescope.model.tables import EvidenceFile, WorkerRecord
 from casescope.store.exclusions import case_exclusions
 from casescope.store.rulesets import load_active, manifest_of
@@ -65,7 +71,7 @@ class Heartbeat(threading.Thread):
             except Exception as exc:  # isolation boundary: a missed beat must not kill the worker
                 # during an outage the next beat renews, or the lease runs out and the worker
                 # loop drops the file once the database is back
-                if not note_outage(
+                if not note_transient(
                     exc, f"worker {self.ctx.worker_id} heartbeat", self.ctx.settings
                 ):
                     logger.exception("worker %s: heartbeat failed", self.ctx.worker_id)
@@ -263,7 +269,7 @@ def _correlate_when_case_done(ctx: WorkerContext, case_id: int) -> None:
     try:
         run_correlations(ctx.db, ctx.rules, case_id)
     except Exception as exc:  # isolation boundary: the files themselves are done
-        if is_outage(exc):
+        if is_transient(exc):
             raise
         logger.exception("case %d: correlation rules failed", case_id)
 
@@ -346,23 +352,28 @@ def _claim(ctx: WorkerContext, tasks_done: int) -> list[queue.ClaimedJob]:
 
 
 def _run_or_drop(ctx: WorkerContext, jobs: list[queue.ClaimedJob]) -> bool:
-    """`run_jobs`; False when the metadata DB went away meanwhile: once it is back, the
-    worker's running jobs are queued again for anyone (a file whose lease ran out during the
-    outage is already another's), so no file is lost or completed twice."""
+    """`run_jobs`; False when the metadata DB went away meanwhile (or rolled a transaction
+    back as a conflict): once it answers, the worker's running jobs are queued again for
+    anyone (a file whose lease ran out during an outage is already another's), so no file
+    is lost or completed twice, and no attempt is spent."""
     try:
         run_jobs(ctx, jobs)
         return True
     except Exception as exc:
-        if not note_outage(exc, f"worker {ctx.worker_id} processing", ctx.settings):
+        if not note_transient(exc, f"worker {ctx.worker_id} processing", ctx.settings):
             raise
+        conflict = is_conflict(exc)
     ctx.current, ctx.next_jobs, ctx.claimed = None, [], []
-    reason = "the metadata database went away while the file was processed"
+    if conflict:
+        reason = "a transaction conflict (deadlock) while the file was processed"
+    else:
+        reason = "the metadata database went away while the file was processed"
     released = ride_out(
         ctx.settings,
         f"worker {ctx.worker_id} release",
         lambda: queue.release_after_outage(ctx.db, ctx.worker_id, reason),
     )
-    logger.warning("worker %s: database back; %d job(s) queued again", ctx.worker_id, released)
+    logger.warning("worker %s: %s; %d job(s) queued again", ctx.worker_id, reason, released)
     return False
 
 
@@ -401,7 +412,7 @@ def _leave(db: Database, worker_id: str) -> None:
     try:
         unregister(db, worker_id)
     except Exception as exc:
-        if not note_outage(exc, f"worker {worker_id} exit", db.settings):
+        if not note_transient(exc, f"worker {worker_id} exit", db.settings):
             raise
     finally:
         db.dispose()

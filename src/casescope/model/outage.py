@@ -10,6 +10,11 @@ traceback), and its end once; the threads of a process share the wave.
 
 SQLite's OperationalError is never an outage: there it means a locked or full database,
 which waiting cannot be relied on to fix (`disk_full_message` reports the latter).
+
+A transaction the server rolled back as a conflict (SQLSTATE class 40: a deadlock, a
+serialization failure) is not an outage either, though the driver raises it as the same
+OperationalError: the server is up and the transaction can run again at once. Both are
+*transient*: retried, and never a file's failure; only an outage is logged as one.
 """
 
 from __future__ import annotations
@@ -18,10 +23,10 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from casescope.config import Settings
 from casescope.errors import DatabaseUnavailableError
@@ -33,19 +38,42 @@ T = TypeVar("T")
 #: The first wait after a failed attempt; each wait doubles up to `MAX_DELAY_SECONDS`.
 FIRST_DELAY_SECONDS = 0.5
 MAX_DELAY_SECONDS = 10.0
-#: The SQLAlchemy errors a lost or refused connection raises.
+#: The SQLAlchemy errors a lost or refused connection raises (and a conflict: see above).
 DISCONNECTS = (OperationalError, InterfaceError)
+#: SQLSTATE class "transaction rollback": 40001 serialization failure, 40P01 deadlock.
+CONFLICT_CLASS = "40"
+
+
+def _server_errors(exc: BaseException) -> Iterator[DBAPIError]:
+    """`exc` and the errors it was raised from that a database server's driver raised
+    (a failure path that writes to the DB re-raises its own error)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DISCONNECTS) and not isinstance(seen.orig, sqlite3.Error):
+            yield seen
+        seen = seen.__cause__ or seen.__context__
+
+
+def _rolled_back(error: DBAPIError) -> bool:
+    """Whether the server rolled the transaction back as a conflict (SQLSTATE class 40)."""
+    return str(getattr(error.orig, "sqlstate", "") or "").startswith(CONFLICT_CLASS)
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Whether `exc` is a transaction the server rolled back as a conflict (a deadlock, a
+    serialization failure): running it again is the remedy."""
+    return any(_rolled_back(error) for error in _server_errors(exc))
 
 
 def is_outage(exc: BaseException) -> bool:
     """Whether `exc`, or an error it was raised from, is a lost or refused connection to a
-    database server (a failure path that writes to the DB re-raises its own error)."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, DISCONNECTS) and not isinstance(seen.orig, sqlite3.Error):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+    database server."""
+    return any(not _rolled_back(error) for error in _server_errors(exc))
+
+
+def is_transient(exc: BaseException) -> bool:
+    """An outage or a conflict: not the fault of the work at hand, which is retried."""
+    return any(True for _ in _server_errors(exc))
 
 
 class _Wave:
@@ -81,12 +109,17 @@ class _Wave:
 _wave = _Wave()
 
 
-def note_outage(
+def note_transient(
     exc: BaseException, what: str, settings: Settings, *, gives_up: bool = True
 ) -> bool:
-    """Log `exc` as part of an outage wave if it is one (for a caller that retries on its
-    own schedule, such as the heartbeat); whether it was. `gives_up`: the process stops
-    after `db_outage_seconds` (a worker); else it waits as long as it takes (`serve`)."""
+    """Whether `exc` is transient (an outage or a conflict), for a caller that retries on
+    its own schedule, such as the heartbeat. An outage is logged as part of its wave; a
+    conflict as one line of its own. `gives_up`: the process stops after
+    `db_outage_seconds` of outage (a worker); else it waits as long as it takes (`serve`)."""
+    if is_conflict(exc):
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        logger.warning("transaction conflict (%s: %s); running it again", what, reason)
+        return True
     if not is_outage(exc):
         return False
     _wave.begin(exc, what, settings, gives_up=gives_up)
@@ -100,14 +133,15 @@ def note_reachable() -> None:
 
 def ride_out(settings: Settings, what: str, operation: Callable[[], T]) -> T:
     """`operation()` (one whole transaction: it is run again after a failure), retried
-    while the database is unreachable, for up to `settings.db_outage_seconds`."""
+    after a conflict and while the database is unreachable, for up to
+    `settings.db_outage_seconds`."""
     started = time.monotonic()
     delay = FIRST_DELAY_SECONDS
     while True:
         try:
             result = operation()
         except Exception as exc:  # an outage may surface as the error of a failure path
-            if not note_outage(exc, what, settings):
+            if not note_transient(exc, what, settings):
                 raise
             waited = time.monotonic() - started
             if waited >= settings.db_outage_seconds:
@@ -139,7 +173,7 @@ class Backoff:
         try:
             operation()
         except Exception as exc:
-            if not note_outage(exc, self.what, self.settings, gives_up=False):
+            if not note_transient(exc, self.what, self.settings, gives_up=False):
                 raise
             self.wait = min(max(self.wait * 2, FIRST_DELAY_SECONDS), MAX_DELAY_SECONDS)
             return False

@@ -1,7 +1,9 @@
 """Requests while the metadata DB is unreachable (a PostgreSQL restart, a lost network).
 
 A request that needs the database then answers 503 with a sentence that says so and a
-`Retry-After`: an error page for a browser, `{"detail": ...}` for everyone else. The outage
+`Retry-After`: an error page for a browser, `{"detail": ...}` for everyone else. A request
+whose transaction PostgreSQL rolled back as a conflict (a deadlock) answers 503 the same
+way, saying so, with a shorter `Retry-After`. The outage
 is logged once per wave (model/outage.py), not as a traceback per request, and `serve` keeps
 running: the same request succeeds once the database is back. A response already under way
 (an event stream) just ends; its client reconnects.
@@ -17,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from casescope.model.outage import note_outage
+from casescope.model.outage import is_conflict, note_transient
 from casescope.web.error_pages import error_page, wants_page
 
 #: What callers are told (also `/health`'s `detail`).
@@ -25,14 +27,16 @@ DB_UNREACHABLE = (
     "The metadata database is unreachable; casescope keeps trying to reach it. "
     "Try again in a moment."
 )
+#: A request whose transaction the server rolled back as a conflict (a deadlock).
+DB_CONFLICT = "The request collided with another change in the database; try it again."
 RETRY_AFTER_SECONDS = "5"
 
 
-def outage_response(request: Request) -> Response:
-    headers = {"Retry-After": RETRY_AFTER_SECONDS}
+def outage_response(request: Request, detail: str = DB_UNREACHABLE) -> Response:
+    headers = {"Retry-After": RETRY_AFTER_SECONDS if detail is DB_UNREACHABLE else "1"}
     if wants_page(request):
-        return error_page(request, 503, DB_UNREACHABLE, headers)  # nobody: no database
-    return JSONResponse({"detail": DB_UNREACHABLE}, status_code=503, headers=headers)
+        return error_page(request, 503, detail, headers)  # nobody: no database
+    return JSONResponse({"detail": detail}, status_code=503, headers=headers)
 
 
 class DatabaseOutage:
@@ -55,7 +59,8 @@ class DatabaseOutage:
         except Exception as exc:
             settings = scope["app"].state.web.settings
             what = f"{scope['method']} {scope['path']}"
-            if not note_outage(exc, what, settings, gives_up=False):
+            if not note_transient(exc, what, settings, gives_up=False):
                 raise
             if not started:
-                await outage_response(Request(scope))(scope, receive, send)
+                detail = DB_CONFLICT if is_conflict(exc) else DB_UNREACHABLE
+                await outage_response(Request(scope), detail)(scope, receive, send)
