@@ -43,6 +43,7 @@ import psutil
 
 from casescope.config import Settings
 from casescope.jobs.host_loader import HostLoader, hosts_load
+from casescope.jobs.pool_clock import PausedTime
 from casescope.jobs.registry import unregister, worker_id_prefix
 from casescope.model.db import Database
 from casescope.model.outage import note_transient, ride_out
@@ -268,6 +269,7 @@ class WorkerPool:
         self._ctx = worker_context()
         self._stopping = False
         self.stall_seconds = stall_seconds(settings)
+        self.paused = PausedTime(max(settings.file_timeout_seconds, self.stall_seconds) * 2)
 
     def _spawn(self) -> None:
         worker_id = (
@@ -307,9 +309,12 @@ class WorkerPool:
                 f"processing exceeded the memory bound "
                 f"({rss:.0f} MB > {settings.worker_hard_rss_mb} MB)"
             )
-        if current is not None and now - current.started > settings.file_timeout_seconds:
-            return f"processing exceeded the time bound ({settings.file_timeout_seconds:.0f} s)"
+        if current is not None:
+            took = now - current.started - self.paused.within(current.started, now)
+            if took > settings.file_timeout_seconds:
+                return f"processing exceeded the time bound ({settings.file_timeout_seconds:.0f} s)"
         silent = child.slot.silent_for(now)
+        silent -= self.paused.within(now - silent, now)
         if silent > self.stall_seconds:
             return (
                 f"processing stalled: the worker ran no Python code for {silent:.0f} s "
@@ -318,6 +323,12 @@ class WorkerPool:
         return None
 
     def _police(self) -> None:
+        if late := self.paused.round(time.monotonic(), SUPERVISE_SECONDS):
+            logger.warning(
+                "the worker pool did not run for %.0f s (stopped, or starved of CPU): its "
+                "workers' stall and time bounds do not count it",
+                late,
+            )
         for child in list(self.children):
             if child.process.pid is None or not child.process.is_alive():
                 continue
