@@ -9,8 +9,12 @@ are deleted children first, in one transaction, together with the `case_deletion
 (which also keeps SQLite from giving the id to a new case) and one `case.delete` audit row,
 the only row that keeps the deleted case's id.
 
-The caller holds the index alone (`IndexHandle.write()` in `serve`, the owner lock in the
-CLI), so the loader cannot load the case's files again while they are deleted. Disk comes
+The caller holds the embedded index alone (`IndexHandle.write()` in `serve`, the owner lock
+in the CLI), so no loader can load the case's files again while they are deleted. An index
+other processes load into (team mode: a ClickHouse server) has no owner: the deletion holds
+the load claims of every file of the case (store/load_claims.py) from before its rows go
+until the index rows are gone, waiting a while for a loader that holds some, so none can
+insert them after the index was cleaned. Disk comes
 last: a crash after the commit leaves the paths in `case_deletions.leftovers` and the next
 deletion (or `finish_deletions`) removes them and the index rows.
 """
@@ -20,6 +24,9 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,12 +40,17 @@ from casescope.model.db import Database
 from casescope.model.enums import AuditAction, JobState
 from casescope.model.tables import AuditRecord, Base, Case, DeletedCase, EvidenceFile, Job, Segment
 from casescope.services.case_lifecycle import CaseBusyError
+from casescope.store.load_claims import load_claims
 from casescope.store.loader import prune_bundles, prune_piece_dirs
 
 if TYPE_CHECKING:
     from casescope.store.index import EventIndex
 
 logger = logging.getLogger(__name__)
+
+#: How long a deletion waits for loaders holding some of the case's files (team mode).
+CLAIM_WAIT_SECONDS = 30.0
+CLAIM_POLL_SECONDS = 0.2
 
 #: Tables whose rows are never a case's, whatever their columns say.
 _NOT_CASE_ROWS = frozenset({DeletedCase.__tablename__, Segment.__tablename__})
@@ -178,11 +190,48 @@ def _check(session: Session, case_id: int, confirm: str) -> Case:
     return case
 
 
+@contextmanager
+def _files_claimed(
+    db: Database, index: EventIndex, case_id: int, wait_seconds: float
+) -> Iterator[None]:
+    """The load claims of the case's files, for an index other processes load into; a
+    CaseBusyError when a loader still holds some after `wait_seconds`."""
+    if not index.shared_by_processes:
+        yield
+        return
+    with db.read() as session:
+        ids = list(session.scalars(select(EvidenceFile.id).where(EvidenceFile.case_id == case_id)))
+    with load_claims(db) as claims, claims.round(index) as claimed:
+        deadline = time.monotonic() + wait_seconds
+        while missing := len(ids) - len(claimed.take(ids)):
+            if time.monotonic() > deadline:
+                raise CaseBusyError(
+                    f"{missing} file(s) of this case are being loaded into the index by "
+                    "another process: try again in a moment"
+                )
+            time.sleep(CLAIM_POLL_SECONDS)
+        yield
+
+
 def delete_case(
-    db: Database, index: EventIndex, settings: Settings, case_id: int, confirm: str, actor: str
+    db: Database,
+    index: EventIndex,
+    settings: Settings,
+    case_id: int,
+    confirm: str,
+    actor: str,
+    *,
+    claim_wait_seconds: float = CLAIM_WAIT_SECONDS,
 ) -> DeletionReport:
     """Delete the case (see the module's docstring); `confirm` must be its exact name."""
     finish_deletions(db, index, settings)
+    with _files_claimed(db, index, case_id, claim_wait_seconds):
+        return _delete(db, index, settings, case_id, confirm, actor)
+
+
+def _delete(
+    db: Database, index: EventIndex, settings: Settings, case_id: int, confirm: str, actor: str
+) -> DeletionReport:
     with db.session() as session:
         case = _check(session, case_id, confirm)
         report = DeletionReport(case_id, case.name)

@@ -24,16 +24,19 @@ from pathlib import Path
 
 import orjson
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from casescope.config import Settings
 from casescope.model.db import Database
 from casescope.model.enums import IndexState
-from casescope.model.tables import EvidenceFile
+from casescope.model.tables import Case, EvidenceFile
 from casescope.parse.evtx import iter_evtx
 from casescope.parse.report import ParseReport
+from casescope.services.case_delete import delete_case
+from casescope.services.case_lifecycle import CaseBusyError
 from casescope.store.index_url import parse_index_url
 from casescope.store.load_claims import load_claims
+from casescope.store.owner import open_index
 from casescope.store.segments import SegmentWriter
 from casescope.store.server_index import ClickHouseServerIndex
 from tests.conftest import REPO_ROOT, ClickHouseEndpoint, clickhouse_double
@@ -399,3 +402,36 @@ def test_a_new_claimant_never_stops_a_live_loaders_insert(
         assert first.returncode == 0, errors[-4000:]
         assert "done 1 files" in out
         _assert_each_event_once(events)
+
+
+def test_a_case_is_deleted_only_while_no_loader_holds_its_files(
+    team: dict, attack_samples: Path
+) -> None:
+    """Team mode has no index owner: a deletion holds the load claims of the case's files,
+    so no loader inserts them after their rows were deleted. While another live process
+    holds them, the deletion waits, then refuses and deletes nothing; once it is gone the
+    case goes, index rows included."""
+    settings = Settings()
+    settings.ensure_dirs()
+    db = Database(settings)
+    try:
+        events = _ready_files(settings, db, attack_samples)
+        assert "done 2 files" in _child("loader_child", "load")
+        ids = sorted(map(int, events))
+        with db.read() as session:
+            case = session.scalars(
+                select(Case).join(EvidenceFile, EvidenceFile.case_id == Case.id).limit(1)
+            ).one()
+            case_id, name = case.id, case.name
+        with open_index(settings, role="test") as index:
+            with _claimed_elsewhere(ids[:1]), pytest.raises(CaseBusyError, match="being loaded"):
+                delete_case(db, index, settings, case_id, name, "test", claim_wait_seconds=1)
+            assert index.count(case_id) == sum(events.values())  # nothing deleted
+            with db.read() as session:
+                assert session.get(Case, case_id) is not None
+            report = delete_case(db, index, settings, case_id, name, "test")
+            assert report.index_rows == sum(events.values())
+            assert index.count(case_id) == 0
+    finally:
+        db.dispose()
+    assert orjson.loads(_child("loader_child", "inspect"))["rows"] == 0
