@@ -9,11 +9,12 @@ that do not) are added to the case; setup is not timed. The timer is the whole
 triage, register), until every event is searchable and every detection recorded.
 
 Prints wall time, files/s, events/s, CPU, peak RSS per process, the detection and IOC-hit
-counts, and where the time went: the wall-clock phases (intake until the last file was
-registered; processing until the last pipeline step; then loading the index and
-compaction) read from the audit log's timestamps, and the worker time per pipeline step
-(summed over files, so it can exceed the wall). With `--reference-seconds S` (another
-tool's time on the same files, e.g. Zircolite's) it prints the ratio S / wall.
+counts, and where the time went (bench/phases.py): the wall-clock milestones (case created,
+intake's first and last batch, pool started, its template ready, first and last pipeline
+step, each index load, compaction) read from the audit log and the home's log, and the
+worker time per pipeline step (summed over files, so it can exceed the wall). With
+`--reference-seconds S` (another tool's time on the same files, e.g. Zircolite's) it prints
+the ratio S / wall.
 
 Goal on the 2-core machine (issue 27): ≤ 20 s for the whole set, no process above 500 MB.
 Usage: .venv/bin/python bench/bulk.py [--copies 42] [--sigma DIR | --no-sigma] [--iocs 100]
@@ -37,11 +38,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # bench/ must not be on sys.path: bench/sigma.py would shadow pySigma's `sigma` namespace package
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"] + [str(ROOT)]
 from bench.common import DATA, RssSampler, make_bulk_set, run_casescope
+from bench.phases import timeline
 
 from casescope.config import Settings
 from casescope.model.db import Database
-from casescope.model.enums import AuditAction, FileStatus
-from casescope.model.tables import AuditRecord, Detection, EvidenceFile, IocHit
+from casescope.model.enums import FileStatus
+from casescope.model.tables import Detection, EvidenceFile, IocHit
 
 HITTING_IOCS = [
     "rundll32.exe",
@@ -103,48 +105,6 @@ def results(home: Path) -> tuple[int, int, int, int, int]:
     return files, failed or 0, events, detections or 0, hits or 0
 
 
-def _seconds(moment: datetime | None, started: datetime) -> float | None:
-    if moment is None:
-        return None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return (moment - started).total_seconds()
-
-
-def breakdown(home: Path, started: datetime, wall: float) -> None:
-    """Where the ingest's time went, from the audit rows it wrote."""
-    db = Database(Settings(home=home))
-    steps = [a for a in AuditAction if a.value.startswith("step.")]
-    with db.read() as session:
-        registered = session.scalar(
-            select(func.max(AuditRecord.at)).where(
-                AuditRecord.action == AuditAction.INTAKE_REGISTERED
-            )
-        )
-        first_step, last_step = session.execute(
-            select(func.min(AuditRecord.at), func.max(AuditRecord.at)).where(
-                AuditRecord.action.in_(steps)
-            )
-        ).one()
-        per_step = session.execute(
-            select(AuditRecord.action, func.count(), func.sum(AuditRecord.duration_ms))
-            .where(AuditRecord.action.in_(steps))
-            .group_by(AuditRecord.action)
-            .order_by(func.sum(AuditRecord.duration_ms).desc())
-        ).all()
-    db.dispose()
-    intake, first, last = (_seconds(m, started) for m in (registered, first_step, last_step))
-    print("\nwall-clock phases, s from the command's start")
-    if intake is not None:
-        print(f"  intake (walk, hash, copy, triage, register) ends  {intake:7.2f}")
-    if first is not None and last is not None:
-        print(f"  first pipeline step written                        {first:7.2f}")
-        print(f"  last pipeline step written                         {last:7.2f}")
-        print(f"  after it (index loads, compaction, exit)           {wall - last:7.2f}")
-    print("worker time per pipeline step (summed over files), s")
-    for action, count, total_ms in per_step:
-        print(f"  {AuditAction(action).value:<18} {count:7,} files {(total_ms or 0) / 1000:8.2f} s")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--copies", type=int, default=42, help="copies of the attack samples")
@@ -170,7 +130,7 @@ def main() -> None:
         wall, sampler = run_casescope(["ingest", "--case", "bench", str(evidence)], home, **env)
         files, failed, events, detections, hits = results(home)
         report(args, wall, sampler, (files, failed, events, detections, hits))
-        breakdown(home, started, wall)
+        timeline(home, started, wall)
 
 
 def report(

@@ -1,14 +1,20 @@
 """Benchmark: ingest the attack samples, then a ~11,600-file bulk set, into fresh homes.
 
-Prints wall time, files/s, events/s, peak RSS per process and the share of time per step.
-Usage: .venv/bin/python bench/ingest.py [--copies 42] [--skip-bulk] [--workers N]
+Prints wall time, files/s, events/s, CPU and peak RSS per process, the share of time per
+step, and the timeline of each run (bench/phases.py: case created, intake, pool started,
+template ready, first and last step, loads, compaction). `--runs N` repeats the attack
+samples' first ingest N times (each in a new home) and prints the medians.
+Usage: .venv/bin/python bench/ingest.py [--copies 42] [--skip-bulk] [--large-lines 0]
+       [--runs N] [--workers N]
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -17,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # bench/ must not be on sys.path: bench/sigma.py would shadow pySigma's `sigma` namespace package
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"] + [str(ROOT)]
 from bench.common import ATTACK_SAMPLES, make_bulk_set, make_large_ndjson, run_casescope
+from bench.phases import timeline
 
 from casescope.config import Settings
 from casescope.model.db import Database
@@ -43,10 +50,12 @@ def step_shares(home: Path) -> str:
     return f"files {files:,}, events {events or 0:,}; worker time per step:\n" + "\n".join(lines)
 
 
-def bench(label: str, evidence: Path, workers: int | None) -> None:
+def bench(label: str, evidence: Path, workers: int | None) -> tuple[float, float]:
+    """One fresh-home ingest of `evidence`; returns (wall s, CPU s of all its processes)."""
     with tempfile.TemporaryDirectory(prefix="cs-bench-") as tmp:
         home = Path(tmp) / "home"
         env = {"CASESCOPE_WORKERS": str(workers)} if workers else {}
+        started = datetime.now(UTC)
         wall, sampler = run_casescope(["ingest", "--case", "bench", str(evidence)], home, **env)
         db = Database(Settings(home=home))
         with db.session() as session:
@@ -65,6 +74,18 @@ def bench(label: str, evidence: Path, workers: int | None) -> None:
         )
         print(sampler.report())
         print(step_shares(home))
+        timeline(home, started, wall)
+        return wall, cpu
+
+
+def samples_runs(runs: int, workers: int | None) -> None:
+    results = [bench(f"attack samples, run {n + 1}", ATTACK_SAMPLES, workers) for n in range(runs)]
+    walls, cpus = zip(*results, strict=True)
+    print(
+        f"\n== attack samples, first ingest, {runs} runs: wall median "
+        f"{statistics.median(walls):.2f} s ({', '.join(f'{w:.2f}' for w in walls)}); "
+        f"CPU median {statistics.median(cpus):.2f} s ({', '.join(f'{c:.2f}' for c in cpus)})"
+    )
 
 
 def main() -> None:
@@ -73,8 +94,9 @@ def main() -> None:
     parser.add_argument("--skip-bulk", action="store_true")
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--large-lines", type=int, default=1_000_000, help="0 to skip")
+    parser.add_argument("--runs", type=int, default=1, help="attack-sample runs (medians)")
     args = parser.parse_args()
-    bench("attack samples", ATTACK_SAMPLES, args.workers)
+    samples_runs(args.runs, args.workers)
     if args.large_lines:
         with tempfile.TemporaryDirectory(prefix="cs-large-") as tmp:
             path = make_large_ndjson(Path(tmp) / "edr.jsonl", args.large_lines)

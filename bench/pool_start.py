@@ -1,11 +1,11 @@
 """Benchmark: what starting worker processes costs a pool, and a small ingest.
 
 Three measurements, each in a fresh home:
-- `first file`: the attack samples are queued (not timed), then `casescope worker
-  --exit-when-idle` starts; prints the seconds until the first file is completed and until
-  the pool is done, and the memory of each worker when the first file is done: RSS (what
-  the pool's bounds read) and USS (its private pages: what it alone costs), and of the
-  template the workers are forked from, if any.
+- `first file`: the attack samples are queued (not timed), then the pool that `ingest`
+  starts (`python -m casescope.jobs.pool_main --exit-when-idle`) starts; prints the seconds
+  until the first file is completed and until the pool is done, and the memory of each
+  worker when the first file is done: RSS (what the pool's bounds read) and USS (its private
+  pages: what it alone costs), and of the template the workers are forked from, if any.
 - `recycling`: the same with `CASESCOPE_WORKER_MAX_TASKS=5` (a worker is replaced after every
   few files, about 28 worker starts); the pool's wall time.
 - `ingest`: `casescope ingest` of the attack samples, wall time, as the analyst runs it.
@@ -97,12 +97,21 @@ def _worker_memory(db: Database, pool_pid: int) -> dict[str, float]:
     return found
 
 
+def _pool_module(src: str | None) -> list[str]:
+    """What `ingest` runs as its pool: `casescope.jobs.pool_main`, or in a checkout that has
+    none, `casescope worker`."""
+    root = Path(src) if src else ROOT / "src"
+    if (root / "casescope" / "jobs" / "pool_main.py").exists():
+        return ["casescope.jobs.pool_main"]
+    return ["casescope", "worker"]
+
+
 def run_pool(
     home: Path, src: str | None, workers: int, **extra: str
 ) -> tuple[float, float, dict[str, float]]:
     """(seconds to the first completed file, seconds until the pool exits, worker memory)."""
     db = _queue_samples(home)
-    command = [sys.executable, "-P", "-m", "casescope", "worker", "--workers", str(workers)]
+    command = [sys.executable, "-P", "-m", *_pool_module(src), "--workers", str(workers)]
     started = time.perf_counter()
     pool = subprocess.Popen(
         [*command, "--exit-when-idle"],

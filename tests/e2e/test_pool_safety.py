@@ -115,7 +115,7 @@ def test_modules_planted_in_the_working_and_evidence_folders_never_run(
 
 BROKEN_POOL = """
 import sys
-if "worker" in sys.orig_argv:
+if "--exit-when-idle" in sys.orig_argv:  # the pool that ingest starts
     sys.stderr.write("the pool cannot start: broken on purpose by the test\\n")
     raise SystemExit(3)
 """

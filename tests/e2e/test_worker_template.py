@@ -9,6 +9,7 @@ and every worker must go too (a SIGKILL leaves the pool no chance to stop them i
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import psutil
 import pytest
 from sqlalchemy import select
 
+from casescope.jobs.launcher import pool_command
 from casescope.model.tables import WorkerRecord
 from tests.e2e.conftest import Cli
 from tests.waiting import wait_for
@@ -96,3 +98,53 @@ def _alive(process: psutil.Process) -> bool:
         return process.status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+#: Run as the pool `ingest` starts (its module and arguments after it), recording which of
+#: WATCHED were imported when the template was started, and which at the pool's exit.
+POOL_SPY = """
+import json, runpy, sys
+from multiprocessing import forkserver
+
+WATCHED = ("sqlalchemy.orm", "casescope.model.db", "casescope.workqueue.queue", "typer", "rich")
+seen = {}
+start = forkserver.ensure_running
+
+def spy():
+    seen.setdefault("template", [m for m in WATCHED if m in sys.modules])
+    start()
+
+forkserver.ensure_running = spy
+sys.argv = sys.argv[1:]
+try:
+    runpy.run_module(sys.argv[0], run_name="__main__", alter_sys=True)
+except SystemExit as exc:
+    seen["code"] = exc.code
+seen["exit"] = [m for m in WATCHED if m in sys.modules]
+print(json.dumps(seen))
+"""
+
+
+def test_the_pool_that_ingest_starts_starts_its_template_before_its_own_imports(
+    cli: Cli,
+) -> None:
+    """The template's imports and the pool's run side by side: when the template starts, the
+    pool has imported neither SQLAlchemy's ORM nor the queue; and it never imports the CLI
+    (Typer, Rich), which only `casescope worker` typed by hand needs."""
+    cli.run("case", "create", "t")  # nothing queued: the pool exits once it has looked
+    command = pool_command(1)
+    module_at = command.index("-m") + 1
+    done = subprocess.run(
+        [sys.executable, "-P", "-c", POOL_SPY, *command[module_at:]],
+        cwd=cli.home,
+        env=cli.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    seen = json.loads(done.stdout.splitlines()[-1])
+    assert seen["template"] == [], seen
+    assert seen.get("code") in (None, 0), done.stderr
+    assert "sqlalchemy.orm" in seen["exit"] and "casescope.workqueue.queue" in seen["exit"]
+    assert "typer" not in seen["exit"] and "rich" not in seen["exit"], seen

@@ -58,7 +58,7 @@ def _pool_of(ingest: subprocess.Popen) -> psutil.Process | None:
     """The live `casescope worker` supervisor that `ingest` started (its direct child)."""
     for child in psutil.Process(ingest.pid).children():
         try:
-            if child.status() != psutil.STATUS_ZOMBIE and "worker" in child.cmdline():
+            if child.status() != psutil.STATUS_ZOMBIE and "--exit-when-idle" in child.cmdline():
                 return child
         except psutil.Error:  # gone meanwhile
             continue

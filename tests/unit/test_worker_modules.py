@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 
-from casescope.jobs.pool import TEMPLATE_ENVIRONMENT, WORKER_MODULES
+from casescope.jobs.template_start import TEMPLATE_ENVIRONMENT, WORKER_MODULES
 
 #: Imported by a worker after the fork, on purpose: polars starts a thread as it is imported.
 IMPORTED_AFTER_THE_FORK = {"polars", "_polars_runtime_32", "_polars_runtime_64"}

@@ -10,7 +10,12 @@ command with the summary kept in COMMANDS, importing none of them.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import importlib
+import os
+import sys
+import threading
 from typing import TYPE_CHECKING, NamedTuple
 
 import typer
@@ -177,4 +182,28 @@ def casescope() -> None:
 
 def main() -> None:
     tune_collector()
-    app()
+    try:
+        app()
+    except SystemExit as done:  # how click ends every command, its exit code in it
+        exit_now(done.code)
+        raise
+
+
+def exit_now(code: object) -> None:
+    """End a command that loaded chDB without the library's teardown at interpreter exit
+    (its C++ destructors: thread pools, caches, contexts), which took 0.3-0.6 s of every
+    command that opened the index (`bench/cli.py`). The command is over: the index was
+    closed by its owner (INSERTs are on disk when they return; a merge cut short is redone
+    by the next owner, as after Ctrl-C) and the kernel releases the owner's lock. The
+    atexit handlers (logging, multiprocessing) still run and the output is flushed. Returns
+    without doing anything, to exit as usual, for an exit code that is not a number or
+    while a thread that exit would wait for still runs."""
+    if "chdb" not in sys.modules or not (code is None or isinstance(code, int)):
+        return
+    if any(not t.daemon for t in threading.enumerate() if t is not threading.main_thread()):
+        return
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe, as at any exit
+            stream.flush()
+    os._exit(code or 0)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 from typing import Annotated
 
 import typer
@@ -20,8 +19,9 @@ from casescope.cli.common import (
 )
 from casescope.cli.follow import follow, print_outcome
 from casescope.cli.output import REPORT, OutputFormat, format_option
+from casescope.config import get_settings
 from casescope.jobs.launcher import ensure_workers
-from casescope.jobs.pool import WorkerPool
+from casescope.jobs.pool import run_pool
 from casescope.model.enums import Operation
 from casescope.services import operations
 from casescope.services.cases import get_case
@@ -40,13 +40,7 @@ def worker(
     ] = False,
 ) -> None:
     """Run a pool of worker processes that take jobs from the queue."""
-    ctx = open_app("worker")
-    pool = WorkerPool(ctx.settings, workers or ctx.settings.workers, exit_when_idle=exit_when_idle)
-    signal.signal(signal.SIGTERM, lambda *_: pool.stop())
-    try:
-        pool.run()
-    except KeyboardInterrupt:
-        pool.stop()
+    run_pool(get_settings(), workers, exit_when_idle=exit_when_idle)
 
 
 @friendly_errors

@@ -38,7 +38,9 @@ from casescope.evidence.store import (
 )
 from casescope.evidence.zip_directory import central_directory, count_entries
 
-ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header; an empty archive
+#: A zip archive's first bytes, how one is recognised (never by its name): a local file header;
+#: an empty archive
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")
 RATIO_MIN_BYTES = 1024 * 1024  # small members are never refused for their ratio
 _DRIVE = re.compile(r"^[A-Za-z]:")
 #: What reading a damaged, encrypted or exotic member raises (stdlib zipfile, zlib, bz2, lzma).
@@ -71,12 +73,6 @@ class _Walk:
     limits: ArchiveLimits
     bytes_left: int
     members_left: int
-
-
-def is_zip(path: Path) -> bool:
-    """Whether `path` is a zip archive, by its first bytes (never by its name)."""
-    with path.open("rb") as f:
-        return f.read(4) in ZIP_MAGICS
 
 
 def unsafe_name(name: str) -> str | None:
@@ -188,7 +184,7 @@ def _take_member(
     tmp = tmp_part(walk.tmp_dir)
     try:
         with archive.open(info) as src:
-            sha, size = copy_hashing(src, tmp, limit=walk.bytes_left)
+            copied = copy_hashing(src, tmp, limit=walk.bytes_left)
     except SizeLimitExceeded:
         yield Refused(label, "zip bomb refused: expands past CASESCOPE_MAX_ARCHIVE_BYTES")
         return
@@ -198,9 +194,9 @@ def _take_member(
     except OSError as exc:
         yield Refused(label, describe_os_error(exc, "read member"))
         return
-    walk.bytes_left -= size
-    if not is_zip(tmp):
-        yield publish(tmp, sha, size, walk.case_dir, label)
+    walk.bytes_left -= copied.size
+    if copied.head[:4] not in ZIP_MAGICS:
+        yield publish(tmp, copied, walk.case_dir, label)
         return
     try:
         if depth >= walk.limits.max_depth:
@@ -213,4 +209,4 @@ def _take_member(
             yield from _walk_archive(walk, tmp, label, depth + 1)
     finally:
         tmp.unlink(missing_ok=True)
-        walk.bytes_left += size  # the nested zip itself is temporary; its members count
+        walk.bytes_left += copied.size  # the nested zip itself is temporary; its members count

@@ -23,8 +23,8 @@ from sqlalchemy.orm import Session
 
 from casescope.config import Settings
 from casescope.errors import CaseClosedError, EvidenceError
-from casescope.evidence.archive import ArchiveLimits, is_zip, store_archive
-from casescope.evidence.store import Refused, StoredFile, describe_os_error, store_file
+from casescope.evidence.archive import ZIP_MAGICS, ArchiveLimits, store_archive
+from casescope.evidence.store import Refused, StoredFile, describe_os_error, store_stream
 from casescope.model.db import Database
 from casescope.model.enums import AuditAction, CaseStatus, FileStatus, FileType, Operation
 from casescope.model.tables import AuditRecord, Case, EvidenceFile, utcnow
@@ -61,41 +61,65 @@ def check_sources(paths: Iterable[Path]) -> list[Path]:
 
 
 def walk_paths(paths: Iterable[Path]) -> Iterator[Path | Refused]:
-    """Every regular file under the given files and folders, in a stable order. What else a
-    folder holds (symbolic links, pipes, devices) comes as Refused, with why: not followed,
-    never skipped in silence. A link given by name is the analyst's choice and is followed."""
+    """Every regular file under the given files and folders, in a stable order, each by its
+    absolute path with no link in it (the name recorded as the file's original path). What
+    else a folder holds (symbolic links, pipes, devices) comes as Refused, with why: not
+    followed, never skipped in silence. A link given by name is the analyst's choice and is
+    followed."""
     for path in check_sources(paths):
-        if not path.is_dir():
-            yield path
-            continue
-        for root, dirs, files in os.walk(path, followlinks=False):
-            dirs.sort()
-            for name in dirs:
-                if Path(root, name).is_symlink():
-                    yield Refused(str(Path(root, name)), "link to a folder: not followed")
-            for name in sorted(files):
-                yield _regular_or_refused(Path(root, name))
+        if path.is_dir():
+            yield from _walk_folder(path, path.resolve())
+        else:
+            yield path.resolve()
 
 
-def _regular_or_refused(candidate: Path) -> Path | Refused:
-    if candidate.is_symlink():
-        if not candidate.exists():
-            return Refused(str(candidate), "symbolic link to a missing target")
-        return Refused(str(candidate), "symbolic link: not followed (take in its target by name)")
-    if not candidate.is_file():
-        return Refused(str(candidate), "not a regular file (a pipe, socket or device)")
-    return candidate
+def _walk_folder(folder: Path, resolved: Path) -> Iterator[Path | Refused]:
+    """`folder` (named as given, for refusals) whose links-free path is `resolved`: its links
+    to folders, then its files, then its folders, each in name order. Entry types come from
+    the listing itself and a file's path from `resolved`: no stat nor path resolution per
+    file, which were most of the system time of a bulk intake (`bench/bulk.py`)."""
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+    except OSError as exc:
+        yield Refused(str(folder), f"cannot list the folder: {exc.strerror}")
+        return
+    folders = [entry for entry in entries if entry.is_dir()]  # links to folders too
+    for entry in folders:
+        if entry.is_symlink():
+            yield Refused(entry.path, "link to a folder: not followed")
+    for entry in entries:
+        if not entry.is_dir():
+            yield _regular_or_refused(entry, resolved)
+    for entry in folders:
+        if not entry.is_symlink():
+            yield from _walk_folder(Path(entry.path), resolved / entry.name)
+
+
+def _regular_or_refused(entry: os.DirEntry[str], resolved: Path) -> Path | Refused:
+    if entry.is_symlink():
+        if not Path(entry.path).exists():
+            return Refused(entry.path, "symbolic link to a missing target")
+        return Refused(entry.path, "symbolic link: not followed (take in its target by name)")
+    if not entry.is_file(follow_symlinks=False):
+        return Refused(entry.path, "not a regular file (a pipe, socket or device)")
+    return resolved / entry.name
 
 
 def take_in(source: Path, case_dir: Path, settings: Settings) -> Iterator[StoredFile | Refused]:
-    """Store one input: a loose file, or every member of a zip (detected by content)."""
+    """Store one input (`source`: a path from `walk_paths`): a loose file, or every member of
+    a zip (detected by content). The file is opened once to tell and to copy."""
     try:
-        if is_zip(source):
+        with source.open("rb", buffering=0) as src:
+            archive = src.read(len(ZIP_MAGICS[0])) in ZIP_MAGICS
+            if not archive:
+                src.seek(0)
+                stored = store_stream(src, str(source), case_dir, settings.tmp_dir)
+        if archive:
             limits = ArchiveLimits.from_settings(settings)
-            label = str(source.resolve())
-            yield from store_archive(source, label, case_dir, settings.tmp_dir, limits)
+            yield from store_archive(source, str(source), case_dir, settings.tmp_dir, limits)
         else:
-            yield store_file(source, case_dir, settings.tmp_dir)
+            yield stored
     except OSError as exc:
         logger.warning("cannot take in %s: %s", source, exc)
         yield Refused(str(source), describe_os_error(exc, "read"))
@@ -151,7 +175,8 @@ def _blank(item: StoredFile) -> bool:
     """A small unrecognised file of only blank lines (and a BOM): no events, not an error."""
     if item.file_type is not FileType.UNKNOWN or item.size > BLANK_CHECK_BYTES:
         return False
-    return not Path(item.stored).read_bytes().removeprefix(b"\xef\xbb\xbf").strip()
+    content = item.head if len(item.head) >= item.size else Path(item.stored).read_bytes()
+    return not content.removeprefix(b"\xef\xbb\xbf").strip()
 
 
 def _triage(row: EvidenceFile, item: StoredFile, report: IntakeReport) -> bool:

@@ -59,7 +59,8 @@ class PoolStartError(CasescopeError):
 
 
 def pool_command(workers: int | None = None) -> list[str]:
-    command = [sys.executable, "-P", "-m", "casescope", "worker", "--exit-when-idle"]
+    # `casescope worker` without the CLI's imports, its template started first (pool_main.py)
+    command = [sys.executable, "-P", "-m", "casescope.jobs.pool_main", "--exit-when-idle"]
     return command + (["--workers", str(workers)] if workers else [])
 
 
@@ -113,7 +114,8 @@ class StartedPool:
 def start_pool(
     settings: Settings, *, workers: int | None = None, detach: bool = False
 ) -> StartedPool:
-    """Start `casescope worker --exit-when-idle` from the home directory."""
+    """Start a pool (`casescope worker --exit-when-idle`, as `jobs.pool_main`) from the
+    home directory."""
     command = pool_command(workers)
     stderr_path = pool_stderr_path(settings)
     stderr_path.parent.mkdir(parents=True, exist_ok=True)

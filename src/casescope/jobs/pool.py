@@ -27,17 +27,14 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import multiprocessing
 import os
 import signal
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from multiprocessing import forkserver
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
-from pathlib import Path
 
 import psutil
 
@@ -45,8 +42,16 @@ from casescope.config import Settings
 from casescope.jobs.host_loader import HostLoader, hosts_load
 from casescope.jobs.pool_clock import PausedTime
 from casescope.jobs.registry import unregister, worker_id_prefix
+from casescope.jobs.template_start import (
+    leave_start_directory,
+    set_death_signal,
+    start_template,
+    worker_context,
+)
+from casescope.logs import setup_logging
 from casescope.model.db import Database
 from casescope.model.outage import note_transient, ride_out
+from casescope.store.index_url import check_index_url
 from casescope.workqueue import queue
 
 logger = logging.getLogger(__name__)
@@ -56,52 +61,6 @@ SUPERVISE_SECONDS = 0.25
 PULSE_SECONDS = 1.0
 #: A shorter stall is never a stuck worker: the GIL changes hands every 5 ms.
 MIN_STALL_SECONDS = 5.0
-#: What a worker needs before its first file, imported once by the template (the forkserver)
-#: that every worker is forked from: the models and SQLAlchemy, the parsers and pyarrow, the
-#: Sigma compiler and pySigma. Not polars, nor the modules that import it (the Sigma engine,
-#: the IOC matcher): polars starts a thread as it is imported, and a process with threads
-#: must not be forked; each worker imports those itself (about 0.15 s of CPU, against 1.2 s
-#: for all). tests/unit/test_worker_modules.py keeps the list complete.
-WORKER_MODULES = (
-    "casescope.config",
-    "casescope.logs",
-    "casescope.allocators",
-    "casescope.collector",
-    "casescope.model.db",
-    "casescope.model.tables",
-    "casescope.workqueue.queue",
-    "casescope.jobs.registry",
-    "casescope.jobs.steps",
-    "casescope.jobs.case_iocs",
-    "casescope.evidence.store",
-    "casescope.parse.files",
-    "casescope.parse.sniff",
-    "casescope.parse.evtx",
-    "casescope.parse.ndjson",
-    "casescope.parse.csvlog",
-    "casescope.detect.compile",
-    "casescope.detect.load",
-    "casescope.detect.pipelines",
-    "casescope.detect.program",
-    "casescope.detect.rules",
-    "casescope.detect.search",
-    "casescope.hunt.ioc",
-    "casescope.store.segments",
-    "casescope.store.load_queue",
-    "ahocorasick",
-    "sqlite3",
-    "casescope.jobs.template",  # last: ties the template's life to the pool's
-)
-#: The template's environment, under which numpy (OpenBLAS) and pyarrow (jemalloc) start no
-#: thread as they are imported. Workers inherit it: they run no BLAS, and allocate Arrow
-#: memory with the C library (`allocators.use_system_arrow_pool`).
-TEMPLATE_ENVIRONMENT = {
-    "OPENBLAS_NUM_THREADS": "1",
-    "JE_ARROW_MALLOC_CONF": "background_thread:false",
-}
-#: The pool's pid, in the environment of the template it starts (`jobs/template.py`).
-POOL_PID_VARIABLE = "_CASESCOPE_POOL_PID"
-_PR_SET_PDEATHSIG = 1  # prctl's option (linux/prctl.h)
 
 
 def stall_seconds(settings: Settings) -> float:
@@ -169,25 +128,6 @@ class WorkerSlot:
         return now - pulse if pulse else 0.0
 
 
-def worker_context() -> BaseContext:
-    """How the pool starts workers: on Linux, forked from a forkserver that imported
-    `WORKER_MODULES` under `TEMPLATE_ENVIRONMENT` (set in this process, which the forkserver
-    inherits); elsewhere a fresh interpreter each (and no death signal: `_die_with_pool`)."""
-    if sys.platform != "linux":
-        return multiprocessing.get_context("spawn")
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(list(WORKER_MODULES))
-    os.environ.update(TEMPLATE_ENVIRONMENT)
-    os.environ[POOL_PID_VARIABLE] = str(os.getpid())
-    return ctx
-
-
-def set_death_signal() -> None:
-    """Have the kernel SIGKILL this process when its parent dies (Linux only)."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
 def _die_with_pool(pool_pid: int) -> None:
     """On Linux, the kernel kills the worker when the pool dies, even if a stuck native call
     keeps its own orphan check (the heartbeat thread) from ever running: the death signal
@@ -242,20 +182,6 @@ class Child:
             return self._handle.memory_info().rss / 2**20 if self._handle else 0.0
         except psutil.Error:
             return 0.0
-
-
-def leave_start_directory(home: Path) -> None:
-    """Run from `home` with no path from the start directory on `sys.path` (evidence folders
-    are attacker-controlled: a `glob.py` there must never be imported)."""
-    start = Path.cwd()
-    os.chdir(home)
-    os.environ["PYTHONSAFEPATH"] = "1"
-    package_root = Path(__file__).resolve().parents[2]  # where casescope itself is imported from
-    sys.path[:] = [
-        entry
-        for entry in sys.path
-        if entry and (Path(entry).resolve() != start or Path(entry).resolve() == package_root)
-    ]
 
 
 class WorkerPool:
@@ -369,9 +295,9 @@ class WorkerPool:
         """Supervise until stopped (or, with exit_when_idle, until the queue is drained).
         While the metadata DB is unreachable, the pool waits for it with its workers."""
         leave_start_directory(self.settings.home_dir)
-        if self._ctx.get_start_method() == "forkserver":
-            # now, from the home: its imports overlap the pool's first queries
-            forkserver.ensure_running()
+        # now, from the home (a no-op if `pool_main` started it): its imports overlap the
+        # pool's first queries
+        start_template(self._ctx)
         loader = HostLoader(self.settings) if hosts_load(self.settings) else None
         if loader is not None:
             loader.start()
@@ -398,3 +324,17 @@ class WorkerPool:
             if not note_transient(exc, "worker pool shutdown", self.settings):
                 raise
         self.db.dispose()
+
+
+def run_pool(settings: Settings, workers: int | None, *, exit_when_idle: bool) -> None:
+    """Run a pool of `workers` (default: the setting) until stopped or, with
+    `exit_when_idle`, until the queue is drained; SIGTERM and Ctrl-C stop it."""
+    settings.ensure_dirs()
+    setup_logging(settings, "worker")
+    check_index_url(settings)
+    pool = WorkerPool(settings, workers or settings.workers, exit_when_idle=exit_when_idle)
+    signal.signal(signal.SIGTERM, lambda *_: pool.stop())
+    try:
+        pool.run()
+    except KeyboardInterrupt:
+        pool.stop()

@@ -53,7 +53,13 @@ _SAMPLE_LINES = 20
 def detect_file_type(path: Path) -> FileType:
     """EVTX, NDJSON, CSV or UNKNOWN, from at most the first 64 KiB of the file."""
     with path.open("rb") as handle:
-        sample = handle.read(SAMPLE_BYTES + 1)
+        return file_type_of(handle.read(SAMPLE_BYTES + 1))
+
+
+def file_type_of(sample: bytes) -> FileType:
+    """`detect_file_type` of a file whose first bytes are `sample`: its first
+    SAMPLE_BYTES + 1 bytes, or all of it when it is shorter (intake keeps them as it copies,
+    so that it does not open the copy again)."""
     complete = len(sample) <= SAMPLE_BYTES  # the whole file is in the sample
     sample = sample[:SAMPLE_BYTES]
     if sample.startswith(EVTX_MAGIC):
