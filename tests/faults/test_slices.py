@@ -197,15 +197,26 @@ def _loaded_piece_of(db: Database, part: FileSlice, loaded: bool = False) -> boo
         return (session.scalar(query) or 0) > 0
 
 
+def _first_piece_out(db: Database, part: FileSlice) -> bool:
+    """Whether the first piece of `part`'s attempt is published: the others load after it."""
+    query = select(func.count()).where(
+        LoadPiece.job_id == part.job_id, LoadPiece.attempt == part.attempt, LoadPiece.piece == 0
+    )
+    with db.read() as session:
+        return (session.scalar(query) or 0) > 0
+
+
 def _victim(db: Database, owner: bool) -> FileSlice | None:
-    """A running slice of the large file with a piece published, held by the job's owner
-    (`owner`) or by another worker."""
+    """A running slice of the large file with a piece published that can load, held by the
+    job's owner (`owner`) or by another worker."""
     with db.read() as session:
         owners = dict(session.execute(select(Job.id, Job.worker_id)).all())
     for part in _slices(db):
         if part.state is not SliceState.RUNNING or part.worker_id is None:
             continue
-        if (owners.get(part.job_id) == part.worker_id) is owner and _loaded_piece_of(db, part):
+        if (owners.get(part.job_id) == part.worker_id) is not owner:
+            continue
+        if _loaded_piece_of(db, part) and _first_piece_out(db, part):
             return part
     return None
 
@@ -223,7 +234,8 @@ def _kill_mid_slice(cli: Cli, owner: bool) -> FileSlice:
     """Run a pool on the queued evidence; SIGKILL a worker holding a slice once a piece of
     that slice is in the index; the slice killed."""
     db = db_for(cli)
-    workers = pool(cli, workers=3, **SLICED)
+    # leases outlast the test's pauses: the dead worker's slice is queued again by the pool
+    workers = pool(cli, workers=3, CASESCOPE_LEASE_SECONDS="120", **SLICED)
     try:
         found: list[FileSlice] = []
         what = f"a running slice of {'the owner' if owner else 'a helper'} with a piece out"

@@ -1,6 +1,6 @@
 """A large EVTX file parsed in slices: its job's owner plans chunk ranges, and it and any
-idle worker parse, match and write them (docs/decisions.md, "Large EVTX files are parsed in
-slices").
+idle worker parse, match and write them (docs/decisions.md, "Large files load in pieces",
+Slices).
 
 Each slice is parsed alone with the whole file's `seq` (parse/evtx_slices.py), its events
 go to load pieces under the owner's attempt (store/pieces.py), numbered after the pieces of

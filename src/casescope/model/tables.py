@@ -175,7 +175,7 @@ class LoadPiece(Base):
 
 class FileSlice(Base):
     """A chunk range of a large EVTX file, parsed as part of its job's attempt by any idle
-    worker (jobs/slices.py; docs/decisions.md, "Large EVTX files are parsed in slices").
+    worker (jobs/slices.py; docs/decisions.md, "Large files load in pieces").
     The job's owner plans them; one active job per file stays the rule."""
 
     __tablename__ = "file_slices"

@@ -5,8 +5,8 @@ claim takes one (`claim`) under a lease like a job's, renewed by its heartbeat. 
 lease runs out (its worker died) is claimed again. Only slices of a job's current, running
 attempt are claimable, and a worker writes a slice's results only while the slice is still
 its own run of the current attempt (`held`): a worker that lost its lease, or whose
-attempt was replaced, writes nothing (docs/decisions.md, "Large EVTX files are parsed in
-slices").
+attempt was replaced, writes nothing (docs/decisions.md, "Large files load in pieces",
+Slices).
 """
 
 from __future__ import annotations
