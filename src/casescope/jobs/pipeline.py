@@ -401,7 +401,8 @@ def process_file(
     try:
         outcome = read_events(ctx, job, info, log, analyzers, sliceable=analyzers)
         if outcome.sliced is not None:
-            record_sliced_steps(ctx, log, outcome.sliced, analyzers)
+            steps = PERSIST_STEPS[job.operation]
+            record_sliced_steps(ctx, log, outcome.sliced, steps, analyzers)
         else:
             _persist_steps(ctx, log, analyzers, job.operation)
         return _complete(ctx, job, info, log, outcome)

@@ -202,20 +202,28 @@ def work_slice(
 
 
 def record_sliced_steps(
-    ctx: WorkerContext, log: StepLog, sliced: SlicedFile, analyzers: Sequence[Analyzer]
+    ctx: WorkerContext,
+    log: StepLog,
+    sliced: SlicedFile,
+    steps: Sequence[FileStatus],
+    analyzers: Sequence[Analyzer],
 ) -> None:
-    """The Sigma and IOC steps of a sliced file: its slices wrote the results; what they
+    """The Sigma and IOC `steps` of a sliced file: its slices wrote the results; what they
     found goes into the steps' audit rows, and the rule set into the file's row."""
-    for analyzer in analyzers:
-        with log.step(analyzer.status) as result:
-            found = sliced.detections if analyzer.status is FileStatus.SIGMA else sliced.ioc_hits
-            result.events = found
-            result.details.append(f"written by the slices of workers {', '.join(sliced.workers)}")
-            ruleset = getattr(getattr(analyzer, "active", None), "hash", None)
-            if ruleset is not None:
-                with ctx.db.session() as session:
-                    session.execute(
-                        update(EvidenceFile)
-                        .where(EvidenceFile.id == log.scope.file_id)
-                        .values(sigma_ruleset=ruleset)
-                    )
+    found = {FileStatus.SIGMA: sliced.detections, FileStatus.IOC: sliced.ioc_hits}
+    by_status = {analyzer.status: analyzer for analyzer in analyzers}
+    for status in steps:
+        with log.step(status) as result:
+            if status not in by_status:
+                continue
+            result.events = found[status]
+            result.details.append(f"written by the slices of {', '.join(sliced.workers)}")
+            active = getattr(by_status[status], "active", None)
+            if active is None:
+                continue
+            with ctx.db.session() as session:
+                session.execute(
+                    update(EvidenceFile)
+                    .where(EvidenceFile.id == log.scope.file_id)
+                    .values(sigma_ruleset=active.hash)
+                )
