@@ -115,6 +115,19 @@ def _claimable(now: float) -> list:
     return [waiting, *_OF_RUNNING_ATTEMPT]
 
 
+_ANY_WAITING = (
+    select(_SLICES.c.id)
+    .where(_SLICES.c.state.in_([SliceState.QUEUED, SliceState.RUNNING]))
+    .limit(1)
+)
+
+
+def _any_waiting(db: Database) -> bool:
+    """Whether any slice is queued or running (one may be claimable), read without a lock."""
+    with db.read() as session:
+        return session.execute(_ANY_WAITING).first() is not None
+
+
 def claim(
     db: Database, worker_id: str, lease_seconds: float, job_id: int | None = None
 ) -> ClaimedSlice | None:
@@ -131,6 +144,8 @@ def claim(
     )
     if job_id is not None:
         query = query.where(FileSlice.job_id == job_id)
+    elif not _any_waiting(db):  # idle workers ask often: no write transaction for nothing
+        return None
     with db.session() as session:
         found = session.execute(query).first()
         if found is None:
