@@ -41,7 +41,7 @@ def test_slices_per_size_and_worker(
     large: Path, slice_min_mb: float, workers: int, slices: int | None
 ) -> None:
     settings = Settings(slice_min_mb=slice_min_mb, workers=workers)
-    planned = plan_for(settings, _info(large), job_id=1)
+    planned = plan_for(settings, _info(large))
     assert (len(planned) if planned else None) == slices
     if planned:
         assert planned[0].seq_from == 0 and all(
@@ -52,7 +52,7 @@ def test_slices_per_size_and_worker(
 
 def test_other_formats_and_damaged_layouts_are_parsed_whole(large: Path, tmp_path: Path) -> None:
     settings = Settings(slice_min_mb=1, workers=4)
-    assert plan_for(settings, _info(large, FileType.NDJSON), job_id=1) is None
+    assert plan_for(settings, _info(large, FileType.NDJSON)) is None
     cut = tmp_path / "cut.evtx"
     cut.write_bytes(large.read_bytes()[:-1000])  # not a whole number of chunks
-    assert plan_for(settings, _info(cut), job_id=1) is None
+    assert plan_for(settings, _info(cut)) is None

@@ -183,7 +183,7 @@ def _slices_to_plan(
     with ctx.db.read() as session:
         if slices.found_invalid(session, job.id):
             return None
-    return plan_for(ctx.settings, info, job.id)
+    return plan_for(ctx.settings, info)
 
 
 def _index_in_slices(

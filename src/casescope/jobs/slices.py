@@ -59,7 +59,7 @@ class SliceFailed(CasescopeError):
     """A slice failed in another worker: the attempt fails (and is retried as usual)."""
 
 
-def plan_for(settings: Settings, info: FileInfo, job_id: int) -> list[Slice] | None:
+def plan_for(settings: Settings, info: FileInfo) -> list[Slice] | None:
     """The slices of a file worth slicing: an EVTX file of at least two `slice_min_mb`,
     one slice per `slice_min_mb` up to one per worker, whose chunk headers are intact
     (`chunk_counts`). None: parse it whole."""
