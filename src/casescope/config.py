@@ -85,6 +85,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Pieces a large file (2 pieces or more) is loaded in while it is parsed.",
     )
+    slice_min_mb: float = Field(
+        default=64.0,
+        gt=0,
+        description="An EVTX file of at least twice this many MiB is parsed in slices of at "
+        "least this size, at most one per worker, that idle workers take on (jobs/slices.py).",
+    )
     # --- web app (`casescope serve`, docs/web.md) ---
     secret_key: str | None = Field(
         default=None, description="Key of the web app's session/token hashes (required)."

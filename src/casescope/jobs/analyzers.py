@@ -145,6 +145,24 @@ class SigmaAnalyzer:
             out.append(json.dumps(values) if wanted else None)
         return out
 
+    def fresh(self) -> SigmaAnalyzer:
+        """An analyzer like this one with nothing found yet (a slice's: jobs/slices.py)."""
+        return SigmaAnalyzer(
+            self.active, batch_events=self.batch_events, exclusions=self.exclusions
+        )
+
+    def persist_range(self, session: Session, file_id: int, case_id: int, seqs: range) -> int:
+        """Replace the file's detections of events `seqs` (a slice's) with this run's."""
+        session.execute(
+            delete(Detection).where(
+                Detection.file_id == file_id,
+                Detection.seq >= seqs.start,
+                Detection.seq < seqs.stop,
+            )
+        )
+        _insert_held(session, [(self._rows, file_id, case_id)])
+        return len(self._rows)
+
     def persist(self, session: Session, file_id: int) -> int:
         """Replace the file's detections with this run's (idempotent across retries)."""
         case_id = session.scalar(select(EvidenceFile.case_id).where(EvidenceFile.id == file_id))
@@ -259,6 +277,27 @@ class IocAnalyzer:
 
     def finish(self) -> None:
         """Nothing is buffered: the matcher's cost per batch is small."""
+
+    def fresh(self) -> IocAnalyzer:
+        """An analyzer like this one with nothing found yet (a slice's: jobs/slices.py)."""
+        return IocAnalyzer(self.matcher, self.case_id)
+
+    def persist_range(self, session: Session, file_id: int, case_id: int, seqs: range) -> int:
+        """Replace the file's hits on events `seqs` (a slice's) with this run's."""
+        session.execute(
+            delete(IocHit).where(
+                IocHit.file_id == file_id, IocHit.seq >= seqs.start, IocHit.seq < seqs.stop
+            )
+        )
+        enabled = enabled_ioc_ids(session, case_id)
+        rows = [
+            {"case_id": case_id, "file_id": file_id, **row}
+            for row in self._rows
+            if row["ioc_id"] in enabled
+        ]
+        if rows:
+            session.execute(insert(IocHit), rows)
+        return len(rows)
 
     def persist(self, session: Session, file_id: int) -> int:
         """Replace the file's hits with this run's (idempotent across retries).

@@ -27,6 +27,7 @@ from casescope.model.tables import EvidenceFile, Segment
 from casescope.parse.schema import PARSER_VERSION
 from casescope.store.segments import segment_variant
 from casescope.workqueue import queue
+from casescope.workqueue.slices import ClaimedSlice
 
 
 class Consumer(Protocol):
@@ -49,6 +50,14 @@ class Analyzer(Consumer, Protocol):
     status: FileStatus
 
     def persist(self, session: Session, file_id: int) -> int: ...
+
+    def persist_range(self, session: Session, file_id: int, case_id: int, seqs: range) -> int:
+        """Replace the file's findings on events `seqs` (a slice's: jobs/slices.py)."""
+        ...
+
+    def fresh(self) -> Analyzer:
+        """An analyzer like this one that has found nothing yet."""
+        ...
 
     @classmethod
     def persist_many(cls, session: Session, items: Sequence[tuple[Any, int, int]]) -> list[int]:
@@ -93,6 +102,8 @@ class WorkerContext:
     claimed: list[queue.ClaimedJob] = field(default_factory=list)
     current: queue.ClaimedJob | None = None
     current_started: float | None = None
+    #: The slice of a large file this worker parses now (its heartbeat renews the lease).
+    slice: ClaimedSlice | None = None
     #: Compiled IOC matchers by (case id, IOC-set hash): small files must not recompile.
     ioc_matchers: dict[tuple[int, str], IocMatcher] = field(default_factory=dict)
     exclusion_sets: dict[tuple[int, str], ExclusionSet] = field(default_factory=dict)

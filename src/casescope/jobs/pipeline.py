@@ -35,10 +35,12 @@ from casescope.jobs.context import (
     check_evidence,
     file_info,
 )
+from casescope.jobs.slices import SlicedFile, index_in_slices, plan_for, record_sliced_steps
 from casescope.jobs.steps import StepLog, StepResult, StepScope, advance
 from casescope.model.enums import FileStatus, IndexState, JobState, Operation
 from casescope.model.outage import is_transient
 from casescope.model.tables import EvidenceFile, Segment, utcnow
+from casescope.parse.evtx_slices import Slice
 from casescope.parse.files import estimate_events, iter_batches
 from casescope.parse.report import ParseReport
 from casescope.parse.schema import PARSER_VERSION
@@ -52,7 +54,7 @@ from casescope.store.segments import (
     segment_path,
     sync_to_disk,
 )
-from casescope.workqueue import queue
+from casescope.workqueue import queue, slices
 
 logger = logging.getLogger(__name__)
 
@@ -170,6 +172,36 @@ class Outcome:
     event_count: int | None = None
     warnings: str | None = None
     bundle: Path | None = None  # a group's load bundle holding the file's events
+    sliced: SlicedFile | None = None  # parsed in slices, which wrote its findings
+
+
+def _slices_to_plan(
+    ctx: WorkerContext, job: queue.ClaimedJob, info: FileInfo
+) -> list[Slice] | None:
+    """The slices to parse the file in (jobs/slices.py), unless an earlier attempt found
+    that its chunk headers do not give its `seq`."""
+    with ctx.db.read() as session:
+        if slices.found_invalid(session, job.id):
+            return None
+    return plan_for(ctx.settings, info)
+
+
+def _index_in_slices(
+    ctx: WorkerContext,
+    job: queue.ClaimedJob,
+    info: FileInfo,
+    planned: list[Slice],
+    analyzers: Sequence[Analyzer],
+    result: StepResult,
+) -> Outcome:
+    sliced = index_in_slices(ctx, job, info, planned, analyzers)
+    result.events = sliced.events
+    workers = ", ".join(sliced.workers)
+    result.details.append(f"parsed {sliced.events} events in {len(planned)} slices ({workers})")
+    warnings = sliced.warnings[:MAX_WARNING_CHARS]
+    return Outcome(
+        new_segment=sliced.segment, event_count=sliced.events, warnings=warnings, sliced=sliced
+    )
 
 
 def _index_steps(
@@ -178,6 +210,7 @@ def _index_steps(
     job: queue.ClaimedJob,
     info: FileInfo,
     analyzers: Sequence[Consumer],
+    sliceable: Sequence[Analyzer] | None = None,
 ) -> Outcome:
     with log.step(FileStatus.ESTIMATING) as result:
         estimate = result.events = estimate_events(info.stored_path, info.file_type)
@@ -191,6 +224,8 @@ def _index_steps(
             result.events = reuse.event_count
             result.details.append(f"re-used segment {reuse.id} (same evidence seen before)")
             return Outcome(segment_id=reuse.id, event_count=reuse.event_count, warnings="")
+        if sliceable is not None and (planned := _slices_to_plan(ctx, job, info)):
+            return _index_in_slices(ctx, job, info, planned, sliceable, result)
         path, rows, report = _parse_to_segment(ctx, job, info, analyzers, result, estimate)
     return Outcome(new_segment=path, event_count=rows, warnings=_format_warnings(report))
 
@@ -333,11 +368,13 @@ def read_events(
     info: FileInfo,
     log: StepLog,
     analyzers: Sequence[Consumer],
+    sliceable: Sequence[Analyzer] | None = None,
 ) -> Outcome:
     """The reading part of a job: parse (full/reindex) or re-read the segment, feeding
-    `analyzers`; what the indexing steps produced."""
+    `analyzers`; what the indexing steps produced. With `sliceable` (the analyzers, when
+    the file is read alone), a large EVTX file is parsed in slices (jobs/slices.py)."""
     if job.operation in (Operation.FULL, Operation.REINDEX):
-        return _index_steps(ctx, log, job, info, analyzers)
+        return _index_steps(ctx, log, job, info, analyzers, sliceable)
     _reread_segment(ctx, info, analyzers)
     return Outcome()
 
@@ -362,8 +399,12 @@ def process_file(
     analyzers = analyzers or []
     ctx.progress.events = 0
     try:
-        outcome = read_events(ctx, job, info, log, analyzers)
-        _persist_steps(ctx, log, analyzers, job.operation)
+        outcome = read_events(ctx, job, info, log, analyzers, sliceable=analyzers)
+        if outcome.sliced is not None:
+            steps = PERSIST_STEPS[job.operation]
+            record_sliced_steps(ctx, log, outcome.sliced, steps, analyzers)
+        else:
+            _persist_steps(ctx, log, analyzers, job.operation)
         return _complete(ctx, job, info, log, outcome)
     except BaseException:
         log.flush_alone(ctx.db)

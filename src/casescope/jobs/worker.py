@@ -32,6 +32,7 @@ from casescope.jobs.group import Member, process_group
 from casescope.jobs.pipeline import PERSIST_STEPS, failure_recorded, process_file
 from casescope.jobs.pool import PULSE_SECONDS, WorkerSlot
 from casescope.jobs.registry import register, rss_mb, unregister
+from casescope.jobs.slices import work_slice
 from casescope.model.db import Database
 from casescope.model.enums import FileStatus, Operation
 from casescope.model.outage import (
@@ -44,7 +45,8 @@ from casescope.model.outage import (
 from casescope.model.tables import EvidenceFile, WorkerRecord
 from casescope.store.exclusions import case_exclusions
 from casescope.store.rulesets import load_active, manifest_of
-from casescope.workqueue import queue
+from casescope.workqueue import queue, slices
+from casescope.workqueue.slices import ClaimedSlice
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +85,8 @@ class Heartbeat(threading.Thread):
         claimed, job, started = list(ctx.claimed), ctx.current, ctx.current_started
         settings = ctx.settings
         queue.renew_leases(ctx.db, [j.id for j in claimed], ctx.worker_id, settings.lease_seconds)
+        if (part := ctx.slice) is not None:
+            slices.renew(ctx.db, part, ctx.worker_id, settings.lease_seconds)
         with ctx.db.session() as session:
             if job is not None:
                 session.execute(
@@ -351,6 +355,41 @@ def _claim(ctx: WorkerContext, tasks_done: int) -> list[queue.ClaimedJob]:
     )
 
 
+def _slice_analyzers(ctx: WorkerContext, part: ClaimedSlice) -> tuple[FileInfo, list[Analyzer]]:
+    """The file of a slice another worker owns, and the analyzers its job runs (`_prepare`
+    for one job)."""
+    job = queue.ClaimedJob(part.job_id, part.file_id, part.operation, part.attempt)
+    ctx.rules = load_active(ctx.settings, ctx.rules)
+    with ctx.db.read() as session:
+        info = file_info(session, part.file_id, part.operation)
+        sigma = _sigma_analyzer(ctx, job, session, {}, info.case_id)
+        ioc = _ioc_analyzer(ctx, job, enabled_iocs(session, info.case_id), info.case_id)
+    return info, [a for a in (sigma, ioc) if a is not None]
+
+
+def _help_with_slice(ctx: WorkerContext) -> bool:
+    """With nothing to claim, parse a slice of a large file another worker owns; whether
+    there was one. Its failure is the owner's to report: it fails the owner's attempt."""
+    settings = ctx.settings
+    part = ride_out(
+        settings,
+        f"worker {ctx.worker_id} slice claim",
+        lambda: slices.claim(ctx.db, ctx.worker_id, settings.lease_seconds),
+    )
+    if part is None:
+        return False
+    try:
+        info, analyzers = _slice_analyzers(ctx, part)
+        work_slice(ctx, part, info, analyzers)
+    except Exception as exc:  # isolation boundary: one slice; recorded on it by work_slice
+        if is_outage(exc):
+            raise
+        logger.exception(
+            "worker %s: slice %d of file %d failed", ctx.worker_id, part.number, part.file_id
+        )
+    return True
+
+
 def _run_or_drop(ctx: WorkerContext, jobs: list[queue.ClaimedJob]) -> bool:
     """`run_jobs`; False when the metadata DB went away meanwhile (or rolled a transaction
     back as a conflict): once it answers, the worker's running jobs are queued again for
@@ -383,6 +422,11 @@ def _work(ctx: PolicedContext, heartbeat: Heartbeat, exit_when_idle: bool) -> No
     jobs: list[queue.ClaimedJob] = []
     while True:
         jobs = jobs or _claim(ctx, heartbeat.tasks_done)
+        if not jobs and _help_with_slice(ctx):
+            if reason := _should_recycle(settings, heartbeat.tasks_done):
+                logger.info("worker %s recycles: %s", worker_id, reason)
+                return
+            continue
         if not jobs:
             what = f"worker {worker_id} idle check"
             if exit_when_idle and not ride_out(

@@ -80,6 +80,7 @@ NOT_COPIED: dict[str, str] = {
     "setup_tokens": "one-time tokens of a source that had no users yet",
     "workers": "the source's live worker processes",
     "load_pieces": "pieces of files being parsed; the source is idle when it is migrated",
+    "file_slices": "slices of files being parsed; the source is idle when it is migrated",
     "migration_checkpoints": "the target's own migration progress",
     "case_deletions": "the source's own deletions: what they left to remove are paths there",
 }

@@ -25,7 +25,7 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 #: The newest Alembic revisions (tests/unit/test_schema_heads.py keeps this equal to the
 #: migration scripts' heads). A database already at them is opened without loading Alembic,
 #: which with its scripts is most of a short command's start-up.
-SCHEMA_HEADS = frozenset({"0029"})
+SCHEMA_HEADS = frozenset({"0030"})
 #: Values bound in one `IN (...)`: SQLite as built upstream allows 32,766 parameters per
 #: statement and PostgreSQL 65,535, so a list of ids from a request is bound in slices.
 IN_CHUNK = 500

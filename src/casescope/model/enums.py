@@ -77,6 +77,18 @@ class JobState(StrEnum):
     CANCELLED = "cancelled"
 
 
+class SliceState(StrEnum):
+    """A slice of a large EVTX file's job attempt (jobs/slices.py)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    #: Its parse read another count of events than its chunk headers name: the file's
+    #: `seq` cannot be known from them, so the job's next attempt parses the file whole.
+    INVALID = "invalid"
+
+
 #: A file with a job in one of these states is in progress: it may not be queued again.
 ACTIVE_JOB_STATES = (JobState.QUEUED, JobState.RUNNING, JobState.PAUSED)
 #: Jobs that will not change any more.

@@ -32,6 +32,7 @@ from casescope.model.enums import (
     IndexState,
     JobState,
     Operation,
+    SliceState,
 )
 
 
@@ -170,6 +171,42 @@ class LoadPiece(Base):
     seq_to: Mapped[int] = mapped_column(BigInteger)
     path: Mapped[str] = mapped_column(Text)
     loaded: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class FileSlice(Base):
+    """A chunk range of a large EVTX file, parsed as part of its job's attempt by any idle
+    worker (jobs/slices.py; docs/decisions.md, "Large files load in pieces").
+    The job's owner plans them; one active job per file stays the rule."""
+
+    __tablename__ = "file_slices"
+    __table_args__ = (
+        UniqueConstraint("job_id", "attempt", "number"),
+        Index("ix_file_slices_claim", "state", "job_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    file_id: Mapped[int] = mapped_column(ForeignKey("evidence_files.id"))
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id"))
+    attempt: Mapped[int] = mapped_column(Integer)
+    number: Mapped[int] = mapped_column(Integer)
+    #: Chunks [chunk_from, chunk_to) of the file; their events are seq [seq_from,
+    #: seq_from + events) of the whole file.
+    chunk_from: Mapped[int] = mapped_column(Integer)
+    chunk_to: Mapped[int] = mapped_column(Integer)
+    seq_from: Mapped[int] = mapped_column(BigInteger)
+    events: Mapped[int] = mapped_column(BigInteger)
+    #: The number of its first load piece: pieces of later slices number after it, so the
+    #: segment's pieces sort in `seq` order.
+    first_piece: Mapped[int] = mapped_column(Integer)
+    state: Mapped[SliceState] = mapped_column(_enum(SliceState), default=SliceState.QUEUED)
+    worker_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_until: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: Claims so far: a worker whose lease ran out cannot write over its successor's run.
+    runs: Mapped[int] = mapped_column(Integer, default=0)
+    detections: Mapped[int] = mapped_column(Integer, default=0)
+    ioc_hits: Mapped[int] = mapped_column(Integer, default=0)
+    warnings: Mapped[str] = mapped_column(Text, default="")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Job(Base):

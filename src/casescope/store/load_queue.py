@@ -32,25 +32,48 @@ def publish_piece(
     """Offer a complete piece to the index owner (the first piece of an attempt also
     withdraws the pieces of earlier attempts)."""
     with db.session() as session:
-        if piece == 0:
-            session.execute(
-                delete(_PIECES).where(
-                    _PIECES.c.file_id == file_id,
-                    or_(_PIECES.c.job_id != job_id, _PIECES.c.attempt < attempt),
-                )
-            )
+        add_piece(session, job_id, attempt, file_id, piece, seq, path)
+
+
+def add_piece(
+    session: Session,
+    job_id: int,
+    attempt: int,
+    file_id: int,
+    piece: int,
+    seq: range,
+    path: Path,
+) -> None:
+    """`publish_piece` in the caller's transaction. A piece published again by its
+    attempt (a slice run again after its worker died: jobs/slices.py) replaces its row, so
+    the owner loads it again, clearing its `seq` range first."""
+    if piece == 0:
         session.execute(
-            insert(_PIECES).values(
-                file_id=file_id,
-                job_id=job_id,
-                attempt=attempt,
-                piece=piece,
-                seq_from=seq.start,
-                seq_to=seq.stop,
-                path=str(path),
-                loaded=False,
+            delete(_PIECES).where(
+                _PIECES.c.file_id == file_id,
+                or_(_PIECES.c.job_id != job_id, _PIECES.c.attempt < attempt),
             )
         )
+    session.execute(
+        delete(_PIECES).where(
+            _PIECES.c.file_id == file_id,
+            _PIECES.c.job_id == job_id,
+            _PIECES.c.attempt == attempt,
+            _PIECES.c.piece == piece,
+        )
+    )
+    session.execute(
+        insert(_PIECES).values(
+            file_id=file_id,
+            job_id=job_id,
+            attempt=attempt,
+            piece=piece,
+            seq_from=seq.start,
+            seq_to=seq.stop,
+            path=str(path),
+            loaded=False,
+        )
+    )
 
 
 def ready_pieces_query(query: Select) -> Select:

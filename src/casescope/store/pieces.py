@@ -100,9 +100,26 @@ def _first_pieces_loaded(db: Database, pieces: list[ReadyPiece]) -> set[tuple[in
     return {(job_id, attempt) for job_id, attempt in rows}
 
 
-def _clear_for(index: EventIndex, piece: ReadyPiece) -> None:
-    """Remove rows the piece would duplicate: all of its file's for a first piece."""
-    if piece.piece == 0:
+def _later_pieces_loaded(db: Database, pieces: list[ReadyPiece]) -> set[tuple[int, int]]:
+    """Of the attempts of the first pieces among `pieces`, those with a later piece loaded:
+    a slice run again after its worker died publishes its first piece again (jobs/slices.py)
+    after other slices' pieces were loaded, which it must not clear."""
+    jobs = {piece.attempt[0] for piece in pieces if not piece.piece}
+    if not jobs:
+        return set()
+    with db.read() as session:
+        rows = session.execute(
+            select(LoadPiece.job_id, LoadPiece.attempt)
+            .where(LoadPiece.job_id.in_(sorted(jobs)), LoadPiece.piece > 0, LoadPiece.loaded)
+            .distinct()
+        ).all()
+    return {(job_id, attempt) for job_id, attempt in rows}
+
+
+def _clear_for(index: EventIndex, piece: ReadyPiece, whole: bool) -> None:
+    """Remove rows the piece would duplicate: all of its file's for a first piece (`whole`:
+    none of its attempt's later pieces is loaded yet), else those of its `seq` range."""
+    if whole:
         if index.files_present([piece.file_id]):
             index.delete_files([piece.file_id])
         return
@@ -155,6 +172,7 @@ def load_ready_pieces(
     ready = _ready_pieces(db)
     mine = take(sorted({piece.file_id for piece in ready})) if ready else set()
     started = _first_pieces_loaded(db, ready)
+    resumed = _later_pieces_loaded(db, ready)
     for piece in ready:
         if piece.file_id in withdrawn or piece.file_id not in mine:
             continue
@@ -166,7 +184,7 @@ def load_ready_pieces(
                 session.execute(delete(_PIECES).where(_PIECES.c.id == piece.id))
             continue
         try:
-            _clear_for(index, piece)
+            _clear_for(index, piece, whole=not piece.piece and piece.attempt not in resumed)
             _load_piece(index, piece, limit)
         except IndexUnavailableError:
             raise  # the server, not the piece: it stays ready for the next load

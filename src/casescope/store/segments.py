@@ -144,13 +144,22 @@ class PieceWriter(_AbortOnError):
     segment. Pieces already published stay on abort: the owner may be loading them.
     """
 
-    def __init__(self, directory: Path, piece_rows: int, publish: PublishPiece) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        piece_rows: int,
+        publish: PublishPiece,
+        first_piece: int = 0,
+        first_seq: int = 0,
+    ) -> None:
+        """`first_piece` and `first_seq`: where a slice of a file starts (jobs/slices.py)."""
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self._piece_rows = piece_rows
         self._publish = publish
         self._writer: SegmentWriter | None = None
-        self._piece = 0
+        self._piece = first_piece
+        self._first_seq = first_seq
         self.rows = 0
 
     def write(self, batch: pa.RecordBatch) -> None:
@@ -168,7 +177,8 @@ class PieceWriter(_AbortOnError):
         writer, self._writer = self._writer, None
         assert writer is not None
         path = writer.commit(sync=False)  # synced with the rest before completion
-        self._publish(self._piece, self.rows - writer.rows, self.rows, path)
+        end = self._first_seq + self.rows
+        self._publish(self._piece, end - writer.rows, end, path)
         self._piece += 1
 
     def commit(self, sync: bool = True) -> Path:

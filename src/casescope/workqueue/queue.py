@@ -28,6 +28,7 @@ from casescope.model.enums import (
     Operation,
 )
 from casescope.model.tables import EvidenceFile, Job, utcnow
+from casescope.workqueue import slices
 
 logger = logging.getLogger(__name__)
 
@@ -387,6 +388,7 @@ def release_worker(
             select(Job).where(Job.worker_id == worker_id, Job.state == JobState.RUNNING)
         ).all()
         _release_claim(session, jobs, reason, blame_job_id)
+        slices.release_held(session, [worker_id])
         return len(jobs)
 
 
