@@ -160,6 +160,7 @@ class SigmaAnalyzer:
                 Detection.seq < seqs.stop,
             )
         )
+        _drop_hits_of_removed_rules(session, [self._rows])
         _insert_held(session, [(self._rows, file_id, case_id)])
         return len(self._rows)
 

@@ -382,7 +382,7 @@ def _help_with_slice(ctx: WorkerContext) -> bool:
         info, analyzers = _slice_analyzers(ctx, part)
         work_slice(ctx, part, info, analyzers)
     except Exception as exc:  # isolation boundary: one slice; recorded on it by work_slice
-        if is_outage(exc):
+        if is_transient(exc):
             raise
         logger.exception(
             "worker %s: slice %d of file %d failed", ctx.worker_id, part.number, part.file_id
