@@ -113,9 +113,12 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_worker(home: Path, profile: Path | None) -> float:
+def run_worker(home: Path, profile: Path | None, group_files: int | None) -> float:
     """One worker over the queue until it is empty; its CPU seconds."""
-    settings = Settings(home=home, worker_max_tasks=10**9, worker_max_rss_mb=10**6)
+    limits: dict[str, int] = {"worker_max_tasks": 10**9, "worker_max_rss_mb": 10**6}
+    if group_files is not None:  # the bytes bound scaled alike (the default is for 64 files)
+        limits |= {"group_max_files": group_files, "group_max_bytes": group_files << 17}
+    settings = Settings(home=home, **limits)
     before = _cpu()
     if profile is None:
         worker_main(settings, "bench-1", exit_when_idle=True)
@@ -156,6 +159,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="worker runs on copies of the home")
     parser.add_argument("--profile", type=Path, default=None, help="cProfile stats file")
     parser.add_argument("--phases", action="store_true", help="CPU seconds per phase")
+    parser.add_argument(
+        "--group-files",
+        default="",
+        help="comma-separated group sizes to alternate, e.g. 64,256 (default: the settings')",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="cs-wgroups-") as tmp_name:
@@ -163,21 +171,24 @@ def main() -> None:
         make_bulk_set(tmp / "bulk", args.copies)
         template = tmp / "template"
         prepare(template, tmp / "bulk", None if args.no_sigma else args.sigma, args.iocs)
-        cpus = []
         spent = time_phases() if args.phases else {}
-        for run in range(args.runs):
+        sizes = [int(n) for n in args.group_files.split(",") if n] or [None]
+        cpus_of: dict[int | None, list[float]] = {size: [] for size in sizes}
+        for run in range(args.runs * len(sizes)):
+            size = sizes[run % len(sizes)]
             home = tmp / f"home{run}"
             shutil.copytree(template, home, symlinks=True)
             started = time.perf_counter()
-            cpu = run_worker(home, args.profile if run == 0 else None)
+            cpu = run_worker(home, args.profile if run == 0 else None, size)
+            cpus_of[size].append(cpu)
             wall = time.perf_counter() - started
             files, events, detections, hits, steps = counts(home)
-            cpus.append(cpu)
             shown = "  ".join(
                 f"{a.removeprefix('step.')} {s:.2f}" for a, s in sorted(steps.items())
             )
             print(
-                f"run {run}: {files:,} files, {events:,} events, {detections:,} detections, "
+                f"run {run} (groups {size or 'default'}): {files:,} files, {events:,} events, "
+                f"{detections:,} detections, "
                 f"{hits:,} IOC hits | wall {wall:.2f} s, CPU {cpu:.2f} s, "
                 f"{1000 * cpu / max(files, 1):.2f} ms/file | steps (s): {shown}"
             )
@@ -187,8 +198,12 @@ def main() -> None:
                     f"  {key:<28} {seconds:6.2f} s CPU {1000 * seconds / max(files, 1):.2f} ms/file"
                 )
             spent.clear()
-        median = statistics.median(cpus)
-        print(f"median worker CPU {median:.2f} s over {len(cpus)} runs")
+        for size, values in cpus_of.items():
+            median = statistics.median(values)
+            print(
+                f"groups {size or 'default'}: median worker CPU {median:.2f} s over "
+                f"{len(values)} runs"
+            )
 
 
 if __name__ == "__main__":

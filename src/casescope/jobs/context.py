@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import pyarrow as pa
 from sqlalchemy import bindparam, select
@@ -43,6 +43,20 @@ class Consumer(Protocol):
         ...
 
 
+A = TypeVar("A")
+
+
+@dataclass(frozen=True)
+class GroupPart(Generic[A]):
+    """One file's analyzer in a group's evaluation, its events, and its rows
+    `start..stop` of the group's combined batch (jobs/group.py)."""
+
+    analyzer: A
+    events: pa.RecordBatch
+    start: int
+    stop: int
+
+
 class Analyzer(Consumer, Protocol):
     """A consumer that persists its findings in its own step."""
 
@@ -66,6 +80,13 @@ class Analyzer(Consumer, Protocol):
 
     def add_hits(self, batch: pa.RecordBatch, hits: pa.Table) -> None:
         """Keep `hits` found in `batch` for `persist`."""
+        ...
+
+    @staticmethod
+    def add_group_hits(combined: pa.RecordBatch, hits: pa.Table, parts: Sequence[Any]) -> None:
+        """`add_hits` for the files of a group: `hits` (ordered by seq) were found in
+        `combined`, whose `seq` is the row; each of `parts` (`GroupPart`) takes its rows
+        with its own `seq`."""
         ...
 
 
@@ -134,11 +155,6 @@ _FILE_INFOS = select(
     _FILES.c.segment_id,
     _FILES.c.field_map,
 ).where(_FILES.c.id.in_(bindparam("file_ids", expanding=True)))
-SEGMENT_OF = select(_SEGMENTS.c.id, _SEGMENTS.c.path, _SEGMENTS.c.event_count).where(
-    _SEGMENTS.c.sha256 == bindparam("sha256"),
-    _SEGMENTS.c.parser_version == PARSER_VERSION,
-    _SEGMENTS.c.variant == bindparam("variant"),
-)
 _SEGMENTS_OF = select(
     _SEGMENTS.c.id,
     _SEGMENTS.c.sha256,

@@ -207,7 +207,11 @@ IOC_MATCHER_CACHE = 8
 
 
 def _ioc_analyzer(
-    ctx: WorkerContext, job: queue.ClaimedJob, iocs: list[Ioc], iocs_hash: str, case_id: int
+    ctx: WorkerContext,
+    job: queue.ClaimedJob,
+    iocs: list[Ioc],
+    case_id: int,
+    iocs_hash: str | None = None,
 ) -> IocAnalyzer | None:
     """The case's enabled IOCs, compiled once per (case, IOC set) in this worker.
 
@@ -216,7 +220,7 @@ def _ioc_analyzer(
     """
     if not iocs and job.operation is not Operation.IOC_ONLY:
         return None
-    key = (case_id, iocs_hash)
+    key = (case_id, iocs_hash or ioc_set_hash(iocs))
     matcher = ctx.ioc_matchers.get(key)
     if matcher is None:
         if len(ctx.ioc_matchers) >= IOC_MATCHER_CACHE:
@@ -272,7 +276,7 @@ def _prepare(ctx: WorkerContext, jobs: list[queue.ClaimedJob]) -> list[Prepared]
                 )
                 ioc = None
                 if FileStatus.IOC in steps:
-                    ioc = _ioc_analyzer(ctx, job, case.iocs, case.ioc_hash, info.case_id)
+                    ioc = _ioc_analyzer(ctx, job, case.iocs, info.case_id, case.ioc_hash)
                 prepared.append((job, info, [a for a in (sigma, ioc) if a is not None]))
     return prepared
 
