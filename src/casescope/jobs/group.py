@@ -151,12 +151,16 @@ def evaluate_together(members: list[Member]) -> None:
 BUNDLE_KEYS = pa.schema([pa.field("case_id", pa.uint32()), pa.field("file_id", pa.uint64())])
 
 
-def _keyed(events: pa.RecordBatch, info: FileInfo) -> pa.Table:
-    """A file's events with its case and file id on every row."""
-    n = events.num_rows
-    table = pa.Table.from_batches([events])
-    table = table.append_column(BUNDLE_KEYS.field(0), pa.array(np.full(n, info.case_id, np.uint32)))
-    return table.append_column(BUNDLE_KEYS.field(1), pa.array(np.full(n, info.id, np.uint64)))
+def _keyed(parts: list[Member]) -> pa.Table:
+    """The members' events in one table, each row with its case and file id (the ids
+    repeated by numpy over the whole group: per file, Arrow's calls cost more than its rows)."""
+    events = [m.events for m in parts if m.events is not None]
+    counts = [batch.num_rows for batch in events]
+    table = pa.Table.from_batches(events, EVENT_SCHEMA)
+    cases = np.repeat(np.array([m.info.case_id for m in parts], np.uint32), counts)
+    files = np.repeat(np.array([m.info.id for m in parts], np.uint64), counts)
+    table = table.append_column(BUNDLE_KEYS.field(0), pa.array(cases))
+    return table.append_column(BUNDLE_KEYS.field(1), pa.array(files))
 
 
 def write_bundle(ctx: WorkerContext, members: list[Member]) -> Path | None:
@@ -169,12 +173,11 @@ def write_bundle(ctx: WorkerContext, members: list[Member]) -> Path | None:
     parts = [m for m in members if m.indexes and m.events is not None and m.events.num_rows]
     if len(parts) < 2:
         return None
-    tables = [_keyed(m.events, m.info) for m in parts if m.events is not None]
     final = ctx.settings.bundles_dir / f"{ctx.worker_id}-{parts[0].job.id}.parquet"
     tmp = ctx.settings.tmp_dir / f"{final.name}.tmp"
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.concat_tables(tables), tmp, compression="lz4")
+        pq.write_table(_keyed(parts), tmp, compression="lz4")
         tmp.replace(final)
     except OSError as exc:  # the segments suffice: load them instead
         logger.warning("group load bundle not written (%s); segments will be loaded", exc)
