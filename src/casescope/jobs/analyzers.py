@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -18,6 +19,7 @@ from casescope.detect.exclusions import ExclusionSet
 from casescope.hunt.matcher import IocMatcher
 from casescope.hunt.values import CORE_TEXT_COLUMNS
 from casescope.jobs.case_iocs import enabled_ioc_ids
+from casescope.jobs.context import GroupPart
 from casescope.jobs.held_rows import INSERT_ROWS, HeldRows
 from casescope.model.enums import FileStatus
 from casescope.model.tables import Detection, EvidenceFile, IocHit, Rule
@@ -109,6 +111,20 @@ class SigmaAnalyzer:
 
     def _evaluate(self, batch: pa.RecordBatch) -> None:
         self.add_hits(batch, self.find(batch))
+
+    @staticmethod
+    def add_group_hits(
+        combined: pa.RecordBatch, hits: pa.Table, parts: Sequence[GroupPart[SigmaAnalyzer]]
+    ) -> None:
+        """`add_hits` for every file of a group (see `IocAnalyzer.add_group_hits`): file by
+        file, as its exclusions and correlation fields read its own events."""
+        starts = hits.column("seq").to_numpy() if hits.num_rows else np.empty(0, np.uint64)
+        for part in parts:
+            lo, hi = np.searchsorted(starts, [part.start, part.stop])
+            mine = hits.slice(int(lo), int(hi - lo))
+            index = mine.schema.get_field_index("seq")
+            own = pc.subtract(mine.column(index), pa.scalar(part.start, pa.uint64()))
+            part.analyzer.add_hits(part.events, mine.set_column(index, "seq", own))
 
     def add_hits(self, batch: pa.RecordBatch, hits: pa.Table) -> None:
         """Keep the detections `hits` (found in `batch`) for `persist`, in Arrow."""
@@ -300,6 +316,22 @@ class IocAnalyzer:
             session.execute(insert(IocHit), rows)
         return len(rows)
 
+    @staticmethod
+    def add_group_hits(
+        combined: pa.RecordBatch, hits: pa.Table, parts: Sequence[GroupPart[IocAnalyzer]]
+    ) -> None:
+        """`add_hits` for every file of a group at once: `hits` were found in `combined`
+        (the group's events, `seq` = row), file `n` holds rows `parts[n].start..stop`. The
+        rows are built once for the group (a file's own rows cost a dozen Arrow calls
+        however few its hits) and handed out by row range, with each file's own `seq`."""
+        rows = _hit_rows(combined, hits) if hits.num_rows else []
+        seqs = [row["seq"] for row in rows]
+        for part in parts:
+            lo, hi = bisect_left(seqs, part.start), bisect_left(seqs, part.stop)
+            part.analyzer._rows.extend(
+                {**row, "seq": row["seq"] - part.start} for row in rows[lo:hi]
+            )
+
     def persist(self, session: Session, file_id: int) -> int:
         """Replace the file's hits with this run's (idempotent across retries).
 
@@ -326,9 +358,12 @@ class IocAnalyzer:
             ]
             rows.extend(mine)
             written.append(len(mine))
-        if rows:
-            session.execute(insert(IocHit), rows)
+        if rows:  # Core: the ORM's bulk insert costs more per row (see `_insert_held`)
+            session.execute(_INSERT_IOC_HIT, rows)
         return written
+
+
+_INSERT_IOC_HIT = insert(IocHit.__table__)
 
 
 def _hit_rows(batch: pa.RecordBatch, hits: pa.Table) -> list[dict[str, object]]:

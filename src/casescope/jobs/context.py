@@ -9,7 +9,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import pyarrow as pa
 from sqlalchemy import bindparam, select
@@ -44,6 +44,20 @@ class Consumer(Protocol):
         ...
 
 
+A = TypeVar("A")
+
+
+@dataclass(frozen=True)
+class GroupPart(Generic[A]):
+    """One file's analyzer in a group's evaluation, its events, and its rows
+    `start..stop` of the group's combined batch (jobs/group.py)."""
+
+    analyzer: A
+    events: pa.RecordBatch
+    start: int
+    stop: int
+
+
 class Analyzer(Consumer, Protocol):
     """A consumer that persists its findings in its own step."""
 
@@ -75,6 +89,13 @@ class Analyzer(Consumer, Protocol):
 
     def add_hits(self, batch: pa.RecordBatch, hits: pa.Table) -> None:
         """Keep `hits` found in `batch` for `persist`."""
+        ...
+
+    @staticmethod
+    def add_group_hits(combined: pa.RecordBatch, hits: pa.Table, parts: Sequence[Any]) -> None:
+        """`add_hits` for the files of a group: `hits` (ordered by seq) were found in
+        `combined`, whose `seq` is the row; each of `parts` (`GroupPart`) takes its rows
+        with its own `seq`."""
         ...
 
 
@@ -136,7 +157,7 @@ class FileInfo:
 
 _FILES = EvidenceFile.__table__
 _SEGMENTS = Segment.__table__
-_FILE_INFO = select(
+_FILE_INFOS = select(
     _FILES.c.id,
     _FILES.c.case_id,
     _FILES.c.sha256,
@@ -144,35 +165,56 @@ _FILE_INFO = select(
     _FILES.c.file_type,
     _FILES.c.segment_id,
     _FILES.c.field_map,
-).where(_FILES.c.id == bindparam("file_id"))
-SEGMENT_OF = select(_SEGMENTS.c.id, _SEGMENTS.c.path, _SEGMENTS.c.event_count).where(
-    _SEGMENTS.c.sha256 == bindparam("sha256"),
+).where(_FILES.c.id.in_(bindparam("file_ids", expanding=True)))
+_SEGMENTS_OF = select(
+    _SEGMENTS.c.id,
+    _SEGMENTS.c.sha256,
+    _SEGMENTS.c.variant,
+    _SEGMENTS.c.path,
+    _SEGMENTS.c.event_count,
+).where(
+    _SEGMENTS.c.sha256.in_(bindparam("sha256s", expanding=True)),
     _SEGMENTS.c.parser_version == PARSER_VERSION,
-    _SEGMENTS.c.variant == bindparam("variant"),
 )
 
 
 def file_info(session: Session, file_id: int, operation: Operation) -> FileInfo:
     """What processing needs to know of a file (and, for `full`, a segment to re-use)."""
-    row = session.execute(_FILE_INFO, {"file_id": file_id}).first()
-    if row is None:
+    found = file_infos(session, [file_id], {file_id: operation})
+    if file_id not in found:
         raise PermanentError(f"file {file_id} no longer exists")
-    field_map = json.loads(row.field_map) if row.field_map else {}
-    info = FileInfo(
-        row.id,
-        row.case_id,
-        row.sha256,
-        Path(row.stored_path),
-        row.file_type,
-        row.segment_id,
-        field_map,
-    )
-    if operation is not Operation.FULL:
-        return info
-    seg = session.execute(SEGMENT_OF, {"sha256": info.sha256, "variant": info.variant}).first()
-    if seg is None or not Path(seg.path).exists():
-        return info
-    return replace(info, reuse=ReusableSegment(seg.id, Path(seg.path), seg.event_count))
+    return found[file_id]
+
+
+def file_infos(
+    session: Session, file_ids: Sequence[int], operations: dict[int, Operation]
+) -> dict[int, FileInfo]:
+    """`file_info` of several files in two queries, by file id (a file that no longer
+    exists is left out): a group of small files must not pay two queries per file."""
+    rows = session.execute(_FILE_INFOS, {"file_ids": list(file_ids)}).all()
+    infos = {
+        row.id: FileInfo(
+            row.id,
+            row.case_id,
+            row.sha256,
+            Path(row.stored_path),
+            row.file_type,
+            row.segment_id,
+            json.loads(row.field_map) if row.field_map else {},
+        )
+        for row in rows
+    }
+    full = [info for info in infos.values() if operations[info.id] is Operation.FULL]
+    if not full:
+        return infos
+    segments = session.execute(_SEGMENTS_OF, {"sha256s": sorted({i.sha256 for i in full})})
+    by_key = {(seg.sha256, seg.variant): seg for seg in segments}
+    for info in full:
+        seg = by_key.get((info.sha256, info.variant))
+        if seg is not None and Path(seg.path).exists():
+            reuse = ReusableSegment(seg.id, Path(seg.path), seg.event_count)
+            infos[info.id] = replace(info, reuse=reuse)
+    return infos
 
 
 def check_evidence(info: FileInfo, operation: Operation) -> None:

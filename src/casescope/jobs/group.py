@@ -20,16 +20,15 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from sqlalchemy.orm import Session
 
-from casescope.jobs.context import Analyzer, FileInfo, WorkerContext, check_evidence
+from casescope.jobs.context import Analyzer, FileInfo, GroupPart, WorkerContext, check_evidence
 from casescope.jobs.pipeline import (
     PERSIST_STEPS,
     Outcome,
     claim_next_in,
-    complete_file,
+    complete_files,
     failure_recorded,
     read_events,
     sync_written,
@@ -120,15 +119,6 @@ def _by_seq(hits: pa.Table) -> pa.Table:
     return hits.sort_by("seq") if (np.diff(seqs) < 0).any() else hits
 
 
-def _file_hits(hits: pa.Table, start: int, stop: int) -> pa.Table:
-    """The hits on rows `start..stop` of a combined batch, with that file's own `seq`."""
-    lo, hi = np.searchsorted(hits.column("seq").to_numpy(), [start, stop])
-    part = hits.slice(int(lo), int(hi - lo))
-    index = part.schema.get_field_index("seq")
-    own = pc.subtract(part.column(index), pa.scalar(start, pa.uint64()))
-    return part.set_column(index, "seq", own)
-
-
 def evaluate_together(members: list[Member]) -> None:
     """Each analyzer's hits over all the group's events at once, handed back per file."""
     by_shared: dict[int, list[tuple[Member, Analyzer]]] = {}
@@ -143,10 +133,13 @@ def evaluate_together(members: list[Member]) -> None:
         if key not in combined_of:
             combined_of[key] = _renumbered([m.events for m, _ in pairs if m.events is not None])
         combined, starts = combined_of[key]
-        hits = _by_seq(pairs[0][1].find(combined))
-        for n, (member, analyzer) in enumerate(pairs):
-            assert member.events is not None
-            analyzer.add_hits(member.events, _file_hits(hits, starts[n], starts[n + 1]))
+        first = pairs[0][1]
+        parts = [
+            GroupPart(analyzer, member.events, starts[n], starts[n + 1])
+            for n, (member, analyzer) in enumerate(pairs)
+            if member.events is not None
+        ]
+        first.add_group_hits(combined, _by_seq(first.find(combined)), parts)
         elapsed = (time.perf_counter() - started) * 1000
         for member, analyzer in pairs:
             assert member.events is not None
@@ -158,12 +151,16 @@ def evaluate_together(members: list[Member]) -> None:
 BUNDLE_KEYS = pa.schema([pa.field("case_id", pa.uint32()), pa.field("file_id", pa.uint64())])
 
 
-def _keyed(events: pa.RecordBatch, info: FileInfo) -> pa.Table:
-    """A file's events with its case and file id on every row."""
-    n = events.num_rows
-    table = pa.Table.from_batches([events])
-    table = table.append_column(BUNDLE_KEYS.field(0), pa.array(np.full(n, info.case_id, np.uint32)))
-    return table.append_column(BUNDLE_KEYS.field(1), pa.array(np.full(n, info.id, np.uint64)))
+def _keyed(parts: list[Member]) -> pa.Table:
+    """The members' events in one table, each row with its case and file id (the ids
+    repeated by numpy over the whole group: per file, Arrow's calls cost more than its rows)."""
+    events = [m.events for m in parts if m.events is not None]
+    counts = [batch.num_rows for batch in events]
+    table = pa.Table.from_batches(events, EVENT_SCHEMA)
+    cases = np.repeat(np.array([m.info.case_id for m in parts], np.uint32), counts)
+    files = np.repeat(np.array([m.info.id for m in parts], np.uint64), counts)
+    table = table.append_column(BUNDLE_KEYS.field(0), pa.array(cases))
+    return table.append_column(BUNDLE_KEYS.field(1), pa.array(files))
 
 
 def write_bundle(ctx: WorkerContext, members: list[Member]) -> Path | None:
@@ -176,12 +173,11 @@ def write_bundle(ctx: WorkerContext, members: list[Member]) -> Path | None:
     parts = [m for m in members if m.indexes and m.events is not None and m.events.num_rows]
     if len(parts) < 2:
         return None
-    tables = [_keyed(m.events, m.info) for m in parts if m.events is not None]
     final = ctx.settings.bundles_dir / f"{ctx.worker_id}-{parts[0].job.id}.parquet"
     tmp = ctx.settings.tmp_dir / f"{final.name}.tmp"
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(pa.concat_tables(tables), tmp, compression="lz4")
+        pq.write_table(_keyed(parts), tmp, compression="lz4")
         tmp.replace(final)
     except OSError as exc:  # the segments suffice: load them instead
         logger.warning("group load bundle not written (%s); segments will be loaded", exc)
@@ -224,8 +220,7 @@ def _complete_all(ctx: WorkerContext, session: Session, members: list[Member]) -
     for status in steps:
         _persist_all(session, [m for m in done if status in PERSIST_STEPS[m.job.operation]], status)
     flush_logs(session, [m.log for m in done])
-    for member in done:
-        complete_file(session, member.info, member.outcome)
+    complete_files(session, [(m.info, m.outcome) for m in done])
     return done
 
 

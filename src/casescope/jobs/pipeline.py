@@ -21,12 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from casescope.errors import PermanentError, disk_full_message
 from casescope.jobs.context import (
-    SEGMENT_OF,
     Analyzer,
     Consumer,
     FileInfo,
@@ -136,20 +135,42 @@ _UPDATE_SEGMENT = (
     .where(_SEGMENTS.c.id == bindparam("segment_id"))
     .values(path=bindparam("new_path"), event_count=bindparam("rows"), size_bytes=bindparam("size"))
 )
+_SEGMENT_IDS = select(_SEGMENTS.c.id, _SEGMENTS.c.sha256, _SEGMENTS.c.variant).where(
+    _SEGMENTS.c.sha256.in_(bindparam("sha256s", expanding=True)),
+    _SEGMENTS.c.parser_version == PARSER_VERSION,
+)
 
 
-def _record_segment(session: Session, info: FileInfo, path: Path, rows: int) -> int:
-    """Register a newly written segment (in the completing transaction)."""
-    size = segment_bytes(path)
-    existing = session.execute(SEGMENT_OF, {"sha256": info.sha256, "variant": info.variant})
-    segment_id = existing.scalar()
-    if segment_id is None:
-        values = {"path": str(path), "event_count": rows, "size_bytes": size}
-        key = {"sha256": info.sha256, "parser_version": PARSER_VERSION, "variant": info.variant}
-        return session.execute(_INSERT_SEGMENT, {**key, **values}).inserted_primary_key[0]
-    params = {"segment_id": segment_id, "new_path": str(path), "rows": rows, "size": size}
-    session.execute(_UPDATE_SEGMENT, params)
-    return segment_id
+def _segment_ids(session: Session, sha256s: Iterable[str]) -> dict[tuple[str, str], int]:
+    rows = session.execute(_SEGMENT_IDS, {"sha256s": sorted(set(sha256s))})
+    return {(row.sha256, row.variant): row.id for row in rows}
+
+
+def _record_segments(session: Session, written: Sequence[tuple[FileInfo, Outcome]]) -> None:
+    """Register newly written segments (in the completing transaction), each outcome's
+    `segment_id` set: one query for those already known, one INSERT and one UPDATE for
+    all (a group of small files must not pay a SELECT and an INSERT per file)."""
+    known = _segment_ids(session, (info.sha256 for info, _ in written))
+    inserts: dict[tuple[str, str], dict[str, object]] = {}
+    updates = []
+    for info, outcome in written:
+        assert outcome.new_segment is not None
+        path, rows = outcome.new_segment, outcome.event_count or 0
+        values = {"path": str(path), "event_count": rows, "size_bytes": segment_bytes(path)}
+        key = (info.sha256, info.variant)
+        if key in known:
+            params = {"new_path": str(path), "rows": rows, "size": values["size_bytes"]}
+            updates.append({"segment_id": known[key], **params})
+        else:  # the same bytes twice in one group: one row (the path is the same)
+            fields = {"sha256": info.sha256, "parser_version": PARSER_VERSION}
+            inserts[key] = {**fields, "variant": info.variant, **values}
+    if updates:
+        session.execute(_UPDATE_SEGMENT, updates)
+    if inserts:
+        session.execute(_INSERT_SEGMENT, list(inserts.values()))
+        known |= _segment_ids(session, (sha256 for sha256, _ in inserts))
+    for info, outcome in written:
+        outcome.segment_id = known[(info.sha256, info.variant)]
 
 
 def _format_warnings(report: ParseReport | None) -> str:
@@ -290,22 +311,33 @@ def sync_written(outcomes: Sequence[Outcome]) -> None:
 
 def complete_file(session: Session, info: FileInfo, outcome: Outcome) -> None:
     """Mark the file completed with what its steps produced (in the caller's transaction)."""
-    params: dict[str, object] = {"file_id": info.id, "at": utcnow()}
-    if outcome.new_segment is not None:
-        outcome.segment_id = _record_segment(
-            session, info, outcome.new_segment, outcome.event_count or 0
-        )
-    if outcome.event_count is None:
-        session.execute(_COMPLETE_FILE, params)
-        return
-    params.update(
-        segment=outcome.segment_id,
-        events=outcome.event_count,
-        empty=outcome.event_count == 0,
-        report=outcome.warnings or "",
-        bundle=str(outcome.bundle) if outcome.bundle else None,
-    )
-    session.execute(_COMPLETE_INDEXED_FILE, params)
+    complete_files(session, [(info, outcome)])
+
+
+def complete_files(session: Session, done: Sequence[tuple[FileInfo, Outcome]]) -> None:
+    """`complete_file` for several files, in a few statements (executemany)."""
+    written = [(info, outcome) for info, outcome in done if outcome.new_segment is not None]
+    if written:
+        _record_segments(session, written)
+    at = utcnow()
+    plain = [{"file_id": info.id, "at": at} for info, o in done if o.event_count is None]
+    indexed = [
+        {
+            "file_id": info.id,
+            "at": at,
+            "segment": outcome.segment_id,
+            "events": outcome.event_count,
+            "empty": outcome.event_count == 0,
+            "report": outcome.warnings or "",
+            "bundle": str(outcome.bundle) if outcome.bundle else None,
+        }
+        for info, outcome in done
+        if outcome.event_count is not None
+    ]
+    if plain:
+        session.execute(_COMPLETE_FILE, plain)
+    if indexed:
+        session.execute(_COMPLETE_INDEXED_FILE, indexed)
 
 
 def claim_next_in(ctx: WorkerContext, session: Session) -> list[queue.ClaimedJob]:

@@ -14,6 +14,7 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -22,11 +23,12 @@ from casescope.allocators import use_system_arrow_pool
 from casescope.collector import tune_collector
 from casescope.config import Settings
 from casescope.detect.exclusions import ExclusionSet
+from casescope.errors import PermanentError
 from casescope.hunt.ioc import Ioc
 from casescope.hunt.matcher import compile_iocs
 from casescope.jobs.analyzers import IocAnalyzer, SigmaAnalyzer
 from casescope.jobs.case_iocs import enabled_iocs, ioc_set_hash
-from casescope.jobs.context import Analyzer, FileInfo, WorkerContext, file_info
+from casescope.jobs.context import Analyzer, FileInfo, WorkerContext, file_info, file_infos
 from casescope.jobs.correlations import run_correlations
 from casescope.jobs.group import Member, process_group
 from casescope.jobs.pipeline import PERSIST_STEPS, failure_recorded, process_file
@@ -189,7 +191,7 @@ def _sigma_analyzer(
     job: queue.ClaimedJob,
     session: Session,
     manifests: dict[str, dict[str, str] | None],
-    case_id: int,
+    exclusions: ExclusionSet | None,
 ) -> SigmaAnalyzer | None:
     """Sigma with the set `_prepare` loaded; `sigma_only` evaluates only changed rules
     (`manifests`: those of previous sets, read once per group). New hits that the case's
@@ -197,7 +199,6 @@ def _sigma_analyzer(
     if ctx.rules is None:
         return None
     batch_events = ctx.settings.sigma_batch_events
-    exclusions = _case_exclusions(ctx, session, case_id)
     if job.operation is not Operation.SIGMA_ONLY:
         return SigmaAnalyzer(ctx.rules, batch_events=batch_events, exclusions=exclusions)
     previous_hash = session.scalar(
@@ -216,7 +217,11 @@ IOC_MATCHER_CACHE = 8
 
 
 def _ioc_analyzer(
-    ctx: WorkerContext, job: queue.ClaimedJob, iocs: list[Ioc], case_id: int
+    ctx: WorkerContext,
+    job: queue.ClaimedJob,
+    iocs: list[Ioc],
+    case_id: int,
+    iocs_hash: str | None = None,
 ) -> IocAnalyzer | None:
     """The case's enabled IOCs, compiled once per (case, IOC set) in this worker.
 
@@ -225,7 +230,7 @@ def _ioc_analyzer(
     """
     if not iocs and job.operation is not Operation.IOC_ONLY:
         return None
-    key = (case_id, ioc_set_hash(iocs))
+    key = (case_id, iocs_hash or ioc_set_hash(iocs))
     matcher = ctx.ioc_matchers.get(key)
     if matcher is None:
         if len(ctx.ioc_matchers) >= IOC_MATCHER_CACHE:
@@ -237,29 +242,51 @@ def _ioc_analyzer(
 Prepared = tuple[queue.ClaimedJob, FileInfo, list[Analyzer]]
 
 
+@dataclass
+class _CaseFacts:
+    """What `_prepare` reads once per case of a group: its exclusions and IOCs."""
+
+    exclusions: ExclusionSet | None
+    iocs: list[Ioc]
+    ioc_hash: str
+
+
+def _case_facts(ctx: WorkerContext, session: Session, case_id: int) -> _CaseFacts:
+    iocs = enabled_iocs(session, case_id)
+    return _CaseFacts(_case_exclusions(ctx, session, case_id), iocs, ioc_set_hash(iocs))
+
+
 def _prepare(ctx: WorkerContext, jobs: list[queue.ClaimedJob]) -> list[Prepared]:
     """Each job's file and analyzers (only those whose step its operation runs), read in one
-    transaction. A job that cannot be prepared (its file is gone) is failed here."""
+    transaction, with a few queries for the whole group (files, segments, and each case's
+    exclusions and IOCs once). A job that cannot be prepared (its file is gone) is failed
+    here."""
     prepared: list[Prepared] = []
-    iocs_of: dict[int, list[Ioc]] = {}
+    facts: dict[int, _CaseFacts] = {}
     manifests: dict[str, dict[str, str] | None] = {}
     if any(FileStatus.SIGMA in PERSIST_STEPS[job.operation] for job in jobs):
         ctx.rules = load_active(ctx.settings, ctx.rules)  # once per group, not per file
     with ctx.db.read() as session:
+        infos = file_infos(
+            session, [j.file_id for j in jobs], {j.file_id: j.operation for j in jobs}
+        )
         for job in jobs:
             steps = PERSIST_STEPS[job.operation]
             with failure_recorded(ctx, job):  # this file fails alone
-                info = file_info(session, job.file_id, job.operation)
+                info = infos.get(job.file_id)
+                if info is None:
+                    raise PermanentError(f"file {job.file_id} no longer exists")
+                if info.case_id not in facts:
+                    facts[info.case_id] = _case_facts(ctx, session, info.case_id)
+                case = facts[info.case_id]
                 sigma = (
-                    _sigma_analyzer(ctx, job, session, manifests, info.case_id)
+                    _sigma_analyzer(ctx, job, session, manifests, case.exclusions)
                     if FileStatus.SIGMA in steps
                     else None
                 )
                 ioc = None
                 if FileStatus.IOC in steps:
-                    if info.case_id not in iocs_of:
-                        iocs_of[info.case_id] = enabled_iocs(session, info.case_id)
-                    ioc = _ioc_analyzer(ctx, job, iocs_of[info.case_id], info.case_id)
+                    ioc = _ioc_analyzer(ctx, job, case.iocs, info.case_id, case.ioc_hash)
                 prepared.append((job, info, [a for a in (sigma, ioc) if a is not None]))
     return prepared
 
@@ -362,8 +389,9 @@ def _slice_analyzers(ctx: WorkerContext, part: ClaimedSlice) -> tuple[FileInfo, 
     ctx.rules = load_active(ctx.settings, ctx.rules)
     with ctx.db.read() as session:
         info = file_info(session, part.file_id, part.operation)
-        sigma = _sigma_analyzer(ctx, job, session, {}, info.case_id)
-        ioc = _ioc_analyzer(ctx, job, enabled_iocs(session, info.case_id), info.case_id)
+        case = _case_facts(ctx, session, info.case_id)
+        sigma = _sigma_analyzer(ctx, job, session, {}, case.exclusions)
+        ioc = _ioc_analyzer(ctx, job, case.iocs, info.case_id, case.ioc_hash)
     return info, [a for a in (sigma, ioc) if a is not None]
 
 
