@@ -13,6 +13,7 @@ scripts/postgres.sh >/dev/null  # PostgreSQL's server binaries: the tests start 
 .venv/bin/lint-imports  # layers point down (pyproject.toml, docs/architecture.md)
 # One process per core, at most 4 (each test may start a pool of 2 workers and an index
 # owner), one test file each at a time (module fixtures such as an ingested home or a running
-# server are built once); `-n 0` runs in this process, a later `-n N` wins.
+# server are built once); `-n 0` runs in this process, a later `-n N` wins. Each run prints
+# its 25 slowest test phases, so a CI log shows where the suite's time went.
 cores=$(nproc)
-exec .venv/bin/python -m pytest -n $((cores < 4 ? cores : 4)) --dist loadfile "$@"
+exec .venv/bin/python -m pytest -n $((cores < 4 ? cores : 4)) --dist loadfile --durations=25 "$@"

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -21,15 +22,26 @@ from tests.web.conftest import SAMPLES
 pytestmark = NEEDS_BROWSER
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[str]:
-    with admin_serve(tmp_path / "home") as base:
-        yield base
+@dataclass(frozen=True)
+class Server:
+    base: str  # its URL
+    home: Path
 
 
-def test_login_upload_search_tag_export(server: str, attack_samples: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One `serve` for the module (a start is a process, its pool and the index): each test
+    works in a case of its own."""
+    home = tmp_path_factory.mktemp("flow") / "home"
+    with admin_serve(home) as base:
+        yield Server(base, home)
+
+
+def test_login_upload_search_tag_export(
+    server: Server, attack_samples: Path, tmp_path: Path
+) -> None:
     with chromium_page(accept_downloads=True) as page:
-        log_in(page, server)
+        log_in(page, server.base)
         page.fill("#new-case input[name=name]", "browser case")
         page.click("#new-case button[type=submit]")
         page.click("text=Evidence")
@@ -60,7 +72,7 @@ def test_login_upload_search_tag_export(server: str, attack_samples: Path, tmp_p
         assert target.read_text().startswith("ts,file_id,seq")
 
 
-def test_jobs_page_follows_progress_live(server: str, tmp_path: Path) -> None:
+def test_jobs_page_follows_progress_live(server: Server) -> None:
     """The Jobs page's progress arrives over Server-Sent Events (CSP-clean script), and its
     buttons pause and cancel an operation."""
     from casescope.config import Settings
@@ -69,15 +81,15 @@ def test_jobs_page_follows_progress_live(server: str, tmp_path: Path) -> None:
     from casescope.services import operations as ops
     from casescope.services.cases import get_or_create_case
 
-    db = Database(Settings(home=tmp_path / "home"), run_migrations=False)
+    db = Database(Settings(home=server.home), run_migrations=False)
     case = get_or_create_case(db, "jobs case")[0]
     operation_id = ops.create_operation(db, case.id, OperationKind.REINDEX, "test")  # stays open
     row = f"tr[data-op='{operation_id}']"
     with chromium_page() as page:
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        log_in(page, server)
-        page.goto(f"{server}/cases/{case.id}/jobs")
+        log_in(page, server.base)
+        page.goto(f"{server.base}/cases/{case.id}/jobs")
         assert page.inner_text(f"{row} td.state") == "running"
         ops.pause(db, operation_id, "test")  # elsewhere: the page must learn it by itself
         page.wait_for_selector(f"{row} td.state:has-text('paused')", timeout=60_000)

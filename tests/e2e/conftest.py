@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
 import sys
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
+from casescope.cli.app import app
 from casescope.config import Settings
 from casescope.model.db import Database
 
@@ -50,6 +54,28 @@ class Cli:
                 f"casescope {args} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
             )
         return proc
+
+    def invoke(self, *args: str) -> subprocess.CompletedProcess:
+        """The command in this process (Typer's CliRunner), with this home's settings, where
+        the process is not the point: what a command says to bad input, or a read of what
+        other commands made (a real `run` costs a Python start-up and casescope's imports,
+        about a CPU-second). An exception the command lets out is in `stderr` with its
+        traceback, as a real run prints it."""
+        env = {name: value for name, value in self.env.items() if name.startswith("CASESCOPE_")}
+        root = logging.getLogger()
+        handlers, level = root.handlers[:], root.level
+        try:
+            result = CliRunner().invoke(app, list(args), env={**env, "COLUMNS": "200"})
+        finally:  # a command sets up logging for its process (to its home's log): undo it
+            for handler in root.handlers:
+                if handler not in handlers:
+                    handler.close()
+            root.handlers[:] = handlers
+            root.setLevel(level)
+        stderr = result.stderr
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            stderr += "".join(traceback.format_exception(result.exception))
+        return subprocess.CompletedProcess(args, result.exit_code, result.stdout, stderr)
 
     def worker(self, **env: str) -> subprocess.CompletedProcess:
         """Run one `casescope worker --exit-when-idle` with extra settings, to completion."""

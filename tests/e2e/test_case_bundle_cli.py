@@ -115,7 +115,9 @@ def _counts(cli: Cli, case: str) -> dict[str, object]:
             links = _links(session, case_id)
     finally:
         db.dispose()
-    found = cli.run("search", "--case", case, "--format", "jsonl", "--limit", "10000", "*")
+    # in this process (`Cli.invoke`): the search reads what export or import made
+    found = cli.invoke("search", "--case", case, "--format", "jsonl", "--limit", "10000", "*")
+    assert found.returncode == 0, found.stderr
     return {"events": len(found.stdout.splitlines()), "links": links, **rows}
 
 

@@ -43,11 +43,12 @@ def test_show_and_set(two: Cli) -> None:
     two.run("user", "create", "boss", "--password", "long enough pw")
     out = two.run("case", "set", "one", "--description", "phishing", "--owner", "boss").stdout
     assert "phishing" in out and "boss" in out
-    bad = two.run("case", "set", "one", "--name", "two", check=False)
+    # the refusals in this process (`Cli.invoke`): what they say and change is the point
+    bad = two.invoke("case", "set", "one", "--name", "two")
     assert bad.returncode == 1 and "already exists" in bad.stderr and "Traceback" not in bad.stderr
-    bad = two.run("case", "set", "one", "--status", "archived", check=False)
+    bad = two.invoke("case", "set", "one", "--status", "archived")
     assert bad.returncode == 2  # not one of open, closed
-    bad = two.run("case", "show", "nope", check=False)
+    bad = two.invoke("case", "show", "nope")
     assert bad.returncode == 1 and "no case named 'nope'" in bad.stderr
 
 
@@ -62,7 +63,7 @@ def test_a_closed_case_refuses_every_change(two: Cli, attack_samples: Path) -> N
         ("mark", "star", "--case", "one", "--query", "*"),
         ("note", "add", "--case", "one", "--event", "1:1", "a note on a closed case"),
     ):
-        refused = two.run(*command, check=False)
+        refused = two.invoke(*command)  # in this process: each command's refusal is the point
         assert refused.returncode == 1 and "closed and read-only" in refused.stderr, command
     with two.db().read() as session:
         files = session.scalar(select(func.count(EvidenceFile.id)).where(EvidenceFile.case_id == 1))
@@ -86,6 +87,6 @@ def test_delete_asks_for_the_name_and_spares_the_other_case(two: Cli) -> None:
         [kept] = session.scalars(select(EvidenceFile)).all()
     assert kept.case_id == 2 and Path(kept.stored_path).is_file()
     assert not (two.home / "evidence" / "1").exists()
-    bad = two.run("case", "delete", "one", "--yes", check=False)
+    bad = two.invoke("case", "delete", "one", "--yes")
     assert bad.returncode == 1 and "no case named 'one'" in bad.stderr
     assert "two" in two.run("case", "list").stdout

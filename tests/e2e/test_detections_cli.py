@@ -138,7 +138,7 @@ def test_navigator_layer_to_a_file_and_stdout(cli: Cli, tmp_path: Path) -> None:
     ],
 )
 def test_bad_options_are_one_clear_line(cli: Cli, args: list[str], message: str) -> None:
-    proc = cli.run("detections", "--case", "d", *args, check=False)
+    proc = cli.invoke("detections", "--case", "d", *args)  # in this process: see Cli.invoke
     assert proc.returncode != 0 and message in proc.stderr
     assert "Traceback" not in proc.stderr
 

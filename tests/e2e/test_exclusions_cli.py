@@ -80,8 +80,11 @@ def _expected(rules: Path, samples: list[Path], computer: str) -> int:
 
 
 def _hits(cli: Cli, *options: str) -> list[dict]:
-    out = cli.run("detections", "--case", "x", "--format", "jsonl", *options).stdout
-    return [json.loads(line) for line in out.splitlines()]
+    """The case's detections as `detections` lists them, run in this process (`Cli.invoke`):
+    it reads what the real `exclusions` and `ingest` processes wrote."""
+    proc = cli.invoke("detections", "--case", "x", "--format", "jsonl", *options)
+    assert proc.returncode == 0, proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()]
 
 
 def test_exclusions_hide_and_restore(
@@ -130,11 +133,12 @@ def test_exclusions_hide_and_restore(
     assert _rows(cli) == before  # every hit back, same rows
     assert _count(cli, AuditRecord, AuditRecord.action == "exclusion.remove") == 3
 
-    bad = cli.run("exclusions", "add", "--case", "x", "--rule", "nope", check=False)
+    # the refusals in this process (`Cli.invoke`): what they say is the point
+    bad = cli.invoke("exclusions", "add", "--case", "x", "--rule", "nope")
     assert bad.returncode == 1 and "no imported rule nope" in bad.stderr
-    bad = cli.run("exclusions", "add", "--case", "x", "--rule", NOISY, "--where", "x", check=False)
+    bad = cli.invoke("exclusions", "add", "--case", "x", "--rule", NOISY, "--where", "x")
     assert bad.returncode == 1 and "is not FIELD=VALUE" in bad.stderr
-    bad = cli.run("exclusions", "remove", "--case", "x", "999", check=False)
+    bad = cli.invoke("exclusions", "remove", "--case", "x", "999")
     assert bad.returncode == 1 and "no exclusion 999" in bad.stderr
 
 

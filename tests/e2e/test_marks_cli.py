@@ -26,8 +26,11 @@ def case(tmp_path_factory: pytest.TempPathFactory, attack_samples: Path) -> Cli:
 
 
 def _found(cli: Cli, query: str) -> list[str]:
-    out = cli.run("search", "--case", "m", "--format", "jsonl", "--", query).stdout
-    return sorted(f"{e['file_id']}:{e['seq']}" for e in map(json.loads, out.splitlines()))
+    """The events `search` finds, run in this process (`Cli.invoke`): it reads what the real
+    `mark` and `note` processes wrote."""
+    proc = cli.invoke("search", "--case", "m", "--format", "jsonl", "--", query)
+    assert proc.returncode == 0, proc.stderr
+    return sorted(f"{e['file_id']}:{e['seq']}" for e in map(json.loads, proc.stdout.splitlines()))
 
 
 def test_mark_by_query_and_by_event_then_search(case: Cli) -> None:
@@ -76,6 +79,6 @@ def test_notes_from_the_command_line(case: Cli) -> None:
     ],
 )
 def test_bad_input_is_one_clear_line(case: Cli, args: tuple[str, ...], message: str) -> None:
-    proc = case.run(*args, check=False)
+    proc = case.invoke(*args)  # in this process: the commands' own runs are real processes
     assert proc.returncode != 0 and message in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr

@@ -34,7 +34,7 @@ from casescope.services.tokens import NewToken, create_token
 from casescope.store.index import ChdbIndex
 from casescope.web.app import create_app
 from tests.conftest import ClickHouseEndpoint
-from tests.e2e.conftest import Cli
+from tests.e2e.conftest import Cli, SharedHome
 from tests.integration.migrations import migrate as migrate_to
 from tests.postgres import PostgresCluster
 
@@ -124,10 +124,18 @@ def _migrate(tmp_path: Path, *args: str, check: bool = True, input: str | None =
 
 
 def _counts(cli: Cli, case: str) -> tuple[int, int, int]:
-    detections = cli.run("detections", "--case", case, "--format", "jsonl").stdout
-    hits = cli.run("hits", "--case", case, "--format", "jsonl").stdout
-    found = cli.run("search", "--case", case, "--format", "jsonl", "--limit", "10000", "*")
-    return len(detections.splitlines()), len(hits.splitlines()), len(found.stdout.splitlines())
+    """Detections, IOC hits and events of `case`, as the commands list them. They run in this
+    process (`Cli.invoke`): they read a home migrate wrote, they are not what is tested."""
+    detections = _read(cli, "detections", "--case", case, "--format", "jsonl")
+    hits = _read(cli, "hits", "--case", case, "--format", "jsonl")
+    found = _read(cli, "search", "--case", case, "--format", "jsonl", "--limit", "10000", "*")
+    return len(detections.splitlines()), len(hits.splitlines()), len(found.splitlines())
+
+
+def _read(cli: Cli, *args: str) -> str:
+    proc = cli.invoke(*args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
 
 
 def _web_checks(settings: Settings, token: str) -> None:
@@ -141,15 +149,45 @@ def _web_checks(settings: Settings, token: str) -> None:
     assert [case["name"] for case in r.json()] == ["alpha"]
 
 
-def test_to_an_embedded_home(source: Source, tmp_path: Path) -> None:
+@dataclass
+class Migrated:
+    """The source planned and migrated once to an embedded home by a plain `migrate run`,
+    kept as it was then for each test that checks or changes such a target (a run copies
+    every file of both cases: one per module, not one per test)."""
+
+    home: SharedHome
+    source_env: Path  # `--from` of the run
+    #: The target's env file (CASESCOPE_HOME, the source's secret key): `--to` of the run.
+    env_file: Path
+    planned: str  # what `migrate plan` printed before the run
+    ran: str  # what `migrate run` printed
+    #: `_digest` of the source before the plan and the run.
+    source_before: dict[str, str]
+
+    def args(self) -> tuple[str, ...]:
+        return ("--from", str(self.source_env), "--to", str(self.env_file))
+
+
+@pytest.fixture(scope="module")
+def migrated(source: Source, tmp_path_factory: pytest.TempPathFactory) -> Migrated:
+    root = tmp_path_factory.mktemp("embedded")
     before = _digest(source.cli.home)
-    target = _env_file(tmp_path / "target.env", tmp_path / "target")
-    planned = _migrate(tmp_path, "plan", "--from", str(source.env_file), "--to", str(target))
-    lines = {line.split()[0]: line.split() for line in planned.stdout.splitlines() if line.strip()}
+    target = _env_file(root / "target.env", root / "target")
+    planned = _migrate(root, "plan", "--from", str(source.env_file), "--to", str(target)).stdout
+    ran = _migrate(root, "run", "--from", str(source.env_file), "--to", str(target)).stdout
+    home = SharedHome(Cli(root / "target")).seal()
+    return Migrated(home, source.env_file, target, planned, ran, before)
+
+
+def test_to_an_embedded_home(source: Source, migrated: Migrated, tmp_path: Path) -> None:
+    before = migrated.source_before
+    target = migrated.env_file
+    home = migrated.home.fresh().home
+    planned = migrated.planned.splitlines()
+    lines = {line.split()[0]: line.split() for line in planned if line.strip()}
     assert lines["events"][3] == "3"  # files: both cases' evidence
     assert all(lines[phase][-1] == "s" for phase in ("config", "findings", "events"))
-    out = _migrate(tmp_path, "run", "--from", str(source.env_file), "--to", str(target)).stdout
-    assert "migrated 2 case(s)" in out
+    assert "migrated 2 case(s)" in migrated.ran
     checked = _migrate(
         tmp_path,
         *("verify", "--from", str(source.env_file), "--to", str(target)),
@@ -166,11 +204,10 @@ def test_to_an_embedded_home(source: Source, tmp_path: Path) -> None:
     _migrate(tmp_path, "run", "--from", str(source.env_file), "--to", str(target))
     assert _migrate(tmp_path, "status", "--to", str(target)).stdout == status  # nothing again
     assert _digest(source.cli.home) == before
-    migrated = Cli(tmp_path / "target")
     for case in ("alpha", "beta"):
-        assert _counts(migrated, case) == source.counts(case)
+        assert _counts(Cli(home), case) == source.counts(case)
     assert source.counts("alpha")[0] > 0 and source.counts("alpha")[1] > 0
-    env = {"CASESCOPE_HOME": str(tmp_path / "target"), "CASESCOPE_SECRET_KEY": SECRET}
+    env = {"CASESCOPE_HOME": str(home), "CASESCOPE_SECRET_KEY": SECRET}
     with pytest.MonkeyPatch.context() as mp:
         for name, value in env.items():
             mp.setenv(name, value)
@@ -333,11 +370,9 @@ def _rows(db_path: Path, sql: str) -> list[tuple]:
         return connection.execute(sql).fetchall()
 
 
-def test_a_case_that_fails_verify_is_redone_alone(source: Source, tmp_path: Path) -> None:
-    target = tmp_path / "target"
-    args = ("--from", str(source.env_file), "--to", str(target))
-    _migrate(tmp_path, "run", *args)
-    db_path = target / "casescope.db"
+def test_a_case_that_fails_verify_is_redone_alone(migrated: Migrated, tmp_path: Path) -> None:
+    args = migrated.args()
+    db_path = migrated.home.fresh().home / "casescope.db"
     beta = "SELECT * FROM detections WHERE case_id = 2 ORDER BY id"
     beta_before = _rows(db_path, beta)
     with sqlite3.connect(db_path) as connection:
@@ -377,7 +412,7 @@ def test_a_case_comes_in_under_another_name_with_as(source: Source, tmp_path: Pa
     assert "--as NEW_NAME" in _error(tmp_path, "run", *args)
     _migrate(tmp_path, "run", *args, "--as", "alpha-src")
     assert "checks passed" in _migrate(tmp_path, "verify", *args, "--as", "alpha-src").stdout
-    assert _counts(taken, "alpha-src") == _counts(source.cli, "alpha")
+    assert _counts(taken, "alpha-src") == source.counts("alpha")
     assert _counts(taken, "alpha") == own
     two = ("--from", str(source.env_file), "--to", str(taken.home), "--cases", "alpha,beta")
     assert "--as renames one case" in _error(tmp_path, "run", *two, "--as", "x")
@@ -397,13 +432,12 @@ def _evidence(cli: Cli, case: str) -> list[Path]:
 
 
 def test_an_event_missing_on_the_target_fails_verify_naming_its_file(
-    source: Source, tmp_path: Path
+    source: Source, migrated: Migrated, tmp_path: Path
 ) -> None:
     """One event deleted from the target's index: verify (reading the source's index from
     its linked copy) names the file, and the source stays byte-identical."""
-    target = tmp_path / "target"
-    args = ("--from", str(source.env_file), "--to", str(target))
-    _migrate(tmp_path, "run", *args)
+    target = migrated.home.fresh().home
+    args = migrated.args()
     before = _digest(source.cli.home)
     [file] = _evidence_rows(Cli(target), "beta")
     index = ChdbIndex(Settings(home=target).index_dir)

@@ -82,11 +82,13 @@ def test_detections_match_the_engine(
 
 
 def _searched(cli: Cli, *options: str) -> set[tuple[int, int]]:
-    """(file id, seq) of every event `casescope search` returns with these options."""
-    out = cli.run(
+    """(file id, seq) of every event `casescope search` returns with these options, run in
+    this process (`Cli.invoke`): it reads what the real ingest wrote."""
+    proc = cli.invoke(
         "search", "", "--case", "s", "--format", "jsonl", "--limit", "1000000", *options
-    ).stdout
-    return {(e["file_id"], e["seq"]) for e in map(json.loads, out.splitlines())}
+    )
+    assert proc.returncode == 0, proc.stderr
+    return {(e["file_id"], e["seq"]) for e in map(json.loads, proc.stdout.splitlines())}
 
 
 def test_rules_run_on_a_case_without_reparsing(

@@ -14,24 +14,34 @@ from casescope.model.users import TokenScope
 from casescope.services.auth import find_session, open_session
 from casescope.services.tokens import NewToken, create_token, verify_token
 from casescope.services.users import authenticate, get_by_name
-from tests.e2e.conftest import Cli
+from tests.e2e.conftest import Cli, SharedHome
 
 PASSWORD = "correct horse battery"
 SECRET = secrets.token_urlsafe(48)
 
 
-@pytest.fixture
-def team(cli: Cli) -> Cli:
-    """A home with an admin (root), an analyst (ana) and a read-only user (rita)."""
+@pytest.fixture(scope="module")
+def _team(tmp_path_factory: pytest.TempPathFactory) -> SharedHome:
+    cli = Cli(tmp_path_factory.mktemp("users") / "home")
     cli.run("user", "create", "root", "--admin", "--password", PASSWORD)
     cli.run("user", "create", "ana", "--password", PASSWORD)
     cli.run("user", "create", "rita", "--read-only", "--password", PASSWORD)
-    return cli
+    return SharedHome(cli).seal()
+
+
+@pytest.fixture
+def team(_team: SharedHome) -> Cli:
+    """A home with an admin (root), an analyst (ana) and a read-only user (rita): made once
+    by real `user create` runs, put back as it was for each test."""
+    return _team.fresh()
 
 
 def _users(cli: Cli) -> dict[str, dict]:
-    lines = cli.run("user", "list", "--format", "jsonl").stdout.splitlines()
-    return {u["username"]: u for u in map(json.loads, lines)}
+    """`user list` as JSON lines, run in this process (`Cli.invoke`): it reads what the real
+    `user` commands wrote (a real `user list` is read in the first test)."""
+    listed = cli.invoke("user", "list", "--format", "jsonl")
+    assert listed.returncode == 0, listed.stderr
+    return {u["username"]: u for u in map(json.loads, listed.stdout.splitlines())}
 
 
 def _session_and_token(cli: Cli, name: str) -> tuple[str, str]:
@@ -59,13 +69,13 @@ def test_disable_ends_sessions_and_tokens_and_enable_brings_login_back(team: Cli
 
 def test_the_last_active_admin_cannot_go(team: Cli) -> None:
     for args in (("disable", "root"), ("set-role", "root", "analyst"), ("delete", "root", "--yes")):
-        proc = team.run("user", *args, check=False)
+        proc = team.invoke("user", *args)  # what it says is the point: in this process
         assert proc.returncode == 1 and "last active admin" in proc.stderr, proc.stderr
     assert _users(team)["root"]["role"] == "admin" and _users(team)["root"]["active"]
     team.run("user", "set-role", "ana", "admin")
     team.run("user", "set-role", "root", "read_only")
     assert _users(team)["root"]["role"] == "read_only"
-    bad = team.run("user", "set-role", "ana", "superuser", check=False)
+    bad = team.invoke("user", "set-role", "ana", "superuser")
     assert bad.returncode == 2 and "superuser" in bad.stderr
 
 
@@ -80,7 +90,7 @@ def test_reset_password_generated_and_must_change(team: Cli) -> None:
     assert user is not None and user.must_change_password
     team.run("user", "reset-password", "rita", "--password", "another long one")
     assert authenticate(team.db(), "rita", "another long one") is not None
-    short = team.run("user", "reset-password", "rita", "--password", "short", check=False)
+    short = team.invoke("user", "reset-password", "rita", "--password", "short")
     assert short.returncode == 1 and "at least 10" in short.stderr
 
 
@@ -97,7 +107,7 @@ def test_delete_needs_the_name_typed_and_keeps_the_audit(team: Cli) -> None:
     with db.read() as session:
         actions = set(session.scalars(select(AuditRecord.action)))
     assert {"user.create", "user.delete"} <= actions
-    missing = team.run("user", "disable", "nobody", check=False)
+    missing = team.invoke("user", "disable", "nobody")
     assert missing.returncode == 1 and "no user named 'nobody'" in missing.stderr
 
 
@@ -112,7 +122,7 @@ def test_tokens_list_and_revoke(team: Cli) -> None:
     assert "rita" in team.run("user", "tokens", "list", "--user", "rita").stdout
     team.run("user", "tokens", "revoke", str(rows[0]["id"]))
     assert verify_token(team.db(), SECRET, token) is None
-    gone = team.run("user", "tokens", "revoke", "999", check=False)
+    gone = team.invoke("user", "tokens", "revoke", "999")
     assert gone.returncode == 1 and "no token 999" in gone.stderr
 
 
@@ -126,5 +136,5 @@ def test_grants_listed_and_revoked(team: Cli) -> None:
     assert "ana can no longer open case ir-1" in done
     rows = [line for line in team.run("user", "grants").stdout.splitlines() if "ir-1" in line]
     assert len(rows) == 1 and "rita" in rows[0]
-    missing = team.run("user", "revoke", "ana", "--case", "no-such-case", check=False)
+    missing = team.invoke("user", "revoke", "ana", "--case", "no-such-case")
     assert missing.returncode == 1
