@@ -16,6 +16,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from casescope.errors import HomeUnusableError
+
 
 class ApiDocs(StrEnum):
     """Who may read the OpenAPI description and its pages (`/openapi.json`, `/docs`, `/redoc`)."""
@@ -227,8 +229,16 @@ class Settings(BaseSettings):
         return self.home_dir / "index.lock"
 
     def ensure_dirs(self) -> None:
+        """Create the home and its folders; HomeUnusableError, naming the setting, when
+        they cannot be (a path through a file, no permission, a read-only disk)."""
         for path in (self.home_dir, self.evidence_dir, self.segments_dir, self.tmp_dir):
-            path.mkdir(parents=True, exist_ok=True)
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise HomeUnusableError(
+                    f"the home {self.home_dir} (CASESCOPE_HOME) cannot be used: cannot create "
+                    f"{path}: {exc.strerror or exc}"
+                ) from None
 
 
 def get_settings() -> Settings:

@@ -80,3 +80,7 @@ def disk_full_message(exc: BaseException) -> str | None:
 class DatabaseUnavailableError(CasescopeError):
     """The metadata DB (CASESCOPE_DATABASE_URL) stayed unreachable for longer than
     CASESCOPE_DB_OUTAGE_SECONDS while a worker, pool or ingest waited for it to come back."""
+
+
+class HomeUnusableError(CasescopeError):
+    """CASESCOPE_HOME (or a folder under it) cannot be created or written."""

@@ -118,3 +118,16 @@ def test_doctor_and_reindex_find_an_evidence_copy_changed_since_intake(
     # the events read from the copy before it changed stay searchable
     after = json.loads(cli.run("status", "--format", "json").stdout)["events_indexed"]
     assert after == before
+
+
+def test_a_home_that_cannot_be_created_is_one_clear_line(tmp_path: Path) -> None:
+    """CASESCOPE_HOME through a regular file: every command that opens the home says so in
+    one line and exits 1 (it printed a traceback and exited 0)."""
+    (tmp_path / "afile").write_text("not a folder")
+    cli = Cli(tmp_path / "afile" / "home")
+    for args in (("case", "list"), ("status",), ("worker", "--exit-when-idle")):
+        proc = cli.run(*args, check=False)
+        assert proc.returncode == 1, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr and "╭" not in proc.stderr
+        assert f"the home {cli.home} (CASESCOPE_HOME) cannot be used" in proc.stderr
+        assert "Not a directory" in proc.stderr
