@@ -14,9 +14,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from casescope.cli import common as cli_common
 from casescope.cli.app import app
 from casescope.config import Settings
 from casescope.model.db import Database
+
+#: The terminal width of every command a test runs, in its own process or in the test's.
+INVOKE_COLUMNS = 200
 
 
 @dataclass
@@ -33,7 +37,7 @@ class Cli:
             CASESCOPE_WORKERS="2",
             CASESCOPE_HEARTBEAT_SECONDS="0.5",
             CASESCOPE_LEASE_SECONDS="4",
-            COLUMNS="200",
+            COLUMNS=str(INVOKE_COLUMNS),
         )
         env.update(self.extra)
         return env
@@ -64,14 +68,22 @@ class Cli:
         env = {name: value for name, value in self.env.items() if name.startswith("CASESCOPE_")}
         root = logging.getLogger()
         handlers, level = root.handlers[:], root.level
+        # the consoles took their width when this process first imported them: as `run`'s
+        consoles = [(c, c._width) for c in (cli_common.console, cli_common.err_console)]
+        for console, _ in consoles:
+            console.width = INVOKE_COLUMNS
         try:
-            result = CliRunner().invoke(app, list(args), env={**env, "COLUMNS": "200"})
+            result = CliRunner().invoke(
+                app, list(args), env={**env, "COLUMNS": str(INVOKE_COLUMNS)}
+            )
         finally:  # a command sets up logging for its process (to its home's log): undo it
             for handler in root.handlers:
                 if handler not in handlers:
                     handler.close()
             root.handlers[:] = handlers
             root.setLevel(level)
+            for console, width in consoles:
+                console._width = width
         stderr = result.stderr
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             stderr += "".join(traceback.format_exception(result.exception))
@@ -88,13 +100,16 @@ class Cli:
             text=True,
         )
 
-    def popen(self, *args: str) -> subprocess.Popen:
+    def popen(self, *args: str, own_session: bool = False) -> subprocess.Popen:
+        """The command in the background (stderr kept for the test, stdout dropped);
+        `own_session`: in a process group of its own, as a shell runs a job."""
         return subprocess.Popen(
             [sys.executable, "-m", "casescope", *args],
             env=self.env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=own_session,
         )
 
     def db(self) -> Database:

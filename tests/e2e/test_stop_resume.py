@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -48,14 +47,7 @@ def test_a_stopped_and_resumed_ingest_kills_no_worker(
     cli.extra.update(ENV)
     evidence = _evidence(attack_samples, tmp_path / "evidence")
     cli.run("case", "create", "paused")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "casescope", "ingest", "--case", "paused", str(evidence)],
-        env=cli.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group, as a shell's job
-    )
+    proc = cli.popen("ingest", "--case", "paused", str(evidence), own_session=True)
     try:
         wait_for(lambda: _completed(cli) >= 5, "the first files completed", 240)
         os.killpg(proc.pid, signal.SIGSTOP)  # Ctrl-Z: the whole job

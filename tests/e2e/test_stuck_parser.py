@@ -88,14 +88,7 @@ def _processes_of(home: Path) -> list[int]:
 def _ingest_within(cli: Cli, evidence: Path, seconds: float) -> float:
     """Run `ingest` in its own session; kill everything it started if it overruns."""
     started = time.monotonic()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "casescope", "ingest", "--case", "stuck", str(evidence)],
-        env=cli.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc = cli.popen("ingest", "--case", "stuck", str(evidence), own_session=True)
     try:
         _, stderr = proc.communicate(timeout=seconds)
     except subprocess.TimeoutExpired:

@@ -87,13 +87,7 @@ def _assert_each_file_once(db: Database, cli: Cli, total: int) -> None:
 def test_a_killed_pool_is_replaced_at_once_and_its_jobs_released(cli: Cli, bulk: Path) -> None:
     cli.extra.update(CASESCOPE_LEASE_SECONDS="600", CASESCOPE_GROUP_MAX_FILES="8")
     db = db_for(cli)
-    ingest = subprocess.Popen(
-        [sys.executable, "-m", "casescope", "ingest", "--case", "k", str(bulk)],
-        env=cli.env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    ingest = cli.popen("ingest", "--case", "k", str(bulk))
     try:
         for _ in range(2):  # the first pool, then the one started in its place
             wait_for(lambda: _running_jobs(db) > 0 and _pool_of(ingest), "a pool with jobs")
