@@ -221,7 +221,7 @@ def _ioc_analyzer(
     job: queue.ClaimedJob,
     iocs: list[Ioc],
     case_id: int,
-    iocs_hash: str | None = None,
+    iocs_hash: str,
 ) -> IocAnalyzer | None:
     """The case's enabled IOCs, compiled once per (case, IOC set) in this worker.
 
@@ -230,7 +230,7 @@ def _ioc_analyzer(
     """
     if not iocs and job.operation is not Operation.IOC_ONLY:
         return None
-    key = (case_id, iocs_hash or ioc_set_hash(iocs))
+    key = (case_id, iocs_hash)
     matcher = ctx.ioc_matchers.get(key)
     if matcher is None:
         if len(ctx.ioc_matchers) >= IOC_MATCHER_CACHE:
@@ -246,6 +246,7 @@ Prepared = tuple[queue.ClaimedJob, FileInfo, list[Analyzer]]
 class _CaseFacts:
     """What `_prepare` reads once per case of a group: its exclusions and IOCs."""
 
+    case_id: int
     exclusions: ExclusionSet | None
     iocs: list[Ioc]
     ioc_hash: str
@@ -253,7 +254,8 @@ class _CaseFacts:
 
 def _case_facts(ctx: WorkerContext, session: Session, case_id: int) -> _CaseFacts:
     iocs = enabled_iocs(session, case_id)
-    return _CaseFacts(_case_exclusions(ctx, session, case_id), iocs, ioc_set_hash(iocs))
+    exclusions = _case_exclusions(ctx, session, case_id)
+    return _CaseFacts(case_id, exclusions, iocs, ioc_set_hash(iocs))
 
 
 def _prepare(ctx: WorkerContext, jobs: list[queue.ClaimedJob]) -> list[Prepared]:
@@ -271,24 +273,32 @@ def _prepare(ctx: WorkerContext, jobs: list[queue.ClaimedJob]) -> list[Prepared]
             session, [j.file_id for j in jobs], {j.file_id: j.operation for j in jobs}
         )
         for job in jobs:
-            steps = PERSIST_STEPS[job.operation]
             with failure_recorded(ctx, job):  # this file fails alone
                 info = infos.get(job.file_id)
                 if info is None:
                     raise PermanentError(f"file {job.file_id} no longer exists")
                 if info.case_id not in facts:
                     facts[info.case_id] = _case_facts(ctx, session, info.case_id)
-                case = facts[info.case_id]
-                sigma = (
-                    _sigma_analyzer(ctx, job, session, manifests, case.exclusions)
-                    if FileStatus.SIGMA in steps
-                    else None
-                )
-                ioc = None
-                if FileStatus.IOC in steps:
-                    ioc = _ioc_analyzer(ctx, job, case.iocs, info.case_id, case.ioc_hash)
-                prepared.append((job, info, [a for a in (sigma, ioc) if a is not None]))
+                analyzers = _analyzers(ctx, job, session, manifests, facts[info.case_id])
+                prepared.append((job, info, analyzers))
     return prepared
+
+
+def _analyzers(
+    ctx: WorkerContext,
+    job: queue.ClaimedJob,
+    session: Session,
+    manifests: dict[str, dict[str, str] | None],
+    case: _CaseFacts,
+) -> list[Analyzer]:
+    """The analyzers of the steps `job`'s operation runs."""
+    steps = PERSIST_STEPS[job.operation]
+    sigma = ioc = None
+    if FileStatus.SIGMA in steps:
+        sigma = _sigma_analyzer(ctx, job, session, manifests, case.exclusions)
+    if FileStatus.IOC in steps:
+        ioc = _ioc_analyzer(ctx, job, case.iocs, case.case_id, case.ioc_hash)
+    return [a for a in (sigma, ioc) if a is not None]
 
 
 def _correlate_when_case_done(ctx: WorkerContext, case_id: int) -> None:
@@ -389,10 +399,8 @@ def _slice_analyzers(ctx: WorkerContext, part: ClaimedSlice) -> tuple[FileInfo, 
     ctx.rules = load_active(ctx.settings, ctx.rules)
     with ctx.db.read() as session:
         info = file_info(session, part.file_id, part.operation)
-        case = _case_facts(ctx, session, info.case_id)
-        sigma = _sigma_analyzer(ctx, job, session, {}, case.exclusions)
-        ioc = _ioc_analyzer(ctx, job, case.iocs, info.case_id, case.ioc_hash)
-    return info, [a for a in (sigma, ioc) if a is not None]
+        analyzers = _analyzers(ctx, job, session, {}, _case_facts(ctx, session, info.case_id))
+    return info, analyzers
 
 
 def _help_with_slice(ctx: WorkerContext) -> bool:

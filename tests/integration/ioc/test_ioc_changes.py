@@ -11,7 +11,7 @@ from casescope.config import Settings
 from casescope.hunt.ioc import IocError
 from casescope.hunt.matcher import compile_iocs
 from casescope.jobs.analyzers import IocAnalyzer
-from casescope.jobs.case_iocs import enabled_iocs
+from casescope.jobs.case_iocs import enabled_iocs, ioc_set_hash
 from casescope.jobs.context import WorkerContext
 from casescope.jobs.worker import _ioc_analyzer
 from casescope.model.db import Database
@@ -100,7 +100,8 @@ def test_persist_drops_hits_of_iocs_disabled_meanwhile(
 def _ioc_analyzer_for(ctx: WorkerContext, job: ClaimedJob, case_id: int) -> IocAnalyzer | None:
     """The worker's IOC analyzer for a job, in a read transaction as the worker builds it."""
     with ctx.db.read() as session:
-        return _ioc_analyzer(ctx, job, enabled_iocs(session, case_id), case_id)
+        iocs = enabled_iocs(session, case_id)
+        return _ioc_analyzer(ctx, job, iocs, case_id, ioc_set_hash(iocs))
 
 
 def test_worker_compiles_each_ioc_set_once(
