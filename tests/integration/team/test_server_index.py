@@ -151,6 +151,19 @@ def _ready_files(settings: Settings, db: Database, samples: Path) -> dict[str, i
     return events
 
 
+@contextmanager
+def _ready_home(samples: Path) -> Iterator[tuple[Settings, Database, dict[str, int]]]:
+    """This test's settings (its CASESCOPE_* environment), its metadata DB, and the kill
+    test's files ready for a load (events per file id); the DB disposed after."""
+    settings = Settings()
+    settings.ensure_dirs()
+    db = Database(settings)
+    try:
+        yield settings, db, _ready_files(settings, db, samples)
+    finally:
+        db.dispose()
+
+
 def _kill_mid_file(env: dict[str, str]) -> list[str]:
     """Run a loader and SIGKILL it once it has sent KILL_AFTER_INSERTS INSERTs."""
     loader = subprocess.Popen(
@@ -174,17 +187,11 @@ def test_a_loader_killed_mid_file_leaves_each_event_once(team: dict, attack_samp
     loader mid-file (between the INSERTs of a file's slices, or during one); the next load
     deletes what it left and loads the file again: every file's events are in the index
     once, and every file is marked loaded."""
-    settings = Settings()
-    settings.ensure_dirs()
-    db = Database(settings)
-    try:
-        events = _ready_files(settings, db, attack_samples)
+    with _ready_home(attack_samples) as (_, db, events):
         ids = [int(file_id) for file_id in events]
         with _claimed_elsewhere(ids):  # another process loads them: this one leaves them
             assert "done 0 files" in _child("loader_child", "load")
         assert _claims_freed(db, ids)
-    finally:
-        db.dispose()
     assert set(orjson.loads(_child("loader_child", "inspect"))["states"].values()) == {
         IndexState.PENDING
     }
@@ -276,11 +283,7 @@ def test_an_insert_that_outlives_its_killed_loader_is_not_doubled(
         }
         for name, value in env.items():
             monkeypatch.setenv(name, value)
-        settings = Settings()
-        settings.ensure_dirs()
-        db = Database(settings)
-        try:
-            events = _ready_files(settings, db, attack_samples)
+        with _ready_home(attack_samples) as (_, db, events):
             hold.touch()
             loader = subprocess.Popen(
                 [sys.executable, "-m", "tests.integration.team.loader_child", "load"],
@@ -296,8 +299,6 @@ def test_an_insert_that_outlives_its_killed_loader_is_not_doubled(
             assert "done 2 files" in _child("loader_child", "load")
             hold.unlink()  # the server now runs the dead loader's INSERT
             _wait_for_file(Path(f"{hold}.done"))
-        finally:
-            db.dispose()
         after = orjson.loads(_child("loader_child", "inspect"))
     assert after["by_file"] == events
     assert after["rows"] == after["distinct"] == sum(events.values())
@@ -330,13 +331,8 @@ def test_two_loaders_load_disjoint_files_at_once(
     alone; resumed, the first finishes its file. Every file's events once, every file
     loaded. (One file a claim here, CASESCOPE_LOAD_BATCH_FILES=1.)"""
     monkeypatch.setenv("CASESCOPE_LOAD_BATCH_FILES", "1")
-    settings = Settings()
-    settings.ensure_dirs()
-    db = Database(settings)
-    try:
-        events = _ready_files(settings, db, attack_samples)
-    finally:
-        db.dispose()
+    with _ready_home(attack_samples) as (_, _, events):
+        pass  # ready to load: the loaders here are processes of their own
     big, small = sorted(events, key=int)
     first = _loader()
     assert first.stdout is not None
@@ -378,19 +374,12 @@ def test_a_new_claimant_never_stops_a_live_loaders_insert(
             "CASESCOPE_LOAD_BATCH_FILES": "1",
         }.items():
             monkeypatch.setenv(name, value)
-        settings = Settings()
-        settings.ensure_dirs()
-        db = Database(settings)
-        try:
-            events = _ready_files(settings, db, attack_samples)
-            with db.session() as session:  # the second file was claimed by a dead loader
-                session.execute(
-                    update(EvidenceFile)
-                    .where(EvidenceFile.id == int(max(events, key=int)))
-                    .values(load_claimant=DEAD_CLAIMANT)
-                )
-        finally:
-            db.dispose()
+        with _ready_home(attack_samples) as (_, db, events), db.session() as session:
+            session.execute(  # the second file was claimed by a dead loader
+                update(EvidenceFile)
+                .where(EvidenceFile.id == int(max(events, key=int)))
+                .values(load_claimant=DEAD_CLAIMANT)
+            )
         hold.touch()
         first = _loader()
         try:
@@ -411,11 +400,7 @@ def test_a_case_is_deleted_only_while_no_loader_holds_its_files(
     so no loader inserts them after their rows were deleted. While another live process
     holds them, the deletion waits, then refuses and deletes nothing; once it is gone the
     case goes, index rows included."""
-    settings = Settings()
-    settings.ensure_dirs()
-    db = Database(settings)
-    try:
-        events = _ready_files(settings, db, attack_samples)
+    with _ready_home(attack_samples) as (settings, db, events):
         assert "done 2 files" in _child("loader_child", "load")
         ids = sorted(map(int, events))
         with db.read() as session:
@@ -432,6 +417,4 @@ def test_a_case_is_deleted_only_while_no_loader_holds_its_files(
             report = delete_case(db, index, settings, case_id, name, "test")
             assert report.index_rows == sum(events.values())
             assert index.count(case_id) == 0
-    finally:
-        db.dispose()
     assert orjson.loads(_child("loader_child", "inspect"))["rows"] == 0
