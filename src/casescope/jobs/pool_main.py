@@ -24,12 +24,7 @@ from casescope.jobs.template_start import leave_start_directory, start_template,
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="casescope.jobs.pool_main", description=__doc__)
     parser.add_argument("--workers", type=int, default=None, help="worker processes")
-    parser.add_argument(
-        "--exit-when-idle",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="stop once drained",
-    )
+    parser.add_argument("--exit-when-idle", action="store_true", help="stop once drained")
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
