@@ -15,7 +15,6 @@ from fastapi.responses import HTMLResponse, Response
 
 from casescope.detect.levels import SigmaLevel, SigmaStatus
 from casescope.services import rule_sets
-from casescope.store.rule_removal import RemovedRules
 from casescope.store.rulesets import ImportReport
 from casescope.web.api import rules as rules_api
 from casescope.web.pages import render
@@ -129,11 +128,9 @@ def import_folder(
 ) -> Response:
     body = rules_api.FolderImport(path=path, name=name or None)
     try:
-        out = rules_api.import_folder(body, state, admin)
+        report = rules_api.import_server_folder(state, admin, body)
     except HTTPException as exc:
         return _page(request, state, admin, status=exc.status_code, error=str(exc.detail))
-    removed = RemovedRules(**out.removed.model_dump())
-    report = ImportReport(out.source, out.rules, out.failed, out.warned, out.off, removed)
     return _imported(request, state, admin, report)
 
 

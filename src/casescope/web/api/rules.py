@@ -158,6 +158,16 @@ def import_uploaded(
             raise HTTPException(400, str(exc)) from None
 
 
+def import_server_folder(state: WebState, admin: Principal, body: FolderImport) -> ImportReport:
+    """Import a folder (or .zip) on the server's disk; a refused one is a 400."""
+    try:
+        return rule_sets.import_folder(
+            state.settings, state.db, Path(body.path), body.name, actor(admin)
+        )
+    except CasescopeError as exc:
+        raise HTTPException(400, str(exc)) from None
+
+
 def _default_name(files: list[UploadFile]) -> str:
     """The zip's name without `.zip`, else "upload"."""
     first = Path(files[0].filename or "") if files else Path()
@@ -222,13 +232,7 @@ def import_rules(
 @router.post("/import-folder", response_model=RuleImportOut)
 def import_folder(body: FolderImport, state: State, admin: Admin) -> RuleImportOut:
     """Import a folder (or .zip) on the server's disk, as `casescope rules import` does."""
-    try:
-        report = rule_sets.import_folder(
-            state.settings, state.db, Path(body.path), body.name, actor(admin)
-        )
-    except CasescopeError as exc:
-        raise HTTPException(400, str(exc)) from None
-    return report_out(report)
+    return report_out(import_server_folder(state, admin, body))
 
 
 @router.post("/enable", response_model=ChangedOut)
