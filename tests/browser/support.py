@@ -156,6 +156,13 @@ def chromium_page(**options: Any) -> Iterator[Any]:
             browser.close()
 
 
+def submit(page: Any, selector: str) -> None:
+    """Click what posts a form, and wait for the page the server answers with: reading the
+    page straight after a bare click can catch the old page or none (an empty list)."""
+    with page.expect_navigation():
+        page.click(selector)
+
+
 def log_in(page: Any, base: str) -> None:
     """Log the page in as the admin through the login form."""
     page.goto(f"{base}/login")

@@ -24,6 +24,7 @@ from tests.browser.support import (
     log_in,
     serve,
     serve_env,
+    submit,
     upload_searchable,
 )
 
@@ -74,17 +75,17 @@ def test_build_a_story_of_three_events_and_open_its_html_report(
         page.goto(search)
         page.screenshot(path=str(artifacts / "story-search-rows.png"))
         for n in range(3):  # each click posts the row's form and comes back to the search
-            page.click(f"#results button.story-add >> nth={n}")
-            page.wait_for_url(search)
+            submit(page, f"#results button.story-add >> nth={n}")
+            assert page.url == search
         page.goto(f"{base}/cases/{case_id}/search?q=%22onerror%22")
         page.click("a.event-link >> nth=0")
-        page.click("#story-form button")  # the event page's "Add to story"
+        submit(page, "#story-form button")  # the event page's "Add to story"
         page.goto(f"{base}/cases/{case_id}/story")
         assert _kinds(page) == ["event"] * 4
         page.fill("#new-text", TEXT)
-        page.click("#add-text button[type=submit]")
+        submit(page, "#add-text button[type=submit]")
         for _ in range(3):  # from the end to second place
-            page.locator("li.kind-text button.move-up").click()
+            submit(page, "li.kind-text button.move-up")
         assert _kinds(page) == ["event", "text", "event", "event", "event"]
         assert page.inner_text("li.kind-text .story-text") == TEXT
         assert page.title() != "owned"

@@ -70,6 +70,37 @@ def _end_idle_transactions(engine: Engine, seconds: float) -> None:
         dbapi_conn.commit()  # a session setting, not undone by the pool's rollbacks
 
 
+#: SQLSTATE classes of a connection the server ended or lost: 08 connection exception,
+#: 57 operator intervention (57P01 admin shutdown, 57P02 crash shutdown, ...).
+LOST_CONNECTION_CLASSES = ("08", "57")
+
+
+def connection_lost(dbapi_error: BaseException, driver_operational: type[BaseException]) -> bool:
+    """Whether a PostgreSQL driver error means the connection it came on is no longer usable.
+
+    The driver's own errors (no SQLSTATE, e.g. "cannot exit pipeline mode while busy" when a
+    shutdown arrives mid `executemany`) and the server's 08/57 classes; not a statement's
+    failure, a conflict (40) or a cancelled query (57014 is the one class-57 survivor)."""
+    if not isinstance(dbapi_error, driver_operational):
+        return False
+    sqlstate = getattr(dbapi_error, "sqlstate", None)
+    if sqlstate is None:
+        return True
+    return sqlstate != "57014" and sqlstate[:2] in LOST_CONNECTION_CLASSES
+
+
+def _discard_lost_connections(engine: Engine) -> None:
+    """A connection the server ended while psycopg was in pipeline mode is not yet marked
+    broken, so SQLAlchemy would hand it back to the pool, whose reset then fails with a
+    logged traceback; marking the error a disconnect discards the connection instead."""
+    operational = engine.dialect.dbapi.OperationalError  # type: ignore[union-attr]
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context):  # type: ignore[no-untyped-def]
+        if not context.is_disconnect and connection_lost(context.original_exception, operational):
+            context.is_disconnect = True
+
+
 def make_engine(
     settings: Settings, *, read_only: bool = False, idle_transaction_seconds: float | None = None
 ) -> Engine:
@@ -83,6 +114,7 @@ def make_engine(
         _configure_sqlite(engine, immediate=not read_only)
         return engine
     engine = create_engine(url, pool_pre_ping=True)
+    _discard_lost_connections(engine)
     if idle_transaction_seconds is not None:
         _end_idle_transactions(engine, idle_transaction_seconds)
     return engine
