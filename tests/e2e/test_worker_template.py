@@ -21,7 +21,7 @@ import psutil
 import pytest
 from sqlalchemy import select
 
-from casescope.jobs.launcher import pool_command
+from casescope.jobs.pool_process import pool_command
 from casescope.model.tables import WorkerRecord
 from tests.e2e.conftest import Cli
 from tests.waiting import wait_for

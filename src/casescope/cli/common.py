@@ -19,11 +19,12 @@ from rich.text import Text
 from casescope.config import Settings, get_settings
 from casescope.errors import CasescopeError
 from casescope.logs import setup_logging
-from casescope.model.db import Database
-from casescope.store.index_url import check_index_url
-from casescope.store.owner import open_index
 
+# The metadata DB and the index come with SQLAlchemy, the models and the store: imported
+# when a command opens them, so that `ingest` can start its pool before paying for them
+# (jobs/pool_process.py).
 if TYPE_CHECKING:
+    from casescope.model.db import Database
     from casescope.store.index import EventIndex
 
 #: Width of output that goes to a file or a pipe (COLUMNS, when set, wins): Rich's default of
@@ -51,12 +52,23 @@ class AppContext:
     db: Database
 
 
-def open_app(role: str) -> AppContext:
-    """Settings, logging and the metadata DB of a command; a CASESCOPE_INDEX_URL that cannot
-    be used fails here, before any work (store/index_url.py, `check_index_url`)."""
+def command_settings(role: str) -> Settings:
+    """A command's settings, its home's folders made and its logging set up."""
     settings = get_settings()
     settings.ensure_dirs()
     setup_logging(settings, role)
+    return settings
+
+
+def open_app(role: str, settings: Settings | None = None) -> AppContext:
+    """Settings (`command_settings`, unless given), logging and the metadata DB of a
+    command; a CASESCOPE_INDEX_URL that cannot be used fails here, before any work
+    (store/index_url.py, `check_index_url`)."""
+    from casescope.model.db import Database
+    from casescope.store.index_url import check_index_url
+
+    if settings is None:
+        settings = command_settings(role)
     check_index_url(settings)
     return AppContext(settings, Database(settings))
 
@@ -69,6 +81,7 @@ def loaded_index(ctx: AppContext, role: str) -> Iterator[EventIndex]:
     # the loader comes with the Arrow and Parquet stack: imported by the commands that open
     # the index, when they open it, not by those that read the metadata DB alone
     from casescope.store.loader import load_pending
+    from casescope.store.owner import open_index
 
     with open_index(ctx.settings, role=role, short_lived=True) as index:
         load_pending(ctx.db, index, ctx.settings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.text import Text
@@ -12,21 +12,20 @@ from rich.text import Text
 from casescope.cli.common import (
     AppContext,
     MapOpt,
+    command_settings,
     console,
     friendly_errors,
     open_app,
     parse_field_map,
     shown,
 )
-from casescope.cli.follow import follow, print_outcome
-from casescope.evidence.intake import IntakeReport, check_sources, ingest_paths
-from casescope.jobs.launcher import PoolKeeper, ensure_workers
-from casescope.model.enums import OperationKind
-from casescope.services.case_lifecycle import ensure_open
-from casescope.services.cases import get_or_create_case
-from casescope.services.doctor import verify_files
-from casescope.services.operations import intake_operation
-from casescope.services.progress import FileSet
+from casescope.config import Settings
+from casescope.jobs.pool_process import AWAIT_WORK_SECONDS, StartedPool, start_pool
+
+if TYPE_CHECKING:
+    from casescope.evidence.intake import IntakeReport
+    from casescope.jobs.launcher import PoolKeeper
+    from casescope.model.tables import Case
 
 REJECTED_SHOWN = 100
 DUPLICATES_SHOWN = 20
@@ -41,18 +40,84 @@ def ingest(
     field_map: MapOpt = None,
 ) -> None:
     """Copy evidence into a case, then parse, index, detect and hunt every file."""
-    ctx = open_app("ingest")
+    settings = command_settings("ingest")
+    # The pool and its workers' template take ~2 s of CPU to start: begun now, before this
+    # command imports the metadata DB, the models and intake, they start beside all that.
+    early = None if no_wait else _pool_ahead(settings, paths, workers)
+    queued: list[bool] = []  # set once intake queues a first file
+    try:
+        _ingest(settings, early, queued, paths, case, no_wait, workers, field_map)
+    finally:
+        if early is not None and not queued:
+            early.end()  # it would wait for work that is not coming
+
+
+def _pool_ahead(settings: Settings, paths: list[Path], workers: int | None) -> StartedPool | None:
+    """A pool started before intake has queued anything (it waits for a first file), unless
+    an input is missing: `check_sources` refuses the command then."""
+    if not all(path.exists() for path in paths):
+        return None
+    return start_pool(settings, workers=workers, await_work=AWAIT_WORK_SECONDS)
+
+
+def _ingest(
+    settings: Settings,
+    early: StartedPool | None,
+    queued: list[bool],
+    paths: list[Path],
+    case: str,
+    no_wait: bool,
+    workers: int | None,
+    field_map: list[str] | None,
+) -> None:
+    """The command once its pool is on its way."""
+    from casescope.cli.follow import follow, print_outcome
+    from casescope.evidence.intake import check_sources
+    from casescope.jobs.launcher import PoolKeeper
+    from casescope.services.case_lifecycle import ensure_open
+    from casescope.services.cases import get_or_create_case
+    from casescope.services.progress import FileSet
+
+    ctx = open_app("ingest", settings)
+    keeper = PoolKeeper(ctx.settings, ctx.db, workers=workers, pool=early)
     paths = check_sources(paths)  # a mistyped path: a clear error, no case, nothing copied
     case_row, created = get_or_create_case(ctx.db, case)
     ensure_open(ctx.db, case_row.id)
     if created:
         console.print(Text("created case ") + shown(case_row.name))
-    keeper = PoolKeeper(ctx.settings, ctx.db, workers=workers)
-    started: list[bool] = []
+    report = _take_in(ctx, keeper, queued, case_row, paths, no_wait, workers, field_map)
+    _print_intake(report, case_row.name)
+    _print_verification(ctx, case_row.id)
+    if not report.queued:
+        return
+    files = FileSet(case_row.id, min(report.queued), max(report.queued))
+    if no_wait:
+        operation = report.operation_id
+        console.print(f"queued as operation {operation}; follow with `casescope jobs list`")
+        return
+    follow(ctx, files, keeper=keeper)
+    print_outcome(ctx, files, len(report.rejected))
 
-    def on_batch(report: IntakeReport) -> None:  # workers start on the first queued files
-        if report.queued and not started:
-            started.append(True)
+
+def _take_in(
+    ctx: AppContext,
+    keeper: PoolKeeper,
+    queued: list[bool],
+    case_row: Case,
+    paths: list[Path],
+    no_wait: bool,
+    workers: int | None,
+    field_map: list[str] | None,
+) -> IntakeReport:
+    """Copy the inputs into the case and queue them; workers start on the first batch."""
+    from casescope.evidence.intake import ingest_paths
+    from casescope.jobs.launcher import ensure_workers
+    from casescope.model.enums import OperationKind
+    from casescope.services.operations import intake_operation
+
+    def on_batch(report: IntakeReport) -> None:
+        if report.queued and not queued:
+            queued.append(True)
             if no_wait:
                 ensure_workers(ctx.settings, ctx.db, workers=workers, detach=True)
             else:
@@ -69,7 +134,7 @@ def ingest(
         mapping = parse_field_map(field_map)
         detail = ", ".join(str(p) for p in paths)
         with intake_operation(ctx.db, case_row.id, OperationKind.INGEST, "cli", detail) as op_id:
-            report = ingest_paths(
+            return ingest_paths(
                 ctx.db,
                 ctx.settings,
                 case_row,
@@ -79,16 +144,6 @@ def ingest(
                 on_batch=on_batch,
                 operation_id=op_id,
             )
-    _print_intake(report, case_row.name)
-    _print_verification(ctx, case_row.id)
-    if not report.queued:
-        return
-    files = FileSet(case_row.id, min(report.queued), max(report.queued))
-    if no_wait:
-        console.print(f"queued as operation {op_id}; follow with `casescope jobs list`")
-        return
-    follow(ctx, files, keeper=keeper)
-    print_outcome(ctx, files, len(report.rejected))
 
 
 def _print_intake(report: IntakeReport, case_name: str) -> None:
@@ -115,6 +170,8 @@ def _print_intake(report: IntakeReport, case_name: str) -> None:
 
 def _print_verification(ctx: AppContext, case_id: int) -> None:
     """The end-of-intake proof: every file of the case is terminal or has its one job."""
+    from casescope.services.doctor import verify_files
+
     with ctx.db.session() as session:
         result = verify_files(session, case_id)
     console.print(result.summary(), style=None if result.ok else "red", highlight=False)

@@ -1,10 +1,6 @@
 """Start a worker pool in the background and watch it (used by `ingest`, `serve`, `ioc`, `jobs`).
 
-A pool runs `python -P -m casescope worker` from the home directory: `-P` keeps the working
-directory off `sys.path` (with plain `-m` a `glob.py` in the folder the analyst ran `ingest`
-from, an evidence folder, was imported by the pool and every worker), and the pool passes
-`PYTHONSAFEPATH` on to the workers it spawns. Its settings travel in its environment, its
-stderr goes to `logs/pool-stderr.log`.
+How a pool process is started (its command, environment, stderr): `jobs/pool_process.py`.
 
 `PoolKeeper` is what the process that started a pool holds while it waits: when the pool dies
 (killed, crashed) the jobs of its workers are released at once instead of after their leases,
@@ -15,19 +11,17 @@ after `MAX_EARLY_DEATHS` in a row the keeper gives up with the pool's own error.
 from __future__ import annotations
 
 import logging
-import os
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import psutil
 from sqlalchemy import func, select
 
 from casescope.config import Settings
 from casescope.errors import CasescopeError
+from casescope.jobs.pool_process import StartedPool, start_pool
 from casescope.jobs.registry import (
     live_workers,
     pool_worker_pids,
@@ -45,9 +39,6 @@ logger = logging.getLogger(__name__)
 EARLY_DEATH_SECONDS = 10.0
 #: Early deaths in a row after which the keeper stops restarting the pool.
 MAX_EARLY_DEATHS = 3
-#: Lines of the pool's stderr kept in the error shown to the user.
-STDERR_LINES = 15
-POOL_STDERR = "pool-stderr.log"
 #: How long a dead pool's workers may take to be gone before their jobs are released anyway:
 #: the kernel kills them within milliseconds of the pool (jobs/template.py); the bound only
 #: keeps a pid reused meanwhile by another process from holding the release.
@@ -56,82 +47,6 @@ WORKER_EXIT_SECONDS = 5.0
 
 class PoolStartError(CasescopeError):
     """The worker pool dies as it starts, again and again; the message carries its error."""
-
-
-def pool_command(workers: int | None = None) -> list[str]:
-    # `casescope worker` without the CLI's imports, its template started first (pool_main.py)
-    command = [sys.executable, "-P", "-m", "casescope.jobs.pool_main", "--exit-when-idle"]
-    return command + (["--workers", str(workers)] if workers else [])
-
-
-def _env_value(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def pool_environment(settings: Settings) -> dict[str, str]:
-    """This process's environment with its settings made explicit: the pool runs from another
-    directory (a relative `CASESCOPE_HOME` must not change meaning) and must see the settings
-    its starter was given, however they were given."""
-    env = dict(os.environ)
-    for name in settings.model_fields_set:
-        value = getattr(settings, name)
-        key = f"CASESCOPE_{name.upper()}"
-        if value is None:
-            env.pop(key, None)
-        else:
-            env[key] = _env_value(value)
-    env["CASESCOPE_HOME"] = str(settings.home_dir)
-    env["PYTHONSAFEPATH"] = "1"
-    return env
-
-
-def pool_stderr_path(settings: Settings) -> Path:
-    return settings.home_dir / "logs" / POOL_STDERR
-
-
-@dataclass
-class StartedPool:
-    """A pool this process started: its process, when, and where its stderr begins."""
-
-    process: subprocess.Popen
-    started: float  # time.monotonic()
-    stderr_path: Path
-    stderr_offset: int
-
-    def stderr_tail(self, lines: int = STDERR_LINES) -> str:
-        """What the pool wrote on stderr (only this pool's part of the shared file)."""
-        try:
-            with self.stderr_path.open("rb") as f:
-                f.seek(self.stderr_offset)
-                text = f.read().decode("utf-8", "replace")
-        except OSError:
-            return ""
-        return "\n".join(text.strip().splitlines()[-lines:])
-
-
-def start_pool(
-    settings: Settings, *, workers: int | None = None, detach: bool = False
-) -> StartedPool:
-    """Start a pool (`casescope worker --exit-when-idle`, as `jobs.pool_main`) from the
-    home directory."""
-    command = pool_command(workers)
-    stderr_path = pool_stderr_path(settings)
-    stderr_path.parent.mkdir(parents=True, exist_ok=True)
-    logger.info("starting a worker pool: %s", " ".join(command))
-    with stderr_path.open("ab") as stderr:
-        offset = stderr.tell()
-        process = subprocess.Popen(
-            command,
-            cwd=settings.home_dir,
-            env=pool_environment(settings),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            start_new_session=detach,
-        )
-    return StartedPool(process, time.monotonic(), stderr_path, offset)
 
 
 def ensure_workers(
@@ -206,11 +121,20 @@ def _aware(at: datetime) -> datetime:
 class PoolKeeper:
     """Keeps a worker pool running for the process that waits on the queue."""
 
-    def __init__(self, settings: Settings, db: Database, *, workers: int | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        workers: int | None = None,
+        pool: StartedPool | None = None,
+    ) -> None:
+        """`pool`: one started ahead of the work (`pool_process.start_pool(await_work=...)`),
+        kept as this keeper's own."""
         self.settings = settings
         self.db = db
         self.workers = workers
-        self.pool: StartedPool | None = None
+        self.pool = pool
         self.early_deaths = 0
 
     @property

@@ -41,7 +41,7 @@ import psutil
 from casescope.config import Settings
 from casescope.jobs.host_loader import HostLoader, hosts_load
 from casescope.jobs.pool_clock import PausedTime
-from casescope.jobs.registry import unregister, worker_id_prefix
+from casescope.jobs.registry import live_workers, unregister, worker_id_prefix
 from casescope.jobs.template_start import (
     leave_start_directory,
     set_death_signal,
@@ -185,10 +185,21 @@ class Child:
 
 
 class WorkerPool:
-    def __init__(self, settings: Settings, size: int, *, exit_when_idle: bool = False) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        size: int,
+        *,
+        exit_when_idle: bool = False,
+        await_work: float | None = None,
+    ) -> None:
+        """`await_work`: a pool started before its command queued a file (`ingest` starts it
+        first, `jobs/pool_process.py`) waits this many seconds for one before an empty
+        queue makes it done."""
         self.settings = settings
         self.size = size
         self.exit_when_idle = exit_when_idle
+        self._await_until = None if await_work is None else time.monotonic() + await_work
         # as its workers': a stopped pool must not keep a dead worker's jobs locked
         self.db = Database(settings, idle_transaction_seconds=settings.lease_seconds)
         self.children: list[Child] = []
@@ -217,9 +228,15 @@ class WorkerPool:
                 continue
             code = child.process.exitcode
             if code != 0:
-                reason = f"worker process {child.process.pid} died (exit code {code})"
+                ended = self._stopping and code == -signal.SIGTERM  # by `shutdown`
+                reason = (
+                    f"worker process {child.process.pid} ended: the worker pool was stopped"
+                    if ended
+                    else f"worker process {child.process.pid} died (exit code {code})"
+                )
                 released = queue.release_worker(self.db, child.worker_id, reason)
-                logger.warning("%s; released %d job(s)", reason, released)
+                log = logger.info if ended else logger.warning
+                log("%s; released %d job(s)", reason, released)
             unregister(self.db, child.worker_id)
             # only now: a database outage above leaves it to be reaped again once it is back
             self.children.remove(child)
@@ -280,7 +297,15 @@ class WorkerPool:
             return 0
         if self.exit_when_idle and not queue.has_active_jobs(self.db):
             return 0
+        self._await_until = None  # work came: from now on an empty queue ends the pool
         return self.size
+
+    def _awaiting_work(self) -> bool:
+        return (
+            self._await_until is not None
+            and not self._stopping
+            and time.monotonic() < self._await_until
+        )
 
     def _tick(self) -> bool:
         """One round of supervision; True when the pool is done."""
@@ -289,7 +314,14 @@ class WorkerPool:
         wanted = self._wanted()
         while len(self.children) < wanted:
             self._spawn()
-        return not self.children and wanted == 0
+        return not self.children and wanted == 0 and not self._awaiting_work()
+
+    def others_serve(self) -> bool:
+        """Whether live workers of another pool (this host's or another's) already serve
+        the queue: a pool started ahead of its work is then not needed."""
+        stale_after = self.settings.heartbeat_seconds * 3
+        serving = ride_out(self.settings, "worker pool", lambda: live_workers(self.db, stale_after))
+        return bool(serving)
 
     def run(self) -> None:
         """Supervise until stopped (or, with exit_when_idle, until the queue is drained).
@@ -302,7 +334,9 @@ class WorkerPool:
         if loader is not None:
             loader.start()
         try:
-            while not ride_out(self.settings, "worker pool", self._tick):
+            # stopped (SIGTERM): its workers are ended by `shutdown` and their jobs released;
+            # waiting for them to leave by themselves, a standing pool's never did
+            while not self._stopping and not ride_out(self.settings, "worker pool", self._tick):
                 time.sleep(SUPERVISE_SECONDS)
         finally:
             self.shutdown()
@@ -326,13 +360,30 @@ class WorkerPool:
         self.db.dispose()
 
 
-def run_pool(settings: Settings, workers: int | None, *, exit_when_idle: bool) -> None:
+def run_pool(
+    settings: Settings,
+    workers: int | None,
+    *,
+    exit_when_idle: bool,
+    await_work: float | None = None,
+) -> None:
     """Run a pool of `workers` (default: the setting) until stopped or, with
-    `exit_when_idle`, until the queue is drained; SIGTERM and Ctrl-C stop it."""
+    `exit_when_idle`, until the queue is drained (`await_work`: see `WorkerPool`); SIGTERM
+    and Ctrl-C stop it. A pool started ahead of its work leaves at once if another pool's
+    workers already serve the queue."""
     settings.ensure_dirs()
     setup_logging(settings, "worker")
     check_index_url(settings)
-    pool = WorkerPool(settings, workers or settings.workers, exit_when_idle=exit_when_idle)
+    pool = WorkerPool(
+        settings,
+        workers or settings.workers,
+        exit_when_idle=exit_when_idle,
+        await_work=await_work,
+    )
+    if await_work is not None and pool.others_serve():
+        logger.info("live workers already serve the queue; this pool is not needed")
+        pool.db.dispose()
+        return
     signal.signal(signal.SIGTERM, lambda *_: pool.stop())
     try:
         pool.run()

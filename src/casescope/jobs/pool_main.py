@@ -25,9 +25,18 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="casescope.jobs.pool_main", description=__doc__)
     parser.add_argument("--workers", type=int, default=None, help="worker processes")
     parser.add_argument("--exit-when-idle", action="store_true", help="stop once drained")
+    parser.add_argument(
+        "--await-work",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="started ahead of its work: wait this long for a first queued file",
+    )
     args = parser.parse_args(argv)
     if args.workers is not None and args.workers < 1:
         parser.error("--workers must be at least 1")
+    if args.await_work is not None and args.await_work < 0:
+        parser.error("--await-work must not be negative")
     return args
 
 
@@ -40,7 +49,12 @@ def main(argv: list[str] | None = None) -> int:
         # the pool itself (SQLAlchemy, the models, the queue) loads while the template does
         from casescope.jobs.pool import run_pool
 
-        run_pool(settings, args.workers, exit_when_idle=args.exit_when_idle)
+        run_pool(
+            settings,
+            args.workers,
+            exit_when_idle=args.exit_when_idle,
+            await_work=args.await_work,
+        )
     except (CasescopeError, ValidationError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 1

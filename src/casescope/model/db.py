@@ -26,6 +26,8 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 #: migration scripts' heads). A database already at them is opened without loading Alembic,
 #: which with its scripts is most of a short command's start-up.
 SCHEMA_HEADS = frozenset({"0030"})
+#: The key of the PostgreSQL advisory lock a migration holds (any fixed bigint): one at a time.
+MIGRATION_LOCK = int.from_bytes(b"CSMIGRAT", "big") - 2**63
 #: Values bound in one `IN (...)`: SQLite as built upstream allows 32,766 parameters per
 #: statement and PostgreSQL 65,535, so a list of ids from a request is bound in slices.
 IN_CHUNK = 500
@@ -141,8 +143,13 @@ def migrate(engine: Engine) -> None:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with engine.begin() as connection:
-        if engine.dialect.name == "postgresql":  # a long migration is not a stopped process
+        if engine.dialect.name == "postgresql":
+            # a long migration is not a stopped process
             connection.execute(text("SET LOCAL idle_in_transaction_session_timeout = 0"))
+            # Processes that start together on a new database (`ingest` and the pool it
+            # starts, team hosts) take turns: the next finds the schema at its heads. On
+            # SQLite the transaction's BEGIN IMMEDIATE does the same.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "heads")
 
