@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -44,12 +45,24 @@ def ingest(
     # The pool and its workers' template take ~2 s of CPU to start: begun now, before this
     # command imports the metadata DB, the models and intake, they start beside all that.
     early = None if no_wait else _pool_ahead(settings, paths, workers)
-    queued: list[bool] = []  # set once intake queues a first file
+    request = _Request(paths, case, no_wait, workers, field_map)
     try:
-        _ingest(settings, early, queued, paths, case, no_wait, workers, field_map)
+        _ingest(settings, early, request)
     finally:
-        if early is not None and not queued:
+        if early is not None and not request.queued:
             early.end()  # it would wait for work that is not coming
+
+
+@dataclass
+class _Request:
+    """What `ingest` was asked to do, and whether intake has queued a file yet."""
+
+    paths: list[Path]
+    case: str
+    no_wait: bool
+    workers: int | None
+    field_map: list[str] | None
+    queued: bool = False
 
 
 def _pool_ahead(settings: Settings, paths: list[Path], workers: int | None) -> StartedPool | None:
@@ -60,16 +73,7 @@ def _pool_ahead(settings: Settings, paths: list[Path], workers: int | None) -> S
     return start_pool(settings, workers=workers, await_work=AWAIT_WORK_SECONDS)
 
 
-def _ingest(
-    settings: Settings,
-    early: StartedPool | None,
-    queued: list[bool],
-    paths: list[Path],
-    case: str,
-    no_wait: bool,
-    workers: int | None,
-    field_map: list[str] | None,
-) -> None:
+def _ingest(settings: Settings, early: StartedPool | None, request: _Request) -> None:
     """The command once its pool is on its way."""
     from casescope.cli.follow import follow, print_outcome
     from casescope.evidence.intake import check_sources
@@ -79,19 +83,20 @@ def _ingest(
     from casescope.services.progress import FileSet
 
     ctx = open_app("ingest", settings)
-    keeper = PoolKeeper(ctx.settings, ctx.db, workers=workers, pool=early)
-    paths = check_sources(paths)  # a mistyped path: a clear error, no case, nothing copied
-    case_row, created = get_or_create_case(ctx.db, case)
+    keeper = PoolKeeper(ctx.settings, ctx.db, workers=request.workers, pool=early)
+    # a mistyped path: a clear error, no case, nothing copied
+    request.paths = check_sources(request.paths)
+    case_row, created = get_or_create_case(ctx.db, request.case)
     ensure_open(ctx.db, case_row.id)
     if created:
         console.print(Text("created case ") + shown(case_row.name))
-    report = _take_in(ctx, keeper, queued, case_row, paths, no_wait, workers, field_map)
+    report = _take_in(ctx, keeper, case_row, request)
     _print_intake(report, case_row.name)
     _print_verification(ctx, case_row.id)
     if not report.queued:
         return
     files = FileSet(case_row.id, min(report.queued), max(report.queued))
-    if no_wait:
+    if request.no_wait:
         operation = report.operation_id
         console.print(f"queued as operation {operation}; follow with `casescope jobs list`")
         return
@@ -100,14 +105,7 @@ def _ingest(
 
 
 def _take_in(
-    ctx: AppContext,
-    keeper: PoolKeeper,
-    queued: list[bool],
-    case_row: Case,
-    paths: list[Path],
-    no_wait: bool,
-    workers: int | None,
-    field_map: list[str] | None,
+    ctx: AppContext, keeper: PoolKeeper, case_row: Case, request: _Request
 ) -> IntakeReport:
     """Copy the inputs into the case and queue them; workers start on the first batch."""
     from casescope.evidence.intake import ingest_paths
@@ -116,10 +114,10 @@ def _take_in(
     from casescope.services.operations import intake_operation
 
     def on_batch(report: IntakeReport) -> None:
-        if report.queued and not queued:
-            queued.append(True)
-            if no_wait:
-                ensure_workers(ctx.settings, ctx.db, workers=workers, detach=True)
+        if report.queued and not request.queued:
+            request.queued = True
+            if request.no_wait:
+                ensure_workers(ctx.settings, ctx.db, workers=request.workers, detach=True)
             else:
                 keeper.ensure()
 
@@ -131,14 +129,14 @@ def _take_in(
             if counter["n"] % 100 == 0:
                 status.update(f"taking in evidence... {counter['n']:,} files")
 
-        mapping = parse_field_map(field_map)
-        detail = ", ".join(str(p) for p in paths)
+        mapping = parse_field_map(request.field_map)
+        detail = ", ".join(str(p) for p in request.paths)
         with intake_operation(ctx.db, case_row.id, OperationKind.INGEST, "cli", detail) as op_id:
             return ingest_paths(
                 ctx.db,
                 ctx.settings,
                 case_row,
-                paths,
+                request.paths,
                 field_map=mapping,
                 on_file=on_file,
                 on_batch=on_batch,
