@@ -234,7 +234,8 @@ class WorkerPool:
                     if ended
                     else f"worker process {child.process.pid} died (exit code {code})"
                 )
-                released = queue.release_worker(self.db, child.worker_id, reason)
+                release = queue.release_stopped if ended else queue.release_worker
+                released = release(self.db, child.worker_id, reason)
                 log = logger.info if ended else logger.warning
                 log("%s; released %d job(s)", reason, released)
             unregister(self.db, child.worker_id)

@@ -392,17 +392,33 @@ def release_worker(
         return len(jobs)
 
 
+def _requeue_uncounted(session: Session, worker_id: str, reason: str) -> list[Job]:
+    """The worker's running jobs queued again for anyone, the attempt not counted (the file
+    did nothing wrong), their groups as they were."""
+    jobs = session.scalars(
+        select(Job).where(Job.worker_id == worker_id, Job.state == JobState.RUNNING)
+    ).all()
+    for job in jobs:
+        job.attempts = max(0, job.attempts - 1)
+        _requeue_in_session(session, job, reason)
+    return list(jobs)
+
+
 def release_after_outage(db: Database, worker_id: str, reason: str) -> int:
     """A worker lost the database mid-file: its running jobs are queued again for anyone,
     the attempt not counted (the file did nothing wrong). Jobs whose lease ran out during
     the outage were already queued again (`expire_leases`) and are another's now."""
     with db.session() as session:
-        jobs = session.scalars(
-            select(Job).where(Job.worker_id == worker_id, Job.state == JobState.RUNNING)
-        ).all()
-        for job in jobs:
-            job.attempts = max(0, job.attempts - 1)
-            _requeue_in_session(session, job, reason)
+        return len(_requeue_uncounted(session, worker_id, reason))
+
+
+def release_stopped(db: Database, worker_id: str, reason: str) -> int:
+    """A worker its pool ended because the pool was stopped (SIGTERM): its running jobs are
+    queued again, neither an attempt of theirs nor a death of their group, and the slices it
+    held are free for another worker."""
+    with db.session() as session:
+        jobs = _requeue_uncounted(session, worker_id, reason)
+        slices.release_held(session, [worker_id])
         return len(jobs)
 
 
