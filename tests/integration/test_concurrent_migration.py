@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -29,9 +30,7 @@ PROCESSES = 4
 
 
 def _open_together(env: dict[str, str]) -> list[subprocess.CompletedProcess[str]]:
-    import time
-
-    start = str(time.time() + 3.0)  # after every process has imported what it needs
+    start = str(time.time() + 2.0)  # after every process has imported what it needs
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", OPEN_TOGETHER, start],
