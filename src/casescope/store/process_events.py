@@ -166,12 +166,12 @@ def _window_sql(window: TimeWindow, params: dict[str, object]) -> str:
 
 
 def _prefilter(words: Iterable[str], params: dict[str, object]) -> str:
-    """OR of `hasToken` over the words (the text index skips parts holding none)."""
-    clauses = []
-    for n, word in enumerate(w for w in words if is_token(w)):
-        params[f"pe_t{n}"] = word.lower()
-        clauses.append(f"hasToken(search_text, {{pe_t{n}:String}})")
-    return "(" + " OR ".join(clauses) + ")" if clauses else "1"
+    """`hasAnyTokens` of the words (the text index skips parts holding none)."""
+    tokens = sorted({w.lower() for w in words if is_token(w)})
+    if not tokens:
+        return "1"
+    params["pe_tokens"] = tokens
+    return "hasAnyTokens(search_text, {pe_tokens:Array(String)})"
 
 
 def process_rows(
