@@ -57,14 +57,23 @@ def cli(tmp_path_factory: pytest.TempPathFactory, sigma_dir: Path, attack_sample
     return runner
 
 
+def _read(cli: Cli, *args: str) -> str:
+    """What `detections --case d ARGS` prints, run in this process (`Cli.invoke`): the home
+    is the module's, made by real processes; the by-rule and timeline tables, the navigator
+    file and the hostile host below are printed by real `detections` processes."""
+    proc = cli.invoke("detections", "--case", "d", *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
 def _hits(cli: Cli) -> list[dict]:
-    out = cli.run("detections", "--case", "d", "--format", "jsonl").stdout
+    out = _read(cli, "--format", "jsonl")
     return [json.loads(line) for line in out.splitlines()]
 
 
 def test_timeline_jsonl_is_every_hit_in_time_order_with_summaries(cli: Cli) -> None:
     hits = _hits(cli)
-    out = cli.run("detections", "--case", "d", "--timeline", "--format", "jsonl").stdout
+    out = _read(cli, "--timeline", "--format", "jsonl")
     rows = [json.loads(line) for line in out.splitlines()]
     assert len(rows) == len(hits) > 20
     assert Counter((r["file_id"], r["seq"], r["rule_uid"]) for r in rows) == Counter(
@@ -80,7 +89,7 @@ def test_timeline_jsonl_is_every_hit_in_time_order_with_summaries(cli: Cli) -> N
 
 def test_timeline_csv_and_table(cli: Cli) -> None:
     count = len(_hits(cli))
-    out = cli.run("detections", "--case", "d", "--timeline", "--format", "csv").stdout
+    out = _read(cli, "--timeline", "--format", "csv")
     rows = list(csv.DictReader(io.StringIO(out)))
     assert len(rows) == count and list(rows[0]) == list(TIMELINE_COLUMNS)
     assert rows[0]["ts"].endswith("Z")
@@ -90,18 +99,12 @@ def test_timeline_csv_and_table(cli: Cli) -> None:
 
 
 def test_timeline_filters(cli: Cli) -> None:
-    high = cli.run(
-        "detections", "--case", "d", "--timeline", "--level", "high", "--format", "jsonl"
-    ).stdout.splitlines()
+    high = _read(cli, "--timeline", "--level", "high", "--format", "jsonl").splitlines()
     rows = [json.loads(line) for line in high]
     assert rows and {r["level"] for r in rows} <= {"high", "critical"}
-    discovery = cli.run(
-        "detections", "--case", "d", "--timeline", "--tactic", "discovery", "--format", "jsonl"
-    ).stdout.splitlines()
+    discovery = _read(cli, "--timeline", "--tactic", "discovery", "--format", "jsonl").splitlines()
     assert discovery and all("discovery" in json.loads(r)["tactics"] for r in discovery)
-    header_only = cli.run(
-        "detections", "--case", "d", "--timeline", "--host", "no-such-host", "--format", "csv"
-    ).stdout
+    header_only = _read(cli, "--timeline", "--host", "no-such-host", "--format", "csv")
     assert header_only.strip() == ",".join(TIMELINE_COLUMNS)
 
 
@@ -121,7 +124,7 @@ def test_navigator_layer_to_a_file_and_stdout(cli: Cli, tmp_path: Path) -> None:
         re.fullmatch(r"T\d{4}(\.\d{3})?", t["techniqueID"]) for t in layer["techniques"]
     )
     assert sum(t["score"] for t in layer["techniques"]) >= len(_hits(cli)) // 2
-    stdout = cli.run("detections", "--case", "d", "--navigator").stdout
+    stdout = _read(cli, "--navigator")
     assert json.loads(stdout)["techniques"] == layer["techniques"]
 
 
@@ -145,7 +148,7 @@ def test_bad_options_are_one_clear_line(cli: Cli, args: list[str], message: str)
 
 def test_hostile_titles_hosts_and_summaries_print_as_text(cli: Cli) -> None:
     for args in (["--timeline"], []):
-        out = cli.run("detections", "--case", "d", "--match", "hostile", *args).stdout
+        out = _read(cli, "--match", "hostile", *args)
         assert "\x1b" not in out
         assert "\\x1b[31mred" in out and "[bold]markup[/bold]" in out.replace("\n", "")
     timeline = cli.run("detections", "--case", "d", "--timeline", "--host", "[red]host[/red]")

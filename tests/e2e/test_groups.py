@@ -30,7 +30,11 @@ def rules_dir(tmp_path_factory: pytest.TempPathFactory, sigma_dir: Path) -> Path
 
 
 def _jsonl(cli: Cli, *args: str) -> list[dict]:
-    return [json.loads(line) for line in cli.run(*args).stdout.splitlines()]
+    """The JSON lines a reading command prints, run in this process (`Cli.invoke`): what is
+    compared is what the real `ingest` processes wrote."""
+    proc = cli.invoke(*args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()]
 
 
 def _prepared(home: Path, rules: Path) -> Path:

@@ -29,6 +29,14 @@ def evtx_count(path: Path) -> int:
     return count
 
 
+def _status(cli: Cli, *args: str) -> dict:
+    """`status --format json`, run in this process (`Cli.invoke`) where it reads what real
+    `ingest` and `reindex` processes wrote; the next test runs it as a process of its own."""
+    proc = cli.invoke("status", "--format", "json", *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return json.loads(proc.stdout)
+
+
 @pytest.fixture(scope="module")
 def ingested(tmp_path_factory: pytest.TempPathFactory, attack_samples: Path) -> Cli:
     cli = Cli(tmp_path_factory.mktemp("ingest") / "home")
@@ -71,7 +79,7 @@ def test_status_reads_the_metadata_db_and_leaves_the_index_closed(ingested: Cli)
 
 
 def test_index_holds_every_event_once(ingested: Cli) -> None:
-    status = json.loads(ingested.run("status", "--format", "json").stdout)
+    status = _status(ingested)
     with ingested.db().session() as session:
         parsed = sum(session.scalars(select(EvidenceFile.event_count)))
     assert status["events_indexed"] == parsed == status["events_parsed"]
@@ -122,7 +130,7 @@ def test_same_evidence_in_another_case_reuses_the_segment(
             )
         ).all()
     assert "re-used segment" in details[0]
-    status = json.loads(ingested.run("status", "--case", "other", "--format", "json").stdout)
+    status = _status(ingested, "--case", "other")
     assert status["events_indexed"] == evtx_count(sample)
 
 
@@ -131,10 +139,10 @@ def test_reindex_replaces_a_files_rows(ingested: Cli) -> None:
         target = session.scalar(
             select(EvidenceFile).where(EvidenceFile.event_count > 20).order_by(EvidenceFile.id)
         )
-    before = json.loads(ingested.run("status", "--format", "json").stdout)["events_indexed"]
+    before = _status(ingested)["events_indexed"]
     proc = ingested.run("reindex", "--case", "attack", "--file", str(target.id))
     assert "queued 1 files for re-index" in proc.stdout
-    after = json.loads(ingested.run("status", "--format", "json").stdout)
+    after = _status(ingested)
     assert after["events_indexed"] == before
     with ingested.db().session() as session:
         row = session.get(EvidenceFile, target.id)
@@ -179,11 +187,12 @@ def test_reindex_with_a_new_map_fixes_the_timestamp_column(tmp_path: Path) -> No
     cli.run("ingest", "--case", "edr", str(export))
 
     def times() -> list[str]:
-        found = cli.run("search", "--case", "edr", "n:*", "--format", "jsonl").stdout
+        # in this process (`Cli.invoke`): the search reads what `ingest`/`reindex` wrote
+        found = cli.invoke("search", "--case", "edr", "n:*", "--format", "jsonl").stdout
         return sorted(json.loads(line)["ts"][:10] for line in found.splitlines())
 
     assert times() == ["2026-01-05"] * 3
-    refused = cli.run("reindex", "--case", "edr", "--map", "when=EventTime", check=False)
+    refused = cli.invoke("reindex", "--case", "edr", "--map", "when=EventTime")
     assert refused.returncode == 1 and "--map: unknown column(s) when" in refused.stderr
     cli.run("reindex", "--case", "edr", "--map", "ts=EventTime")
     assert times() == ["2024-03-01", "2024-03-02", "2024-03-03"]

@@ -79,7 +79,12 @@ def two_evtx(_two_evtx: SharedHome) -> Cli:
 
 
 def _jsonl(cli: Cli, *args: str) -> list[dict]:
-    return [json.loads(line) for line in cli.run(*args).stdout.splitlines()]
+    """The JSON lines a reading command prints, run in this process (`Cli.invoke`): it reads
+    what the real `ingest`, `ioc import`, `ioc add` and `ioc remove` processes wrote (the
+    `hits` and `search` tables below are read by real processes)."""
+    proc = cli.invoke(*args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return [json.loads(line) for line in proc.stdout.splitlines()]
 
 
 def test_ioc_import_hunts_ingested_evidence(all_three: Cli, tmp_path: Path) -> None:
@@ -119,14 +124,14 @@ def test_ioc_import_hunts_ingested_evidence(all_three: Cli, tmp_path: Path) -> N
     table = cli.run("hits", "--case", "c").stdout
     assert "IOC hits" in table and "<script>" in table
 
-    out = cli.run("hits", "--case", "c", "--format", "csv").stdout
+    out = cli.invoke("hits", "--case", "c", "--format", "csv").stdout
     rows = list(csv.DictReader(io.StringIO(out)))
     formula = next(r for r in rows if r["field"] == "message")
     assert formula["excerpt"].startswith("'=HYPERLINK(") and formula["ioc_value"] == "'=hyperlink("
     assert not any(cell.startswith(("=", "+", "-", "@")) for r in rows for cell in r.values())
     sql = next(r for r in rows if r["field"] == "note")
     assert sql["excerpt"] == "'; DROP TABLE ioc_hits; --"
-    listed = cli.run("ioc", "list", "--case", "c", "--format", "csv").stdout
+    listed = cli.invoke("ioc", "list", "--case", "c", "--format", "csv").stdout
     assert "'=hyperlink(" in listed
 
 
@@ -144,9 +149,9 @@ def test_ioc_add_remove_and_filters(two_evtx: Cli) -> None:
     assert len(_jsonl(cli, "hits", "--case", "c", "--type", "ip", "--format", "jsonl")) == 4
     assert _jsonl(cli, "hits", "--case", "c", "--type", "domain", "--format", "jsonl") == []
 
-    bad = cli.run("ioc", "add", "--case", "c", "--type", "md5", "xyz", check=False)
+    bad = cli.invoke("ioc", "add", "--case", "c", "--type", "md5", "xyz")
     assert bad.returncode == 1 and "'xyz' is not a valid md5 hash" in bad.stderr
-    missing = cli.run("ioc", "remove", "--case", "c", "999", check=False)
+    missing = cli.invoke("ioc", "remove", "--case", "c", "999")
     assert missing.returncode == 1 and "no IOC with id 999" in missing.stderr
 
     proc = cli.run("ioc", "remove", "--case", "c", str(ids["192.168.56.1"]))
@@ -163,7 +168,8 @@ def test_ioc_add_remove_and_filters(two_evtx: Cli) -> None:
 
 
 def _searched(cli: Cli, *options: str, query: str = "") -> set[tuple[str, int]]:
-    """(file name, seq) of every event `casescope search` returns with these options."""
+    """(file name, seq) of every event `casescope search` returns with these options, run in
+    this process (`_jsonl`); the `search` table below is a real process."""
     args = ("search", query, "--case", "c", "--format", "jsonl", "--limit", "100000")
     rows = _jsonl(cli, *args, *options)
     return {(str(r["file_id"]), r["seq"]) for r in rows}
@@ -201,10 +207,10 @@ def test_search_and_export_only_events_with_ioc_hits(all_three: Cli, tmp_path: P
     assert "exported 5 events" in proc.stdout
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert {(r["file_id"], int(r["seq"])) for r in rows} == hit_events
-    jsonl = cli.run("export", "--case", "c", "--format", "jsonl", "--ioc-type", "ip").stdout
+    jsonl = cli.invoke("export", "--case", "c", "--format", "jsonl", "--ioc-type", "ip").stdout
     assert len(jsonl.splitlines()) == 4
 
-    bad = cli.run("search", "", "--case", "c", "--ioc-type", "nonsense", check=False)
+    bad = cli.invoke("search", "", "--case", "c", "--ioc-type", "nonsense")
     assert bad.returncode != 0 and "nonsense" in bad.stderr
 
 

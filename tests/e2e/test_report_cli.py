@@ -55,23 +55,25 @@ def test_report_in_each_format_follows_the_story(case: Cli, tmp_path: Path) -> N
     assert "<img src=x" not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
     assert "default-src 'none'" in html and "<script" not in html
     assert "LM_Remote_Service02_7045.evtx" in html and "7045" in html
-    rows = list(
-        csv.DictReader(io.StringIO(case.run("report", "-c", "r", "--format", "csv").stdout))
-    )
+    # the CSV in this process (`Cli.invoke`): the Markdown and HTML above are real processes
+    as_csv = case.invoke("report", "-c", "r", "--format", "csv")
+    assert as_csv.returncode == 0, as_csv.stderr
+    rows = list(csv.DictReader(io.StringIO(as_csv.stdout)))
     assert [r["kind"] for r in rows] == ["event", "text", "event", "event", "event"]
     assert rows[1]["text"].startswith("Then: ") and rows[1]["by"] == "ann"
     assert all(not v.startswith("=") for r in rows for v in r.values())
     assert any(r["user_name"] == "'" + FORMULA for r in rows)
-    audit = case.run("audit", "--action", "report.export", "--format", "jsonl").stdout
+    audit = case.invoke("audit", "--action", "report.export", "--format", "jsonl").stdout
     assert audit.count("report.export") == 3
 
 
 def test_report_refuses_bad_input_with_one_clear_line(case: Cli, tmp_path: Path) -> None:
-    missing = case.run("report", "--case", "nope", check=False)
+    # what the command says is the point: in this process (`Cli.invoke`)
+    missing = case.invoke("report", "--case", "nope")
     assert missing.returncode == 1 and "no case named 'nope'" in missing.stderr
     assert "Traceback" not in missing.stderr
-    bad = case.run("report", "--case", "r", "--format", "pdf", check=False)
+    bad = case.invoke("report", "--case", "r", "--format", "pdf")
     assert bad.returncode == 2 and "pdf" in bad.stderr
     nowhere = tmp_path / "no" / "such" / "r.md"
-    refused = case.run("report", "--case", "r", "--output", str(nowhere), check=False)
+    refused = case.invoke("report", "--case", "r", "--output", str(nowhere))
     assert refused.returncode == 1 and "no folder" in refused.stderr

@@ -54,10 +54,19 @@ def case(tmp_path_factory: pytest.TempPathFactory, attack_samples: Path) -> Cli:
     return cli
 
 
+def _read(cli: Cli, *args: str) -> str:
+    """What a reading command prints, run in this process (`Cli.invoke`): it reads the home
+    a real `ingest` made. The CSV export to a file, the search tables and the bad query
+    are real processes."""
+    proc = cli.invoke(*args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
 def test_export_csv_streams_every_event_and_defuses_formulas(case: Cli, tmp_path: Path) -> None:
     out = tmp_path / "all.csv"
     proc = case.run("export", "--case", "s", "--format", "csv", "-o", str(out))
-    status = json.loads(case.run("status", "--case", "s", "--format", "json").stdout)
+    status = json.loads(_read(case, "status", "--case", "s", "--format", "json"))
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
     assert len(rows) == status["events_indexed"] > len(HOSTILE)
     assert f"exported {len(rows):,} events" in proc.stdout
@@ -72,10 +81,10 @@ def test_export_csv_streams_every_event_and_defuses_formulas(case: Cli, tmp_path
 def test_exports_carry_the_summary_of_each_event(case: Cli) -> None:
     """CSV and JSONL gain a `summary` column: the event's one-line summary, as the web
     results and the CLI table show it (written by ClickHouse, the same as in Python)."""
-    csv_text = case.run("export", "--case", "s", "--format", "csv", "-q", "EventID:1").stdout
+    csv_text = _read(case, "export", "--case", "s", "--format", "csv", "-q", "EventID:1")
     rows = list(csv.DictReader(io.StringIO(csv_text)))
     assert rows and list(rows[0])[11:] == ["summary", "fields", "raw"]
-    lines = case.run("export", "--case", "s", "--format", "jsonl", "-q", "EventID:1").stdout
+    lines = _read(case, "export", "--case", "s", "--format", "jsonl", "-q", "EventID:1")
     records = [json.loads(line) for line in lines.splitlines()]
     assert len(records) == len(rows)
     for row, record in zip(rows, records, strict=True):
@@ -84,8 +93,8 @@ def test_exports_carry_the_summary_of_each_event(case: Cli) -> None:
         )
         assert record["summary"] == expected == row["summary"].removeprefix("'")
         assert expected.startswith("Image: ")  # Sysmon 1: the process first
-    hostile = case.run("export", "--case", "s", "--format", "csv", "-q", "_exists_:payload")
-    for row in csv.DictReader(io.StringIO(hostile.stdout)):
+    hostile = _read(case, "export", "--case", "s", "--format", "csv", "-q", "_exists_:payload")
+    for row in csv.DictReader(io.StringIO(hostile)):
         assert not row["summary"].startswith(("=", "+", "-", "@", "\t", "\r"))
 
 
@@ -96,8 +105,8 @@ def test_search_table_shows_the_summary(case: Cli) -> None:
 
 
 def test_export_jsonl_round_trips_exact_values(case: Cli) -> None:
-    proc = case.run("export", "--case", "s", "--format", "jsonl", "--query", "_exists_:payload")
-    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    out = _read(case, "export", "--case", "s", "--format", "jsonl", "--query", "_exists_:payload")
+    records = [json.loads(line) for line in out.splitlines()]
     assert sorted(r["fields"]["payload"] for r in records) == sorted(HOSTILE)
     assert [r["ts"] for r in records] == sorted(r["ts"] for r in records)
 
@@ -109,19 +118,9 @@ def test_search_table_shows_markup_literally(case: Cli) -> None:
 
 
 def test_search_jsonl_with_field_and_time_filters(case: Cli) -> None:
-    proc = case.run(
-        "search",
-        "--case",
-        "s",
-        "EventID:[9000 TO 9009]",
-        "--from",
-        "2024-02-03T00:00:00Z",
-        "--to",
-        "2024-02-05",
-        "--format",
-        "jsonl",
-    )
-    records = [json.loads(line) for line in proc.stdout.splitlines()]
+    span = ("--from", "2024-02-03T00:00:00Z", "--to", "2024-02-05")
+    out = _read(case, "search", "--case", "s", "EventID:[9000 TO 9009]", *span, "--format", "jsonl")
+    records = [json.loads(line) for line in out.splitlines()]
     assert sorted(r["event_id"] for r in records) == [9002, 9003]
 
 
@@ -148,14 +147,14 @@ def test_utf16_and_bom_text_logs_are_ingested_and_searchable(tmp_path: Path) -> 
     (evidence / "bom.csv").write_bytes(b"\xef\xbb\xbf" + WIDE_CSV.replace("05", "06").encode())
     cli = Cli(tmp_path / "home")
     cli.run("ingest", "--case", "w", str(evidence))
-    status = json.loads(cli.run("status", "--case", "w", "--format", "json").stdout)
+    status = json.loads(_read(cli, "status", "--case", "w", "--format", "json"))
     assert status["events_indexed"] == 5
-    out = cli.run("search", "", "--case", "w", "--format", "jsonl").stdout
+    out = _read(cli, "search", "", "--case", "w", "--format", "jsonl")
     records = [json.loads(line) for line in out.splitlines()]
     users = [r["fields"].get("user") for r in records if "user" in r["fields"]]
     assert users == ["Ünïcødé", "日本語", "😀"]
     messages = [r["fields"]["Message"] for r in records if "Message" in r["fields"]]
     assert messages == ["Ереван", "Ереван"]
     assert {r["computer"] for r in records} == {"PC-é", "DC-ü"}
-    found = cli.run("search", '"日本語"', "--case", "w", "--format", "jsonl").stdout
+    found = _read(cli, "search", '"日本語"', "--case", "w", "--format", "jsonl")
     assert len(found.splitlines()) == 1
