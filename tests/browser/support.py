@@ -144,21 +144,35 @@ def artifacts_dir(default: Path) -> Path:
 
 
 @contextmanager
-def chromium_page(**options: Any) -> Iterator[Any]:
-    """A new page of headless Chromium at 1366×768 (Playwright's `new_page` options added)."""
+def chromium() -> Iterator[Any]:
+    """A headless Chromium (Playwright's `Browser`): a launch costs a second or more, so a
+    module launches one (tests/browser/conftest.py `browser`) and each test opens pages of
+    its own in it."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True)
         try:
-            yield browser.new_page(viewport=VIEWPORT, **options)
+            yield browser
         finally:
             browser.close()
 
 
+@contextmanager
+def chromium_page(browser: Any, **options: Any) -> Iterator[Any]:
+    """A new page at 1366×768 in a browser context of its own (Playwright's `new_context`
+    options added): no cookie, storage or download setting is shared with another test."""
+    context = browser.new_context(viewport=VIEWPORT, **options)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
 def submit(page: Any, selector: str) -> None:
-    """Click what posts a form, and wait for the page the server answers with: reading the
-    page straight after a bare click can catch the old page or none (an empty list)."""
+    """Click what posts a form or follows a link, and wait for the page the server answers
+    with: reading the page straight after a bare click can catch the old page or none (an
+    empty list), and `wait_for_url` of a URL the old page also has returns at once."""
     with page.expect_navigation():
         page.click(selector)
 

@@ -28,6 +28,7 @@ from tests.browser.support import (
     log_in,
     serve,
     serve_env,
+    submit,
 )
 
 pytestmark = NEEDS_BROWSER
@@ -71,23 +72,23 @@ def user_row(page: Any, name: str) -> str:
 
 
 def test_users_grants_tokens_and_a_disabled_session(
-    server: tuple[str, int], tmp_path: Path
+    browser: Any, server: tuple[str, int], tmp_path: Path
 ) -> None:
     base, case_id = server
     shots = artifacts_dir(tmp_path)
-    with chromium_page() as admin:
+    with chromium_page(browser) as admin:
         log_in(admin, base)
         admin.click("nav >> text=Admin")
         admin.wait_for_url(f"{base}/admin/users")
         admin.fill("#new-user input[name=username]", USER)
         admin.fill("#new-user input[name=password]", PASSWORD)
         admin.uncheck("#new-user input[name=must_change_password]")
-        admin.click("#new-user button[type=submit]")
+        submit(admin, "#new-user button[type=submit]")
         assert admin.inner_text(f"{user_row(admin, USER)} td.state") == "active"
-        admin.click("nav.subnav >> text=Case grants")
+        submit(admin, "nav.subnav >> text=Case grants")
         admin.select_option("#grant-form select[name=username]", USER)
         admin.select_option("#grant-form select[name=case_id]", str(case_id))
-        admin.click("#grant-form button[type=submit]")
+        submit(admin, "#grant-form button[type=submit]")
         assert admin.is_visible(f"#grants tr[data-user='{USER}'][data-case='{case_id}']")
 
         user = admin.context.browser.new_page(viewport=VIEWPORT)
@@ -97,10 +98,10 @@ def test_users_grants_tokens_and_a_disabled_session(
         user.click("button[type=submit]")
         user.wait_for_url(f"{base}/")
         assert "granted case" in user.inner_text("main")
-        user.click("nav >> text=API tokens")
+        submit(user, "nav >> text=API tokens")
         user.fill("#new-token-form input[name=name]", "reporting")
         user.select_option("#new-token-form select[name=scope]", "read")
-        user.click("#new-token-form button[type=submit]")
+        submit(user, "#new-token-form button[type=submit]")
         token = user.inner_text("#token-value").strip()
         assert "read-only" in user.inner_text("#my-tokens")
         user.screenshot(path=str(shots / "admin-tokens.png"), full_page=True)
@@ -110,8 +111,8 @@ def test_users_grants_tokens_and_a_disabled_session(
             refused = api.post("/api/cases", json={"name": "written by a token"})
             assert refused.status_code == 403 and "read-only" in refused.json()["detail"]
 
-            admin.click("nav.subnav >> text=Users")
-            admin.click(f"{user_row(admin, USER)} form[data-action=disable] button")
+            submit(admin, "nav.subnav >> text=Users")
+            submit(admin, f"{user_row(admin, USER)} form[data-action=disable] button")
             assert admin.inner_text(f"{user_row(admin, USER)} td.state") == "disabled"
             admin.screenshot(path=str(shots / "admin-users.png"), full_page=True)
             user.goto(f"{base}/cases/{case_id}")
@@ -121,22 +122,22 @@ def test_users_grants_tokens_and_a_disabled_session(
 
 
 def test_rule_sets_page_imports_a_zip_and_disables_a_level(
-    server: tuple[str, int], tmp_path: Path
+    browser: Any, server: tuple[str, int], tmp_path: Path
 ) -> None:
     base, _ = server
-    with chromium_page() as page:
+    with chromium_page(browser) as page:
         log_in(page, base)
         page.goto(f"{base}/admin/rules")
         page.set_input_files("#rule-files", str(rules_zip(tmp_path)))
-        page.click("#import-form button[type=submit]")
+        submit(page, "#import-form button[type=submit]")
         result = page.inner_text("#import-result")
         assert "demo-rules: 2 rules loaded" in result and "1 cannot run" in result
-        page.click("#import-result >> text=see why")
+        submit(page, "#import-result >> text=see why")
         assert "broken.yml" in page.inner_text("#rules")
         assert page.is_visible("#rules .rule-error")
         page.goto(f"{base}/admin/rules")
         page.check("#toggle-form input[name=levels][value=low]")
-        page.click("#toggle-form button:has-text('Disable')")
+        submit(page, "#toggle-form button:has-text('Disable')")
         assert "1 rule disabled" in page.inner_text("#change-result")
         assert page.inner_text("#rule-sets tr[data-source='demo-rules'] td.running") == "1"
         page.screenshot(path=str(artifacts_dir(tmp_path) / "admin-rules.png"), full_page=True)
@@ -146,5 +147,5 @@ def test_rule_sets_page_imports_a_zip_and_disables_a_level(
         (folder / "README.md").write_text("not a rule")
         page.set_input_files("#rule-folder", str(folder))
         page.fill("#import-form input[name=name]", "from-a-folder")
-        page.click("#import-form button[type=submit]")
+        submit(page, "#import-form button[type=submit]")
         assert "from-a-folder: 1 rule loaded" in page.inner_text("#import-result")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from tests.browser.support import (
     api_client,
     chromium_page,
     log_in,
+    submit,
     upload_searchable,
 )
 from tests.bundles import evidence_member, rewrite
@@ -38,14 +40,14 @@ def _events(base: str, case_id: int) -> int:
 
 
 def test_download_a_bundle_then_upload_it_under_a_new_name(
-    server: str, attack_samples: Path, tmp_path: Path
+    browser: Any, server: str, attack_samples: Path, tmp_path: Path
 ) -> None:
     with api_client(server) as http:
         case_id = http.post("/api/cases", json={"name": "handed over"}).json()["id"]
         upload_searchable(http, case_id, [attack_samples / s for s in SAMPLES[:2]])
     events = _events(server, case_id)
     assert events > 0
-    with chromium_page(accept_downloads=True) as page:
+    with chromium_page(browser, accept_downloads=True) as page:
         log_in(page, server)
         page.goto(f"{server}/cases/{case_id}/settings")
         with page.expect_download() as download:
@@ -55,10 +57,10 @@ def test_download_a_bundle_then_upload_it_under_a_new_name(
         download.value.save_as(bundle)
         tampered = rewrite(bundle, tmp_path / "t.zip", {evidence_member(bundle): b"tampered"})
         page.goto(f"{server}/")
-        page.click("#import-link")
+        submit(page, "#import-link")
         page.set_input_files("#import-bundle", str(tampered))
         page.fill("#import-as", "tampered copy")
-        page.click("#import-button")
+        submit(page, "#import-button")
         assert evidence_member(bundle) in page.inner_text("main")
         page.set_input_files("#import-bundle", str(bundle))
         page.fill("#import-as", "received")

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from textwrap import dedent
+from typing import Any
 
 import pytest
 
@@ -86,8 +87,8 @@ def served(
 
 
 @pytest.fixture(scope="module")
-def page(served: Served):  # type: ignore[no-untyped-def]
-    with chromium_page(accept_downloads=True) as tab:
+def page(browser: Any, served: Served):  # type: ignore[no-untyped-def]
+    with chromium_page(browser, accept_downloads=True) as tab:
         tab.problems = []  # type: ignore[attr-defined]
         tab.on("dialog", lambda d: (tab.problems.append(f"dialog: {d.message}"), d.dismiss()))
         tab.on(

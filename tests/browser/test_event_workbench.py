@@ -14,6 +14,7 @@ import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -28,6 +29,7 @@ from tests.browser.support import (
     log_in,
     serve,
     serve_env,
+    submit,
     upload_searchable,
 )
 
@@ -72,11 +74,11 @@ def artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def page(served: tuple[str, int]) -> Iterator:  # type: ignore[type-arg]
+def page(browser: Any, served: tuple[str, int]) -> Iterator:  # type: ignore[type-arg]
     """A logged-in page; fails the test on any console error (a CSP violation included)
     or failed request."""
     base, _ = served
-    with chromium_page() as tab:
+    with chromium_page(browser) as tab:
         errors: list[str] = []
         tab.on(
             "console",
@@ -106,7 +108,7 @@ def _scroll_to(page, element_id: str) -> None:  # type: ignore[no-untyped-def]
 def _search(page, base: str, case_id: int, query: str) -> None:  # type: ignore[no-untyped-def]
     page.goto(f"{base}/cases/{case_id}/search")
     page.fill("#search-form input[name=q]", query)
-    page.click("#search-form button[type=submit]")
+    submit(page, "#search-form button[type=submit]")
     assert "matching event" in page.inner_text("#result-count")
 
 
@@ -115,18 +117,18 @@ def test_event_page_rules_pivot_context_and_neighbours(
 ) -> None:  # type: ignore[no-untyped-def]
     base, case_id = served
     _search(page, base, case_id, "EventID:1")
-    page.click("a.event-link >> nth=4")  # the fifth process creation: it has both neighbours
+    submit(page, "a.event-link >> nth=4")  # the fifth process creation: it has both neighbours
     here = page.url
     assert "q=EventID%3A1" in here
-    page.click("#next-event")
+    submit(page, "#next-event")
     assert page.url != here and "q=EventID%3A1" in page.url
-    page.click("#previous-event")
+    submit(page, "#previous-event")
     assert page.url == here
-    page.click("#back-to-search")
+    submit(page, "#back-to-search")
     assert page.input_value("#search-form input[name=q]") == "EventID:1"
 
     _search(page, base, case_id, MIMIKATZ_PS)
-    page.click("a.event-link >> nth=0")
+    submit(page, "a.event-link >> nth=0")
     fields = page.inner_text("#event-fields")
     assert "CommandLine" in fields and "C:\\Windows\\System32\\cmd.exe" in fields
     rule = page.locator("#rules article").first
@@ -144,7 +146,8 @@ def test_event_page_rules_pivot_context_and_neighbours(
     page.screenshot(path=str(artifacts / "event-context.png"))
 
     row = page.locator("#event-fields tr", has=page.locator("th", has_text="ParentImage"))
-    row.locator("a.pivot-for").click()
+    with page.expect_navigation():
+        row.locator("a.pivot-for").click()
     params = parse_qs(urlsplit(page.url).query)
     assert params["q"] == [MIMIKATZ_PS]  # the search it came from, narrowed by one pill
     assert params["filter"] == ['ParentImage:"C:\\Windows\\System32\\cmd.exe"']
@@ -159,8 +162,8 @@ def test_process_tree_of_mimikatz_powershell_and_its_parent(
 ) -> None:  # type: ignore[no-untyped-def]
     base, case_id = served
     _search(page, base, case_id, MIMIKATZ_PS)
-    page.click("a.event-link >> nth=0")
-    page.click("#process-tree-link")
+    submit(page, "a.event-link >> nth=0")
+    submit(page, "#process-tree-link")
     tree = page.locator("#process-tree")
     focus = tree.locator("li.proc.focus")
     assert focus.locator(".image").first.inner_text() == "powershell.exe"
@@ -173,7 +176,8 @@ def test_process_tree_of_mimikatz_powershell_and_its_parent(
     assert page.locator("#activity-events tbody tr").count() >= 10
     page.screenshot(path=str(artifacts / "process-tree.png"))
 
-    focus.locator("ul > li.proc a.node-tree").first.click()  # a whoami's own tree
+    with page.expect_navigation():
+        focus.locator("ul > li.proc a.node-tree").first.click()  # a whoami's own tree
     tree = page.locator("#process-tree")
     assert tree.locator("li.proc.focus .image").first.inner_text() == "whoami.exe"
     parent = tree.locator("li.proc", has=page.locator("li.proc.focus")).last
@@ -185,8 +189,8 @@ def test_process_tree_of_mimikatz_powershell_and_its_parent(
 def test_logon_session_from_a_4624(page, served: tuple[str, int], artifacts: Path) -> None:  # type: ignore[no-untyped-def]
     base, case_id = served
     _search(page, base, case_id, "EventID:4624 AND TargetLogonId:0x821aab")
-    page.click("a.event-link >> nth=0")
-    page.click("a.session-link:has-text('0x821aab')")
+    submit(page, "a.event-link >> nth=0")
+    submit(page, "a.session-link:has-text('0x821aab')")
     facts = page.inner_text("#session-facts")
     assert "Administrator" in facts and "192.168.1.219" in facts
     assert "3 (Network)" in facts and "no logoff" not in facts

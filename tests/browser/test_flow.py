@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from tests.browser.support import (
     admin_serve,
     chromium_page,
     log_in,
+    submit,
 )
 from tests.web.conftest import SAMPLES
 
@@ -38,13 +40,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 def test_login_upload_search_tag_export(
-    server: Server, attack_samples: Path, tmp_path: Path
+    browser: Any, server: Server, attack_samples: Path, tmp_path: Path
 ) -> None:
-    with chromium_page(accept_downloads=True) as page:
+    with chromium_page(browser, accept_downloads=True) as page:
         log_in(page, server.base)
         page.fill("#new-case input[name=name]", "browser case")
-        page.click("#new-case button[type=submit]")
-        page.click("text=Evidence")
+        submit(page, "#new-case button[type=submit]")
+        submit(page, "text=Evidence")
         page.set_input_files("#upload-files", [str(attack_samples / s) for s in SAMPLES])
         page.click("#upload-form button[type=submit]")
         page.wait_for_selector("#file-table td.status:has-text('completed')", timeout=240_000)
@@ -53,15 +55,15 @@ def test_login_upload_search_tag_export(
             ".every(td => /completed|failed/.test(td.textContent))",
             timeout=240_000,
         )
-        page.click("nav >> text=Search")
+        submit(page, "nav >> text=Search")
         page.fill("#search-form input[name=q]", "")
-        page.click("#search-form button[type=submit]")
+        submit(page, "#search-form button[type=submit]")
         assert "matching event" in page.inner_text("#result-count")
-        page.click("a.event-link >> nth=0")
+        submit(page, "a.event-link >> nth=0")
         page.click("#raw-json summary")  # the original record is collapsed under the fields
         assert page.inner_text("#raw")
         page.fill("#tag-form input[name=label]", "suspicious")
-        page.click("#tag-form button[value=tag]")
+        submit(page, "#tag-form button[value=tag]")
         assert "tag:suspicious" in page.inner_text("#marks")
         page.go_back()
         page.go_back()
@@ -72,7 +74,7 @@ def test_login_upload_search_tag_export(
         assert target.read_text().startswith("ts,file_id,seq")
 
 
-def test_jobs_page_follows_progress_live(server: Server) -> None:
+def test_jobs_page_follows_progress_live(browser: Any, server: Server) -> None:
     """The Jobs page's progress arrives over Server-Sent Events (CSP-clean script), and its
     buttons pause and cancel an operation."""
     from casescope.config import Settings
@@ -85,7 +87,7 @@ def test_jobs_page_follows_progress_live(server: Server) -> None:
     case = get_or_create_case(db, "jobs case")[0]
     operation_id = ops.create_operation(db, case.id, OperationKind.REINDEX, "test")  # stays open
     row = f"tr[data-op='{operation_id}']"
-    with chromium_page() as page:
+    with chromium_page(browser) as page:
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         log_in(page, server.base)

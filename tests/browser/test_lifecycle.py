@@ -23,6 +23,7 @@ from tests.browser.support import (
     artifacts_dir,
     chromium_page,
     log_in,
+    submit,
     upload_searchable,
 )
 from tests.web.conftest import SAMPLES
@@ -48,11 +49,11 @@ def _new_case(base: str, name: str) -> int:
 
 
 def test_upload_shows_bytes_and_rows_live(
-    server: str, attack_samples: Path, tmp_path: Path
+    browser: Any, server: str, attack_samples: Path, tmp_path: Path
 ) -> None:
     case_id = _new_case(server, "upload case")
     paths = [str(attack_samples / s) for s in SAMPLES]
-    with chromium_page() as page:
+    with chromium_page(browser) as page:
         errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         log_in(page, server)
@@ -86,18 +87,18 @@ def test_upload_shows_bytes_and_rows_live(
         assert live_status == len(SAMPLES)
 
 
-def test_a_closed_case_refuses_an_upload(server: str, attack_samples: Path) -> None:
+def test_a_closed_case_refuses_an_upload(browser: Any, server: str, attack_samples: Path) -> None:
     """A closed case's Evidence page offers no upload; a page opened before the case was
     closed still has the form, and its upload is refused with the reason."""
     case_id = _new_case(server, "closing case")
-    with chromium_page() as page:
+    with chromium_page(browser) as page:
         log_in(page, server)
         page.goto(f"{server}/cases/{case_id}/evidence")  # opened while the case is open
-        other = page.context.browser.new_context(viewport=page.viewport_size).new_page()
+        other = browser.new_context(viewport=page.viewport_size).new_page()
         log_in(other, server)
         other.goto(f"{server}/cases/{case_id}/settings")
         other.select_option("#case-status-select", "closed")
-        other.click("#case-settings-form button[type=submit]")
+        submit(other, "#case-settings-form button[type=submit]")
         assert other.inner_text("#case-status") == "closed"
         other.goto(f"{server}/cases/{case_id}/evidence")
         assert "closed" in other.inner_text("#case-closed")
@@ -108,19 +109,19 @@ def test_a_closed_case_refuses_an_upload(server: str, attack_samples: Path) -> N
         assert "closed and read-only" in page.inner_text("#upload-status")
         other.goto(f"{server}/cases/{case_id}/settings")
         other.select_option("#case-status-select", "open")
-        other.click("#case-settings-form button[type=submit]")
+        submit(other, "#case-settings-form button[type=submit]")
         assert other.inner_text("#case-status") == "open"
 
 
 def test_delete_a_case_and_the_other_is_untouched(
-    server: str, attack_samples: Path, tmp_path: Path
+    browser: Any, server: str, attack_samples: Path, tmp_path: Path
 ) -> None:
     keep, doomed = _new_case(server, "kept case"), _new_case(server, "doomed case")
     with api_client(server) as http:
         upload_searchable(http, keep, [attack_samples / s for s in SAMPLES[:2]])
         upload_searchable(http, doomed, [attack_samples / SAMPLES[0]])  # shares a file
         before = http.get(f"/api/cases/{keep}/events", params={"limit": 500}).json()
-    with chromium_page() as page:
+    with chromium_page(browser) as page:
         log_in(page, server)
         page.goto(f"{server}/cases/{doomed}/settings")
         assert page.is_disabled("#delete-button")
@@ -128,7 +129,7 @@ def test_delete_a_case_and_the_other_is_untouched(
         assert page.is_disabled("#delete-button")
         page.fill("#delete-confirm", "doomed case")
         _shot(page, tmp_path, "lifecycle-settings.png")
-        page.click("#delete-button")
+        submit(page, "#delete-button")
         assert "doomed case" in page.inner_text("#deleted-note")
         page.goto(f"{server}/")
         assert "doomed case" not in page.inner_text("main")

@@ -15,6 +15,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,6 +28,7 @@ from tests.browser.support import (
     log_in,
     serve,
     serve_env,
+    submit,
     upload_searchable,
 )
 
@@ -52,9 +54,9 @@ def served(tmp_path_factory: pytest.TempPathFactory, attack_samples: Path) -> It
 
 
 @pytest.fixture
-def page(served: tuple) -> Iterator:  # type: ignore[type-arg]
+def page(browser: Any, served: tuple) -> Iterator:  # type: ignore[type-arg]
     base, _, _ = served
-    with chromium_page() as tab:
+    with chromium_page(browser) as tab:
         errors: list[str] = []
         tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         tab.on("pageerror", lambda e: errors.append(str(e)))
@@ -75,7 +77,7 @@ def _search(page, base: str, case_id: int, query: str) -> int:  # type: ignore[n
     """Run `query` from the search form; how many rows the page shows."""
     page.goto(f"{base}/cases/{case_id}/search")
     page.fill("#search-form input[name=q]", query)
-    page.click("#search-form button[type=submit]")
+    submit(page, "#search-form button[type=submit]")
     assert "matching event" in page.inner_text("#result-count")
     return page.locator("#results tbody tr .row-select").count()
 
@@ -95,23 +97,23 @@ def test_tag_rows_search_by_tag_untag_and_star(page, served: tuple) -> None:  # 
     page.check("#results .row-select >> nth=0")
     page.check("#results .row-select >> nth=1")
     page.fill("#marks-bar input[name=label]", "lateral-movement")
-    page.click("#marks-bar button[value=tag]")
+    submit(page, "#marks-bar button[value=tag]")
     assert "q=EventID%3A7045" in page.url  # back on the same search
     assert page.locator("#results .mark-tag").count() == 2
-    page.click("#results .row-star >> nth=0")  # star the first row from its own button
+    submit(page, "#results .row-star >> nth=0")  # star the first row from its own button
     assert page.locator("#results .row-star >> nth=0").inner_text() == "★"
     _shot(page, shots, "marks-search.png", "#marks-bar")
 
     assert _search(page, base, case_id, "tag:lateral-movement") == 2
     assert _search(page, base, case_id, "is:starred") == 1
-    page.click("nav >> text=Tags")
+    submit(page, "nav >> text=Tags")
     assert "lateral-movement" in page.inner_text("#tags") and "2" in page.inner_text("#tags")
-    page.click("#tags a.tag-link")  # the tag's own search
+    submit(page, "#tags a.tag-link")  # the tag's own search
     assert page.input_value("#search-form input[name=q]") == "tag:lateral-movement"
-    page.click("a.event-link >> nth=0")
+    submit(page, "a.event-link >> nth=0")
     marks = page.inner_text("#marks")
     assert "tag:lateral-movement" in marks and "by admin" in marks
-    page.click("#marks button[aria-label='remove tag lateral-movement']")
+    submit(page, "#marks button[aria-label='remove tag lateral-movement']")
     assert "tag:lateral-movement" not in page.inner_text("#marks")
     assert _search(page, base, case_id, "tag:lateral-movement") == 1
 
@@ -119,15 +121,15 @@ def test_tag_rows_search_by_tag_untag_and_star(page, served: tuple) -> None:  # 
 def test_note_written_found_edited_and_deleted(page, served: tuple) -> None:  # type: ignore[no-untyped-def]
     base, case_id, shots = served
     assert _search(page, base, case_id, "EventID:1102") == 1
-    page.click("a.event-link >> nth=0")
+    submit(page, "a.event-link >> nth=0")
     event_url = page.url.split("?")[0]
     page.fill("#note-form textarea[name=text]", "Security log cleared <b>right after</b> the spray")
-    page.click("#note-form button[type=submit]")
+    submit(page, "#note-form button[type=submit]")
     note = page.locator("#notes article.note").first
     assert "<b>right after</b>" in note.locator(".note-text").inner_text()  # text, not markup
     assert note.locator(".note-author").inner_text() == "admin"
     page.fill("#tag-form input[name=label]", "anti-forensics")
-    page.click("#tag-form button[value=tag]")
+    submit(page, "#tag-form button[value=tag]")
     _shot(page, shots, "marks-event.png", "#marks-section")
 
     assert _search(page, base, case_id, 'note:"right after"') == 1
@@ -135,10 +137,10 @@ def test_note_written_found_edited_and_deleted(page, served: tuple) -> None:  # 
     page.goto(event_url)
     page.click("#notes details.note-edit summary")
     page.fill("#notes details.note-edit textarea", "Log cleared by the attacker")
-    page.click("#notes details.note-edit button[type=submit]")
+    submit(page, "#notes details.note-edit button[type=submit]")
     assert "edited" in page.inner_text("#notes article.note")
     assert _search(page, base, case_id, "note:attacker") == 1
     page.goto(event_url)
-    page.click("#notes form.note-delete button")
+    submit(page, "#notes form.note-delete button")
     assert page.locator("#no-notes").is_visible()
     assert _search(page, base, case_id, "has:note") == 0

@@ -16,6 +16,7 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -30,6 +31,7 @@ from tests.browser.support import (
     log_in,
     serve,
     serve_env,
+    submit,
     upload_searchable,
 )
 from tests.web.conftest import SAMPLES, XSS, xss_ndjson
@@ -83,8 +85,8 @@ def served(
 
 
 @pytest.fixture(scope="module")
-def page(served: Served) -> Iterator:  # type: ignore[type-arg]
-    with chromium_page() as tab:
+def page(browser: Any, served: Served) -> Iterator:  # type: ignore[type-arg]
+    with chromium_page(browser) as tab:
         errors: list[str] = []
         tab.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         tab.on("pageerror", lambda e: errors.append(str(e)))
@@ -129,7 +131,8 @@ def test_brush_zooms_and_a_bar_narrows(served: Served, page) -> None:  # type: i
     page.mouse.move(box["x"] + 1, y)
     page.mouse.down()
     page.mouse.move(first["x"] + first["width"] + 2, y, steps=5)
-    page.mouse.up()
+    with page.expect_navigation():  # the old page's timeline is ready too
+        page.mouse.up()
     page.wait_for_selector("#timeline[data-ready='1']")
     zoomed = _params(page)
     assert zoomed["start"] and zoomed["end"] and zoomed["q"] == ["EventID:1"]
@@ -142,7 +145,8 @@ def test_brush_zooms_and_a_bar_narrows(served: Served, page) -> None:  # type: i
     bar = page.locator("#timeline-chart svg rect.bar").first
     counted = re.search(r": ([\d,]+) events", bar.locator("title").text_content()).group(1)
     bar_box = bar.bounding_box()
-    page.mouse.click(bar_box["x"] + bar_box["width"] / 2, bar_box["y"] + bar_box["height"] - 2)
+    with page.expect_navigation():
+        page.mouse.click(bar_box["x"] + bar_box["width"] / 2, bar_box["y"] + bar_box["height"] - 2)
     page.wait_for_selector("#timeline[data-ready='1']")
     assert _params(page)["start"] != zoomed["start"] or _params(page)["end"] != zoomed["end"]
     assert _count(page) == int(counted.replace(",", ""))
@@ -161,13 +165,13 @@ def test_sidebar_filter_for_and_out_makes_removable_pills(served: Served, page) 
     value.click()
     page.wait_for_selector("#pivot-menu:not([hidden])")
     _shot(served, page, "search-pivot-menu", doc=True)
-    page.click("#pivot-for")
+    submit(page, "#pivot-for")
     page.wait_for_selector("#pills .pill")
     assert _params(page)["filter"] == [f"computer:{host}"] or host in _params(page)["filter"][0]
     assert _count(page) == per_host < everything
     assert host in page.inner_text("#pills")
     _shot(served, page, "search-pill", doc=True)
-    page.click("#pills .pill-remove")
+    submit(page, "#pills .pill-remove")  # the old page has a #result-count too
     page.wait_for_selector("#result-count")
     assert "filter" not in _params(page) and _count(page) == everything
     # filter out, from an event field of the sidebar
@@ -179,7 +183,7 @@ def test_sidebar_filter_for_and_out_makes_removable_pills(served: Served, page) 
         field.locator(".facet-values li .count").first.inner_text().replace(",", "")
     )
     field.locator("button.pv").first.click()
-    page.click("#pivot-out")
+    submit(page, "#pivot-out")
     page.wait_for_selector("#pills .pill.negated")
     assert _params(page)["filter"][0].startswith("NOT ")
     assert _count(page) == everything - field_value_count
@@ -248,11 +252,11 @@ def test_paging_next_and_previous(served: Served, page) -> None:  # type: ignore
     assert total > 50
     first_rows = page.locator("a.event-link").all_inner_texts()
     assert "events 1–50" in page.inner_text("#pager-top")
-    page.click("#pager-top a.next-page")
+    submit(page, "#pager-top a.next-page")  # the old page has a #pager-top too
     page.wait_for_selector("#pager-top")
     assert f"events 51–{total}" in page.inner_text("#pager-top")
     assert page.locator("a.event-link").count() == total - 50
-    page.click("#pager-top a.prev-page")
+    submit(page, "#pager-top a.prev-page")
     page.wait_for_selector("#pager-top")
     assert "events 1–50" in page.inner_text("#pager-top")
     assert page.locator("a.event-link").all_inner_texts() == first_rows
@@ -266,7 +270,7 @@ def test_an_empty_case_and_an_empty_search_show_first_steps(served: Served, page
     assert page.is_visible("#empty-case")
     page.goto(f"{served.base}/cases/{served.case_id}/search")
     _shot(served, page, "search-first-steps", doc=True)
-    page.click("#first-steps a:has-text('EventID:1')")
+    submit(page, "#first-steps a:has-text('EventID:1')")
     page.wait_for_selector("#result-count")
     assert _params(page)["q"] == ["EventID:1"] and _count(page) > 0
     page.goto(f"{served.base}/help/query-language")
@@ -280,7 +284,8 @@ def test_the_dashboard_timeline_opens_a_search(served: Served, page) -> None:  #
     assert "UTC" in page.inner_text("#timeline-chart")
     bar = page.locator("#timeline-chart svg rect.bar").first
     box = bar.bounding_box()
-    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] - 2)
+    with page.expect_navigation():
+        page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] - 2)
     page.wait_for_selector("#result-count")
     params = _params(page)
     assert urlsplit(page.url).path.endswith("/search") and params["start"] and params["end"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -66,10 +67,10 @@ def _kinds(page) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def test_build_a_story_of_three_events_and_open_its_html_report(
-    served: tuple, artifacts: Path, tmp_path: Path
+    browser: Any, served: tuple, artifacts: Path, tmp_path: Path
 ) -> None:
     base, case_id = served
-    with chromium_page(accept_downloads=True) as page:
+    with chromium_page(browser, accept_downloads=True) as page:
         log_in(page, base)
         search = f"{base}/cases/{case_id}/search?q=EventID%3A4771+OR+EventID%3A7045"
         page.goto(search)
@@ -78,7 +79,7 @@ def test_build_a_story_of_three_events_and_open_its_html_report(
             submit(page, f"#results button.story-add >> nth={n}")
             assert page.url == search
         page.goto(f"{base}/cases/{case_id}/search?q=%22onerror%22")
-        page.click("a.event-link >> nth=0")
+        submit(page, "a.event-link >> nth=0")
         submit(page, "#story-form button")  # the event page's "Add to story"
         page.goto(f"{base}/cases/{case_id}/story")
         assert _kinds(page) == ["event"] * 4
