@@ -190,4 +190,4 @@ class PoolKeeper:
         try:
             self.pool.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.pool.process.terminate()
+            self.pool.end()
