@@ -44,7 +44,7 @@ def test_the_pool_starts_before_the_database_and_serves_the_whole_ingest(
     assert "1 completed" in result.stdout, result.stdout
     log = _log(cli)
     assert POOL_START in log[0], log[:3]  # before the new home's database was made
-    assert any("Running upgrade" in line for line in log[1:])
+    assert any("created a new metadata database" in line for line in log[1:])
     assert sum(POOL_START in line for line in log) == 1  # no second pool was needed
     assert "--await-work" in log[0]
 

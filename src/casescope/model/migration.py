@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from casescope.model.tables import Base, utcnow
@@ -30,9 +39,9 @@ class MigrationCheckpoint(Base):
     unit: Mapped[int] = mapped_column(Integer)
     #: JSON of the last primary key copied (None: nothing yet).
     last_key: Mapped[str | None] = mapped_column(Text, nullable=True)
-    rows: Mapped[int] = mapped_column(BigInteger, default=0)
-    bytes: Mapped[int] = mapped_column(BigInteger, default=0)
-    done: Mapped[bool] = mapped_column(Boolean, default=False)
+    rows: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    bytes: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    done: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     #: What went wrong with single items (JSON list of {file_id, path, reason}).
-    problems: Mapped[str] = mapped_column(Text, default="")
+    problems: Mapped[str] = mapped_column(Text, default="", server_default="")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -63,7 +64,9 @@ class Case(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     #: A closed case is read-only: every write route and intake refuse until it is reopened.
-    status: Mapped[CaseStatus] = mapped_column(_enum(CaseStatus), default=CaseStatus.OPEN)
+    status: Mapped[CaseStatus] = mapped_column(
+        _enum(CaseStatus), default=CaseStatus.OPEN, server_default=CaseStatus.OPEN.value
+    )
     #: The user answerable for the case (None: nobody named, or the user was deleted).
     owner_id: Mapped[int | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), nullable=True
@@ -209,16 +212,23 @@ class FileSlice(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
+#: The partial unique index of `jobs` (see `Job`), in SQL that SQLite and PostgreSQL share.
+ACTIVE_FILE_INDEX = (
+    "CREATE UNIQUE INDEX uq_jobs_active_file ON jobs (file_id) "
+    "WHERE state IN ('queued', 'running', 'paused')"
+)
+
+
 class Job(Base):
     """A work item: the queue is this table (docs/decisions.md, "The job table is the queue")."""
 
     __tablename__ = "jobs"
     # One evidence file can never be queued or running twice: the partial unique index
-    # `uq_jobs_active_file` (file_id WHERE state IN ('queued', 'running', 'paused')) is
-    # declared by migration 0007 alone, not here: a `postgresql_where` here would import
-    # SQLAlchemy's PostgreSQL dialect into every process on SQLite, a tenth of a short
-    # command's start-up (bench/cli.py). A revision written with `--autogenerate` must not
-    # drop it.
+    # `uq_jobs_active_file` (ACTIVE_FILE_INDEX) is made by migration 0007 and, for a new
+    # database, by `db.create_schema`, not declared here: a `postgresql_where` here would
+    # import SQLAlchemy's PostgreSQL dialect into every process on SQLite, a tenth of a
+    # short command's start-up (bench/cli.py). A revision written with `--autogenerate`
+    # must not drop it.
     __table_args__ = (
         Index("ix_jobs_claim", "state", "priority", "id"),
         Index("ix_jobs_operation", "operation_id", "state"),
@@ -235,7 +245,7 @@ class Job(Base):
     max_attempts: Mapped[int] = mapped_column(Integer, default=3)
     #: Claims that ended because the worker died while holding the file in a group of small
     #: files: they do not count against `max_attempts` (jobs/queue.py).
-    group_deaths: Mapped[int] = mapped_column(Integer, default=0)
+    group_deaths: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     #: The most files it may be claimed with, after such a death (None: the usual group).
     group_limit: Mapped[int | None] = mapped_column(Integer, nullable=True)
     worker_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
@@ -311,9 +321,13 @@ class Rule(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)  # why it cannot run
     #: what had to be fixed for pySigma to load it (a bare tag, a non-UUID id...), one a line
     warnings: Mapped[str | None] = mapped_column(Text, nullable=True)
-    details: Mapped[str] = mapped_column(Text, default="")  # Hayabusa's `details` template
+    details: Mapped[str] = mapped_column(
+        Text, default="", server_default=""
+    )  # Hayabusa's `details` template
     aliases: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON: alias -> eventkey
-    as_written: Mapped[bool] = mapped_column(Boolean, default=False)  # no log-source pipeline
+    as_written: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )  # no log-source pipeline
     imported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -357,9 +371,9 @@ class Exclusion(Base):
     rule_uids: Mapped[str] = mapped_column(Text)  # JSON list of Sigma ids, or ["any"]
     source: Mapped[str | None] = mapped_column(String(200), nullable=True)  # one rule set
     conditions: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON {field: [..]}
-    document: Mapped[str] = mapped_column(Text, default="")  # a Sigma filter (YAML)
-    note: Mapped[str] = mapped_column(Text, default="")
-    created_by: Mapped[str] = mapped_column(String(100), default="")
+    document: Mapped[str] = mapped_column(Text, default="", server_default="")  # Sigma filter
+    note: Mapped[str] = mapped_column(Text, default="", server_default="")
+    created_by: Mapped[str] = mapped_column(String(100), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -385,7 +399,7 @@ class SigmaPlaceholder(Base):
 
     name: Mapped[str] = mapped_column(String(100), primary_key=True)  # without the %
     values: Mapped[str] = mapped_column(Text)  # JSON list of strings
-    updated_by: Mapped[str] = mapped_column(String(200), default="")
+    updated_by: Mapped[str] = mapped_column(String(200), default="", server_default="")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

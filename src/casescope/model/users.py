@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -84,10 +85,12 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     #: Set by an admin's password reset: the next login may only change the password.
-    must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
+    must_change_password: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     #: IANA name of the zone the web app shows this user's times in (stored times are UTC).
-    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC", server_default="UTC")
 
 
 class CaseAccess(Base):
@@ -159,7 +162,9 @@ class ApiToken(Base):
     expires_at: Mapped[float | None] = mapped_column(Float, nullable=True)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
     last_used_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    scope: Mapped[TokenScope] = mapped_column(_enum(TokenScope), default=TokenScope.WRITE)
+    scope: Mapped[TokenScope] = mapped_column(
+        _enum(TokenScope), default=TokenScope.WRITE, server_default=TokenScope.WRITE.value
+    )
 
 
 class EventMarkRecord(Base):
@@ -211,5 +216,5 @@ class SavedSearch(Base):
     params: Mapped[str] = mapped_column(Text)  # JSON of the search form
     saved: Mapped[bool] = mapped_column(Boolean, default=False)
     #: A saved search the whole case sees and runs (only its owner or an admin changes it).
-    shared: Mapped[bool] = mapped_column(Boolean, default=False)
+    shared: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
