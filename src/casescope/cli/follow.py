@@ -42,7 +42,19 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-POLL_SECONDS = 0.5
+#: How often the progress is read: at first often, so that a small ingest's end is seen
+#: within a few tens of milliseconds, then less as the ingest goes on (each look reads every
+#: file row of the ingest), up to once every MAX_POLL_SECONDS.
+MIN_POLL_SECONDS = 0.05
+MAX_POLL_SECONDS = 0.5
+POLL_GROWTH = 0.125  # seconds of wait per second followed
+
+
+def poll_seconds(followed_for: float) -> float:
+    """The wait before the next look at the progress, `followed_for` seconds in."""
+    return min(MAX_POLL_SECONDS, max(MIN_POLL_SECONDS, followed_for * POLL_GROWTH))
+
+
 #: Files finished meanwhile wait this long for the owner's next load (a busy ingest then makes
 #: few large INSERTs, not many small ones); a large file's load pieces are loaded when ready.
 LOAD_INTERVAL_SECONDS = 3.0
@@ -138,6 +150,7 @@ class _Follow:
     event_task: TaskID
     last_load: float
     last_pool_check: float
+    started: float
 
     def round(self) -> bool:
         """Show the progress, load what is due, watch the pool; True once all is done.
@@ -164,7 +177,7 @@ class _Follow:
         if now - self.last_pool_check > POOL_CHECK_SECONDS:
             self.last_pool_check = now
             self.keeper.ensure()  # no live workers (another pool that served us died)
-        time.sleep(POLL_SECONDS)
+        time.sleep(poll_seconds(now - self.started))
         return False
 
 
@@ -176,7 +189,7 @@ def _follow_loop(
     with _bars() as bars:
         file_task = bars.add_task("files", total=None)
         event_task = bars.add_task("events", total=None)
-        state = _Follow(ctx, files, index, keeper, bars, file_task, event_task, now, now)
+        state = _Follow(ctx, files, index, keeper, bars, file_task, event_task, now, now, now)
         while not ride_out(ctx.settings, "following the ingest", state.round):
             pass
 

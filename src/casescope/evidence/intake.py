@@ -33,6 +33,10 @@ from casescope.workqueue import operation_jobs
 logger = logging.getLogger(__name__)
 
 REGISTER_BATCH = 200
+#: The first batch is small and each next one twice the last, up to REGISTER_BATCH: workers
+#: start on the first files while the rest are copied, and a large intake still registers
+#: in few transactions.
+FIRST_REGISTER_BATCH = 16
 #: Unrecognised files up to this size are read to tell a blank file (no events) from junk.
 BLANK_CHECK_BYTES = 64 * 1024
 
@@ -271,13 +275,14 @@ def ingest_paths(
     case_dir = settings.evidence_dir / str(case.id)
     report = IntakeReport(operation_id=operation_id)
     batch: list[StoredFile | Refused] = []
+    batch_size = FIRST_REGISTER_BATCH
     for source in walk_paths(paths):
         items = [source] if isinstance(source, Refused) else take_in(source, case_dir, settings)
         for item in items:
             batch.append(item)
-            if len(batch) >= REGISTER_BATCH:
+            if len(batch) >= batch_size:
                 _register_batch(db, options, batch, settings, report)
-                batch = []
+                batch, batch_size = [], min(2 * batch_size, REGISTER_BATCH)
                 if on_batch is not None:
                     on_batch(report)
         if on_file is not None and not isinstance(source, Refused):

@@ -49,6 +49,11 @@ WORKER_MODULES = (
     "casescope.store.load_queue",
     "ahocorasick",
     "sqlite3",
+    # pyarrow imports pandas (a dependency of chDB) with these on its first `pa.array` of a
+    # Python list, which every parse makes: a third of a second of each worker's first file
+    "pandas",
+    "pyarrow.pandas_compat",
+    "pyarrow.vendored.version",
     "casescope.jobs.pool",  # each worker's entry point (`pool._child_entry`)
     "casescope.jobs.template",  # last: ties the template's life to the pool's
 )
