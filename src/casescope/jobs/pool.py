@@ -57,6 +57,9 @@ from casescope.workqueue import queue
 logger = logging.getLogger(__name__)
 
 SUPERVISE_SECONDS = 0.25
+#: A pool started ahead of its work (`--await-work`) looks at the queue this often until the
+#: first file is queued: its first workers are forked within this of it (one small query).
+AWAIT_POLL_SECONDS = 0.05
 #: How often a worker's pulse thread shows that its interpreter still runs Python code.
 PULSE_SECONDS = 1.0
 #: A shorter stall is never a stuck worker: the GIL changes hands every 5 ms.
@@ -338,7 +341,8 @@ class WorkerPool:
             # stopped (SIGTERM): its workers are ended by `shutdown` and their jobs released;
             # waiting for them to leave by themselves, a standing pool's never did
             while not self._stopping and not ride_out(self.settings, "worker pool", self._tick):
-                time.sleep(SUPERVISE_SECONDS)
+                awaiting = self._awaiting_work() and not self.children
+                time.sleep(AWAIT_POLL_SECONDS if awaiting else SUPERVISE_SECONDS)
         finally:
             self.shutdown()
             if loader is not None:
