@@ -166,3 +166,10 @@ def test_a_long_list_of_refusals_says_where_the_rest_are(cli: Cli, tmp_path: Pat
         "audit", "--case", "many links", "--action", "intake.refused", "--format", "jsonl"
     )
     assert len(audited.stdout.splitlines()) == 102
+
+
+def test_markup_in_a_case_name_is_literal_in_the_title_of_the_deletion_report(cli: Cli) -> None:
+    name = "[red]a[/red] b"
+    cli.invoke("case", "create", name)
+    deleted = cli.run("case", "delete", name, "--yes")
+    assert f"case {name!r}" in deleted.stdout

@@ -6,11 +6,12 @@ from typing import Annotated
 
 import typer
 from rich import box
-from rich.table import Column, Table
+from rich.table import Column
 from rich.text import Text
 
 from casescope.cli.common import console, friendly_errors, open_app, shown
 from casescope.cli.output import OutputFormat, format_option, write_rows
+from casescope.cli.tables import Listing
 from casescope.model.enums import AuditAction
 from casescope.services.audit_log import AuditQuery, AuditView, audit_page, read_time, row_dict
 from casescope.services.cases import get_case
@@ -57,7 +58,7 @@ def audit(
     if fmt is not OutputFormat.TABLE:
         write_rows(rows, fmt)
         return
-    table = Table(
+    table = Listing(
         Column("at (UTC)", no_wrap=True),
         Column("actor", overflow="fold"),
         Column("action", no_wrap=True),

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.filesize import decimal
-from rich.table import Table
 from rich.text import Text
 
 from casescope.cli.common import console, friendly_errors, open_app, shown
+from casescope.cli.tables import Listing
 from casescope.errors import CasescopeError
 from casescope.model.enums import CaseStatus
 from casescope.services.case_lifecycle import (
@@ -28,7 +28,7 @@ CaseName = Annotated[str, typer.Argument(help="The case's name.")]
 
 
 def _print_settings(settings: CaseSettings) -> None:
-    table = Table("setting", "value", show_header=False)
+    table = Listing("setting", "value", show_header=False)
     table.add_row("id", str(settings.id))
     table.add_row("name", shown(settings.name))
     table.add_row("status", settings.status.value)
@@ -84,7 +84,7 @@ def reopen(name: CaseName) -> None:
 
 def _print_report(report: DeletionReport, done: bool) -> None:
     verb = "removed" if done else "would remove"
-    table = Table("what", verb, title=f"case {report.name!r} (id {report.case_id})")
+    table = Listing("what", verb, title=f"case {report.name!r} (id {report.case_id})")
     for table_name, rows in sorted(report.rows.items()):
         table.add_row(f"rows of {table_name}", f"{rows:,}")
     table.add_row("events in the index", f"{report.index_rows:,}")

@@ -7,12 +7,13 @@ from typing import Annotated
 import typer
 from rich import box
 from rich.filesize import decimal
-from rich.table import Column, Table
+from rich.table import Column
 from rich.text import Text
 
 from casescope.cli import case_admin, case_bundle
 from casescope.cli.common import console, friendly_errors, open_app, shown
 from casescope.cli.output import OutputFormat, format_option, write_rows
+from casescope.cli.tables import Listing
 from casescope.model.enums import FileStatus, FileType
 from casescope.services.cases import create_case, get_case, list_cases
 from casescope.services.evidence_list import (
@@ -46,7 +47,7 @@ def create(
 def list_() -> None:
     """List cases with their file, event and failure counts."""
     ctx = open_app("case list")
-    table = Table("id", "name", "status", "files", "events", "failed", "rejected", "description")
+    table = Listing("id", "name", "status", "files", "events", "failed", "rejected", "description")
     for case in list_cases(ctx.db):
         table.add_row(
             str(case.id),
@@ -95,7 +96,7 @@ def files(
     if fmt is not OutputFormat.TABLE:
         write_rows(rows, fmt)
         return
-    table = Table(
+    table = Listing(
         Column("id", no_wrap=True, justify="right"),
         Column("status", no_wrap=True),
         Column("type", no_wrap=True),

@@ -92,8 +92,17 @@ def shown(value: object) -> Text:
     """Text for the terminal from what others wrote (event fields, case names, paths, rule
     titles): printed as it is, never read as Rich markup, and with control characters as
     visible escapes (ESC as \\x1b), so a log cannot retitle, clear or recolour the terminal."""
+    return Text(escaped(value))
+
+
+def escaped(value: object) -> str:
+    """The text of `shown()`: control characters as visible escapes, None as nothing."""
     text = "" if value is None else str(value)
-    return Text(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
+    return _CONTROL.sub(_escape, text)
+
+
+def _escape(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
 
 
 def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:

@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from casescope.cli.common import (
@@ -23,6 +22,7 @@ from casescope.cli.common import (
     shown,
 )
 from casescope.cli.output import OutputFormat, format_option, write_rows
+from casescope.cli.tables import Listing
 from casescope.detect.levels import SigmaLevel, SigmaStatus
 from casescope.errors import CasescopeError
 from casescope.services.attack_matrix import case_layer
@@ -78,10 +78,11 @@ def _print_timeline(rows: Iterable[TimelineRow]) -> None:
 
 
 def _print_rules(ctx: AppContext, filters: DetectionFilter) -> None:
-    table = Table("level", "rule set", "rule", "hits", "hidden", "hosts")
-    for column in ("first seen (UTC)", "last seen (UTC)", "ATT&CK"):
-        table.add_column(column)
-    table.title = "detections by rule"
+    table = Listing(
+        *("level", "rule set", "rule", "hits", "hidden", "hosts"),
+        *("first seen (UTC)", "last seen (UTC)", "ATT&CK"),
+        title="detections by rule",
+    )
     for item in rule_hits(ctx.db, filters):
         hosts, more = first_few(item.hosts)
         table.add_row(

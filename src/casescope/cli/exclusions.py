@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from casescope.cli.common import console, friendly_errors, open_app, shown
+from casescope.cli.tables import Listing
 from casescope.services.cases import get_case
 from casescope.services.exclusions import (
     ExclusionInputError,
@@ -68,7 +68,9 @@ def add(
 def list_(case: CaseOpt) -> None:
     """The case's exclusions and the hits each hides."""
     ctx = open_app("exclusions list")
-    table = Table("id", "kind", "rules", "set", "where", "hidden", "note", "by", title="exclusions")
+    table = Listing(
+        "id", "kind", "rules", "set", "where", "hidden", "note", "by", title="exclusions"
+    )
     for item in list_exclusions(ctx.db, get_case(ctx.db, case).id):
         where = "; ".join(f"{k}={'|'.join(v)}" for k, v in item.conditions.items())
         table.add_row(

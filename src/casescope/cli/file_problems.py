@@ -4,9 +4,8 @@
 
 from __future__ import annotations
 
-from rich.table import Table
-
 from casescope.cli.common import console, shown
+from casescope.cli.tables import Listing
 from casescope.model.enums import FileStatus
 from casescope.services.status import StatusReport
 
@@ -25,7 +24,7 @@ def print_file_problems(report: StatusReport) -> None:
     """The failed files with why, and the files that kept what could be read, with what not."""
     failed = report.files_by_status.get(FileStatus.FAILED, 0)
     if report.failures:
-        table = Table(
+        table = Listing(
             "file", "path", "error", title=_shown_of("failed files", report.failures, failed)
         )
         for f in report.failures:
@@ -33,7 +32,7 @@ def print_file_problems(report: StatusReport) -> None:
         console.print(table)
     if report.warnings:
         title = _shown_of("files with warnings", report.warnings, report.files_with_warnings)
-        table = Table(
+        table = Listing(
             "file", "status", "path", "warnings (events that could be read are kept)", title=title
         )
         for w in report.warnings:

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from casescope.cli.common import AppContext, console, err_console, friendly_errors, open_app, shown
 from casescope.cli.follow import follow
 from casescope.cli.ioc_options import checked_type, filter_type
 from casescope.cli.output import OutputFormat, format_option, write_rows
+from casescope.cli.tables import Listing
 from casescope.errors import CasescopeError, IndexBusyError
 from casescope.jobs.launcher import ensure_workers
 from casescope.services.cases import get_case
@@ -183,7 +183,7 @@ def list_(
         for r in records
     )
     if fmt is OutputFormat.TABLE:
-        table = Table("id", "type", "value", "on", "source", "note", title="IOCs")
+        table = Listing("id", "type", "value", "on", "source", "note", title="IOCs")
         for r in records:
             on = "yes" if r.enabled else "no"
             table.add_row(
@@ -262,7 +262,7 @@ def hits(
         tuple(file_ids or ()),
     )
     if fmt is OutputFormat.TABLE:
-        table = Table("id", "type", "value", "on", "hits", "events", "files", title="IOC hits")
+        table = Listing("id", "type", "value", "on", "hits", "events", "files", title="IOC hits")
         for s in hit_summary(ctx.db, filters):
             on = "yes" if s.enabled else "no"
             counts = (f"{s.hits:,}", f"{s.events:,}", f"{s.files:,}")

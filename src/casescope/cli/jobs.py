@@ -6,7 +6,6 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from casescope.cli.common import (
@@ -19,6 +18,7 @@ from casescope.cli.common import (
 )
 from casescope.cli.follow import follow, print_outcome
 from casescope.cli.output import REPORT, OutputFormat, format_option
+from casescope.cli.tables import Listing
 from casescope.config import get_settings
 from casescope.jobs.launcher import ensure_workers
 from casescope.jobs.pool import run_pool
@@ -163,7 +163,7 @@ def list_jobs(
     if fmt is OutputFormat.JSON:
         console.print_json(json.dumps([p.as_dict() for p in progress]))
         return
-    table = Table(
+    table = Listing(
         "id", "case", "kind", "state", "files", "failed", "paused", "events", "files/s", "eta"
     )
     for p in progress:

@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from casescope.cli.common import AppContext, console, friendly_errors, loaded_index, open_app, shown
 from casescope.cli.output import OutputFormat, format_option, write_rows
+from casescope.cli.tables import Listing
 from casescope.errors import CasescopeError
 from casescope.model.enums import AuditAction
 from casescope.model.users import EventMark
@@ -122,7 +122,7 @@ def tags(case: CaseOpt, fmt: FormatOpt = OutputFormat.TABLE) -> None:
     if fmt is not OutputFormat.TABLE:
         write_rows(counts, fmt, ("label", "events", "last_at"))
         return
-    table = Table("tag", "events", "last set (UTC)", title="Tags")
+    table = Listing("tag", "events", "last set (UTC)", title="Tags")
     for t in counts:
         table.add_row(shown(t.label), f"{t.events:,}", t.last_at.strftime("%Y-%m-%d %H:%M:%S"))
     console.print(table)
@@ -149,7 +149,7 @@ def note_list(case: CaseOpt, event: EventOpt, fmt: FormatOpt = OutputFormat.TABL
     if fmt is not OutputFormat.TABLE:
         write_rows(notes, fmt, columns)
         return
-    table = Table("id", "author", "written (UTC)", "text", title="Notes")
+    table = Listing("id", "author", "written (UTC)", "text", title="Notes")
     for n in notes:
         written = n.created_at.strftime("%Y-%m-%d %H:%M:%S") + (" (edited)" if n.updated_at else "")
         table.add_row(str(n.id), shown(n.author), written, shown(n.text))

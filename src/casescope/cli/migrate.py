@@ -16,10 +16,11 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
-from rich.table import Column, Table
+from rich.table import Column
 from rich.text import Text
 
 from casescope.cli.common import console, err_console, friendly_errors, shown
+from casescope.cli.tables import Listing
 from casescope.errors import CasescopeError
 from casescope.migrate import runner
 from casescope.migrate.checkpoints import all_checkpoints
@@ -88,7 +89,7 @@ def plan_(source: FromOpt, target: ToOpt, phase: PhaseOpt = None, cases: CasesOp
 
 
 def _print_plan(plans: list[PhasePlan]) -> None:
-    table = Table(
+    table = Listing(
         "phase",
         Column("rows", justify="right"),
         Column("files", justify="right"),
@@ -208,7 +209,7 @@ def run(
 
 
 def _print_checks(report: VerifyReport, everything: bool) -> None:
-    table = Table(
+    table = Listing(
         "phase",
         Column("what", overflow="fold"),
         Column("case", overflow="fold"),
@@ -274,7 +275,7 @@ def status(target: ToOpt) -> None:
         rows = all_checkpoints(db)
     finally:
         db.dispose()
-    table = Table(
+    table = Listing(
         Column("source", overflow="fold"),
         "phase",
         "table",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from casescope.cli.common import console, friendly_errors, open_app, shown
+from casescope.cli.tables import Listing
 from casescope.detect.placeholders import parse_values
 from casescope.services.placeholders import list_placeholders, set_placeholders
 from casescope.units import counted
@@ -53,7 +53,7 @@ def unset(name: Annotated[str, typer.Argument(help="Placeholder name.")]) -> Non
 def list_() -> None:
     """Placeholders and their values."""
     ctx = open_app("rules placeholders list")
-    table = Table("placeholder", "values", "set by", "at")
+    table = Listing("placeholder", "values", "set by", "at")
     for item in list_placeholders(ctx.db):
         table.add_row(
             shown(f"%{item.name}%"),

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from casescope.cli.common import console, friendly_errors, open_app, shown
 from casescope.cli.follow import follow
 from casescope.cli.placeholders import app as placeholders_app
+from casescope.cli.tables import Listing
 from casescope.detect.levels import SigmaLevel, SigmaStatus
 from casescope.errors import CasescopeError
 from casescope.model.enums import Operation
@@ -74,7 +74,7 @@ def list_(
     """List imported rules (or only those that failed, with why, or carry warnings)."""
     ctx = open_app("rules list")
     title = "title" if not failed else "path"
-    table = Table("source", "id", "level", "on", title, "error", "warnings")
+    table = Listing("source", "id", "level", "on", title, "error", "warnings")
     for rule in list_rules(ctx.db, failed=failed, warned=warned):
         table.add_row(
             shown(rule.source),
@@ -170,7 +170,7 @@ def disable(
 def sets() -> None:
     """List the imported rule sets: rules, running, cannot run, with warnings."""
     ctx = open_app("rules sets")
-    table = Table("rule set", "rules", "running", "cannot run", "warnings", "imported (UTC)")
+    table = Listing("rule set", "rules", "running", "cannot run", "warnings", "imported (UTC)")
     for found in rule_sets(ctx.db):
         imported = found.imported_at.strftime("%Y-%m-%d %H:%M:%S") if found.imported_at else ""
         table.add_row(

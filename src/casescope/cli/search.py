@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, BinaryIO
 
 import typer
-from rich.table import Table
 from typer._click import Context
 from typer._click.exceptions import NoSuchOption, UsageError  # typer vendors click
 from typer.core import TyperCommand
@@ -26,6 +25,7 @@ from casescope.cli.common import (
 )
 from casescope.cli.ioc_options import filter_type
 from casescope.cli.output import OutputFormat, format_option
+from casescope.cli.tables import Listing
 from casescope.detect.levels import SigmaLevel
 from casescope.errors import CasescopeError
 from casescope.model.db import Database
@@ -210,7 +210,7 @@ def _limited(batches, offset: int, limit: int):  # type: ignore[no-untyped-def]
 
 
 def _render_rows(rows: list[dict], total: int, request: SearchRequest) -> None:
-    table = Table("ts", "file", "EventID", "channel", "computer", "summary", expand=True)
+    table = Listing("ts", "file", "EventID", "channel", "computer", "summary", expand=True)
     for row in rows:
         fields = row.get("fields") or {}
         line = summarise(row["channel"], row["provider"], row["event_id"], fields)

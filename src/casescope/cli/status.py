@@ -6,12 +6,12 @@ import json
 from typing import Annotated
 
 import typer
-from rich.table import Table
 from rich.text import Text
 
 from casescope.cli.common import console, friendly_errors, loaded_index, open_app, shown
 from casescope.cli.file_problems import print_file_problems
 from casescope.cli.output import REPORT, OutputFormat, format_option
+from casescope.cli.tables import Listing
 from casescope.errors import IndexBusyError
 from casescope.model.enums import ACTIVE_JOB_STATES
 from casescope.services.cases import get_case
@@ -43,7 +43,7 @@ def status(
 
 
 def _render_status(report: StatusReport) -> None:
-    files = Table("status", "files", title="files")
+    files = Listing("status", "files", title="files")
     for name, count in sorted(report.files_by_status.items()):
         files.add_row(name, f"{count:,}")
     files.add_row("(hidden: no events)", f"{report.hidden_files:,}")
@@ -64,7 +64,7 @@ def _render_status(report: StatusReport) -> None:
 
 def _render_workers(report: StatusReport) -> None:
     """Each host with live workers and the files they hold, then each worker."""
-    hosts = Table("host", "workers", "files held", "rss MB", title="worker hosts")
+    hosts = Listing("host", "workers", "files held", "rss MB", title="worker hosts")
     for h in report.hosts:
         held = f"{h.files_held:,}"
         if h.file_ids:
@@ -72,7 +72,7 @@ def _render_workers(report: StatusReport) -> None:
             held += f" ({', '.join(map(str, h.file_ids))}{more})"
         hosts.add_row(shown(h.host), str(h.workers), held, f"{h.rss_mb:.0f}")
     console.print(hosts)
-    workers = Table("worker", "host", "pid", "rss MB", "tasks", "file", title="live workers")
+    workers = Listing("worker", "host", "pid", "rss MB", "tasks", "file", title="live workers")
     for w in report.workers:
         workers.add_row(
             w.id,

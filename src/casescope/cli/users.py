@@ -13,9 +13,9 @@ from enum import StrEnum
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from casescope.cli.common import console, friendly_errors, open_app, shown
+from casescope.cli.tables import Listing
 from casescope.errors import CasescopeError
 from casescope.model.users import Role
 from casescope.services import accounts
@@ -103,7 +103,7 @@ def revoke(
 def grants() -> None:
     """List case grants: which user (not admins, who open every case) may open which case."""
     ctx = open_app("user")
-    table = Table("user", "role", "state", "case id", "case")
+    table = Listing("user", "role", "state", "case id", "case")
     for found in list_grants(ctx.db):
         state = "active" if found.active else "disabled"
         table.add_row(
@@ -133,7 +133,7 @@ def list_(fmt: FormatOpt = ListFormat.TABLE) -> None:
         for user in users:
             console.print(json.dumps(user.as_dict()), highlight=False, soft_wrap=True)
         return
-    table = Table("user", "role", "state", "must change password", "last login")
+    table = Listing("user", "role", "state", "must change password", "last login")
     for user in users:
         state = "active" if user.active else "disabled"
         must = "yes" if user.must_change_password else ""
@@ -230,7 +230,7 @@ def tokens_list(
         for token in tokens:
             console.print(json.dumps(token.as_dict()), highlight=False, soft_wrap=True)
         return
-    table = Table("id", "user", "name", "scope", "created", "expires", "last used", "revoked")
+    table = Listing("id", "user", "name", "scope", "created", "expires", "last used", "revoked")
     for t in tokens:
         table.add_row(
             str(t.id),
