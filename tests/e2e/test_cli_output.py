@@ -16,11 +16,14 @@ from casescope.model.enums import AuditAction, FileStatus
 from casescope.model.tables import AuditRecord, Case, EvidenceFile
 from tests.e2e.conftest import Cli
 
-HOSTILE = "evil\x1b]0;PWNED\x07\x1b[2J\x1b[31mred\x9b[0m"
+HOSTILE = "evil\x1b]0;PWNED\x07\x1b[2J\x1b[31mred\x9b[0m invoice\u202efdp.exe\u2028x"
+#: Characters that reorder or break the text after them on screen (bidi controls, separators).
+REORDERING = ("\u202e", "\u202d", "\u2066", "\u2067", "\u2068", "\u2069", "\u200f", "\u2028")
 
 
 def _clean_terminal_output(text: str) -> None:
     assert "\x1b" not in text and "\x07" not in text and "\x9b" not in text
+    assert not [c for c in REORDERING if c in text]
     assert "Traceback" not in text
 
 
@@ -49,6 +52,7 @@ def test_control_sequences_in_events_reach_the_terminal_as_visible_escapes(
     _clean_terminal_output(table)
     assert "\\x1b]0;PWNED\\x07" in table and "\\x00" not in table.replace("a\\x00b", "")
     assert "a\\x00b" in table
+    assert "invoice\\u202efdp.exe" in "".join(table.split())  # shown, not acted on
     # the data formats keep the data: JSONL escapes it, CSV holds the bytes as they were
     jsonl = cli.invoke("search", "--case", "esc", "*", "--format", "jsonl").stdout
     assert json.loads(jsonl.splitlines()[0])["computer"] == HOSTILE

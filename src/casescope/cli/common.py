@@ -40,7 +40,10 @@ console = Console(width=_width(sys.stdout))
 err_console = Console(stderr=True, width=_width(sys.stderr))
 
 #: C0 controls but tab and newline, DEL, and C1 controls: what a terminal acts on.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: Also the characters that reorder or break what follows them on screen: the Unicode
+#: bidirectional marks, embeddings, overrides and isolates (a file name that shows its
+#: extension reversed) and the line and paragraph separators.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -91,7 +94,8 @@ def loaded_index(ctx: AppContext, role: str) -> Iterator[EventIndex]:
 def shown(value: object) -> Text:
     """Text for the terminal from what others wrote (event fields, case names, paths, rule
     titles): printed as it is, never read as Rich markup, and with control characters as
-    visible escapes (ESC as \\x1b), so a log cannot retitle, clear or recolour the terminal."""
+    visible escapes (ESC as \\x1b, RIGHT-TO-LEFT OVERRIDE as \\u202e), so a log cannot
+    retitle, clear or recolour the terminal, nor show text in another order than it has."""
     return Text(escaped(value))
 
 
@@ -102,7 +106,8 @@ def escaped(value: object) -> str:
 
 
 def _escape(match: re.Match[str]) -> str:
-    return f"\\x{ord(match.group()):02x}"
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
 
 
 def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:

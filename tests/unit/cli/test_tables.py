@@ -147,3 +147,15 @@ def test_an_empty_listing_prints_its_header() -> None:
         "",
         "id ┃ path",
     ]
+
+
+def test_text_that_would_reorder_the_screen_is_shown_as_escapes() -> None:
+    """A name like `invoice<RLO>fdp.exe` shows as `invoice.pdf` reversed on a terminal that
+    honours the override; the listing shows the escape instead (bidi controls, separators)."""
+    listing = Listing("name")
+    listing.add_row("invoice\u202efdp.exe")
+    listing.add_row("a\u2066b\u2069c\u2028d\u200f")
+    out = "\n".join(_plain(listing, 80))
+    assert "invoice\\u202efdp.exe" in out
+    assert "a\\u2066b\\u2069c\\u2028d\\u200f" in out
+    assert not any(c in out for c in "\u202e\u2066\u2069\u2028\u200f")
