@@ -23,8 +23,9 @@ from pathlib import Path
 from rich import box
 from rich.console import Console
 from rich.filesize import decimal
-from rich.table import Column, Table
+from rich.table import Table
 
+from casescope.cli.cases import file_columns
 from casescope.cli.common import PIPED_WIDTH, shown
 from casescope.cli.tables import Listing
 
@@ -45,19 +46,6 @@ def rows(count: int) -> list[Row]:
     return made
 
 
-def columns() -> list[Column]:
-    return [
-        Column("id", no_wrap=True, justify="right"),
-        Column("status", no_wrap=True),
-        Column("type", no_wrap=True),
-        Column("size", no_wrap=True, justify="right"),
-        Column("events", no_wrap=True, justify="right"),
-        Column("path", overflow="fold"),
-        Column("sha256", no_wrap=True),
-        Column("error or warnings", overflow="fold", min_width=16),
-    ]
-
-
 def cells(row: Row) -> list[object]:
     file_id, status, kind, size, events, path, sha256, problem = row
     return [
@@ -67,14 +55,14 @@ def cells(row: Row) -> list[object]:
 
 
 def rich_table(data: list[Row], console: Console) -> None:
-    table = Table(*columns(), box=box.SIMPLE_HEAD)
+    table = Table(*file_columns(), box=box.SIMPLE_HEAD)
     for row in data:
         table.add_row(*cells(row))
     console.print(table)
 
 
 def listing(data: list[Row], console: Console) -> None:
-    table = Listing(*columns(), box=box.SIMPLE_HEAD)
+    table = Listing(*file_columns(), box=box.SIMPLE_HEAD)
     for row in data:
         table.add_row(*cells(row))
     console.print(table)

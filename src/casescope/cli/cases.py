@@ -74,6 +74,20 @@ for _name, _command in (
     app.command(_name)(_command)
 
 
+def file_columns() -> list[Column]:
+    """The columns of `files` (bench/cli_table.py prints the same table)."""
+    return [
+        Column("id", no_wrap=True, justify="right"),
+        Column("status", no_wrap=True),
+        Column("type", no_wrap=True),
+        Column("size", no_wrap=True, justify="right"),
+        Column("events", no_wrap=True, justify="right"),
+        Column("path", overflow="fold"),
+        Column("sha256", no_wrap=True),
+        Column("error or warnings", overflow="fold", min_width=16),
+    ]
+
+
 @friendly_errors
 def files(
     case: Annotated[str, typer.Option("--case", "-c", help="Case name.")],
@@ -96,17 +110,7 @@ def files(
     if fmt is not OutputFormat.TABLE:
         write_rows(rows, fmt)
         return
-    table = Listing(
-        Column("id", no_wrap=True, justify="right"),
-        Column("status", no_wrap=True),
-        Column("type", no_wrap=True),
-        Column("size", no_wrap=True, justify="right"),
-        Column("events", no_wrap=True, justify="right"),
-        Column("path", overflow="fold"),
-        Column("sha256", no_wrap=True),
-        Column("error or warnings", overflow="fold", min_width=16),
-        box=box.SIMPLE_HEAD,
-    )
+    table = Listing(*file_columns(), box=box.SIMPLE_HEAD)
     for row in rows:
         status_text = f"{row.status} (hidden)" if row.hidden else row.status
         table.add_row(
