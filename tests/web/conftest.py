@@ -36,6 +36,9 @@ SAMPLES = (
 XSS = "<img src=x onerror=alert(1)>"
 JS_URL = "javascript:alert(1)"
 BIDI = "invoice\u202etxt.exe"
+#: Other characters that reorder or break the text after them (a right-to-left mark, a line
+#: separator, an isolate), in one event field.
+REORDERING_TEXT = "left\u200fright\u2028next\u2067end"
 NUL = "nul\x00byte"
 #: Every app's users; the analyst owns the case, the reader is granted it, the outsider not.
 USERS = {
@@ -78,6 +81,7 @@ def xss_ndjson(path: Path) -> Path:
         "Url": JS_URL,
         "FileName": BIDI,
         "Note": NUL,
+        "Label": REORDERING_TEXT,
     }
     lines = [json.dumps(record), json.dumps({**record, "Message": "second"})]
     path.write_text("\n".join(lines) + "\n")

@@ -8,7 +8,7 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.web.conftest import NUL, XSS, Web, wait_searchable
+from tests.web.conftest import NUL, REORDERING_TEXT, XSS, Web, wait_searchable
 
 
 def _xss_event(web: Web) -> dict:
@@ -46,6 +46,9 @@ def test_event_page_escapes_fields_and_raw(web: Web) -> None:
     )
     _assert_safe(html)
     assert "javascript:alert(1)" in html  # shown as text, never as a link
+    assert not [c for c in "\u200f\u2028\u2067" if c in html]
+    assert "left[U+200F]right[U+2028]next[U+2067]end" in html
+    assert REORDERING_TEXT not in html
 
 
 def test_pages_send_a_strict_content_security_policy(web: Web) -> None:

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.text import Text
 
 from casescope.config import Settings, get_settings
+from casescope.display import REORDERING
 from casescope.errors import CasescopeError
 from casescope.logs import setup_logging
 
@@ -39,11 +40,9 @@ def _width(stream: TextIO) -> int | None:
 console = Console(width=_width(sys.stdout))
 err_console = Console(stderr=True, width=_width(sys.stderr))
 
-#: C0 controls but tab and newline, DEL, and C1 controls: what a terminal acts on.
-#: Also the characters that reorder or break what follows them on screen: the Unicode
-#: bidirectional marks, embeddings, overrides and isolates (a file name that shows its
-#: extension reversed) and the line and paragraph separators.
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+#: C0 controls but tab and newline, DEL, and C1 controls: what a terminal acts on; and the
+#: characters that reorder the text after them (`display.REORDERING`).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f" + "".join(sorted(REORDERING)) + "]")
 
 P = ParamSpec("P")
 R = TypeVar("R")

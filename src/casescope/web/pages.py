@@ -12,6 +12,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader
 
 from casescope.detect.levels import SigmaLevel, level_rank
+from casescope.display import REORDERING
 from casescope.model.enums import CaseStatus, FileStatus, FileType, Operation
 from casescope.model.tables import Case
 from casescope.services.auth import same_secret, setup_open
@@ -42,9 +43,9 @@ from casescope.web.state import WebState
 from casescope.web.table_links import TableLinks
 from casescope.web.timefmt import DEFAULT_ZONE, when
 
-#: Characters shown as visible escapes: NUL and the bidi controls that reorder text (event
-#: data is attacker-controlled, and U+202E can make `exe.txt` read as `txt.exe`).
-_INVISIBLE = {c: f"[U+{c:04X}]" for c in (0, *range(0x202A, 0x202F), *range(0x2066, 0x206A))}
+#: Characters shown as visible escapes: NUL and those that reorder the text after them
+#: (event data is attacker-controlled, and U+202E can make `exe.txt` read as `txt.exe`).
+_INVISIBLE = {c: f"[U+{c:04X}]" for c in (0, *sorted(map(ord, REORDERING)))}
 
 
 def _finalize(value: object) -> object:
