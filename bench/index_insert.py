@@ -37,6 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"] + [str(ROOT)]
 from bench.common import make_bulk_set, run_casescope
 
+from casescope.store.load_item import LoadItem
+
 #: chDB's counters printed per INSERT (`system.events`).
 COUNTERS = {
     "SoftPageFaults": "soft faults",
@@ -50,22 +52,24 @@ def build_bundles(work: Path, copies: int) -> Path:
     home = work / "home"
     make_bulk_set(work / "evidence", copies)
     run_casescope(["ingest", "--no-wait", "--case", "bench", str(work / "evidence")], home)
-    database = home / "casescope.db"
+    # the metadata DB only in this process: each round's process stays as lean as an owner
+    from casescope.config import Settings
+    from casescope.model.db import Database
+    from casescope.workqueue.queue import has_active_jobs
+
+    db = Database(Settings(home=home))
     deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        with sqlite3.connect(database) as db:
-            (waiting,) = db.execute(
-                "SELECT count(*) FROM jobs WHERE state IN ('queued', 'running')"
-            ).fetchone()
-        if not waiting:
-            return home
-        time.sleep(0.5)
+    try:
+        while time.monotonic() < deadline:
+            if not has_active_jobs(db):
+                return home
+            time.sleep(0.5)
+    finally:
+        db.dispose()
     raise SystemExit("the workers did not finish within 10 minutes")
 
 
 def _bundles(home: Path) -> dict[Path, list]:
-    from casescope.store.load_item import LoadItem
-
     with sqlite3.connect(home / "casescope.db") as db:
         rows = db.execute(
             "SELECT f.case_id, f.id, s.path, f.load_bundle FROM evidence_files f "

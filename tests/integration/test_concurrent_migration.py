@@ -15,7 +15,13 @@ import pytest
 from sqlalchemy import Connection, create_engine, text
 
 from casescope.config import Settings
-from casescope.model.db import MIGRATION_LOCK, SCHEMA_HEADS, _upgrade, make_engine
+from casescope.model.db import (
+    MIGRATION_LOCK,
+    SCHEMA_HEADS,
+    _upgrade,
+    make_engine,
+    schema_revisions,
+)
 from tests.postgres import PostgresCluster
 from tests.waiting import wait_for
 
@@ -49,11 +55,7 @@ def _open_together(env: dict[str, str]) -> list[subprocess.CompletedProcess[str]
 def _revisions(url: str) -> set[str]:
     engine = create_engine(url)
     try:
-        with engine.connect() as connection:
-            return {
-                row[0]
-                for row in connection.execute(text("SELECT version_num FROM alembic_version"))
-            }
+        return set(schema_revisions(engine))
     finally:
         engine.dispose()
 

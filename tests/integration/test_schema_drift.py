@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import create_engine, inspect, text
 
 from casescope.config import Settings
-from casescope.model.db import SCHEMA_HEADS, Database
+from casescope.model.db import SCHEMA_HEADS, Database, schema_revisions
 from tests.integration.migrations import migrate
 from tests.postgres import PostgresCluster
 
@@ -80,14 +80,10 @@ def _schema(url: str) -> dict[str, object]:
         with engine.connect() as connection:
             inspector = inspect(connection)
             tables = {name: _table(inspector, name) for name in inspector.get_table_names()}
-            revisions = {
-                row[0]
-                for row in connection.execute(text("SELECT version_num FROM alembic_version"))
-            }
             return {
                 "tables": tables,
                 "indexes": _index_predicates(connection),
-                "revisions": revisions,
+                "revisions": set(schema_revisions(engine)),
             }
     finally:
         engine.dispose()

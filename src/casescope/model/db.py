@@ -138,18 +138,23 @@ def schema_revisions(engine: Engine) -> frozenset[str]:
     """The revisions the database is at (none for a new database)."""
     try:
         with engine.connect() as connection:
-            return _revisions_on(connection)
+            return _read_revisions(connection)
     except (OperationalError, ProgrammingError):  # no table yet
         return frozenset()
 
 
-def _revisions_on(connection: Connection) -> frozenset[str]:
-    """The revisions as `connection` sees them; none when the database has no version table
-    (checked first: a failed query would end a PostgreSQL transaction)."""
-    if not inspect(connection).has_table("alembic_version"):
-        return frozenset()
+def _read_revisions(connection: Connection) -> frozenset[str]:
     rows = connection.execute(text("SELECT version_num FROM alembic_version"))
     return frozenset(row[0] for row in rows)
+
+
+def _revisions_on(connection: Connection) -> frozenset[str]:
+    """The revisions as `connection` sees them inside its transaction; none when the database
+    has no version table (looked up first: a failed query would end a PostgreSQL transaction;
+    outside one, `schema_revisions` makes one query, the cost of every command's start)."""
+    if not inspect(connection).has_table("alembic_version"):
+        return frozenset()
+    return _read_revisions(connection)
 
 
 def migrate(engine: Engine, reader: Engine | None = None) -> None:
